@@ -1,0 +1,96 @@
+"""Shared fixtures: the known-answer vectors and a fixture that runs a test on every backend."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+def _vectors_dir() -> Path:
+    env = os.environ.get("MEGAFAST_VECTORS")
+    candidates = [Path(env)] if env else []
+    candidates += [HERE / "vectors", HERE.parent.parent / "shared" / "vectors"]
+    for c in candidates:
+        if (c / "external_vectors.json").is_file():
+            return c
+    raise RuntimeError(
+        "known-answer vectors not found: set MEGAFAST_VECTORS or keep ../shared/vectors beside the checkout"
+    )
+
+
+VECTORS_DIR = _vectors_dir()
+
+
+@pytest.fixture(scope="session")
+def vectors_dir() -> Path:
+    return VECTORS_DIR
+
+
+@pytest.fixture(scope="session")
+def external_vectors() -> dict[str, Any]:
+    return json.loads((VECTORS_DIR / "external_vectors.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def crypto_vectors() -> dict[str, Any]:
+    return json.loads((VECTORS_DIR / "mega_crypto_vectors.json").read_text())
+
+
+def _backend_params() -> list[str]:
+    """'python' plus every native kernel this build and CPU can run."""
+    params = ["python"]
+    from megafast.crypto import _backend
+
+    if _backend.BACKEND == "native":
+        params += [f"native-{k}" for k in _backend.kernels.available_kernels()]
+    return params
+
+
+BACKENDS = _backend_params()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModuleType]:
+    """Run the test once per backend: the pure twin and each native kernel.
+
+    The public ``megafast.crypto`` API looks its kernel module up at call time, so patching
+    ``_backend.kernels`` switches everything, FileCipher included.
+    """
+    from megafast.crypto import _backend, _pure
+
+    name: str = request.param
+    if name == "python":
+        monkeypatch.setattr(_backend, "kernels", _pure)
+        yield _pure
+        return
+    native = _backend.kernels
+    previous = native.KERNEL
+    native.set_kernel(name.split("-", 1)[1])
+    try:
+        yield native
+    finally:
+        native.set_kernel(previous)
+
+
+def test_buffer(n: int, start: int = 0, step: int = 1) -> bytes:
+    """qgustavor/mega's testBuffer(n, start, step): bytes (start + i*step) % 255."""
+    return bytes((start + i * step) % 255 for i in range(n))
+
+
+test_buffer.__test__ = False  # type: ignore[attr-defined]
+
+
+def salted_plaintext(size: int, salt: int) -> bytes:
+    """mega_crypto_vectors.json's file plaintext: byte i = (i*31 + salt) & 0xff."""
+    pattern = bytes((i * 31 + salt) & 0xFF for i in range(256))
+    return (pattern * (size // 256 + 1))[:size]
