@@ -35,9 +35,9 @@ def collect_info(api_url: str | None) -> dict[str, Any]:
         from megafast import crypto
         from megafast.crypto import _backend
 
-    kernels_module = _backend.kernels
+    kernels_module = getattr(_backend, "kernels", None)
     try:
-        available = list(kernels_module.available_kernels())
+        available = list(kernels_module.available_kernels())  # type: ignore[union-attr]
     except Exception:  # noqa: BLE001 - a report, not a check
         available = [crypto.KERNEL]
     features = crypto.cpu_features()
