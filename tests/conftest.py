@@ -10,6 +10,14 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Machines are shared and noisy: no per-example deadlines. CI sets HYPOTHESIS_PROFILE=ci.
+settings.register_profile("dev", deadline=None)
+settings.register_profile(
+    "ci", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 HERE = Path(__file__).resolve().parent
 
