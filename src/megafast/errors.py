@@ -23,6 +23,12 @@ __all__ = [
     "HashcashError",
     "LinkError",
     "TransferError",
+    "SessionError",
+    "IncompleteLinkError",
+    "WrongKeyError",
+    "NodeNotFoundError",
+    "DestinationError",
+    "SourceNotFoundError",
     "ERROR_CODES",
     "error_for_code",
 ]
@@ -146,10 +152,40 @@ class RetryExhaustedError(RequestError, TransferError):
     """A request kept failing with a temporary error until its retry budget ran out."""
 
 
+class SessionError(RequestError):
+    """-15: the session id is not (or no longer) valid; log in again."""
+
+
+class IncompleteLinkError(LinkError):
+    """A public link without its key (MEGA's -13, EINCOMPLETE)."""
+
+    code = -13
+
+
+class WrongKeyError(IntegrityError):
+    """A key does not fit: the attributes of a node or link do not decrypt with it."""
+
+
+class NodeNotFoundError(NotFoundError, ValidationError):
+    """A file or folder named by the caller (path, handle or node) does not exist."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(-9, message)
+
+
+class DestinationError(ValidationError):
+    """A local destination that cannot be written (not a directory, no permission, ...)."""
+
+
+class SourceNotFoundError(ValidationError, FileNotFoundError):
+    """A local file or folder to upload does not exist or is not a regular file."""
+
+
 _SUBCLASSES: dict[int, type[RequestError]] = {
     -8: ExpiredError,
     -9: NotFoundError,
     -11: AccessDeniedError,
+    -15: SessionError,
     -17: OverQuotaError,
     -26: TwoFactorRequiredError,
 }

@@ -1,0 +1,219 @@
+"""HTTP transport to MEGA's API: request ids, retries with back-off, HTTP 402 hashcash.
+
+One :class:`ApiClient` owns one ``requests.Session`` (keep-alive, a connection pool) that the
+transfer engine shares. Every request has a timeout. A request id starts random and grows by
+one per new request; a retry sends the same id and the same body (the server uses the id to
+drop duplicates). ``-3``, HTTP 429/500/502/503/504, dropped connections and timeouts are
+retried with capped exponential back-off and jitter until ``retry_time`` seconds have passed,
+then :class:`~megafast.errors.RetryExhaustedError` is raised. HTTP 402 with ``X-Hashcash`` is
+solved with the native solver and the request sent again.
+
+The session id travels in the URL, so exception messages never include the URL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .errors import (
+    HashcashError,
+    MegaError,
+    RequestError,
+    RetryExhaustedError,
+    error_for_code,
+)
+
+__all__ = ["ApiClient", "DEFAULT_API_URL", "new_http_session"]
+
+logger = logging.getLogger("megafast.api")
+
+DEFAULT_API_URL = "https://g.api.mega.co.nz"
+RETRY_HTTP_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+_MAX_HASHCASH_ROUNDS = 4
+
+
+def new_http_session(pool_size: int = 16) -> requests.Session:
+    """A ``requests.Session`` with keep-alive and a pool of ``pool_size`` connections per host."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = "megafast/0.1"
+    return session
+
+
+def _jitter() -> float:
+    # 0.5 .. 1.0: spreads clients that failed together (not a secret, but `secrets` is at hand)
+    return 0.5 + secrets.randbelow(1 << 16) / (1 << 17)
+
+
+class ApiClient:
+    """Sends command batches to ``{api_url}/cs`` and returns their results.
+
+    ``timeout``: seconds for connecting and for each read; ``retry_time``: seconds a request
+    may spend retrying temporary errors; ``backoff_base``/``backoff_cap``: the first and the
+    largest wait between tries, in seconds; ``hashcash_threads``: threads for the 402 solver
+    (``None``: all cores).
+    """
+
+    def __init__(
+        self,
+        api_url: str = DEFAULT_API_URL,
+        *,
+        timeout: float = 60.0,
+        retry_time: float = 120.0,
+        backoff_base: float = 0.25,
+        backoff_cap: float = 16.0,
+        hashcash_threads: int | None = None,
+        http: requests.Session | None = None,
+    ) -> None:
+        if timeout <= 0 or retry_time < 0 or backoff_base <= 0 or backoff_cap < backoff_base:
+            raise ValueError("timeout, retry_time and back-off figures must be positive")
+        self.api_url = api_url.rstrip("/")
+        self.timeout = float(timeout)
+        self.retry_time = float(retry_time)
+        self.backoff_base = float(backoff_base)
+        self.backoff_cap = float(backoff_cap)
+        self.hashcash_threads = hashcash_threads
+        self.http = http if http is not None else new_http_session()
+        self.sid: str | None = None
+        self._next_id = secrets.randbelow(1 << 32)
+        self.stats = {"requests": 0, "retries": 0, "hashcash": 0}
+
+    # -- ids -------------------------------------------------------------------------------
+    def _new_request_id(self) -> int:
+        rid = self._next_id
+        self._next_id = (self._next_id + 1) & 0xFFFFFFFF
+        return rid
+
+    # -- public calls ----------------------------------------------------------------------
+    def request(self, command: dict[str, Any], *, folder: str | None = None) -> Any:
+        """Send one command and return its result; a negative number raises its error.
+
+        ``folder``: a public folder handle: the request carries ``&n=`` and no session id.
+        """
+        result = self.batch([command], folder=folder)[0]
+        if isinstance(result, int) and result < 0:
+            raise error_for_code(result)
+        return result
+
+    def batch(self, commands: Sequence[dict[str, Any]], *, folder: str | None = None) -> list[Any]:
+        """Send commands in one request; return every command's result in order.
+
+        A command's error stays in the list as its negative number; an error for the whole
+        batch raises.
+        """
+        if not commands:
+            return []
+        body = json.dumps(list(commands), separators=(",", ":"))
+        answer = self._send(body, len(commands), folder, [c.get("a") for c in commands])
+        if isinstance(answer, int):
+            raise error_for_code(answer)
+        if not isinstance(answer, list) or len(answer) != len(commands):
+            raise RequestError(
+                "EUNKNOWN",
+                f"the server answered {len(commands)} command(s) with {_describe(answer)}",
+            )
+        return answer
+
+    # -- the loop --------------------------------------------------------------------------
+    def _send(self, body: str, count: int, folder: str | None, names: list[Any]) -> Any:
+        rid = self._new_request_id()
+        params: dict[str, Any] = {"id": rid}
+        if folder is not None:
+            params["n"] = folder
+        elif self.sid:
+            params["sid"] = self.sid
+        url = f"{self.api_url}/cs"
+        headers = {"Content-Type": "application/json"}
+        deadline = time.monotonic() + self.retry_time
+        tries = 0
+        hashcash_rounds = 0
+        self.stats["requests"] += 1
+        while True:
+            reason: str
+            try:
+                resp = self.http.post(
+                    url,
+                    params=params,
+                    data=body.encode("utf-8"),
+                    headers=headers,
+                    timeout=(min(self.timeout, 30.0), self.timeout),
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                reason = f"{type(exc).__name__} (no answer)"
+            except requests.RequestException as exc:
+                raise MegaError(f"HTTP request failed: {type(exc).__name__}") from None
+            else:
+                status = resp.status_code
+                if status == 402 and "X-Hashcash" in resp.headers:
+                    hashcash_rounds += 1
+                    if hashcash_rounds > _MAX_HASHCASH_ROUNDS:
+                        raise HashcashError("the server kept asking for hashcash") from None
+                    headers["X-Hashcash"] = self._solve(resp.headers["X-Hashcash"])
+                    continue
+                if status in RETRY_HTTP_STATUS:
+                    reason = f"HTTP {status}"
+                elif status != 200:
+                    raise RequestError(f"HTTP {status}", f"the API answered HTTP {status}")
+                else:
+                    text = resp.text
+                    if not text.strip():
+                        reason = "empty answer"
+                    else:
+                        try:
+                            answer = json.loads(text)
+                        except ValueError:
+                            raise RequestError(
+                                text[:60], "the API answered with text that is not JSON"
+                            ) from None
+                        if answer == -3 or (count == 1 and answer == [-3]):
+                            reason = "EAGAIN (-3)"
+                        else:
+                            if logger.isEnabledFor(logging.DEBUG):
+                                logger.debug("api %s id=%d ok after %d retries", names, rid, tries)
+                            return answer
+            # a temporary failure: wait and send the same id and body again
+            wait = min(self.backoff_cap, self.backoff_base * (2**tries)) * _jitter()
+            now = time.monotonic()
+            if now + wait > deadline:
+                code: int | str = -3 if reason.startswith("EAGAIN") else reason
+                raise RetryExhaustedError(
+                    code,
+                    f"gave up after {tries + 1} tries in {self.retry_time:g} s "
+                    f"(last: {reason}) for {names}",
+                ) from None
+            tries += 1
+            self.stats["retries"] += 1
+            logger.info("api %s: %s, retry %d in %.2f s", names, reason, tries, wait)
+            time.sleep(wait)
+
+    def _solve(self, challenge: str) -> str:
+        from .crypto import solve_hashcash
+
+        self.stats["hashcash"] += 1
+        start = time.monotonic()
+        try:
+            answer = solve_hashcash(challenge, threads=self.hashcash_threads)
+        except (ValueError, TypeError) as exc:
+            raise HashcashError(f"cannot parse the hashcash challenge: {exc}") from None
+        logger.info("solved a hashcash challenge in %.2f s", time.monotonic() - start)
+        return answer
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.http.close()
+
+
+def _describe(answer: Any) -> str:
+    if isinstance(answer, list):
+        return f"a list of {len(answer)}"
+    return f"a {type(answer).__name__}"

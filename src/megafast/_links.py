@@ -1,0 +1,152 @@
+"""Parsing and building MEGA public links (every format in PROTOCOL.md).
+
+Accepted forms (host ``mega.nz`` or ``mega.co.nz``, with or without ``www.``/scheme):
+
+- files: ``/file/<H>#<K>``, ``/embed/<H>#<K>``, legacy ``/#!<H>!<K>``;
+- folders: ``/folder/<H>#<K>``, legacy ``/#F!<H>!<K>``;
+- a node inside a folder: ``/folder/<H>#<K>/file/<H2>``, ``/folder/<H>#<K>/folder/<H2>``,
+  legacy ``/#F!<H>!<K>!<H2>`` (or ``?<H2>``).
+
+``K`` is the packed 8-word file key (32 bytes) for files and the 4-word folder key (16 bytes)
+for folders. A link without a key raises :class:`IncompleteLinkError`; anything else that does
+not parse raises :class:`LinkError`. Both are :class:`ValueError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from dataclasses import dataclass
+
+from .errors import IncompleteLinkError, LinkError
+
+__all__ = ["PublicLink", "parse_link", "file_link", "folder_link", "b64decode", "b64encode"]
+
+_HANDLE = r"[A-Za-z0-9_-]{8}"
+_KEY = r"[A-Za-z0-9_,=+-]*"
+_HANDLE_RE = re.compile(rf"^{_HANDLE}$")
+
+# path + fragment after the host, e.g. "/file/H#K" or "/#!H!K"
+_NEW_RE = re.compile(
+    rf"^/(?P<kind>file|folder|embed)/(?P<h>{_HANDLE})"
+    rf"(?:[#!](?P<k>{_KEY}))?"
+    rf"(?:/(?P<subkind>file|folder)/(?P<sub>{_HANDLE}))?/?$"
+)
+_LEGACY_FILE_RE = re.compile(rf"^/?#!(?P<h>{_HANDLE})(?:!(?P<k>{_KEY}))?$")
+_LEGACY_FOLDER_RE = re.compile(
+    rf"^/?#F!(?P<h>{_HANDLE})(?:!(?P<k>{_KEY}))?(?:[!?](?P<sub>{_HANDLE}))?$"
+)
+_HOST_RE = re.compile(r"^(?:https?://)?(?:www\.)?mega(?:\.co)?\.nz(?P<rest>[/#].*)$", re.I)
+
+
+def b64decode(text: str) -> bytes:
+    """Decode MEGA's base64url (no padding; accepts padding, ``+/`` and stray commas)."""
+    cleaned = text.replace(",", "").replace("=", "").strip()
+    cleaned = cleaned.replace("+", "-").replace("/", "_")
+    try:
+        return base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise LinkError("not valid base64url") from exc
+
+
+def b64encode(data: bytes) -> str:
+    """Encode bytes as MEGA's base64url without padding."""
+    return base64.urlsafe_b64encode(bytes(data)).rstrip(b"=").decode("ascii")
+
+
+@dataclass(frozen=True)
+class PublicLink:
+    """A parsed public link.
+
+    ``kind`` is ``"file"`` or ``"folder"`` (the object the handle names); ``handle`` the public
+    handle; ``key`` the key as raw bytes (32 for files, 16 for folders); ``child`` the handle of
+    a node inside a folder link (or ``None``) and ``child_kind`` ``"file"``, ``"folder"`` or
+    ``None`` when the legacy form does not say.
+    """
+
+    kind: str
+    handle: str
+    key: bytes
+    child: str | None = None
+    child_kind: str | None = None
+
+    @property
+    def key_b64(self) -> str:
+        """The key in base64url, as it appears in links."""
+        return b64encode(self.key)
+
+    def key_a32(self) -> tuple[int, ...]:
+        """The key as big-endian 32-bit words (8 for files, 4 for folders)."""
+        return tuple(int.from_bytes(self.key[i : i + 4], "big") for i in range(0, len(self.key), 4))
+
+
+def _redact(url: str) -> str:
+    # Never put a key into an exception message: keep the text up to the first '#' or '!'.
+    cut = min((i for i in (url.find("#"), url.find("!")) if i >= 0), default=len(url))
+    shown = url[:cut]
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    return shown + ("#..." if cut < len(url) else "")
+
+
+def parse_link(url: str) -> PublicLink:
+    """Parse a MEGA public file or folder link (see the module docstring for the forms)."""
+    if not isinstance(url, str):
+        raise LinkError(f"a link must be a str, not {type(url).__name__}")
+    text = url.strip().replace(" ", "")
+    host = _HOST_RE.match(text)
+    rest = host.group("rest") if host else text
+    m = _NEW_RE.match(rest)
+    if m:
+        kind = "file" if m.group("kind") in ("file", "embed") else "folder"
+        handle, key_text = m.group("h"), m.group("k")
+        child, child_kind = m.group("sub"), m.group("subkind")
+        if child and kind != "folder":
+            raise LinkError(f"malformed MEGA link: {_redact(url)}")
+    else:
+        m = _LEGACY_FILE_RE.match(rest)
+        if m:
+            kind, handle, key_text, child, child_kind = (
+                "file",
+                m.group("h"),
+                m.group("k"),
+                None,
+                None,
+            )
+        else:
+            m = _LEGACY_FOLDER_RE.match(rest)
+            if not m:
+                raise LinkError(f"malformed MEGA link: {_redact(url)}")
+            kind, handle, key_text = "folder", m.group("h"), m.group("k")
+            child, child_kind = m.group("sub"), None
+    if not key_text:
+        raise IncompleteLinkError(f"the link has no key (EINCOMPLETE): {_redact(url)}")
+    key = b64decode(key_text)
+    want = 32 if kind == "file" else 16
+    if len(key) != want:
+        raise LinkError(
+            f"the key of this {kind} link has {len(key)} bytes instead of {want}: {_redact(url)}"
+        )
+    return PublicLink(kind, handle, key, child, child_kind)
+
+
+def is_handle(text: object) -> bool:
+    """True when ``text`` looks like an 8-character node or public handle."""
+    return isinstance(text, str) and bool(_HANDLE_RE.match(text))
+
+
+def file_link(handle: str, key: bytes, base: str = "https://mega.nz", legacy: bool = False) -> str:
+    """Build a public file link from a public handle and the 32-byte packed key."""
+    if legacy:
+        return f"{base}/#!{handle}!{b64encode(key)}"
+    return f"{base}/file/{handle}#{b64encode(key)}"
+
+
+def folder_link(
+    handle: str, key: bytes, base: str = "https://mega.nz", legacy: bool = False
+) -> str:
+    """Build a public folder link from a public handle and the 16-byte folder (share) key."""
+    if legacy:
+        return f"{base}/#F!{handle}!{b64encode(key)}"
+    return f"{base}/folder/{handle}#{b64encode(key)}"

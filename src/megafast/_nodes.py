@@ -1,0 +1,423 @@
+"""The node tree: decrypt MEGA's ``f`` answer in bulk and index it by handle and by path.
+
+Nodes keep mega.py's dict shape: the API's fields (``h``, ``p``, ``u``, ``t``, ``s``, ``ts``,
+...) plus, for a decrypted node, ``a`` (attributes dict), ``k`` (4-word AES key tuple), ``key``
+(the whole key: 8 words for files, 4 for folders) and, for files, ``iv`` and ``meta_mac``.
+A node whose key or attributes cannot be decrypted keeps its encrypted ``k`` string and gets
+``a = False`` and ``undecryptable = True``; it stays in the tree.
+"""
+
+from __future__ import annotations
+
+import binascii
+import contextlib
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Keyring", "NodeTree", "b64_bytes", "ROOT_NAMES"]
+
+ROOT_NAMES = {2: "Cloud Drive", 3: "Inbox", 4: "Rubbish Bin"}
+_B64_TABLE = str.maketrans("-_", "+/")
+_WORDS4 = struct.Struct(">4I")
+_WORDS8 = struct.Struct(">8I")
+
+
+def b64_bytes(text: str) -> bytes | None:
+    """Decode MEGA base64url; ``None`` when it does not decode (never raises)."""
+    try:
+        return binascii.a2b_base64((text + "==").translate(_B64_TABLE))
+    except (binascii.Error, TypeError, ValueError):
+        return None
+
+
+@dataclass
+class Keyring:
+    """The keys a listing can be decrypted with.
+
+    ``master_key``: 16 bytes (``None`` for a public folder); ``user_handle``: the account's
+    handle (``k`` entries with it are under the master key); ``share_keys``: share or folder
+    handle -> 16-byte key; ``default_key``: a key for ``k`` entries of any handle (a public
+    folder's key); ``rsa_decrypt``: decrypts an RSA-encrypted key (MPI bytes) or returns None.
+    """
+
+    master_key: bytes | None = None
+    user_handle: str | None = None
+    share_keys: dict[str, bytes] = field(default_factory=dict)
+    default_key: bytes | None = None
+    rsa_decrypt: Callable[[bytes], bytes | None] | None = None
+
+    def add_share_keys(self, answer: dict[str, Any]) -> None:
+        """Learn share keys from an ``f`` answer: ``ok`` entries and ``sk`` on share roots."""
+        from .crypto import decrypt_key
+
+        for item in answer.get("ok") or ():
+            if not isinstance(item, dict):
+                continue
+            raw = b64_bytes(item.get("k", "")) if isinstance(item.get("k"), str) else None
+            if raw is not None and len(raw) == 16 and self.master_key is not None:
+                self.share_keys[item.get("h", "")] = _words_to_bytes(
+                    decrypt_key(_bytes_to_words(raw), _bytes_to_words(self.master_key))
+                )
+        for node in answer.get("f") or ():
+            if isinstance(node, dict) and isinstance(node.get("sk"), str):
+                key = self.decrypt_share_key(node["sk"])
+                if key is not None:
+                    self.share_keys[node.get("h", "")] = key
+
+    def decrypt_share_key(self, sk: str) -> bytes | None:
+        """A share key from an ``sk`` field: AES under the master key if short, else RSA."""
+        from .crypto import decrypt_key
+
+        raw = b64_bytes(sk)
+        if raw is None:
+            return None
+        if len(raw) == 16 and self.master_key is not None:
+            return _words_to_bytes(
+                decrypt_key(_bytes_to_words(raw), _bytes_to_words(self.master_key))
+            )
+        if len(raw) > 32 and self.rsa_decrypt is not None:
+            plain = self.rsa_decrypt(raw)
+            return plain[:16] if plain is not None and len(plain) >= 16 else None
+        return None
+
+
+def _bytes_to_words(data: bytes) -> tuple[int, ...]:
+    return struct.unpack(f">{len(data) // 4}I", data)
+
+
+def _words_to_bytes(words: Iterable[int]) -> bytes:
+    words = tuple(words)
+    return struct.pack(f">{len(words)}I", *words)
+
+
+class NodeTree:
+    """All nodes of an account (or a public folder), indexed by handle, parent and name."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.children: dict[str, list[str]] = {}
+        self.by_name: dict[str, list[str]] = {}
+        self.root_id: str | None = None
+        self.inbox_id: str | None = None
+        self.trash_id: str | None = None
+        self._visible: dict[str, dict[str, Any]] | None = None
+
+    # -- building ----------------------------------------------------------------------------
+    @classmethod
+    def from_answer(cls, answer: dict[str, Any], keyring: Keyring) -> NodeTree:
+        """Build a tree from an ``f`` answer (absent lists are empty)."""
+        tree = cls()
+        keyring.add_share_keys(answer)
+        tree.add_nodes(answer.get("f") or (), keyring)
+        return tree
+
+    def add_nodes(self, raw_nodes: Iterable[Any], keyring: Keyring) -> list[dict[str, Any]]:
+        """Decrypt raw API nodes (in bulk) and insert them; return the inserted nodes."""
+        from .crypto import decrypt_nodes
+
+        added: list[dict[str, Any]] = []
+        pending: list[dict[str, Any]] = []
+        keks: list[bytes] = []
+        enc_keys: list[bytes] = []
+        enc_attrs: list[bytes] = []
+        own_prefix = f"{keyring.user_handle}:" if keyring.user_handle else None
+        master = keyring.master_key
+        shares = keyring.share_keys
+        default_key = keyring.default_key
+        rsa_pending: list[tuple[dict[str, Any], bytes]] = []
+        for node in raw_nodes:
+            if not isinstance(node, dict) or not isinstance(node.get("h"), str):
+                continue
+            t = node.get("t")
+            added.append(node)
+            if t in ROOT_NAMES:
+                node["a"] = {"n": ROOT_NAMES[t]}
+                if t == 2:
+                    self.root_id = node["h"]
+                elif t == 3:
+                    self.inbox_id = node["h"]
+                else:
+                    self.trash_id = node["h"]
+                continue
+            if t not in (0, 1):
+                _mark_undecryptable(node)
+                continue
+            k = node.get("k")
+            attrs = node.get("a")
+            chosen: tuple[bytes, bytes] | None = None
+            if isinstance(k, str) and isinstance(attrs, str):
+                # fast path: a single entry under the account's own handle
+                if own_prefix is not None and master is not None and k.startswith(own_prefix):
+                    end = k.find("/")
+                    enc = b64_bytes(k[len(own_prefix) : end if end >= 0 else None])
+                    if enc is not None:
+                        chosen = (master, enc)
+                if chosen is None:
+                    for part in k.split("/"):
+                        handle, sep, key_text = part.partition(":")
+                        if not sep:
+                            continue
+                        enc = b64_bytes(key_text)
+                        if enc is None:
+                            continue
+                        if len(enc) > 32:
+                            if keyring.rsa_decrypt is not None:
+                                rsa_pending.append((node, enc))
+                                chosen = (b"", b"")
+                                break
+                            continue
+                        if handle == keyring.user_handle and master is not None:
+                            kek: bytes | None = master
+                        else:
+                            kek = shares.get(handle, default_key)
+                        if kek is not None:
+                            chosen = (kek, enc)
+                            break
+            if chosen is None:
+                _mark_undecryptable(node)
+            elif chosen[0]:
+                attr_bytes = b64_bytes(attrs) if isinstance(attrs, str) else None
+                pending.append(node)
+                keks.append(chosen[0])
+                enc_keys.append(chosen[1])
+                enc_attrs.append(attr_bytes if attr_bytes is not None else b"")
+        if pending:
+            kek_arg: bytes | list[bytes]
+            kek_arg = keks[0] if all(x is keks[0] for x in keks) else keks
+            results = decrypt_nodes(kek_arg, enc_keys, enc_attrs)
+            for node, (key, attrs) in zip(pending, results, strict=False):
+                _apply(node, key, attrs)
+        for node, enc in rsa_pending:
+            self._apply_rsa(node, enc, keyring)
+        for node in added:
+            self._insert(node, shares)
+        return added
+
+    def _apply_rsa(self, node: dict[str, Any], enc: bytes, keyring: Keyring) -> None:
+        from .crypto import decrypt_attr
+
+        plain = keyring.rsa_decrypt(enc) if keyring.rsa_decrypt else None
+        want = 32 if node.get("t") == 0 else 16
+        attr_bytes = b64_bytes(node["a"]) if isinstance(node.get("a"), str) else None
+        if plain is None or len(plain) < want or not attr_bytes:
+            _mark_undecryptable(node)
+            return
+        key = plain[:want]
+        w = _bytes_to_words(key)
+        k = w if want == 16 else tuple(w[i] ^ w[i + 4] for i in range(4))
+        attrs = decrypt_attr(attr_bytes, k)
+        _apply(node, key, attrs if isinstance(attrs, dict) else None)
+
+    def _insert(self, node: dict[str, Any], shares: dict[str, bytes]) -> None:
+        h = node["h"]
+        old = self.nodes.get(h)
+        if old is not None:
+            self._unlink(old)
+        self.nodes[h] = node
+        if h in shares and node.get("t") == 1:
+            node["shared_folder_key"] = _bytes_to_words(shares[h])
+        self.children.setdefault(node.get("p") or "", []).append(h)
+        a = node.get("a")
+        if isinstance(a, dict):
+            name = a.get("n")
+            if isinstance(name, str):
+                self.by_name.setdefault(name, []).append(h)
+        self._visible = None
+
+    def _unlink(self, node: dict[str, Any]) -> None:
+        h = node["h"]
+        siblings = self.children.get(node.get("p") or "")
+        if siblings is not None:
+            with contextlib.suppress(ValueError):
+                siblings.remove(h)
+        a = node.get("a")
+        if isinstance(a, dict) and isinstance(a.get("n"), str):
+            same = self.by_name.get(a["n"])
+            if same is not None:
+                with contextlib.suppress(ValueError):
+                    same.remove(h)
+                if not same:
+                    del self.by_name[a["n"]]
+        self._visible = None
+
+    # -- changes made by this client --------------------------------------------------------
+    def remove(self, handle: str) -> None:
+        """Remove a node and everything below it."""
+        stack = [handle]
+        while stack:
+            h = stack.pop()
+            node = self.nodes.pop(h, None)
+            if node is not None:
+                self._unlink(node)
+            stack.extend(self.children.pop(h, ()))
+
+    def move(self, handle: str, new_parent: str) -> None:
+        """Record that a node now lives under ``new_parent``."""
+        node = self.nodes.get(handle)
+        if node is None:
+            return
+        self._unlink(node)
+        node["p"] = new_parent
+        self._insert_links(node)
+
+    def set_attributes(self, handle: str, attrs: dict[str, Any]) -> None:
+        """Record a node's new (decrypted) attributes."""
+        node = self.nodes.get(handle)
+        if node is None:
+            return
+        self._unlink(node)
+        node["a"] = attrs
+        self._insert_links(node)
+
+    def _insert_links(self, node: dict[str, Any]) -> None:
+        self.children.setdefault(node.get("p") or "", []).append(node["h"])
+        a = node.get("a")
+        if isinstance(a, dict) and isinstance(a.get("n"), str):
+            self.by_name.setdefault(a["n"], []).append(node["h"])
+        self._visible = None
+
+    # -- queries ------------------------------------------------------------------------------
+    def visible(self) -> dict[str, dict[str, Any]]:
+        """Nodes with decrypted attributes, in listing order (mega.py's ``get_files``)."""
+        if self._visible is None:
+            self._visible = {h: n for h, n in self.nodes.items() if n.get("a")}
+        return self._visible
+
+    def child_nodes(self, parent: str) -> Iterator[dict[str, Any]]:
+        """The nodes directly under ``parent``."""
+        for h in self.children.get(parent, ()):
+            node = self.nodes.get(h)
+            if node is not None:
+                yield node
+
+    def name_of(self, node: dict[str, Any]) -> str | None:
+        a = node.get("a")
+        return a.get("n") if isinstance(a, dict) else None
+
+    def in_trash(self, handle: str) -> bool:
+        """True when the node is the Rubbish Bin or lies anywhere below it."""
+        if self.trash_id is None:
+            return False
+        seen = 0
+        h: str | None = handle
+        while h is not None and seen < 10_000:
+            if h == self.trash_id:
+                return True
+            node = self.nodes.get(h)
+            h = node.get("p") if node is not None else None
+            seen += 1
+        return False
+
+    def find_by_name(self, name: str, exclude_deleted: bool = False) -> dict[str, Any] | None:
+        """The first node (in listing order) called ``name``."""
+        for h in self.by_name.get(name, ()):
+            if exclude_deleted and self.in_trash(h):
+                continue
+            node = self.nodes.get(h)
+            if node is not None:
+                return node
+        return None
+
+    def find_path(
+        self, path: str, exclude_deleted: bool = False, folders_only: bool = False
+    ) -> dict[str, Any] | None:
+        """Resolve ``a/b/c`` from the Cloud Drive root (or from a top-level root or incoming
+        share named by the first part); the first match in listing order wins."""
+        parts = [p for p in path.split("/") if p]
+        if not parts:
+            return self.nodes.get(self.root_id) if self.root_id else None
+        starts: list[str] = []
+        if self.root_id is not None:
+            starts.append(self.root_id)
+        found = self._walk(starts, parts, exclude_deleted, folders_only)
+        if found is not None:
+            return found
+        # the first part may name a root ("Rubbish Bin/x") or an incoming share's top folder
+        for h in self.by_name.get(parts[0], ()):
+            node = self.nodes.get(h)
+            if node is None or (node.get("p") in self.nodes and node.get("t") not in (2, 3, 4)):
+                continue
+            if len(parts) == 1:
+                if not folders_only or node.get("t") != 0:
+                    return node
+                continue
+            found = self._walk([h], parts[1:], exclude_deleted, folders_only)
+            if found is not None:
+                return found
+        return None
+
+    def _walk(
+        self, starts: list[str], parts: list[str], exclude_deleted: bool, folders_only: bool
+    ) -> dict[str, Any] | None:
+        for start in starts:
+            stack: list[tuple[str, int]] = [(start, 0)]
+            while stack:
+                h, depth = stack.pop()
+                name = parts[depth]
+                last = depth == len(parts) - 1
+                matches = [
+                    c
+                    for c in self.child_nodes(h)
+                    if self.name_of(c) == name
+                    and (not last or not folders_only or c.get("t") != 0)
+                    and (last or c.get("t") != 0)
+                ]
+                if last:
+                    for c in matches:
+                        if exclude_deleted and self.in_trash(c["h"]):
+                            continue
+                        return c
+                    continue
+                for c in reversed(matches):
+                    stack.append((c["h"], depth + 1))
+        return None
+
+    def path_of(self, handle: str) -> str:
+        """The ``/``-separated path of a node (roots included, e.g. ``Cloud Drive/a/b``)."""
+        parts: list[str] = []
+        h: str | None = handle
+        guard = 0
+        while h is not None and h in self.nodes and guard < 10_000:
+            node = self.nodes[h]
+            parts.append(self.name_of(node) or h)
+            h = node.get("p")
+            guard += 1
+        return "/".join(reversed(parts))
+
+    def descendants(self, handle: str) -> Iterator[dict[str, Any]]:
+        """Every node below ``handle`` (depth first, parents before children)."""
+        stack = list(reversed(self.children.get(handle, ())))
+        while stack:
+            h = stack.pop()
+            node = self.nodes.get(h)
+            if node is None:
+                continue
+            yield node
+            stack.extend(reversed(self.children.get(h, ())))
+
+
+def _mark_undecryptable(node: dict[str, Any]) -> None:
+    node["a"] = False
+    node["undecryptable"] = True
+
+
+def _apply(node: dict[str, Any], key: bytes | None, attrs: dict[str, Any] | None) -> None:
+    if key is None or not isinstance(attrs, dict):
+        _mark_undecryptable(node)
+        return
+    if node.get("t") == 0:
+        if len(key) != 32:
+            _mark_undecryptable(node)
+            return
+        w = _WORDS8.unpack(key)
+        node["key"] = w
+        node["k"] = (w[0] ^ w[4], w[1] ^ w[5], w[2] ^ w[6], w[3] ^ w[7])
+        node["iv"] = w[4:6] + (0, 0)
+        node["meta_mac"] = w[6:8]
+    else:
+        w = _WORDS4.unpack(key[:16]) if len(key) == 16 else _bytes_to_words(key)
+        node["key"] = w
+        node["k"] = w
+    node["a"] = attrs

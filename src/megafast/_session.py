@@ -1,0 +1,282 @@
+"""Logging in (v1, v2, ephemeral, two-factor) and saved sessions.
+
+Nothing here logs or raises with a password, a key or a session id in the text.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ._api import ApiClient
+from ._links import b64encode
+from ._nodes import b64_bytes
+from .errors import (
+    IntegrityError,
+    LoginError,
+    NotFoundError,
+    RequestError,
+    TwoFactorRequiredError,
+    ValidationError,
+)
+
+__all__ = ["Credentials", "login_user", "login_ephemeral", "MfaSource", "SESSION_FORMAT"]
+
+SESSION_FORMAT = "megafast-session-1"
+
+MfaSource = str | int | Callable[[], str] | None
+
+
+def _words(data: bytes) -> tuple[int, ...]:
+    return struct.unpack(f">{len(data) // 4}I", data)
+
+
+def _pack(words: Any) -> bytes:
+    words = tuple(words)
+    return struct.pack(f">{len(words)}I", *words)
+
+
+@dataclass
+class Credentials:
+    """What a logged-in client holds: session id, master key (16 bytes), the account's handle
+    and email, and the plaintext RSA private key (the MPIs p, q, d, u) when it has one."""
+
+    sid: str
+    master_key: bytes
+    user_handle: str | None = None
+    email: str | None = None
+    privk: bytes | None = None
+    ephemeral: bool = False
+
+    def __repr__(self) -> str:  # never show keys
+        return f"Credentials(user_handle={self.user_handle!r}, ephemeral={self.ephemeral})"
+
+    # -- saved sessions ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able dict holding the secrets needed to resume without the password."""
+        return {
+            "format": SESSION_FORMAT,
+            "sid": self.sid,
+            "master_key": b64encode(self.master_key),
+            "user_handle": self.user_handle,
+            "email": self.email,
+            "privk": b64encode(self.privk) if self.privk else None,
+            "ephemeral": self.ephemeral,
+        }
+
+    @classmethod
+    def from_saved(cls, data: str | bytes | dict[str, Any]) -> Credentials:
+        """Read a session made by :meth:`to_dict` (a dict or its JSON text)."""
+        if isinstance(data, (str, bytes)):
+            try:
+                data = json.loads(data)
+            except ValueError:
+                raise ValidationError(
+                    "a saved session must be JSON made by dump_session()"
+                ) from None
+        if not isinstance(data, dict) or data.get("format") != SESSION_FORMAT:
+            raise ValidationError("not a megafast session (see Mega.dump_session)")
+        sid, mk = data.get("sid"), data.get("master_key")
+        master_key = b64_bytes(mk) if isinstance(mk, str) else None
+        if not isinstance(sid, str) or not sid or master_key is None or len(master_key) != 16:
+            raise ValidationError("the saved session is damaged (sid or master key)")
+        privk_text = data.get("privk")
+        privk = b64_bytes(privk_text) if isinstance(privk_text, str) else None
+        return cls(
+            sid=sid,
+            master_key=master_key,
+            user_handle=data.get("user_handle")
+            if isinstance(data.get("user_handle"), str)
+            else None,
+            email=data.get("email") if isinstance(data.get("email"), str) else None,
+            privk=privk,
+            ephemeral=bool(data.get("ephemeral")),
+        )
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the session to ``path`` with mode 0600 (created or replaced atomically)."""
+        text = json.dumps(self.to_dict())
+        tmp = f"{os.fspath(path)}.tmp-{secrets.token_hex(4)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    # -- RSA ---------------------------------------------------------------------------------
+    def rsa_decrypt(self, data: bytes) -> bytes | None:
+        """RSA-decrypt an MPI (as MEGA sends ``csid`` and long keys); the plaintext without
+        MEGA's two leading bytes, or ``None`` when it cannot be decrypted."""
+        if not self.privk:
+            return None
+        try:
+            return rsa_decrypt_mpi(data, self.privk)
+        except (ValueError, IndexError):
+            return None
+
+
+def rsa_decrypt_mpi(data: bytes, privk_plain: bytes) -> bytes:
+    """Raw RSA decryption of an MPI with the private key (p, q, d, u).
+
+    MEGA encrypts ``payload || random padding`` as a number two bytes shorter than the
+    modulus; the result is that plaintext (the payload comes first)."""
+    from .crypto import decode_mpis, rsa_decrypt
+
+    p, q, d, u = decode_mpis(privk_plain, 4)
+    (c,) = decode_mpis(data, 1)
+    n = p * q
+    if p < 3 or q < 3 or not 0 < c < n:
+        raise ValueError("RSA ciphertext out of range")
+    m = rsa_decrypt(c, p, q, d, u)
+    full = m.to_bytes((n.bit_length() + 7) // 8, "big")
+    if full[1] != 0:  # as MEGA's web client: a plaintext one byte longer than usual
+        full = b"\0" + full
+    return full[2:]
+
+
+def _mfa_code(mfa: MfaSource) -> str | None:
+    if mfa is None:
+        return None
+    code = mfa() if callable(mfa) else mfa
+    if code is None:
+        return None
+    text = str(code).strip().replace(" ", "")
+    if not text.isdigit() or len(text) != 6:
+        raise ValidationError("a two-factor code is 6 digits")
+    return text
+
+
+def login_user(api: ApiClient, email: str, password: str, mfa: MfaSource = None) -> Credentials:
+    """Log in with email and password (v1 or v2 account, two-factor when needed)."""
+    from .crypto import decrypt_key, derive_v2, prepare_key, stringhash
+
+    if not isinstance(email, str) or not email.strip():
+        raise ValidationError("an email address is needed to log in")
+    if not isinstance(password, str):
+        raise ValidationError("the password must be a str")
+    email = email.strip().lower()
+    try:
+        pre = api.request({"a": "us0", "user": email})
+    except NotFoundError:
+        raise LoginError(-9, "wrong email or password") from None
+    if not isinstance(pre, dict):
+        raise RequestError("EUNKNOWN", "unexpected answer to us0")
+    version = pre.get("v", 1)
+    if version == 2:
+        salt = b64_bytes(pre["s"]) if isinstance(pre.get("s"), str) else None
+        if not salt:
+            raise RequestError("EUNKNOWN", "a v2 account without a salt")
+        pwkey, uh = derive_v2(password, salt)
+        pwkey = bytes(pwkey)
+    elif version == 1:
+        pwkey = _pack(prepare_key(password))
+        # str arguments use MEGA's web-client conversion (right for non-ASCII text)
+        uh = stringhash(email, pwkey)
+    else:
+        raise RequestError("EUNKNOWN", f"unknown account version {version!r}")
+
+    command: dict[str, Any] = {"a": "us", "user": email, "uh": uh}
+    # a code given as a value goes with the first try; a callback is asked only when needed
+    if mfa is not None and not callable(mfa):
+        command["mfa"] = _mfa_code(mfa)
+    answer = _us(api, command)
+    if answer == -26:
+        if "mfa" in command:
+            raise TwoFactorRequiredError(-26, "the two-factor code was not accepted")
+        if mfa is None:
+            raise TwoFactorRequiredError(
+                -26,
+                "this account uses two-factor authentication: "
+                "pass mfa='123456' (or a callable returning the code) to login()",
+            )
+        command["mfa"] = _mfa_code(mfa)
+        answer = _us(api, command)
+        if answer == -26:
+            raise TwoFactorRequiredError(-26, "the two-factor code was not accepted")
+    if not isinstance(answer, dict) or not isinstance(answer.get("k"), str):
+        raise RequestError("EUNKNOWN", "unexpected answer to us")
+    enc_master = b64_bytes(answer["k"])
+    if enc_master is None or len(enc_master) != 16:
+        raise IntegrityError("the server sent a damaged master key")
+    master_key = _pack(decrypt_key(_words(enc_master), _words(pwkey)))
+    creds = _finish(answer, master_key)
+    creds.email = email
+    return creds
+
+
+def _us(api: ApiClient, command: dict[str, Any]) -> Any:
+    result = api.batch([command])[0]
+    if result == -9:
+        raise LoginError(-9, "wrong email or password")
+    if isinstance(result, int) and result < 0 and result != -26:
+        from .errors import error_for_code
+
+        raise error_for_code(result)
+    return result
+
+
+def _finish(answer: dict[str, Any], master_key: bytes) -> Credentials:
+    from .crypto import decrypt_key, encrypt_key
+
+    if isinstance(answer.get("csid"), str):
+        privk_enc = b64_bytes(answer.get("privk") or "")
+        if not privk_enc or len(privk_enc) % 16:
+            raise IntegrityError("the server sent a damaged private key")
+        privk = _pack(decrypt_key(_words(privk_enc), _words(master_key)))
+        csid = b64_bytes(answer["csid"])
+        if csid is None:
+            raise IntegrityError("the server sent a damaged session id")
+        try:
+            plain = rsa_decrypt_mpi(csid, privk)
+        except ValueError:
+            raise IntegrityError("the session id does not decrypt with the account key") from None
+        sid = b64encode(plain[:43])
+        return Credentials(sid=sid, master_key=master_key, user_handle=answer.get("u"), privk=privk)
+    if isinstance(answer.get("tsid"), str):
+        tsid = b64_bytes(answer["tsid"])
+        if tsid is None or len(tsid) != 32:
+            raise IntegrityError("the server sent a damaged temporary session id")
+        check = _pack(encrypt_key(_words(tsid[:16]), _words(master_key)))
+        if check != tsid[16:]:
+            raise IntegrityError("the temporary session does not match the master key")
+        return Credentials(
+            sid=answer["tsid"], master_key=master_key, user_handle=answer.get("u"), ephemeral=True
+        )
+    raise RequestError("EUNKNOWN", "the login answer has neither csid nor tsid")
+
+
+def login_ephemeral(api: ApiClient) -> Credentials:
+    """Create an anonymous (ephemeral) account and log in to it; keys from ``secrets``."""
+    from .crypto import decrypt_key, encrypt_key
+
+    master_key = secrets.token_bytes(16)
+    pwkey = secrets.token_bytes(16)
+    challenge = secrets.token_bytes(16)
+    enc_master = _pack(encrypt_key(_words(master_key), _words(pwkey)))
+    ts = challenge + _pack(encrypt_key(_words(challenge), _words(master_key)))
+    handle = api.request({"a": "up", "k": b64encode(enc_master), "ts": b64encode(ts)})
+    if not isinstance(handle, str):
+        raise RequestError("EUNKNOWN", "unexpected answer to up")
+    answer = api.request({"a": "us", "user": handle})
+    if not isinstance(answer, dict) or not isinstance(answer.get("k"), str):
+        raise RequestError("EUNKNOWN", "unexpected answer to us")
+    enc = b64_bytes(answer["k"])
+    if enc is None or len(enc) != 16:
+        raise IntegrityError("the server sent a damaged master key")
+    got_master = _pack(decrypt_key(_words(enc), _words(pwkey)))
+    creds = _finish(answer, got_master)
+    if creds.user_handle is None:
+        creds.user_handle = handle
+    return creds

@@ -1,0 +1,1165 @@
+"""``megafast.Mega``: mega.py 1.0.8's interface over MEGA's current protocol.
+
+A script written for mega.py runs unchanged after ``from megafast import Mega``. Beyond
+mega.py: a configurable server (``api_url``), retries with back-off and hashcash, v1/v2/
+two-factor/ephemeral logins, saved sessions, a node tree fetched once and indexed, shares,
+every public link format, public folders, and parallel verified transfers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import struct
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._api import DEFAULT_API_URL, ApiClient
+from ._links import PublicLink, b64encode, file_link, folder_link, is_handle, parse_link
+from ._nodes import Keyring, NodeTree, b64_bytes
+from ._session import Credentials, MfaSource, login_ephemeral, login_user
+from .errors import (
+    DestinationError,
+    LinkError,
+    NodeNotFoundError,
+    OverQuotaError,
+    RequestError,
+    SourceNotFoundError,
+    ValidationError,
+    WrongKeyError,
+    error_for_code,
+)
+
+if TYPE_CHECKING:
+    import requests
+
+    from .transfer import TransferConfig
+
+__all__ = ["Mega", "Node", "NodeRef"]
+
+#: A node as mega.py returns it from ``find``: ``(handle, node dict)``.
+Node = tuple[str, dict[str, Any]]
+#: What methods accept as a node: a ``(handle, dict)`` tuple, a node dict or a handle.
+NodeRef = Node | Mapping[str, Any] | str
+ProgressCallback = Callable[[int, int], None]
+
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]")
+
+
+def _words(data: bytes) -> tuple[int, ...]:
+    return struct.unpack(f">{len(data) // 4}I", data)
+
+
+def _pack(words: Any) -> bytes:
+    words = tuple(words)
+    return struct.pack(f">{len(words)}I", *words)
+
+
+def _safe_name(name: str) -> str:
+    """A node name as a single local path component (no separators, not '.' or '..')."""
+    cleaned = _UNSAFE_NAME.sub("_", name).strip()
+    if cleaned in ("", ".", ".."):
+        cleaned = "_" + cleaned
+    return cleaned
+
+
+class Mega:
+    """A MEGA client with mega.py's interface.
+
+    ``options`` (mega.py's argument) and the keyword arguments accept: ``api_url`` (the API
+    server, default ``$MEGAFAST_API_URL`` or ``{schema}://g.api.{domain}``), ``timeout``
+    (seconds per HTTP request), ``retry_time`` (seconds a request may spend retrying
+    temporary errors), ``transfer`` (a :class:`~megafast.transfer.TransferConfig` used by
+    default for downloads and uploads), ``legacy_links`` (build ``#!H!K`` links instead of
+    ``/file/H#K``), ``hashcash_threads``.
+    """
+
+    def __init__(
+        self,
+        options: dict[str, Any] | None = None,
+        *,
+        api_url: str | None = None,
+        timeout: float | None = None,
+        retry_time: float | None = None,
+        transfer: TransferConfig | None = None,
+        http: requests.Session | None = None,
+    ) -> None:
+        self.options: dict[str, Any] = dict(options or {})
+        if api_url is not None:
+            self.options["api_url"] = api_url
+        if timeout is not None:
+            self.options["timeout"] = timeout
+        if retry_time is not None:
+            self.options["retry_time"] = retry_time
+        if transfer is not None:
+            self.options["transfer"] = transfer
+        self.schema = "https"
+        self.domain = "mega.co.nz"
+        self.timeout = float(self.options.get("timeout", 60.0))
+        self._api = ApiClient(
+            self.api_url,
+            timeout=self.timeout,
+            retry_time=float(self.options.get("retry_time", 120.0)),
+            backoff_base=float(self.options.get("backoff_base", 0.25)),
+            backoff_cap=float(self.options.get("backoff_cap", 16.0)),
+            hashcash_threads=self.options.get("hashcash_threads"),
+            http=http,
+        )
+        self.request_id = secrets.token_urlsafe(8)[:10]
+        self._creds: Credentials | None = None
+        self._tree: NodeTree | None = None
+        self._keyring: Keyring | None = None
+
+    # ------------------------------------------------------------------------------------
+    # configuration and state
+    # ------------------------------------------------------------------------------------
+    @property
+    def api_url(self) -> str:
+        """The API server (no trailing slash); requests go to ``{api_url}/cs``."""
+        explicit = self.options.get("api_url") or os.environ.get("MEGAFAST_API_URL")
+        if explicit:
+            return str(explicit).rstrip("/")
+        schema = getattr(self, "schema", "https")
+        domain = getattr(self, "domain", "mega.co.nz")
+        if (schema, domain) == ("https", "mega.co.nz"):
+            return DEFAULT_API_URL
+        return f"{schema}://g.api.{domain}"
+
+    @property
+    def http(self) -> requests.Session:
+        """The pooled ``requests.Session`` shared by API calls and transfers."""
+        return self._api.http
+
+    @property
+    def sid(self) -> str | None:
+        """The session id (``None`` before logging in)."""
+        return self._creds.sid if self._creds else None
+
+    @property
+    def sequence_num(self) -> int:
+        """The id the next API request will carry (mega.py's name)."""
+        return self._api._next_id
+
+    @property
+    def master_key(self) -> tuple[int, ...]:
+        """The account's master key as 4 words (mega.py's attribute)."""
+        return _words(self._require_login().master_key)
+
+    @property
+    def root_id(self) -> str:
+        """Handle of the Cloud Drive root."""
+        return self._require_handle(self._load_tree().root_id, "Cloud Drive")
+
+    @property
+    def inbox_id(self) -> str:
+        """Handle of the Inbox."""
+        return self._require_handle(self._load_tree().inbox_id, "Inbox")
+
+    @property
+    def trashbin_id(self) -> str:
+        """Handle of the Rubbish Bin."""
+        return self._require_handle(self._load_tree().trash_id, "Rubbish Bin")
+
+    @property
+    def shared_keys(self) -> dict[str, tuple[int, ...]]:
+        """Share keys known to this session (share handle -> 4 words)."""
+        self._load_tree()
+        assert self._keyring is not None
+        return {h: _words(k) for h, k in self._keyring.share_keys.items()}
+
+    def __repr__(self) -> str:
+        who = "not logged in"
+        if self._creds is not None:
+            who = "ephemeral" if self._creds.ephemeral else (self._creds.email or "logged in")
+        return f"<megafast.Mega {self.api_url} ({who})>"
+
+    def _require_handle(self, handle: str | None, what: str) -> str:
+        if handle is None:
+            raise NodeNotFoundError(f"the account listing has no {what}")
+        return handle
+
+    def _require_login(self) -> Credentials:
+        if self._creds is None:
+            raise ValidationError("not logged in: call login() first")
+        return self._creds
+
+    def _request(self, command: dict[str, Any], folder: str | None = None) -> Any:
+        self._api.api_url = self.api_url
+        return self._api.request(command, folder=folder)
+
+    def _batch(self, commands: list[dict[str, Any]]) -> list[Any]:
+        self._api.api_url = self.api_url
+        return self._api.batch(commands)
+
+    # ------------------------------------------------------------------------------------
+    # logging in
+    # ------------------------------------------------------------------------------------
+    def login(
+        self,
+        email: str | None = None,
+        password: str | None = None,
+        *,
+        mfa: MfaSource = None,
+        session: str | dict[str, Any] | os.PathLike[str] | None = None,
+    ) -> Mega:
+        """Log in and return ``self``.
+
+        Without an email, creates an anonymous (ephemeral) account, as mega.py does.
+        ``mfa``: the two-factor code, or a callable returning it (asked only when the
+        server wants one); without it a two-factor account raises
+        :class:`~megafast.errors.TwoFactorRequiredError`. ``session``: resume a session
+        saved with :meth:`dump_session`/:meth:`save_session` instead (no password needed).
+        """
+        if session is not None:
+            return self.resume_session(session)
+        if email:
+            if password is None:
+                raise ValidationError("a password is needed with an email")
+            self._api.api_url = self.api_url
+            creds = login_user(self._api, email, password, mfa=mfa)
+            self._set_credentials(creds)
+        else:
+            self.login_anonymous()
+        return self
+
+    def login_anonymous(self) -> Mega:
+        """Create an anonymous (ephemeral) account, log in to it and return ``self``."""
+        self._api.api_url = self.api_url
+        self._api.sid = None
+        creds = login_ephemeral(self._api)
+        self._set_credentials(creds)
+        return self
+
+    def _set_credentials(self, creds: Credentials) -> None:
+        self._creds = creds
+        self._api.sid = creds.sid
+        self._tree = None
+        self._keyring = None
+        if creds.user_handle is None:
+            user = self._request({"a": "ug"})
+            if isinstance(user, dict) and isinstance(user.get("u"), str):
+                creds.user_handle = user["u"]
+
+    def dump_session(self) -> str:
+        """The session as JSON text: resume it with ``login(session=...)`` without the
+        password. It holds the session id and the master key: keep it secret."""
+        import json
+
+        return json.dumps(self._require_login().to_dict())
+
+    def save_session(self, path: str | os.PathLike[str]) -> None:
+        """Write :meth:`dump_session` to ``path`` with mode 0600."""
+        self._require_login().save(path)
+
+    def resume_session(self, session: str | dict[str, Any] | os.PathLike[str]) -> Mega:
+        """Resume a saved session (JSON text, a dict, or a file written by
+        :meth:`save_session`); checks it with the server and returns ``self``."""
+        if isinstance(session, os.PathLike) or (
+            isinstance(session, str) and not session.lstrip().startswith("{")
+        ):
+            try:
+                session = Path(session).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValidationError(f"cannot read the session file: {exc.strerror}") from None
+        creds = Credentials.from_saved(session)
+        self._creds = creds
+        self._api.sid = creds.sid
+        self._tree = None
+        self._keyring = None
+        user = self._request({"a": "ug"})  # SessionError (-15) when it expired
+        if isinstance(user, dict) and isinstance(user.get("u"), str):
+            creds.user_handle = user["u"]
+        return self
+
+    def logout(self) -> None:
+        """End the session on the server and forget the keys."""
+        if self._creds is not None:
+            try:
+                self._request({"a": "sml"})
+            finally:
+                self._creds = None
+                self._api.sid = None
+                self._tree = None
+                self._keyring = None
+
+    # ------------------------------------------------------------------------------------
+    # the node tree
+    # ------------------------------------------------------------------------------------
+    def _make_keyring(self) -> Keyring:
+        creds = self._require_login()
+        return Keyring(
+            master_key=creds.master_key,
+            user_handle=creds.user_handle,
+            rsa_decrypt=creds.rsa_decrypt if creds.privk else None,
+        )
+
+    def _load_tree(self) -> NodeTree:
+        if self._tree is None:
+            self.refresh()
+        assert self._tree is not None
+        return self._tree
+
+    def refresh(self) -> None:
+        """Fetch and decrypt the whole node tree again (after changes by other clients)."""
+        keyring = self._make_keyring()
+        answer = self._request({"a": "f", "c": 1, "r": 1})
+        if not isinstance(answer, dict):
+            raise RequestError("EUNKNOWN", "unexpected answer to f")
+        self._tree = NodeTree.from_answer(answer, keyring)
+        self._keyring = keyring
+
+    def get_files(self, include_undecryptable: bool = False) -> dict[str, dict[str, Any]]:
+        """All nodes with readable attributes: ``{handle: node}`` (mega.py's shape).
+
+        The tree is fetched once per session (see :meth:`refresh`).
+        ``include_undecryptable``: also list nodes whose key or attributes cannot be
+        decrypted (they carry ``a = False`` and ``undecryptable = True``).
+        """
+        tree = self._load_tree()
+        if include_undecryptable:
+            return dict(tree.nodes)
+        return dict(tree.visible())
+
+    def _node(self, ref: NodeRef | None, what: str = "node") -> dict[str, Any]:
+        """Resolve a ``(handle, node)`` tuple, a node dict or a handle to the tree's node."""
+        if ref is None:
+            raise NodeNotFoundError(f"no {what} given (did find() return None?)")
+        tree = self._load_tree()
+        handle: Any
+        if isinstance(ref, str):
+            handle = ref
+        elif isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[1], Mapping):
+            handle = ref[1].get("h", ref[0])
+        elif isinstance(ref, Mapping):
+            handle = ref.get("h")
+        else:
+            raise ValidationError(
+                f"not a node: expected (handle, node), a node or a handle, got {type(ref).__name__}"
+            )
+        node = tree.nodes.get(handle) if isinstance(handle, str) else None
+        if node is None:
+            raise NodeNotFoundError(f"no {what} with handle {handle!r}")
+        return node
+
+    def find_path_descriptor(self, path: str, files: Any = ()) -> str | None:
+        """The handle of the folder at ``path`` (``a/b/c`` from the Cloud Drive), or None."""
+        node = self._load_tree().find_path(str(path), folders_only=True)
+        return node["h"] if node is not None else None
+
+    def find(
+        self,
+        filename: str | os.PathLike[str] | None = None,
+        handle: str | None = None,
+        exclude_deleted: bool = False,
+    ) -> Any:
+        """Find a node: by ``handle`` (returns the node dict) or by name or ``a/b/c`` path
+        (returns ``(handle, node)``); ``None`` when nothing matches. A bare name matches
+        anywhere in the account; ``exclude_deleted`` skips the Rubbish Bin."""
+        tree = self._load_tree()
+        if handle:
+            return tree.nodes.get(handle)
+        if filename is None:
+            return None
+        text = os.fspath(filename)
+        if "/" in text.strip("/"):
+            node = tree.find_path(text, exclude_deleted=exclude_deleted)
+        else:
+            node = tree.find_by_name(text.strip("/"), exclude_deleted=exclude_deleted)
+        return (node["h"], node) if node is not None else None
+
+    def get_files_in_node(self, target: int | str | NodeRef) -> dict[str, dict[str, Any]]:
+        """The readable nodes directly inside ``target`` (a handle, a node, or a node type
+        such as 4 for the Rubbish Bin)."""
+        tree = self._load_tree()
+        if isinstance(target, int) and not isinstance(target, bool):
+            found = self.get_node_by_type(target)
+            if found is None:
+                return {}
+            parent = found[0]
+        else:
+            parent = self._node(target, "folder")["h"]
+        return {n["h"]: n for n in tree.child_nodes(parent) if n.get("a")}
+
+    def get_node_by_type(self, type: int) -> Node | None:  # noqa: A002 (mega.py's name)
+        """The first node of a type: 0 file, 1 folder, 2 Cloud Drive, 3 Inbox, 4 Rubbish Bin."""
+        tree = self._load_tree()
+        special = {2: tree.root_id, 3: tree.inbox_id, 4: tree.trash_id}.get(type)
+        if special is not None:
+            return special, tree.nodes[special]
+        for h, node in tree.visible().items():
+            if node.get("t") == type:
+                return h, node
+        return None
+
+    def get_id_from_public_handle(self, public_handle: str) -> str | None:
+        """The node handle behind one of this account's public handles."""
+        if not is_handle(public_handle):
+            raise LinkError("a public handle is 8 characters of base64url")
+        tree = self._load_tree()
+        for h, node in tree.nodes.items():
+            if node.get("ph") == public_handle:
+                return h
+        node_data = self._request({"a": "f", "f": 1, "p": public_handle})
+        return self.get_id_from_obj(node_data)
+
+    def get_id_from_obj(self, node_data: Mapping[str, Any]) -> str | None:
+        """The last non-empty handle in an answer's ``f`` list (mega.py's helper)."""
+        node_id = None
+        for item in node_data.get("f") or ():
+            if isinstance(item, Mapping) and item.get("h"):
+                node_id = item["h"]
+        return node_id
+
+    # ------------------------------------------------------------------------------------
+    # account
+    # ------------------------------------------------------------------------------------
+    def get_user(self) -> dict[str, Any]:
+        """The user record (``u`` handle, ``email``, ``name``, ...)."""
+        self._require_login()
+        return self._request({"a": "ug"})
+
+    def get_quota(self) -> float:
+        """Total storage in MiB (mega.py's figure)."""
+        self._require_login()
+        answer = self._request({"a": "uq", "xfer": 1, "strg": 1, "v": 1})
+        return answer["mstrg"] / 1048576
+
+    def get_storage_space(
+        self, giga: bool = False, mega: bool = False, kilo: bool = False
+    ) -> dict[str, float]:
+        """``{'used': ..., 'total': ...}`` in bytes, or in GiB/MiB/KiB with one flag."""
+        if sum(1 for x in (giga, mega, kilo) if x) > 1:
+            raise ValidationError("Only one unit prefix can be specified")
+        unit = 1073741824 if giga else 1048576 if mega else 1024 if kilo else 1
+        self._require_login()
+        answer = self._request({"a": "uq", "xfer": 1, "strg": 1})
+        return {"used": answer["cstrg"] / unit, "total": answer["mstrg"] / unit}
+
+    def get_balance(self) -> Any:
+        """The account balance (Pro accounts), or None."""
+        self._require_login()
+        answer = self._request({"a": "uq", "pro": 1})
+        return answer.get("balance") if isinstance(answer, dict) else None
+
+    def add_contact(self, email: str) -> Any:
+        """Add a user to the contact list."""
+        return self._edit_contact(email, True)
+
+    def remove_contact(self, email: str) -> Any:
+        """Remove a user from the contact list."""
+        return self._edit_contact(email, False)
+
+    def _edit_contact(self, email: str, add: bool) -> Any:
+        if not isinstance(add, bool):
+            raise ValidationError("add parameter must be of type bool")
+        if not isinstance(email, str) or not _EMAIL_RE.match(email):
+            raise ValidationError("add_contact requires a valid email address")
+        self._require_login()
+        return self._request(
+            {"a": "ur", "u": email, "l": "1" if add else "0", "i": self.request_id}
+        )
+
+    # ------------------------------------------------------------------------------------
+    # changing the tree
+    # ------------------------------------------------------------------------------------
+    def _encrypt_attrs(self, attrs: Mapping[str, Any], key4: tuple[int, ...]) -> str:
+        from .crypto import encrypt_attr
+
+        return b64encode(encrypt_attr(dict(attrs), key4))
+
+    def _wrap_key(self, key: tuple[int, ...]) -> str:
+        from .crypto import encrypt_key
+
+        return b64encode(_pack(encrypt_key(key, self.master_key)))
+
+    def _add_answer_nodes(self, answer: Any) -> None:
+        if self._tree is not None and self._keyring is not None and isinstance(answer, dict):
+            self._tree.add_nodes(answer.get("f") or (), self._keyring)
+
+    def _folder_handle(self, dest: Any) -> str:
+        if dest is None:
+            return self.root_id
+        if isinstance(dest, int) and not isinstance(dest, bool):
+            found = self.get_node_by_type(dest)
+            if found is None:
+                raise NodeNotFoundError(f"no node of type {dest}")
+            return found[0]
+        node = self._node(dest, "destination folder")
+        if node.get("t") == 0:
+            raise ValidationError("the destination is a file, not a folder")
+        return node["h"]
+
+    def _mkdir(self, name: str, parent_node_id: str) -> dict[str, Any]:
+        from .crypto import random_key
+
+        key = tuple(random_key(4))
+        answer = self._request(
+            {
+                "a": "p",
+                "t": parent_node_id,
+                "n": [
+                    {
+                        "h": "xxxxxxxx",
+                        "t": 1,
+                        "a": self._encrypt_attrs({"n": name}, key),
+                        "k": self._wrap_key(key),
+                    }
+                ],
+                "i": self.request_id,
+            }
+        )
+        self._add_answer_nodes(answer)
+        return answer
+
+    def create_folder(self, name: str, dest: NodeRef | None = None) -> dict[str, str]:
+        """Create ``a/b/c`` like ``mkdir -p`` under ``dest`` (default: the Cloud Drive);
+        returns ``{folder name: handle}`` for every part, existing or new."""
+        parts = tuple(p for p in str(name).split("/") if p)
+        if not parts:
+            raise ValidationError("a folder name is needed")
+        tree = self._load_tree()
+        parent = self._folder_handle(dest)
+        made: dict[str, str] = {}
+        for part in parts:
+            existing = next(
+                (
+                    c
+                    for c in tree.child_nodes(parent)
+                    if c.get("t") == 1 and tree.name_of(c) == part
+                ),
+                None,
+            )
+            if existing is not None:
+                parent = existing["h"]
+            else:
+                answer = self._mkdir(part, parent)
+                parent = answer["f"][0]["h"]
+            made[part] = parent
+        return made
+
+    def rename(self, file: NodeRef, new_name: str) -> Any:
+        """Rename a file or folder (other attributes such as the fingerprint are kept)."""
+        if not isinstance(new_name, str) or not new_name or "/" in new_name:
+            raise ValidationError("a new name is a non-empty string without '/'")
+        node = self._node(file)
+        if node.get("undecryptable") or "key" not in node:
+            raise WrongKeyError("this node cannot be decrypted, so it cannot be renamed")
+        attrs = dict(node["a"]) if isinstance(node.get("a"), dict) else {}
+        attrs["n"] = new_name
+        result = self._request(
+            {
+                "a": "a",
+                "attr": self._encrypt_attrs(attrs, node["k"]),
+                "key": self._wrap_key(node["key"]),
+                "n": node["h"],
+                "i": self.request_id,
+            }
+        )
+        self._load_tree().set_attributes(node["h"], attrs)
+        return result
+
+    def move(self, file_id: NodeRef, target: int | NodeRef) -> Any:
+        """Move a node under ``target``: a node type (2 Cloud Drive, 3 Inbox, 4 Rubbish Bin),
+        a folder handle or a ``(handle, node)`` tuple."""
+        node = self._node(file_id)
+        target_id = self._folder_handle(target)
+        result = self._request({"a": "m", "n": node["h"], "t": target_id, "i": self.request_id})
+        self._load_tree().move(node["h"], target_id)
+        return result
+
+    def delete(self, public_handle: NodeRef) -> Any:
+        """Move a node (by handle, as in mega.py) to the Rubbish Bin."""
+        return self.move(public_handle, 4)
+
+    def delete_url(self, url: str) -> Any:
+        """Move the node behind one of this account's public links to the Rubbish Bin."""
+        return self.move(self._handle_from_link(url), 4)
+
+    def destroy(self, file_id: NodeRef) -> Any:
+        """Delete a node (and everything in it) for good."""
+        node = self._node(file_id)
+        result = self._request({"a": "d", "n": node["h"], "i": self.request_id})
+        self._load_tree().remove(node["h"])
+        return result
+
+    def destroy_url(self, url: str) -> Any:
+        """Delete the node behind one of this account's public links for good."""
+        return self.destroy(self._handle_from_link(url))
+
+    def _handle_from_link(self, url: str) -> str:
+        link = parse_link(url)
+        handle = self.get_id_from_public_handle(link.handle)
+        if handle is None:
+            raise NodeNotFoundError("no node of this account has that public link")
+        return handle
+
+    def empty_trash(self) -> Any:
+        """Delete everything in the Rubbish Bin for good; ``None`` when it was empty."""
+        files = self.get_files_in_node(4)
+        if not files:
+            return None
+        results = self._batch([{"a": "d", "n": h, "i": self.request_id} for h in files])
+        tree = self._load_tree()
+        for h, result in zip(files, results, strict=False):
+            if result in (0, None) or isinstance(result, dict):
+                tree.remove(h)
+        for result in results:
+            if isinstance(result, int) and result < 0:
+                raise error_for_code(result)
+        return results[0]
+
+    # ------------------------------------------------------------------------------------
+    # links
+    # ------------------------------------------------------------------------------------
+    def _link_base(self) -> str:
+        if (self.schema, self.domain) == ("https", "mega.co.nz"):
+            return "https://mega.nz"
+        return f"{self.schema}://{self.domain}"
+
+    def _legacy(self) -> bool:
+        return bool(self.options.get("legacy_links", False))
+
+    def _public_handle(self, handle: str) -> str:
+        answer = self._request({"a": "l", "n": handle, "i": self.request_id})
+        if not isinstance(answer, str):
+            raise RequestError("EUNKNOWN", "unexpected answer to l")
+        node = self._tree.nodes.get(handle) if self._tree is not None else None
+        if node is not None:
+            node["ph"] = answer
+        return answer
+
+    def get_link(self, file: NodeRef) -> str:
+        """The public link of a file (creates it if needed)."""
+        node = self._node(file, "file")
+        if node.get("t") != 0:
+            if node.get("t") == 1:
+                return self.get_folder_link(file)
+            raise ValidationError("only files and folders have links")
+        if "key" not in node:
+            raise WrongKeyError("this file cannot be decrypted, so it has no usable link")
+        ph = self._public_handle(node["h"])
+        return file_link(ph, _pack(node["key"]), self._link_base(), self._legacy())
+
+    def get_upload_link(self, file: Mapping[str, Any]) -> str:
+        """The public link of a file just uploaded (``file`` is :meth:`upload`'s answer)."""
+        if not isinstance(file, Mapping) or "f" not in file:
+            raise ValidationError("upload() response required as input, use get_link() for nodes")
+        raw = file["f"][0]
+        from .crypto import decrypt_key
+
+        enc = b64_bytes(str(raw["k"]).split("/")[0].partition(":")[2])
+        if enc is None or len(enc) != 32:
+            raise WrongKeyError("the uploaded node's key cannot be read")
+        key = decrypt_key(_words(enc), self.master_key)
+        ph = self._public_handle(raw["h"])
+        return file_link(ph, _pack(key), self._link_base(), self._legacy())
+
+    def get_folder_link(self, file: NodeRef) -> str:
+        """The public link of a folder that is already exported (see :meth:`export`)."""
+        node = self._node(file, "folder")
+        share_key = node.get("shared_folder_key")
+        if share_key is None:
+            raise ValidationError("this folder is not exported yet: use export()")
+        ph = self._public_handle(node["h"])
+        return folder_link(ph, _pack(share_key), self._link_base(), self._legacy())
+
+    def export(self, path: str | None = None, node_id: str | None = None) -> str:
+        """Create (or return) the public link of the file or folder at ``path`` or
+        ``node_id``. Folders are shared with a fresh key first."""
+        tree = self._load_tree()
+        if node_id:
+            node = tree.nodes.get(node_id)
+        elif path:
+            found = self.find(path)
+            node = found[1] if found else None
+        else:
+            raise ValidationError("export() needs a path or a node_id")
+        if node is None:
+            raise NodeNotFoundError(f"nothing to export at {path or node_id!r}")
+        if node.get("t") == 0:
+            return self.get_link((node["h"], node))
+        if node.get("t") != 1:
+            raise ValidationError("only files and folders can be exported")
+        if node.get("shared_folder_key") is None:
+            self._share_folder(node)
+        return self.get_folder_link((node["h"], node))
+
+    def _share_folder(self, node: dict[str, Any]) -> None:
+        from .crypto import encrypt_key
+
+        if "key" not in node:
+            raise WrongKeyError("this folder cannot be decrypted, so it cannot be exported")
+        tree = self._load_tree()
+        master = self.master_key
+        share_key = secrets.token_bytes(16)
+        share_words = _words(share_key)
+        h = node["h"]
+        handles = [h]
+        cr_keys: list[Any] = [0, 0, b64encode(_pack(encrypt_key(node["key"], share_words)))]
+        for i, child in enumerate(tree.descendants(h), start=1):
+            if "key" not in child:
+                continue
+            handles.append(child["h"])
+            cr_keys.extend(
+                [0, len(handles) - 1, b64encode(_pack(encrypt_key(child["key"], share_words)))]
+            )
+            del i
+        ha = b64encode(_pack(encrypt_key(_words((h + h).encode("ascii")), master)))
+        self._request(
+            {
+                "a": "s2",
+                "n": h,
+                "s": [{"u": "EXP", "r": 0}],
+                "i": self.request_id,
+                "ok": b64encode(_pack(encrypt_key(share_words, master))),
+                "ha": ha,
+                "cr": [[h], handles, cr_keys],
+            }
+        )
+        assert self._keyring is not None
+        self._keyring.share_keys[h] = share_key
+        node["shared_folder_key"] = share_words
+
+    # ------------------------------------------------------------------------------------
+    # public files and folders
+    # ------------------------------------------------------------------------------------
+    @staticmethod
+    def _parse_url(url: str) -> str:
+        """``handle!key`` of a public link (mega.py's helper)."""
+        link = parse_link(url)
+        return f"{link.handle}!{link.key_b64}"
+
+    def get_public_url_info(self, url: str) -> dict[str, Any]:
+        """``{'size': bytes, 'name': str}`` of a public file link; for a folder link also
+        the counts of ``files`` and ``folders`` (size is the total of its files)."""
+        link = parse_link(url)
+        if link.kind == "file":
+            return self.get_public_file_info(link.handle, link.key_b64)
+        nodes = self._public_folder_tree(link)
+        root = self._public_root(nodes, link)
+        inside = [root, *nodes.descendants(root["h"])]
+        files = [n for n in inside if n.get("t") == 0]
+        return {
+            "size": sum(int(n.get("s") or 0) for n in files),
+            "name": nodes.name_of(root),
+            "files": len(files),
+            "folders": len(inside) - len(files),
+        }
+
+    def get_public_file_info(self, file_handle: str, file_key: str | bytes) -> dict[str, Any]:
+        """``{'size': bytes, 'name': str}`` of a public file; a wrong key raises
+        :class:`~megafast.errors.WrongKeyError`."""
+        key = self._file_key(file_key)
+        if not is_handle(file_handle):
+            raise LinkError("a public handle is 8 characters of base64url")
+        data = self._request({"a": "g", "p": file_handle, "ssm": 1})
+        if not isinstance(data, dict) or "at" not in data or "s" not in data:
+            raise RequestError("EUNKNOWN", "unexpected answer to g")
+        attrs = self._decrypt_at(data["at"], key)
+        return {"size": data["s"], "name": attrs.get("n")}
+
+    @staticmethod
+    def _file_key(file_key: str | bytes | tuple[int, ...]) -> tuple[int, ...]:
+        if isinstance(file_key, tuple):
+            raw = _pack(file_key)
+        elif isinstance(file_key, bytes):
+            raw = file_key
+        else:
+            raw = b64_bytes(str(file_key)) or b""
+        if len(raw) != 32:
+            raise LinkError("a file key is 32 bytes (43 characters of base64url)")
+        return _words(raw)
+
+    @staticmethod
+    def _decrypt_at(at: str, key: tuple[int, ...]) -> dict[str, Any]:
+        from .crypto import decrypt_attr
+
+        k = key if len(key) == 4 else tuple(key[i] ^ key[i + 4] for i in range(4))
+        raw = b64_bytes(at) if isinstance(at, str) else None
+        attrs = decrypt_attr(raw, k) if raw else False
+        if not isinstance(attrs, dict):
+            raise WrongKeyError("the key does not decrypt this file's attributes (wrong key?)")
+        return attrs
+
+    def import_public_url(
+        self, url: str, dest_node: NodeRef | None = None, dest_name: str | None = None
+    ) -> Any:
+        """Copy a public file into the account (default: the Cloud Drive)."""
+        link = parse_link(url)
+        if link.kind != "file":
+            raise LinkError("only file links can be imported")
+        return self.import_public_file(link.handle, link.key_b64, dest_node, dest_name)
+
+    def import_public_file(
+        self,
+        file_handle: str,
+        file_key: str | bytes,
+        dest_node: NodeRef | None = None,
+        dest_name: str | None = None,
+    ) -> Any:
+        """Copy a public file (handle and key) into the account; returns the ``p`` answer."""
+        key = self._file_key(file_key)
+        parent = self._folder_handle(dest_node)
+        if dest_name is None:
+            dest_name = self.get_public_file_info(file_handle, file_key)["name"]
+        k = tuple(key[i] ^ key[i + 4] for i in range(4))
+        answer = self._request(
+            {
+                "a": "p",
+                "t": parent,
+                "n": [
+                    {
+                        "ph": file_handle,
+                        "t": 0,
+                        "a": self._encrypt_attrs({"n": dest_name}, k),
+                        "k": self._wrap_key(key),
+                    }
+                ],
+            }
+        )
+        self._add_answer_nodes(answer)
+        return answer
+
+    def _public_folder_tree(self, link: PublicLink) -> NodeTree:
+        answer = self._request({"a": "f", "c": 1, "r": 1, "ca": 1}, folder=link.handle)
+        if not isinstance(answer, dict):
+            raise RequestError("EUNKNOWN", "unexpected answer to f")
+        keyring = Keyring(default_key=link.key)
+        tree = NodeTree.from_answer(answer, keyring)
+        if tree.nodes and all(n.get("undecryptable") for n in tree.nodes.values()):
+            raise WrongKeyError("the key does not decrypt this folder (wrong key?)")
+        return tree
+
+    @staticmethod
+    def _public_root(tree: NodeTree, link: PublicLink) -> dict[str, Any]:
+        if link.child:
+            node = tree.nodes.get(link.child)
+            if node is None:
+                raise NodeNotFoundError("the link names a node that is not in the folder")
+            return node
+        for node in tree.nodes.values():
+            if node.get("p") not in tree.nodes:
+                return node
+        raise NodeNotFoundError("the public folder is empty")
+
+    def get_public_folder(self, url: str) -> dict[str, dict[str, Any]]:
+        """All nodes of a public folder link: ``{handle: node}`` like :meth:`get_files`
+        (undecryptable nodes included, marked ``undecryptable``). A link to a node inside
+        the folder lists that node and what is below it."""
+        link = parse_link(url)
+        if link.kind != "folder":
+            raise LinkError("not a folder link")
+        tree = self._public_folder_tree(link)
+        root = self._public_root(tree, link)
+        return {root["h"]: root, **{n["h"]: n for n in tree.descendants(root["h"])}}
+
+    # ------------------------------------------------------------------------------------
+    # transfers
+    # ------------------------------------------------------------------------------------
+    def _transfer_config(self, config: TransferConfig | None) -> TransferConfig | None:
+        return config if config is not None else self.options.get("transfer")
+
+    @staticmethod
+    def _dest_dir(dest_path: str | os.PathLike[str] | None) -> Path:
+        directory = Path(dest_path) if dest_path not in (None, "") else Path.cwd()
+        if directory.exists() and not directory.is_dir():
+            raise DestinationError(f"the destination is not a directory: {directory}")
+        if not directory.exists():
+            raise DestinationError(f"the destination directory does not exist: {directory}")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise DestinationError(f"the destination directory is not writable: {directory}")
+        return directory
+
+    def _get_url_fn(
+        self, command: dict[str, Any], folder: str | None, first: dict[str, Any]
+    ) -> Callable[[bool], str]:
+        state = {"answer": first}
+
+        def get_url(refresh: bool = False) -> str:
+            if refresh:
+                state["answer"] = self._g(command, folder)
+            return state["answer"]["g"]
+
+        return get_url
+
+    def _g(self, command: dict[str, Any], folder: str | None) -> dict[str, Any]:
+        cmd = dict(command)
+        if self.api_url.startswith("https:"):
+            cmd["ssl"] = 2
+        data = self._request(cmd, folder=folder)
+        if not isinstance(data, dict):
+            raise RequestError("EUNKNOWN", "unexpected answer to g")
+        if "tl" in data and not data.get("g"):
+            raise OverQuotaError(-17, "transfer quota exceeded", time_left=float(data["tl"]))
+        if isinstance(data.get("e"), int) and data["e"] < 0:
+            raise error_for_code(data["e"])
+        if not isinstance(data.get("g"), str) or not data["g"]:
+            raise RequestError("EUNKNOWN", "the file is not accessible (no download URL)")
+        return data
+
+    def _download_one(
+        self,
+        command: dict[str, Any],
+        folder: str | None,
+        key: tuple[int, ...],
+        target: Path,
+        *,
+        name_from_at: bool,
+        progress: ProgressCallback | None,
+        config: TransferConfig | None,
+        resume_id: str,
+    ) -> Path:
+        from .transfer import download_file
+
+        data = self._g(command, folder)
+        if name_from_at:
+            attrs = self._decrypt_at(data.get("at", ""), key)
+            name = attrs.get("n")
+            if not isinstance(name, str):
+                raise WrongKeyError("the file has no name attribute")
+            target = target / _safe_name(name)
+        size = int(data.get("s") or 0)
+        return download_file(
+            self.http,
+            self._get_url_fn(command, folder, data),
+            size,
+            key,
+            target,
+            config=self._transfer_config(config),
+            progress=progress,
+            resume_id=resume_id,
+        )
+
+    def download(
+        self,
+        file: NodeRef | None,
+        dest_path: str | os.PathLike[str] | None = None,
+        dest_filename: str | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+    ) -> Path:
+        """Download a file (a ``(handle, node)`` from :meth:`find`) into ``dest_path``
+        (default: the current directory) and return the file's path. A folder is
+        downloaded recursively and its local path returned. The content is verified (MAC)."""
+        node = self._node(file, "file")
+        directory = self._dest_dir(dest_path)
+        if node.get("undecryptable") or "key" not in node:
+            raise WrongKeyError("this node cannot be decrypted, so it cannot be downloaded")
+        name = dest_filename or self._load_tree().name_of(node) or node["h"]
+        if node.get("t") == 1:
+            return self._download_tree(
+                self._load_tree(), node, directory / _safe_name(name), None, progress, config
+            )
+        if node.get("t") != 0:
+            raise ValidationError("only files and folders can be downloaded")
+        return self._download_one(
+            {"a": "g", "g": 1, "n": node["h"]},
+            None,
+            tuple(node["key"]),
+            directory / _safe_name(name),
+            name_from_at=False,
+            progress=progress,
+            config=config,
+            resume_id=node["h"],
+        )
+
+    def _download_tree(
+        self,
+        tree: NodeTree,
+        root: dict[str, Any],
+        target: Path,
+        folder: str | None,
+        progress: ProgressCallback | None,
+        config: TransferConfig | None,
+    ) -> Path:
+        files = [n for n in tree.descendants(root["h"]) if n.get("t") == 0]
+        total = sum(int(n.get("s") or 0) for n in files)
+        done = 0
+
+        def step(n: int, _t: int) -> None:
+            if progress is not None:
+                progress(done + n, total)
+
+        try:
+            target.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise DestinationError(f"cannot create {target}: {exc.strerror}") from None
+        for folder_node, local in self._walk_local(tree, root, target):
+            try:
+                local.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise DestinationError(f"cannot create {local}: {exc.strerror}") from None
+            del folder_node
+        for node in files:
+            if node.get("undecryptable") or "key" not in node:
+                raise WrongKeyError(f"{tree.path_of(node['h'])} cannot be decrypted")
+            local = self._local_path(tree, root, node, target)
+            self._download_one(
+                {"a": "g", "g": 1, "n": node["h"]},
+                folder,
+                tuple(node["key"]),
+                local,
+                name_from_at=False,
+                progress=step,
+                config=config,
+                resume_id=node["h"],
+            )
+            done += int(node.get("s") or 0)
+        return target
+
+    def _walk_local(
+        self, tree: NodeTree, root: dict[str, Any], target: Path
+    ) -> Iterator[tuple[dict[str, Any], Path]]:
+        for node in tree.descendants(root["h"]):
+            if node.get("t") == 1:
+                yield node, self._local_path(tree, root, node, target)
+
+    @staticmethod
+    def _local_path(
+        tree: NodeTree, root: dict[str, Any], node: dict[str, Any], target: Path
+    ) -> Path:
+        parts: list[str] = []
+        h: str | None = node["h"]
+        while h is not None and h != root["h"]:
+            n = tree.nodes[h]
+            parts.append(_safe_name(tree.name_of(n) or h))
+            h = n.get("p")
+        return target.joinpath(*reversed(parts))
+
+    def download_url(
+        self,
+        url: str,
+        dest_path: str | os.PathLike[str] | None = None,
+        dest_filename: str | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+    ) -> Path:
+        """Download a public link: a file, a file or folder inside a folder link, or a
+        whole folder (recursively). Returns the local path."""
+        link = parse_link(url)
+        directory = self._dest_dir(dest_path)
+        if link.kind == "file":
+            key = link.key_a32()
+            command = {"a": "g", "g": 1, "p": link.handle}
+            if dest_filename:
+                return self._download_one(
+                    command,
+                    None,
+                    key,
+                    directory / _safe_name(dest_filename),
+                    name_from_at=False,
+                    progress=progress,
+                    config=config,
+                    resume_id=link.handle,
+                )
+            return self._download_one(
+                command,
+                None,
+                key,
+                directory,
+                name_from_at=True,
+                progress=progress,
+                config=config,
+                resume_id=link.handle,
+            )
+        return self.download_folder_url(
+            url, dest_path=directory, dest_filename=dest_filename, progress=progress, config=config
+        )
+
+    def download_folder_url(
+        self,
+        url: str,
+        dest_path: str | os.PathLike[str] | None = None,
+        dest_filename: str | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+    ) -> Path:
+        """Download a public folder link (or the node inside it the link names)."""
+        link = parse_link(url)
+        if link.kind != "folder":
+            raise LinkError("not a folder link")
+        directory = self._dest_dir(dest_path)
+        tree = self._public_folder_tree(link)
+        root = self._public_root(tree, link)
+        name = dest_filename or tree.name_of(root) or root["h"]
+        if root.get("undecryptable") or "key" not in root:
+            raise WrongKeyError("the key does not decrypt this folder (wrong key?)")
+        if root.get("t") == 0:
+            return self._download_one(
+                {"a": "g", "g": 1, "n": root["h"]},
+                link.handle,
+                tuple(root["key"]),
+                directory / _safe_name(name),
+                name_from_at=False,
+                progress=progress,
+                config=config,
+                resume_id=root["h"],
+            )
+        return self._download_tree(
+            tree, root, directory / _safe_name(name), link.handle, progress, config
+        )
+
+    def upload(
+        self,
+        filename: str | os.PathLike[str],
+        dest: NodeRef | None = None,
+        dest_filename: str | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+    ) -> dict[str, Any]:
+        """Upload a local file into ``dest`` (a folder handle or node; default: the Cloud
+        Drive) and return the API's answer (``{'f': [new node]}``), as mega.py does."""
+        from .crypto import fingerprint
+        from .transfer import upload_file
+
+        path = Path(filename)
+        if not path.is_file():
+            raise SourceNotFoundError(f"no such file to upload: {path}")
+        self._require_login()
+        parent = self._folder_handle(dest)
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise SourceNotFoundError(f"cannot read {path}: {exc.strerror}") from None
+
+        def get_upload_url(size: int) -> str:
+            answer = self._request({"a": "u", "s": size})
+            if not isinstance(answer, dict) or not isinstance(answer.get("p"), str):
+                raise RequestError("EUNKNOWN", "unexpected answer to u")
+            return answer["p"]
+
+        result = upload_file(
+            self.http,
+            get_upload_url,
+            path,
+            stat.st_size,
+            config=self._transfer_config(config),
+            progress=progress,
+        )
+        key = tuple(result.key)
+        k = tuple(key[i] ^ key[i + 4] for i in range(4))
+        attrs = {"n": dest_filename or path.name, "c": fingerprint(path, int(stat.st_mtime))}
+        answer = self._request(
+            {
+                "a": "p",
+                "t": parent,
+                "i": self.request_id,
+                "n": [
+                    {
+                        "h": result.token,
+                        "t": 0,
+                        "a": self._encrypt_attrs(attrs, k),
+                        "k": self._wrap_key(key),
+                    }
+                ],
+            }
+        )
+        self._add_answer_nodes(answer)
+        return answer
