@@ -1,0 +1,863 @@
+"""The ``/cs`` command API of the emulator, and the bookkeeping of transfer URLs.
+
+Handlers raise :class:`ApiError` with MEGA's number; anything else that goes wrong inside a
+handler becomes ``-1`` (EINTERNAL) for that command, never an HTTP 500.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _crypto as C
+from ._faults import FaultInjector
+from ._store import FOLDER_TYPES, Store
+
+log = logging.getLogger("megafast.testing")
+
+EINTERNAL, EARGS, EAGAIN = -1, -2, -3
+EFAILED, ERANGE, EEXPIRED, ENOENT, ECIRCULAR, EACCESS = -5, -7, -8, -9, -10, -11
+EEXIST, EINCOMPLETE, EKEY, ESID, EOVERQUOTA, EMFAREQUIRED = -12, -13, -14, -15, -17, -26
+
+MAX_BODY = 64 * 1024 * 1024
+
+
+class ApiError(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class Context:
+    """Who is asking: a logged-in user (``user``), a public folder (``folder``), or nobody."""
+
+    user: str | None = None
+    sid: str | None = None
+    folder: str | None = None  # node handle of the exported folder reached with n=
+    folder_error: int | None = None
+
+
+@dataclass
+class DownloadGrant:
+    path: Path
+    size: int
+    expires: float
+    epoch: int
+
+
+@dataclass
+class Upload:
+    owner: str
+    size: int
+    path: Path
+    expires: float
+    epoch: int
+    raw_token: bool
+    ranges: list[list[int]] = field(default_factory=list)
+    token: bytes | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add_range(self, start: int, end: int) -> bool:
+        """Record [start, end) as received; True when the whole file is now present."""
+        rs = self.ranges
+        rs.append([start, end])
+        rs.sort()
+        merged: list[list[int]] = []
+        for s, e in rs:
+            if merged and s <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], e)
+            else:
+                merged.append([s, e])
+        self.ranges = merged
+        if self.size == 0:
+            return True
+        return len(merged) == 1 and merged[0][0] == 0 and merged[0][1] >= self.size
+
+
+def _get(req: dict, name: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
+    value = req.get(name)
+    if value is None:
+        if required:
+            raise ApiError(EARGS)
+        return None
+    if kind is int and isinstance(value, bool):
+        raise ApiError(EARGS)
+    if not isinstance(value, kind):
+        raise ApiError(EARGS)
+    return value
+
+
+def _handle(req: dict, name: str, required: bool = True) -> str | None:
+    value = _get(req, name, str, required)
+    if value is not None and (len(value) != 8 or not _is_b64(value)):
+        raise ApiError(EARGS)
+    return value
+
+
+_B64 = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def _is_b64(text: str) -> bool:
+    return all(c in _B64 for c in text)
+
+
+class Service:
+    """Everything behind the HTTP front: the command API and transfer bookkeeping."""
+
+    def __init__(
+        self,
+        store: Store,
+        faults: FaultInjector,
+        base_url: Callable[[], str],
+        *,
+        storage_quota: int = 20 * 1024**3,
+    ) -> None:
+        self.store = store
+        self.faults = faults
+        self.base_url = base_url
+        self.storage_quota = storage_quota
+        self.epoch = 0
+        self.grants: dict[str, DownloadGrant] = {}
+        self.uploads: dict[str, Upload] = {}
+        self._lock = threading.Lock()
+        self._answers: OrderedDict[tuple, tuple[float, bytes]] = OrderedDict()
+        self.answer_ttl = 600.0
+        self.hashcash_easiness: int | None = None
+        self.hashcash_limit: int | None = None
+        self._challenges: dict[bytes, int] = {}
+        self._hashcash_ok: set[str] = set()
+        self.command_count = 0
+        self._commands: dict[str, Callable[[Context, dict], Any]] = {
+            "us0": self.cmd_us0,
+            "us": self.cmd_us,
+            "up": self.cmd_up,
+            "ug": self.cmd_ug,
+            "uq": self.cmd_uq,
+            "sml": self.cmd_sml,
+            "mfag": self.cmd_mfag,
+            "f": self.cmd_f,
+            "p": self.cmd_p,
+            "a": self.cmd_a,
+            "m": self.cmd_m,
+            "d": self.cmd_d,
+            "l": self.cmd_l,
+            "s2": self.cmd_s2,
+            "g": self.cmd_g,
+            "u": self.cmd_u,
+        }
+
+    # --- the envelope ------------------------------------------------------------------
+
+    def handle_cs(
+        self, params: dict[str, str], body: bytes, hashcash: str | None, client: str
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One ``/cs`` request -> (HTTP status, extra headers, body)."""
+        challenge = self._check_hashcash(params, hashcash, client)
+        if challenge is not None:
+            return 402, {"X-Hashcash": challenge}, b""
+        scope = params.get("sid") or ("n:" + params["n"] if "n" in params else "anon")
+        rid = params.get("id")
+        cache_key = None
+        if rid is not None:
+            cache_key = (scope, rid, hashlib.sha256(body).digest())
+            with self._lock:
+                hit = self._answers.get(cache_key)
+                if hit is not None and hit[0] > time.monotonic():
+                    return 200, {}, hit[1]
+        f = self.faults.faults
+        if self.faults.fire("api_eagain", f.api_eagain_rate, f.api_eagain_limit):
+            return 200, {}, b"-3"
+        answer = self._batch(params, body)
+        out = json.dumps(answer, separators=(",", ":")).encode()
+        if cache_key is not None:
+            with self._lock:
+                self._answers[cache_key] = (time.monotonic() + self.answer_ttl, out)
+                while len(self._answers) > 20000:
+                    self._answers.popitem(last=False)
+        return 200, {}, out
+
+    def _batch(self, params: dict[str, str], body: bytes) -> Any:
+        try:
+            batch = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            return EARGS
+        if not isinstance(batch, list):
+            return EARGS
+        ctx = Context()
+        sid = params.get("sid")
+        if sid is not None:
+            row = self.store.one("SELECT user FROM sessions WHERE sid=?", sid)
+            if row is None:
+                return ESID
+            ctx.user, ctx.sid = row["user"], sid
+        ph = params.get("n")
+        if ph is not None:
+            row = self.store.one("SELECT h FROM links WHERE ph=?", ph)
+            node = self.store.node(row["h"]) if row else None
+            if node is None or node["t"] == 0:
+                ctx.folder_error = ENOENT
+            elif not self.store.one("SELECT 1 FROM shares WHERE h=? AND u='EXP'", node["h"]):
+                ctx.folder_error = EACCESS
+            else:
+                ctx.folder = node["h"]
+        results = []
+        for req in batch:
+            results.append(self._command(ctx, req))
+        return results
+
+    def _command(self, ctx: Context, req: Any) -> Any:
+        self.command_count += 1
+        if not isinstance(req, dict) or not isinstance(req.get("a"), str):
+            return EARGS
+        handler = self._commands.get(req["a"])
+        if handler is None:
+            return EARGS
+        try:
+            with self.store.transaction():
+                return handler(ctx, req)
+        except ApiError as exc:
+            return exc.code
+        except Exception:  # a bug here must never take the server down
+            log.exception("emulator: command %r failed", req.get("a"))
+            return EINTERNAL
+
+    # --- hashcash ----------------------------------------------------------------------
+
+    def require_hashcash(self, easiness: int | None, limit: int | None = None) -> None:
+        if easiness is not None and not (isinstance(easiness, int) and 0 <= easiness <= 255):
+            raise ValueError("easiness must be an integer 0-255 (or None to turn it off)")
+        with self._lock:
+            self.hashcash_easiness = easiness
+            self.hashcash_limit = limit
+            self._hashcash_ok.clear()
+
+    def _check_hashcash(
+        self, params: dict[str, str], answer: str | None, client: str
+    ) -> str | None:
+        """None when the request may pass; else the challenge header value to send with 402."""
+        easiness = self.hashcash_easiness
+        if easiness is None:
+            return None
+        sid = params.get("sid")
+        with self._lock:
+            if client in self._hashcash_ok or (sid and sid in self._hashcash_ok):
+                return None
+            if answer:
+                parts = answer.split(":")
+                if len(parts) == 3 and parts[0] == "1":
+                    try:
+                        token, prefix = C.b64decode(parts[1]), C.b64decode(parts[2])
+                    except ValueError:
+                        token, prefix = b"", b""
+                    e = self._challenges.get(token)
+                    if e is not None and C.check_hashcash_answer(token, e, prefix):
+                        self._hashcash_ok.add(client)
+                        if sid:
+                            self._hashcash_ok.add(sid)
+                        return None
+            if self.hashcash_limit is not None:
+                if self.hashcash_limit <= 0:
+                    return None
+                self.hashcash_limit -= 1
+            token = secrets.token_bytes(48)
+            self._challenges[token] = easiness
+            if len(self._challenges) > 1000:
+                self._challenges.pop(next(iter(self._challenges)))
+            return f"1:{easiness}:{int(time.time())}:{C.b64encode(token)}"
+
+    def hashcash_passed_session(self, sid: str) -> None:
+        with self._lock:
+            self._hashcash_ok.add(sid)
+
+    # --- sessions and accounts ---------------------------------------------------------
+
+    def new_session(self, user: str) -> str:
+        while True:
+            raw = secrets.token_bytes(43)
+            if raw[0]:
+                break
+        sid = C.b64encode(raw)
+        self.store.execute(
+            "INSERT INTO sessions(sid, user, since) VALUES(?,?,?)", sid, user, int(time.time())
+        )
+        return sid
+
+    def _need_user(self, ctx: Context) -> str:
+        if ctx.user is None:
+            raise ApiError(EACCESS)
+        return ctx.user
+
+    def cmd_us0(self, ctx: Context, req: dict) -> Any:
+        email = _get(req, "user", str)
+        row = self.store.user_by_email(email)
+        if row is None:
+            raise ApiError(ENOENT)
+        if row["version"] == 2:
+            return {"v": 2, "s": row["salt"]}
+        return {"v": 1}
+
+    def cmd_us(self, ctx: Context, req: dict) -> Any:
+        user = _get(req, "user", str)
+        uh = _get(req, "uh", str, required=False)
+        if uh is None:
+            # ephemeral account: the user handle, no password hash
+            row = self.store.user(user)
+            if row is None or row["email"] is not None or not row["ts"]:
+                raise ApiError(ENOENT)
+            self.store.execute(
+                "INSERT OR IGNORE INTO sessions(sid, user, since) VALUES(?,?,?)",
+                row["ts"],
+                row["handle"],
+                int(time.time()),
+            )
+            return {"k": row["k"], "tsid": row["ts"], "u": row["handle"]}
+        row = self.store.user_by_email(user)
+        if row is None or not secrets.compare_digest(row["uh"] or "", uh):
+            raise ApiError(ENOENT)
+        if row["mfa"]:
+            code = req.get("mfa")
+            if code is None:
+                raise ApiError(EMFAREQUIRED)
+            if not C.totp_matches(row["mfa"], code):
+                raise ApiError(EFAILED)
+        sid_text = self.new_session(row["handle"])
+        n, e = C.decode_mpis(C.b64decode(row["pubk"]), 2)
+        key = _PublicKey(n, e)
+        csid = C.make_csid(key, C.b64decode(sid_text))  # type: ignore[arg-type]
+        return {"k": row["k"], "privk": row["privk"], "csid": csid, "u": row["handle"], "ach": 1}
+
+    def cmd_up(self, ctx: Context, req: dict) -> Any:
+        if ctx.user is not None:
+            # a logged-in client updating its account (name and so on): accepted, ignored
+            return ctx.user
+        k = _get(req, "k", str)
+        ts = _get(req, "ts", str)
+        try:
+            if len(C.b64decode(k)) != 16 or len(C.b64decode(ts)) != 32:
+                raise ApiError(EARGS)
+        except ValueError:
+            raise ApiError(EARGS) from None
+        handle = self.store.new_handle("users", "handle", 8)
+        self.store.execute(
+            "INSERT INTO users(handle, email, name, version, k, ts, mstrg, since)"
+            " VALUES(?,?,?,?,?,?,?,?)",
+            handle,
+            None,
+            None,
+            0,
+            k,
+            ts,
+            self.storage_quota,
+            int(time.time()),
+        )
+        self.store.create_roots(handle)
+        return handle
+
+    def cmd_ug(self, ctx: Context, req: dict) -> Any:
+        row = self.store.user(self._need_user(ctx))
+        assert row is not None
+        out: dict[str, Any] = {
+            "u": row["handle"],
+            "s": 1,
+            "k": row["k"],
+            "since": row["since"],
+            "c": 0,
+            "ts": row["ts"] or "",
+            "aav": 1,
+        }
+        if row["email"]:
+            out["email"] = row["email"]
+            out["name"] = row["name"] or row["email"].split("@")[0]
+            out["privk"] = row["privk"]
+            out["pubk"] = row["pubk"]
+            out["mfa"] = 1 if row["mfa"] else 0
+        return out
+
+    def cmd_uq(self, ctx: Context, req: dict) -> Any:
+        user = self._need_user(ctx)
+        row = self.store.user(user)
+        assert row is not None
+        used = self.store.used_storage(user)
+        return {
+            "cstrg": used,
+            "mstrg": row["mstrg"],
+            "cstrgn": {self.store.root_node(user, t): [0, 0, 0, 0, 0] for t in (2, 3, 4)},
+            "caxfer": 0,
+            "csxfer": 0,
+            "mxfer": 10 * 1024**4,
+            "srvratio": 0,
+            "utype": 0,
+            "balance": [],
+            "uslw": 9000,
+        }
+
+    def cmd_sml(self, ctx: Context, req: dict) -> Any:
+        if ctx.sid is None:
+            raise ApiError(EACCESS)
+        self.store.execute("DELETE FROM sessions WHERE sid=?", ctx.sid)
+        return 0
+
+    def cmd_mfag(self, ctx: Context, req: dict) -> Any:
+        row = self.store.user_by_email(_get(req, "e", str))
+        if row is None:
+            raise ApiError(ENOENT)
+        return 1 if row["mfa"] else 0
+
+    # --- access ------------------------------------------------------------------------
+
+    def _access(self, ctx: Context, h: str) -> tuple[sqlite3.Row, int]:
+        """(node, level) for the asker: 2 full (owner or full share), 1 read-write, 0 read.
+
+        Raises -9 when the node does not exist or cannot be seen.
+        """
+        node = self.store.node(h)
+        if node is None:
+            raise ApiError(ENOENT)
+        if ctx.folder is not None:
+            if h == ctx.folder or ctx.folder in self.store.ancestors(h):
+                return node, 0
+            raise ApiError(ENOENT)
+        if ctx.user is None:
+            raise ApiError(EACCESS)
+        if node["owner"] == ctx.user:
+            return node, 3
+        for ah in [h, *self.store.ancestors(h)]:
+            share = self.store.one("SELECT r FROM shares WHERE h=? AND u=?", ah, ctx.user)
+            if share is not None:
+                return node, int(share["r"] or 0)
+        raise ApiError(ENOENT)
+
+    def _writable_folder(self, ctx: Context, h: str) -> sqlite3.Row:
+        if ctx.user is None:
+            raise ApiError(EACCESS)
+        node, level = self._access(ctx, h)
+        if node["t"] not in FOLDER_TYPES:
+            raise ApiError(EACCESS)
+        if level < 1:
+            raise ApiError(EACCESS)
+        return node
+
+    # --- node listing ------------------------------------------------------------------
+
+    def node_json(self, row: sqlite3.Row, viewer: str | None, share: str | None = None) -> dict:
+        """A node as ``f``/``p`` return it to ``viewer`` (or to a public folder ``share``)."""
+        out: dict[str, Any] = {
+            "h": row["h"],
+            "p": row["parent"] or "",
+            "u": row["owner"],
+            "t": row["t"],
+            "a": row["a"] or "",
+            "k": "",
+            "ts": row["ts"],
+        }
+        if row["t"] == 0:
+            out["s"] = row["s"]
+        if row["fa"]:
+            out["fa"] = row["fa"]
+        if row["t"] in (0, 1):
+            keys = []
+            if share is None and viewer == row["owner"]:
+                keys.append(f"{row['owner']}:{row['k']}")
+                for kr in self.store.all("SELECT share, k FROM node_keys WHERE h=?", row["h"]):
+                    keys.append(f"{kr['share']}:{kr['k']}")
+            else:
+                shares = (
+                    [share]
+                    if share is not None
+                    else [
+                        r["h"]
+                        for r in self.store.all("SELECT h FROM shares WHERE u=?", viewer or "")
+                    ]
+                )
+                for sh in shares:
+                    kr = self.store.one(
+                        "SELECT k FROM node_keys WHERE h=? AND share=?", row["h"], sh
+                    )
+                    if kr is not None:
+                        keys.append(f"{sh}:{kr['k']}")
+            out["k"] = "/".join(keys)
+        return out
+
+    def cmd_f(self, ctx: Context, req: dict) -> Any:
+        if ctx.folder_error is not None:
+            raise ApiError(ctx.folder_error)
+        if "p" in req and ctx.user is not None:
+            # look a public handle up among the asker's own nodes
+            ph = _get(req, "p", str)
+            link = self.store.one("SELECT h FROM links WHERE ph=?", ph)
+            node = self.store.node(link["h"]) if link else None
+            if node is None or node["owner"] != ctx.user:
+                raise ApiError(ENOENT)
+            return {"f": [self.node_json(node, ctx.user)]}
+        if ctx.folder is not None:
+            nodes = [self.node_json(r, None, ctx.folder) for r in self.store.subtree(ctx.folder)]
+            return {"f": nodes, "sn": self._sn(), "noc": 1}
+        user = self._need_user(ctx)
+        out: list[dict] = []
+        for t in (2, 3, 4):
+            for row in self.store.subtree(self.store.root_node(user, t)):
+                out.append(self.node_json(row, user))
+        listed = {n["h"] for n in out}
+        for row in self.store.all("SELECT * FROM nodes WHERE owner=? ORDER BY seq", user):
+            if row["h"] not in listed:  # detached nodes (should not happen)
+                out.append(self.node_json(row, user))
+        # incoming shares
+        contacts: dict[str, dict] = {}
+        for share in self.store.all("SELECT * FROM shares WHERE u=?", user):
+            for i, row in enumerate(self.store.subtree(share["h"])):
+                node = self.node_json(row, user)
+                if i == 0:
+                    node["su"] = row["owner"]
+                    node["sk"] = share["k"] or ""
+                    node["r"] = share["r"]
+                out.append(node)
+            owner = self.store.user(self.store.node(share["h"])["owner"])
+            if owner is not None:
+                contacts[owner["handle"]] = {
+                    "u": owner["handle"],
+                    "c": 1,
+                    "m": owner["email"] or "",
+                }
+        me = self.store.user(user)
+        contacts[user] = {"u": user, "c": 2, "m": (me["email"] if me else "") or ""}
+        ok = [
+            {"h": r["h"], "ha": r["ha"] or "", "k": r["ok"]}
+            for r in self.store.all("SELECT * FROM share_keys WHERE owner=?", user)
+        ]
+        s = [
+            {"h": r["h"], "u": r["u"], "r": r["r"], "ts": r["ts"]}
+            for r in self.store.all(
+                "SELECT shares.* FROM shares JOIN nodes ON nodes.h = shares.h WHERE nodes.owner=?",
+                user,
+            )
+        ]
+        return {"f": out, "ok": ok, "s": s, "u": list(contacts.values()), "sn": self._sn()}
+
+    def _sn(self) -> str:
+        row = self.store.one("SELECT value FROM meta WHERE key='seq'")
+        return C.b64encode(int(row[0] if row else 0).to_bytes(8, "big"))
+
+    # --- node changes ------------------------------------------------------------------
+
+    def cmd_p(self, ctx: Context, req: dict) -> Any:
+        user = self._need_user(ctx)
+        target = _handle(req, "t")
+        nodes = _get(req, "n", list)
+        if not nodes:
+            raise ApiError(EARGS)
+        parent = self._writable_folder(ctx, target)  # type: ignore[arg-type]
+        owner = parent["owner"]
+        temp_to_real: dict[str, str] = {}
+        created: list[str] = []
+        for item in nodes:
+            if not isinstance(item, dict):
+                raise ApiError(EARGS)
+            t = _get(item, "t", int)
+            a = _get(item, "a", str)
+            k = _get(item, "k", str)
+            try:
+                if len(C.b64decode(k)) not in (16, 32) and len(C.b64decode(k)) < 64:
+                    raise ApiError(EARGS)
+                C.b64decode(a)
+            except ValueError:
+                raise ApiError(EARGS) from None
+            node_parent = target
+            if "p" in item:
+                p = _get(item, "p", str)
+                if p not in temp_to_real:
+                    raise ApiError(EARGS)
+                node_parent = temp_to_real[p]
+            if t == 1:
+                temp = _get(item, "h", str, required=False)
+                h = self.store.insert_node(owner, node_parent, 1, a, k)
+                if temp:
+                    temp_to_real[temp] = h
+                created.append(h)
+            elif t == 0:
+                if "ph" in item:
+                    ph = _get(item, "ph", str)
+                    link = self.store.one("SELECT h FROM links WHERE ph=?", ph)
+                    src = self.store.node(link["h"]) if link else None
+                    if src is None or src["t"] != 0:
+                        raise ApiError(ENOENT)
+                    h = self.store.insert_node(
+                        owner, node_parent, 0, a, k, s=src["s"], blob=src["blob"], ts=src["ts"]
+                    )
+                elif "h" in item:
+                    token = _get(item, "h", str)
+                    done = self.store.one("SELECT * FROM completions WHERE token=?", token)
+                    if done is None:
+                        raise ApiError(EARGS)
+                    if done["owner"] != user:
+                        raise ApiError(EACCESS)
+                    self.store.execute("DELETE FROM completions WHERE token=?", token)
+                    h = self.store.insert_node(
+                        owner,
+                        node_parent,
+                        0,
+                        a,
+                        k,
+                        s=done["size"],
+                        blob=done["blob"],
+                        ts=_get(item, "ts", int, required=False),
+                    )
+                else:
+                    raise ApiError(EARGS)
+                created.append(h)
+            else:
+                raise ApiError(EARGS)
+        self._apply_cr(req.get("cr"), owner)
+        return {"f": [self.node_json(self.store.node(h), user) for h in created]}
+
+    def _apply_cr(self, cr: Any, owner: str) -> None:
+        """``cr``: [[share handles], [node handles], [share index, node index, key, ...]]."""
+        if cr is None:
+            return
+        if (
+            not isinstance(cr, list)
+            or len(cr) != 3
+            or not all(isinstance(x, list) for x in cr)
+            or len(cr[2]) % 3
+        ):
+            raise ApiError(EARGS)
+        shares, nodes, triples = cr
+        for i in range(0, len(triples), 3):
+            si, ni, key = triples[i : i + 3]
+            if (
+                not isinstance(si, int)
+                or not isinstance(ni, int)
+                or not isinstance(key, str)
+                or not 0 <= si < len(shares)
+                or not 0 <= ni < len(nodes)
+            ):
+                raise ApiError(EARGS)
+            share, node = shares[si], nodes[ni]
+            if not isinstance(share, str) or not isinstance(node, str):
+                raise ApiError(EARGS)
+            row = self.store.node(node)
+            if row is None or row["owner"] != owner:
+                continue
+            self.store.execute(
+                "INSERT OR REPLACE INTO node_keys(h, share, k) VALUES(?,?,?)", node, share, key
+            )
+
+    def cmd_a(self, ctx: Context, req: dict) -> Any:
+        h = _handle(req, "n")
+        attr = _get(req, "attr", str)
+        key = _get(req, "key", str, required=False)
+        node, level = self._access(ctx, h)  # type: ignore[arg-type]
+        if level < 2 or node["t"] not in (0, 1):
+            raise ApiError(EACCESS)
+        self.store.execute("UPDATE nodes SET a=? WHERE h=?", attr, h)
+        if key is not None and node["owner"] == ctx.user:
+            self.store.execute("UPDATE nodes SET k=? WHERE h=?", key, h)
+        return 0
+
+    def cmd_m(self, ctx: Context, req: dict) -> Any:
+        h = _handle(req, "n")
+        t = _handle(req, "t")
+        node, level = self._access(ctx, h)  # type: ignore[arg-type]
+        if node["t"] not in (0, 1) or level < 2:
+            raise ApiError(EACCESS)
+        target = self._writable_folder(ctx, t)  # type: ignore[arg-type]
+        if target["owner"] != node["owner"]:
+            raise ApiError(EACCESS)
+        if t == h or h in self.store.ancestors(t):  # type: ignore[arg-type]
+            raise ApiError(ECIRCULAR)
+        self.store.execute("UPDATE nodes SET parent=? WHERE h=?", t, h)
+        return 0
+
+    def cmd_d(self, ctx: Context, req: dict) -> Any:
+        h = _handle(req, "n")
+        node, level = self._access(ctx, h)  # type: ignore[arg-type]
+        if node["t"] not in (0, 1) or level < 2:
+            raise ApiError(EACCESS)
+        self.store.delete_subtree(h)  # type: ignore[arg-type]
+        return 0
+
+    def cmd_l(self, ctx: Context, req: dict) -> Any:
+        user = self._need_user(ctx)
+        h = _handle(req, "n")
+        node = self.store.node(h)  # type: ignore[arg-type]
+        if node is None:
+            raise ApiError(ENOENT)
+        if node["owner"] != user or node["t"] not in (0, 1):
+            raise ApiError(EACCESS)
+        if req.get("d") == 1:
+            self.store.execute("DELETE FROM links WHERE h=?", h)
+            return 0
+        if node["t"] == 1 and not self.store.one("SELECT 1 FROM shares WHERE h=? AND u='EXP'", h):
+            raise ApiError(EACCESS)
+        return self.public_handle(h)  # type: ignore[arg-type]
+
+    def public_handle(self, h: str) -> str:
+        row = self.store.one("SELECT ph FROM links WHERE h=?", h)
+        if row is not None:
+            return row["ph"]
+        ph = self.store.new_handle("links", "ph")
+        self.store.execute("INSERT INTO links(ph, h, ts) VALUES(?,?,?)", ph, h, int(time.time()))
+        return ph
+
+    def cmd_s2(self, ctx: Context, req: dict) -> Any:
+        user = self._need_user(ctx)
+        h = _handle(req, "n")
+        node = self.store.node(h)  # type: ignore[arg-type]
+        if node is None:
+            raise ApiError(ENOENT)
+        if node["owner"] != user or node["t"] != 1:
+            raise ApiError(EACCESS)
+        targets = _get(req, "s", list)
+        ok = _get(req, "ok", str, required=False)
+        ha = _get(req, "ha", str, required=False)
+        have_key = self.store.one("SELECT 1 FROM share_keys WHERE h=?", h)
+        if ok is not None:
+            self.store.execute(
+                "INSERT OR REPLACE INTO share_keys(h, owner, ok, ha) VALUES(?,?,?,?)",
+                h,
+                user,
+                ok,
+                ha,
+            )
+        results = []
+        for target in targets:
+            if not isinstance(target, dict) or not isinstance(target.get("u"), str):
+                raise ApiError(EARGS)
+            who = target["u"]
+            if who != "EXP":
+                row = self.store.user(who) or self.store.user_by_email(who)
+                if row is None:
+                    results.append(ENOENT)
+                    continue
+                who = row["handle"]
+            if "r" not in target:
+                self.store.execute("DELETE FROM shares WHERE h=? AND u=?", h, who)
+                results.append(0)
+                continue
+            r = _get(target, "r", int)
+            if r not in (0, 1, 2):
+                raise ApiError(EARGS)
+            if ok is None and not have_key:
+                raise ApiError(EARGS)
+            self.store.execute(
+                "INSERT OR REPLACE INTO shares(h, u, r, k, ts) VALUES(?,?,?,?,?)",
+                h,
+                who,
+                r,
+                target.get("k") if isinstance(target.get("k"), str) else None,
+                int(time.time()),
+            )
+            results.append(0)
+        self._apply_cr(req.get("cr"), user)
+        return {"r": results}
+
+    # --- transfers ---------------------------------------------------------------------
+
+    def cmd_g(self, ctx: Context, req: dict) -> Any:
+        if "p" in req and ctx.folder is None:
+            ph = _get(req, "p", str)
+            link = self.store.one("SELECT h FROM links WHERE ph=?", ph)
+            node = self.store.node(link["h"]) if link else None
+            if node is None or node["t"] != 0:
+                raise ApiError(ENOENT)
+        else:
+            if ctx.folder_error is not None:
+                raise ApiError(ctx.folder_error)
+            h = _handle(req, "n")
+            node, _level = self._access(ctx, h)  # type: ignore[arg-type]
+            if node["t"] != 0:
+                raise ApiError(EACCESS)
+        out: dict[str, Any] = {"s": node["s"], "at": node["a"] or "", "msd": 1}
+        if node["fa"]:
+            out["fa"] = node["fa"]
+        f = self.faults.faults
+        if f.over_quota and f.over_quota_in_g:
+            out["e"] = EOVERQUOTA
+            out["tl"] = f.over_quota_time_left
+            return out
+        if req.get("g"):
+            out["g"] = self.grant_download(node["blob"], node["s"])
+        return out
+
+    def grant_download(self, blob: str, size: int) -> str:
+        token = C.b64encode(secrets.token_bytes(24))
+        grant = DownloadGrant(
+            self.store.blob_path(blob), size, time.time() + self.faults.faults.url_ttl, self.epoch
+        )
+        with self._lock:
+            self.grants[token] = grant
+            if len(self.grants) > 10000:
+                now = time.time()
+                for key in [k for k, g in self.grants.items() if g.expires < now]:
+                    del self.grants[key]
+        return f"{self.base_url()}/dl/{token}"
+
+    def cmd_u(self, ctx: Context, req: dict) -> Any:
+        user = self._need_user(ctx)
+        size = _get(req, "s", int)
+        if size < 0:
+            raise ApiError(EARGS)
+        row = self.store.user(user)
+        if row is not None and self.store.used_storage(user) + size > row["mstrg"]:
+            raise ApiError(EOVERQUOTA)
+        return {"p": self.grant_upload(user, size, raw_token=req.get("v") == 2)}
+
+    def grant_upload(self, owner: str, size: int, raw_token: bool = False) -> str:
+        token = C.b64encode(secrets.token_bytes(24))
+        upload = Upload(
+            owner,
+            size,
+            self.store.upload_dir / token,
+            time.time() + self.faults.faults.url_ttl,
+            self.epoch,
+            raw_token,
+        )
+        with open(upload.path, "wb") as fh:
+            fh.truncate(size)
+        with self._lock:
+            self.uploads[token] = upload
+        return f"{self.base_url()}/ul/{token}"
+
+    def expire_urls(self) -> None:
+        with self._lock:
+            self.epoch += 1
+
+    def finish_upload(self, upload: Upload) -> bytes:
+        """Move a complete upload into the blob store; returns the completion token (raw)."""
+        blob = secrets.token_hex(16)
+        os.replace(upload.path, self.store.blob_path(blob))
+        token = secrets.token_bytes(36)
+        self.store.execute(
+            "INSERT INTO completions(token, owner, blob, size, since) VALUES(?,?,?,?,?)",
+            C.b64encode(token),
+            upload.owner,
+            blob,
+            upload.size,
+            int(time.time()),
+        )
+        return token
+
+
+class _PublicKey:
+    """Just enough of an RSA public key for :func:`make_csid`: the server never sees ``d``."""
+
+    def __init__(self, n: int, e: int) -> None:
+        self.n, self.e = n, e
+
+    @property
+    def nbytes(self) -> int:
+        return (self.n.bit_length() + 7) // 8
+
+    def encrypt_int(self, m: int) -> int:
+        return pow(m, self.e, self.n)

@@ -1,0 +1,131 @@
+"""Fault and throttle knobs of the emulator (for reliability tests)."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+from dataclasses import dataclass, field
+
+__all__ = ["Faults", "FaultInjector"]
+
+
+@dataclass
+class Faults:
+    """What to break, and how often. Rates are fractions in [0, 1]; limits cap how many times
+    a fault fires (None: no cap). All of them can change while the emulator runs."""
+
+    #: answer this fraction of ``/cs`` requests with ``-3`` (EAGAIN) for the whole batch
+    api_eagain_rate: float = 0.0
+    api_eagain_limit: int | None = None
+    #: answer this fraction of transfer requests with an HTTP error from ``transfer_error_statuses``
+    transfer_error_rate: float = 0.0
+    transfer_error_statuses: tuple[int, ...] = (500, 503, 429)
+    transfer_error_limit: int | None = None
+    #: drop the connection after this many body bytes (on ``drop_rate`` of transfer requests)
+    drop_after_bytes: int | None = None
+    drop_rate: float = 1.0
+    drop_limit: int | None = None
+    #: flip one byte of the body in this fraction of downloads
+    corrupt_rate: float = 0.0
+    corrupt_limit: int | None = None
+    #: which transfers the four faults above touch: "both", "download" or "upload"
+    transfer_faults: str = "both"
+    #: transfer quota exceeded: downloads get HTTP 509 with ``X-MEGA-Time-Left``
+    over_quota: bool = False
+    over_quota_time_left: int = 30
+    #: ... and ``g`` answers ``{"e": -17, "tl": seconds}`` instead of a URL
+    over_quota_in_g: bool = False
+    #: per-connection bandwidth cap for transfer bodies (bytes/s), None for no cap
+    bandwidth: float | None = None
+    #: seconds added before every answer (API and transfers)
+    latency: float = 0.0
+    #: lifetime of download and upload URLs (seconds)
+    url_ttl: float = 24 * 3600.0
+    #: seed of the fault dice (None: random)
+    seed: int | None = None
+
+    def validate(self) -> None:
+        for name in ("api_eagain_rate", "transfer_error_rate", "drop_rate", "corrupt_rate"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be a fraction between 0 and 1")
+        for name in ("api_eagain_limit", "transfer_error_limit", "drop_limit", "corrupt_limit"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be None or a non-negative integer")
+        if self.drop_after_bytes is not None and (
+            not isinstance(self.drop_after_bytes, int) or self.drop_after_bytes < 0
+        ):
+            raise ValueError("drop_after_bytes must be None or a non-negative integer")
+        statuses = tuple(self.transfer_error_statuses)
+        if not statuses or not all(isinstance(s, int) and 400 <= s <= 599 for s in statuses):
+            raise ValueError("transfer_error_statuses must be HTTP error statuses (400-599)")
+        self.transfer_error_statuses = statuses
+        if self.transfer_faults not in ("both", "download", "upload"):
+            raise ValueError("transfer_faults must be 'both', 'download' or 'upload'")
+        if self.bandwidth is not None and not self.bandwidth > 0:
+            raise ValueError("bandwidth must be None or a positive number of bytes/s")
+        if not self.latency >= 0:
+            raise ValueError("latency must be >= 0 seconds")
+        if not self.url_ttl > 0:
+            raise ValueError("url_ttl must be > 0 seconds")
+        if not isinstance(self.over_quota_time_left, int) or self.over_quota_time_left < 0:
+            raise ValueError("over_quota_time_left must be a non-negative integer")
+
+
+@dataclass
+class FaultInjector:
+    """Rolls the dice for each request and counts what fired (``counts``)."""
+
+    faults: Faults = field(default_factory=Faults)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self.faults.validate()
+        self._rng = random.Random(self.faults.seed)
+
+    def update(self, **changes: object) -> Faults:
+        with self._lock:
+            names = {f.name for f in dataclasses.fields(Faults)}
+            unknown = set(changes) - names
+            if unknown:
+                raise ValueError(f"unknown fault setting(s): {', '.join(sorted(unknown))}")
+            new = dataclasses.replace(self.faults, **changes)  # type: ignore[arg-type]
+            new.validate()
+            if "seed" in changes:
+                self._rng = random.Random(new.seed)
+            self.faults = new
+            return new
+
+    def reset(self) -> None:
+        with self._lock:
+            self.faults = Faults()
+            self.counts.clear()
+            self._rng = random.Random()
+
+    def fire(self, kind: str, rate: float, limit: int | None) -> bool:
+        """True when the fault ``kind`` fires now (and count it)."""
+        if rate <= 0:
+            return False
+        with self._lock:
+            fired = self.counts.get(kind, 0)
+            if limit is not None and fired >= limit:
+                return False
+            if rate < 1 and self._rng.random() >= rate:
+                return False
+            self.counts[kind] = fired + 1
+            return True
+
+    def choice(self, options: tuple[int, ...]) -> int:
+        with self._lock:
+            return self._rng.choice(options)
+
+    def randrange(self, n: int) -> int:
+        with self._lock:
+            return self._rng.randrange(n)
+
+    def applies(self, direction: str) -> bool:
+        mode = self.faults.transfer_faults
+        return mode == "both" or mode == direction

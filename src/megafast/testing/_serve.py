@@ -1,0 +1,104 @@
+"""``megafast serve``: run the emulator in the foreground until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+
+__all__ = ["serve_main"]
+
+
+def _parse_user(text: str) -> tuple[str, str, int]:
+    version = 2
+    for suffix, v in ((":v1", 1), (":v2", 2)):
+        if text.endswith(suffix):
+            text, version = text[: -len(suffix)], v
+            break
+    email, sep, password = text.partition(":")
+    if not sep or "@" not in email:
+        raise argparse.ArgumentTypeError("--user wants EMAIL:PASSWORD[:v1]")
+    return email, password, version
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="megafast serve",
+        description="Run a MEGA emulator (API + transfer servers) on loopback until stopped.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--data-dir", help="keep state and blobs here (default: a temporary dir)")
+    p.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        type=_parse_user,
+        metavar="EMAIL:PASSWORD[:v1]",
+        help="create this account unless it exists (repeatable; v2 unless :v1)",
+    )
+    p.add_argument(
+        "--hashcash",
+        type=int,
+        metavar="EASINESS",
+        help="challenge new clients with HTTP 402 hashcash of this easiness",
+    )
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    p.add_argument("--bandwidth", type=float, help="per-connection cap (bytes/s)")
+    p.add_argument(
+        "--eagain-rate", type=float, default=0.0, help="fraction of API requests answered -3"
+    )
+    p.add_argument(
+        "--error-rate",
+        type=float,
+        default=0.0,
+        help="fraction of transfer requests answered HTTP 500/503/429",
+    )
+    p.add_argument(
+        "--fresh-rsa-keys", action="store_true", help="a new RSA key pair per account (slower)"
+    )
+    return p
+
+
+def serve_main(argv: list[str] | None = None) -> int:
+    """Entry point of ``megafast serve``; returns the exit status."""
+    from .emulator import MegaEmulator
+
+    args = build_parser().parse_args(argv)
+    try:
+        emu = MegaEmulator(
+            args.host,
+            args.port,
+            args.data_dir,
+            fresh_rsa_keys=args.fresh_rsa_keys,
+            hashcash_easiness=args.hashcash,
+            faults={
+                "latency": args.latency,
+                "bandwidth": args.bandwidth,
+                "api_eagain_rate": args.eagain_rate,
+                "transfer_error_rate": args.error_rate,
+            },
+        )
+        emu.start()
+    except (OSError, ValueError) as exc:
+        print(f"megafast serve: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    old = {s: signal.signal(s, _stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for email, password, version in args.user:
+            if emu.store.user_by_email(email) is None:
+                emu.create_account(email, password, version=version)
+        print(emu.api_url, flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        emu.stop()
+    return 0

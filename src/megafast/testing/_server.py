@@ -1,0 +1,462 @@
+"""The emulator's HTTP front: ``/cs`` (API), ``/dl/<token>`` (downloads), ``/ul/<token>`` (uploads).
+
+HTTP/1.1 keep-alive, one thread per connection. Download bodies go out with ``sendfile``
+when no fault or throttle is active; upload bodies are read into a reused buffer and
+written with ``pwrite`` at their offset, so no file is ever held in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+from ._api import MAX_BODY, Service, Upload
+from ._crypto import b64encode
+
+log = logging.getLogger("megafast.testing")
+
+_BUF = 1 << 20
+_SENDFILE_STEP = 1 << 24
+
+
+class _Drop(Exception):
+    """Abandon the connection without an answer (a fault, or a client that went away)."""
+
+
+class EmulatorHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 512
+
+    def __init__(self, address: tuple[str, int], service: Service) -> None:
+        self.service = service
+        self.open_sockets: set[socket.socket] = set()
+        self.sockets_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def close_all_connections(self) -> None:
+        with self.sockets_lock:
+            socks = list(self.open_sockets)
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that resets its connection is not an error worth a traceback.
+        log.debug("emulator: connection error from %s", client_address, exc_info=True)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "MegaEmulator/1"
+    sys_version = ""
+    timeout = 300  # seconds of idle keep-alive before the thread gives up
+    server: EmulatorHTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.server.sockets_lock:
+            self.server.open_sockets.add(self.connection)
+        self._buf: bytearray | None = None
+
+    def finish(self) -> None:
+        with self.server.sockets_lock:
+            self.server.open_sockets.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        log.debug("emulator: " + format, *args)
+
+    # --- helpers -----------------------------------------------------------------------
+
+    @property
+    def service(self) -> Service:
+        return self.server.service
+
+    def _latency(self) -> None:
+        delay = self.service.faults.faults.latency
+        if delay > 0:
+            time.sleep(delay)
+
+    def _reply(
+        self,
+        status: int,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Expose-Headers", "X-Hashcash, X-MEGA-Time-Left")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if body and self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _buffer(self) -> bytearray:
+        if self._buf is None:
+            self._buf = bytearray(_BUF)
+        return self._buf
+
+    def _body_length(self) -> int | None:
+        """Content-Length, or None for a chunked body; raises ValueError when malformed."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return None
+        value = self.headers.get("Content-Length")
+        if value is None:
+            return 0
+        n = int(value)
+        if n < 0:
+            raise ValueError("negative Content-Length")
+        return n
+
+    def _iter_body(self):
+        """Yield memoryviews of the request body (Content-Length or chunked), via one buffer."""
+        buf = self._buffer()
+        view = memoryview(buf)
+        length = self._body_length()
+        if length is not None:
+            left = length
+            while left:
+                n = self.rfile.readinto(view[: min(left, len(buf))])
+                if not n:
+                    raise _Drop("client closed the connection mid-body")
+                left -= n
+                yield view[:n]
+            return
+        while True:  # chunked
+            line = self.rfile.readline(1024)
+            if not line:
+                raise _Drop("client closed the connection mid-body")
+            size = int(line.split(b";")[0].strip(), 16)
+            if size == 0:
+                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
+                    pass
+                return
+            left = size
+            while left:
+                n = self.rfile.readinto(view[: min(left, len(buf))])
+                if not n:
+                    raise _Drop("client closed the connection mid-body")
+                left -= n
+                yield view[:n]
+            self.rfile.readline(8)
+
+    def _read_body(self, limit: int) -> bytes:
+        out = bytearray()
+        for piece in self._iter_body():
+            out += piece
+            if len(out) > limit:
+                raise ValueError("body too large")
+        return bytes(out)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    # --- routing -----------------------------------------------------------------------
+
+    def do_OPTIONS(self) -> None:
+        self._reply(
+            200,
+            headers={
+                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Headers": "Content-Type, X-Hashcash, Range",
+            },
+        )
+
+    def do_POST(self) -> None:
+        try:
+            parts = urlsplit(self.path)
+            path = parts.path.rstrip("/")
+            if path == "/cs":
+                self._api(parts.query)
+            elif path.startswith("/ul/"):
+                self._upload(path[4:])
+            else:
+                self.close_connection = True
+                self._reply(404)
+        except _Drop:
+            self._drop()
+        except (TimeoutError, ConnectionError, BrokenPipeError):
+            self.close_connection = True
+
+    def do_GET(self) -> None:
+        try:
+            parts = urlsplit(self.path)
+            path = parts.path.rstrip("/")
+            if path.startswith("/dl/"):
+                self._download(path[4:])
+            elif path in ("", "/"):
+                self._reply(200, b"MEGA emulator\n", content_type="text/plain")
+            else:
+                self._reply(404)
+        except _Drop:
+            self._drop()
+        except (TimeoutError, ConnectionError, BrokenPipeError):
+            self.close_connection = True
+
+    do_HEAD = do_GET
+
+    # --- /cs ---------------------------------------------------------------------------
+
+    def _api(self, query: str) -> None:
+        self._latency()
+        try:
+            params = dict(parse_qsl(query, keep_blank_values=True))
+            body = self._read_body(MAX_BODY)
+        except ValueError:
+            self.close_connection = True
+            self._reply(200, b"-2")
+            return
+        client = f"{self.client_address[0]}:{self.client_address[1]}"
+        try:
+            status, headers, answer = self.service.handle_cs(
+                params, body, self.headers.get("X-Hashcash"), client
+            )
+        except Exception:  # never a 500 from /cs
+            log.exception("emulator: /cs failed")
+            status, headers, answer = 200, {}, b"-1"
+        self._reply(status, answer, headers)
+
+    # --- downloads ---------------------------------------------------------------------
+
+    def _download(self, rest: str) -> None:
+        self._latency()
+        svc = self.service
+        token, _, rng = rest.partition("/")
+        grant = svc.grants.get(token)
+        if grant is None:
+            self._reply(404, content_type="text/plain")
+            return
+        if grant.epoch != svc.epoch or grant.expires < time.time():
+            self._reply(403, content_type="text/plain")
+            return
+        inj = svc.faults
+        f = inj.faults
+        if f.over_quota:
+            self._reply(
+                509,
+                headers={"X-MEGA-Time-Left": str(f.over_quota_time_left)},
+                content_type="text/plain",
+            )
+            return
+        faulty = inj.applies("download")
+        if faulty and inj.fire("transfer_error", f.transfer_error_rate, f.transfer_error_limit):
+            self._reply(inj.choice(f.transfer_error_statuses), content_type="text/plain")
+            return
+        size = grant.size
+        start, end = 0, size - 1
+        status = 200
+        extra: dict[str, str] = {}
+        try:
+            if rng:
+                a, _, b = rng.partition("-")
+                start = int(a)
+                end = int(b) if b else size - 1
+            elif self.headers.get("Range"):
+                unit, _, spec = self.headers["Range"].partition("=")
+                if unit.strip() != "bytes" or "," in spec:
+                    raise ValueError
+                a, _, b = spec.strip().partition("-")
+                if a:
+                    start = int(a)
+                    end = int(b) if b else size - 1
+                else:  # suffix range
+                    start = max(0, size - int(b))
+                status = 206
+        except ValueError:
+            self._reply(416, content_type="text/plain")
+            return
+        end = min(end, size - 1)
+        if start < 0 or (start > end and not (size == 0 and start == 0)):
+            self._reply(
+                416, headers={"Content-Range": f"bytes */{size}"}, content_type="text/plain"
+            )
+            return
+        count = max(0, end - start + 1)
+        if status == 206:
+            extra["Content-Range"] = f"bytes {start}-{end}/{size}"
+        try:
+            fd = os.open(grant.path, os.O_RDONLY)
+        except OSError:
+            self._reply(404, content_type="text/plain")
+            return
+        try:
+            drop_at = None
+            if (
+                faulty
+                and f.drop_after_bytes is not None
+                and inj.fire("drop", f.drop_rate, f.drop_limit)
+            ):
+                drop_at = f.drop_after_bytes
+            corrupt_at = None
+            if faulty and count and inj.fire("corrupt", f.corrupt_rate, f.corrupt_limit):
+                corrupt_at = inj.randrange(count)
+            self.send_response(status)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(count))
+            self.send_header("Access-Control-Allow-Origin", "*")
+            for k, v in extra.items():
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command == "HEAD" or not count:
+                return
+            if drop_at is None and corrupt_at is None and f.bandwidth is None:
+                self._sendfile(fd, start, count)
+            else:
+                self._send_loop(fd, start, count, drop_at, corrupt_at, f.bandwidth)
+        finally:
+            os.close(fd)
+
+    def _sendfile(self, fd: int, offset: int, count: int) -> None:
+        sock = self.connection
+        sent_total = 0
+        while sent_total < count:
+            try:
+                sent = os.sendfile(
+                    sock.fileno(), fd, offset + sent_total, min(count - sent_total, _SENDFILE_STEP)
+                )
+            except BlockingIOError:
+                continue
+            if sent == 0:
+                raise _Drop("file shorter than promised")
+            sent_total += sent
+
+    def _send_loop(
+        self,
+        fd: int,
+        offset: int,
+        count: int,
+        drop_at: int | None,
+        corrupt_at: int | None,
+        bandwidth: float | None,
+    ) -> None:
+        buf = self._buffer()
+        view = memoryview(buf)
+        step = len(buf)
+        if bandwidth is not None:
+            step = max(1024, min(step, int(bandwidth / 20)))
+        began = time.monotonic()
+        done = 0
+        while done < count:
+            n = min(step, count - done)
+            if drop_at is not None and done + n > drop_at:
+                n = drop_at - done
+                if n <= 0:
+                    raise _Drop("fault: connection dropped")
+            got = os.preadv(fd, [view[:n]], offset + done)
+            if got <= 0:
+                raise _Drop("file shorter than promised")
+            if corrupt_at is not None and done <= corrupt_at < done + got:
+                buf[corrupt_at - done] ^= 0x5A
+            self.wfile.write(view[:got])
+            done += got
+            if bandwidth is not None:
+                ahead = done / bandwidth - (time.monotonic() - began)
+                if ahead > 0:
+                    time.sleep(ahead)
+        if drop_at is not None and done >= drop_at:
+            raise _Drop("fault: connection dropped")
+
+    # --- uploads -----------------------------------------------------------------------
+
+    def _upload(self, rest: str) -> None:
+        self._latency()
+        svc = self.service
+        token, _, off = rest.partition("/")
+        upload = svc.uploads.get(token)
+        try:
+            offset = int(off) if off else 0
+            if offset < 0:
+                raise ValueError
+            length = self._body_length()
+        except ValueError:
+            self.close_connection = True
+            self._reply(200, b"-2", content_type="text/plain")
+            return
+        if upload is None:
+            self.close_connection = True
+            self._reply(200, b"-9", content_type="text/plain")
+            return
+        if upload.epoch != svc.epoch or upload.expires < time.time():
+            self.close_connection = True
+            self._reply(200, b"-8", content_type="text/plain")
+            return
+        inj = svc.faults
+        f = inj.faults
+        faulty = inj.applies("upload")
+        if faulty and inj.fire("transfer_error", f.transfer_error_rate, f.transfer_error_limit):
+            self.close_connection = True
+            self._reply(inj.choice(f.transfer_error_statuses), content_type="text/plain")
+            return
+        if length is not None and offset + length > upload.size:
+            self.close_connection = True
+            self._reply(200, b"-2", content_type="text/plain")
+            return
+        drop_at = None
+        if (
+            faulty
+            and f.drop_after_bytes is not None
+            and inj.fire("drop", f.drop_rate, f.drop_limit)
+        ):
+            drop_at = f.drop_after_bytes
+        received = self._receive(upload, offset, drop_at, f.bandwidth)
+        if received is None:
+            self.close_connection = True
+            self._reply(200, b"-2", content_type="text/plain")
+            return
+        with upload.lock:
+            if upload.token is None and upload.add_range(offset, offset + received):
+                upload.token = svc.finish_upload(upload)
+            token_bytes = upload.token
+        if token_bytes is None:
+            self._reply(200, b"", content_type="text/plain")
+            return
+        body = token_bytes if upload.raw_token else b64encode(token_bytes).encode()
+        self._reply(200, body, content_type="text/plain")
+
+    def _receive(
+        self, upload: Upload, offset: int, drop_at: int | None, bandwidth: float | None
+    ) -> int | None:
+        """Write the body at ``offset``; the number of bytes, or None when it overflows."""
+        done = 0
+        began = time.monotonic()
+        fd = None
+        overflow = False
+        if upload.token is None:
+            try:
+                fd = os.open(upload.path, os.O_WRONLY)
+            except FileNotFoundError:
+                fd = None  # completed meanwhile by a parallel piece: drain, answer the token
+        try:
+            for piece in self._iter_body():
+                if drop_at is not None and done + len(piece) > drop_at:
+                    raise _Drop("fault: connection dropped")
+                if offset + done + len(piece) > upload.size:
+                    overflow = True
+                elif fd is not None:
+                    os.pwrite(fd, piece, offset + done)
+                done += len(piece)
+                if bandwidth is not None:
+                    ahead = done / bandwidth - (time.monotonic() - began)
+                    if ahead > 0:
+                        time.sleep(ahead)
+        finally:
+            if fd is not None:
+                os.close(fd)
+        return None if overflow else done

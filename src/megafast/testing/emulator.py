@@ -1,0 +1,527 @@
+"""``MegaEmulator``: a MEGA API and storage server on loopback, for tests (like moto for AWS).
+
+    with MegaEmulator() as emu:
+        emu.create_account("alice@example.com", "secret")
+        handle, key = emu.add_file("alice@example.com", b"hello", "hello.txt")
+        # point any MEGA client at emu.api_url
+
+Accounts are created the way a registering client creates them (so the emulator knows
+their master keys, only for its seeding helpers); everything a client sends afterwards is
+stored as it came: the server part never needs or sees file keys.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from . import _crypto as C
+from ._api import Service
+from ._faults import FaultInjector, Faults
+from ._server import EmulatorHTTPServer
+from ._store import FOLDER_TYPES, Store
+
+__all__ = ["Account", "MegaEmulator"]
+
+
+@dataclass(frozen=True)
+class Account:
+    """What the emulator's registering client knows about an account it created."""
+
+    handle: str
+    email: str | None
+    password: str | None
+    version: int  # 1, 2, or 0 for an ephemeral account
+    master_key: bytes
+    password_key: bytes
+    mfa_secret: str | None = None
+
+    def totp(self, at: float | None = None) -> str:
+        """The current two-factor code (RFC 6238) of this account."""
+        if not self.mfa_secret:
+            raise ValueError("this account has no two-factor secret")
+        return C.totp(self.mfa_secret, at)
+
+
+class MegaEmulator:
+    """A faithful MEGA emulator serving HTTP on ``host`` (a free port unless ``port``).
+
+    ``data_dir``: where state (SQLite) and blobs live; a temporary directory (removed on
+    :meth:`stop`) when None. ``fresh_rsa_keys``: give every account its own RSA key pair
+    (about 1 s each) instead of one shared per process. ``faults``: initial fault settings
+    (a :class:`Faults` or a dict of its fields). ``storage_quota``: bytes per new account.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        data_dir: str | os.PathLike | None = None,
+        *,
+        faults: Faults | dict | None = None,
+        fresh_rsa_keys: bool = False,
+        hashcash_easiness: int | None = None,
+        storage_quota: int = 20 * 1024**3,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self._own_dir = data_dir is None
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.fresh_rsa_keys = fresh_rsa_keys
+        if isinstance(faults, dict):
+            faults = Faults(**faults)
+        self._injector = FaultInjector(faults or Faults())
+        self._storage_quota = storage_quota
+        self._hashcash = hashcash_easiness
+        self._server: EmulatorHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._store: Store | None = None
+        self._service: Service | None = None
+        self.port = 0
+
+    # --- life cycle --------------------------------------------------------------------
+
+    def start(self) -> MegaEmulator:
+        """Start serving in a background thread; returns self."""
+        if self._server is not None:
+            return self
+        if self.data_dir is None:
+            self.data_dir = Path(tempfile.mkdtemp(prefix="megafast-emulator-"))
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._store = Store(self.data_dir)
+        self._service = Service(
+            self._store, self._injector, lambda: self.api_url, storage_quota=self._storage_quota
+        )
+        if self._hashcash is not None:
+            self._service.require_hashcash(self._hashcash)
+        self._server = EmulatorHTTPServer((self.host, self._requested_port), self._service)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"megafast-emulator-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close every connection, and remove a temporary data directory."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.close_all_connections()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        assert self._store is not None
+        self._store.close()
+        self._server = self._thread = self._store = self._service = None
+        if self._own_dir and self.data_dir is not None:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+            self.data_dir = None
+
+    def __enter__(self) -> MegaEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def api_url(self) -> str:
+        """``http://127.0.0.1:<port>`` (no trailing slash); clients POST ``{api_url}/cs``."""
+        host = self.host if self.host not in ("", "0.0.0.0") else "127.0.0.1"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise RuntimeError("the emulator is not running (use start() or a with block)")
+        return self._store
+
+    @property
+    def service(self) -> Service:
+        if self._service is None:
+            raise RuntimeError("the emulator is not running (use start() or a with block)")
+        return self._service
+
+    # --- faults ------------------------------------------------------------------------
+
+    @property
+    def faults(self) -> Faults:
+        """The current fault settings (read-only copy semantics: change with set_faults)."""
+        return self._injector.faults
+
+    @property
+    def fault_counts(self) -> dict[str, int]:
+        """How many times each fault fired: api_eagain, transfer_error, drop, corrupt."""
+        return dict(self._injector.counts)
+
+    def set_faults(self, **changes: object) -> Faults:
+        """Change fault/throttle settings (names of :class:`Faults` fields); ValueError on nonsense."""
+        return self._injector.update(**changes)
+
+    def clear_faults(self) -> None:
+        """Back to a well-behaved server (and reset the fault counters)."""
+        self._injector.reset()
+
+    def require_hashcash(self, easiness: int | None, limit: int | None = None) -> None:
+        """New clients' first ``/cs`` request gets HTTP 402 with a challenge (None: off).
+
+        A client is known once it sent a correct answer (by its connection, and by the
+        sessions it opens afterwards). ``limit`` caps how many challenges are issued.
+        """
+        self.service.require_hashcash(easiness, limit)
+
+    def expire_urls(self) -> None:
+        """Make every download and upload URL issued so far expired (403 / -8)."""
+        self.service.expire_urls()
+
+    # --- accounts ----------------------------------------------------------------------
+
+    def create_account(
+        self,
+        email: str,
+        password: str,
+        version: int = 2,
+        mfa_secret: str | bool | None = None,
+        *,
+        name: str | None = None,
+    ) -> Account:
+        """Register a full account as MEGA's web client does (v1 or v2 password scheme).
+
+        ``mfa_secret``: a base32 TOTP secret (or True for a fresh one) turns on 2FA.
+        """
+        if version not in (1, 2):
+            raise ValueError("version must be 1 or 2")
+        if not isinstance(email, str) or "@" not in email:
+            raise ValueError("email must look like an email address")
+        if not isinstance(password, str):
+            raise TypeError("password must be a str")
+        email = email.lower()
+        store = self.store
+        if store.user_by_email(email) is not None:
+            raise ValueError("an account with that email already exists")
+        if mfa_secret is True:
+            mfa_secret = base64.b32encode(secrets.token_bytes(20)).decode().rstrip("=")
+        elif mfa_secret is not None and not isinstance(mfa_secret, str):
+            raise TypeError("mfa_secret must be a base32 str, True or None")
+        if isinstance(mfa_secret, str):
+            C.totp(mfa_secret)  # validates the base32 text
+        master_key = secrets.token_bytes(16)
+        salt = None
+        if version == 1:
+            password_key = C.prepare_key(C.str_to_a32_mega(password))
+            uh = C.stringhash(email, password_key)
+        else:
+            salt = secrets.token_bytes(32)
+            password_key, uh = C.derive_v2(password, salt)
+        rsa = C.rsa_key(fresh=self.fresh_rsa_keys)
+        with store.transaction():
+            handle = store.new_handle("users", "handle", 8)
+            store.execute(
+                "INSERT INTO users(handle, email, name, version, salt, uh, k, privk, pubk, mfa,"
+                " mstrg, since) VALUES(?,?,?,?,?,?,?,?,?,?,?,strftime('%s','now'))",
+                handle,
+                email,
+                name,
+                version,
+                C.b64encode(salt) if salt else None,
+                uh,
+                C.b64encode(C.ecb_encrypt(password_key, master_key)),
+                C.b64encode(C.ecb_encrypt(master_key, rsa.privk_plain())),
+                C.b64encode(rsa.pubk()),
+                mfa_secret,
+                self._storage_quota,
+            )
+            store.execute(
+                "INSERT INTO helper_keys(user, master_key) VALUES(?,?)",
+                handle,
+                C.b64encode(master_key),
+            )
+            store.create_roots(handle)
+        return Account(handle, email, password, version, master_key, password_key, mfa_secret)
+
+    def create_ephemeral_account(self) -> Account:
+        """An anonymous account, as ``up`` makes one; log in with ``us`` and its handle."""
+        master_key = secrets.token_bytes(16)
+        password_key = secrets.token_bytes(16)
+        r = secrets.token_bytes(16)
+        store = self.store
+        with store.transaction():
+            handle = store.new_handle("users", "handle", 8)
+            store.execute(
+                "INSERT INTO users(handle, email, version, k, ts, mstrg, since)"
+                " VALUES(?,?,?,?,?,?,strftime('%s','now'))",
+                handle,
+                None,
+                0,
+                C.b64encode(C.ecb_encrypt(password_key, master_key)),
+                C.b64encode(r + C.ecb_encrypt(master_key, r)),
+                self._storage_quota,
+            )
+            store.execute(
+                "INSERT INTO helper_keys(user, master_key) VALUES(?,?)",
+                handle,
+                C.b64encode(master_key),
+            )
+            store.create_roots(handle)
+        return Account(handle, None, None, 0, master_key, password_key)
+
+    def account(self, email_or_handle: str) -> Account:
+        """The account as its registering client knows it (KeyError when unknown)."""
+        row = self._user(email_or_handle)
+        mk = self._master_key(row["handle"])
+        return Account(row["handle"], row["email"], None, row["version"], mk, b"", row["mfa"])
+
+    def create_session(self, email_or_handle: str) -> str:
+        """A session id for the account, as a successful login would give (tests only)."""
+        row = self._user(email_or_handle)
+        if row["email"] is None:
+            self.store.execute(
+                "INSERT OR IGNORE INTO sessions(sid, user, since) VALUES(?,?,strftime('%s','now'))",
+                row["ts"],
+                row["handle"],
+            )
+            return row["ts"]
+        return self.service.new_session(row["handle"])
+
+    def root_handle(self, email_or_handle: str, t: int = 2) -> str:
+        """Handle of the account's Cloud Drive (t=2), Inbox (3) or Rubbish Bin (4)."""
+        return self.store.root_node(self._user(email_or_handle)["handle"], t)
+
+    def set_storage_quota(self, email_or_handle: str, total: int) -> None:
+        """Change an account's storage quota (bytes)."""
+        self.store.execute(
+            "UPDATE users SET mstrg=? WHERE handle=?",
+            int(total),
+            self._user(email_or_handle)["handle"],
+        )
+
+    def _user(self, email_or_handle: str):
+        row = self.store.user_by_email(email_or_handle) or self.store.user(email_or_handle)
+        if row is None:
+            raise KeyError(f"no such account: {email_or_handle!r}")
+        return row
+
+    def _master_key(self, handle: str) -> bytes:
+        row = self.store.one("SELECT master_key FROM helper_keys WHERE user=?", handle)
+        if row is None:
+            raise KeyError("the emulator did not create this account, so it has no key for it")
+        return C.b64decode(row["master_key"])
+
+    # --- seeding nodes -----------------------------------------------------------------
+
+    def _parent(self, owner: str, parent: str | None) -> str:
+        if parent is None:
+            return self.store.root_node(owner, 2)
+        node = self.store.node(parent)
+        if node is None or node["owner"] != owner or node["t"] not in FOLDER_TYPES:
+            raise ValueError(f"{parent!r} is not a folder of this account")
+        return parent
+
+    def _share_keys_above(self, owner: str, parent: str) -> list[tuple[str, bytes]]:
+        """(share handle, share key) for every share at or above ``parent``."""
+        mk = self._master_key(owner)
+        out = []
+        for h in [parent, *self.store.ancestors(parent)]:
+            row = self.store.one("SELECT ok FROM share_keys WHERE h=?", h)
+            if row is not None:
+                out.append((h, C.ecb_decrypt(mk, C.b64decode(row["ok"]))))
+        return out
+
+    def _add_share_keys(self, owner: str, parent: str, h: str, node_key: bytes) -> None:
+        for share, key in self._share_keys_above(owner, parent):
+            self.store.execute(
+                "INSERT OR REPLACE INTO node_keys(h, share, k) VALUES(?,?,?)",
+                h,
+                share,
+                C.b64encode(C.ecb_encrypt(key, node_key)),
+            )
+
+    def add_folder(self, email: str, name: str, parent: str | None = None) -> str:
+        """Create a folder as a client would (random key, encrypted name); returns its handle."""
+        owner = self._user(email)["handle"]
+        mk = self._master_key(owner)
+        key = secrets.token_bytes(16)
+        with self.store.transaction():
+            parent = self._parent(owner, parent)
+            h = self.store.insert_node(
+                owner,
+                parent,
+                1,
+                C.encrypt_attr({"n": name}, key),
+                C.b64encode(C.ecb_encrypt(mk, key)),
+            )
+            self._add_share_keys(owner, parent, h, key)
+        return h
+
+    def add_file(
+        self,
+        email: str,
+        data_or_path: bytes | bytearray | memoryview | str | os.PathLike | BinaryIO,
+        name: str,
+        parent: str | None = None,
+        *,
+        mtime: int | None = None,
+    ) -> tuple[str, tuple[int, ...]]:
+        """Encrypt and store a file as a client's upload would; returns (handle, packed key).
+
+        ``data_or_path``: bytes, a path, or a binary file object (streamed in 1 MiB pieces).
+        The packed key is the 8 words of the file's public link key.
+        """
+        owner = self._user(email)["handle"]
+        mk = self._master_key(owner)
+        parent = self._parent(owner, parent)
+        if isinstance(data_or_path, (bytes, bytearray, memoryview)):
+            source: BinaryIO = io.BytesIO(data_or_path)
+            size = len(memoryview(data_or_path).cast("B"))
+        elif isinstance(data_or_path, (str, os.PathLike)):
+            source = open(data_or_path, "rb")  # noqa: SIM115 - closed below
+            size = os.fstat(source.fileno()).st_size
+        else:
+            source = data_or_path
+            pos = source.tell()
+            size = source.seek(0, os.SEEK_END) - pos
+            source.seek(pos)
+        blob = secrets.token_hex(16)
+        enc = C.FileEncryptor(size)
+        path = self.store.blob_path(blob)
+        try:
+            with open(path, "wb") as out:
+                left = size
+                while left:
+                    piece = source.read(min(1 << 20, left))
+                    if not piece:
+                        raise ValueError("the source ended before its size")
+                    out.write(enc.encrypt(piece))
+                    left -= len(piece)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        finally:
+            if isinstance(data_or_path, (str, os.PathLike)):
+                source.close()
+        packed = enc.packed_key()
+        attrs: dict = {"n": name}
+        with self.store.transaction():
+            h = self.store.insert_node(
+                owner,
+                parent,
+                0,
+                C.encrypt_attr(attrs, enc.key),
+                C.b64encode(C.ecb_encrypt(mk, C.a32_to_bytes(packed))),
+                s=size,
+                blob=blob,
+                ts=mtime,
+            )
+            self._add_share_keys(owner, parent, h, C.a32_to_bytes(packed))
+        return h, packed
+
+    def node_key(self, handle: str) -> bytes:
+        """The node's key (32 bytes packed for files, 16 for folders), decrypted as its owner."""
+        node = self.store.node(handle)
+        if node is None:
+            raise KeyError(f"no such node: {handle!r}")
+        return C.ecb_decrypt(self._master_key(node["owner"]), C.b64decode(node["k"]))
+
+    def export(self, handle: str) -> str:
+        """Make a public link (``https://mega.nz/file/H#K`` or ``/folder/H#K``) as a client would.
+
+        Folders are shared with ``EXP`` first: a random share key, ``ok``/``ha``, and every
+        node below re-keyed under the share key, as MEGA's web client does.
+        """
+        node = self.store.node(handle)
+        if node is None:
+            raise KeyError(f"no such node: {handle!r}")
+        if node["t"] == 0:
+            with self.store.transaction():
+                ph = self.service.public_handle(handle)
+            return f"https://mega.nz/file/{ph}#{C.b64encode(self.node_key(handle))}"
+        if node["t"] != 1:
+            raise ValueError("only files and folders can be exported")
+        owner = node["owner"]
+        mk = self._master_key(owner)
+        with self.store.transaction():
+            row = self.store.one("SELECT ok FROM share_keys WHERE h=?", handle)
+            if row is None:
+                share_key = secrets.token_bytes(16)
+                self.store.execute(
+                    "INSERT INTO share_keys(h, owner, ok, ha) VALUES(?,?,?,?)",
+                    handle,
+                    owner,
+                    C.b64encode(C.ecb_encrypt(mk, share_key)),
+                    C.b64encode(C.ecb_encrypt(mk, (handle + handle).encode())),
+                )
+            else:
+                share_key = C.ecb_decrypt(mk, C.b64decode(row["ok"]))
+            self.store.execute(
+                "INSERT OR REPLACE INTO shares(h, u, r, k, ts) VALUES(?,?,?,?,strftime('%s','now'))",
+                handle,
+                "EXP",
+                0,
+                None,
+            )
+            for r in self.store.subtree(handle):
+                key = C.ecb_decrypt(mk, C.b64decode(r["k"]))
+                self.store.execute(
+                    "INSERT OR REPLACE INTO node_keys(h, share, k) VALUES(?,?,?)",
+                    r["h"],
+                    handle,
+                    C.b64encode(C.ecb_encrypt(share_key, key)),
+                )
+            ph = self.service.public_handle(handle)
+        return f"https://mega.nz/folder/{ph}#{C.b64encode(share_key)}"
+
+    # --- transfers ---------------------------------------------------------------------
+
+    def download_url(self, handle: str) -> str:
+        """A temporary download URL for a file node, as ``g`` gives it."""
+        node = self.store.node(handle)
+        if node is None or node["t"] != 0:
+            raise KeyError(f"no such file: {handle!r}")
+        return self.service.grant_download(node["blob"], node["s"])
+
+    def upload_url(self, email: str, size: int, *, raw_token: bool = False) -> str:
+        """A temporary upload URL for ``size`` bytes, as ``u`` gives it."""
+        if not isinstance(size, int) or size < 0:
+            raise ValueError("size must be a non-negative int")
+        return self.service.grant_upload(self._user(email)["handle"], size, raw_token)
+
+    def stored_blob(self, handle: str) -> bytes:
+        """The bytes stored for a file node, exactly as the uploader sent them (tests only)."""
+        node = self.store.node(handle)
+        if node is None or node["t"] != 0:
+            raise KeyError(f"no such file: {handle!r}")
+        return self.store.blob_path(node["blob"]).read_bytes()
+
+    def node(self, handle: str) -> dict | None:
+        """The stored record of a node (h, owner, parent, t, a, k, s, ts, blob), or None."""
+        row = self.store.node(handle)
+        return dict(row) if row is not None else None
+
+    def nodes(self, email: str) -> list[dict]:
+        """Every node the account owns, as stored."""
+        owner = self._user(email)["handle"]
+        return [
+            dict(r) for r in self.store.all("SELECT * FROM nodes WHERE owner=? ORDER BY seq", owner)
+        ]
+
+    def decrypt_attributes(self, handle: str) -> dict | None:
+        """The node's attributes decrypted with its owner's key (None when undecryptable)."""
+        node = self.store.node(handle)
+        if node is None:
+            raise KeyError(f"no such node: {handle!r}")
+        key = self.node_key(handle)
+        if len(key) == 32:
+            w = C.bytes_to_a32(key)
+            key = C.a32_to_bytes([w[i] ^ w[i + 4] for i in range(4)])
+        return C.decrypt_attr(node["a"] or "", key)
