@@ -1,0 +1,461 @@
+"""The emulator's /cs API over real HTTP: envelope, errors, accounts, nodes, links, shares."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+
+import pyotp
+import pytest
+import requests
+
+from megafast import crypto as mc
+from megafast.testing import MegaEmulator
+from test_emulator_support import RawClient
+
+
+@pytest.fixture
+def emu() -> Iterator[MegaEmulator]:
+    with MegaEmulator() as e:
+        yield e
+
+
+@pytest.fixture
+def client(emu: MegaEmulator) -> RawClient:
+    return RawClient(emu.api_url)
+
+
+# --- envelope and error numbers ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (b"not json", -2),
+        (b'{"a": "us0"}', -2),  # an object, not a batch
+        (b"\xff\xfe", -2),
+        (b"", -2),
+    ],
+)
+def test_malformed_batches_get_minus_2(client: RawClient, body: bytes, expected: int) -> None:
+    resp = client.post(None, raw_body=body)
+    assert resp.status_code == 200
+    assert resp.json() == expected
+
+
+def test_bad_commands_get_per_command_errors(emu: MegaEmulator, client: RawClient) -> None:
+    emu.create_account("e@example.com", "pw")
+    client.login("e@example.com", "pw")
+    answer = client.cs(
+        [
+            {"a": "nosuchcommand"},
+            {"x": 1},
+            5,
+            {"a": 7},
+            {"a": "us0"},  # missing user
+            {"a": "us0", "user": 12},  # wrong type
+            {"a": "m", "n": "short", "t": "AAAAAAAA"},  # malformed handle
+            {"a": "u", "s": "12"},  # size as text
+            {"a": "u", "s": True},
+            {"a": "g", "g": 1, "n": "AAAAAAAA"},  # no such node
+            {"a": "ug"},  # and the batch goes on
+        ]
+    )
+    assert answer[:10] == [-2, -2, -2, -2, -2, -2, -2, -2, -2, -9]
+    assert answer[10]["email"] == "e@example.com"
+
+
+def test_bad_session_id_fails_the_batch_with_minus_15(client: RawClient) -> None:
+    assert client.cs([{"a": "ug"}], sid="A" * 58) == -15
+
+
+def test_commands_needing_a_session_get_minus_11_without_one(client: RawClient) -> None:
+    assert client.cs([{"a": "ug"}, {"a": "f", "c": 1}, {"a": "u", "s": 1}]) == [-11, -11, -11]
+
+
+def test_server_survives_garbage_and_keeps_serving(emu: MegaEmulator, client: RawClient) -> None:
+    for body in [b"[" * 10000, b'[{"a": "p", "t": null, "n": [null]}]', b'[{"a":"f","p":5}]']:
+        assert client.post(None, raw_body=body).status_code == 200
+    # a request that lies about its length and disconnects
+    with socket.create_connection(("127.0.0.1", emu.port)) as s:
+        s.sendall(b"POST /cs?id=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n[{")
+    assert client.cs([{"a": "us0", "user": "nobody@example.com"}]) == [-9]
+
+
+def test_same_request_id_gets_same_answer_without_redoing_the_work(
+    emu: MegaEmulator, client: RawClient
+) -> None:
+    emu.create_account("idem@example.com", "pw")
+    client.login("idem@example.com", "pw")
+    root = client.root()
+    key = mc.random_key(4)
+    cmd = [
+        {
+            "a": "p",
+            "t": root,
+            "n": [
+                {
+                    "h": "xxxxxxxx",
+                    "t": 1,
+                    "a": mc.base64_url_encode(mc.encrypt_attr({"n": "once"}, key)),
+                    "k": mc.a32_to_base64(mc.encrypt_key(key, client.master_key)),
+                }
+            ],
+        }
+    ]
+    first = client.cs(cmd, rid="777")
+    again = client.cs(cmd, rid="777")
+    assert first == again
+    folders = [n for n in client.files()["f"] if n["t"] == 1]
+    assert len(folders) == 1
+    # a new id is a new request
+    client.cs(cmd, rid="778")
+    assert len([n for n in client.files()["f"] if n["t"] == 1]) == 2
+
+
+# --- accounts and login ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_login_gives_a_session_that_works(
+    emu: MegaEmulator, client: RawClient, version: int
+) -> None:
+    acct = emu.create_account("Mixed@Example.com", "pässwörd", version=version)
+    pre = client.one({"a": "us0", "user": "mixed@example.com"})
+    assert pre["v"] == version
+    assert ("s" in pre) == (version == 2)
+    res = client.login("mixed@example.com", "pässwörd")
+    assert set(res) >= {"k", "privk", "csid"}
+    assert bytes(mc.a32_to_str(client.master_key)) == acct.master_key
+    assert len(mc.base64_url_decode(client.sid)) == 43
+    me = client.one({"a": "ug"})
+    assert me["u"] == acct.handle and me["email"] == "mixed@example.com"
+    # the private key really is p, q, d, u of a 2048-bit key
+    privk = mc.a32_to_str(mc.decrypt_key(mc.base64_to_a32(res["privk"]), client.master_key))
+    p, q, d, u = mc.decode_mpis(privk, 4)
+    assert (p * q).bit_length() == 2048 and u == pow(p, -1, q)
+    n, e = mc.decode_mpis(mc.base64_url_decode(me["pubk"]), 2)
+    assert n == p * q and pow(pow(12345, e, n), d, n) == 12345
+
+
+def test_wrong_password_or_unknown_email_gives_minus_9(
+    emu: MegaEmulator, client: RawClient
+) -> None:
+    emu.create_account("v2@example.com", "right", version=2)
+    emu.create_account("v1@example.com", "right", version=1)
+    assert client.login("v2@example.com", "wrong") == -9
+    assert client.login("v1@example.com", "wrong") == -9
+    assert client.one({"a": "us0", "user": "nobody@example.com"}) == -9
+    assert client.one({"a": "us", "user": "nobody@example.com", "uh": "AAAAAAAAAAA"}) == -9
+
+
+def test_two_factor_login(emu: MegaEmulator, client: RawClient) -> None:
+    acct = emu.create_account("tfa@example.com", "pw", mfa_secret=True)
+    assert client.login("tfa@example.com", "pw") == -26
+    assert (
+        client.login("tfa@example.com", "pw", mfa="000000" if acct.totp() != "000000" else "111111")
+        == -5
+    )
+    code = pyotp.TOTP(acct.mfa_secret).now()  # an independent TOTP implementation
+    assert code == acct.totp()
+    assert isinstance(client.login("tfa@example.com", "pw", mfa=code), dict)
+    assert client.one({"a": "ug"})["email"] == "tfa@example.com"
+    assert client.one({"a": "mfag", "e": "tfa@example.com"}) == 1
+
+
+def test_ephemeral_account_via_up_and_us(client: RawClient) -> None:
+    handle = client.login_ephemeral()
+    assert client.one({"a": "ug"})["u"] == handle
+    assert sorted(n["t"] for n in client.files()["f"]) == [2, 3, 4]
+    folder = client.mkdir("anon dir")
+    assert any(n["h"] == folder for n in client.files()["f"])
+
+
+def test_ephemeral_account_helper(emu: MegaEmulator, client: RawClient) -> None:
+    acct = emu.create_ephemeral_account()
+    res = client.one({"a": "us", "user": acct.handle})
+    assert mc.decrypt_key(mc.base64_to_a32(res["k"]), mc.str_to_a32(acct.password_key)) == tuple(
+        mc.str_to_a32(acct.master_key)
+    )
+    assert client.one({"a": "ug"}, sid=res["tsid"])["u"] == acct.handle
+
+
+def test_logout_ends_the_session(emu: MegaEmulator, client: RawClient) -> None:
+    emu.create_account("out@example.com", "pw")
+    client.login("out@example.com", "pw")
+    assert client.one({"a": "sml"}) == 0
+    assert client.cs([{"a": "ug"}]) == -15
+
+
+def test_quota(emu: MegaEmulator, client: RawClient) -> None:
+    emu.create_account("q@example.com", "pw")
+    emu.add_file("q@example.com", b"x" * 1000, "a")
+    client.login("q@example.com", "pw")
+    uq = client.one({"a": "uq", "strg": 1, "xfer": 1, "pro": 1})
+    assert uq["cstrg"] == 1000 and uq["mstrg"] == 20 * 1024**3
+    emu.set_storage_quota("q@example.com", 1500)
+    assert client.one({"a": "u", "s": 600}) == -17
+    assert "p" in client.one({"a": "u", "s": 500})
+
+
+# --- nodes -------------------------------------------------------------------------------
+
+
+def test_listing_has_roots_folders_files_and_decryptable_keys(
+    emu: MegaEmulator, client: RawClient
+) -> None:
+    emu.create_account("n@example.com", "pw")
+    folder = emu.add_folder("n@example.com", "docs")
+    handle, packed = emu.add_file("n@example.com", b"hello world", "hello.txt", folder)
+    client.login("n@example.com", "pw")
+    listing = client.files()
+    assert set(listing) >= {"f", "ok", "s", "u"}
+    nodes = {n["h"]: n for n in listing["f"]}
+    roots = [n for n in listing["f"] if n["t"] in (2, 3, 4)]
+    assert [n["t"] for n in roots] == [2, 3, 4] and all(len(n["h"]) == 8 for n in roots)
+    assert nodes[folder]["p"] == roots[0]["h"] and nodes[handle]["p"] == folder
+    assert nodes[handle]["s"] == 11 and len(nodes[handle]["u"]) == 11
+    assert client.name(nodes[folder]) == "docs"
+    assert client.name(nodes[handle]) == "hello.txt"
+    assert client.node_key(nodes[handle]) == packed
+    # parents come before their children
+    order = [n["h"] for n in listing["f"]]
+    assert order.index(folder) < order.index(handle)
+
+
+def test_rename_move_delete(emu: MegaEmulator, client: RawClient) -> None:
+    emu.create_account("ops@example.com", "pw")
+    client.login("ops@example.com", "pw")
+    a = client.mkdir("a")
+    b = client.mkdir("b", a)
+    node, packed, _ = client.upload(b"data" * 100, "f.bin", b)
+    k4 = [packed[i] ^ packed[i + 4] for i in range(4)]
+    new_attr = mc.base64_url_encode(mc.encrypt_attr({"n": "g.bin"}, k4))
+    assert client.one({"a": "a", "n": node["h"], "attr": new_attr}) == 0
+    nodes = {n["h"]: n for n in client.files()["f"]}
+    assert client.name(nodes[node["h"]]) == "g.bin"
+    assert client.one({"a": "m", "n": node["h"], "t": a}) == 0
+    assert {n["h"]: n for n in client.files()["f"]}[node["h"]]["p"] == a
+    assert client.one({"a": "m", "n": a, "t": b}) == -10  # into its own child
+    assert client.one({"a": "m", "n": a, "t": a}) == -10
+    assert client.one({"a": "m", "n": client.root(), "t": a}) == -11  # roots stay
+    assert client.one({"a": "d", "n": client.root(4)}) == -11
+    assert client.one({"a": "d", "n": a}) == 0  # the whole subtree goes
+    left = {n["h"] for n in client.files()["f"]}
+    assert not left & {a, b, node["h"]}
+    assert client.one({"a": "d", "n": a}) == -9
+
+
+def test_other_users_nodes_are_invisible(emu: MegaEmulator, client: RawClient) -> None:
+    emu.create_account("one@example.com", "pw")
+    emu.create_account("two@example.com", "pw")
+    h, _ = emu.add_file("one@example.com", b"secret", "s")
+    client.login("two@example.com", "pw")
+    assert all(n["h"] != h for n in client.files()["f"])
+    assert client.cs(
+        [
+            {"a": "g", "g": 1, "n": h},
+            {"a": "d", "n": h},
+            {"a": "l", "n": h},
+            {"a": "m", "n": h, "t": client.root()},
+            {
+                "a": "p",
+                "t": emu.root_handle("one@example.com"),
+                "n": [{"h": "xxxxxxxx", "t": 1, "a": "AA", "k": "A" * 22}],
+            },
+        ]
+    ) == [-9, -9, -11, -9, -9]
+
+
+def test_p_rejects_unknown_tokens_and_bad_nodes(emu: MegaEmulator, client: RawClient) -> None:
+    emu.create_account("pp@example.com", "pw")
+    client.login("pp@example.com", "pw")
+    root = client.root()
+    k = "A" * 43
+    assert client.cs(
+        [
+            {"a": "p", "t": root, "n": [{"h": "A" * 48, "t": 0, "a": "AAAA", "k": k}]},
+            {"a": "p", "t": root, "n": []},
+            {"a": "p", "t": root, "n": [{"t": 0, "a": "AAAA", "k": k}]},
+            {"a": "p", "t": root, "n": [{"h": "xxxxxxxx", "t": 9, "a": "AAAA", "k": k}]},
+            {"a": "p", "t": root, "n": "nope"},
+        ]
+    ) == [-2, -2, -2, -2, -2]
+
+
+def test_completion_token_is_single_use_and_owned(emu: MegaEmulator, client: RawClient) -> None:
+    emu.create_account("tok@example.com", "pw")
+    emu.create_account("thief@example.com", "pw")
+    client.login("tok@example.com", "pw")
+    _, _, token = client.upload(b"z" * 50, "z")
+    other = RawClient(emu.api_url)
+    other.login("thief@example.com", "pw")
+    url = emu.upload_url("tok@example.com", 3)
+    tok2 = requests.post(f"{url}/0", data=b"abc", timeout=10).text
+    node = {"h": tok2, "t": 0, "a": "AAAA", "k": "A" * 43}
+    assert other.one({"a": "p", "t": other.root(), "n": [node]}) == -11
+    node["h"] = token
+    assert client.one({"a": "p", "t": client.root(), "n": [node]}) == -2  # already used
+
+
+# --- links, imports, shares and public folders -------------------------------------------
+
+
+def test_file_link_public_g_and_import(emu: MegaEmulator, client: RawClient) -> None:
+    emu.create_account("owner@example.com", "pw")
+    emu.create_account("importer@example.com", "pw")
+    client.login("owner@example.com", "pw")
+    node, packed, _ = client.upload(b"shared bytes" * 1000, "pub.bin")
+    ph = client.one({"a": "l", "n": node["h"]})
+    assert isinstance(ph, str) and len(ph) == 8
+    assert client.one({"a": "l", "n": node["h"]}) == ph  # stable
+    anon = RawClient(emu.api_url)
+    info = anon.one({"a": "g", "p": ph})
+    assert info["s"] == 12000 and "g" not in info
+    k4 = [packed[i] ^ packed[i + 4] for i in range(4)]
+    assert mc.decrypt_attr(mc.base64_url_decode(info["at"]), k4)["n"] == "pub.bin"
+    url = anon.one({"a": "g", "g": 1, "p": ph, "ssl": 2})["g"]
+    assert requests.get(url, timeout=10).content == emu.stored_blob(node["h"])
+    imp = RawClient(emu.api_url)
+    imp.login("importer@example.com", "pw")
+    res = imp.one(
+        {
+            "a": "p",
+            "t": imp.root(),
+            "n": [
+                {
+                    "ph": ph,
+                    "t": 0,
+                    "a": mc.base64_url_encode(mc.encrypt_attr({"n": "mine.bin"}, k4)),
+                    "k": mc.a32_to_base64(mc.encrypt_key(packed, imp.master_key)),
+                }
+            ],
+        }
+    )
+    new = res["f"][0]
+    assert new["s"] == 12000 and imp.name(new) == "mine.bin" and new["u"] == imp.user
+    assert emu.stored_blob(new["h"]) == emu.stored_blob(node["h"])
+    assert anon.one({"a": "g", "p": "AAAAAAAA"}) == -9
+    assert client.one({"a": "l", "n": node["h"], "d": 1}) == 0
+    assert anon.one({"a": "g", "p": ph}) == -9
+
+
+def test_folder_export_with_s2_and_public_folder_listing(
+    emu: MegaEmulator, client: RawClient
+) -> None:
+    emu.create_account("sh@example.com", "pw")
+    client.login("sh@example.com", "pw")
+    top = client.mkdir("top")
+    sub = client.mkdir("sub", top)
+    node, packed, _ = client.upload(b"in a public folder", "deep.txt", sub)
+    assert client.one({"a": "l", "n": top}) == -11  # not shared yet
+    share_key = mc.random_key(4)
+    listing = {n["h"]: n for n in client.files()["f"]}
+    handles = [top, sub, node["h"]]
+    cr_keys = []
+    for i, h in enumerate(handles):
+        cr_keys += [0, i, mc.a32_to_base64(mc.encrypt_key(client.node_key(listing[h]), share_key))]
+    res = client.one(
+        {
+            "a": "s2",
+            "n": top,
+            "s": [{"u": "EXP", "r": 0}],
+            "ok": mc.a32_to_base64(mc.encrypt_key(share_key, client.master_key)),
+            "ha": mc.base64_url_encode(b"x" * 16),
+            "cr": [[top], handles, cr_keys],
+        }
+    )
+    assert res == {"r": [0]}
+    after = client.files()
+    assert {"h": top, "u": "EXP", "r": 0} in [
+        {k: s[k] for k in ("h", "u", "r")} for s in after["s"]
+    ]
+    assert [o["h"] for o in after["ok"]] == [top]
+    top_node = next(n for n in after["f"] if n["h"] == top)
+    assert top_node["k"].startswith(client.user + ":") and f"/{top}:" in top_node["k"]
+    ph = client.one({"a": "l", "n": top})
+    # the public folder, as a visitor with only the link sees it
+    visitor = RawClient(emu.api_url)
+    pub = visitor.one({"a": "f", "c": 1, "r": 1, "ca": 1}, n=ph)
+    nodes = {n["h"]: n for n in pub["f"]}
+    assert set(nodes) == set(handles)
+    assert all(n["k"].startswith(f"{top}:") for n in nodes.values())
+    assert visitor.name(nodes[sub], share_key) == "sub"
+    assert visitor.node_key(nodes[node["h"]], share_key) == packed
+    dl = visitor.one({"a": "g", "g": 1, "n": node["h"]}, n=ph)
+    assert dl["s"] == len(b"in a public folder")
+    assert requests.get(dl["g"], timeout=10).content == emu.stored_blob(node["h"])
+    # nodes outside the folder are out of reach
+    other = client.mkdir("outside")
+    assert visitor.one({"a": "g", "g": 1, "n": other}, n=ph) == -9
+    assert visitor.one({"a": "f", "c": 1}, n="AAAAAAAA") == -9
+
+
+def test_export_helper_and_share_with_a_user(emu: MegaEmulator, client: RawClient) -> None:
+    emu.create_account("alice@example.com", "pw")
+    bob = emu.create_account("bob@example.com", "pw")
+    folder = emu.add_folder("alice@example.com", "to bob")
+    h, packed = emu.add_file("alice@example.com", b"for bob", "b.txt", folder)
+    link = emu.export(folder)
+    assert link.startswith("https://mega.nz/folder/")
+    ph, key_b64 = link.rsplit("/", 1)[1].split("#")
+    share_key = mc.base64_to_a32(key_b64)
+    visitor = RawClient(emu.api_url)
+    nodes = {n["h"]: n for n in visitor.one({"a": "f", "c": 1, "r": 1}, n=ph)["f"]}
+    assert visitor.name(nodes[h], share_key) == "b.txt"
+    # files added after the export get share keys too
+    h2, _ = emu.add_file("alice@example.com", b"later", "later.txt", folder)
+    nodes = {n["h"]: n for n in visitor.one({"a": "f", "c": 1, "r": 1}, n=ph)["f"]}
+    assert visitor.name(nodes[h2], share_key) == "later.txt"
+    # share the folder with bob: he sees it with su/sk/r
+    alice = RawClient(emu.api_url)
+    alice.login("alice@example.com", "pw")
+    sk = mc.a32_to_base64(mc.encrypt_key(share_key, mc.str_to_a32(bob.master_key)))
+    assert alice.one(
+        {"a": "s2", "n": folder, "s": [{"u": "bob@example.com", "r": 1, "k": sk}]}
+    ) == {"r": [0]}
+    client.login("bob@example.com", "pw")
+    listing = client.files()
+    root_share = next(n for n in listing["f"] if n["h"] == folder)
+    assert root_share["su"] == alice.user and root_share["r"] == 1 and root_share["sk"] == sk
+    got = mc.decrypt_key(mc.base64_to_a32(root_share["sk"]), client.master_key)
+    inner = next(n for n in listing["f"] if n["h"] == h)
+    assert client.node_key(inner, got) == packed
+    assert any(u["u"] == alice.user for u in listing["u"])
+    # read-write share: bob can add a folder inside
+    assert isinstance(
+        client.one(
+            {"a": "p", "t": folder, "n": [{"h": "xxxxxxxx", "t": 1, "a": "AAAA", "k": "A" * 22}]}
+        ),
+        dict,
+    )
+
+
+def test_concurrent_api_clients(emu: MegaEmulator) -> None:
+    emu.create_account("conc@example.com", "pw")
+    sid = emu.create_session("conc@example.com")
+    errors: list[object] = []
+
+    def work() -> None:
+        c = RawClient(emu.api_url)
+        c.sid = sid
+        try:
+            for _ in range(10):
+                assert c.one({"a": "ug"})["email"] == "conc@example.com"
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+def test_answers_are_compact_json(client: RawClient) -> None:
+    body = client.post([{"a": "us0", "user": "x@example.com"}]).content
+    assert body == b"[-9]"
+    assert json.loads(body) == [-9]
