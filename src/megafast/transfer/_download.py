@@ -1,0 +1,427 @@
+"""Parallel, resumable, verified downloads in constant memory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import requests
+
+from ..crypto import FileCipher
+from ..errors import IntegrityError, TransferError, ValidationError
+from . import _http
+from ._config import MiB, ProgressCallback, TransferConfig
+from ._http import Controller, UrlSource, WorkerPool, fetch_range
+from ._plan import ChunkMap
+from ._sidecar import digest, read_sidecar, remove_quietly, write_sidecar
+
+__all__ = ["download_file", "download_to_fileobj", "part_paths"]
+
+#: Seconds between two sidecar writes while a download runs.
+SIDECAR_INTERVAL = 1.0
+#: Largest range held in memory when downloading into a file object (bytes).
+FILEOBJ_PIECE = 4 * MiB
+
+PART_SUFFIX = ".megafast-part"
+SIDECAR_SUFFIX = ".megafast-part.json"
+
+
+def part_paths(dest: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The temporary file and the resume sidecar of a download to ``dest``."""
+    dest = Path(dest)
+    return dest.with_name(dest.name + PART_SUFFIX), dest.with_name(dest.name + SIDECAR_SUFFIX)
+
+
+def _check_size(size: object) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ValidationError(f"size must be a non-negative int (bytes), not {size!r}")
+    return size
+
+
+def _node_cipher(key: Sequence[int], size: int) -> FileCipher:
+    cipher = FileCipher(key, size=size)
+    if cipher.expected_meta_mac is None:
+        raise ValidationError("key must be the packed 8-word node key")
+    return cipher
+
+
+def _key_id(cipher: FileCipher) -> str:
+    # A digest, so that the sidecar does not hold the node key itself.
+    assert cipher.expected_meta_mac is not None
+    return digest("megafast-download-v1", cipher.key, cipher.nonce, cipher.expected_meta_mac)
+
+
+def pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (os.pwrite may write less than asked)."""
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data = data[n:]
+        offset += n
+
+
+def pread_into(fd: int, buf: memoryview, offset: int) -> int:
+    """Fill ``buf`` from ``offset``; returns the bytes read (short only at end of file)."""
+    got = 0
+    while got < len(buf):
+        n = os.preadv(fd, [buf[got:]], offset + got)
+        if n == 0:
+            break
+        got += n
+    return got
+
+
+class _Progress:
+    """Reports ``(done, total)`` from the calling thread when the figure changed."""
+
+    def __init__(self, callback: ProgressCallback | None, total: int) -> None:
+        self.callback = callback
+        self.total = total
+        self.done = 0  # written by workers under their lock; read here
+        self._reported = -1
+
+    def report(self, force: bool = False) -> None:
+        done = self.done
+        if self.callback is not None and (done != self._reported or force):
+            self._reported = done
+            self.callback(done, self.total)
+
+
+class _FileDownload:
+    def __init__(
+        self,
+        http: requests.Session | None,
+        get_url: Callable[[bool], str],
+        size: int,
+        key: Sequence[int],
+        dest: Path,
+        config: TransferConfig,
+        progress: ProgressCallback | None,
+        resume_id: str | None,
+    ) -> None:
+        self.http = http
+        self.urls = UrlSource(get_url)
+        self.size = size
+        self.cipher = _node_cipher(key, size)
+        self.chunks = ChunkMap(size)
+        self.dest = dest
+        self.part, self.sidecar = part_paths(dest)
+        self.config = config
+        self.progress = _Progress(progress, size)
+        self.resume_id = resume_id
+        self.key_id = _key_id(self.cipher)
+        self.lock = threading.Lock()
+        self.done: set[int] = set()  # chunk starts decrypted, MAC-ed and written
+        self.unverified: dict[int, bytes] = {}  # reused chunk -> MAC the sidecar claims
+        self.fd = -1
+        self._saved_state: tuple[int, int] | None = None
+        self._last_save = 0.0
+
+    # -- resume state
+    def _load_reusable(self) -> dict[int, bytes]:
+        state = read_sidecar(self.sidecar)
+        if state is None:
+            return {}
+        try:
+            if (
+                state.get("kind") != "download"
+                or state.get("size") != self.size
+                or state.get("key_id") != self.key_id
+                or state.get("resume_id") != self.resume_id
+                or self.part.stat().st_size != self.size
+            ):
+                return {}
+            starts = self.chunks.from_intervals(state["done"])
+            macs = {int(k): bytes.fromhex(v) for k, v in state["chunk_macs"].items()}
+            return {c: macs[c] for c in starts if len(macs.get(c, b"")) == 16}
+        except (OSError, KeyError, TypeError, ValueError, AttributeError):
+            return {}
+
+    def _save(self) -> None:
+        with self.lock:
+            done = set(self.done)
+            unverified = dict(self.unverified)
+        key = (len(done), len(unverified))
+        if key == self._saved_state:
+            return
+        macs = self.cipher.chunk_macs
+        entries = {c: macs[c] for c in done}
+        entries.update(unverified)
+        write_sidecar(
+            self.sidecar,
+            {
+                "kind": "download",
+                "size": self.size,
+                "key_id": self.key_id,
+                "resume_id": self.resume_id,
+                "done": self.chunks.to_intervals(entries),
+                "chunk_macs": {str(c): m.hex() for c, m in entries.items()},
+            },
+        )
+        self._saved_state = key
+        self._last_save = time.monotonic()
+
+    # -- worker side
+    def _consume(self, offset: int, view: memoryview) -> None:
+        self.cipher.decrypt_into(view, view, offset)
+        pwrite_all(self.fd, view, offset)
+        completed = self.chunks.completed_by(offset, offset + len(view))
+        with self.lock:
+            self.done.update(completed)
+            self.progress.done += len(view)
+
+    def _verify(self, begin: int, end: int, buf: memoryview, pool: WorkerPool) -> None:
+        # Re-MAC the plaintext a previous run left behind and keep only matching chunks.
+        pos = begin
+        while pos < end:
+            n = min(len(buf), end - pos)
+            if pread_into(self.fd, buf[:n], pos) != n:
+                break
+            self.cipher.update_mac(buf[:n], pos)
+            pos += n
+        macs = self.cipher.chunk_macs if pos == end else {}
+        starts = self.chunks.chunks_in(begin, end)
+        good = [c for c in starts if c in macs and macs[c] == self.unverified[c]]
+        bad = set(starts) - set(good)
+        with self.lock:
+            for c in starts:
+                del self.unverified[c]
+            self.done.update(good)
+            self.progress.done += sum(self.chunks.chunk_end(c) - c for c in good)
+        if bad:
+            others = set(self.chunks.starts) - bad
+            for rng in reversed(self.chunks.plan(self.config.piece_size, skip=others)):
+                pool.push(("fetch", *rng))
+
+    # -- the whole job
+    def run(self) -> Path:
+        cfg = self.config
+        reusable = self._load_reusable() if cfg.resume else {}
+        if not cfg.resume:
+            remove_quietly(self.sidecar)
+        self.unverified = dict(reusable)
+        self.fd = os.open(self.part, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        ctl = Controller(self.http, cfg, cfg.connections)
+        close_fd = True
+        try:
+            if not reusable:
+                os.ftruncate(self.fd, 0)
+            os.ftruncate(self.fd, self.size)
+            everything = set(self.chunks.starts)
+            tasks: list[tuple[Any, ...]] = [
+                ("verify", *r)
+                for r in self.chunks.plan(cfg.piece_size, skip=everything - reusable.keys())
+            ]
+            tasks += [("fetch", *r) for r in self.chunks.plan(cfg.piece_size, skip=reusable)]
+            buffers: dict[int, memoryview] = {}
+
+            def work(task: tuple[Any, ...], index: int) -> None:
+                buf = buffers.get(index)
+                if buf is None:
+                    buf = buffers[index] = memoryview(bytearray(_http.IO_BLOCK))
+                kind, begin, end = task
+                if kind == "verify":
+                    self._verify(begin, end, buf, pool)
+                else:
+                    fetch_range(ctl, self.urls, begin, end, buf, self._consume)
+
+            def tick() -> None:
+                self.progress.report()
+                if cfg.resume and time.monotonic() - self._last_save >= SIDECAR_INTERVAL:
+                    self._save()
+
+            pool = WorkerPool(ctl, cfg.connections, tasks, work)
+            try:
+                pool.run(tick)
+            finally:
+                close_fd = pool.all_stopped
+            if len(self.done) != len(self.chunks):
+                raise TransferError("download ended with missing ranges")
+            try:
+                self.cipher.verify()
+            except IntegrityError:
+                os.close(self.fd)
+                self.fd = -1
+                remove_quietly(self.part, self.sidecar)
+                raise
+            os.fsync(self.fd)
+            os.close(self.fd)
+            self.fd = -1
+            os.replace(self.part, self.dest)
+            _fsync_dir(self.dest.parent)
+            remove_quietly(self.sidecar)
+            self.progress.report(force=True)
+            return self.dest
+        except BaseException:
+            if self.fd >= 0:
+                if cfg.resume:
+                    with contextlib.suppress(OSError):
+                        self._save()
+                if close_fd:
+                    os.close(self.fd)
+                    self.fd = -1
+                if not cfg.resume:
+                    remove_quietly(self.part)
+            raise
+        finally:
+            ctl.close()
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def download_file(
+    http: requests.Session | None,
+    get_url: Callable[[bool], str],
+    size: int,
+    key: Sequence[int],
+    dest: str | os.PathLike[str],
+    *,
+    config: TransferConfig | None = None,
+    progress: ProgressCallback | None = None,
+    resume_id: str | None = None,
+) -> Path:
+    """Download a node's content to the file ``dest`` and return its path.
+
+    ``get_url(refresh)`` gives the temporary URL (``refresh=True`` after 403/404: ask the API
+    for a fresh one); ``size`` in bytes; ``key`` the packed 8-word node key. Ranges of whole
+    MAC chunks go over ``config.connections`` connections into ``<dest>.megafast-part``; a
+    sidecar ``<dest>.megafast-part.json`` (mode 0600: it holds chunk MACs) lets a later call
+    with the same node, key and ``resume_id`` continue, re-verifying what it reuses. The
+    meta-MAC is checked before the file is fsynced and renamed into place: on a mismatch
+    :class:`~megafast.errors.IntegrityError` is raised and ``dest`` is untouched.
+    """
+    config = config if config is not None else TransferConfig()
+    if not isinstance(config, TransferConfig):
+        raise ValidationError("config must be a TransferConfig")
+    size = _check_size(size)
+    dest = Path(os.fspath(dest))
+    if dest.is_dir():
+        raise ValidationError("dest is a folder: give the path of the file to write")
+    if not dest.parent.is_dir():
+        raise ValidationError("the folder of dest does not exist")
+    if resume_id is not None and not isinstance(resume_id, str):
+        raise ValidationError("resume_id must be a str")
+    job = _FileDownload(http, get_url, size, key, dest, config, progress, resume_id)
+    return job.run()
+
+
+def _write_all(fileobj: BinaryIO, view: memoryview) -> None:
+    while view:
+        n = fileobj.write(view)
+        if n is None:  # a non-blocking raw stream that could not take anything yet
+            time.sleep(0.001)
+            continue
+        view = view[n:]
+
+
+def download_to_fileobj(
+    http: requests.Session | None,
+    get_url: Callable[[bool], str],
+    size: int,
+    key: Sequence[int],
+    fileobj: BinaryIO,
+    *,
+    config: TransferConfig | None = None,
+    progress: ProgressCallback | None = None,
+) -> None:
+    """Download a node's content into the writable ``fileobj``, in order.
+
+    Ranges are fetched in parallel into at most ``connections + 1`` buffers of up to
+    ``min(piece_size, 4 MiB)`` bytes and written in file order from the calling thread. The
+    meta-MAC can only be checked once everything has been written: on a mismatch
+    :class:`~megafast.errors.IntegrityError` is raised after the data was written.
+    """
+    config = config if config is not None else TransferConfig()
+    if not isinstance(config, TransferConfig):
+        raise ValidationError("config must be a TransferConfig")
+    size = _check_size(size)
+    if not callable(getattr(fileobj, "write", None)):
+        raise ValidationError("fileobj must have a write() method")
+    cipher = _node_cipher(key, size)
+    chunks = ChunkMap(size)
+    ranges = chunks.plan(min(config.piece_size, FILEOBJ_PIECE))
+    report = _Progress(progress, size)
+    workers = min(config.connections, max(1, len(ranges)))
+    ctl = Controller(http, config, workers)
+    urls = UrlSource(get_url)
+    cond = threading.Condition()
+    free: list[memoryview] = []
+    allocated = 0
+    max_buffers = workers + 1
+    next_range = 0
+    ready: dict[int, tuple[memoryview, int]] = {}
+    written = 0  # index of the next range to write
+
+    def take_buffer() -> memoryview | None:
+        nonlocal allocated
+        with cond:
+            while not free and allocated >= max_buffers:
+                if ctl.stop.is_set():
+                    raise _http.Stopped()
+                cond.wait(0.1)
+            if free:
+                return free.pop()
+            allocated += 1
+        return memoryview(bytearray(min(config.piece_size, FILEOBJ_PIECE)))
+
+    def work(_task: object, _index: int) -> None:
+        nonlocal next_range
+        while True:
+            # Take the buffer before the range so that the lowest unwritten range always
+            # has a buffer: no deadlock whatever the order in which ranges finish.
+            buf = take_buffer()
+            with cond:
+                if next_range == len(ranges):
+                    free.append(buf)
+                    cond.notify_all()
+                    return
+                index = next_range
+                next_range += 1
+            begin, end = ranges[index]
+            view = buf[: end - begin]
+
+            def consume(offset: int, data: memoryview) -> None:
+                cipher.decrypt_into(data, data, offset)
+
+            fetch_range(ctl, urls, begin, end, view, consume)
+            with cond:
+                ready[index] = (buf, end - begin)
+                cond.notify_all()
+            pool.wake()
+
+    def flush() -> None:
+        nonlocal written
+        while True:
+            with cond:
+                item = ready.pop(written, None)
+            if item is None:
+                return
+            buf, length = item
+            _write_all(fileobj, buf[:length])
+            report.done += length
+            with cond:
+                free.append(buf)
+                written += 1
+                cond.notify_all()
+
+    pool = WorkerPool(ctl, workers, [None] * workers, work)
+    try:
+        pool.run(lambda: (flush(), report.report()))
+        flush()
+    finally:
+        ctl.close()
+    if written != len(ranges):
+        raise TransferError("download ended with missing ranges")
+    cipher.verify()
+    report.report(force=True)

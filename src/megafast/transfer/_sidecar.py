@@ -1,0 +1,74 @@
+"""Resume sidecars: small JSON files written atomically with mode 0600.
+
+They hold key material (upload keys, chunk MACs), so they are private to the user and are
+deleted when the transfer succeeds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["write_sidecar", "read_sidecar", "remove_quietly", "state_dir", "digest"]
+
+SIDECAR_VERSION = 1
+
+
+def write_sidecar(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (temporary file + rename), mode 0600."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    payload = json.dumps({"version": SIDECAR_VERSION, **data}, separators=(",", ":")).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # an older file of the same name may have had looser bits
+        view = memoryview(payload)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+
+
+def read_sidecar(path: Path) -> dict[str, Any] | None:
+    """The sidecar at ``path``, or None when it is missing, unreadable or of another version."""
+    try:
+        with open(path, "rb") as f:
+            data = json.loads(f.read(1 << 26))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("version") != SIDECAR_VERSION:
+        return None
+    return data
+
+
+def remove_quietly(*paths: Path) -> None:
+    for p in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(p)
+
+
+def state_dir() -> Path:
+    """Where upload sidecars live: ``$MEGAFAST_STATE_DIR``, else ``$XDG_STATE_HOME/megafast``,
+    else ``~/.local/state/megafast`` (created with mode 0700)."""
+    base = os.environ.get("MEGAFAST_STATE_DIR")
+    if base:
+        path = Path(base)
+    else:
+        xdg = os.environ.get("XDG_STATE_HOME")
+        path = (Path(xdg) if xdg else Path.home() / ".local" / "state") / "megafast"
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def digest(*parts: bytes | str) -> str:
+    """A hex SHA-256 over ``parts`` (length-prefixed), for ids that must not reveal keys."""
+    h = hashlib.sha256()
+    for part in parts:
+        raw = part.encode() if isinstance(part, str) else bytes(part)
+        h.update(len(raw).to_bytes(8, "big"))
+        h.update(raw)
+    return h.hexdigest()
