@@ -1,0 +1,317 @@
+"""The API transport over real HTTP: ids, retries, back-off, hashcash, odd answers.
+
+A small scripted server on 127.0.0.1 plays the API so that each test chooses the exact
+answers (5xx, -3, 402, text, stalls); the end-to-end tests against the emulator are in
+test_client*.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+
+from megafast._api import ApiClient
+from megafast.errors import (
+    HashcashError,
+    MegaError,
+    NotFoundError,
+    RequestError,
+    RetryExhaustedError,
+    SessionError,
+)
+
+# an answer is (status, headers, body text) or a float: stall that many seconds, then 200 "[0]"
+Script = list[Any]
+
+
+class ScriptedAPI:
+    """A real HTTP server that answers ``/cs`` from a script and records every request."""
+
+    def __init__(self) -> None:
+        self.script: Script = []
+        self.default: Any = (200, {}, "[0]")
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        self.check_hashcash = None
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                url = urlsplit(self.path)
+                record = {
+                    "path": url.path,
+                    "params": dict(parse_qsl(url.query)),
+                    "body": body,
+                    "hashcash": self.headers.get("X-Hashcash"),
+                    "conn": id(self.connection),
+                }
+                with outer.lock:
+                    outer.requests.append(record)
+                    step = outer.script.pop(0) if outer.script else outer.default
+                if callable(step):
+                    step = step(record)
+                if isinstance(step, float):
+                    time.sleep(step)
+                    step = (200, {}, "[0]")
+                status, headers, text = step
+                data = text.encode()
+                try:
+                    self.send_response(status)
+                    for k, v in headers.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedAPI]:
+    s = ScriptedAPI()
+    yield s
+    s.close()
+
+
+def client(server: ScriptedAPI, **kw: Any) -> ApiClient:
+    kw.setdefault("retry_time", 5.0)
+    kw.setdefault("backoff_base", 0.01)
+    kw.setdefault("backoff_cap", 0.05)
+    kw.setdefault("timeout", 5.0)
+    return ApiClient(server.url, **kw)
+
+
+def test_request_ids_start_random_and_grow_by_one(server: ScriptedAPI) -> None:
+    a, b = client(server), client(server)
+    for _ in range(3):
+        a.request({"a": "ug"})
+    b.request({"a": "ug"})
+    ids = [int(r["params"]["id"]) for r in server.requests]
+    assert ids[1] == ids[0] + 1 and ids[2] == ids[1] + 1
+    assert ids[3] != ids[0]  # another client starts elsewhere (1 in 2**32 to collide)
+    assert all(r["path"] == "/cs" for r in server.requests)
+
+
+def test_eagain_is_retried_with_same_id_and_body(server: ScriptedAPI) -> None:
+    server.script = [(200, {}, "-3"), (200, {}, "[-3]"), (200, {}, '[{"ok":1}]')]
+    api = client(server)
+    assert api.request({"a": "ug", "x": "é"}) == {"ok": 1}
+    assert len(server.requests) == 3
+    assert len({r["params"]["id"] for r in server.requests}) == 1
+    assert len({r["body"] for r in server.requests}) == 1
+    assert json.loads(server.requests[0]["body"]) == [{"a": "ug", "x": "é"}]
+    assert api.stats["retries"] == 2
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_http_errors_are_retried(server: ScriptedAPI, status: int) -> None:
+    server.script = [(status, {}, ""), (status, {}, "busy"), (200, {}, "[7]")]
+    assert client(server).request({"a": "x"}) == 7
+    assert len({r["params"]["id"] for r in server.requests}) == 1
+
+
+def test_retries_stop_within_the_time_budget(server: ScriptedAPI) -> None:
+    server.default = (503, {}, "")
+    api = client(server, retry_time=0.6, backoff_base=0.05, backoff_cap=0.2)
+    start = time.monotonic()
+    with pytest.raises(RetryExhaustedError) as info:
+        api.request({"a": "ug"})
+    elapsed = time.monotonic() - start
+    assert elapsed < 1.5
+    assert len(server.requests) >= 3
+    assert "HTTP 503" in str(info.value)
+    # waits grow: the gaps between tries are not all equal to the first one
+    times = len(server.requests)
+    assert api.stats["retries"] == times - 1
+
+
+def test_eagain_forever_gives_a_clear_error(server: ScriptedAPI) -> None:
+    server.default = (200, {}, "-3")
+    with pytest.raises(RetryExhaustedError) as info:
+        client(server, retry_time=0.3).request({"a": "ug"})
+    assert info.value.code == -3
+    assert isinstance(info.value, RequestError)
+
+
+def test_backoff_is_capped_and_jittered(server: ScriptedAPI) -> None:
+    server.script = [(500, {}, "")] * 6
+    stamps: list[float] = []
+    server.default = (200, {}, "[0]")
+    orig = server.script
+
+    def stamp(step: Any) -> Any:
+        def f(record: dict[str, Any]) -> Any:
+            stamps.append(time.monotonic())
+            return step
+
+        return f
+
+    server.script = [stamp(s) for s in orig] + [stamp((200, {}, "[0]"))]
+    client(server, backoff_base=0.02, backoff_cap=0.08).request({"a": "ug"})
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert len(gaps) == 6
+    assert max(gaps) < 0.08 + 0.1  # the cap (plus scheduling noise)
+    assert gaps[-1] >= 0.04 - 0.005  # at least half the cap (jitter is 0.5..1.0)
+
+
+def test_a_stalled_answer_times_out_and_is_retried(server: ScriptedAPI) -> None:
+    server.script = [1.5]  # stall longer than the timeout
+    server.default = (200, {}, "[5]")
+    api = client(server, timeout=0.3)
+    assert api.request({"a": "ug"}) == 5
+    assert len(server.requests) == 2
+    assert server.requests[0]["params"]["id"] == server.requests[1]["params"]["id"]
+
+
+def test_hashcash_402_is_solved_and_the_request_resent(server: ScriptedAPI) -> None:
+    from megafast.crypto import check_hashcash
+
+    challenge = (
+        "1:255:1769956228:" + "atNinVpwMnq2sgu6r3UXgd6TSZFJyi2GwOO_OC7hcUJTpKfMMJmKKPrAgxp8F5xj"
+    )
+
+    def answer(record: dict[str, Any]) -> Any:
+        if record["hashcash"] and check_hashcash(challenge, record["hashcash"]):
+            return (200, {}, '[{"v":2}]')
+        return (402, {"X-Hashcash": challenge}, "")
+
+    server.default = answer
+    api = client(server, hashcash_threads=1)
+    assert api.request({"a": "us0", "user": "x@example.com"}) == {"v": 2}
+    assert len(server.requests) == 2
+    first, second = server.requests
+    assert first["params"]["id"] == second["params"]["id"] and first["body"] == second["body"]
+    assert second["hashcash"].startswith("1:atNinVpw")
+    assert api.stats["hashcash"] == 1
+
+
+def test_hashcash_that_never_ends_raises(server: ScriptedAPI) -> None:
+    challenge = (
+        "1:255:1769956228:" + "n8r22ANvCSdYEqJAw09pFWl2L8dWA8J_VKtFsSlL3532DVsHfX_HgtvXvXuUvv77"
+    )
+    server.default = (402, {"X-Hashcash": challenge}, "")
+    with pytest.raises(HashcashError):
+        client(server, hashcash_threads=1).request({"a": "ug"})
+
+
+def test_malformed_hashcash_challenge_raises(server: ScriptedAPI) -> None:
+    server.default = (402, {"X-Hashcash": "2:nonsense"}, "")
+    with pytest.raises(HashcashError):
+        client(server).request({"a": "ug"})
+
+
+def test_batches_return_every_result(server: ScriptedAPI) -> None:
+    server.script = [(200, {}, '[0, -9, {"h": "x"}, "text", -3]')]
+    api = client(server)
+    cmds = [{"a": "d", "n": str(i)} for i in range(5)]
+    assert api.batch(cmds) == [0, -9, {"h": "x"}, "text", -3]
+    assert len(server.requests) == 1
+
+
+def test_batch_with_wrong_length_raises(server: ScriptedAPI) -> None:
+    server.script = [(200, {}, "[0]")]
+    with pytest.raises(RequestError):
+        client(server).batch([{"a": "x"}, {"a": "y"}])
+
+
+@pytest.mark.parametrize(
+    ("body", "cls", "code"),
+    [
+        ("-9", NotFoundError, -9),
+        ("[-9]", NotFoundError, -9),
+        ("[-15]", SessionError, -15),
+        ("[-99]", RequestError, -99),
+        ("-1234", RequestError, -1234),
+    ],
+)
+def test_error_numbers_raise_their_class(
+    server: ScriptedAPI, body: str, cls: type, code: int
+) -> None:
+    server.script = [(200, {}, body)]
+    with pytest.raises(cls) as info:
+        client(server).request({"a": "x"})
+    assert info.value.code == code
+    assert info.value.message
+
+
+@pytest.mark.parametrize("code", range(-30, 0))
+def test_every_documented_code_has_a_name(server: ScriptedAPI, code: int) -> None:
+    if code == -3:
+        return
+    server.script = [(200, {}, f"[{code}]")]
+    with pytest.raises(RequestError) as info:
+        client(server).request({"a": "x"})
+    assert info.value.code == code and info.value.name.startswith("E")
+    assert info.value.name != "EUNKNOWN"
+
+
+def test_text_answer_is_a_request_error_not_a_crash(server: ScriptedAPI) -> None:
+    server.script = [(200, {}, "Service Unavailable <html>")]
+    with pytest.raises(RequestError) as info:
+        client(server).request({"a": "x"})
+    assert "not JSON" in info.value.message
+
+
+def test_http_403_is_not_retried(server: ScriptedAPI) -> None:
+    server.default = (403, {}, "")
+    with pytest.raises(RequestError) as info:
+        client(server).request({"a": "x"})
+    assert info.value.code == "HTTP 403"
+    assert len(server.requests) == 1
+
+
+def test_session_id_and_public_folder_parameters(server: ScriptedAPI) -> None:
+    api = client(server)
+    api.sid = "SECRET-SID"
+    api.request({"a": "ug"})
+    api.request({"a": "f"}, folder="ABCDEFGH")
+    assert server.requests[0]["params"]["sid"] == "SECRET-SID"
+    assert server.requests[1]["params"]["n"] == "ABCDEFGH"
+    assert "sid" not in server.requests[1]["params"]
+
+
+def test_errors_never_show_the_session_id() -> None:
+    api = ApiClient("http://127.0.0.1:9", retry_time=0.2, backoff_base=0.01, backoff_cap=0.02)
+    api.sid = "SECRET-SID-VALUE"
+    with pytest.raises(MegaError) as info:
+        api.request({"a": "ug"})
+    text = str(info.value) + repr(info.value)
+    assert "SECRET-SID-VALUE" not in text
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_connections_are_kept_alive(server: ScriptedAPI) -> None:
+    api = client(server)
+    for _ in range(5):
+        api.request({"a": "ug"})
+    assert len({r["conn"] for r in server.requests}) == 1
+
+
+def test_bad_settings_raise() -> None:
+    with pytest.raises(ValueError):
+        ApiClient("http://x", timeout=0)
