@@ -477,7 +477,9 @@ class Mega:
 
     def _add_answer_nodes(self, answer: Any) -> None:
         if self._tree is not None and self._keyring is not None and isinstance(answer, dict):
-            self._tree.add_nodes(answer.get("f") or (), self._keyring)
+            # copies: the caller gets the API's answer untouched (mega.py's upload() result)
+            raw = [dict(n) for n in answer.get("f") or () if isinstance(n, dict)]
+            self._tree.add_nodes(raw, self._keyring)
 
     def _folder_handle(self, dest: Any) -> str:
         if dest is None:
