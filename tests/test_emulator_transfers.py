@@ -1,0 +1,326 @@
+"""The emulator's transfer servers over real HTTP: ranged GETs, piecewise uploads, URL expiry."""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from megafast import crypto as mc
+from megafast.testing import MegaEmulator
+from test_emulator_support import RawClient
+
+EMAIL = "t@example.com"
+
+
+@pytest.fixture
+def emu() -> Iterator[MegaEmulator]:
+    with MegaEmulator() as e:
+        e.create_account(EMAIL, "pw")
+        yield e
+
+
+def _blob_url(emu: MegaEmulator, size: int = 300_000) -> tuple[str, bytes, str]:
+    data = os.urandom(size)
+    h, _ = emu.add_file(EMAIL, data, "f.bin")
+    return emu.download_url(h), emu.stored_blob(h), h
+
+
+# --- downloads ---------------------------------------------------------------------------
+
+
+def test_get_whole_file_and_ranges(emu: MegaEmulator) -> None:
+    url, blob, _ = _blob_url(emu)
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200 and r.content == blob
+    assert r.headers["Content-Length"] == str(len(blob))
+    r = requests.get(f"{url}/1000-1999", timeout=10)
+    assert r.status_code == 200 and r.content == blob[1000:2000]  # inclusive end
+    assert requests.get(f"{url}/0-0", timeout=10).content == blob[:1]
+    last = len(blob) - 1
+    assert requests.get(f"{url}/{last - 9}-{last}", timeout=10).content == blob[-10:]
+    # a Range header works too, with 206 and Content-Range
+    r = requests.get(url, headers={"Range": "bytes=5-14"}, timeout=10)
+    assert r.status_code == 206 and r.content == blob[5:15]
+    assert r.headers["Content-Range"] == f"bytes 5-14/{len(blob)}"
+    r = requests.get(url, headers={"Range": "bytes=-7"}, timeout=10)
+    assert r.status_code == 206 and r.content == blob[-7:]
+
+
+def test_bad_ranges_and_unknown_urls(emu: MegaEmulator) -> None:
+    url, blob, _ = _blob_url(emu, 1000)
+    assert requests.get(f"{url}/2000-2100", timeout=10).status_code == 416
+    assert requests.get(f"{url}/9-3", timeout=10).status_code == 416
+    assert requests.get(f"{url}/x-y", timeout=10).status_code == 416
+    assert requests.get(url, headers={"Range": "lines=1-2"}, timeout=10).status_code == 416
+    base = url.rsplit("/", 1)[0]
+    assert requests.get(f"{base}/nosuchtoken", timeout=10).status_code == 404
+    assert requests.get(url, timeout=10).content == blob  # still serving
+
+
+def test_download_urls_expire(emu: MegaEmulator) -> None:
+    url, blob, h = _blob_url(emu, 100)
+    emu.expire_urls()
+    assert requests.get(url, timeout=10).status_code == 403
+    assert requests.get(emu.download_url(h), timeout=10).content == blob
+    emu.set_faults(url_ttl=0.2)
+    url = emu.download_url(h)
+    time.sleep(0.3)
+    assert requests.get(url, timeout=10).status_code == 403
+
+
+def test_g_returns_url_size_and_attributes(emu: MegaEmulator) -> None:
+    data = os.urandom(70_000)
+    h, packed = emu.add_file(EMAIL, data, "g.bin")
+    c = RawClient(emu.api_url)
+    c.login(EMAIL, "pw")
+    res = c.one({"a": "g", "g": 1, "n": h, "ssl": 2})
+    assert res["s"] == len(data) and res["g"].startswith(emu.api_url + "/dl/")
+    k4 = [packed[i] ^ packed[i + 4] for i in range(4)]
+    assert mc.decrypt_attr(mc.base64_url_decode(res["at"]), k4) == {"n": "g.bin"}
+    assert "g" not in c.one({"a": "g", "n": h})
+    # what add_file stored is what a client would have uploaded: it decrypts and MACs
+    cipher = mc.FileCipher(packed, size=len(data))
+    assert cipher.decrypt(requests.get(res["g"], timeout=10).content) == data
+    cipher.verify()
+
+
+def test_add_file_streams_from_a_path_and_a_file_object(emu: MegaEmulator, tmp_path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    p = tmp_path / "src.bin"
+    p.write_bytes(data)
+    for source in (p, str(p)):
+        h, packed = emu.add_file(EMAIL, source, "from path")
+        cipher = mc.FileCipher(packed, size=len(data))
+        assert cipher.decrypt(emu.stored_blob(h)) == data
+        cipher.verify()
+    with open(p, "rb") as fh:
+        fh.seek(5)
+        h, packed = emu.add_file(EMAIL, fh, "from file object")
+    assert mc.FileCipher(packed, size=len(data) - 5).decrypt(emu.stored_blob(h)) == data[5:]
+    assert emu.decrypt_attributes(h) == {"n": "from file object"}
+
+
+def test_many_concurrent_connections(emu: MegaEmulator) -> None:
+    url, blob, _ = _blob_url(emu, 2 * 1024 * 1024)
+    parts = urlsplit(url)
+    n = 64
+    barrier = threading.Barrier(n)
+
+    def fetch(i: int) -> bool:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        conn.connect()
+        barrier.wait()  # all 64 connections are open at once
+        start = i * 30_000
+        conn.request("GET", f"{parts.path}/{start}-{start + 29_999}")
+        body = conn.getresponse().read()
+        conn.close()
+        return body == blob[start : start + 30_000]
+
+    with ThreadPoolExecutor(n) as pool:
+        assert all(pool.map(fetch, range(n)))
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(emu: MegaEmulator) -> None:
+    url, blob, _ = _blob_url(emu, 50_000)
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    for i in range(20):
+        conn.request("GET", f"{parts.path}/{i * 100}-{i * 100 + 99}")
+        assert conn.getresponse().read() == blob[i * 100 : i * 100 + 100]
+    conn.request("POST", "/cs?id=1", body=b'[{"a":"us0","user":"t@example.com"}]')
+    assert conn.getresponse().read().startswith(b'[{"v":2')
+    conn.close()
+
+
+# --- uploads -----------------------------------------------------------------------------
+
+
+def test_upload_pieces_in_any_order_and_in_parallel(emu: MegaEmulator) -> None:
+    size = 5 * 1024 * 1024 + 123
+    data = os.urandom(size)
+    url = emu.upload_url(EMAIL, size)
+    bounds = [(s, min(size, s + 512 * 1024)) for s in range(0, size, 512 * 1024)]
+    last = bounds.pop(3)  # this one completes the file
+    order = bounds[::-1]
+
+    def send(b: tuple[int, int]) -> requests.Response:
+        return requests.post(f"{url}/{b[0]}", data=data[b[0] : b[1]], timeout=30)
+
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(send, order))
+    assert all(r.status_code == 200 and r.content == b"" for r in answers)
+    final = send(last)
+    token = final.text
+    assert len(mc.base64_url_decode(token)) == 36 and token == mc.base64_url_encode(
+        mc.base64_url_decode(token)
+    )
+    # a retried piece after completion gets the token again
+    assert send(bounds[0]).text == token
+    c = RawClient(emu.api_url)
+    c.login(EMAIL, "pw")
+    res = c.one({"a": "p", "t": c.root(), "n": [{"h": token, "t": 0, "a": "AAAA", "k": "A" * 43}]})
+    h = res["f"][0]["h"]
+    assert res["f"][0]["s"] == size
+    assert emu.stored_blob(h) == data  # stored exactly as sent: the server never needs keys
+
+
+def test_upload_from_a_streamed_chunked_body(emu: MegaEmulator) -> None:
+    data = os.urandom(700_001)
+    url = emu.upload_url(EMAIL, len(data))
+
+    def gen() -> Iterator[bytes]:
+        for i in range(0, len(data), 65_536):
+            yield data[i : i + 65_536]
+
+    token = requests.post(f"{url}/0", data=gen(), timeout=30).text  # Transfer-Encoding: chunked
+    c = RawClient(emu.api_url)
+    c.login(EMAIL, "pw")
+    res = c.one({"a": "p", "t": c.root(), "n": [{"h": token, "t": 0, "a": "AAAA", "k": "A" * 43}]})
+    assert emu.stored_blob(res["f"][0]["h"]) == data
+
+
+def test_upload_with_v2_gives_a_raw_token_and_empty_files_work(emu: MegaEmulator) -> None:
+    c = RawClient(emu.api_url)
+    c.login(EMAIL, "pw")
+    url = c.one({"a": "u", "s": 10, "v": 2})["p"]
+    raw = requests.post(f"{url}/0", data=b"0123456789", timeout=10).content
+    assert len(raw) == 36
+    res = c.one(
+        {
+            "a": "p",
+            "t": c.root(),
+            "n": [{"h": mc.base64_url_encode(raw), "t": 0, "a": "AAAA", "k": "A" * 43}],
+        }
+    )
+    assert emu.stored_blob(res["f"][0]["h"]) == b"0123456789"
+    empty_url = c.one({"a": "u", "s": 0})["p"]
+    token = requests.post(f"{empty_url}/0", data=b"", timeout=10).text
+    res = c.one({"a": "p", "t": c.root(), "n": [{"h": token, "t": 0, "a": "AAAA", "k": "A" * 43}]})
+    assert res["f"][0]["s"] == 0 and emu.stored_blob(res["f"][0]["h"]) == b""
+    assert requests.get(emu.download_url(res["f"][0]["h"]), timeout=10).content == b""
+
+
+def test_upload_size_checks_and_bad_urls(emu: MegaEmulator) -> None:
+    url = emu.upload_url(EMAIL, 100)
+    assert requests.post(f"{url}/90", data=b"x" * 11, timeout=10).text == "-2"
+    assert requests.post(f"{url}/-5", data=b"x", timeout=10).text == "-2"
+    assert requests.post(f"{url}/abc", data=b"x", timeout=10).text == "-2"
+    base = url.rsplit("/", 1)[0]
+    assert requests.post(f"{base}/unknown/0", data=b"x", timeout=10).text == "-9"
+    assert requests.post(f"{url}/0", data=b"x" * 50, timeout=10).text == ""
+    emu.expire_urls()
+    assert requests.post(f"{url}/50", data=b"x" * 50, timeout=10).text == "-8"
+
+
+def test_upload_of_a_client_encrypted_file_downloads_and_verifies(emu: MegaEmulator) -> None:
+    c = RawClient(emu.api_url)
+    c.login(EMAIL, "pw")
+    data = os.urandom(1_500_000)
+    node, packed, _ = c.upload(data, "enc.bin", piece=384 * 1024)
+    url = c.one({"a": "g", "g": 1, "n": node["h"]})["g"]
+    cipher = mc.FileCipher(packed, size=len(data))
+    assert cipher.decrypt(requests.get(url, timeout=10).content) == data
+    cipher.verify()
+    assert c.name(node) == "enc.bin"
+
+
+# --- the command line --------------------------------------------------------------------
+
+
+def _serve(tmp_path, *extra: str):
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [
+            str(__import__("pathlib").Path(__file__).resolve().parents[1] / "src"),
+            env.get("PYTHONPATH", ""),
+        ]
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "megafast.testing", "--data-dir", str(tmp_path / "state"), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    line = proc.stdout.readline().strip()
+    assert line.startswith("http://127.0.0.1:"), (
+        line,
+        proc.stderr.read() if proc.poll() is not None else "",
+    )
+    return proc, line
+
+
+def test_serve_main_keeps_state_across_restarts(tmp_path) -> None:
+    import signal
+
+    proc, api = _serve(tmp_path, "--user", "cli@example.com:p:w:v1", "--user", "v2@example.com:x")
+    try:
+        c = RawClient(api)
+        assert c.one({"a": "us0", "user": "cli@example.com"}) == {"v": 1}
+        assert isinstance(c.login("cli@example.com", "p:w"), dict)  # ':' inside the password
+        node, packed, _ = c.upload(b"survives" * 1000, "keep.bin")
+        assert RawClient(api).one({"a": "us0", "user": "v2@example.com"})["v"] == 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    proc, api = _serve(tmp_path, "--user", "cli@example.com:p:w:v1")
+    try:
+        c = RawClient(api)
+        c.login("cli@example.com", "p:w")
+        listing = {n["h"]: n for n in c.files()["f"]}
+        assert c.name(listing[node["h"]]) == "keep.bin"
+        url = c.one({"a": "g", "g": 1, "n": node["h"]})["g"]
+        assert (
+            mc.FileCipher(packed, size=8000).decrypt(requests.get(url, timeout=10).content)
+            == b"survives" * 1000
+        )
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(10) == 0
+
+
+def test_stop_removes_the_temporary_state_and_closes_connections() -> None:
+    emu = MegaEmulator().start()
+    data_dir = emu.data_dir
+    assert data_dir is not None and (data_dir / "state.sqlite3").exists()
+    s = socket.create_connection(("127.0.0.1", emu.port))
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    got = b""
+    while not got.endswith(b"MEGA emulator\n"):
+        got += s.recv(1000)
+    assert got.startswith(b"HTTP/1.1 200")  # now an idle keep-alive connection
+    emu.stop()
+    assert not data_dir.exists()
+    s.settimeout(5)
+    assert s.recv(10) == b""  # the server closed our idle keep-alive connection
+    s.close()
+    with pytest.raises(requests.ConnectionError):
+        requests.post(f"{emu.api_url}/cs", data=b"[]", timeout=2)
+
+
+def test_blob_files_are_written_in_place_not_kept_in_memory(emu: MegaEmulator) -> None:
+    """An upload's partial file has its final size at once and fills in at offsets."""
+    url = emu.upload_url(EMAIL, 1_000_000)
+    token = url.rsplit("/", 1)[1]
+    partial = emu.data_dir / "uploads" / token
+    assert partial.stat().st_size == 1_000_000
+    requests.post(f"{url}/500000", data=b"\x01" * 1000, timeout=10)
+    with open(partial, "rb") as fh:
+        fh.seek(500_000)
+        assert fh.read(1000) == b"\x01" * 1000
+    assert (
+        hashlib.sha256(partial.read_bytes()[:1000]).digest() == hashlib.sha256(bytes(1000)).digest()
+    )
