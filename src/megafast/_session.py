@@ -220,6 +220,9 @@ def _us(api: ApiClient, command: dict[str, Any]) -> Any:
     result = api.batch([command])[0]
     if result == -9:
         raise LoginError(-9, "wrong email or password")
+    if "mfa" in command and result in (-5, -26):
+        # MEGA answers a wrong two-factor code with EFAILED
+        raise TwoFactorRequiredError(result, "the two-factor code was not accepted")
     if isinstance(result, int) and result < 0 and result != -26:
         from .errors import error_for_code
 

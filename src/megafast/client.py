@@ -24,6 +24,7 @@ from .errors import (
     DestinationError,
     LinkError,
     NodeNotFoundError,
+    NotFoundError,
     OverQuotaError,
     RequestError,
     SourceNotFoundError,
@@ -757,7 +758,10 @@ class Mega:
         key = self._file_key(file_key)
         if not is_handle(file_handle):
             raise LinkError("a public handle is 8 characters of base64url")
-        data = self._request({"a": "g", "p": file_handle, "ssm": 1})
+        try:
+            data = self._request({"a": "g", "p": file_handle, "ssm": 1})
+        except NotFoundError:
+            raise NodeNotFoundError("no public file behind this link (removed?)") from None
         if not isinstance(data, dict) or "at" not in data or "s" not in data:
             raise RequestError("EUNKNOWN", "unexpected answer to g")
         attrs = self._decrypt_at(data["at"], key)
