@@ -95,15 +95,16 @@ class MegaReader(io.RawIOBase):
     def readinto(self, b: Any) -> int:
         self._checkClosed()
         out = memoryview(b).cast("B")
-        if not out or self._pos >= self._size:
-            return 0
-        if not self._win_start <= self._pos < self._win_start + self._win_len:
-            self._fill(self._pos)
-        at = self._pos - self._win_start
-        n = min(len(out), self._win_len - at)
-        out[:n] = self._window[at : at + n]
-        self._pos += n
-        return n
+        got = 0
+        while got < len(out) and self._pos < self._size:
+            if not self._win_start <= self._pos < self._win_start + self._win_len:
+                self._fill(self._pos)
+            at = self._pos - self._win_start
+            n = min(len(out) - got, self._win_len - at)
+            out[got : got + n] = self._window[at : at + n]
+            self._pos += n
+            got += n
+        return got
 
     def readall(self) -> bytes:
         out = bytearray(max(0, self._size - self._pos))

@@ -1,0 +1,110 @@
+"""Helpers shared by the transfer tests (no tests here).
+
+The emulator runs for real on 127.0.0.1; ``g``/``u``/``p`` go through megafast's ApiClient
+with a session the emulator issued.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+import requests
+
+from megafast import crypto as mc
+from megafast._api import ApiClient
+from megafast.testing import MegaEmulator
+from megafast.transfer import _http
+
+EMAIL = "transfer@example.com"
+
+
+def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shrink every back-off so that fault tests run in well under a second."""
+    monkeypatch.setattr(_http, "BACKOFF_INITIAL", 0.005)
+    monkeypatch.setattr(_http, "BACKOFF_MAX", 0.02)
+    monkeypatch.setattr(_http, "DELAY_429", 0.005)
+    monkeypatch.setattr(_http, "DELAY_503", 0.005)
+
+
+@dataclass
+class Remote:
+    """An account on the emulator, as a client logged in to it sees it."""
+
+    emu: MegaEmulator
+    email: str = EMAIL
+    api: ApiClient = field(init=False)
+    http: requests.Session = field(default_factory=requests.Session)
+
+    def __post_init__(self) -> None:
+        self.api = ApiClient(self.emu.api_url, backoff_base=0.005, backoff_cap=0.02)
+        self.api.sid = self.emu.create_session(self.email)
+        self.master_key = mc.str_to_a32(self.emu.account(self.email).master_key)
+
+    def add_file(self, data: bytes, name: str = "file.bin") -> tuple[str, tuple[int, ...]]:
+        return self.emu.add_file(self.email, data, name)
+
+    def url_getter(self, handle: str) -> UrlGetter:
+        return UrlGetter(lambda: self.api.request({"a": "g", "g": 1, "n": handle})["g"])
+
+    def upload_url_getter(self, *, raw_token: bool = False) -> UploadUrlGetter:
+        def get(size: int) -> str:
+            if raw_token:
+                return self.emu.upload_url(self.email, size, raw_token=True)
+            return self.api.request({"a": "u", "s": size})["p"]
+
+        return UploadUrlGetter(get)
+
+    def create_node(self, token: str, key: tuple[int, ...], name: str = "up.bin") -> str:
+        """The ``p`` call the client makes after an upload; returns the new handle."""
+        attr_key = [key[i] ^ key[i + 4] for i in range(4)]
+        node = {
+            "h": token,
+            "t": 0,
+            "a": mc.base64_url_encode(mc.encrypt_attr({"n": name}, attr_key)),
+            "k": mc.a32_to_base64(mc.encrypt_key(key, self.master_key)),
+        }
+        answer = self.api.request({"a": "p", "t": self.emu.root_handle(self.email), "n": [node]})
+        return answer["f"][0]["h"]
+
+    def stored_plaintext(self, handle: str, key: tuple[int, ...]) -> bytes:
+        """Decrypt what the emulator stored and check its meta-MAC against ``key``."""
+        blob = self.emu.stored_blob(handle)
+        cipher = mc.FileCipher(key, size=len(blob))
+        plain = cipher.decrypt(blob)
+        cipher.verify()
+        return plain
+
+
+class UrlGetter:
+    """``get_url(refresh)`` for download_file that counts its calls."""
+
+    def __init__(self, fetch: Callable[[], str]) -> None:
+        self._fetch = fetch
+        self.calls = 0
+        self.refreshes = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, refresh: bool) -> str:
+        with self._lock:
+            self.calls += 1
+            self.refreshes += bool(refresh)
+        return self._fetch()
+
+
+class UploadUrlGetter:
+    def __init__(self, fetch: Callable[[int], str]) -> None:
+        self._fetch = fetch
+        self.calls = 0
+
+    def __call__(self, size: int) -> str:
+        self.calls += 1
+        return self._fetch(size)
+
+
+def content(size: int) -> bytes:
+    """Random content of ``size`` bytes (shifted ranges cannot match by accident)."""
+    return os.urandom(size)
