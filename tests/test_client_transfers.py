@@ -1,0 +1,243 @@
+"""Mega.upload / download / download_url end to end against the emulator (through
+megafast.transfer): sizes at the MAC edges, non-ASCII names, progress and config, faults,
+integrity, quota and bad destinations."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from megafast import Mega
+from megafast.errors import (
+    DestinationError,
+    IntegrityError,
+    NodeNotFoundError,
+    OverQuotaError,
+    SourceNotFoundError,
+    ValidationError,
+    WrongKeyError,
+)
+from megafast.testing import MegaEmulator
+from megafast.transfer import TransferConfig
+
+MiB = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[MegaEmulator]:
+    with MegaEmulator() as e:
+        yield e
+
+
+@pytest.fixture
+def mega(emu: MegaEmulator) -> Mega:
+    email = f"t-{secrets.token_hex(5)}@example.com"
+    emu.create_account(email, "pw", version=2)
+    return Mega(api_url=emu.api_url).login(email, "pw")
+
+
+def write(path: Path, size: int) -> bytes:
+    data = secrets.token_bytes(size)
+    path.write_bytes(data)
+    return data
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 17, 128 * 1024, 128 * 1024 + 1, 3 * MiB + 5])
+def test_upload_download_round_trip(
+    emu: MegaEmulator, mega: Mega, tmp_path: Path, size: int
+) -> None:
+    src = tmp_path / "in.bin"
+    data = write(src, size)
+    answer = mega.upload(src)
+    assert set(answer) >= {"f"} and answer["f"][0]["t"] == 0
+    h = answer["f"][0]["h"]
+    assert emu.decrypt_attributes(h)["n"] == "in.bin"
+    assert emu.node(h)["s"] == size
+    out = tmp_path / "out"
+    out.mkdir()
+    path = mega.download(mega.find("in.bin"), out)
+    assert path == out / "in.bin" and isinstance(path, Path)
+    assert path.read_bytes() == data
+    link = mega.get_upload_link(answer)
+    again = Mega(api_url=emu.api_url).download_url(link, out, "via-link.bin")
+    assert again.read_bytes() == data
+
+
+def test_names_destinations_and_defaults(
+    emu: MegaEmulator, mega: Mega, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "plain.txt"
+    data = write(src, 1000)
+    folder = mega.create_folder("Dossier/Ünïcødé")["Ünïcødé"]
+    mega.upload(src, folder, "résumé 📄.txt")
+    assert mega.find("Dossier/Ünïcødé/résumé 📄.txt") is not None
+    mega.upload(src, mega.find("Dossier"), dest_filename="second.txt")
+    assert mega.find("Dossier/second.txt") is not None
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    got = mega.download(mega.find("résumé 📄.txt"))
+    assert got.name == "résumé 📄.txt" and got.parent.resolve() == work.resolve()
+    assert got.read_bytes() == data
+    named = mega.download(mega.find("second.txt"), str(work), "renamed.bin")
+    assert named == work / "renamed.bin" and named.read_bytes() == data
+    link = mega.export("Dossier/second.txt")
+    via = Mega(api_url=emu.api_url).download_url(link, work / "")
+    assert via.name == "second.txt"
+
+
+def test_download_a_folder_recursively(mega: Mega, tmp_path: Path) -> None:
+    made = mega.create_folder("tree/a/b")
+    (tmp_path / "one").write_bytes(b"1" * 10)
+    (tmp_path / "two").write_bytes(b"2" * 20)
+    mega.upload(tmp_path / "one", made["a"])
+    mega.upload(tmp_path / "two", made["b"])
+    mega.create_folder("tree/empty")
+    out = tmp_path / "out"
+    out.mkdir()
+    seen: list[tuple[int, int]] = []
+    root = mega.download(mega.find("tree"), out, progress=lambda d, t: seen.append((d, t)))
+    assert root == out / "tree"
+    assert (root / "a" / "one").read_bytes() == b"1" * 10
+    assert (root / "a" / "b" / "two").read_bytes() == b"2" * 20
+    assert (root / "empty").is_dir()
+    assert seen and seen[-1] == (30, 30)
+
+
+def test_progress_and_config(mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "big.bin"
+    data = write(src, 5 * MiB + 3)
+    cfg = TransferConfig(connections=3, piece_size=MiB)
+    ups: list[tuple[int, int]] = []
+    mega.upload(src, progress=lambda d, t: ups.append((d, t)), config=cfg)
+    assert ups and ups[-1] == (len(data), len(data))
+    downs: list[tuple[int, int]] = []
+    out = mega.download(
+        mega.find("big.bin"),
+        tmp_path,
+        "copy.bin",
+        progress=lambda d, t: downs.append((d, t)),
+        config=cfg,
+    )
+    assert out.read_bytes() == data
+    assert downs[-1] == (len(data), len(data))
+
+
+def test_default_transfer_config_from_options(emu: MegaEmulator, tmp_path: Path) -> None:
+    email = f"t-{secrets.token_hex(5)}@example.com"
+    emu.create_account(email, "pw")
+    m = Mega({"api_url": emu.api_url, "transfer": TransferConfig(connections=1)}).login(email, "pw")
+    src = tmp_path / "x.bin"
+    data = write(src, 2 * MiB)
+    m.upload(src)
+    assert m.download(m.find("x.bin"), tmp_path, "y.bin").read_bytes() == data
+
+
+def test_transfers_survive_server_errors(emu: MegaEmulator, mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "flaky.bin"
+    data = write(src, 3 * MiB)
+    cfg = TransferConfig(connections=2, piece_size=MiB, max_retries=20)
+    emu.set_faults(transfer_error_rate=0.3, api_eagain_rate=0.3, seed=3)
+    try:
+        mega.upload(src, config=cfg)
+        got = mega.download(mega.find("flaky.bin"), tmp_path, "back.bin", config=cfg)
+    finally:
+        counts = emu.fault_counts
+        emu.clear_faults()
+    assert got.read_bytes() == data
+    assert counts.get("transfer_error", 0) > 0
+
+
+def test_corrupt_download_raises_integrity_error(
+    emu: MegaEmulator, mega: Mega, tmp_path: Path
+) -> None:
+    src = tmp_path / "c.bin"
+    write(src, 300_000)
+    mega.upload(src)
+    target = tmp_path / "dl"
+    target.mkdir()
+    emu.set_faults(corrupt_rate=1.0)
+    try:
+        with pytest.raises(IntegrityError) as info:
+            mega.download(mega.find("c.bin"), target, config=TransferConfig(max_retries=1))
+    finally:
+        emu.clear_faults()
+    assert isinstance(info.value, ValueError)
+    assert not (target / "c.bin").exists()
+
+
+def test_download_with_a_wrong_link_key(emu: MegaEmulator, mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "k.bin"
+    write(src, 1000)
+    mega.upload(src)
+    link = mega.export("k.bin")
+    bad = link.split("#")[0] + "#" + "B" * 43
+    with pytest.raises(WrongKeyError):
+        Mega(api_url=emu.api_url).download_url(bad, tmp_path)
+
+
+def test_download_over_quota_says_when(emu: MegaEmulator, mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "q.bin"
+    write(src, 1000)
+    mega.upload(src)
+    emu.set_faults(over_quota=True, over_quota_in_g=True, over_quota_time_left=42)
+    try:
+        with pytest.raises(OverQuotaError) as info:
+            mega.download(mega.find("q.bin"), tmp_path)
+    finally:
+        emu.clear_faults()
+    assert info.value.time_left == 42
+    assert "42" in str(info.value)
+
+
+def test_bad_sources_and_destinations(mega: Mega, tmp_path: Path) -> None:
+    with pytest.raises(SourceNotFoundError) as info:
+        mega.upload(tmp_path / "missing.bin")
+    assert isinstance(info.value, FileNotFoundError) and isinstance(info.value, ValidationError)
+    with pytest.raises(SourceNotFoundError):
+        mega.upload(tmp_path)  # a directory is not a file
+    src = tmp_path / "s.bin"
+    write(src, 10)
+    mega.upload(src)
+    node = mega.find("s.bin")
+    with pytest.raises(DestinationError):
+        mega.download(node, tmp_path / "no" / "such" / "dir")
+    with pytest.raises(DestinationError):
+        mega.download(node, src)  # a file, not a directory
+    if os.geteuid() != 0:  # root can write anywhere
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        with pytest.raises(DestinationError):
+            mega.download(node, ro)
+    with pytest.raises(NodeNotFoundError):
+        mega.download(mega.find("not-there.bin"), tmp_path)
+    with pytest.raises(NodeNotFoundError):
+        mega.upload(src, "zzzzzzzz")
+    with pytest.raises(ValidationError):
+        mega.upload(src, node)  # a file is not a folder
+
+
+def test_hostile_names_stay_inside_the_destination(
+    emu: MegaEmulator, mega: Mega, tmp_path: Path
+) -> None:
+    src = tmp_path / "h.bin"
+    data = write(src, 50)
+    answer = mega.upload(src, dest_filename="../../escape.txt")
+    out = tmp_path / "out"
+    out.mkdir()
+    got = mega.download(answer["f"][0]["h"], out)  # a handle works as well as a node
+    assert got.parent == out and got.read_bytes() == data
+    assert not (tmp_path.parent / "escape.txt").exists()
+
+
+def test_large_file_digest(mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "l.bin"
+    data = write(src, 9 * MiB + 123)
+    mega.upload(src)
+    got = mega.download(mega.find("l.bin"), tmp_path, "l2.bin")
+    assert hashlib.sha256(got.read_bytes()).digest() == hashlib.sha256(data).digest()
