@@ -1,0 +1,210 @@
+"""Shares and public folders end to end against the emulator: outgoing and incoming shares
+(share keys from ``ok`` and from ``sk``, short AES and long RSA), public folder listing and
+downloads (whole folder, one file, a sub-folder), wrong keys."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from megafast import Mega
+from megafast.errors import LinkError, NodeNotFoundError, RequestError, WrongKeyError
+from megafast.testing import MegaEmulator
+from megafast.testing import _crypto as C
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[MegaEmulator]:
+    with MegaEmulator() as e:
+        yield e
+
+
+def account(emu: MegaEmulator) -> tuple[str, Mega]:
+    email = f"s-{secrets.token_hex(5)}@example.com"
+    emu.create_account(email, "pw", version=2)
+    return email, Mega(api_url=emu.api_url).login(email, "pw")
+
+
+def seed_share(
+    emu: MegaEmulator, owner: str, folder: str, to: str, *, rsa: bool, r: int = 0
+) -> None:
+    """Share ``folder`` of ``owner`` with the account ``to`` the way MEGA's web client does:
+    a share key under the owner's master key (``ok``), every node below re-keyed under the
+    share key, and the share key for the recipient RSA-encrypted (or, for old shares,
+    AES-encrypted under the recipient's master key)."""
+    store = emu.store
+    owner_row = store.user_by_email(owner)
+    to_row = store.user_by_email(to)
+    mk = emu.account(owner).master_key
+    share_key = secrets.token_bytes(16)
+    if rsa:
+        n, e = C.decode_mpis(C.b64decode(to_row["pubk"]), 2)
+        nbytes = (n.bit_length() + 7) // 8
+        m = int.from_bytes(share_key + secrets.token_bytes(nbytes - 2 - 16), "big")
+        sk = C.b64encode(C.encode_mpi(pow(m, e, n), nbytes))
+    else:
+        sk = C.b64encode(C.ecb_encrypt(emu.account(to).master_key, share_key))
+    with store.transaction():
+        store.execute(
+            "INSERT INTO share_keys(h, owner, ok, ha) VALUES(?,?,?,?)",
+            folder,
+            owner_row["handle"],
+            C.b64encode(C.ecb_encrypt(mk, share_key)),
+            C.b64encode(C.ecb_encrypt(mk, (folder + folder).encode())),
+        )
+        for row in store.subtree(folder):
+            key = C.ecb_decrypt(mk, C.b64decode(row["k"]))
+            store.execute(
+                "INSERT OR REPLACE INTO node_keys(h, share, k) VALUES(?,?,?)",
+                row["h"],
+                folder,
+                C.b64encode(C.ecb_encrypt(share_key, key)),
+            )
+        store.execute(
+            "INSERT INTO shares(h, u, r, k, ts) VALUES(?,?,?,?,?)",
+            folder,
+            to_row["handle"],
+            r,
+            sk,
+            int(time.time()),
+        )
+
+
+@pytest.mark.parametrize("rsa", [True, False])
+def test_incoming_and_outgoing_shares(emu: MegaEmulator, tmp_path: Path, rsa: bool) -> None:
+    owner, alice = account(emu)
+    to, bob = account(emu)
+    made = alice.create_folder("Team ✓/inner")
+    src = tmp_path / "plan.txt"
+    src.write_bytes(b"the plan")
+    alice.upload(src, made["inner"])
+    seed_share(emu, owner, made["Team ✓"], to, rsa=rsa)
+
+    bob.refresh()
+    found = bob.find("Team ✓")
+    assert found is not None and found[0] == made["Team ✓"]
+    assert found[1]["su"] == emu.account(owner).handle and "sk" in found[1]
+    plan = bob.find("Team ✓/inner/plan.txt")
+    assert plan is not None and plan[1]["a"]["n"] == "plan.txt"
+    assert bob.find("plan.txt")[0] == plan[0]
+    assert bob.download(plan, tmp_path, "got.txt").read_bytes() == b"the plan"
+    assert made["Team ✓"] in bob.shared_keys
+    # read-only: the owner's node cannot be renamed by the recipient
+    with pytest.raises(RequestError):
+        bob.rename(plan, "mine.txt")
+
+    alice.refresh()
+    shared = alice.find("Team ✓")[1]
+    assert "shared_folder_key" in shared and len(shared["shared_folder_key"]) == 4
+    assert alice.find("Team ✓/inner/plan.txt") is not None
+
+
+def test_incoming_share_with_unusable_key_is_listed_as_undecryptable(emu: MegaEmulator) -> None:
+    owner, alice = account(emu)
+    to, bob = account(emu)
+    folder = alice.create_folder("broken")["broken"]
+    seed_share(emu, owner, folder, to, rsa=False)
+    emu.store.execute("UPDATE shares SET k=? WHERE h=?", C.b64encode(b"\0" * 16), folder)
+    bob.refresh()
+    assert bob.find("broken") is None
+    listed = bob.get_files(include_undecryptable=True)
+    assert listed[folder]["undecryptable"] is True
+
+
+@pytest.fixture
+def public_folder(emu: MegaEmulator, tmp_path: Path) -> dict[str, object]:
+    _, m = account(emu)
+    made = m.create_folder("Album 🎵/Disc 1")
+    data = {}
+    for name, size, parent in (
+        ("cover.jpg", 70_000, made["Album 🎵"]),
+        ("01 – intro.flac", 300_000, made["Disc 1"]),
+        ("02 – outro.flac", 5, made["Disc 1"]),
+    ):
+        src = tmp_path / "src"
+        content = secrets.token_bytes(size)
+        src.write_bytes(content)
+        answer = m.upload(src, parent, name)
+        data[name] = (answer["f"][0]["h"], content)
+    link = m.export("Album 🎵")
+    return {"link": link, "files": data, "folders": made, "owner": m}
+
+
+def test_public_folder_listing_and_info(emu: MegaEmulator, public_folder: dict) -> None:
+    anon = Mega(api_url=emu.api_url)  # not logged in
+    nodes = anon.get_public_folder(public_folder["link"])
+    names = sorted(n["a"]["n"] for n in nodes.values())
+    assert names == sorted(
+        ["Album 🎵", "Disc 1", "cover.jpg", "01 – intro.flac", "02 – outro.flac"]
+    )
+    assert all(not n.get("undecryptable") for n in nodes.values())
+    info = anon.get_public_url_info(public_folder["link"])
+    assert info == {"size": 370_005, "name": "Album 🎵", "files": 3, "folders": 2}
+
+
+def test_public_folder_download_whole(
+    emu: MegaEmulator, public_folder: dict, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    seen: list[tuple[int, int]] = []
+    root = Mega(api_url=emu.api_url).download_url(
+        public_folder["link"], out, progress=lambda d, t: seen.append((d, t))
+    )
+    assert root == out / "Album 🎵"
+    files = public_folder["files"]
+    assert (root / "cover.jpg").read_bytes() == files["cover.jpg"][1]
+    assert (root / "Disc 1" / "01 – intro.flac").read_bytes() == files["01 – intro.flac"][1]
+    assert (root / "Disc 1" / "02 – outro.flac").read_bytes() == files["02 – outro.flac"][1]
+    assert seen[-1] == (370_005, 370_005)
+
+
+def test_public_folder_one_item(emu: MegaEmulator, public_folder: dict, tmp_path: Path) -> None:
+    base = public_folder["link"]
+    h, content = public_folder["files"]["01 – intro.flac"]
+    anon = Mega(api_url=emu.api_url)
+    got = anon.download_url(f"{base}/file/{h}", tmp_path)
+    assert got == tmp_path / "01 – intro.flac" and got.read_bytes() == content
+    ph, key = base.split("/folder/")[1].split("#")
+    legacy = f"https://mega.nz/#F!{ph}!{key}!{h}"
+    assert anon.download_url(legacy, tmp_path, "legacy.flac").read_bytes() == content
+    disc = public_folder["folders"]["Disc 1"]
+    sub = anon.download_url(f"{base}/folder/{disc}", tmp_path)
+    assert sub == tmp_path / "Disc 1" and (sub / "02 – outro.flac").exists()
+    listing = anon.get_public_folder(f"{base}/folder/{disc}")
+    assert {n["a"]["n"] for n in listing.values()} == {
+        "Disc 1",
+        "01 – intro.flac",
+        "02 – outro.flac",
+    }
+    with pytest.raises(NodeNotFoundError):
+        anon.download_url(f"{base}/file/zzzzzzzz", tmp_path)
+
+
+def test_public_folder_wrong_key_and_bad_links(
+    emu: MegaEmulator, public_folder: dict, tmp_path: Path
+) -> None:
+    base = public_folder["link"]
+    wrong = base.split("#")[0] + "#" + "A" * 22
+    anon = Mega(api_url=emu.api_url)
+    with pytest.raises(WrongKeyError):
+        anon.get_public_folder(wrong)
+    with pytest.raises(WrongKeyError):
+        anon.download_url(wrong, tmp_path)
+    with pytest.raises(LinkError):
+        anon.get_public_folder(base.split("#")[0])
+    with pytest.raises(LinkError):
+        anon.get_public_folder("https://mega.nz/file/AAAAAAAA#" + "A" * 43)
+    with pytest.raises(RequestError):
+        anon.get_public_folder("https://mega.nz/folder/zzzzzzzz#" + "A" * 22)
+
+
+def test_export_folder_twice_gives_the_same_link(public_folder: dict) -> None:
+    owner: Mega = public_folder["owner"]
+    assert owner.export("Album 🎵") == public_folder["link"]
+    owner.refresh()
+    assert owner.export("Album 🎵") == public_folder["link"]
