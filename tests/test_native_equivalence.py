@@ -43,7 +43,9 @@ sizes = st.one_of(st.sampled_from(EDGE_SIZES), st.integers(0, 3 * MIB))
 # 16-aligned offsets: chunk starts, just inside/before them, anywhere, and near 2**68.
 aligned_offsets = st.one_of(
     st.sampled_from(CHUNK_STARTS),
-    st.builds(lambda b, d: max(0, b + d), st.sampled_from(CHUNK_STARTS), st.sampled_from([-16, 16, 4096])),
+    st.builds(
+        lambda b, d: max(0, b + d), st.sampled_from(CHUNK_STARTS), st.sampled_from([-16, 16, 4096])
+    ),
     st.integers(0, 1 << 40).map(lambda x: x * 16),
     st.integers(0, 1 << 20).map(lambda x: (1 << 68) - 16 * MIB - 16 * x),
 )
@@ -57,7 +59,7 @@ def data_of(size: int, seed: int) -> bytes:
 def kernel(request: pytest.FixtureRequest) -> Iterator[str]:
     previous = native.KERNEL
     native.set_kernel(request.param)
-    assert native.KERNEL == request.param
+    assert request.param == native.KERNEL
     try:
         yield request.param
     finally:
@@ -191,9 +193,7 @@ def test_pieces_chained_with_mac_in_give_the_whole_file_macs(
     running = None
     for a, b in zip(points, points[1:], strict=False):
         piece = memoryview(buf)[a:b]
-        got_done, running = call(
-            native, name, key, nonce, a, piece, piece, running, b == size
-        )
+        got_done, running = call(native, name, key, nonce, a, piece, piece, running, b == size)
         done += got_done
     if size == 0:
         done, running = call(native, name, key, nonce, 0, buf, buf, None, True)
@@ -277,7 +277,9 @@ def test_stringhash_matches_pure(data: bytes, key: bytes) -> None:
 def _encrypted_node(rnd: random.Random, kek: bytes, kind: int) -> tuple[bytes | None, bytes | None]:
     """A node in one of several shapes: good file/folder, bad attrs, odd lengths, None."""
     key = rnd.randbytes(32 if kind % 2 else 16)
-    attr_key = bytes(a ^ b for a, b in zip(key[:16], key[16:], strict=True)) if len(key) == 32 else key
+    attr_key = (
+        bytes(a ^ b for a, b in zip(key[:16], key[16:], strict=True)) if len(key) == 32 else key
+    )
     name = "".join(rnd.choice("abcé漢\0 ") for _ in range(rnd.randrange(0, 40)))
     plain = b'MEGA{"n":"' + name.encode() + b'"}'
     if kind in (4, 5):
@@ -311,7 +313,9 @@ def test_decrypt_nodes_matches_pure(seed: int, n: int, per_node: bool, kinds: li
     keks = [rnd.randbytes(16) for _ in range(n)] if per_node else [rnd.randbytes(16)] * n
     nodes = [_encrypted_node(rnd, keks[i], kinds[i]) for i in range(n)]
     enc_keys = [k for k, _ in nodes]
-    enc_attrs = [bytearray(a) if a is not None and i % 3 == 0 else a for i, (_, a) in enumerate(nodes)]
+    enc_attrs = [
+        bytearray(a) if a is not None and i % 3 == 0 else a for i, (_, a) in enumerate(nodes)
+    ]
     kek = keks if per_node else (keks[0] if keks else bytes(16))
     got = native.decrypt_nodes(kek, enc_keys, enc_attrs)
     assert got == _pure.decrypt_nodes(kek, enc_keys, enc_attrs)
@@ -376,9 +380,9 @@ def test_kernel_choice_is_visible_and_forced() -> None:
     try:
         for name in KERNELS:
             native.set_kernel(name)
-            assert native.KERNEL == name
+            assert name == native.KERNEL
     finally:
         native.set_kernel(previous)
     with pytest.raises(ValueError):
         native.set_kernel("python")
-    assert native.KERNEL == previous
+    assert previous == native.KERNEL

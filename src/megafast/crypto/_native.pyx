@@ -141,6 +141,13 @@ cdef class _View:
             self.held = False
 
 
+cdef bint _c_contiguous(Py_buffer *v):
+    """memoryview(x).c_contiguous, exactly (an empty strided 1-D view is not contiguous)."""
+    if v.ndim == 1 and v.strides != NULL:
+        return v.shape[0] == 1 or v.strides[0] == v.itemsize
+    return PyBuffer_IsContiguous(v, c'C')
+
+
 cdef _View _in(object obj, str name):
     """A read-only byte view of a C-contiguous buffer."""
     cdef _View v = _View.__new__(_View)
@@ -151,7 +158,7 @@ cdef _View _in(object obj, str name):
     except TypeError:
         raise TypeError(f"{name} must be a bytes-like object, not {type(obj).__name__}") from None
     v.held = True
-    if not PyBuffer_IsContiguous(&v.view, c'C'):
+    if not _c_contiguous(&v.view):
         raise ValueError(f"{name} must be a C-contiguous buffer")
     v.ptr = <const uint8_t *>v.view.buf
     v.n = <size_t>v.view.len
@@ -361,7 +368,7 @@ cdef int _item(object obj, str name, Py_buffer *views, size_t *nviews,
     except TypeError:
         raise TypeError(f"{name} must be a bytes-like object, not {type(obj).__name__}") from None
     nviews[0] += 1
-    if not PyBuffer_IsContiguous(view, c'C'):
+    if not _c_contiguous(view):
         raise ValueError(f"{name} must be a C-contiguous buffer")
     ptr[0] = <const uint8_t *>view.buf
     n[0] = <size_t>view.len
