@@ -153,3 +153,12 @@ def test_accounts_created_by_the_emulator_are_consistent() -> None:
         assert n == p * q and u == pow(p, -1, q) and pow(pow(7, e, n), d, n) == 7
         with pytest.raises(ValueError):
             emu.create_account("C@example.com", "again")
+
+
+def test_fingerprint(external_vectors) -> None:
+    for group in external_vectors["fingerprint"]:
+        mtime = group["mtime_ms"] // 1000
+        for size, expected in group["cases"]:
+            data = b"0" * (size - 1)
+            got = C.fingerprint(lambda off, n, d=data: d[off : off + n], len(data), mtime)
+            assert got == expected, size

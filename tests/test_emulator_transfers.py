@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import io
 import os
 import socket
 import threading
@@ -86,7 +87,11 @@ def test_g_returns_url_size_and_attributes(emu: MegaEmulator) -> None:
     res = c.one({"a": "g", "g": 1, "n": h, "ssl": 2})
     assert res["s"] == len(data) and res["g"].startswith(emu.api_url + "/dl/")
     k4 = [packed[i] ^ packed[i + 4] for i in range(4)]
-    assert mc.decrypt_attr(mc.base64_url_decode(res["at"]), k4) == {"n": "g.bin"}
+    attrs = mc.decrypt_attr(mc.base64_url_decode(res["at"]), k4)
+    assert attrs["n"] == "g.bin"
+    # the fingerprint a client would write, as megafast.crypto computes it
+    node_ts = next(n["ts"] for n in c.files()["f"] if n["h"] == h)
+    assert attrs["c"] == mc.fingerprint(io.BytesIO(data), node_ts)
     assert "g" not in c.one({"a": "g", "n": h})
     # what add_file stored is what a client would have uploaded: it decrypts and MACs
     cipher = mc.FileCipher(packed, size=len(data))
@@ -107,7 +112,7 @@ def test_add_file_streams_from_a_path_and_a_file_object(emu: MegaEmulator, tmp_p
         fh.seek(5)
         h, packed = emu.add_file(EMAIL, fh, "from file object")
     assert mc.FileCipher(packed, size=len(data) - 5).decrypt(emu.stored_blob(h)) == data[5:]
-    assert emu.decrypt_attributes(h) == {"n": "from file object"}
+    assert emu.decrypt_attributes(h)["n"] == "from file object"
 
 
 def test_many_concurrent_connections(emu: MegaEmulator) -> None:

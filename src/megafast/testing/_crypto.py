@@ -15,7 +15,8 @@ import secrets
 import struct
 import threading
 import time
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 
 from Crypto.Cipher import AES
 from Crypto.PublicKey import RSA
@@ -357,6 +358,29 @@ def totp_matches(secret_b32: str, code: object, window: int = 1) -> bool:
         hmac.compare_digest(totp(secret_b32, now + 30 * i), code)
         for i in range(-window, window + 1)
     )
+
+
+def fingerprint(read_at: Callable[[int, int], bytes], size: int, mtime: int) -> str:
+    """MEGA's fingerprint (attribute ``c``): four CRC32s of sampled content, then the mtime.
+
+    ``read_at(offset, length)`` reads the plaintext; ``mtime`` in seconds.
+    """
+    if size <= 16:
+        words = bytes_to_a32(read_at(0, size) + b"\0" * (16 - size))
+    elif size <= 8192:
+        data = read_at(0, size)
+        words = tuple(zlib.crc32(data[i * size // 4 : (i + 1) * size // 4]) for i in range(4))
+    else:
+        lanes = []
+        for lane in range(4):
+            crc = 0
+            for block in range(32):
+                crc = zlib.crc32(read_at((size - 64) * (lane * 32 + block) // 127, 64), crc)
+            lanes.append(crc)
+        words = tuple(lanes)
+    t = max(0, int(mtime))
+    tb = t.to_bytes((t.bit_length() + 7) // 8, "little")
+    return b64encode(a32_to_bytes(words) + bytes([len(tb)]) + tb)
 
 
 def iter_pieces(data: bytes | memoryview, size: int = 1 << 20) -> Iterable[bytes]:

@@ -19,6 +19,7 @@ import secrets
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -381,17 +382,45 @@ class MegaEmulator:
         owner = self._user(email)["handle"]
         mk = self._master_key(owner)
         parent = self._parent(owner, parent)
+        mtime = int(time.time()) if mtime is None else int(mtime)
         if isinstance(data_or_path, (bytes, bytearray, memoryview)):
-            source: BinaryIO = io.BytesIO(data_or_path)
-            size = len(memoryview(data_or_path).cast("B"))
+            with io.BytesIO(data_or_path) as source:
+                enc, blob, fp = self._store_encrypted(source, mtime)
         elif isinstance(data_or_path, (str, os.PathLike)):
-            source = open(data_or_path, "rb")  # noqa: SIM115 - closed below
-            size = os.fstat(source.fileno()).st_size
+            with open(data_or_path, "rb") as source:
+                enc, blob, fp = self._store_encrypted(source, mtime)
         else:
-            source = data_or_path
-            pos = source.tell()
-            size = source.seek(0, os.SEEK_END) - pos
-            source.seek(pos)
+            enc, blob, fp = self._store_encrypted(data_or_path, mtime)
+        packed = enc.packed_key()
+        attrs: dict = {"n": name, "c": fp}
+        with self.store.transaction():
+            h = self.store.insert_node(
+                owner,
+                parent,
+                0,
+                C.encrypt_attr(attrs, enc.key),
+                C.b64encode(C.ecb_encrypt(mk, C.a32_to_bytes(packed))),
+                s=enc.size,
+                blob=blob,
+                ts=mtime,
+            )
+            self._add_share_keys(owner, parent, h, C.a32_to_bytes(packed))
+        return h, packed
+
+    def _store_encrypted(self, source: BinaryIO, mtime: int) -> tuple[C.FileEncryptor, str, str]:
+        """Encrypt ``source`` (from its position to its end) into a new blob file.
+
+        Returns (the encryptor, with its key and MAC; the blob id; the fingerprint).
+        """
+        start = source.tell()
+        size = source.seek(0, os.SEEK_END) - start
+
+        def read_at(offset: int, length: int) -> bytes:
+            source.seek(start + offset)
+            return source.read(length)
+
+        fp = C.fingerprint(read_at, size, mtime)
+        source.seek(start)
         blob = secrets.token_hex(16)
         enc = C.FileEncryptor(size)
         path = self.store.blob_path(blob)
@@ -407,24 +436,7 @@ class MegaEmulator:
         except BaseException:
             path.unlink(missing_ok=True)
             raise
-        finally:
-            if isinstance(data_or_path, (str, os.PathLike)):
-                source.close()
-        packed = enc.packed_key()
-        attrs: dict = {"n": name}
-        with self.store.transaction():
-            h = self.store.insert_node(
-                owner,
-                parent,
-                0,
-                C.encrypt_attr(attrs, enc.key),
-                C.b64encode(C.ecb_encrypt(mk, C.a32_to_bytes(packed))),
-                s=size,
-                blob=blob,
-                ts=mtime,
-            )
-            self._add_share_keys(owner, parent, h, C.a32_to_bytes(packed))
-        return h, packed
+        return enc, blob, fp
 
     def node_key(self, handle: str) -> bytes:
         """The node's key (32 bytes packed for files, 16 for folders), decrypted as its owner."""
