@@ -52,17 +52,19 @@ def test_eagain_rate_is_a_fraction(emu: MegaEmulator) -> None:
 @pytest.mark.parametrize("direction", ["download", "upload"])
 def test_http_errors_on_transfers(emu: MegaEmulator, direction: str) -> None:
     url, blob = _file(emu)
-    up = emu.upload_url(EMAIL, 10)
+    piece = os.urandom(4 * 1024 * 1024)  # big enough that an unread body would reset
+    up = emu.upload_url(EMAIL, len(piece))
     emu.set_faults(transfer_error_rate=1.0, transfer_error_limit=3, transfer_faults=direction)
     statuses = []
-    for _ in range(3):
-        if direction == "download":
-            statuses.append(requests.get(url, timeout=10).status_code)
-        else:
-            statuses.append(requests.post(f"{up}/0", data=b"0123456789", timeout=10).status_code)
-    assert set(statuses) <= {500, 503, 429} and len(statuses) == 3
-    assert requests.get(url, timeout=10).content == blob
-    assert len(requests.post(f"{up}/0", data=b"0123456789", timeout=10).text) == 48
+    with requests.Session() as http:  # keep-alive survives the errors
+        for _ in range(3):
+            if direction == "download":
+                statuses.append(http.get(url, timeout=10).status_code)
+            else:
+                statuses.append(http.post(f"{up}/0", data=piece, timeout=10).status_code)
+        assert set(statuses) <= {500, 503, 429} and len(statuses) == 3
+        assert http.get(url, timeout=10).content == blob
+        assert len(http.post(f"{up}/0", data=piece, timeout=10).text) == 48
     assert emu.fault_counts == {"transfer_error": 3}
 
 
@@ -203,8 +205,12 @@ def test_hashcash_gate(emu: MegaEmulator) -> None:
     answer = mc.solve_hashcash(challenge)
     r = c.post(cmd, rid="9", headers={"X-Hashcash": answer})
     assert r.status_code == 200 and r.json()[0]["v"] == 2
-    # the client is known now
+    # the client is known now, and so are the sessions it opens
     assert c.post(cmd).status_code == 200
+    emu.create_account("hc@example.com", "pw")
+    assert isinstance(c.login("hc@example.com", "pw"), dict)
+    fresh = RawClient(emu.api_url)  # a new connection with that session
+    assert fresh.post([{"a": "ug"}], sid=c.sid).status_code == 200
     # another client is challenged
     assert RawClient(emu.api_url).post(cmd).status_code == 402
     emu.require_hashcash(None)

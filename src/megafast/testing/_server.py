@@ -386,27 +386,22 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ValueError
             length = self._body_length()
         except ValueError:
-            self.close_connection = True
-            self._reply(200, b"-2", content_type="text/plain")
+            self._refuse_upload(b"-2", length_known=False)
             return
         if upload is None:
-            self.close_connection = True
-            self._reply(200, b"-9", content_type="text/plain")
+            self._refuse_upload(b"-9")
             return
         if upload.epoch != svc.epoch or upload.expires < time.time():
-            self.close_connection = True
-            self._reply(200, b"-8", content_type="text/plain")
+            self._refuse_upload(b"-8")
             return
         inj = svc.faults
         f = inj.faults
         faulty = inj.applies("upload")
         if faulty and inj.fire("transfer_error", f.transfer_error_rate, f.transfer_error_limit):
-            self.close_connection = True
-            self._reply(inj.choice(f.transfer_error_statuses), content_type="text/plain")
+            self._refuse_upload(b"", status=inj.choice(f.transfer_error_statuses))
             return
         if length is not None and offset + length > upload.size:
-            self.close_connection = True
-            self._reply(200, b"-2", content_type="text/plain")
+            self._refuse_upload(b"-2")
             return
         drop_at = None
         if (
@@ -417,7 +412,6 @@ class _Handler(BaseHTTPRequestHandler):
             drop_at = f.drop_after_bytes
         received = self._receive(upload, offset, drop_at, f.bandwidth)
         if received is None:
-            self.close_connection = True
             self._reply(200, b"-2", content_type="text/plain")
             return
         with upload.lock:
@@ -429,6 +423,16 @@ class _Handler(BaseHTTPRequestHandler):
             return
         body = token_bytes if upload.raw_token else b64encode(token_bytes).encode()
         self._reply(200, body, content_type="text/plain")
+
+    def _refuse_upload(self, body: bytes, status: int = 200, length_known: bool = True) -> None:
+        """Answer an upload POST without storing it; read the body first so the client sees
+        the answer (not a reset) and the connection stays usable."""
+        if length_known:
+            for _ in self._iter_body():
+                pass
+        else:
+            self.close_connection = True
+        self._reply(status, body, content_type="text/plain")
 
     def _receive(
         self, upload: Upload, offset: int, drop_at: int | None, bandwidth: float | None
