@@ -231,22 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", metavar="PATH|URL")
     _transfer_options(p)
 
-    p = add(
+    p = commands.add_parser(
         "serve",
-        "run the MEGA emulator (for tests and demos)",
-        "Run the MEGA emulator, a real HTTP server; point clients at it with --api-url.",
-    )
-    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
-    p.add_argument(
-        "--data-dir", default=None, metavar="DIR", help="keep the accounts and files here"
-    )
-    p.add_argument(
-        "--user",
-        action="append",
-        default=[],
-        metavar="EMAIL:PASSWORD[:v1]",
-        help="create this account at start (repeatable)",
+        help="run the MEGA emulator (for tests and demos)",
+        description="Run the MEGA emulator; every option is the emulator's own "
+        "(megafast serve --help lists them).",
+        add_help=False,  # --help goes to the emulator's own parser
     )
 
     p = add("bench", "time the crypto kernels, native against pure Python")
@@ -287,7 +277,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(argv)
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if args.command == "serve":
+            args.serve_argv = extra  # the emulator parses its own options
+        elif extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # argparse: --help (0) or a usage error (2)
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     if args.version:

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["cmd_login", "cmd_logout", "cmd_whoami", "cmd_df", "resume", "new_client"]
 
 
-def _api_url(ctx: Context, stored: dict[str, Any] | None = None) -> str:
+def api_url(ctx: Context, stored: dict[str, Any] | None = None) -> str:
     from ..cli import DEFAULT_API_URL
 
     if ctx.args.api_url:
@@ -57,8 +57,15 @@ def resume(ctx: Context) -> Any:
     stored = session_store.load_session()
     if stored is None:
         raise CommandError("not logged in (run: megafast login)")
-    client = new_client(_api_url(ctx, stored))
-    client.resume_session(stored["session"])
+    from megafast.errors import RequestError
+
+    client = new_client(api_url(ctx, stored))
+    try:
+        client.resume_session(stored["session"])
+    except RequestError as exc:
+        if exc.code == -15:
+            raise CommandError("the session expired or was ended (run: megafast login)") from exc
+        raise
     return client
 
 
@@ -91,22 +98,28 @@ def cmd_login(ctx: Context) -> int:
         if ctx.args.password_stdin:
             raise UsageError("give the EMAIL argument with --password-stdin")
         email = _ask("Email: ", "email")
+    email = email.strip().lower()
     password = _read_password(ctx)
-    api_url = _api_url(ctx)
-    client = new_client(api_url)
-    mfa = ctx.args.mfa
+    server = api_url(ctx)
+    client = new_client(server)
+    mfa: Any = ctx.args.mfa
+    if mfa is None and sys.stdin.isatty() and not ctx.args.password_stdin:
+        # asked only when the server says the account needs it
+        mfa = lambda: _ask("Two-factor code: ", "two-factor code")  # noqa: E731
     try:
         client.login(email, password, mfa=mfa)
-    except TwoFactorRequiredError:
-        if mfa:
-            raise
-        mfa = _ask("Two-factor code: ", "two-factor code")
-        client.login(email, password, mfa=mfa)
-    del password
-    path = session_store.save_session(api_url, email.strip().lower(), client.dump_session())
+    except TwoFactorRequiredError as exc:
+        if ctx.args.mfa:
+            raise CommandError("the two-factor code was not accepted") from exc
+        raise CommandError(
+            "this account uses two-factor authentication: give the code with --mfa CODE"
+        ) from exc
+    finally:
+        del password
+    path = session_store.save_session(server, email, client.dump_session())
     ctx.result(
-        {"email": email.strip().lower(), "api_url": api_url, "session_file": str(path)},
-        f"logged in as {email.strip().lower()}",
+        {"email": email, "api_url": server, "session_file": str(path)},
+        f"logged in as {email}",
     )
     return 0
 
@@ -119,7 +132,7 @@ def cmd_logout(ctx: Context) -> int:
         return 0
     warning = None
     try:
-        client = new_client(_api_url(ctx, stored))
+        client = new_client(api_url(ctx, stored))
         client.resume_session(stored["session"])
         client.logout()
     except Exception as exc:  # noqa: BLE001 - the local session goes regardless
@@ -136,15 +149,11 @@ def cmd_logout(ctx: Context) -> int:
 
 def cmd_whoami(ctx: Context) -> int:
     user = ctx.client().get_user()
-    email = user.get("email") if isinstance(user, dict) else None
-    data = {
-        "email": email,
-        "handle": user.get("u") if isinstance(user, dict) else None,
-        "name": user.get("name") if isinstance(user, dict) else None,
-        "api_url": ctx.client_api_url if hasattr(ctx, "client_api_url") else None,
-    }
-    data = {key: value for key, value in data.items() if value is not None}
-    ctx.result(data, email or data.get("handle") or "(unknown)")
+    if not isinstance(user, dict):
+        raise CommandError("unexpected answer from the server")
+    data = {"email": user.get("email"), "handle": user.get("u"), "name": user.get("name")}
+    data = {key: value for key, value in data.items() if isinstance(value, str)}
+    ctx.result(data, data.get("email") or data.get("handle") or "(unknown)")
     return 0
 
 

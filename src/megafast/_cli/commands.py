@@ -91,15 +91,7 @@ def cmd_serve(ctx: Context) -> int:
         from megafast.testing import serve_main
     except ImportError as exc:
         raise CommandError(f"the emulator is not available: {exc}") from exc
-    argv: list[str] = []
-    if ctx.args.host is not None:
-        argv += ["--host", ctx.args.host]
-    if ctx.args.port is not None:
-        argv += ["--port", str(ctx.args.port)]
-    if ctx.args.data_dir is not None:
-        argv += ["--data-dir", ctx.args.data_dir]
-    for user in ctx.args.user:
-        argv += ["--user", user]
+    argv: list[str] = list(ctx.args.serve_argv)
     code = serve_main(argv)
     return int(code) if isinstance(code, int) else 0
 

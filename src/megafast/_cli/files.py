@@ -16,8 +16,12 @@ __all__ = ["cmd_ls", "cmd_mkdir", "cmd_mv", "cmd_rm", "cmd_link", "cmd_import", 
 
 
 def load_tree(client: Any) -> RemoteTree:
-    """The account's whole tree (one ``f`` request)."""
-    return RemoteTree(client.get_files())
+    """The account's whole tree, undecryptable nodes included (one ``f`` request)."""
+    try:
+        files = client.get_files(include_undecryptable=True)
+    except TypeError:  # a client with mega.py's exact signature
+        files = client.get_files()
+    return RemoteTree(files)
 
 
 def _entry(node: RemoteNode, path: str) -> dict[str, Any]:
@@ -51,46 +55,45 @@ def _print_listing(ctx: Context, entries: list[dict[str, Any]], shown: list[str]
     ctx.result(entries, lines)
 
 
-def cmd_ls(ctx: Context) -> int:
-    target: str = ctx.args.path
-    if is_url(target):
-        return _ls_link(ctx, target)
-    tree = load_tree(ctx.client())
-    node = tree.resolve(target)
+def tree_entries(
+    tree: RemoteTree, node: RemoteNode, recursive: bool
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """``ls`` entries for ``node`` (its children, or every node below with ``recursive``)
+    and the names to show (relative to ``node``, folders ending in ``/``)."""
     entries: list[dict[str, Any]] = []
     shown: list[str] = []
     if node.is_file:
-        entries.append(_entry(node, tree.path_of(node)))
-        shown.append(node.display_name)
-    elif ctx.args.recursive:
-        base = tree.path_of(node).rstrip("/")
-        for child, _depth in tree.walk(node):
-            path = tree.path_of(child)
-            relative = path[len(base) + 1 :] if path.startswith(base + "/") else path
-            entries.append(_entry(child, path))
-            shown.append(relative + ("/" if child.is_folder else ""))
+        return [_entry(node, tree.path_of(node))], [node.display_name]
+    base = tree.path_of(node).rstrip("/")
+    listed = tree.walk(node) if recursive else ((child, 1) for child in node.children)
+    for child, _depth in listed:
+        path = tree.path_of(child)
+        relative = path[len(base) + 1 :] if path.startswith(base + "/") else path
+        entries.append(_entry(child, path))
+        shown.append(relative + ("/" if child.is_folder else ""))
+    return entries, shown
+
+
+def cmd_ls(ctx: Context) -> int:
+    target: str = ctx.args.path
+    if is_url(target):
+        from . import links
+
+        entries = links.list_link(ctx, target, recursive=ctx.args.recursive)
+        shown = [
+            entry["path"].lstrip("/") + ("/" if entry["type"] == "folder" else "")
+            for entry in entries
+        ]
     else:
-        for child in node.children:
-            entries.append(_entry(child, tree.path_of(child)))
-            shown.append(child.display_name + ("/" if child.is_folder else ""))
-    _print_listing(ctx, entries, shown)
-    return 0
-
-
-def _ls_link(ctx: Context, url: str) -> int:
-    from . import links
-
-    entries = links.list_link(ctx, url, recursive=ctx.args.recursive)
-    shown = [
-        entry["path"].lstrip("/") + ("/" if entry["type"] == "folder" else "") for entry in entries
-    ]
+        tree = load_tree(ctx.client())
+        entries, shown = tree_entries(tree, tree.resolve(target), ctx.args.recursive)
     _print_listing(ctx, entries, shown)
     return 0
 
 
 def create_folder(client: Any, name: str, parent: RemoteNode) -> str:
     """Create one folder ``name`` under ``parent``; returns its handle."""
-    created = client.create_folder(name, parent.handle)
+    created = client.create_folder(name, parent.handle)  # {name: handle}
     if isinstance(created, str):
         return created
     if isinstance(created, dict) and created:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import posixpath
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -84,11 +83,13 @@ def _node_from_raw(handle: str, raw: Mapping[str, Any]) -> RemoteNode:
 class RemoteTree:
     """An index over ``Mega.get_files()``: children, paths and lookups by path."""
 
-    def __init__(self, files: Mapping[str, Mapping[str, Any]]) -> None:
+    def __init__(self, files: Mapping[str, Mapping[str, Any]], root: str | None = None) -> None:
+        """``files``: ``{handle: node}``; ``root``: the handle paths start from (default: the
+        Cloud Drive root, the node of type 2), e.g. the top of a public folder."""
         self.nodes: dict[str, RemoteNode] = {
             handle: _node_from_raw(handle, raw) for handle, raw in files.items()
         }
-        self.root: RemoteNode | None = None
+        self.root: RemoteNode | None = self.nodes.get(root) if root is not None else None
         self.rubbish: RemoteNode | None = None
         for node in self.nodes.values():
             if node.type == ROOT and self.root is None:
@@ -135,14 +136,15 @@ class RemoteTree:
         parts: list[str] = []
         current: RemoteNode | None = node
         seen: set[str] = set()
+        top = self.root.handle if self.root is not None else None
         while current is not None and current.type not in (ROOT, INBOX, RUBBISH):
-            if current.handle in seen:  # a cycle in a damaged tree
+            if current.handle == top or current.handle in seen:  # the top, or a damaged cycle
                 break
             seen.add(current.handle)
             parts.append(current.display_name)
             current = self.nodes.get(current.parent) if current.parent else None
         prefix = "/"
-        if current is not None and current.type != ROOT:
+        if current is not None and current.type in (INBOX, RUBBISH):
             prefix = (
                 "//"
                 + (current.name or ("Rubbish Bin" if current.type == RUBBISH else "Inbox"))
@@ -175,5 +177,5 @@ class RemoteTree:
 
 
 def display_path(path: str) -> str:
-    normalized = posixpath.normpath("/" + "/".join(split_remote(path))) if path.strip("/") else "/"
-    return normalized
+    """``"a//b/"`` -> ``"/a/b"``."""
+    return "/" + "/".join(split_remote(path))

@@ -32,7 +32,10 @@ def safe_local_name(name: str | None, fallback: str) -> str:
     return cleaned
 
 
-def _report(ctx: Context, verb: str, label: str, size: int, progress: TransferProgress) -> None:
+def report_transfer(
+    ctx: Context, verb: str, label: str, size: int, progress: TransferProgress
+) -> None:
+    """A status line with the size, time and speed of a finished transfer."""
     seconds = progress.elapsed
     ctx.status(
         f"{verb} {label} ({format_bytes(size)}) in {seconds:.1f} s, {format_rate(size, seconds)}"
@@ -43,55 +46,30 @@ def _report(ctx: Context, verb: str, label: str, size: int, progress: TransferPr
 
 
 def _download_node(
-    ctx: Context, client: Any, node: RemoteNode, target: Path, label: str
+    ctx: Context, client: Any, tree: RemoteTree, node: RemoteNode, directory: Path, name: str
 ) -> dict[str, Any]:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with TransferProgress(label, node.size, ctx.progress) as progress:
+    """Download a file or a whole folder as ``directory/name`` with one progress bar."""
+    if node.is_file:
+        size = node.size
+    else:
+        size = sum(child.size for child, _ in tree.walk(node) if child.is_file)
+    label = tree.path_of(node)
+    directory.mkdir(parents=True, exist_ok=True)
+    with TransferProgress(label, size, ctx.progress) as progress:
         result = client.download(
             node.as_tuple,
-            dest_path=str(target.parent),
-            dest_filename=target.name,
+            dest_path=str(directory),
+            dest_filename=name,
             progress=progress,
             config=ctx.transfer_config(),
         )
-    _report(ctx, "downloaded", label, node.size, progress)
+    report_transfer(ctx, "downloaded", label, size, progress)
     return {
         "source": label,
-        "path": str(result or target),
-        "size": node.size,
+        "path": str(result or directory / name),
+        "size": size,
         "seconds": round(progress.elapsed, 3),
     }
-
-
-def _download_tree(
-    ctx: Context, client: Any, tree: RemoteTree, folder: RemoteNode, target: Path
-) -> list[dict[str, Any]]:
-    """Download ``folder`` as ``target`` (a local folder), keeping the structure."""
-    results = []
-    target.mkdir(parents=True, exist_ok=True)
-    for node, _depth in tree.walk(folder):
-        relative = _relative_parts(tree, node, folder)
-        if relative is None:
-            ctx.status(f"megafast: warning: skipped an undecryptable node {node.handle}")
-            continue
-        local = target.joinpath(*relative)
-        if node.is_folder:
-            local.mkdir(parents=True, exist_ok=True)
-        else:
-            label = tree.path_of(node)
-            results.append(_download_node(ctx, client, node, local, label))
-    return results
-
-
-def _relative_parts(tree: RemoteTree, node: RemoteNode, top: RemoteNode) -> list[str] | None:
-    parts: list[str] = []
-    current: RemoteNode | None = node
-    while current is not None and current.handle != top.handle:
-        if current.name is None:
-            return None
-        parts.append(safe_local_name(current.name, current.handle))
-        current = tree.nodes.get(current.parent) if current.parent else None
-    return list(reversed(parts))
 
 
 def _destination(ctx: Context, count: int, any_folder: bool) -> tuple[Path, bool]:
@@ -117,10 +95,7 @@ def cmd_get(ctx: Context) -> int:
             plan.append((source, None))
         else:
             assert tree is not None
-            node = tree.resolve(source)
-            if not split_remote(source):
-                node = tree.require_root()
-            plan.append((source, node))
+            plan.append((source, tree.resolve(source)))
     any_folder = any(node is not None and node.is_folder for _, node in plan) or any(
         node is None and _is_folder_link(source) for source, node in plan
     )
@@ -131,18 +106,17 @@ def cmd_get(ctx: Context) -> int:
             from . import links
 
             results += links.download_link(ctx, source, destination, as_folder)
-        elif node.is_file:
-            target = (
-                destination / safe_local_name(node.name, node.handle) if as_folder else destination
-            )
-            assert tree is not None
-            results.append(_download_node(ctx, client, node, target, tree.path_of(node)))
+            continue
+        assert tree is not None
+        if node is tree.root:
+            raise CommandError("name a file or folder to download, not the whole Cloud Drive")
+        if node.name is None:
+            raise CommandError(f"{display_path(source)} cannot be decrypted")
+        if as_folder:
+            directory, name = destination, safe_local_name(node.name, node.handle)
         else:
-            assert tree is not None
-            name = (
-                safe_local_name(node.name, node.handle) if split_remote(source) else "Cloud Drive"
-            )
-            results += _download_tree(ctx, client, tree, node, destination / name)
+            directory, name = destination.parent, destination.name
+        results.append(_download_node(ctx, client, tree, node, directory, name))
     ctx.result(results, None)
     return 0
 
@@ -168,7 +142,7 @@ def _upload_file(
             progress=progress,
             config=ctx.transfer_config(),
         )
-    _report(ctx, "uploaded", remote_path, size, progress)
+    report_transfer(ctx, "uploaded", remote_path, size, progress)
     handle = None
     if isinstance(answer, dict):
         nodes = answer.get("f") or []
@@ -245,11 +219,11 @@ def cmd_put(ctx: Context) -> int:
 
 
 def cmd_cat(ctx: Context) -> int:
+    from . import links
+
     source: str = ctx.args.source
     out = sys.stdout.buffer
     if is_url(source):
-        from . import links
-
         links.cat_link(ctx, source, out)
     else:
         client = ctx.client()
@@ -257,6 +231,10 @@ def cmd_cat(ctx: Context) -> int:
         node = tree.resolve(source)
         if node.is_folder:
             raise CommandError(f"is a folder: {display_path(source)}")
-        client.download_to_fileobj(node.as_tuple, out, config=ctx.transfer_config())
+        raw = node.raw or {}
+        if "key" not in raw:
+            raise CommandError(f"{display_path(source)} cannot be decrypted")
+        command = {"a": "g", "g": 1, "n": node.handle}
+        links.stream_node(client, command, None, tuple(raw["key"]), out, ctx.transfer_config())
     out.flush()
     return 0

@@ -1,0 +1,141 @@
+"""Public links on the command line: list, download and stream them (no login needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from .errors import CommandError, scrub
+from .progress import TransferProgress
+from .remote import RemoteTree
+
+if TYPE_CHECKING:
+    from .commands import Context
+
+__all__ = ["link_kind", "list_link", "download_link", "cat_link", "stream_node"]
+
+
+def _parse(url: str) -> Any:
+    from megafast._links import parse_link
+
+    return parse_link(url.strip())
+
+
+def link_kind(url: str) -> str:
+    """``"file"`` or ``"folder"``: what the link finally names (a file inside a folder link
+    is a file)."""
+    link = _parse(url)
+    if link.kind == "file" or link.child_kind == "file":
+        return "file"
+    return "folder"
+
+
+def public_client(ctx: Context) -> Any:
+    """A client for public links: not logged in, on the chosen API server."""
+    from . import account, session
+
+    return account.new_client(account.api_url(ctx, session.load_session()))
+
+
+def _public_tree(client: Any, url: str) -> tuple[RemoteTree, Any]:
+    link = _parse(url)
+    files = client.get_public_folder(url)
+    top = link.child or next((h for h, node in files.items() if node.get("p") not in files), None)
+    if top is None or top not in files:
+        raise CommandError("the public folder is empty")
+    return RemoteTree(files, root=top), link
+
+
+def list_link(ctx: Context, url: str, recursive: bool) -> list[dict[str, Any]]:
+    """The entries of a public file or folder link, as ``ls --json`` gives them."""
+    client = public_client(ctx)
+    link = _parse(url)
+    if link.kind == "file":
+        info = client.get_public_url_info(url)
+        name = info.get("name") or link.handle
+        return [
+            {
+                "name": name,
+                "path": "/" + name,
+                "type": "file",
+                "size": int(info.get("size") or 0),
+                "mtime": None,
+                "handle": link.handle,
+                "decrypted": True,
+            }
+        ]
+    from .files import tree_entries
+
+    tree, _ = _public_tree(client, url)
+    assert tree.root is not None
+    entries, _ = tree_entries(tree, tree.root, recursive)
+    return entries
+
+
+def download_link(
+    ctx: Context, url: str, destination: Path, as_folder: bool
+) -> list[dict[str, Any]]:
+    """Download a public link into ``destination`` (a folder) or as ``destination`` (a file)."""
+    client = public_client(ctx)
+    if as_folder:
+        destination.mkdir(parents=True, exist_ok=True)
+        directory, name = destination, None
+    else:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        directory, name = destination.parent, destination.name
+    label = scrub(url.strip())
+    with TransferProgress(label, None, ctx.progress) as progress:
+        path = client.download_url(
+            url.strip(),
+            dest_path=str(directory),
+            dest_filename=name,
+            progress=progress,
+            config=ctx.transfer_config(),
+        )
+    size = progress.total or 0
+    from .transfers import report_transfer
+
+    report_transfer(ctx, "downloaded", label, size, progress)
+    return [
+        {"source": label, "path": str(path), "size": size, "seconds": round(progress.elapsed, 3)}
+    ]
+
+
+def stream_node(
+    client: Any,
+    command: dict[str, Any],
+    folder: str | None,
+    key: tuple[int, ...],
+    out: BinaryIO,
+    config: Any,
+    progress: Any = None,
+) -> int:
+    """Write a file's verified content to ``out`` in order; returns its size in bytes."""
+    from megafast.transfer import download_to_fileobj
+
+    # The client has no public streaming call yet: its own `g` helpers give the URL.
+    data = client._g(command, folder)
+    size = int(data.get("s") or 0)
+    get_url = client._get_url_fn(command, folder, data)
+    download_to_fileobj(client.http, get_url, size, key, out, config=config, progress=progress)
+    return size
+
+
+def cat_link(ctx: Context, url: str, out: BinaryIO) -> None:
+    """Stream a public file (or a file inside a public folder link) to ``out``."""
+    client = public_client(ctx)
+    link = _parse(url)
+    if link.kind == "file":
+        command = {"a": "g", "g": 1, "p": link.handle}
+        stream_node(client, command, None, link.key_a32(), out, ctx.transfer_config())
+        return
+    tree, _ = _public_tree(client, url)
+    assert tree.root is not None
+    node = tree.root
+    if not node.is_file:
+        raise CommandError("the link names a folder, not a file")
+    raw = node.raw or {}
+    if "key" not in raw:
+        raise CommandError("the file in this folder link cannot be decrypted")
+    command = {"a": "g", "g": 1, "n": node.handle}
+    stream_node(client, command, link.handle, tuple(raw["key"]), out, ctx.transfer_config())
