@@ -297,6 +297,7 @@ class _Upload:
         self.mac_end: dict[int, int] = {}  # piece start -> end of the MAC-ed prefix
         self.reused: dict[int, bytes] = {}  # chunk -> MAC a sidecar claims (to re-verify)
         self.token: str | None = None
+        self.source_changed = False
         self.sends = 0
         self.url = ""
         self.ctl: Controller | None = None
@@ -446,17 +447,18 @@ class _Upload:
                 self.progress.done += end - begin
         return ok
 
-    def _run_pieces(self) -> None:
+    def _run_pieces(self, kinds: frozenset[str] = frozenset({"verify", "send"})) -> None:
         cfg = self.config
         assert self.ctl is not None
         ctl = self.ctl
         reused = set(self.reused)
         pieces: list[tuple[str, int, int]] = []
+        # A piece is either all reused or all new: a resume uses the same piece size, so
+        # ranges line up with the ones recorded.
         for begin, end in self.chunks.plan(self.piece_size, skip=self.done):
             kind = "verify" if set(self.chunks.chunks_in(begin, end)) <= reused else "send"
-            pieces.append((kind, begin, end))
-        # A piece is either all reused or all new: the resumed layout uses the same piece
-        # size, so ranges line up with the ones recorded; anything else is sent again.
+            if kind in kinds:
+                pieces.append((kind, begin, end))
         next_index = 0
         read_lock = threading.Lock()
         index_lock = threading.Lock()
@@ -485,19 +487,17 @@ class _Upload:
                         plain = buf[: end - begin]
                         self.source.read_next(plain)
                 ctl.check()
-                if kind == "verify" and self._verify(begin, end, plain, buf):
-                    continue
+                if kind == "verify":
+                    if self._verify(begin, end, plain, buf):
+                        continue
+                    # The server holds other bytes there; sending them again could race with
+                    # the piece that completes the upload, so the upload starts over.
+                    self.source_changed = True
+                    raise RestartUpload("the source changed since the interrupted upload")
                 if plain is None:
                     self._send_positional(begin, end, buf)
                 else:
-                    with self.lock:
-                        macced = self.mac_end.get(begin, begin) >= end
-                    if macced:  # a stale reused piece: MAC-ed by _verify already
-                        self.cipher.ctr_into(plain, plain, begin)
-                    else:
-                        self.cipher.encrypt_into(plain, plain, begin)
-                        with self.lock:
-                            self.mac_end[begin] = end
+                    self.cipher.encrypt_into(plain, plain, begin)
                     self._send_buffered(begin, end, plain)
 
         last_save = time.monotonic()
@@ -527,6 +527,9 @@ class _Upload:
             while self.size > 0:
                 self.ctl = Controller(self.http, cfg, cfg.connections)
                 try:
+                    if self.source.positional and self.reused:
+                        # Check everything a previous run sent before sending anything new.
+                        self._run_pieces(frozenset({"verify"}))
                     self._run_pieces()
                     self.source.finish()
                     if self.token is not None:
@@ -535,6 +538,9 @@ class _Upload:
                 except RestartUpload as exc:
                     restarts += 1
                     if not self.source.positional:
+                        if self.source_changed and self.sidecar is not None:
+                            remove_quietly(self.sidecar)
+                            self.sidecar = None
                         raise TransferError(
                             f"the upload must start over ({exc.reason}), but a streamed "
                             "source cannot be read again"

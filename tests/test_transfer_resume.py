@@ -1,0 +1,432 @@
+"""Interrupted transfers resume: in-process interruptions, and real processes killed with
+SIGKILL midway and resumed by another call."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import megafast
+from megafast.testing import MegaEmulator
+from megafast.transfer import (
+    ChunkMap,
+    MiB,
+    TransferConfig,
+    _download,
+    _upload,
+    download_file,
+    part_paths,
+    state_dir,
+    upload_file,
+)
+from test_transfer_support import Remote, content, fast_backoff
+
+SLOW = TransferConfig(connections=3, piece_size=MiB, speed_limit=20e6)
+
+
+class Interrupt(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[MegaEmulator]:
+    with MegaEmulator() as emu:
+        emu.create_account("transfer@example.com", "pw")
+        yield emu
+
+
+@pytest.fixture
+def remote(emulator: MegaEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[Remote]:
+    emulator.clear_faults()
+    fast_backoff(monkeypatch)
+    monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
+    yield Remote(emulator)
+    emulator.clear_faults()
+
+
+@pytest.fixture
+def fetched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    calls: list[tuple[int, int]] = []
+    real = _download.fetch_range
+
+    def spy(ctl, urls, start, end, *args, **kwargs):
+        calls.append((start, end))
+        return real(ctl, urls, start, end, *args, **kwargs)
+
+    monkeypatch.setattr(_download, "fetch_range", spy)
+    return calls
+
+
+@pytest.fixture
+def posted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Bytes of each piece body sent (retries included)."""
+    sizes: list[int] = []
+    real = _upload._Upload._post
+
+    def spy(self, begin, body, what):
+        sample = body() if callable(body) else body
+        sizes.append(len(sample))
+        return real(self, begin, body, what)
+
+    monkeypatch.setattr(_upload._Upload, "_post", spy)
+    return sizes
+
+
+def interrupt_after(fraction: float):
+    def progress(done: int, total: int) -> None:
+        if done >= total * fraction:
+            raise Interrupt
+
+    return progress
+
+
+def sidecar_chunks(side: Path, size: int) -> set[int]:
+    state = json.loads(side.read_text())
+    return ChunkMap(size).from_intervals(state["done"])
+
+
+# -- downloads, in process ------------------------------------------------------------------
+
+
+def test_interrupted_download_resumes_reusing_verified_ranges(
+    remote: Remote, tmp_path, fetched
+) -> None:
+    data = content(12 * MiB + 3)
+    h, key = remote.add_file(data)
+    dest = tmp_path / "o.bin"
+    with pytest.raises(Interrupt):
+        download_file(
+            remote.http,
+            remote.url_getter(h),
+            len(data),
+            key,
+            dest,
+            config=SLOW,
+            progress=interrupt_after(0.4),
+            resume_id=h,
+        )
+    part, side = part_paths(dest)
+    assert part.exists() and side.exists() and not dest.exists()
+    assert stat.S_IMODE(side.stat().st_mode) == 0o600
+    reused = sidecar_chunks(side, len(data))
+    assert reused
+    text = side.read_text()
+    assert bytes(mc_key_bytes(key)).hex() not in text  # the node key is not in the sidecar
+    first = len(fetched)
+    seen: list[int] = []
+    download_file(
+        remote.http,
+        remote.url_getter(h),
+        len(data),
+        key,
+        dest,
+        config=SLOW,
+        progress=lambda d, t: seen.append(d),
+        resume_id=h,
+    )
+    assert dest.read_bytes() == data
+    assert not part.exists() and not side.exists()
+    again = sum(e - s for s, e in fetched[first:])
+    chunks = ChunkMap(len(data))
+    reused_bytes = sum(chunks.chunk_end(c) - c for c in reused)
+    assert again == len(data) - reused_bytes  # nothing reused was fetched again
+    assert seen[-1] == len(data)
+
+
+def mc_key_bytes(key) -> bytes:
+    from megafast import crypto as mc
+
+    return mc.a32_to_str(key)
+
+
+def test_resume_refetches_ranges_that_fail_reverification(
+    remote: Remote, tmp_path, fetched
+) -> None:
+    data = content(10 * MiB)
+    h, key = remote.add_file(data)
+    dest = tmp_path / "o.bin"
+    with pytest.raises(Interrupt):
+        download_file(
+            remote.http,
+            remote.url_getter(h),
+            len(data),
+            key,
+            dest,
+            config=SLOW,
+            progress=interrupt_after(0.5),
+        )
+    part, side = part_paths(dest)
+    reused = sorted(sidecar_chunks(side, len(data)))
+    victim = reused[len(reused) // 2]
+    with open(part, "r+b") as f:  # damage one reused chunk on disk
+        f.seek(victim + 5)
+        byte = f.read(1)
+        f.seek(victim + 5)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    first = len(fetched)
+    download_file(remote.http, remote.url_getter(h), len(data), key, dest, config=SLOW)
+    assert dest.read_bytes() == data
+    assert any(s <= victim < e for s, e in fetched[first:])
+
+
+def test_sidecar_of_another_file_is_not_trusted(remote: Remote, tmp_path) -> None:
+    a, b = content(4 * MiB), content(4 * MiB)
+    ha, ka = remote.add_file(a)
+    hb, kb = remote.add_file(b)
+    dest = tmp_path / "o.bin"
+    with pytest.raises(Interrupt):
+        download_file(
+            remote.http,
+            remote.url_getter(ha),
+            len(a),
+            ka,
+            dest,
+            config=SLOW,
+            progress=interrupt_after(0.5),
+        )
+    download_file(remote.http, remote.url_getter(hb), len(b), kb, dest, config=SLOW)
+    assert dest.read_bytes() == b
+
+
+def test_resume_can_be_turned_off(remote: Remote, tmp_path) -> None:
+    data = content(4 * MiB)
+    h, key = remote.add_file(data)
+    dest = tmp_path / "o.bin"
+    cfg = TransferConfig(connections=2, piece_size=MiB, speed_limit=20e6, resume=False)
+    with pytest.raises(Interrupt):
+        download_file(
+            remote.http,
+            remote.url_getter(h),
+            len(data),
+            key,
+            dest,
+            config=cfg,
+            progress=interrupt_after(0.3),
+        )
+    assert list(tmp_path.iterdir()) == []  # no part file, no sidecar
+
+
+# -- uploads, in process --------------------------------------------------------------------
+
+
+def test_interrupted_upload_resumes_on_the_same_url(remote: Remote, tmp_path, posted) -> None:
+    data = content(10 * MiB + 9)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    get = remote.upload_url_getter()
+    with pytest.raises(Interrupt):
+        upload_file(remote.http, get, src, config=SLOW, progress=interrupt_after(0.5))
+    sidecars = list(state_dir().iterdir())
+    assert len(sidecars) == 1 and stat.S_IMODE(sidecars[0].stat().st_mode) == 0o600
+    first = len(posted)
+    result = upload_file(remote.http, get, src, config=SLOW)
+    assert get.calls == 1  # the URL came from the sidecar
+    assert 0 < sum(posted[first:]) < len(data)
+    h = remote.create_node(result.token, result.key)
+    assert remote.stored_plaintext(h, result.key) == data
+    assert list(state_dir().iterdir()) == []
+
+
+def test_resumed_upload_starts_over_when_the_source_changed(remote: Remote, tmp_path) -> None:
+    data = bytearray(content(6 * MiB))
+    get = remote.upload_url_getter()
+    with pytest.raises(Interrupt):
+        upload_file(
+            remote.http,
+            get,
+            bytes(data),
+            config=SLOW,
+            progress=interrupt_after(0.6),
+            resume_id="job-1",
+        )
+    data[100] ^= 1  # the first piece was sent: its content changes
+    result = upload_file(remote.http, get, bytes(data), config=SLOW, resume_id="job-1")
+    assert get.calls == 2  # the server holds stale bytes: the upload started over
+    h = remote.create_node(result.token, result.key)
+    assert remote.stored_plaintext(h, result.key) == bytes(data)
+
+
+def test_resumed_upload_with_an_expired_url_starts_over(remote: Remote, tmp_path) -> None:
+    data = content(5 * MiB)
+    get = remote.upload_url_getter()
+    with pytest.raises(Interrupt):
+        upload_file(
+            remote.http, get, data, config=SLOW, progress=interrupt_after(0.5), resume_id="j2"
+        )
+    remote.emu.expire_urls()
+    result = upload_file(remote.http, get, data, config=SLOW, resume_id="j2")
+    assert get.calls == 2
+    h = remote.create_node(result.token, result.key)
+    assert remote.stored_plaintext(h, result.key) == data
+
+
+# -- real processes killed with SIGKILL -----------------------------------------------------
+
+CHILD = r"""
+import sys, requests
+from megafast.transfer import TransferConfig, download_file, upload_file
+mode, url, path, size, key = sys.argv[1:6]
+cfg = TransferConfig(connections=3, piece_size=1 << 20, speed_limit=8e6)
+key = tuple(int(x) for x in key.split(",")) if key else None
+if mode == "download":
+    download_file(requests.Session(), lambda r: url, int(size), key, path, config=cfg,
+                  resume_id="kill-test")
+else:
+    upload_file(requests.Session(), lambda n: url, path, config=cfg)
+print("finished")
+"""
+
+
+def run_child(*args: str, env_extra: dict[str, str]) -> subprocess.Popen:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(Path(megafast.__file__).parents[1])
+    env.update(env_extra)
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_for(predicate, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.mark.slow
+def test_download_killed_midway_resumes_to_an_identical_file(
+    remote: Remote, tmp_path, fetched
+) -> None:
+    data = content(24 * MiB + 77)
+    h, key = remote.add_file(data)
+    dest = tmp_path / "o.bin"
+    part, side = part_paths(dest)
+    url = remote.emu.download_url(h)
+    child = run_child(
+        "download", url, str(dest), str(len(data)), ",".join(map(str, key)), env_extra={}
+    )
+    try:
+        wait_for(lambda: len(sidecar_chunks(side, len(data))) >= 6)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    assert part.exists() and not dest.exists()
+    reused = sidecar_chunks(side, len(data))
+    download_file(
+        remote.http,
+        remote.url_getter(h),
+        len(data),
+        key,
+        dest,
+        config=SLOW,
+        resume_id="kill-test",
+    )
+    assert dest.read_bytes() == data
+    chunks = ChunkMap(len(data))
+    assert sum(e - s for s, e in fetched) <= len(data) - sum(
+        chunks.chunk_end(c) - c for c in reused
+    )
+    assert not part.exists() and not side.exists()
+
+
+@pytest.mark.slow
+def test_upload_killed_midway_resumes_to_identical_content(
+    remote: Remote, tmp_path, posted
+) -> None:
+    data = content(20 * MiB + 5)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    url = remote.emu.upload_url(remote.email, len(data))
+    state = tmp_path / "state"
+    child = run_child(
+        "upload", url, str(src), str(len(data)), "", env_extra={"MEGAFAST_STATE_DIR": str(state)}
+    )
+
+    def sent_pieces() -> int:
+        sidecars = list(state.glob("upload-*.json"))
+        return len(json.loads(sidecars[0].read_text())["done"]) if sidecars else 0
+
+    try:
+        wait_for(
+            lambda: (
+                sent_pieces() >= 1
+                and len(
+                    ChunkMap(len(data)).from_intervals(
+                        json.loads(next(state.glob("upload-*.json")).read_text())["done"]
+                    )
+                )
+                >= 8
+            )
+        )
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL
+    get = remote.upload_url_getter()
+    result = upload_file(remote.http, get, src, config=SLOW)
+    assert get.calls == 0  # continued on the URL of the killed process
+    assert sum(posted) < len(data)
+    h = remote.create_node(result.token, result.key)
+    assert remote.stored_plaintext(h, result.key) == data
+    assert src.read_bytes() == data
+
+
+def test_resumed_stream_upload_refuses_a_changed_source(remote: Remote) -> None:
+    data = bytearray(content(6 * MiB))
+    get = remote.upload_url_getter()
+    with pytest.raises(Interrupt):
+        upload_file(
+            remote.http,
+            get,
+            iter([bytes(data)]),
+            len(data),
+            config=SLOW,
+            progress=interrupt_after(0.6),
+            resume_id="job-3",
+        )
+    assert list(state_dir().iterdir())
+    data[100] ^= 1
+    from megafast.errors import TransferError
+
+    with pytest.raises(TransferError, match="source changed"):
+        upload_file(
+            remote.http, get, iter([bytes(data)]), len(data), config=SLOW, resume_id="job-3"
+        )
+    assert list(state_dir().iterdir()) == []  # a useless sidecar is not kept
+
+
+def test_resumed_stream_upload_continues(remote: Remote) -> None:
+    data = content(9 * MiB + 1)
+    get = remote.upload_url_getter()
+    with pytest.raises(Interrupt):
+        upload_file(
+            remote.http,
+            get,
+            iter([data]),
+            len(data),
+            config=SLOW,
+            progress=interrupt_after(0.5),
+            resume_id="job-4",
+        )
+    result = upload_file(remote.http, get, iter([data]), len(data), config=SLOW, resume_id="job-4")
+    assert get.calls == 1
+    h = remote.create_node(result.token, result.key)
+    assert remote.stored_plaintext(h, result.key) == data
