@@ -105,9 +105,14 @@ def test_same_request_id_gets_same_answer_without_redoing_the_work(
             ],
         }
     ]
+    emu.reset_stats()
     first = client.cs(cmd, rid="777")
     again = client.cs(cmd, rid="777")
     assert first == again
+    stats = emu.stats()
+    assert stats["api_answered"] == 1 and stats["api_replayed"] == 1
+    assert stats["commands"] == {"p": 1}
+    assert [e["outcome"] for e in emu.request_log] == ["answered", "replayed"]
     folders = [n for n in client.files()["f"] if n["t"] == 1]
     assert len(folders) == 1
     # a new id is a new request

@@ -55,6 +55,10 @@ def test_get_whole_file_and_ranges(emu: MegaEmulator) -> None:
     assert r.headers["Content-Range"] == f"bytes 5-14/{len(blob)}"
     r = requests.get(url, headers={"Range": "bytes=-7"}, timeout=10)
     assert r.status_code == 206 and r.content == blob[-7:]
+    log = [e for e in emu.request_log if e["kind"] == "download"]
+    assert [e["where"] for e in log] == ["", "1000-1999", "0-0", f"{last - 9}-{last}", "", ""]
+    assert [e["bytes"] for e in log] == [len(blob), 1000, 1, 10, 10, 7]
+    assert emu.stats()["download_bytes"] == len(blob) + 1028
 
 
 def test_bad_ranges_and_unknown_urls(emu: MegaEmulator) -> None:

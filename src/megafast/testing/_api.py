@@ -14,7 +14,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,53 @@ EFAILED, ERANGE, EEXPIRED, ENOENT, ECIRCULAR, EACCESS = -5, -7, -8, -9, -10, -11
 EEXIST, EINCOMPLETE, EKEY, ESID, EOVERQUOTA, EMFAREQUIRED = -12, -13, -14, -15, -17, -26
 
 MAX_BODY = 64 * 1024 * 1024
+
+
+class Stats:
+    """What the emulator has seen: counters and a bounded log of requests (for assertions)."""
+
+    def __init__(self, log_size: int = 10000) -> None:
+        self._lock = threading.Lock()
+        self.counters: Counter[str] = Counter()
+        self.commands: Counter[str] = Counter()
+        self.log: deque[dict[str, Any]] = deque(maxlen=log_size)
+        self.active_transfers = 0
+        self.max_active_transfers = 0
+
+    def api(self, rid: str | None, names: list[str], outcome: str) -> None:
+        with self._lock:
+            self.counters["api_requests"] += 1
+            self.counters[f"api_{outcome}"] += 1
+            if outcome == "answered":
+                self.commands.update(names)
+            self.log.append({"kind": "api", "id": rid, "commands": names, "outcome": outcome})
+
+    def transfer_begin(self) -> None:
+        with self._lock:
+            self.active_transfers += 1
+            self.max_active_transfers = max(self.max_active_transfers, self.active_transfers)
+
+    def transfer_end(self, kind: str, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self.active_transfers -= 1
+            self.counters[f"{kind}_requests"] += 1
+            self.counters[f"{kind}_bytes"] += entry.get("bytes", 0)
+            self.log.append({"kind": kind, **entry})
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                **self.counters,
+                "commands": dict(self.commands),
+                "max_active_transfers": self.max_active_transfers,
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self.counters.clear()
+            self.commands.clear()
+            self.log.clear()
+            self.max_active_transfers = self.active_transfers
 
 
 class ApiError(Exception):
@@ -87,6 +134,17 @@ class Upload:
         return len(merged) == 1 and merged[0][0] == 0 and merged[0][1] >= self.size
 
 
+def _command_names(body: bytes) -> list[str]:
+    """The ``a`` of each command in a batch, for the log ("?" for anything unreadable)."""
+    try:
+        batch = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return []
+    if not isinstance(batch, list):
+        return []
+    return [c["a"] if isinstance(c, dict) and isinstance(c.get("a"), str) else "?" for c in batch]
+
+
 def _get(req: dict, name: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
     value = req.get(name)
     if value is None:
@@ -139,7 +197,7 @@ class Service:
         self.hashcash_limit: int | None = None
         self._challenges: dict[bytes, int] = {}
         self._hashcash_ok: set[str] = set()
-        self.command_count = 0
+        self.stats = Stats()
         self._commands: dict[str, Callable[[Context, dict], Any]] = {
             "us0": self.cmd_us0,
             "us": self.cmd_us,
@@ -165,21 +223,26 @@ class Service:
         self, params: dict[str, str], body: bytes, hashcash: str | None, client: str
     ) -> tuple[int, dict[str, str], bytes]:
         """One ``/cs`` request -> (HTTP status, extra headers, body)."""
+        rid = params.get("id")
+        names = _command_names(body)
         challenge = self._check_hashcash(params, hashcash, client)
         if challenge is not None:
+            self.stats.api(rid, names, "challenged")
             return 402, {"X-Hashcash": challenge}, b""
         scope = params.get("sid") or ("n:" + params["n"] if "n" in params else "anon")
-        rid = params.get("id")
         cache_key = None
         if rid is not None:
             cache_key = (scope, rid, hashlib.sha256(body).digest())
             with self._lock:
                 hit = self._answers.get(cache_key)
                 if hit is not None and hit[0] > time.monotonic():
+                    self.stats.api(rid, names, "replayed")
                     return 200, {}, hit[1]
         f = self.faults.faults
         if self.faults.fire("api_eagain", f.api_eagain_rate, f.api_eagain_limit):
+            self.stats.api(rid, names, "eagain")
             return 200, {}, b"-3"
+        self.stats.api(rid, names, "answered")
         answer = self._batch(params, body, trusted=self.hashcash_easiness is not None)
         out = json.dumps(answer, separators=(",", ":")).encode()
         if cache_key is not None:
@@ -219,7 +282,6 @@ class Service:
         return results
 
     def _command(self, ctx: Context, req: Any) -> Any:
-        self.command_count += 1
         if not isinstance(req, dict) or not isinstance(req.get("a"), str):
             return EARGS
         handler = self._commands.get(req["a"])

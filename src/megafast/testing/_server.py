@@ -13,6 +13,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
@@ -65,6 +66,7 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.sockets_lock:
             self.server.open_sockets.add(self.connection)
         self._buf: bytearray | None = None
+        self._entry: dict | None = None
 
     def finish(self) -> None:
         with self.server.sockets_lock:
@@ -105,6 +107,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if body and self.command != "HEAD":
             self.wfile.write(body)
+
+    def _count(self, n: int) -> None:
+        if self._entry is not None:
+            self._entry["bytes"] += n
 
     def _buffer(self) -> bytearray:
         if self._buf is None:
@@ -186,7 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
             if path == "/cs":
                 self._api(parts.query)
             elif path.startswith("/ul/"):
-                self._upload(path[4:])
+                self._transfer("upload", self._upload, path[4:])
             else:
                 self.close_connection = True
                 self._reply(404)
@@ -200,7 +206,7 @@ class _Handler(BaseHTTPRequestHandler):
             parts = urlsplit(self.path)
             path = parts.path.rstrip("/")
             if path.startswith("/dl/"):
-                self._download(path[4:])
+                self._transfer("download", self._download, path[4:])
             elif path in ("", "/"):
                 self._reply(200, b"MEGA emulator\n", content_type="text/plain")
             else:
@@ -211,6 +217,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     do_HEAD = do_GET
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        if self._entry is not None:
+            self._entry["status"] = code
+        super().send_response(code, message)
+
+    def _transfer(self, kind: str, serve: Callable[[str], None], rest: str) -> None:
+        """Serve one transfer request and record it in the emulator's stats."""
+        token, _, where = rest.partition("/")
+        self._entry = {"token": token, "where": where, "status": None, "bytes": 0}
+        stats = self.service.stats
+        stats.transfer_begin()
+        try:
+            serve(rest)
+        finally:
+            entry, self._entry = self._entry, None
+            stats.transfer_end(kind, entry)
 
     # --- /cs ---------------------------------------------------------------------------
 
@@ -336,6 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
             if sent == 0:
                 raise _Drop("file shorter than promised")
             sent_total += sent
+            self._count(sent)
 
     def _send_loop(
         self,
@@ -366,6 +390,7 @@ class _Handler(BaseHTTPRequestHandler):
                 buf[corrupt_at - done] ^= 0x5A
             self.wfile.write(view[:got])
             done += got
+            self._count(got)
             if bandwidth is not None:
                 ahead = done / bandwidth - (time.monotonic() - began)
                 if ahead > 0:
@@ -456,6 +481,7 @@ class _Handler(BaseHTTPRequestHandler):
                 elif fd is not None:
                     os.pwrite(fd, piece, offset + done)
                 done += len(piece)
+                self._count(len(piece))
                 if bandwidth is not None:
                     ahead = done / bandwidth - (time.monotonic() - began)
                     if ahead > 0:

@@ -182,6 +182,22 @@ class MegaEmulator:
         """
         self.service.require_hashcash(easiness, limit)
 
+    def stats(self) -> dict:
+        """Counters of what the emulator has served: api_requests, api_answered,
+        api_replayed (same id), api_eagain, api_challenged (402), download_requests,
+        download_bytes, upload_requests, upload_bytes, commands ({name: count}) and
+        max_active_transfers (the most transfer requests in flight at once)."""
+        return self.service.stats.snapshot()
+
+    @property
+    def request_log(self) -> list[dict]:
+        """The last 10000 requests: ``{"kind": "api", "id", "commands", "outcome"}`` or
+        ``{"kind": "download"|"upload", "token", "where" (range/offset), "status", "bytes"}``."""
+        return list(self.service.stats.log)
+
+    def reset_stats(self) -> None:
+        self.service.stats.reset()
+
     def expire_urls(self) -> None:
         """Make every download and upload URL issued so far expired (403 / -8)."""
         self.service.expire_urls()
