@@ -165,15 +165,17 @@ class ApiClient:
                 elif status != 200:
                     raise RequestError(f"HTTP {status}", f"the API answered HTTP {status}")
                 else:
-                    text = resp.text
-                    if not text.strip():
+                    # bytes, not resp.text: guessing the charset of a large body is slow
+                    raw = resp.content
+                    if not raw.strip():
                         reason = "empty answer"
                     else:
                         try:
-                            answer = json.loads(text)
+                            answer = json.loads(raw)
                         except ValueError:
+                            snippet = raw[:60].decode("utf-8", "replace")
                             raise RequestError(
-                                text[:60], "the API answered with text that is not JSON"
+                                snippet, "the API answered with text that is not JSON"
                             ) from None
                         if answer == -3 or (count == 1 and answer == [-3]):
                             reason = "EAGAIN (-3)"
