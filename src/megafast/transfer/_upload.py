@@ -246,11 +246,15 @@ def _token_text(body: bytes) -> str:
 
 
 class _PieceBody:
-    """The encrypted body of one POST, produced block by block from the source into the
-    worker's reused buffer (requests sends it with a Content-Length: our ``__len__``)."""
+    """The encrypted body of one POST, block by block (requests sends it with a
+    Content-Length: our ``__len__``). Positional sources are read and encrypted into the
+    worker's reused block buffer as the body goes out; a streamed piece is already encrypted
+    in ``buf`` (``ready=True``) and is only sliced."""
 
-    def __init__(self, job: _Upload, begin: int, end: int, buf: memoryview) -> None:
-        self.job, self.begin, self.end, self.buf = job, begin, end, buf
+    def __init__(
+        self, job: _Upload, begin: int, end: int, buf: memoryview, ready: bool = False
+    ) -> None:
+        self.job, self.begin, self.end, self.buf, self.ready = job, begin, end, buf, ready
         self.sent = 0
 
     def __len__(self) -> int:
@@ -258,13 +262,17 @@ class _PieceBody:
 
     def __iter__(self) -> Iterator[memoryview]:
         job = self.job
-        step = job.ctl.limiter.block(len(self.buf))
+        step = job.ctl.limiter.block(_http.IO_BLOCK)
         pos = self.begin
         while pos < self.end:
             job.ctl.check()
-            view = self.buf[: min(step, self.end - pos)]
-            job.source.read_at(pos, view)
-            job.encrypt(view, pos, self.begin)
+            n = min(step, self.end - pos)
+            if self.ready:
+                view = self.buf[pos - self.begin : pos - self.begin + n]
+            else:
+                view = self.buf[:n]
+                job.source.read_at(pos, view)
+                job.encrypt(view, pos, self.begin)
             yield view
             pos += len(view)
             self.sent += len(view)
@@ -418,9 +426,9 @@ class _Upload:
 
     def _send_buffered(self, begin: int, end: int, view: memoryview) -> None:
         # A streamed piece: its ciphertext stays in the buffer for retries.
-        self._post(begin, view, f"piece at offset {begin}")
-        with self.lock:
-            self.progress.done += end - begin
+        self._post(
+            begin, lambda: _PieceBody(self, begin, end, view, ready=True), f"piece at {begin}"
+        )
         self._finish_piece(begin, end)
 
     def _verify(self, begin: int, end: int, plain: memoryview | None, buf: memoryview) -> bool:
