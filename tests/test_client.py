@@ -225,7 +225,7 @@ def test_get_files_shape(mega: Mega, populated: dict[str, str]) -> None:
     assert isinstance(files, dict)
     node = files[populated["docs/a.txt"]]
     assert node["h"] == populated["docs/a.txt"] and node["p"] == populated["docs"]
-    assert node["t"] == 0 and node["s"] == 3 and node["a"] == {"n": "a.txt"}
+    assert node["t"] == 0 and node["s"] == 3 and node["a"]["n"] == "a.txt"
     assert len(node["key"]) == 8 and len(node["k"]) == 4
     assert node["iv"][2:] == (0, 0) and len(node["meta_mac"]) == 2
     assert node["k"] == tuple(node["key"][i] ^ node["key"][i + 4] for i in range(4))
