@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import pyotp
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from megafast import crypto as mc
 from megafast.testing import MegaEmulator
@@ -464,3 +466,110 @@ def test_answers_are_compact_json(client: RawClient) -> None:
     body = client.post([{"a": "us0", "user": "x@example.com"}]).content
     assert body == b"[-9]"
     assert json.loads(body) == [-9]
+
+
+# --- fuzzing: whatever arrives, an error number, never a crash ---------------------------
+
+_json_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.text(max_size=12),
+    st.sampled_from(["AAAAAAAA", "xxxxxxxx", "A" * 22, "A" * 43, "EXP", "-1", ""]),
+    st.sampled_from(["@@root", "@@folder", "@@file", "@@trash", "@@ph", "@@fileph", "@@user"]),
+)
+_json_values = st.recursive(
+    _json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_fields = [
+    "n",
+    "t",
+    "p",
+    "h",
+    "k",
+    "a",
+    "attr",
+    "key",
+    "s",
+    "g",
+    "user",
+    "uh",
+    "ts",
+    "ok",
+    "ha",
+    "cr",
+    "r",
+    "u",
+    "v",
+    "d",
+    "mfa",
+    "e",
+    "ssl",
+    "c",
+]
+_commands = st.fixed_dictionaries(
+    {
+        "a": st.sampled_from(
+            [
+                "us0",
+                "us",
+                "up",
+                "ug",
+                "uq",
+                "f",
+                "p",
+                "a",
+                "m",
+                "d",
+                "l",
+                "s2",
+                "g",
+                "u",
+                "mfag",
+                "zz",
+            ]
+        )
+    },
+    optional={f: _json_values for f in _fields if f != "a"},
+)
+
+
+@settings(max_examples=100, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(batch=st.lists(_commands, min_size=1, max_size=4), public=st.booleans())
+def test_fuzzed_commands_never_crash_the_server(fuzz_target, batch: list, public: bool) -> None:
+    emu, client, ph, names = fuzz_target
+    body = json.dumps(batch)
+    for placeholder, real in names.items():  # real handles reach the deeper code paths
+        body = body.replace(placeholder, real)
+    resp = client.post(None, raw_body=body.encode(), n=ph if public else None)
+    assert resp.status_code == 200
+    answer = resp.json()
+    assert isinstance(answer, list) and len(answer) == len(batch)
+    assert -1 not in answer  # EINTERNAL would mean a handler raised
+    assert all(not isinstance(a, int) or a <= 0 for a in answer)
+
+
+@pytest.fixture(scope="module")
+def fuzz_target() -> Iterator[tuple[MegaEmulator, RawClient, str]]:
+    with MegaEmulator() as e:
+        e.create_account("fuzz@example.com", "pw")
+        folder = e.add_folder("fuzz@example.com", "f")
+        h, _ = e.add_file("fuzz@example.com", b"x" * 100, "x", folder)
+        ph = e.export(folder).rsplit("/", 1)[1].split("#")[0]
+        file_ph = e.export(h).rsplit("/", 1)[1].split("#")[0]
+        c = RawClient(e.api_url)
+        c.login("fuzz@example.com", "pw")
+        names = {
+            "@@root": e.root_handle("fuzz@example.com"),
+            "@@trash": e.root_handle("fuzz@example.com", 4),
+            "@@folder": folder,
+            "@@file": h,
+            "@@ph": ph,
+            "@@fileph": file_ph,
+            "@@user": "fuzz@example.com",
+        }
+        yield e, c, ph, names
