@@ -333,3 +333,32 @@ def test_blob_files_are_written_in_place_not_kept_in_memory(emu: MegaEmulator) -
     assert (
         hashlib.sha256(partial.read_bytes()[:1000]).digest() == hashlib.sha256(bytes(1000)).digest()
     )
+
+
+def test_large_file_in_parallel_ranges_round_trips(emu: MegaEmulator) -> None:
+    """32 MiB up in 8 parallel pieces and down in 8 parallel ranges (sendfile path)."""
+    size = 32 * 1024 * 1024 + 4097
+    data = os.urandom(size)
+    url = emu.upload_url(EMAIL, size)
+    step = -(-size // 8)
+    pieces = [(a, min(size, a + step)) for a in range(0, size, step)]
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(
+            pool.map(
+                lambda p: requests.post(f"{url}/{p[0]}", data=data[p[0] : p[1]], timeout=60).text,
+                pieces,
+            )
+        )
+    tokens = [a for a in answers if a]
+    assert len(tokens) == 1
+    c = RawClient(emu.api_url)
+    c.login(EMAIL, "pw")
+    res = c.one(
+        {"a": "p", "t": c.root(), "n": [{"h": tokens[0], "t": 0, "a": "AAAA", "k": "A" * 43}]}
+    )
+    dl = c.one({"a": "g", "g": 1, "n": res["f"][0]["h"]})["g"]
+    with ThreadPoolExecutor(8) as pool:
+        parts = list(
+            pool.map(lambda p: requests.get(f"{dl}/{p[0]}-{p[1] - 1}", timeout=60).content, pieces)
+        )
+    assert hashlib.sha256(b"".join(parts)).digest() == hashlib.sha256(data).digest()
