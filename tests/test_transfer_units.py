@@ -273,3 +273,13 @@ def test_cloned_session_keeps_caller_settings_and_pools_connections() -> None:
     assert clone.verify is False
     assert clone.get_adapter("http://127.0.0.1/x")._pool_maxsize == 12
     assert caller.get_adapter("http://127.0.0.1/x")._pool_maxsize != 12
+
+
+def test_balanced_piece_size_gives_every_connection_several_ranges() -> None:
+    from megafast.transfer._config import balanced_piece_size
+
+    cfg = TransferConfig(connections=8)
+    assert balanced_piece_size(10 * 1024 * MiB, cfg) == 16 * MiB  # big files: the maximum
+    assert balanced_piece_size(128 * MiB, cfg) == 4 * MiB
+    assert balanced_piece_size(100, cfg) == MiB  # never below one MAC chunk
+    assert balanced_piece_size(128 * MiB, TransferConfig(connections=1)) == 16 * MiB

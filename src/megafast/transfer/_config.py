@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..errors import ValidationError
 
-__all__ = ["MiB", "TransferConfig", "ProgressCallback", "MAX_CHUNK"]
+__all__ = ["MiB", "TransferConfig", "ProgressCallback", "MAX_CHUNK", "balanced_piece_size"]
 
 MiB = 1 << 20
 #: The largest MEGA MAC chunk (bytes); a range or piece always holds whole chunks.
@@ -67,3 +67,14 @@ class TransferConfig:
         for name in ("resume", "wait_on_quota"):
             if not isinstance(getattr(self, name), bool):
                 raise ValidationError(f"{name} must be True or False")
+
+
+#: Ranges per connection aimed at, so that the last ranges do not run on one connection alone.
+RANGES_PER_CONNECTION = 4
+
+
+def balanced_piece_size(size: int, config: TransferConfig) -> int:
+    """The range size for a file of ``size`` bytes: at most ``config.piece_size``, at least
+    one MAC chunk (1 MiB), and small enough that each connection gets several ranges."""
+    target = -(-size // (RANGES_PER_CONNECTION * config.connections))
+    return max(MAX_CHUNK, min(config.piece_size, target))

@@ -15,7 +15,7 @@ import requests
 from ..crypto import FileCipher
 from ..errors import IntegrityError, TransferError, ValidationError
 from . import _http
-from ._config import MiB, ProgressCallback, TransferConfig
+from ._config import MiB, ProgressCallback, TransferConfig, balanced_piece_size
 from ._http import Controller, UrlSource, WorkerPool, fetch_range
 from ._plan import ChunkMap
 from ._sidecar import digest, read_sidecar, remove_quietly, write_sidecar
@@ -111,6 +111,7 @@ class _FileDownload:
         self.dest = dest
         self.part, self.sidecar = part_paths(dest)
         self.config = config
+        self.piece_size = balanced_piece_size(size, config)
         self.progress = _Progress(progress, size)
         self.resume_id = resume_id
         self.key_id = _key_id(self.cipher)
@@ -194,7 +195,7 @@ class _FileDownload:
             self.progress.done += sum(self.chunks.chunk_end(c) - c for c in good)
         if bad:
             others = set(self.chunks.starts) - bad
-            for rng in reversed(self.chunks.plan(self.config.piece_size, skip=others)):
+            for rng in reversed(self.chunks.plan(self.piece_size, skip=others)):
                 pool.push(("fetch", *rng))
 
     # -- the whole job
@@ -214,9 +215,9 @@ class _FileDownload:
             everything = set(self.chunks.starts)
             tasks: list[tuple[Any, ...]] = [
                 ("verify", *r)
-                for r in self.chunks.plan(cfg.piece_size, skip=everything - reusable.keys())
+                for r in self.chunks.plan(self.piece_size, skip=everything - reusable.keys())
             ]
-            tasks += [("fetch", *r) for r in self.chunks.plan(cfg.piece_size, skip=reusable)]
+            tasks += [("fetch", *r) for r in self.chunks.plan(self.piece_size, skip=reusable)]
             buffers: dict[int, memoryview] = {}
 
             def work(task: tuple[Any, ...], index: int) -> None:
@@ -337,8 +338,8 @@ def download_to_fileobj(
 ) -> None:
     """Download a node's content into the writable ``fileobj``, in order.
 
-    Ranges are fetched in parallel into at most ``connections + 1`` buffers of up to
-    ``min(piece_size, 4 MiB)`` bytes and written in file order from the calling thread. The
+    Ranges are fetched in parallel into at most ``connections + 1`` buffers of at most
+    4 MiB and written in file order from the calling thread. The
     meta-MAC can only be checked once everything has been written: on a mismatch
     :class:`~megafast.errors.IntegrityError` is raised after the data was written.
     """
@@ -350,7 +351,7 @@ def download_to_fileobj(
         raise ValidationError("fileobj must have a write() method")
     cipher = _node_cipher(key, size)
     chunks = ChunkMap(size)
-    ranges = chunks.plan(min(config.piece_size, FILEOBJ_PIECE))
+    ranges = chunks.plan(min(balanced_piece_size(size, config), FILEOBJ_PIECE))
     report = _Progress(progress, size)
     workers = min(config.connections, max(1, len(ranges)))
     ctl = Controller(http, config, workers)
@@ -373,7 +374,7 @@ def download_to_fileobj(
             if free:
                 return free.pop()
             allocated += 1
-        return memoryview(bytearray(min(config.piece_size, FILEOBJ_PIECE)))
+        return memoryview(bytearray(max((e - b for b, e in ranges), default=0)))
 
     def work(_task: object, _index: int) -> None:
         nonlocal next_range

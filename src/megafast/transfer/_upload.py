@@ -21,7 +21,7 @@ import requests
 from ..crypto import FileCipher
 from ..errors import RetryExhaustedError, TransferError, ValidationError
 from . import _http
-from ._config import MiB, ProgressCallback, TransferConfig
+from ._config import MAX_CHUNK, MiB, ProgressCallback, TransferConfig, balanced_piece_size
 from ._download import _Progress, pread_into
 from ._http import (
     NETWORK_ERRORS,
@@ -298,8 +298,8 @@ class _Upload:
         self.config = config
         self.progress = _Progress(progress, self.size)
         self.chunks = ChunkMap(self.size)
-        piece = config.piece_size if source.positional else min(config.piece_size, STREAM_PIECE)
-        self.piece_size = piece
+        piece = balanced_piece_size(self.size, config)
+        self.piece_size = piece if source.positional else min(piece, STREAM_PIECE)
         self.lock = threading.Lock()
         self.done: set[int] = set()  # chunk starts the server has
         self.mac_end: dict[int, int] = {}  # piece start -> end of the MAC-ed prefix
@@ -326,9 +326,14 @@ class _Upload:
                     and state.get("kind") == "upload"
                     and state.get("size") == self.size
                     and state.get("resume_key") == digest(self.resume_key or "")
-                    and state.get("piece_size") == self.piece_size
                     and isinstance(state.get("url"), str)
                 ):
+                    # keep the piece layout of the interrupted run, whatever the config now
+                    piece = state["piece_size"]
+                    limit = 1 << 30 if self.source.positional else STREAM_PIECE
+                    if not isinstance(piece, int) or not MAX_CHUNK <= piece <= limit:
+                        raise ValueError("piece size of the sidecar")
+                    self.piece_size = piece
                     cipher = FileCipher(
                         bytes.fromhex(state["key"]), bytes.fromhex(state["nonce"]), size=self.size
                     )
