@@ -362,3 +362,16 @@ def test_large_file_in_parallel_ranges_round_trips(emu: MegaEmulator) -> None:
             pool.map(lambda p: requests.get(f"{dl}/{p[0]}-{p[1] - 1}", timeout=60).content, pieces)
         )
     assert hashlib.sha256(b"".join(parts)).digest() == hashlib.sha256(data).digest()
+
+
+def test_serve_main_reports_bad_arguments_with_status_2(capsys) -> None:
+    from megafast.testing import serve_main
+
+    assert serve_main(["--user", "no-colon"]) == 2
+    assert "EMAIL:PASSWORD" in capsys.readouterr().err
+    assert serve_main(["--port", "-5"]) == 2
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert serve_main(["--port", str(taken.getsockname()[1])]) == 1  # cannot bind
+    assert "megafast serve:" in capsys.readouterr().err

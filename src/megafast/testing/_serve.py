@@ -22,13 +22,23 @@ def _parse_user(text: str) -> tuple[str, str, int]:
     return email, password, version
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError("--port wants a number 0-65535 (0: a free port)")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="megafast serve",
         description="Run a MEGA emulator (API + transfer servers) on loopback until stopped.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    p.add_argument("--port", type=_port, default=0, help="port (default: a free one)")
     p.add_argument("--data-dir", help="keep state and blobs here (default: a temporary dir)")
     p.add_argument(
         "--user",
@@ -65,7 +75,10 @@ def serve_main(argv: list[str] | None = None) -> int:
     """Entry point of ``megafast serve``; returns the exit status."""
     from .emulator import MegaEmulator
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help or a usage error: argparse has printed why
+        return int(exc.code or 0)
     try:
         emu = MegaEmulator(
             args.host,

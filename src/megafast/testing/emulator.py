@@ -72,6 +72,8 @@ class MegaEmulator:
         hashcash_easiness: int | None = None,
         storage_quota: int = 20 * 1024**3,
     ) -> None:
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+            raise ValueError("port must be an integer 0-65535 (0: a free port)")
         self.host = host
         self._requested_port = port
         self._own_dir = data_dir is None
@@ -103,7 +105,15 @@ class MegaEmulator:
         )
         if self._hashcash is not None:
             self._service.require_hashcash(self._hashcash)
-        self._server = EmulatorHTTPServer((self.host, self._requested_port), self._service)
+        try:
+            self._server = EmulatorHTTPServer((self.host, self._requested_port), self._service)
+        except BaseException:
+            self._store.close()
+            self._store = self._service = None
+            if self._own_dir and self.data_dir is not None:
+                shutil.rmtree(self.data_dir, ignore_errors=True)
+                self.data_dir = None
+            raise
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
