@@ -100,4 +100,12 @@ def extensions() -> list[Extension]:
         return []
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(
+    ext_modules=extensions(),
+    cmdclass={"build_ext": OptionalBuildExt},
+    # Sources and stale in-place builds are not package data: the wheel gets only the
+    # extension that build_ext just made.
+    exclude_package_data={
+        "megafast.crypto": ["*.c", "*.h", "*.pyx", "*.pxd", "*.so", "*.pyd", "csrc/*"]
+    },
+)

@@ -364,6 +364,22 @@ def test_hashcash_search_at_the_top_of_the_32_bit_space() -> None:
             native.set_kernel(KERNELS[-1])
 
 
+@pytest.mark.parametrize("path", native._hashcash_paths())
+def test_every_hashcash_sha256_path_finds_the_first_hit(path: str) -> None:
+    """AVX-512 (32 and 16 tries at once), SHA-NI (4 and 1) and portable code agree."""
+    token = random.Random(path).randbytes(48)
+    count = 3 if path == "portable" else 53  # 32 + 16 + 4 + 1 for the fast paths
+    start = (1 << 32) - count
+    heads = [_hash_head(token, start + i) for i in range(count)]
+    for pick in sorted({0, 2, 17, 33, 49, 52} & set(range(count))):
+        threshold = heads[pick]
+        want = start + next(i for i, h in enumerate(heads) if h <= threshold)
+        assert native._hashcash_search_path(token, threshold, start, count, path) == want
+    below = min(heads) - 1
+    if below >= 0:
+        assert native._hashcash_search_path(token, below, start, count, path) == -1
+
+
 @quick
 @given(data=st.binary(max_size=300), use_sha_ni=st.booleans())
 def test_sha256_helper_matches_hashlib(data: bytes, use_sha_ni: bool) -> None:

@@ -63,8 +63,10 @@ cdef extern from "mfcrypto.h" nogil:
                     uint64_t blk, unsigned skip, const uint8_t *src, uint8_t *dst, size_t len)
     void mf_decrypt_nodes(const mf_kernel *kern, mf_node *nodes, size_t n)
     int mf_sha_ni_available()
+    int mf_hashcash_avx512_available()
+    int MF_HASH_PORTABLE, MF_HASH_SHA_NI, MF_HASH_AVX512
     int64_t mf_hashcash_search(const uint8_t *token, uint32_t threshold, uint64_t start,
-                               uint64_t count, int use_sha_ni)
+                               uint64_t count, int impl)
     void mf_sha256(const uint8_t *data, size_t len, uint8_t *out, int use_sha_ni)
 
 
@@ -477,9 +479,48 @@ def decrypt_nodes(kek, enc_keys, enc_attrs):
 
 # -- hashcash -------------------------------------------------------------------------------
 
+# Tries per hashcash_search call that keep the fastest path fully busy (AVX-512 runs 32 tries
+# at once; SHA-NI 4). Not part of the kernel contract: callers may use it when present.
+HASHCASH_BATCH = 32 if mf_hashcash_avx512_available() else 4
+
+
+def _hashcash_paths():
+    """SHA-256 paths for hashcash this CPU can run (tests force each one)."""
+    paths = ["portable"]
+    if mf_sha_ni_available():
+        paths.append("sha_ni")
+    if mf_hashcash_avx512_available():
+        paths.append("avx512")
+    return paths
+
+
+cdef int _hashcash_default():
+    # The portable AES kernel also means portable SHA-256 (no special instructions at all).
+    if _kern == &mf_kernel_portable:
+        return MF_HASH_PORTABLE
+    if mf_hashcash_avx512_available():
+        return MF_HASH_AVX512
+    if mf_sha_ni_available():
+        return MF_HASH_SHA_NI
+    return MF_HASH_PORTABLE
+
+
 def hashcash_search(token, threshold, start, count):
     """Smallest n in [start, start+count) with BE32(SHA-256(LE32(n) || token*262144)[:4])
-    <= threshold, or -1. Releases the GIL."""
+    <= threshold, or -1. Releases the GIL. With AVX-512, 16 tries run at once: give count
+    as a multiple of 16 for full speed."""
+    return _hashcash(token, threshold, start, count, _hashcash_default())
+
+
+def _hashcash_search_path(token, threshold, start, count, path):
+    """hashcash_search on one SHA-256 path ("portable", "sha_ni", "avx512"); for tests."""
+    if path not in _hashcash_paths():
+        raise ValueError(f"hashcash path {path!r} is not available")
+    impl = {"portable": MF_HASH_PORTABLE, "sha_ni": MF_HASH_SHA_NI, "avx512": MF_HASH_AVX512}
+    return _hashcash(token, threshold, start, count, impl[path])
+
+
+cdef object _hashcash(object token, object threshold, object start, object count, int impl):
     cdef _View t = _in(token, "token")
     if t.n != 48:
         raise ValueError(f"token must be 48 bytes, got {t.n}")
@@ -493,11 +534,10 @@ def hashcash_search(token, threshold, start, count):
     cdef uint8_t tok[48]
     cdef uint32_t th = threshold
     cdef uint64_t st = start, cn = count
-    cdef int ni = _kern != &mf_kernel_portable and mf_sha_ni_available()
     cdef int64_t r
     memcpy(tok, t.ptr, 48)
     with nogil:
-        r = mf_hashcash_search(tok, th, st, cn, ni)
+        r = mf_hashcash_search(tok, th, st, cn, impl)
     return r
 
 

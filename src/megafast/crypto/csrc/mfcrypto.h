@@ -116,9 +116,13 @@ void mf_decrypt_nodes(const mf_kernel *kern, mf_node *nodes, size_t n);
 
 /* sha256.c */
 int mf_sha_ni_available(void);
+int mf_hashcash_avx512_available(void);
+#define MF_HASH_PORTABLE 0
+#define MF_HASH_SHA_NI 1
+#define MF_HASH_AVX512 2  /* 16 tries at once; the rest of a batch with SHA-NI or portable */
 /* Returns the smallest n in [start, start+count) meeting the threshold, or -1. */
 int64_t mf_hashcash_search(const uint8_t token[48], uint32_t threshold, uint64_t start,
-                           uint64_t count, int use_sha_ni);
+                           uint64_t count, int impl);
 void mf_sha256(const uint8_t *data, size_t len, uint8_t out[32], int use_sha_ni);
 
 #endif

@@ -248,15 +248,183 @@ TRY_NI_FN(1)
 TRY_NI_FN(4)
 #endif
 
+#if MF_X86
+#define X512 __attribute__((target("avx512f")))
+#define MB_LANES 16
+
+/* Sixteen tries at once, one per 32-bit lane of the zmm registers (AVX-512F: rotates and
+ * three-input logic in one instruction each). Blocks after the first have the same schedule
+ * in every lane, so W[t] + K[t] is a broadcast operand. */
+#define MB_ROUND(a, b, c, d, e, f, g, h, wk)                                                   \
+    do {                                                                                       \
+        __m512i s1 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(e, 6), _mm512_ror_epi32(e, 11), \
+                                               _mm512_ror_epi32(e, 25), 0x96);                 \
+        __m512i ch = _mm512_ternarylogic_epi32(e, f, g, 0xCA);                                 \
+        __m512i t1 = _mm512_add_epi32(_mm512_add_epi32(h, s1), _mm512_add_epi32(ch, wk));      \
+        __m512i s0 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(a, 2), _mm512_ror_epi32(a, 13), \
+                                               _mm512_ror_epi32(a, 22), 0x96);                 \
+        __m512i mj = _mm512_ternarylogic_epi32(a, b, c, 0xE8);                                 \
+        d = _mm512_add_epi32(d, t1);                                                           \
+        h = _mm512_add_epi32(t1, _mm512_add_epi32(s0, mj));                                    \
+    } while (0)
+
+#define MB_8ROUNDS(W, t)                                                                       \
+    MB_ROUND(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], W(t));                            \
+    MB_ROUND(v[7], v[0], v[1], v[2], v[3], v[4], v[5], v[6], W(t + 1));                        \
+    MB_ROUND(v[6], v[7], v[0], v[1], v[2], v[3], v[4], v[5], W(t + 2));                        \
+    MB_ROUND(v[5], v[6], v[7], v[0], v[1], v[2], v[3], v[4], W(t + 3));                        \
+    MB_ROUND(v[4], v[5], v[6], v[7], v[0], v[1], v[2], v[3], W(t + 4));                        \
+    MB_ROUND(v[3], v[4], v[5], v[6], v[7], v[0], v[1], v[2], W(t + 5));                        \
+    MB_ROUND(v[2], v[3], v[4], v[5], v[6], v[7], v[0], v[1], W(t + 6));                        \
+    MB_ROUND(v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[0], W(t + 7))
+
+X512 static inline void mb_rounds_bcast(__m512i st[8], const uint32_t wk[64])
+{
+    __m512i v[8];
+    for (int j = 0; j < 8; j++) v[j] = st[j];
+#define WB(t) _mm512_set1_epi32((int)wk[t])
+    for (int t = 0; t < 64; t += 8) {
+        MB_8ROUNDS(WB, t);
+    }
+#undef WB
+    for (int j = 0; j < 8; j++) st[j] = _mm512_add_epi32(st[j], v[j]);
+}
+
+X512 static inline void mb_rounds_vec(__m512i st[8], const __m512i wk[64])
+{
+    __m512i v[8];
+    for (int j = 0; j < 8; j++) v[j] = st[j];
+#define WV(t) wk[t]
+    for (int t = 0; t < 64; t += 8) {
+        MB_8ROUNDS(WV, t);
+    }
+#undef WV
+    for (int j = 0; j < 8; j++) st[j] = _mm512_add_epi32(st[j], v[j]);
+}
+
+/* Block 0 of sixteen tries: word 0 is LE32(n) read big-endian, words 1..15 are shared. */
+X512 static void mb_first_schedule(const hashcash_plan *p, uint32_t n0, __m512i wk[64])
+{
+    __m512i w[64];
+    const __m512i lane = _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+    __m512i n = _mm512_add_epi32(_mm512_set1_epi32((int)n0), lane);
+    /* be32 of the little-endian bytes of n = byte swap of n */
+    __m512i sw = _mm512_or_si512(
+        _mm512_or_si512(_mm512_slli_epi32(n, 24), _mm512_srli_epi32(n, 24)),
+        _mm512_or_si512(_mm512_and_si512(_mm512_slli_epi32(n, 8), _mm512_set1_epi32(0x00ff0000)),
+                        _mm512_and_si512(_mm512_srli_epi32(n, 8), _mm512_set1_epi32(0x0000ff00))));
+    w[0] = sw;
+    for (int t = 1; t < 16; t++) w[t] = _mm512_set1_epi32((int)be32(p->first + 4 * t));
+    for (int t = 16; t < 64; t++) {
+        __m512i x = w[t - 15], y = w[t - 2];
+        __m512i s0 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(x, 7), _mm512_ror_epi32(x, 18),
+                                               _mm512_srli_epi32(x, 3), 0x96);
+        __m512i s1 = _mm512_ternarylogic_epi32(_mm512_ror_epi32(y, 17), _mm512_ror_epi32(y, 19),
+                                               _mm512_srli_epi32(y, 10), 0x96);
+        w[t] = _mm512_add_epi32(_mm512_add_epi32(w[t - 16], s0), _mm512_add_epi32(w[t - 7], s1));
+    }
+    for (int t = 0; t < 64; t++) wk[t] = _mm512_add_epi32(w[t], _mm512_set1_epi32((int)K256[t]));
+}
+
+/* Word 0 of the final states of tries n0 .. n0+15 (n wraps modulo 2**32 past the end). */
+X512 static void try_mb16(const hashcash_plan *p, uint32_t n0, uint32_t out[MB_LANES])
+{
+    __m512i st[8], wk0[64];
+    for (int j = 0; j < 8; j++) st[j] = _mm512_set1_epi32((int)H0[j]);
+    mb_first_schedule(p, n0, wk0);
+    mb_rounds_vec(st, wk0);
+    uint64_t k = 1;
+    for (; k + 3 <= FULL_BLOCKS; k += 3) {
+        mb_rounds_bcast(st, p->pattern[0]);
+        mb_rounds_bcast(st, p->pattern[1]);
+        mb_rounds_bcast(st, p->pattern[2]);
+    }
+    for (; k < FULL_BLOCKS; k++) mb_rounds_bcast(st, p->pattern[(k - 1) % 3]);
+    mb_rounds_bcast(st, p->last);
+    _mm512_storeu_si512((void *)out, st[0]);
+}
+
+X512 static inline void mb2_rounds_bcast(__m512i st[8], __m512i su[8], const uint32_t wk[64])
+{
+    __m512i v[8], u[8];
+    for (int j = 0; j < 8; j++) {
+        v[j] = st[j];
+        u[j] = su[j];
+    }
+#define WB(t) _mm512_set1_epi32((int)wk[t])
+    for (int t = 0; t < 64; t += 8) {
+        MB_ROUND(v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], WB(t));
+        MB_ROUND(u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], WB(t));
+        MB_ROUND(v[7], v[0], v[1], v[2], v[3], v[4], v[5], v[6], WB(t + 1));
+        MB_ROUND(u[7], u[0], u[1], u[2], u[3], u[4], u[5], u[6], WB(t + 1));
+        MB_ROUND(v[6], v[7], v[0], v[1], v[2], v[3], v[4], v[5], WB(t + 2));
+        MB_ROUND(u[6], u[7], u[0], u[1], u[2], u[3], u[4], u[5], WB(t + 2));
+        MB_ROUND(v[5], v[6], v[7], v[0], v[1], v[2], v[3], v[4], WB(t + 3));
+        MB_ROUND(u[5], u[6], u[7], u[0], u[1], u[2], u[3], u[4], WB(t + 3));
+        MB_ROUND(v[4], v[5], v[6], v[7], v[0], v[1], v[2], v[3], WB(t + 4));
+        MB_ROUND(u[4], u[5], u[6], u[7], u[0], u[1], u[2], u[3], WB(t + 4));
+        MB_ROUND(v[3], v[4], v[5], v[6], v[7], v[0], v[1], v[2], WB(t + 5));
+        MB_ROUND(u[3], u[4], u[5], u[6], u[7], u[0], u[1], u[2], WB(t + 5));
+        MB_ROUND(v[2], v[3], v[4], v[5], v[6], v[7], v[0], v[1], WB(t + 6));
+        MB_ROUND(u[2], u[3], u[4], u[5], u[6], u[7], u[0], u[1], WB(t + 6));
+        MB_ROUND(v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[0], WB(t + 7));
+        MB_ROUND(u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[0], WB(t + 7));
+    }
+#undef WB
+    for (int j = 0; j < 8; j++) {
+        st[j] = _mm512_add_epi32(st[j], v[j]);
+        su[j] = _mm512_add_epi32(su[j], u[j]);
+    }
+}
+
+/* Thirty-two tries: two independent sets of sixteen, interleaved to hide latency. */
+X512 static void try_mb32(const hashcash_plan *p, uint32_t n0, uint32_t out[2 * MB_LANES])
+{
+    __m512i st[8], su[8], wk0[64];
+    for (int j = 0; j < 8; j++) st[j] = su[j] = _mm512_set1_epi32((int)H0[j]);
+    mb_first_schedule(p, n0, wk0);
+    mb_rounds_vec(st, wk0);
+    mb_first_schedule(p, n0 + MB_LANES, wk0);
+    mb_rounds_vec(su, wk0);
+    for (uint64_t k = 1; k < FULL_BLOCKS; k++) mb2_rounds_bcast(st, su, p->pattern[(k - 1) % 3]);
+    mb2_rounds_bcast(st, su, p->last);
+    _mm512_storeu_si512((void *)out, st[0]);
+    _mm512_storeu_si512((void *)(out + MB_LANES), su[0]);
+}
+
+int mf_hashcash_avx512_available(void)
+{
+    const mf_cpu_features *f = mf_cpu();
+    return f->avx512f;
+}
+#else
+int mf_hashcash_avx512_available(void) { return 0; }
+#endif
+
 int64_t mf_hashcash_search(const uint8_t token[48], uint32_t threshold, uint64_t start,
-                           uint64_t count, int use_sha_ni)
+                           uint64_t count, int impl)
 {
     hashcash_plan plan;
     make_plan(token, &plan);
     uint64_t end = start + count;
     uint64_t n = start;
 #if MF_X86
-    if (use_sha_ni) {
+    if (impl == MF_HASH_AVX512) {
+        for (; n + 2 * MB_LANES <= end; n += 2 * MB_LANES) {
+            uint32_t res[2 * MB_LANES];
+            try_mb32(&plan, (uint32_t)n, res);
+            for (int l = 0; l < 2 * MB_LANES; l++)
+                if (res[l] <= threshold) return (int64_t)(n + l);
+        }
+        for (; n + MB_LANES <= end; n += MB_LANES) {
+            uint32_t res[MB_LANES];
+            try_mb16(&plan, (uint32_t)n, res);
+            for (int l = 0; l < MB_LANES; l++)
+                if (res[l] <= threshold) return (int64_t)(n + l);
+        }
+        impl = mf_sha_ni_available() ? MF_HASH_SHA_NI : MF_HASH_PORTABLE;
+    }
+    if (impl == MF_HASH_SHA_NI) {
         for (; n + NI_LANES <= end; n += NI_LANES) {
             uint32_t ns[NI_LANES], res[NI_LANES];
             for (int l = 0; l < NI_LANES; l++) ns[l] = (uint32_t)(n + l);
@@ -272,7 +440,7 @@ int64_t mf_hashcash_search(const uint8_t token[48], uint32_t threshold, uint64_t
         return -1;
     }
 #endif
-    (void)use_sha_ni;
+    (void)impl;
     for (; n < end; n++)
         if (try_portable(&plan, (uint32_t)n) <= threshold) return (int64_t)n;
     return -1;
