@@ -431,13 +431,28 @@ def test_export_helper_and_share_with_a_user(emu: MegaEmulator, client: RawClien
     inner = next(n for n in listing["f"] if n["h"] == h)
     assert client.node_key(inner, got) == packed
     assert any(u["u"] == alice.user for u in listing["u"])
-    # read-write share: bob can add a folder inside
-    assert isinstance(
-        client.one(
-            {"a": "p", "t": folder, "n": [{"h": "xxxxxxxx", "t": 1, "a": "AAAA", "k": "A" * 22}]}
-        ),
-        dict,
-    )
+    # read-write share: bob adds a folder inside, keyed for himself and (cr) for the share
+    bob_key = mc.random_key(4)
+    new_folder = {
+        "h": "xxxxxxxx",
+        "t": 1,
+        "a": mc.base64_url_encode(mc.encrypt_attr({"n": "from bob"}, bob_key)),
+        "k": mc.a32_to_base64(mc.encrypt_key(bob_key, client.master_key)),
+    }
+    made = client.one({"a": "p", "t": folder, "n": [new_folder]})["f"][0]
+    assert made["u"] == client.user and client.name(made) == "from bob"
+    cr = [[folder], [made["h"]], [0, 0, mc.a32_to_base64(mc.encrypt_key(bob_key, got))]]
+    assert client.one({"a": "s2", "n": folder, "s": [], "cr": cr}) == -11  # not his folder
+    res = client.one({"a": "p", "t": folder, "n": [{**new_folder, "h": "yyyyyyyy"}], "cr": cr})
+    assert isinstance(res, dict)
+    # alice sees bob's folder in her tree, readable through the share key only
+    seen = next(n for n in alice.files()["f"] if n["h"] == made["h"])
+    assert seen["u"] == client.user and seen["p"] == folder
+    parts = dict(p.split(":", 1) for p in seen["k"].split("/"))
+    assert set(parts) == {client.user, folder}
+    assert alice.name({**seen, "k": f"{folder}:{parts[folder]}"}, share_key) == "from bob"
+    # and it lives in alice's tree
+    assert emu.node(made["h"])["owner"] == alice.user
 
 
 def test_concurrent_api_clients(emu: MegaEmulator) -> None:

@@ -519,11 +519,16 @@ class Service:
     # --- node listing ------------------------------------------------------------------
 
     def node_json(self, row: sqlite3.Row, viewer: str | None, share: str | None = None) -> dict:
-        """A node as ``f``/``p`` return it to ``viewer`` (or to a public folder ``share``)."""
+        """A node as ``f``/``p`` return it to ``viewer`` (or to a public folder ``share``).
+
+        ``u`` is the user who made the node; ``k`` holds that user's key (for that user and
+        the tree's owner) and the keys under every share the viewer can use.
+        """
+        maker = row["creator"] or row["owner"]
         out: dict[str, Any] = {
             "h": row["h"],
             "p": row["parent"] or "",
-            "u": row["owner"],
+            "u": maker,
             "t": row["t"],
             "a": row["a"] or "",
             "k": "",
@@ -535,8 +540,9 @@ class Service:
             out["fa"] = row["fa"]
         if row["t"] in (0, 1):
             keys = []
+            if share is None and viewer in (maker, row["owner"]):
+                keys.append(f"{maker}:{row['k']}")
             if share is None and viewer == row["owner"]:
-                keys.append(f"{row['owner']}:{row['k']}")
                 for kr in self.store.all("SELECT share, k FROM node_keys WHERE h=?", row["h"]):
                     keys.append(f"{kr['share']}:{kr['k']}")
             else:
@@ -647,7 +653,7 @@ class Service:
                 node_parent = temp_to_real[p]
             if t == 1:
                 temp = _get(item, "h", str, required=False)
-                h = self.store.insert_node(owner, node_parent, 1, a, k)
+                h = self.store.insert_node(owner, node_parent, 1, a, k, creator=user)
                 if temp:
                     temp_to_real[temp] = h
                 created.append(h)
@@ -659,7 +665,15 @@ class Service:
                     if src is None or src["t"] != 0:
                         raise ApiError(ENOENT)
                     h = self.store.insert_node(
-                        owner, node_parent, 0, a, k, s=src["s"], blob=src["blob"], ts=src["ts"]
+                        owner,
+                        node_parent,
+                        0,
+                        a,
+                        k,
+                        s=src["s"],
+                        blob=src["blob"],
+                        ts=src["ts"],
+                        creator=user,
                     )
                 elif "h" in item:
                     token = _get(item, "h", str)
@@ -678,6 +692,7 @@ class Service:
                         s=done["size"],
                         blob=done["blob"],
                         ts=_get(item, "ts", int, required=False),
+                        creator=user,
                     )
                 else:
                     raise ApiError(EARGS)

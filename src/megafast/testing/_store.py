@@ -62,6 +62,9 @@ class Store:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
+            columns = {r[1] for r in self.db.execute("PRAGMA table_info(nodes)")}
+            if "creator" not in columns:  # state written by an earlier version
+                self.db.execute("ALTER TABLE nodes ADD COLUMN creator TEXT")
             row = self.db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
             self._seq = int(row[0]) if row else 0
 
@@ -147,13 +150,29 @@ class Store:
         ts: int | None = None,
         h: str | None = None,
         fa: str | None = None,
+        creator: str | None = None,
     ) -> str:
+        """Add a node to ``owner``'s tree; ``creator`` (default: the owner) is the user who
+        made it and whose master key ``k`` is encrypted with (a sharee, inside a share)."""
         with self.lock:
             h = h or self.new_handle()
             self.db.execute(
-                "INSERT INTO nodes(h, owner, parent, t, a, k, s, ts, blob, fa, seq)"
-                " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-                (h, owner, parent, t, a, k, s, ts or int(time.time()), blob, fa, self.next_seq()),
+                "INSERT INTO nodes(h, owner, parent, t, a, k, s, ts, blob, fa, seq, creator)"
+                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    h,
+                    owner,
+                    parent,
+                    t,
+                    a,
+                    k,
+                    s,
+                    ts or int(time.time()),
+                    blob,
+                    fa,
+                    self.next_seq(),
+                    creator if creator and creator != owner else None,
+                ),
             )
             return h
 
