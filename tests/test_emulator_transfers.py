@@ -55,9 +55,13 @@ def test_get_whole_file_and_ranges(emu: MegaEmulator) -> None:
     assert r.headers["Content-Range"] == f"bytes 5-14/{len(blob)}"
     r = requests.get(url, headers={"Range": "bytes=-7"}, timeout=10)
     assert r.status_code == 206 and r.content == blob[-7:]
+    deadline = time.monotonic() + 5  # the server records a request just after answering it
+    while emu.stats().get("download_requests", 0) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
     log = [e for e in emu.request_log if e["kind"] == "download"]
-    assert [e["where"] for e in log] == ["", "1000-1999", "0-0", f"{last - 9}-{last}", "", ""]
-    assert [e["bytes"] for e in log] == [len(blob), 1000, 1, 10, 10, 7]
+    expected = [("", len(blob)), ("1000-1999", 1000), ("0-0", 1), (f"{last - 9}-{last}", 10)]
+    expected += [("", 10), ("", 7)]
+    assert sorted((e["where"], e["bytes"]) for e in log) == sorted(expected)
     assert emu.stats()["download_bytes"] == len(blob) + 1028
 
 
