@@ -132,7 +132,7 @@ def test_many_concurrent_connections(emu: MegaEmulator) -> None:
     def fetch(i: int) -> bool:
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
         conn.connect()
-        barrier.wait()  # all 64 connections are open at once
+        barrier.wait(timeout=60)  # all 64 connections are open at once
         start = i * 30_000
         conn.request("GET", f"{parts.path}/{start}-{start + 29_999}")
         body = conn.getresponse().read()
