@@ -73,6 +73,13 @@ def _common_options(for_subcommand: bool) -> argparse.ArgumentParser:
         default=default(None),
         help="MEGA API server (default: $MEGAFAST_API_URL, else the session's, else MEGA's)",
     )
+    group.add_argument(
+        "--retry-time",
+        type=_positive_float,
+        metavar="S",
+        default=default(None),
+        help="seconds an API request may keep retrying temporary errors (default 120)",
+    )
     return parser
 
 

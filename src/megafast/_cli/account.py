@@ -45,11 +45,11 @@ def transfer_config(ctx: Context) -> Any:
         raise UsageError(str(exc)) from exc
 
 
-def new_client(api_url: str) -> Any:
+def new_client(api_url: str, retry_time: float | None = None) -> Any:
     """A client (not logged in) talking to ``api_url``."""
     from megafast.client import Mega
 
-    return Mega(api_url=api_url)
+    return Mega(api_url=api_url, retry_time=retry_time)
 
 
 def resume(ctx: Context) -> Any:
@@ -59,7 +59,7 @@ def resume(ctx: Context) -> Any:
         raise CommandError("not logged in (run: megafast login)")
     from megafast.errors import RequestError
 
-    client = new_client(api_url(ctx, stored))
+    client = new_client(api_url(ctx, stored), ctx.args.retry_time)
     try:
         client.resume_session(stored["session"])
     except RequestError as exc:
@@ -101,7 +101,7 @@ def cmd_login(ctx: Context) -> int:
     email = email.strip().lower()
     password = _read_password(ctx)
     server = api_url(ctx)
-    client = new_client(server)
+    client = new_client(server, ctx.args.retry_time)
     mfa: Any = ctx.args.mfa
     if mfa is None and sys.stdin.isatty() and not ctx.args.password_stdin:
         # asked only when the server says the account needs it
@@ -132,7 +132,7 @@ def cmd_logout(ctx: Context) -> int:
         return 0
     warning = None
     try:
-        client = new_client(api_url(ctx, stored))
+        client = new_client(api_url(ctx, stored), ctx.args.retry_time)
         client.resume_session(stored["session"])
         client.logout()
     except Exception as exc:  # noqa: BLE001 - the local session goes regardless

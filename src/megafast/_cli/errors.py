@@ -49,6 +49,9 @@ def describe_error(exc: BaseException) -> str:
         if isinstance(exc, requests_exc.Timeout):
             return f"no answer from {host} in time"
         return f"HTTP error talking to {host}: {type(exc).__name__}"
+    errors_module = sys.modules.get("megafast.errors")
+    if errors_module is not None and isinstance(exc, errors_module.RetryExhaustedError):
+        return f"no usable answer from the server: {exc.message}"
     if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
         message = exc.strerror or type(exc).__name__
         return f"{message}: {exc.filename}" if exc.filename else message

@@ -34,7 +34,7 @@ def public_client(ctx: Context) -> Any:
     """A client for public links: not logged in, on the chosen API server."""
     from . import account, session
 
-    return account.new_client(account.api_url(ctx, session.load_session()))
+    return account.new_client(account.api_url(ctx, session.load_session()), ctx.args.retry_time)
 
 
 def _public_tree(client: Any, url: str) -> tuple[RemoteTree, Any]:
