@@ -488,3 +488,55 @@ def test_console_script_runs_the_same_main() -> None:
     done = subprocess.run([script, "--version"], capture_output=True, timeout=60)
     assert done.returncode == 0
     assert done.stdout.decode().strip() == f"megafast {megafast.__version__}"
+
+
+def _read_until(master: int, wanted: bytes, seen: bytearray, timeout: float = 60) -> None:
+    import select
+
+    deadline = time.monotonic() + timeout
+    while wanted not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"timed out waiting for {wanted!r}; got {bytes(seen)!r}"
+        ready, _, _ = select.select([master], [], [], left)
+        if ready:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the child closed the terminal
+                chunk = b""
+            assert chunk, f"the terminal closed before {wanted!r}; got {bytes(seen)!r}"
+            seen += chunk
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_login_asks_on_the_terminal_without_echo(tmp_path, emulator) -> None:
+    email = unique("tty") + "@example.com"
+    account = emulator.create_account(email, PASSWORD, mfa_secret=True)
+    c = Cli(tmp_path, emulator.api_url)
+    master, slave = os.openpty()
+    process = subprocess.Popen(
+        c.command("login"),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=c.env,
+        start_new_session=True,  # no controlling terminal: getpass uses stdin, echo off
+    )
+    os.close(slave)
+    seen = bytearray()
+    try:
+        _read_until(master, b"Email: ", seen)
+        os.write(master, email.encode() + b"\n")
+        _read_until(master, b"Password: ", seen)
+        os.write(master, PASSWORD.encode() + b"\n")
+        _read_until(master, b"Two-factor code: ", seen)
+        os.write(master, account.totp().encode() + b"\n")
+        _read_until(master, b"logged in as " + email.encode(), seen)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+    assert email.encode() in seen  # the email is echoed as typed ...
+    assert PASSWORD.encode() not in seen  # ... the password is not
+    assert c.ok("whoami").strip() == email
