@@ -171,7 +171,13 @@ class ApiClient:
                         reason = "empty answer"
                     else:
                         try:
-                            answer = json.loads(raw)
+                            if len(raw) > (1 << 20):
+                                from ._nodes import gc_paused
+
+                                with gc_paused():
+                                    answer = json.loads(raw)
+                            else:
+                                answer = json.loads(raw)
                         except ValueError:
                             snippet = raw[:60].decode("utf-8", "replace")
                             raise RequestError(

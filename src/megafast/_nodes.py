@@ -11,17 +11,31 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import gc
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Keyring", "NodeTree", "b64_bytes", "ROOT_NAMES"]
+__all__ = ["Keyring", "NodeTree", "b64_bytes", "gc_paused", "ROOT_NAMES"]
 
 ROOT_NAMES = {2: "Cloud Drive", 3: "Inbox", 4: "Rubbish Bin"}
 _B64_TABLE = bytes.maketrans(b"-_", b"+/")
 _WORDS4 = struct.Struct(">4I")
 _WORDS8 = struct.Struct(">8I")
+
+
+@contextlib.contextmanager
+def gc_paused() -> Generator[None, None, None]:
+    """Pause the cyclic garbage collector while building many small objects (a 100,000-node
+    listing allocates millions; the collector would rescan them all again and again)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def b64_bytes(text: str) -> bytes | None:
@@ -104,6 +118,7 @@ class NodeTree:
         self.inbox_id: str | None = None
         self.trash_id: str | None = None
         self._visible: dict[str, dict[str, Any]] | None = None
+        self.by_parent_name: dict[tuple[str, str], list[str]] = {}
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
@@ -111,7 +126,8 @@ class NodeTree:
         """Build a tree from an ``f`` answer (absent lists are empty)."""
         tree = cls()
         keyring.add_share_keys(answer)
-        tree.add_nodes(answer.get("f") or (), keyring)
+        with gc_paused():
+            tree.add_nodes(answer.get("f") or (), keyring)
         return tree
 
     def add_nodes(self, raw_nodes: Iterable[Any], keyring: Keyring) -> list[dict[str, Any]]:
@@ -123,17 +139,57 @@ class NodeTree:
         keks: list[bytes] = []
         enc_keys: list[bytes] = []
         enc_attrs: list[bytes] = []
-        own_prefix = f"{keyring.user_handle}:" if keyring.user_handle else None
-        master = keyring.master_key
-        shares = keyring.share_keys
-        default_key = keyring.default_key
         rsa_pending: list[tuple[dict[str, Any], bytes]] = []
+        master = keyring.master_key
+        own_prefix = f"{keyring.user_handle}:" if keyring.user_handle and master else None
+        plen = len(own_prefix) if own_prefix else 0
+        a2b = binascii.a2b_base64
+        table = _B64_TABLE
+        b64err = (binascii.Error, UnicodeEncodeError)
+        all_master = True
         for node in raw_nodes:
-            if not isinstance(node, dict) or not isinstance(node.get("h"), str):
+            try:
+                t = node["t"]
+                if not isinstance(node["h"], str):
+                    continue
+            except (TypeError, KeyError, IndexError):
                 continue
-            t = node.get("t")
             added.append(node)
-            if t in ROOT_NAMES:
+            if t == 0 or t == 1:
+                k = node.get("k")
+                a = node.get("a")
+                if type(k) is not str or type(a) is not str:
+                    _mark_undecryptable(node)
+                    continue
+                kek: bytes | None = None
+                enc: bytes | None = None
+                # fast path: one entry under the account's own handle
+                if own_prefix is not None and k.startswith(own_prefix) and "/" not in k:
+                    try:
+                        enc = a2b((k[plen:] + "==").encode("ascii").translate(table))
+                        kek = master
+                    except b64err:
+                        enc = None
+                if kek is None:
+                    chosen = self._choose_key(k, keyring)
+                    if chosen is None:
+                        _mark_undecryptable(node)
+                        continue
+                    kek, enc = chosen
+                    if not kek:  # RSA-encrypted: decrypted one by one below
+                        rsa_pending.append((node, enc))
+                        continue
+                    if kek is not master:
+                        all_master = False
+                try:
+                    attr_bytes = a2b((a + "==").encode("ascii").translate(table))
+                except b64err:
+                    attr_bytes = b""
+                pending.append(node)
+                keks.append(kek)
+                enc_keys.append(enc)  # type: ignore[arg-type]
+                enc_attrs.append(attr_bytes)
+            elif t in ROOT_NAMES:
                 node["a"] = {"n": ROOT_NAMES[t]}
                 if t == 2:
                     self.root_id = node["h"]
@@ -141,60 +197,75 @@ class NodeTree:
                     self.inbox_id = node["h"]
                 else:
                     self.trash_id = node["h"]
-                continue
-            if t not in (0, 1):
+            else:
                 _mark_undecryptable(node)
-                continue
-            k = node.get("k")
-            attrs = node.get("a")
-            chosen: tuple[bytes, bytes] | None = None
-            if isinstance(k, str) and isinstance(attrs, str):
-                # fast path: a single entry under the account's own handle
-                if own_prefix is not None and master is not None and k.startswith(own_prefix):
-                    end = k.find("/")
-                    enc = b64_bytes(k[len(own_prefix) : end if end >= 0 else None])
-                    if enc is not None:
-                        chosen = (master, enc)
-                if chosen is None:
-                    for part in k.split("/"):
-                        handle, sep, key_text = part.partition(":")
-                        if not sep:
-                            continue
-                        enc = b64_bytes(key_text)
-                        if enc is None:
-                            continue
-                        if len(enc) > 32:
-                            if keyring.rsa_decrypt is not None:
-                                rsa_pending.append((node, enc))
-                                chosen = (b"", b"")
-                                break
-                            continue
-                        if handle == keyring.user_handle and master is not None:
-                            kek: bytes | None = master
-                        else:
-                            kek = shares.get(handle, default_key)
-                        if kek is not None:
-                            chosen = (kek, enc)
-                            break
-            if chosen is None:
-                _mark_undecryptable(node)
-            elif chosen[0]:
-                attr_bytes = b64_bytes(attrs) if isinstance(attrs, str) else None
-                pending.append(node)
-                keks.append(chosen[0])
-                enc_keys.append(chosen[1])
-                enc_attrs.append(attr_bytes if attr_bytes is not None else b"")
         if pending:
-            kek_arg: bytes | list[bytes]
-            kek_arg = keks[0] if all(x is keks[0] for x in keks) else keks
+            kek_arg: bytes | list[bytes] = master if all_master and master else keks  # type: ignore[assignment]
             results = decrypt_nodes(kek_arg, enc_keys, enc_attrs)
-            for node, (key, attrs) in zip(pending, results, strict=False):
+            for node, (key, attrs) in zip(pending, results, strict=True):
                 _apply(node, key, attrs)
         for node, enc in rsa_pending:
             self._apply_rsa(node, enc, keyring)
-        for node in added:
-            self._insert(node, shares)
+        self._insert_many(added, keyring.share_keys)
         return added
+
+    @staticmethod
+    def _choose_key(k: str, keyring: Keyring) -> tuple[bytes, bytes] | None:
+        """(kek, encrypted key) for a ``k`` field; kek ``b""`` means RSA-encrypted."""
+        master = keyring.master_key
+        for part in k.split("/"):
+            handle, sep, key_text = part.partition(":")
+            if not sep:
+                continue
+            enc = b64_bytes(key_text)
+            if enc is None:
+                continue
+            if len(enc) > 32:
+                if keyring.rsa_decrypt is not None:
+                    return b"", enc
+                continue
+            if handle == keyring.user_handle and master is not None:
+                return master, enc
+            kek = keyring.share_keys.get(handle, keyring.default_key)
+            if kek is not None:
+                return kek, enc
+        return None
+
+    def _insert_many(self, nodes: list[dict[str, Any]], shares: dict[str, bytes]) -> None:
+        existing = self.nodes
+        children = self.children
+        by_name = self.by_name
+        by_parent_name = self.by_parent_name
+        for node in nodes:
+            h = node["h"]
+            old = existing.get(h)
+            if old is not None:
+                self._unlink(old)
+            existing[h] = node
+            if h in shares and node.get("t") == 1:
+                node["shared_folder_key"] = _bytes_to_words(shares[h])
+            parent = node.get("p") or ""
+            siblings = children.get(parent)
+            if siblings is None:
+                children[parent] = [h]
+            else:
+                siblings.append(h)
+            a = node.get("a")
+            if type(a) is dict:
+                name = a.get("n")
+                if type(name) is str:
+                    same = by_name.get(name)
+                    if same is None:
+                        by_name[name] = [h]
+                    else:
+                        same.append(h)
+                    pair = (parent, name)
+                    same = by_parent_name.get(pair)
+                    if same is None:
+                        by_parent_name[pair] = [h]
+                    else:
+                        same.append(h)
+        self._visible = None
 
     def _apply_rsa(self, node: dict[str, Any], enc: bytes, keyring: Keyring) -> None:
         from .crypto import decrypt_attr
@@ -211,22 +282,6 @@ class NodeTree:
         attrs = decrypt_attr(attr_bytes, k)
         _apply(node, key, attrs if isinstance(attrs, dict) else None)
 
-    def _insert(self, node: dict[str, Any], shares: dict[str, bytes]) -> None:
-        h = node["h"]
-        old = self.nodes.get(h)
-        if old is not None:
-            self._unlink(old)
-        self.nodes[h] = node
-        if h in shares and node.get("t") == 1:
-            node["shared_folder_key"] = _bytes_to_words(shares[h])
-        self.children.setdefault(node.get("p") or "", []).append(h)
-        a = node.get("a")
-        if isinstance(a, dict):
-            name = a.get("n")
-            if isinstance(name, str):
-                self.by_name.setdefault(name, []).append(h)
-        self._visible = None
-
     def _unlink(self, node: dict[str, Any]) -> None:
         h = node["h"]
         siblings = self.children.get(node.get("p") or "")
@@ -241,6 +296,13 @@ class NodeTree:
                     same.remove(h)
                 if not same:
                     del self.by_name[a["n"]]
+            pair = (node.get("p") or "", a["n"])
+            same = self.by_parent_name.get(pair)
+            if same is not None:
+                with contextlib.suppress(ValueError):
+                    same.remove(h)
+                if not same:
+                    del self.by_parent_name[pair]
         self._visible = None
 
     # -- changes made by this client --------------------------------------------------------
@@ -277,6 +339,8 @@ class NodeTree:
         a = node.get("a")
         if isinstance(a, dict) and isinstance(a.get("n"), str):
             self.by_name.setdefault(a["n"], []).append(node["h"])
+            pair = (node.get("p") or "", a["n"])
+            self.by_parent_name.setdefault(pair, []).append(node["h"])
         self._visible = None
 
     # -- queries ------------------------------------------------------------------------------
@@ -292,6 +356,12 @@ class NodeTree:
             node = self.nodes.get(h)
             if node is not None:
                 yield node
+
+    def children_named(self, parent: str, name: str) -> list[dict[str, Any]]:
+        """The nodes directly under ``parent`` called ``name`` (in listing order)."""
+        return [
+            self.nodes[h] for h in self.by_parent_name.get((parent, name), ()) if h in self.nodes
+        ]
 
     def name_of(self, node: dict[str, Any]) -> str | None:
         a = node.get("a")
@@ -360,9 +430,8 @@ class NodeTree:
                 last = depth == len(parts) - 1
                 matches = [
                     c
-                    for c in self.child_nodes(h)
-                    if self.name_of(c) == name
-                    and (not last or not folders_only or c.get("t") != 0)
+                    for c in self.children_named(h, name)
+                    if (not last or not folders_only or c.get("t") != 0)
                     and (last or c.get("t") != 0)
                 ]
                 if last:
