@@ -273,10 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _wants_debug(argv: Sequence[str]) -> bool:
-    return "--debug" in argv
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     if argv is None:
@@ -315,9 +311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (megafast cat ... | head): not an error of ours.
         _silence_stdout()
         return EXIT_OK
-    except BaseException as exc:  # noqa: BLE001 - every error becomes one line and an exit code
-        if isinstance(exc, SystemExit):
-            raise
+    except Exception as exc:  # every error becomes one line and an exit code
         return report_error(exc, args)
 
 
