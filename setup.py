@@ -106,6 +106,7 @@ setup(
     # Sources and stale in-place builds are not package data: the wheel gets only the
     # extension that build_ext just made.
     exclude_package_data={
-        "megafast.crypto": ["*.c", "*.h", "*.pyx", "*.pxd", "*.so", "*.pyd", "csrc/*"]
+        "megafast.crypto": ["*.c", "*.h", "*.pyx", "*.pxd", "*.so", "*.pyd", "*.html"],
+        "megafast.crypto.csrc": ["*"],
     },
 )
