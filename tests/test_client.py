@@ -538,3 +538,31 @@ def test_unreachable_server_gives_a_clear_error() -> None:
 def test_env_is_not_leaking(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MEGAFAST_API_URL", raising=False)
     assert os.environ.get("MEGAFAST_API_URL") is None
+
+
+def test_no_secrets_in_logs(emu: MegaEmulator, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    email, password = new_email(), "Zq9-very-secret-pass"
+    emu.create_account(email, password, version=1)
+    emu.set_faults(api_eagain_rate=0.3, seed=11)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            m = Mega(api_url=emu.api_url).login(email, password)
+            m.create_folder("logged")
+            m.get_files()
+    finally:
+        emu.clear_faults()
+    # megafast's own records (urllib3 logs request URLs, which carry the sid, at DEBUG)
+    ours = [r for r in caplog.records if r.name.startswith("megafast.") and "testing" not in r.name]
+    assert any(r.name == "megafast.api" for r in ours)
+    text = "\n".join(r.getMessage() for r in ours)
+    assert password not in text and m.sid not in text
+    assert C_b64(m.master_key) not in text
+
+
+def C_b64(words: tuple[int, ...]) -> str:
+    import base64
+    import struct
+
+    return base64.urlsafe_b64encode(struct.pack(">4I", *words)).rstrip(b"=").decode()

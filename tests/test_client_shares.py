@@ -208,3 +208,15 @@ def test_export_folder_twice_gives_the_same_link(public_folder: dict) -> None:
     assert owner.export("Album 🎵") == public_folder["link"]
     owner.refresh()
     assert owner.export("Album 🎵") == public_folder["link"]
+
+
+def test_stream_a_file_inside_a_public_folder(emu: MegaEmulator, public_folder: dict) -> None:
+    import io
+
+    h, content = public_folder["files"]["cover.jpg"]
+    buf = io.BytesIO()
+    anon = Mega(api_url=emu.api_url)
+    assert anon.download_to_fileobj(f"{public_folder['link']}/file/{h}", buf) == len(content)
+    assert buf.getvalue() == content
+    with pytest.raises(ValueError):
+        anon.download_to_fileobj(public_folder["link"], io.BytesIO())  # a folder

@@ -241,3 +241,30 @@ def test_large_file_digest(mega: Mega, tmp_path: Path) -> None:
     mega.upload(src)
     got = mega.download(mega.find("l.bin"), tmp_path, "l2.bin")
     assert hashlib.sha256(got.read_bytes()).digest() == hashlib.sha256(data).digest()
+
+
+def test_stream_to_fileobj_and_open(emu: MegaEmulator, mega: Mega, tmp_path: Path) -> None:
+    import io
+
+    src = tmp_path / "stream.bin"
+    data = write(src, 2 * MiB + 77)
+    answer = mega.upload(src)
+    buf = io.BytesIO()
+    assert mega.download_to_fileobj(mega.find("stream.bin"), buf) == len(data)
+    assert buf.getvalue() == data
+    link = mega.get_upload_link(answer)
+    buf = io.BytesIO()
+    anon = Mega(api_url=emu.api_url)
+    assert anon.download_to_fileobj(link, buf) == len(data)
+    assert buf.getvalue() == data
+    with mega.open(answer["f"][0]["h"]) as reader:
+        reader.seek(MiB + 5)
+        assert reader.read(100) == data[MiB + 5 : MiB + 105]
+    with anon.open(link) as reader:
+        assert reader.read() == data
+    bad = link.split("#")[0] + "#" + "C" * 43
+    with pytest.raises(WrongKeyError):
+        anon.download_to_fileobj(bad, io.BytesIO())
+    mega.create_folder("folder-not-file")
+    with pytest.raises(ValidationError):
+        mega.download_to_fileobj(mega.find("folder-not-file"), io.BytesIO())

@@ -1111,6 +1111,74 @@ class Mega:
             tree, root, directory / _safe_name(name), link.handle, progress, config
         )
 
+    def _file_source(
+        self, file: NodeRef | str
+    ) -> tuple[dict[str, Any], str | None, tuple[int, ...]]:
+        """(``g`` command, public folder handle or None, packed key) of a file given as a
+        node, a handle, a public file link or a link to a file inside a public folder."""
+        if isinstance(file, str) and ("#" in file or "!" in file):
+            link = parse_link(file)
+            if link.kind == "file":
+                return {"a": "g", "g": 1, "p": link.handle}, None, link.key_a32()
+            tree = self._public_folder_tree(link)
+            node = self._public_root(tree, link)
+            folder: str | None = link.handle
+        else:
+            node = self._node(file, "file")
+            folder = None
+        if node.get("t") != 0:
+            raise ValidationError("this is a folder, not a file")
+        if node.get("undecryptable") or "key" not in node:
+            raise WrongKeyError("this file cannot be decrypted")
+        return {"a": "g", "g": 1, "n": node["h"]}, folder, tuple(node["key"])
+
+    def download_to_fileobj(
+        self,
+        file: NodeRef | str,
+        fileobj: Any,
+        *,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+    ) -> int:
+        """Write a file's verified content, in order, to a writable binary ``fileobj``;
+        ``file`` is a node, a handle or a public link. Returns the size in bytes. The MAC
+        is checked at the end: on :class:`~megafast.errors.IntegrityError` discard what
+        was written."""
+        from .transfer import download_to_fileobj
+
+        command, folder, key = self._file_source(file)
+        data = self._g(command, folder)
+        if "p" in command:
+            self._decrypt_at(data.get("at", ""), key)  # a wrong link key fails here, clearly
+        size = int(data.get("s") or 0)
+        download_to_fileobj(
+            self.http,
+            self._get_url_fn(command, folder, data),
+            size,
+            key,
+            fileobj,
+            config=self._transfer_config(config),
+            progress=progress,
+        )
+        return size
+
+    def open(self, file: NodeRef | str, *, config: TransferConfig | None = None) -> Any:
+        """A seekable, read-only binary file object over a remote file (a node, a handle
+        or a public link); whole MAC chunks are verified as they are read."""
+        from .transfer import open_reader
+
+        command, folder, key = self._file_source(file)
+        data = self._g(command, folder)
+        if "p" in command:
+            self._decrypt_at(data.get("at", ""), key)
+        return open_reader(
+            self.http,
+            self._get_url_fn(command, folder, data),
+            int(data.get("s") or 0),
+            key,
+            config=self._transfer_config(config),
+        )
+
     def upload(
         self,
         filename: str | os.PathLike[str],
