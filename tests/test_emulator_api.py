@@ -455,6 +455,23 @@ def test_export_helper_and_share_with_a_user(emu: MegaEmulator, client: RawClien
     assert emu.node(made["h"])["owner"] == alice.user
 
 
+def test_contacts(emu: MegaEmulator, client: RawClient) -> None:
+    emu.create_account("me@example.com", "pw")
+    friend = emu.create_account("friend@example.com", "pw")
+    client.login("me@example.com", "pw")
+    assert client.one({"a": "ur", "u": "friend@example.com", "l": "1", "i": "x"}) == 0
+    assert {"u": friend.handle, "c": 1, "m": "friend@example.com"} in client.files()["u"]
+    assert client.cs(
+        [
+            {"a": "ur", "u": "nobody@example.com", "l": "1"},
+            {"a": "ur", "u": "me@example.com", "l": "1"},
+            {"a": "ur", "u": "friend@example.com", "l": "maybe"},
+            {"a": "ur", "u": "friend@example.com", "l": "0"},
+        ]
+    ) == [-9, -2, -2, 0]
+    assert all(u["u"] != friend.handle for u in client.files()["u"])
+
+
 def test_concurrent_api_clients(emu: MegaEmulator) -> None:
     emu.create_account("conc@example.com", "pw")
     sid = emu.create_session("conc@example.com")
@@ -525,6 +542,8 @@ _fields = [
     "e",
     "ssl",
     "c",
+    "l",
+    "i",
 ]
 _commands = st.fixed_dictionaries(
     {
@@ -545,6 +564,7 @@ _commands = st.fixed_dictionaries(
                 "g",
                 "u",
                 "mfag",
+                "ur",
                 "zz",
             ]
         )

@@ -206,6 +206,7 @@ class Service:
             "uq": self.cmd_uq,
             "sml": self.cmd_sml,
             "mfag": self.cmd_mfag,
+            "ur": self.cmd_ur,
             "f": self.cmd_f,
             "p": self.cmd_p,
             "a": self.cmd_a,
@@ -482,6 +483,28 @@ class Service:
             raise ApiError(ENOENT)
         return 1 if row["mfa"] else 0
 
+    def cmd_ur(self, ctx: Context, req: dict) -> Any:
+        """Add (``l`` 1) or remove (``l`` 0) a contact by email or user handle."""
+        user = self._need_user(ctx)
+        who = _get(req, "u", str)
+        level = req.get("l")
+        if level not in ("0", "1", 0, 1):
+            raise ApiError(EARGS)
+        row = self.store.user_by_email(who) or self.store.user(who)
+        if row is None or row["email"] is None:
+            raise ApiError(ENOENT)
+        if row["handle"] == user:
+            raise ApiError(EARGS)
+        if str(level) == "1":
+            self.store.execute(
+                "INSERT OR IGNORE INTO contacts(user, contact) VALUES(?,?)", user, row["handle"]
+            )
+        else:
+            self.store.execute(
+                "DELETE FROM contacts WHERE user=? AND contact=?", user, row["handle"]
+            )
+        return 0
+
     # --- access ------------------------------------------------------------------------
 
     def _access(self, ctx: Context, h: str) -> tuple[sqlite3.Row, int]:
@@ -603,6 +626,12 @@ class Service:
                     "c": 1,
                     "m": owner["email"] or "",
                 }
+        for c in self.store.all(
+            "SELECT users.handle, users.email FROM contacts JOIN users"
+            " ON users.handle = contacts.contact WHERE contacts.user=?",
+            user,
+        ):
+            contacts.setdefault(c["handle"], {"u": c["handle"], "c": 1, "m": c["email"] or ""})
         me = self.store.user(user)
         contacts[user] = {"u": user, "c": 2, "m": (me["email"] if me else "") or ""}
         ok = [

@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS links(ph TEXT PRIMARY KEY, h TEXT UNIQUE, ts INTEGER)
 CREATE TABLE IF NOT EXISTS completions(
     token TEXT PRIMARY KEY, owner TEXT, blob TEXT, size INTEGER, since INTEGER);
 CREATE TABLE IF NOT EXISTS helper_keys(user TEXT PRIMARY KEY, master_key TEXT);
+CREATE TABLE IF NOT EXISTS contacts(user TEXT, contact TEXT, PRIMARY KEY(user, contact));
 """
 
 FOLDER_TYPES = (1, 2, 3, 4)
