@@ -31,6 +31,8 @@ EFAILED, ERANGE, EEXPIRED, ENOENT, ECIRCULAR, EACCESS = -5, -7, -8, -9, -10, -11
 EEXIST, EINCOMPLETE, EKEY, ESID, EOVERQUOTA, EMFAREQUIRED = -12, -13, -14, -15, -17, -26
 
 MAX_BODY = 64 * 1024 * 1024
+_MAX_CACHED_ANSWER = 1024 * 1024
+_ANSWER_CACHE_BYTES = 64 * 1024 * 1024
 
 
 class Stats:
@@ -192,6 +194,7 @@ class Service:
         self.uploads: dict[str, Upload] = {}
         self._lock = threading.Lock()
         self._answers: OrderedDict[tuple, tuple[float, bytes]] = OrderedDict()
+        self._answers_bytes = 0
         self.answer_ttl = 600.0
         self.hashcash_easiness: int | None = None
         self.hashcash_limit: int | None = None
@@ -246,11 +249,16 @@ class Service:
         self.stats.api(rid, names, "answered")
         answer = self._batch(params, body, trusted=self.hashcash_easiness is not None)
         out = json.dumps(answer, separators=(",", ":")).encode()
-        if cache_key is not None:
+        if cache_key is not None and len(out) <= _MAX_CACHED_ANSWER:
+            # Big answers (long listings) are read-only work: recomputing them on a retry is
+            # harmless, so only small ones are kept, within a memory budget.
             with self._lock:
                 self._answers[cache_key] = (time.monotonic() + self.answer_ttl, out)
-                while len(self._answers) > 20000:
-                    self._answers.popitem(last=False)
+                self._answers_bytes += len(out)
+                while self._answers and (
+                    len(self._answers) > 20000 or self._answers_bytes > _ANSWER_CACHE_BYTES
+                ):
+                    self._answers_bytes -= len(self._answers.popitem(last=False)[1][1])
         return 200, {}, out
 
     def _batch(self, params: dict[str, str], body: bytes, trusted: bool = False) -> Any:
@@ -934,9 +942,15 @@ class Service:
             raw_token,
         )
         with open(upload.path, "wb") as fh:
-            fh.truncate(size)
+            fh.truncate(size)  # sparse: takes disk space only as pieces arrive
         with self._lock:
             self.uploads[token] = upload
+            if len(self.uploads) > 1000:
+                now = time.time()
+                for key in [k for k, u in self.uploads.items() if u.expires < now]:
+                    stale = self.uploads.pop(key)
+                    if stale.token is None:
+                        stale.path.unlink(missing_ok=True)
         return f"{self.base_url()}/ul/{token}"
 
     def expire_urls(self) -> None:
