@@ -12,7 +12,14 @@ from .remote import RemoteTree
 if TYPE_CHECKING:
     from .commands import Context
 
-__all__ = ["link_kind", "list_link", "download_link", "cat_link", "stream_node"]
+__all__ = [
+    "link_kind",
+    "list_link",
+    "download_link",
+    "cat_link",
+    "stream_node",
+    "stream_with_progress",
+]
 
 
 def _parse(url: str) -> Any:
@@ -127,7 +134,7 @@ def cat_link(ctx: Context, url: str, out: BinaryIO) -> None:
     link = _parse(url)
     if link.kind == "file":
         command = {"a": "g", "g": 1, "p": link.handle}
-        stream_node(client, command, None, link.key_a32(), out, ctx.transfer_config())
+        stream_with_progress(ctx, client, command, None, link.key_a32(), out, scrub(url.strip()))
         return
     tree, _ = _public_tree(client, url)
     assert tree.root is not None
@@ -138,4 +145,20 @@ def cat_link(ctx: Context, url: str, out: BinaryIO) -> None:
     if "key" not in raw:
         raise CommandError("the file in this folder link cannot be decrypted")
     command = {"a": "g", "g": 1, "n": node.handle}
-    stream_node(client, command, link.handle, tuple(raw["key"]), out, ctx.transfer_config())
+    stream_with_progress(
+        ctx, client, command, link.handle, tuple(raw["key"]), out, node.display_name
+    )
+
+
+def stream_with_progress(
+    ctx: Context,
+    client: Any,
+    command: dict[str, Any],
+    folder: str | None,
+    key: tuple[int, ...],
+    out: BinaryIO,
+    label: str,
+) -> None:
+    """:func:`stream_node` with a progress bar on stderr (when bars are on)."""
+    with TransferProgress(label, None, ctx.progress) as progress:
+        stream_node(client, command, folder, key, out, ctx.transfer_config(), progress)

@@ -235,6 +235,8 @@ def cmd_cat(ctx: Context) -> int:
         if "key" not in raw:
             raise CommandError(f"{display_path(source)} cannot be decrypted")
         command = {"a": "g", "g": 1, "n": node.handle}
-        links.stream_node(client, command, None, tuple(raw["key"]), out, ctx.transfer_config())
+        links.stream_with_progress(
+            ctx, client, command, None, tuple(raw["key"]), out, tree.path_of(node)
+        )
     out.flush()
     return 0
