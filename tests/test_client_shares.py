@@ -220,3 +220,19 @@ def test_stream_a_file_inside_a_public_folder(emu: MegaEmulator, public_folder: 
     assert buf.getvalue() == content
     with pytest.raises(ValueError):
         anon.download_to_fileobj(public_folder["link"], io.BytesIO())  # a folder
+
+
+def test_export_a_folder_already_shared_with_a_user(emu: MegaEmulator, tmp_path: Path) -> None:
+    owner, alice = account(emu)
+    to, _ = account(emu)
+    made = alice.create_folder("both")
+    (tmp_path / "f.txt").write_bytes(b"shared and public")
+    alice.upload(tmp_path / "f.txt", made["both"])
+    seed_share(emu, owner, made["both"], to, rsa=True)
+    alice.refresh()
+    share_key = alice.find("both")[1]["shared_folder_key"]
+    link = alice.export("both")
+    assert link.endswith(C.b64encode(b"".join(w.to_bytes(4, "big") for w in share_key)))
+    anon = Mega(api_url=emu.api_url)
+    got = anon.download_url(link, tmp_path)
+    assert (got / "f.txt").read_bytes() == b"shared and public"

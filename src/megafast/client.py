@@ -113,6 +113,7 @@ class Mega:
         self._creds: Credentials | None = None
         self._tree: NodeTree | None = None
         self._keyring: Keyring | None = None
+        self._exported: set[Any] = set()  # folders shared with "EXP" (public)
 
     # ------------------------------------------------------------------------------------
     # configuration and state
@@ -311,6 +312,11 @@ class Mega:
             raise RequestError("EUNKNOWN", "unexpected answer to f")
         self._tree = NodeTree.from_answer(answer, keyring)
         self._keyring = keyring
+        self._exported = {
+            item.get("h")
+            for item in answer.get("s") or ()
+            if isinstance(item, dict) and item.get("u") == "EXP"
+        }
 
     def get_files(self, include_undecryptable: bool = False) -> dict[str, dict[str, Any]]:
         """All nodes with readable attributes: ``{handle: node}`` (mega.py's shape).
@@ -686,7 +692,8 @@ class Mega:
             return self.get_link((node["h"], node))
         if node.get("t") != 1:
             raise ValidationError("only files and folders can be exported")
-        if node.get("shared_folder_key") is None:
+        if node.get("shared_folder_key") is None or node["h"] not in self._exported:
+            # a folder shared with users only keeps its share key, and gets EXP too
             self._share_folder(node)
         return self.get_folder_link((node["h"], node))
 
@@ -697,19 +704,20 @@ class Mega:
             raise WrongKeyError("this folder cannot be decrypted, so it cannot be exported")
         tree = self._load_tree()
         master = self.master_key
-        share_key = secrets.token_bytes(16)
+        existing = node.get("shared_folder_key")
+        share_key = _pack(existing) if existing is not None else secrets.token_bytes(16)
         share_words = _words(share_key)
         h = node["h"]
         handles = [h]
+        # every node below gets its key under the share key, so link holders can read it
         cr_keys: list[Any] = [0, 0, b64encode(_pack(encrypt_key(node["key"], share_words)))]
-        for i, child in enumerate(tree.descendants(h), start=1):
+        for child in tree.descendants(h):
             if "key" not in child:
                 continue
             handles.append(child["h"])
             cr_keys.extend(
                 [0, len(handles) - 1, b64encode(_pack(encrypt_key(child["key"], share_words)))]
             )
-            del i
         ha = b64encode(_pack(encrypt_key(_words((h + h).encode("ascii")), master)))
         self._request(
             {
@@ -725,6 +733,7 @@ class Mega:
         assert self._keyring is not None
         self._keyring.share_keys[h] = share_key
         node["shared_folder_key"] = share_words
+        self._exported.add(h)
 
     # ------------------------------------------------------------------------------------
     # public files and folders
@@ -994,12 +1003,11 @@ class Mega:
             target.mkdir(exist_ok=True)
         except OSError as exc:
             raise DestinationError(f"cannot create {target}: {exc.strerror}") from None
-        for folder_node, local in self._walk_local(tree, root, target):
+        for local in self._local_folders(tree, root, target):
             try:
                 local.mkdir(exist_ok=True)
             except OSError as exc:
                 raise DestinationError(f"cannot create {local}: {exc.strerror}") from None
-            del folder_node
         for node in files:
             if node.get("undecryptable") or "key" not in node:
                 raise WrongKeyError(f"{tree.path_of(node['h'])} cannot be decrypted")
@@ -1017,12 +1025,10 @@ class Mega:
             done += int(node.get("s") or 0)
         return target
 
-    def _walk_local(
-        self, tree: NodeTree, root: dict[str, Any], target: Path
-    ) -> Iterator[tuple[dict[str, Any], Path]]:
+    def _local_folders(self, tree: NodeTree, root: dict[str, Any], target: Path) -> Iterator[Path]:
         for node in tree.descendants(root["h"]):
             if node.get("t") == 1:
-                yield node, self._local_path(tree, root, node, target)
+                yield self._local_path(tree, root, node, target)
 
     @staticmethod
     def _local_path(
