@@ -505,23 +505,49 @@ class Mega:
         from .crypto import random_key
 
         key = tuple(random_key(4))
-        answer = self._request(
-            {
-                "a": "p",
-                "t": parent_node_id,
-                "n": [
-                    {
-                        "h": "xxxxxxxx",
-                        "t": 1,
-                        "a": self._encrypt_attrs({"n": name}, key),
-                        "k": self._wrap_key(key),
-                    }
-                ],
-                "i": self.request_id,
-            }
+        return self._put_node(
+            parent_node_id,
+            {"h": "xxxxxxxx", "t": 1, "a": self._encrypt_attrs({"n": name}, key)},
+            key,
         )
+
+    def _put_node(self, parent: str, item: dict[str, Any], key: tuple[int, ...]) -> Any:
+        """Create one node (``p``) under ``parent``: ``item`` without its ``k``, ``key`` the
+        node's key (wrapped with the master key here, and with the key of every share above
+        ``parent`` in ``cr``, so that the people it is shared with can read it)."""
+        command: dict[str, Any] = {
+            "a": "p",
+            "t": parent,
+            "n": [{**item, "k": self._wrap_key(key)}],
+            "i": self.request_id,
+        }
+        cr = self._share_keys_for(parent, key, item.get("h") or item.get("ph") or "")
+        if cr is not None:
+            command["cr"] = cr
+        answer = self._request(command)
         self._add_answer_nodes(answer)
         return answer
+
+    def _share_keys_for(self, parent: str, key: tuple[int, ...], item: str) -> list[Any] | None:
+        """``cr`` for a new node under ``parent``: [[share handles], [item], [s, 0, key]...]
+        (the item is the upload token or temporary handle, as MEGA's SDK sends it)."""
+        from .crypto import encrypt_key
+
+        if self._tree is None or self._keyring is None or not self._keyring.share_keys:
+            return None
+        shares: list[str] = []
+        triples: list[Any] = []
+        h: str | None = parent
+        guard = 0
+        while h is not None and guard < 10_000:
+            share_key = self._keyring.share_keys.get(h)
+            if share_key is not None:
+                triples += [len(shares), 0, b64encode(_pack(encrypt_key(key, _words(share_key))))]
+                shares.append(h)
+            node = self._tree.nodes.get(h)
+            h = node.get("p") if node is not None else None
+            guard += 1
+        return [shares, [item], triples] if shares else None
 
     def create_folder(self, name: str, dest: NodeRef | None = None) -> dict[str, str]:
         """Create ``a/b/c`` like ``mkdir -p`` under ``dest`` (default: the Cloud Drive);
@@ -821,22 +847,11 @@ class Mega:
         if dest_name is None:
             dest_name = self.get_public_file_info(file_handle, file_key)["name"]
         k = tuple(key[i] ^ key[i + 4] for i in range(4))
-        answer = self._request(
-            {
-                "a": "p",
-                "t": parent,
-                "n": [
-                    {
-                        "ph": file_handle,
-                        "t": 0,
-                        "a": self._encrypt_attrs({"n": dest_name}, k),
-                        "k": self._wrap_key(key),
-                    }
-                ],
-            }
+        return self._put_node(
+            parent,
+            {"ph": file_handle, "t": 0, "a": self._encrypt_attrs({"n": dest_name}, k)},
+            key,
         )
-        self._add_answer_nodes(answer)
-        return answer
 
     def _public_folder_tree(self, link: PublicLink) -> NodeTree:
         answer = self._request({"a": "f", "c": 1, "r": 1, "ca": 1}, folder=link.handle)
@@ -1226,20 +1241,6 @@ class Mega:
         key = tuple(result.key)
         k = tuple(key[i] ^ key[i + 4] for i in range(4))
         attrs = {"n": dest_filename or path.name, "c": fingerprint(path, int(stat.st_mtime))}
-        answer = self._request(
-            {
-                "a": "p",
-                "t": parent,
-                "i": self.request_id,
-                "n": [
-                    {
-                        "h": result.token,
-                        "t": 0,
-                        "a": self._encrypt_attrs(attrs, k),
-                        "k": self._wrap_key(key),
-                    }
-                ],
-            }
+        return self._put_node(
+            parent, {"h": result.token, "t": 0, "a": self._encrypt_attrs(attrs, k)}, key
         )
-        self._add_answer_nodes(answer)
-        return answer
