@@ -86,6 +86,26 @@ def test_server_survives_garbage_and_keeps_serving(emu: MegaEmulator, client: Ra
     assert client.cs([{"a": "us0", "user": "nobody@example.com"}]) == [-9]
 
 
+def test_lone_surrogates_and_odd_parameters_get_error_numbers(
+    emu: MegaEmulator, client: RawClient
+) -> None:
+    emu.create_account("s@example.com", "pw")
+    client.sid = emu.create_session("s@example.com")
+    for body in (
+        rb'[{"a":"us0","user":"\ud800"}]',
+        rb'[{"a":"g","p":"\ud800"}]',
+        rb'[{"a":"us","user":"\udfff","uh":"x"}]',
+        rb'[{"a":"\ud800"}]',
+    ):
+        assert client.post(None, raw_body=body).json() == [-2]
+    client.sid = None
+    http = requests.Session()
+    assert http.post(f"{emu.api_url}/cs?id=1&sid=%FF", data=b'[{"a":"ug"}]').json() == -15
+    assert http.post(f"{emu.api_url}/cs?id=%ED%A0%80&n=%ED%A0%80", data=b'[{"a":"f"}]').json() == [
+        -9
+    ]
+
+
 def test_same_request_id_gets_same_answer_without_redoing_the_work(
     emu: MegaEmulator, client: RawClient
 ) -> None:
@@ -170,6 +190,19 @@ def test_two_factor_login(emu: MegaEmulator, client: RawClient) -> None:
     assert isinstance(client.login("tfa@example.com", "pw", mfa=code), dict)
     assert client.one({"a": "ug"})["email"] == "tfa@example.com"
     assert client.one({"a": "mfag", "e": "tfa@example.com"}) == 1
+
+
+def test_non_ascii_login_fields_are_refused_cleanly(emu: MegaEmulator, client: RawClient) -> None:
+    emu.create_account("na@example.com", "pw", mfa_secret=True)
+    pre = client.one({"a": "us0", "user": "na@example.com"})
+    _, uh = mc.derive_v2("pw", mc.base64_url_decode(pre["s"]))
+    assert client.cs(
+        [
+            {"a": "us", "user": "na@example.com", "uh": "é" * 22},
+            {"a": "us", "user": "na@example.com", "uh": uh, "mfa": "١٢٣٤٥٦"},  # not ASCII digits
+            {"a": "us", "user": "na@example.com", "uh": uh, "mfa": 123456},
+        ]
+    ) == [-9, -5, -5]
 
 
 def test_ephemeral_account_via_up_and_us(client: RawClient) -> None:
@@ -507,7 +540,8 @@ _json_scalars = st.one_of(
     st.booleans(),
     st.integers(-(2**40), 2**40),
     st.text(max_size=12),
-    st.sampled_from(["AAAAAAAA", "xxxxxxxx", "A" * 22, "A" * 43, "EXP", "-1", ""]),
+    st.sampled_from(["AAAAAAAA", "xxxxxxxx", "A" * 22, "A" * 43, "EXP", "-1", "", "é" * 11]),
+    st.sampled_from(["١٢٣٤٥٦", "123456", "0", "1", "\ud800", "a\udfffb"]),  # odd text
     st.sampled_from(["@@root", "@@folder", "@@file", "@@trash", "@@ph", "@@fileph", "@@user"]),
 )
 _json_values = st.recursive(

@@ -293,6 +293,10 @@ class Service:
     def _command(self, ctx: Context, req: Any) -> Any:
         if not isinstance(req, dict) or not isinstance(req.get("a"), str):
             return EARGS
+        try:  # JSON may carry lone surrogates (\ud800): not text MEGA would accept
+            json.dumps(req, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return EARGS
         handler = self._commands.get(req["a"])
         if handler is None:
             return EARGS
@@ -326,19 +330,13 @@ class Service:
         with self._lock:
             if client in self._hashcash_ok or (sid and sid in self._hashcash_ok):
                 return None
-            if answer:
-                parts = answer.split(":")
-                if len(parts) == 3 and parts[0] == "1":
-                    try:
-                        token, prefix = C.b64decode(parts[1]), C.b64decode(parts[2])
-                    except ValueError:
-                        token, prefix = b"", b""
-                    e = self._challenges.get(token)
-                    if e is not None and C.check_hashcash_answer(token, e, prefix):
-                        self._hashcash_ok.add(client)
-                        if sid:
-                            self._hashcash_ok.add(sid)
-                        return None
+        if answer and self._hashcash_answer_ok(answer):
+            with self._lock:
+                self._hashcash_ok.add(client)
+                if sid:
+                    self._hashcash_ok.add(sid)
+            return None
+        with self._lock:
             if self.hashcash_limit is not None:
                 if self.hashcash_limit <= 0:
                     return None
@@ -348,6 +346,19 @@ class Service:
             if len(self._challenges) > 1000:
                 self._challenges.pop(next(iter(self._challenges)))
             return f"1:{easiness}:{int(time.time())}:{C.b64encode(token)}"
+
+    def _hashcash_answer_ok(self, answer: str) -> bool:
+        """``1:<token>:<prefix>`` answers one of our challenges (hashing ~12 MiB, unlocked)."""
+        parts = answer.split(":")
+        if len(parts) != 3 or parts[0] != "1":
+            return False
+        try:
+            token, prefix = C.b64decode(parts[1]), C.b64decode(parts[2])
+        except ValueError:
+            return False
+        with self._lock:
+            easiness = self._challenges.get(token)
+        return easiness is not None and C.check_hashcash_answer(token, easiness, prefix)
 
     def hashcash_passed_session(self, sid: str) -> None:
         with self._lock:
@@ -400,7 +411,9 @@ class Service:
                 self.hashcash_passed_session(row["ts"])
             return {"k": row["k"], "tsid": row["ts"], "u": row["handle"]}
         row = self.store.user_by_email(user)
-        if row is None or not secrets.compare_digest(row["uh"] or "", uh):
+        if row is None or not secrets.compare_digest(
+            (row["uh"] or "").encode(), uh.encode("utf-8", "surrogatepass")
+        ):
             raise ApiError(ENOENT)
         if row["mfa"]:
             code = req.get("mfa")

@@ -351,7 +351,7 @@ def totp(secret_b32: str, at: float | None = None, step: int = 30, digits: int =
 
 def totp_matches(secret_b32: str, code: object, window: int = 1) -> bool:
     """Accept the code of this 30 s step or of ``window`` steps either side."""
-    if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
+    if not isinstance(code, str) or not (code.isascii() and code.isdigit()) or len(code) != 6:
         return False
     now = time.time()
     return any(
