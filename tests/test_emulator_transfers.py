@@ -231,6 +231,9 @@ def test_upload_size_checks_and_bad_urls(emu: MegaEmulator) -> None:
     base = url.rsplit("/", 1)[0]
     assert requests.post(f"{base}/unknown/0", data=b"x", timeout=10).text == "-9"
     assert requests.post(f"{url}/0", data=b"x" * 50, timeout=10).text == ""
+    # an empty chunked piece far beyond the end cannot wedge the upload
+    assert requests.post(f"{url}/999999", data=iter([b""]), timeout=10).text == "-2"
+    assert requests.post(f"{url}/100", data=b"", timeout=10).text == ""
     emu.expire_urls()
     assert requests.post(f"{url}/50", data=b"x" * 50, timeout=10).text == "-8"
 

@@ -122,7 +122,8 @@ class Upload:
     def add_range(self, start: int, end: int) -> bool:
         """Record [start, end) as received; True when the whole file is now present."""
         rs = self.ranges
-        rs.append([start, end])
+        if end > start:
+            rs.append([start, end])
         rs.sort()
         merged: list[list[int]] = []
         for s, e in rs:
@@ -909,6 +910,8 @@ class Service:
             node, _level = self._access(ctx, h)  # type: ignore[arg-type]
             if node["t"] != 0:
                 raise ApiError(EACCESS)
+        if not node["blob"]:
+            raise ApiError(ENOENT)
         out: dict[str, Any] = {"s": node["s"], "at": node["a"] or "", "msd": 1}
         if node["fa"]:
             out["fa"] = node["fa"]

@@ -425,7 +425,7 @@ class _Handler(BaseHTTPRequestHandler):
         if faulty and inj.fire("transfer_error", f.transfer_error_rate, f.transfer_error_limit):
             self._refuse_upload(b"", status=inj.choice(f.transfer_error_statuses))
             return
-        if length is not None and offset + length > upload.size:
+        if offset > upload.size or (length is not None and offset + length > upload.size):
             self._refuse_upload(b"-2")
             return
         drop_at = None
