@@ -152,7 +152,10 @@ def _mfa_code(mfa: MfaSource) -> str | None:
     code = mfa() if callable(mfa) else mfa
     if code is None:
         return None
-    text = str(code).strip().replace(" ", "")
+    if isinstance(code, int) and not isinstance(code, bool) and 0 <= code < 1_000_000:
+        text = f"{code:06d}"  # 012345 given as a number keeps its leading zero
+    else:
+        text = str(code).strip().replace(" ", "")
     if not text.isdigit() or len(text) != 6:
         raise ValidationError("a two-factor code is 6 digits")
     return text

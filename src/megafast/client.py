@@ -59,6 +59,25 @@ def _pack(words: Any) -> bytes:
     return struct.pack(f">{len(words)}I", *words)
 
 
+def _number(answer: Any, field: str) -> float:
+    """A number from an API answer; RequestError (never KeyError) when it is missing."""
+    value = answer.get(field) if isinstance(answer, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RequestError("EUNKNOWN", f"the answer has no number {field!r}")
+    return value
+
+
+def _new_handle(answer: Any) -> str:
+    """The handle of the node a ``p`` answer created."""
+    try:
+        handle = answer["f"][0]["h"]
+    except (TypeError, KeyError, IndexError):
+        handle = None
+    if not isinstance(handle, str):
+        raise RequestError("EUNKNOWN", "the answer to p has no new node")
+    return handle
+
+
 def _safe_name(name: str) -> str:
     """A node name as a single local path component (no separators, not '.' or '..')."""
     cleaned = _UNSAFE_NAME.sub("_", name).strip()
@@ -188,13 +207,20 @@ class Mega:
             raise ValidationError("not logged in: call login() first")
         return self._creds
 
-    def _request(self, command: dict[str, Any], folder: str | None = None) -> Any:
+    def _sync(self) -> ApiClient:
+        # mega.py users may change schema/domain/timeout on the object after creating it
         self._api.api_url = self.api_url
-        return self._api.request(command, folder=folder)
+        if self.timeout != self._api.timeout:
+            if not self.timeout > 0:
+                raise ValidationError("timeout must be a positive number of seconds")
+            self._api.timeout = float(self.timeout)
+        return self._api
+
+    def _request(self, command: dict[str, Any], folder: str | None = None) -> Any:
+        return self._sync().request(command, folder=folder)
 
     def _batch(self, commands: list[dict[str, Any]]) -> list[Any]:
-        self._api.api_url = self.api_url
-        return self._api.batch(commands)
+        return self._sync().batch(commands)
 
     # ------------------------------------------------------------------------------------
     # logging in
@@ -220,8 +246,7 @@ class Mega:
         if email:
             if password is None:
                 raise ValidationError("a password is needed with an email")
-            self._api.api_url = self.api_url
-            creds = login_user(self._api, email, password, mfa=mfa)
+            creds = login_user(self._sync(), email, password, mfa=mfa)
             self._set_credentials(creds)
         else:
             self.login_anonymous()
@@ -229,8 +254,7 @@ class Mega:
 
     def login_anonymous(self) -> Mega:
         """Create an anonymous (ephemeral) account, log in to it and return ``self``."""
-        self._api.api_url = self.api_url
-        self._api.sid = None
+        self._sync().sid = None
         creds = login_ephemeral(self._api)
         self._set_credentials(creds)
         return self
@@ -432,7 +456,7 @@ class Mega:
         """Total storage in MiB (mega.py's figure)."""
         self._require_login()
         answer = self._request({"a": "uq", "xfer": 1, "strg": 1, "v": 1})
-        return answer["mstrg"] / 1048576
+        return _number(answer, "mstrg") / 1048576
 
     def get_storage_space(
         self, giga: bool = False, mega: bool = False, kilo: bool = False
@@ -443,7 +467,7 @@ class Mega:
         unit = 1073741824 if giga else 1048576 if mega else 1024 if kilo else 1
         self._require_login()
         answer = self._request({"a": "uq", "xfer": 1, "strg": 1})
-        return {"used": answer["cstrg"] / unit, "total": answer["mstrg"] / unit}
+        return {"used": _number(answer, "cstrg") / unit, "total": _number(answer, "mstrg") / unit}
 
     def get_balance(self) -> Any:
         """The account balance (Pro accounts), or None."""
@@ -571,7 +595,7 @@ class Mega:
                 parent = existing["h"]
             else:
                 answer = self._mkdir(part, parent)
-                parent = answer["f"][0]["h"]
+                parent = _new_handle(answer)
             made[part] = parent
         return made
 
@@ -682,7 +706,9 @@ class Mega:
         """The public link of a file just uploaded (``file`` is :meth:`upload`'s answer)."""
         if not isinstance(file, Mapping) or "f" not in file:
             raise ValidationError("upload() response required as input, use get_link() for nodes")
-        raw = file["f"][0]
+        raw = file["f"][0] if isinstance(file["f"], list) and file["f"] else None
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("k"), str) or "h" not in raw:
+            raise ValidationError("upload() response required as input: it has no node")
         from .crypto import decrypt_key
 
         enc = b64_bytes(str(raw["k"]).split("/")[0].partition(":")[2])
@@ -923,7 +949,11 @@ class Mega:
         if not isinstance(data, dict):
             raise RequestError("EUNKNOWN", "unexpected answer to g")
         if "tl" in data and not data.get("g"):
-            raise OverQuotaError(-17, "transfer quota exceeded", time_left=float(data["tl"]))
+            try:
+                left: float | None = float(data["tl"])
+            except (TypeError, ValueError):
+                left = None
+            raise OverQuotaError(-17, "transfer quota exceeded", time_left=left)
         if isinstance(data.get("e"), int) and data["e"] < 0:
             raise error_for_code(data["e"])
         if not isinstance(data.get("g"), str) or not data["g"]:
