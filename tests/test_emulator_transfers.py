@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from megafast import crypto as mc
 from megafast.testing import MegaEmulator
@@ -382,3 +384,65 @@ def test_serve_main_reports_bad_arguments_with_status_2(capsys) -> None:
         taken.listen()
         assert serve_main(["--port", str(taken.getsockname()[1])]) == 1  # cannot bind
     assert "megafast serve:" in capsys.readouterr().err
+
+
+# --- fuzzing the transfer servers with raw HTTP -------------------------------------------
+
+_paths = st.sampled_from(
+    ["/dl/@D", "/dl/@D/@R", "/ul/@U/@O", "/ul/@U", "/cs?id=@O", "/dl/x", "/zz", "/"]
+)
+_ranges = st.one_of(st.text(max_size=12), st.sampled_from(["0-9", "5-", "-5", "9-0", "bytes=1-2"]))
+_numbers = st.one_of(st.integers(-5, 10**12).map(str), st.text(max_size=6))
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    method=st.sampled_from(["GET", "POST", "HEAD", "PUT", "OPTIONS"]),
+    path=_paths,
+    rng=_ranges,
+    offset=_numbers,
+    headers=st.dictionaries(
+        st.sampled_from(["Range", "Content-Length", "Transfer-Encoding", "X-Hashcash", "Expect"]),
+        st.one_of(_numbers, st.sampled_from(["chunked", "bytes=0-1", "100-continue"])),
+        max_size=3,
+    ),
+    body=st.one_of(
+        st.binary(max_size=300), st.sampled_from([b"zz\r\nab\r\n0\r\n\r\n", b"5\r\nabc"])
+    ),
+)
+def test_raw_http_garbage_never_breaks_the_server(
+    fuzz_server, method: str, path: str, rng: str, offset: str, headers: dict, body: bytes
+) -> None:
+    emu, dl_token, ul_token = fuzz_server
+    target = (
+        path.replace("@D", dl_token)
+        .replace("@U", ul_token)
+        .replace("@R", rng)
+        .replace("@O", offset)
+    )
+    target = "".join(c if 33 <= ord(c) < 127 else "%41" for c in target)
+    head = f"{method} {target} HTTP/1.1\r\nHost: x\r\n"
+    for k, v in headers.items():
+        head += f"{k}: {''.join(c for c in v if 32 <= ord(c) < 127)}\r\n"
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as s:
+        s.sendall(head.encode() + b"\r\n" + body)
+        s.shutdown(socket.SHUT_WR)  # the server sees the end instead of waiting for more
+        try:
+            while s.recv(65536):
+                pass
+        except (ConnectionResetError, TimeoutError):
+            pass
+    assert emu.stats().get("server_errors", 0) == 0
+    assert requests.get(f"{emu.api_url}/", timeout=5).status_code == 200
+
+
+@pytest.fixture(scope="module")
+def fuzz_server() -> Iterator[tuple[MegaEmulator, str, str]]:
+    with MegaEmulator() as e:
+        e.create_account(EMAIL, "pw")
+        h, _ = e.add_file(EMAIL, os.urandom(5000), "f")
+        dl = e.download_url(h).rsplit("/", 1)[1]
+        ul = e.upload_url(EMAIL, 10**9).rsplit("/", 1)[1]
+        yield e, dl, ul

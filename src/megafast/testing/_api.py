@@ -54,6 +54,10 @@ class Stats:
                 self.commands.update(names)
             self.log.append({"kind": "api", "id": rid, "commands": names, "outcome": outcome})
 
+    def count(self, name: str) -> None:
+        with self._lock:
+            self.counters[name] += 1
+
     def transfer_begin(self) -> None:
         with self._lock:
             self.active_transfers += 1

@@ -147,7 +147,12 @@ class _Handler(BaseHTTPRequestHandler):
             line = self.rfile.readline(1024)
             if not line:
                 raise _Drop("client closed the connection mid-body")
-            size = int(line.split(b";")[0].strip(), 16)
+            try:
+                size = int(line.split(b";")[0].strip(), 16)
+            except ValueError:
+                raise _Drop("malformed chunked body") from None
+            if size < 0:
+                raise _Drop("malformed chunked body")
             if size == 0:
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass
@@ -168,6 +173,13 @@ class _Handler(BaseHTTPRequestHandler):
             if len(out) > limit:
                 raise ValueError("body too large")
         return bytes(out)
+
+    def _unexpected(self) -> None:
+        """A bug or an input we did not foresee: count it, log it, close this connection
+        (the server goes on serving everyone else)."""
+        self.service.stats.count("server_errors")
+        log.exception("emulator: unexpected error serving %s %s", self.command, self.path)
+        self._drop()
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -200,6 +212,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
         except (TimeoutError, ConnectionError, BrokenPipeError):
             self.close_connection = True
+        except Exception:
+            self._unexpected()
 
     def do_GET(self) -> None:
         try:
@@ -215,6 +229,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._drop()
         except (TimeoutError, ConnectionError, BrokenPipeError):
             self.close_connection = True
+        except Exception:
+            self._unexpected()
 
     do_HEAD = do_GET
 
