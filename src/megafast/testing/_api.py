@@ -625,7 +625,7 @@ class Service:
             return {"f": [self.node_json(node, ctx.user)]}
         if ctx.folder is not None:
             nodes = [self.node_json(r, None, ctx.folder) for r in self.store.subtree(ctx.folder)]
-            return {"f": nodes, "sn": self._sn(), "noc": 1}
+            return {"f": nodes, "sn": self._sn()}
         user = self._need_user(ctx)
         out: list[dict] = []
         for t in (2, 3, 4):
