@@ -67,7 +67,7 @@ class Keyring:
         """Learn share keys from an ``f`` answer: ``ok`` entries and ``sk`` on share roots."""
         from .crypto import decrypt_key
 
-        for item in answer.get("ok") or ():
+        for item in _as_list(answer.get("ok")):
             if not isinstance(item, dict):
                 continue
             raw = b64_bytes(item.get("k", "")) if isinstance(item.get("k"), str) else None
@@ -75,7 +75,7 @@ class Keyring:
                 self.share_keys[item.get("h", "")] = _words_to_bytes(
                     decrypt_key(_bytes_to_words(raw), _bytes_to_words(self.master_key))
                 )
-        for node in answer.get("f") or ():
+        for node in _as_list(answer.get("f")):
             if isinstance(node, dict) and isinstance(node.get("sk"), str):
                 key = self.decrypt_share_key(node["sk"])
                 if key is not None:
@@ -127,7 +127,7 @@ class NodeTree:
         tree = cls()
         keyring.add_share_keys(answer)
         with gc_paused():
-            tree.add_nodes(answer.get("f") or (), keyring)
+            tree.add_nodes(_as_list(answer.get("f")), keyring)
         return tree
 
     def add_nodes(self, raw_nodes: Iterable[Any], keyring: Keyring) -> list[dict[str, Any]]:
@@ -150,7 +150,7 @@ class NodeTree:
         for node in raw_nodes:
             try:
                 t = node["t"]
-                if not isinstance(node["h"], str):
+                if not isinstance(node["h"], str) or not node["h"]:
                     continue
             except (TypeError, KeyError, IndexError):
                 continue
@@ -244,7 +244,7 @@ class NodeTree:
             existing[h] = node
             if h in shares and node.get("t") == 1:
                 node["shared_folder_key"] = _bytes_to_words(shares[h])
-            parent = node.get("p") or ""
+            parent = _parent(node)
             siblings = children.get(parent)
             if siblings is None:
                 children[parent] = [h]
@@ -284,7 +284,7 @@ class NodeTree:
 
     def _unlink(self, node: dict[str, Any]) -> None:
         h = node["h"]
-        siblings = self.children.get(node.get("p") or "")
+        siblings = self.children.get(_parent(node))
         if siblings is not None:
             with contextlib.suppress(ValueError):
                 siblings.remove(h)
@@ -296,7 +296,7 @@ class NodeTree:
                     same.remove(h)
                 if not same:
                     del self.by_name[a["n"]]
-            pair = (node.get("p") or "", a["n"])
+            pair = (_parent(node), a["n"])
             same = self.by_parent_name.get(pair)
             if same is not None:
                 with contextlib.suppress(ValueError):
@@ -335,11 +335,11 @@ class NodeTree:
         self._insert_links(node)
 
     def _insert_links(self, node: dict[str, Any]) -> None:
-        self.children.setdefault(node.get("p") or "", []).append(node["h"])
+        self.children.setdefault(_parent(node), []).append(node["h"])
         a = node.get("a")
         if isinstance(a, dict) and isinstance(a.get("n"), str):
             self.by_name.setdefault(a["n"], []).append(node["h"])
-            pair = (node.get("p") or "", a["n"])
+            pair = (_parent(node), a["n"])
             self.by_parent_name.setdefault(pair, []).append(node["h"])
         self._visible = None
 
@@ -377,7 +377,7 @@ class NodeTree:
             if h == self.trash_id:
                 return True
             node = self.nodes.get(h)
-            h = node.get("p") if node is not None else None
+            h = (_parent(node) or None) if node is not None else None
             seen += 1
         return False
 
@@ -408,7 +408,7 @@ class NodeTree:
         # the first part may name a root ("Rubbish Bin/x") or an incoming share's top folder
         for h in self.by_name.get(parts[0], ()):
             node = self.nodes.get(h)
-            if node is None or (node.get("p") in self.nodes and node.get("t") not in (2, 3, 4)):
+            if node is None or (_parent(node) in self.nodes and node.get("t") not in (2, 3, 4)):
                 continue
             if len(parts) == 1:
                 if not folders_only or node.get("t") != 0:
@@ -452,7 +452,7 @@ class NodeTree:
         while h is not None and h in self.nodes and guard < 10_000:
             node = self.nodes[h]
             parts.append(self.name_of(node) or h)
-            h = node.get("p")
+            h = _parent(node) or None
             guard += 1
         return "/".join(reversed(parts))
 
@@ -466,6 +466,16 @@ class NodeTree:
                 continue
             yield node
             stack.extend(reversed(self.children.get(h, ())))
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _parent(node: dict[str, Any]) -> str:
+    """The parent handle ("" for none or for a value that is not a handle)."""
+    p = node.get("p")
+    return p if isinstance(p, str) else ""
 
 
 def _mark_undecryptable(node: dict[str, Any]) -> None:
