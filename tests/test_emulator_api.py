@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 
 import pyotp
@@ -140,6 +141,48 @@ def test_same_request_id_gets_same_answer_without_redoing_the_work(
     # a new id is a new request
     client.cs(cmd, rid="778")
     assert len([n for n in client.files()["f"] if n["t"] == 1]) == 2
+
+
+def test_a_retry_arriving_while_the_first_try_runs_is_not_done_twice(
+    emu: MegaEmulator, client: RawClient
+) -> None:
+    emu.create_account("slow@example.com", "pw")
+    client.login("slow@example.com", "pw")
+    root = client.root()
+    key = mc.random_key(4)
+    cmd = [
+        {
+            "a": "p",
+            "t": root,
+            "n": [
+                {
+                    "h": "xxxxxxxx",
+                    "t": 1,
+                    "a": mc.base64_url_encode(mc.encrypt_attr({"n": "twice?"}, key)),
+                    "k": mc.a32_to_base64(mc.encrypt_key(key, client.master_key)),
+                }
+            ],
+        }
+    ]
+    answers: list[object] = []
+
+    def send() -> None:
+        answers.append(RawClient(emu.api_url).cs(cmd, sid=client.sid, rid="4242"))
+
+    threads = [threading.Thread(target=send) for _ in range(3)]
+    emu.reset_stats()
+    with emu.store.lock:  # the first try stalls inside the server; the retries arrive meanwhile
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 5
+        while emu.stats().get("api_requests", 0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the first try is in
+        time.sleep(0.2)  # and the retries have arrived
+    for t in threads:
+        t.join()
+    assert len(answers) == 3 and answers[0] == answers[1] == answers[2]
+    assert len([n for n in client.files()["f"] if n["t"] == 1]) == 1
+    assert emu.stats()["commands"].get("p") == 1
 
 
 # --- accounts and login ------------------------------------------------------------------

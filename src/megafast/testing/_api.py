@@ -200,6 +200,7 @@ class Service:
         self._lock = threading.Lock()
         self._answers: OrderedDict[tuple, tuple[float, bytes]] = OrderedDict()
         self._answers_bytes = 0
+        self._inflight: dict[tuple, threading.Event] = {}
         self.answer_ttl = 600.0
         self.hashcash_easiness: int | None = None
         self.hashcash_limit: int | None = None
@@ -240,13 +241,38 @@ class Service:
             return 402, {"X-Hashcash": challenge}, b""
         scope = params.get("sid") or ("n:" + params["n"] if "n" in params else "anon")
         cache_key = None
+        mine: threading.Event | None = None
         if rid is not None:
             cache_key = (scope, rid, hashlib.sha256(body).digest())
-            with self._lock:
-                hit = self._answers.get(cache_key)
-                if hit is not None and hit[0] > time.monotonic():
-                    self.stats.api(rid, names, "replayed")
-                    return 200, {}, hit[1]
+            while True:
+                with self._lock:
+                    hit = self._answers.get(cache_key)
+                    if hit is not None and hit[0] > time.monotonic():
+                        self.stats.api(rid, names, "replayed")
+                        return 200, {}, hit[1]
+                    running = self._inflight.get(cache_key)
+                    if running is None:
+                        mine = self._inflight[cache_key] = threading.Event()
+                        break
+                # The same request is being worked on (a client retrying while the first
+                # try is still running): wait for its answer rather than doing it twice.
+                running.wait(60)
+        try:
+            return self._answer(params, body, rid, names, cache_key)
+        finally:
+            if mine is not None:
+                with self._lock:
+                    self._inflight.pop(cache_key, None)
+                mine.set()
+
+    def _answer(
+        self,
+        params: dict[str, str],
+        body: bytes,
+        rid: str | None,
+        names: list[str],
+        cache_key: tuple | None,
+    ) -> tuple[int, dict[str, str], bytes]:
         f = self.faults.faults
         if self.faults.fire("api_eagain", f.api_eagain_rate, f.api_eagain_limit):
             self.stats.api(rid, names, "eagain")
