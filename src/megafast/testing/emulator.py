@@ -17,6 +17,7 @@ import io
 import os
 import secrets
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
@@ -206,6 +207,7 @@ class MegaEmulator:
         return list(self.service.stats.log)
 
     def reset_stats(self) -> None:
+        """Zero the counters and empty the request log."""
         self.service.stats.reset()
 
     def expire_urls(self) -> None:
@@ -333,7 +335,7 @@ class MegaEmulator:
             self._user(email_or_handle)["handle"],
         )
 
-    def _user(self, email_or_handle: str):
+    def _user(self, email_or_handle: str) -> sqlite3.Row:
         row = self.store.user_by_email(email_or_handle) or self.store.user(email_or_handle)
         if row is None:
             raise KeyError(f"no such account: {email_or_handle!r}")
