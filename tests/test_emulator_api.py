@@ -476,6 +476,58 @@ def test_folder_export_with_s2_and_public_folder_listing(
     assert visitor.one({"a": "f", "c": 1}, n="AAAAAAAA") == -9
 
 
+def test_p_maps_cr_entries_that_name_new_nodes_by_token_or_temporary_handle(
+    emu: MegaEmulator, client: RawClient
+) -> None:
+    emu.create_account("cr@example.com", "pw")
+    folder = emu.add_folder("cr@example.com", "exported")
+    link = emu.export(folder)
+    ph, share_b64 = link.rsplit("/", 1)[1].split("#")
+    share_key = mc.base64_to_a32(share_b64)
+    client.login("cr@example.com", "pw")
+    url = client.one({"a": "u", "s": 5})["p"]
+    token = requests.post(f"{url}/0", data=b"12345", timeout=10).text
+    fkey = mc.random_key(8)
+    dkey = mc.random_key(4)
+    k4 = [fkey[i] ^ fkey[i + 4] for i in range(4)]
+    res = client.one(
+        {
+            "a": "p",
+            "t": folder,
+            "n": [
+                {
+                    "h": token,
+                    "t": 0,
+                    "a": mc.base64_url_encode(mc.encrypt_attr({"n": "late"}, k4)),
+                    "k": mc.a32_to_base64(mc.encrypt_key(fkey, client.master_key)),
+                },
+                {
+                    "h": "tmp00001",
+                    "t": 1,
+                    "a": mc.base64_url_encode(mc.encrypt_attr({"n": "dir"}, dkey)),
+                    "k": mc.a32_to_base64(mc.encrypt_key(dkey, client.master_key)),
+                },
+            ],
+            "cr": [
+                [folder],
+                [token, "tmp00001"],
+                [
+                    0,
+                    0,
+                    mc.a32_to_base64(mc.encrypt_key(fkey, share_key)),
+                    0,
+                    1,
+                    mc.a32_to_base64(mc.encrypt_key(dkey, share_key)),
+                ],
+            ],
+        }
+    )
+    made = [n["h"] for n in res["f"]]
+    visitor = RawClient(emu.api_url)
+    nodes = {n["h"]: n for n in visitor.one({"a": "f", "c": 1, "r": 1}, n=ph)["f"]}
+    assert [visitor.name(nodes[h], share_key) for h in made] == ["late", "dir"]
+
+
 def test_export_helper_and_share_with_a_user(emu: MegaEmulator, client: RawClient) -> None:
     emu.create_account("alice@example.com", "pw")
     bob = emu.create_account("bob@example.com", "pw")

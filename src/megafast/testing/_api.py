@@ -714,6 +714,7 @@ class Service:
         parent = self._writable_folder(ctx, target)  # type: ignore[arg-type]
         owner = parent["owner"]
         temp_to_real: dict[str, str] = {}
+        item_to_real: dict[str, str] = {}  # what cr calls the new nodes: their h (or ph)
         created: list[str] = []
         for item in nodes:
             if not isinstance(item, dict):
@@ -780,11 +781,19 @@ class Service:
                 created.append(h)
             else:
                 raise ApiError(EARGS)
-        self._apply_cr(req.get("cr"), owner)
+            name = item.get("h") if isinstance(item.get("h"), str) else item.get("ph")
+            if isinstance(name, str):
+                item_to_real.setdefault(name, h)
+        # cr names the new nodes as the request did (upload token or temporary handle), the
+        # way MEGA's SDK sends it; the server maps them to the handles it just made
+        self._apply_cr(req.get("cr"), owner, item_to_real)
         return {"f": [self.node_json(self.store.node(h), user) for h in created]}
 
-    def _apply_cr(self, cr: Any, owner: str) -> None:
-        """``cr``: [[share handles], [node handles], [share index, node index, key, ...]]."""
+    def _apply_cr(self, cr: Any, owner: str, new_nodes: dict[str, str] | None = None) -> None:
+        """``cr``: [[share handles], [node handles], [share index, node index, key, ...]].
+
+        ``new_nodes`` maps the names a ``p`` request gave its new nodes to their handles.
+        """
         if cr is None:
             return
         if (
@@ -808,6 +817,7 @@ class Service:
             share, node = shares[si], nodes[ni]
             if not isinstance(share, str) or not isinstance(node, str):
                 raise ApiError(EARGS)
+            node = (new_nodes or {}).get(node, node)
             row = self.store.node(node)
             if row is None or row["owner"] != owner:
                 continue
