@@ -268,3 +268,52 @@ def test_stream_to_fileobj_and_open(emu: MegaEmulator, mega: Mega, tmp_path: Pat
     mega.create_folder("folder-not-file")
     with pytest.raises(ValidationError):
         mega.download_to_fileobj(mega.find("folder-not-file"), io.BytesIO())
+
+
+def test_interoperates_with_megapy(emu: MegaEmulator, tmp_path: Path) -> None:
+    """mega.py (only its API URL redirected to the emulator) and megafast read each
+    other's uploads, folders and links on the same account."""
+    import types
+
+    import requests
+
+    megapy = pytest.importorskip("mega.mega")
+
+    def post(url: str, *args: object, **kwargs: object) -> requests.Response:
+        return requests.post(url.replace("https://g.api.mega.co.nz", emu.api_url), *args, **kwargs)
+
+    saved = megapy.requests
+    megapy.requests = types.SimpleNamespace(post=post, get=requests.get)
+    try:
+        email = f"i-{secrets.token_hex(5)}@example.com"
+        emu.create_account(email, "pässword", version=2)
+        old = megapy.Mega().login(email, "pässword")
+        new = Mega(api_url=emu.api_url).login(email, "pässword")
+        a = tmp_path / "from-megapy.bin"
+        data_a = write(a, 300_000)  # mega.py's MAC is right when the last chunk is > 16 bytes
+        old.create_folder("shared/inner")
+        old.upload(str(a), old.find("shared/inner")[0])
+        new.refresh()
+        got = new.download(new.find("shared/inner/from-megapy.bin"), tmp_path / "", "a2.bin")
+        assert got.read_bytes() == data_a
+        b = tmp_path / "from-megafast.bin"
+        data_b = write(b, 200_000)
+        new.upload(b, new.find("shared/inner"))
+        out = tmp_path / "megapy-out"
+        out.mkdir()
+        path = old.download(old.find("from-megafast.bin"), str(out))
+        assert Path(path).read_bytes() == data_b
+        link = old.export("from-megapy.bin")
+        assert (
+            Mega(api_url=emu.api_url).download_url(link, out, "via-link.bin").read_bytes() == data_a
+        )
+        folder_link = new.export("shared")
+        nodes = Mega(api_url=emu.api_url).get_public_folder(folder_link)
+        assert {n["a"]["n"] for n in nodes.values()} == {
+            "shared",
+            "inner",
+            "from-megapy.bin",
+            "from-megafast.bin",
+        }
+    finally:
+        megapy.requests = saved
