@@ -97,7 +97,7 @@ def test_prepare_key(benchmark: Any, impl: ModuleType) -> None:
         benchmark.pedantic(impl.prepare_key, args=(pw,), rounds=3, iterations=1)
     else:
         benchmark(impl.prepare_key, pw)
-    _record(benchmark, items=2, unit="per 16-byte block")
+    _record(benchmark, items=2, unit="16-byte block")
 
 
 @pytest.mark.benchmark(group="prepare_key (22-char password, 2 blocks)")
@@ -105,7 +105,7 @@ def test_prepare_key_megapy(benchmark: Any) -> None:
     arr = mega_crypto.str_to_a32(PASSWORD)
     result = benchmark.pedantic(mega_crypto.prepare_key, args=(arr,), rounds=1, iterations=1)
     assert struct.pack(">4I", *result) == _pure.prepare_key(_pw_bytes())
-    _record(benchmark, items=2, impl="mega.py")
+    _record(benchmark, items=2, unit="16-byte block", impl="mega.py")
 
 
 @pytest.mark.benchmark(group="stringhash")
@@ -367,10 +367,10 @@ def test_hashcash_solve_kernel_batches(benchmark: Any, threads: int) -> None:
     _record(benchmark, items=1, threads=workers, impl=f"native kernel, batches of {batch}")
 
 
-@pytest.mark.benchmark(group="hashcash, one try (12 MiB of SHA-256)")
+@pytest.mark.benchmark(group="hashcash tries (12 MiB of SHA-256 each), one thread")
 @pytest.mark.parametrize("impl", IMPLS, indirect=True)
 def test_hashcash_try(benchmark: Any, impl: ModuleType) -> None:
     token = bytes(range(48))
     tries = 32 if impl is _native else 4
     benchmark.pedantic(impl.hashcash_search, args=(token, 0, 0, tries), rounds=3, iterations=1)
-    _record(benchmark, nbytes=tries * (4 + 48 * 262144), items=tries)
+    _record(benchmark, nbytes=tries * (4 + 48 * 262144), items=tries, unit="try")
