@@ -172,3 +172,65 @@ def test_any_listing_is_listed_without_a_crash(f: list[Any], ok: Any) -> None:
     tree.visible()
     tree.find_path("fine")
     tree.find_by_name("fine")
+
+
+def test_rsa_encrypted_node_keys() -> None:
+    from Crypto.PublicKey import RSA
+
+    from megafast._session import Credentials
+    from megafast.crypto import encode_mpi
+
+    rsa = RSA.generate(1024)
+    p, q = rsa.p, rsa.q
+    privk = b"".join(encode_mpi(x) for x in (p, q, rsa.d, pow(p, -1, q)))
+    creds = Credentials(sid="x", master_key=MASTER, user_handle=USER, privk=privk)
+    nbytes = (rsa.n.bit_length() + 7) // 8
+
+    def rsa_wrap(key: bytes) -> str:
+        m = int.from_bytes(key + secrets.token_bytes(nbytes - 2 - len(key)), "big")
+        c = pow(m, rsa.e, rsa.n)
+        return b64encode((nbytes * 8).to_bytes(2, "big") + c.to_bytes(nbytes, "big"))
+
+    fkey = secrets.token_bytes(16)
+    packed = secrets.token_bytes(32)
+    k = bytes(a ^ b for a, b in zip(packed[:16], packed[16:], strict=True))
+    zero_mpi = b64encode(bytes([4, 0]) + bytes(128))  # a ciphertext of 0: out of range
+    nodes = roots() + [
+        {
+            "h": "RSAFOLD1",
+            "p": "INBOX000",
+            "u": "Sender",
+            "t": 1,
+            "ts": 1,
+            "a": b64encode(encrypt_attr({"n": "sent folder"}, words(fkey))),
+            "k": f"{USER}:{rsa_wrap(fkey)}",
+        },
+        {
+            "h": "RSAFILE1",
+            "p": "RSAFOLD1",
+            "u": "Sender",
+            "t": 0,
+            "ts": 1,
+            "s": 1,
+            "a": b64encode(encrypt_attr({"n": "sent.txt"}, words(k))),
+            "k": f"{USER}:{rsa_wrap(packed)}",
+        },
+        {
+            "h": "RSABAD01",
+            "p": "INBOX000",
+            "u": "Sender",
+            "t": 1,
+            "ts": 1,
+            "a": b64encode(encrypt_attr({"n": "x"}, words(fkey))),
+            "k": f"{USER}:{zero_mpi}",
+        },
+    ]
+    tree = NodeTree.from_answer({"f": nodes}, Keyring(MASTER, USER, rsa_decrypt=creds.rsa_decrypt))
+    assert tree.nodes["RSAFOLD1"]["a"] == {"n": "sent folder"}
+    assert tree.nodes["RSAFILE1"]["a"]["n"] == "sent.txt" and tree.nodes["RSAFILE1"][
+        "key"
+    ] == words(packed)
+    assert tree.nodes["RSABAD01"]["undecryptable"] is True
+    # without the private key they are listed as undecryptable
+    plain = NodeTree.from_answer({"f": [dict(n) for n in nodes]}, keyring())
+    assert plain.nodes["RSAFOLD1"]["undecryptable"] is True

@@ -134,3 +134,15 @@ def test_odd_answers_raise_megafast_errors(
     m = client_with(scripted, command, odd)
     with contextlib.suppress(MegaError):
         call(m, tmp_path)
+
+
+def test_contacts_send_ur(scripted: ScriptedAPI) -> None:
+    m = client_with(scripted, "none", None)
+    scripted.requests.clear()
+    assert m.add_contact("friend@example.com") == 0
+    assert m.remove_contact("friend@example.com") == 0
+    sent = [json.loads(r["body"])[0] for r in scripted.requests]
+    assert [(c["a"], c["u"], c["l"]) for c in sent] == [
+        ("ur", "friend@example.com", "1"),
+        ("ur", "friend@example.com", "0"),
+    ]

@@ -167,7 +167,8 @@ class NodeTree:
                 if own_prefix is not None and k.startswith(own_prefix) and "/" not in k:
                     try:
                         enc = a2b((k[plen:] + "==").encode("ascii").translate(table))
-                        kek = master
+                        if len(enc) <= 32:  # longer: RSA-encrypted, see _choose_key
+                            kek = master
                     except b64err:
                         enc = None
                 if kek is None:
