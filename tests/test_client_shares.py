@@ -238,11 +238,6 @@ def test_export_a_folder_already_shared_with_a_user(emu: MegaEmulator, tmp_path:
     assert (got / "f.txt").read_bytes() == b"shared and public"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="emulator: 'p' ignores cr entries naming the upload token / temporary handle "
-    "(MEGA's SDK sends them that way); flips to a pass when the emulator maps them",
-)
 def test_new_nodes_in_an_exported_folder_are_readable_by_link_holders(
     emu: MegaEmulator, tmp_path: Path
 ) -> None:
