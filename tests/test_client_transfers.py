@@ -317,3 +317,22 @@ def test_interoperates_with_megapy(emu: MegaEmulator, tmp_path: Path) -> None:
         }
     finally:
         megapy.requests = saved
+
+
+def test_upload_fileobj_bytes_and_iterables(emu: MegaEmulator, mega: Mega, tmp_path: Path) -> None:
+    import io
+
+    data = secrets.token_bytes(1_500_000)
+    a = mega.upload_fileobj(io.BytesIO(data), "from-fileobj.bin", mtime=1_700_000_000)
+    assert "c" in emu.decrypt_attributes(a["f"][0]["h"])
+    mega.upload_fileobj(data[:1000], "from-bytes.bin", mega.create_folder("objs")["objs"])
+    pieces = (data[i : i + 300_000] for i in range(0, len(data), 300_000))
+    c = mega.upload_fileobj(pieces, "from-iterable.bin", size=len(data))
+    assert "c" not in emu.decrypt_attributes(c["f"][0]["h"])
+    out = io.BytesIO()
+    mega.download_to_fileobj(a["f"][0]["h"], out)
+    assert out.getvalue() == data
+    assert mega.download(mega.find("objs/from-bytes.bin"), tmp_path).read_bytes() == data[:1000]
+    assert mega.download(c["f"][0]["h"], tmp_path).read_bytes() == data
+    with pytest.raises(ValidationError):
+        mega.upload_fileobj(b"x", "a/b")

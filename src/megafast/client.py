@@ -1242,7 +1242,6 @@ class Mega:
         """Upload a local file into ``dest`` (a folder handle or node; default: the Cloud
         Drive) and return the API's answer (``{'f': [new node]}``), as mega.py does."""
         from .crypto import fingerprint
-        from .transfer import upload_file
 
         path = Path(filename)
         if not path.is_file():
@@ -1254,6 +1253,57 @@ class Mega:
         except OSError as exc:
             raise SourceNotFoundError(f"cannot read {path}: {exc.strerror}") from None
 
+        attrs = {"n": dest_filename or path.name, "c": fingerprint(path, int(stat.st_mtime))}
+        return self._upload_source(path, stat.st_size, parent, attrs, progress, config)
+
+    def upload_fileobj(
+        self,
+        fileobj: Any,
+        name: str,
+        dest: NodeRef | None = None,
+        *,
+        size: int | None = None,
+        mtime: float | None = None,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+    ) -> dict[str, Any]:
+        """Upload a binary file object (or bytes, or an iterable of bytes) as ``name`` into
+        ``dest``; ``size`` in bytes is needed when it cannot be found by seeking. Returns the
+        API's answer like :meth:`upload`. A seekable source read from its start also gets a
+        fingerprint (``mtime``: seconds, default now)."""
+        import time
+
+        from .crypto import fingerprint
+
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValidationError("name must be a non-empty string without '/'")
+        self._require_login()
+        parent = self._folder_handle(dest)
+        attrs: dict[str, Any] = {"n": name}
+        stamp = int(time.time() if mtime is None else mtime)
+        if isinstance(fileobj, (bytes, bytearray, memoryview)):
+            import io
+
+            data = bytes(fileobj)
+            attrs["c"] = fingerprint(io.BytesIO(data), stamp)
+            return self._upload_source(data, len(data), parent, attrs, progress, config)
+        seekable = getattr(fileobj, "seekable", None)
+        if callable(seekable) and seekable() and fileobj.tell() == 0:
+            attrs["c"] = fingerprint(fileobj, stamp)  # seeks around, then back to the start
+            fileobj.seek(0)
+        return self._upload_source(fileobj, size, parent, attrs, progress, config)
+
+    def _upload_source(
+        self,
+        source: Any,
+        size: int | None,
+        parent: str,
+        attrs: dict[str, Any],
+        progress: ProgressCallback | None,
+        config: TransferConfig | None,
+    ) -> dict[str, Any]:
+        from .transfer import upload_file
+
         def get_upload_url(size: int) -> str:
             answer = self._request({"a": "u", "s": size})
             if not isinstance(answer, dict) or not isinstance(answer.get("p"), str):
@@ -1263,14 +1313,13 @@ class Mega:
         result = upload_file(
             self.http,
             get_upload_url,
-            path,
-            stat.st_size,
+            source,
+            size,
             config=self._transfer_config(config),
             progress=progress,
         )
         key = tuple(result.key)
         k = tuple(key[i] ^ key[i + 4] for i in range(4))
-        attrs = {"n": dest_filename or path.name, "c": fingerprint(path, int(stat.st_mtime))}
         return self._put_node(
             parent, {"h": result.token, "t": 0, "a": self._encrypt_attrs(attrs, k)}, key
         )
