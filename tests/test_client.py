@@ -566,3 +566,14 @@ def C_b64(words: tuple[int, ...]) -> str:
     import struct
 
     return base64.urlsafe_b64encode(struct.pack(">4I", *words)).rstrip(b"=").decode()
+
+
+def test_megapy_private_helpers_scripts_use(mega: Mega) -> None:
+    assert mega._api_request({"a": "ug"})["u"]
+    assert mega._api_request([{"a": "ug"}, {"a": "uq"}])["u"]
+    with pytest.raises(RequestError) as info:
+        mega._api_request({"a": "m", "n": "zzzzzzzz", "t": "zzzzzzzz"})
+    assert info.value.code == -9
+    assert mega._root_node_id() == mega.root_id
+    node = mega.find("Cloud Drive")
+    assert mega._node_data(node) is node[1] and mega._node_data(node[1]) is node[1]

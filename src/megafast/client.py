@@ -222,6 +222,27 @@ class Mega:
     def _batch(self, commands: list[dict[str, Any]]) -> list[Any]:
         return self._sync().batch(commands)
 
+    # mega.py's private helpers that scripts are known to call
+    def _api_request(self, data: dict[str, Any] | list[dict[str, Any]]) -> Any:
+        """Send a command (or a batch) and return the first result, as mega.py does; a
+        negative first result raises its error."""
+        commands = data if isinstance(data, list) else [data]
+        results = self._batch(commands)
+        first = results[0] if results else None
+        if isinstance(first, int) and first < 0:
+            raise error_for_code(first)
+        return first
+
+    @staticmethod
+    def _node_data(node: Any) -> Any:
+        try:
+            return node[1]
+        except (IndexError, KeyError, TypeError):
+            return node
+
+    def _root_node_id(self) -> str:
+        return self.root_id
+
     # ------------------------------------------------------------------------------------
     # logging in
     # ------------------------------------------------------------------------------------
