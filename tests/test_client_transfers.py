@@ -336,3 +336,29 @@ def test_upload_fileobj_bytes_and_iterables(emu: MegaEmulator, mega: Mega, tmp_p
     assert mega.download(c["f"][0]["h"], tmp_path).read_bytes() == data
     with pytest.raises(ValidationError):
         mega.upload_fileobj(b"x", "a/b")
+
+
+def test_expired_download_url_is_renewed_mid_transfer(
+    emu: MegaEmulator, mega: Mega, tmp_path: Path
+) -> None:
+    src = tmp_path / "long.bin"
+    data = write(src, 4 * MiB)
+    cfg = TransferConfig(connections=1, piece_size=MiB, resume=False)
+    expired: list[int] = []
+
+    def expire_once(done: int, total: int) -> None:
+        if done and not expired:
+            expired.append(done)
+            emu.expire_urls()
+
+    mega.upload(src, config=cfg)
+    g_before = emu.stats()["commands"].get("g", 0)
+    emu.set_faults(bandwidth=8 * MiB)  # slow enough for progress to be reported on the way
+    try:
+        got = mega.download(
+            mega.find("long.bin"), tmp_path, "back.bin", progress=expire_once, config=cfg
+        )
+    finally:
+        emu.clear_faults()
+    assert got.read_bytes() == data
+    assert expired and emu.stats()["commands"].get("g", 0) - g_before >= 2  # a fresh download URL
