@@ -577,3 +577,75 @@ def test_megapy_private_helpers_scripts_use(mega: Mega) -> None:
     assert mega._root_node_id() == mega.root_id
     node = mega.find("Cloud Drive")
     assert mega._node_data(node) is node[1] and mega._node_data(node[1]) is node[1]
+
+
+class FlakyProxy:
+    """A real HTTP proxy in front of the emulator's /cs that answers every other request
+    with HTTP 500, 503 or 429 (the emulator has no such fault for its API)."""
+
+    def __init__(self, target: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import requests
+
+        self.seen: list[tuple[str, bytes, int]] = []
+        outer = self
+        statuses = [500, 503, 429]
+        upstream = requests.Session()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                n = len(outer.seen)
+                if n % 2 == 0:
+                    status, data = statuses[(n // 2) % 3], b"busy"
+                else:
+                    r = upstream.post(target + self.path, data=body, timeout=30)
+                    status, data = r.status_code, r.content
+                outer.seen.append((self.path, body, status))
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        ).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_survives_http_5xx_and_429_on_every_other_request(
+    emu: MegaEmulator, tmp_path: Path
+) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    email = new_email()
+    emu.create_account(email, "pw", version=2)
+    proxy = FlakyProxy(emu.api_url)
+    try:
+        m = Mega(api_url=proxy.url, retry_time=30).login(email, "pw")
+        made = m.create_folder("x/y")
+        (tmp_path / "f.bin").write_bytes(b"payload" * 1000)
+        m.upload(tmp_path / "f.bin", made["y"])
+        assert m.download(m.find("x/y/f.bin"), tmp_path, "g.bin").read_bytes() == b"payload" * 1000
+    finally:
+        proxy.close()
+    failed = [(p, b) for p, b, s in proxy.seen if s != 200]
+    assert len(failed) >= 5
+    # each failed try was sent again with the same id and the same body
+    passed = {(parse_qs(urlsplit(p).query)["id"][0], b) for p, b, s in proxy.seen if s == 200}
+    for path, body in failed:
+        assert (parse_qs(urlsplit(path).query)["id"][0], body) in passed
+    assert len([n for n in emu.nodes(email) if n["t"] == 1]) == 2
