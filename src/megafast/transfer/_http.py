@@ -30,9 +30,10 @@ QUOTA_WAIT_DEFAULT = 60.0  # HTTP 509 without X-MEGA-Time-Left, when waiting is 
 CONNECT_TIMEOUT = 20.0
 #: Bytes a retried request must deliver before the retry budget of its range refills.
 PROGRESS_REFILL = 64 * 1024
-#: Size of the reused I/O blocks (bytes, a multiple of 16): one socket read, one kernel call
-#: and one positional write each.
-IO_BLOCK = 1 << 20
+#: Size of the reused I/O blocks (bytes, a multiple of 16): each block is filled from the
+#: socket, then decrypted and MAC-ed by one kernel call and written by one positional write.
+#: One per connection, so memory stays ``connections * IO_BLOCK`` whatever the file size.
+IO_BLOCK = 4 << 20
 
 NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     requests.ConnectionError,
