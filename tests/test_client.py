@@ -506,7 +506,8 @@ def test_survives_eagain_storm(emu: MegaEmulator) -> None:
     emu.create_account(email, "pw", version=1)
     emu.set_faults(api_eagain_rate=0.5, seed=7)
     try:
-        m = Mega(api_url=emu.api_url, retry_time=30).login(email, "pw")
+        fast_backoff = {"backoff_base": 0.02, "backoff_cap": 0.2}
+        m = Mega(fast_backoff, api_url=emu.api_url, retry_time=30).login(email, "pw")
         made = m.create_folder("a/b/c")
         m.refresh()
         assert m.find("a/b/c")[0] == made["c"]
