@@ -55,14 +55,21 @@ def data_of(size: int, seed: int) -> bytes:
     return random.Random(seed).randbytes(size)
 
 
-@pytest.fixture(params=KERNELS)
+# The VAES kernel without AVX-512 (16 registers) is what VAES CPUs without AVX-512 run.
+KERNEL_PARAMS = KERNELS + (["vaes-avx2"] if "avx2" in native._vaes_variants() else [])
+
+
+@pytest.fixture(params=KERNEL_PARAMS)
 def kernel(request: pytest.FixtureRequest) -> Iterator[str]:
     previous = native.KERNEL
-    native.set_kernel(request.param)
-    assert request.param == native.KERNEL
+    name, _, variant = request.param.partition("-")
+    native.set_kernel(name)
+    native._set_vaes_variant(variant or "auto")
+    assert name == native.KERNEL
     try:
         yield request.param
     finally:
+        native._set_vaes_variant("auto")
         native.set_kernel(previous)
 
 

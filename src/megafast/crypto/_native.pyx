@@ -77,12 +77,32 @@ _MAX_OFFSET = (1 << 64) * 16 - 1  # CTR block index is 64 bits
 cdef const mf_kernel *_kern = &mf_kernel_portable
 
 
+cdef str _vaes_variant = "vaes"  # or "vaes-avx2" / "vaes-avx512" (tests)
+
+
 cdef const mf_kernel *_lookup(str name):
     if name == "portable":
         return &mf_kernel_portable
-    if name in ("aesni", "vaes"):
-        return mf_x86_kernel(name.encode())
+    if name == "aesni":
+        return mf_x86_kernel(b"aesni")
+    if name == "vaes":
+        return mf_x86_kernel(_vaes_variant.encode())
     return NULL
+
+
+def _vaes_variants():
+    """VAES code variants this CPU can run: "avx512" (32 registers), "avx2" (for tests)."""
+    return [v for v in ("avx512", "avx2") if mf_x86_kernel(f"vaes-{v}".encode()) != NULL]
+
+
+def _set_vaes_variant(variant):
+    """Make the "vaes" kernel use one code variant ("avx512", "avx2") or the best ("auto")."""
+    global _vaes_variant, _kern
+    if variant != "auto" and variant not in _vaes_variants():
+        raise ValueError(f"VAES variant {variant!r} is not available")
+    _vaes_variant = "vaes" if variant == "auto" else f"vaes-{variant}"
+    if KERNEL == "vaes":
+        _kern = _lookup("vaes")
 
 
 def available_kernels():

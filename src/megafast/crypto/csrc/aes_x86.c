@@ -356,11 +356,11 @@ const mf_kernel *mf_x86_kernel(const char *name)
     const mf_cpu_features *f = mf_cpu();
     if (!f->aes || !f->ssse3 || !f->sse41) return NULL;
     if (!strcmp(name, "aesni")) return &kernel_aesni;
-    if (!strcmp(name, "vaes")) {
-        if (!f->vaes || !f->avx2) return NULL;
-        if (f->avx512f && f->avx512vl) return &kernel_vaes_512vl;
-        return &kernel_vaes_avx2;
-    }
+    if (!f->vaes || !f->avx2) return NULL;
+    int has512 = f->avx512f && f->avx512vl;
+    if (!strcmp(name, "vaes")) return has512 ? &kernel_vaes_512vl : &kernel_vaes_avx2;
+    if (!strcmp(name, "vaes-avx512")) return has512 ? &kernel_vaes_512vl : NULL;
+    if (!strcmp(name, "vaes-avx2")) return &kernel_vaes_avx2;
     return NULL;
 }
 

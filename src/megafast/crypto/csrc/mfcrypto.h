@@ -9,7 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+/* MF_NO_X86 builds the portable path only, as on other CPUs (used to test that build). */
+#if !defined(MF_NO_X86) && (defined(__x86_64__) || defined(__i386__)) && \
+    (defined(__GNUC__) || defined(__clang__))
 #define MF_X86 1
 #else
 #define MF_X86 0
@@ -72,7 +74,8 @@ const mf_cpu_features *mf_cpu(void);
 extern const mf_kernel mf_kernel_portable;
 void mf_portable_init(void);
 
-/* aes_x86.c: "aesni" or "vaes" kernel when this build and CPU can run it, else NULL. */
+/* aes_x86.c: "aesni" or "vaes" kernel when this build and CPU can run it, else NULL.
+ * "vaes" is the best VAES variant; "vaes-avx512" (32 registers) and "vaes-avx2" name one. */
 const mf_kernel *mf_x86_kernel(const char *name);
 
 /* chunks.c: MEGA chunk geometry (in 16-byte blocks, so file offsets up to 2**68 work) and
