@@ -94,7 +94,14 @@ class Mega:
     (seconds per HTTP request), ``retry_time`` (seconds a request may spend retrying
     temporary errors), ``transfer`` (a :class:`~megafast.transfer.TransferConfig` used by
     default for downloads and uploads), ``legacy_links`` (build ``#!H!K`` links instead of
-    ``/file/H#K``), ``hashcash_threads``.
+    ``/file/H#K``), ``hashcash_threads``, ``backoff_base``/``backoff_cap`` (seconds: the
+    first and the longest wait between retries).
+
+    Beyond mega.py: :meth:`refresh`, :meth:`dump_session`/:meth:`save_session`/
+    :meth:`resume_session` (also ``login(session=...)``), ``login(..., mfa=...)``,
+    :meth:`logout`, :meth:`get_public_folder`, :meth:`download_folder_url`,
+    :meth:`download_to_fileobj`, :meth:`open`, :meth:`upload_fileobj`, and ``progress``/
+    ``config`` keywords on every transfer.
     """
 
     def __init__(
@@ -681,9 +688,13 @@ class Mega:
         files = self.get_files_in_node(4)
         if not files:
             return None
-        results = self._batch([{"a": "d", "n": h, "i": self.request_id} for h in files])
+        handles = list(files)
+        results: list[Any] = []
+        for start in range(0, len(handles), 500):  # keep each request a sane size
+            part = handles[start : start + 500]
+            results += self._batch([{"a": "d", "n": h, "i": self.request_id} for h in part])
         tree = self._load_tree()
-        for h, result in zip(files, results, strict=False):
+        for h, result in zip(handles, results, strict=True):
             if result in (0, None) or isinstance(result, dict):
                 tree.remove(h)
         for result in results:
