@@ -650,3 +650,14 @@ def test_survives_http_5xx_and_429_on_every_other_request(
     for path, body in failed:
         assert (parse_qs(urlsplit(path).query)["id"][0], body) in passed
     assert len([n for n in emu.nodes(email) if n["t"] == 1]) == 2
+
+
+@pytest.mark.slow
+def test_hashcash_at_mega_easiness() -> None:
+    """Easiness 192 (what MEGA sent in 2025): a few seconds with the native solver."""
+    with MegaEmulator(hashcash_easiness=192) as e:
+        email = new_email()
+        e.create_account(email, "pw")
+        m = Mega(api_url=e.api_url).login(email, "pw")
+        assert m._api.stats["hashcash"] == 1
+        assert e.stats()["api_challenged"] >= 1
