@@ -661,3 +661,11 @@ def test_hashcash_at_mega_easiness() -> None:
         m = Mega(api_url=e.api_url).login(email, "pw")
         assert m._api.stats["hashcash"] == 1
         assert e.stats()["api_challenged"] >= 1
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_non_ascii_email(emu: MegaEmulator, version: int) -> None:
+    email = f"jürgen-{secrets.token_hex(3)}@exämple.com"
+    emu.create_account(email, "Pässwort", version=version)
+    m = Mega(api_url=emu.api_url).login(email.upper(), "Pässwort")
+    assert m.get_user()["email"] == email
