@@ -364,9 +364,10 @@ class Mega:
             raise RequestError("EUNKNOWN", "unexpected answer to f")
         self._tree = NodeTree.from_answer(answer, keyring)
         self._keyring = keyring
+        shares = answer.get("s")
         self._exported = {
             item.get("h")
-            for item in answer.get("s") or ()
+            for item in (shares if isinstance(shares, list) else ())
             if isinstance(item, dict) and item.get("u") == "EXP"
         }
 
