@@ -282,3 +282,40 @@ def test_new_nodes_under_a_share_carry_their_key_for_it(emu: MegaEmulator, tmp_p
     m.create_folder("top/plain")  # not under a share: no cr
     put = next(c for batch in sent for c in batch if isinstance(c, dict) and c.get("a") == "p")
     assert "cr" not in put
+
+
+def test_moving_into_an_exported_folder_shares_the_moved_keys(
+    emu: MegaEmulator, tmp_path: Path
+) -> None:
+    import json
+
+    from megafast._api import new_http_session
+
+    sent: list[list[dict]] = []
+    http = new_http_session()
+    http.hooks["response"].append(lambda r, *a, **k: sent.append(json.loads(r.request.body)))
+    email = f"s-{secrets.token_hex(5)}@example.com"
+    emu.create_account(email, "pw")
+    m = Mega(api_url=emu.api_url, http=http).login(email, "pw")
+    made = m.create_folder("outside/deeper")
+    (tmp_path / "x.txt").write_bytes(b"moved in")
+    m.upload(tmp_path / "x.txt", made["deeper"])
+    pub = m.create_folder("public")["public"]
+    link = m.export("public")
+    share_key = C.b64decode(link.split("#")[1])
+    sent.clear()
+    m.move(made["outside"], pub)
+    move = next(c for batch in sent for c in batch if isinstance(c, dict) and c.get("a") == "m")
+    shares, items, triples = move["cr"]
+    assert shares == [pub] and set(items) == {made["outside"], made["deeper"], m.find("x.txt")[0]}
+    files = m.get_files()
+    for i in range(0, len(triples), 3):
+        si, ni, enc = triples[i : i + 3]
+        assert si == 0
+        want = b"".join(w.to_bytes(4, "big") for w in files[items[ni]]["key"])
+        assert C.ecb_decrypt(share_key, C.b64decode(enc)) == want
+    sent.clear()
+    m.move(made["outside"], pub)  # already under that share: no cr
+    move = next(c for batch in sent for c in batch if isinstance(c, dict) and c.get("a") == "m")
+    assert "cr" not in move
+    assert m.find("public/outside/deeper/x.txt") is not None

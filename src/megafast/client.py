@@ -586,20 +586,13 @@ class Mega:
         (the item is the upload token or temporary handle, as MEGA's SDK sends it)."""
         from .crypto import encrypt_key
 
-        if self._tree is None or self._keyring is None or not self._keyring.share_keys:
+        if self._keyring is None:
             return None
-        shares: list[str] = []
+        shares = self._share_handles_above(parent)
         triples: list[Any] = []
-        h: str | None = parent
-        guard = 0
-        while h is not None and guard < 10_000:
-            share_key = self._keyring.share_keys.get(h)
-            if share_key is not None:
-                triples += [len(shares), 0, b64encode(_pack(encrypt_key(key, _words(share_key))))]
-                shares.append(h)
-            node = self._tree.nodes.get(h)
-            h = node.get("p") if node is not None else None
-            guard += 1
+        for si, share in enumerate(shares):
+            share_words = _words(self._keyring.share_keys[share])
+            triples += [si, 0, b64encode(_pack(encrypt_key(key, share_words)))]
         return [shares, [item], triples] if shares else None
 
     def create_folder(self, name: str, dest: NodeRef | None = None) -> dict[str, str]:
@@ -612,14 +605,7 @@ class Mega:
         parent = self._folder_handle(dest)
         made: dict[str, str] = {}
         for part in parts:
-            existing = next(
-                (
-                    c
-                    for c in tree.child_nodes(parent)
-                    if c.get("t") == 1 and tree.name_of(c) == part
-                ),
-                None,
-            )
+            existing = next((c for c in tree.children_named(parent, part) if c.get("t") == 1), None)
             if existing is not None:
                 parent = existing["h"]
             else:
@@ -654,9 +640,45 @@ class Mega:
         a folder handle or a ``(handle, node)`` tuple."""
         node = self._node(file_id)
         target_id = self._folder_handle(target)
-        result = self._request({"a": "m", "n": node["h"], "t": target_id, "i": self.request_id})
+        command: dict[str, Any] = {"a": "m", "n": node["h"], "t": target_id, "i": self.request_id}
+        cr = self._keys_for_new_shares(node, target_id)
+        if cr is not None:
+            command["cr"] = cr
+        result = self._request(command)
         self._load_tree().move(node["h"], target_id)
         return result
+
+    def _share_handles_above(self, handle: str | None) -> list[str]:
+        """Handles of the shares (with a known key) at or above ``handle``."""
+        tree, keyring = self._tree, self._keyring
+        found: list[str] = []
+        guard = 0
+        while handle and tree is not None and keyring is not None and guard < 10_000:
+            if handle in keyring.share_keys:
+                found.append(handle)
+            parent = tree.nodes.get(handle)
+            handle = parent.get("p") if parent is not None else None
+            guard += 1
+        return found
+
+    def _keys_for_new_shares(self, node: dict[str, Any], target: str) -> list[Any] | None:
+        """``cr`` for a subtree moved under shares it was not in yet: every node's key
+        under each new share key, so that the people it is shared with can read them."""
+        from .crypto import encrypt_key
+
+        assert self._tree is not None and self._keyring is not None
+        old = set(self._share_handles_above(node.get("p")))
+        new = [h for h in self._share_handles_above(target) if h not in old]
+        if not new:
+            return None
+        items = [node, *self._tree.descendants(node["h"])]
+        items = [n for n in items if "key" in n]
+        triples: list[Any] = []
+        for si, share in enumerate(new):
+            share_words = _words(self._keyring.share_keys[share])
+            for ni, item in enumerate(items):
+                triples += [si, ni, b64encode(_pack(encrypt_key(item["key"], share_words)))]
+        return [new, [n["h"] for n in items], triples]
 
     def delete(self, public_handle: NodeRef) -> Any:
         """Move a node (by handle, as in mega.py) to the Rubbish Bin."""
