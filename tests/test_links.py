@@ -124,3 +124,8 @@ def test_real_links_from_the_vectors(external_vectors: dict) -> None:
     for item in links:
         link = parse_link(item["link"])
         assert link.kind == "file" and len(link.key) == 32
+
+
+def test_password_protected_links_say_so() -> None:
+    with pytest.raises(LinkError, match="password-protected"):
+        parse_link("https://mega.nz/#P!AgBvXkvN0qKEBeYvGVmw6hEXNINffUO1fB4cpF3kz7Hv")

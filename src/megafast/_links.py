@@ -117,6 +117,8 @@ def parse_link(url: str) -> PublicLink:
         else:
             m = _LEGACY_FOLDER_RE.match(rest)
             if not m:
+                if rest.lstrip("/").startswith("#P!"):
+                    raise LinkError("password-protected links (#P!) are not supported")
                 raise LinkError(f"malformed MEGA link: {_redact(url)}")
             kind, handle, key_text = "folder", m.group("h"), m.group("k")
             child, child_kind = m.group("sub"), None
