@@ -38,6 +38,7 @@ else:
                 f"megafast.crypto._native cannot be imported: {exc}"
             ) from exc
         IMPORT_ERROR = exc
+        from . import _pure as kernels  # type: ignore[no-redef]  # noqa: F401
 
         BACKEND = "python"
         warnings.warn(
