@@ -8,6 +8,7 @@ test_client*.py.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from megafast.errors import (
     NotFoundError,
     RequestError,
     RetryExhaustedError,
+    ServerUnreachableError,
     SessionError,
 )
 
@@ -34,7 +36,7 @@ Script = list[Any]
 class ScriptedAPI:
     """A real HTTP server that answers ``/cs`` from a script and records every request."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.script: Script = []
         self.default: Any = (200, {}, "[0]")
         self.requests: list[dict[str, Any]] = []
@@ -78,7 +80,7 @@ class ScriptedAPI:
                 except OSError:
                     pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -315,3 +317,101 @@ def test_connections_are_kept_alive(server: ScriptedAPI) -> None:
 def test_bad_settings_raise() -> None:
     with pytest.raises(ValueError):
         ApiClient("http://x", timeout=0)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_refused_connection_fails_fast_with_the_host() -> None:
+    port = _closed_port()
+    api = ApiClient(
+        f"http://127.0.0.1:{port}", retry_time=60.0, connect_retry_time=0.4, backoff_base=0.05
+    )
+    api.sid = "SECRET-SID-VALUE"
+    start = time.monotonic()
+    with pytest.raises(ServerUnreachableError) as info:
+        api.request({"a": "ug"})
+    assert time.monotonic() - start < 10  # not the 60 s retry budget
+    text = str(info.value)
+    assert text.startswith(f"cannot connect to http://127.0.0.1:{port}: connection refused")
+    assert "reading the account" in text and "SECRET" not in text + repr(info.value)
+    assert "'ug'" not in text
+    assert info.value.host == f"http://127.0.0.1:{port}"
+    assert isinstance(info.value, RetryExhaustedError)
+    assert api.stats["retries"] >= 1  # a few tries, not one
+
+
+def test_an_unknown_host_name_fails_fast() -> None:
+    api = ApiClient("http://no-such-host.invalid", retry_time=60.0, connect_retry_time=0.2)
+    start = time.monotonic()
+    with pytest.raises(ServerUnreachableError, match="does not resolve"):
+        api.request({"a": "f", "c": 1})
+    assert time.monotonic() - start < 20
+
+
+def test_a_server_that_comes_up_within_the_connect_budget_is_used() -> None:
+    port = _closed_port()
+    started: list[ScriptedAPI] = []
+    timer = threading.Timer(0.3, lambda: started.append(ScriptedAPI(port)))
+    timer.start()
+    try:
+        api = ApiClient(
+            f"http://127.0.0.1:{port}", connect_retry_time=5.0, backoff_base=0.05, backoff_cap=0.1
+        )
+        assert api.request({"a": "ug"}) == 0
+        assert api.stats["retries"] >= 1
+    finally:
+        timer.join()
+        for s in started:
+            s.close()
+
+
+def test_dropped_connections_keep_the_long_budget() -> None:
+    # accepts, then closes without answering: the server is there, so keep trying
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        api = ApiClient(
+            f"http://127.0.0.1:{listener.getsockname()[1]}",
+            retry_time=0.8,
+            connect_retry_time=0.05,
+            backoff_base=0.05,
+            backoff_cap=0.1,
+        )
+        start = time.monotonic()
+        with pytest.raises(RetryExhaustedError) as info:
+            api.request({"a": "f", "c": 1})
+        assert not isinstance(info.value, ServerUnreachableError)
+        assert time.monotonic() - start >= 0.5  # the 0.8 s budget, not the 0.05 s one
+        assert str(info.value).startswith("Listing the files: gave up after")
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()
+
+
+def test_the_gave_up_message_is_human(server: ScriptedAPI) -> None:
+    server.default = (503, {}, "")
+    with pytest.raises(RetryExhaustedError) as info:
+        client(server, retry_time=0.2).batch([{"a": "ug"}, {"a": "uq"}])
+    text = str(info.value)
+    assert "Reading the account and reading the quota: gave up after" in text
+    assert "the last answer was HTTP 503" in text
+    assert "['ug'" not in text and "uq'" not in text

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -532,8 +533,23 @@ def test_unreachable_server_gives_a_clear_error() -> None:
     m = Mega(api_url="http://127.0.0.1:9", retry_time=0.3)
     with pytest.raises(RequestError) as info:
         m.login("x@example.com", "pw")
-    assert "gave up" in str(info.value)
+    assert "cannot connect to http://127.0.0.1:9" in str(info.value)
     assert "pw" not in str(info.value)
+
+
+def test_a_stopped_emulator_fails_fast_not_after_the_retry_time() -> None:
+    from megafast.errors import ServerUnreachableError
+
+    with MegaEmulator() as e:
+        e.create_account("down@example.com", "pw")
+        m = Mega({"connect_retry_time": 0.5}, api_url=e.api_url).login("down@example.com", "pw")
+        url = e.api_url
+    start = time.monotonic()
+    with pytest.raises(ServerUnreachableError) as info:
+        m.get_user()  # default retry_time: 120 s
+    assert time.monotonic() - start < 20
+    assert str(info.value).startswith(f"cannot connect to {url}")
+    assert m.sid is not None and m.sid not in str(info.value)
 
 
 def test_env_is_not_leaking(monkeypatch: pytest.MonkeyPatch) -> None:

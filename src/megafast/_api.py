@@ -5,8 +5,11 @@ transfer engine shares. Every request has a timeout. A request id starts random 
 one per new request; a retry sends the same id and the same body (the server uses the id to
 drop duplicates). ``-3``, HTTP 429/500/502/503/504, dropped connections and timeouts are
 retried with capped exponential back-off and jitter until ``retry_time`` seconds have passed,
-then :class:`~megafast.errors.RetryExhaustedError` is raised. HTTP 402 with ``X-Hashcash`` is
-solved with the native solver and the request sent again.
+then :class:`~megafast.errors.RetryExhaustedError` is raised. A server that cannot be reached
+at all (connection refused, host name that does not resolve) gets only ``connect_retry_time``
+seconds (a few tries), then :class:`~megafast.errors.ServerUnreachableError`, so a command
+against a server that is down fails fast. HTTP 402 with ``X-Hashcash`` is solved with the
+native solver and the request sent again.
 
 The session id travels in the URL, so exception messages never include the URL.
 """
@@ -28,6 +31,7 @@ from .errors import (
     MegaError,
     RequestError,
     RetryExhaustedError,
+    ServerUnreachableError,
     error_for_code,
 )
 
@@ -38,6 +42,27 @@ logger = logging.getLogger("megafast.api")
 DEFAULT_API_URL = "https://g.api.mega.co.nz"
 RETRY_HTTP_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_HASHCASH_ROUNDS = 4
+
+# What a request was doing, for messages (the API's command names mean nothing to users).
+_COMMAND_WORDS = {
+    "us0": "logging in",
+    "us": "logging in",
+    "up": "creating an account",
+    "ug": "reading the account",
+    "uq": "reading the quota",
+    "uk": "reading a user's public key",
+    "ur": "changing contacts",
+    "f": "listing the files",
+    "g": "asking for a download URL",
+    "u": "asking for an upload URL",
+    "p": "creating files or folders",
+    "m": "moving",
+    "d": "deleting",
+    "a": "renaming",
+    "l": "creating a public link",
+    "s2": "sharing a folder",
+    "sml": "logging out",
+}
 
 
 def new_http_session(pool_size: int = 16) -> requests.Session:
@@ -59,9 +84,10 @@ class ApiClient:
     """Sends command batches to ``{api_url}/cs`` and returns their results.
 
     ``timeout``: seconds for connecting and for each read; ``retry_time``: seconds a request
-    may spend retrying temporary errors; ``backoff_base``/``backoff_cap``: the first and the
-    largest wait between tries, in seconds; ``hashcash_threads``: threads for the 402 solver
-    (``None``: all cores).
+    may spend retrying temporary errors; ``connect_retry_time``: seconds it may keep trying a
+    server that refuses connections or whose name does not resolve (at most ``retry_time``);
+    ``backoff_base``/``backoff_cap``: the first and the largest wait between tries, in
+    seconds; ``hashcash_threads``: threads for the 402 solver (``None``: all cores).
     """
 
     def __init__(
@@ -70,16 +96,24 @@ class ApiClient:
         *,
         timeout: float = 60.0,
         retry_time: float = 120.0,
+        connect_retry_time: float = 3.0,
         backoff_base: float = 0.25,
         backoff_cap: float = 16.0,
         hashcash_threads: int | None = None,
         http: requests.Session | None = None,
     ) -> None:
-        if timeout <= 0 or retry_time < 0 or backoff_base <= 0 or backoff_cap < backoff_base:
+        if (
+            timeout <= 0
+            or retry_time < 0
+            or connect_retry_time < 0
+            or backoff_base <= 0
+            or backoff_cap < backoff_base
+        ):
             raise ValueError("timeout, retry_time and back-off figures must be positive")
         self.api_url = api_url.rstrip("/")
         self.timeout = float(timeout)
         self.retry_time = float(retry_time)
+        self.connect_retry_time = float(connect_retry_time)
         self.backoff_base = float(backoff_base)
         self.backoff_cap = float(backoff_cap)
         self.hashcash_threads = hashcash_threads
@@ -134,12 +168,15 @@ class ApiClient:
             params["sid"] = self.sid
         url = f"{self.api_url}/cs"
         headers = {"Content-Type": "application/json"}
-        deadline = time.monotonic() + self.retry_time
+        started = time.monotonic()
+        deadline = started + self.retry_time
+        unreachable_since: float | None = None  # start of a run of refused connections
         tries = 0
         hashcash_rounds = 0
         self.stats["requests"] += 1
         while True:
             reason: str
+            unreachable: str | None = None
             try:
                 resp = self.http.post(
                     url,
@@ -149,7 +186,8 @@ class ApiClient:
                     timeout=(min(self.timeout, 30.0), self.timeout),
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
-                reason = f"{type(exc).__name__} (no answer)"
+                unreachable = _unreachable_reason(exc)
+                reason = unreachable or f"{type(exc).__name__} (no answer)"
             except requests.RequestException as exc:
                 raise MegaError(f"HTTP request failed: {type(exc).__name__}") from None
             else:
@@ -192,12 +230,25 @@ class ApiClient:
             # a temporary failure: wait and send the same id and body again
             wait = min(self.backoff_cap, self.backoff_base * (2**tries)) * _jitter()
             now = time.monotonic()
+            if unreachable is not None:
+                # a server that is down answers nothing: give it a few seconds, not minutes
+                if unreachable_since is None:
+                    unreachable_since = now
+                limit = min(deadline, unreachable_since + self.connect_retry_time)
+                if now + wait > limit:
+                    raise ServerUnreachableError(
+                        _origin(self.api_url),
+                        f"cannot connect to {_origin(self.api_url)}: {unreachable} "
+                        f"({_tries(tries + 1)} in {now - started:.1f} s, while {_doing(names)})",
+                    ) from None
+            else:
+                unreachable_since = None
             if now + wait > deadline:
                 code: int | str = -3 if reason.startswith("EAGAIN") else reason
                 raise RetryExhaustedError(
                     code,
-                    f"gave up after {tries + 1} tries in {self.retry_time:g} s "
-                    f"(last: {reason}) for {names}",
+                    f"{_doing(names, capital=True)}: gave up after {_tries(tries + 1)} in "
+                    f"{now - started:.0f} s; the last answer was {reason}",
                 ) from None
             tries += 1
             self.stats["retries"] += 1
@@ -219,6 +270,51 @@ class ApiClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self.http.close()
+
+
+def _unreachable_reason(exc: BaseException) -> str | None:
+    """Why no connection could be made at all (refused, unknown host), or None when the
+    failure may be temporary (a dropped connection, a timeout)."""
+    from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+    seen: set[int] = set()
+    todo: list[Any] = [exc]
+    while todo:  # requests wraps urllib3's MaxRetryError, which names the cause in .reason
+        err = todo.pop()
+        if err is None or id(err) in seen:
+            continue
+        seen.add(id(err))
+        if isinstance(err, NameResolutionError):
+            return "the host name does not resolve"
+        if isinstance(err, NewConnectionError):
+            cause = err.__cause__ or err.__context__
+            if isinstance(cause, ConnectionRefusedError) or "refused" in str(err).lower():
+                return "connection refused"
+            return "no route to the server"
+        if isinstance(err, BaseException):
+            todo.extend([getattr(err, "reason", None), err.__cause__, err.__context__])
+            todo.extend(a for a in err.args if isinstance(a, BaseException))
+    return None
+
+
+def _origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url`` (no path or query: those may carry secrets)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")[2]  # never show user:password@
+    return f"{parts.scheme}://{netloc}" if netloc else "the API server"
+
+
+def _doing(names: Sequence[Any], capital: bool = False) -> str:
+    """What a batch was doing, in words ("listing the files")."""
+    words = list(dict.fromkeys(_COMMAND_WORDS.get(n, "sending a request") for n in names))
+    text = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return text[0].upper() + text[1:] if capital else text
+
+
+def _tries(n: int) -> str:
+    return "1 try" if n == 1 else f"{n} tries"
 
 
 def _describe(answer: Any) -> str:

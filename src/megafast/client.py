@@ -92,7 +92,8 @@ class Mega:
     ``options`` (mega.py's argument) and the keyword arguments accept: ``api_url`` (the API
     server, default ``$MEGAFAST_API_URL`` or ``{schema}://g.api.{domain}``), ``timeout``
     (seconds per HTTP request), ``retry_time`` (seconds a request may spend retrying
-    temporary errors), ``transfer`` (a :class:`~megafast.transfer.TransferConfig` used by
+    temporary errors), ``connect_retry_time`` (seconds to keep trying a server that refuses
+    connections, default 3), ``transfer`` (a :class:`~megafast.transfer.TransferConfig` used by
     default for downloads and uploads), ``legacy_links`` (build ``#!H!K`` links instead of
     ``/file/H#K``), ``hashcash_threads``, ``backoff_base``/``backoff_cap`` (seconds: the
     first and the longest wait between retries).
@@ -130,6 +131,7 @@ class Mega:
             self.api_url,
             timeout=self.timeout,
             retry_time=float(self.options.get("retry_time", 120.0)),
+            connect_retry_time=float(self.options.get("connect_retry_time", 3.0)),
             backoff_base=float(self.options.get("backoff_base", 0.25)),
             backoff_cap=float(self.options.get("backoff_cap", 16.0)),
             hashcash_threads=self.options.get("hashcash_threads"),

@@ -20,6 +20,7 @@ __all__ = [
     "AccessDeniedError",
     "ExpiredError",
     "RetryExhaustedError",
+    "ServerUnreachableError",
     "HashcashError",
     "LinkError",
     "TransferError",
@@ -149,7 +150,25 @@ class OverQuotaError(RequestError):
 
 
 class RetryExhaustedError(RequestError, TransferError):
-    """A request kept failing with a temporary error until its retry budget ran out."""
+    """A request kept failing with a temporary error until its retry budget ran out.
+
+    ``code`` is the API's number when the last answer was one (``-3``), else a short text
+    (``"HTTP 503"``)."""
+
+    def __str__(self) -> str:
+        if isinstance(self.code, int):
+            return super().__str__()
+        return self.message
+
+
+class ServerUnreachableError(RetryExhaustedError):
+    """The API server cannot be reached at all (connection refused, unknown host name) after
+    a few tries. ``host`` is ``scheme://host:port`` (never a URL with a session id)."""
+
+    def __init__(self, host: str, message: str) -> None:
+        super().__init__("EUNREACHABLE", message)
+        self.name = "EUNREACHABLE"
+        self.host = host
 
 
 class SessionError(RequestError):
