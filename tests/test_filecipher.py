@@ -231,3 +231,25 @@ def test_pure_twin_is_the_reference_module():
     assert _pure.available_kernels() == ["python"]
     with pytest.raises(ValueError):
         _pure.set_kernel("aesni")
+
+
+def test_decrypt_nodes_attributes_cannot_spill_into_neighbours(backend):
+    # Parsed together for speed, each node's JSON must still stand alone: crafted texts that
+    # would form valid JSON only when joined must not shift other nodes' attributes.
+    master = secrets.token_bytes(16)
+    texts = [
+        b'{"n":"A"},{"n":"X"}',
+        b'{"n":"ok1"}',
+        b'{"n":"B","z":[1',
+        b'{"n":"C"}]}',
+        b'{"n":"ok2"} ',
+    ]
+    enc_keys, enc_attrs = [], []
+    for text in texts:
+        key = crypto.random_key(4)
+        enc_keys.append(crypto.a32_to_str(crypto.encrypt_key(key, crypto.str_to_a32(master))))
+        plain = b"MEGA" + text
+        plain += bytes(-len(plain) % 16)
+        enc_attrs.append(crypto.aes_cbc_encrypt(plain, crypto.a32_to_str(key)))
+    attrs = [a for _, a in crypto.decrypt_nodes(master, enc_keys, enc_attrs)]
+    assert attrs == [None, {"n": "ok1"}, None, None, {"n": "ok2"}]

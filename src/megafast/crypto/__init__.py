@@ -725,17 +725,53 @@ def decrypt_nodes(
     decrypted is reported with None, never raised.
     """
     raw = _backend.kernels.decrypt_nodes(kek, enc_keys, enc_attrs)
-    loads = json.loads
-    out: list[tuple[bytes | None, dict[str, Any] | None]] = []
-    for key, js in raw:
-        attrs = None
-        if js is not None:
+    return [
+        (key, attrs)
+        for (key, _), attrs in zip(raw, _parse_attr_batch([js for _, js in raw]), strict=True)
+    ]
+
+
+_json_decoder = json.JSONDecoder()
+_scan_once = _json_decoder.scan_once
+
+
+def _parse_attr_batch(items: Sequence[bytes | None]) -> list[dict[str, Any] | None]:
+    """Parse many attribute JSON texts quickly, each one on its own.
+
+    The texts are decoded and joined once, then the C scanner parses each at its own offset;
+    a value must end exactly where its text ends, so no text can spill into its neighbour
+    (a plain ``json.loads("[" + ",".join(...) + "]")`` would let a crafted attribute shift
+    every later node's attributes). Anything unusual falls back to ``json.loads`` per item.
+    """
+    texts: list[str | None] = []
+    for js in items:
+        if js is None:
+            texts.append(None)
+            continue
+        try:
+            texts.append(js.decode("utf-8"))
+        except UnicodeDecodeError:
+            texts.append(None)
+    joined = "".join(t for t in texts if t is not None)
+    out: list[dict[str, Any] | None] = []
+    pos = 0
+    for t in texts:
+        if t is None:
+            out.append(None)
+            continue
+        end = pos + len(t)
+        value: Any = None
+        try:
+            value, stop = _scan_once(joined, pos)
+            if stop != end:
+                value = json.loads(t)  # trailing spaces and the like: parse it alone
+        except (StopIteration, ValueError, RecursionError):
             try:
-                value = loads(js)
-                attrs = value if isinstance(value, dict) else None
-            except ValueError:
-                attrs = None
-        out.append((key, attrs))
+                value = json.loads(t)
+            except (ValueError, RecursionError):
+                value = None
+        out.append(value if isinstance(value, dict) else None)
+        pos = end
     return out
 
 
@@ -775,7 +811,7 @@ def solve_hashcash(header_value: str, threads: int | None = None, timeout: float
     easiness, _, token = parse_hashcash(header_value)
     threshold = hashcash_threshold(easiness)
     workers = max(1, threads or os.cpu_count() or 1)
-    batch = 4
+    batch = getattr(_backend.kernels, "HASHCASH_BATCH", 4)  # tries per call (SIMD width)
     deadline = time.monotonic() + timeout
     search = _backend.kernels.hashcash_search
     with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="hashcash") as pool:
