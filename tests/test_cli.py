@@ -7,6 +7,7 @@ the test process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -288,6 +289,47 @@ def test_get_resumes_an_interrupted_download(cli: Cli, emulator: MegaEmulator, t
         assert "Traceback" not in again.stderr.decode()
     finally:
         blob.write_bytes(original)
+
+
+def test_put_resumes_an_interrupted_upload(cli: Cli, emulator: MegaEmulator, tmp_path) -> None:
+    local = tmp_path / (unique("up") + ".bin")
+    data = random_bytes(4 << 20)
+    local.write_bytes(data)
+    state = cli.home / "state"
+
+    def sent_so_far() -> int:
+        total = 0
+        for f in state.glob("upload-*.json"):
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                total += sum(e - b for b, e in json.loads(f.read_text())["done"])
+        return total
+
+    emulator.set_faults(bandwidth=1 << 20)  # ~4 s on one connection
+    process = subprocess.Popen(
+        cli.command("put", str(local), "/", "--connections", "1"),
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None and sent_so_far() < 1 << 20:
+            time.sleep(0.05)
+        assert sent_so_far() >= 1 << 20, "the upload never saved its progress"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        emulator.clear_faults()
+
+    before = emulator.stats()["upload_bytes"]
+    cli.ok("put", str(local), "/")
+    assert emulator.stats()["upload_bytes"] - before <= len(data) - (1 << 20)
+    cli.ok("get", f"/{local.name}", "-o", str(tmp_path / "back.bin"))
+    assert (tmp_path / "back.bin").read_bytes() == data
+    assert not list(state.glob("upload-*.json"))
 
 
 # -- links ----------------------------------------------------------------------------------

@@ -5,8 +5,13 @@ integrity, quota and bad destinations."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import secrets
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +37,14 @@ MiB = 1 << 20
 def emu() -> Iterator[MegaEmulator]:
     with MegaEmulator() as e:
         yield e
+
+
+@pytest.fixture(autouse=True)
+def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Upload sidecars of each test in its own directory (not the user's state dir)."""
+    path = tmp_path / "state"
+    monkeypatch.setenv("MEGAFAST_STATE_DIR", str(path))
+    return path
 
 
 @pytest.fixture
@@ -362,3 +375,133 @@ def test_expired_download_url_is_renewed_mid_transfer(
         emu.clear_faults()
     assert got.read_bytes() == data
     assert expired and emu.stats()["commands"].get("g", 0) - g_before >= 2  # a fresh download URL
+
+
+_UPLOADER = """
+import sys
+from megafast import Mega
+from megafast.transfer import TransferConfig
+api, email, path, folder = sys.argv[1:5]
+mega = Mega(api_url=api).login(email, "pw")
+mega.upload(path, folder, config=TransferConfig(connections=2, piece_size=1 << 20))
+print("finished", flush=True)
+"""
+
+
+def _sidecar_progress(state: Path) -> int:
+    """Bytes the upload sidecars in ``state`` record as sent (0 when there are none)."""
+    total = 0
+    for f in state.glob("upload-*.json"):
+        try:
+            done = json.loads(f.read_text()).get("done") or []
+        except (OSError, ValueError):
+            continue
+        total += sum(end - begin for begin, end in done)
+    return total
+
+
+def _interrupted_upload(emu: MegaEmulator, email: str, src: Path, folder: str, state: Path) -> None:
+    """Start uploading ``src`` in a child process and SIGKILL it midway (after its sidecar
+    records some pieces, before the upload completes)."""
+    emu.set_faults(bandwidth=1 * MiB)  # per connection: the 6 MiB take about 3 s
+    env = {**os.environ, "MEGAFAST_STATE_DIR": str(state)}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parents[1] / "src"), *sys.path])
+    child = subprocess.Popen(
+        [sys.executable, "-c", _UPLOADER, emu.api_url, email, str(src), folder],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _sidecar_progress(state) < 2 * MiB:
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the child never recorded progress"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        emu.clear_faults()
+    assert child.returncode == -signal.SIGKILL
+
+
+def test_an_interrupted_upload_resumes(emu: MegaEmulator, tmp_path: Path, state_dir: Path) -> None:
+    email = f"t-{secrets.token_hex(5)}@example.com"
+    emu.create_account(email, "pw", version=2)
+    mega = Mega(api_url=emu.api_url).login(email, "pw")
+    folder = mega.create_folder("resumed")["resumed"]
+    src = tmp_path / "big.bin"
+    data = write(src, 6 * MiB)
+    _interrupted_upload(emu, email, src, folder, state_dir)
+    assert not mega.find("resumed/big.bin")  # no node yet
+    first_tokens = {e["token"] for e in emu.request_log if e.get("kind") == "upload"}
+
+    emu.reset_stats()
+    answer = mega.upload(src, folder)
+    stats = emu.stats()
+    assert 0 < stats["upload_bytes"] <= len(data) - 2 * MiB  # only what was missing
+    assert stats["commands"].get("u", 0) == 0  # the same upload URL, no new one
+    tokens = {e["token"] for e in emu.request_log if e.get("kind") == "upload"}
+    assert tokens <= first_tokens
+    out = tmp_path / "out"
+    out.mkdir()
+    assert mega.download(answer["f"][0]["h"], out).read_bytes() == data
+    assert not list(state_dir.glob("upload-*.json"))  # the sidecar is gone once done
+
+
+def test_resume_false_and_a_changed_file_start_over(
+    emu: MegaEmulator, tmp_path: Path, state_dir: Path
+) -> None:
+    email = f"t-{secrets.token_hex(5)}@example.com"
+    emu.create_account(email, "pw", version=2)
+    mega = Mega(api_url=emu.api_url).login(email, "pw")
+    folder = mega.create_folder("again")["again"]
+    src = tmp_path / "big.bin"
+    write(src, 6 * MiB)
+    _interrupted_upload(emu, email, src, folder, state_dir)
+
+    emu.reset_stats()
+    mega.upload(src, folder, resume=False)
+    assert emu.stats()["upload_bytes"] == 6 * MiB and emu.stats()["commands"]["u"] == 1
+
+    # another interrupted run, then the file changes: a fresh upload of the new content
+    src.unlink()
+    write(src, 6 * MiB)
+    _interrupted_upload(emu, email, src, folder, state_dir)
+    data = write(src, 6 * MiB)
+    emu.reset_stats()
+    answer = mega.upload(src, folder)
+    assert emu.stats()["upload_bytes"] == 6 * MiB
+    out = tmp_path / "out"
+    out.mkdir()
+    assert mega.download(answer["f"][0]["h"], out).read_bytes() == data
+
+
+def test_upload_fileobj_resumes_a_seekable_source(emu: MegaEmulator, mega: Mega) -> None:
+    import io
+
+    class Stop(Exception):
+        pass
+
+    def stop_midway(done: int, total: int) -> None:
+        if done >= 2 * MiB:
+            raise Stop
+
+    data = secrets.token_bytes(6 * MiB)
+    cfg = TransferConfig(connections=2, piece_size=MiB)
+    emu.set_faults(bandwidth=4 * MiB)
+    try:
+        with pytest.raises(Stop):
+            mega.upload_fileobj(io.BytesIO(data), "obj.bin", config=cfg, progress=stop_midway)
+    finally:
+        emu.clear_faults()
+    emu.reset_stats()
+    answer = mega.upload_fileobj(io.BytesIO(data), "obj.bin", config=cfg)
+    assert emu.stats()["upload_bytes"] <= len(data) - 2 * MiB
+    assert emu.stats()["commands"].get("u", 0) == 0
+    out = io.BytesIO()
+    mega.download_to_fileobj(answer["f"][0]["h"], out)
+    assert out.getvalue() == data

@@ -8,9 +8,11 @@ every public link format, public folders, and parallel verified transfers.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import secrets
+import stat
 import struct
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -76,6 +78,32 @@ def _new_handle(answer: Any) -> str:
     if not isinstance(handle, str):
         raise RequestError("EUNKNOWN", "the answer to p has no new node")
     return handle
+
+
+def _file_identity(path: Path, st: os.stat_result) -> str:
+    """A local file as it is now: a changed file (size, mtime, inode) is another upload."""
+    return f"path:{path}:{st.st_size}:{st.st_mtime_ns}:{st.st_dev}:{st.st_ino}"
+
+
+def _fileobj_identity(fileobj: Any, base: int, size: int | None) -> str:
+    """A seekable file object from ``base``: its file when it has one, else its sampled
+    fingerprint (a resume re-checks the data sent before, so a collision only costs time)."""
+    fileno = getattr(fileobj, "fileno", None)
+    if callable(fileno):
+        try:
+            st = os.fstat(fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+        else:
+            if stat.S_ISREG(st.st_mode):
+                name = getattr(fileobj, "name", "")
+                return f"{_file_identity(Path(str(name)), st)}:{base}:{size}"
+    from .crypto import fingerprint
+
+    sample = fingerprint(fileobj, 0)  # mtime 0: the same data gives the same id every time
+    end = fileobj.seek(0, os.SEEK_END)
+    fileobj.seek(base)
+    return f"fileobj:{sample}:{base}:{size}:{end}"
 
 
 def _safe_name(name: str) -> str:
@@ -1295,9 +1323,16 @@ class Mega:
         *,
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
+        resume: bool = True,
     ) -> dict[str, Any]:
         """Upload a local file into ``dest`` (a folder handle or node; default: the Cloud
-        Drive) and return the API's answer (``{'f': [new node]}``), as mega.py does."""
+        Drive) and return the API's answer (``{'f': [new node]}``), as mega.py does.
+
+        ``resume``: an interrupted upload of the same (unchanged) file to the same folder,
+        name, account and server continues where it stopped while its upload URL is valid
+        (a sidecar holds the URL and key; the data sent before is checked against the file
+        before anything new is sent). ``resume=False`` (or ``config.resume=False``) starts over.
+        """
         from .crypto import fingerprint
 
         path = Path(filename)
@@ -1306,12 +1341,16 @@ class Mega:
         self._require_login()
         parent = self._folder_handle(dest)
         try:
-            stat = path.stat()
+            st = path.stat()
         except OSError as exc:
             raise SourceNotFoundError(f"cannot read {path}: {exc.strerror}") from None
 
-        attrs = {"n": dest_filename or path.name, "c": fingerprint(path, int(stat.st_mtime))}
-        return self._upload_source(path, stat.st_size, parent, attrs, progress, config)
+        name = dest_filename or path.name
+        attrs = {"n": name, "c": fingerprint(path, int(st.st_mtime))}
+        resume_id = self._upload_resume_id(parent, name, _file_identity(path.resolve(), st))
+        return self._upload_source(
+            path, st.st_size, parent, attrs, progress, config, resume_id if resume else None
+        )
 
     def upload_fileobj(
         self,
@@ -1323,11 +1362,15 @@ class Mega:
         mtime: float | None = None,
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
+        resume: bool = True,
     ) -> dict[str, Any]:
         """Upload a binary file object (or bytes, or an iterable of bytes) as ``name`` into
         ``dest``; ``size`` in bytes is needed when it cannot be found by seeking. Returns the
         API's answer like :meth:`upload`. A seekable source read from its start also gets a
-        fingerprint (``mtime``: seconds, default now)."""
+        fingerprint (``mtime``: seconds, default now). ``resume``: as for :meth:`upload`, for
+        bytes and seekable sources (a stream cannot be read again, so it always starts over).
+        """
+        import hashlib
         import time
 
         from .crypto import fingerprint
@@ -1339,16 +1382,28 @@ class Mega:
         attrs: dict[str, Any] = {"n": name}
         stamp = int(time.time() if mtime is None else mtime)
         if isinstance(fileobj, (bytes, bytearray, memoryview)):
-            import io
-
             data = bytes(fileobj)
             attrs["c"] = fingerprint(io.BytesIO(data), stamp)
-            return self._upload_source(data, len(data), parent, attrs, progress, config)
+            digest = f"bytes:{len(data)}:{hashlib.sha256(data).hexdigest()}"
+            resume_id = self._upload_resume_id(parent, name, digest) if resume else None
+            return self._upload_source(data, len(data), parent, attrs, progress, config, resume_id)
+        identity: str | None = None
         seekable = getattr(fileobj, "seekable", None)
-        if callable(seekable) and seekable() and fileobj.tell() == 0:
-            attrs["c"] = fingerprint(fileobj, stamp)  # seeks around, then back to the start
-            fileobj.seek(0)
-        return self._upload_source(fileobj, size, parent, attrs, progress, config)
+        if callable(seekable) and seekable():
+            base = fileobj.tell()
+            if base == 0:
+                attrs["c"] = fingerprint(fileobj, stamp)  # seeks around, then back to the start
+                fileobj.seek(0)
+            identity = _fileobj_identity(fileobj, base, size)
+        resume_id = self._upload_resume_id(parent, name, identity) if resume and identity else None
+        return self._upload_source(fileobj, size, parent, attrs, progress, config, resume_id)
+
+    def _upload_resume_id(self, parent: str, name: str, identity: str) -> str:
+        """What makes two uploads "the same" for resuming: server, account, destination and
+        the source's identity (the transfer engine keeps only a digest of it)."""
+        creds = self._require_login()
+        who = creds.user_handle or creds.email or ""
+        return "\0".join(("megafast-upload", self.api_url, who, parent, name, identity))
 
     def _upload_source(
         self,
@@ -1358,8 +1413,16 @@ class Mega:
         attrs: dict[str, Any],
         progress: ProgressCallback | None,
         config: TransferConfig | None,
+        resume_id: str | None = None,
     ) -> dict[str, Any]:
-        from .transfer import upload_file
+        import dataclasses
+
+        from .transfer import TransferConfig, upload_file
+
+        cfg = self._transfer_config(config)
+        if resume_id is None:
+            # no stable id: no sidecar either (the engine would key one by the path alone)
+            cfg = dataclasses.replace(cfg if cfg is not None else TransferConfig(), resume=False)
 
         def get_upload_url(size: int) -> str:
             answer = self._request({"a": "u", "s": size})
@@ -1372,8 +1435,9 @@ class Mega:
             get_upload_url,
             source,
             size,
-            config=self._transfer_config(config),
+            config=cfg,
             progress=progress,
+            resume_id=resume_id,
         )
         key = tuple(result.key)
         k = tuple(key[i] ^ key[i + 4] for i in range(4))
