@@ -20,6 +20,7 @@ from megafast.errors import (
     LinkError,
     LoginError,
     NodeNotFoundError,
+    NotFoundError,
     RequestError,
     SessionError,
     TwoFactorRequiredError,
@@ -499,6 +500,25 @@ def test_contacts_validate_email(mega: Mega) -> None:
         mega.remove_contact("")
 
 
+def test_contacts_are_added_and_removed_on_the_server(emu: MegaEmulator, mega: Mega) -> None:
+    friend = new_email()
+    handle = emu.create_account(friend, "pw").handle
+
+    def contacts() -> dict[str, int]:
+        listing = mega._api_request({"a": "f", "c": 1})
+        return {u["u"]: u["c"] for u in listing["u"]}
+
+    assert handle not in contacts()
+    assert mega.add_contact(friend) == 0
+    assert contacts()[handle] == 1
+    assert mega.remove_contact(friend) == 0
+    assert handle not in contacts()
+    with pytest.raises(NotFoundError):
+        mega.add_contact(new_email())  # no such account
+    with pytest.raises(RequestError):
+        mega.add_contact(mega.get_user()["email"])  # yourself
+
+
 # -- reliability --------------------------------------------------------------------------
 
 
@@ -666,6 +686,39 @@ def test_survives_http_5xx_and_429_on_every_other_request(
     for path, body in failed:
         assert (parse_qs(urlsplit(path).query)["id"][0], body) in passed
     assert len([n for n in emu.nodes(email) if n["t"] == 1]) == 2
+
+
+def test_survives_http_errors_from_the_emulators_api_fault(
+    emu: MegaEmulator, tmp_path: Path
+) -> None:
+    """The same as above with the emulator's own knob, including answers lost after the
+    batch ran: the retry (same id) gets the kept answer, so nothing is done twice."""
+    email = new_email()
+    emu.create_account(email, "pw", version=2)
+    fast = {"backoff_base": 0.01, "backoff_cap": 0.05}
+    m = Mega(fast, api_url=emu.api_url, retry_time=30).login(email, "pw")
+    try:
+        for after in (False, True):
+            emu.set_faults(api_error_rate=0.5, seed=3, api_error_after_processing=after)
+            made = m.create_folder(f"k{int(after)}/a/b")
+            src = tmp_path / f"f{int(after)}.bin"
+            src.write_bytes(b"data" * 5000)
+            m.upload(src, made["b"])
+            m.refresh()
+            found = m.find(f"k{int(after)}/a/b/{src.name}")
+            assert found is not None
+            assert m.download(found, tmp_path, f"back{int(after)}.bin").read_bytes() == (
+                b"data" * 5000
+            )
+            assert emu.fault_counts.get("api_error", 0) >= 3
+            emu.clear_faults()
+    finally:
+        emu.clear_faults()
+    stats = emu.stats()
+    assert stats["api_answers_lost"] >= 1 and stats["api_replayed"] >= 1
+    # no folder or file was made twice
+    names = [emu.decrypt_attributes(n["h"])["n"] for n in emu.nodes(email) if n["t"] in (0, 1)]
+    assert sorted(names) == sorted(["k0", "a", "b", "f0.bin", "k1", "a", "b", "f1.bin"])
 
 
 @pytest.mark.slow

@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from megafast import Mega
-from megafast.errors import LinkError, NodeNotFoundError, RequestError, WrongKeyError
+from megafast.errors import (
+    LinkError,
+    NodeNotFoundError,
+    NotFoundError,
+    RequestError,
+    ValidationError,
+    WrongKeyError,
+)
 from megafast.testing import MegaEmulator
 from megafast.testing import _crypto as C
 
@@ -319,3 +326,104 @@ def test_moving_into_an_exported_folder_shares_the_moved_keys(
     move = next(c for batch in sent for c in batch if isinstance(c, dict) and c.get("a") == "m")
     assert "cr" not in move
     assert m.find("public/outside/deeper/x.txt") is not None
+
+
+def test_share_a_folder_with_another_user_end_to_end(emu: MegaEmulator, tmp_path: Path) -> None:
+    owner, alice = account(emu)
+    to, bob = account(emu)
+    made = alice.create_folder("Team/inner")
+    (tmp_path / "a.txt").write_bytes(b"top file")
+    (tmp_path / "b.bin").write_bytes(secrets.token_bytes(300_000))
+    alice.upload(tmp_path / "a.txt", made["Team"])
+    alice.upload(tmp_path / "b.bin", made["inner"])
+
+    answer = alice.share(made["Team"], to.upper(), access=1)  # emails are case-insensitive
+    assert answer == {"r": [0]}
+    assert emu.stats()["commands"].get("uk", 0) >= 1
+    # the share key went to bob RSA-encrypted (long sk), never as plaintext
+    row = emu.store.one(
+        "SELECT k FROM shares WHERE h=? AND u=?", made["Team"], bob._creds.user_handle
+    )
+    assert row is not None and len(C.b64decode(row["k"])) > 64
+
+    bob.refresh()
+    team = bob.find("Team")
+    assert team is not None and team[1]["su"] == alice._creds.user_handle
+    assert bob.shared_keys[made["Team"]] == alice.shared_keys[made["Team"]]
+    out = tmp_path / "bob"
+    out.mkdir()
+    assert bob.download(bob.find("Team/a.txt"), out).read_bytes() == b"top file"
+    got = bob.download(bob.find("Team/inner/b.bin"), out)
+    assert got.read_bytes() == (tmp_path / "b.bin").read_bytes()
+
+    # read-write: bob's upload into the share is readable by alice (keys under the share)
+    (tmp_path / "from-bob.txt").write_bytes(b"hello alice")
+    bob.upload(tmp_path / "from-bob.txt", made["inner"])
+    alice.refresh()
+    back = alice.download(alice.find("Team/inner/from-bob.txt"), out, "seen-by-alice.txt")
+    assert back.read_bytes() == b"hello alice"
+
+    # a subtree moved into the share later (m with cr) is readable by bob
+    later = alice.create_folder("later")["later"]
+    (tmp_path / "late.txt").write_bytes(b"moved in")
+    alice.upload(tmp_path / "late.txt", later)
+    alice.move(later, made["inner"])
+    bob.refresh()
+    late = bob.find("Team/inner/later/late.txt")
+    assert late is not None and late[1]["a"]["n"] == "late.txt"
+    assert bob.download(late, out).read_bytes() == b"moved in"
+
+    # the same share key serves a public link too
+    link = alice.export(node_id=made["Team"])
+    assert alice.shared_keys[made["Team"]] == bob.shared_keys[made["Team"]]
+    public = Mega(api_url=emu.api_url).get_public_folder(link)
+    assert {n["a"]["n"] for n in public.values()} >= {"a.txt", "b.bin", "late.txt", "later"}
+
+    alice.unshare(made["Team"], to)
+    bob.refresh()
+    assert bob.find("Team") is None and bob.find("a.txt") is None
+
+
+def test_share_errors(emu: MegaEmulator, tmp_path: Path) -> None:
+    _, alice = account(emu)
+    folder = alice.create_folder("f")["f"]
+    (tmp_path / "x").write_bytes(b"x")
+    file_h = alice.upload(tmp_path / "x", folder)["f"][0]["h"]
+    with pytest.raises(NotFoundError):
+        alice.share(folder, "nobody@example.com")
+    with pytest.raises(ValidationError):
+        alice.share(file_h, emu_email(emu))
+    with pytest.raises(ValidationError):
+        alice.share(folder, "not-an-email")
+    for bad in (3, -1, True, "1"):
+        with pytest.raises(ValidationError):
+            alice.share(folder, "x@example.com", access=bad)  # type: ignore[arg-type]
+    # an ephemeral account has no public key: MEGA's -9
+    eph = emu.create_ephemeral_account()
+    with pytest.raises(NotFoundError):
+        alice.share(folder, f"{eph.handle}@nowhere.example")
+
+
+def emu_email(emu: MegaEmulator) -> str:
+    email, _ = account(emu)
+    return email
+
+
+def test_move_into_an_exported_folder_is_readable_through_the_link(
+    emu: MegaEmulator, tmp_path: Path
+) -> None:
+    _, alice = account(emu)
+    shared = alice.create_folder("pub")["pub"]
+    link = alice.export(node_id=shared)
+    outside = alice.create_folder("outside/deeper")
+    (tmp_path / "d.txt").write_bytes(b"deep")
+    alice.upload(tmp_path / "d.txt", outside["deeper"])
+    alice.move(outside["outside"], shared)
+    listed = Mega(api_url=emu.api_url).get_public_folder(link)
+    names = {n["a"]["n"]: n for n in listed.values() if isinstance(n.get("a"), dict)}
+    assert {"outside", "deeper", "d.txt"} <= set(names)
+    out = tmp_path / "o"
+    out.mkdir()
+    reader = Mega(api_url=emu.api_url)
+    got = reader.download_folder_url(link, out)
+    assert (Path(got) / "outside" / "deeper" / "d.txt").read_bytes() == b"deep"

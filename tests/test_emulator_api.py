@@ -600,6 +600,33 @@ def test_contacts(emu: MegaEmulator, client: RawClient) -> None:
     assert all(u["u"] != friend.handle for u in client.files()["u"])
 
 
+def test_uk_gives_a_users_public_key(emu: MegaEmulator, client: RawClient) -> None:
+    emu.create_account("keys@example.com", "pw")
+    other = emu.create_account("other-keys@example.com", "pw")
+    eph = emu.create_ephemeral_account()
+    client.login("keys@example.com", "pw")
+    by_email = client.one({"a": "uk", "u": "Other-Keys@example.com"})
+    by_handle = client.one({"a": "uk", "u": other.handle})
+    assert by_email == by_handle and by_email["u"] == other.handle
+    n, e = mc.decode_mpis(mc.base64_url_decode(by_email["pubk"]), 2)
+    assert n.bit_length() >= 1024 and e in (3, 17, 65537)
+    # the key is the account's: its modulus is p*q of the account's private key
+    from megafast.testing import _crypto as C
+
+    row = emu.store.user(other.handle)
+    assert row is not None
+    privk = C.ecb_decrypt(other.master_key, C.b64decode(row["privk"]))
+    p, q = mc.decode_mpis(privk, 2)
+    assert p * q == n
+    assert client.cs(
+        [
+            {"a": "uk", "u": "nobody@example.com"},
+            {"a": "uk", "u": eph.handle},  # no key yet
+            {"a": "uk"},
+        ]
+    ) == [-9, -9, -2]
+
+
 def test_concurrent_api_clients(emu: MegaEmulator) -> None:
     emu.create_account("conc@example.com", "pw")
     sid = emu.create_session("conc@example.com")

@@ -40,6 +40,51 @@ def test_eagain_on_api_calls_then_the_retry_with_the_same_id_passes(emu: MegaEmu
     assert emu.fault_counts == {"api_eagain": 2}
 
 
+def test_http_errors_on_api_calls_before_the_batch_runs(emu: MegaEmulator) -> None:
+    c = RawClient(emu.api_url)
+    c.login(EMAIL, "pw")
+    emu.set_faults(api_error_rate=1.0, api_error_limit=3, api_error_statuses=(500, 503, 429))
+    root = emu.root_handle(EMAIL)
+    folders_before = len([n for n in emu.nodes(EMAIL) if n["t"] == 1])
+    cmd = [{"a": "p", "t": root, "n": [{"h": "xxxxxxxx", "t": 1, "a": "AAAA", "k": "AAAA"}]}]
+    statuses = [c.post(cmd, rid="77").status_code for _ in range(3)]
+    assert set(statuses) <= {500, 503, 429} and all(s != 200 for s in statuses)
+    # nothing ran: no folder yet; the retry with the same id is answered normally
+    assert len([n for n in emu.nodes(EMAIL) if n["t"] == 1]) == folders_before
+    assert isinstance(c.cs(cmd, rid="77")[0], dict)
+    assert len([n for n in emu.nodes(EMAIL) if n["t"] == 1]) == folders_before + 1
+    assert emu.fault_counts == {"api_error": 3}
+    assert emu.stats()["api_http_error"] == 3
+
+
+def test_http_errors_after_the_batch_ran_lose_only_the_answer(emu: MegaEmulator) -> None:
+    c = RawClient(emu.api_url)
+    c.login(EMAIL, "pw")
+    emu.set_faults(api_error_rate=1.0, api_error_limit=1, api_error_after_processing=True)
+    root = emu.root_handle(EMAIL)
+    before = len(emu.nodes(EMAIL))
+    cmd = [{"a": "p", "t": root, "n": [{"h": "xxxxxxxx", "t": 1, "a": "AAAA", "k": "AAAA"}]}]
+    assert c.post(cmd, rid="78").status_code in (500, 503, 429)
+    assert len(emu.nodes(EMAIL)) == before + 1  # it ran
+    again = c.cs(cmd, rid="78")  # the same id: the kept answer, not a second folder
+    assert isinstance(again[0], dict) and len(emu.nodes(EMAIL)) == before + 1
+    assert emu.stats()["api_answers_lost"] == 1 and emu.stats()["api_replayed"] == 1
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"api_error_rate": 2.0},
+        {"api_error_limit": -1},
+        {"api_error_statuses": (200,)},
+        {"api_error_statuses": ()},
+    ],
+)
+def test_api_error_settings_are_checked(emu: MegaEmulator, bad: dict) -> None:
+    with pytest.raises(ValueError):
+        emu.set_faults(**bad)
+
+
 def test_eagain_rate_is_a_fraction(emu: MegaEmulator) -> None:
     emu.set_faults(api_eagain_rate=0.5, seed=7)
     c = RawClient(emu.api_url)

@@ -26,7 +26,15 @@ from .errors import (
     ValidationError,
 )
 
-__all__ = ["Credentials", "login_user", "login_ephemeral", "MfaSource", "SESSION_FORMAT"]
+__all__ = [
+    "Credentials",
+    "login_user",
+    "login_ephemeral",
+    "MfaSource",
+    "SESSION_FORMAT",
+    "rsa_decrypt_mpi",
+    "rsa_encrypt_key",
+]
 
 SESSION_FORMAT = "megafast-session-1"
 
@@ -144,6 +152,21 @@ def rsa_decrypt_mpi(data: bytes, privk_plain: bytes) -> bytes:
     if full[1] != 0:  # as MEGA's web client: a plaintext one byte longer than usual
         full = b"\0" + full
     return full[2:]
+
+
+def rsa_encrypt_key(key: bytes, modulus: int, exponent: int) -> bytes:
+    """RSA-encrypt a short key for a user's public key (n, e) the way MEGA does: the number
+    ``key || random padding``, two bytes shorter than the modulus, raised to ``e``, as an
+    MPI. The recipient's :func:`rsa_decrypt_mpi` returns ``key`` first."""
+    import secrets
+
+    from .crypto import encode_mpi
+
+    nbytes = (modulus.bit_length() + 7) // 8
+    if nbytes < len(key) + 2 + 8:
+        raise ValueError("the RSA modulus is too short for this key")
+    m = int.from_bytes(key + secrets.token_bytes(nbytes - 2 - len(key)), "big")
+    return encode_mpi(pow(m, exponent, modulus))
 
 
 def _mfa_code(mfa: MfaSource) -> str | None:

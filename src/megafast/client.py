@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ._api import DEFAULT_API_URL, ApiClient
 from ._links import PublicLink, b64encode, file_link, folder_link, is_handle, parse_link
 from ._nodes import Keyring, NodeTree, b64_bytes
-from ._session import Credentials, MfaSource, login_ephemeral, login_user
+from ._session import Credentials, MfaSource, login_ephemeral, login_user, rsa_encrypt_key
 from .errors import (
     DestinationError,
     LinkError,
@@ -106,6 +106,14 @@ def _fileobj_identity(fileobj: Any, base: int, size: int | None) -> str:
     return f"fileobj:{sample}:{base}:{size}:{end}"
 
 
+def _check_share_results(answer: Any) -> None:
+    """``s2`` answers ``{"r": [result per target]}``: raise the first negative one."""
+    results = answer.get("r") if isinstance(answer, dict) else None
+    for code in results if isinstance(results, list) else ():
+        if isinstance(code, int) and code < 0:
+            raise error_for_code(code)
+
+
 def _safe_name(name: str) -> str:
     """A node name as a single local path component (no separators, not '.' or '..')."""
     cleaned = _UNSAFE_NAME.sub("_", name).strip()
@@ -128,7 +136,8 @@ class Mega:
 
     Beyond mega.py: :meth:`refresh`, :meth:`dump_session`/:meth:`save_session`/
     :meth:`resume_session` (also ``login(session=...)``), ``login(..., mfa=...)``,
-    :meth:`logout`, :meth:`get_public_folder`, :meth:`download_folder_url`,
+    :meth:`logout`, :meth:`share`/:meth:`unshare` (folders with other users),
+    :meth:`get_public_folder`, :meth:`download_folder_url`,
     :meth:`download_to_fileobj`, :meth:`open`, :meth:`upload_fileobj`, and ``progress``/
     ``config`` keywords on every transfer.
     """
@@ -834,11 +843,61 @@ class Mega:
             self._share_folder(node)
         return self.get_folder_link((node["h"], node))
 
-    def _share_folder(self, node: dict[str, Any]) -> None:
+    def share(self, folder: NodeRef, email: str, access: int = 0) -> Any:
+        """Share a folder with another MEGA user: ``access`` 0 read-only, 1 read-write, 2 full.
+
+        The folder's share key (a fresh one unless it is already shared or exported) is
+        RSA-encrypted with the user's public key (``uk``) and sent with ``s2``, along with
+        every node's key under the share key. :class:`~megafast.errors.NotFoundError` when
+        no account with a public key has that email."""
+        from .crypto import decode_mpis
+
+        if isinstance(access, bool) or access not in (0, 1, 2):
+            raise ValidationError("access must be 0 (read-only), 1 (read-write) or 2 (full)")
+        if not isinstance(email, str) or not _EMAIL_RE.match(email):
+            raise ValidationError("share() needs the email address of a MEGA user")
+        node = self._node(folder, "folder")
+        if node.get("t") != 1:
+            raise ValidationError("only folders can be shared")
+        answer = self._request({"a": "uk", "u": email.lower()})
+        raw = b64_bytes(answer.get("pubk")) if isinstance(answer, dict) else None
+        try:
+            if not isinstance(raw, bytes):
+                raise ValueError("no key")
+            modulus, exponent = decode_mpis(raw, 2)
+        except (ValueError, TypeError):
+            raise RequestError("EUNKNOWN", "the server sent no usable public key") from None
+        if modulus.bit_length() < 512 or exponent < 3:
+            raise RequestError("EUNKNOWN", "the server sent no usable public key")
+        return self._share_folder(
+            node, {"u": email.lower(), "r": access}, public_key=(modulus, exponent)
+        )
+
+    def unshare(self, folder: NodeRef, email: str) -> Any:
+        """Stop sharing a folder with a user (the share key stays for other users and links)."""
+        if not isinstance(email, str) or not _EMAIL_RE.match(email):
+            raise ValidationError("unshare() needs the email address of a MEGA user")
+        node = self._node(folder, "folder")
+        if node.get("t") != 1:
+            raise ValidationError("only folders can be shared")
+        answer = self._request(
+            {"a": "s2", "n": node["h"], "s": [{"u": email.lower()}], "i": self.request_id}
+        )
+        _check_share_results(answer)
+        return answer
+
+    def _share_folder(
+        self,
+        node: dict[str, Any],
+        target: dict[str, Any] | None = None,
+        public_key: tuple[int, int] | None = None,
+    ) -> Any:
+        """``s2`` for ``node`` with ``target`` (default: the public, ``EXP``); the share key
+        goes to a user RSA-encrypted with ``public_key`` (n, e)."""
         from .crypto import encrypt_key
 
         if "key" not in node:
-            raise WrongKeyError("this folder cannot be decrypted, so it cannot be exported")
+            raise WrongKeyError("this folder cannot be decrypted, so it cannot be shared")
         tree = self._load_tree()
         master = self.master_key
         existing = node.get("shared_folder_key")
@@ -856,21 +915,27 @@ class Mega:
                 [0, len(handles) - 1, b64encode(_pack(encrypt_key(child["key"], share_words)))]
             )
         ha = b64encode(_pack(encrypt_key(_words((h + h).encode("ascii")), master)))
-        self._request(
+        target = dict(target) if target is not None else {"u": "EXP", "r": 0}
+        if public_key is not None:
+            target["k"] = b64encode(rsa_encrypt_key(share_key, *public_key))
+        answer = self._request(
             {
                 "a": "s2",
                 "n": h,
-                "s": [{"u": "EXP", "r": 0}],
+                "s": [target],
                 "i": self.request_id,
                 "ok": b64encode(_pack(encrypt_key(share_words, master))),
                 "ha": ha,
                 "cr": [[h], handles, cr_keys],
             }
         )
+        _check_share_results(answer)
         assert self._keyring is not None
         self._keyring.share_keys[h] = share_key
         node["shared_folder_key"] = share_words
-        self._exported.add(h)
+        if target["u"] == "EXP":
+            self._exported.add(h)
+        return answer
 
     # ------------------------------------------------------------------------------------
     # public files and folders

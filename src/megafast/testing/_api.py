@@ -216,6 +216,7 @@ class Service:
             "sml": self.cmd_sml,
             "mfag": self.cmd_mfag,
             "ur": self.cmd_ur,
+            "uk": self.cmd_uk,
             "f": self.cmd_f,
             "p": self.cmd_p,
             "a": self.cmd_a,
@@ -274,6 +275,10 @@ class Service:
         cache_key: tuple | None,
     ) -> tuple[int, dict[str, str], bytes]:
         f = self.faults.faults
+        if not f.api_error_after_processing and self._api_error_fires():
+            status = self.faults.choice(f.api_error_statuses)
+            self.stats.api(rid, names, "http_error")
+            return status, {}, b""
         if self.faults.fire("api_eagain", f.api_eagain_rate, f.api_eagain_limit):
             self.stats.api(rid, names, "eagain")
             return 200, {}, b"-3"
@@ -290,7 +295,15 @@ class Service:
                     len(self._answers) > 20000 or self._answers_bytes > _ANSWER_CACHE_BYTES
                 ):
                     self._answers_bytes -= len(self._answers.popitem(last=False)[1][1])
+        if f.api_error_after_processing and self._api_error_fires():
+            status = self.faults.choice(f.api_error_statuses)
+            self.stats.count("api_answers_lost")
+            return status, {}, b""
         return 200, {}, out
+
+    def _api_error_fires(self) -> bool:
+        f = self.faults.faults
+        return self.faults.fire("api_error", f.api_error_rate, f.api_error_limit)
 
     def _batch(self, params: dict[str, str], body: bytes, trusted: bool = False) -> Any:
         try:
@@ -556,6 +569,15 @@ class Service:
                 "DELETE FROM contacts WHERE user=? AND contact=?", user, row["handle"]
             )
         return 0
+
+    def cmd_uk(self, ctx: Context, req: dict) -> Any:
+        """A user's public RSA key by email or user handle: ``{"u": handle, "pubk": MPIs n, e}``;
+        -9 for unknown users and accounts without a key (ephemeral ones)."""
+        who = _get(req, "u", str)
+        row = self.store.user_by_email(who) or self.store.user(who)
+        if row is None or not row["pubk"]:
+            raise ApiError(ENOENT)
+        return {"u": row["handle"], "pubk": row["pubk"]}
 
     # --- access ------------------------------------------------------------------------
 
@@ -849,6 +871,8 @@ class Service:
         if t == h or h in self.store.ancestors(t):  # type: ignore[arg-type]
             raise ApiError(ECIRCULAR)
         self.store.execute("UPDATE nodes SET parent=? WHERE h=?", t, h)
+        # keys of the moved nodes under the shares above their new place (as p does)
+        self._apply_cr(req.get("cr"), node["owner"])
         return 0
 
     def cmd_d(self, ctx: Context, req: dict) -> Any:

@@ -18,6 +18,13 @@ class Faults:
     #: answer this fraction of ``/cs`` requests with ``-3`` (EAGAIN) for the whole batch
     api_eagain_rate: float = 0.0
     api_eagain_limit: int | None = None
+    #: answer this fraction of ``/cs`` requests with an HTTP error from ``api_error_statuses``
+    #: (empty body), before the batch runs; with ``api_error_after_processing`` the batch runs
+    #: first and only its answer is lost (a retry with the same id gets the kept answer)
+    api_error_rate: float = 0.0
+    api_error_statuses: tuple[int, ...] = (500, 503, 429)
+    api_error_limit: int | None = None
+    api_error_after_processing: bool = False
     #: answer this fraction of transfer requests with an HTTP error from ``transfer_error_statuses``
     transfer_error_rate: float = 0.0
     transfer_error_statuses: tuple[int, ...] = (500, 503, 429)
@@ -46,11 +53,23 @@ class Faults:
     seed: int | None = None
 
     def validate(self) -> None:
-        for name in ("api_eagain_rate", "transfer_error_rate", "drop_rate", "corrupt_rate"):
+        for name in (
+            "api_eagain_rate",
+            "api_error_rate",
+            "transfer_error_rate",
+            "drop_rate",
+            "corrupt_rate",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be a fraction between 0 and 1")
-        for name in ("api_eagain_limit", "transfer_error_limit", "drop_limit", "corrupt_limit"):
+        for name in (
+            "api_eagain_limit",
+            "api_error_limit",
+            "transfer_error_limit",
+            "drop_limit",
+            "corrupt_limit",
+        ):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
                 raise ValueError(f"{name} must be None or a non-negative integer")
@@ -58,10 +77,13 @@ class Faults:
             not isinstance(self.drop_after_bytes, int) or self.drop_after_bytes < 0
         ):
             raise ValueError("drop_after_bytes must be None or a non-negative integer")
-        statuses = tuple(self.transfer_error_statuses)
-        if not statuses or not all(isinstance(s, int) and 400 <= s <= 599 for s in statuses):
-            raise ValueError("transfer_error_statuses must be HTTP error statuses (400-599)")
-        self.transfer_error_statuses = statuses
+        for name in ("transfer_error_statuses", "api_error_statuses"):
+            statuses = tuple(getattr(self, name))
+            if not statuses or not all(
+                isinstance(s, int) and not isinstance(s, bool) and 400 <= s <= 599 for s in statuses
+            ):
+                raise ValueError(f"{name} must be HTTP error statuses (400-599)")
+            setattr(self, name, statuses)
         if self.transfer_faults not in ("both", "download", "upload"):
             raise ValueError("transfer_faults must be 'both', 'download' or 'upload'")
         if self.bandwidth is not None and not self.bandwidth > 0:

@@ -174,7 +174,8 @@ class MegaEmulator:
 
     @property
     def fault_counts(self) -> dict[str, int]:
-        """How many times each fault fired: api_eagain, transfer_error, drop, corrupt."""
+        """How many times each fault fired: api_eagain, api_error, transfer_error, drop,
+        corrupt."""
         return dict(self._injector.counts)
 
     def set_faults(self, **changes: object) -> Faults:
@@ -195,7 +196,8 @@ class MegaEmulator:
 
     def stats(self) -> dict:
         """Counters of what the emulator has served: api_requests, api_answered,
-        api_replayed (same id), api_eagain, api_challenged (402), download_requests,
+        api_replayed (same id), api_eagain, api_http_error (the ``api_error`` fault before the
+        batch ran), api_answers_lost (after), api_challenged (402), download_requests,
         download_bytes, upload_requests, upload_bytes, commands ({name: count}) and
         max_active_transfers (the most transfer requests in flight at once)."""
         return self.service.stats.snapshot()
