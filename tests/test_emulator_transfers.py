@@ -310,6 +310,83 @@ def test_serve_main_keeps_state_across_restarts(tmp_path) -> None:
         assert proc.wait(10) == 0
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_transfer_urls_survive_a_restart_with_the_same_data_dir(tmp_path) -> None:
+    data_dir = tmp_path / "state"
+    piece = 1 << 20
+    payload = os.urandom(2 * piece)
+    with MegaEmulator(data_dir=data_dir) as first:
+        port = first.port
+        first.create_account(EMAIL, "pw")
+        expired_url, _, _ = _blob_url(first, 100)
+        expired_up = first.upload_url(EMAIL, 10)
+        first.expire_urls()
+        url, blob, _ = _blob_url(first)
+        c = RawClient(first.api_url)
+        c.login(EMAIL, "pw")
+        up = c.one({"a": "u", "s": len(payload)})["p"]
+        assert requests.post(f"{up}/0", data=payload[:piece], timeout=10).content == b""
+        first.set_faults(url_ttl=0.5)
+        short_url, _, _ = _blob_url(first, 100)
+    with MegaEmulator(port=port, data_dir=data_dir) as again:
+        assert requests.get(url, timeout=10).content == blob
+        assert requests.get(f"{url}/5-9", timeout=10).content == blob[5:10]
+        # the upload goes on where it stopped: only the second half is sent now
+        token = requests.post(f"{up}/{piece}", data=payload[piece:], timeout=10).text
+        assert token and token not in ("-8", "-9", "-2")
+        c = RawClient(again.api_url)
+        c.login(EMAIL, "pw")
+        made = c.one(
+            {"a": "p", "t": c.root(), "n": [{"h": token, "t": 0, "a": "AAAA", "k": "A" * 43}]}
+        )
+        assert again.stored_blob(made["f"][0]["h"]) == payload
+        # expired before the restart: still expired (not forgotten)
+        assert requests.get(expired_url, timeout=10).status_code == 403
+        assert requests.post(f"{expired_up}/0", data=b"0123456789", timeout=10).content == b"-8"
+        time.sleep(0.6)  # the lifetime counts from when the URL was given, across restarts
+        assert requests.get(short_url, timeout=10).status_code == 403
+
+
+def test_serve_main_restart_keeps_urls_in_progress(tmp_path) -> None:
+    import signal
+
+    port = str(_free_port())
+    payload = os.urandom(300_000)
+    proc, api = _serve(tmp_path, "--port", port, "--user", "u@example.com:pw")
+    try:
+        c = RawClient(api)
+        c.login("u@example.com", "pw")
+        node, packed, _ = c.upload(b"kept" * 5000, "kept.bin")
+        url = c.one({"a": "g", "g": 1, "n": node["h"]})["g"]
+        up = c.one({"a": "u", "s": len(payload)})["p"]
+        assert requests.post(f"{up}/0", data=payload[:131072], timeout=10).content == b""
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    proc, api2 = _serve(tmp_path, "--port", port)
+    try:
+        assert api2 == api
+        got = requests.get(url, timeout=10)
+        assert got.status_code == 200
+        assert mc.FileCipher(packed, size=20000).decrypt(got.content) == b"kept" * 5000
+        token = requests.post(f"{up}/131072", data=payload[131072:], timeout=10).text
+        c = RawClient(api2)
+        c.login("u@example.com", "pw")
+        made = c.one(
+            {"a": "p", "t": c.root(), "n": [{"h": token, "t": 0, "a": "AAAA", "k": "A" * 43}]}
+        )
+        down = c.one({"a": "g", "g": 1, "n": made["f"][0]["h"]})["g"]
+        assert requests.get(down, timeout=10).content == payload
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+
+
 def test_stop_removes_the_temporary_state_and_closes_connections() -> None:
     emu = MegaEmulator().start()
     data_dir = emu.data_dir

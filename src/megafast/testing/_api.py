@@ -111,6 +111,11 @@ class DownloadGrant:
     epoch: int
 
 
+# A URL expired longer ago than this is forgotten when the emulator starts (it then gets
+# "not found" instead of "expired").
+_FORGET_EXPIRED_URLS = 7 * 24 * 3600.0
+
+
 @dataclass
 class Upload:
     owner: str
@@ -207,6 +212,7 @@ class Service:
         self._challenges: dict[bytes, int] = {}
         self._hashcash_ok: set[str] = set()
         self.stats = Stats()
+        self._load_urls()
         self._commands: dict[str, Callable[[Context, dict], Any]] = {
             "us0": self.cmd_us0,
             "us": self.cmd_us,
@@ -988,17 +994,74 @@ class Service:
             out["g"] = self.grant_download(node["blob"], node["s"])
         return out
 
+    # --- transfer URLs: in memory for the hot path, in SQLite to survive a restart --------
+
+    def _load_urls(self) -> None:
+        """Read the download and upload URLs a previous run handed out (``--data-dir``)."""
+        store = self.store
+        row = store.one("SELECT value FROM meta WHERE key='url_epoch'")
+        self.epoch = int(row[0]) if row else 0
+        forget = time.time() - _FORGET_EXPIRED_URLS
+        with store.transaction():
+            store.execute("DELETE FROM url_grants WHERE expires < ?", forget)
+            for r in store.all("SELECT * FROM url_grants"):
+                self.grants[r["token"]] = DownloadGrant(
+                    store.blob_path(r["blob"]), r["size"], r["expires"], r["epoch"]
+                )
+            for r in store.all("SELECT * FROM url_uploads"):
+                path = store.upload_dir / r["token"]
+                done = C.b64decode(r["done"]) if r["done"] else None
+                if r["expires"] < forget or (done is None and not path.is_file()):
+                    store.execute("DELETE FROM url_uploads WHERE token=?", r["token"])
+                    if done is None:
+                        path.unlink(missing_ok=True)
+                    continue
+                try:
+                    ranges = [[int(a), int(b)] for a, b in json.loads(r["ranges"] or "[]")]
+                except (TypeError, ValueError):
+                    ranges = []
+                self.uploads[r["token"]] = Upload(
+                    r["owner"],
+                    r["size"],
+                    path,
+                    r["expires"],
+                    r["epoch"],
+                    bool(r["raw_token"]),
+                    ranges=ranges,
+                    token=done,
+                )
+
+    def save_upload(self, upload: Upload) -> None:
+        """Record the ranges an upload has received (and its completion token, once done)."""
+        self.store.execute(
+            "UPDATE url_uploads SET ranges=?, done=? WHERE token=?",
+            json.dumps(upload.ranges, separators=(",", ":")),
+            C.b64encode(upload.token) if upload.token is not None else None,
+            upload.path.name,
+        )
+
     def grant_download(self, blob: str, size: int) -> str:
         token = C.b64encode(secrets.token_bytes(24))
-        grant = DownloadGrant(
-            self.store.blob_path(blob), size, time.time() + self.faults.faults.url_ttl, self.epoch
+        expires = time.time() + self.faults.faults.url_ttl
+        grant = DownloadGrant(self.store.blob_path(blob), size, expires, self.epoch)
+        self.store.execute(
+            "INSERT INTO url_grants(token, blob, size, expires, epoch) VALUES(?,?,?,?,?)",
+            token,
+            blob,
+            size,
+            expires,
+            self.epoch,
         )
-        with self._lock:
+        pruned = False
+        with self._lock:  # never take the store's lock inside this one (cmd_* hold it first)
             self.grants[token] = grant
             if len(self.grants) > 10000:
                 now = time.time()
                 for key in [k for k, g in self.grants.items() if g.expires < now]:
                     del self.grants[key]
+                pruned = True
+        if pruned:
+            self.store.execute("DELETE FROM url_grants WHERE expires < ?", now)
         return f"{self.base_url()}/dl/{token}"
 
     def cmd_u(self, ctx: Context, req: dict) -> Any:
@@ -1023,19 +1086,36 @@ class Service:
         )
         with open(upload.path, "wb") as fh:
             fh.truncate(size)  # sparse: takes disk space only as pieces arrive
-        with self._lock:
+        self.store.execute(
+            "INSERT INTO url_uploads(token, owner, size, expires, epoch, raw_token, ranges)"
+            " VALUES(?,?,?,?,?,?,'[]')",
+            token,
+            owner,
+            size,
+            upload.expires,
+            upload.epoch,
+            int(raw_token),
+        )
+        stale: list[tuple[str, Upload]] = []
+        with self._lock:  # never take the store's lock inside this one (cmd_* hold it first)
             self.uploads[token] = upload
             if len(self.uploads) > 1000:
                 now = time.time()
                 for key in [k for k, u in self.uploads.items() if u.expires < now]:
-                    stale = self.uploads.pop(key)
-                    if stale.token is None:
-                        stale.path.unlink(missing_ok=True)
+                    stale.append((key, self.uploads.pop(key)))
+        for key, old in stale:
+            self.store.execute("DELETE FROM url_uploads WHERE token=?", key)
+            if old.token is None:
+                old.path.unlink(missing_ok=True)
         return f"{self.base_url()}/ul/{token}"
 
     def expire_urls(self) -> None:
         with self._lock:
             self.epoch += 1
+            epoch = self.epoch
+        self.store.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES('url_epoch', ?)", str(epoch)
+        )
 
     def finish_upload(self, upload: Upload) -> bytes:
         """Move a complete upload into the blob store; returns the completion token (raw)."""

@@ -458,6 +458,7 @@ class _Handler(BaseHTTPRequestHandler):
         with upload.lock:
             if upload.token is None and upload.add_range(offset, offset + received):
                 upload.token = svc.finish_upload(upload)
+            svc.save_upload(upload)  # what arrived survives a restart (with --data-dir)
             token_bytes = upload.token
         if token_bytes is None:
             self._reply(200, b"", content_type="text/plain")

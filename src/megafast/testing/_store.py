@@ -40,6 +40,11 @@ CREATE TABLE IF NOT EXISTS completions(
     token TEXT PRIMARY KEY, owner TEXT, blob TEXT, size INTEGER, since INTEGER);
 CREATE TABLE IF NOT EXISTS helper_keys(user TEXT PRIMARY KEY, master_key TEXT);
 CREATE TABLE IF NOT EXISTS contacts(user TEXT, contact TEXT, PRIMARY KEY(user, contact));
+CREATE TABLE IF NOT EXISTS url_grants(
+    token TEXT PRIMARY KEY, blob TEXT, size INTEGER, expires REAL, epoch INTEGER);
+CREATE TABLE IF NOT EXISTS url_uploads(
+    token TEXT PRIMARY KEY, owner TEXT, size INTEGER, expires REAL, epoch INTEGER,
+    raw_token INTEGER, ranges TEXT, done TEXT);
 """
 
 FOLDER_TYPES = (1, 2, 3, 4)
