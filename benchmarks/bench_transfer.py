@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 MiB = 1 << 20
 GiB = 1 << 30
 EMAIL = "bench@example.com"
@@ -41,14 +43,27 @@ RSS_LIMIT_MB = 150.0
 
 
 def _emulator_main(conn: Any, data_dir: str) -> None:
+    import requests
+
     from megafast import crypto as mc
-    from megafast._api import ApiClient
     from megafast.testing import MegaEmulator
 
     emu = MegaEmulator(data_dir=data_dir).start()
     emu.create_account(EMAIL, PASSWORD, version=1)
-    api = ApiClient(emu.api_url)
-    api.sid = emu.create_session(EMAIL)
+    sid = emu.create_session(EMAIL)
+    http = requests.Session()
+    next_id = [1]
+
+    def api(command: dict[str, Any]) -> Any:
+        next_id[0] += 1
+        answer = http.post(
+            f"{emu.api_url}/cs", params={"id": next_id[0], "sid": sid}, json=[command]
+        ).json()
+        result = answer[0] if isinstance(answer, list) else answer
+        if isinstance(result, int) and result < 0:
+            raise RuntimeError(f"API error {result}")
+        return result
+
     master_key = mc.str_to_a32(emu.account(EMAIL).master_key)
     conn.send(emu.api_url)
     while True:
@@ -67,7 +82,7 @@ def _emulator_main(conn: Any, data_dir: str) -> None:
             elif cmd == "export":
                 result = emu.export(args[0])
             elif cmd == "delete":
-                result = api.request({"a": "d", "n": args[0]})
+                result = api({"a": "d", "n": args[0]})
             elif cmd == "create_node":
                 token, key, name = args
                 attr_key = [key[i] ^ key[i + 4] for i in range(4)]
@@ -77,7 +92,7 @@ def _emulator_main(conn: Any, data_dir: str) -> None:
                     "a": mc.base64_url_encode(mc.encrypt_attr({"n": name}, attr_key)),
                     "k": mc.a32_to_base64(mc.encrypt_key(key, master_key)),
                 }
-                answer = api.request({"a": "p", "t": emu.root_handle(EMAIL), "n": [node]})
+                answer = api({"a": "p", "t": emu.root_handle(EMAIL), "n": [node]})
                 result = answer["f"][0]["h"]
             else:
                 raise ValueError(f"unknown command {cmd}")
@@ -286,6 +301,73 @@ class Bench:
             src.unlink()
         out["ratio"] = out["c8_mb_s"] / out["c1_mb_s"]
         return out
+
+
+# -- pytest-benchmark ------------------------------------------------------------------------
+
+FIGURES: dict[str, Any] = {}
+BIG = os.environ.get("MEGAFAST_BENCH_BIG") == "1"
+
+
+@pytest.fixture(scope="module")
+def bench() -> Any:
+    b = Bench()
+    yield b
+    b.close()
+
+
+def _record(benchmark: Any, name: str, result: dict[str, Any]) -> None:
+    size = result["size"]
+    for d in ("download", "upload"):
+        fig = result[d]
+        benchmark.extra_info[f"{d}_mb_s"] = round(fig["mb_s"], 1)
+        benchmark.extra_info[f"{d}_cpu_s_per_gib"] = round(fig["cpu"] * GiB / size, 3)
+        benchmark.extra_info[f"{d}_peak_rss_mb"] = round(fig["maxrss_mb"], 1)
+        print(f"\n{name} {d} {size // MiB} MiB: {fmt(fig, size)}", end="")
+    FIGURES[name] = result
+
+
+def test_megafast_1gib(bench: Bench, benchmark: Any) -> None:
+    result = benchmark.pedantic(lambda: bench.round_trip("megafast", GiB), rounds=1, iterations=1)
+    _record(benchmark, "megafast", result)
+    for d in ("download", "upload"):
+        assert result[d]["maxrss_mb"] <= RSS_LIMIT_MB
+    assert result["download"]["mb_s"] >= 600, "target: at least 600 MB/s download"
+    assert result["upload"]["mb_s"] >= 400, "target: at least 400 MB/s upload"
+
+
+def test_megapy_256mib_for_comparison(bench: Bench, benchmark: Any) -> None:
+    result = benchmark.pedantic(
+        lambda: bench.round_trip("megapy", 256 * MiB), rounds=1, iterations=1
+    )
+    _record(benchmark, "mega.py 1.0.8 (256 MiB file)", result)
+    fast = FIGURES.get("megafast")
+    if fast is None:
+        pytest.skip("run test_megafast_1gib in the same session for the ratio")
+    for d in ("download", "upload"):
+        ratio = fast[d]["mb_s"] / result[d]["mb_s"]
+        benchmark.extra_info[f"{d}_megafast_speedup"] = round(ratio, 1)
+        print(f"\nspeed-up {d}: {ratio:.0f}x", end="")
+        assert ratio >= 100, f"target: megafast {d} at least 100 times mega.py"
+
+
+def test_eight_connections_beat_one_under_a_per_connection_cap(
+    bench: Bench, benchmark: Any
+) -> None:
+    scale = benchmark.pedantic(bench.scaling, rounds=1, iterations=1)
+    benchmark.extra_info.update({k: round(v, 2) for k, v in scale.items()})
+    print(f"\n20 MB/s per connection: {scale}", end="")
+    assert scale["ratio"] >= 6, "target: 8 connections at least 6 times one"
+
+
+@pytest.mark.skipif(not BIG, reason="4 GiB runs: set MEGAFAST_BENCH_BIG=1")
+def test_peak_rss_of_4gib_transfers(bench: Bench, benchmark: Any) -> None:
+    result = benchmark.pedantic(
+        lambda: bench.round_trip("megafast", 4 * GiB), rounds=1, iterations=1
+    )
+    _record(benchmark, "megafast 4 GiB", result)
+    for d in ("download", "upload"):
+        assert result[d]["maxrss_mb"] <= RSS_LIMIT_MB
 
 
 # -- reporting and entry points -------------------------------------------------------------

@@ -430,3 +430,28 @@ def test_reader_over_an_empty_file(remote: Remote) -> None:
     h, key = remote.add_file(b"")
     r = open_reader(remote.http, remote.url_getter(h), 0, key)
     assert r.read() == b"" and r.verified
+
+
+@pytest.mark.parametrize("mode", ["direct", "page-cache", "no-o-direct"])
+def test_download_with_and_without_direct_io(
+    remote: Remote, tmp_path, monkeypatch, mode: str
+) -> None:
+    data = content(9 * MiB + 5)  # whole 4 MiB blocks by direct I/O, the tail by page cache
+    h, key = remote.add_file(data)
+    direct_writes: list[int] = []
+    real_open = os.open
+
+    def spy_open(path, flags, *args):
+        fd = real_open(path, flags, *args)
+        if flags & getattr(os, "O_DIRECT", 0):
+            direct_writes.append(fd)
+        return fd
+
+    monkeypatch.setattr(os, "open", spy_open)
+    if mode == "page-cache":
+        monkeypatch.setattr(_download, "DIRECT_IO", False)
+    elif mode == "no-o-direct":
+        monkeypatch.delattr(os, "O_DIRECT", raising=False)
+    download_file(remote.http, remote.url_getter(h), len(data), key, tmp_path / "o", config=SMALL)
+    assert (tmp_path / "o").read_bytes() == data
+    assert bool(direct_writes) == (mode == "direct")

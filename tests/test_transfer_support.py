@@ -1,21 +1,24 @@
 """Helpers shared by the transfer tests (no tests here).
 
-The emulator runs for real on 127.0.0.1; ``g``/``u``/``p`` go through megafast's ApiClient
-with a session the emulator issued.
+The emulator runs for real on 127.0.0.1; ``g``/``u``/``p`` go over its HTTP API with a
+session the emulator issued.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 import requests
 
 from megafast import crypto as mc
-from megafast._api import ApiClient
+from megafast.errors import error_for_code
 from megafast.testing import MegaEmulator
 from megafast.transfer import _http
 
@@ -30,18 +33,46 @@ def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_http, "DELAY_503", 0.005)
 
 
+class RawApi:
+    """Just enough of the API envelope for these tests (``g``, ``u``, ``p``): the client's
+    own transport has its own tests; -3 is retried with the same request id."""
+
+    def __init__(self, api_url: str, sid: str) -> None:
+        self.api_url = api_url
+        self.sid = sid
+        self.rid = int.from_bytes(os.urandom(3), "big")
+        self.http = requests.Session()
+
+    def request(self, command: dict) -> Any:
+        for _ in range(200):
+            answer = self.http.post(
+                f"{self.api_url}/cs",
+                params={"id": self.rid, "sid": self.sid},
+                data=json.dumps([command]),
+                timeout=30,
+            ).json()
+            result = answer[0] if isinstance(answer, list) else answer
+            if result == -3:
+                time.sleep(0.005)
+                continue
+            self.rid += 1
+            if isinstance(result, int) and result < 0:
+                raise error_for_code(result)
+            return result
+        raise AssertionError("the API kept answering -3")
+
+
 @dataclass
 class Remote:
     """An account on the emulator, as a client logged in to it sees it."""
 
     emu: MegaEmulator
     email: str = EMAIL
-    api: ApiClient = field(init=False)
+    api: RawApi = field(init=False)
     http: requests.Session = field(default_factory=requests.Session)
 
     def __post_init__(self) -> None:
-        self.api = ApiClient(self.emu.api_url, backoff_base=0.005, backoff_cap=0.02)
-        self.api.sid = self.emu.create_session(self.email)
+        self.api = RawApi(self.emu.api_url, self.emu.create_session(self.email))
         self.master_key = mc.str_to_a32(self.emu.account(self.email).master_key)
 
     def add_file(self, data: bytes, name: str = "file.bin") -> tuple[str, tuple[int, ...]]:
