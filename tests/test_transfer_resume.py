@@ -225,7 +225,7 @@ def test_interrupted_upload_resumes_on_the_same_url(remote: Remote, tmp_path, po
     get = remote.upload_url_getter()
     with pytest.raises(Interrupt):
         upload_file(remote.http, get, src, config=SLOW, progress=interrupt_after(0.5))
-    sidecars = list(state_dir().iterdir())
+    sidecars = list(state_dir().glob("upload-*.json"))
     assert len(sidecars) == 1 and stat.S_IMODE(sidecars[0].stat().st_mode) == 0o600
     first = len(posted)
     result = upload_file(remote.http, get, src, config=SLOW)
@@ -402,7 +402,7 @@ def test_resumed_stream_upload_refuses_a_changed_source(remote: Remote) -> None:
             progress=interrupt_after(0.6),
             resume_id="job-3",
         )
-    assert list(state_dir().iterdir())
+    assert list(state_dir().glob("upload-*.json"))
     data[100] ^= 1
     from megafast.errors import TransferError
 
@@ -410,7 +410,7 @@ def test_resumed_stream_upload_refuses_a_changed_source(remote: Remote) -> None:
         upload_file(
             remote.http, get, iter([bytes(data)]), len(data), config=SLOW, resume_id="job-3"
         )
-    assert list(state_dir().iterdir()) == []  # a useless sidecar is not kept
+    assert list(state_dir().glob("upload-*.json")) == []  # a useless sidecar is not kept
 
 
 def test_resumed_stream_upload_continues(remote: Remote) -> None:
@@ -430,3 +430,58 @@ def test_resumed_stream_upload_continues(remote: Remote) -> None:
     assert get.calls == 1
     h = remote.create_node(result.token, result.key)
     assert remote.stored_plaintext(h, result.key) == data
+
+
+def test_two_downloads_to_one_file_do_not_mix(remote: Remote, tmp_path) -> None:
+    from megafast.errors import TransferError
+
+    data = content(6 * MiB)
+    h, key = remote.add_file(data)
+    dest = tmp_path / "o.bin"
+    started = []
+    errors: list[BaseException] = []
+
+    def second(done: int, total: int) -> None:
+        if not started:
+            started.append(done)
+            try:
+                download_file(remote.http, remote.url_getter(h), len(data), key, dest)
+            except TransferError as exc:
+                errors.append(exc)
+
+    download_file(
+        remote.http, remote.url_getter(h), len(data), key, dest, config=SLOW, progress=second
+    )
+    assert errors and "another transfer" in str(errors[0])
+    assert dest.read_bytes() == data
+
+
+def test_two_uploads_of_one_source_do_not_share_a_sidecar(remote: Remote, tmp_path) -> None:
+    from megafast.errors import TransferError
+
+    data = content(4 * MiB)
+    src = tmp_path / "src.bin"
+    src.write_bytes(data)
+    get = remote.upload_url_getter()
+    errors: list[BaseException] = []
+
+    def second(done: int, total: int) -> None:
+        if not errors:
+            try:
+                upload_file(remote.http, get, src)
+            except TransferError as exc:
+                errors.append(exc)
+
+    result = upload_file(remote.http, get, src, config=SLOW, progress=second)
+    assert errors and "another transfer" in str(errors[0])
+    h = remote.create_node(result.token, result.key)
+    assert remote.stored_plaintext(h, result.key) == data
+
+
+def test_progress_must_be_callable(tmp_path) -> None:
+    from megafast.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="progress"):
+        download_file(None, lambda r: "http://x", 1, tuple(range(8)), tmp_path / "o", progress=5)
+    with pytest.raises(ValidationError, match="progress"):
+        upload_file(None, lambda n: "http://x", b"abc", progress="yes")

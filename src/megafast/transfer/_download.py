@@ -18,9 +18,9 @@ from ..crypto import FileCipher
 from ..errors import IntegrityError, TransferError, ValidationError
 from . import _http
 from ._config import MiB, ProgressCallback, TransferConfig, balanced_piece_size
-from ._http import Controller, UrlSource, WorkerPool, fetch_range
+from ._http import Controller, UrlSource, WorkerPool, check_progress, fetch_range
 from ._plan import ChunkMap
-from ._sidecar import digest, read_sidecar, remove_quietly, write_sidecar
+from ._sidecar import digest, lock_exclusive, read_sidecar, remove_quietly, write_sidecar
 
 __all__ = ["download_file", "download_to_fileobj", "part_paths"]
 
@@ -246,11 +246,17 @@ class _FileDownload:
     # -- the whole job
     def run(self) -> Path:
         cfg = self.config
+        fd = os.open(self.part, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        try:
+            lock_exclusive(fd, "this file")  # before anything of another run is touched
+        except BaseException:
+            os.close(fd)
+            raise
+        self.fd = fd
         reusable = self._load_reusable() if cfg.resume else {}
         if not cfg.resume:
             remove_quietly(self.sidecar)
         self.unverified = dict(reusable)
-        self.fd = os.open(self.part, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
         ctl = Controller(self.http, cfg, cfg.connections)
         close_fd = True
         try:
@@ -370,6 +376,7 @@ def download_file(
         raise ValidationError("the folder of dest does not exist")
     if resume_id is not None and not isinstance(resume_id, str):
         raise ValidationError("resume_id must be a str")
+    check_progress(progress)
     job = _FileDownload(http, get_url, size, key, dest, config, progress, resume_id)
     return job.run()
 
@@ -406,6 +413,7 @@ def download_to_fileobj(
     size = _check_size(size)
     if not callable(getattr(fileobj, "write", None)):
         raise ValidationError("fileobj must have a write() method")
+    check_progress(progress)
     cipher = _node_cipher(key, size)
     chunks = ChunkMap(size)
     ranges = chunks.plan(min(balanced_piece_size(size, config), FILEOBJ_PIECE))

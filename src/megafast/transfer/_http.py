@@ -16,7 +16,13 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from ..errors import OverQuotaError, RetryExhaustedError, TransferError, error_for_code
+from ..errors import (
+    OverQuotaError,
+    RetryExhaustedError,
+    TransferError,
+    ValidationError,
+    error_for_code,
+)
 from ._config import TransferConfig
 
 log = logging.getLogger("megafast.transfer")
@@ -149,6 +155,11 @@ class RestartUpload(Exception):
     def __init__(self, reason: str):
         super().__init__(reason)
         self.reason = reason
+
+
+def check_progress(progress: object) -> None:
+    if progress is not None and not callable(progress):
+        raise ValidationError("progress must be a callable(bytes_done, total) or None")
 
 
 def check_status(resp: requests.Response, *, upload: bool = False) -> None:
@@ -359,6 +370,7 @@ def fetch_range(
                 check_status(resp)
                 want = end - pos
                 length = resp.headers.get("Content-Length")
+                exact = length is not None and length.isdigit() and int(length) == want
                 if length is not None and length.isdigit() and int(length) != want:
                     code = parse_api_error(resp.raw.read(64)) if int(length) <= 32 else None
                     if code is not None:
@@ -379,7 +391,8 @@ def fetch_range(
                         consume(pos - filled, buf[:filled])
                         filled = 0
                         ctl.check()
-                complete = True
+                # Keep the connection only when the body was exactly what we read.
+                complete = exact
             finally:
                 release(resp, complete)
         except (RetryableError, RefreshUrl, QuotaExceeded, *NETWORK_ERRORS) as exc:

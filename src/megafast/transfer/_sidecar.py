@@ -7,13 +7,23 @@ deleted when the transfer succeeds.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["write_sidecar", "read_sidecar", "remove_quietly", "state_dir", "digest"]
+from ..errors import TransferError
+
+__all__ = [
+    "write_sidecar",
+    "read_sidecar",
+    "remove_quietly",
+    "state_dir",
+    "digest",
+    "lock_exclusive",
+]
 
 SIDECAR_VERSION = 1
 
@@ -72,3 +82,14 @@ def digest(*parts: bytes | str) -> str:
         h.update(len(raw).to_bytes(8, "big"))
         h.update(raw)
     return h.hexdigest()
+
+
+def lock_exclusive(fd: int, what: str) -> None:
+    """Take an advisory lock on ``fd`` (released when it is closed, or the process dies);
+    TransferError when another transfer holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise TransferError(f"another transfer of {what} is running") from None
+    except OSError:
+        pass  # file systems without locks: go on unlocked

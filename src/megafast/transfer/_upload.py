@@ -31,12 +31,20 @@ from ._http import (
     RetryableError,
     RetryBudget,
     WorkerPool,
+    check_progress,
     check_status,
     parse_api_error,
     raise_for_api_error,
 )
 from ._plan import ChunkMap
-from ._sidecar import digest, read_sidecar, remove_quietly, state_dir, write_sidecar
+from ._sidecar import (
+    digest,
+    lock_exclusive,
+    read_sidecar,
+    remove_quietly,
+    state_dir,
+    write_sidecar,
+)
 
 __all__ = ["UploadResult", "upload_file"]
 
@@ -314,7 +322,22 @@ class _Upload:
         if config.resume and resume_key is not None and self.size > 0:
             self.sidecar = state_dir() / f"upload-{digest('megafast-upload-v1', resume_key)}.json"
         self.resume_key = resume_key
+        self.lock_fd = -1
+        if self.sidecar is not None:
+            lock_path = self.sidecar.with_suffix(".lock")
+            self.lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                lock_exclusive(self.lock_fd, "this source")
+            except BaseException:
+                self.release()
+                raise
         self.cipher = self._load_or_new_cipher()
+
+    def release(self) -> None:
+        """Drop the resume lock."""
+        if self.lock_fd >= 0:
+            os.close(self.lock_fd)
+            self.lock_fd = -1
 
     # -- resume
     def _load_or_new_cipher(self) -> FileCipher:
@@ -575,7 +598,9 @@ class _Upload:
             self.progress.report(force=True)
             key = tuple(self.cipher.packed_key())
             if self.sidecar is not None:
-                remove_quietly(self.sidecar)
+                # the lock file goes too (a run starting in this instant may lock a file
+                # that is then unlinked: harmless, the sidecar is already gone)
+                remove_quietly(self.sidecar, self.sidecar.with_suffix(".lock"))
             return UploadResult(token=self.token, key=key, size=self.size)
         except BaseException:
             if self.sidecar is not None:
@@ -584,6 +609,7 @@ class _Upload:
             raise
         finally:
             self.source.close()
+            self.release()
 
 
 def upload_file(
@@ -613,6 +639,7 @@ def upload_file(
         raise ValidationError("config must be a TransferConfig")
     if resume_id is not None and not isinstance(resume_id, str):
         raise ValidationError("resume_id must be a str")
+    check_progress(progress)
     src = _open_source(source, size)
     try:
         job = _Upload(http, get_upload_url, src, config, progress, resume_id)
