@@ -256,6 +256,28 @@ def test_get_files_100k(benchmark: Any, big: tuple[Mega, list[str]]) -> None:
     assert benchmark.pedantic(load, rounds=2, iterations=1) >= 100_000
 
 
+def test_get_files_100k_client_only(benchmark: Any, big: tuple[Mega, list[str]]) -> None:
+    """The client's share of get_files: the ``f`` answer (100,000 nodes) comes from memory
+    as JSON bytes, so only parsing, decrypting and indexing are timed."""
+    m, _ = big
+    raw = json.dumps(m._api.request({"a": "f", "c": 1, "r": 1})).encode()
+    real = m._api.request
+
+    def request(command: dict[str, Any], folder: str | None = None) -> Any:
+        return json.loads(raw) if command.get("a") == "f" else real(command, folder=folder)
+
+    m._api.request = request  # type: ignore[method-assign]
+    try:
+
+        def load() -> int:
+            m.refresh()
+            return len(m.get_files())
+
+        assert benchmark.pedantic(load, rounds=5, iterations=1) >= 100_000
+    finally:
+        m._api.request = real  # type: ignore[method-assign]
+
+
 def test_find_1000_paths(benchmark: Any, big: tuple[Mega, list[str]]) -> None:
     m, paths = big
     m.get_files()

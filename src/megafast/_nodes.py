@@ -75,8 +75,10 @@ class Keyring:
                 self.share_keys[item.get("h", "")] = _words_to_bytes(
                     decrypt_key(_bytes_to_words(raw), _bytes_to_words(self.master_key))
                 )
-        for node in _as_list(answer.get("f")):
-            if isinstance(node, dict) and isinstance(node.get("sk"), str):
+        # only share roots carry sk: find them with a comprehension (100,000s of nodes)
+        roots = [n for n in _as_list(answer.get("f")) if type(n) is dict and "sk" in n]
+        for node in roots:
+            if isinstance(node.get("sk"), str):
                 key = self.decrypt_share_key(node["sk"])
                 if key is not None:
                     self.share_keys[node.get("h", "")] = key
@@ -113,12 +115,56 @@ class NodeTree:
     def __init__(self) -> None:
         self.nodes: dict[str, dict[str, Any]] = {}
         self.children: dict[str, list[str]] = {}
-        self.by_name: dict[str, list[str]] = {}
         self.root_id: str | None = None
         self.inbox_id: str | None = None
         self.trash_id: str | None = None
         self._visible: dict[str, dict[str, Any]] | None = None
-        self.by_parent_name: dict[tuple[str, str], list[str]] = {}
+        # name -> handles and (parent, name) -> handles, in listing order: built on the first
+        # lookup by name, not with the tree (a listing alone, like get_files, never needs
+        # them, and 100,000s of small lists cost time to build and to garbage-collect)
+        self._by_name: dict[str, list[str]] | None = None
+        self._by_parent_name: dict[tuple[str, str], list[str]] | None = None
+
+    @property
+    def by_name(self) -> dict[str, list[str]]:
+        """Handles by node name, in listing order."""
+        if self._by_name is None:
+            self._build_name_indexes()
+        assert self._by_name is not None
+        return self._by_name
+
+    @property
+    def by_parent_name(self) -> dict[tuple[str, str], list[str]]:
+        """Handles by (parent handle, node name), in listing order."""
+        if self._by_parent_name is None:
+            self._build_name_indexes()
+        assert self._by_parent_name is not None
+        return self._by_parent_name
+
+    def _build_name_indexes(self) -> None:
+        by_name: dict[str, list[str]] = {}
+        by_parent_name: dict[tuple[str, str], list[str]] = {}
+        with gc_paused():
+            for h, node in self.nodes.items():
+                a = node.get("a")
+                if type(a) is not dict:
+                    continue
+                name = a.get("n")
+                if type(name) is not str:
+                    continue
+                same = by_name.get(name)
+                if same is None:
+                    by_name[name] = [h]
+                else:
+                    same.append(h)
+                parent = node.get("p")
+                pair = (parent if type(parent) is str else "", name)
+                same = by_parent_name.get(pair)
+                if same is None:
+                    by_parent_name[pair] = [h]
+                else:
+                    same.append(h)
+        self._by_name, self._by_parent_name = by_name, by_parent_name
 
     # -- building ----------------------------------------------------------------------------
     @classmethod
@@ -203,7 +249,27 @@ class NodeTree:
         if pending:
             kek_arg: bytes | list[bytes] = master if all_master and master else keks  # type: ignore[assignment]
             results = decrypt_nodes(kek_arg, enc_keys, enc_attrs)
+            unpack8 = _WORDS8.unpack
+            unpack4 = _WORDS4.unpack
+            # _apply inlined for the usual cases: this loop runs once per node
             for node, (key, attrs) in zip(pending, results, strict=True):
+                if key is not None and type(attrs) is dict:
+                    if node["t"] == 0:
+                        if len(key) == 32:
+                            w = unpack8(key)
+                            w4, w5 = w[4], w[5]
+                            node["key"] = w
+                            node["k"] = (w[0] ^ w4, w[1] ^ w5, w[2] ^ w[6], w[3] ^ w[7])
+                            node["iv"] = (w4, w5, 0, 0)
+                            node["meta_mac"] = w[6:]
+                            node["a"] = attrs
+                            continue
+                    elif len(key) == 16:
+                        w = unpack4(key)
+                        node["key"] = w
+                        node["k"] = w
+                        node["a"] = attrs
+                        continue
                 _apply(node, key, attrs)
         for node, enc in rsa_pending:
             self._apply_rsa(node, enc, keyring)
@@ -235,8 +301,8 @@ class NodeTree:
     def _insert_many(self, nodes: list[dict[str, Any]], shares: dict[str, bytes]) -> None:
         existing = self.nodes
         children = self.children
-        by_name = self.by_name
-        by_parent_name = self.by_parent_name
+        by_name = self._by_name  # None until a lookup by name needs them
+        by_parent_name = self._by_parent_name
         for node in nodes:
             h = node["h"]
             old = existing.get(h)
@@ -245,12 +311,16 @@ class NodeTree:
             existing[h] = node
             if h in shares and node.get("t") == 1:
                 node["shared_folder_key"] = _bytes_to_words(shares[h])
-            parent = _parent(node)
+            parent = node.get("p")
+            if type(parent) is not str:
+                parent = ""
             siblings = children.get(parent)
             if siblings is None:
                 children[parent] = [h]
             else:
                 siblings.append(h)
+            if by_name is None or by_parent_name is None:
+                continue
             a = node.get("a")
             if type(a) is dict:
                 name = a.get("n")
@@ -290,20 +360,26 @@ class NodeTree:
             with contextlib.suppress(ValueError):
                 siblings.remove(h)
         a = node.get("a")
-        if isinstance(a, dict) and isinstance(a.get("n"), str):
-            same = self.by_name.get(a["n"])
+        by_name, by_parent_name = self._by_name, self._by_parent_name
+        if (
+            by_name is not None
+            and by_parent_name is not None
+            and isinstance(a, dict)
+            and isinstance(a.get("n"), str)
+        ):
+            same = by_name.get(a["n"])
             if same is not None:
                 with contextlib.suppress(ValueError):
                     same.remove(h)
                 if not same:
-                    del self.by_name[a["n"]]
+                    del by_name[a["n"]]
             pair = (_parent(node), a["n"])
-            same = self.by_parent_name.get(pair)
+            same = by_parent_name.get(pair)
             if same is not None:
                 with contextlib.suppress(ValueError):
                     same.remove(h)
                 if not same:
-                    del self.by_parent_name[pair]
+                    del by_parent_name[pair]
         self._visible = None
 
     # -- changes made by this client --------------------------------------------------------
@@ -338,10 +414,16 @@ class NodeTree:
     def _insert_links(self, node: dict[str, Any]) -> None:
         self.children.setdefault(_parent(node), []).append(node["h"])
         a = node.get("a")
-        if isinstance(a, dict) and isinstance(a.get("n"), str):
-            self.by_name.setdefault(a["n"], []).append(node["h"])
+        by_name, by_parent_name = self._by_name, self._by_parent_name
+        if (
+            by_name is not None
+            and by_parent_name is not None
+            and isinstance(a, dict)
+            and isinstance(a.get("n"), str)
+        ):
+            by_name.setdefault(a["n"], []).append(node["h"])
             pair = (_parent(node), a["n"])
-            self.by_parent_name.setdefault(pair, []).append(node["h"])
+            by_parent_name.setdefault(pair, []).append(node["h"])
         self._visible = None
 
     # -- queries ------------------------------------------------------------------------------

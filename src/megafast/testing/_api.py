@@ -621,11 +621,19 @@ class Service:
 
     # --- node listing ------------------------------------------------------------------
 
-    def node_json(self, row: sqlite3.Row, viewer: str | None, share: str | None = None) -> dict:
+    def node_json(
+        self,
+        row: sqlite3.Row,
+        viewer: str | None,
+        share: str | None = None,
+        node_keys: dict[str, list[tuple[str, str]]] | None = None,
+    ) -> dict:
         """A node as ``f``/``p`` return it to ``viewer`` (or to a public folder ``share``).
 
         ``u`` is the user who made the node; ``k`` holds that user's key (for that user and
-        the tree's owner) and the keys under every share the viewer can use.
+        the tree's owner) and the keys under every share the viewer can use. ``node_keys``:
+        the ``node_keys`` rows a whole listing needs (handle -> [(share, key)]), read with
+        :meth:`_listing_keys` in one query instead of one per node.
         """
         maker = row["creator"] or row["owner"]
         out: dict[str, Any] = {
@@ -645,25 +653,45 @@ class Service:
             keys = []
             if share is None and viewer in (maker, row["owner"]):
                 keys.append(f"{maker}:{row['k']}")
-            if share is None and viewer == row["owner"]:
-                for kr in self.store.all("SELECT share, k FROM node_keys WHERE h=?", row["h"]):
-                    keys.append(f"{kr['share']}:{kr['k']}")
-            else:
-                shares = (
-                    [share]
-                    if share is not None
-                    else [
-                        r["h"]
-                        for r in self.store.all("SELECT h FROM shares WHERE u=?", viewer or "")
-                    ]
-                )
-                for sh in shares:
-                    kr = self.store.one(
-                        "SELECT k FROM node_keys WHERE h=? AND share=?", row["h"], sh
-                    )
-                    if kr is not None:
-                        keys.append(f"{sh}:{kr['k']}")
+            if node_keys is None:
+                node_keys = self._listing_keys(row["h"], viewer, share)
+            usable = None if share is None and viewer == row["owner"] else node_keys.get("")
+            for sh, k in node_keys.get(row["h"], ()):
+                if usable is None or sh in usable:
+                    keys.append(f"{sh}:{k}")
             out["k"] = "/".join(keys)
+        return out
+
+    def _listing_keys(
+        self, h: str | None, viewer: str | None, share: str | None
+    ) -> dict[str, list[tuple[str, str]]]:
+        """``node_keys`` rows for a listing: of node ``h`` (all nodes when None) under the
+        shares ``viewer`` may use: every share for the owner's own nodes, the shares made
+        with the viewer for others' nodes, ``share`` alone for a public folder. The entry
+        ``""`` holds the shares usable for nodes the viewer does not own."""
+        if share is not None:
+            usable = [share]
+        else:
+            usable = [
+                r["h"] for r in self.store.all("SELECT h FROM shares WHERE u=?", viewer or "")
+            ]
+        if h is not None:
+            where, args = "nk.h=?", [h]
+        elif share is not None:
+            where, args = "nk.share=?", [share]
+        else:
+            where = "(n.owner=? OR nk.share IN (SELECT h FROM shares WHERE u=?))"
+            args = [viewer or "", viewer or ""]
+        rows = self.store.all(
+            "SELECT nk.h, nk.share, nk.k, n.owner FROM node_keys nk JOIN nodes n ON n.h = nk.h"
+            f" WHERE {where} ORDER BY nk.h, nk.share",
+            *args,
+        )
+        usable_set = set(usable)
+        out: dict[str, list[tuple[str, str]]] = {"": usable}  # type: ignore[dict-item]
+        for r in rows:
+            if (share is None and r["owner"] == viewer) or r["share"] in usable_set:
+                out.setdefault(r["h"], []).append((r["share"], r["k"]))
         return out
 
     def cmd_f(self, ctx: Context, req: dict) -> Any:
@@ -678,22 +706,28 @@ class Service:
                 raise ApiError(ENOENT)
             return {"f": [self.node_json(node, ctx.user)]}
         if ctx.folder is not None:
-            nodes = [self.node_json(r, None, ctx.folder) for r in self.store.subtree(ctx.folder)]
+            keys = self._listing_keys(None, None, ctx.folder)
+            nodes = [
+                self.node_json(r, None, ctx.folder, keys) for r in self.store.subtree(ctx.folder)
+            ]
             return {"f": nodes, "sn": self._sn()}
         user = self._need_user(ctx)
+        keys = self._listing_keys(None, user, None)
         out: list[dict] = []
         for t in (2, 3, 4):
             for row in self.store.subtree(self.store.root_node(user, t)):
-                out.append(self.node_json(row, user))
+                out.append(self.node_json(row, user, None, keys))
         listed = {n["h"] for n in out}
-        for row in self.store.all("SELECT * FROM nodes WHERE owner=? ORDER BY seq", user):
-            if row["h"] not in listed:  # detached nodes (should not happen)
-                out.append(self.node_json(row, user))
+        for r in self.store.all("SELECT h FROM nodes WHERE owner=? ORDER BY seq", user):
+            if r["h"] not in listed:  # detached nodes (should not happen)
+                row = self.store.node(r["h"])
+                if row is not None:
+                    out.append(self.node_json(row, user, None, keys))
         # incoming shares
         contacts: dict[str, dict] = {}
         for share in self.store.all("SELECT * FROM shares WHERE u=?", user):
             for i, row in enumerate(self.store.subtree(share["h"])):
-                node = self.node_json(row, user)
+                node = self.node_json(row, user, None, keys)
                 if i == 0:
                     node["su"] = row["owner"]
                     node["sk"] = share["k"] or ""
