@@ -94,6 +94,38 @@ def test_tree_decrypts_and_indexes() -> None:
     assert tree.find_path("docs") is None
 
 
+def test_name_indexes_built_late_match_the_ones_kept_up_to_date() -> None:
+    """The by-name indexes are built on the first lookup by name; changes made before and
+    after that must give the same answers as a tree that had them all along."""
+
+    def build() -> NodeTree:
+        nodes = roots() + [
+            folder("FOLDER01", "ROOT0000", "docs"),
+            file("FILE0001", "FOLDER01", "a.txt"),
+            file("FILE0002", "ROOT0000", "a.txt"),
+        ]
+        return NodeTree.from_answer({"f": nodes}, keyring())
+
+    def change(tree: NodeTree) -> None:
+        tree.move("FILE0002", "FOLDER01")
+        tree.set_attributes("FILE0001", {"n": "b.txt"})
+        tree.add_nodes([file("FILE0003", "FOLDER01", "c.txt")], keyring())
+        tree.remove("FILE0002")
+
+    eager, late = build(), build()
+    assert eager.find_by_name("a.txt")["h"] == "FILE0001"  # builds eager's indexes now
+    assert late._by_name is None  # a listing alone does not build them
+    change(eager)
+    change(late)
+    for tree in (eager, late):
+        assert tree.find_by_name("b.txt")["h"] == "FILE0001"
+        assert tree.find_by_name("a.txt") is None
+        assert tree.find_path("docs/c.txt")["h"] == "FILE0003"
+        assert tree.find_path("docs/b.txt")["h"] == "FILE0001"
+    assert eager.by_name == late.by_name
+    assert eager.by_parent_name == late.by_parent_name
+
+
 def test_share_keys_from_ok_and_default_key() -> None:
     share_key = secrets.token_bytes(16)
     enc_share = b"".join(w.to_bytes(4, "big") for w in encrypt_key(words(share_key), words(MASTER)))
