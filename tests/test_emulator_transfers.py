@@ -456,6 +456,8 @@ def test_serve_main_reports_bad_arguments_with_status_2(capsys) -> None:
     assert serve_main(["--user", "no-colon"]) == 2
     assert "EMAIL:PASSWORD" in capsys.readouterr().err
     assert serve_main(["--port", "-5"]) == 2
+    assert serve_main(["--api-error-rate", "2"]) == 1  # reaches Faults, which refuses it
+    assert "api_error_rate" in capsys.readouterr().err
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()

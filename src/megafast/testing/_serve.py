@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--eagain-rate", type=float, default=0.0, help="fraction of API requests answered -3"
     )
     p.add_argument(
+        "--api-error-rate",
+        type=float,
+        default=0.0,
+        help="fraction of API requests answered HTTP 500/503/429",
+    )
+    p.add_argument(
         "--error-rate",
         type=float,
         default=0.0,
@@ -90,6 +96,7 @@ def serve_main(argv: list[str] | None = None) -> int:
                 "latency": args.latency,
                 "bandwidth": args.bandwidth,
                 "api_eagain_rate": args.eagain_rate,
+                "api_error_rate": args.api_error_rate,
                 "transfer_error_rate": args.error_rate,
             },
         )
