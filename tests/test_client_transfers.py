@@ -505,3 +505,29 @@ def test_upload_fileobj_resumes_a_seekable_source(emu: MegaEmulator, mega: Mega)
     out = io.BytesIO()
     mega.download_to_fileobj(answer["f"][0]["h"], out)
     assert out.getvalue() == data
+
+
+def test_an_interrupted_upload_resumes_across_an_emulator_restart(
+    tmp_path: Path, state_dir: Path
+) -> None:
+    """Client killed, emulator restarted on its data dir: the upload URL and the pieces it
+    received survive, so the next upload sends only the rest."""
+    data_dir = tmp_path / "emulator"
+    email = f"t-{secrets.token_hex(5)}@example.com"
+    src = tmp_path / "big.bin"
+    data = write(src, 6 * MiB)
+    with MegaEmulator(data_dir=data_dir) as first:
+        port = first.port
+        first.create_account(email, "pw", version=2)
+        folder = first.add_folder(email, "kept")
+        _interrupted_upload(first, email, src, folder, state_dir)
+        sent_before = first.stats()["upload_bytes"]
+    assert 2 * MiB <= sent_before < len(data)
+    with MegaEmulator(port=port, data_dir=data_dir) as again:
+        mega = Mega(api_url=again.api_url).login(email, "pw")
+        answer = mega.upload(src, folder)
+        assert again.stats()["upload_bytes"] <= len(data) - 2 * MiB
+        assert again.stats()["commands"].get("u", 0) == 0
+        out = tmp_path / "out"
+        out.mkdir()
+        assert mega.download(answer["f"][0]["h"], out).read_bytes() == data
