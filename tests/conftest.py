@@ -37,6 +37,21 @@ def _vectors_dir() -> Path:
 VECTORS_DIR = _vectors_dir()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_state_and_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Upload sidecars and CLI sessions go to temporary folders, never the user's own
+    (subprocesses inherit the environment)."""
+    saved = {k: os.environ.get(k) for k in ("MEGAFAST_STATE_DIR", "MEGAFAST_CONFIG_DIR")}
+    os.environ["MEGAFAST_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    os.environ["MEGAFAST_CONFIG_DIR"] = str(tmp_path_factory.mktemp("config"))
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def vectors_dir() -> Path:
     return VECTORS_DIR
