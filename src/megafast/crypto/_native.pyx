@@ -397,6 +397,14 @@ cdef int _item(object obj, str name, Py_buffer *views, size_t *nviews,
     return 0
 
 
+cdef object _snapshot(object seq):
+    """The items of ``seq`` in a new sequence owned by the caller (no length hint: len() of a
+    sequence may lie)."""
+    if type(seq) is list or type(seq) is tuple:
+        return tuple(seq)
+    return [item for item in seq]
+
+
 def decrypt_nodes(kek, enc_keys, enc_attrs):
     """Decrypt many node keys (AES-ECB under ``kek``) and their attributes (see DESIGN.md).
 
@@ -415,6 +423,14 @@ def decrypt_nodes(kek, enc_keys, enc_attrs):
     cdef Py_ssize_t i
     if per_node and len(kek) != n:
         raise ValueError(f"kek list must have one key per node ({n}), got {len(kek)}")
+    # Snapshots: the copies own every item while the GIL is released below (another thread
+    # may change the caller's lists meanwhile), and their true lengths bound every index and
+    # allocation (the len() of a sequence may claim more items than it yields).
+    keys_seq = _snapshot(enc_keys)
+    attrs_seq = _snapshot(enc_attrs)
+    kek_seq = _snapshot(kek) if per_node else ()
+    if len(keys_seq) < n or len(attrs_seq) < n or (per_node and len(kek_seq) < n):
+        raise IndexError("enc_keys, enc_attrs or kek holds fewer items than its len() says")
     cdef mf_node *nodes = <mf_node *>malloc((n if n else 1) * sizeof(mf_node))
     cdef Py_buffer *views = <Py_buffer *>malloc((2 * n if n else 1) * sizeof(Py_buffer))
     cdef size_t nviews = 0, attr_total = 0, j
@@ -430,11 +446,9 @@ def decrypt_nodes(kek, enc_keys, enc_attrs):
             if keks == NULL:
                 raise MemoryError()
             for i in range(n):
-                _key16(kek[i], keks + 16 * i, "kek")
+                _key16(kek_seq[i], keks + 16 * i, "kek")
         else:
             _key16(kek, one_kek, "kek")
-        keys_seq = enc_keys if type(enc_keys) in (list, tuple) else list(enc_keys)
-        attrs_seq = enc_attrs if type(enc_attrs) in (list, tuple) else list(enc_attrs)
         for i in range(n):
             nd = &nodes[i]
             nd.kek = keks + 16 * i if per_node else one_kek
