@@ -1,4 +1,5 @@
-"""Shared fixtures: the known-answer vectors and a fixture that runs a test on every backend."""
+"""Shared fixtures: the known-answer vectors, a fixture that runs a test on every backend, and
+the emulator account the transfer tests (test_transfer_*.py) work with."""
 
 from __future__ import annotations
 
@@ -117,3 +118,48 @@ def salted_plaintext(size: int, salt: int) -> bytes:
     """mega_crypto_vectors.json's file plaintext: byte i = (i*31 + salt) & 0xff."""
     pattern = bytes((i * 31 + salt) & 0xFF for i in range(256))
     return (pattern * (size // 256 + 1))[:size]
+
+
+# -- transfer tests (helpers in test_transfer_support.py) -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def transfer_emulator() -> Iterator[Any]:
+    """One emulator per test module, with the transfer tests' account."""
+    from megafast.testing import MegaEmulator
+    from test_transfer_support import EMAIL
+
+    with MegaEmulator() as emu:
+        emu.create_account(EMAIL, "pw")
+        yield emu
+
+
+@pytest.fixture
+def remote(
+    transfer_emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Any]:
+    """The transfer account as a logged-in client sees it: no faults, fast back-off, upload
+    sidecars in this test's own state folder (``tmp_path / "state"``)."""
+    from test_transfer_support import Remote, fast_backoff
+
+    transfer_emulator.clear_faults()
+    fast_backoff(monkeypatch)
+    monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
+    yield Remote(transfer_emulator)
+    transfer_emulator.clear_faults()
+
+
+@pytest.fixture
+def fetched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Every (start, end) range the download engine asked the server for."""
+    from megafast.transfer import _download
+
+    calls: list[tuple[int, int]] = []
+    real = _download.fetch_range
+
+    def spy(ctl, urls, start, end, *args, **kwargs):
+        calls.append((start, end))
+        return real(ctl, urls, start, end, *args, **kwargs)
+
+    monkeypatch.setattr(_download, "fetch_range", spy)
+    return calls

@@ -6,12 +6,10 @@ import io
 import os
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from megafast.errors import IntegrityError, OverQuotaError, RetryExhaustedError, ValidationError
-from megafast.testing import MegaEmulator
 from megafast.transfer import (
     MiB,
     TransferConfig,
@@ -21,38 +19,9 @@ from megafast.transfer import (
     open_reader,
     part_paths,
 )
-from test_transfer_support import Remote, content, fast_backoff
+from test_transfer_support import Remote, content
 
 SMALL = TransferConfig(connections=4, piece_size=MiB)
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[MegaEmulator]:
-    with MegaEmulator() as emu:
-        emu.create_account("transfer@example.com", "pw")
-        yield emu
-
-
-@pytest.fixture
-def remote(emulator: MegaEmulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[Remote]:
-    emulator.clear_faults()
-    fast_backoff(monkeypatch)
-    yield Remote(emulator)
-    emulator.clear_faults()
-
-
-@pytest.fixture
-def fetched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """Every (start, end) range the download engine asked the server for."""
-    calls: list[tuple[int, int]] = []
-    real = _download.fetch_range
-
-    def spy(ctl, urls, start, end, *args, **kwargs):
-        calls.append((start, end))
-        return real(ctl, urls, start, end, *args, **kwargs)
-
-    monkeypatch.setattr(_download, "fetch_range", spy)
-    return calls
 
 
 def leftovers(path) -> list[str]:

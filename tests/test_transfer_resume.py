@@ -10,60 +10,28 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import megafast
-from megafast.testing import MegaEmulator
 from megafast.transfer import (
     ChunkMap,
     MiB,
     TransferConfig,
-    _download,
     _upload,
     download_file,
     part_paths,
     state_dir,
     upload_file,
 )
-from test_transfer_support import Remote, content, fast_backoff
+from test_transfer_support import Remote, content
 
 SLOW = TransferConfig(connections=3, piece_size=MiB, speed_limit=20e6)
 
 
 class Interrupt(Exception):
     pass
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[MegaEmulator]:
-    with MegaEmulator() as emu:
-        emu.create_account("transfer@example.com", "pw")
-        yield emu
-
-
-@pytest.fixture
-def remote(emulator: MegaEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[Remote]:
-    emulator.clear_faults()
-    fast_backoff(monkeypatch)
-    monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
-    yield Remote(emulator)
-    emulator.clear_faults()
-
-
-@pytest.fixture
-def fetched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    calls: list[tuple[int, int]] = []
-    real = _download.fetch_range
-
-    def spy(ctl, urls, start, end, *args, **kwargs):
-        calls.append((start, end))
-        return real(ctl, urls, start, end, *args, **kwargs)
-
-    monkeypatch.setattr(_download, "fetch_range", spy)
-    return calls
 
 
 @pytest.fixture
@@ -89,6 +57,34 @@ def interrupt_after(fraction: float):
     return progress
 
 
+def download(remote: Remote, handle: str, data: bytes, key, dest: Path, **kwargs) -> Path:
+    """download_file of ``data`` stored as ``handle`` (at SLOW unless ``config`` is given)."""
+    kwargs.setdefault("config", SLOW)
+    return download_file(remote.http, remote.url_getter(handle), len(data), key, dest, **kwargs)
+
+
+def interrupted_download(
+    remote: Remote, handle: str, data: bytes, key, dest: Path, fraction: float, **kwargs
+) -> None:
+    """A download stopped (Interrupt) once ``fraction`` of it is done."""
+    with pytest.raises(Interrupt):
+        download(remote, handle, data, key, dest, progress=interrupt_after(fraction), **kwargs)
+
+
+def interrupted_upload(remote: Remote, get, source, *size: int, fraction: float, **kwargs) -> None:
+    """An upload (at SLOW) stopped (Interrupt) once ``fraction`` of it is done."""
+    with pytest.raises(Interrupt):
+        upload_file(
+            remote.http,
+            get,
+            source,
+            *size,
+            config=SLOW,
+            progress=interrupt_after(fraction),
+            **kwargs,
+        )
+
+
 def sidecar_chunks(side: Path, size: int) -> set[int]:
     state = json.loads(side.read_text())
     return ChunkMap(size).from_intervals(state["done"])
@@ -103,17 +99,7 @@ def test_interrupted_download_resumes_reusing_verified_ranges(
     data = content(12 * MiB + 3)
     h, key = remote.add_file(data)
     dest = tmp_path / "o.bin"
-    with pytest.raises(Interrupt):
-        download_file(
-            remote.http,
-            remote.url_getter(h),
-            len(data),
-            key,
-            dest,
-            config=SLOW,
-            progress=interrupt_after(0.4),
-            resume_id=h,
-        )
+    interrupted_download(remote, h, data, key, dest, 0.4, resume_id=h)
     part, side = part_paths(dest)
     assert part.exists() and side.exists() and not dest.exists()
     assert stat.S_IMODE(side.stat().st_mode) == 0o600
@@ -123,16 +109,7 @@ def test_interrupted_download_resumes_reusing_verified_ranges(
     assert bytes(mc_key_bytes(key)).hex() not in text  # the node key is not in the sidecar
     first = len(fetched)
     seen: list[int] = []
-    download_file(
-        remote.http,
-        remote.url_getter(h),
-        len(data),
-        key,
-        dest,
-        config=SLOW,
-        progress=lambda d, t: seen.append(d),
-        resume_id=h,
-    )
+    download(remote, h, data, key, dest, progress=lambda d, t: seen.append(d), resume_id=h)
     assert dest.read_bytes() == data
     assert not part.exists() and not side.exists()
     again = sum(e - s for s, e in fetched[first:])
@@ -154,16 +131,7 @@ def test_resume_refetches_ranges_that_fail_reverification(
     data = content(10 * MiB)
     h, key = remote.add_file(data)
     dest = tmp_path / "o.bin"
-    with pytest.raises(Interrupt):
-        download_file(
-            remote.http,
-            remote.url_getter(h),
-            len(data),
-            key,
-            dest,
-            config=SLOW,
-            progress=interrupt_after(0.5),
-        )
+    interrupted_download(remote, h, data, key, dest, 0.5)
     part, side = part_paths(dest)
     reused = sorted(sidecar_chunks(side, len(data)))
     victim = reused[len(reused) // 2]
@@ -173,7 +141,7 @@ def test_resume_refetches_ranges_that_fail_reverification(
         f.seek(victim + 5)
         f.write(bytes([byte[0] ^ 0xFF]))
     first = len(fetched)
-    download_file(remote.http, remote.url_getter(h), len(data), key, dest, config=SLOW)
+    download(remote, h, data, key, dest)
     assert dest.read_bytes() == data
     assert any(s <= victim < e for s, e in fetched[first:])
 
@@ -183,17 +151,8 @@ def test_sidecar_of_another_file_is_not_trusted(remote: Remote, tmp_path) -> Non
     ha, ka = remote.add_file(a)
     hb, kb = remote.add_file(b)
     dest = tmp_path / "o.bin"
-    with pytest.raises(Interrupt):
-        download_file(
-            remote.http,
-            remote.url_getter(ha),
-            len(a),
-            ka,
-            dest,
-            config=SLOW,
-            progress=interrupt_after(0.5),
-        )
-    download_file(remote.http, remote.url_getter(hb), len(b), kb, dest, config=SLOW)
+    interrupted_download(remote, ha, a, ka, dest, 0.5)
+    download(remote, hb, b, kb, dest)
     assert dest.read_bytes() == b
 
 
@@ -202,16 +161,7 @@ def test_resume_can_be_turned_off(remote: Remote, tmp_path) -> None:
     h, key = remote.add_file(data)
     dest = tmp_path / "o.bin"
     cfg = TransferConfig(connections=2, piece_size=MiB, speed_limit=20e6, resume=False)
-    with pytest.raises(Interrupt):
-        download_file(
-            remote.http,
-            remote.url_getter(h),
-            len(data),
-            key,
-            dest,
-            config=cfg,
-            progress=interrupt_after(0.3),
-        )
+    interrupted_download(remote, h, data, key, dest, 0.3, config=cfg)
     assert list(tmp_path.iterdir()) == []  # no part file, no sidecar
 
 
@@ -223,8 +173,7 @@ def test_interrupted_upload_resumes_on_the_same_url(remote: Remote, tmp_path, po
     src = tmp_path / "src.bin"
     src.write_bytes(data)
     get = remote.upload_url_getter()
-    with pytest.raises(Interrupt):
-        upload_file(remote.http, get, src, config=SLOW, progress=interrupt_after(0.5))
+    interrupted_upload(remote, get, src, fraction=0.5)
     sidecars = list(state_dir().glob("upload-*.json"))
     assert len(sidecars) == 1 and stat.S_IMODE(sidecars[0].stat().st_mode) == 0o600
     first = len(posted)
@@ -239,15 +188,7 @@ def test_interrupted_upload_resumes_on_the_same_url(remote: Remote, tmp_path, po
 def test_resumed_upload_starts_over_when_the_source_changed(remote: Remote, tmp_path) -> None:
     data = bytearray(content(6 * MiB))
     get = remote.upload_url_getter()
-    with pytest.raises(Interrupt):
-        upload_file(
-            remote.http,
-            get,
-            bytes(data),
-            config=SLOW,
-            progress=interrupt_after(0.6),
-            resume_id="job-1",
-        )
+    interrupted_upload(remote, get, bytes(data), fraction=0.6, resume_id="job-1")
     data[100] ^= 1  # the first piece was sent: its content changes
     result = upload_file(remote.http, get, bytes(data), config=SLOW, resume_id="job-1")
     assert get.calls == 2  # the server holds stale bytes: the upload started over
@@ -258,10 +199,7 @@ def test_resumed_upload_starts_over_when_the_source_changed(remote: Remote, tmp_
 def test_resumed_upload_with_an_expired_url_starts_over(remote: Remote, tmp_path) -> None:
     data = content(5 * MiB)
     get = remote.upload_url_getter()
-    with pytest.raises(Interrupt):
-        upload_file(
-            remote.http, get, data, config=SLOW, progress=interrupt_after(0.5), resume_id="j2"
-        )
+    interrupted_upload(remote, get, data, fraction=0.5, resume_id="j2")
     remote.emu.expire_urls()
     result = upload_file(remote.http, get, data, config=SLOW, resume_id="j2")
     assert get.calls == 2
@@ -330,15 +268,7 @@ def test_download_killed_midway_resumes_to_an_identical_file(
     assert child.returncode == -signal.SIGKILL
     assert part.exists() and not dest.exists()
     reused = sidecar_chunks(side, len(data))
-    download_file(
-        remote.http,
-        remote.url_getter(h),
-        len(data),
-        key,
-        dest,
-        config=SLOW,
-        resume_id="kill-test",
-    )
+    download(remote, h, data, key, dest, resume_id="kill-test")
     assert dest.read_bytes() == data
     chunks = ChunkMap(len(data))
     assert sum(e - s for s, e in fetched) <= len(data) - sum(
@@ -392,16 +322,7 @@ def test_upload_killed_midway_resumes_to_identical_content(
 def test_resumed_stream_upload_refuses_a_changed_source(remote: Remote) -> None:
     data = bytearray(content(6 * MiB))
     get = remote.upload_url_getter()
-    with pytest.raises(Interrupt):
-        upload_file(
-            remote.http,
-            get,
-            iter([bytes(data)]),
-            len(data),
-            config=SLOW,
-            progress=interrupt_after(0.6),
-            resume_id="job-3",
-        )
+    interrupted_upload(remote, get, iter([bytes(data)]), len(data), fraction=0.6, resume_id="job-3")
     assert list(state_dir().glob("upload-*.json"))
     data[100] ^= 1
     from megafast.errors import TransferError
@@ -416,16 +337,7 @@ def test_resumed_stream_upload_refuses_a_changed_source(remote: Remote) -> None:
 def test_resumed_stream_upload_continues(remote: Remote) -> None:
     data = content(9 * MiB + 1)
     get = remote.upload_url_getter()
-    with pytest.raises(Interrupt):
-        upload_file(
-            remote.http,
-            get,
-            iter([data]),
-            len(data),
-            config=SLOW,
-            progress=interrupt_after(0.5),
-            resume_id="job-4",
-        )
+    interrupted_upload(remote, get, iter([data]), len(data), fraction=0.5, resume_id="job-4")
     result = upload_file(remote.http, get, iter([data]), len(data), config=SLOW, resume_id="job-4")
     assert get.calls == 1
     h = remote.create_node(result.token, result.key)

@@ -5,33 +5,15 @@ from __future__ import annotations
 import io
 import os
 import threading
-from collections.abc import Iterator
 
 import pytest
 
 from megafast import crypto as mc
 from megafast.errors import OverQuotaError, TransferError, ValidationError
-from megafast.testing import MegaEmulator
 from megafast.transfer import MiB, TransferConfig, _upload, download_file, upload_file
-from test_transfer_support import Remote, content, fast_backoff
+from test_transfer_support import Remote, content
 
 SMALL = TransferConfig(connections=4, piece_size=MiB)
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[MegaEmulator]:
-    with MegaEmulator() as emu:
-        emu.create_account("transfer@example.com", "pw")
-        yield emu
-
-
-@pytest.fixture
-def remote(emulator: MegaEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[Remote]:
-    emulator.clear_faults()
-    fast_backoff(monkeypatch)
-    monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
-    yield Remote(emulator)
-    emulator.clear_faults()
 
 
 def check_round_trip(remote: Remote, result, data: bytes, tmp_path) -> None:
