@@ -1166,11 +1166,23 @@ class Mega:
             )
         if node.get("t") != 0:
             raise ValidationError("only files and folders can be downloaded")
+        return self._download_node(node, None, directory / _safe_name(name), progress, config)
+
+    def _download_node(
+        self,
+        node: dict[str, Any],
+        folder: str | None,
+        target: Path,
+        progress: ProgressCallback | None,
+        config: TransferConfig | None,
+    ) -> Path:
+        """Download a decryptable file node (of the public folder ``folder``, or None) to
+        ``target``; an interrupted download resumes by the node's handle."""
         return self._download_one(
             {"a": "g", "g": 1, "n": node["h"]},
-            None,
+            folder,
             tuple(node["key"]),
-            directory / _safe_name(name),
+            target,
             name_from_at=False,
             progress=progress,
             config=config,
@@ -1206,16 +1218,8 @@ class Mega:
         for node in files:
             if node.get("undecryptable") or "key" not in node:
                 raise WrongKeyError(f"{tree.path_of(node['h'])} cannot be decrypted")
-            local = self._local_path(tree, root, node, target)
-            self._download_one(
-                {"a": "g", "g": 1, "n": node["h"]},
-                folder,
-                tuple(node["key"]),
-                local,
-                name_from_at=False,
-                progress=step,
-                config=config,
-                resume_id=node["h"],
+            self._download_node(
+                node, folder, self._local_path(tree, root, node, target), step, config
             )
             done += int(node.get("s") or 0)
         return target
@@ -1252,24 +1256,13 @@ class Mega:
         directory = self._dest_dir(dest_path)
         if link.kind == "file":
             key = link.key_a32()
-            command = {"a": "g", "g": 1, "p": link.handle}
-            if dest_filename:
-                return self._download_one(
-                    command,
-                    None,
-                    key,
-                    directory / _safe_name(dest_filename),
-                    name_from_at=False,
-                    progress=progress,
-                    config=config,
-                    resume_id=link.handle,
-                )
+            # without dest_filename the name comes from the file's own attributes
             return self._download_one(
-                command,
+                {"a": "g", "g": 1, "p": link.handle},
                 None,
                 key,
-                directory,
-                name_from_at=True,
+                directory / _safe_name(dest_filename) if dest_filename else directory,
+                name_from_at=not dest_filename,
                 progress=progress,
                 config=config,
                 resume_id=link.handle,
@@ -1298,15 +1291,8 @@ class Mega:
         if root.get("undecryptable") or "key" not in root:
             raise WrongKeyError("the key does not decrypt this folder (wrong key?)")
         if root.get("t") == 0:
-            return self._download_one(
-                {"a": "g", "g": 1, "n": root["h"]},
-                link.handle,
-                tuple(root["key"]),
-                directory / _safe_name(name),
-                name_from_at=False,
-                progress=progress,
-                config=config,
-                resume_id=root["h"],
+            return self._download_node(
+                root, link.handle, directory / _safe_name(name), progress, config
             )
         return self._download_tree(
             tree, root, directory / _safe_name(name), link.handle, progress, config
@@ -1333,6 +1319,16 @@ class Mega:
             raise WrongKeyError("this file cannot be decrypted")
         return {"a": "g", "g": 1, "n": node["h"]}, folder, tuple(node["key"])
 
+    def _readable_source(
+        self, file: NodeRef | str
+    ) -> tuple[dict[str, Any], str | None, tuple[int, ...], dict[str, Any]]:
+        """:meth:`_file_source` plus the ``g`` answer for it."""
+        command, folder, key = self._file_source(file)
+        data = self._g(command, folder)
+        if "p" in command:
+            self._decrypt_at(data.get("at", ""), key)  # a wrong link key fails here, clearly
+        return command, folder, key, data
+
     def download_to_fileobj(
         self,
         file: NodeRef | str,
@@ -1347,10 +1343,7 @@ class Mega:
         was written."""
         from .transfer import download_to_fileobj
 
-        command, folder, key = self._file_source(file)
-        data = self._g(command, folder)
-        if "p" in command:
-            self._decrypt_at(data.get("at", ""), key)  # a wrong link key fails here, clearly
+        command, folder, key, data = self._readable_source(file)
         size = int(data.get("s") or 0)
         download_to_fileobj(
             self.http,
@@ -1368,10 +1361,7 @@ class Mega:
         or a public link); whole MAC chunks are verified as they are read."""
         from .transfer import open_reader
 
-        command, folder, key = self._file_source(file)
-        data = self._g(command, folder)
-        if "p" in command:
-            self._decrypt_at(data.get("at", ""), key)
+        command, folder, key, data = self._readable_source(file)
         return open_reader(
             self.http,
             self._get_url_fn(command, folder, data),
