@@ -5,7 +5,6 @@ Nothing here logs or raises with a password, a key or a session id in the text.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import secrets
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._api import ApiClient
+from ._atomic import write_private_file
 from ._links import b64encode
 from ._nodes import b64_bytes
 from .errors import (
@@ -109,19 +109,7 @@ class Credentials:
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the session to ``path`` with mode 0600 (created or replaced atomically)."""
-        text = json.dumps(self.to_dict())
-        tmp = f"{os.fspath(path)}.tmp-{secrets.token_hex(4)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        write_private_file(path, json.dumps(self.to_dict()).encode("utf-8"))
 
     # -- RSA ---------------------------------------------------------------------------------
     def rsa_decrypt(self, data: bytes) -> bytes | None:

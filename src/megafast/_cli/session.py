@@ -6,12 +6,12 @@ state); never the password.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 from pathlib import Path
 from typing import Any
+
+from .._atomic import write_private_file
 
 __all__ = ["config_dir", "session_path", "load_session", "save_session", "delete_session"]
 
@@ -55,19 +55,7 @@ def save_session(api_url: str, email: str | None, session: Any) -> Path:
     record = {"format": _FORMAT, "api_url": api_url, "email": email, "session": session}
     payload = json.dumps(record, indent=1).encode("utf-8")
     target = directory / SESSION_FILE
-    temporary = directory / f".{SESSION_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    # Created 0600 from the start: the session is never readable by others, not even briefly.
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    write_private_file(target, payload)
     return target
 
 
