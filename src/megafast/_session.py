@@ -174,7 +174,7 @@ def _mfa_code(mfa: MfaSource) -> str | None:
 
 def login_user(api: ApiClient, email: str, password: str, mfa: MfaSource = None) -> Credentials:
     """Log in with email and password (v1 or v2 account, two-factor when needed)."""
-    from .crypto import decrypt_key, derive_v2, prepare_key, stringhash
+    from .crypto import derive_v2, prepare_key, stringhash
 
     if not isinstance(email, str) or not email.strip():
         raise ValidationError("an email address is needed to log in")
@@ -219,13 +219,7 @@ def login_user(api: ApiClient, email: str, password: str, mfa: MfaSource = None)
         answer = _us(api, command)
         if answer == -26:
             raise TwoFactorRequiredError(-26, "the two-factor code was not accepted")
-    if not isinstance(answer, dict) or not isinstance(answer.get("k"), str):
-        raise RequestError("EUNKNOWN", "unexpected answer to us")
-    enc_master = b64_bytes(answer["k"])
-    if enc_master is None or len(enc_master) != 16:
-        raise IntegrityError("the server sent a damaged master key")
-    master_key = _pack(decrypt_key(_words(enc_master), _words(pwkey)))
-    creds = _finish(answer, master_key)
+    creds = _finish(answer, pwkey)
     creds.email = email
     return creds
 
@@ -244,9 +238,16 @@ def _us(api: ApiClient, command: dict[str, Any]) -> Any:
     return result
 
 
-def _finish(answer: dict[str, Any], master_key: bytes) -> Credentials:
+def _finish(answer: Any, pwkey: bytes) -> Credentials:
+    """The credentials in a ``us`` answer, whose master key ``k`` is encrypted with ``pwkey``."""
     from .crypto import decrypt_key, encrypt_key
 
+    if not isinstance(answer, dict) or not isinstance(answer.get("k"), str):
+        raise RequestError("EUNKNOWN", "unexpected answer to us")
+    enc_master = b64_bytes(answer["k"])
+    if enc_master is None or len(enc_master) != 16:
+        raise IntegrityError("the server sent a damaged master key")
+    master_key = _pack(decrypt_key(_words(enc_master), _words(pwkey)))
     if isinstance(answer.get("csid"), str):
         privk_enc = b64_bytes(answer.get("privk") or "")
         if not privk_enc or len(privk_enc) % 16:
@@ -276,7 +277,7 @@ def _finish(answer: dict[str, Any], master_key: bytes) -> Credentials:
 
 def login_ephemeral(api: ApiClient) -> Credentials:
     """Create an anonymous (ephemeral) account and log in to it; keys from ``secrets``."""
-    from .crypto import decrypt_key, encrypt_key
+    from .crypto import encrypt_key
 
     master_key = secrets.token_bytes(16)
     pwkey = secrets.token_bytes(16)
@@ -286,14 +287,7 @@ def login_ephemeral(api: ApiClient) -> Credentials:
     handle = api.request({"a": "up", "k": b64encode(enc_master), "ts": b64encode(ts)})
     if not isinstance(handle, str):
         raise RequestError("EUNKNOWN", "unexpected answer to up")
-    answer = api.request({"a": "us", "user": handle})
-    if not isinstance(answer, dict) or not isinstance(answer.get("k"), str):
-        raise RequestError("EUNKNOWN", "unexpected answer to us")
-    enc = b64_bytes(answer["k"])
-    if enc is None or len(enc) != 16:
-        raise IntegrityError("the server sent a damaged master key")
-    got_master = _pack(decrypt_key(_words(enc), _words(pwkey)))
-    creds = _finish(answer, got_master)
+    creds = _finish(api.request({"a": "us", "user": handle}), pwkey)
     if creds.user_handle is None:
         creds.user_handle = handle
     return creds
