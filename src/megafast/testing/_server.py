@@ -30,6 +30,15 @@ class _Drop(Exception):
     """Abandon the connection without an answer (a fault, or a client that went away)."""
 
 
+def _pace(done: int, bandwidth: float | None, began: float) -> None:
+    """Sleep until ``done`` bytes since ``began`` (monotonic seconds) keep to ``bandwidth``
+    bytes/s (None: no limit)."""
+    if bandwidth is not None:
+        ahead = done / bandwidth - (time.monotonic() - began)
+        if ahead > 0:
+            time.sleep(ahead)
+
+
 class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -131,17 +140,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _iter_body(self):
         """Yield memoryviews of the request body (Content-Length or chunked), via one buffer."""
-        buf = self._buffer()
-        view = memoryview(buf)
+        view = memoryview(self._buffer())
         length = self._body_length()
         if length is not None:
-            left = length
-            while left:
-                n = self.rfile.readinto(view[: min(left, len(buf))])
-                if not n:
-                    raise _Drop("client closed the connection mid-body")
-                left -= n
-                yield view[:n]
+            yield from self._read_exactly(view, length)
             return
         while True:  # chunked
             line = self.rfile.readline(1024)
@@ -157,14 +159,17 @@ class _Handler(BaseHTTPRequestHandler):
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass
                 return
-            left = size
-            while left:
-                n = self.rfile.readinto(view[: min(left, len(buf))])
-                if not n:
-                    raise _Drop("client closed the connection mid-body")
-                left -= n
-                yield view[:n]
+            yield from self._read_exactly(view, size)
             self.rfile.readline(8)
+
+    def _read_exactly(self, view: memoryview, left: int):
+        """Yield the next ``left`` bytes of the body as slices of ``view`` (reused)."""
+        while left:
+            n = self.rfile.readinto(view[: min(left, len(view))])
+            if not n:
+                raise _Drop("client closed the connection mid-body")
+            left -= n
+            yield view[:n]
 
     def _read_body(self, limit: int) -> bytes:
         out = bytearray()
@@ -198,33 +203,19 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def do_POST(self) -> None:
-        try:
-            parts = urlsplit(self.path)
-            path = parts.path.rstrip("/")
-            if path == "/cs":
-                self._api(parts.query)
-            elif path.startswith("/ul/"):
-                self._transfer("upload", self._upload, path[4:])
-            else:
-                self.close_connection = True
-                self._reply(404)
-        except _Drop:
-            self._drop()
-        except (TimeoutError, ConnectionError, BrokenPipeError):
-            self.close_connection = True
-        except Exception:
-            self._unexpected()
+        self._route(self._route_post)
 
     def do_GET(self) -> None:
+        self._route(self._route_get)
+
+    do_HEAD = do_GET
+
+    def _route(self, serve: Callable[[str, str], None]) -> None:
+        """``serve(path, query)``; a fault drop, a client that went away or a bug ends
+        this connection only."""
         try:
             parts = urlsplit(self.path)
-            path = parts.path.rstrip("/")
-            if path.startswith("/dl/"):
-                self._transfer("download", self._download, path[4:])
-            elif path in ("", "/"):
-                self._reply(200, b"MEGA emulator\n", content_type="text/plain")
-            else:
-                self._reply(404)
+            serve(parts.path.rstrip("/"), parts.query)
         except _Drop:
             self._drop()
         except (TimeoutError, ConnectionError, BrokenPipeError):
@@ -232,7 +223,22 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:
             self._unexpected()
 
-    do_HEAD = do_GET
+    def _route_post(self, path: str, query: str) -> None:
+        if path == "/cs":
+            self._api(query)
+        elif path.startswith("/ul/"):
+            self._transfer("upload", self._upload, path[4:])
+        else:
+            self.close_connection = True
+            self._reply(404)
+
+    def _route_get(self, path: str, query: str) -> None:
+        if path.startswith("/dl/"):
+            self._transfer("download", self._download, path[4:])
+        elif path in ("", "/"):
+            self._reply(200, b"MEGA emulator\n", content_type="text/plain")
+        else:
+            self._reply(404)
 
     def send_response(self, code: int, message: str | None = None) -> None:
         if self._entry is not None:
@@ -336,13 +342,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, content_type="text/plain")
             return
         try:
-            drop_at = None
-            if (
-                faulty
-                and f.drop_after_bytes is not None
-                and inj.fire("drop", f.drop_rate, f.drop_limit)
-            ):
-                drop_at = f.drop_after_bytes
+            drop_at = self._drop_point(faulty)
             corrupt_at = None
             if faulty and count and inj.fire("corrupt", f.corrupt_rate, f.corrupt_limit):
                 corrupt_at = inj.randrange(count)
@@ -361,6 +361,19 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_loop(fd, start, count, drop_at, corrupt_at, f.bandwidth)
         finally:
             os.close(fd)
+
+    def _drop_point(self, faulty: bool) -> int | None:
+        """After how many body bytes this transfer's connection drops (a drop fault that
+        fires), or None."""
+        inj = self.service.faults
+        f = inj.faults
+        if (
+            faulty
+            and f.drop_after_bytes is not None
+            and inj.fire("drop", f.drop_rate, f.drop_limit)
+        ):
+            return f.drop_after_bytes
+        return None
 
     def _sendfile(self, fd: int, offset: int, count: int) -> None:
         sock = self.connection
@@ -407,10 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(view[:got])
             done += got
             self._count(got)
-            if bandwidth is not None:
-                ahead = done / bandwidth - (time.monotonic() - began)
-                if ahead > 0:
-                    time.sleep(ahead)
+            _pace(done, bandwidth, began)
         if drop_at is not None and done >= drop_at:
             raise _Drop("fault: connection dropped")
 
@@ -444,14 +454,7 @@ class _Handler(BaseHTTPRequestHandler):
         if offset > upload.size or (length is not None and offset + length > upload.size):
             self._refuse_upload(b"-2")
             return
-        drop_at = None
-        if (
-            faulty
-            and f.drop_after_bytes is not None
-            and inj.fire("drop", f.drop_rate, f.drop_limit)
-        ):
-            drop_at = f.drop_after_bytes
-        received = self._receive(upload, offset, drop_at, f.bandwidth)
+        received = self._receive(upload, offset, self._drop_point(faulty), f.bandwidth)
         if received is None:
             self._reply(200, b"-2", content_type="text/plain")
             return
@@ -499,10 +502,7 @@ class _Handler(BaseHTTPRequestHandler):
                     os.pwrite(fd, piece, offset + done)
                 done += len(piece)
                 self._count(len(piece))
-                if bandwidth is not None:
-                    ahead = done / bandwidth - (time.monotonic() - began)
-                    if ahead > 0:
-                        time.sleep(ahead)
+                _pace(done, bandwidth, began)
         finally:
             if fd is not None:
                 os.close(fd)
