@@ -256,29 +256,18 @@ class MegaEmulator:
             salt = secrets.token_bytes(32)
             password_key, uh = C.derive_v2(password, salt)
         rsa = C.rsa_key(fresh=self.fresh_rsa_keys)
-        with store.transaction():
-            handle = store.new_handle("users", "handle", 8)
-            store.execute(
-                "INSERT INTO users(handle, email, name, version, salt, uh, k, privk, pubk, mfa,"
-                " mstrg, since) VALUES(?,?,?,?,?,?,?,?,?,?,?,strftime('%s','now'))",
-                handle,
-                email,
-                name,
-                version,
-                C.b64encode(salt) if salt else None,
-                uh,
-                C.b64encode(C.ecb_encrypt(password_key, master_key)),
-                C.b64encode(C.ecb_encrypt(master_key, rsa.privk_plain())),
-                C.b64encode(rsa.pubk()),
-                mfa_secret,
-                self._storage_quota,
-            )
-            store.execute(
-                "INSERT INTO helper_keys(user, master_key) VALUES(?,?)",
-                handle,
-                C.b64encode(master_key),
-            )
-            store.create_roots(handle)
+        handle = self._register(
+            master_key,
+            email=email,
+            name=name,
+            version=version,
+            salt=C.b64encode(salt) if salt else None,
+            uh=uh,
+            k=C.b64encode(C.ecb_encrypt(password_key, master_key)),
+            privk=C.b64encode(C.ecb_encrypt(master_key, rsa.privk_plain())),
+            pubk=C.b64encode(rsa.pubk()),
+            mfa=mfa_secret,
+        )
         return Account(handle, email, password, version, master_key, password_key, mfa_secret)
 
     def create_ephemeral_account(self) -> Account:
@@ -286,17 +275,28 @@ class MegaEmulator:
         master_key = secrets.token_bytes(16)
         password_key = secrets.token_bytes(16)
         r = secrets.token_bytes(16)
+        handle = self._register(
+            master_key,
+            email=None,
+            version=0,
+            k=C.b64encode(C.ecb_encrypt(password_key, master_key)),
+            ts=C.b64encode(r + C.ecb_encrypt(master_key, r)),
+        )
+        return Account(handle, None, None, 0, master_key, password_key)
+
+    def _register(self, master_key: bytes, **columns: object) -> str:
+        """Add a user (``columns`` of its ``users`` row, plus the storage quota and the
+        creation time) with its three roots, and keep its master key for the helpers;
+        returns the new user handle."""
+        names = ", ".join(["handle", *columns, "mstrg"])
+        marks = ",".join("?" * (len(columns) + 2))
         store = self.store
         with store.transaction():
             handle = store.new_handle("users", "handle", 8)
             store.execute(
-                "INSERT INTO users(handle, email, version, k, ts, mstrg, since)"
-                " VALUES(?,?,?,?,?,?,strftime('%s','now'))",
+                f"INSERT INTO users({names}, since) VALUES({marks},strftime('%s','now'))",
                 handle,
-                None,
-                0,
-                C.b64encode(C.ecb_encrypt(password_key, master_key)),
-                C.b64encode(r + C.ecb_encrypt(master_key, r)),
+                *columns.values(),
                 self._storage_quota,
             )
             store.execute(
@@ -305,7 +305,7 @@ class MegaEmulator:
                 C.b64encode(master_key),
             )
             store.create_roots(handle)
-        return Account(handle, None, None, 0, master_key, password_key)
+        return handle
 
     def account(self, email_or_handle: str) -> Account:
         """The account as its registering client knows it (KeyError when unknown)."""
