@@ -359,27 +359,11 @@ class NodeTree:
         if siblings is not None:
             with contextlib.suppress(ValueError):
                 siblings.remove(h)
-        a = node.get("a")
+        name = _name(node)
         by_name, by_parent_name = self._by_name, self._by_parent_name
-        if (
-            by_name is not None
-            and by_parent_name is not None
-            and isinstance(a, dict)
-            and isinstance(a.get("n"), str)
-        ):
-            same = by_name.get(a["n"])
-            if same is not None:
-                with contextlib.suppress(ValueError):
-                    same.remove(h)
-                if not same:
-                    del by_name[a["n"]]
-            pair = (_parent(node), a["n"])
-            same = by_parent_name.get(pair)
-            if same is not None:
-                with contextlib.suppress(ValueError):
-                    same.remove(h)
-                if not same:
-                    del by_parent_name[pair]
+        if by_name is not None and by_parent_name is not None and name is not None:
+            _discard(by_name, name, h)
+            _discard(by_parent_name, (_parent(node), name), h)
         self._visible = None
 
     # -- changes made by this client --------------------------------------------------------
@@ -413,17 +397,11 @@ class NodeTree:
 
     def _insert_links(self, node: dict[str, Any]) -> None:
         self.children.setdefault(_parent(node), []).append(node["h"])
-        a = node.get("a")
+        name = _name(node)
         by_name, by_parent_name = self._by_name, self._by_parent_name
-        if (
-            by_name is not None
-            and by_parent_name is not None
-            and isinstance(a, dict)
-            and isinstance(a.get("n"), str)
-        ):
-            by_name.setdefault(a["n"], []).append(node["h"])
-            pair = (_parent(node), a["n"])
-            by_parent_name.setdefault(pair, []).append(node["h"])
+        if by_name is not None and by_parent_name is not None and name is not None:
+            by_name.setdefault(name, []).append(node["h"])
+            by_parent_name.setdefault((_parent(node), name), []).append(node["h"])
         self._visible = None
 
     # -- queries ------------------------------------------------------------------------------
@@ -559,6 +537,24 @@ def _parent(node: dict[str, Any]) -> str:
     """The parent handle ("" for none or for a value that is not a handle)."""
     p = node.get("p")
     return p if isinstance(p, str) else ""
+
+
+def _name(node: dict[str, Any]) -> str | None:
+    """The node's decrypted name, or None when it has none (yet)."""
+    a = node.get("a")
+    if isinstance(a, dict) and isinstance(a.get("n"), str):
+        return a["n"]
+    return None
+
+
+def _discard(index: dict[Any, list[str]], key: Any, handle: str) -> None:
+    """Take ``handle`` out of ``index[key]``; an entry left empty goes."""
+    same = index.get(key)
+    if same is not None:
+        with contextlib.suppress(ValueError):
+            same.remove(handle)
+        if not same:
+            del index[key]
 
 
 def _mark_undecryptable(node: dict[str, Any]) -> None:
