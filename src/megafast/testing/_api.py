@@ -923,20 +923,28 @@ class Service:
         self.store.delete_subtree(h)  # type: ignore[arg-type]
         return 0
 
-    def cmd_l(self, ctx: Context, req: dict) -> Any:
+    def _own_node(
+        self, ctx: Context, req: dict, types: tuple[int, ...]
+    ) -> tuple[str, str, sqlite3.Row]:
+        """(user, handle, node) for a request on the asker's own node ``n`` of one of ``types``:
+        -9 when there is no such node, -11 when it is someone else's or of another type."""
         user = self._need_user(ctx)
         h = _handle(req, "n")
         node = self.store.node(h)  # type: ignore[arg-type]
         if node is None:
             raise ApiError(ENOENT)
-        if node["owner"] != user or node["t"] not in (0, 1):
+        if node["owner"] != user or node["t"] not in types:
             raise ApiError(EACCESS)
+        return user, h, node  # type: ignore[return-value]
+
+    def cmd_l(self, ctx: Context, req: dict) -> Any:
+        _user, h, node = self._own_node(ctx, req, (0, 1))
         if req.get("d") == 1:
             self.store.execute("DELETE FROM links WHERE h=?", h)
             return 0
         if node["t"] == 1 and not self.store.one("SELECT 1 FROM shares WHERE h=? AND u='EXP'", h):
             raise ApiError(EACCESS)
-        return self.public_handle(h)  # type: ignore[arg-type]
+        return self.public_handle(h)
 
     def public_handle(self, h: str) -> str:
         row = self.store.one("SELECT ph FROM links WHERE h=?", h)
@@ -947,13 +955,7 @@ class Service:
         return ph
 
     def cmd_s2(self, ctx: Context, req: dict) -> Any:
-        user = self._need_user(ctx)
-        h = _handle(req, "n")
-        node = self.store.node(h)  # type: ignore[arg-type]
-        if node is None:
-            raise ApiError(ENOENT)
-        if node["owner"] != user or node["t"] != 1:
-            raise ApiError(EACCESS)
+        user, h, _node = self._own_node(ctx, req, (1,))
         targets = _get(req, "s", list)
         ok = _get(req, "ok", str, required=False)
         ha = _get(req, "ha", str, required=False)
