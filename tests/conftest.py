@@ -1,5 +1,6 @@
-"""Shared fixtures: the known-answer vectors, a fixture that runs a test on every backend, and
-the emulator account the transfer tests (test_transfer_*.py) work with."""
+"""Shared fixtures: the known-answer vectors, a fixture that runs a test on every backend, a
+fresh emulator with a raw client for it, and the emulator account the transfer tests
+(test_transfer_*.py) work with."""
 
 from __future__ import annotations
 
@@ -118,6 +119,26 @@ def salted_plaintext(size: int, salt: int) -> bytes:
     """mega_crypto_vectors.json's file plaintext: byte i = (i*31 + salt) & 0xff."""
     pattern = bytes((i * 31 + salt) & 0xFF for i in range(256))
     return (pattern * (size // 256 + 1))[:size]
+
+
+# -- the emulator -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def emu() -> Iterator[Any]:
+    """A fresh MegaEmulator for this test (modules that share one define their own ``emu``)."""
+    from megafast.testing import MegaEmulator
+
+    with MegaEmulator() as e:
+        yield e
+
+
+@pytest.fixture
+def client(emu: Any) -> Any:
+    """A RawClient (test_emulator_support.py), not logged in, for ``emu``."""
+    from test_emulator_support import RawClient
+
+    return RawClient(emu.api_url)
 
 
 # -- transfer tests (helpers in test_transfer_support.py) -----------------------------------

@@ -18,18 +18,6 @@ from megafast import crypto as mc
 from megafast.testing import MegaEmulator
 from test_emulator_support import RawClient
 
-
-@pytest.fixture
-def emu() -> Iterator[MegaEmulator]:
-    with MegaEmulator() as e:
-        yield e
-
-
-@pytest.fixture
-def client(emu: MegaEmulator) -> RawClient:
-    return RawClient(emu.api_url)
-
-
 # --- envelope and error numbers ----------------------------------------------------------
 
 
@@ -113,21 +101,7 @@ def test_same_request_id_gets_same_answer_without_redoing_the_work(
     emu.create_account("idem@example.com", "pw")
     client.login("idem@example.com", "pw")
     root = client.root()
-    key = mc.random_key(4)
-    cmd = [
-        {
-            "a": "p",
-            "t": root,
-            "n": [
-                {
-                    "h": "xxxxxxxx",
-                    "t": 1,
-                    "a": mc.base64_url_encode(mc.encrypt_attr({"n": "once"}, key)),
-                    "k": mc.a32_to_base64(mc.encrypt_key(key, client.master_key)),
-                }
-            ],
-        }
-    ]
+    cmd = [{"a": "p", "t": root, "n": [client.new_node("once", mc.random_key(4))]}]
     emu.reset_stats()
     first = client.cs(cmd, rid="777")
     again = client.cs(cmd, rid="777")
@@ -149,21 +123,7 @@ def test_a_retry_arriving_while_the_first_try_runs_is_not_done_twice(
     emu.create_account("slow@example.com", "pw")
     client.login("slow@example.com", "pw")
     root = client.root()
-    key = mc.random_key(4)
-    cmd = [
-        {
-            "a": "p",
-            "t": root,
-            "n": [
-                {
-                    "h": "xxxxxxxx",
-                    "t": 1,
-                    "a": mc.base64_url_encode(mc.encrypt_attr({"n": "twice?"}, key)),
-                    "k": mc.a32_to_base64(mc.encrypt_key(key, client.master_key)),
-                }
-            ],
-        }
-    ]
+    cmd = [{"a": "p", "t": root, "n": [client.new_node("twice?", mc.random_key(4))]}]
     answers: list[object] = []
 
     def send() -> None:
@@ -489,24 +449,13 @@ def test_p_maps_cr_entries_that_name_new_nodes_by_token_or_temporary_handle(
     token = requests.post(f"{url}/0", data=b"12345", timeout=10).text
     fkey = mc.random_key(8)
     dkey = mc.random_key(4)
-    k4 = [fkey[i] ^ fkey[i + 4] for i in range(4)]
     res = client.one(
         {
             "a": "p",
             "t": folder,
             "n": [
-                {
-                    "h": token,
-                    "t": 0,
-                    "a": mc.base64_url_encode(mc.encrypt_attr({"n": "late"}, k4)),
-                    "k": mc.a32_to_base64(mc.encrypt_key(fkey, client.master_key)),
-                },
-                {
-                    "h": "tmp00001",
-                    "t": 1,
-                    "a": mc.base64_url_encode(mc.encrypt_attr({"n": "dir"}, dkey)),
-                    "k": mc.a32_to_base64(mc.encrypt_key(dkey, client.master_key)),
-                },
+                client.new_node("late", fkey, t=0, h=token),
+                client.new_node("dir", dkey, h="tmp00001"),
             ],
             "cr": [
                 [folder],
@@ -561,12 +510,7 @@ def test_export_helper_and_share_with_a_user(emu: MegaEmulator, client: RawClien
     assert any(u["u"] == alice.user for u in listing["u"])
     # read-write share: bob adds a folder inside, keyed for himself and (cr) for the share
     bob_key = mc.random_key(4)
-    new_folder = {
-        "h": "xxxxxxxx",
-        "t": 1,
-        "a": mc.base64_url_encode(mc.encrypt_attr({"n": "from bob"}, bob_key)),
-        "k": mc.a32_to_base64(mc.encrypt_key(bob_key, client.master_key)),
-    }
+    new_folder = client.new_node("from bob", bob_key)
     made = client.one({"a": "p", "t": folder, "n": [new_folder]})["f"][0]
     assert made["u"] == client.user and client.name(made) == "from bob"
     cr = [[folder], [made["h"]], [0, 0, mc.a32_to_base64(mc.encrypt_key(bob_key, got))]]

@@ -1,4 +1,5 @@
-"""A raw-JSON MEGA client for the emulator tests, plus shared fixtures.
+"""A raw-JSON MEGA client for the emulator tests (the ``emu`` and ``client`` fixtures are in
+conftest.py).
 
 It speaks the wire protocol with ``requests`` and does the login crypto with
 ``megafast.crypto`` only; nothing of megafast's own client is used, so these tests check the
@@ -10,10 +11,9 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
-from collections.abc import Iterator
+from collections.abc import Sequence
 from typing import Any
 
-import pytest
 import requests
 
 from megafast import crypto as mc
@@ -121,22 +121,23 @@ class RawClient:
     def root(self, t: int = 2) -> str:
         return next(n["h"] for n in self.files()["f"] if n["t"] == t)
 
-    def mkdir(self, name: str, parent: str | None = None) -> str:
+    def new_node(
+        self, name: str, key: Sequence[int], *, t: int = 1, h: str = "xxxxxxxx"
+    ) -> dict[str, Any]:
+        """A node for ``p``: its name encrypted with ``key`` (a file key folded to 4 words),
+        ``key`` encrypted with our master key; ``h`` is an upload token or a temporary handle."""
         assert self.master_key is not None
-        key = mc.random_key(4)
+        k4 = key if len(key) == 4 else [key[i] ^ key[i + 4] for i in range(4)]
+        return {
+            "h": h,
+            "t": t,
+            "a": mc.base64_url_encode(mc.encrypt_attr({"n": name}, k4)),
+            "k": mc.a32_to_base64(mc.encrypt_key(key, self.master_key)),
+        }
+
+    def mkdir(self, name: str, parent: str | None = None) -> str:
         res = self.one(
-            {
-                "a": "p",
-                "t": parent or self.root(),
-                "n": [
-                    {
-                        "h": "xxxxxxxx",
-                        "t": 1,
-                        "a": mc.base64_url_encode(mc.encrypt_attr({"n": name}, key)),
-                        "k": mc.a32_to_base64(mc.encrypt_key(key, self.master_key)),
-                    }
-                ],
-            }
+            {"a": "p", "t": parent or self.root(), "n": [self.new_node(name, mc.random_key(4))]}
         )
         assert isinstance(res, dict), res
         return res["f"][0]["h"]
@@ -158,19 +159,11 @@ class RawClient:
             if r.text:
                 token = r.text
         packed = cipher.packed_key()
-        k4 = [packed[i] ^ packed[i + 4] for i in range(4)]
         res = self.one(
             {
                 "a": "p",
                 "t": parent or self.root(),
-                "n": [
-                    {
-                        "h": token,
-                        "t": 0,
-                        "a": mc.base64_url_encode(mc.encrypt_attr({"n": name}, k4)),
-                        "k": mc.a32_to_base64(mc.encrypt_key(packed, self.master_key)),
-                    }
-                ],
+                "n": [self.new_node(name, packed, t=0, h=token)],
             }
         )
         assert isinstance(res, dict), res
@@ -190,17 +183,6 @@ class RawClient:
         key = self.node_key(node, kek)
         k4 = key if len(key) == 4 else tuple(key[i] ^ key[i + 4] for i in range(4))
         return mc.decrypt_attr(mc.base64_url_decode(node["a"]), k4)["n"]
-
-
-@pytest.fixture
-def emu() -> Iterator[MegaEmulator]:
-    with MegaEmulator() as e:
-        yield e
-
-
-@pytest.fixture
-def client(emu: MegaEmulator) -> RawClient:
-    return RawClient(emu.api_url)
 
 
 def test_raw_client_logs_in_and_lists_three_roots(emu: MegaEmulator, client: RawClient) -> None:

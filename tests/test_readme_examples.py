@@ -5,10 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from megafast import Mega
-from megafast.testing import MegaEmulator
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -17,12 +14,6 @@ def python_block(heading: str) -> str:
     section = README.split(f"## {heading}", 1)[1].split("\n## ", 1)[0]
     (block,) = re.findall(r"```python\n(.*?)```", section, re.S)
     return block
-
-
-@pytest.fixture()
-def emu():
-    with MegaEmulator() as e:
-        yield e
 
 
 def test_quickstart_runs_against_the_emulator(emu, tmp_path, monkeypatch):
