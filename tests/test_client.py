@@ -28,6 +28,7 @@ from megafast.errors import (
     WrongKeyError,
 )
 from megafast.testing import MegaEmulator
+from test_api import ScriptedAPI  # tests/ is on sys.path (rootdir conftest)
 
 
 @pytest.fixture(scope="module")
@@ -616,58 +617,40 @@ def test_megapy_private_helpers_scripts_use(mega: Mega) -> None:
     assert mega._node_data(node) is node[1] and mega._node_data(node[1]) is node[1]
 
 
-class FlakyProxy:
-    """A real HTTP proxy in front of the emulator's /cs that answers every other request
-    with HTTP 500, 503 or 429 (the emulator has no such fault for its API)."""
+class FlakyProxy(ScriptedAPI):
+    """A ScriptedAPI in front of the emulator's /cs that answers every other request with
+    HTTP 500, 503 or 429 (the emulator has no such fault for its API) and forwards the rest;
+    ``seen`` holds (request id, body, status) of each request."""
 
     def __init__(self, target: str) -> None:
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
         import requests
 
+        super().__init__()
         self.seen: list[tuple[str, bytes, int]] = []
-        outer = self
         statuses = [500, 503, 429]
         upstream = requests.Session()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+        def answer(record: dict) -> tuple[int, dict, str]:
+            n = len(self.seen)
+            if n % 2 == 0:
+                status, text = statuses[(n // 2) % 3], "busy"
+            else:
+                r = upstream.post(
+                    target + record["path"],
+                    params=record["params"],
+                    data=record["body"],
+                    timeout=30,
+                )
+                status, text = r.status_code, r.content.decode()
+            self.seen.append((record["params"]["id"], record["body"], status))
+            return status, {}, text
 
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:  # noqa: N802
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                n = len(outer.seen)
-                if n % 2 == 0:
-                    status, data = statuses[(n // 2) % 3], b"busy"
-                else:
-                    r = upstream.post(target + self.path, data=body, timeout=30)
-                    status, data = r.status_code, r.content
-                outer.seen.append((self.path, body, status))
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        ).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.default = answer
 
 
 def test_survives_http_5xx_and_429_on_every_other_request(
     emu: MegaEmulator, tmp_path: Path
 ) -> None:
-    from urllib.parse import parse_qs, urlsplit
-
     email = new_email()
     emu.create_account(email, "pw", version=2)
     proxy = FlakyProxy(emu.api_url)
@@ -679,12 +662,12 @@ def test_survives_http_5xx_and_429_on_every_other_request(
         assert m.download(m.find("x/y/f.bin"), tmp_path, "g.bin").read_bytes() == b"payload" * 1000
     finally:
         proxy.close()
-    failed = [(p, b) for p, b, s in proxy.seen if s != 200]
+    failed = [(i, b) for i, b, s in proxy.seen if s != 200]
     assert len(failed) >= 5
     # each failed try was sent again with the same id and the same body
-    passed = {(parse_qs(urlsplit(p).query)["id"][0], b) for p, b, s in proxy.seen if s == 200}
-    for path, body in failed:
-        assert (parse_qs(urlsplit(path).query)["id"][0], body) in passed
+    passed = {(i, b) for i, b, s in proxy.seen if s == 200}
+    for request_id, body in failed:
+        assert (request_id, body) in passed
     assert len([n for n in emu.nodes(email) if n["t"] == 1]) == 2
 
 
