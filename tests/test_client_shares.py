@@ -8,6 +8,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,10 +31,10 @@ def emu() -> Iterator[MegaEmulator]:
         yield e
 
 
-def account(emu: MegaEmulator) -> tuple[str, Mega]:
+def account(emu: MegaEmulator, http: Any = None) -> tuple[str, Mega]:
     email = f"s-{secrets.token_hex(5)}@example.com"
     emu.create_account(email, "pw", version=2)
-    return email, Mega(api_url=emu.api_url).login(email, "pw")
+    return email, Mega(api_url=emu.api_url, http=http).login(email, "pw")
 
 
 def seed_share(
@@ -259,7 +260,8 @@ def test_new_nodes_in_an_exported_folder_are_readable_by_link_holders(
     assert names == {"grows", "late.txt", "late-folder"}
 
 
-def test_new_nodes_under_a_share_carry_their_key_for_it(emu: MegaEmulator, tmp_path: Path) -> None:
+def recording_account(emu: MegaEmulator) -> tuple[Mega, list[list[dict]]]:
+    """A new account logged in with a client that records every /cs batch it sends."""
     import json
 
     from megafast._api import new_http_session
@@ -267,9 +269,16 @@ def test_new_nodes_under_a_share_carry_their_key_for_it(emu: MegaEmulator, tmp_p
     sent: list[list[dict]] = []
     http = new_http_session()
     http.hooks["response"].append(lambda r, *a, **k: sent.append(json.loads(r.request.body)))
-    email = f"s-{secrets.token_hex(5)}@example.com"
-    emu.create_account(email, "pw")
-    m = Mega(api_url=emu.api_url, http=http).login(email, "pw")
+    return account(emu, http)[1], sent
+
+
+def first_sent(sent: list[list[dict]], command: str) -> dict:
+    """The first ``command`` (its ``a``) among the recorded batches."""
+    return next(c for batch in sent for c in batch if isinstance(c, dict) and c.get("a") == command)
+
+
+def test_new_nodes_under_a_share_carry_their_key_for_it(emu: MegaEmulator, tmp_path: Path) -> None:
+    m, sent = recording_account(emu)
     m.create_folder("top/shared")
     m.export("top/shared")
     share_key = bytes(
@@ -278,7 +287,7 @@ def test_new_nodes_under_a_share_carry_their_key_for_it(emu: MegaEmulator, tmp_p
     (tmp_path / "n.txt").write_bytes(b"new")
     sent.clear()
     answer = m.upload(tmp_path / "n.txt", m.find("top/shared")[0])
-    put = next(c for batch in sent for c in batch if isinstance(c, dict) and c.get("a") == "p")
+    put = first_sent(sent, "p")
     shares, items, triples = put["cr"]
     assert shares == [m.find("top/shared")[0]] and items == [put["n"][0]["h"]]
     assert triples[:2] == [0, 0]
@@ -287,23 +296,14 @@ def test_new_nodes_under_a_share_carry_their_key_for_it(emu: MegaEmulator, tmp_p
     assert answer["f"][0]["h"] == m.find("n.txt")[0]
     sent.clear()
     m.create_folder("top/plain")  # not under a share: no cr
-    put = next(c for batch in sent for c in batch if isinstance(c, dict) and c.get("a") == "p")
+    put = first_sent(sent, "p")
     assert "cr" not in put
 
 
 def test_moving_into_an_exported_folder_shares_the_moved_keys(
     emu: MegaEmulator, tmp_path: Path
 ) -> None:
-    import json
-
-    from megafast._api import new_http_session
-
-    sent: list[list[dict]] = []
-    http = new_http_session()
-    http.hooks["response"].append(lambda r, *a, **k: sent.append(json.loads(r.request.body)))
-    email = f"s-{secrets.token_hex(5)}@example.com"
-    emu.create_account(email, "pw")
-    m = Mega(api_url=emu.api_url, http=http).login(email, "pw")
+    m, sent = recording_account(emu)
     made = m.create_folder("outside/deeper")
     (tmp_path / "x.txt").write_bytes(b"moved in")
     m.upload(tmp_path / "x.txt", made["deeper"])
@@ -312,7 +312,7 @@ def test_moving_into_an_exported_folder_shares_the_moved_keys(
     share_key = C.b64decode(link.split("#")[1])
     sent.clear()
     m.move(made["outside"], pub)
-    move = next(c for batch in sent for c in batch if isinstance(c, dict) and c.get("a") == "m")
+    move = first_sent(sent, "m")
     shares, items, triples = move["cr"]
     assert shares == [pub] and set(items) == {made["outside"], made["deeper"], m.find("x.txt")[0]}
     files = m.get_files()
@@ -323,7 +323,7 @@ def test_moving_into_an_exported_folder_shares_the_moved_keys(
         assert C.ecb_decrypt(share_key, C.b64decode(enc)) == want
     sent.clear()
     m.move(made["outside"], pub)  # already under that share: no cr
-    move = next(c for batch in sent for c in batch if isinstance(c, dict) and c.get("a") == "m")
+    move = first_sent(sent, "m")
     assert "cr" not in move
     assert m.find("public/outside/deeper/x.txt") is not None
 
