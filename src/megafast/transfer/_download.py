@@ -20,7 +20,15 @@ from . import _http
 from ._config import MiB, ProgressCallback, TransferConfig, balanced_piece_size
 from ._http import Controller, UrlSource, WorkerPool, check_progress, fetch_range
 from ._plan import ChunkMap
-from ._sidecar import digest, lock_exclusive, read_sidecar, remove_quietly, write_sidecar
+from ._sidecar import (
+    chunk_state,
+    claimed_chunks,
+    digest,
+    lock_exclusive,
+    read_sidecar,
+    remove_quietly,
+    write_sidecar,
+)
 
 __all__ = ["download_file", "download_to_fileobj", "part_paths"]
 
@@ -145,9 +153,7 @@ class _FileDownload:
                 or self.part.stat().st_size != self.size
             ):
                 return {}
-            starts = self.chunks.from_intervals(state["done"])
-            macs = {int(k): bytes.fromhex(v) for k, v in state["chunk_macs"].items()}
-            return {c: macs[c] for c in starts if len(macs.get(c, b"")) == 16}
+            return claimed_chunks(self.chunks, state)
         except (OSError, KeyError, TypeError, ValueError, AttributeError):
             return {}
 
@@ -158,9 +164,6 @@ class _FileDownload:
         key = (len(done), len(unverified))
         if key == self._saved_state:
             return
-        macs = self.cipher.chunk_macs
-        entries = {c: macs[c] for c in done}
-        entries.update(unverified)
         write_sidecar(
             self.sidecar,
             {
@@ -168,8 +171,7 @@ class _FileDownload:
                 "size": self.size,
                 "key_id": self.key_id,
                 "resume_id": self.resume_id,
-                "done": self.chunks.to_intervals(entries),
-                "chunk_macs": {str(c): m.hex() for c, m in entries.items()},
+                **chunk_state(self.chunks, self.cipher.chunk_macs, done, unverified),
             },
         )
         self._saved_state = key

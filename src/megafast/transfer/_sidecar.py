@@ -12,9 +12,12 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import TransferError
+
+if TYPE_CHECKING:
+    from ._plan import ChunkMap
 
 __all__ = [
     "write_sidecar",
@@ -23,6 +26,8 @@ __all__ = [
     "state_dir",
     "digest",
     "lock_exclusive",
+    "chunk_state",
+    "claimed_chunks",
 ]
 
 SIDECAR_VERSION = 1
@@ -53,6 +58,28 @@ def read_sidecar(path: Path) -> dict[str, Any] | None:
     if not isinstance(data, dict) or data.get("version") != SIDECAR_VERSION:
         return None
     return data
+
+
+def chunk_state(
+    chunks: ChunkMap, macs: dict[int, bytes], done: set[int], claimed: dict[int, bytes]
+) -> dict[str, Any]:
+    """A sidecar's ``done`` intervals and ``chunk_macs``: the chunks in ``done`` with their
+    MACs from ``macs``, plus ``claimed`` (chunk start -> MAC) from an earlier run."""
+    entries = {c: macs[c] for c in done}
+    entries.update(claimed)
+    return {
+        "done": chunks.to_intervals(entries),
+        "chunk_macs": {str(c): m.hex() for c, m in entries.items()},
+    }
+
+
+def claimed_chunks(chunks: ChunkMap, state: dict[str, Any]) -> dict[int, bytes]:
+    """The chunks a sidecar written by :func:`chunk_state` lists as done, each with the
+    16-byte MAC it claims (one without a MAC is left out). KeyError, TypeError, ValueError
+    or AttributeError when the sidecar is damaged."""
+    starts = chunks.from_intervals(state["done"])
+    macs = {int(k): bytes.fromhex(v) for k, v in state["chunk_macs"].items()}
+    return {c: macs[c] for c in starts if len(macs.get(c, b"")) == 16}
 
 
 def remove_quietly(*paths: Path) -> None:

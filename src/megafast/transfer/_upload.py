@@ -38,6 +38,8 @@ from ._http import (
 )
 from ._plan import ChunkMap
 from ._sidecar import (
+    chunk_state,
+    claimed_chunks,
     digest,
     lock_exclusive,
     read_sidecar,
@@ -360,9 +362,7 @@ class _Upload:
                     cipher = FileCipher(
                         bytes.fromhex(state["key"]), bytes.fromhex(state["nonce"]), size=self.size
                     )
-                    starts = self.chunks.from_intervals(state["done"])
-                    macs = {int(k): bytes.fromhex(v) for k, v in state["chunk_macs"].items()}
-                    self.reused = {c: macs[c] for c in starts if len(macs.get(c, b"")) == 16}
+                    self.reused = claimed_chunks(self.chunks, state)
                     self.url = state["url"]
                     return cipher
             except (KeyError, TypeError, ValueError, AttributeError):
@@ -377,9 +377,6 @@ class _Upload:
         with self.lock:
             done = set(self.done)
             reused = dict(self.reused)
-        macs = self.cipher.chunk_macs
-        entries = {c: macs[c] for c in done}
-        entries.update(reused)
         write_sidecar(
             self.sidecar,
             {
@@ -390,8 +387,7 @@ class _Upload:
                 "url": self.url,
                 "key": self.cipher.key.hex(),
                 "nonce": self.cipher.nonce.hex(),
-                "done": self.chunks.to_intervals(entries),
-                "chunk_macs": {str(c): m.hex() for c, m in entries.items()},
+                **chunk_state(self.chunks, self.cipher.chunk_macs, done, reused),
             },
         )
 
