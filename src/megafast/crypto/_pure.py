@@ -145,13 +145,7 @@ def chunk_span(offset: int) -> tuple[int, int]:
 
 def ctr_xor_into(key: Any, nonce: Any, offset: Any, src: Any, dst: Any) -> None:
     """dst = src XOR the AES-CTR key stream from byte ``offset`` (any alignment)."""
-    k = _key16(key)
-    n8 = _nonce8(nonce)
-    off = _offset(offset)
-    s = _in(src, "src")
-    d = _out(dst, "dst")
-    if len(d) != len(s):
-        raise ValueError(f"dst must be as long as src ({len(s)} bytes), got {len(d)}")
+    k, n8, off, s, d = _fused_args(key, nonce, offset, src, dst)
     if off + len(s) > _MAX_OFFSET + 1:
         raise OverflowError("the data runs beyond the 64-bit CTR counter")
     _ctr(k, n8, off, s, d)
@@ -249,6 +243,7 @@ def mac(
 def _fused_args(
     key: Any, nonce: Any, offset: Any, src: Any, dst: Any
 ) -> tuple[bytes, bytes, int, memoryview, memoryview]:
+    """The checked arguments of a kernel that writes ``dst`` (CTR and the fused ones)."""
     k = _key16(key)
     n8 = _nonce8(nonce)
     off = _offset(offset)
