@@ -72,8 +72,8 @@ class Keyring:
                 continue
             raw = b64_bytes(item.get("k", "")) if isinstance(item.get("k"), str) else None
             if raw is not None and len(raw) == 16 and self.master_key is not None:
-                self.share_keys[item.get("h", "")] = _words_to_bytes(
-                    decrypt_key(_bytes_to_words(raw), _bytes_to_words(self.master_key))
+                self.share_keys[item.get("h", "")] = words_to_bytes(
+                    decrypt_key(bytes_to_words(raw), bytes_to_words(self.master_key))
                 )
         # only share roots carry sk: find them with a comprehension (100,000s of nodes)
         roots = [n for n in _as_list(answer.get("f")) if type(n) is dict and "sk" in n]
@@ -91,20 +91,20 @@ class Keyring:
         if raw is None:
             return None
         if len(raw) == 16 and self.master_key is not None:
-            return _words_to_bytes(
-                decrypt_key(_bytes_to_words(raw), _bytes_to_words(self.master_key))
-            )
+            return words_to_bytes(decrypt_key(bytes_to_words(raw), bytes_to_words(self.master_key)))
         if len(raw) > 32 and self.rsa_decrypt is not None:
             plain = self.rsa_decrypt(raw)
             return plain[:16] if plain is not None and len(plain) >= 16 else None
         return None
 
 
-def _bytes_to_words(data: bytes) -> tuple[int, ...]:
+def bytes_to_words(data: bytes) -> tuple[int, ...]:
+    """Big-endian 32-bit words of ``data`` (its length a multiple of 4)."""
     return struct.unpack(f">{len(data) // 4}I", data)
 
 
-def _words_to_bytes(words: Iterable[int]) -> bytes:
+def words_to_bytes(words: Iterable[int]) -> bytes:
+    """``words`` packed as big-endian 32-bit words."""
     words = tuple(words)
     return struct.pack(f">{len(words)}I", *words)
 
@@ -310,7 +310,7 @@ class NodeTree:
                 self._unlink(old)
             existing[h] = node
             if h in shares and node.get("t") == 1:
-                node["shared_folder_key"] = _bytes_to_words(shares[h])
+                node["shared_folder_key"] = bytes_to_words(shares[h])
             parent = node.get("p")
             if type(parent) is not str:
                 parent = ""
@@ -348,7 +348,7 @@ class NodeTree:
             _mark_undecryptable(node)
             return
         key = plain[:want]
-        w = _bytes_to_words(key)
+        w = bytes_to_words(key)
         k = w if want == 16 else tuple(w[i] ^ w[i + 4] for i in range(4))
         attrs = decrypt_attr(attr_bytes, k)
         _apply(node, key, attrs if isinstance(attrs, dict) else None)
@@ -577,7 +577,7 @@ def _apply(node: dict[str, Any], key: bytes | None, attrs: dict[str, Any] | None
         node["iv"] = (w4, w5, 0, 0)
         node["meta_mac"] = w[6:]
     else:
-        w = _WORDS4.unpack(key[:16]) if len(key) == 16 else _bytes_to_words(key)
+        w = _WORDS4.unpack(key[:16]) if len(key) == 16 else bytes_to_words(key)
         node["key"] = w
         node["k"] = w
     node["a"] = attrs

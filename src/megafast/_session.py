@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 from ._api import ApiClient
 from ._atomic import write_private_file
 from ._links import b64encode
-from ._nodes import b64_bytes
+from ._nodes import b64_bytes, bytes_to_words, words_to_bytes
 from .errors import (
     IntegrityError,
     LoginError,
@@ -39,15 +38,6 @@ __all__ = [
 SESSION_FORMAT = "megafast-session-1"
 
 MfaSource = str | int | Callable[[], str] | None
-
-
-def _words(data: bytes) -> tuple[int, ...]:
-    return struct.unpack(f">{len(data) // 4}I", data)
-
-
-def _pack(words: Any) -> bytes:
-    words = tuple(words)
-    return struct.pack(f">{len(words)}I", *words)
 
 
 @dataclass
@@ -195,7 +185,7 @@ def login_user(api: ApiClient, email: str, password: str, mfa: MfaSource = None)
         pwkey, uh = derive_v2(password, salt)
         pwkey = bytes(pwkey)
     elif version == 1:
-        pwkey = _pack(prepare_key(password))
+        pwkey = words_to_bytes(prepare_key(password))
         # str arguments use MEGA's web-client conversion (right for non-ASCII text)
         uh = stringhash(email, pwkey)
     else:
@@ -247,12 +237,12 @@ def _finish(answer: Any, pwkey: bytes) -> Credentials:
     enc_master = b64_bytes(answer["k"])
     if enc_master is None or len(enc_master) != 16:
         raise IntegrityError("the server sent a damaged master key")
-    master_key = _pack(decrypt_key(_words(enc_master), _words(pwkey)))
+    master_key = words_to_bytes(decrypt_key(bytes_to_words(enc_master), bytes_to_words(pwkey)))
     if isinstance(answer.get("csid"), str):
         privk_enc = b64_bytes(answer.get("privk") or "")
         if not privk_enc or len(privk_enc) % 16:
             raise IntegrityError("the server sent a damaged private key")
-        privk = _pack(decrypt_key(_words(privk_enc), _words(master_key)))
+        privk = words_to_bytes(decrypt_key(bytes_to_words(privk_enc), bytes_to_words(master_key)))
         csid = b64_bytes(answer["csid"])
         if csid is None:
             raise IntegrityError("the server sent a damaged session id")
@@ -266,7 +256,7 @@ def _finish(answer: Any, pwkey: bytes) -> Credentials:
         tsid = b64_bytes(answer["tsid"])
         if tsid is None or len(tsid) != 32:
             raise IntegrityError("the server sent a damaged temporary session id")
-        check = _pack(encrypt_key(_words(tsid[:16]), _words(master_key)))
+        check = words_to_bytes(encrypt_key(bytes_to_words(tsid[:16]), bytes_to_words(master_key)))
         if check != tsid[16:]:
             raise IntegrityError("the temporary session does not match the master key")
         return Credentials(
@@ -282,8 +272,10 @@ def login_ephemeral(api: ApiClient) -> Credentials:
     master_key = secrets.token_bytes(16)
     pwkey = secrets.token_bytes(16)
     challenge = secrets.token_bytes(16)
-    enc_master = _pack(encrypt_key(_words(master_key), _words(pwkey)))
-    ts = challenge + _pack(encrypt_key(_words(challenge), _words(master_key)))
+    enc_master = words_to_bytes(encrypt_key(bytes_to_words(master_key), bytes_to_words(pwkey)))
+    ts = challenge + words_to_bytes(
+        encrypt_key(bytes_to_words(challenge), bytes_to_words(master_key))
+    )
     handle = api.request({"a": "up", "k": b64encode(enc_master), "ts": b64encode(ts)})
     if not isinstance(handle, str):
         raise RequestError("EUNKNOWN", "unexpected answer to up")

@@ -13,14 +13,13 @@ import os
 import re
 import secrets
 import stat
-import struct
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._api import DEFAULT_API_URL, ApiClient
 from ._links import PublicLink, b64encode, file_link, folder_link, is_handle, parse_link
-from ._nodes import Keyring, NodeTree, b64_bytes
+from ._nodes import Keyring, NodeTree, b64_bytes, bytes_to_words, words_to_bytes
 from ._session import Credentials, MfaSource, login_ephemeral, login_user, rsa_encrypt_key
 from .errors import (
     DestinationError,
@@ -50,15 +49,6 @@ ProgressCallback = Callable[[int, int], None]
 
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]")
-
-
-def _words(data: bytes) -> tuple[int, ...]:
-    return struct.unpack(f">{len(data) // 4}I", data)
-
-
-def _pack(words: Any) -> bytes:
-    words = tuple(words)
-    return struct.pack(f">{len(words)}I", *words)
 
 
 def _number(answer: Any, field: str) -> float:
@@ -213,7 +203,7 @@ class Mega:
     @property
     def master_key(self) -> tuple[int, ...]:
         """The account's master key as 4 words (mega.py's attribute)."""
-        return _words(self._require_login().master_key)
+        return bytes_to_words(self._require_login().master_key)
 
     @property
     def root_id(self) -> str:
@@ -235,7 +225,7 @@ class Mega:
         """Share keys known to this session (share handle -> 4 words)."""
         self._load_tree()
         assert self._keyring is not None
-        return {h: _words(k) for h, k in self._keyring.share_keys.items()}
+        return {h: bytes_to_words(k) for h, k in self._keyring.share_keys.items()}
 
     def __repr__(self) -> str:
         who = "not logged in"
@@ -572,7 +562,7 @@ class Mega:
     def _wrap_key(self, key: tuple[int, ...]) -> str:
         from .crypto import encrypt_key
 
-        return b64encode(_pack(encrypt_key(key, self.master_key)))
+        return b64encode(words_to_bytes(encrypt_key(key, self.master_key)))
 
     def _add_answer_nodes(self, answer: Any) -> None:
         if self._tree is not None and self._keyring is not None and isinstance(answer, dict):
@@ -630,8 +620,8 @@ class Mega:
         shares = self._share_handles_above(parent)
         triples: list[Any] = []
         for si, share in enumerate(shares):
-            share_words = _words(self._keyring.share_keys[share])
-            triples += [si, 0, b64encode(_pack(encrypt_key(key, share_words)))]
+            share_words = bytes_to_words(self._keyring.share_keys[share])
+            triples += [si, 0, b64encode(words_to_bytes(encrypt_key(key, share_words)))]
         return [shares, [item], triples] if shares else None
 
     def create_folder(self, name: str, dest: NodeRef | None = None) -> dict[str, str]:
@@ -714,9 +704,13 @@ class Mega:
         items = [n for n in items if "key" in n]
         triples: list[Any] = []
         for si, share in enumerate(new):
-            share_words = _words(self._keyring.share_keys[share])
+            share_words = bytes_to_words(self._keyring.share_keys[share])
             for ni, item in enumerate(items):
-                triples += [si, ni, b64encode(_pack(encrypt_key(item["key"], share_words)))]
+                triples += [
+                    si,
+                    ni,
+                    b64encode(words_to_bytes(encrypt_key(item["key"], share_words))),
+                ]
         return [new, [n["h"] for n in items], triples]
 
     def delete(self, public_handle: NodeRef) -> Any:
@@ -794,7 +788,7 @@ class Mega:
         if "key" not in node:
             raise WrongKeyError("this file cannot be decrypted, so it has no usable link")
         ph = self._public_handle(node["h"])
-        return file_link(ph, _pack(node["key"]), self._link_base(), self._legacy())
+        return file_link(ph, words_to_bytes(node["key"]), self._link_base(), self._legacy())
 
     def get_upload_link(self, file: Mapping[str, Any]) -> str:
         """The public link of a file just uploaded (``file`` is :meth:`upload`'s answer)."""
@@ -808,9 +802,9 @@ class Mega:
         enc = b64_bytes(str(raw["k"]).split("/")[0].partition(":")[2])
         if enc is None or len(enc) != 32:
             raise WrongKeyError("the uploaded node's key cannot be read")
-        key = decrypt_key(_words(enc), self.master_key)
+        key = decrypt_key(bytes_to_words(enc), self.master_key)
         ph = self._public_handle(raw["h"])
-        return file_link(ph, _pack(key), self._link_base(), self._legacy())
+        return file_link(ph, words_to_bytes(key), self._link_base(), self._legacy())
 
     def get_folder_link(self, file: NodeRef) -> str:
         """The public link of a folder that is already exported (see :meth:`export`)."""
@@ -819,7 +813,7 @@ class Mega:
         if share_key is None:
             raise ValidationError("this folder is not exported yet: use export()")
         ph = self._public_handle(node["h"])
-        return folder_link(ph, _pack(share_key), self._link_base(), self._legacy())
+        return folder_link(ph, words_to_bytes(share_key), self._link_base(), self._legacy())
 
     def export(self, path: str | None = None, node_id: str | None = None) -> str:
         """Create (or return) the public link of the file or folder at ``path`` or
@@ -901,20 +895,28 @@ class Mega:
         tree = self._load_tree()
         master = self.master_key
         existing = node.get("shared_folder_key")
-        share_key = _pack(existing) if existing is not None else secrets.token_bytes(16)
-        share_words = _words(share_key)
+        share_key = words_to_bytes(existing) if existing is not None else secrets.token_bytes(16)
+        share_words = bytes_to_words(share_key)
         h = node["h"]
         handles = [h]
         # every node below gets its key under the share key, so link holders can read it
-        cr_keys: list[Any] = [0, 0, b64encode(_pack(encrypt_key(node["key"], share_words)))]
+        cr_keys: list[Any] = [
+            0,
+            0,
+            b64encode(words_to_bytes(encrypt_key(node["key"], share_words))),
+        ]
         for child in tree.descendants(h):
             if "key" not in child:
                 continue
             handles.append(child["h"])
             cr_keys.extend(
-                [0, len(handles) - 1, b64encode(_pack(encrypt_key(child["key"], share_words)))]
+                [
+                    0,
+                    len(handles) - 1,
+                    b64encode(words_to_bytes(encrypt_key(child["key"], share_words))),
+                ]
             )
-        ha = b64encode(_pack(encrypt_key(_words((h + h).encode("ascii")), master)))
+        ha = b64encode(words_to_bytes(encrypt_key(bytes_to_words((h + h).encode("ascii")), master)))
         target = dict(target) if target is not None else {"u": "EXP", "r": 0}
         if public_key is not None:
             target["k"] = b64encode(rsa_encrypt_key(share_key, *public_key))
@@ -924,7 +926,7 @@ class Mega:
                 "n": h,
                 "s": [target],
                 "i": self.request_id,
-                "ok": b64encode(_pack(encrypt_key(share_words, master))),
+                "ok": b64encode(words_to_bytes(encrypt_key(share_words, master))),
                 "ha": ha,
                 "cr": [[h], handles, cr_keys],
             }
@@ -981,14 +983,14 @@ class Mega:
     @staticmethod
     def _file_key(file_key: str | bytes | tuple[int, ...]) -> tuple[int, ...]:
         if isinstance(file_key, tuple):
-            raw = _pack(file_key)
+            raw = words_to_bytes(file_key)
         elif isinstance(file_key, bytes):
             raw = file_key
         else:
             raw = b64_bytes(str(file_key)) or b""
         if len(raw) != 32:
             raise LinkError("a file key is 32 bytes (43 characters of base64url)")
-        return _words(raw)
+        return bytes_to_words(raw)
 
     @staticmethod
     def _decrypt_at(at: str, key: tuple[int, ...]) -> dict[str, Any]:
