@@ -47,11 +47,16 @@ def state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-@pytest.fixture
-def mega(emu: MegaEmulator) -> Mega:
+def account(emu: MegaEmulator) -> tuple[str, Mega]:
+    """A new (v2) account and a client logged in to it."""
     email = f"t-{secrets.token_hex(5)}@example.com"
     emu.create_account(email, "pw", version=2)
-    return Mega(api_url=emu.api_url).login(email, "pw")
+    return email, Mega(api_url=emu.api_url).login(email, "pw")
+
+
+@pytest.fixture
+def mega(emu: MegaEmulator) -> Mega:
+    return account(emu)[1]
 
 
 def write(path: Path, size: int) -> bytes:
@@ -429,9 +434,7 @@ def _interrupted_upload(emu: MegaEmulator, email: str, src: Path, folder: str, s
 
 
 def test_an_interrupted_upload_resumes(emu: MegaEmulator, tmp_path: Path, state_dir: Path) -> None:
-    email = f"t-{secrets.token_hex(5)}@example.com"
-    emu.create_account(email, "pw", version=2)
-    mega = Mega(api_url=emu.api_url).login(email, "pw")
+    email, mega = account(emu)
     folder = mega.create_folder("resumed")["resumed"]
     src = tmp_path / "big.bin"
     data = write(src, 6 * MiB)
@@ -455,9 +458,7 @@ def test_an_interrupted_upload_resumes(emu: MegaEmulator, tmp_path: Path, state_
 def test_resume_false_and_a_changed_file_start_over(
     emu: MegaEmulator, tmp_path: Path, state_dir: Path
 ) -> None:
-    email = f"t-{secrets.token_hex(5)}@example.com"
-    emu.create_account(email, "pw", version=2)
-    mega = Mega(api_url=emu.api_url).login(email, "pw")
+    email, mega = account(emu)
     folder = mega.create_folder("again")["again"]
     src = tmp_path / "big.bin"
     write(src, 6 * MiB)
