@@ -704,7 +704,6 @@ def test_survives_http_errors_from_the_emulators_api_fault(
     assert sorted(names) == sorted(["k0", "a", "b", "f0.bin", "k1", "a", "b", "f1.bin"])
 
 
-@pytest.mark.slow
 def test_hashcash_at_mega_easiness() -> None:
     """Easiness 192 (what MEGA sent in 2025): a few seconds with the native solver."""
     with MegaEmulator(hashcash_easiness=192) as e:

@@ -270,7 +270,6 @@ def test_readonly_and_noncontiguous_outputs_are_refused_clearly() -> None:
         native.ctr_xor_into(key, nonce, 0, src, bytearray(63))
 
 
-@pytest.mark.slow
 @BIG
 @given(st.data(), st.sampled_from(["decrypt_mac_into", "mac_encrypt_into", "mac", "ctr_xor_into"]))
 def test_many_more_bad_inputs(d: st.DataObject, name: str) -> None:

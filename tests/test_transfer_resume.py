@@ -248,7 +248,6 @@ def wait_for(predicate, timeout: float = 30.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-@pytest.mark.slow
 def test_download_killed_midway_resumes_to_an_identical_file(
     remote: Remote, tmp_path, fetched
 ) -> None:
@@ -277,7 +276,6 @@ def test_download_killed_midway_resumes_to_an_identical_file(
     assert not part.exists() and not side.exists()
 
 
-@pytest.mark.slow
 def test_upload_killed_midway_resumes_to_identical_content(
     remote: Remote, tmp_path, posted
 ) -> None:
