@@ -430,6 +430,7 @@ def _interrupted_upload(emu: MegaEmulator, email: str, src: Path, folder: str, s
             child.kill()
             child.wait()
         emu.clear_faults()
+    emu.wait_idle()  # the killed child's requests are counted when the server sees them end
     assert child.returncode == -signal.SIGKILL
 
 

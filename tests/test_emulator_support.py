@@ -11,6 +11,8 @@ from __future__ import annotations
 import itertools
 import json
 import secrets
+import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -190,3 +192,21 @@ def test_raw_client_logs_in_and_lists_three_roots(emu: MegaEmulator, client: Raw
     assert isinstance(client.login("support@example.com", "pw"), dict)
     types = sorted(n["t"] for n in client.files()["f"])
     assert types == [2, 3, 4]
+
+
+def test_wait_idle_waits_for_transfers_in_flight(emu) -> None:
+    emu.create_account("idle@example.com", "pw")
+    handle, _ = emu.add_file("idle@example.com", b"x" * (1 << 20), "big.bin")
+    url = emu.download_url(handle)
+    emu.set_faults(bandwidth=256 << 10)  # about 4 s for the whole file
+    t = threading.Thread(target=lambda: requests.get(url, timeout=30).content)
+    t.start()
+    deadline = time.monotonic() + 10
+    while not emu.stats()["active_transfers"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert emu.stats()["active_transfers"] == 1
+    emu.clear_faults()
+    emu.wait_idle(timeout=20)
+    assert emu.stats()["active_transfers"] == 0
+    assert emu.stats()["download_bytes"] == 1 << 20
+    t.join()

@@ -76,6 +76,7 @@ class Stats:
                 **self.counters,
                 "commands": dict(self.commands),
                 "max_active_transfers": self.max_active_transfers,
+                "active_transfers": self.active_transfers,
             }
 
     def reset(self) -> None:

@@ -199,8 +199,18 @@ class MegaEmulator:
         api_replayed (same id), api_eagain, api_http_error (the ``api_error`` fault before the
         batch ran), api_answers_lost (after), api_challenged (402), download_requests,
         download_bytes, upload_requests, upload_bytes, commands ({name: count}) and
-        max_active_transfers (the most transfer requests in flight at once)."""
+        max_active_transfers (the most transfer requests in flight at once) and
+        active_transfers (in flight now)."""
         return self.service.stats.snapshot()
+
+    def wait_idle(self, timeout: float = 30.0) -> None:
+        """Wait until no transfer request is in flight (for example the requests of a client
+        that was killed: their bytes are counted when the server notices the end)."""
+        deadline = time.monotonic() + timeout
+        while self.service.stats.snapshot()["active_transfers"]:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"transfers still in flight after {timeout:g} s")
+            time.sleep(0.01)
 
     @property
     def request_log(self) -> list[dict]:
