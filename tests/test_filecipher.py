@@ -253,3 +253,29 @@ def test_decrypt_nodes_attributes_cannot_spill_into_neighbours(backend):
         enc_attrs.append(crypto.aes_cbc_encrypt(plain, crypto.a32_to_str(key)))
     attrs = [a for _, a in crypto.decrypt_nodes(master, enc_keys, enc_attrs)]
     assert attrs == [None, {"n": "ok1"}, None, None, {"n": "ok2"}]
+
+
+class _LyingInt(int):
+    """An int subclass whose comparisons claim every range check passes."""
+
+    def __lt__(self, other: object) -> bool:
+        return False
+
+    def __gt__(self, other: object) -> bool:
+        return False
+
+    def __le__(self, other: object) -> bool:
+        return True
+
+    def __ge__(self, other: object) -> bool:
+        return True
+
+
+def test_int_subclasses_cannot_fake_range_checks(backend):
+    # a negative offset would reuse key stream; a negative threshold could loop for ever
+    with pytest.raises(ValueError, match=">= 0"):
+        backend.ctr_xor_into(bytes(16), bytes(8), _LyingInt(-16), b"x", bytearray(1))
+    with pytest.raises(ValueError, match="threshold"):
+        backend.hashcash_search(bytes(48), _LyingInt(-1), 0, 1)
+    with pytest.raises(ValueError, match="within"):
+        backend.hashcash_search(bytes(48), 0, _LyingInt(-5), 1)

@@ -85,6 +85,7 @@ def _nonce8(obj: Any) -> bytes:
 def _offset(offset: Any) -> int:
     if not isinstance(offset, int) or isinstance(offset, bool):
         raise TypeError(f"offset must be an int, not {type(offset).__name__}")
+    offset = int.__index__(offset)  # a plain int: a subclass cannot fake the range checks
     if offset < 0:
         raise ValueError(f"offset must be >= 0, got {offset}")
     if offset > _MAX_OFFSET:
@@ -361,6 +362,8 @@ def hashcash_search(token: Any, threshold: Any, start: Any, count: Any) -> int:
     for name, value in (("threshold", threshold), ("start", start), ("count", count)):
         if not isinstance(value, int) or isinstance(value, bool):
             raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    # plain ints: a subclass cannot fake the range checks
+    threshold, start, count = int.__index__(threshold), int.__index__(start), int.__index__(count)
     if not 0 <= threshold <= 0xFFFFFFFF:
         raise ValueError(f"threshold must be in 0..2**32-1, got {threshold}")
     if start < 0 or count < 0 or start + count > 1 << 32:
