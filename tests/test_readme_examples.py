@@ -28,6 +28,8 @@ def test_quickstart_runs_against_the_emulator(emu, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     content = bytes(range(256)) * 20_000 + b"tail"
     Path("big.iso").write_bytes(content)
+    Path("photos/2026").mkdir(parents=True)
+    Path("photos/2026/a.jpg").write_bytes(b"jpeg")
     code = python_block("Quickstart with a real MEGA account")
     code = code.replace("Mega()", f"Mega(api_url={emu.api_url!r})")
     code = code.replace('"https://mega.nz/folder/<H>#<K>"', repr(folder_link))
@@ -38,6 +40,7 @@ def test_quickstart_runs_against_the_emulator(emu, tmp_path, monkeypatch):
     assert Path("big.iso").read_bytes() == content  # the source is untouched
     assert Path("restore/holiday/beach.jpg").read_bytes() == b"photo bytes" * 1000
     assert namespace["m2"].find("backups/2026/big.iso") is not None
+    assert namespace["m2"].find("backups/2026/photos/2026/a.jpg") is not None
 
 
 def test_moving_from_megapy_imports_exist():

@@ -1409,6 +1409,69 @@ class Mega:
             path, st.st_size, parent, attrs, progress, config, resume_id if resume else None
         )
 
+    def upload_folder(
+        self,
+        directory: str | os.PathLike[str],
+        dest: NodeRef | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+        resume: bool = True,
+    ) -> dict[str, str]:
+        """Upload a local folder tree into ``dest`` (default: the Cloud Drive), like
+        ``cp -r``: the folder itself is created (or reused) there, with every sub-folder
+        and regular file below it (symlinks and special files are skipped).
+
+        Returns ``{relative path: handle}`` with ``"."`` for the top folder and POSIX
+        paths (``"sub/file.txt"``) below it. ``progress(done, total)`` covers the bytes of
+        the whole tree. Each file resumes like :meth:`upload`.
+        """
+        top = Path(directory)
+        if not top.is_dir():
+            raise SourceNotFoundError(f"no such folder to upload: {top}")
+        self._require_login()
+        files: list[tuple[Path, str]] = []
+        folders: list[str] = ["."]
+        for here, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            rel_dir = Path(here).relative_to(top)
+            folders.extend((rel_dir / d).as_posix() for d in dirnames)
+            for name in sorted(filenames):
+                path = Path(here) / name
+                if path.is_file() and not path.is_symlink():
+                    files.append((path, (rel_dir / name).as_posix()))
+        sizes = [p.stat().st_size for p, _ in files]
+        total = sum(sizes)
+        tree = self._load_tree()
+        handles: dict[str, str] = {}
+        top_name = top.resolve().name
+        for rel in folders:
+            if rel == ".":
+                parent, name = self._folder_handle(dest), top_name
+            else:
+                head, _, name = rel.rpartition("/")
+                parent = handles[head or "."]
+            existing = next((c for c in tree.children_named(parent, name) if c.get("t") == 1), None)
+            handles[rel] = existing["h"] if existing else _new_handle(self._mkdir(name, parent))
+        done_before = 0
+        for (path, rel), size in zip(files, sizes, strict=True):
+            head, _, _ = rel.rpartition("/")
+            step = None
+            if progress is not None:
+                base = done_before
+
+                def step(done: int, _total: int, base: int = base) -> None:
+                    progress(base + done, total)
+
+            answer = self.upload(
+                path, handles[head or "."], progress=step, config=config, resume=resume
+            )
+            handles[rel] = _new_handle(answer)
+            done_before += size
+        if progress is not None and not files:
+            progress(0, 0)
+        return handles
+
     def upload_fileobj(
         self,
         fileobj: Any,
