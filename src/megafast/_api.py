@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -38,6 +39,24 @@ from .errors import (
 __all__ = ["ApiClient", "DEFAULT_API_URL", "new_http_session"]
 
 logger = logging.getLogger("megafast.api")
+
+
+class _RedactSessionIds(logging.Filter):
+    """urllib3 logs every request URL at DEBUG, and API URLs carry the session id."""
+
+    _pattern = re.compile(r"([?&]sid=)[^&\s\"']+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record is urllib3's business, not ours
+            return True
+        if "sid=" in message:
+            record.msg, record.args = self._pattern.sub(r"\1<redacted>", message), ()
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactSessionIds())
 
 DEFAULT_API_URL = "https://g.api.mega.co.nz"
 RETRY_HTTP_STATUS = frozenset({408, 429, 500, 502, 503, 504})
