@@ -139,6 +139,31 @@ def test_login_stores_only_the_session_with_mode_0600(tmp_path, emulator) -> Non
     assert_one_line_error(c.run("whoami"), 1, "not logged in")
 
 
+def test_logging_in_again_ends_the_previous_session_on_the_server(tmp_path, emulator) -> None:
+    import json as _json
+
+    import requests
+
+    c = Cli(tmp_path, emulator.api_url)
+    c.login()
+    session_file = c.config_dir / "session.json"
+    first = session_file.read_text()
+    c.login()
+    assert session_file.read_text() != first
+    assert c.ok("whoami").strip() == EMAIL
+
+    def sid_of(text: str) -> str:
+        session = _json.loads(text)["session"]
+        return (_json.loads(session) if isinstance(session, str) else session)["sid"]
+
+    old_sid = sid_of(first)
+    assert old_sid != sid_of(session_file.read_text())
+    answer = requests.post(
+        f"{emulator.api_url}/cs", params={"id": 1, "sid": old_sid}, json=[{"a": "ug"}], timeout=10
+    ).json()
+    assert answer in (-15, [-15])  # ESID: the old session no longer works
+
+
 def test_wrong_password_is_one_line_and_exit_1(anonymous: Cli) -> None:
     done = anonymous.run("login", EMAIL, "--password-stdin", input=b"wrong\n")
     assert_one_line_error(done, 1, "wrong email or password")

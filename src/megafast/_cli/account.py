@@ -116,12 +116,31 @@ def cmd_login(ctx: Context) -> int:
         ) from exc
     finally:
         del password
+    previous = session_store.load_session()
     path = session_store.save_session(server, email, client.dump_session())
+    if previous is not None:
+        # the new session replaces the stored one: end the old one on its server too
+        warning = _end_server_session(ctx, previous)
+        if warning:
+            ctx.status(f"megafast: warning: the previous session was not logged out: {warning}")
     ctx.result(
         {"email": email, "api_url": server, "session_file": str(path)},
         f"logged in as {email}",
     )
     return 0
+
+
+def _end_server_session(ctx: Context, stored: dict[str, Any]) -> str | None:
+    """Log a stored session out on its server; returns a warning when that failed."""
+    try:
+        client = new_client(api_url(ctx, stored), ctx.args.retry_time)
+        client.resume_session(stored["session"])
+        client.logout()
+    except Exception as exc:  # noqa: BLE001 - the caller drops the local session regardless
+        from .errors import describe_error, scrub
+
+        return scrub(describe_error(exc))
+    return None
 
 
 def cmd_logout(ctx: Context) -> int:
@@ -130,15 +149,8 @@ def cmd_logout(ctx: Context) -> int:
         session_store.delete_session()  # a damaged file goes too
         ctx.result({"logged_out": False}, "not logged in")
         return 0
-    warning = None
     try:
-        client = new_client(api_url(ctx, stored), ctx.args.retry_time)
-        client.resume_session(stored["session"])
-        client.logout()
-    except Exception as exc:  # noqa: BLE001 - the local session goes regardless
-        from .errors import describe_error, scrub
-
-        warning = scrub(describe_error(exc))
+        warning = _end_server_session(ctx, stored)
     finally:
         session_store.delete_session()
     if warning:
