@@ -406,6 +406,10 @@ def test_a_link_with_a_wrong_key_fails_cleanly(cli: Cli, anonymous: Cli, emulato
     assert "A" * 43 not in done.stderr.decode()  # keys never reach error lines
     done = anonymous.run("get", f"https://mega.nz/file/{handle}")
     assert done.returncode == 1 and "Traceback" not in done.stderr.decode()
+    # cat finds the wrong key before it writes a byte
+    done = anonymous.run("cat", wrong)
+    assert_one_line_error(done, 1, "wrong key")
+    assert done.stdout == b""
 
 
 # -- folders, moves, removal -----------------------------------------------------------------

@@ -17,7 +17,6 @@ __all__ = [
     "list_link",
     "download_link",
     "cat_link",
-    "stream_node",
     "stream_with_progress",
 ]
 
@@ -108,57 +107,14 @@ def download_link(
     ]
 
 
-def stream_node(
-    client: Any,
-    command: dict[str, Any],
-    folder: str | None,
-    key: tuple[int, ...],
-    out: BinaryIO,
-    config: Any,
-    progress: Any = None,
-) -> int:
-    """Write a file's verified content to ``out`` in order; returns its size in bytes."""
-    from megafast.transfer import download_to_fileobj
-
-    # The client has no public streaming call yet: its own `g` helpers give the URL.
-    data = client._g(command, folder)
-    size = int(data.get("s") or 0)
-    get_url = client._get_url_fn(command, folder, data)
-    download_to_fileobj(client.http, get_url, size, key, out, config=config, progress=progress)
-    return size
-
-
 def cat_link(ctx: Context, url: str, out: BinaryIO) -> None:
     """Stream a public file (or a file inside a public folder link) to ``out``."""
     client = public_client(ctx)
-    link = _parse(url)
-    if link.kind == "file":
-        command = {"a": "g", "g": 1, "p": link.handle}
-        stream_with_progress(ctx, client, command, None, link.key_a32(), out, scrub(url.strip()))
-        return
-    tree, _ = _public_tree(client, url)
-    assert tree.root is not None
-    node = tree.root
-    if not node.is_file:
-        raise CommandError("the link names a folder, not a file")
-    raw = node.raw or {}
-    if "key" not in raw:
-        raise CommandError("the file in this folder link cannot be decrypted")
-    command = {"a": "g", "g": 1, "n": node.handle}
-    stream_with_progress(
-        ctx, client, command, link.handle, tuple(raw["key"]), out, node.display_name
-    )
+    stream_with_progress(ctx, client, url.strip(), out, scrub(url.strip()))
 
 
-def stream_with_progress(
-    ctx: Context,
-    client: Any,
-    command: dict[str, Any],
-    folder: str | None,
-    key: tuple[int, ...],
-    out: BinaryIO,
-    label: str,
-) -> None:
-    """:func:`stream_node` with a progress bar on stderr (when bars are on)."""
+def stream_with_progress(ctx: Context, client: Any, source: Any, out: BinaryIO, label: str) -> None:
+    """The client's verified in-order download of ``source`` (a node handle or a public
+    link) into ``out``, with a progress bar on stderr (when bars are on)."""
     with TransferProgress(label, None, ctx.progress) as progress:
-        stream_node(client, command, folder, key, out, ctx.transfer_config(), progress)
+        client.download_to_fileobj(source, out, progress=progress, config=ctx.transfer_config())

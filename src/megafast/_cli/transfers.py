@@ -231,12 +231,8 @@ def cmd_cat(ctx: Context) -> int:
         node = tree.resolve(source)
         if node.is_folder:
             raise CommandError(f"is a folder: {display_path(source)}")
-        raw = node.raw or {}
-        if "key" not in raw:
+        if "key" not in (node.raw or {}):
             raise CommandError(f"{display_path(source)} cannot be decrypted")
-        command = {"a": "g", "g": 1, "n": node.handle}
-        links.stream_with_progress(
-            ctx, client, command, None, tuple(raw["key"]), out, tree.path_of(node)
-        )
+        links.stream_with_progress(ctx, client, node.handle, out, tree.path_of(node))
     out.flush()
     return 0
