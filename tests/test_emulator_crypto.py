@@ -1,7 +1,7 @@
 """The emulator's account-creation and seeding crypto against the known answers.
 
 The emulator has its own small crypto module (independent of megafast.crypto, so it can
-referee our client); these tests pin it to the vectors in ../shared/vectors.
+referee our client); these tests pin it to the vectors in tests/vectors.
 """
 
 from __future__ import annotations

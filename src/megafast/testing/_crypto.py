@@ -2,7 +2,7 @@
 
 Deliberately independent of :mod:`megafast.crypto` (it uses pycryptodome and hashlib
 directly), so that the emulator is a referee for the client rather than a mirror of it.
-Everything here is checked against the known answers in ``shared/vectors``.
+Everything here is checked against the known answers in ``tests/vectors``.
 """
 
 from __future__ import annotations
