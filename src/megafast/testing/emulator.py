@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 from . import _crypto as C
 from ._api import Service
+from ._changes import encode_sn
 from ._faults import FaultInjector, Faults
 from ._server import EmulatorHTTPServer
 from ._store import FOLDER_TYPES, Store
@@ -60,6 +61,13 @@ class MegaEmulator:
     :meth:`stop`) when None. ``fresh_rsa_keys``: give every account its own RSA key pair
     (about 1 s each) instead of one shared per process. ``faults``: initial fault settings
     (a :class:`Faults` or a dict of its fields). ``storage_quota``: bytes per new account.
+    ``sc_log_size``: action packets kept for ``/sc`` (an older ``sn`` gets ``-6``);
+    ``sc_wait_timeout``: seconds a ``/sc`` wait URL holds the request when nothing happens
+    (at most 40). Both can change later with :meth:`configure_sc`.
+
+    Every change (from any session's ``/cs`` commands or from the seeding helpers here) is
+    logged as MEGA action packets, served by ``/sc?sn=...&sid=...``; ``f`` answers carry the
+    current ``sn``.
     """
 
     def __init__(
@@ -72,6 +80,8 @@ class MegaEmulator:
         fresh_rsa_keys: bool = False,
         hashcash_easiness: int | None = None,
         storage_quota: int = 20 * 1024**3,
+        sc_log_size: int = 100_000,
+        sc_wait_timeout: float = 30.0,
     ) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError("port must be an integer 0-65535 (0: a free port)")
@@ -85,6 +95,7 @@ class MegaEmulator:
         self._injector = FaultInjector(faults or Faults())
         self._storage_quota = storage_quota
         self._hashcash = hashcash_easiness
+        self._sc = (sc_log_size, sc_wait_timeout)
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
@@ -107,6 +118,7 @@ class MegaEmulator:
         if self._hashcash is not None:
             self._service.require_hashcash(self._hashcash)
         try:
+            self._service.changes.configure(*self._sc)
             self._server = EmulatorHTTPServer((self.host, self._requested_port), self._service)
         except BaseException:
             self._store.close()
@@ -129,6 +141,8 @@ class MegaEmulator:
         """Stop serving, close every connection, and remove a temporary data directory."""
         if self._server is None:
             return
+        assert self._service is not None
+        self._service.changes.close()  # wake the long polls
         self._server.shutdown()
         self._server.close_all_connections()
         self._server.server_close()
@@ -225,6 +239,17 @@ class MegaEmulator:
     def expire_urls(self) -> None:
         """Make every download and upload URL issued so far expired (403 / -8)."""
         self.service.expire_urls()
+
+    def configure_sc(self, log_size: int | None = None, wait_timeout: float | None = None) -> None:
+        """Change how many action packets ``/sc`` keeps (trimming now; an ``sn`` from before
+        the kept ones gets ``-6``) and how long its wait URL holds a request (<= 40 s)."""
+        self._sc = (log_size or self._sc[0], wait_timeout or self._sc[1])
+        self.service.changes.configure(log_size, wait_timeout)
+
+    @property
+    def sn(self) -> str:
+        """The current ``sn`` (as ``f`` and ``/sc`` give it)."""
+        return encode_sn(self.service.changes.current())
 
     # --- accounts ----------------------------------------------------------------------
 
@@ -403,6 +428,7 @@ class MegaEmulator:
                 C.b64encode(C.ecb_encrypt(mk, key)),
             )
             self._add_share_keys(owner, parent, h, key)
+            self.service.emit_nodes([h], None, owner)
         return h
 
     def add_file(
@@ -445,6 +471,7 @@ class MegaEmulator:
                 ts=mtime,
             )
             self._add_share_keys(owner, parent, h, C.a32_to_bytes(packed))
+            self.service.emit_nodes([h], None, owner)
         return h, packed
 
     def _store_encrypted(self, source: BinaryIO, mtime: int) -> tuple[C.FileEncryptor, str, str]:
@@ -521,6 +548,9 @@ class MegaEmulator:
                 "EXP",
                 0,
                 None,
+            )
+            self.service.changes.add(
+                {owner: {"a": "s2", "n": handle, "o": owner, "u": "EXP", "r": 0, "ou": owner}}
             )
             for r in self.store.subtree(handle):
                 key = C.ecb_decrypt(mk, C.b64decode(r["k"]))
