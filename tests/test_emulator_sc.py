@@ -158,6 +158,10 @@ def test_wait_url_returns_when_a_change_happens(emu: MegaEmulator) -> None:
     assert 0.25 < took < 10
     got, _ = packets(c, sn)
     assert got[0]["a"] == "t"
+    assert requests.post(w, timeout=10).status_code == 404  # a wait URL serves once
+    # the legacy SDK POSTs to <w>/1
+    emu.configure_sc(wait_timeout=0.3)
+    assert requests.post(sc(c, c.files()["sn"])["w"] + "/1", timeout=60).status_code == 200
 
 
 def test_wait_url_times_out_with_an_empty_body_and_get_works(emu: MegaEmulator) -> None:

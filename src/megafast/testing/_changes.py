@@ -33,6 +33,7 @@ CREATE INDEX IF NOT EXISTS sc_log_user ON sc_log(user, seq);
 """
 
 MAX_WAIT = 40.0
+_MAX_WAITS = 10_000
 
 
 def encode_sn(seq: int) -> str:
@@ -151,7 +152,10 @@ class ChangeLog:
         token = secrets.token_urlsafe(16)
         with self._cond:
             now = time.monotonic()
-            self._waits = {k: v for k, v in self._waits.items() if v[2] > now}
+            if len(self._waits) >= _MAX_WAITS:  # unused wait URLs: forget the oldest
+                self._waits = {k: v for k, v in self._waits.items() if v[2] > now}
+                while len(self._waits) >= _MAX_WAITS:
+                    self._waits.pop(next(iter(self._waits)))
             self._waits[token] = (user, sn, now + 3600)
         return {"w": f"{wait_base}/wsp/{token}", "sn": encode_sn(sn)}
 
@@ -163,9 +167,9 @@ class ChangeLog:
 
     def wait(self, token: str) -> bool:
         """Block until the wait URL's account has news or the timeout passes; False for an
-        unknown token."""
+        unknown or already used token."""
         with self._cond:
-            found = self._waits.get(token)
+            found = self._waits.pop(token, None)  # one use, as MEGA's wait URLs
         if found is None:
             return False
         user, sn, _expires = found

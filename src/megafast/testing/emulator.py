@@ -8,6 +8,12 @@
 Accounts are created the way a registering client creates them (so the emulator knows
 their master keys, only for its seeding helpers); everything a client sends afterwards is
 stored as it came: the server part never needs or sees file keys.
+
+Behind the facade: ``_server`` (HTTP: ``/cs``, ``/sc``, ``/dl``, ``/ul``), ``_api`` (the
+``/cs`` envelope) joining the command groups ``_accounts``, ``_nodes`` (listing, versions,
+copies), ``_shares`` and ``_grants`` (transfer URLs); ``_changes`` and ``_packets`` (the
+change log and MEGA's action packets); ``_store`` (SQLite and blobs); ``_seeding`` (the
+helpers below that add folders, files and links); ``_faults`` (the knobs).
 """
 
 from __future__ import annotations
@@ -209,10 +215,11 @@ class MegaEmulator(Seeding):
     def stats(self) -> dict:
         """Counters of what the emulator has served: api_requests, api_answered,
         api_replayed (same id), api_eagain, api_http_error (the ``api_error`` fault before the
-        batch ran), api_answers_lost (after), api_challenged (402), download_requests,
-        download_bytes, upload_requests, upload_bytes, commands ({name: count}) and
-        max_active_transfers (the most transfer requests in flight at once) and
-        active_transfers (in flight now)."""
+        batch ran), api_answers_lost (after), api_challenged (402), api_batch_refused (over
+        ``max_batch``), connections_refused (over ``max_connections_per_ip``), sc_requests
+        (``/sc`` polls), download_requests, download_bytes, upload_requests, upload_bytes,
+        commands ({name: count}) and max_active_transfers (the most transfer requests in flight
+        at once) and active_transfers (in flight now)."""
         return self.service.stats.snapshot()
 
     def wait_idle(self, timeout: float = 30.0) -> None:
