@@ -12,14 +12,7 @@ import requests
 from megafast import crypto as mc
 from megafast.testing import MegaEmulator
 from megafast.testing._serve import build_parser, emulator_options
-from test_emulator_support import RawClient
-
-
-def logged_in(emu: MegaEmulator, email: str) -> RawClient:
-    emu.create_account(email, "pw")
-    c = RawClient(emu.api_url)
-    c.login(email, "pw")
-    return c
+from test_emulator_support import logged_in
 
 
 def test_one_bad_g_in_a_batch_of_50_fails_only_its_slot(emu: MegaEmulator) -> None:

@@ -12,7 +12,7 @@ import requests
 
 from megafast import crypto as mc
 from megafast.testing import MegaEmulator
-from test_emulator_support import RawClient
+from test_emulator_support import RawClient, logged_in
 
 
 def sc(client: RawClient, sn: str, path: str = "sc", method: str = "post") -> Any:
@@ -28,13 +28,6 @@ def packets(client: RawClient, sn: str) -> tuple[list[dict], str]:
     assert isinstance(answer, dict) and "a" in answer, answer
     assert list(answer)[-1] == "sn"  # sn comes last, as MEGA sends it
     return answer["a"], answer["sn"]
-
-
-def logged_in(emu: MegaEmulator, email: str) -> RawClient:
-    emu.create_account(email, "pw")
-    c = RawClient(emu.api_url)
-    c.login(email, "pw")
-    return c
 
 
 def test_f_carries_an_8_byte_sn_and_sc_waits_when_nothing_changed(emu: MegaEmulator) -> None:

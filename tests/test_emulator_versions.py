@@ -6,14 +6,7 @@ from __future__ import annotations
 
 from megafast import crypto as mc
 from megafast.testing import MegaEmulator
-from test_emulator_support import RawClient
-
-
-def logged_in(emu: MegaEmulator, email: str) -> RawClient:
-    emu.create_account(email, "pw")
-    c = RawClient(emu.api_url)
-    c.login(email, "pw")
-    return c
+from test_emulator_support import RawClient, logged_in
 
 
 def put_version(c: RawClient, data: bytes, name: str, parent: str, ov: str, **extra: int) -> dict:
