@@ -30,6 +30,7 @@ CREATE TABLE IF NOT EXISTS sc_log(
     id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL, user TEXT NOT NULL,
     packet TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS sc_log_user ON sc_log(user, seq);
+CREATE INDEX IF NOT EXISTS sc_log_seq ON sc_log(seq);
 """
 
 MAX_WAIT = 40.0
@@ -109,8 +110,16 @@ class ChangeLog:
             self._cond.notify_all()
 
     def _trim(self) -> None:
+        """Keep the newest ``size`` rows. Rows only ever go from the old end, so ids are
+        contiguous and the count is their span (two index lookups, no scan)."""
+        last = self.store.one("SELECT MAX(id) FROM sc_log")
+        first = self.store.one("SELECT MIN(id) FROM sc_log")
+        if last is None or first is None or last[0] is None:
+            return
+        if last[0] - first[0] + 1 <= self.size:
+            return
         row = self.store.one(
-            "SELECT id, seq FROM sc_log ORDER BY id DESC LIMIT 1 OFFSET ?", self.size
+            "SELECT seq FROM sc_log WHERE id<=? ORDER BY id DESC LIMIT 1", last[0] - self.size
         )
         if row is None:
             return
