@@ -9,6 +9,8 @@ import time
 from typing import Any
 
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from megafast import crypto as mc
 from megafast.testing import MegaEmulator
@@ -198,3 +200,24 @@ def test_a_failed_command_leaves_no_packet(emu: MegaEmulator) -> None:
     bad["p"] = "zzzzzzzz"
     assert c.one({"a": "p", "t": c.root(), "n": [c.new_node("y", mc.random_key(4)), bad]}) == -2
     assert set(sc(c, sn)) == {"w", "sn"}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sn=st.text(max_size=30) | st.sampled_from(["AAAAAAAAAAA", "_____________", "A" * 11 + "="]),
+    sid=st.none() | st.text(max_size=50),
+    path=st.sampled_from(["sc", "wsc", "wsp/x", "wsp/", "sc/1"]),
+)
+def test_odd_sc_requests_get_an_error_number_or_an_answer(
+    emu: MegaEmulator, sn: str, sid: str | None, path: str
+) -> None:
+    params = {"sn": sn} if sid is None else {"sn": sn, "sid": sid}
+    resp = requests.post(f"{emu.api_url}/{path}", params=params, timeout=30)
+    if path.startswith("wsp") or path == "sc/1":
+        assert resp.status_code == 404
+    else:
+        assert resp.status_code == 200
+        answer = resp.json()
+        assert answer in (-2, -6, -15) or set(answer) <= {"a", "w", "sn"}
