@@ -101,17 +101,28 @@ class Packets(ServiceBase):
 
     # --- who hears about a change --------------------------------------------------------
 
-    def recipients(self, h: str) -> list[str]:
-        """The node's owner and every user with a share at or above it."""
-        node = self.store.node(h)
-        if node is None:
-            return []
-        out = [node["owner"]]
-        for ah in [h, *self.store.ancestors(h)]:
-            for r in self.store.all("SELECT u FROM shares WHERE h=? AND u!='EXP'", ah):
+    def recipients(self, h: str, cache: dict[str, list[str]] | None = None) -> list[str]:
+        """The node's owner and every user with a share at or above it. ``cache`` (handle ->
+        recipients) spares the walk up for the nodes of one subtree."""
+        cache = {} if cache is None else cache
+        chain: list[sqlite3.Row] = []  # from h up to the first node already known
+        seen: set[str] = set()
+        at: str | None = h
+        while at and at not in cache and at not in seen:
+            seen.add(at)
+            node = self.store.node(at)
+            if node is None:
+                break
+            chain.append(node)
+            at = node["parent"]
+        out = cache.get(at, []) if at else []
+        for node in reversed(chain):
+            out = out[:] if out else [node["owner"]]
+            for r in self.store.all("SELECT u FROM shares WHERE h=? AND u!='EXP'", node["h"]):
                 if r["u"] not in out:
                     out.append(r["u"])
-        return out
+            cache[node["h"]] = out
+        return cache.get(h, [])
 
     def emit_same(self, handles: Iterable[str], a: str, i: str | None, **fields: Any) -> list[str]:
         """Send one packet to everyone who can see any of ``handles`` (read before a delete);
@@ -128,6 +139,7 @@ class Packets(ServiceBase):
         """A ``t`` packet listing ``handles`` (parents first) to each user who can see them,
         each node as that user sees it (its keys); ``only``: limit to these users."""
         limit = set(only)
+        cache: dict[str, list[str]] = {}
         per_user: dict[str, list[dict]] = {}
         per_user_v: dict[str, list[dict]] = {}
         for h in handles:
@@ -136,7 +148,7 @@ class Packets(ServiceBase):
                 continue
             parent = self.store.node(row["parent"]) if row["parent"] else None
             is_version = parent is not None and parent["t"] == 0
-            for user in self.recipients(h):
+            for user in self.recipients(h, cache):
                 if limit and user not in limit:
                     continue
                 target = per_user_v if is_version else per_user
