@@ -248,8 +248,8 @@ class MegaEmulator(Seeding):
     def configure_sc(self, log_size: int | None = None, wait_timeout: float | None = None) -> None:
         """Change how many action packets ``/sc`` keeps (trimming now; an ``sn`` from before
         the kept ones gets ``-6``) and how long its wait URL holds a request (<= 40 s)."""
+        self.service.changes.configure(log_size, wait_timeout)  # validates first
         self._sc = (log_size or self._sc[0], wait_timeout or self._sc[1])
-        self.service.changes.configure(log_size, wait_timeout)
 
     @property
     def sn(self) -> str:
