@@ -120,6 +120,8 @@ def test_shares_reach_the_sharee_with_the_tree(emu: MegaEmulator) -> None:
     assert theirs[0]["a"] == "s2" and theirs[0]["k"] == "c2hhcmVrZXk"
     assert theirs[0]["u"] == friend.user and theirs[0]["o"] == owner.user
     assert [n["h"] for n in theirs[1]["t"]["f"]] == [folder, h]
+    top = theirs[1]["t"]["f"][0]
+    assert (top["su"], top["sk"], top["r"]) == (owner.user, "c2hhcmVrZXk", 1)
     # a change inside the share reaches both; removing the share says so without r
     emu.add_file("owner@example.com", b"y", "new.txt", folder)
     got, sn_friend3 = packets(friend, sn_friend2)

@@ -134,10 +134,16 @@ class Packets(ServiceBase):
         return users
 
     def emit_nodes(
-        self, handles: list[str], i: str | None, actor: str | None, only: Iterable[str] = ()
+        self,
+        handles: list[str],
+        i: str | None,
+        actor: str | None,
+        only: Iterable[str] = (),
+        top: dict[str, Any] | None = None,
     ) -> None:
         """A ``t`` packet listing ``handles`` (parents first) to each user who can see them,
-        each node as that user sees it (its keys); ``only``: limit to these users."""
+        each node as that user sees it (its keys); ``only``: limit to these users; ``top``:
+        fields added to the first node (``su``/``sk``/``r`` of a new incoming share)."""
         limit = set(only)
         cache: dict[str, list[str]] = {}
         per_user: dict[str, list[dict]] = {}
@@ -152,7 +158,10 @@ class Packets(ServiceBase):
                 if limit and user not in limit:
                     continue
                 target = per_user_v if is_version else per_user
-                target.setdefault(user, []).append(self.node_json(row, user))
+                entry = self.node_json(row, user)
+                if top and h == handles[0]:
+                    entry.update(top)
+                target.setdefault(user, []).append(entry)
         users = list(dict.fromkeys([*per_user, *per_user_v]))
         packets = {}
         for user in users:

@@ -123,4 +123,5 @@ class ShareCommands(Packets):
         self.changes.add(packets)
         if who != "EXP" and r is not None:
             tree = [row["h"] for row in self.store.subtree(h)]
-            self.emit_nodes(tree, ctx.i, owner, only=[who])
+            top = {"su": owner, "sk": k or "", "r": r}  # as f shows an incoming share
+            self.emit_nodes(tree, ctx.i, owner, only=[who], top=top)
