@@ -223,3 +223,21 @@ def test_odd_sc_requests_get_an_error_number_or_an_answer(
         assert resp.status_code == 200
         answer = resp.json()
         assert answer in (-2, -6, -15) or set(answer) <= {"a", "w", "sn"}
+
+
+def test_a_public_folder_visitor_polls_with_n(emu: MegaEmulator) -> None:
+    emu.create_account("pub@example.com", "pw")
+    folder = emu.add_folder("pub@example.com", "public")
+    link = emu.export(folder)
+    ph, key = link.rsplit("/", 1)[1].split("#")
+    visitor = RawClient(emu.api_url)
+    sn = visitor.one({"a": "f", "c": 1, "r": 1}, n=ph)["sn"]
+    h, packed = emu.add_file("pub@example.com", b"news", "news.txt", folder)
+    emu.add_file("pub@example.com", b"private", "elsewhere.txt")
+    got = requests.post(f"{emu.api_url}/sc", params={"sn": sn, "n": ph}, timeout=30).json()
+    assert [p["a"] for p in got["a"]] == ["t"]
+    node = got["a"][0]["t"]["f"][0]
+    assert node["h"] == h and node["k"].startswith(folder + ":")
+    share_key = mc.base64_to_a32(key)
+    assert visitor.node_key(node, share_key) == packed
+    assert requests.post(f"{emu.api_url}/sc", params={"sn": sn, "n": "nothere"}).json() == -15

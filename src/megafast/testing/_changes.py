@@ -5,7 +5,7 @@ seeding helpers) appends action packets in MEGA's format to a log in SQLite, one
 recipient account, numbered by the store's sequence (the ``sn``). A packet added inside a
 command's transaction disappears with it when the command fails.
 
-``/sc?sn=<sn>&sid=<sid>`` (also ``/wsc``) answers ``{"a": [packets], "sn": <newest>}`` when
+``/sc?sn=<sn>&sid=<sid>`` (or ``&n=<public folder handle>``; also ``/wsc``) answers ``{"a": [packets], "sn": <newest>}`` when
 there is something newer than ``sn``, else ``{"w": <wait URL>, "sn": <sn>}``; the wait URL
 long-polls until a change for that account arrives or ``wait_timeout`` seconds pass (at most
 40, MEGA's client timeout), then answers an empty body, after which the client polls ``/sc``
@@ -135,15 +135,25 @@ class ChangeLog:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def _user_of(self, sid: str | None) -> str | None:
-        if not sid:
-            return None
-        row = self.store.one("SELECT user FROM sessions WHERE sid=?", sid)
-        return row["user"] if row else None
+    def _user_of(self, params: dict[str, str]) -> str | None:
+        """Whose packets a poll reads: the session's user, or ``n:<folder>`` for a public
+        folder's visitors (``n=<public handle>``, as folder-link sessions poll)."""
+        sid, ph = params.get("sid"), params.get("n")
+        if sid:
+            row = self.store.one("SELECT user FROM sessions WHERE sid=?", sid)
+            return row["user"] if row else None
+        if ph:
+            row = self.store.one(
+                "SELECT links.h FROM links JOIN shares ON shares.h = links.h"
+                " WHERE links.ph=? AND shares.u='EXP'",
+                ph,
+            )
+            return "n:" + row["h"] if row else None
+        return None
 
     def poll(self, params: dict[str, str], wait_base: str) -> Any:
         """The answer to ``/sc``: packets newer than ``sn``, a wait URL, or an error number."""
-        user = self._user_of(params.get("sid"))
+        user = self._user_of(params)
         if user is None:
             return ESID
         sn = decode_sn(params.get("sn", ""))

@@ -102,7 +102,8 @@ class Packets(ServiceBase):
     # --- who hears about a change --------------------------------------------------------
 
     def recipients(self, h: str, cache: dict[str, list[str]] | None = None) -> list[str]:
-        """The node's owner and every user with a share at or above it. ``cache`` (handle ->
+        """The node's owner, every user with a share at or above it, and ``n:<handle>`` for
+        each exported folder at or above it (its public visitors). ``cache`` (handle ->
         recipients) spares the walk up for the nodes of one subtree."""
         cache = {} if cache is None else cache
         chain: list[sqlite3.Row] = []  # from h up to the first node already known
@@ -118,9 +119,11 @@ class Packets(ServiceBase):
         out = cache.get(at, []) if at else []
         for node in reversed(chain):
             out = out[:] if out else [node["owner"]]
-            for r in self.store.all("SELECT u FROM shares WHERE h=? AND u!='EXP'", node["h"]):
-                if r["u"] not in out:
-                    out.append(r["u"])
+            for r in self.store.all("SELECT u FROM shares WHERE h=?", node["h"]):
+                # an exported folder's visitors (n=) hear as "n:<folder handle>"
+                who = "n:" + node["h"] if r["u"] == "EXP" else r["u"]
+                if who not in out:
+                    out.append(who)
             cache[node["h"]] = out
         return cache.get(h, [])
 
@@ -158,7 +161,11 @@ class Packets(ServiceBase):
                 if limit and user not in limit:
                     continue
                 target = per_user_v if is_version else per_user
-                entry = self.node_json(row, user)
+                entry = (
+                    self.node_json(row, None, user[2:])
+                    if user.startswith("n:")
+                    else self.node_json(row, user)
+                )
                 if top and h == handles[0]:
                     entry.update(top)
                 target.setdefault(user, []).append(entry)
