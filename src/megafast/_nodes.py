@@ -42,7 +42,7 @@ class NodeType(enum.IntEnum):
     RUBBISH = 4
 
 
-ROOT_NAMES = {
+ROOT_NAMES: dict[int, str] = {
     NodeType.ROOT: "Cloud Drive",
     NodeType.INBOX: "Inbox",
     NodeType.RUBBISH: "Rubbish Bin",
@@ -211,7 +211,7 @@ class NodeTree:
             except (TypeError, KeyError, IndexError):
                 continue
             added.append(node)
-            if t == _FILE or t == _FOLDER:
+            if t in (_FILE, _FOLDER):
                 k = node.get("k")
                 a = node.get("a")
                 if type(k) is not str or type(a) is not str:
