@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from . import _shares
 from ._codec import attr_key, b64_bytes, b64encode, bytes_to_words, words_to_bytes
 from ._links import file_link, folder_link, parse_link
-from ._nodes import NodeType
+from ._nodes import NodeTree, NodeType
 from .errors import (
     NodeNotFoundError,
     UnexpectedAnswerError,
@@ -39,6 +39,41 @@ def new_handle(answer: Any) -> str:
     if not isinstance(handle, str):
         raise UnexpectedAnswerError("the answer to p has no new node")
     return handle
+
+
+def resolve(tree: NodeTree, ref: object, what: str) -> dict[str, Any]:
+    """The tree's node for a ``(handle, node)`` tuple, a node dict or a handle."""
+    handle: Any
+    if isinstance(ref, str):
+        handle = ref
+    elif isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[1], Mapping):
+        handle = ref[1].get("h", ref[0])
+    elif isinstance(ref, Mapping):
+        handle = ref.get("h")
+    else:
+        raise ValidationError(
+            f"not a node: expected (handle, node), a node or a handle, got {type(ref).__name__}"
+        )
+    node = tree.nodes.get(handle) if isinstance(handle, str) else None
+    if node is None:
+        raise NodeNotFoundError(f"no {what} with handle {handle!r}")
+    return node
+
+
+def node_by_type(tree: NodeTree, node_type: int) -> tuple[str, dict[str, Any]] | None:
+    """The first node of a type: a root (Cloud Drive, Inbox, Rubbish Bin) or the first
+    readable file or folder in listing order."""
+    special = {
+        int(NodeType.ROOT): tree.root_id,
+        int(NodeType.INBOX): tree.inbox_id,
+        int(NodeType.RUBBISH): tree.trash_id,
+    }.get(node_type)
+    if special is not None:
+        return special, tree.nodes[special]
+    for h, node in tree.visible().items():
+        if node.get("t") == node_type:
+            return h, node
+    return None
 
 
 def encrypt_attrs(attrs: Mapping[str, Any], key: tuple[int, ...]) -> str:

@@ -69,6 +69,20 @@ class Credentials:
         }
 
     @classmethod
+    def load(cls, session: str | dict[str, Any] | os.PathLike[str]) -> Credentials:
+        """:meth:`from_saved` of JSON text, a dict, or a file written by :meth:`save` (a path
+        or a str that does not start with ``{``)."""
+        if isinstance(session, os.PathLike) or (
+            isinstance(session, str) and not session.lstrip().startswith("{")
+        ):
+            try:
+                with open(session, encoding="utf-8") as fh:
+                    session = fh.read()
+            except OSError as exc:
+                raise ValidationError(f"cannot read the session file: {exc.strerror}") from None
+        return cls.from_saved(session)
+
+    @classmethod
     def from_saved(cls, data: str | bytes | dict[str, Any]) -> Credentials:
         """Read a session made by :meth:`to_dict` (a dict or its JSON text)."""
         if isinstance(data, (str, bytes)):

@@ -11,15 +11,15 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _nodeops, _shares, _sources, _transfers
+from . import _account, _nodeops, _shares
 from ._api import DEFAULT_API_URL, ApiClient
 from ._codec import bytes_to_words
-from ._links import is_handle, parse_link
+from ._links import is_handle
 from ._nodes import Keyring, NodeTree, NodeType
 from ._session import Credentials, MfaSource, login_ephemeral, login_user
+from ._transfer_methods import TransferMethods
 from .errors import (
     LinkError,
     NodeNotFoundError,
@@ -42,15 +42,7 @@ NodeRef = Node | Mapping[str, Any] | str
 ProgressCallback = Callable[[int, int], None]
 
 
-def _number(answer: Any, field: str) -> float:
-    """A number from an API answer; UnexpectedAnswerError (never KeyError) when it is missing."""
-    value = answer.get(field) if isinstance(answer, dict) else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UnexpectedAnswerError(f"the answer has no number {field!r}")
-    return value
-
-
-class Mega:
+class Mega(TransferMethods):
     """A MEGA client with mega.py's interface.
 
     ``options`` (mega.py's argument) and the keyword arguments accept: ``api_url`` (the API
@@ -255,13 +247,15 @@ class Mega:
         self._set_credentials(creds)
         return self
 
-    def _set_credentials(self, creds: Credentials) -> None:
+    def _set_credentials(self, creds: Credentials, check: bool = False) -> None:
+        """Use ``creds`` from now on (a new tree); ask the server for the user handle when
+        it is not known, or always with ``check`` (a resumed session may have expired)."""
         self._creds = creds
         self._api.sid = creds.sid
         self._tree = None
         self._keyring = None
-        if creds.user_handle is None:
-            user = self._request({"a": "ug"})
+        if check or creds.user_handle is None:
+            user = self._request({"a": "ug"})  # SessionError (-15) when it expired
             if isinstance(user, dict) and isinstance(user.get("u"), str):
                 creds.user_handle = user["u"]
 
@@ -279,21 +273,7 @@ class Mega:
     def resume_session(self, session: str | dict[str, Any] | os.PathLike[str]) -> Mega:
         """Resume a saved session (JSON text, a dict, or a file written by
         :meth:`save_session`); checks it with the server and returns ``self``."""
-        if isinstance(session, os.PathLike) or (
-            isinstance(session, str) and not session.lstrip().startswith("{")
-        ):
-            try:
-                session = Path(session).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise ValidationError(f"cannot read the session file: {exc.strerror}") from None
-        creds = Credentials.from_saved(session)
-        self._creds = creds
-        self._api.sid = creds.sid
-        self._tree = None
-        self._keyring = None
-        user = self._request({"a": "ug"})  # SessionError (-15) when it expired
-        if isinstance(user, dict) and isinstance(user.get("u"), str):
-            creds.user_handle = user["u"]
+        self._set_credentials(Credentials.load(session), check=True)
         return self
 
     def logout(self) -> None:
@@ -355,22 +335,7 @@ class Mega:
         """Resolve a ``(handle, node)`` tuple, a node dict or a handle to the tree's node."""
         if ref is None:
             raise NodeNotFoundError(f"no {what} given (did find() return None?)")
-        tree = self._load_tree()
-        handle: Any
-        if isinstance(ref, str):
-            handle = ref
-        elif isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[1], Mapping):
-            handle = ref[1].get("h", ref[0])
-        elif isinstance(ref, Mapping):
-            handle = ref.get("h")
-        else:
-            raise ValidationError(
-                f"not a node: expected (handle, node), a node or a handle, got {type(ref).__name__}"
-            )
-        node = tree.nodes.get(handle) if isinstance(handle, str) else None
-        if node is None:
-            raise NodeNotFoundError(f"no {what} with handle {handle!r}")
-        return node
+        return _nodeops.resolve(self._load_tree(), ref, what)
 
     def find_path_descriptor(self, path: str, files: Any = ()) -> str | None:
         """The handle of the folder at ``path`` (``a/b/c`` from the Cloud Drive), or None."""
@@ -413,18 +378,7 @@ class Mega:
 
     def get_node_by_type(self, type: int) -> Node | None:  # noqa: A002 (mega.py's name)
         """The first node of a type: 0 file, 1 folder, 2 Cloud Drive, 3 Inbox, 4 Rubbish Bin."""
-        tree = self._load_tree()
-        special = {
-            int(NodeType.ROOT): tree.root_id,
-            int(NodeType.INBOX): tree.inbox_id,
-            int(NodeType.RUBBISH): tree.trash_id,
-        }.get(type)
-        if special is not None:
-            return special, tree.nodes[special]
-        for h, node in tree.visible().items():
-            if node.get("t") == type:
-                return h, node
-        return None
+        return _nodeops.node_by_type(self._load_tree(), type)
 
     def get_id_from_public_handle(self, public_handle: str) -> str | None:
         """The node handle behind one of this account's public handles."""
@@ -455,44 +409,25 @@ class Mega:
 
     def get_quota(self) -> float:
         """Total storage in MiB (mega.py's figure)."""
-        self._require_login()
-        answer = self._request({"a": "uq", "xfer": 1, "strg": 1, "v": 1})
-        return _number(answer, "mstrg") / 1048576
+        return _account.quota_mib(self)
 
     def get_storage_space(
         self, giga: bool = False, mega: bool = False, kilo: bool = False
     ) -> dict[str, float]:
         """``{'used': ..., 'total': ...}`` in bytes, or in GiB/MiB/KiB with one flag."""
-        if sum(1 for x in (giga, mega, kilo) if x) > 1:
-            raise ValidationError("Only one unit prefix can be specified")
-        unit = 1073741824 if giga else 1048576 if mega else 1024 if kilo else 1
-        self._require_login()
-        answer = self._request({"a": "uq", "xfer": 1, "strg": 1})
-        return {"used": _number(answer, "cstrg") / unit, "total": _number(answer, "mstrg") / unit}
+        return _account.storage_space(self, giga, mega, kilo)
 
     def get_balance(self) -> Any:
         """The account balance (Pro accounts), or None."""
-        self._require_login()
-        answer = self._request({"a": "uq", "pro": 1})
-        return answer.get("balance") if isinstance(answer, dict) else None
+        return _account.balance(self)
 
     def add_contact(self, email: str) -> Any:
         """Add a user to the contact list."""
-        return self._edit_contact(email, True)
+        return _account.edit_contact(self, email, True)
 
     def remove_contact(self, email: str) -> Any:
         """Remove a user from the contact list."""
-        return self._edit_contact(email, False)
-
-    def _edit_contact(self, email: str, add: bool) -> Any:
-        if not isinstance(add, bool):
-            raise ValidationError("add parameter must be of type bool")
-        if not isinstance(email, str) or not _shares.EMAIL_RE.match(email):
-            raise ValidationError("add_contact requires a valid email address")
-        self._require_login()
-        return self._request(
-            {"a": "ur", "u": email, "l": "1" if add else "0", "i": self.request_id}
-        )
+        return _account.edit_contact(self, email, False)
 
     # ------------------------------------------------------------------------------------
     # changing the tree (megafast._nodeops)
@@ -532,25 +467,8 @@ class Mega:
         return _nodeops.empty_trash(self)
 
     # ------------------------------------------------------------------------------------
-    # links (megafast._nodeops) and shares (megafast._shares)
+    # shares (megafast._shares); links and transfers are in TransferMethods
     # ------------------------------------------------------------------------------------
-    def get_link(self, file: NodeRef) -> str:
-        """The public link of a file (creates it if needed)."""
-        return _nodeops.get_link(self, file)
-
-    def get_upload_link(self, file: Mapping[str, Any]) -> str:
-        """The public link of a file just uploaded (``file`` is :meth:`upload`'s answer)."""
-        return _nodeops.get_upload_link(self, file)
-
-    def get_folder_link(self, file: NodeRef) -> str:
-        """The public link of a folder that is already exported (see :meth:`export`)."""
-        return _nodeops.get_folder_link(self, file)
-
-    def export(self, path: str | None = None, node_id: str | None = None) -> str:
-        """Create (or return) the public link of the file or folder at ``path`` or
-        ``node_id``. Folders are shared with a fresh key first."""
-        return _nodeops.export(self, path, node_id)
-
     def share(self, folder: NodeRef, email: str, access: int = 0) -> Any:
         """Share a folder with another MEGA user: ``access`` 0 read-only, 1 read-write, 2 full.
 
@@ -563,169 +481,3 @@ class Mega:
     def unshare(self, folder: NodeRef, email: str) -> Any:
         """Stop sharing a folder with a user (the share key stays for other users and links)."""
         return _shares.unshare(self, folder, email)
-
-    # ------------------------------------------------------------------------------------
-    # public files and folders (megafast._sources)
-    # ------------------------------------------------------------------------------------
-    @staticmethod
-    def _parse_url(url: str) -> str:
-        """``handle!key`` of a public link (mega.py's helper)."""
-        link = parse_link(url)
-        return f"{link.handle}!{link.key_b64}"
-
-    def get_public_url_info(self, url: str) -> dict[str, Any]:
-        """``{'size': bytes, 'name': str}`` of a public file link; for a folder link also
-        the counts of ``files`` and ``folders`` (size is the total of its files)."""
-        return _sources.public_url_info(self, url)
-
-    def get_public_file_info(self, file_handle: str, file_key: str | bytes) -> dict[str, Any]:
-        """``{'size': bytes, 'name': str}`` of a public file; a wrong key raises
-        :class:`~megafast.errors.WrongKeyError`."""
-        return _sources.public_file_info(self, file_handle, file_key)
-
-    def import_public_url(
-        self, url: str, dest_node: NodeRef | None = None, dest_name: str | None = None
-    ) -> Any:
-        """Copy a public file into the account (default: the Cloud Drive)."""
-        link = parse_link(url)
-        if link.kind != "file":
-            raise LinkError("only file links can be imported")
-        return self.import_public_file(link.handle, link.key_b64, dest_node, dest_name)
-
-    def import_public_file(
-        self,
-        file_handle: str,
-        file_key: str | bytes,
-        dest_node: NodeRef | None = None,
-        dest_name: str | None = None,
-    ) -> Any:
-        """Copy a public file (handle and key) into the account; returns the ``p`` answer."""
-        return _nodeops.import_public_file(self, file_handle, file_key, dest_node, dest_name)
-
-    def get_public_folder(self, url: str) -> dict[str, dict[str, Any]]:
-        """All nodes of a public folder link: ``{handle: node}`` like :meth:`get_files`
-        (undecryptable nodes included, marked ``undecryptable``). A link to a node inside
-        the folder lists that node and what is below it."""
-        return _sources.public_folder(self, url)
-
-    # ------------------------------------------------------------------------------------
-    # transfers (megafast._transfers)
-    # ------------------------------------------------------------------------------------
-    def download(
-        self,
-        file: NodeRef | None,
-        dest_path: str | os.PathLike[str] | None = None,
-        dest_filename: str | None = None,
-        *,
-        progress: ProgressCallback | None = None,
-        config: TransferConfig | None = None,
-    ) -> Path:
-        """Download a file (a ``(handle, node)`` from :meth:`find`) into ``dest_path``
-        (default: the current directory) and return the file's path. A folder is
-        downloaded recursively and its local path returned. The content is verified (MAC)."""
-        return _transfers.download(self, file, dest_path, dest_filename, progress, config)
-
-    def download_url(
-        self,
-        url: str,
-        dest_path: str | os.PathLike[str] | None = None,
-        dest_filename: str | None = None,
-        *,
-        progress: ProgressCallback | None = None,
-        config: TransferConfig | None = None,
-    ) -> Path:
-        """Download a public link: a file, a file or folder inside a folder link, or a
-        whole folder (recursively). Returns the local path."""
-        return _transfers.download_url(self, url, dest_path, dest_filename, progress, config)
-
-    def download_folder_url(
-        self,
-        url: str,
-        dest_path: str | os.PathLike[str] | None = None,
-        dest_filename: str | None = None,
-        *,
-        progress: ProgressCallback | None = None,
-        config: TransferConfig | None = None,
-    ) -> Path:
-        """Download a public folder link (or the node inside it the link names)."""
-        return _transfers.download_folder_url(self, url, dest_path, dest_filename, progress, config)
-
-    def download_to_fileobj(
-        self,
-        file: NodeRef | str,
-        fileobj: Any,
-        *,
-        progress: ProgressCallback | None = None,
-        config: TransferConfig | None = None,
-    ) -> int:
-        """Write a file's verified content, in order, to a writable binary ``fileobj``;
-        ``file`` is a node, a handle or a public link. Returns the size in bytes. The MAC
-        is checked at the end: on :class:`~megafast.errors.IntegrityError` discard what
-        was written."""
-        return _transfers.download_to_fileobj(self, file, fileobj, progress, config)
-
-    def open(self, file: NodeRef | str, *, config: TransferConfig | None = None) -> Any:
-        """A seekable, read-only binary file object over a remote file (a node, a handle
-        or a public link); whole MAC chunks are verified as they are read."""
-        return _transfers.open_remote(self, file, config)
-
-    def upload(
-        self,
-        filename: str | os.PathLike[str],
-        dest: NodeRef | None = None,
-        dest_filename: str | None = None,
-        *,
-        progress: ProgressCallback | None = None,
-        config: TransferConfig | None = None,
-        resume: bool = True,
-    ) -> dict[str, Any]:
-        """Upload a local file into ``dest`` (a folder handle or node; default: the Cloud
-        Drive) and return the API's answer (``{'f': [new node]}``), as mega.py does.
-
-        ``resume``: an interrupted upload of the same (unchanged) file to the same folder,
-        name, account and server continues where it stopped while its upload URL is valid
-        (a sidecar holds the URL and key; the data sent before is checked against the file
-        before anything new is sent). ``resume=False`` (or ``config.resume=False``) starts over.
-        """
-        return _transfers.upload(self, filename, dest, dest_filename, progress, config, resume)
-
-    def upload_folder(
-        self,
-        directory: str | os.PathLike[str],
-        dest: NodeRef | None = None,
-        *,
-        progress: ProgressCallback | None = None,
-        config: TransferConfig | None = None,
-        resume: bool = True,
-    ) -> dict[str, str]:
-        """Upload a local folder tree into ``dest`` (default: the Cloud Drive), like
-        ``cp -r``: the folder itself is created (or reused) there, with every sub-folder
-        and regular file below it (symlinks and special files are skipped).
-
-        Returns ``{relative path: handle}`` with ``"."`` for the top folder and POSIX
-        paths (``"sub/file.txt"``) below it. ``progress(done, total)`` covers the bytes of
-        the whole tree. Each file resumes like :meth:`upload`.
-        """
-        return _transfers.upload_folder(self, directory, dest, progress, config, resume)
-
-    def upload_fileobj(
-        self,
-        fileobj: Any,
-        name: str,
-        dest: NodeRef | None = None,
-        *,
-        size: int | None = None,
-        mtime: float | None = None,
-        progress: ProgressCallback | None = None,
-        config: TransferConfig | None = None,
-        resume: bool = True,
-    ) -> dict[str, Any]:
-        """Upload a binary file object (or bytes, or an iterable of bytes) as ``name`` into
-        ``dest``; ``size`` in bytes is needed when it cannot be found by seeking. Returns the
-        API's answer like :meth:`upload`. A seekable source read from its start also gets a
-        fingerprint (``mtime``: seconds, default now). ``resume``: as for :meth:`upload`, for
-        bytes and seekable sources (a stream cannot be read again, so it always starts over).
-        """
-        return _transfers.upload_fileobj(
-            self, fileobj, name, dest, size, mtime, progress, config, resume
-        )
