@@ -1,4 +1,4 @@
-"""Helpers shared by the transfer tests (no tests here).
+"""Helpers shared by the transfer tests (test_transfer_*.py).
 
 The emulator runs for real on 127.0.0.1; ``g``/``u``/``p`` go over its HTTP API with a
 session the emulator issued.
