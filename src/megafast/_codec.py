@@ -32,9 +32,11 @@ __all__ = [
     "words_to_bytes",
 ]
 
-_B64_TABLE = bytes.maketrans(b"-_", b"+/")
-_WORDS4 = struct.Struct(">4I")
-_WORDS8 = struct.Struct(">8I")
+#: base64url -> standard base64, for ``bytes.translate`` (hot loops decode inline with it)
+B64_TABLE = bytes.maketrans(b"-_", b"+/")
+#: 4 and 8 big-endian words (a folder key, a packed file key)
+WORDS4 = struct.Struct(">4I")
+WORDS8 = struct.Struct(">8I")
 
 
 def b64encode(data: bytes) -> str:
@@ -58,7 +60,7 @@ def b64_bytes(text: str) -> bytes | None:
     """Decode MEGA base64url leniently; ``None`` when it does not decode (never raises)."""
     try:
         # bytes.translate with a table is ~10x faster than str.translate
-        return binascii.a2b_base64((text + "==").encode("ascii").translate(_B64_TABLE))
+        return binascii.a2b_base64((text + "==").encode("ascii").translate(B64_TABLE))
     except (binascii.Error, TypeError, ValueError, UnicodeEncodeError, AttributeError):
         return None
 
@@ -92,7 +94,7 @@ class FileKey:
         if isinstance(packed, (bytes, bytearray, memoryview)):
             if len(packed) != 32:
                 raise ValueError(f"a packed file key is 32 bytes, not {len(packed)}")
-            w = _WORDS8.unpack(bytes(packed))
+            w = WORDS8.unpack(bytes(packed))
         else:
             w = tuple(packed)
             if len(w) != 8:
@@ -138,5 +140,5 @@ def unpack_node_key(key: bytes, file: bool) -> dict[str, tuple[int, ...]] | None
         if len(key) != 32:
             return None
         return FileKey.unpack(key).node_fields()
-    w = _WORDS4.unpack(key) if len(key) == 16 else bytes_to_words(key)
+    w = WORDS4.unpack(key) if len(key) == 16 else bytes_to_words(key)
     return {"key": w, "k": w}

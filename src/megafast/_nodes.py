@@ -13,12 +13,20 @@ import binascii
 import contextlib
 import enum
 import gc
-import struct
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._codec import b64_bytes, bytes_to_words, fold, unpack_node_key, words_to_bytes
+from ._codec import (
+    B64_TABLE,
+    WORDS4,
+    WORDS8,
+    b64_bytes,
+    bytes_to_words,
+    fold,
+    unpack_node_key,
+    words_to_bytes,
+)
 
 __all__ = [
     "Keyring",
@@ -48,9 +56,6 @@ ROOT_NAMES: dict[int, str] = {
     NodeType.RUBBISH: "Rubbish Bin",
 }
 _ROOT_TYPES = tuple(ROOT_NAMES)
-_B64_TABLE = bytes.maketrans(b"-_", b"+/")
-_WORDS4 = struct.Struct(">4I")
-_WORDS8 = struct.Struct(">8I")
 # plain ints for the loops that run once per node (an enum member lookup costs more)
 _FILE, _FOLDER = int(NodeType.FILE), int(NodeType.FOLDER)
 
@@ -200,7 +205,7 @@ class NodeTree:
         own_prefix = f"{keyring.user_handle}:" if keyring.user_handle and master else None
         plen = len(own_prefix) if own_prefix else 0
         a2b = binascii.a2b_base64
-        table = _B64_TABLE
+        table = B64_TABLE
         b64err = (binascii.Error, UnicodeEncodeError)
         all_master = True
         for node in raw_nodes:
@@ -259,8 +264,8 @@ class NodeTree:
         if pending:
             kek_arg: bytes | list[bytes] = master if all_master and master else keks  # type: ignore[assignment]
             results = decrypt_nodes(kek_arg, enc_keys, enc_attrs)
-            unpack8 = _WORDS8.unpack
-            unpack4 = _WORDS4.unpack
+            unpack8 = WORDS8.unpack
+            unpack4 = WORDS4.unpack
             # _apply inlined for the usual cases: this loop runs once per node
             for node, (key, attrs) in zip(pending, results, strict=True):
                 if key is not None and type(attrs) is dict:

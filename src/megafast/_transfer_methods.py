@@ -10,7 +10,7 @@ the two halves are one class to callers.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -20,11 +20,9 @@ from .errors import LinkError
 
 if TYPE_CHECKING:
     from .client import Mega, NodeRef
-    from .transfer import TransferConfig
+    from .transfer import ProgressCallback, TransferConfig
 
 __all__ = ["TransferMethods"]
-
-ProgressCallback = Callable[[int, int], None]
 
 
 class TransferMethods:

@@ -16,7 +16,7 @@ import os
 import re
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +35,8 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .client import Mega, NodeRef
-    from .transfer import TransferConfig
+    from .transfer import ProgressCallback, TransferConfig
 
-ProgressCallback = Callable[[int, int], None]
 PathArg = str | os.PathLike[str] | None
 
 _UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]")

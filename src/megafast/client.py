@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _account, _nodeops, _shares
@@ -39,7 +39,6 @@ __all__ = ["Mega", "Node", "NodeRef", "NodeType"]
 Node = tuple[str, dict[str, Any]]
 #: What methods accept as a node: a ``(handle, dict)`` tuple, a node dict or a handle.
 NodeRef = Node | Mapping[str, Any] | str
-ProgressCallback = Callable[[int, int], None]
 
 
 class Mega(TransferMethods):

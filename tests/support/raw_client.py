@@ -176,9 +176,12 @@ class RawClient:
             kek = self.master_key
         else:
             enc = next(iter(parts.values()))
+        assert kek is not None, "log in first"
         return mc.decrypt_key(mc.base64_to_a32(enc), kek)
 
     def name(self, node: dict, kek: tuple[int, ...] | None = None) -> str:
         key = self.node_key(node, kek)
         k4 = key if len(key) == 4 else tuple(key[i] ^ key[i + 4] for i in range(4))
-        return mc.decrypt_attr(mc.base64_url_decode(node["a"]), k4)["n"]
+        attrs = mc.decrypt_attr(mc.base64_url_decode(node["a"]), k4)
+        assert isinstance(attrs, dict), "the attributes do not decrypt"
+        return str(attrs["n"])

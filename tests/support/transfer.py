@@ -47,7 +47,7 @@ class RawApi:
         for _ in range(200):
             answer = self.http.post(
                 f"{self.api_url}/cs",
-                params={"id": self.rid, "sid": self.sid},
+                params={"id": str(self.rid), "sid": self.sid},
                 data=json.dumps([command]),
                 timeout=30,
             ).json()
