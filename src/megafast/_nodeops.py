@@ -7,14 +7,16 @@ shares above them (see :mod:`megafast._shares`).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _shares
 from ._codec import attr_key, b64_bytes, b64encode, bytes_to_words, words_to_bytes
-from ._links import file_link, folder_link, parse_link
+from ._links import file_link, folder_link, is_handle, parse_link
 from ._nodes import NodeTree, NodeType
 from .errors import (
+    LinkError,
     NodeNotFoundError,
     UnexpectedAnswerError,
     ValidationError,
@@ -74,6 +76,39 @@ def node_by_type(tree: NodeTree, node_type: int) -> tuple[str, dict[str, Any]] |
         if node.get("t") == node_type:
             return h, node
     return None
+
+
+def find(
+    tree: NodeTree,
+    filename: str | os.PathLike[str] | None,
+    handle: str | None,
+    exclude_deleted: bool,
+) -> Any:
+    """:meth:`Mega.find`: the node dict by ``handle``, else ``(handle, node)`` by name or
+    ``a/b/c`` path, else None."""
+    if handle:
+        return tree.nodes.get(handle)
+    if filename is None:
+        return None
+    text = os.fspath(filename)
+    if "/" in text.strip("/"):
+        node = tree.find_path(text, exclude_deleted=exclude_deleted)
+    else:
+        node = tree.find_by_name(text.strip("/"), exclude_deleted=exclude_deleted)
+    return (node["h"], node) if node is not None else None
+
+
+def id_from_public_handle(client: Mega, public_handle: str) -> str | None:
+    """:meth:`Mega.get_id_from_public_handle`: from the tree, else from the server."""
+    if not is_handle(public_handle):
+        raise LinkError("a public handle is 8 characters of base64url")
+    for h, node in client._load_tree().nodes.items():
+        if node.get("ph") == public_handle:
+            return h
+    answer = client._request({"a": "f", "f": 1, "p": public_handle})
+    if not isinstance(answer, Mapping):
+        raise UnexpectedAnswerError("the answer to f is not an object")
+    return client.get_id_from_obj(answer)
 
 
 def encrypt_attrs(attrs: Mapping[str, Any], key: tuple[int, ...]) -> str:

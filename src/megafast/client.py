@@ -16,12 +16,10 @@ from typing import TYPE_CHECKING, Any
 from . import _account, _nodeops, _shares
 from ._api import DEFAULT_API_URL, ApiClient
 from ._codec import bytes_to_words
-from ._links import is_handle
 from ._nodes import Keyring, NodeTree, NodeType
 from ._session import Credentials, MfaSource, login_ephemeral, login_user
 from ._transfer_methods import TransferMethods
 from .errors import (
-    LinkError,
     NodeNotFoundError,
     UnexpectedAnswerError,
     ValidationError,
@@ -350,17 +348,7 @@ class Mega(TransferMethods):
         """Find a node: by ``handle`` (returns the node dict) or by name or ``a/b/c`` path
         (returns ``(handle, node)``); ``None`` when nothing matches. A bare name matches
         anywhere in the account; ``exclude_deleted`` skips the Rubbish Bin."""
-        tree = self._load_tree()
-        if handle:
-            return tree.nodes.get(handle)
-        if filename is None:
-            return None
-        text = os.fspath(filename)
-        if "/" in text.strip("/"):
-            node = tree.find_path(text, exclude_deleted=exclude_deleted)
-        else:
-            node = tree.find_by_name(text.strip("/"), exclude_deleted=exclude_deleted)
-        return (node["h"], node) if node is not None else None
+        return _nodeops.find(self._load_tree(), filename, handle, exclude_deleted)
 
     def get_files_in_node(self, target: int | str | NodeRef) -> dict[str, dict[str, Any]]:
         """The readable nodes directly inside ``target`` (a handle, a node, or a node type
@@ -381,14 +369,7 @@ class Mega(TransferMethods):
 
     def get_id_from_public_handle(self, public_handle: str) -> str | None:
         """The node handle behind one of this account's public handles."""
-        if not is_handle(public_handle):
-            raise LinkError("a public handle is 8 characters of base64url")
-        tree = self._load_tree()
-        for h, node in tree.nodes.items():
-            if node.get("ph") == public_handle:
-                return h
-        node_data = self._request({"a": "f", "f": 1, "p": public_handle})
-        return self.get_id_from_obj(node_data)
+        return _nodeops.id_from_public_handle(self, public_handle)
 
     def get_id_from_obj(self, node_data: Mapping[str, Any]) -> str | None:
         """The last non-empty handle in an answer's ``f`` list (mega.py's helper)."""
