@@ -28,7 +28,7 @@ if NO_EXTENSIONS:
     BACKEND = "python"
 else:
     try:
-        from . import _native as kernels  # type: ignore[attr-defined,no-redef]  # noqa: F401
+        from . import _native as kernels  # noqa: F401
 
         BACKEND = "native"
     except ImportError as exc:
@@ -38,7 +38,7 @@ else:
                 f"megafast.crypto._native cannot be imported: {exc}"
             ) from exc
         IMPORT_ERROR = exc
-        from . import _pure as kernels  # type: ignore[no-redef]  # noqa: F401
+        from . import _pure as kernels  # noqa: F401
 
         BACKEND = "python"
         warnings.warn(
