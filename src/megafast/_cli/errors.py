@@ -51,7 +51,7 @@ def describe_error(exc: BaseException) -> str:
         return f"HTTP error talking to {host}: {type(exc).__name__}"
     errors_module = sys.modules.get("megafast.errors")
     if errors_module is not None and isinstance(exc, errors_module.ServerUnreachableError):
-        return exc.message
+        return str(exc.message)
     if errors_module is not None and isinstance(exc, errors_module.RetryExhaustedError):
         return f"no usable answer from the server: {exc.message}"
     if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):

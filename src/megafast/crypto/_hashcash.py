@@ -87,5 +87,5 @@ def check_hashcash(header_value: str, answer: str) -> bool:
         return False
     if len(prefix) != 4:
         return False
-    n = struct.unpack("<I", prefix)[0]
+    n = int.from_bytes(prefix, "little")
     return _backend.kernels.hashcash_search(token, hashcash_threshold(easiness), n, 1) == n
