@@ -228,8 +228,136 @@ def add_raw_nodes(
     """Decrypt raw API node dicts in one bulk call and put them into ``store``.
 
     With ``final`` false, nodes whose key cannot be chosen yet are returned (to retry once
-    the share keys are known) instead of being stored as undecryptable. Returns the handles'
-    nodes left over (always empty when ``final``)."""
+    the share keys are known) instead of being stored as undecryptable. Returns the nodes
+    left over (always empty when ``final``).
+
+    A batch made only of usual nodes (files and folders under the account's own key, with
+    the usual fields) takes a column-wise path: list comprehensions make and check the
+    columns, one kernel call decrypts, one ``put_batch`` stores. Any other batch is sorted
+    node by node: the usual nodes still go column-wise, the others (roots, shares, odd or
+    hostile fields) through the general path first."""
+    if not nodes:
+        return []
+    if keyring.master_key is not None and keyring.user_handle:
+        columns = _columns(nodes, keyring.user_handle)
+        if columns is not None and _add_fast(store, nodes, columns, keyring):
+            return []
+    fast, slow = _split(nodes, keyring)
+    later = _add_general(store, slow, keyring, final=final) if slow else []
+    if fast:
+        columns = _columns(fast, keyring.user_handle or "")
+        if columns is None or not _add_fast(store, fast, columns, keyring):
+            later += _add_general(store, fast, keyring, final=final)
+    return later
+
+
+_PLAIN_FIELDS = frozenset(("h", "p", "u", "t", "a", "k", "s", "ts", "fa"))
+_STR = {str}
+_INT = {int}
+
+
+def _columns(nodes: list[Any], user: str) -> dict[str, list[Any]] | None:
+    """The batch's fields as columns when every node is a usual one, else None."""
+    if set(map(type, nodes)) != {dict}:
+        return None
+    plain = _PLAIN_FIELDS
+    if not all(n.keys() <= plain for n in nodes):
+        return None
+    cols = {f: [n.get(f) for n in nodes] for f in ("h", "p", "u", "t", "k", "a")}
+    cols["s"] = [n.get("s", 0) for n in nodes]
+    cols["ts"] = [n.get("ts", 0) for n in nodes]
+    for f in ("h", "p", "u", "k", "a"):
+        if set(map(type, cols[f])) != _STR:
+            return None
+    if set(map(type, cols["s"])) != _INT or set(map(type, cols["ts"])) != _INT:
+        return None
+    if set(map(type, cols["t"])) != _INT or not set(cols["t"]) <= {0, 1}:
+        return None
+    prefix = f"{user}:"
+    plen = len(prefix)
+    if {k[:plen] for k in cols["k"]} != {prefix} or "/" in "".join(cols["k"]):
+        return None
+    hs = cols["h"]
+    if len(set(hs)) != len(hs) or "" in hs:
+        return None
+    return cols
+
+
+def _split(nodes: list[Any], keyring: Keyring) -> tuple[list[dict[str, Any]], list[Any]]:
+    if keyring.master_key is None or not keyring.user_handle:
+        return [], nodes
+    prefix = f"{keyring.user_handle}:"
+    fast: list[dict[str, Any]] = []
+    slow: list[Any] = []
+    seen: set[str] = set()
+    plain = _PLAIN_FIELDS
+    for n in nodes:
+        if (
+            type(n) is dict
+            and n.keys() <= plain
+            and type(n.get("h")) is str
+            and n.get("t") in (0, 1)
+            and type(n.get("t")) is int
+            and type(n.get("k")) is str
+            and type(n.get("a")) is str
+            and type(n.get("p")) is str
+            and type(n.get("u")) is str
+            and type(n.get("s", 0)) is int
+            and type(n.get("ts", 0)) is int
+            and n["k"].startswith(prefix)
+            and "/" not in n["k"]
+            and n["h"] not in seen
+            and n["h"]
+        ):
+            seen.add(n["h"])
+            fast.append(n)
+        else:
+            slow.append(n)
+    return fast, slow
+
+
+def _add_fast(
+    store: NodeStore, nodes: list[dict[str, Any]], cols: dict[str, list[Any]], keyring: Keyring
+) -> bool:
+    """Store a batch of usual nodes column-wise; False (nothing stored) when a node needs
+    the general path (a key or attributes that do not decrypt, an RSA key, bad base64)."""
+    from .crypto import _backend, _parse_attr_batch
+
+    a2b = binascii.a2b_base64
+    table = _B64_TABLE
+    plen = len(keyring.user_handle or "") + 1
+    try:
+        enc_keys = [a2b((k[plen:] + "==").encode("ascii").translate(table)) for k in cols["k"]]
+        enc_attrs = [a2b((a + "==").encode("ascii").translate(table)) for a in cols["a"]]
+    except (binascii.Error, UnicodeEncodeError):
+        return False
+    types = cols["t"]
+    if list(map(len, enc_keys)) != [32 - 16 * t for t in types]:
+        return False  # RSA-encrypted or malformed keys
+    raw = _backend.kernels.decrypt_nodes(keyring.master_key, enc_keys, enc_attrs)
+    keys = [key for key, _ in raw]
+    texts = [js for _, js in raw]
+    if None in keys or None in texts:
+        return False
+    parsed = _parse_attr_batch(texts)
+    if None in parsed:
+        return False
+    names = [a.get("n") for a in parsed]
+    if set(map(type, names)) != _STR:
+        return False
+    richer = {i: texts[i].decode("utf-8") for i, n in enumerate(map(len, parsed)) if n > 1}
+    blob = b"".join([k.ljust(32, b"\0") for k in keys])
+    store.put_batch(cols["h"], cols["p"], types, cols["u"], cols["s"], cols["ts"], blob, names,
+                    richer)
+    for n in nodes:
+        if "fa" in n:
+            store.set_extra(n["h"], "fa", n["fa"])
+    return True
+
+
+def _add_general(
+    store: NodeStore, nodes: list[Any], keyring: Keyring, *, final: bool = True
+) -> list[dict[str, Any]]:
     from .crypto import _backend, _parse_attr_batch
 
     later: list[dict[str, Any]] = []

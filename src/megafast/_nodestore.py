@@ -118,6 +118,66 @@ class NodeStore:
         self._link(slot, p)
         return slot
 
+    def put_batch(
+        self,
+        handles: list[str],
+        parents: list[str],
+        types: list[int],
+        owners: list[str],
+        sizes: list[int],
+        times: list[int],
+        keys: bytes | bytearray,
+        names: list[str],
+        attrs_json: dict[int, str],
+    ) -> None:
+        """Insert many decrypted files and folders at once (a listing's usual nodes).
+
+        ``keys`` holds 32 bytes per node (a folder's 16-byte key zero-padded); ``attrs_json``
+        maps a position in the batch to its attribute JSON (only when more than a name).
+        Handles already in the store, and sizes or times out of range, go through
+        :meth:`put` one by one."""
+        n = len(handles)
+        slot_of = self.slot_of
+        if any(h in slot_of for h in handles) or not all(
+            0 <= v < 1 << 62 for v in (*sizes, *times)
+        ):
+            for i in range(n):
+                folder = types[i] == 1
+                key = bytes(keys[i * 32 : i * 32 + (16 if folder else 32)])
+                self.put(handles[i], parents[i], types[i], owners[i], sizes[i], times[i], key,
+                         names[i], attrs_json.get(i))
+            return
+        start = len(self.handles)
+        self.handles.extend(handles)
+        slot_of.update(zip(handles, range(start, start + n)))
+        self.types.extend(types)
+        self.sizes.extend(sizes)
+        self.times.extend(times)
+        self.key_len.extend([16 if t == 1 else 32 for t in types])
+        self.keys += keys
+        interned = self._interned
+        self.owners.extend([interned.setdefault(o, o) for o in owners])
+        self.names.extend(names)
+        for i, text in attrs_json.items():
+            self.attrs_json[start + i] = text
+        self.count += n
+        get = slot_of.get
+        parent_slots = [get(p, _NO_PARENT) if p else _NO_PARENT for p in parents]
+        self.parent.extend(parent_slots)
+        children = self.children
+        index = self._name_index
+        last_parent, siblings = None, None
+        for slot, (ps, p) in enumerate(zip(parent_slots, parents, strict=True), start):
+            if ps == _NO_PARENT and p:
+                self.orphan_parent[slot] = p
+            if ps != last_parent:
+                siblings = children.get(ps)
+                if siblings is None:
+                    siblings = children[ps] = array("i")
+                index.pop(ps, None)
+                last_parent = ps
+            siblings.append(slot)  # type: ignore[union-attr]
+
     @staticmethod
     def _set_optional(table: dict[int, Any], slot: int, value: Any) -> None:
         if value is None:
