@@ -56,15 +56,19 @@ def _answer_file(nodes: int) -> tuple[Path, dict[str, str]]:
     os.replace(path.with_suffix(".part"), path)
     meta = {"user": acct.user, "master": acct.master.hex()}
     meta_path.write_text(json.dumps(meta))
-    print(f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in "
-          f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
+    print(
+        f"generated {path} ({path.stat().st_size / 1e6:.0f} MB) in "
+        f"{time.perf_counter() - started:.0f} s",
+        file=sys.stderr,
+    )
     return path, meta
 
 
 def _paths(folders: int, count: int = 1000) -> list[str]:
     rng = random.Random(7)
-    return [f"folder{rng.randrange(folders)}/file{rng.randrange(PER_FOLDER)}.bin"
-            for _ in range(count)]
+    return [
+        f"folder{rng.randrange(folders)}/file{rng.randrange(PER_FOLDER)}.bin" for _ in range(count)
+    ]
 
 
 def _peak_mb() -> float:
@@ -104,9 +108,18 @@ def child_store(url: str, meta: dict[str, str], folders: int, cache_dir: str) ->
     s0 = time.perf_counter()
     cache.save(store)
     save = time.perf_counter() - s0
-    return {"nodes": len(store), "end_to_end": total, "client": client, "finds_first": finds_first,
-            "finds": finds, "found": found, "cache_write": save, "peak_mb": _peak_mb(),
-            "import_mb": base, "cache_mb": cache.path.stat().st_size / 1e6}
+    return {
+        "nodes": len(store),
+        "end_to_end": total,
+        "client": client,
+        "finds_first": finds_first,
+        "finds": finds,
+        "found": found,
+        "cache_write": save,
+        "peak_mb": _peak_mb(),
+        "import_mb": base,
+        "cache_mb": cache.path.stat().st_size / 1e6,
+    }
 
 
 def child_warm(meta: dict[str, str], folders: int, cache_dir: str) -> dict[str, Any]:
@@ -134,7 +147,9 @@ def child_warm(meta: dict[str, str], folders: int, cache_dir: str) -> dict[str, 
         k = bytes(a ^ b for a, b in zip(key[:16], key[16:], strict=True))
         packets.append({"a": "u", "n": h, "at": C.encrypt_attr({"n": f"r{j}"}, k), "ts": 5})
     for v in victims[300:]:
-        packets.append({"a": "d", "n": probe.find_path(f"folder{v // PER_FOLDER}/file{v % PER_FOLDER}.bin")})
+        packets.append(
+            {"a": "d", "n": probe.find_path(f"folder{v // PER_FOLDER}/file{v % PER_FOLDER}.bin")}
+        )
     del probe
     t0 = time.perf_counter()
     store = cache.load()
@@ -145,8 +160,14 @@ def child_warm(meta: dict[str, str], folders: int, cache_dir: str) -> dict[str, 
     warm = time.perf_counter() - t0
     f0 = time.perf_counter()
     found = sum(store.find_path(p) is not None for p in _paths(folders))
-    return {"cache_load": load, "warm": warm, "finds_first": time.perf_counter() - f0,
-            "found": found, "nodes": len(store), "peak_mb": _peak_mb()}
+    return {
+        "cache_load": load,
+        "warm": warm,
+        "finds_first": time.perf_counter() - f0,
+        "found": found,
+        "nodes": len(store),
+        "peak_mb": _peak_mb(),
+    }
 
 
 def child_nodetree(url: str, meta: dict[str, str], folders: int) -> dict[str, Any]:
@@ -170,15 +191,26 @@ def child_nodetree(url: str, meta: dict[str, str], folders: int) -> dict[str, An
     finds_first = time.perf_counter() - f0
     f0 = time.perf_counter()
     sum(tree.find_path(p) is not None for p in paths)
-    return {"nodes": len(visible), "end_to_end": total, "client": client,
-            "finds_first": finds_first, "finds": time.perf_counter() - f0, "found": found,
-            "peak_mb": _peak_mb()}
+    return {
+        "nodes": len(visible),
+        "end_to_end": total,
+        "client": client,
+        "finds_first": finds_first,
+        "finds": time.perf_counter() - f0,
+        "found": found,
+        "peak_mb": _peak_mb(),
+    }
 
 
 def _run_child(*args: str) -> dict[str, Any]:
     env = dict(os.environ, PYTHONPATH=str(HERE.parent / "src"))
-    out = subprocess.run([sys.executable, __file__, "--child", *args], env=env,
-                         capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode:
         raise RuntimeError(out.stderr)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -205,7 +237,9 @@ def main(argv: list[str] | None = None) -> None:
     folders = max(1, args.nodes // (PER_FOLDER + 1))
     server = subprocess.Popen(
         [sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1", "-d", str(path.parent)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
         assert server.stdout is not None
@@ -220,14 +254,19 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         server.terminate()
         server.wait()
-    print(f"\n{store['nodes']:,} nodes ({folders:,} folders of {PER_FOLDER} files), answer "
-          f"{path.stat().st_size / 1e6:.0f} MB; load {os.getloadavg()[0]:.1f}")
+    print(
+        f"\n{store['nodes']:,} nodes ({folders:,} folders of {PER_FOLDER} files), answer "
+        f"{path.stat().st_size / 1e6:.0f} MB; load {os.getloadavg()[0]:.1f}"
+    )
     rows = [
         ("end to end: request to usable tree (s)", store["end_to_end"], tree["end_to_end"]),
         ("client time on answer bytes (s)", store["client"], tree["client"]),
         ("peak RSS of the client process (MB)", store["peak_mb"], tree["peak_mb"]),
-        ("1,000 find by path, first time (ms)", store["finds_first"] * 1e3,
-         tree["finds_first"] * 1e3),
+        (
+            "1,000 find by path, first time (ms)",
+            store["finds_first"] * 1e3,
+            tree["finds_first"] * 1e3,
+        ),
         ("1,000 find by path, again (ms)", store["finds"] * 1e3, tree["finds"] * 1e3),
         ("cache write (s)", store["cache_write"], None),
         ("cache load (s)", warm["cache_load"], None),
@@ -239,8 +278,10 @@ def main(argv: list[str] | None = None) -> None:
     for label, ours, theirs in rows:
         other = f"{theirs:.2f}" if theirs is not None else "-"
         print(f"| {label:<44} | {ours:9.2f} | {other:>16} |")
-    print(f"cache file {store['cache_mb']:.0f} MB; finds found {store['found']}/1000 "
-          f"(NodeTree {tree['found']}/1000); after the packets {warm['nodes']:,} nodes")
+    print(
+        f"cache file {store['cache_mb']:.0f} MB; finds found {store['found']}/1000 "
+        f"(NodeTree {tree['found']}/1000); after the packets {warm['nodes']:,} nodes"
+    )
 
 
 if __name__ == "__main__":

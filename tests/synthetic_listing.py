@@ -40,9 +40,13 @@ class Account:
     def folder(self, h: str, parent: str, name: str, key: bytes | None = None) -> dict[str, Any]:
         key = key or secrets.token_bytes(16)
         return {
-            "h": h, "p": parent, "u": self.user, "t": 1,
+            "h": h,
+            "p": parent,
+            "u": self.user,
+            "t": 1,
             "a": C.encrypt_attr({"n": name}, key),
-            "k": f"{self.user}:{C.b64encode(C.ecb_encrypt(self.master, key))}", "ts": 1700000000,
+            "k": f"{self.user}:{C.b64encode(C.ecb_encrypt(self.master, key))}",
+            "ts": 1700000000,
         }
 
     def file(
@@ -51,7 +55,11 @@ class Account:
         packed = secrets.token_bytes(32)
         k = bytes(a ^ b for a, b in zip(packed[:16], packed[16:], strict=True))
         return {
-            "h": h, "p": parent, "u": self.user, "t": 0, "s": size,
+            "h": h,
+            "p": parent,
+            "u": self.user,
+            "t": 0,
+            "s": size,
             "a": C.encrypt_attr({"n": name, **(attrs or {})}, k),
             "k": f"{self.user}:{C.b64encode(C.ecb_encrypt(self.master, packed))}",
             "ts": 1700000001,
@@ -89,6 +97,7 @@ def big_answer_chunks(
             serial += 1
             attrs = {"c": C.b64encode(secrets.token_bytes(20))}
             yield from emit(account.file(handle(serial), fh, f"file{i}.bin", 1000 + i, attrs))
-    out.append('],"ok":[],"s":[],"u":[{"u":"%s","c":2,"m":"a@b.c"}],"sn":"AAAAAAAAAAE"}]'
-               % account.user)
+    out.append(
+        f'],"ok":[],"s":[],"u":[{{"u":"{account.user}","c":2,"m":"a@b.c"}}],"sn":"AAAAAAAAAAE"}}]'
+    )
     yield "".join(out).encode()

@@ -12,16 +12,18 @@ import struct
 from pathlib import Path
 
 import pytest
-from synthetic_listing import Account, big_answer_chunks
 
 from megafast._cache import FORMAT_VERSION, CacheWarning, NodeCache, clear_cache_folder
 from megafast._listing import load_listing
 from megafast._nodes import Keyring
 from megafast._nodestore import NodeStore
+from synthetic_listing import Account, big_answer_chunks
 
 
 def make_store(acct: Account, folders: int = 5, files: int = 4) -> NodeStore:
-    store, _ = load_listing(big_answer_chunks(acct, folders, files), Keyring(acct.master, acct.user))
+    store, _ = load_listing(
+        big_answer_chunks(acct, folders, files), Keyring(acct.master, acct.user)
+    )
     return store
 
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 import requests
-from synthetic_listing import Account, big_answer_chunks, handle
 
 from megafast._listing import ListingParser, load_listing
 from megafast._nodes import Keyring, NodeTree
@@ -17,6 +16,7 @@ from megafast._nodestore import NodeStore, StoreError
 from megafast.errors import RequestError, ValidationError
 from megafast.testing import MegaEmulator
 from megafast.testing import _crypto as C
+from synthetic_listing import Account, big_answer_chunks, handle
 
 
 def f_answer(emu: MegaEmulator, email: str) -> bytes:
@@ -36,7 +36,7 @@ def emulated() -> Any:
         sub = emu.add_folder(acc.email, "sub", docs)
         emu.add_file(acc.email, b"hello", "x.txt", sub)
         emu.add_file(acc.email, b"again", "x.txt", docs)
-        emu.add_file(acc.email, b"{}}", "we}ird, \"name\".txt", docs)
+        emu.add_file(acc.email, b"{}}", 'we}ird, "name".txt', docs)
         emu.add_file(acc.email, b"top", "top.bin")
         emu.add_folder(other.email, "theirs")
         yield emu, acc
@@ -66,7 +66,7 @@ def test_paths_and_lookups(emulated: Any) -> None:
     assert h is not None and store.path_of(h) == "Cloud Drive/docs/sub/x.txt"
     assert store.node(h)["a"]["n"] == "x.txt" and store.node(h)["s"] == 5
     assert store.find_path("/docs//x.txt") == store.find_path("Cloud Drive/docs/x.txt")
-    assert store.find_path("docs/we}ird, \"name\".txt") is not None
+    assert store.find_path('docs/we}ird, "name".txt') is not None
     assert store.find_path("docs/nothing") is None
     assert store.find_path("docs/sub", folders_only=True) is not None
     assert store.find_path("docs/x.txt", folders_only=True) is None
@@ -108,9 +108,13 @@ def test_children_listed_before_parent_and_share_keys_after_nodes() -> None:
     shared = acct.folder("S0000000", acct.root, "shared", key=folder_key)
     inner_key = secrets.token_bytes(16)
     inner = {
-        "h": "I0000000", "p": "S0000000", "u": "OtherUser00", "t": 1,
+        "h": "I0000000",
+        "p": "S0000000",
+        "u": "OtherUser00",
+        "t": 1,
         "a": C.encrypt_attr({"n": "inner"}, inner_key),
-        "k": f"S0000000:{C.b64encode(C.ecb_encrypt(share_key, inner_key))}", "ts": 3,
+        "k": f"S0000000:{C.b64encode(C.ecb_encrypt(share_key, inner_key))}",
+        "ts": 3,
     }
     ok = [{"h": "S0000000", "ha": "", "k": C.b64encode(C.ecb_encrypt(acct.master, share_key))}]
     answer = {"f": [inner] + acct.roots() + [shared], "ok": ok, "sn": "AAAAAAAAAAI"}
@@ -137,8 +141,15 @@ def test_undecryptable_nodes_stay_listed() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b'[{"f":[{"h":"a","t":1}', b'[{"f":[', b'[{"f":[{"h":"a","t":1}],"sn":"x"', b"\xff\xfe",
-     b'[{"f":[{"h":"a","t":1}]}] trailing', b'[{1:2}]', b'[{"f":[{"h":"a}]}]'],
+    [
+        b'[{"f":[{"h":"a","t":1}',
+        b'[{"f":[',
+        b'[{"f":[{"h":"a","t":1}],"sn":"x"',
+        b"\xff\xfe",
+        b'[{"f":[{"h":"a","t":1}]}] trailing',
+        b"[{1:2}]",
+        b'[{"f":[{"h":"a}]}]',
+    ],
 )
 def test_malformed_or_truncated_answers_raise(body: bytes) -> None:
     parser = ListingParser(Keyring(secrets.token_bytes(16), "u"))
@@ -158,13 +169,14 @@ def test_hostile_node_text_never_shifts_names() -> None:
     """Braces and brackets inside strings and nested values take the slow path, correctly."""
     acct = Account()
     odd = acct.file("O0000000", acct.root, "o")
-    odd["fa"] = "}],{\"h\":\"evil\"},{"
+    odd["fa"] = '}],{"h":"evil"},{'
     odd["extra"] = {"x": [1, {"y": "}"}]}
     nodes = acct.roots() + [odd, acct.file("P0000000", acct.root, "p")]
     body = json.dumps([{"f": nodes, "sn": "s"}]).encode()
     for chunk in (5, len(body)):
         store, _ = load_listing(
-            [body[i : i + chunk] for i in range(0, len(body), chunk)], Keyring(acct.master, acct.user)
+            [body[i : i + chunk] for i in range(0, len(body), chunk)],
+            Keyring(acct.master, acct.user),
         )
         assert "evil" not in store
         assert store.node("O0000000")["fa"] == odd["fa"]
@@ -173,7 +185,9 @@ def test_hostile_node_text_never_shifts_names() -> None:
 
 def test_synthetic_listing_counts() -> None:
     acct = Account()
-    store, _ = load_listing(big_answer_chunks(acct, 20, 30, chunk=997), Keyring(acct.master, acct.user))
+    store, _ = load_listing(
+        big_answer_chunks(acct, 20, 30, chunk=997), Keyring(acct.master, acct.user)
+    )
     assert len(store) == 3 + 20 + 20 * 30
     h = store.find_path("folder7/file29.bin")
     assert h is not None and store.node(h)["s"] == 1029 and "c" in store.node(h)["a"]

@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from synthetic_listing import Account
 
 from megafast._cache import NodeCache
 from megafast._listing import load_listing
@@ -26,6 +25,7 @@ from megafast._nodestore import NodeStore
 from megafast._watch import ChangeEvent, ScChannel, SnTooOld, Watcher, apply_packet
 from megafast.errors import SessionError
 from megafast.testing import _crypto as C
+from synthetic_listing import Account
 
 
 class ScServer:
@@ -116,9 +116,17 @@ def test_packets_apply_to_the_store(acct: Account) -> None:
     assert [(e.kind, e.path) for e in events] == [("new", "Cloud Drive/a/g.txt")]
     assert events[0].node is not None and events[0].node["s"] == 77
     assert "key" not in repr(events[0])
-    events = apply_packet(store, keyring, {"a": "u", "n": "F0000000",
-                                           "at": renamed(store, "F0000000", "renamed.txt"),
-                                           "ts": 99, "u": acct.user})
+    events = apply_packet(
+        store,
+        keyring,
+        {
+            "a": "u",
+            "n": "F0000000",
+            "at": renamed(store, "F0000000", "renamed.txt"),
+            "ts": 99,
+            "u": acct.user,
+        },
+    )
     assert store.find_path("a/b/renamed.txt") == "F0000000" and events[0].kind == "update"
     assert store.node("F0000000")["a"] == {"n": "renamed.txt", "extra": 1}
     # a move: d (m:1) then t with the subtree
@@ -137,9 +145,17 @@ def test_packets_apply_to_the_store(acct: Account) -> None:
     apply_packet(store, keyring, {"a": "ph", "h": "F0000000", "d": 1, "ph": "PUBLIC01"})
     assert "ph" not in store.node("F0000000")
     share_key = secrets.token_bytes(16)
-    events = apply_packet(store, keyring, {"a": "s2", "n": "NEWSHARE", "o": "Other000000",
-                                           "k": C.b64encode(C.ecb_encrypt(acct.master, share_key)),
-                                           "r": 0})
+    events = apply_packet(
+        store,
+        keyring,
+        {
+            "a": "s2",
+            "n": "NEWSHARE",
+            "o": "Other000000",
+            "k": C.b64encode(C.ecb_encrypt(acct.master, share_key)),
+            "r": 0,
+        },
+    )
     assert events[0].kind == "share" and keyring.share_keys["NEWSHARE"] == share_key
     assert apply_packet(store, keyring, {"a": "k", "sr": [], "h": "A0000000"})[0].kind == "keys"
     events = apply_packet(store, keyring, {"a": "d", "n": "A0000000"})
@@ -187,11 +203,20 @@ def test_too_old_sn_reloads_and_catch_up_follows_ir(server: ScServer, acct: Acco
     server.push(-6)
     watcher = Watcher(store, keyring, ScChannel(server.url, "SID", "SN000000001"), lambda: fresh)
     assert [e.kind for e in watcher.catch_up()] == ["reload"]
-    server.push({"a": [{"a": "t", "t": {"f": [acct.folder("C0000000", acct.root, "c")]}}],
-                 "ir": 1, "sn": "SN000000051"})
+    server.push(
+        {
+            "a": [{"a": "t", "t": {"f": [acct.folder("C0000000", acct.root, "c")]}}],
+            "ir": 1,
+            "sn": "SN000000051",
+        }
+    )
     server.push({"a": [{"a": "d", "n": "C0000000"}], "sn": "SN000000052"})
-    server.push({"a": [{"a": "t", "t": {"f": [acct.folder("D0000000", acct.root, "d")]}}],
-                 "sn": "SN000000053"})
+    server.push(
+        {
+            "a": [{"a": "t", "t": {"f": [acct.folder("D0000000", acct.root, "d")]}}],
+            "sn": "SN000000053",
+        }
+    )
     events = watcher.catch_up()
     assert [e.kind for e in events] == ["new", "delete"]
     assert watcher.store.sn == "SN000000052"
@@ -205,15 +230,25 @@ def test_watch_sees_a_change_through_the_wait_url_within_a_second(
 ) -> None:
     store, keyring = listing(acct)
     cache = NodeCache(tmp_path, acct.master, acct.user)
-    watcher = Watcher(store, keyring, ScChannel(server.url, "SID", "SN000000001"),
-                      lambda: store, cache=cache, save_interval=0)
+    watcher = Watcher(
+        store,
+        keyring,
+        ScChannel(server.url, "SID", "SN000000001"),
+        lambda: store,
+        cache=cache,
+        save_interval=0,
+    )
     seen: queue.Queue[tuple[ChangeEvent, float]] = queue.Queue()
     thread = watcher.start(lambda e: seen.put((e, time.monotonic())))
     time.sleep(0.3)  # the watcher now waits on the wait URL
     assert any(path.startswith("/wait/") for path, _ in server.requests)
     sent = time.monotonic()
-    server.push({"a": [{"a": "t", "t": {"f": [acct.folder("W0000000", "A0000000", "w")]}}],
-                 "sn": "SN000000002"})
+    server.push(
+        {
+            "a": [{"a": "t", "t": {"f": [acct.folder("W0000000", "A0000000", "w")]}}],
+            "sn": "SN000000002",
+        }
+    )
     event, at = seen.get(timeout=5)
     assert event.kind == "new" and event.path == "Cloud Drive/a/w"
     assert at - sent < 1.0

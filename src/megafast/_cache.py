@@ -183,7 +183,7 @@ class NodeCache:
         finally:
             os.close(fd)
 
-    def _discard(self, why: str, remove: bool = True) -> None:
+    def _discard(self, why: str, remove: bool = True) -> NodeStore | None:
         warnings.warn(CacheWarning(f"node cache {self.path} {why}; rebuilding it"), stacklevel=3)
         if remove:
             with contextlib.suppress(OSError), self._locked(exclusive=True):

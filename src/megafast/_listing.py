@@ -27,7 +27,7 @@ __all__ = ["ListingParser", "load_listing", "add_raw_nodes"]
 BATCH_CHARS = 1 << 20  # parse and decrypt about a MiB of answer text at a time
 MAX_VALUE_CHARS = 64 << 20  # one top-level value other than f/f2 (ok, s, u, ...) at most
 _B64_TABLE = bytes.maketrans(b"-_", b"+/")
-_scan = json.JSONDecoder().scan_once
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _WS = " \t\r\n"
 
 
@@ -98,8 +98,9 @@ class ListingParser:
                 value = self._value()
                 if value is None:
                     return
-                raise RequestError(value if isinstance(value, int) else "EUNKNOWN",
-                                   "the f command failed")
+                raise RequestError(
+                    value if isinstance(value, int) else "EUNKNOWN", "the f command failed"
+                )
             elif state == "key":
                 if c == "}":
                     self._pos += 1
@@ -339,16 +340,17 @@ def _add_fast(
     texts = [js for _, js in raw]
     if None in keys or None in texts:
         return False
-    parsed = _parse_attr_batch(texts)
+    parsed: list[Any] = _parse_attr_batch(texts)
     if None in parsed:
         return False
-    names = [a.get("n") for a in parsed]
+    names: list[Any] = [a.get("n") for a in parsed]
     if set(map(type, names)) != _STR:
         return False
     richer = {i: texts[i].decode("utf-8") for i, n in enumerate(map(len, parsed)) if n > 1}
     blob = b"".join([k.ljust(32, b"\0") for k in keys])
-    store.put_batch(cols["h"], cols["p"], types, cols["u"], cols["s"], cols["ts"], blob, names,
-                    richer)
+    store.put_batch(
+        cols["h"], cols["p"], types, cols["u"], cols["s"], cols["ts"], blob, names, richer
+    )
     for n in nodes:
         if "fa" in n:
             store.set_extra(n["h"], "fa", n["fa"])
@@ -388,8 +390,18 @@ def _add_general(
             continue
         k, a = node.get("k"), node.get("a")
         if type(k) is not str or type(a) is not str:
-            put(h, p, t, owner, _int(node.get("s")), _int(node.get("ts")), None, None,
-                extra=extra, enc_key=k if type(k) is str else "")
+            put(
+                h,
+                p,
+                t,
+                owner,
+                _int(node.get("s")),
+                _int(node.get("ts")),
+                None,
+                None,
+                extra=extra,
+                enc_key=k if type(k) is str else "",
+            )
             continue
         kek: bytes | None = None
         enc: bytes | None = None
@@ -410,8 +422,18 @@ def _add_general(
                     key, attrs_text = _rsa_key(node, chosen[1], keyring)
                     _store_one(store, node, key, attrs_text, extra)
                     continue
-                put(h, p, t, owner, _int(node.get("s")), _int(node.get("ts")), None, None,
-                    extra=extra, enc_key=k)
+                put(
+                    h,
+                    p,
+                    t,
+                    owner,
+                    _int(node.get("s")),
+                    _int(node.get("ts")),
+                    None,
+                    None,
+                    extra=extra,
+                    enc_key=k,
+                )
                 continue
             kek, enc = chosen
             if kek is not master:
@@ -455,13 +477,23 @@ def _store_one(
         attrs_text = None
     if extra is None:
         extra = {f: node[f] for f in ("su", "sk", "r", "fa", "ph", "sr") if f in node} or None
-    owner = node.get("u") if type(node.get("u")) is str else ""
+    owner: str = node["u"] if type(node.get("u")) is str else ""
     p = node.get("p") if type(node.get("p")) is str else None
     good = type(attrs) is dict and key is not None and len(key) == (32 if t == 0 else 16)
     name = attrs.get("n") if good and type(attrs.get("n")) is str else None  # type: ignore[union-attr]
-    store.put(node["h"], p, t, owner, _int(node.get("s")), _int(node.get("ts")),
-              key if good else None, name, attrs_text if good else None, extra,
-              None if good else node.get("k", ""))
+    store.put(
+        node["h"],
+        p,
+        t,
+        owner,
+        _int(node.get("s")),
+        _int(node.get("ts")),
+        key if good else None,
+        name,
+        attrs_text if good else None,
+        extra,
+        None if good else node.get("k", ""),
+    )
 
 
 def _choose_key(k: str, keyring: Keyring) -> tuple[bytes, bytes] | None:

@@ -14,6 +14,7 @@ the store, :mod:`megafast._watch` changes it, :mod:`megafast._cache` saves and l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 from array import array
@@ -114,7 +115,9 @@ class NodeStore:
             self.key_len[slot] = 0
         self._set_optional(self.attrs_json, slot, attrs_json)
         self._set_optional(self.extra, slot, extra or None)
-        self._set_optional(self.undecryptable, slot, enc_key if t in (0, 1) and key is None else None)
+        self._set_optional(
+            self.undecryptable, slot, enc_key if t in (0, 1) and key is None else None
+        )
         self._link(slot, p)
         return slot
 
@@ -144,12 +147,21 @@ class NodeStore:
             for i in range(n):
                 folder = types[i] == 1
                 key = bytes(keys[i * 32 : i * 32 + (16 if folder else 32)])
-                self.put(handles[i], parents[i], types[i], owners[i], sizes[i], times[i], key,
-                         names[i], attrs_json.get(i))
+                self.put(
+                    handles[i],
+                    parents[i],
+                    types[i],
+                    owners[i],
+                    sizes[i],
+                    times[i],
+                    key,
+                    names[i],
+                    attrs_json.get(i),
+                )
             return
         start = len(self.handles)
         self.handles.extend(handles)
-        slot_of.update(zip(handles, range(start, start + n)))
+        slot_of.update(zip(handles, range(start, start + n), strict=True))
         self.types.extend(types)
         self.sizes.extend(sizes)
         self.times.extend(times)
@@ -206,10 +218,8 @@ class NodeStore:
         parent_slot = self.parent[slot]
         siblings = self.children.get(parent_slot)
         if siblings is not None:
-            try:
+            with contextlib.suppress(ValueError):
                 siblings.remove(slot)
-            except ValueError:
-                pass
             if not siblings:
                 del self.children[parent_slot]
         self._name_index.pop(parent_slot, None)
@@ -432,8 +442,7 @@ class NodeStore:
         # a path may start at another root or at an incoming share's top folder
         starts.extend(s for s in self.children.get(_NO_PARENT, ()) if self.names[s] == parts[0])
         for i, start in enumerate(starts):
-            found = self._walk(start, parts if i == 0 and self.root_id else parts[1:],
-                               folders_only)
+            found = self._walk(start, parts if i == 0 and self.root_id else parts[1:], folders_only)
             if found is not None:
                 return self.handles[found]
         return None

@@ -171,8 +171,11 @@ def apply_packet(
         store.set_extra(h, "ph", None if packet.get("d") or not isinstance(ph, str) else ph)
         return [_event(store, "link", h, "ph")]
     if kind == "k":
-        return [ChangeEvent("keys", packet.get("h") if isinstance(packet.get("h"), str) else None,
-                            packet="k")]
+        return [
+            ChangeEvent(
+                "keys", packet.get("h") if isinstance(packet.get("h"), str) else None, packet="k"
+            )
+        ]
     if kind == "fa":
         h = packet.get("n")
         if isinstance(h, str) and h in store and isinstance(packet.get("fa"), str):
@@ -205,8 +208,10 @@ def _apply_t(store: NodeStore, keyring: Keyring, packet: dict[str, Any]) -> list
             raise StoreError(f"t packet puts {h!r} under an unknown node {p!r}")
         if h in store:
             before[h] = store.parent_of(h)
-            if isinstance(p, str) and p in store and store.is_below(
-                store.slot_of[p], store.slot_of[h]
+            if (
+                isinstance(p, str)
+                and p in store
+                and store.is_below(store.slot_of[p], store.slot_of[h])
             ):
                 raise StoreError(f"t packet moves {h!r} below itself")
     add_raw_nodes(store, nodes, keyring, final=True)
@@ -324,8 +329,9 @@ class Watcher:
 
     def start(self, callback: Callable[[ChangeEvent], None]) -> threading.Thread:
         """:meth:`run` in a daemon thread."""
-        thread = threading.Thread(target=self.run, args=(callback,), daemon=True,
-                                  name="megafast-watch")
+        thread = threading.Thread(
+            target=self.run, args=(callback,), daemon=True, name="megafast-watch"
+        )
         thread.start()
         return thread
 
