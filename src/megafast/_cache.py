@@ -219,7 +219,6 @@ def encode_store(store: NodeStore) -> bytes:
         "sn": store.sn,
         "roots": {str(t): h for t, h in store.roots.items()},
         "owners": owners,
-        "attrs": {str(s): v for s, v in store.attrs_json.items()},
         "extra": {str(s): v for s, v in store.extra.items()},
         "orphan": {str(s): v for s, v in store.orphan_parent.items()},
         "undec": {str(s): v for s, v in store.undecryptable.items()},
@@ -229,6 +228,8 @@ def encode_store(store: NodeStore) -> bytes:
         json.dumps(store.handles, separators=(",", ":")).encode(),
         json.dumps(store.names, separators=(",", ":"), ensure_ascii=False).encode(),
         array("i", [owner_index[o] for o in store.owners]).tobytes(),
+        array("i", [-1 if a is None else len(a) for a in store.attrs]).tobytes(),
+        b"".join([a for a in store.attrs if a is not None]),
         bytes(store.keys),
     ]
     parts += [getattr(store, name).tobytes() for name in _COLUMNS]
@@ -246,7 +247,7 @@ def decode_store(data: bytes | bytearray) -> NodeStore:
             raise ValueError("a part runs past the end")
         parts.append(view[pos : pos + n])
         pos += n
-    if len(parts) != 5 + len(_COLUMNS):
+    if len(parts) != 7 + len(_COLUMNS):
         raise ValueError("wrong number of parts")
     meta = json.loads(bytes(parts[0]))
     handles = json.loads(bytes(parts[1]))
@@ -259,8 +260,19 @@ def decode_store(data: bytes | bytearray) -> NodeStore:
     owner_ix = array("i")
     owner_ix.frombytes(parts[3])
     store.owners = [owners_table[i] for i in owner_ix]
-    store.keys = bytearray(parts[4])
-    for name, part in zip(_COLUMNS, parts[5:], strict=True):
+    attr_lengths = array("i")
+    attr_lengths.frombytes(parts[4])
+    blob = bytes(parts[5])
+    store.attrs = [None] * len(attr_lengths)
+    pos = 0
+    for i, n in enumerate(attr_lengths):
+        if n >= 0:
+            store.attrs[i] = blob[pos : pos + n]
+            pos += n
+    if pos != len(blob) or len(store.attrs) != count:
+        raise ValueError("attribute lengths do not match")
+    store.keys = bytearray(parts[6])
+    for name, part in zip(_COLUMNS, parts[7:], strict=True):
         column = getattr(store, name)
         column.frombytes(part)
     if (
@@ -273,7 +285,6 @@ def decode_store(data: bytes | bytearray) -> NodeStore:
     store.names = names
     store.sn = meta["sn"] if isinstance(meta["sn"], str) else None
     store.roots = {int(t): h for t, h in meta["roots"].items()}
-    store.attrs_json = {int(s): v for s, v in meta["attrs"].items()}
     store.extra = {int(s): v for s, v in meta["extra"].items()}
     store.orphan_parent = {int(s): v for s, v in meta["orphan"].items()}
     store.undecryptable = {int(s): v for s, v in meta["undec"].items()}

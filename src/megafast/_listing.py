@@ -346,7 +346,7 @@ def _add_fast(
     names: list[Any] = [a.get("n") for a in parsed]
     if set(map(type, names)) != _STR:
         return False
-    richer = {i: texts[i].decode("utf-8") for i, n in enumerate(map(len, parsed)) if n > 1}
+    richer = [js if n > 1 else None for js, n in zip(texts, map(len, parsed), strict=True)]
     blob = b"".join([k.ljust(32, b"\0") for k in keys])
     store.put_batch(
         cols["h"], cols["p"], types, cols["u"], cols["s"], cols["ts"], blob, names, richer
@@ -454,7 +454,7 @@ def _add_general(
         for node, (key, js), attrs in zip(pending, raw, parsed, strict=True):
             text = None
             if attrs is not None and js is not None and len(attrs) > 1:
-                text = js.decode("utf-8")
+                text = js
             _store_one(store, node, key, text, None, attrs)
     return later
 
@@ -463,7 +463,7 @@ def _store_one(
     store: NodeStore,
     node: dict[str, Any],
     key: bytes | None,
-    attrs_text: str | None,
+    attrs_text: bytes | None,
     extra: dict[str, Any] | None,
     attrs: dict[str, Any] | None = None,
 ) -> None:
@@ -518,7 +518,7 @@ def _choose_key(k: str, keyring: Keyring) -> tuple[bytes, bytes] | None:
     return None
 
 
-def _rsa_key(node: dict[str, Any], enc: bytes, keyring: Keyring) -> tuple[bytes | None, str | None]:
+def _rsa_key(node: dict[str, Any], enc: bytes, keyring: Keyring) -> tuple[bytes | None, bytes | None]:
     """The key and attribute JSON of a node whose key is RSA-encrypted (rare: one by one)."""
     from .crypto import decrypt_attr
 
@@ -531,7 +531,9 @@ def _rsa_key(node: dict[str, Any], enc: bytes, keyring: Keyring) -> tuple[bytes 
     w = struct.unpack(f">{want // 4}I", key)
     k = w if want == 16 else tuple(w[i] ^ w[i + 4] for i in range(4))
     attrs = decrypt_attr(attr_bytes, k)
-    return (key, json.dumps(attrs)) if isinstance(attrs, dict) else (None, None)
+    if not isinstance(attrs, dict):
+        return None, None
+    return key, json.dumps(attrs, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def load_listing(chunks: Iterable[bytes], keyring: Keyring) -> tuple[NodeStore, dict[str, Any]]:

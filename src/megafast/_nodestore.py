@@ -50,7 +50,7 @@ class NodeStore:
         self.keys = bytearray()
         self.owners: list[str] = []
         self.names: list[str | None] = []
-        self.attrs_json: dict[int, str] = {}  # attributes beyond the name, as JSON text
+        self.attrs: list[bytes | None] = []  # attribute JSON when it holds more than a name
         self.extra: dict[int, dict[str, Any]] = {}  # rare raw fields: su, sk, r, fa, ph, ...
         self.orphan_parent: dict[int, str] = {}  # parent handle when the parent is not here
         self.undecryptable: dict[int, str] = {}  # slot -> the encrypted "k" text
@@ -73,7 +73,7 @@ class NodeStore:
         ts: int,
         key: bytes | None,
         name: str | None,
-        attrs_json: str | None = None,
+        attrs_json: bytes | None = None,
         extra: dict[str, Any] | None = None,
         enc_key: str | None = None,
     ) -> int:
@@ -100,6 +100,7 @@ class NodeStore:
             self.keys.extend(bytes(32))
             self.owners.append("")
             self.names.append(None)
+            self.attrs.append(None)
         self.count += 1
         self.types[slot] = t if -128 <= t < 128 else -1
         self.sizes[slot] = size if 0 <= size < 1 << 62 else 0
@@ -113,7 +114,7 @@ class NodeStore:
             self.key_len[slot] = len(key)
         else:
             self.key_len[slot] = 0
-        self._set_optional(self.attrs_json, slot, attrs_json)
+        self.attrs[slot] = attrs_json
         self._set_optional(self.extra, slot, extra or None)
         self._set_optional(
             self.undecryptable, slot, enc_key if t in (0, 1) and key is None else None
@@ -131,12 +132,12 @@ class NodeStore:
         times: list[int],
         keys: bytes | bytearray,
         names: list[str],
-        attrs_json: dict[int, str],
+        attrs_json: list[bytes | None],
     ) -> None:
         """Insert many decrypted files and folders at once (a listing's usual nodes).
 
         ``keys`` holds 32 bytes per node (a folder's 16-byte key zero-padded); ``attrs_json``
-        maps a position in the batch to its attribute JSON (only when more than a name).
+        holds each node's attribute JSON when it has more than a name, else None.
         Handles already in the store, and sizes or times out of range, go through
         :meth:`put` one by one."""
         n = len(handles)
@@ -156,7 +157,7 @@ class NodeStore:
                     times[i],
                     key,
                     names[i],
-                    attrs_json.get(i),
+                    attrs_json[i],
                 )
             return
         start = len(self.handles)
@@ -170,8 +171,7 @@ class NodeStore:
         interned = self._interned
         self.owners.extend([interned.setdefault(o, o) for o in owners])
         self.names.extend(names)
-        for i, text in attrs_json.items():
-            self.attrs_json[start + i] = text
+        self.attrs.extend(attrs_json)
         self.count += n
         get = slot_of.get
         parent_slots = [get(p, _NO_PARENT) if p else _NO_PARENT for p in parents]
@@ -254,7 +254,8 @@ class NodeStore:
             self.names[s] = None
             self.parent[s] = _FREE
             self.key_len[s] = 0
-            for table in (self.attrs_json, self.extra, self.orphan_parent, self.undecryptable):
+            self.attrs[s] = None
+            for table in (self.extra, self.orphan_parent, self.undecryptable):
                 table.pop(s, None)
             self._free.append(s)
             self.count -= 1
@@ -285,11 +286,11 @@ class NodeStore:
             guard += 1
         return False
 
-    def set_attributes(self, h: str, name: str | None, attrs_json: str | None) -> None:
+    def set_attributes(self, h: str, name: str | None, attrs_json: bytes | None) -> None:
         slot = self._slot(h)
         parent_slot = self.parent[slot]
         self.names[slot] = name
-        self._set_optional(self.attrs_json, slot, attrs_json)
+        self.attrs[slot] = attrs_json
         self.undecryptable.pop(slot, None)
         self._name_index.pop(parent_slot, None)
 
@@ -370,7 +371,7 @@ class NodeStore:
             node["a"] = False
             node["undecryptable"] = True
             return node
-        text = self.attrs_json.get(slot)
+        text = self.attrs[slot]
         node["a"] = json.loads(text) if text is not None else {"n": self.names[slot]}
         base = slot * 32
         if n == 32:

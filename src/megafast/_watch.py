@@ -243,7 +243,11 @@ def _apply_u(store: NodeStore, packet: dict[str, Any]) -> list[ChangeEvent]:
             import json
 
             name = attrs.get("n") if isinstance(attrs.get("n"), str) else None
-            text = json.dumps(attrs, separators=(",", ":")) if len(attrs) > 1 else None
+            text = (
+                json.dumps(attrs, separators=(",", ":"), ensure_ascii=False).encode()
+                if len(attrs) > 1
+                else None
+            )
             store.set_attributes(h, name, text)
         else:
             log.warning("u packet for %s carries attributes that do not decrypt", h)
