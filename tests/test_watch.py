@@ -22,7 +22,14 @@ from megafast._cache import NodeCache
 from megafast._listing import load_listing
 from megafast._nodes import Keyring
 from megafast._nodestore import NodeStore
-from megafast._watch import ChangeEvent, ScChannel, SnTooOld, Watcher, apply_packet
+from megafast._watch import (
+    ChangeEvent,
+    ScChannel,
+    SnTooOld,
+    Watcher,
+    apply_packet,
+    open_tree,
+)
 from megafast.errors import SessionError
 from megafast.testing import _crypto as C
 from synthetic_listing import Account
@@ -275,3 +282,35 @@ def test_channel_errors_and_no_secret_in_repr(server: ScServer) -> None:
     server.push({"w": "file:///etc/passwd"})
     with pytest.raises(Exception, match="HTTP URL"):
         channel.poll()
+
+
+def test_open_tree_cold_then_warm_then_too_old(
+    server: ScServer, acct: Account, tmp_path: Path
+) -> None:
+    cache = NodeCache(tmp_path, acct.master, acct.user)
+    listed: list[int] = []
+
+    def list_all() -> NodeStore:
+        listed.append(1)
+        return listing(acct)[0]
+
+    def channel_for(sn: str) -> ScChannel:
+        return ScChannel(server.url, "SID", sn)
+
+    store, events = open_tree(Keyring(acct.master, acct.user), list_all, channel_for, cache)
+    assert listed == [1] and events == [] and cache.load() is not None
+    server.push(
+        {
+            "a": [{"a": "t", "t": {"f": [acct.folder("C0000000", acct.root, "c")]}}],
+            "sn": "SN000000007",
+        }
+    )
+    store, events = open_tree(Keyring(acct.master, acct.user), list_all, channel_for, cache)
+    assert listed == [1] and [e.kind for e in events] == ["new"]
+    assert store.find_path("c") == "C0000000" and store.sn == "SN000000007"
+    cached = cache.load()
+    assert cached is not None and cached.sn == "SN000000007" and cached.find_path("c")
+    server.push(-6)
+    store, events = open_tree(Keyring(acct.master, acct.user), list_all, channel_for, cache)
+    assert listed == [1, 1] and [e.kind for e in events] == ["reload"]
+    assert store.find_path("c") is None

@@ -35,7 +35,7 @@ from ._nodes import Keyring, b64_bytes
 from ._nodestore import NodeStore, StoreError
 from .errors import RequestError, SessionError, ValidationError, error_for_code
 
-__all__ = ["ChangeEvent", "ScChannel", "SnTooOld", "Watcher", "apply_packet"]
+__all__ = ["ChangeEvent", "ScChannel", "SnTooOld", "Watcher", "apply_packet", "open_tree"]
 
 log = logging.getLogger("megafast.watch")
 POLL_TIMEOUT = 45.0  # MEGA answers a poll within 40 s (a keep-alive at worst)
@@ -374,3 +374,27 @@ class Watcher:
             self.cache.save(self.store)
             self._dirty = False
             self._saved_at = time.monotonic()
+
+
+def open_tree(
+    keyring: Keyring,
+    list_all: Callable[[], NodeStore],
+    channel_for: Callable[[str], ScChannel],
+    cache: NodeCache | None = None,
+) -> tuple[NodeStore, list[ChangeEvent]]:
+    """The account's tree, warm when possible: the cached store brought up to date through
+    ``/sc`` from its ``sn`` (a full listing instead when the server says the ``sn`` is too
+    old, or a packet does not apply); cold: ``list_all()``, then saved to the cache.
+
+    ``list_all`` lists everything (the streaming ``f``) and returns a store with its ``sn``;
+    ``channel_for(sn)`` opens an :class:`ScChannel` from ``sn``. Returns the store and the
+    changes applied since the cache was written."""
+    store = cache.load() if cache is not None else None
+    if store is None or not store.sn:
+        store = list_all()
+        if cache is not None:
+            cache.save(store)
+        return store, []
+    watcher = Watcher(store, keyring, channel_for(store.sn), list_all, cache=cache)
+    events = watcher.catch_up()
+    return watcher.store, events
