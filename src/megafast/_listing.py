@@ -1,12 +1,13 @@
 """Read MEGA's ``f`` answer as it arrives and decrypt it, batch by batch, into a NodeStore.
 
 The answer (``[{"f":[...],"ok":[...],"s":[...],"u":[...],"sn":"..."}]``, or the object alone)
-is fed in chunks of bytes. Nodes of ``f`` and ``f2`` are cut out of the text a batch at a time
+is fed in chunks of bytes. Nodes of ``f`` are cut out of the text a batch at a time
 (MEGA's node objects are flat), parsed by the C JSON scanner, decrypted in one native call per
 batch (:func:`megafast.crypto.decrypt_nodes`' kernel) and written into the store; neither the
 whole text nor a dict per node is ever held for the whole listing. Nodes under a key that is
 not known yet (a share whose key arrives later in ``ok``) wait until the end of the answer.
-The other top-level values (``ok``, ``s``, ``u``, ``sn``, ...) are small and kept as parsed.
+The other top-level values (``ok``, ``s``, ``u``, ``sn``, ``f2`` with old file versions,
+which NodeTree does not list either) are kept as parsed in ``meta``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from .errors import RequestError, ValidationError
 __all__ = ["ListingParser", "load_listing", "add_raw_nodes"]
 
 BATCH_CHARS = 1 << 20  # parse and decrypt about a MiB of answer text at a time
-MAX_VALUE_CHARS = 64 << 20  # one top-level value other than f/f2 (ok, s, u, ...) at most
+MAX_VALUE_CHARS = 64 << 20  # one top-level value other than f (ok, s, u, f2...) at most
 _B64_TABLE = bytes.maketrans(b"-_", b"+/")
 _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _WS = " \t\r\n"
@@ -65,7 +66,7 @@ class ListingParser:
     def close(self) -> NodeStore:
         self._eof = True
         self._run()
-        if self._state != "end":
+        if self._state not in ("end", "rest"):
             raise ValidationError("the node listing ended early (truncated answer)")
         if self._deferred:
             deferred, self._deferred = self._deferred, []
@@ -120,7 +121,7 @@ class ListingParser:
                 if c != ":":
                     raise ValidationError("malformed node listing (':' expected)")
                 self._pos += 1
-                self._state = "nodes_open" if self._key in ("f", "f2") else "value"
+                self._state = "nodes_open" if self._key == "f" else "value"
             elif state == "value":
                 value = self._value()
                 if value is None:
@@ -149,13 +150,16 @@ class ListingParser:
                 if not self._nodes_batch():
                     return
             elif state == "end":
-                if c in "],":
-                    self._pos += 1  # the batch's closing bracket (other slots are ignored)
-                    if c == ",":
-                        self._buf, self._pos = "", 0
-                        return
+                if c == "]":
+                    self._pos += 1
+                    continue
+                if c == ",":  # other slots of the batch: not ours to read
+                    self._state = "rest"
                     continue
                 raise ValidationError("malformed node listing (text after the answer)")
+            else:  # rest
+                self._buf, self._pos = "", 0
+                return
 
     def _value(self) -> Any:
         """One JSON value at the position, or None when more text is needed."""
