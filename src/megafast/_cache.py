@@ -110,18 +110,27 @@ class NodeCache:
 
     # -- writing --------------------------------------------------------------------------
     def save(self, store: NodeStore) -> bool:
-        """Write the store (atomically); False when the folder cannot be trusted."""
+        """Write the store (atomically); False when the folder cannot be trusted. The parts
+        are encrypted and written one by one (never the whole payload twice in memory)."""
         if not self._folder_ok(create=True):
             return False
-        plain = encode_store(store)
         nonce = secrets.token_bytes(8)
         header = _HEADER.pack(MAGIC, FORMAT_VERSION, self._account_tag, nonce)
-        body = bytearray(len(plain))
-        _ctr(self._enc_key, nonce, plain, body)
         tag = hmac.new(self._mac_key, header, hashlib.sha256)
-        tag.update(body)
+
+        def pieces() -> Iterator[bytes | bytearray]:
+            yield header
+            offset = 0
+            for part in encode_store(store):
+                piece = bytearray(struct.pack(">Q", len(part))) + part
+                _ctr(self._enc_key, nonce, offset, piece, piece)
+                offset += len(piece)
+                tag.update(piece)
+                yield piece
+            yield tag.digest()
+
         with self._locked(exclusive=True):
-            write_private_file(self.path, b"".join((header, body, tag.digest())))
+            write_private_file(self.path, pieces())
         return True
 
     def clear(self) -> None:
@@ -159,14 +168,13 @@ class NodeCache:
         if not hmac.compare_digest(tag, view[-_TAG:]):
             return self._discard("is corrupted or truncated (authentication failed)")
         body = view[_HEADER.size : -_TAG]
-        plain = bytearray(len(body))
-        _ctr(self._enc_key, nonce, body, plain)
+        _ctr(self._enc_key, nonce, 0, body, body)  # in place
         try:
-            return decode_store(plain)
+            return decode_store(body)
         except (ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
             return self._discard(f"does not decode ({exc})")
 
-    def _read_trusted(self) -> bytes | None:
+    def _read_trusted(self) -> bytearray | None:
         fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
         try:
             st = os.fstat(fd)
@@ -178,8 +186,10 @@ class NodeCache:
                     stacklevel=4,
                 )
                 return None
+            data = bytearray(st.st_size)
             with os.fdopen(os.dup(fd), "rb") as handle:
-                return handle.read()
+                got = handle.readinto(data)
+            return data if got == st.st_size else data[:got]
         finally:
             os.close(fd)
 
@@ -203,16 +213,17 @@ def clear_cache_folder(folder: str | os.PathLike[str]) -> int:
     return removed
 
 
-def _ctr(key: bytes, nonce: bytes, src: Any, dst: bytearray) -> None:
+def _ctr(key: bytes, nonce: bytes, offset: int, src: Any, dst: Any) -> None:
     from .crypto import _backend
 
     if len(src):
-        _backend.kernels.ctr_xor_into(key, nonce, 0, src, dst)
+        _backend.kernels.ctr_xor_into(key, nonce, offset, src, dst)
 
 
 # -- the store as bytes ---------------------------------------------------------------------
-def encode_store(store: NodeStore) -> bytes:
-    """Columns as raw arrays, the rest as JSON; each part length-prefixed."""
+def encode_store(store: NodeStore) -> Iterator[bytes]:
+    """The parts, made one at a time: columns as raw arrays, the rest as JSON (each part is
+    written length-prefixed)."""
     owners = sorted(set(store.owners))
     owner_index = {o: i for i, o in enumerate(owners)}
     meta = {
@@ -223,20 +234,18 @@ def encode_store(store: NodeStore) -> bytes:
         "orphan": {str(s): v for s, v in store.orphan_parent.items()},
         "undec": {str(s): v for s, v in store.undecryptable.items()},
     }
-    parts = [
-        json.dumps(meta, separators=(",", ":")).encode(),
-        json.dumps(store.handles, separators=(",", ":")).encode(),
-        json.dumps(store.names, separators=(",", ":"), ensure_ascii=False).encode(),
-        array("i", [owner_index[o] for o in store.owners]).tobytes(),
-        array("i", [-1 if a is None else len(a) for a in store.attrs]).tobytes(),
-        b"".join([a for a in store.attrs if a is not None]),
-        bytes(store.keys),
-    ]
-    parts += [getattr(store, name).tobytes() for name in _COLUMNS]
-    return b"".join(struct.pack(">Q", len(p)) + p for p in parts)
+    yield json.dumps(meta, separators=(",", ":")).encode()
+    yield json.dumps(store.handles, separators=(",", ":")).encode()
+    yield json.dumps(store.names, separators=(",", ":"), ensure_ascii=False).encode()
+    yield array("i", [owner_index[o] for o in store.owners]).tobytes()
+    yield array("i", [-1 if a is None else len(a) for a in store.attrs]).tobytes()
+    yield b"".join([a for a in store.attrs if a is not None])
+    yield bytes(store.keys)
+    for name in _COLUMNS:
+        yield getattr(store, name).tobytes()
 
 
-def decode_store(data: bytes | bytearray) -> NodeStore:
+def decode_store(data: bytes | bytearray | memoryview) -> NodeStore:
     """The inverse of :func:`encode_store`; ValueError (and the like) on anything inconsistent."""
     parts: list[memoryview] = []
     view, pos = memoryview(data), 0
