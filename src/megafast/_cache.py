@@ -26,7 +26,7 @@ import stat
 import struct
 import warnings
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ FORMAT_VERSION = 1
 _HEADER = struct.Struct(">4sH16s8s")  # magic, format version, account tag, CTR nonce
 _TAG = 32
 _SUFFIX = ".mfcache"
+_PIECE = 4 << 20  # bytes encrypted and written at a time
 _COLUMNS = ("parent", "types", "sizes", "times", "key_len")
 
 
@@ -121,12 +122,13 @@ class NodeCache:
         def pieces() -> Iterator[bytes | bytearray]:
             yield header
             offset = 0
-            for part in encode_store(store):
-                piece = bytearray(struct.pack(">Q", len(part))) + part
-                _ctr(self._enc_key, nonce, offset, piece, piece)
-                offset += len(piece)
-                tag.update(piece)
-                yield piece
+            for length, part in encode_store(store):
+                for plain in (struct.pack(">Q", length), *part):
+                    piece = bytearray(len(plain))
+                    _ctr(self._enc_key, nonce, offset, plain, piece)
+                    offset += len(piece)
+                    tag.update(piece)
+                    yield piece
             yield tag.digest()
 
         with self._locked(exclusive=True):
@@ -221,9 +223,10 @@ def _ctr(key: bytes, nonce: bytes, offset: int, src: Any, dst: Any) -> None:
 
 
 # -- the store as bytes ---------------------------------------------------------------------
-def encode_store(store: NodeStore) -> Iterator[bytes]:
-    """The parts, made one at a time: columns as raw arrays, the rest as JSON (each part is
-    written length-prefixed)."""
+def encode_store(store: NodeStore) -> Iterator[tuple[int, Iterable[Any]]]:
+    """The parts, made one at a time, as (length, pieces): columns as raw arrays, the rest as
+    JSON; the big columns are cut into pieces of a few MB (each part is written
+    length-prefixed)."""
     owners = sorted(set(store.owners))
     owner_index = {o: i for i, o in enumerate(owners)}
     meta = {
@@ -234,15 +237,29 @@ def encode_store(store: NodeStore) -> Iterator[bytes]:
         "orphan": {str(s): v for s, v in store.orphan_parent.items()},
         "undec": {str(s): v for s, v in store.undecryptable.items()},
     }
-    yield json.dumps(meta, separators=(",", ":")).encode()
-    yield json.dumps(store.handles, separators=(",", ":")).encode()
-    yield json.dumps(store.names, separators=(",", ":"), ensure_ascii=False).encode()
-    yield array("i", [owner_index[o] for o in store.owners]).tobytes()
-    yield array("i", [-1 if a is None else len(a) for a in store.attrs]).tobytes()
-    yield b"".join([a for a in store.attrs if a is not None])
-    yield bytes(store.keys)
-    for name in _COLUMNS:
-        yield getattr(store, name).tobytes()
+    for value in (meta, store.handles):
+        text = json.dumps(value, separators=(",", ":")).encode()
+        yield len(text), (text,)
+    text = json.dumps(store.names, separators=(",", ":"), ensure_ascii=False).encode()
+    yield len(text), (text,)
+    del text
+    for column in (
+        array("i", [owner_index[o] for o in store.owners]),
+        array("i", [-1 if a is None else len(a) for a in store.attrs]),
+    ):
+        yield len(column) * column.itemsize, (memoryview(column).cast("B"),)
+    attrs = store.attrs
+    step = 1 << 16
+    yield (
+        sum(len(a) for a in attrs if a is not None),
+        (
+            b"".join([a for a in attrs[i : i + step] if a is not None])
+            for i in range(0, len(attrs), step)
+        ),
+    )
+    for column in (store.keys, *(getattr(store, name) for name in _COLUMNS)):
+        view = memoryview(column).cast("B")
+        yield len(view), (view[i : i + _PIECE] for i in range(0, len(view), _PIECE))
 
 
 def decode_store(data: bytes | bytearray | memoryview) -> NodeStore:

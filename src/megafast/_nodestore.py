@@ -32,6 +32,12 @@ _NO_PARENT = -1
 _FREE = -2  # a parent value marking a slot whose node was removed
 
 
+def _unless(name: str | None, attrs_json: bytes | None) -> str | None:
+    """The name to keep beside the attributes: none when the attribute JSON (which holds it)
+    is kept."""
+    return name if attrs_json is None else None
+
+
 class StoreError(MegaError):
     """A change that the store cannot apply: an unknown node, or a move forming a cycle."""
 
@@ -106,7 +112,7 @@ class NodeStore:
         self.sizes[slot] = size if 0 <= size < 1 << 62 else 0
         self.times[slot] = ts if 0 <= ts < 1 << 62 else 0
         self.owners[slot] = self._interned.setdefault(owner, owner)
-        self.names[slot] = ROOT_NAMES.get(t, name) if t in ROOT_NAMES else name
+        self.names[slot] = ROOT_NAMES[t] if t in ROOT_NAMES else _unless(name, attrs_json)
         if t in ROOT_NAMES:
             self.roots[t] = h
         if key is not None and len(key) in (16, 32):
@@ -170,7 +176,9 @@ class NodeStore:
         self.keys += keys
         interned = self._interned
         self.owners.extend([interned.setdefault(o, o) for o in owners])
-        self.names.extend(names)
+        self.names.extend(
+            [n if a is None else None for n, a in zip(names, attrs_json, strict=True)]
+        )
         self.attrs.extend(attrs_json)
         self.count += n
         get = slot_of.get
@@ -289,7 +297,7 @@ class NodeStore:
     def set_attributes(self, h: str, name: str | None, attrs_json: bytes | None) -> None:
         slot = self._slot(h)
         parent_slot = self.parent[slot]
-        self.names[slot] = name
+        self.names[slot] = _unless(name, attrs_json)
         self.attrs[slot] = attrs_json
         self.undecryptable.pop(slot, None)
         self._name_index.pop(parent_slot, None)
@@ -333,7 +341,21 @@ class NodeStore:
         return self.handles[p] if p >= 0 else self.orphan_parent.get(slot)
 
     def name_of(self, h: str) -> str | None:
-        return self.names[self._slot(h)]
+        return self.name_at(self._slot(h))
+
+    def name_at(self, slot: int) -> str | None:
+        """A slot's name: kept as a string, or read from its attribute JSON when it has one
+        (a name is stored once)."""
+        name = self.names[slot]
+        if name is None:
+            text = self.attrs[slot]
+            if text is not None:
+                try:
+                    name = json.loads(text).get("n")
+                except (ValueError, AttributeError):
+                    return None
+                return name if type(name) is str else None
+        return name
 
     def child_handles(self, h: str) -> list[str]:
         return [self.handles[s] for s in self.children.get(self._slot(h), ())]  # type: ignore[misc]
@@ -410,7 +432,7 @@ class NodeStore:
         slot = self._slot(h)
         guard = 0
         while slot >= 0 and guard <= len(self.handles):
-            parts.append(self.names[slot] or self.handles[slot] or "")
+            parts.append(self.name_at(slot) or self.handles[slot] or "")
             slot = self.parent[slot]
             guard += 1
         return "/".join(reversed(parts))
@@ -419,9 +441,9 @@ class NodeStore:
         index = self._name_index.get(parent_slot)
         if index is None:
             index = {}
-            names = self.names
+            names, name_at = self.names, self.name_at
             for s in self.children.get(parent_slot, ()):
-                nm = names[s]
+                nm = names[s] or name_at(s)
                 if nm is not None:
                     same = index.get(nm)
                     if same is None:
@@ -441,7 +463,7 @@ class NodeStore:
         if not parts:
             return self.root_id
         # a path may start at another root or at an incoming share's top folder
-        starts.extend(s for s in self.children.get(_NO_PARENT, ()) if self.names[s] == parts[0])
+        starts.extend(s for s in self.children.get(_NO_PARENT, ()) if self.name_at(s) == parts[0])
         for i, start in enumerate(starts):
             found = self._walk(start, parts if i == 0 and self.root_id else parts[1:], folders_only)
             if found is not None:
