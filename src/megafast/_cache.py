@@ -144,56 +144,83 @@ class NodeCache:
 
     # -- reading --------------------------------------------------------------------------
     def load(self) -> NodeStore | None:
-        """The cached store, or None (no cache, or one thrown away with a CacheWarning)."""
+        """The cached store, or None (no cache, or one thrown away with a CacheWarning).
+
+        The file is read twice under the shared lock: once to check its HMAC, then part by
+        part to decrypt and decode, so memory holds the store and one part, never the file."""
         if not self._folder_ok(create=False):
             return None
         try:
             with self._locked(exclusive=False):
-                data = self._read_trusted()
+                fd = self._open_trusted()
+                if fd is None:
+                    return None
+                try:
+                    result = self._load_from(fd)
+                finally:
+                    os.close(fd)
         except FileNotFoundError:
             return None
         except OSError as exc:
             return self._discard(f"cannot be read ({exc})", remove=False)
-        if data is None:
-            return None
-        if len(data) < _HEADER.size + _TAG:
-            return self._discard("is truncated")
-        magic, version, account, nonce = _HEADER.unpack_from(data)
-        if magic != MAGIC:
-            return self._discard("is not a megafast node cache")
-        if version != FORMAT_VERSION:
-            return self._discard(f"was written in format {version}, not {FORMAT_VERSION}")
-        if not hmac.compare_digest(account, self._account_tag):
-            return self._discard("belongs to another account or server")
-        view = memoryview(data)
-        tag = hmac.new(self._mac_key, view[:-_TAG], hashlib.sha256).digest()
-        if not hmac.compare_digest(tag, view[-_TAG:]):
-            return self._discard("is corrupted or truncated (authentication failed)")
-        body = view[_HEADER.size : -_TAG]
-        _ctr(self._enc_key, nonce, 0, body, body)  # in place
-        try:
-            return decode_store(body)
-        except (ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
-            return self._discard(f"does not decode ({exc})")
+        # a bad cache is removed only after the shared lock is released
+        return self._discard(result) if isinstance(result, str) else result
 
-    def _read_trusted(self) -> bytearray | None:
-        fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+    def _load_from(self, fd: int) -> NodeStore | str:
+        """The store, or why the file is not used."""
+        size = os.fstat(fd).st_size
+        if size < _HEADER.size + _TAG:
+            return "is truncated"
+        header = os.pread(fd, _HEADER.size, 0)
+        magic, version, account, nonce = _HEADER.unpack(header)
+        if magic != MAGIC:
+            return "is not a megafast node cache"
+        if version != FORMAT_VERSION:
+            return f"was written in format {version}, not {FORMAT_VERSION}"
+        if not hmac.compare_digest(account, self._account_tag):
+            return "belongs to another account or server"
+        mac = hmac.new(self._mac_key, header, hashlib.sha256)
+        end = size - _TAG
+        for offset in range(_HEADER.size, end, _PIECE):
+            mac.update(_pread(fd, min(_PIECE, end - offset), offset))
+        if not hmac.compare_digest(mac.digest(), _pread(fd, _TAG, end)):
+            return "is corrupted or truncated (authentication failed)"
+
+        def parts() -> Iterator[bytearray]:
+            pos = _HEADER.size
+            while pos < end:
+                if pos + 8 > end:
+                    raise ValueError("a part runs past the end")
+                prefix = bytearray(_pread(fd, 8, pos))
+                _ctr(self._enc_key, nonce, pos - _HEADER.size, prefix, prefix)
+                (n,) = struct.unpack(">Q", prefix)
+                if pos + 8 + n > end:
+                    raise ValueError("a part runs past the end")
+                part = bytearray(_pread(fd, n, pos + 8))
+                _ctr(self._enc_key, nonce, pos + 8 - _HEADER.size, part, part)
+                pos += 8 + n
+                yield part
+
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
-                warnings.warn(
-                    CacheWarning(
-                        f"node cache {self.path} is not a private file of this user; not used"
-                    ),
-                    stacklevel=4,
-                )
-                return None
-            data = bytearray(st.st_size)
-            with os.fdopen(os.dup(fd), "rb") as handle:
-                got = handle.readinto(data)
-            return data if got == st.st_size else data[:got]
-        finally:
+            return decode_store(parts())
+        except (ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
+            return f"does not decode ({exc})"
+
+    def _open_trusted(self) -> int | None:
+        """An open descriptor of the cache file, None (with a warning) when it is not a
+        regular file of this user closed to others; a symlink is never followed."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
             os.close(fd)
+            warnings.warn(
+                CacheWarning(
+                    f"node cache {self.path} is not a private file of this user; not used"
+                ),
+                stacklevel=4,
+            )
+            return None
+        return fd
 
     def _discard(self, why: str, remove: bool = True) -> NodeStore | None:
         warnings.warn(CacheWarning(f"node cache {self.path} {why}; rebuilding it"), stacklevel=3)
@@ -213,6 +240,13 @@ def clear_cache_folder(folder: str | os.PathLike[str]) -> int:
                     entry.unlink()
                     removed += entry.name.endswith(_SUFFIX)
     return removed
+
+
+def _pread(fd: int, n: int, offset: int) -> bytes:
+    data = os.pread(fd, n, offset)
+    if len(data) != n:
+        raise OSError("the cache file changed size while being read")
+    return data
 
 
 def _ctr(key: bytes, nonce: bytes, offset: int, src: Any, dst: Any) -> None:
@@ -262,33 +296,31 @@ def encode_store(store: NodeStore) -> Iterator[tuple[int, Iterable[Any]]]:
         yield len(view), (view[i : i + _PIECE] for i in range(0, len(view), _PIECE))
 
 
-def decode_store(data: bytes | bytearray | memoryview) -> NodeStore:
-    """The inverse of :func:`encode_store`; ValueError (and the like) on anything inconsistent."""
-    parts: list[memoryview] = []
-    view, pos = memoryview(data), 0
-    while pos < len(view):
-        (n,) = struct.unpack_from(">Q", view, pos)
-        pos += 8
-        if pos + n > len(view):
-            raise ValueError("a part runs past the end")
-        parts.append(view[pos : pos + n])
-        pos += n
-    if len(parts) != 7 + len(_COLUMNS):
-        raise ValueError("wrong number of parts")
-    meta = json.loads(bytes(parts[0]))
-    handles = json.loads(bytes(parts[1]))
-    names = json.loads(bytes(parts[2]))
+def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
+    """The inverse of :func:`encode_store` (its parts in order, each dropped once used);
+    ValueError (and the like) on anything inconsistent."""
+    it = iter(parts)
+
+    def part() -> bytes | bytearray:
+        value = next(it, None)
+        if value is None:
+            raise ValueError("a part is missing")
+        return value
+
+    meta = json.loads(part())
+    handles = json.loads(part())
+    names = json.loads(part())
     count = len(handles)
     if not isinstance(handles, list) or not isinstance(names, list) or len(names) != count:
         raise ValueError("handles and names differ in length")
     store = NodeStore()
     owners_table = meta["owners"]
     owner_ix = array("i")
-    owner_ix.frombytes(parts[3])
+    owner_ix.frombytes(part())
     store.owners = [owners_table[i] for i in owner_ix]
     attr_lengths = array("i")
-    attr_lengths.frombytes(parts[4])
-    blob = bytes(parts[5])
+    attr_lengths.frombytes(part())
+    blob = bytes(part())
     store.attrs = [None] * len(attr_lengths)
     pos = 0
     for i, n in enumerate(attr_lengths):
@@ -297,10 +329,11 @@ def decode_store(data: bytes | bytearray | memoryview) -> NodeStore:
             pos += n
     if pos != len(blob) or len(store.attrs) != count:
         raise ValueError("attribute lengths do not match")
-    store.keys = bytearray(parts[6])
-    for name, part in zip(_COLUMNS, parts[7:], strict=True):
-        column = getattr(store, name)
-        column.frombytes(part)
+    store.keys = bytearray(part())
+    for name in _COLUMNS:
+        getattr(store, name).frombytes(part())
+    if next(it, None) is not None:
+        raise ValueError("more parts than expected")
     if (
         len(store.owners) != count
         or len(store.keys) != 32 * count
