@@ -19,7 +19,7 @@ import struct
 from collections.abc import Iterable
 from typing import Any
 
-from ._nodes import Keyring, b64_bytes
+from ._nodes import Keyring, NodeTree, b64_bytes
 from ._nodestore import NodeStore
 from .errors import RequestError, ValidationError
 
@@ -394,18 +394,7 @@ def _add_general(
             continue
         k, a = node.get("k"), node.get("a")
         if type(k) is not str or type(a) is not str:
-            put(
-                h,
-                p,
-                t,
-                owner,
-                _int(node.get("s")),
-                _int(node.get("ts")),
-                None,
-                None,
-                extra=extra,
-                enc_key=k if type(k) is str else "",
-            )
+            _put_undecryptable(store, node, extra, k if type(k) is str else "")
             continue
         kek: bytes | None = None
         enc: bytes | None = None
@@ -417,7 +406,7 @@ def _add_general(
             except (binascii.Error, UnicodeEncodeError):
                 enc = None
         if kek is None:
-            chosen = _choose_key(k, keyring)
+            chosen = NodeTree._choose_key(k, keyring)
             if chosen is None or not chosen[0]:
                 if not final:
                     later.append(node)
@@ -426,18 +415,7 @@ def _add_general(
                     key, attrs_text = _rsa_key(node, chosen[1], keyring)
                     _store_one(store, node, key, attrs_text, extra)
                     continue
-                put(
-                    h,
-                    p,
-                    t,
-                    owner,
-                    _int(node.get("s")),
-                    _int(node.get("ts")),
-                    None,
-                    None,
-                    extra=extra,
-                    enc_key=k,
-                )
+                _put_undecryptable(store, node, extra, k)
                 continue
             kek, enc = chosen
             if kek is not master:
@@ -461,6 +439,25 @@ def _add_general(
                 text = js
             _store_one(store, node, key, text, None, attrs)
     return later
+
+
+def _put_undecryptable(
+    store: NodeStore, node: dict[str, Any], extra: dict[str, Any] | None, enc_key: str
+) -> None:
+    """Keep a node whose key cannot be chosen or whose fields are not usable (a = False)."""
+    p = node.get("p")
+    store.put(
+        node["h"],
+        p if type(p) is str else None,
+        node["t"],
+        node["u"] if type(node.get("u")) is str else "",
+        _int(node.get("s")),
+        _int(node.get("ts")),
+        None,
+        None,
+        extra=extra,
+        enc_key=enc_key,
+    )
 
 
 def _store_one(
@@ -500,29 +497,9 @@ def _store_one(
     )
 
 
-def _choose_key(k: str, keyring: Keyring) -> tuple[bytes, bytes] | None:
-    """(kek, encrypted key) for a ``k`` field; kek ``b""`` means RSA-encrypted."""
-    master = keyring.master_key
-    for part in k.split("/"):
-        handle, sep, key_text = part.partition(":")
-        if not sep:
-            continue
-        enc = b64_bytes(key_text)
-        if enc is None:
-            continue
-        if len(enc) > 32:
-            if keyring.rsa_decrypt is not None:
-                return b"", enc
-            continue
-        if handle == keyring.user_handle and master is not None:
-            return master, enc
-        kek = keyring.share_keys.get(handle, keyring.default_key)
-        if kek is not None:
-            return kek, enc
-    return None
-
-
-def _rsa_key(node: dict[str, Any], enc: bytes, keyring: Keyring) -> tuple[bytes | None, bytes | None]:
+def _rsa_key(
+    node: dict[str, Any], enc: bytes, keyring: Keyring
+) -> tuple[bytes | None, bytes | None]:
     """The key and attribute JSON of a node whose key is RSA-encrypted (rare: one by one)."""
     from .crypto import decrypt_attr
 
