@@ -71,6 +71,12 @@ def test_paths_and_lookups(emulated: Any) -> None:
     assert store.find_path("docs/sub", folders_only=True) is not None
     assert store.find_path("docs/x.txt", folders_only=True) is None
     assert store.find_path("Rubbish Bin") == store.roots[4]
+    body = f_answer(emu, acc.email)
+    tree = NodeTree.from_answer(json.loads(body)[0], Keyring(acc.master_key, acc.handle))
+    first = tree.find_by_name("x.txt")
+    assert first is not None and store.find_name("x.txt") == first["h"]  # listing order
+    assert store.find_name("sub") == store.find_path("docs/sub")
+    assert store.find_name("Cloud Drive") == store.root_id and store.find_name("none") is None
     assert store.find_path("") == store.root_id
 
 

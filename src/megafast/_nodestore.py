@@ -453,6 +453,22 @@ class NodeStore:
             self._name_index[parent_slot] = index
         return index.get(name, [])
 
+    def find_name(self, name: str) -> str | None:
+        """The first node (in slot order) called ``name`` (mega.py's ``find`` by name).
+
+        A scan, no index: names kept as strings compare directly; a name kept only in the
+        attribute JSON is looked for as a JSON string in those bytes first, then parsed."""
+        needle = json.dumps(name, ensure_ascii=False).encode()
+        names, attrs, name_at = self.names, self.attrs, self.name_at
+        for slot, nm in enumerate(names):
+            if nm == name:
+                return self.handles[slot]
+            if nm is None:
+                text = attrs[slot]
+                if text is not None and needle in text and name_at(slot) == name:
+                    return self.handles[slot]
+        return None
+
     def find_path(self, path: str, folders_only: bool = False) -> str | None:
         """The handle at ``a/b/c`` below the Cloud Drive (or below a root or a top-level
         node named by the first part); the first match in listing order wins."""
