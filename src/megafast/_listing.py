@@ -372,8 +372,6 @@ def _add_general(
     enc_keys: list[bytes] = []
     enc_attrs: list[bytes] = []
     master = keyring.master_key
-    own_prefix = f"{keyring.user_handle}:" if keyring.user_handle and master else None
-    plen = len(own_prefix) if own_prefix else 0
     a2b = binascii.a2b_base64
     table = _B64_TABLE
     all_master = True
@@ -398,13 +396,6 @@ def _add_general(
             continue
         kek: bytes | None = None
         enc: bytes | None = None
-        if own_prefix is not None and k.startswith(own_prefix) and "/" not in k:
-            try:
-                enc = a2b((k[plen:] + "==").encode("ascii").translate(table))
-                if len(enc) <= 32:
-                    kek = master
-            except (binascii.Error, UnicodeEncodeError):
-                enc = None
         if kek is None:
             chosen = NodeTree._choose_key(k, keyring)
             if chosen is None or not chosen[0]:
