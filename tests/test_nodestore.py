@@ -130,6 +130,19 @@ def test_children_listed_before_parent_and_share_keys_after_nodes() -> None:
     assert store.node("I0000000")["u"] == "OtherUser00"
 
 
+def test_a_cycle_in_a_hostile_listing_is_harmless() -> None:
+    acct = Account()
+    a = acct.folder("A0000000", "B0000000", "a")
+    b = acct.folder("B0000000", "A0000000", "b")
+    store, _ = load_listing(
+        [json.dumps({"f": acct.roots() + [a, b]}).encode()], Keyring(acct.master, acct.user)
+    )
+    assert store.in_cycle("A0000000") and not store.in_cycle(acct.root)
+    assert store.find_path("a") is None and store.path_of("A0000000")  # ends
+    assert sorted(store.remove("A0000000")) == ["A0000000", "B0000000"]
+    assert len(store) == 3
+
+
 def test_undecryptable_nodes_stay_listed() -> None:
     acct = Account()
     bad = acct.file("X0000000", acct.root, "x")

@@ -180,6 +180,15 @@ def test_packets_apply_to_the_store(acct: Account) -> None:
         {"a": "t", "t": {"f": [{"h": "N0000000", "p": "UNKNOWN0", "t": 1, "a": "", "k": ""}]}},
         {"a": "t", "t": {"f": [{"h": "A0000000", "p": "B0000000", "t": 1, "a": "", "k": ""}]}},
         {"a": "t", "t": "not nodes"},
+        {
+            "a": "t",
+            "t": {
+                "f": [
+                    {"h": "X0000000", "p": "Y0000000", "t": 1, "a": "", "k": ""},
+                    {"h": "Y0000000", "p": "X0000000", "t": 1, "a": "", "k": ""},
+                ]
+            },
+        },
     ],
 )
 def test_unknown_nodes_and_cycles_trigger_a_reload(

@@ -255,7 +255,8 @@ class NodeStore:
             stack.extend(self.children.pop(s, ()))
             self._name_index.pop(s, None)
             handle = self.handles[s]
-            assert handle is not None
+            if handle is None:  # met again: a cycle a hostile listing made
+                continue
             removed.append(handle)
             del self.slot_of[handle]
             self.handles[s] = None
@@ -292,6 +293,17 @@ class NodeStore:
                 return True
             slot = self.parent[slot]
             guard += 1
+        return False
+
+    def in_cycle(self, h: str) -> bool:
+        """True when following parents from ``h`` comes back to a node already seen."""
+        seen: set[int] = set()
+        slot = self._slot(h)
+        while slot >= 0:
+            if slot in seen:
+                return True
+            seen.add(slot)
+            slot = self.parent[slot]
         return False
 
     def set_attributes(self, h: str, name: str | None, attrs_json: bytes | None) -> None:

@@ -216,6 +216,9 @@ def _apply_t(store: NodeStore, keyring: Keyring, packet: dict[str, Any]) -> list
                 raise StoreError(f"t packet moves {h!r} below itself")
     add_raw_nodes(store, nodes, keyring, final=True)
     store.adopt_orphans()
+    for node in nodes:
+        if node["h"] in store and store.in_cycle(node["h"]):
+            raise StoreError(f"t packet puts {node['h']!r} in a cycle")
     events = []
     for node in nodes:
         h = node["h"]
