@@ -42,7 +42,107 @@ class StoreError(MegaError):
     """A change that the store cannot apply: an unknown node, or a move forming a cycle."""
 
 
-class NodeStore:
+class _Lookups:
+    """Lookups by name and path over the store's columns (NodeStore's read side)."""
+
+    handles: list[str | None]
+    slot_of: dict[str, int]
+    parent: array[int]
+    types: array[int]
+    names: list[str | None]
+    attrs: list[bytes | None]
+    children: dict[int, array[int]]
+    roots: dict[int, str]
+    _name_index: dict[int, dict[str, list[int]]]
+
+    def _slot(self, h: str) -> int:
+        raise NotImplementedError
+
+    def name_at(self, slot: int) -> str | None:
+        raise NotImplementedError
+
+    @property
+    def root_id(self) -> str | None:
+        return self.roots.get(2)
+
+    def path_of(self, h: str) -> str:
+        """``Cloud Drive/a/b`` style path of a node."""
+        parts: list[str] = []
+        slot = self._slot(h)
+        guard = 0
+        while slot >= 0 and guard <= len(self.handles):
+            parts.append(self.name_at(slot) or self.handles[slot] or "")
+            slot = self.parent[slot]
+            guard += 1
+        return "/".join(reversed(parts))
+
+    def children_named(self, parent_slot: int, name: str) -> list[int]:
+        index = self._name_index.get(parent_slot)
+        if index is None:
+            index = {}
+            names, name_at = self.names, self.name_at
+            for s in self.children.get(parent_slot, ()):
+                nm = names[s] or name_at(s)
+                if nm is not None:
+                    same = index.get(nm)
+                    if same is None:
+                        index[nm] = [s]
+                    else:
+                        same.append(s)
+            self._name_index[parent_slot] = index
+        return index.get(name, [])
+
+    def find_name(self, name: str) -> str | None:
+        """The first node (in slot order) called ``name`` (mega.py's ``find`` by name).
+
+        A scan, no index: names kept as strings compare directly; a name kept only in the
+        attribute JSON is looked for as a JSON string in those bytes first, then parsed."""
+        needle = json.dumps(name, ensure_ascii=False).encode()
+        names, attrs, name_at = self.names, self.attrs, self.name_at
+        for slot, nm in enumerate(names):
+            if nm == name:
+                return self.handles[slot]
+            if nm is None:
+                text = attrs[slot]
+                if text is not None and needle in text and name_at(slot) == name:
+                    return self.handles[slot]
+        return None
+
+    def find_path(self, path: str, folders_only: bool = False) -> str | None:
+        """The handle at ``a/b/c`` below the Cloud Drive (or below a root or a top-level
+        node named by the first part); the first match in listing order wins."""
+        parts = [p for p in path.split("/") if p]
+        starts: list[int] = []
+        if self.root_id is not None:
+            starts.append(self.slot_of[self.root_id])
+        if not parts:
+            return self.root_id
+        # a path may start at another root or at an incoming share's top folder
+        starts.extend(s for s in self.children.get(_NO_PARENT, ()) if self.name_at(s) == parts[0])
+        for i, start in enumerate(starts):
+            found = self._walk(start, parts if i == 0 and self.root_id else parts[1:], folders_only)
+            if found is not None:
+                return self.handles[found]
+        return None
+
+    def _walk(self, start: int, parts: list[str], folders_only: bool) -> int | None:
+        if not parts:
+            return start if not folders_only or self.types[start] != 0 else None
+        stack: list[tuple[int, int]] = [(start, 0)]
+        last = len(parts) - 1
+        while stack:
+            slot, depth = stack.pop()
+            matches = self.children_named(slot, parts[depth])
+            if depth == last:
+                for s in matches:
+                    if not folders_only or self.types[s] != 0:
+                        return s
+                continue
+            stack.extend((s, depth + 1) for s in reversed(matches) if self.types[s] != 0)
+        return None
+
+
+class NodeStore(_Lookups):
     """All nodes of an account, in columns; see the module docstring."""
 
     def __init__(self) -> None:
@@ -338,10 +438,6 @@ class NodeStore:
     def __contains__(self, h: object) -> bool:
         return h in self.slot_of
 
-    @property
-    def root_id(self) -> str | None:
-        return self.roots.get(2)
-
     def key_of(self, h: str) -> bytes | None:
         slot = self._slot(h)
         n = self.key_len[slot]
@@ -437,79 +533,3 @@ class NodeStore:
             if node["a"]:
                 out[node["h"]] = node
         return out
-
-    def path_of(self, h: str) -> str:
-        """``Cloud Drive/a/b`` style path of a node."""
-        parts: list[str] = []
-        slot = self._slot(h)
-        guard = 0
-        while slot >= 0 and guard <= len(self.handles):
-            parts.append(self.name_at(slot) or self.handles[slot] or "")
-            slot = self.parent[slot]
-            guard += 1
-        return "/".join(reversed(parts))
-
-    def children_named(self, parent_slot: int, name: str) -> list[int]:
-        index = self._name_index.get(parent_slot)
-        if index is None:
-            index = {}
-            names, name_at = self.names, self.name_at
-            for s in self.children.get(parent_slot, ()):
-                nm = names[s] or name_at(s)
-                if nm is not None:
-                    same = index.get(nm)
-                    if same is None:
-                        index[nm] = [s]
-                    else:
-                        same.append(s)
-            self._name_index[parent_slot] = index
-        return index.get(name, [])
-
-    def find_name(self, name: str) -> str | None:
-        """The first node (in slot order) called ``name`` (mega.py's ``find`` by name).
-
-        A scan, no index: names kept as strings compare directly; a name kept only in the
-        attribute JSON is looked for as a JSON string in those bytes first, then parsed."""
-        needle = json.dumps(name, ensure_ascii=False).encode()
-        names, attrs, name_at = self.names, self.attrs, self.name_at
-        for slot, nm in enumerate(names):
-            if nm == name:
-                return self.handles[slot]
-            if nm is None:
-                text = attrs[slot]
-                if text is not None and needle in text and name_at(slot) == name:
-                    return self.handles[slot]
-        return None
-
-    def find_path(self, path: str, folders_only: bool = False) -> str | None:
-        """The handle at ``a/b/c`` below the Cloud Drive (or below a root or a top-level
-        node named by the first part); the first match in listing order wins."""
-        parts = [p for p in path.split("/") if p]
-        starts: list[int] = []
-        if self.root_id is not None:
-            starts.append(self.slot_of[self.root_id])
-        if not parts:
-            return self.root_id
-        # a path may start at another root or at an incoming share's top folder
-        starts.extend(s for s in self.children.get(_NO_PARENT, ()) if self.name_at(s) == parts[0])
-        for i, start in enumerate(starts):
-            found = self._walk(start, parts if i == 0 and self.root_id else parts[1:], folders_only)
-            if found is not None:
-                return self.handles[found]
-        return None
-
-    def _walk(self, start: int, parts: list[str], folders_only: bool) -> int | None:
-        if not parts:
-            return start if not folders_only or self.types[start] != 0 else None
-        stack: list[tuple[int, int]] = [(start, 0)]
-        last = len(parts) - 1
-        while stack:
-            slot, depth = stack.pop()
-            matches = self.children_named(slot, parts[depth])
-            if depth == last:
-                for s in matches:
-                    if not folders_only or self.types[s] != 0:
-                        return s
-                continue
-            stack.extend((s, depth + 1) for s in reversed(matches) if self.types[s] != 0)
-        return None
