@@ -326,7 +326,8 @@ def _add_fast(
 ) -> bool:
     """Store a batch of usual nodes column-wise; False (nothing stored) when a node needs
     the general path (a key or attributes that do not decrypt, an RSA key, bad base64)."""
-    from .crypto import _backend, _parse_attr_batch
+    from .crypto import _backend
+    from .crypto._bulk import _parse_attr_batch
 
     a2b = binascii.a2b_base64
     table = _B64_TABLE
@@ -339,8 +340,11 @@ def _add_fast(
     types = cols["t"]
     if list(map(len, enc_keys)) != [32 - 16 * t for t in types]:
         return False  # RSA-encrypted or malformed keys
-    raw = _backend.kernels.decrypt_nodes(keyring.master_key, enc_keys, enc_attrs)
-    keys = [key for key, _ in raw]
+    master = keyring.master_key
+    if master is None:
+        return False
+    raw = _backend.kernels.decrypt_nodes(master, enc_keys, enc_attrs)
+    keys: list[Any] = [key for key, _ in raw]
     texts = [js for _, js in raw]
     if None in keys or None in texts:
         return False
@@ -364,7 +368,8 @@ def _add_fast(
 def _add_general(
     store: NodeStore, nodes: list[Any], keyring: Keyring, *, final: bool = True
 ) -> list[dict[str, Any]]:
-    from .crypto import _backend, _parse_attr_batch
+    from .crypto import _backend
+    from .crypto._bulk import _parse_attr_batch
 
     later: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
