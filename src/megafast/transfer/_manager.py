@@ -303,6 +303,7 @@ class TransferManager:
         from ..client import _safe_name
         from ._tree import download_tree
 
+        root: dict[str, Any] | None
         if tree is None:
             tree = self.mega._load_tree()
             root = self.mega._node(folder, "folder")

@@ -101,7 +101,7 @@ class _UploadTree:
         nodes = answer.get("f") if isinstance(answer, dict) else None
         if not isinstance(nodes, list):
             raise RequestError("EUNKNOWN", "unexpected answer to p (no new nodes)")
-        return [n.get("h") for n in nodes if isinstance(n, dict)]
+        return [str(n.get("h")) for n in nodes if isinstance(n, dict)]
 
 
 def _walk_folders(top: Path, result: TransferResult) -> list[list[str]]:
