@@ -297,7 +297,9 @@ def upload_tree(
     result = TransferResult()
     up = _UploadTree(manager, result)
     levels = _walk_folders(top, result)
+    before = manager.api.stats["requests"]
     _make_folders(up, levels, mega._folder_handle(dest), top.resolve().name)
+    result.api_requests += manager.api.stats["requests"] - before
     return manager.run(_upload_jobs(up, top, levels), result)
 
 

@@ -1,0 +1,299 @@
+"""TransferManager and its tree operations, end to end against the emulator (real sockets,
+real files): round trips, request counts, per-file failures, name collisions, re-runs,
+cancel and the over-quota pause."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from megafast import Mega
+from megafast.errors import NotFoundError, SourceNotFoundError
+from megafast.testing import MegaEmulator
+from megafast.transfer import TransferFuture, TransferManager, TransferSubscriber
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[MegaEmulator]:
+    with MegaEmulator() as e:
+        yield e
+
+
+@pytest.fixture
+def mega(emu: MegaEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Mega]:
+    from test_transfer_support import fast_backoff
+
+    emu.clear_faults()
+    fast_backoff(monkeypatch)
+    monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
+    email = f"mgr-{secrets.token_hex(4)}@example.com"
+    emu.create_account(email, "pw")
+    m = Mega(api_url=emu.api_url)
+    m._api.backoff_base = 0.005
+    m._api.backoff_cap = 0.02
+    yield m.login(email, "pw")
+    emu.clear_faults()
+
+
+def make_tree(root: Path, files: int = 30, folders: int = 3, size: int = 3000) -> dict[str, bytes]:
+    made: dict[str, bytes] = {}
+    for i in range(files):
+        rel = f"d{i % folders}/sub/f{i:03d}.bin" if i % 2 else f"d{i % folders}/f{i:03d}.bin"
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = secrets.token_bytes(size + i)
+        path.write_bytes(data)
+        made[rel] = data
+    return made
+
+
+def local_files(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in root.rglob("*")
+        if p.is_file() and not p.is_symlink()
+    }
+
+
+def test_tree_round_trip_with_few_requests_per_file(mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    files = make_tree(src)
+    (src / "d0" / "link").symlink_to(src / "d0" / "f000.bin")
+    (src / "dirlink").symlink_to(src / "d1")
+    before = local_files(src)
+    with TransferManager(mega, workers=8) as mgr:
+        up = mgr.upload_tree(src)
+    assert up.ok and len(up.succeeded) == len(files)
+    assert sorted(rel for rel, _ in up.ignored) == ["d0/link", "dirlink"]
+    assert set(up.folders) == {".", "d0", "d1", "d2", "d0/sub", "d1/sub", "d2/sub"}
+    # 3 levels of folders + the files' u and p commands, batched (one file at a time: 3 a file)
+    assert up.api_requests < len(files)
+    assert local_files(src) == before  # the source is untouched
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with TransferManager(mega, workers=8) as mgr:
+        down = mgr.download_tree(up.folders["."], out)
+    assert down.ok and len(down.succeeded) == len(files)
+    assert local_files(out / "src") == files
+    assert down.api_requests < len(files)
+    assert not list(out.rglob("*.megafast-part*"))
+
+
+def test_a_rerun_skips_what_is_complete(mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    files = make_tree(src, files=12)
+    with TransferManager(mega) as mgr:
+        first = mgr.upload_tree(src)
+        again = mgr.upload_tree(src)
+    assert len(first.succeeded) == 12
+    assert not again.succeeded and len(again.skipped) == 12
+    assert {o.result for o in again.skipped} == {o.result for o in first.succeeded}
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with TransferManager(mega) as mgr:
+        assert len(mgr.download_tree(first.folders["."], out).succeeded) == 12
+        changed = out / "src" / "d0" / "f000.bin"
+        changed.write_bytes(b"x" * len(files["d0/f000.bin"]))  # same size, not verified
+        rerun = mgr.download_tree(first.folders["."], out)
+    assert [o.rel for o in rerun.succeeded] == ["src/d0/f000.bin".removeprefix("src/")]
+    assert len(rerun.skipped) == 11
+    assert changed.read_bytes() == files["d0/f000.bin"]
+
+
+def test_remote_name_collision_gets_a_numbered_name(mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "top"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"new content")
+    folder = mega.create_folder("top")["top"]
+    mega.upload_fileobj(b"older, other content", "a.txt", folder)
+    with TransferManager(mega) as mgr:
+        res = mgr.upload_tree(src)
+        assert res.renamed == [("a.txt", "a (1).txt")]
+        assert mgr.upload_tree(src).skipped[0].reason.startswith("already uploaded")
+    names = sorted(mega._load_tree().name_of(n) or "" for n in mega._load_tree().child_nodes(folder))
+    assert names == ["a (1).txt", "a.txt"]
+
+
+def test_duplicate_remote_names_download_side_by_side(mega: Mega, tmp_path: Path) -> None:
+    folder = mega.create_folder("dups")["dups"]
+    mega.upload_fileobj(b"one", "same.txt", folder)
+    mega.upload_fileobj(b"two", "same.txt", folder)
+    mega.upload_fileobj(b"evil", "..", folder)
+    out = tmp_path / "out"
+    out.mkdir()
+    with TransferManager(mega) as mgr:
+        res = mgr.download_tree(folder, out)
+    assert res.ok
+    got = local_files(out / "dups")
+    assert sorted(got.values()) == [b"evil", b"one", b"two"]
+    assert set(got) == {"same.txt", "same (1).txt", "_.."}
+    assert ("same.txt", "same (1).txt") in res.renamed
+    assert ("..", "_..") in res.renamed
+
+
+class _Meddler(TransferSubscriber):
+    """Changes the source files after they are queued, before they run."""
+
+    def __init__(self, src: Path) -> None:
+        self.src = src
+
+    def on_queued(self, future: TransferFuture) -> None:
+        if future.job.rel == "d0/f000.bin":
+            (self.src / future.job.rel).unlink()
+        elif future.job.rel == "d0/f002.bin":
+            with open(self.src / future.job.rel, "ab") as f:
+                f.write(b"more")
+
+
+def test_a_vanished_or_changed_file_fails_alone(mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    make_tree(src, files=10, folders=2)
+    with TransferManager(mega, subscribers=[_Meddler(src)]) as mgr:
+        res = mgr.upload_tree(src)
+    failed = {o.rel: o for o in res.failed}
+    assert set(failed) == {"d0/f000.bin", "d0/f002.bin"}
+    assert "vanished" in failed["d0/f000.bin"].reason
+    assert "changed size" in failed["d0/f002.bin"].reason
+    assert all(isinstance(o.error, SourceNotFoundError) for o in failed.values())
+    assert len(res.succeeded) == 8
+
+
+def test_a_file_gone_remotely_fails_alone(mega: Mega, emu: MegaEmulator, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    make_tree(src, files=8, folders=2)
+    with TransferManager(mega) as mgr:
+        up = mgr.upload_tree(src)
+    gone = next(o for o in up.succeeded if o.rel == "d1/sub/f001.bin")
+    other = Mega(api_url=emu.api_url).login(mega._creds.email, "pw")  # type: ignore[union-attr]
+    other.destroy(gone.result)  # our tree still lists it
+    out = tmp_path / "out"
+    out.mkdir()
+    with TransferManager(mega) as mgr:
+        res = mgr.download_tree(up.folders["."], out)
+    assert [o.rel for o in res.failed] == ["d1/sub/f001.bin"]
+    assert isinstance(res.failed[0].error, NotFoundError)
+    assert len(res.succeeded) == 7
+
+
+def test_progress_subscribers_see_every_file(mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    files = make_tree(src, files=6, size=200_000)
+    seen: dict[str, int] = {}
+    done: list[str] = []
+
+    class Watch(TransferSubscriber):
+        def on_progress(self, future: TransferFuture, n: int, total: int) -> None:
+            assert 0 <= n <= total == future.job.size
+            seen[future.job.rel] = n
+
+        def on_done(self, future: TransferFuture) -> None:
+            done.append(future.state)
+
+    with TransferManager(mega, subscribers=[Watch()]) as mgr:
+        mgr.upload_tree(src)
+    assert seen == {rel: len(data) for rel, data in files.items()}
+    assert done == ["done"] * len(files)
+
+
+def test_cancel_stops_within_a_second_and_a_rerun_finishes(
+    mega: Mega, emu: MegaEmulator, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    files = make_tree(src, files=40, folders=2, size=1000)
+    emu.set_faults(latency=0.1)
+    mgr = TransferManager(mega, workers=4)
+    holder: dict = {}
+    worker = threading.Thread(target=lambda: holder.update(r=mgr.upload_tree(src)))
+    worker.start()
+    time.sleep(0.8)
+    asked = time.monotonic()
+    mgr.shutdown(cancel=True)
+    worker.join(5)
+    assert not worker.is_alive()
+    assert time.monotonic() - asked < 1.5
+    first = holder["r"]
+    assert first.cancelled and not first.failed
+    assert len(first.succeeded) + len(first.cancelled) == len(files)
+    emu.clear_faults()
+    with TransferManager(mega) as mgr2:
+        second = mgr2.upload_tree(src)
+    assert second.ok
+    assert len(second.skipped) == len(first.succeeded)
+    assert len(second.succeeded) == len(files) - len(first.succeeded)
+
+
+def test_over_quota_pauses_the_whole_queue(mega: Mega, emu: MegaEmulator, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    files = make_tree(src, files=16, folders=2)
+    with TransferManager(mega) as mgr:
+        up = mgr.upload_tree(src)
+    emu.set_faults(over_quota=True, over_quota_time_left=1)
+    threading.Timer(0.3, emu.clear_faults).start()
+    out = tmp_path / "out"
+    out.mkdir()
+    emu.reset_stats()
+    started = time.monotonic()
+    with TransferManager(mega, workers=4) as mgr:
+        res = mgr.download_tree(up.folders["."], out)
+    assert res.ok and len(res.succeeded) == len(files)
+    assert time.monotonic() - started >= 1.0  # waited the time the server named
+    refused = [e for e in emu.request_log if e.get("kind") == "download" and e.get("status") == 509]
+    assert len(refused) <= 4  # at most the files in flight, not every file
+    assert local_files(out / "src") == files
+
+
+def test_the_source_of_jobs_is_consumed_lazily(mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(300):
+        (src / f"f{i:04d}").write_bytes(b"x")
+    from megafast.transfer import _tree
+
+    pulled = 0
+    real = _tree._upload_jobs
+
+    def counting(*args: object) -> Iterator[object]:
+        nonlocal pulled
+        for job in real(*args):  # type: ignore[arg-type]
+            pulled += 1
+            yield job
+
+    peak_ahead = 0
+
+    class Watch(TransferSubscriber):
+        def __init__(self) -> None:
+            self.finished = 0
+
+        def on_done(self, future: TransferFuture) -> None:
+            nonlocal peak_ahead
+            self.finished += 1
+            peak_ahead = max(peak_ahead, pulled - self.finished)
+
+    _tree._upload_jobs = counting  # type: ignore[assignment]
+    try:
+        with TransferManager(mega, workers=4, subscribers=[Watch()]) as mgr:
+            res = mgr.upload_tree(src)
+    finally:
+        _tree._upload_jobs = real  # type: ignore[assignment]
+    assert len(res.succeeded) == 300
+    assert peak_ahead <= 4 * 4 + 4 + 1  # the bounded queue plus the workers' files
+
+
+def test_bad_arguments(mega: Mega, tmp_path: Path) -> None:
+    with pytest.raises(ValueError):
+        TransferManager(mega, workers=0)
+    with TransferManager(mega) as mgr:
+        with pytest.raises(SourceNotFoundError):
+            mgr.upload_tree(tmp_path / "missing")
+        (tmp_path / "file").write_bytes(b"x")
+        with pytest.raises(SourceNotFoundError):
+            mgr.upload_tree(tmp_path / "file")
+    assert os.stat(tmp_path / "file").st_size == 1
