@@ -40,8 +40,18 @@ EMAIL, PASSWORD = "bench@example.com", "bench password"
 def serve(latency: float, data_root: Path) -> Iterator[str]:
     """A ``megafast serve`` process with the bench account; yields its API URL."""
     data = Path(tempfile.mkdtemp(prefix="emu-", dir=data_root))
-    cmd = [sys.executable, "-m", "megafast", "serve", "--data-dir", str(data),
-           "--latency", str(latency), "--user", f"{EMAIL}:{PASSWORD}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "megafast",
+        "serve",
+        "--data-dir",
+        str(data),
+        "--latency",
+        str(latency),
+        "--user",
+        f"{EMAIL}:{PASSWORD}",
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -144,9 +154,11 @@ def run_rss(url: str, work: Path, count: int, seconds: float) -> None:
     res = mgr.upload_tree(top)
     timer.cancel()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(f"\n{count} files queued: peak RSS {peak / 1024:.0f} MB (before the walk "
-          f"{base / 1024:.0f} MB); {len(res.succeeded)} uploaded, {len(res.cancelled)} "
-          f"cancelled in {seconds:g} s")
+    print(
+        f"\n{count} files queued: peak RSS {peak / 1024:.0f} MB (before the walk "
+        f"{base / 1024:.0f} MB); {len(res.succeeded)} uploaded, {len(res.cancelled)} "
+        f"cancelled in {seconds:g} s"
+    )
 
 
 def main() -> None:
@@ -172,17 +184,23 @@ def main() -> None:
                 run_rss(url, work, args.rss, args.rss_seconds)
             return
         top = make_tree(work, args.files, args.folders, args.size)
-        print(f"\n{args.files} files x {args.size} B in {args.folders} folders, "
-              f"{args.workers} workers")
-        print(f"{'latency':>8} {'work':<9} {'client':<22} {'seconds':>8} {'API req':>8} "
-              f"{'req/file':>8}")
+        print(
+            f"\n{args.files} files x {args.size} B in {args.folders} folders, "
+            f"{args.workers} workers"
+        )
+        print(
+            f"{'latency':>8} {'work':<9} {'client':<22} {'seconds':>8} {'API req':>8} "
+            f"{'req/file':>8}"
+        )
         for latency in args.latency or [0.05, 0.0]:
             with serve(latency, data_root) as url:
                 run_dir = Path(tempfile.mkdtemp(dir=work))
                 rows = run_tree(url, top, run_dir, args.files, not args.no_legacy, args.workers)
                 for what, who, sec, req in rows:
-                    print(f"{latency * 1000:>6.0f}ms {what:<9} {who:<22} {sec:>8.2f} {req:>8} "
-                          f"{req / args.files:>8.2f}")
+                    print(
+                        f"{latency * 1000:>6.0f}ms {what:<9} {who:<22} {sec:>8.2f} {req:>8} "
+                        f"{req / args.files:>8.2f}"
+                    )
         if args.big:
             with serve(0.0, data_root) as url:
                 for what, who, sec, req, gbs in run_big(url, work, args.big):

@@ -118,7 +118,9 @@ def test_remote_name_collision_gets_a_numbered_name(mega: Mega, tmp_path: Path) 
         res = mgr.upload_tree(src)
         assert res.renamed == [("a.txt", "a (1).txt")]
         assert mgr.upload_tree(src).skipped[0].reason.startswith("already uploaded")
-    names = sorted(mega._load_tree().name_of(n) or "" for n in mega._load_tree().child_nodes(folder))
+    names = sorted(
+        mega._load_tree().name_of(n) or "" for n in mega._load_tree().child_nodes(folder)
+    )
     assert names == ["a (1).txt", "a.txt"]
 
 
