@@ -14,9 +14,14 @@ from pathlib import Path
 import pytest
 
 from megafast import Mega
-from megafast.errors import NotFoundError, SourceNotFoundError
+from megafast.errors import NotFoundError, SourceNotFoundError, TransferError
 from megafast.testing import MegaEmulator
-from megafast.transfer import TransferFuture, TransferManager, TransferSubscriber
+from megafast.transfer import (
+    BytesProgress,
+    TransferFuture,
+    TransferManager,
+    TransferSubscriber,
+)
 
 
 @pytest.fixture(scope="module")
@@ -299,3 +304,40 @@ def test_bad_arguments(mega: Mega, tmp_path: Path) -> None:
         with pytest.raises(SourceNotFoundError):
             mgr.upload_tree(tmp_path / "file")
     assert os.stat(tmp_path / "file").st_size == 1
+
+
+def test_whole_tree_byte_progress_and_raise_for_failures(mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    files = make_tree(src, files=8, size=50_000)
+    seen: list[tuple[int, int]] = []
+    with TransferManager(mega, subscribers=[BytesProgress(lambda d, t: seen.append((d, t)))]) as m:
+        res = m.upload_tree(src)
+    res.raise_for_failures()  # nothing failed: no error
+    total = sum(len(d) for d in files.values())
+    assert seen[-1] == (total, total)
+    assert all(0 <= d <= t <= total for d, t in seen)
+
+    with TransferManager(mega, subscribers=[_Meddler(src)]) as m:
+        res = m.upload_tree(src)  # d0/f000.bin vanishes once queued
+    with pytest.raises(TransferError, match="d0/f000.bin"):
+        res.raise_for_failures()
+
+
+def test_public_folder_link_downloads_through_the_manager(
+    mega: Mega, emu: MegaEmulator, tmp_path: Path
+) -> None:
+    from megafast._links import parse_link
+
+    src = tmp_path / "shared"
+    files = make_tree(src, files=6)
+    with TransferManager(mega) as mgr:
+        up = mgr.upload_tree(src)
+    link = parse_link(mega.export(node_id=up.folders["."]))
+    anonymous = Mega(api_url=emu.api_url)
+    tree = anonymous._public_folder_tree(link)
+    out = tmp_path / "out"
+    out.mkdir()
+    with TransferManager(anonymous, folder=link.handle) as mgr:
+        res = mgr.download_tree(anonymous._public_root(tree, link), out, tree=tree)
+    assert res.ok and len(res.succeeded) == len(files)
+    assert local_files(out / "shared") == files

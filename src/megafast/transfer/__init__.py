@@ -18,6 +18,7 @@ from ._config import MiB, ProgressCallback, TransferConfig
 from ._download import download_file, download_to_fileobj, part_paths
 from ._http import IO_BLOCK
 from ._manager import (
+    BytesProgress,
     FileOutcome,
     TransferCancelled,
     TransferFuture,
@@ -51,4 +52,5 @@ __all__ = [
     "FileOutcome",
     "TransferCancelled",
     "CommandBatcher",
+    "BytesProgress",
 ]

@@ -102,12 +102,19 @@ class CommandBatcher:
         """Send one command in the next batch and wait for its result."""
         return self.submit(command).result(timeout)
 
-    def close(self) -> None:
-        """Stop taking commands; those queued are still sent, then the thread ends."""
+    def close(self, cancel: BaseException | None = None) -> None:
+        """Stop taking commands. Those queued are still sent and the thread is waited for;
+        with ``cancel`` they fail with that error instead and nothing is waited for (a batch
+        in flight still completes in the background)."""
         with self._cond:
             self._closed = True
+            if cancel is not None:
+                while self._queue:
+                    item = self._queue.popleft()
+                    if item.future.set_running_or_notify_cancel():
+                        item.future.set_exception(cancel)
             self._cond.notify_all()
-        if threading.current_thread() is not self._thread:
+        if cancel is None and threading.current_thread() is not self._thread:
             self._thread.join()
 
     def __enter__(self) -> CommandBatcher:

@@ -20,6 +20,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -83,6 +85,40 @@ class TransferSubscriber:
         pass
 
 
+class BytesProgress(TransferSubscriber):
+    """Adapts a whole-tree ``progress(done, total)`` callback (bytes, as the engine's) to
+    subscriber events; ``total`` is the bytes known so far (the queue is fed lazily)."""
+
+    def __init__(self, callback: Callable[[int, int], None]) -> None:
+        self.callback = callback
+        self._lock = threading.Lock()
+        self._total = 0
+        self._finished = 0  # bytes of files that ended
+        self._running: dict[int, int] = {}
+
+    def _report(self) -> None:
+        self.callback(self._finished + sum(self._running.values()), self._total)
+
+    def on_queued(self, future: TransferFuture) -> None:
+        with self._lock:
+            self._total += future.job.size
+            self._report()
+
+    def on_progress(self, future: TransferFuture, done: int, total: int) -> None:
+        with self._lock:
+            self._running[id(future)] = done
+            self._report()
+
+    def on_done(self, future: TransferFuture) -> None:
+        with self._lock:
+            self._running.pop(id(future), None)
+            if future.state in ("done", "skipped"):
+                self._finished += future.job.size
+            else:
+                self._total -= future.job.size
+            self._report()
+
+
 @dataclass(frozen=True)
 class FileOutcome:
     """What happened to one file: ``status`` is ``done``, ``skipped``, ``failed`` or
@@ -120,6 +156,23 @@ class TransferResult:
     def ok(self) -> bool:
         """True when nothing failed or was cancelled."""
         return not self.failed and not self.cancelled
+
+    def raise_for_failures(self) -> None:
+        """Raise :class:`~megafast.errors.TransferError` naming the failed files (the first
+        error as its cause), or :class:`TransferCancelled` when files were cancelled."""
+        if self.failed:
+            first = self.failed[0]
+            more = f" and {len(self.failed) - 1} more" if len(self.failed) > 1 else ""
+            raise TransferError(
+                f"{len(self.failed)} of {self.total_files} files failed: "
+                f"{first.rel}: {first.reason}{more}"
+            ) from first.error
+        if self.cancelled:
+            raise TransferCancelled(f"{len(self.cancelled)} files were cancelled")
+
+    @property
+    def total_files(self) -> int:
+        return len(self.succeeded) + len(self.skipped) + len(self.failed) + len(self.cancelled)
 
     def add(self, outcome: FileOutcome) -> None:
         {
@@ -274,7 +327,9 @@ class TransferManager:
             self._cancel.set()
             with self._budget:
                 self._budget.notify_all()
-        self.batcher.close()
+            self.batcher.close(cancel=TransferCancelled("the transfer was cancelled"))
+        else:
+            self.batcher.close()
         self.http.close()
 
     def __enter__(self) -> TransferManager:
@@ -324,6 +379,20 @@ class TransferManager:
         with self._lock:
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
         logger.warning("over quota: pausing every transfer for %.0f s", seconds)
+
+    def call(self, command: dict[str, Any], future: TransferFuture | None = None) -> Any:
+        """Send ``command`` in the next batch and wait for its result (or its error), giving
+        up with :class:`TransferCancelled` when the transfer is cancelled."""
+        return self.wait(self.batcher.submit(command), future)
+
+    def wait(self, pending: Future[Any], future: TransferFuture | None = None) -> Any:
+        """The result of a batched command, waited for in steps so that a cancel is seen."""
+        while True:
+            self.check(future)
+            try:
+                return pending.result(_POLL)
+            except FutureTimeout:
+                continue
 
     def check(self, future: TransferFuture | None = None) -> None:
         """Raise :class:`TransferCancelled` if the manager (or ``future``) was cancelled."""

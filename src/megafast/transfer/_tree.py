@@ -159,7 +159,7 @@ def _make_folders(up: _UploadTree, levels: list[list[str]], top_parent: str, top
             pending.append(([rel for rel, _ in entries], up.manager.batcher.submit(command)))
         for rels, future in pending:
             try:
-                handles = up.add_nodes(future.result())
+                handles = up.add_nodes(up.manager.wait(future))
             except RequestError as exc:
                 up.result.ignored.extend((rel, f"folder not created: {exc}") for rel in rels)
                 continue
@@ -185,7 +185,7 @@ class UploadJob:
         future, self._url = self._url, None
         if future is None or size != self.size:
             future = self.up.manager.batcher.submit({"a": "u", "s": size})
-        answer = future.result()
+        answer = self.up.manager.wait(future)
         if not isinstance(answer, dict) or not isinstance(answer.get("p"), str):
             raise RequestError("EUNKNOWN", "unexpected answer to u")
         return answer["p"]
@@ -248,7 +248,7 @@ class UploadJob:
             command = self.up.new_node_command(
                 self.parent, [{"h": done.token, "t": 0, "a": attrs}], [key]
             )
-            handles = self.up.add_nodes(manager.batcher.call(command))
+            handles = self.up.add_nodes(manager.call(command))
         finally:
             with self.up.lock:
                 self.up.claimed.discard((self.parent, name))
@@ -386,10 +386,10 @@ class DownloadJob:
 
     def _get_url(self, refresh: bool) -> str:
         future, self._g = self._g, None
+        assert self._manager is not None
         if future is None or refresh:
-            assert self._manager is not None
             future = self._manager.batcher.submit(self._command())
-        return g_url(future.result())
+        return g_url(self._manager.wait(future))
 
     def run(self, manager: TransferManager, progress: Callable[[int, int], None]) -> str | None:
         if self.problem is not None:
