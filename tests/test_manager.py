@@ -341,3 +341,26 @@ def test_public_folder_link_downloads_through_the_manager(
         res = mgr.download_tree(anonymous._public_root(tree, link), out, tree=tree)
     assert res.ok and len(res.succeeded) == len(files)
     assert local_files(out / "shared") == files
+
+
+def test_ctrl_c_stops_every_worker_and_leaves_resumable_state(
+    mega: Mega, emu: MegaEmulator, tmp_path: Path
+) -> None:
+    import _thread
+
+    src = tmp_path / "src"
+    make_tree(src, files=40, folders=2, size=1000)
+    emu.set_faults(latency=0.1)
+    timer = threading.Timer(0.8, _thread.interrupt_main)
+    mgr = TransferManager(mega, workers=4)
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        mgr.upload_tree(src)
+    stopped = time.monotonic()
+    while any(t.name.startswith("megafast-manager") for t in threading.enumerate()):
+        assert time.monotonic() - stopped < 1.0, "a worker outlived Ctrl-C by a second"
+        time.sleep(0.02)
+    emu.clear_faults()
+    with TransferManager(mega) as again:
+        res = again.upload_tree(src)
+    assert res.ok and len(res.succeeded) + len(res.skipped) == 40 and res.skipped

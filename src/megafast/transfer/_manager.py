@@ -303,18 +303,21 @@ class TransferManager:
                 try:
                     job.prepare(self)
                 except MegaError as exc:
-                    self._record(result, future, _failure(job, exc))
+                    failed = _cancelled(job) if self._cancel.is_set() else _failure(job, exc)
+                    self._record(result, future, failed)
                     continue
                 future._notify("on_queued")
-                self._put(todo, future)
+                if not self._put(todo, future):
+                    self._record(result, future, _cancelled(job))
             self._put(todo, None, force=True)
             for t in threads:
                 while t.is_alive():
                     t.join(_POLL)
         except BaseException:
             self.shutdown(cancel=True)
+            deadline = time.monotonic() + 5
             for t in threads:
-                t.join(5)
+                t.join(max(0.0, deadline - time.monotonic()))
             raise
         result.api_requests += self.api.stats["requests"] - requests_before
         result.seconds += time.monotonic() - started
@@ -400,14 +403,18 @@ class TransferManager:
             raise TransferCancelled("the transfer was cancelled")
 
     # -- workers ---------------------------------------------------------------------------
-    def _put(self, todo: queue.Queue[Any], item: Any, force: bool = False) -> None:
+    def _put(self, todo: queue.Queue[Any], item: Any, force: bool = False) -> bool:
+        """Queue ``item`` when a worker has room; False when cancelled first (the end marker
+        is ``force``d in, and is dropped only when the workers have stopped taking)."""
         while True:
             if self._cancel.is_set() and not force:
-                raise TransferCancelled("the transfer was cancelled")
+                return False
             try:
                 todo.put(item, timeout=_POLL)
-                return
+                return True
             except queue.Full:
+                if force and self._cancel.is_set():
+                    return False
                 continue
 
     def _wait_pause(self) -> None:
@@ -439,7 +446,8 @@ class TransferManager:
                     item = todo.get(timeout=_POLL)
                 except queue.Empty:
                     with self._lock:
-                        if fed.is_set() and not retry and self._running == 0:
+                        ended = fed.is_set() or self._cancel.is_set()
+                        if ended and not retry and self._running == 0:
                             return
                     continue
                 if item is None:  # the end marker: every job has been queued
