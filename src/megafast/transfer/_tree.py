@@ -73,6 +73,7 @@ class _UploadTree:
         self.result = result
         self.lock = threading.Lock()
         self.claimed: set[tuple[str, str]] = set()  # names chosen by files still in flight
+        self.top = Path()  # the resolved local top folder
 
     def new_node_command(
         self, parent: str, items: list[dict[str, Any]], keys: list[tuple[int, ...]]
@@ -230,9 +231,10 @@ class UploadJob:
             if name != self.path.name:
                 with self.up.lock:
                     self.up.result.renamed.append((self.rel, name))
-            resume_id = self.up.mega._upload_resume_id(
-                self.parent, name, _file_identity(self.path.resolve(), st)
-            )
+            # the resolved top joined with the walked path equals path.resolve() (no symlink
+            # is followed below the top) without an lstat per path component
+            real = self.up.top / self.rel
+            resume_id = self.up.mega._upload_resume_id(self.parent, name, _file_identity(real, st))
             done = upload_file(
                 manager.http,
                 self._get_upload_url,
@@ -296,6 +298,7 @@ def upload_tree(
     mega._require_login()
     result = TransferResult()
     up = _UploadTree(manager, result)
+    up.top = top.resolve()
     levels = _walk_folders(top, result)
     before = manager.api.stats["requests"]
     _make_folders(up, levels, mega._folder_handle(dest), top.resolve().name)
