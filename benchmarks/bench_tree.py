@@ -163,7 +163,7 @@ def run_rss(url: str, work: Path, count: int, seconds: float) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--files", type=int, default=500)
+    p.add_argument("--files", type=int, default=500, help="0: no tree (with --big)")
     p.add_argument("--folders", type=int, default=10)
     p.add_argument("--size", type=int, default=4096)
     p.add_argument("--workers", type=int, default=32)
@@ -183,24 +183,25 @@ def main() -> None:
             with serve(0.0, data_root) as url:
                 run_rss(url, work, args.rss, args.rss_seconds)
             return
-        top = make_tree(work, args.files, args.folders, args.size)
-        print(
-            f"\n{args.files} files x {args.size} B in {args.folders} folders, "
-            f"{args.workers} workers"
-        )
-        print(
-            f"{'latency':>8} {'work':<9} {'client':<22} {'seconds':>8} {'API req':>8} "
-            f"{'req/file':>8}"
-        )
-        for latency in args.latency or [0.05, 0.0]:
-            with serve(latency, data_root) as url:
-                run_dir = Path(tempfile.mkdtemp(dir=work))
-                rows = run_tree(url, top, run_dir, args.files, not args.no_legacy, args.workers)
-                for what, who, sec, req in rows:
-                    print(
-                        f"{latency * 1000:>6.0f}ms {what:<9} {who:<22} {sec:>8.2f} {req:>8} "
-                        f"{req / args.files:>8.2f}"
-                    )
+        if args.files:
+            top = make_tree(work, args.files, args.folders, args.size)
+            print(
+                f"\n{args.files} files x {args.size} B in {args.folders} folders, "
+                f"{args.workers} workers"
+            )
+            print(
+                f"{'latency':>8} {'work':<9} {'client':<22} {'seconds':>8} {'API req':>8} "
+                f"{'req/file':>8}"
+            )
+            for latency in args.latency or [0.05, 0.0]:
+                with serve(latency, data_root) as url:
+                    run_dir = Path(tempfile.mkdtemp(dir=work))
+                    rows = run_tree(url, top, run_dir, args.files, not args.no_legacy, args.workers)
+                    for what, who, sec, req in rows:
+                        print(
+                            f"{latency * 1000:>6.0f}ms {what:<9} {who:<22} {sec:>8.2f} {req:>8} "
+                            f"{req / args.files:>8.2f}"
+                        )
         if args.big:
             with serve(0.0, data_root) as url:
                 for what, who, sec, req, gbs in run_big(url, work, args.big):
