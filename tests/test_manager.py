@@ -364,3 +364,19 @@ def test_ctrl_c_stops_every_worker_and_leaves_resumable_state(
     with TransferManager(mega) as again:
         res = again.upload_tree(src)
     assert res.ok and len(res.succeeded) + len(res.skipped) == 40 and res.skipped
+
+
+def test_files_of_a_folder_that_cannot_be_made_are_each_reported(
+    mega: Mega, emu: MegaEmulator, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    files = make_tree(src, files=6)
+    dest = mega.create_folder("gone")["gone"]
+    other = Mega(api_url=emu.api_url).login(mega._creds.email, "pw")  # type: ignore[union-attr]
+    other.destroy(dest)  # our tree still lists it
+    with TransferManager(mega) as mgr:
+        res = mgr.upload_tree(src, dest)
+    assert not res.succeeded
+    assert sorted(o.rel for o in res.failed) == sorted(files)
+    assert all(o.reason.startswith("folder not created") for o in res.failed)
+    assert {rel for rel, _ in res.ignored} >= {".", "d0", "d0/sub"}  # the folders, with why

@@ -74,6 +74,7 @@ class _UploadTree:
         self.lock = threading.Lock()
         self.claimed: set[tuple[str, str]] = set()  # names chosen by files still in flight
         self.top = Path()  # the resolved local top folder
+        self.problems: dict[str, str] = {}  # local folder -> why it has no remote folder
 
     def new_node_command(
         self, parent: str, items: list[dict[str, Any]], keys: list[tuple[int, ...]]
@@ -141,7 +142,8 @@ def _make_folders(up: _UploadTree, levels: list[list[str]], top_parent: str, top
                 head, _, name = rel.rpartition("/")
                 parent = folders.get(head or ".", "")
                 if not parent:
-                    continue  # its parent could not be made: already reported
+                    up.problems[rel] = up.problems.get(head or ".", "folder not created")
+                    continue
             existing = next(
                 (c for c in up.tree.children_named(parent, name) if c.get("t") == 1), None
             )
@@ -162,9 +164,12 @@ def _make_folders(up: _UploadTree, levels: list[list[str]], top_parent: str, top
             try:
                 handles = up.add_nodes(up.manager.wait(future))
             except RequestError as exc:
-                up.result.ignored.extend((rel, f"folder not created: {exc}") for rel in rels)
+                up.problems.update((rel, f"folder not created: {exc}") for rel in rels)
                 continue
             folders.update(zip(rels, handles, strict=False))
+            for rel in rels[len(handles) :]:
+                up.problems[rel] = "folder not created: the server did not return it"
+        up.result.ignored.extend((rel, up.problems[rel]) for rel in level if rel in up.problems)
 
 
 class UploadJob:
@@ -178,9 +183,11 @@ class UploadJob:
         self.size = st.st_size
         self.mtime = int(st.st_mtime)
         self._url: Future[Any] | None = None
+        self.problem: str | None = None  # why it cannot go (its folder was not created)
 
     def prepare(self, manager: TransferManager) -> None:
-        self._url = manager.batcher.submit({"a": "u", "s": self.size})
+        if self.problem is None:
+            self._url = manager.batcher.submit({"a": "u", "s": self.size})
 
     def _get_upload_url(self, size: int) -> str:
         future, self._url = self._url, None
@@ -200,8 +207,9 @@ class UploadJob:
             candidate = name if n == 0 else numbered(name, n)
             same = up.tree.children_named(self.parent, candidate)
             for node in same:
-                a = node.get("a") or {}
-                if node.get("t") == 0 and node.get("s") == self.size and a.get("c") == fp:
+                a = node.get("a")
+                c = a.get("c") if isinstance(a, dict) else None
+                if node.get("t") == 0 and node.get("s") == self.size and c == fp:
                     raise SkipTransfer("already uploaded (same size and fingerprint)", node["h"])
             if not same and (self.parent, candidate) not in up.claimed:
                 up.claimed.add((self.parent, candidate))
@@ -214,6 +222,8 @@ class UploadJob:
         from ..client import _file_identity
         from ..crypto import fingerprint
 
+        if self.problem is not None:
+            raise DestinationError(self.problem)
         try:
             st = os.lstat(self.path)
         except FileNotFoundError:
@@ -261,9 +271,7 @@ def _upload_jobs(up: _UploadTree, top: Path, levels: list[list[str]]) -> Iterato
     """The files of every created folder, read one folder at a time."""
     for level in levels:
         for rel in level:
-            parent = up.result.folders.get(rel)
-            if parent is None:
-                continue
+            parent = up.result.folders.get(rel, "")
             try:
                 entries = sorted(os.scandir(top / rel), key=lambda e: e.name)
             except OSError as exc:
@@ -280,7 +288,9 @@ def _upload_jobs(up: _UploadTree, top: Path, levels: list[list[str]]) -> Iterato
                     if not entry.is_dir():  # folder links were reported by the folder walk
                         up.result.ignored.append((child, "symlink (not followed)"))
                 elif stat.S_ISREG(st.st_mode):
-                    yield UploadJob(up, Path(entry.path), child, parent, st)
+                    job = UploadJob(up, Path(entry.path), child, parent, st)
+                    job.problem = None if parent else up.problems.get(rel, "folder not created")
+                    yield job
                 elif not stat.S_ISDIR(st.st_mode):
                     up.result.ignored.append((child, "not a regular file"))
 
@@ -301,7 +311,7 @@ def upload_tree(
     up.top = top.resolve()
     levels = _walk_folders(top, result)
     before = manager.api.stats["requests"]
-    _make_folders(up, levels, mega._folder_handle(dest), top.resolve().name)
+    _make_folders(up, levels, mega._folder_handle(dest), up.top.name or "_")
     result.api_requests += manager.api.stats["requests"] - before
     return manager.run(_upload_jobs(up, top, levels), result)
 
