@@ -380,3 +380,42 @@ def test_files_of_a_folder_that_cannot_be_made_are_each_reported(
     assert sorted(o.rel for o in res.failed) == sorted(files)
     assert all(o.reason.startswith("folder not created") for o in res.failed)
     assert {rel for rel, _ in res.ignored} >= {".", "d0", "d0/sub"}  # the folders, with why
+
+
+def test_cancelling_one_future_leaves_the_others(mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    files = make_tree(src, files=6)
+
+    class CancelOne(TransferSubscriber):
+        def on_queued(self, future: TransferFuture) -> None:
+            if future.job.rel == "d1/sub/f001.bin":
+                assert future.cancel()
+
+    with TransferManager(mega, subscribers=[CancelOne()]) as mgr:
+        res = mgr.upload_tree(src)
+    assert [o.rel for o in res.cancelled] == ["d1/sub/f001.bin"]
+    assert len(res.succeeded) == len(files) - 1 and not res.failed
+
+
+def test_a_cancelled_big_download_resumes_from_its_part_file(
+    mega: Mega, emu: MegaEmulator, tmp_path: Path
+) -> None:
+    size = 6 << 20
+    folder = mega.create_folder("big")["big"]
+    data = secrets.token_bytes(size)
+    mega.upload_fileobj(data, "big.bin", folder)
+    out = tmp_path / "out"
+    out.mkdir()
+    emu.set_faults(bandwidth=256 << 10)  # per connection: about 3 s for the file
+    mgr = TransferManager(mega)
+    threading.Timer(1.0, mgr.shutdown, kwargs={"cancel": True}).start()
+    first = mgr.download_tree(folder, out)
+    assert [o.rel for o in first.cancelled] == ["big.bin"], first
+    assert not (out / "big" / "big.bin").exists()
+    assert list((out / "big").glob("big.bin.megafast-part*"))
+    emu.clear_faults()
+    emu.reset_stats()
+    with TransferManager(mega) as again:
+        second = again.download_tree(folder, out)
+    assert second.ok and (out / "big" / "big.bin").read_bytes() == data
+    assert emu.stats().get("download_bytes", 0) < size  # what the first run kept was not fetched again
