@@ -418,4 +418,21 @@ def test_a_cancelled_big_download_resumes_from_its_part_file(
     with TransferManager(mega) as again:
         second = again.download_tree(folder, out)
     assert second.ok and (out / "big" / "big.bin").read_bytes() == data
-    assert emu.stats().get("download_bytes", 0) < size  # what the first run kept was not fetched again
+    assert (
+        emu.stats().get("download_bytes", 0) < size
+    )  # what the first run kept was not fetched again
+
+
+def test_a_tree_uploaded_into_an_exported_folder_is_readable_by_link_holders(
+    mega: Mega, emu: MegaEmulator, tmp_path: Path
+) -> None:
+    folder = mega.create_folder("grows")["grows"]
+    link = mega.export("grows")
+    src = tmp_path / "late"
+    files = make_tree(src, files=6)  # folders get one p each with several nodes: cr for all
+    with TransferManager(mega) as mgr:
+        assert mgr.upload_tree(src, folder).ok
+    nodes = Mega(api_url=emu.api_url).get_public_folder(link)
+    assert not [n for n in nodes.values() if n.get("undecryptable")]
+    names = {n["a"]["n"] for n in nodes.values()}
+    assert names >= {"late", "d0", "d1", "d2", "sub"} | {Path(rel).name for rel in files}

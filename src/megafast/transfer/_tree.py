@@ -86,7 +86,8 @@ class _UploadTree:
         names: list[str] = []
         triples: list[Any] = []
         for item, key in zip(items, keys, strict=True):
-            cr = self.mega._share_keys_for(parent, key, item["h"])
+            with self.lock:  # it walks the tree, which other workers add to
+                cr = self.mega._share_keys_for(parent, key, item["h"])
             if cr is None:
                 continue
             shares, _, own = cr
