@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from megafast import Mega
-from megafast.errors import NotFoundError, SourceNotFoundError, TransferError
+from megafast.errors import MegaError, NotFoundError, SourceNotFoundError, TransferError
 from megafast.testing import MegaEmulator
 from megafast.transfer import (
     BytesProgress,
@@ -257,7 +257,9 @@ def test_over_quota_pauses_the_whole_queue(mega: Mega, emu: MegaEmulator, tmp_pa
     assert local_files(out / "src") == files
 
 
-def test_the_source_of_jobs_is_consumed_lazily(mega: Mega, tmp_path: Path) -> None:
+def test_the_source_of_jobs_is_consumed_lazily(
+    mega: Mega, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     src = tmp_path / "src"
     src.mkdir()
     for i in range(300):
@@ -284,12 +286,9 @@ def test_the_source_of_jobs_is_consumed_lazily(mega: Mega, tmp_path: Path) -> No
             self.finished += 1
             peak_ahead = max(peak_ahead, pulled - self.finished)
 
-    _tree._upload_jobs = counting  # type: ignore[assignment]
-    try:
-        with TransferManager(mega, workers=4, subscribers=[Watch()]) as mgr:
-            res = mgr.upload_tree(src)
-    finally:
-        _tree._upload_jobs = real  # type: ignore[assignment]
+    monkeypatch.setattr(_tree, "_upload_jobs", counting)
+    with TransferManager(mega, workers=4, subscribers=[Watch()]) as mgr:
+        res = mgr.upload_tree(src)
     assert len(res.succeeded) == 300
     assert peak_ahead <= 4 * 4 + 4 + 1  # the bounded queue plus the workers' files
 
@@ -304,6 +303,8 @@ def test_bad_arguments(mega: Mega, tmp_path: Path) -> None:
         with pytest.raises(SourceNotFoundError):
             mgr.upload_tree(tmp_path / "file")
     assert os.stat(tmp_path / "file").st_size == 1
+    with pytest.raises(MegaError, match="shut down"):
+        mgr.upload_tree(tmp_path)
 
 
 def test_whole_tree_byte_progress_and_raise_for_failures(mega: Mega, tmp_path: Path) -> None:

@@ -273,12 +273,14 @@ class TransferManager:
         self._free = workers
         self._paused_until = 0.0
         self._running = 0
+        self._shut = False
         self._lock = threading.Lock()
 
     # -- public ----------------------------------------------------------------------------
     def run(self, jobs: Iterable[Job], result: TransferResult | None = None) -> TransferResult:
         """Transfer every job (consumed lazily) and return the outcomes; per-file failures
         are collected while the rest go on. Ctrl-C cancels everything and re-raises."""
+        self._check_open()
         result = result if result is not None else TransferResult()
         started = time.monotonic()
         requests_before = self.api.stats["requests"]
@@ -323,9 +325,14 @@ class TransferManager:
         result.seconds += time.monotonic() - started
         return result
 
+    def _check_open(self) -> None:
+        if self._shut:
+            raise MegaError("this TransferManager is shut down: make a new one")
+
     def shutdown(self, cancel: bool = False) -> None:
         """Release the connections; ``cancel=True`` first stops every transfer (within about a
         second; part files and sidecars stay for a resume)."""
+        self._shut = True
         if cancel:
             self._cancel.set()
             with self._budget:
@@ -346,6 +353,7 @@ class TransferManager:
         ``cp -r``; see :mod:`megafast.transfer._tree` for names, skips and resumes."""
         from ._tree import upload_tree
 
+        self._check_open()
         return upload_tree(self, directory, dest)
 
     def download_tree(
@@ -361,6 +369,7 @@ class TransferManager:
         from ..client import _safe_name
         from ._tree import download_tree
 
+        self._check_open()
         root: dict[str, Any] | None
         if tree is None:
             tree = self.mega._load_tree()
