@@ -437,3 +437,16 @@ def test_a_tree_uploaded_into_an_exported_folder_is_readable_by_link_holders(
     assert not [n for n in nodes.values() if n.get("undecryptable")]
     names = {n["a"]["n"] for n in nodes.values()}
     assert names >= {"late", "d0", "d1", "d2", "sub"} | {Path(rel).name for rel in files}
+
+
+def test_the_tree_ledger_is_private(mega: Mega, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    make_tree(src, files=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    with TransferManager(mega) as mgr:
+        mgr.download_tree(mgr.upload_tree(src).folders["."], out)
+    ledgers = list((tmp_path / "state").glob("tree-*.ledger"))
+    assert len(ledgers) == 1
+    assert ledgers[0].stat().st_mode & 0o777 == 0o600
+    assert b"f000" not in ledgers[0].read_bytes()  # digests, not names

@@ -334,12 +334,21 @@ class TreeLedger:
         except (OSError, ValueError):
             pass
         self._lock = threading.Lock()
+        self._fd = -1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
 
     @staticmethod
     def entry(handle: str, path: Path, st: os.stat_result) -> str:
         return digest(handle, str(path), str(st.st_size), str(st.st_mtime_ns))[:32]
 
     def verified(self, handle: str, path: Path, size: int) -> bool:
+        if not self.known:  # a first run: nothing to look at
+            return False
         try:
             st = os.stat(path, follow_symlinks=False)
         except OSError:
@@ -353,11 +362,11 @@ class TreeLedger:
     def record(self, handle: str, path: Path) -> None:
         line = self.entry(handle, path, os.stat(path, follow_symlinks=False)) + "\n"
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, line.encode("ascii"))
-            finally:
-                os.close(fd)
+            if self._fd < 0:
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                self._fd = os.open(self.path, flags, 0o600)
+                os.fchmod(self._fd, 0o600)  # it holds digests of names: private, like sidecars
+            os.write(self._fd, line.encode("ascii"))
 
 
 class DownloadJob:
@@ -380,11 +389,13 @@ class DownloadJob:
         self.https = False
         self._g: Future[Any] | None = None
         self._manager: TransferManager | None = None
+        self._already: bool | None = None  # complete per the ledger (checked when queued)
 
     def prepare(self, manager: TransferManager) -> None:
         self._manager = manager
         self.https = manager.mega.api_url.startswith("https:")
-        if self.problem is None and not self._complete():
+        self._already = self.problem is None and self._complete()
+        if self.problem is None and not self._already:
             self._g = manager.batcher.submit(self._command())
 
     def _command(self) -> dict[str, Any]:
@@ -411,7 +422,7 @@ class DownloadJob:
         if "key" not in self.node or self.node.get("undecryptable"):
             raise WrongKeyError(f"{self.rel} cannot be decrypted")
         assert self.target is not None
-        if self._complete():
+        if self._already if self._already is not None else self._complete():
             raise SkipTransfer("already downloaded and verified", str(self.target))
         self._manager = manager
         path = download_file(
@@ -512,4 +523,7 @@ def download_tree(
     who = manager.folder or (creds.user_handle or creds.email or "" if creds else "")
     ledger = TreeLedger(root["h"], target, f"{mega.api_url}\0{who}")
     result = TransferResult()
-    return manager.run(_download_jobs(tree, root, target, ledger, result), result)
+    try:
+        return manager.run(_download_jobs(tree, root, target, ledger, result), result)
+    finally:
+        ledger.close()
