@@ -141,3 +141,36 @@ def test_closed_batcher_refuses_commands(mega: Mega) -> None:
 def test_slot_error(slot: Any, error: type[Exception] | None) -> None:
     found = slot_error(slot)
     assert (found is None) if error is None else isinstance(found, error)
+
+
+class _OddApi:
+    """A server that answers batches wrongly (pure logic: no HTTP needed)."""
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.stats = {"retries": 0}
+
+    def batch(self, commands: Any, *, folder: str | None = None) -> Any:
+        if isinstance(self.answer, BaseException):
+            raise self.answer
+        return self.answer
+
+
+@pytest.mark.parametrize("answer", [[0], "text", None, [0, 0, 0], KeyError("boom")])
+def test_odd_batch_answers_fail_every_command_and_the_dispatcher_lives(answer: Any) -> None:
+    with CommandBatcher(_OddApi(answer)) as batcher:
+        futures = submit_together(batcher, [{"a": "u", "s": 1}, {"a": "u", "s": 2}])
+        for f in futures:
+            with pytest.raises((MegaError, KeyError)):
+                f.result(5)
+        batcher.api.answer = [{"p": "http://x/1"}]  # type: ignore[attr-defined]
+        assert batcher.call({"a": "u", "s": 3}, timeout=5) == {"p": "http://x/1"}
+
+
+def test_numbered_names() -> None:
+    from megafast.transfer._tree import numbered
+
+    assert numbered("a.txt", 1) == "a (1).txt"
+    assert numbered("archive.tar.gz", 2) == "archive.tar (2).gz"
+    assert numbered(".bashrc", 1) == ".bashrc (1)"
+    assert numbered("noext", 3) == "noext (3)"

@@ -143,7 +143,12 @@ class CommandBatcher:
             if batch is None:
                 return
             if batch:
-                self._send(batch)
+                try:
+                    self._send(batch)
+                except BaseException as exc:  # noqa: BLE001 (never leave a worker waiting)
+                    for item in batch:
+                        if not item.future.done():
+                            item.future.set_exception(exc)
 
     def _send(self, batch: list[_Pending]) -> None:
         retries_before = self.api.stats.get("retries", 0)
@@ -151,6 +156,11 @@ class CommandBatcher:
             results = self.api.batch([p.command for p in batch], folder=self.folder)
         except BaseException as exc:  # noqa: BLE001 (handed to the waiting workers)
             self._failed(batch, exc)
+            return
+        if not isinstance(results, list) or len(results) != len(batch):
+            bad = RequestError("EUNKNOWN", f"a batch of {len(batch)} got a malformed answer")
+            for item in batch:
+                item.future.set_exception(bad)
             return
         self.stats["batches"] += 1
         self.stats["commands"] += len(batch)
