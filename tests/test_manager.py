@@ -493,3 +493,25 @@ def test_a_cancelled_big_upload_resumes(mega: Mega, emu: MegaEmulator, tmp_path:
     out.mkdir()
     handle = second.succeeded[0].result
     assert mega.download((handle, mega._load_tree().nodes[handle]), out).read_bytes() == data
+
+
+def test_single_files_queued_as_futures(mega: Mega, tmp_path: Path) -> None:
+    (tmp_path / "a.bin").write_bytes(b"a" * 1000)
+    (tmp_path / "b.bin").write_bytes(b"b" * 2000)
+    with TransferManager(mega) as mgr:
+        fa = mgr.upload(tmp_path / "a.bin")
+        fb = mgr.upload(tmp_path / "b.bin")
+        assert fa.result(30).status == "done" and fb.result(30).status == "done"
+        first = mgr.join()
+        assert {o.rel for o in first.succeeded} == {"a.bin", "b.bin"}
+        out = tmp_path / "out"
+        out.mkdir()
+        got = mgr.download(fa.result().result, out)
+        assert got.result(30).status == "done"
+        assert (out / "a.bin").read_bytes() == b"a" * 1000
+        again = mgr.download(fa.result().result, out)  # verified before: skipped
+        assert again.result(30).status == "skipped"
+        with pytest.raises(SourceNotFoundError):
+            mgr.upload(tmp_path / "missing")
+        late = mgr.upload(tmp_path / "b.bin")  # shutdown() waits for it
+    assert late.done() and late.result().status == "skipped"

@@ -274,10 +274,15 @@ class TransferManager:
         self._paused_until = 0.0
         self._running = 0
         self._shut = False
+        self._background: (
+            tuple[queue.Queue[TransferFuture | None], threading.Thread, TransferResult] | None
+        ) = None
         self._lock = threading.Lock()
 
     # -- public ----------------------------------------------------------------------------
-    def run(self, jobs: Iterable[Job], result: TransferResult | None = None) -> TransferResult:
+    def run(
+        self, jobs: Iterable[Job | TransferFuture], result: TransferResult | None = None
+    ) -> TransferResult:
         """Transfer every job (consumed lazily) and return the outcomes; per-file failures
         are collected while the rest go on. Ctrl-C cancels everything and re-raises."""
         self._check_open()
@@ -297,8 +302,11 @@ class TransferManager:
             t.daemon = True
             t.start()
         try:
-            for job in jobs:
-                future = TransferFuture(job, self.subscribers)
+            for item in jobs:
+                if isinstance(item, TransferFuture):
+                    future, job = item, item.job
+                else:
+                    future, job = TransferFuture(item, self.subscribers), item
                 if self._cancel.is_set():
                     self._record(result, future, _cancelled(job))
                     continue
@@ -325,6 +333,54 @@ class TransferManager:
         result.seconds += time.monotonic() - started
         return result
 
+    def submit(self, job: Job) -> TransferFuture:
+        """Queue one job now and return its future; the jobs submitted run in the background
+        until :meth:`join` (which returns their outcomes)."""
+        self._check_open()
+        future = TransferFuture(job, self.subscribers)
+        with self._lock:
+            if self._background is None:
+                inbox: queue.Queue[TransferFuture | None] = queue.Queue()
+                done = TransferResult()
+                runner = threading.Thread(
+                    target=self.run,
+                    args=(iter(inbox.get, None), done),
+                    daemon=True,
+                    name="megafast-manager-feed",
+                )
+                self._background = (inbox, runner, done)
+                runner.start()
+            self._background[0].put(future)
+        return future
+
+    def upload(self, path: str | os.PathLike[str], dest: Any = None) -> TransferFuture:
+        """Queue the upload of one local file into ``dest`` (default: the Cloud Drive)."""
+        from ._tree import upload_job
+
+        return self.submit(upload_job(self, Path(path), dest))
+
+    def download(
+        self, file: Any, dest_path: str | os.PathLike[str] | None = None
+    ) -> TransferFuture:
+        """Queue the download of one file node (a handle or node of the account's tree) into
+        the folder ``dest_path`` (default: the current directory)."""
+        from ._tree import download_job
+
+        return self.submit(download_job(self, file, dest_path))
+
+    def join(self) -> TransferResult:
+        """Wait for everything :meth:`submit` queued and return the outcomes (the next
+        :meth:`submit` starts a new round)."""
+        with self._lock:
+            background, self._background = self._background, None
+        if background is None:
+            return TransferResult()
+        inbox, runner, done = background
+        inbox.put(None)
+        while runner.is_alive():
+            runner.join(_POLL)
+        return done
+
     def _check_open(self) -> None:
         if self._shut:
             raise MegaError("this TransferManager is shut down: make a new one")
@@ -332,7 +388,12 @@ class TransferManager:
     def shutdown(self, cancel: bool = False) -> None:
         """Release the connections; ``cancel=True`` first stops every transfer (within about a
         second; part files and sidecars stay for a resume)."""
+        if not cancel and not self._shut:
+            self.join()  # what submit() queued finishes first
         self._shut = True
+        with self._lock:
+            if self._background is not None:
+                self._background[0].put(None)  # the background feeder ends (cancelled below)
         if cancel:
             self._cancel.set()
             with self._budget:

@@ -317,6 +317,20 @@ def upload_tree(
     return manager.run(_upload_jobs(up, top, levels), result)
 
 
+def upload_job(manager: TransferManager, path: Path, dest: Any = None) -> UploadJob:
+    """One local file as a job for :meth:`TransferManager.submit`."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise SourceNotFoundError(f"cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceNotFoundError(f"not a regular file (symlinks are not followed): {path}")
+    manager.mega._require_login()
+    up = _UploadTree(manager, TransferResult())
+    up.top = path.parent.resolve()
+    return UploadJob(up, path, path.name, manager.mega._folder_handle(dest), st)
+
+
 # ---------------------------------------------------------------------------------------------
 # downloads
 # ---------------------------------------------------------------------------------------------
@@ -324,7 +338,9 @@ class TreeLedger:
     """The files of one tree download whose MAC was verified: (node, path, size, mtime)
     digests, one per line in a 0600 file, so a re-run can skip them."""
 
-    def __init__(self, root_handle: str, target: Path, account: str) -> None:
+    def __init__(
+        self, root_handle: str, target: Path, account: str, *, keep_open: bool = True
+    ) -> None:
         name = digest("megafast-tree", account, root_handle, str(target.resolve()))[:32]
         self.path = state_dir() / f"tree-{name}.ledger"
         self.known: set[str] = set()
@@ -335,6 +351,7 @@ class TreeLedger:
             pass
         self._lock = threading.Lock()
         self._fd = -1
+        self._keep_open = keep_open  # False: no descriptor outlives a record()
 
     def close(self) -> None:
         with self._lock:
@@ -367,6 +384,9 @@ class TreeLedger:
                 self._fd = os.open(self.path, flags, 0o600)
                 os.fchmod(self._fd, 0o600)  # it holds digests of names: private, like sidecars
             os.write(self._fd, line.encode("ascii"))
+            if not self._keep_open:
+                os.close(self._fd)
+                self._fd = -1
 
 
 class DownloadJob:
@@ -458,6 +478,31 @@ def g_url(data: Any) -> str:
     return data["g"]
 
 
+def download_job(
+    manager: TransferManager, file: Any, dest_path: str | os.PathLike[str] | None = None
+) -> DownloadJob:
+    """One file node of the account as a job for :meth:`TransferManager.submit`."""
+    from ..client import _safe_name
+
+    node = manager.mega._node(file, "file")
+    if node.get("t") != 0:
+        raise ValidationError("only a file can be queued this way (use download_tree)")
+    directory = Path(dest_path) if dest_path not in (None, "") else Path.cwd()
+    if not directory.is_dir():
+        raise DestinationError(f"the destination folder does not exist: {directory}")
+    name = _safe_name(manager.mega._load_tree().name_of(node) or node["h"])
+    # one ledger per destination folder for the files queued one by one
+    ledger = TreeLedger("single files", directory, _account(manager), keep_open=False)
+    return DownloadJob(node, name, directory / name, ledger)
+
+
+def _account(manager: TransferManager) -> str:
+    """Whose files these are, for the ledger's name: the server and the account (or link)."""
+    creds = manager.mega._creds
+    who = manager.folder or (creds.user_handle or creds.email or "" if creds else "")
+    return f"{manager.mega.api_url}\0{who}"
+
+
 def _download_jobs(
     tree: NodeTree,
     root: dict[str, Any],
@@ -518,10 +563,7 @@ def download_tree(
         raise DestinationError(f"cannot create {target}: {exc.strerror}") from None
     if target.is_symlink() or not target.is_dir():
         raise DestinationError(f"the destination is not a folder: {target}")
-    mega = manager.mega
-    creds = mega._creds
-    who = manager.folder or (creds.user_handle or creds.email or "" if creds else "")
-    ledger = TreeLedger(root["h"], target, f"{mega.api_url}\0{who}")
+    ledger = TreeLedger(root["h"], target, _account(manager))
     result = TransferResult()
     try:
         return manager.run(_download_jobs(tree, root, target, ledger, result), result)
