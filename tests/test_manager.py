@@ -238,12 +238,15 @@ def test_cancel_stops_within_a_second_and_a_rerun_finishes(
     assert len(second.succeeded) == len(files) - len(first.succeeded)
 
 
-def test_over_quota_pauses_the_whole_queue(mega: Mega, emu: MegaEmulator, tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_g", [False, True], ids=["http-509", "g-answers-tl"])
+def test_over_quota_pauses_the_whole_queue(
+    mega: Mega, emu: MegaEmulator, tmp_path: Path, in_g: bool
+) -> None:
     src = tmp_path / "src"
     files = make_tree(src, files=16, folders=2)
     with TransferManager(mega) as mgr:
         up = mgr.upload_tree(src)
-    emu.set_faults(over_quota=True, over_quota_time_left=1)
+    emu.set_faults(over_quota=True, over_quota_time_left=1, over_quota_in_g=in_g)
     threading.Timer(0.3, emu.clear_faults).start()
     out = tmp_path / "out"
     out.mkdir()
