@@ -33,7 +33,7 @@ def emu() -> Iterator[MegaEmulator]:
 
 @pytest.fixture
 def mega(emu: MegaEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Mega]:
-    from test_transfer_support import fast_backoff
+    from support.transfer import fast_backoff
 
     emu.clear_faults()
     fast_backoff(monkeypatch)
@@ -332,6 +332,7 @@ def test_public_folder_link_downloads_through_the_manager(
     mega: Mega, emu: MegaEmulator, tmp_path: Path
 ) -> None:
     from megafast._links import parse_link
+    from megafast._sources import public_folder_tree, public_root
 
     src = tmp_path / "shared"
     files = make_tree(src, files=6)
@@ -339,11 +340,11 @@ def test_public_folder_link_downloads_through_the_manager(
         up = mgr.upload_tree(src)
     link = parse_link(mega.export(node_id=up.folders["."]))
     anonymous = Mega(api_url=emu.api_url)
-    tree = anonymous._public_folder_tree(link)
+    tree = public_folder_tree(anonymous, link)
     out = tmp_path / "out"
     out.mkdir()
     with TransferManager(anonymous, folder=link.handle) as mgr:
-        res = mgr.download_tree(anonymous._public_root(tree, link), out, tree=tree)
+        res = mgr.download_tree(public_root(tree, link), out, tree=tree)
     assert res.ok and len(res.succeeded) == len(files)
     assert local_files(out / "shared") == files
 

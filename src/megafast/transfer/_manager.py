@@ -427,7 +427,7 @@ class TransferManager:
         """Download the remote folder ``folder`` (a handle or node of ``tree``, default the
         account's tree) into ``dest_path`` (default: the current directory) as a folder of the
         same name."""
-        from ..client import _safe_name
+        from .._localnames import safe_local_name
         from ._tree import download_tree
 
         self._check_open()
@@ -440,7 +440,7 @@ class TransferManager:
         if root is None or root.get("t") not in (1, 2):
             raise ValidationError("download_tree needs a folder")
         base = Path(dest_path) if dest_path not in (None, "") else Path.cwd()
-        name = _safe_name(tree.name_of(root) or root["h"])
+        name = safe_local_name(tree.name_of(root) or root["h"])
         return download_tree(self, tree, root, base / name)
 
     @property

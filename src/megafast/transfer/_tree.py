@@ -26,6 +26,11 @@ from concurrent.futures import Future
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
+from .._localnames import safe_local_name
+from .._nodeops import encrypt_attrs, folder_handle, wrap_key
+from .._shares import keys_for_new_node
+from .._sources import checked_g_answer
+from .._transfers import _file_identity, _resume_id
 from ..errors import (
     DestinationError,
     RequestError,
@@ -80,14 +85,14 @@ class _UploadTree:
         self, parent: str, items: list[dict[str, Any]], keys: list[tuple[int, ...]]
     ) -> dict[str, Any]:
         """A ``p`` for ``items`` (without ``k``) under ``parent``, with share keys (``cr``)."""
-        nodes = [{**item, "k": self.mega._wrap_key(k)} for item, k in zip(items, keys, strict=True)]
+        nodes = [{**item, "k": wrap_key(self.mega, k)} for item, k in zip(items, keys, strict=True)]
         command: dict[str, Any] = {"a": "p", "t": parent, "n": nodes, "i": self.mega.request_id}
         shares: list[str] = []
         names: list[str] = []
         triples: list[Any] = []
         for item, key in zip(items, keys, strict=True):
             with self.lock:  # it walks the tree, which other workers add to
-                cr = self.mega._share_keys_for(parent, key, item["h"])
+                cr = keys_for_new_node(self.mega, parent, key, item["h"])
             if cr is None:
                 continue
             shares, _, own = cr
@@ -99,11 +104,14 @@ class _UploadTree:
         return command
 
     def add_nodes(self, answer: Any) -> list[str]:
-        with self.lock:
-            self.mega._add_answer_nodes(answer)
+        """The handles of the nodes a ``p`` made, after adding them to the client's tree."""
         nodes = answer.get("f") if isinstance(answer, dict) else None
         if not isinstance(nodes, list):
             raise RequestError("EUNKNOWN", "unexpected answer to p (no new nodes)")
+        keyring = self.mega._keyring
+        if keyring is not None:
+            with self.lock:  # copies: the answer stays as the server sent it
+                self.tree.add_nodes([dict(n) for n in nodes if isinstance(n, dict)], keyring)
         return [str(n.get("h")) for n in nodes if isinstance(n, dict)]
 
 
@@ -156,7 +164,7 @@ def _make_folders(up: _UploadTree, levels: list[list[str]], top_parent: str, top
         for parent, entries in wanted.items():
             keys = [tuple(random_key(4)) for _ in entries]
             items = [
-                {"h": f"x{i:07d}", "t": 1, "a": up.mega._encrypt_attrs({"n": name}, key)}
+                {"h": f"x{i:07d}", "t": 1, "a": encrypt_attrs({"n": name}, key)}
                 for i, ((_, name), key) in enumerate(zip(entries, keys, strict=True))
             ]
             command = up.new_node_command(parent, items, keys)
@@ -220,7 +228,6 @@ class UploadJob:
                 raise ValidationError(f"no free name for {name!r}")
 
     def run(self, manager: TransferManager, progress: Callable[[int, int], None]) -> str | None:
-        from ..client import _file_identity
         from ..crypto import fingerprint
 
         if self.problem is not None:
@@ -245,7 +252,7 @@ class UploadJob:
             # the resolved top joined with the walked path equals path.resolve() (no symlink
             # is followed below the top) without an lstat per path component
             real = self.up.top / self.rel
-            resume_id = self.up.mega._upload_resume_id(self.parent, name, _file_identity(real, st))
+            resume_id = _resume_id(self.up.mega, self.parent, name, _file_identity(real, st))
             done = upload_file(
                 manager.http,
                 self._get_upload_url,
@@ -257,7 +264,7 @@ class UploadJob:
             )
             key = tuple(done.key)
             k = tuple(key[i] ^ key[i + 4] for i in range(4))
-            attrs = self.up.mega._encrypt_attrs({"n": name, "c": fp}, k)
+            attrs = encrypt_attrs({"n": name, "c": fp}, k)
             command = self.up.new_node_command(
                 self.parent, [{"h": done.token, "t": 0, "a": attrs}], [key]
             )
@@ -312,7 +319,7 @@ def upload_tree(
     up.top = top.resolve()
     levels = _walk_folders(top, result)
     before = manager.api.stats["requests"]
-    _make_folders(up, levels, mega._folder_handle(dest), up.top.name or "_")
+    _make_folders(up, levels, folder_handle(mega, dest), up.top.name or "_")
     result.api_requests += manager.api.stats["requests"] - before
     return manager.run(_upload_jobs(up, top, levels), result)
 
@@ -328,7 +335,7 @@ def upload_job(manager: TransferManager, path: Path, dest: Any = None) -> Upload
     manager.mega._require_login()
     up = _UploadTree(manager, TransferResult())
     up.top = path.parent.resolve()
-    return UploadJob(up, path, path.name, manager.mega._folder_handle(dest), st)
+    return UploadJob(up, path, path.name, folder_handle(manager.mega, dest), st)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -434,7 +441,7 @@ class DownloadJob:
         assert self._manager is not None
         if future is None or refresh:
             future = self._manager.batcher.submit(self._command())
-        return g_url(self._manager.wait(future))
+        return str(checked_g_answer(self._manager.wait(future))["g"])
 
     def run(self, manager: TransferManager, progress: Callable[[int, int], None]) -> str | None:
         if self.problem is not None:
@@ -459,38 +466,17 @@ class DownloadJob:
         return str(path)
 
 
-def g_url(data: Any) -> str:
-    """The download URL of a ``g`` answer; the API's refusal as its error."""
-    from ..errors import OverQuotaError, error_for_code
-
-    if not isinstance(data, dict):
-        raise RequestError("EUNKNOWN", "unexpected answer to g")
-    if "tl" in data and not data.get("g"):
-        try:
-            left: float | None = float(data["tl"])
-        except (TypeError, ValueError):
-            left = None
-        raise OverQuotaError(-17, "transfer quota exceeded", time_left=left)
-    if isinstance(data.get("e"), int) and data["e"] < 0:
-        raise error_for_code(data["e"])
-    if not isinstance(data.get("g"), str) or not data["g"]:
-        raise RequestError("EUNKNOWN", "the file is not accessible (no download URL)")
-    return data["g"]
-
-
 def download_job(
     manager: TransferManager, file: Any, dest_path: str | os.PathLike[str] | None = None
 ) -> DownloadJob:
     """One file node of the account as a job for :meth:`TransferManager.submit`."""
-    from ..client import _safe_name
-
     node = manager.mega._node(file, "file")
     if node.get("t") != 0:
         raise ValidationError("only a file can be queued this way (use download_tree)")
     directory = Path(dest_path) if dest_path not in (None, "") else Path.cwd()
     if not directory.is_dir():
         raise DestinationError(f"the destination folder does not exist: {directory}")
-    name = _safe_name(manager.mega._load_tree().name_of(node) or node["h"])
+    name = safe_local_name(manager.mega._load_tree().name_of(node) or node["h"])
     # one ledger per destination folder for the files queued one by one
     ledger = TreeLedger("single files", directory, _account(manager), keep_open=False)
     return DownloadJob(node, name, directory / name, ledger)
@@ -510,8 +496,6 @@ def _download_jobs(
     ledger: TreeLedger,
     result: TransferResult,
 ) -> Iterator[DownloadJob]:
-    from ..client import _safe_name
-
     local: dict[str, Path | None] = {root["h"]: target}
     rels: dict[str, str] = {root["h"]: "."}
     problems: dict[str, str] = {}
@@ -522,7 +506,7 @@ def _download_jobs(
         if parent not in local:
             continue  # below something that is neither a file nor a folder
         raw = tree.name_of(node) or node["h"]
-        name = _safe_name(raw)
+        name = safe_local_name(raw)
         if name in used[parent]:
             name = _first_free(name, used[parent].__contains__)
         used[parent].add(name)
