@@ -419,7 +419,10 @@ class _Upload:
             data = body() if callable(body) else body
             try:
                 resp = self.ctl.session.post(
-                    f"{self.url}/{begin}", data=data, timeout=self.ctl.timeout
+                    f"{self.url}/{begin}",
+                    data=data,
+                    timeout=self.ctl.timeout,
+                    allow_redirects=False,
                 )
                 try:
                     check_status(resp, upload=True)
