@@ -37,14 +37,13 @@ class Interrupt(Exception):
 def posted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Bytes of each piece body sent (retries included)."""
     sizes: list[int] = []
-    real = _upload._Upload._post
+    real = _upload._Upload._post_once
 
-    def spy(self, begin, body, what):
-        sample = body() if callable(body) else body
-        sizes.append(len(sample))
-        return real(self, begin, body, what)
+    def spy(self, begin, body):
+        sizes.append(len(body))
+        return real(self, begin, body)
 
-    monkeypatch.setattr(_upload._Upload, "_post", spy)
+    monkeypatch.setattr(_upload._Upload, "_post_once", spy)
     return sizes
 
 

@@ -51,13 +51,13 @@ def test_upload_from_a_path(remote: Remote, tmp_path, size: int) -> None:
 def test_upload_of_many_pieces_in_parallel(remote: Remote, tmp_path, monkeypatch) -> None:
     data = content(20 * MiB + 1)
     posted: list[int] = []
-    real = _upload._Upload._post
+    real = _upload._Upload._post_once
 
-    def spy(self, begin, body, what):
+    def spy(self, begin, body):
         posted.append(begin)
-        return real(self, begin, body, what)
+        return real(self, begin, body)
 
-    monkeypatch.setattr(_upload._Upload, "_post", spy)
+    monkeypatch.setattr(_upload._Upload, "_post_once", spy)
     cfg = fast_config(connections=8, piece_size=2 * MiB)
     result = upload_file(remote.http, remote.upload_url_getter(), data, config=cfg)
     from megafast.transfer import ChunkMap
