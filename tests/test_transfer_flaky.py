@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.server
 import io
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -203,6 +204,34 @@ def test_wrong_length_and_offset_answers_keep_no_wrong_bytes(
         assert srv.requests[4] == (first + 70_001, end)
 
 
+def _refuse(h: http.server.BaseHTTPRequestHandler, blob: bytes, a: int, b: int) -> None:
+    _send(h, b"", 0, Content_Type="text/plain")  # a 200 with no body at all
+    h.close_connection = True
+
+
+def _bad_request(h: http.server.BaseHTTPRequestHandler, blob: bytes, a: int, b: int) -> None:
+    h.send_response(400)
+    h.send_header("Content-Length", "0")
+    h.end_headers()
+
+
+def test_a_stopped_download_resumes_inside_a_chunk(
+    plain_blob_key: tuple[bytes, bytes, tuple[int, ...]], tmp_path: Path
+) -> None:
+    data, blob, key = plain_blob_key
+    dest = tmp_path / "out.bin"
+    cfg = fast_config(connections=1, piece_size=MiB)
+    script = [_drop_after(300_007), _refuse, _bad_request]
+    with _Hostile(blob, script) as srv, pytest.raises(TransferError):
+        download_file(None, _get(srv.url), len(data), key, dest, config=cfg, resume_id="r")
+    state = json.loads((tmp_path / "out.bin.megafast-part.json").read_text())
+    assert state["done"] == [[0, 131072]] and state["partial"] == [[131072, 300_000]]
+    with _Hostile(blob, []) as srv:
+        download_file(None, _get(srv.url), len(data), key, dest, config=cfg, resume_id="r")
+        assert srv.requests[0][0] == 300_000  # only the rest of the chunk is asked for
+    assert dest.read_bytes() == data
+
+
 def test_a_byte_corrupted_before_a_drop_fails_the_mac_never_a_wrong_file(
     plain_blob_key: tuple[bytes, bytes, tuple[int, ...]], tmp_path: Path
 ) -> None:
@@ -228,3 +257,48 @@ def test_a_redirect_loop_on_a_transfer_url_is_a_megafast_error(
             download_file(None, _get(loop), len(data), key, tmp_path / "x", config=fast_config())
         with pytest.raises(TransferError):
             upload_file(None, lambda size: loop, data, config=fast_config(resume=False))
+
+
+_CHILD = r"""
+import sys, requests
+from megafast.transfer import TransferConfig, download_file
+url, path, size, key = sys.argv[1:5]
+key = tuple(int(x) for x in key.split(","))
+download_file(requests.Session(), lambda r: url, int(size), key, path,
+              config=TransferConfig(connections=4), resume_id="flaky-kill")
+"""
+
+
+def test_download_killed_a_third_in_reruns_with_at_most_three_quarters(
+    remote: Remote, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import megafast
+
+    size = 24 * MiB
+    data = content(size)
+    handle, key = remote.add_file(data)
+    remote.emu.set_faults(bandwidth=RATE)
+    dest = tmp_path / "out.bin"
+    env = dict(os.environ, PYTHONPATH=str(Path(megafast.__file__).parents[1]))
+    args = [remote.emu.download_url(handle), str(dest), str(size), ",".join(map(str, key))]
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, *args], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while remote.emu.stats().get("download_bytes", 0) < size // 3:
+            assert time.monotonic() < deadline and child.poll() is None
+            time.sleep(0.01)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    while remote.emu.stats()["active_transfers"]:  # requests of the killed process end
+        time.sleep(0.01)
+    before = remote.emu.stats()["download_bytes"]
+    remote.emu.clear_faults()
+    download_file(remote.http, remote.url_getter(handle), size, key, dest, resume_id="flaky-kill")
+    assert dest.read_bytes() == data
+    assert remote.emu.stats()["download_bytes"] - before <= 0.75 * size

@@ -93,7 +93,9 @@ class Faults:
             isinstance(self.drop_every, (int, float)) and 0 < self.drop_every < 1e9
         ):
             raise ValueError("drop_every must be None or a positive number of seconds")
-        if not (isinstance(self.drop_every_jitter, (int, float)) and 0 <= self.drop_every_jitter < 1):
+        if not (
+            isinstance(self.drop_every_jitter, (int, float)) and 0 <= self.drop_every_jitter < 1
+        ):
             raise ValueError("drop_every_jitter must be a fraction in [0, 1)")
         if self.transfer_faults not in ("both", "download", "upload"):
             raise ValueError("transfer_faults must be 'both', 'download' or 'upload'")

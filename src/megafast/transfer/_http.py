@@ -29,6 +29,9 @@ log = logging.getLogger("megafast.transfer")
 
 # Waits between tries come from ``TransferConfig.retry`` (a :class:`RetryPolicy`).
 CONNECT_TIMEOUT = 20.0
+#: A buffer that fills slowly is handed on after this many seconds (whole 4 KiB blocks),
+#: so that a killed process loses little more than the last fraction of a second.
+CONSUME_INTERVAL = 0.1
 #: Size of the reused I/O blocks (bytes, a multiple of 16): each block is filled from the
 #: socket, then decrypted and MAC-ed by one kernel call and written by one positional write.
 #: One per connection, so memory stays ``connections * IO_BLOCK`` whatever the file size.
@@ -402,6 +405,7 @@ def fetch_range(
     filled = 0  # bytes in buf; buf[used:filled] is not consumed yet and ends at pos
     used = 0
     step = ctl.limiter.block(len(buf))
+    last = time.monotonic()
     while pos < end:
         ctl.check()
         url, generation = urls.get()
@@ -424,7 +428,13 @@ def fetch_range(
                     if filled == len(buf) or pos == end:
                         consume(pos - (filled - used), buf[used:filled])
                         filled = used = 0
+                        last = time.monotonic()
                         ctl.check()
+                    elif filled - used >= 65536 and time.monotonic() - last >= CONSUME_INTERVAL:
+                        keep = (filled - used) & ~4095  # whole 4 KiB blocks
+                        consume(pos - (filled - used), buf[used : used + keep])
+                        used += keep
+                        last = time.monotonic()
                 # Keep the connection only when the body was exactly what we read (a
                 # Content-Length was checked to be the bytes asked for).
                 complete = resp.headers.get("Content-Length", "").isdigit()
