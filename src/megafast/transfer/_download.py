@@ -20,6 +20,7 @@ from ..errors import IntegrityError, TransferError, ValidationError
 from . import _http
 from ._config import MiB, ProgressCallback, TransferConfig, balanced_piece_size
 from ._http import Controller, UrlSource, WorkerPool, check_progress, fetch_range
+from ._local import final_mode, helper_base, open_part
 from ._plan import ChunkMap
 from ._sidecar import (
     chunk_state,
@@ -49,9 +50,11 @@ SIDECAR_SUFFIX = ".megafast-part.json"
 
 
 def part_paths(dest: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """The temporary file and the resume sidecar of a download to ``dest``."""
+    """The temporary file and the resume sidecar of a download to ``dest``: beside it, named
+    after it (shortened with a hash when the name is long, so they fit in NAME_MAX)."""
     dest = Path(dest)
-    return dest.with_name(dest.name + PART_SUFFIX), dest.with_name(dest.name + SIDECAR_SUFFIX)
+    base = helper_base(dest.name)
+    return dest.with_name(base + PART_SUFFIX), dest.with_name(base + SIDECAR_SUFFIX)
 
 
 def _check_size(size: object) -> int:
@@ -156,7 +159,7 @@ class _FileDownload:
                 or state.get("size") != self.size
                 or state.get("key_id") != self.key_id
                 or state.get("resume_id") != self.resume_id
-                or self.part.stat().st_size != self.size
+                or os.fstat(self.fd).st_size != self.size
             ):
                 return {}
             claimed = claimed_chunks(self.chunks, state)
@@ -219,9 +222,9 @@ class _FileDownload:
         # Whole blocks bypass the page cache (O_DIRECT): no page-cache copy and no page
         # allocation for a file nobody reads yet, which is most of a download's system time.
         if DIRECT_IO and hasattr(os, "O_DIRECT") and self.size >= DIRECT_MIN_SIZE:
-            try:
+            try:  # the same open file, reopened with O_DIRECT (never by its name)
                 self.direct_fd = os.open(
-                    self.part, os.O_WRONLY | os.O_DIRECT | getattr(os, "O_CLOEXEC", 0)
+                    f"/proc/self/fd/{self.fd}", os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC
                 )
             except OSError:  # tmpfs and some network file systems refuse O_DIRECT
                 self.direct_fd = -1
@@ -305,14 +308,14 @@ class _FileDownload:
     # -- the whole job
     def run(self) -> Path:
         cfg = self.config
-        fd = os.open(self.part, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        fd, adopted = open_part(self.part)  # O_EXCL | O_NOFOLLOW, 0600; unsafe files set aside
         try:
             lock_exclusive(fd, "this file")  # before anything of another run is touched
         except BaseException:
             os.close(fd)
             raise
         self.fd = fd
-        reusable = self._load_reusable() if cfg.resume else {}
+        reusable = self._load_reusable() if cfg.resume and adopted else {}
         if not cfg.resume:
             remove_quietly(self.sidecar)
         self.unverified = dict(reusable)
@@ -365,6 +368,7 @@ class _FileDownload:
                 self._close_fds()
                 remove_quietly(self.part, self.sidecar)
                 raise
+            os.fchmod(self.fd, final_mode())  # 0600 until now
             os.fsync(self.fd)
             self._close_fds()
             os.replace(self.part, self.dest)

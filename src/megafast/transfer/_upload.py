@@ -151,7 +151,9 @@ class _Upload:
         self.lock_fd = -1
         if self.sidecar is not None:
             lock_path = self.sidecar.with_suffix(".lock")
-            self.lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self.lock_fd = os.open(
+                lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+            )
             try:
                 lock_exclusive(self.lock_fd, "this source")
             except BaseException:
