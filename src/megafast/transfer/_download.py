@@ -6,6 +6,7 @@ import contextlib
 import errno
 import mmap
 import os
+import stat
 import threading
 import time
 from bisect import bisect_left, bisect_right
@@ -21,7 +22,7 @@ from . import _http
 from ._config import MiB, ProgressCallback, TransferConfig, balanced_piece_size
 from ._http import Controller, UrlSource, WorkerPool, check_progress, fetch_range
 from ._local import final_mode, helper_base, open_part
-from ._plan import ChunkMap
+from ._plan import ChunkMap, check_size
 from ._sidecar import (
     chunk_state,
     claimed_chunks,
@@ -55,12 +56,6 @@ def part_paths(dest: str | os.PathLike[str]) -> tuple[Path, Path]:
     dest = Path(dest)
     base = helper_base(dest.name)
     return dest.with_name(base + PART_SUFFIX), dest.with_name(base + SIDECAR_SUFFIX)
-
-
-def _check_size(size: object) -> int:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise ValidationError(f"size must be a non-negative int (bytes), not {size!r}")
-    return size
 
 
 def _node_cipher(key: Sequence[int], size: int) -> FileCipher:
@@ -273,8 +268,7 @@ class _FileDownload:
             self.done.update(good)
             self.progress.done += sum(self.chunks.chunk_end(c) - c for c in good)
         if bad:
-            others = set(self.chunks.starts) - bad
-            for rng in reversed(self.chunks.plan(self.piece_size, skip=others)):
+            for rng in reversed(self.chunks.plan(self.piece_size, only=bad)):
                 pool.push(("fetch", *rng))
 
     def _fetch_tasks(self, ranges: list[tuple[int, int]]) -> list[tuple[Any, ...]]:
@@ -308,6 +302,7 @@ class _FileDownload:
     # -- the whole job
     def run(self) -> Path:
         cfg = self.config
+        check_free_space(self.part, self.size)  # before any file is created
         fd, adopted = open_part(self.part)  # O_EXCL | O_NOFOLLOW, 0600; unsafe files set aside
         try:
             lock_exclusive(fd, "this file")  # before anything of another run is touched
@@ -327,10 +322,8 @@ class _FileDownload:
             _preallocate(self.fd, self.size)
             self._open_direct()
             self._direct_opened = self.direct_fd
-            everything = set(self.chunks.starts)
             tasks: list[tuple[Any, ...]] = [
-                ("verify", *r)
-                for r in self.chunks.plan(self.piece_size, skip=everything - reusable.keys())
+                ("verify", *r) for r in self.chunks.plan(self.piece_size, only=reusable.keys())
             ]
             tasks += self._fetch_tasks(self.chunks.plan(self.piece_size, skip=reusable))
             buffers: dict[int, memoryview] = {}
@@ -390,6 +383,33 @@ class _FileDownload:
             ctl.close()
 
 
+def check_free_space(part: Path, size: int) -> None:
+    """TransferError when the file system of ``part`` cannot take the ``size`` bytes the
+    part file still lacks (blocks of an existing part file count as had)."""
+    folder = part.parent
+    try:
+        vfs = os.statvfs(folder)
+        st = os.lstat(part) if os.path.lexists(part) else None
+    except OSError:
+        return
+    have_blocks = st.st_blocks * 512 if st is not None and stat.S_ISREG(st.st_mode) else 0
+    free = vfs.f_bavail * vfs.f_frsize
+    need = max(0, size - have_blocks)
+    if need > free:
+        raise TransferError(
+            f"not enough free disk space in {folder}: need {_human(need)}, have {_human(free)}"
+        )
+
+
+def _human(n: int) -> str:
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit} ({n} bytes)"
+        value /= 1024
+    return f"{n} bytes"
+
+
 def _preallocate(fd: int, size: int) -> None:
     """Give the part file its full size; reserve the blocks where the file system can (an
     early ENOSPC instead of one midway, and cheaper writes than into a sparse file)."""
@@ -436,7 +456,7 @@ def download_file(
     config = config if config is not None else TransferConfig()
     if not isinstance(config, TransferConfig):
         raise ValidationError("config must be a TransferConfig")
-    size = _check_size(size)
+    size = check_size(size)
     dest = Path(os.fspath(dest))
     if dest.is_dir():
         raise ValidationError("dest is a folder: give the path of the file to write")
@@ -478,7 +498,7 @@ def download_to_fileobj(
     config = config if config is not None else TransferConfig()
     if not isinstance(config, TransferConfig):
         raise ValidationError("config must be a TransferConfig")
-    size = _check_size(size)
+    size = check_size(size)
     if not callable(getattr(fileobj, "write", None)):
         raise ValidationError("fileobj must have a write() method")
     check_progress(progress)

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import ValidationError
 from ._download import pread_into
+from ._plan import check_size
 
 __all__ = ["Source", "open_source"]
 
@@ -136,8 +137,8 @@ class _StreamSource(Source):
 
 
 def open_source(source: Any, size: int | None) -> Source:
-    if isinstance(size, bool) or (size is not None and (not isinstance(size, int) or size < 0)):
-        raise ValidationError(f"size must be a non-negative int (bytes), not {size!r}")
+    if size is not None:
+        check_size(size)
     if isinstance(source, (str, os.PathLike)):
         path = Path(os.fspath(source))
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))

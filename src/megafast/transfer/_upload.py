@@ -356,8 +356,7 @@ class _Upload:
         if kinds == {"verify"}:
             # A positional source: check the chunks a previous run sent, whatever pieces
             # they were sent in (a run that was split after drops leaves odd ones).
-            everything = set(self.chunks.starts)
-            ranges = self.chunks.plan(self.piece_size, skip=everything - reused)
+            ranges = self.chunks.plan(self.piece_size, only=reused)
             pieces = [("verify", begin, end) for begin, end in ranges]
         else:
             # A streamed source is read in order: a piece is all reused or sent whole.
