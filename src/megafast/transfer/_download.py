@@ -517,7 +517,7 @@ def download_to_fileobj(
     ready: dict[int, tuple[memoryview, int]] = {}
     written = 0  # index of the next range to write
 
-    def take_buffer() -> memoryview | None:
+    def take_buffer() -> memoryview:
         nonlocal allocated
         with cond:
             while not free and allocated >= max_buffers:
@@ -569,9 +569,13 @@ def download_to_fileobj(
                 written += 1
                 cond.notify_all()
 
+    def tick() -> None:
+        flush()
+        report.report()
+
     pool = WorkerPool(ctl, workers, [None] * workers, work)
     try:
-        pool.run(lambda: (flush(), report.report()))
+        pool.run(tick)
         flush()
     finally:
         ctl.close()

@@ -344,6 +344,17 @@ def release(resp: requests.Response, complete: bool) -> None:
         resp.close()
 
 
+#: What a range request retries after (the other errors end the transfer).
+FETCH_ERRORS: tuple[type[BaseException], ...] = (
+    RetryableError,
+    RefreshUrl,
+    QuotaExceeded,
+    *NETWORK_ERRORS,
+)
+#: What an upload POST retries after.
+POST_ERRORS: tuple[type[BaseException], ...] = (RetryableError, QuotaExceeded, *NETWORK_ERRORS)
+
+
 def _content_range_start(resp: requests.Response) -> int | None:
     """The first byte a ``Content-Range: bytes a-b/n`` header names, else None."""
     value = resp.headers.get("Content-Range")
@@ -440,7 +451,7 @@ def fetch_range(
                 complete = resp.headers.get("Content-Length", "").isdigit()
             finally:
                 release(resp, complete)
-        except (RetryableError, RefreshUrl, QuotaExceeded, *NETWORK_ERRORS) as exc:
+        except FETCH_ERRORS as exc:
             keep = (filled - used) // 16 * 16
             if keep:  # what arrived, down to the AES block, goes on now
                 consume(pos - (filled - used), buf[used : used + keep])

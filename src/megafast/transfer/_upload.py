@@ -23,10 +23,9 @@ from ._config import MAX_CHUNK, MiB, ProgressCallback, TransferConfig, balanced_
 from ._download import _Progress
 from ._http import (
     NETWORK_ERRORS,
+    POST_ERRORS,
     Controller,
-    QuotaExceeded,
     RestartUpload,
-    RetryableError,
     RetryBudget,
     WorkerPool,
     check_progress,
@@ -94,11 +93,12 @@ class _PieceBody:
         return self.end - self.begin
 
     def __iter__(self) -> Iterator[memoryview]:
-        job = self.job
-        step = job.ctl.limiter.block(_http.IO_BLOCK)
+        job, ctl = self.job, self.job.ctl
+        assert ctl is not None
+        step = ctl.limiter.block(_http.IO_BLOCK)
         pos = self.begin
         while pos < self.end:
-            job.ctl.check()
+            ctl.check()
             n = min(step, self.end - pos)
             if self.ready:
                 view = self.buf[pos - self.begin : pos - self.begin + n]
@@ -111,7 +111,7 @@ class _PieceBody:
             self.sent += len(view)
             with job.lock:
                 job.progress.done += len(view)
-            job.ctl.limiter.account(len(view), job.ctl)
+            ctl.limiter.account(len(view), ctl)
 
 
 class _Upload:
@@ -271,7 +271,7 @@ class _Upload:
             try:
                 self._post_once(begin, body)
                 return
-            except (RetryableError, QuotaExceeded, *NETWORK_ERRORS) as exc:
+            except POST_ERRORS as exc:
                 budget.failed(exc)
 
     def _piece_end(self, pos: int, end: int) -> int:
@@ -306,7 +306,7 @@ class _Upload:
             body = _PieceBody(self, pos, cut, view, begin, ready)
             try:
                 self._post_once(pos, body)
-            except (RetryableError, QuotaExceeded, *NETWORK_ERRORS) as exc:
+            except POST_ERRORS as exc:
                 with self.lock:
                     self.progress.done -= body.sent
                     self.failed_posts += 1
