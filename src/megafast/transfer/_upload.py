@@ -114,6 +114,40 @@ class _PieceBody:
             ctl.limiter.account(len(view), ctl)
 
 
+class _Window:
+    """How many bytes one connection puts in a POST (an upload piece is all or nothing).
+
+    The piece size while nothing fails. After a failure: half the failed POST at once (down
+    to one MAC chunk), then one more 1 MiB chunk per success, but never more than the
+    connection moves in a quarter of its mean lifetime between failures -- so on a link that
+    drops every T seconds a POST takes about T/4 and most of them get through.
+    """
+
+    def __init__(self, piece_size: int) -> None:
+        self.size = self.largest = piece_size
+        self.born = time.monotonic()
+        self.failures = 0
+        self.moved = 0  # bytes sent, and the seconds spent sending them
+        self.busy = 0.0
+
+    def _target(self) -> int:
+        if not self.failures or self.busy <= 0:
+            return self.largest
+        lifetime = (time.monotonic() - self.born) / self.failures
+        return int(self.moved / self.busy * lifetime / 4)
+
+    def record(self, size: int, sent: int, seconds: float, *, ok: bool) -> None:
+        """A POST of ``size`` bytes ended after ``sent`` bytes went out in ``seconds``."""
+        self.moved += sent
+        self.busy += seconds
+        if ok:
+            grown = min(self._target(), self.size + MAX_CHUNK)
+        else:
+            self.failures += 1
+            grown = min(self.size, size) // 2
+        self.size = max(MIN_PIECE, min(self.largest, grown))
+
+
 class _Upload:
     def __init__(
         self,
@@ -160,7 +194,7 @@ class _Upload:
                 self.release()
                 raise
         self.cipher = self._load_or_new_cipher()
-        self.window = self.piece_size  # bytes per POST now (see _adapt)
+        self._windows = threading.local()  # each connection's _Window
 
     def release(self) -> None:
         """Drop the resume lock."""
@@ -274,50 +308,48 @@ class _Upload:
             except POST_ERRORS as exc:
                 budget.failed(exc)
 
-    def _piece_end(self, pos: int, end: int) -> int:
-        """Where the next POST from ``pos`` ends: whole chunks, about ``self.window`` bytes,
-        at least one chunk, at most ``end``."""
-        with self.lock:
-            window = self.window
+    def _window(self) -> _Window:
+        """This connection's window (one per worker thread)."""
+        window: _Window | None = getattr(self._windows, "window", None)
+        if window is None:
+            window = self._windows.window = _Window(self.piece_size)
+        return window
+
+    def _piece_end(self, pos: int, end: int, window: int) -> int:
+        """Where a POST from ``pos`` of about ``window`` bytes ends: whole chunks, at least
+        one chunk, at most ``end``."""
         if end - pos <= window:
             return end
         cut = self.chunks.floor(pos + window)
         return cut if cut > pos else self.chunks.chunk_end(pos)
-
-    def _adapt(self, ok: bool) -> None:
-        """Grow the shared piece window after a success, halve it after a failure (down to
-        one chunk), as TCP's congestion window does."""
-        with self.lock:
-            if ok:
-                self.window = min(self.piece_size, self.window * 2)
-            else:
-                self.window = max(MIN_PIECE, self.window // 2)
 
     def _send(self, begin: int, end: int, buf: memoryview, ready: bool) -> None:
         """Send the planned piece ``[begin, end)`` as POSTs of adaptive size. ``buf``: the
         worker's block buffer, or (``ready``) the piece's ciphertext."""
         assert self.ctl is not None
         budget = RetryBudget(self.ctl, f"piece at offset {begin}")
+        window = self._window()
         pos = begin
         while pos < end:
             self.ctl.check()
-            cut = self._piece_end(pos, end)
+            cut = self._piece_end(pos, end, window.size)
             view = buf[pos - begin : cut - begin] if ready else buf
             body = _PieceBody(self, pos, cut, view, begin, ready)
+            started = time.monotonic()
             try:
                 self._post_once(pos, body)
             except POST_ERRORS as exc:
+                window.record(cut - pos, body.sent, time.monotonic() - started, ok=False)
                 with self.lock:
                     self.progress.done -= body.sent
                     self.failed_posts += 1
-                self._adapt(False)
                 # A POST cut short after sending data only shrinks the next one; one that
                 # moved nothing, or was already a single chunk, spends the budget.
                 split = body.sent > 0 and cut > self.chunks.chunk_end(pos)
                 budget.failed(exc, delivered=split)
                 continue
             budget.progressed()
-            self._adapt(True)
+            window.record(cut - pos, body.sent, time.monotonic() - started, ok=True)
             with self.lock:
                 self.done.update(self.chunks.chunks_in(pos, cut))
                 self.sends += 1
