@@ -135,51 +135,45 @@ class Flaky:
             **extra,
         }
 
-    def download_with_drops(self, every: float) -> dict[str, Any]:
-        dest = self.tmp / "drops.bin"
+    def _with_drops(self, kind: str, every: float, spec: dict[str, Any]) -> dict[str, Any]:
+        """Run the client ``spec`` while the emulator drops connections every ``every``
+        seconds; the row of the table (without ``identical``) plus the client's figures."""
         before = self._stats()
         self.emu.set_faults(bandwidth=self.rate, drop_every=every)
         try:
-            fig = run_client(self._download_spec(dest, retries=8))
-        finally:
-            drops = self.emu.fault_counts.get("timer_drop", 0)
-            self.emu.clear_faults()
-        after = self._stats()
-        ok = dest.read_bytes() == self.data
-        dest.unlink()
-        return {
-            "moved": (after["download_bytes"] - before.get("download_bytes", 0)) / self.size,
-            "seconds": fig["seconds"],
-            "attempts": after["download_requests"] - before.get("download_requests", 0),
-            "drops": drops,
-            "identical": ok,
-        }
-
-    def upload_with_drops(self, every: float) -> dict[str, Any]:
-        before = self._stats()
-        self.emu.set_faults(bandwidth=self.rate, drop_every=every)
-        try:
-            url = self.remote.api.request({"a": "u", "s": self.size})["p"]
-            spec = {
-                "mode": "upload",
-                "url": url,
-                "path": str(self.src),
-                "connections": self.connections,
-            }
             fig = run_client(spec)
         finally:
             drops = self.emu.fault_counts.get("timer_drop", 0)
             self.emu.clear_faults()
         after = self._stats()
-        handle = self.remote.create_node(fig["token"], tuple(fig["key"]), "up.bin")
-        ok = self.remote.stored_plaintext(handle, tuple(fig["key"])) == self.data
         return {
-            "moved": (after["upload_bytes"] - before.get("upload_bytes", 0)) / self.size,
+            "moved": (after[f"{kind}_bytes"] - before.get(f"{kind}_bytes", 0)) / self.size,
             "seconds": fig["seconds"],
-            "attempts": after["upload_requests"] - before.get("upload_requests", 0),
+            "attempts": after[f"{kind}_requests"] - before.get(f"{kind}_requests", 0),
             "drops": drops,
-            "identical": ok,
+            "figures": fig,
         }
+
+    def download_with_drops(self, every: float) -> dict[str, Any]:
+        dest = self.tmp / "drops.bin"
+        row = self._with_drops("download", every, self._download_spec(dest, retries=8))
+        row["identical"] = dest.read_bytes() == self.data
+        dest.unlink()
+        return row
+
+    def upload_with_drops(self, every: float) -> dict[str, Any]:
+        url = self.remote.api.request({"a": "u", "s": self.size})["p"]
+        spec = {
+            "mode": "upload",
+            "url": url,
+            "path": str(self.src),
+            "connections": self.connections,
+        }
+        row = self._with_drops("upload", every, spec)
+        key = tuple(row["figures"]["key"])
+        handle = self.remote.create_node(row["figures"]["token"], key, "up.bin")
+        row["identical"] = self.remote.stored_plaintext(handle, key) == self.data
+        return row
 
     def killed_then_rerun(self) -> dict[str, Any]:
         dest = self.tmp / "killed.bin"
