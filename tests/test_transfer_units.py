@@ -232,6 +232,25 @@ def test_retry_policy_server_delays_and_validation() -> None:
         TransferConfig(retry=0.5)  # type: ignore[arg-type]
 
 
+def test_the_api_client_takes_the_same_retry_policy() -> None:
+    from megafast._api import ApiClient
+    from megafast.errors import ServerUnreachableError
+
+    policy = RetryPolicy(base=0.01, cap=0.02, time_budget=5.0, connect_budget=0.15)
+    api = ApiClient("http://127.0.0.1:9", retry=policy)
+    assert api.retry is policy
+    t0 = time.monotonic()
+    with pytest.raises(ServerUnreachableError):
+        api.request({"a": "ug"})
+    assert time.monotonic() - t0 < 2.0  # the policy's connect budget, not the default 3 s
+    legacy = ApiClient("http://127.0.0.1:9", backoff_base=0.5, backoff_cap=2.0, retry_time=7)
+    assert (legacy.retry.base, legacy.retry.cap, legacy.retry.time_budget) == (0.5, 2.0, 7.0)
+    with pytest.raises(ValueError):
+        ApiClient("http://127.0.0.1:9", backoff_base=0)
+    with pytest.raises(ValidationError):
+        ApiClient("http://127.0.0.1:9", retry=0.5)  # type: ignore[arg-type]
+
+
 def _controller(**cfg) -> _http.Controller:
     cfg.setdefault("retry", RetryPolicy.fast())
     return _http.Controller(None, TransferConfig(**cfg), 1)

@@ -13,6 +13,7 @@ proxies, TLS settings, cookies) with a connection pool of ``connections`` connec
 
 from __future__ import annotations
 
+from .._retry import RetryPolicy
 from ._config import MiB, ProgressCallback, TransferConfig
 from ._download import download_file, download_to_fileobj, part_paths
 from ._http import IO_BLOCK
@@ -23,6 +24,7 @@ from ._upload import UploadResult, upload_file
 
 __all__ = [
     "TransferConfig",
+    "RetryPolicy",
     "ProgressCallback",
     "UploadResult",
     "download_file",
