@@ -101,7 +101,7 @@ class Flaky:
     def __init__(self, size: int, connections: int, rate: float) -> None:
         sys.path.insert(0, str(HERE.parents[1] / "tests"))
         from megafast.testing import MegaEmulator
-        from test_transfer_support import EMAIL, Remote
+        from support.transfer import EMAIL, Remote
 
         self.size, self.connections, self.rate = size, connections, rate
         self.tmp = Path(tempfile.mkdtemp(prefix="megafast-flaky-"))

@@ -18,7 +18,7 @@ from megafast.transfer import (
     open_reader,
     part_paths,
 )
-from test_transfer_support import Remote, content, fast_config
+from support.transfer import Remote, content, fast_config
 
 SMALL = fast_config(connections=4, piece_size=MiB)
 

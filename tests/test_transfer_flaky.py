@@ -21,7 +21,7 @@ import pytest
 from megafast import crypto as mc
 from megafast.errors import IntegrityError, TransferError
 from megafast.transfer import MiB, download_file, download_to_fileobj, open_reader, upload_file
-from test_transfer_support import Remote, content, fast_config
+from support.transfer import Remote, content, fast_config
 
 RATE = 4e6  # bytes/s per connection, as in the issue
 

@@ -13,7 +13,7 @@ import pytest
 from megafast.errors import IntegrityError
 from megafast.transfer import MiB, download_file, part_paths
 from megafast.transfer._local import HELPER_BASE_MAX, helper_base
-from test_transfer_support import Remote, content, fast_config
+from support.transfer import Remote, content, fast_config
 
 CFG = fast_config(connections=2, piece_size=MiB)
 

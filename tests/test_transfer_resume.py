@@ -24,7 +24,7 @@ from megafast.transfer import (
     state_dir,
     upload_file,
 )
-from test_transfer_support import Remote, content, fast_config
+from support.transfer import Remote, content, fast_config
 
 SLOW = fast_config(connections=3, piece_size=MiB, speed_limit=20e6)
 
