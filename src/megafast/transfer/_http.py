@@ -333,7 +333,8 @@ def body_reader(resp: requests.Response) -> Callable[[memoryview], int]:
     fp = getattr(resp.raw, "_fp", None)
     if isinstance(fp, http.client.HTTPResponse) and not resp.headers.get("Content-Encoding"):
         return fp.readinto
-    return resp.raw.readinto
+    readinto: Callable[[memoryview], int] = resp.raw.readinto
+    return readinto
 
 
 def release(resp: requests.Response, complete: bool) -> None:
