@@ -13,6 +13,7 @@ proxies, TLS settings, cookies) with a connection pool of ``connections`` connec
 
 from __future__ import annotations
 
+from .._retry import RetryPolicy
 from ._batch import CommandBatcher
 from ._config import MiB, ProgressCallback, TransferConfig
 from ._download import download_file, download_to_fileobj, part_paths
@@ -33,6 +34,7 @@ from ._upload import UploadResult, upload_file
 
 __all__ = [
     "TransferConfig",
+    "RetryPolicy",
     "ProgressCallback",
     "UploadResult",
     "download_file",
