@@ -33,16 +33,14 @@ def emu() -> Iterator[MegaEmulator]:
 
 @pytest.fixture
 def mega(emu: MegaEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Mega]:
-    from support.transfer import fast_backoff
+    from support.transfer import FAST_RETRY, fast_config
 
     emu.clear_faults()
-    fast_backoff(monkeypatch)
     monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
     email = f"mgr-{secrets.token_hex(4)}@example.com"
     emu.create_account(email, "pw")
-    m = Mega(api_url=emu.api_url)
-    m._api.backoff_base = 0.005
-    m._api.backoff_cap = 0.02
+    m = Mega(api_url=emu.api_url, options={"transfer": fast_config()})
+    m._api.retry = FAST_RETRY
     yield m.login(email, "pw")
     emu.clear_faults()
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from megafast import Mega
+from megafast._retry import RetryPolicy
 from megafast.errors import MegaError, NotFoundError, RetryExhaustedError
 from megafast.testing import MegaEmulator
 from megafast.transfer import CommandBatcher
@@ -30,8 +31,7 @@ def mega(emu: MegaEmulator) -> Iterator[Mega]:
     email = f"batch-{secrets.token_hex(4)}@example.com"
     emu.create_account(email, "pw")
     m = Mega(api_url=emu.api_url).login(email, "pw")
-    m._api.backoff_base = 0.005
-    m._api.backoff_cap = 0.02
+    m._api.retry = RetryPolicy.fast()
     yield m
     emu.clear_faults()
 
@@ -103,7 +103,7 @@ def test_server_push_back_shrinks_the_cap_and_success_grows_it(
 def test_a_batch_that_keeps_failing_resends_only_read_only_commands(
     mega: Mega, emu: MegaEmulator
 ) -> None:
-    mega._api.retry_time = 0.0  # the first 503 ends the batch
+    mega._api.retry = RetryPolicy.fast().with_changes(time_budget=0.0)  # the first 503 ends it
     with CommandBatcher(mega._api, start_batch=8) as batcher:
         emu.set_faults(api_error_rate=1.0, api_error_statuses=(503,), api_error_limit=1)
         url1, move, url2 = submit_together(

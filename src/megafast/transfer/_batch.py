@@ -19,7 +19,13 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from ..errors import MegaError, RequestError, RetryExhaustedError, error_for_code
+from ..errors import (
+    MegaError,
+    RequestError,
+    RetryExhaustedError,
+    UnexpectedAnswerError,
+    error_for_code,
+)
 
 logger = logging.getLogger("megafast.transfer")
 
@@ -158,7 +164,7 @@ class CommandBatcher:
             self._failed(batch, exc)
             return
         if not isinstance(results, list) or len(results) != len(batch):
-            bad = RequestError("EUNKNOWN", f"a batch of {len(batch)} got a malformed answer")
+            bad = UnexpectedAnswerError(f"a batch of {len(batch)} got a malformed answer")
             for item in batch:
                 item.future.set_exception(bad)
             return

@@ -35,6 +35,7 @@ from ..errors import (
     DestinationError,
     RequestError,
     SourceNotFoundError,
+    UnexpectedAnswerError,
     ValidationError,
     WrongKeyError,
 )
@@ -107,7 +108,7 @@ class _UploadTree:
         """The handles of the nodes a ``p`` made, after adding them to the client's tree."""
         nodes = answer.get("f") if isinstance(answer, dict) else None
         if not isinstance(nodes, list):
-            raise RequestError("EUNKNOWN", "unexpected answer to p (no new nodes)")
+            raise UnexpectedAnswerError("p gave no new nodes")
         keyring = self.mega._keyring
         if keyring is not None:
             with self.lock:  # copies: the answer stays as the server sent it
@@ -204,8 +205,9 @@ class UploadJob:
             future = self.up.manager.batcher.submit({"a": "u", "s": size})
         answer = self.up.manager.wait(future)
         if not isinstance(answer, dict) or not isinstance(answer.get("p"), str):
-            raise RequestError("EUNKNOWN", "unexpected answer to u")
-        return answer["p"]
+            raise UnexpectedAnswerError("u gave no upload URL")
+        url: str = answer["p"]
+        return url
 
     def _choose_name(self, fp: str) -> str:
         """The remote name: the file's own, or ``name (n).ext`` when another file has it;
