@@ -10,6 +10,7 @@ import pytest
 
 from megafast import Mega
 from megafast.errors import SourceNotFoundError
+from megafast.transfer import TransferResult
 from megafast.testing import MegaEmulator
 
 
@@ -65,9 +66,11 @@ def test_uploading_again_reuses_the_folders(logged_in: Mega, tmp_path: Path) -> 
     (src / "x" / "1.txt").write_bytes(b"one")
     dest = logged_in.create_folder("backups")["backups"]
     first = logged_in.upload_folder(src, dest)
-    second = logged_in.upload_folder(os.fspath(src), dest)
-    assert first["."] == second["."] and first["x"] == second["x"]
-    assert first["x/1.txt"] != second["x/1.txt"]  # files are uploaded again, like mega.py
+    result = TransferResult()
+    second = logged_in.upload_folder(os.fspath(src), dest, result=result)
+    assert first == second  # the same folders, and the file already there is not sent again
+    assert [(o.rel, o.status) for o in result.skipped] == [("x/1.txt", "skipped")]
+    assert not result.succeeded and result.ok
     logged_in.refresh()
     assert logged_in.find("backups/docs/x")[0] == first["x"]
 

@@ -19,8 +19,16 @@ from ._links import parse_link
 from .errors import LinkError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .client import Mega, NodeRef
-    from .transfer import ProgressCallback, TransferConfig
+    from .transfer import (
+        ProgressCallback,
+        TransferConfig,
+        TransferManager,
+        TransferResult,
+        TransferSubscriber,
+    )
 
 __all__ = ["TransferMethods"]
 
@@ -108,11 +116,18 @@ class TransferMethods:
         *,
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
+        result: TransferResult | None = None,
     ) -> Path:
         """Download a file (a ``(handle, node)`` from :meth:`find`) into ``dest_path``
         (default: the current directory) and return the file's path. A folder is
-        downloaded recursively and its local path returned. The content is verified (MAC)."""
-        return _transfers.download(self._client(), file, dest_path, dest_filename, progress, config)
+        downloaded recursively through a :class:`~megafast.transfer.TransferManager` (many
+        files at once; a re-run skips the files already verified) and its local path
+        returned; pass ``result=TransferResult()`` to get every file's outcome (it is filled
+        even when a file fails and :class:`~megafast.errors.TransferError` is raised after
+        the others were transferred). The content is verified (MAC)."""
+        return _transfers.download(
+            self._client(), file, dest_path, dest_filename, progress, config, result
+        )
 
     def download_url(
         self,
@@ -122,11 +137,12 @@ class TransferMethods:
         *,
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
+        result: TransferResult | None = None,
     ) -> Path:
         """Download a public link: a file, a file or folder inside a folder link, or a
         whole folder (recursively). Returns the local path."""
         return _transfers.download_url(
-            self._client(), url, dest_path, dest_filename, progress, config
+            self._client(), url, dest_path, dest_filename, progress, config, result
         )
 
     def download_folder_url(
@@ -137,10 +153,13 @@ class TransferMethods:
         *,
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
+        result: TransferResult | None = None,
     ) -> Path:
-        """Download a public folder link (or the node inside it the link names)."""
+        """Download a public folder link (or the node inside it the link names); a folder
+        goes through a :class:`~megafast.transfer.TransferManager` like :meth:`download`
+        (``result``: the same out-parameter)."""
         return _transfers.download_folder_url(
-            self._client(), url, dest_path, dest_filename, progress, config
+            self._client(), url, dest_path, dest_filename, progress, config, result
         )
 
     def download_to_fileobj(
@@ -192,6 +211,7 @@ class TransferMethods:
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
         resume: bool = True,
+        result: TransferResult | None = None,
     ) -> dict[str, str]:
         """Upload a local folder tree into ``dest`` (default: the Cloud Drive), like
         ``cp -r``: the folder itself is created (or reused) there, with every sub-folder
@@ -199,9 +219,32 @@ class TransferMethods:
 
         Returns ``{relative path: handle}`` with ``"."`` for the top folder and POSIX
         paths (``"sub/file.txt"``) below it. ``progress(done, total)`` covers the bytes of
-        the whole tree. Each file resumes like :meth:`upload`.
+        the whole tree. The files go through a :class:`~megafast.transfer.TransferManager`
+        (many at once, batched commands); a file already there with the same size and
+        fingerprint is skipped (and listed), an interrupted file resumes like :meth:`upload`.
+        A file that fails does not stop the others: :class:`~megafast.errors.TransferError`
+        is raised at the end. ``result``: a :class:`~megafast.transfer.TransferResult` to
+        fill with every file's outcome, the renamed and the ignored entries.
         """
-        return _transfers.upload_folder(self._client(), directory, dest, progress, config, resume)
+        return _transfers.upload_folder(
+            self._client(), directory, dest, progress, config, resume, result
+        )
+
+    def transfers(
+        self,
+        *,
+        workers: int = 16,
+        config: TransferConfig | None = None,
+        subscribers: Iterable[TransferSubscriber] = (),
+    ) -> TransferManager:
+        """A :class:`~megafast.transfer.TransferManager` bound to this client: queue many
+        uploads and downloads (``upload``, ``download``, ``upload_tree``, ``download_tree``)
+        over one connection pool of ``workers`` connections; use it as a context manager."""
+        from .transfer import TransferManager
+
+        return TransferManager(
+            self._client(), workers=workers, config=config, subscribers=subscribers
+        )
 
     def upload_fileobj(
         self,

@@ -15,7 +15,6 @@ import io
 import os
 import stat
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +34,7 @@ from .errors import (
 
 if TYPE_CHECKING:
     from .client import Mega, NodeRef
-    from .transfer import ProgressCallback, TransferConfig
+    from .transfer import ProgressCallback, TransferConfig, TransferManager, TransferResult
 
 PathArg = str | os.PathLike[str] | None
 
@@ -95,6 +94,7 @@ def download(
     dest_filename: str | None,
     progress: ProgressCallback | None,
     config: TransferConfig | None,
+    out: TransferResult | None = None,
 ) -> Path:
     """:meth:`Mega.download`."""
     node = client._node(file, "file")
@@ -104,7 +104,7 @@ def download(
     tree = client._load_tree()
     target = directory / safe_local_name(dest_filename or tree.name_of(node) or node["h"])
     if node.get("t") == NodeType.FOLDER:
-        return download_tree(client, tree, node, target, None, progress, config)
+        return download_tree(client, tree, node, target, None, progress, config, out)
     if node.get("t") != NodeType.FILE:
         raise ValidationError("only files and folders can be downloaded")
     source = _sources.node_source(node)
@@ -120,12 +120,13 @@ def download_url(
     dest_filename: str | None,
     progress: ProgressCallback | None,
     config: TransferConfig | None,
+    out: TransferResult | None = None,
 ) -> Path:
     """:meth:`Mega.download_url`: a file link, or a folder link (or a node inside one)."""
     link = parse_link(url)
     directory = dest_dir(dest_path)
     if link.kind != "file":
-        return download_folder_url(client, url, directory, dest_filename, progress, config)
+        return download_folder_url(client, url, directory, dest_filename, progress, config, out)
     # without dest_filename the name comes from the file's own attributes
     return download_source(
         client,
@@ -144,6 +145,7 @@ def download_folder_url(
     dest_filename: str | None,
     progress: ProgressCallback | None,
     config: TransferConfig | None,
+    out: TransferResult | None = None,
 ) -> Path:
     """:meth:`Mega.download_folder_url`."""
     link = parse_link(url)
@@ -160,7 +162,23 @@ def download_folder_url(
         return download_source(
             client, source, target, name_from_at=False, progress=progress, config=config
         )
-    return download_tree(client, tree, root, target, link.handle, progress, config)
+    return download_tree(client, tree, root, target, link.handle, progress, config, out)
+
+
+def _tree_manager(
+    client: Mega,
+    folder: str | None,
+    progress: ProgressCallback | None,
+    config: TransferConfig | None,
+) -> TransferManager:
+    """A :class:`~megafast.transfer.TransferManager` for one tree, reporting whole-tree bytes
+    to ``progress``."""
+    from .transfer import BytesProgress, TransferManager
+
+    subscribers = [BytesProgress(progress)] if progress is not None else []
+    return TransferManager(
+        client, config=_config(client, config), folder=folder, subscribers=subscribers
+    )
 
 
 def download_tree(
@@ -171,51 +189,17 @@ def download_tree(
     folder: str | None,
     progress: ProgressCallback | None,
     config: TransferConfig | None,
+    out: TransferResult | None = None,
 ) -> Path:
     """Download the folder ``root`` of ``tree`` (of the public folder ``folder``, or None)
-    to ``target``: every sub-folder, then every file; ``progress`` covers all bytes."""
-    files = [n for n in tree.descendants(root["h"]) if n.get("t") == NodeType.FILE]
-    total = sum(int(n.get("s") or 0) for n in files)
-    done = 0
+    to ``target`` through a :class:`~megafast.transfer.TransferManager` (many files at once,
+    batched ``g``, complete files skipped on a re-run); ``progress`` covers all bytes."""
+    from .transfer._tree import download_tree as run_tree
 
-    def step(n: int, _t: int) -> None:
-        if progress is not None:
-            progress(done + n, total)
-
-    for local in (target, *_local_folders(tree, root, target)):
-        try:
-            local.mkdir(exist_ok=True)
-        except OSError as exc:
-            raise DestinationError(f"cannot create {local}: {exc.strerror}") from None
-    for node in files:
-        if node.get("undecryptable") or "key" not in node:
-            raise WrongKeyError(f"{tree.path_of(node['h'])} cannot be decrypted")
-        download_source(
-            client,
-            _sources.node_source(node, folder),
-            _local_path(tree, root, node, target),
-            name_from_at=False,
-            progress=step,
-            config=config,
-        )
-        done += int(node.get("s") or 0)
+    with _tree_manager(client, folder, progress, config) as manager:
+        result = run_tree(manager, tree, root, target, result=out)
+    result.raise_for_failures()  # after every other file was transferred
     return target
-
-
-def _local_folders(tree: NodeTree, root: dict[str, Any], target: Path) -> Iterator[Path]:
-    for node in tree.descendants(root["h"]):
-        if node.get("t") == NodeType.FOLDER:
-            yield _local_path(tree, root, node, target)
-
-
-def _local_path(tree: NodeTree, root: dict[str, Any], node: dict[str, Any], target: Path) -> Path:
-    parts: list[str] = []
-    h: str | None = node["h"]
-    while h is not None and h != root["h"]:
-        n = tree.nodes[h]
-        parts.append(safe_local_name(tree.name_of(n) or h))
-        h = n.get("p")
-    return target.joinpath(*reversed(parts))
 
 
 def download_to_fileobj(
@@ -404,45 +388,21 @@ def upload_folder(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     resume: bool,
+    out: TransferResult | None = None,
 ) -> dict[str, str]:
-    """:meth:`Mega.upload_folder`."""
-    top = Path(directory)
-    if not top.is_dir():
-        raise SourceNotFoundError(f"no such folder to upload: {top}")
-    client._require_login()
-    files: list[tuple[Path, str]] = []
-    folders: list[str] = ["."]
-    for here, dirnames, filenames in os.walk(top):
-        dirnames.sort()
-        rel_dir = Path(here).relative_to(top)
-        folders.extend((rel_dir / d).as_posix() for d in dirnames)
-        for name in sorted(filenames):
-            path = Path(here) / name
-            if path.is_file() and not path.is_symlink():
-                files.append((path, (rel_dir / name).as_posix()))
-    sizes = [p.stat().st_size for p, _ in files]
-    total = sum(sizes)
-    handles: dict[str, str] = {}
-    for rel in folders:
-        if rel == ".":
-            parent, name = _nodeops.folder_handle(client, dest), top.resolve().name
-        else:
-            head, _, name = rel.rpartition("/")
-            parent = handles[head or "."]
-        handles[rel] = _nodeops.existing_or_new_folder(client, parent, name)
-    done_before = 0
-    for (path, rel), size in zip(files, sizes, strict=True):
-        head, _, _ = rel.rpartition("/")
-        step = None
-        if progress is not None:
-            base = done_before
+    """:meth:`Mega.upload_folder` through a :class:`~megafast.transfer.TransferManager`:
+    ``{relative path: handle}`` of the folders and of the files uploaded or already there."""
+    from .transfer import TransferConfig
+    from .transfer._tree import upload_tree
 
-            def step(done: int, _total: int, base: int = base) -> None:
-                progress(base + done, total)
-
-        answer = upload(client, path, handles[head or "."], None, step, config, resume)
-        handles[rel] = _nodeops.new_handle(answer)
-        done_before += size
-    if progress is not None and not files:
+    conf = _config(client, config)
+    if not resume:
+        conf = dataclasses.replace(conf or TransferConfig(), resume=False)
+    with _tree_manager(client, None, progress, conf) as manager:
+        result = upload_tree(manager, directory, dest, result=out)
+    if progress is not None and not result.total_files:
         progress(0, 0)
+    handles = dict(result.folders)
+    handles.update((o.rel, o.result) for o in (*result.succeeded, *result.skipped) if o.result)
+    result.raise_for_failures()  # after every other file was transferred
     return handles

@@ -306,17 +306,22 @@ def _upload_jobs(up: _UploadTree, top: Path, levels: list[list[str]]) -> Iterato
 
 
 def upload_tree(
-    manager: TransferManager, directory: str | os.PathLike[str], dest: Any = None
+    manager: TransferManager,
+    directory: str | os.PathLike[str],
+    dest: Any = None,
+    *,
+    result: TransferResult | None = None,
 ) -> TransferResult:
     """Upload the folder ``directory`` into ``dest`` (a folder handle or node; default: the
     Cloud Drive) like ``cp -r``; ``result.folders`` maps relative paths (``"."`` = the top) to
-    remote handles, ``result.succeeded`` lists each file with its new handle."""
+    remote handles, ``result.succeeded`` lists each file with its new handle (``result``: fill
+    this one instead of a new one)."""
     top = Path(directory)
     if top.is_symlink() or not top.is_dir():
         raise SourceNotFoundError(f"no such folder to upload: {top}")
     mega = manager.mega
     mega._require_login()
-    result = TransferResult()
+    result = result if result is not None else TransferResult()
     up = _UploadTree(manager, result)
     up.top = top.resolve()
     levels = _walk_folders(top, result)
@@ -538,10 +543,15 @@ def _download_jobs(
 
 
 def download_tree(
-    manager: TransferManager, tree: NodeTree, root: dict[str, Any], target: str | os.PathLike[str]
+    manager: TransferManager,
+    tree: NodeTree,
+    root: dict[str, Any],
+    target: str | os.PathLike[str],
+    *,
+    result: TransferResult | None = None,
 ) -> TransferResult:
     """Download the remote folder ``root`` (a node of ``tree``) as the local folder
-    ``target`` (made if missing; its parent must exist)."""
+    ``target`` (made if missing; its parent must exist); ``result``: fill this one."""
     target = Path(target)
     try:
         target.mkdir(exist_ok=True)
@@ -550,7 +560,7 @@ def download_tree(
     if target.is_symlink() or not target.is_dir():
         raise DestinationError(f"the destination is not a folder: {target}")
     ledger = TreeLedger(root["h"], target, _account(manager))
-    result = TransferResult()
+    result = result if result is not None else TransferResult()
     try:
         return manager.run(_download_jobs(tree, root, target, ledger, result), result)
     finally:
