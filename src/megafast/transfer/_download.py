@@ -117,8 +117,12 @@ class _FileDownload:
         config: TransferConfig,
         progress: ProgressCallback | None,
         resume_id: str | None,
+        shared_session: bool = False,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.http = http
+        self.shared_session = shared_session
+        self.cancel = cancel
         self.urls = UrlSource(get_url)
         self.size = size
         self.cipher = _node_cipher(key, size)
@@ -140,6 +144,7 @@ class _FileDownload:
         self.use_direct = True
         self._saved_state: tuple[object, ...] | None = None
         self._last_save = 0.0
+        self.all_stopped = True  # False: a worker thread outlived the failure of the pool
 
     # -- resume state
     def _load_reusable(self) -> dict[int, bytes]:
@@ -300,8 +305,54 @@ class _FileDownload:
         return end
 
     # -- the whole job
+    def _fetch_inline(self, ctl: Controller) -> None:
+        """The fast path of a file that fits in one range: fetched on the calling thread into
+        a buffer of its own size (no worker thread, no sidecar, no preallocation)."""
+        if self.size:
+            buf = memoryview(bytearray(-(-self.size // 16) * 16))
+            fetch_range(ctl, self.urls, 0, self.size, buf, self._consume)
+
+    def _fetch_pooled(self, ctl: Controller, reusable: dict[int, bytes]) -> None:
+        """Fetch (and re-verify) the ranges on ``config.connections`` threads, saving the
+        sidecar now and then (``all_stopped``: False when a worker outlived a failure)."""
+        cfg = self.config
+        _preallocate(self.fd, self.size)
+        self._open_direct()
+        self._direct_opened = self.direct_fd
+        tasks: list[tuple[Any, ...]] = [
+            ("verify", *r) for r in self.chunks.plan(self.piece_size, only=reusable.keys())
+        ]
+        tasks += self._fetch_tasks(self.chunks.plan(self.piece_size, skip=reusable))
+        buffers: dict[int, memoryview] = {}
+
+        def work(task: tuple[Any, ...], index: int) -> None:
+            buf = buffers.get(index)
+            if buf is None:  # page-aligned (mmap), as direct I/O wants
+                buf = buffers[index] = memoryview(mmap.mmap(-1, _http.IO_BLOCK))
+            kind, begin, end = task
+            if kind == "verify":
+                self._verify(begin, end, buf, pool)
+            else:
+                fetch_range(ctl, self.urls, self._adopt_prefix(begin, buf), end, buf, self._consume)
+
+        low, high = SIDECAR_INTERVAL
+        save_every = min(high, max(low, len(self.chunks) * SIDECAR_SECONDS_PER_CHUNK))
+
+        def tick() -> None:
+            self.progress.report()
+            if cfg.resume and time.monotonic() - self._last_save >= save_every:
+                self._save()
+
+        pool = WorkerPool(ctl, cfg.connections, tasks, work)
+        try:
+            pool.run(tick)
+        finally:
+            self.all_stopped = pool.all_stopped
+
     def run(self) -> Path:
         cfg = self.config
+        small = self.size <= self.piece_size  # one range: the fast path, started over on resume
+        keep_state = cfg.resume and not small
         check_free_space(self.part, self.size)  # before any file is created
         fd, adopted = open_part(self.part)  # O_EXCL | O_NOFOLLOW, 0600; unsafe files set aside
         try:
@@ -310,49 +361,24 @@ class _FileDownload:
             os.close(fd)
             raise
         self.fd = fd
-        reusable = self._load_reusable() if cfg.resume and adopted else {}
-        if not cfg.resume:
+        reusable = self._load_reusable() if keep_state and adopted else {}
+        if adopted and not keep_state:
             remove_quietly(self.sidecar)
         self.unverified = dict(reusable)
-        ctl = Controller(self.http, cfg, cfg.connections)
-        close_fd = True
+        ctl = Controller(
+            self.http,
+            cfg,
+            cfg.connections,
+            shared_session=self.shared_session,
+            cancel=self.cancel,
+        )
         try:
-            if not reusable and not self.partial:
+            if adopted and not reusable and not self.partial:
                 os.ftruncate(self.fd, 0)
-            _preallocate(self.fd, self.size)
-            self._open_direct()
-            self._direct_opened = self.direct_fd
-            tasks: list[tuple[Any, ...]] = [
-                ("verify", *r) for r in self.chunks.plan(self.piece_size, only=reusable.keys())
-            ]
-            tasks += self._fetch_tasks(self.chunks.plan(self.piece_size, skip=reusable))
-            buffers: dict[int, memoryview] = {}
-
-            def work(task: tuple[Any, ...], index: int) -> None:
-                buf = buffers.get(index)
-                if buf is None:  # page-aligned (mmap), as direct I/O wants
-                    buf = buffers[index] = memoryview(mmap.mmap(-1, _http.IO_BLOCK))
-                kind, begin, end = task
-                if kind == "verify":
-                    self._verify(begin, end, buf, pool)
-                else:
-                    fetch_range(
-                        ctl, self.urls, self._adopt_prefix(begin, buf), end, buf, self._consume
-                    )
-
-            low, high = SIDECAR_INTERVAL
-            save_every = min(high, max(low, len(self.chunks) * SIDECAR_SECONDS_PER_CHUNK))
-
-            def tick() -> None:
-                self.progress.report()
-                if cfg.resume and time.monotonic() - self._last_save >= save_every:
-                    self._save()
-
-            pool = WorkerPool(ctl, cfg.connections, tasks, work)
-            try:
-                pool.run(tick)
-            finally:
-                close_fd = pool.all_stopped
+            if small:
+                self._fetch_inline(ctl)
+            else:
+                self._fetch_pooled(ctl, reusable)
             if len(self.done) != len(self.chunks):
                 raise TransferError("download ended with missing ranges")
             try:
@@ -366,17 +392,18 @@ class _FileDownload:
             self._close_fds()
             os.replace(self.part, self.dest)
             _fsync_dir(self.dest.parent)
-            remove_quietly(self.sidecar)
+            if keep_state:
+                remove_quietly(self.sidecar)
             self.progress.report(force=True)
             return self.dest
         except BaseException:
             if self.fd >= 0:
-                if cfg.resume:
+                if keep_state:
                     with contextlib.suppress(OSError):
                         self._save()
-                if close_fd:
+                if self.all_stopped:  # else a worker may still write through the descriptor
                     self._close_fds()
-                if not cfg.resume:
+                if not keep_state:  # nothing to resume from: no part file left behind
                     remove_quietly(self.part)
             raise
         finally:
@@ -442,6 +469,8 @@ def download_file(
     config: TransferConfig | None = None,
     progress: ProgressCallback | None = None,
     resume_id: str | None = None,
+    shared_session: bool = False,
+    cancel: threading.Event | None = None,
 ) -> Path:
     """Download a node's content to the file ``dest`` and return its path.
 
@@ -452,6 +481,12 @@ def download_file(
     with the same node, key and ``resume_id`` continue, re-verifying what it reuses. The
     meta-MAC is checked before the file is fsynced and renamed into place: on a mismatch
     :class:`~megafast.errors.IntegrityError` is raised and ``dest`` is untouched.
+
+    A file that fits in one range (``size <= piece size``) takes a fast path: fetched on the
+    calling thread, no sidecar (an interrupted one starts over; its part file is removed).
+    ``shared_session``: use ``http`` as it is (a pool shared with other transfers, left
+    open) instead of a private copy. ``cancel``: an event that stops the transfer within
+    about 0.1 s with :class:`~megafast.transfer.TransferCancelled` (a sidecar is kept).
     """
     config = config if config is not None else TransferConfig()
     if not isinstance(config, TransferConfig):
@@ -465,7 +500,9 @@ def download_file(
     if resume_id is not None and not isinstance(resume_id, str):
         raise ValidationError("resume_id must be a str")
     check_progress(progress)
-    job = _FileDownload(http, get_url, size, key, dest, config, progress, resume_id)
+    job = _FileDownload(
+        http, get_url, size, key, dest, config, progress, resume_id, shared_session, cancel
+    )
     return job.run()
 
 

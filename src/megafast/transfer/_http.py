@@ -53,6 +53,15 @@ _RETRY_CODES = {-3, -4, -6, -14, -18, -19}
 _REFRESH_CODES = {-8, -9, -11}
 
 
+class TransferCancelled(TransferError):
+    """The transfer was cancelled (its future, its manager, or the caller's ``cancel`` event);
+    resumable state (part files, sidecars) is kept."""
+
+
+#: how often a wait looks at the caller's ``cancel`` event (cancel takes effect within this)
+CANCEL_POLL = 0.1
+
+
 class Stopped(Exception):
     """The transfer is being stopped (another part failed, or the caller interrupted it)."""
 
@@ -203,27 +212,59 @@ class RateLimiter:
 
 
 class Controller:
-    """The shared state of one transfer: its session, config, stop flag and speed limit."""
+    """The shared state of one transfer: its session, config, stop flag and speed limit.
 
-    def __init__(self, http: requests.Session | None, config: TransferConfig, pool: int) -> None:
+    ``shared_session``: use ``http`` itself (a caller-owned pool shared by many transfers,
+    never closed here) instead of a private clone. ``cancel``: the caller's event; once set,
+    :meth:`check` and :meth:`sleep` raise :class:`TransferCancelled`.
+    """
+
+    def __init__(
+        self,
+        http: requests.Session | None,
+        config: TransferConfig,
+        pool: int,
+        *,
+        shared_session: bool = False,
+        cancel: threading.Event | None = None,
+    ) -> None:
         self.config = config
         self.retry: RetryPolicy = config.retry
-        self.session = clone_session(http, pool)
+        self.session: requests.Session
+        if shared_session and isinstance(http, requests.Session):
+            self.session, self._owns_session = http, False
+        else:
+            self.session, self._owns_session = clone_session(http, pool), True
         self.stop = threading.Event()
+        self.cancel = cancel
         self.limiter = RateLimiter(config.speed_limit)
         self.timeout = (min(config.timeout, CONNECT_TIMEOUT), config.timeout)
 
     def sleep(self, seconds: float) -> None:
-        """Sleep, but wake up and raise :class:`Stopped` when the transfer is stopped."""
-        if self.stop.wait(seconds):
-            raise Stopped()
+        """Sleep, but wake up and raise :class:`Stopped` (or :class:`TransferCancelled`) when
+        the transfer is stopped (or cancelled)."""
+        if self.cancel is None:
+            if self.stop.wait(seconds):
+                raise Stopped()
+            return
+        deadline = time.monotonic() + seconds
+        while True:
+            self.check()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if self.stop.wait(min(left, CANCEL_POLL)):
+                raise Stopped()
 
     def check(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise TransferCancelled("the transfer was cancelled")
         if self.stop.is_set():
             raise Stopped()
 
     def close(self) -> None:
-        self.session.close()
+        if self._owns_session:
+            self.session.close()
 
 
 class UrlSource:
@@ -545,6 +586,9 @@ class WorkerPool:
                     self._woken = False
                 if self._error is None:
                     tick()
+                cancel = self.ctl.cancel
+                if cancel is not None and cancel.is_set():
+                    raise TransferCancelled("the transfer was cancelled")
         except BaseException:
             self.ctl.stop.set()
             for t in threads:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import MegaError, OverQuotaError, TransferError, ValidationError
 from ._batch import CommandBatcher
 from ._config import TransferConfig
-from ._http import clone_session
+from ._http import TransferCancelled, clone_session
 
 if TYPE_CHECKING:
     import requests
@@ -45,10 +45,6 @@ DEFAULT_QUOTA_WAIT = 60.0
 _POLL = 0.2
 
 
-class TransferCancelled(TransferError):
-    """The transfer was cancelled (its future, or the whole manager); resumable state is kept."""
-
-
 class SkipTransfer(Exception):
     """Raised by a job whose work is already done (``reason`` says why)."""
 
@@ -56,6 +52,20 @@ class SkipTransfer(Exception):
         super().__init__(reason)
         self.reason = reason
         self.handle = handle
+
+
+class FileProgress:
+    """What a job's ``run`` gets as ``progress``: call it with ``(done, total)`` bytes; its
+    ``cancel`` event is set when the file (or the whole manager) is cancelled, for the
+    engine's ``cancel=`` (which stops within about 0.1 s, keeping resumable state)."""
+
+    def __init__(self, future: TransferFuture) -> None:
+        self.future = future
+        self.cancel = future._cancel
+
+    def __call__(self, done: int, total: int) -> None:
+        self.future.bytes_done = done
+        self.future._notify("on_progress", done, total)
 
 
 class Job(Protocol):
@@ -67,9 +77,10 @@ class Job(Protocol):
     def prepare(self, manager: TransferManager) -> None:
         """Called when queued (in the feeding thread): start cheap look-ups early."""
 
-    def run(self, manager: TransferManager, progress: Callable[[int, int], None]) -> str | None:
+    def run(self, manager: TransferManager, progress: FileProgress) -> str | None:
         """Do the transfer; return the new node handle or local path (or None). Raise
-        :class:`SkipTransfer` when there is nothing to do."""
+        :class:`SkipTransfer` when there is nothing to do. Pass ``manager.http`` with
+        ``shared_session=True`` and ``cancel=progress.cancel`` to the engine."""
 
 
 class TransferSubscriber:
@@ -278,6 +289,7 @@ class TransferManager:
             tuple[queue.Queue[TransferFuture | None], threading.Thread, TransferResult] | None
         ) = None
         self._lock = threading.Lock()
+        self._active: set[TransferFuture] = set()  # futures a worker is running
 
     # -- public ----------------------------------------------------------------------------
     def run(
@@ -396,6 +408,9 @@ class TransferManager:
                 self._background[0].put(None)  # the background feeder ends (cancelled below)
         if cancel:
             self._cancel.set()
+            with self._lock:  # the engine sees each running file's own event
+                for future in self._active:
+                    future._cancel.set()
             with self._budget:
                 self._budget.notify_all()
             self.batcher.close(cancel=TransferCancelled("the transfer was cancelled"))
@@ -558,14 +573,12 @@ class TransferManager:
     def _attempt(self, future: TransferFuture) -> FileOutcome | None:
         job = future.job
         future.state = "running"
-
-        def progress(done: int, total: int) -> None:
-            self.check(future)  # raised inside the engine: it stops and keeps its sidecar
-            future.bytes_done = done
-            future._notify("on_progress", done, total)
-
+        with self._lock:
+            self._active.add(future)
+        if self._cancel.is_set():  # shutdown(cancel=True) may have looked at _active already
+            future._cancel.set()
         try:
-            made = job.run(self, progress)
+            made = job.run(self, FileProgress(future))
         except SkipTransfer as skip:
             return FileOutcome(job.rel, "skipped", job.size, skip.reason, skip.handle)
         except TransferCancelled as exc:
@@ -577,7 +590,12 @@ class TransferManager:
             future.state = "queued"
             return None
         except (MegaError, OSError) as exc:
+            if self._cancel.is_set() or future.cancel_requested:  # e.g. the batcher closed
+                return FileOutcome(job.rel, "cancelled", job.size, str(exc), error=exc)
             return _failure(job, exc)
+        finally:
+            with self._lock:
+                self._active.discard(future)
         return FileOutcome(job.rel, "done", job.size, result=made)
 
     def _record(self, result: TransferResult, future: TransferFuture, outcome: FileOutcome) -> None:

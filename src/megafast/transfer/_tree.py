@@ -40,7 +40,7 @@ from ..errors import (
     WrongKeyError,
 )
 from ._download import download_file
-from ._manager import SkipTransfer, TransferManager, TransferResult
+from ._manager import FileProgress, SkipTransfer, TransferManager, TransferResult
 from ._sidecar import digest, state_dir
 from ._upload import upload_file
 
@@ -229,7 +229,7 @@ class UploadJob:
             if n >= _MAX_SUFFIX:
                 raise ValidationError(f"no free name for {name!r}")
 
-    def run(self, manager: TransferManager, progress: Callable[[int, int], None]) -> str | None:
+    def run(self, manager: TransferManager, progress: FileProgress) -> str | None:
         from ..crypto import fingerprint
 
         if self.problem is not None:
@@ -263,6 +263,8 @@ class UploadJob:
                 config=manager.config,
                 progress=progress,
                 resume_id=resume_id,
+                shared_session=True,
+                cancel=progress.cancel,
             )
             key = tuple(done.key)
             k = tuple(key[i] ^ key[i + 4] for i in range(4))
@@ -450,7 +452,7 @@ class DownloadJob:
             future = self._manager.batcher.submit(self._command())
         return str(checked_g_answer(self._manager.wait(future))["g"])
 
-    def run(self, manager: TransferManager, progress: Callable[[int, int], None]) -> str | None:
+    def run(self, manager: TransferManager, progress: FileProgress) -> str | None:
         if self.problem is not None:
             raise DestinationError(self.problem)
         if "key" not in self.node or self.node.get("undecryptable"):
@@ -468,6 +470,8 @@ class DownloadJob:
             config=manager.config,
             progress=progress,
             resume_id=self.node["h"],
+            shared_session=True,
+            cancel=progress.cancel,
         )
         self.ledger.record(self.node["h"], path)
         return str(path)

@@ -157,8 +157,12 @@ class _Upload:
         config: TransferConfig,
         progress: ProgressCallback | None,
         resume_id: str | None,
+        shared_session: bool = False,
+        cancel: threading.Event | None = None,
     ) -> None:
         self.http = http
+        self.shared_session = shared_session
+        self.cancel = cancel
         self.get_upload_url = get_upload_url
         self.source = source
         self.size = source.size
@@ -167,6 +171,9 @@ class _Upload:
         self.chunks = ChunkMap(self.size)
         piece = balanced_piece_size(self.size, config)
         self.piece_size = piece if source.positional else min(piece, STREAM_PIECE)
+        #: one piece: the fast path (sent from the calling thread, no sidecar: an interrupted
+        #: small upload starts over)
+        self.small = self.size <= self.piece_size
         self.lock = threading.Lock()
         self.done: set[int] = set()  # chunk starts the server has
         self.mac_end: dict[int, int] = {}  # piece start -> end of the MAC-ed prefix
@@ -179,7 +186,7 @@ class _Upload:
         self.ctl: Controller | None = None
         resume_key = resume_id if resume_id is not None else source.identity
         self.sidecar: Path | None = None
-        if config.resume and resume_key is not None and self.size > 0:
+        if config.resume and resume_key is not None and not self.small:
             self.sidecar = state_dir() / f"upload-{digest('megafast-upload-v1', resume_key)}.json"
         self.resume_key = resume_key
         self.lock_fd = -1
@@ -406,6 +413,7 @@ class _Upload:
             buf = buffers.get(worker)
             if buf is None:
                 size = _http.IO_BLOCK if self.source.positional else self.piece_size
+                size = min(size, -(-self.size // 16) * 16)  # a small file: its own size
                 buf = buffers[worker] = memoryview(bytearray(size))
             while True:
                 plain = None
@@ -446,8 +454,16 @@ class _Upload:
                 self._save()
                 last_save = time.monotonic()
 
+        if self.small:  # one piece: no worker thread
+            work(None, 0)
+            return
         workers = min(cfg.connections, max(1, len(pieces)))
         WorkerPool(ctl, workers, [None] * workers, work).run(tick)
+
+    def _controller(self, pool: int) -> Controller:
+        return Controller(
+            self.http, self.config, pool, shared_session=self.shared_session, cancel=self.cancel
+        )
 
     def run(self) -> UploadResult:
         cfg = self.config
@@ -456,13 +472,13 @@ class _Upload:
             if not self.url:
                 self._new_url()
             if self.size == 0:
-                self.ctl = Controller(self.http, cfg, 1)
+                self.ctl = self._controller(1)
                 try:
                     self._post(0, b"", "empty file")
                 finally:
                     self.ctl.close()
             while self.size > 0:
-                self.ctl = Controller(self.http, cfg, cfg.connections)
+                self.ctl = self._controller(cfg.connections)
                 try:
                     if self.source.positional and self.reused:
                         # Check everything a previous run sent before sending anything new.
@@ -522,6 +538,8 @@ def upload_file(
     config: TransferConfig | None = None,
     progress: ProgressCallback | None = None,
     resume_id: str | None = None,
+    shared_session: bool = False,
+    cancel: threading.Event | None = None,
 ) -> UploadResult:
     """Encrypt and upload ``source``; returns the completion token and the packed node key.
 
@@ -534,6 +552,12 @@ def upload_file(
     it holds the upload URL and key) lets a later call for the same path (unchanged) or
     ``resume_id`` continue while the URL is valid. The source is never modified; key
     material comes from :mod:`secrets`. The caller then creates the node with ``p``.
+
+    A source that fits in one piece takes a fast path: sent from the calling thread with no
+    sidecar (an interrupted one starts over). ``shared_session``: use ``http`` as it is (a
+    pool shared with other transfers, left open) instead of a private copy. ``cancel``: an
+    event that stops the upload within about 0.1 s with
+    :class:`~megafast.transfer.TransferCancelled` (the sidecar is kept).
     """
     config = config if config is not None else TransferConfig()
     if not isinstance(config, TransferConfig):
@@ -543,7 +567,9 @@ def upload_file(
     check_progress(progress)
     src = open_source(source, size)
     try:
-        job = _Upload(http, get_upload_url, src, config, progress, resume_id)
+        job = _Upload(
+            http, get_upload_url, src, config, progress, resume_id, shared_session, cancel
+        )
     except BaseException:
         src.close()
         raise
