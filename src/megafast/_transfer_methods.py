@@ -117,6 +117,7 @@ class TransferMethods:
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
         result: TransferResult | None = None,
+        subscribers: Iterable[TransferSubscriber] = (),
     ) -> Path:
         """Download a file (a ``(handle, node)`` from :meth:`find`) into ``dest_path``
         (default: the current directory) and return the file's path. A folder is
@@ -124,9 +125,11 @@ class TransferMethods:
         files at once; a re-run skips the files already verified) and its local path
         returned; pass ``result=TransferResult()`` to get every file's outcome (it is filled
         even when a file fails and :class:`~megafast.errors.TransferError` is raised after
-        the others were transferred). The content is verified (MAC)."""
+        the others were transferred); ``subscribers``
+        (:class:`~megafast.transfer.TransferSubscriber`) watch each file of a folder. The
+        content is verified (MAC)."""
         return _transfers.download(
-            self._client(), file, dest_path, dest_filename, progress, config, result
+            self._client(), file, dest_path, dest_filename, progress, config, result, subscribers
         )
 
     def download_url(
@@ -138,11 +141,13 @@ class TransferMethods:
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
         result: TransferResult | None = None,
+        subscribers: Iterable[TransferSubscriber] = (),
     ) -> Path:
         """Download a public link: a file, a file or folder inside a folder link, or a
-        whole folder (recursively). Returns the local path."""
+        whole folder (recursively, like :meth:`download_folder_url`; ``result`` and
+        ``subscribers`` apply to folders). Returns the local path."""
         return _transfers.download_url(
-            self._client(), url, dest_path, dest_filename, progress, config, result
+            self._client(), url, dest_path, dest_filename, progress, config, result, subscribers
         )
 
     def download_folder_url(
@@ -154,12 +159,13 @@ class TransferMethods:
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
         result: TransferResult | None = None,
+        subscribers: Iterable[TransferSubscriber] = (),
     ) -> Path:
         """Download a public folder link (or the node inside it the link names); a folder
         goes through a :class:`~megafast.transfer.TransferManager` like :meth:`download`
-        (``result``: the same out-parameter)."""
+        (``result`` and ``subscribers``: the same as there)."""
         return _transfers.download_folder_url(
-            self._client(), url, dest_path, dest_filename, progress, config, result
+            self._client(), url, dest_path, dest_filename, progress, config, result, subscribers
         )
 
     def download_to_fileobj(
@@ -212,6 +218,7 @@ class TransferMethods:
         config: TransferConfig | None = None,
         resume: bool = True,
         result: TransferResult | None = None,
+        subscribers: Iterable[TransferSubscriber] = (),
     ) -> dict[str, str]:
         """Upload a local folder tree into ``dest`` (default: the Cloud Drive), like
         ``cp -r``: the folder itself is created (or reused) there, with every sub-folder
@@ -224,10 +231,11 @@ class TransferMethods:
         fingerprint is skipped (and listed), an interrupted file resumes like :meth:`upload`.
         A file that fails does not stop the others: :class:`~megafast.errors.TransferError`
         is raised at the end. ``result``: a :class:`~megafast.transfer.TransferResult` to
-        fill with every file's outcome, the renamed and the ignored entries.
+        fill with every file's outcome, the renamed and the ignored entries; ``subscribers``
+        (:class:`~megafast.transfer.TransferSubscriber`) watch each file.
         """
         return _transfers.upload_folder(
-            self._client(), directory, dest, progress, config, resume, result
+            self._client(), directory, dest, progress, config, resume, result, subscribers
         )
 
     def transfers(

@@ -33,8 +33,16 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from .client import Mega, NodeRef
-    from .transfer import ProgressCallback, TransferConfig, TransferManager, TransferResult
+    from .transfer import (
+        ProgressCallback,
+        TransferConfig,
+        TransferManager,
+        TransferResult,
+        TransferSubscriber,
+    )
 
 PathArg = str | os.PathLike[str] | None
 
@@ -95,6 +103,7 @@ def download(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     out: TransferResult | None = None,
+    watchers: Iterable[TransferSubscriber] = (),
 ) -> Path:
     """:meth:`Mega.download`."""
     node = client._node(file, "file")
@@ -104,7 +113,7 @@ def download(
     tree = client._load_tree()
     target = directory / safe_local_name(dest_filename or tree.name_of(node) or node["h"])
     if node.get("t") == NodeType.FOLDER:
-        return download_tree(client, tree, node, target, None, progress, config, out)
+        return download_tree(client, tree, node, target, None, progress, config, out, watchers)
     if node.get("t") != NodeType.FILE:
         raise ValidationError("only files and folders can be downloaded")
     source = _sources.node_source(node)
@@ -121,12 +130,15 @@ def download_url(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     out: TransferResult | None = None,
+    watchers: Iterable[TransferSubscriber] = (),
 ) -> Path:
     """:meth:`Mega.download_url`: a file link, or a folder link (or a node inside one)."""
     link = parse_link(url)
     directory = dest_dir(dest_path)
     if link.kind != "file":
-        return download_folder_url(client, url, directory, dest_filename, progress, config, out)
+        return download_folder_url(
+            client, url, directory, dest_filename, progress, config, out, watchers
+        )
     # without dest_filename the name comes from the file's own attributes
     return download_source(
         client,
@@ -146,6 +158,7 @@ def download_folder_url(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     out: TransferResult | None = None,
+    watchers: Iterable[TransferSubscriber] = (),
 ) -> Path:
     """:meth:`Mega.download_folder_url`."""
     link = parse_link(url)
@@ -162,7 +175,7 @@ def download_folder_url(
         return download_source(
             client, source, target, name_from_at=False, progress=progress, config=config
         )
-    return download_tree(client, tree, root, target, link.handle, progress, config, out)
+    return download_tree(client, tree, root, target, link.handle, progress, config, out, watchers)
 
 
 def _tree_manager(
@@ -170,12 +183,15 @@ def _tree_manager(
     folder: str | None,
     progress: ProgressCallback | None,
     config: TransferConfig | None,
+    watchers: Iterable[TransferSubscriber] = (),
 ) -> TransferManager:
     """A :class:`~megafast.transfer.TransferManager` for one tree, reporting whole-tree bytes
-    to ``progress``."""
+    to ``progress`` and every file's events to ``watchers``."""
     from .transfer import BytesProgress, TransferManager
 
-    subscribers = [BytesProgress(progress)] if progress is not None else []
+    subscribers: list[TransferSubscriber] = list(watchers)
+    if progress is not None:
+        subscribers.append(BytesProgress(progress))
     return TransferManager(
         client, config=_config(client, config), folder=folder, subscribers=subscribers
     )
@@ -190,13 +206,14 @@ def download_tree(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     out: TransferResult | None = None,
+    watchers: Iterable[TransferSubscriber] = (),
 ) -> Path:
     """Download the folder ``root`` of ``tree`` (of the public folder ``folder``, or None)
     to ``target`` through a :class:`~megafast.transfer.TransferManager` (many files at once,
     batched ``g``, complete files skipped on a re-run); ``progress`` covers all bytes."""
     from .transfer._tree import download_tree as run_tree
 
-    with _tree_manager(client, folder, progress, config) as manager:
+    with _tree_manager(client, folder, progress, config, watchers) as manager:
         result = run_tree(manager, tree, root, target, result=out)
     result.raise_for_failures()  # after every other file was transferred
     return target
@@ -389,6 +406,7 @@ def upload_folder(
     config: TransferConfig | None,
     resume: bool,
     out: TransferResult | None = None,
+    watchers: Iterable[TransferSubscriber] = (),
 ) -> dict[str, str]:
     """:meth:`Mega.upload_folder` through a :class:`~megafast.transfer.TransferManager`:
     ``{relative path: handle}`` of the folders and of the files uploaded or already there."""
@@ -398,7 +416,7 @@ def upload_folder(
     conf = _config(client, config)
     if not resume:
         conf = dataclasses.replace(conf or TransferConfig(), resume=False)
-    with _tree_manager(client, None, progress, conf) as manager:
+    with _tree_manager(client, None, progress, conf, watchers) as manager:
         result = upload_tree(manager, directory, dest, result=out)
     if progress is not None and not result.total_files:
         progress(0, 0)

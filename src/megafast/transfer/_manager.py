@@ -89,6 +89,9 @@ class TransferSubscriber:
     def on_queued(self, future: TransferFuture) -> None:
         pass
 
+    def on_started(self, future: TransferFuture) -> None:
+        """A worker took the file (it is in flight until :meth:`on_done`)."""
+
     def on_progress(self, future: TransferFuture, done: int, total: int) -> None:
         pass
 
@@ -577,6 +580,7 @@ class TransferManager:
             self._active.add(future)
         if self._cancel.is_set():  # shutdown(cancel=True) may have looked at _active already
             future._cancel.set()
+        future._notify("on_started")
         try:
             made = job.run(self, FileProgress(future))
         except SkipTransfer as skip:
