@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import CommandError, scrub
-from .progress import TransferProgress
+from .progress import TransferProgress, outcome_rows, run_tree
 from .remote import RemoteView
 
 if TYPE_CHECKING:
@@ -80,18 +80,46 @@ def download_link(
         destination.parent.mkdir(parents=True, exist_ok=True)
         directory, name = destination.parent, destination.name
     label = scrub(url.strip())
+    config = ctx.transfer_config()
+    if link_kind(url) == "folder":
+        _, result, display = run_tree(
+            ctx,
+            label,
+            "downloaded",
+            lambda result, subs: client.download_url(
+                url.strip(),
+                str(directory),
+                name,
+                config=config,
+                result=result,
+                subscribers=subs,
+            ),
+        )
+        top = Path(result.folders.get(".", directory))
+        return outcome_rows(
+            result,
+            lambda rel: f"{label} {rel}",
+            lambda o: o.result or str(top / o.rel),
+            display.bar.elapsed,
+        )
     with TransferProgress(label, None, ctx.progress) as progress:
         path = client.download_url(
             url.strip(),
             dest_path=str(directory),
             dest_filename=name,
             progress=progress,
-            config=ctx.transfer_config(),
+            config=config,
         )
     size = progress.total or 0
     ctx.report_transfer("downloaded", label, size, progress)
     return [
-        {"source": label, "path": str(path), "size": size, "seconds": round(progress.elapsed, 3)}
+        {
+            "source": label,
+            "path": str(path),
+            "size": size,
+            "status": "done",
+            "seconds": round(progress.elapsed, 3),
+        }
     ]
 
 

@@ -5,10 +5,22 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["TransferProgress", "progress_enabled", "format_bytes", "format_rate"]
+if TYPE_CHECKING:
+    from .context import Context
+
+__all__ = [
+    "TransferProgress",
+    "TreeProgress",
+    "run_tree",
+    "outcome_rows",
+    "progress_enabled",
+    "format_bytes",
+    "format_rate",
+]
 
 
 def progress_enabled(args: Any) -> bool:
@@ -81,6 +93,12 @@ class TransferProgress:
             if self._bar is not None and step:
                 self._bar.update(step)
 
+    def note(self, text: str) -> None:
+        """Show ``text`` after the bar (files done, in flight...)."""
+        with self._lock:
+            if self._bar is not None:
+                self._bar.set_postfix_str(text, refresh=False)
+
     @property
     def elapsed(self) -> float:
         """Seconds from creation to :meth:`close` (or to now)."""
@@ -105,6 +123,121 @@ class TransferProgress:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class TreeProgress:
+    """One display for a whole tree, as a :class:`~megafast.transfer.TransferSubscriber`
+    (duck-typed, so that importing the CLI stays light): a byte bar with speed and ETA, and
+    ``files done/total, N in flight`` after it; the totals grow as files are queued. Its
+    :attr:`bar` measures the elapsed time like a :class:`TransferProgress`."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.bar = TransferProgress(label, 0, enabled)
+        self._lock = threading.Lock()
+        self.files_total = 0
+        self.files_done = 0
+        self.in_flight = 0
+        self.bytes_total = 0
+        self._finished = 0  # bytes of files that ended
+        self._running: dict[int, int] = {}  # bytes done of the files in flight
+        self._started: set[int] = set()
+
+    def _show(self) -> None:
+        self.bar(self._finished + sum(self._running.values()), self.bytes_total)
+        self.bar.note(f"{self.files_done}/{self.files_total} files, {self.in_flight} in flight")
+
+    def on_queued(self, future: Any) -> None:
+        with self._lock:
+            self.files_total += 1
+            self.bytes_total += future.job.size
+            self._show()
+
+    def on_started(self, future: Any) -> None:
+        with self._lock:
+            self._started.add(id(future))  # a file re-queued after a 509 starts again
+            self.in_flight = len(self._started)
+            self._show()
+
+    def on_progress(self, future: Any, done: int, total: int) -> None:
+        with self._lock:
+            self._running[id(future)] = done
+            self._show()
+
+    def on_done(self, future: Any) -> None:
+        with self._lock:
+            self._running.pop(id(future), None)
+            self._started.discard(id(future))
+            self.in_flight = len(self._started)
+            if future.state in ("done", "skipped"):
+                self._finished += future.job.size
+                self.files_done += 1
+            else:  # failed or cancelled: its bytes will not come
+                self.bytes_total -= future.job.size
+            self._show()
+
+    def close(self) -> None:
+        self.bar.close()
+
+    def __enter__(self) -> TreeProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def run_tree(
+    ctx: Context, label: str, verb: str, start: Callable[[Any, list[Any]], Any]
+) -> tuple[Any, Any, TreeProgress]:
+    """Run ``start(result, subscribers)`` (one of Mega's folder methods) under one tree
+    display; returns (what it returned, or None when files failed; the TransferResult; the
+    display). Skipped entries, renames and failed files get a status line each."""
+    from megafast.errors import TransferError
+    from megafast.transfer import TransferResult
+
+    result = TransferResult()
+    value = None
+    with TreeProgress(label, ctx.progress) as display:
+        try:
+            value = start(result, [display])
+        except TransferError:
+            if not result.failed and not result.cancelled:
+                raise
+    for rel, why in result.ignored:
+        ctx.status(f"megafast: warning: skipped {label}/{rel} ({why})")
+    for rel, new in result.renamed:
+        ctx.status(f"megafast: note: {label}/{rel} was given the name {new}")
+    for outcome in result.failed:
+        ctx.status(f"megafast: error: {label}/{outcome.rel}: {outcome.reason}")
+    ctx.report_transfer(verb, label, result.bytes_done, display.bar)
+    return value, result, display
+
+
+def outcome_rows(
+    result: Any,
+    source_of: Callable[[str], str],
+    path_of: Callable[[Any], str],
+    seconds: float,
+    extra: Callable[[Any], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """One ``--json`` object per file of a tree transfer: source, path, size, status
+    (``done``, ``skipped``, ``failed``, ``cancelled``), reason (unless done), seconds (the
+    tree's), and what ``extra(outcome)`` adds."""
+    outcomes = (*result.succeeded, *result.skipped, *result.failed, *result.cancelled)
+    rows = []
+    for outcome in sorted(outcomes, key=lambda o: o.rel):
+        row: dict[str, Any] = {
+            "source": source_of(outcome.rel),
+            "path": path_of(outcome),
+            "size": outcome.size,
+            "status": outcome.status,
+            "seconds": round(seconds, 3),
+        }
+        if outcome.reason:
+            row["reason"] = outcome.reason
+        if extra is not None:
+            row.update(extra(outcome))
+        rows.append(row)
+    return rows
 
 
 def _shorten(text: str, width: int) -> str:

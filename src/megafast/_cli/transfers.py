@@ -11,7 +11,7 @@ from .._localnames import safe_local_name
 from .errors import CommandError, UsageError
 from .links import cat_link, download_link, link_kind, stream_with_progress
 from .options import transfer_options
-from .progress import TransferProgress
+from .progress import TransferProgress, outcome_rows, run_tree
 from .registry import register
 from .remote import RemoteView, display_path, is_file, is_url, name_of, size_of, split_remote
 
@@ -30,29 +30,51 @@ Node = dict[str, Any]
 
 def _download_node(
     ctx: Context, client: Any, view: RemoteView, node: Node, directory: Path, name: str
-) -> dict[str, Any]:
-    """Download a file or a whole folder as ``directory/name`` with one progress bar."""
-    if is_file(node):
-        size = size_of(node)
-    else:
-        size = sum(size_of(child) for child, _ in view.walk(node) if is_file(child))
+) -> list[dict[str, Any]]:
+    """Download a file (one bar) or a whole folder (one tree display) as ``directory/name``."""
     label = view.path_of(node)
     directory.mkdir(parents=True, exist_ok=True)
+    config = ctx.transfer_config()
+    if not is_file(node):
+        _, result, display = run_tree(
+            ctx,
+            label,
+            "downloaded",
+            lambda result, subs: client.download(
+                (node["h"], node),
+                str(directory),
+                name,
+                config=config,
+                result=result,
+                subscribers=subs,
+            ),
+        )
+        top = Path(result.folders.get(".", directory / name))
+        return outcome_rows(
+            result,
+            lambda rel: f"{label}/{rel}",
+            lambda o: o.result or str(top / o.rel),
+            display.bar.elapsed,
+        )
+    size = size_of(node)
     with TransferProgress(label, size, ctx.progress) as progress:
-        result = client.download(
+        path = client.download(
             (node["h"], node),
             dest_path=str(directory),
             dest_filename=name,
             progress=progress,
-            config=ctx.transfer_config(),
+            config=config,
         )
     ctx.report_transfer("downloaded", label, size, progress)
-    return {
-        "source": label,
-        "path": str(result or directory / name),
-        "size": size,
-        "seconds": round(progress.elapsed, 3),
-    }
+    return [
+        {
+            "source": label,
+            "path": str(path or directory / name),
+            "size": size,
+            "status": "done",
+            "seconds": round(progress.elapsed, 3),
+        }
+    ]
 
 
 def _destination(ctx: Context, count: int, any_folder: bool) -> tuple[Path, bool]:
@@ -117,8 +139,16 @@ def cmd_get(ctx: Context) -> int:
             directory, name = destination, safe_local_name(name)
         else:
             directory, name = destination.parent, destination.name
-        results.append(_download_node(ctx, client, view, node, directory, name))
+        results += _download_node(ctx, client, view, node, directory, name)
     ctx.result(results, None)
+    return _check_failures(results)
+
+
+def _check_failures(results: list[dict[str, Any]]) -> int:
+    """0, or CommandError naming how many files failed (each was reported already)."""
+    failed = sum(row.get("status") in ("failed", "cancelled") for row in results)
+    if failed:
+        raise CommandError(f"{failed} of {len(results)} files were not transferred (see above)")
     return 0
 
 
@@ -151,49 +181,38 @@ def _upload_file(
         "path": remote_path,
         "handle": _new_handle(answer),
         "size": size,
+        "status": "done",
         "seconds": round(progress.elapsed, 3),
     }
-
-
-def _tree_files(ctx: Context, top: Path) -> list[tuple[Path, str]]:
-    """The regular files ``Mega.upload_folder`` uploads from ``top`` (path, POSIX relative
-    path), with a warning for every entry it skips (symlinks, sockets, devices...)."""
-    found: list[tuple[Path, str]] = []
-    for directory, dirnames, filenames in os.walk(top):
-        dirnames.sort()
-        for dirname in dirnames:
-            if (Path(directory) / dirname).is_symlink():
-                ctx.status(f"megafast: warning: skipped {Path(directory) / dirname} (a symlink)")
-        for filename in sorted(filenames):
-            path = Path(directory) / filename
-            if path.is_symlink() or not path.is_file():
-                ctx.status(f"megafast: warning: skipped {path} (not a regular file)")
-                continue
-            found.append((path, path.relative_to(top).as_posix()))
-    return found
 
 
 def _upload_folder(
     ctx: Context, client: Any, local: Path, folder: Node, remote_top: str
 ) -> list[dict[str, Any]]:
-    """``local`` and everything below it into ``folder`` with ``Mega.upload_folder``."""
-    files = _tree_files(ctx, local)
-    total = sum(path.stat().st_size for path, _ in files)
-    with TransferProgress(remote_top, total, ctx.progress) as progress:
-        handles = client.upload_folder(
-            local, dest=folder["h"], progress=progress, config=ctx.transfer_config()
-        )
-    ctx.report_transfer("uploaded", remote_top, total, progress)
-    return [
-        {
-            "source": str(path),
-            "path": f"{remote_top}/{relative}",
-            "handle": handles.get(relative),
-            "size": path.stat().st_size,
-            "seconds": round(progress.elapsed, 3),
-        }
-        for path, relative in files
-    ]
+    """``local`` and everything below it into ``folder`` with ``Mega.upload_folder`` (one
+    tree display; files already there are skipped, each failure reported)."""
+    config = ctx.transfer_config()
+    _, result, display = run_tree(
+        ctx,
+        remote_top,
+        "uploaded",
+        lambda result, subs: client.upload_folder(
+            local, dest=folder["h"], config=config, result=result, subscribers=subs
+        ),
+    )
+    renamed = dict(result.renamed)
+
+    def remote_path(outcome: Any) -> str:
+        head, _, name = outcome.rel.rpartition("/")
+        name = renamed.get(outcome.rel, name)
+        return f"{remote_top}/{head}/{name}" if head else f"{remote_top}/{name}"
+
+    def handle(outcome: Any) -> dict[str, Any]:
+        return {"handle": outcome.result if outcome.status in ("done", "skipped") else None}
+
+    return outcome_rows(
+        result, lambda rel: str(local / rel), remote_path, display.bar.elapsed, handle
+    )
 
 
 def _put_arguments(parser: argparse.ArgumentParser) -> None:
@@ -249,7 +268,7 @@ def cmd_put(ctx: Context) -> int:
             remote_top = f"{base}/{local.resolve().name}"
             results += _upload_folder(ctx, client, local, target, remote_top)
     ctx.result(results, None)
-    return 0
+    return _check_failures(results)
 
 
 # -- cat ----------------------------------------------------------------------------------
