@@ -55,3 +55,25 @@ def test_emulator_example_runs():
     exec(compile(code, "README.md", "exec"), namespace)
     handle, node = namespace["found"]
     assert node["a"]["n"] == "hello.txt"
+
+
+def test_transfer_manager_example_runs(emu, tmp_path, monkeypatch):
+    email, password = "you@example.com", "your password"
+    emu.create_account(email, password)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
+    Path("photos/2026").mkdir(parents=True)
+    Path("photos/2026/a.jpg").write_bytes(b"jpeg" * 100)
+    Path("photos/b.jpg").write_bytes(b"more")
+    Path("notes.txt").write_bytes(b"notes")
+    Path("todo.txt").write_bytes(b"todo")
+    Path("restore").mkdir()
+    code = python_block("Many files at once: the transfer manager")
+    code = code.replace("Mega()", f"Mega(api_url={emu.api_url!r})")
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert len(namespace["result"].succeeded) == 2
+    assert len(namespace["queued"].succeeded) == 2
+    assert namespace["tree"].ok and len(namespace["tree"].succeeded) == 2
+    assert Path("restore/photos/2026/a.jpg").read_bytes() == b"jpeg" * 100
+    assert namespace["m"].find("notes.txt") is not None
