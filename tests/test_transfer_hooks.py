@@ -123,3 +123,32 @@ def test_an_interrupted_small_download_leaves_nothing_and_starts_over(
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "state") == []
     out = download_file(remote.http, remote.url_getter(h), len(data), key, dest)
     assert out.read_bytes() == data and oct(out.stat().st_mode & 0o777) != "0o0"
+
+
+def test_a_cloned_session_skips_the_environment_only_when_it_is_empty(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in (
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "REQUESTS_CA_BUNDLE",
+        "CURL_CA_BUNDLE",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    assert _http.clone_session(requests.Session(), 4).trust_env is False
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert _http.clone_session(requests.Session(), 4).trust_env is True
+    monkeypatch.delenv("HTTPS_PROXY")
+    (tmp_path / "no-netrc").write_text("machine example.com login a password b\n")
+    assert _http.clone_session(requests.Session(), 4).trust_env is True
+    (tmp_path / "no-netrc").unlink()
+    plain = requests.Session()
+    plain.trust_env = False  # the caller's choice is kept
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    assert _http.clone_session(plain, 4).trust_env is False

@@ -46,6 +46,10 @@ if TYPE_CHECKING:
 
 PathArg = str | os.PathLike[str] | None
 
+#: files in flight at once for Mega's folder methods: a small file spends most of its time
+#: waiting for round trips, so more of them than connections of one big file
+TREE_WORKERS = 32
+
 
 def _config(client: Mega, config: TransferConfig | None) -> TransferConfig | None:
     return config if config is not None else client.options.get("transfer")
@@ -193,7 +197,11 @@ def _tree_manager(
     if progress is not None:
         subscribers.append(BytesProgress(progress))
     return TransferManager(
-        client, config=_config(client, config), folder=folder, subscribers=subscribers
+        client,
+        workers=TREE_WORKERS,
+        config=_config(client, config),
+        folder=folder,
+        subscribers=subscribers,
     )
 
 

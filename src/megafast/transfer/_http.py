@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import threading
 import time
+import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -108,12 +110,28 @@ def clone_session(http: requests.Session | None, pool: int) -> requests.Session:
         session.verify = http.verify
         session.cert = http.cert
         session.auth = http.auth
-        session.trust_env = http.trust_env
+        session.trust_env = http.trust_env and not _environment_is_empty()
         session.cookies = http.cookies
+    else:
+        session.trust_env = not _environment_is_empty()
     adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(1, pool), max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def _environment_is_empty() -> bool:
+    """True when requests would find nothing in the environment (no proxy variables, no CA
+    bundle variable, no netrc file): a session may then skip looking, which it otherwise does
+    on every request (a scan of ``os.environ`` per request, the biggest fixed cost of a small
+    transfer after the round trips)."""
+    if urllib.request.getproxies():
+        return False
+    if os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"):
+        return False
+    netrc = os.environ.get("NETRC")
+    places = [netrc] if netrc is not None else ["~/.netrc", "~/_netrc"]
+    return not any(os.path.exists(os.path.expanduser(p)) for p in places)
 
 
 def _header_seconds(resp: requests.Response, name: str) -> float | None:
