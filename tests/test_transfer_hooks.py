@@ -125,7 +125,7 @@ def test_an_interrupted_small_download_leaves_nothing_and_starts_over(
     assert out.read_bytes() == data and oct(out.stat().st_mode & 0o777) != "0o0"
 
 
-def test_a_cloned_session_skips_the_environment_only_when_it_is_empty(
+def test_a_cloned_session_reads_the_environment_once(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     for name in (
@@ -139,16 +139,18 @@ def test_a_cloned_session_skips_the_environment_only_when_it_is_empty(
         "CURL_CA_BUNDLE",
     ):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
-    assert _http.clone_session(requests.Session(), 4).trust_env is False
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
+    quiet = _http.clone_session(requests.Session(), 4)
+    assert quiet.trust_env is False and quiet.verify is True
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/some/bundle.pem")
+    bundled = _http.clone_session(requests.Session(), 4)
+    assert bundled.trust_env is False and bundled.verify == "/some/bundle.pem"
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # per URL: keep looking
     assert _http.clone_session(requests.Session(), 4).trust_env is True
     monkeypatch.delenv("HTTPS_PROXY")
-    (tmp_path / "no-netrc").write_text("machine example.com login a password b\n")
+    (tmp_path / "netrc").write_text("machine example.com login a password b\n")
     assert _http.clone_session(requests.Session(), 4).trust_env is True
-    (tmp_path / "no-netrc").unlink()
+    (tmp_path / "netrc").unlink()
     plain = requests.Session()
     plain.trust_env = False  # the caller's choice is kept
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
-    assert _http.clone_session(plain, 4).trust_env is False
+    assert _http.clone_session(plain, 4).verify is True

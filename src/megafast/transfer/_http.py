@@ -110,28 +110,30 @@ def clone_session(http: requests.Session | None, pool: int) -> requests.Session:
         session.verify = http.verify
         session.cert = http.cert
         session.auth = http.auth
-        session.trust_env = http.trust_env and not _environment_is_empty()
+        session.trust_env = http.trust_env
         session.cookies = http.cookies
-    else:
-        session.trust_env = not _environment_is_empty()
+    _settle_environment(session)
     adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(1, pool), max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
 
 
-def _environment_is_empty() -> bool:
-    """True when requests would find nothing in the environment (no proxy variables, no CA
-    bundle variable, no netrc file): a session may then skip looking, which it otherwise does
-    on every request (a scan of ``os.environ`` per request, the biggest fixed cost of a small
-    transfer after the round trips)."""
-    if urllib.request.getproxies():
-        return False
-    if os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE"):
-        return False
+def _settle_environment(session: requests.Session) -> None:
+    """Read once what requests would read from the environment on every request (a scan of
+    ``os.environ`` per request, the biggest fixed cost of a small transfer after the round
+    trips): with no proxy variables and no netrc file, the CA bundle variable (if any)
+    becomes ``session.verify`` (where requests puts it) and the session stops looking."""
+    if not session.trust_env or urllib.request.getproxies():
+        return
     netrc = os.environ.get("NETRC")
     places = [netrc] if netrc is not None else ["~/.netrc", "~/_netrc"]
-    return not any(os.path.exists(os.path.expanduser(p)) for p in places)
+    if any(os.path.exists(os.path.expanduser(p)) for p in places):
+        return
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
 
 
 def _header_seconds(resp: requests.Response, name: str) -> float | None:
