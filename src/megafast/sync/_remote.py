@@ -1,0 +1,215 @@
+"""The remote side of a sync: an index of the account's nodes (the folder being synced, and
+every file by content for server-side copies) and the commands that change it.
+
+Commands ``Mega`` has no method for are sent here with ``Mega._request``: creating nodes
+with ``p`` from an upload token or from an existing file (a server-side copy, the key kept),
+``ov``/``vb`` for versions (PROTOCOL.md Part 2 §4-§5), and ``a`` to set attributes.
+Deletions go to the Rubbish Bin (``Mega.delete``), never destroyed.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..crypto import a32_to_base64, base64_url_encode, encrypt_attr, encrypt_key
+from ..errors import RequestError
+from ._content import Fingerprint, parse_fingerprint
+from ._ignore import IgnoreRules
+from ._names import remote_name_problem
+
+__all__ = ["RemoteIndex", "RemoteScan", "RemoteOps", "list_versions", "remove_versions"]
+
+Node = dict[str, Any]
+
+
+def _name(node: Node) -> Any:
+    attrs = node.get("a")
+    return attrs.get("n") if isinstance(attrs, dict) else None
+
+
+def node_c(node: Node) -> str | None:
+    attrs = node.get("a")
+    c = attrs.get("c") if isinstance(attrs, dict) else None
+    return c if isinstance(c, str) else None
+
+
+def node_fingerprint(node: Node) -> Fingerprint | None:
+    return parse_fingerprint(node_c(node))
+
+
+@dataclass
+class RemoteScan:
+    files: dict[str, Node] = field(default_factory=dict)
+    dirs: dict[str, str] = field(default_factory=dict)  # rel -> folder handle ("" = the root)
+    skipped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class RemoteIndex:
+    """The account's readable nodes indexed by parent and by content (size, CRC samples)."""
+
+    def __init__(self, nodes: dict[str, Node]) -> None:
+        self.nodes = nodes
+        self.children: dict[str, list[Node]] = defaultdict(list)
+        self.by_content: dict[tuple[int, bytes], list[Node]] = defaultdict(list)
+        for node in nodes.values():
+            parent = node.get("p")
+            if isinstance(parent, str):
+                self.children[parent].append(node)
+            if node.get("t") == 0 and isinstance(node.get("key"), (tuple, list)):
+                fp = node_fingerprint(node)
+                size = node.get("s")
+                if fp is not None and isinstance(size, int):
+                    self.by_content[(size, fp.crc)].append(node)
+
+    def same_content(self, size: int, fp: Fingerprint) -> list[Node]:
+        """Files anywhere in the account (versions and the Rubbish Bin too) whose size and
+        CRC samples are ``size`` and ``fp``'s: candidates for a server-side copy."""
+        return list(self.by_content.get((size, fp.crc), ()))
+
+    def scan(self, root: str, rules: IgnoreRules, prefer: dict[str, str]) -> RemoteScan:
+        """Files and folders below the folder ``root`` by POSIX path, as :func:`scan_local`
+        gives the local ones. Versions (files under files) are not walked. Two files of one
+        name in one folder: the one the state names (``prefer``: rel -> handle) is used, else
+        the newest, and the choice is noted."""
+        out = RemoteScan()
+        out.dirs[""] = root
+        stack = [("", root)]
+        while stack:
+            rel_dir, handle = stack.pop()
+            named: dict[str, list[Node]] = defaultdict(list)
+            for child in self.children.get(handle, ()):
+                if child.get("t") not in (0, 1):
+                    continue
+                name = _name(child)
+                rel = f"{rel_dir}/{name}" if rel_dir and isinstance(name, str) else name
+                problem = remote_name_problem(name)
+                if problem:
+                    out.skipped[f"{rel_dir}/{child['h']}" if rel_dir else child["h"]] = (
+                        f"remote node {child['h']}: {problem}"
+                    )
+                    continue
+                if rules.ignored(rel, child.get("t") == 1):
+                    continue
+                if child.get("undecryptable") or "key" not in child:
+                    out.skipped[rel] = "the remote node cannot be decrypted"
+                    continue
+                named[name].append(child)
+            for name, group in named.items():
+                rel = f"{rel_dir}/{name}" if rel_dir else name
+                folders = [n for n in group if n.get("t") == 1]
+                files = [n for n in group if n.get("t") == 0]
+                if folders and files:
+                    out.skipped[rel] = "a remote file and a remote folder have this name"
+                    continue
+                if len(folders) > 1:
+                    out.skipped[rel] = "several remote folders have this name"
+                    continue
+                if folders:
+                    out.dirs[rel] = folders[0]["h"]
+                    stack.append((rel, folders[0]["h"]))
+                    continue
+                chosen = next((n for n in files if n["h"] == prefer.get(rel)), None)
+                if chosen is None:
+                    chosen = max(files, key=lambda n: (int(n.get("ts") or 0), n["h"]))
+                if len(files) > 1:
+                    out.notes.append(f"{rel}: {len(files)} remote files have this name; "
+                                     f"using {chosen['h']}")
+                out.files[rel] = chosen
+        return out
+
+
+class RemoteOps:
+    """The remote changes a sync makes, through one logged-in ``Mega``."""
+
+    def __init__(self, mega: Any, *, versions: bool = True) -> None:
+        self.mega = mega
+        self.versions = versions
+
+    def _wrap(self, key: Any) -> str:
+        return a32_to_base64(encrypt_key(tuple(key), self.mega.master_key))
+
+    @staticmethod
+    def _attrs(attrs: dict[str, Any], key: Any) -> str:
+        key = tuple(key)
+        k4 = tuple(key[i] ^ key[i + 4] for i in range(4)) if len(key) == 8 else key
+        return base64_url_encode(encrypt_attr(attrs, k4))
+
+    def mkdir(self, parent: str, name: str) -> str:
+        return str(self.mega.create_folder(name, dest=parent)[name])
+
+    def _put(self, parent: str, item: dict[str, Any], replaces: str | None) -> Node:
+        command: dict[str, Any] = {"a": "p", "t": parent, "n": [item], "i": self.mega.request_id}
+        if replaces is not None:
+            item["ov"] = replaces
+            command["vb"] = 1 if self.versions else 0
+        answer = self.mega._request(command)
+        made = answer.get("f") if isinstance(answer, dict) else None
+        if not isinstance(made, list) or not made or not isinstance(made[0], dict):
+            raise RequestError("EUNKNOWN", "unexpected answer to p")
+        node = dict(made[-1])
+        if not isinstance(node.get("h"), str):
+            raise RequestError("EUNKNOWN", "unexpected answer to p (no handle)")
+        return node
+
+    def put_upload(
+        self, parent: str, name: str, c: str, token: str, key: Any, replaces: str | None
+    ) -> Node:
+        """A file node from a finished upload (``token``, packed 8-word ``key``); with
+        ``replaces``, the old file becomes a version of it (or is replaced: ``versions``)."""
+        item = {"h": token, "t": 0, "a": self._attrs({"n": name, "c": c}, key), "k": self._wrap(key)}
+        return self._put(parent, item, replaces)
+
+    def put_copy(self, parent: str, name: str, c: str, source: Node, replaces: str | None) -> Node:
+        """A server-side copy of the file ``source`` (same key, new name and ``c``)."""
+        key = source["key"]
+        item = {"h": source["h"], "t": 0, "a": self._attrs({"n": name, "c": c}, key),
+                "k": self._wrap(key)}
+        return self._put(parent, item, replaces)
+
+    def set_attributes(self, node: Node, **changes: Any) -> None:
+        """Change a node's attributes (``n`` name, ``c`` fingerprint), keeping the rest."""
+        attrs = dict(node["a"]) if isinstance(node.get("a"), dict) else {}
+        attrs.update(changes)
+        self.mega._request({
+            "a": "a",
+            "n": node["h"],
+            "attr": self._attrs(attrs, node["key"]),
+            "key": self._wrap(node["key"]),
+            "i": self.mega.request_id,
+        })
+        node["a"] = attrs
+
+    def move(self, node: Node, parent: str) -> None:
+        self.mega.move(node["h"], parent)
+        node["p"] = parent
+
+    def trash(self, handle: str) -> None:
+        """Into the Rubbish Bin (recoverable), never destroyed."""
+        self.mega.delete(handle)
+
+
+def list_versions(mega: Any, file: Any) -> list[Node]:
+    """The older versions of a file (newest first): the files whose parent is the file, then
+    theirs, as MEGA stores them (PROTOCOL.md Part 2 §4). ``file``: a handle or a node."""
+    handle = file if isinstance(file, str) else file["h"]
+    index = RemoteIndex(mega.get_files())
+    found: list[Node] = []
+    while True:
+        older = [n for n in index.children.get(handle, ()) if n.get("t") == 0]
+        if not older:
+            return found
+        found.append(older[0])
+        handle = older[0]["h"]
+
+
+def remove_versions(mega: Any, file: Any) -> int:
+    """Delete the older versions of a file (the file itself stays); returns how many.
+    Removing the newest older version removes every older one with it (``d``)."""
+    versions = list_versions(mega, file)
+    if versions:
+        mega._request({"a": "d", "n": versions[0]["h"], "i": mega.request_id})
+        mega.refresh()
+    return len(versions)
