@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .._nodes import b64_bytes
 from ..crypto import fingerprint
 from ..errors import MegaError
-from .._nodes import b64_bytes
 
 __all__ = [
     "MTIME_TOLERANCE",

@@ -90,9 +90,7 @@ def compile_rule(line: str) -> Rule | None:
     if not text or text.startswith("#"):
         return None
     negated = text.startswith("!")
-    if negated:
-        text = text[1:]
-    elif text.startswith("\\!") or text.startswith("\\#"):
+    if negated or text.startswith("\\!") or text.startswith("\\#"):
         text = text[1:]
     dirs_only = text.endswith("/") and not text.endswith("\\/")
     text = text.rstrip("/") if dirs_only else text

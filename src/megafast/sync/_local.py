@@ -141,27 +141,43 @@ class LocalTree:
             self._trash_day = self.ensure_dir(f"{TRASH_DIR}/{day}")
         return self._trash_day
 
-    def remove(self, rel: str) -> None:
-        """Delete the file or folder ``rel``: into ``.megafast-trash/<date>/rel`` (a numbered
-        name when that exists already), or for good with ``permanent_delete``."""
-        parent = self.ensure_dir(rel.rpartition("/")[0])
-        source = parent / rel.rpartition("/")[2]
-        st = os.lstat(source)
-        if self.permanent_delete:
-            if stat.S_ISDIR(st.st_mode):
-                shutil.rmtree(source)  # does not follow symlinks inside
-            else:
-                os.unlink(source)
-            return
+    def _trash_target(self, rel: str) -> Path:
+        """A free path for ``rel`` in today's trash folder (numbered when taken)."""
         trash = self._trash_folder()
         head, _, name = rel.rpartition("/")
-        folder = trash / head if head else trash
-        if head:
-            folder = self.ensure_dir(f"{trash.relative_to(self.root).as_posix()}/{head}")
+        folder = (
+            self.ensure_dir(f"{trash.relative_to(self.root).as_posix()}/{head}") if head else trash
+        )
         target = folder / name
         n = 1
         while os.path.lexists(target):
             stem, dot, ext = name.rpartition(".")
             target = folder / (f"{stem} ({n}).{ext}" if dot and stem else f"{name} ({n})")
             n += 1
-        os.rename(source, target)
+        return target
+
+    def remove(self, rel: str) -> None:
+        """Delete the file or folder ``rel``: into ``.megafast-trash/<date>/rel`` (a numbered
+        name when that exists already), or for good with ``permanent_delete``."""
+        head, _, name = rel.rpartition("/")
+        source = self.ensure_dir(head) / name
+        st = os.lstat(source)
+        if not self.permanent_delete:
+            os.rename(source, self._trash_target(rel))
+        elif stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(source)  # does not follow symlinks inside
+        else:
+            os.unlink(source)
+
+    def preserve(self, rel: str) -> None:
+        """Keep the current content of the file ``rel`` in the trash before it is replaced
+        (a hard link, or a copy where links are not possible); the file stays in place."""
+        head, _, name = rel.rpartition("/")
+        source = self.ensure_dir(head) / name
+        if not stat.S_ISREG(os.lstat(source).st_mode):
+            raise DestinationError(f"{source} is not a regular file")
+        target = self._trash_target(rel)
+        try:
+            os.link(source, target, follow_symlinks=False)
+        except OSError:
+            shutil.copy2(source, target, follow_symlinks=False)

@@ -115,8 +115,9 @@ class RemoteIndex:
                 if chosen is None:
                     chosen = max(files, key=lambda n: (int(n.get("ts") or 0), n["h"]))
                 if len(files) > 1:
-                    out.notes.append(f"{rel}: {len(files)} remote files have this name; "
-                                     f"using {chosen['h']}")
+                    out.notes.append(
+                        f"{rel}: {len(files)} remote files have this name; using {chosen['h']}"
+                    )
                 out.files[rel] = chosen
         return out
 
@@ -159,27 +160,38 @@ class RemoteOps:
     ) -> Node:
         """A file node from a finished upload (``token``, packed 8-word ``key``); with
         ``replaces``, the old file becomes a version of it (or is replaced: ``versions``)."""
-        item = {"h": token, "t": 0, "a": self._attrs({"n": name, "c": c}, key), "k": self._wrap(key)}
+        item = {
+            "h": token,
+            "t": 0,
+            "a": self._attrs({"n": name, "c": c}, key),
+            "k": self._wrap(key),
+        }
         return self._put(parent, item, replaces)
 
     def put_copy(self, parent: str, name: str, c: str, source: Node, replaces: str | None) -> Node:
         """A server-side copy of the file ``source`` (same key, new name and ``c``)."""
         key = source["key"]
-        item = {"h": source["h"], "t": 0, "a": self._attrs({"n": name, "c": c}, key),
-                "k": self._wrap(key)}
+        item = {
+            "h": source["h"],
+            "t": 0,
+            "a": self._attrs({"n": name, "c": c}, key),
+            "k": self._wrap(key),
+        }
         return self._put(parent, item, replaces)
 
     def set_attributes(self, node: Node, **changes: Any) -> None:
         """Change a node's attributes (``n`` name, ``c`` fingerprint), keeping the rest."""
         attrs = dict(node["a"]) if isinstance(node.get("a"), dict) else {}
         attrs.update(changes)
-        self.mega._request({
-            "a": "a",
-            "n": node["h"],
-            "attr": self._attrs(attrs, node["key"]),
-            "key": self._wrap(node["key"]),
-            "i": self.mega.request_id,
-        })
+        self.mega._request(
+            {
+                "a": "a",
+                "n": node["h"],
+                "attr": self._attrs(attrs, node["key"]),
+                "key": self._wrap(node["key"]),
+                "i": self.mega.request_id,
+            }
+        )
         node["a"] = attrs
 
     def move(self, node: Node, parent: str) -> None:

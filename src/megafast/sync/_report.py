@@ -14,8 +14,17 @@ __all__ = ["ACTION_KINDS", "Action", "SyncReport"]
 # (server-side copy going up, a local copy going down); move: a renamed/moved file moved on
 # the other side instead of sent again; download; touch: same content, only the mtime was
 # set; conflict: both sides changed, both kept; delete: to the Rubbish Bin / local trash.
-ACTION_KINDS = ("mkdir", "move", "touch", "conflict", "copy", "upload", "version", "download",
-                "delete")
+ACTION_KINDS = (
+    "mkdir",
+    "move",
+    "touch",
+    "conflict",
+    "copy",
+    "upload",
+    "version",
+    "download",
+    "delete",
+)
 
 
 @dataclass
@@ -38,18 +47,6 @@ class Action:
         if self.detail:
             out["detail"] = self.detail
         return out
-
-    def line(self) -> str:
-        from .._cli.progress import format_bytes
-
-        text = f"{self.kind:<9} {self.path}"
-        if self.source is not None:
-            text += f"  (from {self.source})"
-        if self.size and self.kind not in ("mkdir", "delete", "touch"):
-            text += f"  {format_bytes(self.size)}"
-        if self.detail:
-            text += f"  [{self.detail}]"
-        return text
 
 
 @dataclass
@@ -102,23 +99,3 @@ class SyncReport:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False)
-
-    def lines(self) -> list[str]:
-        """A human summary: each action, then skipped and failed paths, then totals."""
-        from .._cli.progress import format_bytes
-
-        out = [a.line() for a in self.actions]
-        out += [f"skipped   {p}: {r}" for p, r in sorted(self.skipped.items())]
-        out += [f"FAILED    {p}: {r}" for p, r in sorted(self.failed.items())]
-        out += [f"conflict  kept both: {c}" for c in self.conflicts]
-        out += [f"note: {n}" for n in self.notes]
-        verb = "would do" if self.dry_run else "done"
-        kinds = ", ".join(f"{self.count(k)} {k}" for k in ACTION_KINDS if self.count(k))
-        out.append(
-            f"{verb}: {kinds or 'nothing to do'}; {self.files_unchanged} unchanged; "
-            f"up {format_bytes(self.bytes_uploaded)}, down {format_bytes(self.bytes_downloaded)}, "
-            f"not re-sent {format_bytes(self.bytes_copied)}"
-            + (f"; {len(self.skipped)} skipped" if self.skipped else "")
-            + (f"; {len(self.failed)} failed" if self.failed else "")
-        )
-        return out

@@ -56,9 +56,14 @@ def default_state_dir() -> Path:
     return Path(base) / "megafast" / "sync"
 
 
-def state_path(state_dir: Path, api_url: str, account: str, remote_root: str, local_root: Path) -> Path:
+def state_path(
+    state_dir: Path, api_url: str, account: str, remote_root: str, local_root: Path
+) -> Path:
     pair = "\0".join(("megafast-sync-v1", api_url, account, remote_root, os.fspath(local_root)))
-    return state_dir / f"{hashlib.sha256(pair.encode('utf-8', 'surrogateescape')).hexdigest()[:32]}.json"
+    return (
+        state_dir
+        / f"{hashlib.sha256(pair.encode('utf-8', 'surrogateescape')).hexdigest()[:32]}.json"
+    )
 
 
 @dataclass
