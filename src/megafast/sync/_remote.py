@@ -112,8 +112,11 @@ class RemoteIndex:
                     stack.append((rel, folders[0]["h"]))
                     continue
                 chosen = next((n for n in files if n["h"] == prefer.get(rel)), None)
-                if chosen is None:
-                    chosen = max(files, key=lambda n: (int(n.get("ts") or 0), n["h"]))
+                if chosen is None:  # the newest; on a tie the later in the listing
+                    chosen = files[0]
+                    for n in files[1:]:
+                        if int(n.get("ts") or 0) >= int(chosen.get("ts") or 0):
+                            chosen = n
                 if len(files) > 1:
                     out.notes.append(
                         f"{rel}: {len(files)} remote files have this name; using {chosen['h']}"

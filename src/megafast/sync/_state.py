@@ -3,7 +3,7 @@ looked like when they last agreed, so that the next run can tell who changed and
 reading files whose size and mtime did not move.
 
 One JSON file, mode 0600, replaced atomically (written beside, fsynced, renamed), in
-``$XDG_STATE_HOME/megafast/sync`` (default ``~/.local/state/megafast/sync``). The state only
+the ``sync`` folder of megafast's state folder (see :func:`default_state_dir`). The state only
 speeds decisions up and tells deletions and conflicts apart: every decision is checked
 against the real content (fingerprint and size), so a state file lost or a run killed
 between a change and the save that records it makes the next run compare, never guess.
@@ -11,7 +11,6 @@ between a change and the save that records it makes the next run compare, never 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import stat
@@ -52,18 +51,21 @@ class Agreement:
 
 
 def default_state_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local/state")
-    return Path(base) / "megafast" / "sync"
+    """``sync/`` in megafast's state folder (``$MEGAFAST_STATE_DIR``, else
+    ``$XDG_STATE_HOME/megafast``, else ``~/.local/state/megafast``)."""
+    from ..transfer._sidecar import state_dir
+
+    return state_dir() / "sync"
 
 
 def state_path(
     state_dir: Path, api_url: str, account: str, remote_root: str, local_root: Path
 ) -> Path:
-    pair = "\0".join(("megafast-sync-v1", api_url, account, remote_root, os.fspath(local_root)))
-    return (
-        state_dir
-        / f"{hashlib.sha256(pair.encode('utf-8', 'surrogateescape')).hexdigest()[:32]}.json"
-    )
+    """The state file of one pair: server, account, remote folder handle, local folder."""
+    from ..transfer._sidecar import digest
+
+    name = digest("megafast-sync-v1", api_url, account, remote_root, os.fsencode(local_root))
+    return state_dir / f"{name[:32]}.json"
 
 
 @dataclass
