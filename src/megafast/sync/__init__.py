@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from ._exec import Executor
 from ._ignore import IGNORE_FILE, IgnoreRules
 from ._local import TRASH_DIR, LocalTree, scan_local
 from ._plan import plan_sync
-from ._remote import RemoteIndex, RemoteOps, list_versions, remove_versions
+from ._remote import RemoteIndex, RemoteOps, RemoteScan, list_versions, remove_versions
 from ._report import Action, SyncReport
 from ._state import SyncState, default_state_dir, state_path
 from ._transfers import EngineTransfers, Transfers
@@ -36,6 +37,11 @@ __all__ = [
     "remove_versions",
     "sync",
 ]
+
+
+# clients whose node tree misses changes a sync made with commands the tree does not follow
+# (``p`` sent by this package): their tree is fetched again before the next sync reads it
+_STALE_TREES: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 class Sync:
@@ -87,7 +93,6 @@ class Sync:
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         self.transfers: Transfers = transfers or EngineTransfers(mega, config)
         self.progress = progress
-        self._stale_tree = False
 
     def _local_root(self, create: bool) -> Path:
         root = self.local
@@ -97,11 +102,15 @@ class Sync:
             root.mkdir(parents=True)
         return Path(os.path.realpath(root))
 
-    def _remote_root(self, create: bool) -> str:
+    def _remote_root(self, create: bool) -> str | None:
+        """The remote folder's handle; None when it is missing and ``create`` is false
+        going up (a dry run: everything would be uploaded)."""
         if self.remote == "/":
             return str(self.mega.root_id)
         handle = self.mega.find_path_descriptor(self.remote.strip("/"))
         if handle is None:
+            if not create and self.direction == "up":
+                return None
             if not create:
                 raise NodeNotFoundError(f"no such MEGA folder: {self.remote}")
             created = self.mega.create_folder(self.remote.strip("/"))
@@ -112,19 +121,19 @@ class Sync:
         """Compare both sides and (unless ``dry_run``) make the destination match."""
         started = time.monotonic()
         up = self.direction == "up"
-        if self._stale_tree:
-            self.mega.refresh()  # this object changed the account in its last run
-            self._stale_tree = False
+        if self.mega in _STALE_TREES:
+            self.mega.refresh()
+            _STALE_TREES.discard(self.mega)
         root = self._local_root(create=not up and not dry_run)
         remote_root = self._remote_root(create=up and not dry_run)
         account = str(self.mega.root_id)  # the Cloud Drive handle names the account
         state = SyncState.load(
-            state_path(self.state_dir, self.mega.api_url, account, remote_root, root)
+            state_path(self.state_dir, self.mega.api_url, account, remote_root or "", root)
         )
         rules = IgnoreRules.build(root, self.patterns)
         local = scan_local(root, rules)
         index = RemoteIndex(self.mega.get_files())
-        remote = index.scan(remote_root, rules, {r: a.handle for r, a in state.files.items()})
+        remote = index.scan(remote_root, rules) if remote_root else RemoteScan()
         plan = plan_sync(self.direction, root, local, remote, index, state, delete=self.delete)
         report = SyncReport(self.direction, str(root), self.remote, dry_run=dry_run)
         report.skipped = {**local.skipped, **remote.skipped, **plan.skipped}
@@ -150,7 +159,8 @@ class Sync:
         try:
             executor.run(plan.actions)
         finally:
-            self._stale_tree = self._stale_tree or executor.remote_changed
+            if executor.remote_changed:
+                _STALE_TREES.add(self.mega)
         report.seconds = time.monotonic() - started
         return report
 

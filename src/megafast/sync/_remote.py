@@ -69,11 +69,11 @@ class RemoteIndex:
         CRC samples are ``size`` and ``fp``'s: candidates for a server-side copy."""
         return list(self.by_content.get((size, fp.crc), ()))
 
-    def scan(self, root: str, rules: IgnoreRules, prefer: dict[str, str]) -> RemoteScan:
+    def scan(self, root: str, rules: IgnoreRules) -> RemoteScan:
         """Files and folders below the folder ``root`` by POSIX path, as :func:`scan_local`
         gives the local ones. Versions (files under files) are not walked. Two files of one
-        name in one folder: the one the state names (``prefer``: rel -> handle) is used, else
-        the newest, and the choice is noted."""
+        name in one folder (MEGA keeps old versions out of the folder, so this is another
+        client's doing): the newest is used, on a tie the later listed, and it is noted."""
         out = RemoteScan()
         out.dirs[""] = root
         stack = [("", root)]
@@ -111,12 +111,10 @@ class RemoteIndex:
                     out.dirs[rel] = folders[0]["h"]
                     stack.append((rel, folders[0]["h"]))
                     continue
-                chosen = next((n for n in files if n["h"] == prefer.get(rel)), None)
-                if chosen is None:  # the newest; on a tie the later in the listing
-                    chosen = files[0]
-                    for n in files[1:]:
-                        if int(n.get("ts") or 0) >= int(chosen.get("ts") or 0):
-                            chosen = n
+                chosen = files[0]  # the newest; on a tie the later listed
+                for n in files[1:]:
+                    if int(n.get("ts") or 0) >= int(chosen.get("ts") or 0):
+                        chosen = n
                 if len(files) > 1:
                     out.notes.append(
                         f"{rel}: {len(files)} remote files have this name; using {chosen['h']}"
