@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_sync_support import new_account, remote_children, tree_bytes, write
 
 from megafast.crypto import fingerprint
 from megafast.sync import Sync, list_versions, sync
+from test_sync_support import new_account, remote_children, tree_bytes, write
 
 
 @pytest.fixture(scope="module")
