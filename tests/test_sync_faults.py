@@ -217,13 +217,13 @@ def test_a_sync_killed_at_random_points_leaves_nothing_misread(emu, account, tmp
     dst = tmp_path / "dst"
     finished: list[bool] = []
     try:
-        for round_ in range(6):
-            if round_ == 3:  # change things between kills: edits, a rename, a deletion
+        for round_ in range(5):
+            if round_ == 2:  # change things between kills: edits, a rename, a deletion
                 write(src / "d0" / "f00.bin", b"edited after a crash")
                 os.rename(src / "d1" / "f01.bin", src / "d2" / "renamed.bin")
                 (src / "d3" / "f03.bin").unlink()
             finished.append(_killed_run(emu, email, src, state, "up", rng.uniform(0.05, 0.8)))
-        for _ in range(3):
+        for _ in range(2):
             finished.append(
                 _killed_run(
                     emu, email, dst, tmp_path / "state-down", "down", rng.uniform(0.05, 0.5)
@@ -231,7 +231,7 @@ def test_a_sync_killed_at_random_points_leaves_nothing_misread(emu, account, tmp
             )
     finally:
         emu.clear_faults()
-    assert finished.count(False) >= 5  # most runs really were cut short
+    assert finished.count(False) >= 4  # most runs really were cut short
     mega.refresh()
     final = sync(mega, src, "/backup", state_dir=state, delete=True)
     assert final.ok, final.to_dict()

@@ -146,9 +146,13 @@ class Sync:
         state.files.update(plan.agreed)
         for rel in [r for r in state.files if r not in local.files and r not in remote.files]:
             del state.files[rel]
+        tree = LocalTree(root, permanent_delete=self.delete_permanently)
+        if not up:  # files found complete: what a download killed at its end left beside them
+            for rel in plan.agreed:
+                tree.clear_temp_files(tree.path(rel), all_files=True)
         executor = Executor(
             self.direction,
-            LocalTree(root, permanent_delete=self.delete_permanently),
+            tree,
             RemoteOps(self.mega, versions=self.versions),
             self.transfers,
             state,

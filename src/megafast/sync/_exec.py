@@ -244,7 +244,7 @@ class Executor:
     def _target(self, rel: str) -> Path:
         head, name = _split(rel)
         target = self.local.ensure_dir(head) / name
-        self.local.clear_temp_links(target)
+        self.local.clear_temp_files(target)
         return target
 
     def _finish_local(self, rel: str, target: Path, node: Node) -> os.stat_result:
@@ -253,6 +253,7 @@ class Executor:
         fp = parse_fingerprint(node_c(node))
         mtime = fp.mtime if fp is not None else int(node.get("ts") or 0)
         os.utime(target, ns=(mtime * 1_000_000_000,) * 2, follow_symlinks=False)
+        self.local.clear_temp_files(target, all_files=True)
         st = os.lstat(target)
         self._record(rel, st, node_c(node) or "", node["h"])
         return st

@@ -121,18 +121,20 @@ class LocalTree:
                 raise DestinationError(f"{here} is not a folder (a symlink or a file)")
         return here
 
-    def clear_temp_links(self, target: Path) -> None:
-        """Remove anything but a regular file where the engine writes beside ``target``
-        (a symlink planted at ``<target>.megafast-part`` must not be written through)."""
+    def clear_temp_files(self, target: Path, *, all_files: bool = False) -> None:
+        """Remove what must not be used beside ``target`` where the engine writes
+        (``<target>.megafast-part`` and its sidecar): anything but a regular file (a symlink
+        planted there must not be written through), or everything with ``all_files`` (left
+        over by a download killed after it had put the file in place)."""
         for suffix in _TEMP_SUFFIXES:
             temp = target.with_name(target.name + suffix)
             try:
                 st = os.lstat(temp)
             except FileNotFoundError:
                 continue
-            if not stat.S_ISREG(st.st_mode):
-                if stat.S_ISDIR(st.st_mode):
-                    raise DestinationError(f"{temp} is a folder")
+            if stat.S_ISDIR(st.st_mode):
+                raise DestinationError(f"{temp} is a folder")
+            if all_files or not stat.S_ISREG(st.st_mode):
                 os.unlink(temp)
 
     def _trash_folder(self) -> Path:
