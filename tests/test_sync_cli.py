@@ -1,0 +1,115 @@
+"""The ``sync`` and ``versions`` CLI module (registered by the CLI's command registry; here
+its parser and handlers run on their own, with the CLI's Context)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from megafast._cli import sync as cli_sync
+from test_sync_support import new_account, remote_children, write
+
+
+@pytest.fixture(scope="module")
+def emu() -> Iterator[Any]:
+    from megafast.testing import MegaEmulator
+
+    with MegaEmulator() as e:
+        yield e
+
+
+@pytest.fixture
+def mega(emu: Any) -> Any:
+    return new_account(emu)[1]
+
+
+def _run(mega: Any, *argv: str) -> tuple[int, Any]:
+    from megafast._cli.commands import Context
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true")
+    common.add_argument("--quiet", action="store_true")
+    common.add_argument("--progress", default="never")
+    parser = argparse.ArgumentParser(prog="megafast")
+    cli_sync.add_parser(parser.add_subparsers(dest="command"), parents=[common])
+    args = parser.parse_args(argv)
+    ctx = Context(args)
+    ctx._client = mega  # what the stored session would give
+    return args.handler(ctx), ctx
+
+
+def test_sync_up_with_json_then_nothing_to_do(mega, tmp_path, capsys):
+    src = tmp_path / "src"
+    write(src / "a.txt", "hello")
+    state = str(tmp_path / "st")
+    code, _ = _run(mega, "sync", str(src), "/backup", "--state-dir", state, "--json")
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0 and report["ok"] and report["actions"][0]["action"] == "upload"
+    code, _ = _run(mega, "sync", str(src), "/backup", "--state-dir", state)
+    out = capsys.readouterr().out
+    assert code == 0 and "nothing to do" in out
+
+
+def test_dry_run_prints_the_plan_with_sizes(mega, tmp_path, capsys):
+    src = tmp_path / "src"
+    write(src / "big.bin", b"x" * 3000)
+    write(src / "skip.tmp", "x")
+    code, _ = _run(
+        mega,
+        "sync",
+        str(src),
+        "mega:/backup",
+        "--dry-run",
+        "--exclude",
+        "*.tmp",
+        "--state-dir",
+        str(tmp_path / "st"),
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "upload    big.bin  2.9 KiB" in out and "skip.tmp" not in out and "would do" in out
+    assert mega.find_path_descriptor("backup") is None
+
+
+def test_skipped_paths_give_exit_code_3(mega, tmp_path, capsys):
+    src = tmp_path / "src"
+    write(src / "a.txt", "a")
+    os.symlink("/etc/passwd", src / "link")
+    code, _ = _run(mega, "sync", str(src), "/backup", "--state-dir", str(tmp_path / "st"))
+    out = capsys.readouterr().out
+    assert code == cli_sync.EXIT_PARTIAL and "skipped   link: symbolic link" in out
+
+
+def test_sync_down_and_delete_into_the_trash(mega, tmp_path, capsys):
+    src = tmp_path / "src"
+    write(src / "a.txt", "a")
+    state = str(tmp_path / "st")
+    _run(mega, "sync", str(src), "/backup", "--state-dir", state)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    write(dst / "extra.txt", "mine")
+    code, _ = _run(mega, "sync", "/backup", str(dst), "--delete", "--state-dir", state)
+    assert code == 0
+    assert (dst / "a.txt").read_text() == "a" and not (dst / "extra.txt").exists()
+    assert list((dst / ".megafast-trash").glob("*/extra.txt"))
+
+
+def test_versions_command_lists_and_removes(mega, tmp_path, capsys):
+    src = tmp_path / "src"
+    write(src / "doc.txt", "one")
+    _run(mega, "sync", str(src), "/backup", "--state-dir", str(tmp_path / "st"))
+    assert "doc.txt" in remote_children(mega, "backup")
+    capsys.readouterr()
+    code, _ = _run(mega, "versions", "/backup/doc.txt", "--json")
+    assert code == 0 and json.loads(capsys.readouterr().out)["versions"] == []
+    code, _ = _run(mega, "versions", "/backup/doc.txt", "--remove")
+    assert code == 0 and "removed 0" in capsys.readouterr().out
+    from megafast._cli.errors import CommandError
+
+    with pytest.raises(CommandError):
+        _run(mega, "versions", "/backup/missing.txt")
