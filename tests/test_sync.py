@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,20 +10,18 @@ import pytest
 
 from megafast.crypto import fingerprint
 from megafast.sync import Sync, list_versions, sync
-from test_sync_support import new_account, remote_children, tree_bytes, write
+from test_sync_support import (
+    fresh_client,
+    remote_children,
+    running_emulator,
+    tree_bytes,
+    write,
+)
+
+emu = pytest.fixture(scope="module", name="emu")(running_emulator)
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Any]:
-    from megafast.testing import MegaEmulator
-
-    with MegaEmulator() as e:
-        yield e
-
-
-@pytest.fixture
-def mega(emu: Any) -> Any:
-    return new_account(emu)[1]
+mega = pytest.fixture(name="mega")(fresh_client)
 
 
 @pytest.fixture

@@ -6,26 +6,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from megafast._cli import sync as cli_sync
-from test_sync_support import new_account, remote_children, write
+from test_sync_support import fresh_client, remote_children, running_emulator, write
+
+emu = pytest.fixture(scope="module", name="emu")(running_emulator)
 
 
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Any]:
-    from megafast.testing import MegaEmulator
-
-    with MegaEmulator() as e:
-        yield e
-
-
-@pytest.fixture
-def mega(emu: Any) -> Any:
-    return new_account(emu)[1]
+mega = pytest.fixture(name="mega")(fresh_client)
 
 
 def _run(mega: Any, *argv: str) -> tuple[int, Any]:

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +17,16 @@ import pytest
 
 from megafast.sync import Sync, sync
 from megafast.sync._transfers import EngineTransfers
-from test_sync_support import PASSWORD, new_account, remote_children, tree_bytes, write
+from test_sync_support import (
+    PASSWORD,
+    new_account,
+    remote_children,
+    running_emulator,
+    tree_bytes,
+    write,
+)
 
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Any]:
-    from megafast.testing import MegaEmulator
-
-    with MegaEmulator() as e:
-        yield e
+emu = pytest.fixture(scope="module", name="emu")(running_emulator)
 
 
 @pytest.fixture

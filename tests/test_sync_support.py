@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,16 @@ def remote_children(mega: Any, folder_path: str) -> dict[str, dict[str, Any]]:
     handle = mega.find_path_descriptor(folder_path.strip("/"))
     assert handle is not None, folder_path
     return {n["a"]["n"]: n for n in mega.get_files_in_node(handle).values()}
+
+
+def running_emulator() -> Iterator[Any]:
+    """One emulator (used as a module-scoped fixture by the sync test modules)."""
+    from megafast.testing import MegaEmulator
+
+    with MegaEmulator() as emu:
+        yield emu
+
+
+def fresh_client(emu: Any) -> Any:
+    """A logged-in ``Mega`` for a new account on ``emu`` (a per-test fixture)."""
+    return new_account(emu)[1]

@@ -116,6 +116,32 @@ class _Planner:
             return "same"
         return "mtime" if fp_r.crc == got[1].crc else "differ"
 
+    def both(
+        self, rel: str, lf: LocalFile, node: Node
+    ) -> tuple[str, LocalFile, str, Fingerprint, bool] | None:
+        """A path both sides hold: ``(kind, local file, local c, its fingerprint, local
+        changed)`` with kind "same" (nothing to do; counted, and recorded when the state
+        did not say so), "touch" (same content, other mtime), "conflict" (both changed
+        since the state's agreement) or "change"; None when the local file cannot be read."""
+        if self.unchanged(rel, lf, node):
+            self.plan.unchanged += 1
+            return "same", lf, "", Fingerprint(b"", 0), False
+        verdict = self.compare(rel, lf, node)
+        if verdict is None:
+            return None
+        lf = self.local.files[rel]
+        c, fp = self.local_cs[rel]
+        if verdict == "same":
+            self.agree(rel, lf, node)
+            self.plan.unchanged += 1
+            return "same", lf, c, fp, False
+        if verdict == "mtime":
+            return "touch", lf, c, fp, False
+        local_changed, remote_changed = self.changes(rel, lf, fp, node)
+        if local_changed and remote_changed and rel in self.state.files:
+            return "conflict", lf, c, fp, True
+        return "change", lf, c, fp, local_changed
+
     def add(self, kind: str, rel: str, size: int = 0, **extra: Any) -> Action:
         action = Action(kind, rel, size, **extra)
         self.plan.actions.append(action)
@@ -168,26 +194,15 @@ def _plan_up(p: _Planner) -> None:
         if rel in remote.dirs or _covered(rel.rpartition("/")[0], p.plan.skipped):
             p.plan.skipped.setdefault(rel, "a remote folder has this name")
             continue
-        if p.unchanged(rel, lf, node):
-            p.plan.unchanged += 1
-            continue
         if node is not None:
-            verdict = p.compare(rel, lf, node)
-            if verdict is None:
+            both = p.both(rel, lf, node)
+            if both is None:
                 continue
-            lf = local.files[rel]
-            c, fp = p.local_cs[rel]
-            if verdict == "same":
-                p.agree(rel, lf, node)
-                p.plan.unchanged += 1
-            elif verdict == "mtime":
-                p.add("touch", rel, lf.size, local_c=c, node=node, detail="same content, new mtime")
-            else:
-                lch, rch = p.changes(rel, lf, fp, node)
-                if lch and rch and rel in p.state.files:
-                    p.add("conflict", rel, lf.size, local_c=c, node=node)
-                else:
-                    _send(p, rel, lf, c, fp, node)
+            kind, lf, c, fp, _ = both
+            if kind in ("touch", "conflict"):
+                p.add(kind, rel, lf.size, local_c=c, node=node)
+            elif kind == "change":
+                _send(p, rel, lf, c, fp, node)
             continue
         got = p.local_c(rel)
         if got is None:
@@ -265,33 +280,22 @@ def _plan_down(p: _Planner) -> None:
         if rel in local.dirs or _covered(rel.rpartition("/")[0], p.plan.skipped):
             p.plan.skipped.setdefault(rel, "a local folder has this name")
             continue
-        if found is not None and p.unchanged(rel, found, node):
-            p.plan.unchanged += 1
-            continue
         if found is not None:
-            verdict = p.compare(rel, found, node)
-            if verdict is None:
+            both = p.both(rel, found, node)
+            if both is None:
                 continue
-            lf = local.files[rel]
-            c, fp = p.local_cs[rel]
-            if verdict == "same":
-                p.agree(rel, lf, node)
-                p.plan.unchanged += 1
-            elif verdict == "mtime":
-                p.add("touch", rel, size, node=node, detail="same content, new mtime")
-            else:
-                lch, rch = p.changes(rel, lf, fp, node)
-                if lch and rch and rel in p.state.files:
-                    p.add("conflict", rel, size, node=node, local_c=c)
-                else:
-                    p.add(
-                        "version",
-                        rel,
-                        size,
-                        node=node,
-                        local_c=c if lch else None,
-                        detail="the local file goes to the trash" if lch else "",
-                    )
+            kind, _, c, _, local_changed = both
+            if kind in ("touch", "conflict"):
+                p.add(kind, rel, size, node=node, local_c=c)
+            elif kind == "change":
+                p.add(
+                    "version",
+                    rel,
+                    size,
+                    node=node,
+                    local_c=c if local_changed else None,
+                    detail="the local file goes to the trash" if local_changed else "",
+                )
             continue
         fp_r = parse_fingerprint(node_c(node))
         sources = known_local.get((size, fp_r.crc), []) if fp_r else []
