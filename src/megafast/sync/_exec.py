@@ -118,20 +118,27 @@ class Executor:
         self.dirs[a.path] = self.ops.mkdir(self._parent(a.path), _split(a.path)[1])
         self.remote_changed = True
 
+    def _current_c(self, a: Action) -> tuple[str, os.stat_result]:
+        """The local file's ``c`` now: the planned one while its size and mtime are as
+        planned, else read again."""
+        path = self.local.path(a.path)
+        st = os.lstat(path)
+        if a.local_c is not None and a.local_stat == stat_key(st):
+            return a.local_c, st
+        c, st = read_fingerprint(path)
+        a.local_c, a.local_stat = c, stat_key(st)
+        return c, st
+
     def _send(self, a: Action, replaces: str | None) -> Node:
         """Upload the local file and make its node; read again when it changed since it
         was planned, and send again when it changed while being sent (the finished upload
         is then not used)."""
         path = self.local.path(a.path)
-        c = a.local_c
         for _ in range(SEND_TRIES):
-            st = os.lstat(path)
-            if c is None or parse_fingerprint(c) is None or st.st_size != a.size:
-                c, st = read_fingerprint(path)
+            c, st = self._current_c(a)
             result = self.transfers.upload(path, st.st_size, self._step())
             if stat_key(os.lstat(path)) != stat_key(st):
-                c = None  # changed while being sent: that upload is dropped
-                continue
+                continue  # changed while being sent: that upload is dropped
             node = self.ops.put_upload(
                 self._parent(a.path), _split(a.path)[1], c, result.token, result.key, replaces
             )
@@ -152,9 +159,9 @@ class Executor:
 
     def _same_local(self, a: Action, node: Node) -> os.stat_result | None:
         """The local file's stat when it holds exactly ``node``'s content (full MAC read)
-        and did not change while read; None otherwise."""
+        and did not change while read (``a.local_c`` is then its ``c``); None otherwise."""
         path = self.local.path(a.path)
-        before = os.lstat(path)
+        _, before = self._current_c(a)
         if not mac_matches(path, node):
             return None
         return before if stat_key(os.lstat(path)) == stat_key(before) else None
@@ -187,7 +194,7 @@ class Executor:
         assert a.node is not None and a.source is not None and a.local_c is not None
         node = a.node
         known = self.state.files.get(a.source)
-        st = os.lstat(self.local.path(a.path))
+        _, st = self._current_c(a)
         if known is None or known.c != a.local_c:
             checked = self._same_local(a, node)
             if checked is None:

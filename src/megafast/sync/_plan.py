@@ -144,6 +144,9 @@ class _Planner:
 
     def add(self, kind: str, rel: str, size: int = 0, **extra: Any) -> Action:
         action = Action(kind, rel, size, **extra)
+        known = self.local.files.get(rel) if extra.get("local_c") else None
+        if known is not None:  # what the local file looked like when local_c was read
+            action.local_stat = (known.size, known.mtime_ns)
         self.plan.actions.append(action)
         return action
 

@@ -38,6 +38,7 @@ class Action:
     local_c: str | None = field(default=None, repr=False, compare=False)
     node: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     source_node: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    local_stat: tuple[int, int] | None = field(default=None, repr=False, compare=False)
     is_dir: bool = False
 
     def to_dict(self) -> dict[str, Any]:
