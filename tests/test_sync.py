@@ -362,3 +362,13 @@ def test_sync_object_sees_its_own_changes_on_the_next_run(mega, tmp_path, state_
     write(src / "b.txt", "b")
     assert [a.path for a in job.run().actions] == ["b.txt"]
     assert job.run().actions == []
+
+
+def test_dry_run_down_into_a_missing_folder_creates_nothing(mega, tmp_path, state_dir):
+    src = tmp_path / "src"
+    write(src / "a.txt", "abc")
+    _up(mega, src, state_dir)
+    dst = tmp_path / "not-yet"
+    report = _down(mega, dst, state_dir, dry_run=True)
+    assert [(a.kind, a.path, a.size) for a in report.actions] == [("download", "a.txt", 3)]
+    assert not dst.exists()

@@ -19,7 +19,7 @@ from typing import Any
 from ..errors import NodeNotFoundError, SourceNotFoundError, ValidationError
 from ._exec import Executor
 from ._ignore import IGNORE_FILE, IgnoreRules
-from ._local import TRASH_DIR, LocalTree, scan_local
+from ._local import TRASH_DIR, LocalScan, LocalTree, scan_local
 from ._plan import plan_sync
 from ._remote import RemoteIndex, RemoteOps, RemoteScan, list_versions, remove_versions
 from ._report import Action, SyncReport
@@ -94,11 +94,15 @@ class Sync:
         self.transfers: Transfers = transfers or EngineTransfers(mega, config)
         self.progress = progress
 
-    def _local_root(self, create: bool) -> Path:
+    def _local_root(self, dry_run: bool) -> Path | None:
+        """The local folder (made when missing going down); None for a dry run down into a
+        folder that does not exist yet."""
         root = self.local
         if not root.is_dir():
-            if not create or os.path.lexists(root):
+            if self.direction == "up" or os.path.lexists(root):
                 raise SourceNotFoundError(f"no such local folder: {root}")
+            if dry_run:
+                return None
             root.mkdir(parents=True)
         return Path(os.path.realpath(root))
 
@@ -124,14 +128,15 @@ class Sync:
         if self.mega in _STALE_TREES:
             self.mega.refresh()
             _STALE_TREES.discard(self.mega)
-        root = self._local_root(create=not up and not dry_run)
+        local_root = self._local_root(dry_run)
+        root = local_root or Path(os.path.abspath(self.local))
         remote_root = self._remote_root(create=up and not dry_run)
         account = str(self.mega.root_id)  # the Cloud Drive handle names the account
         state = SyncState.load(
             state_path(self.state_dir, self.mega.api_url, account, remote_root or "", root)
         )
-        rules = IgnoreRules.build(root, self.patterns)
-        local = scan_local(root, rules)
+        rules = IgnoreRules.build(local_root, self.patterns)
+        local = scan_local(local_root, rules) if local_root else LocalScan()
         index = RemoteIndex(self.mega.get_files())
         remote = index.scan(remote_root, rules) if remote_root else RemoteScan()
         plan = plan_sync(self.direction, root, local, remote, index, state, delete=self.delete)
