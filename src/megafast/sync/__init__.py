@@ -149,8 +149,10 @@ class Sync:
             report.seconds = time.monotonic() - started
             return report
         state.files.update(plan.agreed)
-        for rel in [r for r in state.files if r not in local.files and r not in remote.files]:
+        gone = [r for r in state.files if r not in local.files and r not in remote.files]
+        for rel in gone:
             del state.files[rel]
+        state.dirty = bool(plan.agreed or gone or state.note)
         tree = LocalTree(root, permanent_delete=self.delete_permanently)
         if not up:  # files found complete: what a download killed at its end left beside them
             for rel in plan.agreed:

@@ -37,7 +37,7 @@ _ORDER = {
     "delete": 5,
 }
 _TRANSFERS = ("upload", "version", "download", "conflict")
-SAVE_EVERY = 2.0  # seconds between state saves while running
+SAVE_EVERY = 2.0  # least seconds between state saves while running
 SEND_TRIES = 3
 
 
@@ -70,6 +70,7 @@ class Executor:
         self.done = 0
         self.remote_changed = False
         self._saved = time.monotonic()
+        self._save_every = SAVE_EVERY
 
     # -- running -----------------------------------------------------------------------
     def run(self, actions: list[Action]) -> None:
@@ -83,10 +84,14 @@ class Executor:
                 self.report.failed[action.path] = str(exc) or type(exc).__name__
                 continue
             self.report.actions.append(action)
-            if time.monotonic() - self._saved > SAVE_EVERY:
+            if time.monotonic() - self._saved > self._save_every:
+                began = time.monotonic()
                 self.state.save()
                 self._saved = time.monotonic()
-        self.state.save()
+                # a large state costs time to write: never spend more than ~5% on it
+                self._save_every = max(SAVE_EVERY, 20 * (self._saved - began))
+        if ordered or self.state.dirty:
+            self.state.save()
 
     def _step(self) -> Callable[[int, int], None] | None:
         if self.progress is None:

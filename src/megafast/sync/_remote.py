@@ -53,21 +53,24 @@ class RemoteIndex:
     def __init__(self, nodes: dict[str, Node]) -> None:
         self.nodes = nodes
         self.children: dict[str, list[Node]] = defaultdict(list)
-        self.by_content: dict[tuple[int, bytes], list[Node]] = defaultdict(list)
+        self._by_content: dict[tuple[int, bytes], list[Node]] | None = None
         for node in nodes.values():
             parent = node.get("p")
             if isinstance(parent, str):
                 self.children[parent].append(node)
-            if node.get("t") == 0 and isinstance(node.get("key"), (tuple, list)):
-                fp = node_fingerprint(node)
-                size = node.get("s")
-                if fp is not None and isinstance(size, int):
-                    self.by_content[(size, fp.crc)].append(node)
 
     def same_content(self, size: int, fp: Fingerprint) -> list[Node]:
         """Files anywhere in the account (versions and the Rubbish Bin too) whose size and
-        CRC samples are ``size`` and ``fp``'s: candidates for a server-side copy."""
-        return list(self.by_content.get((size, fp.crc), ()))
+        CRC samples are ``size`` and ``fp``'s: candidates for a server-side copy. (The
+        index is built on the first call: a run with nothing new never needs it.)"""
+        if self._by_content is None:
+            self._by_content = defaultdict(list)
+            for node in self.nodes.values():
+                if node.get("t") == 0 and isinstance(node.get("key"), (tuple, list)):
+                    found = node_fingerprint(node)
+                    if found is not None and isinstance(node.get("s"), int):
+                        self._by_content[(node["s"], found.crc)].append(node)
+        return list(self._by_content.get((size, fp.crc), ()))
 
     def scan(self, root: str, rules: IgnoreRules) -> RemoteScan:
         """Files and folders below the folder ``root`` by POSIX path, as :func:`scan_local`

@@ -40,13 +40,12 @@ class Agreement:
 
     @classmethod
     def from_json(cls, value: Any) -> Agreement | None:
-        if (
-            isinstance(value, list)
-            and len(value) == 4
-            and all(isinstance(v, int) and not isinstance(v, bool) for v in value[:2])
-            and all(isinstance(v, str) for v in value[2:])
-        ):
-            return cls(value[0], value[1], value[2], value[3])
+        try:
+            size, mtime_ns, c, handle = value
+        except (TypeError, ValueError):
+            return None
+        if type(size) is int and type(mtime_ns) is int and type(c) is str and type(handle) is str:
+            return cls(size, mtime_ns, c, handle)
         return None
 
 
@@ -74,6 +73,7 @@ class SyncState:
     files: dict[str, Agreement] = field(default_factory=dict)
     keep: set[str] = field(default_factory=set)  # conflict copies: never deleted by the sync
     note: str | None = None  # why an existing state file was not used
+    dirty: bool = False  # changed since loaded (by more than the actions, which save anyway)
 
     @classmethod
     def load(cls, path: Path) -> SyncState:
