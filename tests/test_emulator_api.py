@@ -644,6 +644,8 @@ _fields = [
     "c",
     "l",
     "i",
+    "ov",
+    "vb",
 ]
 _commands = st.fixed_dictionaries(
     {
@@ -665,6 +667,7 @@ _commands = st.fixed_dictionaries(
                 "u",
                 "mfag",
                 "ur",
+                "dv",
                 "zz",
             ]
         )

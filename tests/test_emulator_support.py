@@ -187,6 +187,14 @@ class RawClient:
         return mc.decrypt_attr(mc.base64_url_decode(node["a"]), k4)["n"]
 
 
+def logged_in(emu: MegaEmulator, email: str, password: str = "pw") -> RawClient:
+    """A new account on ``emu`` and a RawClient logged in to it."""
+    emu.create_account(email, password)
+    c = RawClient(emu.api_url)
+    c.login(email, password)
+    return c
+
+
 def test_raw_client_logs_in_and_lists_three_roots(emu: MegaEmulator, client: RawClient) -> None:
     emu.create_account("support@example.com", "pw")
     assert isinstance(client.login("support@example.com", "pw"), dict)
