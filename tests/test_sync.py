@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from megafast.crypto import fingerprint
-from megafast.sync import Sync, list_versions, sync
+from megafast.sync import Sync, list_versions, remove_versions, sync
 from test_sync_support import (
     fresh_client,
     remote_children,
@@ -135,7 +135,6 @@ def _fresh_down(mega: Any, tmp_path: Path) -> Path:
     return dst
 
 
-@pytest.mark.xfail(strict=False, reason="emulator: p with an existing file's handle (copy)")
 def test_content_already_in_the_account_is_copied_on_the_server(emu, mega, tmp_path, state_dir):
     data = os.urandom(400_000)
     mega.upload_fileobj(data, "elsewhere.bin", mtime=1_600_000_000)
@@ -184,12 +183,11 @@ def test_overwrite_asks_for_a_version_or_a_replacement(mega, tmp_path, state_dir
     _up(mega, src, state_dir, versions=False)
     puts = [c for c in sent if c.get("a") == "p" and c["n"][0].get("ov")]
     assert len(puts) == 2
-    assert puts[0]["n"][0]["ov"] == old and puts[0]["vb"] == 1
-    assert puts[1]["vb"] == 0
+    assert puts[0]["n"][0]["ov"] == old and puts[0]["n"][0]["vb"] == 1
+    assert puts[1]["n"][0]["vb"] == 0
 
 
-@pytest.mark.xfail(strict=False, reason="emulator: ov (versions) and f2 in the listing")
-def test_the_old_file_becomes_a_version(mega, tmp_path, state_dir):
+def test_the_old_file_becomes_a_version_or_is_replaced(mega, tmp_path, state_dir):
     src = tmp_path / "src"
     write(src / "doc.txt", "v1")
     _up(mega, src, state_dir)
@@ -197,7 +195,16 @@ def test_the_old_file_becomes_a_version(mega, tmp_path, state_dir):
     _up(mega, src, state_dir)
     children = remote_children(mega, "backup")
     assert list(children) == ["doc.txt"]
-    assert len(list_versions(mega, children["doc.txt"]["h"])) == 1
+    (older,) = list_versions(mega, children["doc.txt"]["h"])
+    assert older["s"] == 2
+    assert remove_versions(mega, children["doc.txt"]["h"]) == 1
+    assert list_versions(mega, children["doc.txt"]["h"]) == []
+    write(src / "doc.txt", "version three")
+    _up(mega, src, state_dir, versions=False)
+    children = remote_children(mega, "backup")
+    assert list(children) == ["doc.txt"] and children["doc.txt"]["s"] == len("version three")
+    assert list_versions(mega, children["doc.txt"]["h"]) == []  # replaced, not kept
+    assert _up(mega, src, state_dir).actions == []
 
 
 def test_deletions_are_opt_in_and_go_to_the_rubbish_bin(emu, mega, tmp_path, state_dir):

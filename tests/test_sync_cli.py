@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from megafast._cli import sync as cli_sync
-from test_sync_support import fresh_client, remote_children, running_emulator, write
+from test_sync_support import fresh_client, running_emulator, write
 
 emu = pytest.fixture(scope="module", name="emu")(running_emulator)
 
@@ -92,14 +92,19 @@ def test_sync_down_and_delete_into_the_trash(mega, tmp_path, capsys):
 
 def test_versions_command_lists_and_removes(mega, tmp_path, capsys):
     src = tmp_path / "src"
+    state = str(tmp_path / "st")
     write(src / "doc.txt", "one")
-    _run(mega, "sync", str(src), "/backup", "--state-dir", str(tmp_path / "st"))
-    assert "doc.txt" in remote_children(mega, "backup")
+    _run(mega, "sync", str(src), "/backup", "--state-dir", state)
+    write(src / "doc.txt", "two!")
+    _run(mega, "sync", str(src), "/backup", "--state-dir", state)
     capsys.readouterr()
     code, _ = _run(mega, "versions", "/backup/doc.txt", "--json")
-    assert code == 0 and json.loads(capsys.readouterr().out)["versions"] == []
+    (version,) = json.loads(capsys.readouterr().out)["versions"]
+    assert code == 0 and version["size"] == 3
     code, _ = _run(mega, "versions", "/backup/doc.txt", "--remove")
-    assert code == 0 and "removed 0" in capsys.readouterr().out
+    assert code == 0 and "removed 1" in capsys.readouterr().out
+    code, _ = _run(mega, "versions", "/backup/doc.txt")
+    assert "no older versions" in capsys.readouterr().out
     from megafast._cli.errors import CommandError
 
     with pytest.raises(CommandError):

@@ -180,9 +180,10 @@ def report_lines(report: Any) -> list[str]:
 
 
 def run_versions(ctx: Any) -> int:
-    from megafast.sync import list_versions, remove_versions
+    from megafast.sync import list_versions, refresh_if_changed, remove_versions
 
     client = ctx.client()
+    refresh_if_changed(client)
     found = client.find(ctx.args.path.strip("/"), exclude_deleted=True)
     if found is None or found[1].get("t") != 0:
         raise CommandError(f"no such remote file: {ctx.args.path}")

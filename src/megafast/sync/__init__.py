@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,15 @@ from ._exec import Executor
 from ._ignore import IGNORE_FILE, IgnoreRules
 from ._local import TRASH_DIR, LocalScan, LocalTree, scan_local
 from ._plan import plan_sync
-from ._remote import RemoteIndex, RemoteOps, RemoteScan, list_versions, remove_versions
+from ._remote import (
+    RemoteIndex,
+    RemoteOps,
+    RemoteScan,
+    list_versions,
+    mark_changed,
+    refresh_if_changed,
+    remove_versions,
+)
 from ._report import Action, SyncReport
 from ._state import SyncState, default_state_dir, state_path
 from ._transfers import EngineTransfers, Transfers
@@ -34,14 +41,10 @@ __all__ = [
     "SyncReport",
     "Transfers",
     "list_versions",
+    "refresh_if_changed",
     "remove_versions",
     "sync",
 ]
-
-
-# clients whose node tree misses changes a sync made with commands the tree does not follow
-# (``p`` sent by this package): their tree is fetched again before the next sync reads it
-_STALE_TREES: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 class Sync:
@@ -125,9 +128,7 @@ class Sync:
         """Compare both sides and (unless ``dry_run``) make the destination match."""
         started = time.monotonic()
         up = self.direction == "up"
-        if self.mega in _STALE_TREES:
-            self.mega.refresh()
-            _STALE_TREES.discard(self.mega)
+        refresh_if_changed(self.mega)
         local_root = self._local_root(dry_run)
         root = local_root or Path(os.path.abspath(self.local))
         remote_root = self._remote_root(create=up and not dry_run)
@@ -171,7 +172,7 @@ class Sync:
             executor.run(plan.actions)
         finally:
             if executor.remote_changed:
-                _STALE_TREES.add(self.mega)
+                mark_changed(self.mega)
         report.seconds = time.monotonic() - started
         return report
 

@@ -9,6 +9,7 @@ Deletions go to the Rubbish Bin (``Mega.delete``), never destroyed.
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,9 +20,33 @@ from ._content import Fingerprint, parse_fingerprint
 from ._ignore import IgnoreRules
 from ._names import remote_name_problem
 
-__all__ = ["RemoteIndex", "RemoteScan", "RemoteOps", "list_versions", "remove_versions"]
+__all__ = [
+    "RemoteIndex",
+    "RemoteScan",
+    "RemoteOps",
+    "list_versions",
+    "mark_changed",
+    "refresh_if_changed",
+    "remove_versions",
+]
 
 Node = dict[str, Any]
+
+# clients whose node tree misses changes made here with commands the tree does not follow
+# (``p`` and ``a`` sent by this package): the tree is fetched again before it is read next
+_STALE_TREES: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def mark_changed(mega: Any) -> None:
+    _STALE_TREES.add(mega)
+
+
+def refresh_if_changed(mega: Any) -> None:
+    """Fetch ``mega``'s node tree again when a sync (or a version removal) changed the
+    account through this client since the tree was loaded."""
+    if mega in _STALE_TREES:
+        mega.refresh()
+        _STALE_TREES.discard(mega)
 
 
 def _name(node: Node) -> Any:
@@ -147,9 +172,9 @@ class RemoteOps:
 
     def _put(self, parent: str, item: dict[str, Any], replaces: str | None) -> Node:
         command: dict[str, Any] = {"a": "p", "t": parent, "n": [item], "i": self.mega.request_id}
-        if replaces is not None:
+        if replaces is not None:  # the old file: kept as a version (vb 1) or replaced (vb 0)
             item["ov"] = replaces
-            command["vb"] = 1 if self.versions else 0
+            item["vb"] = 1 if self.versions else 0
         answer = self.mega._request(command)
         made = answer.get("f") if isinstance(answer, dict) else None
         if not isinstance(made, list) or not made or not isinstance(made[0], dict):
@@ -207,18 +232,47 @@ class RemoteOps:
         self.mega.delete(handle)
 
 
+def _older_versions(mega: Any) -> list[Node]:
+    """The account's old versions, from the ``f2`` part of a fresh listing (the client's
+    node tree keeps only current nodes): handle, parent, size, time and name, decrypted
+    with the master key."""
+    from ..crypto import base64_to_a32, base64_url_decode, decrypt_attr, decrypt_key
+
+    answer = mega._request({"a": "f", "c": 1, "r": 1})
+    found: list[Node] = []
+    for raw in (answer.get("f2") if isinstance(answer, dict) else None) or ():
+        if not isinstance(raw, dict) or raw.get("t") != 0 or not isinstance(raw.get("k"), str):
+            continue
+        for part in raw["k"].split("/"):
+            try:
+                key = decrypt_key(base64_to_a32(part.partition(":")[2]), mega.master_key)
+                k4 = tuple(key[i] ^ key[i + 4] for i in range(4)) if len(key) == 8 else None
+                attrs = decrypt_attr(base64_url_decode(raw.get("a", "")), k4) if k4 else None
+            except (ValueError, TypeError):
+                continue
+            if isinstance(attrs, dict):
+                found.append({**raw, "a": attrs, "key": key})
+                break
+    return found
+
+
 def list_versions(mega: Any, file: Any) -> list[Node]:
     """The older versions of a file (newest first): the files whose parent is the file, then
     theirs, as MEGA stores them (PROTOCOL.md Part 2 §4). ``file``: a handle or a node."""
     handle = file if isinstance(file, str) else file["h"]
-    index = RemoteIndex(mega.get_files())
+    refresh_if_changed(mega)
+    nodes = dict(mega.get_files())
+    nodes.update((n["h"], n) for n in _older_versions(mega) if isinstance(n.get("h"), str))
+    index = RemoteIndex(nodes)
     found: list[Node] = []
+    seen = {handle}
     while True:
         older = [n for n in index.children.get(handle, ()) if n.get("t") == 0]
-        if not older:
+        if not older or older[0]["h"] in seen:
             return found
         found.append(older[0])
         handle = older[0]["h"]
+        seen.add(handle)
 
 
 def remove_versions(mega: Any, file: Any) -> int:
@@ -227,5 +281,5 @@ def remove_versions(mega: Any, file: Any) -> int:
     versions = list_versions(mega, file)
     if versions:
         mega._request({"a": "d", "n": versions[0]["h"], "i": mega.request_id})
-        mega.refresh()
+        mark_changed(mega)
     return len(versions)
