@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from megafast import crypto as mc
 from megafast.testing import MegaEmulator
-from test_emulator_support import RawClient
+from support.raw_client import RawClient
 
 # --- envelope and error numbers ----------------------------------------------------------
 
