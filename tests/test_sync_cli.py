@@ -3,7 +3,6 @@ its parser and handlers run on their own, with the CLI's Context)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from typing import Any
@@ -20,18 +19,16 @@ mega = pytest.fixture(name="mega")(fresh_client)
 
 
 def _run(mega: Any, *argv: str) -> tuple[int, Any]:
-    from megafast._cli.commands import Context
+    """Parse ``argv`` with megafast's own parser (the sync module registered itself on
+    import) and run the command with the given client in place of the stored session."""
+    from megafast._cli.context import Context
+    from megafast._cli.registry import all_commands
+    from megafast.cli import build_parser
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true")
-    common.add_argument("--quiet", action="store_true")
-    common.add_argument("--progress", default="never")
-    parser = argparse.ArgumentParser(prog="megafast")
-    cli_sync.add_parser(parser.add_subparsers(dest="command"), parents=[common])
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(["--progress", "never", *argv])
     ctx = Context(args)
-    ctx._client = mega  # what the stored session would give
-    return args.handler(ctx), ctx
+    ctx._client = mega
+    return all_commands()[args.command].handler(ctx), ctx
 
 
 def test_sync_up_with_json_then_nothing_to_do(mega, tmp_path, capsys):

@@ -1,9 +1,6 @@
 """``megafast sync LOCAL REMOTE`` (up) / ``megafast sync REMOTE LOCAL`` (down) and
-``megafast versions PATH [--remove]``: self-contained, for the command registry.
-
-``add_parser(subparsers, parents)`` registers both commands; ``run_sync(ctx)`` and
-``run_versions(ctx)`` run them with the shared Context (``ctx.args``, ``ctx.client()``,
-``ctx.transfer_config()``, ``ctx.progress``, ``ctx.json``, ``ctx.result``, ``ctx.status``).
+``megafast versions PATH [--remove]``, registered with the command registry on import
+(the registry's ``MODULES`` names this module to make them part of ``megafast``).
 
 Exit codes: 0 done; 1 failure; 2 usage; 3 the sync finished but some paths were skipped
 (unreadable, symlinks, names that cannot exist on the other side) or failed: the report
@@ -14,13 +11,17 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import CommandError, UsageError
+from .options import transfer_options
 from .progress import TransferProgress, format_bytes
+from .registry import register
 
-__all__ = ["EXIT_PARTIAL", "add_parser", "run_sync", "run_versions", "split_direction"]
+if TYPE_CHECKING:
+    from .context import Context
+
+__all__ = ["EXIT_PARTIAL", "cmd_sync", "cmd_versions", "split_direction"]
 
 EXIT_PARTIAL = 3
 REMOTE_PREFIX = "mega:"
@@ -51,15 +52,7 @@ def _include(value: str) -> tuple[str, str]:
     return ("include", value)
 
 
-def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ()) -> None:
-    """Add ``sync`` and ``versions`` to ``subparsers`` (``parents``: the common options)."""
-    p = subparsers.add_parser(
-        "sync",
-        help="one-way sync of a folder up to MEGA or down from it",
-        description=_SYNC_HELP,
-        parents=list(parents),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+def _sync_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("first", metavar="LOCAL|REMOTE")
     p.add_argument("second", metavar="REMOTE|LOCAL")
     p.add_argument("-n", "--dry-run", action="store_true", help="print the plan, change nothing")
@@ -90,18 +83,12 @@ def add_parser(subparsers: Any, parents: Sequence[argparse.ArgumentParser] = ())
         help="take matching paths back in (after the excludes before it)",
     )
     p.add_argument("--state-dir", metavar="DIR", help="where the pair's state file lives")
-    p.set_defaults(handler=run_sync)
+    transfer_options(p)
 
-    v = subparsers.add_parser(
-        "versions",
-        help="list (or remove) the older versions of a remote file",
-        description="List the older versions of a remote file; --remove deletes them "
-        "(the file itself stays).",
-        parents=list(parents),
-    )
-    v.add_argument("path", metavar="PATH")
-    v.add_argument("--remove", action="store_true", help="delete every older version")
-    v.set_defaults(handler=run_versions)
+
+def _versions_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", metavar="PATH")
+    p.add_argument("--remove", action="store_true", help="delete every older version")
 
 
 def split_direction(first: str, second: str) -> tuple[str, str, str]:
@@ -121,7 +108,13 @@ def split_direction(first: str, second: str) -> tuple[str, str, str]:
     return "down", second, first
 
 
-def run_sync(ctx: Any) -> int:
+@register(
+    "sync",
+    "one-way sync of a folder up to MEGA or down from it",
+    description=_SYNC_HELP,
+    arguments=_sync_arguments,
+)
+def cmd_sync(ctx: Context) -> int:
     from megafast.sync import Sync
 
     args = ctx.args
@@ -179,7 +172,14 @@ def report_lines(report: Any) -> list[str]:
     return out
 
 
-def run_versions(ctx: Any) -> int:
+@register(
+    "versions",
+    "list (or remove) the older versions of a remote file",
+    description="List the older versions of a remote file; --remove deletes them "
+    "(the file itself stays).",
+    arguments=_versions_arguments,
+)
+def cmd_versions(ctx: Context) -> int:
     from megafast.sync import list_versions, refresh_if_changed, remove_versions
 
     client = ctx.client()
