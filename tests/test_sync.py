@@ -10,7 +10,7 @@ import pytest
 
 from megafast.crypto import fingerprint
 from megafast.sync import Sync, list_versions, remove_versions, sync
-from test_sync_support import (
+from support.sync import (
     fresh_client,
     remote_children,
     running_emulator,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from megafast._cli import sync as cli_sync
-from test_sync_support import fresh_client, running_emulator, write
+from support.sync import fresh_client, running_emulator, write
 
 emu = pytest.fixture(scope="module", name="emu")(running_emulator)
 

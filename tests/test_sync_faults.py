@@ -17,7 +17,7 @@ import pytest
 
 from megafast.sync import Sync, sync
 from megafast.sync._transfers import EngineTransfers
-from test_sync_support import (
+from support.sync import (
     PASSWORD,
     new_account,
     remote_children,

@@ -1,4 +1,4 @@
-"""Helpers for the sync tests: an emulator account per test and tree helpers."""
+"""Helpers for the sync tests: an emulator, an account per test, tree helpers."""
 
 from __future__ import annotations
 
