@@ -21,14 +21,6 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130  # Ctrl-C
 
 
-# Session ids and link keys must never reach a log line: sid=..., #key parts of links.
-_SECRET_PATTERNS = (
-    (re.compile(r"([?&]sid=)[^&\s'\"]+"), r"\1***"),
-    (re.compile(r"(mega\.(?:nz|co\.nz|io)/(?:file|folder)/[\w-]+)#[\w,-]+"), r"\1#***"),
-    (re.compile(r"(#F?![\w-]+!)[\w,-]+"), r"\1***"),
-)
-
-
 class UsageError(Exception):
     """The command line makes no sense (exit code 2)."""
 
@@ -38,10 +30,10 @@ class CommandError(Exception):
 
 
 def scrub(text: str) -> str:
-    """Remove session ids and link keys from a message."""
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    """Remove session ids and link keys from a message (megafast._redact's rule)."""
+    from .._redact import redact
+
+    return redact(text)
 
 
 def describe_error(exc: BaseException) -> str:
