@@ -119,9 +119,16 @@ def test_read_fingerprint_never_follows_a_symlink(tmp_path: Path):
         read_fingerprint(tmp_path / "link")
 
 
-@pytest.mark.parametrize("name", [None, "", ".", "..", "a/b", "nul\0", "x" * 256, "\ud800"])
+@pytest.mark.parametrize(
+    "name", [None, "", ".", "..", "a/b", "a\\b", "nul\0", "tab\t", " lead", "x" * 256, "\ud800"]
+)
 def test_remote_names_that_cannot_be_file_names(name):
     assert remote_name_problem(name)
+
+
+@pytest.mark.parametrize("name", ["a.txt", "ünïcødé ✓", "x" * 255, "name with spaces.pdf"])
+def test_remote_names_that_are_file_names(name):
+    assert remote_name_problem(name) is None
 
 
 def test_conflict_names_keep_the_extension():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from .._localnames import safe_local_name
+
 __all__ = ["local_name_problem", "remote_name_problem", "conflict_name", "is_conflict_name"]
 
 _NAME_MAX = 255  # bytes, the usual file-system limit for one name
@@ -21,13 +23,16 @@ def local_name_problem(name: str) -> str | None:
 
 
 def remote_name_problem(name: object) -> str | None:
-    """Why a remote name cannot exist as a local file name (None when it can)."""
+    """Why a remote name cannot exist as a local file name (None when it can): megafast's
+    one rule for remote names on disk (``safe_local_name``) must leave it unchanged, since a
+    sync never renames, and it must fit a file system's name length."""
     if not isinstance(name, str) or not name:
         return "the remote node has no name"
-    if name in (".", ".."):
-        return f"the name {name!r} cannot be a file name here"
-    if "/" in name or "\0" in name:
-        return "the name holds '/' or NUL, which no local file name can"
+    if safe_local_name(name) != name:
+        return (
+            "the name cannot be a local file name (a separator, a control character, "
+            "surrounding spaces, '.' or '..')"
+        )
     try:
         encoded = name.encode("utf-8")
     except UnicodeEncodeError:
