@@ -14,7 +14,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..crypto import a32_to_base64, base64_url_encode, encrypt_attr, encrypt_key
 from ..errors import RequestError
 from ._content import Fingerprint, parse_fingerprint
 from ._ignore import IgnoreRules
@@ -158,26 +157,25 @@ class RemoteOps:
         self.mega = mega
         self.versions = versions
 
-    def _wrap(self, key: Any) -> str:
-        return a32_to_base64(encrypt_key(tuple(key), self.mega.master_key))
-
-    @staticmethod
-    def _attrs(attrs: dict[str, Any], key: Any) -> str:
-        key = tuple(key)
-        k4 = tuple(key[i] ^ key[i + 4] for i in range(4)) if len(key) == 8 else key
-        return base64_url_encode(encrypt_attr(attrs, k4))
-
     def mkdir(self, parent: str, name: str) -> str:
         return str(self.mega.create_folder(name, dest=parent)[name])
 
-    def _put(self, parent: str, item: dict[str, Any], replaces: str | None) -> Node:
-        command: dict[str, Any] = {"a": "p", "t": parent, "n": [item], "i": self.mega.request_id}
+    def _put(
+        self, parent: str, name: str, c: str, key: Any, handle: str, replaces: str | None
+    ) -> Node:
+        """One file node under ``parent`` (``handle``: an upload token, or the file a
+        server-side copy is made of), through the client's one ``p`` routine (which wraps
+        the key, adds share keys for shared folders and files the new node in the tree)."""
+        from .._nodeops import encrypt_attrs, put_node
+
+        key = tuple(key)
+        item: dict[str, Any] = {"h": handle, "t": 0, "a": encrypt_attrs({"n": name, "c": c}, key)}
         if replaces is not None:  # the old file: kept as a version (vb 1) or replaced (vb 0)
             item["ov"] = replaces
             item["vb"] = 1 if self.versions else 0
-        answer = self.mega._request(command)
+        answer = put_node(self.mega, parent, item, key)
         made = answer.get("f") if isinstance(answer, dict) else None
-        if not isinstance(made, list) or not made or not isinstance(made[0], dict):
+        if not isinstance(made, list) or not made or not isinstance(made[-1], dict):
             raise RequestError("EUNKNOWN", "unexpected answer to p")
         node = dict(made[-1])
         if not isinstance(node.get("h"), str):
@@ -189,35 +187,24 @@ class RemoteOps:
     ) -> Node:
         """A file node from a finished upload (``token``, packed 8-word ``key``); with
         ``replaces``, the old file becomes a version of it (or is replaced: ``versions``)."""
-        item = {
-            "h": token,
-            "t": 0,
-            "a": self._attrs({"n": name, "c": c}, key),
-            "k": self._wrap(key),
-        }
-        return self._put(parent, item, replaces)
+        return self._put(parent, name, c, key, token, replaces)
 
     def put_copy(self, parent: str, name: str, c: str, source: Node, replaces: str | None) -> Node:
         """A server-side copy of the file ``source`` (same key, new name and ``c``)."""
-        key = source["key"]
-        item = {
-            "h": source["h"],
-            "t": 0,
-            "a": self._attrs({"n": name, "c": c}, key),
-            "k": self._wrap(key),
-        }
-        return self._put(parent, item, replaces)
+        return self._put(parent, name, c, source["key"], source["h"], replaces)
 
     def set_attributes(self, node: Node, **changes: Any) -> None:
         """Change a node's attributes (``n`` name, ``c`` fingerprint), keeping the rest."""
+        from .._nodeops import encrypt_attrs, wrap_key
+
         attrs = dict(node["a"]) if isinstance(node.get("a"), dict) else {}
         attrs.update(changes)
         self.mega._request(
             {
                 "a": "a",
                 "n": node["h"],
-                "attr": self._attrs(attrs, node["key"]),
-                "key": self._wrap(node["key"]),
+                "attr": encrypt_attrs(attrs, tuple(node["key"])),
+                "key": wrap_key(self.mega, tuple(node["key"])),
                 "i": self.mega.request_id,
             }
         )
@@ -236,6 +223,7 @@ def _older_versions(mega: Any) -> list[Node]:
     """The account's old versions, from the ``f2`` part of a fresh listing (the client's
     node tree keeps only current nodes): handle, parent, size, time and name, decrypted
     with the master key."""
+    from .._codec import attr_key
     from ..crypto import base64_to_a32, base64_url_decode, decrypt_attr, decrypt_key
 
     answer = mega._request({"a": "f", "c": 1, "r": 1})
@@ -246,8 +234,7 @@ def _older_versions(mega: Any) -> list[Node]:
         for part in raw["k"].split("/"):
             try:
                 key = decrypt_key(base64_to_a32(part.partition(":")[2]), mega.master_key)
-                k4 = tuple(key[i] ^ key[i + 4] for i in range(4)) if len(key) == 8 else None
-                attrs = decrypt_attr(base64_url_decode(raw.get("a", "")), k4) if k4 else None
+                attrs = decrypt_attr(base64_url_decode(raw.get("a", "")), attr_key(key))
             except (ValueError, TypeError):
                 continue
             if isinstance(attrs, dict):
