@@ -379,3 +379,19 @@ def test_dry_run_down_into_a_missing_folder_creates_nothing(mega, tmp_path, stat
     report = _down(mega, dst, state_dir, dry_run=True)
     assert [(a.kind, a.path, a.size) for a in report.actions] == [("download", "a.txt", 3)]
     assert not dst.exists()
+
+
+def test_files_synced_into_a_shared_folder_are_readable_by_its_link(emu, mega, tmp_path):
+    from megafast import Mega
+
+    mega.create_folder("backup")
+    link = mega.export("backup")  # a folder link: the folder now has a share key
+    src = tmp_path / "src"
+    write(src / "a.txt", "for everyone")
+    write(src / "sub" / "b.bin", os.urandom(70_000))
+    report = _up(mega, src, tmp_path / "state")
+    assert report.ok and report.count("upload") == 2
+    visitor = Mega(api_url=emu.api_url)
+    (tmp_path / "visitor").mkdir()
+    out = visitor.download_folder_url(link, dest_path=tmp_path / "visitor")
+    assert tree_bytes(Path(out)) == tree_bytes(src)
