@@ -6,5 +6,6 @@
 - ``data``: generated plaintexts the known-answer vectors describe by formula;
 - ``raw_client``: a raw-JSON MEGA client that checks the emulator without megafast's client;
 - ``scripted_api``: a scripted API server for transport and odd-answer tests;
+- ``sync``: accounts, trees and listings for the sync tests;
 - ``transfer``: the emulator account and URL getters of the transfer-engine tests.
 """
