@@ -13,7 +13,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
-from .errors import CommandError, UsageError
+from .errors import CommandError, ExitCode, UsageError
 from .options import transfer_options
 from .progress import TransferProgress, format_bytes
 from .registry import register
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EXIT_PARTIAL", "cmd_sync", "cmd_versions", "split_direction"]
 
-EXIT_PARTIAL = 3
+EXIT_PARTIAL = ExitCode.PARTIAL
 REMOTE_PREFIX = "mega:"
 
 _SYNC_HELP = """\
