@@ -1,0 +1,302 @@
+"""What the ``mega://`` filesystem asks of megafast: one client, its node tree and transfers.
+
+:class:`Engine` wraps one :class:`~megafast.Mega` (an account, a public folder link or a
+public file link) with a lock. The API client and the node tree are not thread-safe, so every
+API command and every look at the tree happens under the lock; the bytes of transfers move
+outside it, through :mod:`megafast.transfer`, so threads (Dask's among them) transfer in
+parallel. The filesystem instances of one process that use the same session share one engine
+(:func:`shared_engine`): one login and one tree per process, not per task or per thread.
+
+The few private parts of :class:`~megafast.Mega` used here (its tree, its ``g`` helper and its
+node creation) are used only in this module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from .._links import PublicLink, parse_link
+from .._nodes import NodeTree
+from ..errors import RequestError, ValidationError, WrongKeyError
+
+__all__ = ["Engine", "shared_engine", "ReadSource"]
+
+ProgressFn = Callable[[int, int], None]
+#: Handle of the synthetic root folder holding the file of a public file link.
+FILE_LINK_ROOT = "<file-link>"
+
+
+@dataclass(frozen=True)
+class ReadSource:
+    """How to fetch one file: its ``g`` command, public folder (or None), key and size."""
+
+    command: dict[str, Any]
+    folder: str | None
+    key: tuple[int, ...]
+    size: int
+
+
+class Engine:
+    """One MEGA view (account, public folder or public file) shared by filesystem instances."""
+
+    def __init__(self, mega: Any, link: str | None = None) -> None:
+        self.mega = mega
+        self.lock = threading.RLock()
+        self._link: PublicLink | None = parse_link(link) if link else None
+        self._public_tree: NodeTree | None = None
+        self._public_root: str | None = None
+
+    @property
+    def read_only(self) -> bool:
+        """True for public links: nothing can be written through them."""
+        return self._link is not None
+
+    # -- the tree -------------------------------------------------------------------------
+    def tree(self) -> tuple[NodeTree, str]:
+        """The node tree and the handle of the filesystem's root (call under :attr:`lock`)."""
+        if self._link is None:
+            tree = self.mega._load_tree()
+            return tree, self.mega.root_id
+        if self._public_tree is None:
+            self._load_public()
+        assert self._public_tree is not None and self._public_root is not None
+        return self._public_tree, self._public_root
+
+    def refresh(self) -> None:
+        """Forget the tree; the next look fetches it again."""
+        with self.lock:
+            if self._link is None:
+                self.mega.refresh()
+            else:
+                self._public_tree = None
+
+    def _load_public(self) -> None:
+        link = self._link
+        assert link is not None
+        if link.kind == "folder":
+            tree = self.mega._public_folder_tree(link)
+            root = self.mega._public_root(tree, link)
+            if root.get("undecryptable") or "key" not in root:
+                raise WrongKeyError("the key does not decrypt this folder (wrong key?)")
+            self._public_tree, self._public_root = tree, root["h"]
+            return
+        # a file link: a synthetic folder holding the one file, under its own name
+        data = self.mega._request({"a": "g", "p": link.handle, "ssm": 1})
+        if not isinstance(data, dict) or not isinstance(data.get("s"), int):
+            raise RequestError("EUNKNOWN", "unexpected answer to g")
+        key = link.key_a32()
+        attrs = self.mega._decrypt_at(data.get("at", ""), key)  # WrongKeyError before any byte
+        if not isinstance(attrs.get("n"), str) or not attrs["n"]:
+            raise WrongKeyError("the file link's attributes have no name")
+        tree = NodeTree()
+        tree.nodes[FILE_LINK_ROOT] = {"h": FILE_LINK_ROOT, "t": 1, "a": {"n": ""}}
+        tree.nodes[link.handle] = {
+            "h": link.handle,
+            "p": FILE_LINK_ROOT,
+            "t": 0,
+            "s": data["s"],
+            "a": attrs,
+            "key": key,
+        }
+        tree.children[FILE_LINK_ROOT] = [link.handle]
+        self._public_tree, self._public_root = tree, FILE_LINK_ROOT
+
+    # -- reading --------------------------------------------------------------------------
+    def read_source(self, node: dict[str, Any]) -> ReadSource:
+        """How to fetch the file ``node`` (WrongKeyError when it cannot be decrypted)."""
+        if node.get("undecryptable") or "key" not in node:
+            raise WrongKeyError("this file cannot be decrypted (wrong key or damaged node)")
+        link = self._link
+        if link is not None and link.kind == "file":
+            command: dict[str, Any] = {"a": "g", "g": 1, "p": link.handle}
+        else:
+            command = {"a": "g", "g": 1, "n": node["h"]}
+        folder = link.handle if link is not None and link.kind == "folder" else None
+        return ReadSource(command, folder, tuple(node["key"]), int(node.get("s") or 0))
+
+    def url_source(self, src: ReadSource) -> Callable[[bool], str]:
+        """``get_url(refresh)`` for the transfer engine; asks for the first URL now."""
+        with self.lock:
+            first = self.mega._g(src.command, src.folder)
+
+        def get_url(refresh: bool = False) -> str:
+            if refresh:
+                with self.lock:
+                    state[0] = self.mega._g(src.command, src.folder)
+            return str(state[0]["g"])
+
+        state = [first]
+        return get_url
+
+    def open_reader(self, src: ReadSource, window: int) -> Any:
+        """A seekable verifying reader (:class:`~megafast.transfer.MegaReader`) whose read
+        window is ``window`` bytes (at least one MAC chunk, at most the engine's 4 MiB)."""
+        import dataclasses
+
+        from ..transfer import TransferConfig, open_reader
+
+        config = self._config() or TransferConfig()
+        config = dataclasses.replace(config, piece_size=window)
+        return open_reader(self.mega.http, self.url_source(src), src.size, src.key, config=config)
+
+    def read_all(self, src: ReadSource, progress: ProgressFn | None = None) -> bytes:
+        """The whole file, fetched over parallel connections; the MAC is checked before the
+        bytes are returned (:class:`~megafast.errors.IntegrityError` otherwise)."""
+        from ..transfer import download_to_fileobj
+
+        sink = io.BytesIO()
+        download_to_fileobj(
+            self.mega.http,
+            self.url_source(src),
+            src.size,
+            src.key,
+            sink,
+            config=self._config(),
+            progress=progress,
+        )
+        return sink.getvalue()  # shares the buffer: no second copy of a large file
+
+    def download(self, src: ReadSource, dest: str, progress: ProgressFn | None = None) -> None:
+        """Download to the local path ``dest``: parallel, resumable, replaced only once the
+        MAC verified."""
+        from ..transfer import download_file
+
+        download_file(
+            self.mega.http,
+            self.url_source(src),
+            src.size,
+            src.key,
+            dest,
+            config=self._config(),
+            progress=progress,
+            resume_id=f"megafast-fsspec\0{self.mega.api_url}\0{src.command}\0{src.folder}",
+        )
+
+    # -- writing --------------------------------------------------------------------------
+    def _writable(self) -> None:
+        if self._link is not None:
+            raise PermissionError("a public link is read-only")
+
+    def upload(
+        self,
+        source: str | BinaryIO | Iterable[bytes],
+        size: int | None,
+        parent: str,
+        name: str,
+        *,
+        mtime: float | None = None,
+        progress: ProgressFn | None = None,
+    ) -> dict[str, Any]:
+        """Upload ``source`` (a local path, a binary file object or an iterable of bytes)
+        as ``name`` into the folder ``parent``; returns the new node (in the tree)."""
+        import dataclasses
+
+        from ..crypto import fingerprint
+        from ..transfer import TransferConfig, upload_file
+
+        self._writable()
+        attrs: dict[str, Any] = {"n": name}
+        stamp = int(time.time() if mtime is None else mtime)
+        resume_id: str | None = None
+        if isinstance(source, str):
+            st = os.stat(source)
+            stamp = int(st.st_mtime)
+            attrs["c"] = fingerprint(source, stamp)
+            identity = f"{Path(source).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
+            resume_id = "\0".join(
+                ("megafast-fsspec-upload", self.mega.api_url, str(self.mega.sid), parent, name,
+                 identity)
+            )
+        elif hasattr(source, "seek") and hasattr(source, "read"):
+            attrs["c"] = fingerprint(source, stamp)  # type: ignore[arg-type]
+            source.seek(0)  # type: ignore[union-attr]
+        config = self._config() or TransferConfig()
+        if resume_id is None:
+            config = dataclasses.replace(config, resume=False)
+
+        def get_upload_url(size: int) -> str:
+            with self.lock:
+                answer = self.mega._request({"a": "u", "s": size})
+            if not isinstance(answer, dict) or not isinstance(answer.get("p"), str):
+                raise RequestError("EUNKNOWN", "unexpected answer to u")
+            return str(answer["p"])
+
+        result = upload_file(
+            self.mega.http,
+            get_upload_url,
+            source,
+            size,
+            config=config,
+            progress=progress,
+            resume_id=resume_id,
+        )
+        key = tuple(result.key)
+        k = tuple(key[i] ^ key[i + 4] for i in range(4))
+        with self.lock:
+            item = {"h": result.token, "t": 0, "a": self.mega._encrypt_attrs(attrs, k)}
+            return self._created(self.mega._put_node(parent, item, key))
+
+    def mkdir(self, parent: str, name: str) -> dict[str, Any]:
+        """Create the folder ``name`` in ``parent`` (call under :attr:`lock`)."""
+        self._writable()
+        return self._created(self.mega._mkdir(name, parent))
+
+    def copy(self, node: dict[str, Any], parent: str, name: str) -> dict[str, Any]:
+        """Copy the file ``node`` into ``parent`` as ``name`` on the server (a ``p`` command
+        naming the source handle; the copy keeps the key and fingerprint). Under the lock."""
+        self._writable()
+        attrs = dict(node["a"])
+        attrs["n"] = name
+        item = {"h": node["h"], "t": 0, "a": self.mega._encrypt_attrs(attrs, node["k"])}
+        return self._created(self.mega._put_node(parent, item, tuple(node["key"])))
+
+    def _created(self, answer: Any) -> dict[str, Any]:
+        nodes = answer.get("f") if isinstance(answer, dict) else None
+        handle = nodes[0].get("h") if isinstance(nodes, list) and nodes and isinstance(
+            nodes[0], dict) else None
+        tree, _ = self.tree()
+        node = tree.nodes.get(handle) if isinstance(handle, str) else None
+        if node is None:
+            raise RequestError("EUNKNOWN", "the server did not return the new node")
+        return node
+
+    def _config(self) -> Any:
+        return self.mega.options.get("transfer")
+
+
+_ENGINES: dict[tuple[int, str], Engine] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+def shared_engine(identity: str, factory: Callable[[], Engine]) -> Engine:
+    """The engine of this process for ``identity`` (a digest is kept, never the secret),
+    made by ``factory`` the first time."""
+    key = (os.getpid(), hashlib.sha256(identity.encode("utf-8")).hexdigest())
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = factory()
+            _ENGINES[key] = engine
+        return engine
+
+
+def forget_engine(identity: str) -> None:
+    """Drop the shared engine for ``identity`` (after a logout)."""
+    key = (os.getpid(), hashlib.sha256(identity.encode("utf-8")).hexdigest())
+    with _ENGINES_LOCK:
+        _ENGINES.pop(key, None)
+
+
+def check_name(name: str) -> str:
+    """A name this filesystem may create (MEGA and megafast refuse ``/`` in new names)."""
+    if not name or "/" in name or "\x00" in name:
+        raise ValidationError(f"cannot create a node named {name!r}: names hold no '/' or NUL")
+    return name
