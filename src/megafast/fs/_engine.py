@@ -136,16 +136,20 @@ class Engine:
         state = [first]
         return get_url
 
-    def open_reader(self, src: ReadSource, window: int) -> Any:
+    def open_reader(
+        self, src: ReadSource, window: int, get_url: Callable[[bool], str] | None = None
+    ) -> Any:
         """A seekable verifying reader (:class:`~megafast.transfer.MegaReader`) whose read
-        window is ``window`` bytes (at least one MAC chunk, at most the engine's 4 MiB)."""
+        window is ``window`` bytes (at least one MAC chunk, at most the engine's 4 MiB);
+        ``get_url`` from :meth:`url_source` (a new one when None)."""
         import dataclasses
 
         from ..transfer import TransferConfig, open_reader
 
         config = self._config() or TransferConfig()
         config = dataclasses.replace(config, piece_size=window)
-        return open_reader(self.mega.http, self.url_source(src), src.size, src.key, config=config)
+        urls = get_url if get_url is not None else self.url_source(src)
+        return open_reader(self.mega.http, urls, src.size, src.key, config=config)
 
     def read_all(self, src: ReadSource, progress: ProgressFn | None = None) -> bytes:
         """The whole file, fetched over parallel connections; the MAC is checked before the

@@ -5,12 +5,14 @@ from __future__ import annotations
 import queue
 import tempfile
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from fsspec.spec import AbstractBufferedFile
 
 from ..errors import ValidationError
+from ..transfer import ChunkMap
 
 if TYPE_CHECKING:
     from ._engine import Engine, ReadSource
@@ -23,18 +25,28 @@ MiB = 1 << 20
 READ_WINDOW = 4 * MiB
 #: Bytes a writer without a size hint keeps in memory before it spools to a 0600 temp file.
 SPOOL_IN_MEMORY = 16 * MiB
+#: Readers with exactly sized windows kept per open file (each holds one connection).
+EXACT_READERS = 4
 
 
 class MegaReadFile(AbstractBufferedFile):
     """A seekable read-only file (mode ``rb``).
 
-    Reading the whole file from its start fetches it over parallel connections and checks its
-    MAC before returning a byte. Other reads go through one verifying reader: each request
-    fetches a window of whole MAC chunks (``block_size``, 1 to 4 MiB, default 4 MiB) around the
-    position, decrypts it with AES-CTR started at that chunk and keeps it as the read-ahead
-    block; a chunk read twice must have the same MAC both times, and once every chunk of the
-    file has passed through the reader the file's MAC is checked before the bytes of the
-    window that completed it are returned.
+    - Reading the whole file from its start fetches it over parallel connections and checks
+      its MAC before returning a byte.
+    - Reads that continue where the last one ended (or start at 0) go through one streaming
+      reader: each request fetches ``block_size`` bytes (1 to 4 MiB, default 4 MiB) of whole
+      MAC chunks, kept as the read-ahead block. Once every chunk of the file has passed
+      through it the file's MAC is checked, before the bytes of the block that completed it
+      are returned, so a sequential read of the whole file is verified.
+    - Other reads (seeks elsewhere) fetch exactly the MAC chunks that hold the range, in one
+      request per 4 MiB, so a reader of a few columns of a Parquet file moves little more
+      than those columns.
+
+    Every chunk fetched is decrypted with AES-CTR started at that chunk and MAC-ed; a chunk
+    fetched again by the same reader must have the same MAC. MEGA keeps only the whole file's
+    MAC, so a partial read cannot be verified against the server: it is checked only for
+    consistency, and a tampering server could alter bytes that a partial read returns.
     """
 
     DEFAULT_BLOCK_SIZE = READ_WINDOW
@@ -55,7 +67,11 @@ class MegaReadFile(AbstractBufferedFile):
             raise ValidationError("block_size of a mega:// reader is 1 MiB to 4 MiB (bytes)")
         self._engine = engine
         self._source = source
-        self._reader: Any = None
+        self._chunks = ChunkMap(source.size)
+        self._get_url: Any = None
+        self._stream: Any = None
+        self._stream_pos = 0
+        self._exact: OrderedDict[int, Any] = OrderedDict()
         self._reader_lock = threading.Lock()
         super().__init__(
             fs,
@@ -75,30 +91,66 @@ class MegaReadFile(AbstractBufferedFile):
             return b""
         if start == 0 and end == size:
             return self._engine.read_all(self._source)
+        out = bytearray(end - start)
         with self._reader_lock:
-            if self._reader is None:
-                self._reader = self._engine.open_reader(self._source, self.blocksize)
-            self._reader.seek(start)
-            out = bytearray(end - start)
-            view = memoryview(out)
-            got = 0
-            while got < len(out):
-                n = self._reader.readinto(view[got:])
-                if not n:
-                    break
-                got += n
-            del view
-        if got != len(out):
-            raise EOFError(f"{self.path}: the server sent {got} of {len(out)} bytes")
+            if start in (0, self._stream_pos):
+                if self._stream is None:
+                    self._stream = self._open(self.blocksize)
+                _read_into(self._stream, start, memoryview(out))
+                self._stream_pos = end
+            else:
+                self._read_exact(start, end, memoryview(out))
         return bytes(out)
+
+    def _read_exact(self, start: int, end: int, out: memoryview) -> None:
+        """Fill ``out`` with ``[start, end)``: groups of whole chunks of at most 4 MiB, each
+        read by a reader whose window is that group (one request each)."""
+        chunks = self._chunks
+        group_start = chunks.floor(start)
+        pos = start
+        while pos < end:
+            group_end = chunks.chunk_end(group_start)
+            while group_end < end and chunks.chunk_end(group_end) - group_start <= READ_WINDOW:
+                group_end = chunks.chunk_end(group_end)
+            stop = min(end, group_end)
+            window = max(MiB, group_end - group_start)
+            _read_into(self._exact_reader(window), pos, out[pos - start : stop - start])
+            pos = group_start = stop
+
+    def _exact_reader(self, window: int) -> Any:
+        reader = self._exact.pop(window, None)
+        if reader is None:
+            reader = self._open(window)
+            if len(self._exact) >= EXACT_READERS:
+                self._exact.popitem(last=False)[1].close()
+        self._exact[window] = reader
+        return reader
+
+    def _open(self, window: int) -> Any:
+        if self._get_url is None:
+            self._get_url = self._engine.url_source(self._source)  # one ``g`` per file
+        return self._engine.open_reader(self._source, window, self._get_url)
 
     def close(self) -> None:
         try:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+            with self._reader_lock:
+                for reader in [self._stream, *self._exact.values()]:
+                    if reader is not None:
+                        reader.close()
+                self._stream = None
+                self._exact.clear()
         finally:
             super().close()
+
+
+def _read_into(reader: Any, start: int, out: memoryview) -> None:
+    reader.seek(start)
+    got = 0
+    while got < len(out):
+        n = reader.readinto(out[got:])
+        if not n:
+            raise EOFError(f"the server sent {got} of {len(out)} bytes at offset {start}")
+        got += n
 
 
 class MegaWriteFile(AbstractBufferedFile):
