@@ -206,8 +206,17 @@ def test_random_one_mib_reads_take_at_most_two_requests_each(emu, fs, base):
 
 @pytest.mark.parametrize(
     ("start", "end"),
-    [(None, None), (0, 10), (5, None), (None, 5), (-5, None), (2_000_000, 2_100_000),
-     (-1_500_000, -10), (10, 5), (0, 10**9)],
+    [
+        (None, None),
+        (0, 10),
+        (5, None),
+        (None, 5),
+        (-5, None),
+        (2_000_000, 2_100_000),
+        (-1_500_000, -10),
+        (10, 5),
+        (0, 10**9),
+    ],
 )
 def test_cat_file_ranges_match_slicing(fs, base, start, end):
     data = payload(3_000_000, seed=3)

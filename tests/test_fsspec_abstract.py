@@ -29,9 +29,7 @@ def _emulator():
 class MegaFixtures(AbstractFixtures):
     @pytest.fixture
     def fs(self, _emulator):
-        return fsspec.filesystem(
-            "mega", email=EMAIL, password=PASSWORD, api_url=_emulator.api_url
-        )
+        return fsspec.filesystem("mega", email=EMAIL, password=PASSWORD, api_url=_emulator.api_url)
 
     @pytest.fixture
     def fs_path(self, fs):

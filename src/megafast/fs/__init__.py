@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
+from ._bulk import bulk_copy
 from ._filesystem import MegaFileSystem
 from ._paths import escape_name, unescape_name
 
-__all__ = ["MegaFileSystem", "escape_name", "unescape_name"]
+__all__ = ["MegaFileSystem", "bulk_copy", "escape_name", "unescape_name"]

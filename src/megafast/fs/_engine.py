@@ -71,7 +71,7 @@ class Engine:
         return self._public_tree, self._public_root
 
     def refresh(self) -> None:
-        """Forget the tree; the next look fetches it again."""
+        """Fetch the tree again (a public one on its next use)."""
         with self.lock:
             if self._link is None:
                 self.mega.refresh()
@@ -216,8 +216,14 @@ class Engine:
             attrs["c"] = fingerprint(source, stamp)
             identity = f"{Path(source).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
             resume_id = "\0".join(
-                ("megafast-fsspec-upload", self.mega.api_url, str(self.mega.sid), parent, name,
-                 identity)
+                (
+                    "megafast-fsspec-upload",
+                    self.mega.api_url,
+                    str(self.mega.sid),
+                    parent,
+                    name,
+                    identity,
+                )
             )
         elif hasattr(source, "seek") and hasattr(source, "read"):
             attrs["c"] = fingerprint(source, stamp)  # type: ignore[arg-type]
@@ -264,8 +270,11 @@ class Engine:
 
     def _created(self, answer: Any) -> dict[str, Any]:
         nodes = answer.get("f") if isinstance(answer, dict) else None
-        handle = nodes[0].get("h") if isinstance(nodes, list) and nodes and isinstance(
-            nodes[0], dict) else None
+        handle = (
+            nodes[0].get("h")
+            if isinstance(nodes, list) and nodes and isinstance(nodes[0], dict)
+            else None
+        )
         tree, _ = self.tree()
         node = tree.nodes.get(handle) if isinstance(handle, str) else None
         if node is None:

@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from fsspec.spec import AbstractBufferedFile
+from fsspec.spec import AbstractBufferedFile  # type: ignore[import-untyped]
 
 from ..errors import ValidationError
 from ..transfer import ChunkMap
@@ -183,7 +183,8 @@ class MegaWriteFile(AbstractBufferedFile):
         if self._size_hint is not None and self.autocommit:
             self._stream = _StreamUpload(self.fs, self.path, self._size_hint)
         else:
-            self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
+            # lives as long as this file object; closed by commit() or discard()
+            self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115
 
     def _upload_chunk(self, final: bool = False) -> bool:
         data = self.buffer.getbuffer()
@@ -210,7 +211,7 @@ class MegaWriteFile(AbstractBufferedFile):
             spool.close()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None and not self.closed:
+        if exc_type is not None and not self._closed:
             # a with-block that failed must not leave a truncated file behind
             self.discard()
             self.closed = True

@@ -10,8 +10,8 @@ import logging
 import os
 from typing import Any
 
-from fsspec.callbacks import DEFAULT_CALLBACK
-from fsspec.spec import AbstractFileSystem
+from fsspec.callbacks import DEFAULT_CALLBACK  # type: ignore[import-untyped]
+from fsspec.spec import AbstractFileSystem  # type: ignore[import-untyped]
 
 from .._links import b64decode
 from ..errors import ValidationError
@@ -129,7 +129,7 @@ class MegaFileSystem(AbstractFileSystem):
         self._options = {k: v for k, v in value.items() if k not in _SECRET_OPTIONS}
 
     def __reduce__(self) -> Any:
-        from fsspec.spec import make_instance
+        from fsspec.spec import make_instance  # type: ignore[import-untyped]
 
         return make_instance, (type(self), (), self._rebuild_options())
 
@@ -196,7 +196,7 @@ class MegaFileSystem(AbstractFileSystem):
 
     def _entry(self, path: str, node: dict[str, Any]) -> dict[str, Any]:
         is_file = node.get("t") == 0
-        attrs = node.get("a") if isinstance(node.get("a"), dict) else {}
+        attrs: dict[str, Any] = node["a"] if isinstance(node.get("a"), dict) else {}
         mtime = _fingerprint_mtime(attrs.get("c")) if is_file else None
         ts = node.get("ts")
         return {
@@ -228,10 +228,14 @@ class MegaFileSystem(AbstractFileSystem):
                     continue
                 by_name.setdefault(name, []).append(child)
             if unreadable:
-                log.warning("%s: %d node(s) cannot be decrypted and are not listed", path, unreadable)
+                log.warning(
+                    "%s: %d node(s) cannot be decrypted and are not listed", path, unreadable
+                )
             for name, same in by_name.items():
                 if len(same) > 1:
-                    log.warning("%s: %d nodes named %r; the newest is listed", path, len(same), name)
+                    log.warning(
+                        "%s: %d nodes named %r; the newest is listed", path, len(same), name
+                    )
             entries = [
                 self._entry(join_path(path, name), _newest(same))  # type: ignore[arg-type]
                 for name, same in sorted(by_name.items())
@@ -255,7 +259,7 @@ class MegaFileSystem(AbstractFileSystem):
         sparse CRC-32s and the mtime), the size and the content MAC in the node key, which a
         server-side copy keeps. A folder's is the digest of its handle."""
         _, node, path = self._existing(path)
-        attrs = node.get("a") if isinstance(node.get("a"), dict) else {}
+        attrs: dict[str, Any] = node["a"] if isinstance(node.get("a"), dict) else {}
         if node.get("t") == 0:
             key = node.get("key") or ()
             parts = [str(attrs.get("c") or ""), str(node.get("s") or 0), str(tuple(key[6:8]))]
@@ -272,19 +276,29 @@ class MegaFileSystem(AbstractFileSystem):
 
     # -- folders --------------------------------------------------------------------------
     def _folder_handle(self, engine: Engine, path: str, create: bool) -> str:
-        """The folder at ``path`` (created with its parents when ``create``; under the lock)."""
-        tree, h = engine.tree()
-        for name in split_path(path):
-            matches = [n for n in tree.children_named(h, name) if n.get("a")]
-            node = _newest(matches)
-            if node is None:
-                if not create:
-                    raise FileNotFoundError(errno.ENOENT, "no such folder on MEGA", path)
-                node = engine.mkdir(h, check_name(name))
-            elif node.get("t") == 0:
-                raise NotADirectoryError(errno.ENOTDIR, "a file is in the way", path)
-            h = node["h"]
-        return h
+        """The folder at ``path`` (created with its parents when ``create``; under the lock).
+
+        Before creating a folder it does not know, it fetches the tree again (once per call):
+        another process (a Dask worker, the client) may have made it since, and MEGA would
+        accept a second folder of the same name."""
+        refreshed = False
+        while True:
+            tree, h = engine.tree()
+            for name in split_path(path):
+                node = _newest([n for n in tree.children_named(h, name) if n.get("a")])
+                if node is None:
+                    if not create:
+                        raise FileNotFoundError(errno.ENOENT, "no such folder on MEGA", path)
+                    if not refreshed and not engine.read_only:
+                        break
+                    node = engine.mkdir(h, check_name(name))
+                elif node.get("t") == 0:
+                    raise NotADirectoryError(errno.ENOTDIR, "a file is in the way", path)
+                h = node["h"]
+            else:
+                return h
+            engine.refresh()
+            refreshed = True
 
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         engine, node, path = self._find(path)
@@ -359,8 +373,9 @@ class MegaFileSystem(AbstractFileSystem):
             raise FileExistsError(errno.EEXIST, "a folder is already there", path)
         return path, existing["h"] if existing is not None else None
 
-    def mv(self, path1: str, path2: str, recursive: bool = False, maxdepth: Any = None,
-           **kwargs: Any) -> None:
+    def mv(
+        self, path1: str, path2: str, recursive: bool = False, maxdepth: Any = None, **kwargs: Any
+    ) -> None:
         """Move and/or rename on the server (no data moves); replaces a file at ``path2``."""
         engine, node, path1 = self._existing(path1)
         engine._writable()
@@ -397,8 +412,15 @@ class MegaFileSystem(AbstractFileSystem):
                 engine.mega.destroy(replaced)
 
     # -- file contents --------------------------------------------------------------------
-    def _open(self, path: str, mode: str = "rb", block_size: Any = None,
-              autocommit: bool = True, cache_options: Any = None, **kwargs: Any) -> Any:
+    def _open(
+        self,
+        path: str,
+        mode: str = "rb",
+        block_size: Any = None,
+        autocommit: bool = True,
+        cache_options: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         if mode == "rb":
             engine, node, path = self._existing(path)
             if node.get("t") != 0:
@@ -414,18 +436,19 @@ class MegaFileSystem(AbstractFileSystem):
                 cache_options=cache_options,
             )
         if mode in ("wb", "xb"):
-            engine, node, path = self._find(path)
+            engine, found, path = self._find(path)
             engine._writable()
-            if node is not None and node.get("t") != 0:
+            if found is not None and found.get("t") != 0:
                 raise IsADirectoryError(errno.EISDIR, "a folder is in the way", path)
-            if node is not None and mode == "xb":
+            if found is not None and mode == "xb":
                 raise FileExistsError(errno.EEXIST, "already exists on MEGA", path)
             check_name((split_path(path) or [""])[-1])
             return MegaWriteFile(self, path, mode, autocommit, kwargs.get("size"), block_size)
         raise ValueError(f"mode {mode!r} is not supported by mega:// (rb, wb, xb)")
 
-    def _upload_replacing(self, source: Any, size: int | None, path: str,
-                          progress: Any = None) -> dict[str, Any]:
+    def _upload_replacing(
+        self, source: Any, size: int | None, path: str, progress: Any = None
+    ) -> dict[str, Any]:
         """Upload ``source`` to ``path``; a file already there is deleted once the new one
         exists (so nothing is lost when the upload fails)."""
         engine = self._engine
@@ -443,8 +466,9 @@ class MegaFileSystem(AbstractFileSystem):
                 engine.mega.destroy(old["h"])
         return node
 
-    def cat_file(self, path: str, start: int | None = None, end: int | None = None,
-                 **kwargs: Any) -> bytes:
+    def cat_file(
+        self, path: str, start: int | None = None, end: int | None = None, **kwargs: Any
+    ) -> bytes:
         """The bytes ``[start, end)`` (negative values count from the end); the whole file
         comes over parallel connections and is MAC-checked before it is returned."""
         with self._open(path, "rb") as f:
@@ -460,8 +484,14 @@ class MegaFileSystem(AbstractFileSystem):
         data = bytes(value)
         self._upload_replacing(io.BytesIO(data), len(data), path)
 
-    def put_file(self, lpath: str, rpath: str, callback: Any = DEFAULT_CALLBACK,
-                 mode: str = "overwrite", **kwargs: Any) -> None:
+    def put_file(
+        self,
+        lpath: str,
+        rpath: str,
+        callback: Any = DEFAULT_CALLBACK,
+        mode: str = "overwrite",
+        **kwargs: Any,
+    ) -> None:
         """Upload a local file (parallel, MAC-ed, resumable after an interruption)."""
         if os.path.isdir(lpath):
             self.makedirs(rpath, exist_ok=True)
@@ -472,8 +502,14 @@ class MegaFileSystem(AbstractFileSystem):
         callback.set_size(size)
         self._upload_replacing(os.fspath(lpath), size, rpath, _progress(callback))
 
-    def get_file(self, rpath: str, lpath: Any, callback: Any = DEFAULT_CALLBACK,
-                 outfile: Any = None, **kwargs: Any) -> None:
+    def get_file(
+        self,
+        rpath: str,
+        lpath: Any,
+        callback: Any = DEFAULT_CALLBACK,
+        outfile: Any = None,
+        **kwargs: Any,
+    ) -> None:
         """Download to a local path (parallel, resumable; the target is replaced only after
         the MAC verified) or to a writable file object."""
         engine, node, rpath = self._existing(rpath)
