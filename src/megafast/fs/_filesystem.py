@@ -304,9 +304,10 @@ class MegaFileSystem(AbstractFileSystem):
         engine, node, path = self._find(path)
         if node is not None:
             raise FileExistsError(errno.EEXIST, "already exists on MEGA", path)
+        check_name((split_path(path) or [""])[-1])
         with engine.lock:
-            parent = self._folder_handle(engine, self._parent(path), create_parents)
-            engine.mkdir(parent, check_name(split_path(path)[-1]))
+            self._folder_handle(engine, self._parent(path), create_parents)
+            self._folder_handle(engine, path, True)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         engine, node, path = self._find(path)
