@@ -514,3 +514,26 @@ def test_readme_example_runs_against_the_emulator(emu, tmp_path, monkeypatch):
     assert (tmp_path / "local-copy" / "2026" / "cities.parquet").is_file()
     assert namespace["public"].ls("", detail=False) == ["numbers.csv"]
     assert "password" not in namespace["options"]
+
+
+def test_password_logins_happen_once_per_process_and_two_factor(emu):
+    from megafast.errors import TwoFactorRequiredError
+
+    account = emu.create_account("mfa@example.com", "mfa pw", mfa_secret="JBSWY3DPEHPK3PXP")
+    with pytest.raises(TwoFactorRequiredError):
+        MegaFileSystem("mfa@example.com", "mfa pw", api_url=emu.api_url, skip_instance_cache=True)
+    emu.reset_stats()
+    opts = {"api_url": emu.api_url, "mfa": account.totp()}
+    seen = []
+
+    def make() -> None:
+        seen.append(MegaFileSystem("mfa@example.com", "mfa pw", **opts).ls(""))
+
+    threads = [threading.Thread(target=make) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == [[], [], []]
+    commands = emu.stats()["commands"]
+    assert commands.get("us", 0) == 1 and commands.get("f", 0) == 1

@@ -5,9 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import hashlib
+import hmac
 import io
 import logging
 import os
+import secrets
+import threading
 from typing import Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK  # type: ignore[import-untyped]
@@ -86,9 +89,15 @@ class MegaFileSystem(AbstractFileSystem):
         if email is not None:
             if password is None:
                 raise ValidationError("a password is needed with an email")
-            mega = self._new_mega().login(email, password, mfa=mfa)
-            self._session = mega.dump_session()  # the password is not kept
-            shared_engine(self._identity(), lambda: Engine(mega))
+            # fsspec makes one instance per thread: log in once per process and credentials
+            login_key = _login_key(str(self._api_url), email, password)
+            with _LOGINS_LOCK:
+                self._session = _LOGINS.get(login_key)
+                if self._session is None:
+                    mega = self._new_mega().login(email, password, mfa=mfa)
+                    self._session = mega.dump_session()  # the password is not kept
+                    shared_engine(self._identity(), lambda: Engine(mega))
+                    _LOGINS[login_key] = self._session
 
     # -- credentials, pickling ------------------------------------------------------------
     def _new_mega(self) -> Any:
@@ -527,6 +536,17 @@ class MegaFileSystem(AbstractFileSystem):
         target = os.fspath(target)
         os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
         engine.download(src, target, _progress(callback))
+
+
+_LOGINS: dict[str, str] = {}
+_LOGINS_LOCK = threading.Lock()
+_LOGIN_KEY = secrets.token_bytes(32)
+
+
+def _login_key(api_url: str, email: str, password: str) -> str:
+    """A keyed digest naming one login of this process (the password itself is not kept)."""
+    text = "\0".join((api_url, email.lower(), password)).encode("utf-8")
+    return hmac.new(_LOGIN_KEY, text, hashlib.sha256).hexdigest()
 
 
 def _newest(nodes: list[dict[str, Any]]) -> dict[str, Any] | None:
