@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from megafast import Mega
-from megafast.errors import IntegrityError, ValidationError, WrongKeyError
+from megafast.errors import IntegrityError, RequestError, ValidationError, WrongKeyError
 from megafast.fs import MegaFileSystem, escape_name, unescape_name
 from megafast.testing import MegaEmulator
 
@@ -403,7 +403,42 @@ def test_cp_file_copies_on_the_server(emu, fs, base):
 def test_escaping_round_trips_and_never_makes_a_separator(name):
     component = escape_name(name)
     assert "/" not in component and component not in (".", "..")
+    assert not any(ord(c) < 32 or ord(c) == 127 for c in component)
     assert unescape_name(component) == name
+
+
+def test_escaping_is_the_documented_one():
+    assert escape_name("a/b%c") == "a%2Fb%25c"
+    assert escape_name("tab\there\x00") == "tab%09here%00"
+    assert (escape_name("."), escape_name("..")) == ("%2E", "%2E%2E")
+    assert unescape_name("a%2fb") == "a/b" and unescape_name("100%") == "100%"
+    assert unescape_name("%41%2") == "%41%2"  # other escapes are literal
+
+
+def test_hostile_sizes_and_times_do_not_crash(fs, base):
+    fs.pipe_file(f"{base}/odd.bin", b"12")
+    node = fs._engine.tree()[0].nodes[fs.info(f"{base}/odd.bin")["handle"]]
+    saved = dict(node)
+    try:
+        node.update(s="12", ts=[1])
+        assert fs.info(f"{base}/odd.bin")["size"] == 0
+        assert fs.info(f"{base}/odd.bin")["created"] == 0.0
+        with pytest.raises(RequestError):
+            fs.cat_file(f"{base}/odd.bin")
+    finally:
+        node.clear()
+        node.update(saved)
+    assert fs.cat_file(f"{base}/odd.bin") == b"12"
+
+
+def test_block_sizes_are_clamped(fs, base):
+    data = payload(5_000_000)
+    fs.pipe_file(f"{base}/b.bin", data)
+    for block in (1, 50 << 20):
+        with fs.open(f"{base}/b.bin", "rb", block_size=block) as f:
+            assert f.blocksize in (1 << 20, 4 << 20)
+            f.seek(4_321_000)
+            assert f.read(100_000) == data[4_321_000:4_421_000]
 
 
 def test_names_with_slashes_and_dots_are_escaped(emu, fs, base, tmp_path):

@@ -120,7 +120,10 @@ class Engine:
         else:
             command = {"a": "g", "g": 1, "n": node["h"]}
         folder = link.handle if link is not None and link.kind == "folder" else None
-        return ReadSource(command, folder, tuple(node["key"]), int(node.get("s") or 0))
+        size = node.get("s")
+        if type(size) is not int or size < 0:
+            raise RequestError("EUNKNOWN", "the server gave this file no valid size")
+        return ReadSource(command, folder, tuple(node["key"]), size)
 
     def url_source(self, src: ReadSource) -> Callable[[bool], str]:
         """``get_url(refresh)`` for the transfer engine; asks for the first URL now."""
@@ -154,19 +157,26 @@ class Engine:
     def read_all(self, src: ReadSource, progress: ProgressFn | None = None) -> bytes:
         """The whole file, fetched over parallel connections; the MAC is checked before the
         bytes are returned (:class:`~megafast.errors.IntegrityError` otherwise)."""
+        sink = io.BytesIO()
+        self.download_to(src, sink, progress)
+        return sink.getvalue()  # shares the buffer: no second copy of a large file
+
+    def download_to(
+        self, src: ReadSource, fileobj: BinaryIO, progress: ProgressFn | None = None
+    ) -> None:
+        """Write the file to ``fileobj`` in order (parallel fetches); the MAC is checked at
+        the end, so on IntegrityError what was written must be discarded."""
         from ..transfer import download_to_fileobj
 
-        sink = io.BytesIO()
         download_to_fileobj(
             self.mega.http,
             self.url_source(src),
             src.size,
             src.key,
-            sink,
+            fileobj,
             config=self._config(),
             progress=progress,
         )
-        return sink.getvalue()  # shares the buffer: no second copy of a large file
 
     def download(self, src: ReadSource, dest: str, progress: ProgressFn | None = None) -> None:
         """Download to the local path ``dest``: parallel, resumable, replaced only once the

@@ -35,7 +35,7 @@ class MegaReadFile(AbstractBufferedFile):
     - Reading the whole file from its start fetches it over parallel connections and checks
       its MAC before returning a byte.
     - Reads that continue where the last one ended (or start at 0) go through one streaming
-      reader: each request fetches ``block_size`` bytes (1 to 4 MiB, default 4 MiB) of whole
+      reader: each request fetches ``block_size`` bytes (clamped to 1-4 MiB, default 4 MiB) of whole
       MAC chunks, kept as the read-ahead block. Once every chunk of the file has passed
       through it the file's MAC is checked, before the bytes of the block that completed it
       are returned, so a sequential read of the whole file is verified.
@@ -62,9 +62,9 @@ class MegaReadFile(AbstractBufferedFile):
         cache_type: str = "none",
         cache_options: dict[str, Any] | None = None,
     ) -> None:
+        # other filesystems take larger blocks (s3fs: 50 MiB): clamp rather than refuse
         window = READ_WINDOW if block_size in (None, "default") else int(block_size)  # type: ignore[comparison-overlap]
-        if not MiB <= window <= READ_WINDOW:
-            raise ValidationError("block_size of a mega:// reader is 1 MiB to 4 MiB (bytes)")
+        window = min(max(window, MiB), READ_WINDOW)
         self._engine = engine
         self._source = source
         self._chunks = ChunkMap(source.size)

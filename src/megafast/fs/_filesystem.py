@@ -207,13 +207,13 @@ class MegaFileSystem(AbstractFileSystem):
         is_file = node.get("t") == 0
         attrs: dict[str, Any] = node["a"] if isinstance(node.get("a"), dict) else {}
         mtime = _fingerprint_mtime(attrs.get("c")) if is_file else None
-        ts = node.get("ts")
+        ts = _count(node.get("ts"))
         return {
             "name": path,
-            "size": int(node.get("s") or 0) if is_file else 0,
+            "size": _count(node.get("s")) if is_file else 0,
             "type": "file" if is_file else "directory",
-            "mtime": float(mtime if mtime is not None else ts or 0),
-            "created": float(ts or 0),
+            "mtime": float(mtime if mtime is not None else ts),
+            "created": float(ts),
             "handle": node.get("h"),
         }
 
@@ -531,7 +531,7 @@ class MegaFileSystem(AbstractFileSystem):
         callback.set_size(src.size)
         target = outfile if outfile is not None else lpath
         if hasattr(target, "write"):
-            target.write(engine.read_all(src, _progress(callback)))
+            engine.download_to(src, target, _progress(callback))
             return
         target = os.fspath(target)
         os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
@@ -556,6 +556,11 @@ def _newest(nodes: list[dict[str, Any]]) -> dict[str, Any] | None:
         if best is None or (node.get("ts") or 0) >= (best.get("ts") or 0):
             best = node
     return best
+
+
+def _count(value: Any) -> int:
+    """A server's non-negative integer (size, timestamp); 0 for anything else."""
+    return value if type(value) is int and value >= 0 else 0
 
 
 def _fingerprint_mtime(c: Any) -> int | None:
