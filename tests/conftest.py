@@ -183,3 +183,25 @@ def fetched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 
     monkeypatch.setattr(_download, "fetch_range", spy)
     return calls
+
+
+# -- mega:// filesystem tests (helpers in test_fsspec_support.py) ----------------------------
+
+
+@pytest.fixture(scope="module")
+def fs_emulator() -> Iterator[Any]:
+    """One emulator per test module, with the mega:// tests' account."""
+    from megafast.testing import MegaEmulator
+    from test_fsspec_support import EMAIL, PASSWORD
+
+    with MegaEmulator() as emu:
+        emu.create_account(EMAIL, PASSWORD)
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def fs_options(fs_emulator: Any) -> dict[str, Any]:
+    """storage_options for that account: its session (never the password) and the API URL."""
+    from test_fsspec_support import session_options
+
+    return session_options(fs_emulator)

@@ -21,16 +21,12 @@ from hypothesis import strategies as st
 from megafast import Mega
 from megafast.errors import IntegrityError, RequestError, ValidationError, WrongKeyError
 from megafast.fs import MegaFileSystem, escape_name, unescape_name
-from megafast.testing import MegaEmulator
-
-EMAIL, PASSWORD = "fs@example.com", "fs password"
+from test_fsspec_support import EMAIL, PASSWORD, payload
 
 
 @pytest.fixture(scope="module")
-def emu():
-    with MegaEmulator() as emulator:
-        emulator.create_account(EMAIL, PASSWORD)
-        yield emulator
+def emu(fs_emulator):
+    return fs_emulator
 
 
 @pytest.fixture(scope="module")
@@ -44,10 +40,6 @@ def base(fs) -> str:
     path = f"t-{uuid.uuid4().hex[:8]}"
     fs.makedirs(path)
     return path
-
-
-def payload(n: int, seed: int = 1) -> bytes:
-    return (bytes(range(251)) * (n // 251 + 1))[seed : seed + n]
 
 
 # -- registration and credentials ----------------------------------------------------------

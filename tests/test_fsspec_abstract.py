@@ -14,22 +14,11 @@ from fsspec.tests.abstract.open import AbstractOpenTests
 from fsspec.tests.abstract.pipe import AbstractPipeTests
 from fsspec.tests.abstract.put import AbstractPutTests
 
-from megafast.testing import MegaEmulator
-
-EMAIL, PASSWORD = "abstract@example.com", "abstract password"
-
-
-@pytest.fixture(scope="module")
-def _emulator():
-    with MegaEmulator() as emulator:
-        emulator.create_account(EMAIL, PASSWORD)
-        yield emulator
-
 
 class MegaFixtures(AbstractFixtures):
     @pytest.fixture
-    def fs(self, _emulator):
-        return fsspec.filesystem("mega", email=EMAIL, password=PASSWORD, api_url=_emulator.api_url)
+    def fs(self, fs_options):
+        return fsspec.filesystem("mega", **fs_options)
 
     @pytest.fixture
     def fs_path(self, fs):

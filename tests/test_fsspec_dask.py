@@ -9,27 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from megafast import Mega
 from megafast.fs import MegaFileSystem, bulk_copy
-from megafast.testing import MegaEmulator
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "dask_mega.py"
-EMAIL, PASSWORD = "dask@example.com", "dask password"
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with MegaEmulator() as emulator:
-        emulator.create_account(EMAIL, PASSWORD)
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def options(emu) -> dict:
-    return {
-        "session": Mega(api_url=emu.api_url).login(EMAIL, PASSWORD).dump_session(),
-        "api_url": emu.api_url,
-    }
 
 
 def load_example():
@@ -40,37 +22,37 @@ def load_example():
     return module
 
 
-def test_the_dask_example_runs_on_two_worker_processes(emu, options):
+def test_the_dask_example_runs_on_two_worker_processes(fs_emulator, fs_options):
     example = load_example()
-    example.make_demo_files("mega://sales", options, files=12)
-    fs = MegaFileSystem(**options)
+    example.make_demo_files("mega://sales", fs_options, files=12)
+    fs = MegaFileSystem(**fs_options)
     expected = pd.concat(
-        pd.read_csv(f"mega://{p}", storage_options=options) for p in fs.glob("sales/*.csv")
+        pd.read_csv(f"mega://{p}", storage_options=fs_options) for p in fs.glob("sales/*.csv")
     )
-    emu.reset_stats()
-    totals = example.run("mega://sales", "mega://reports", options, workers=2)
+    fs_emulator.reset_stats()
+    totals = example.run("mega://sales", "mega://reports", fs_options, workers=2)
     want = expected.groupby("region")["amount"].agg(["sum", "mean", "count"]).sort_index()
     pd.testing.assert_frame_equal(totals, want, check_index_type=False)
     fs.invalidate_cache()  # the workers wrote through their own sessions' trees
-    back = pd.read_csv("mega://reports/totals.csv", storage_options=options, index_col=0)
+    back = pd.read_csv("mega://reports/totals.csv", storage_options=fs_options, index_col=0)
     pd.testing.assert_frame_equal(back, want, check_index_type=False)
-    positive = pd.read_parquet("mega://reports/positive", storage_options=options)
+    positive = pd.read_parquet("mega://reports/positive", storage_options=fs_options)
     assert len(positive) == (expected["amount"] > 0).sum()
-    commands = emu.stats()["commands"]
+    commands = fs_emulator.stats()["commands"]
     assert commands.get("us", 0) == 0  # workers resumed the session: no password logins
     assert commands.get("ug", 0) <= 2 + 1  # one resume per worker process (and the client)
 
 
-def test_bulk_copy_spreads_one_task_per_file(options, tmp_path):
-    fs = MegaFileSystem(**options)
+def test_bulk_copy_spreads_one_task_per_file(fs_options, tmp_path):
+    fs = MegaFileSystem(**fs_options)
     files = {f"bulk/src/f{i}.bin": bytes([i]) * (10_000 + i) for i in range(8)}
     files["bulk/src/deep/x.bin"] = b"deep"
     fs.pipe(files)
     local = tmp_path / "copy"
-    done = bulk_copy("mega://bulk/src", str(local), source_options=options)
+    done = bulk_copy("mega://bulk/src", str(local), source_options=fs_options)
     assert len(done) == 9
     assert (local / "deep" / "x.bin").read_bytes() == b"deep"
     assert (local / "f7.bin").read_bytes() == bytes([7]) * 10_007
-    back = bulk_copy(str(local), "mega://bulk/back", dest_options=options)
+    back = bulk_copy(str(local), "mega://bulk/back", dest_options=fs_options)
     assert sorted(back) == sorted(p.replace("bulk/src", "bulk/back") for p in files)
     assert fs.cat_file("bulk/back/deep/x.bin") == b"deep"

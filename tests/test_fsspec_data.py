@@ -12,30 +12,13 @@ import pyarrow.parquet as pq
 import pytest
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-from megafast import Mega
 from megafast.fs import MegaFileSystem
-from megafast.testing import MegaEmulator
-
-EMAIL, PASSWORD = "data@example.com", "data password"
-
-
-@pytest.fixture(scope="module")
-def emu():
-    with MegaEmulator() as emulator:
-        emulator.create_account(EMAIL, PASSWORD)
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def options(emu) -> dict:
-    session = Mega(api_url=emu.api_url).login(EMAIL, PASSWORD).dump_session()
-    return {"session": session, "api_url": emu.api_url}
 
 
 @pytest.fixture
-def base(options) -> str:
+def base(fs_options) -> str:
     path = f"data-{uuid.uuid4().hex[:8]}"
-    MegaFileSystem(**options).makedirs(path)
+    MegaFileSystem(**fs_options).makedirs(path)
     return path
 
 
@@ -44,28 +27,28 @@ def frame(rows: int, columns: int) -> pd.DataFrame:
     return pd.DataFrame({f"c{i:02d}": rng.random(rows) for i in range(columns)})
 
 
-def test_pandas_read_and_write_csv(options, base):
+def test_pandas_read_and_write_csv(fs_options, base):
     df = pd.DataFrame({"city": ["Oslo", "Lima", "Pune"], "t": [3.5, 19.25, 31.0]})
-    df.to_csv(f"mega://{base}/cities.csv", index=False, storage_options=options)
-    back = pd.read_csv(f"mega://{base}/cities.csv", storage_options=options)
+    df.to_csv(f"mega://{base}/cities.csv", index=False, storage_options=fs_options)
+    back = pd.read_csv(f"mega://{base}/cities.csv", storage_options=fs_options)
     pd.testing.assert_frame_equal(back, df)
 
 
-def test_read_parquet_of_two_columns_transfers_a_fraction(emu, options, base):
+def test_read_parquet_of_two_columns_transfers_a_fraction(fs_emulator, fs_options, base):
     df = frame(100_000, 20)  # 16 MB of float64 in 20 column chunks
     path = f"mega://{base}/wide.parquet"
-    df.to_parquet(path, storage_options=options, compression=None, row_group_size=100_000)
-    size = MegaFileSystem(**options).size(path)
-    emu.reset_stats()
-    got = pd.read_parquet(path, columns=["c03", "c17"], storage_options=options)
+    df.to_parquet(path, storage_options=fs_options, compression=None, row_group_size=100_000)
+    size = MegaFileSystem(**fs_options).size(path)
+    fs_emulator.reset_stats()
+    got = pd.read_parquet(path, columns=["c03", "c17"], storage_options=fs_options)
     pd.testing.assert_frame_equal(got, df[["c03", "c17"]])
-    moved = emu.stats().get("download_bytes", 0)
+    moved = fs_emulator.stats().get("download_bytes", 0)
     # 2/20 of the data plus whole MAC chunks around each column and the footer
     assert moved <= 0.30 * size, (moved, size)
 
 
-def test_pyarrow_through_fsspec_handler(options, base):
-    pafs = PyFileSystem(FSSpecHandler(MegaFileSystem(**options)))
+def test_pyarrow_through_fsspec_handler(fs_options, base):
+    pafs = PyFileSystem(FSSpecHandler(MegaFileSystem(**fs_options)))
     table = pa.table({"k": list(range(1000)), "v": [str(i) for i in range(1000)]})
     pq.write_table(table, f"{base}/t.parquet", filesystem=pafs)
     assert pafs.get_file_info(f"{base}/t.parquet").size > 0
