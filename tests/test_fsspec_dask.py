@@ -7,7 +7,6 @@ import importlib.util
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from megafast.fs import MegaFileSystem, bulk_copy
 
