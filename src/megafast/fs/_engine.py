@@ -13,6 +13,7 @@ node creation) are used only in this module.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -77,6 +78,15 @@ class Engine:
                 self.mega.refresh()
             else:
                 self._public_tree = None
+
+    def link_file(self) -> dict[str, Any]:
+        """The file node of a public file link (ValidationError for other views)."""
+        with self.lock:
+            tree, root = self.tree()
+            files = [n for n in tree.child_nodes(root) if n.get("t") == 0]
+        if self._link is None or self._link.kind != "file" or len(files) != 1:
+            raise ValidationError("only public file links can be used as paths")
+        return files[0]
 
     def _load_public(self) -> None:
         link = self._link
@@ -268,6 +278,14 @@ class Engine:
         """Create the folder ``name`` in ``parent`` (call under :attr:`lock`)."""
         self._writable()
         return self._created(self.mega._mkdir(name, parent))
+
+    def destroy(self, handle: str) -> None:
+        """Delete the node ``handle`` and everything below it for good (never the root)."""
+        self._writable()
+        with self.lock:
+            if handle == self.tree()[1]:
+                raise PermissionError(errno.EPERM, "the root cannot be removed")
+            self.mega.destroy(handle)
 
     def copy(self, node: dict[str, Any], parent: str, name: str) -> dict[str, Any]:
         """Copy the file ``node`` into ``parent`` as ``name`` on the server (a ``p`` command

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import hashlib
-import hmac
 import io
 import logging
 import os
-import secrets
-import threading
 from typing import Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK  # type: ignore[import-untyped]
 from fsspec.spec import AbstractFileSystem  # type: ignore[import-untyped]
 
-from .._links import b64decode
 from ..errors import ValidationError
+from ._auth import login_once
 from ._engine import Engine, check_name, forget_engine, shared_engine
 from ._files import MegaReadFile, MegaWriteFile
-from ._paths import PROTOCOL, join_path, split_path, strip_path
+from ._lookup import checksum_of, entry, folder_handle, listing, newest, node_at
+from ._paths import PROTOCOL, split_path, strip_path
 
 __all__ = ["MegaFileSystem"]
 
@@ -87,17 +84,9 @@ class MegaFileSystem(AbstractFileSystem):
         self._link = link
         self._session: str | None = session
         if email is not None:
-            if password is None:
-                raise ValidationError("a password is needed with an email")
-            # fsspec makes one instance per thread: log in once per process and credentials
-            login_key = _login_key(str(self._api_url), email, password)
-            with _LOGINS_LOCK:
-                self._session = _LOGINS.get(login_key)
-                if self._session is None:
-                    mega = self._new_mega().login(email, password, mfa=mfa)
-                    self._session = mega.dump_session()  # the password is not kept
-                    shared_engine(self._identity(), lambda: Engine(mega))
-                    _LOGINS[login_key] = self._session
+            self._session, mega = login_once(self._new_mega, email, password, mfa)
+            if mega is not None:
+                shared_engine(self._identity(), lambda: Engine(mega))
 
     # -- credentials, pickling ------------------------------------------------------------
     def _new_mega(self) -> Any:
@@ -175,27 +164,10 @@ class MegaFileSystem(AbstractFileSystem):
         path = self._strip_protocol(path)
         if path.startswith(_LINK_PREFIXES):
             link_fs = type(self)(link=path, api_url=self._api_url, transfer=self._transfer)
-            engine = link_fs._engine
-            with engine.lock:
-                tree, root = engine.tree()
-                files = [n for n in tree.child_nodes(root) if n.get("t") == 0]
-            if len(files) != 1:
-                raise ValidationError("only public file links can be used as paths")
-            return engine, files[0], path
+            return link_fs._engine, link_fs._engine.link_file(), path
         engine = self._engine
         with engine.lock:
-            return engine, self._node_at(engine, path), path
-
-    @staticmethod
-    def _node_at(engine: Engine, path: str) -> dict[str, Any] | None:
-        tree, root = engine.tree()
-        node = tree.nodes.get(root)
-        for name in split_path(path):
-            if node is None or node.get("t") == 0:
-                return None
-            matches = [n for n in tree.children_named(node["h"], name) if n.get("a")]
-            node = _newest(matches)
-        return node
+            return engine, node_at(engine, path), path
 
     def _existing(self, path: str) -> tuple[Engine, dict[str, Any], str]:
         engine, node, path = self._find(path)
@@ -203,57 +175,17 @@ class MegaFileSystem(AbstractFileSystem):
             raise FileNotFoundError(errno.ENOENT, "no such file or folder on MEGA", path)
         return engine, node, path
 
-    def _entry(self, path: str, node: dict[str, Any]) -> dict[str, Any]:
-        is_file = node.get("t") == 0
-        attrs: dict[str, Any] = node["a"] if isinstance(node.get("a"), dict) else {}
-        mtime = _fingerprint_mtime(attrs.get("c")) if is_file else None
-        ts = _count(node.get("ts"))
-        return {
-            "name": path,
-            "size": _count(node.get("s")) if is_file else 0,
-            "type": "file" if is_file else "directory",
-            "mtime": float(mtime if mtime is not None else ts),
-            "created": float(ts),
-            "handle": node.get("h"),
-        }
-
     # -- listing and metadata -------------------------------------------------------------
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         engine, node, path = self._find(path)
         if node is None:
             raise FileNotFoundError(errno.ENOENT, "no such file or folder on MEGA", path)
-        if node.get("t") == 0:
-            entries = [self._entry(path, node)]
-        else:
-            with engine.lock:
-                tree, _ = engine.tree()
-                children = list(tree.child_nodes(node["h"]))
-            by_name: dict[str, list[dict[str, Any]]] = {}
-            unreadable = 0
-            for child in children:
-                name = tree.name_of(child) if child.get("a") else None
-                if not name:
-                    unreadable += 1
-                    continue
-                by_name.setdefault(name, []).append(child)
-            if unreadable:
-                log.warning(
-                    "%s: %d node(s) cannot be decrypted and are not listed", path, unreadable
-                )
-            for name, same in by_name.items():
-                if len(same) > 1:
-                    log.warning(
-                        "%s: %d nodes named %r; the newest is listed", path, len(same), name
-                    )
-            entries = [
-                self._entry(join_path(path, name), _newest(same))  # type: ignore[arg-type]
-                for name, same in sorted(by_name.items())
-            ]
+        entries = listing(engine, node, path)
         return entries if detail else [e["name"] for e in entries]
 
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         _, node, path = self._existing(path)
-        return self._entry(path, node)
+        return entry(path, node)
 
     def modified(self, path: str) -> dt.datetime:
         """The file's modification time (from its fingerprint; else when it was stored)."""
@@ -267,15 +199,7 @@ class MegaFileSystem(AbstractFileSystem):
         """An int that changes when the file does: the digest of MEGA's fingerprint (``c``:
         sparse CRC-32s and the mtime), the size and the content MAC in the node key, which a
         server-side copy keeps. A folder's is the digest of its handle."""
-        _, node, path = self._existing(path)
-        attrs: dict[str, Any] = node["a"] if isinstance(node.get("a"), dict) else {}
-        if node.get("t") == 0:
-            key = node.get("key") or ()
-            parts = [str(attrs.get("c") or ""), str(node.get("s") or 0), str(tuple(key[6:8]))]
-        else:
-            parts = ["folder", str(node.get("h"))]
-        digest = hashlib.sha256("\0".join(parts).encode("utf-8")).digest()
-        return int.from_bytes(digest[:16], "big")
+        return checksum_of(self._existing(path)[1])
 
     def invalidate_cache(self, path: str | None = None) -> None:
         """With no path, fetch the node tree again (to see changes made by other clients).
@@ -284,67 +208,37 @@ class MegaFileSystem(AbstractFileSystem):
             self._engine.refresh()
 
     # -- folders --------------------------------------------------------------------------
-    def _folder_handle(self, engine: Engine, path: str, create: bool) -> str:
-        """The folder at ``path`` (created with its parents when ``create``; under the lock).
-
-        Before creating a folder it does not know, it fetches the tree again (once per call):
-        another process (a Dask worker, the client) may have made it since, and MEGA would
-        accept a second folder of the same name."""
-        refreshed = False
-        while True:
-            tree, h = engine.tree()
-            for name in split_path(path):
-                node = _newest([n for n in tree.children_named(h, name) if n.get("a")])
-                if node is None:
-                    if not create:
-                        raise FileNotFoundError(errno.ENOENT, "no such folder on MEGA", path)
-                    if not refreshed and not engine.read_only:
-                        break
-                    node = engine.mkdir(h, check_name(name))
-                elif node.get("t") == 0:
-                    raise NotADirectoryError(errno.ENOTDIR, "a file is in the way", path)
-                h = node["h"]
-            else:
-                return h
-            engine.refresh()
-            refreshed = True
-
     def mkdir(self, path: str, create_parents: bool = True, **kwargs: Any) -> None:
         engine, node, path = self._find(path)
         if node is not None:
             raise FileExistsError(errno.EEXIST, "already exists on MEGA", path)
         check_name((split_path(path) or [""])[-1])
         with engine.lock:
-            self._folder_handle(engine, self._parent(path), create_parents)
-            self._folder_handle(engine, path, True)
+            folder_handle(engine, self._parent(path), create_parents)
+            folder_handle(engine, path, True)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         engine, node, path = self._find(path)
         if node is not None and (not exist_ok or node.get("t") == 0):
             raise FileExistsError(errno.EEXIST, "already exists on MEGA", path)
         with engine.lock:
-            self._folder_handle(engine, path, True)
+            folder_handle(engine, path, True)
 
     def rmdir(self, path: str) -> None:
         engine, node, path = self._existing(path)
+        if node.get("t") == 0:
+            raise NotADirectoryError(errno.ENOTDIR, "not a folder", path)
         with engine.lock:
-            tree, root = engine.tree()
-            if node.get("t") == 0:
-                raise NotADirectoryError(errno.ENOTDIR, "not a folder", path)
-            if node["h"] == root:
-                raise PermissionError(errno.EPERM, "the root cannot be removed", path)
-            if next(tree.child_nodes(node["h"]), None) is not None:
+            if next(engine.tree()[0].child_nodes(node["h"]), None) is not None:
                 raise OSError(errno.ENOTEMPTY, "folder not empty", path)
-            engine.mega.destroy(node["h"])
+            engine.destroy(node["h"])
 
     # -- removing, moving, copying --------------------------------------------------------
     def rm_file(self, path: str) -> None:
         engine, node, path = self._existing(path)
         if node.get("t") != 0:
             raise IsADirectoryError(errno.EISDIR, "a folder (use rm recursive=True)", path)
-        engine._writable()
-        with engine.lock:
-            engine.mega.destroy(node["h"])
+        engine.destroy(node["h"])
 
     def _rm(self, path: str) -> None:
         if self.isdir(path):
@@ -365,12 +259,7 @@ class MegaFileSystem(AbstractFileSystem):
             if any(p.startswith(r + "/") for r in removed):
                 continue
             engine, node, p = self._existing(p)
-            engine._writable()
-            with engine.lock:
-                _, root = engine.tree()
-                if node["h"] == root:
-                    raise PermissionError(errno.EPERM, "the root cannot be removed", p)
-                engine.mega.destroy(node["h"])
+            engine.destroy(node["h"])
             removed.append(p)
 
     def _target(self, source: dict[str, Any], path: str) -> tuple[str, str | None]:
@@ -396,13 +285,13 @@ class MegaFileSystem(AbstractFileSystem):
             raise ValidationError(f"cannot move {path1!r} into itself")
         name = check_name(split_path(path2)[-1])
         with engine.lock:
-            parent = self._folder_handle(engine, self._parent(path2), True)
+            parent = folder_handle(engine, self._parent(path2), True)
             if parent != node.get("p"):
                 engine.mega.move(node["h"], parent)
             if name != engine.tree()[0].name_of(node):
                 engine.mega.rename(node["h"], name)
             if replaced is not None and replaced != node["h"]:
-                engine.mega.destroy(replaced)
+                engine.destroy(replaced)
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         """Copy on the server: the copy shares the source's content and key (no transfer)."""
@@ -416,10 +305,10 @@ class MegaFileSystem(AbstractFileSystem):
         if path2 == path1:
             return
         with engine.lock:
-            parent = self._folder_handle(engine, self._parent(path2), True)
+            parent = folder_handle(engine, self._parent(path2), True)
             engine.copy(node, parent, check_name(split_path(path2)[-1]))
             if replaced is not None:
-                engine.mega.destroy(replaced)
+                engine.destroy(replaced)
 
     # -- file contents --------------------------------------------------------------------
     def _open(
@@ -440,7 +329,7 @@ class MegaFileSystem(AbstractFileSystem):
                 engine,
                 path,
                 engine.read_source(node),
-                self._entry(path, node),
+                entry(path, node),
                 block_size=block_size,
                 cache_type=kwargs.get("cache_type", "none"),
                 cache_options=cache_options,
@@ -465,15 +354,14 @@ class MegaFileSystem(AbstractFileSystem):
         parts = split_path(path)
         name = check_name(parts[-1] if parts else "")
         with engine.lock:
-            parent = self._folder_handle(engine, self._parent(path), True)
+            parent = folder_handle(engine, self._parent(path), True)
             tree, _ = engine.tree()
-            old = _newest([n for n in tree.children_named(parent, name) if n.get("a")])
+            old = newest([n for n in tree.children_named(parent, name) if n.get("a")])
         if old is not None and old.get("t") != 0:
             raise IsADirectoryError(errno.EISDIR, "a folder is in the way", path)
         node = engine.upload(source, size, parent, name, progress=progress)
         if old is not None:
-            with engine.lock:
-                engine.mega.destroy(old["h"])
+            engine.destroy(old["h"])
         return node
 
     def cat_file(
@@ -536,44 +424,6 @@ class MegaFileSystem(AbstractFileSystem):
         target = os.fspath(target)
         os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
         engine.download(src, target, _progress(callback))
-
-
-_LOGINS: dict[str, str] = {}
-_LOGINS_LOCK = threading.Lock()
-_LOGIN_KEY = secrets.token_bytes(32)
-
-
-def _login_key(api_url: str, email: str, password: str) -> str:
-    """A keyed digest naming one login of this process (the password itself is not kept)."""
-    text = "\0".join((api_url, email.lower(), password)).encode("utf-8")
-    return hmac.new(_LOGIN_KEY, text, hashlib.sha256).hexdigest()
-
-
-def _newest(nodes: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Of several nodes with one name, the one stored last (MEGA allows duplicates)."""
-    best: dict[str, Any] | None = None
-    for node in nodes:
-        if best is None or (node.get("ts") or 0) >= (best.get("ts") or 0):
-            best = node
-    return best
-
-
-def _count(value: Any) -> int:
-    """A server's non-negative integer (size, timestamp); 0 for anything else."""
-    return value if type(value) is int and value >= 0 else 0
-
-
-def _fingerprint_mtime(c: Any) -> int | None:
-    """The mtime (seconds) in MEGA's fingerprint attribute ``c``, or None."""
-    if not isinstance(c, str):
-        return None
-    try:
-        raw = b64decode(c)
-    except ValueError:
-        return None
-    if len(raw) < 17 or not 1 <= raw[16] <= 8 or len(raw) < 17 + raw[16]:
-        return None
-    return int.from_bytes(raw[17 : 17 + raw[16]], "little")
 
 
 def _progress(callback: Any) -> Any:
