@@ -564,3 +564,18 @@ def test_password_logins_happen_once_per_process_and_two_factor(emu):
     assert seen == [[], [], []]
     commands = emu.stats()["commands"]
     assert commands.get("us", 0) == 1 and commands.get("f", 0) == 1
+
+
+def test_session_file_and_logout(fs_emulator, tmp_path):
+    from megafast.errors import SessionError
+
+    mega = Mega(api_url=fs_emulator.api_url).login(EMAIL, PASSWORD)
+    mega.save_session(tmp_path / "session.json")
+    by_file = MegaFileSystem(session=tmp_path / "session.json", api_url=fs_emulator.api_url)
+    assert "session.json" not in str(by_file.storage_options["session"])  # the text travels
+    assert by_file.ls("", detail=False) is not None
+    by_file.logout()
+    with pytest.raises(SessionError):
+        MegaFileSystem(**by_file.storage_options, skip_instance_cache=True).ls("")
+    with pytest.raises(ValidationError, match="cannot read the session file"):
+        MegaFileSystem(session=str(tmp_path / "missing.json"), skip_instance_cache=True)

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import ValidationError
 
-__all__ = ["login_once"]
+__all__ = ["login_once", "forget_login"]
 
 _LOGINS: dict[str, str] = {}
 _LOGINS_LOCK = threading.Lock()
@@ -42,3 +42,10 @@ def login_once(
         session = mega.dump_session()
         _LOGINS[key] = session
         return session, mega
+
+
+def forget_login(session: str) -> None:
+    """Forget the logins that gave ``session`` (after a logout)."""
+    with _LOGINS_LOCK:
+        for key in [k for k, v in _LOGINS.items() if v == session]:
+            del _LOGINS[key]

@@ -5,15 +5,15 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import io
-import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK  # type: ignore[import-untyped]
 from fsspec.spec import AbstractFileSystem  # type: ignore[import-untyped]
 
 from ..errors import ValidationError
-from ._auth import login_once
+from ._auth import forget_login, login_once
 from ._engine import Engine, check_name, forget_engine, shared_engine
 from ._files import MegaReadFile, MegaWriteFile
 from ._lookup import checksum_of, entry, folder_handle, listing, newest, node_at
@@ -21,7 +21,6 @@ from ._paths import PROTOCOL, split_path, strip_path
 
 __all__ = ["MegaFileSystem"]
 
-log = logging.getLogger("megafast.fs")
 _SECRET_OPTIONS = ("password", "mfa")
 _LINK_PREFIXES = ("https://", "http://", "mega.nz/", "mega.co.nz/")
 
@@ -77,8 +76,13 @@ class MegaFileSystem(AbstractFileSystem):
             import json
 
             session = json.dumps(session)
-        elif isinstance(session, os.PathLike):
-            session = os.fspath(session)
+        elif isinstance(session, os.PathLike) or (
+            isinstance(session, str) and not session.lstrip().startswith("{")
+        ):
+            try:  # a session file: carry its text, so that pickles work on other machines
+                session = Path(session).read_text(encoding="utf-8")
+            except OSError as exc:
+                raise ValidationError(f"cannot read the session file: {exc.strerror}") from None
         self._api_url = api_url
         self._transfer = transfer
         self._link = link
@@ -143,6 +147,7 @@ class MegaFileSystem(AbstractFileSystem):
         with engine.lock:
             engine.mega.logout()
         forget_engine(self._identity())
+        forget_login(str(self._session))
 
     # -- paths and lookups ----------------------------------------------------------------
     @classmethod
