@@ -4,7 +4,8 @@
 Targets (issue 13): ``fs.get_file`` >= 90 % of ``Mega.download``'s speed; ``open("rb").read()``
 >= 70 %; random 1 MiB reads take <= 2 requests each; ``read_parquet`` of 2 of 20 columns of a
 100 MB file transfers <= 15 % of the file. Rounds alternate between the ways of reading so
-that a loaded machine slows them alike; the best round of each is reported.
+that a loaded machine slows them alike; the median round of each is reported (with every
+round).
 
     PYTHONPATH=src python benchmarks/bench_fsspec.py                  # 1 GiB, prints a table
     PYTHONPATH=src python benchmarks/bench_fsspec.py --size-mib 256 --rounds 3
@@ -18,6 +19,7 @@ import multiprocessing
 import os
 import random
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -112,7 +114,8 @@ def measure(size_mib: int = 1024, rounds: int = 3, parquet_mb: int = 100) -> dic
             del got
         shutil.rmtree(dest, ignore_errors=True)
         for name, spent in times.items():
-            out[f"{name}_mb_s"] = size / min(spent) / 1e6
+            # the median round: on a shared machine single rounds swing by a factor of two
+            out[f"{name}_mb_s"] = size / statistics.median(spent) / 1e6
             out[f"{name}_rounds_mb_s"] = [round(size / s / 1e6) for s in spent]
         out["get_file_ratio"] = out["get_file_mb_s"] / out["download_mb_s"]
         out["read_ratio"] = out["read_mb_s"] / out["download_mb_s"]
@@ -164,10 +167,10 @@ def report(r: dict[str, Any]) -> str:
     lines = [
         f"| work ({r['size_mib']} MiB file) | measured | target |",
         "|---|---|---|",
-        f"| `Mega.download` | {r['download_mb_s']:.0f} MB/s (rounds {r['download_rounds_mb_s']}) | - |",
-        f"| `fs.get_file` | {r['get_file_mb_s']:.0f} MB/s (rounds {r['get_file_rounds_mb_s']}) = "
+        f"| `Mega.download` | median {r['download_mb_s']:.0f} MB/s (rounds {r['download_rounds_mb_s']}) | - |",
+        f"| `fs.get_file` | median {r['get_file_mb_s']:.0f} MB/s (rounds {r['get_file_rounds_mb_s']}) = "
         f"{r['get_file_ratio']:.0%} of download | >= 90 % |",
-        f"| `open('rb').read()` | {r['read_mb_s']:.0f} MB/s (rounds {r['read_rounds_mb_s']}) = "
+        f"| `open('rb').read()` | median {r['read_mb_s']:.0f} MB/s (rounds {r['read_rounds_mb_s']}) = "
         f"{r['read_ratio']:.0%} of download | >= 70 % |",
         f"| random 1 MiB reads ({r['random_reads']}) | max {r['random_max_requests']}, mean "
         f"{r['random_mean_requests']:.2f} requests each | <= 2 |",
@@ -182,7 +185,7 @@ def test_fsspec_targets() -> None:
     import pytest
 
     pytest.importorskip("fsspec")
-    r = measure(size_mib=int(os.environ.get("MEGAFAST_BENCH_FS_MIB", "256")), rounds=3)
+    r = measure(size_mib=int(os.environ.get("MEGAFAST_BENCH_FS_MIB", "256")), rounds=5)
     print("\n" + report(r) + f"\n(load: {os.getloadavg()[0]:.1f})")
     assert r["random_max_requests"] <= 2
     assert r["parquet_fraction"] <= 0.15
@@ -193,7 +196,7 @@ def test_fsspec_targets() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mib", type=int, default=1024)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--parquet-mb", type=int, default=100)
     args = parser.parse_args()
     load = os.getloadavg()[0]
