@@ -579,3 +579,12 @@ def test_session_file_and_logout(fs_emulator, tmp_path):
         MegaFileSystem(**by_file.storage_options, skip_instance_cache=True).ls("")
     with pytest.raises(ValidationError, match="cannot read the session file"):
         MegaFileSystem(session=str(tmp_path / "missing.json"), skip_instance_cache=True)
+
+
+def test_a_failed_with_block_after_the_last_streamed_byte_creates_nothing(fs, base):
+    data = payload(3 << 20)
+    with pytest.raises(RuntimeError), fs.open(f"{base}/late.bin", "wb", size=len(data)) as f:
+        for i in range(0, len(data), 1 << 20):
+            f.write(data[i : i + (1 << 20)])  # each write flushes a whole block
+        raise RuntimeError("failed after the last byte")
+    assert not fs.exists(f"{base}/late.bin")

@@ -218,9 +218,12 @@ class Engine:
         *,
         mtime: float | None = None,
         progress: ProgressFn | None = None,
+        confirm: Callable[[], bool] | None = None,
     ) -> dict[str, Any]:
         """Upload ``source`` (a local path, a binary file object or an iterable of bytes)
-        as ``name`` into the folder ``parent``; returns the new node (in the tree)."""
+        as ``name`` into the folder ``parent``; returns the new node (in the tree).
+        ``confirm()``, when given, is asked once the bytes are uploaded: False abandons the
+        upload before the node is created."""
         import dataclasses
 
         from ..crypto import fingerprint
@@ -268,6 +271,8 @@ class Engine:
             progress=progress,
             resume_id=resume_id,
         )
+        if confirm is not None and not confirm():
+            raise ValidationError("the upload was abandoned before its file was created")
         key = tuple(result.key)
         k = tuple(key[i] ^ key[i + 4] for i in range(4))
         with self.lock:

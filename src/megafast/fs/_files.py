@@ -236,6 +236,10 @@ class _StreamUpload:
         self._sent = 0
         self._error: BaseException | None = None
         self._node: dict[str, Any] | None = None
+        # the node is created only once the writer finished: a with-block that fails after
+        # the last byte went out must not leave a file
+        self._decided = threading.Event()
+        self._keep = False
         self._thread = threading.Thread(
             target=self._run, args=(fs, path), name="megafast-fs-upload", daemon=True
         )
@@ -250,7 +254,9 @@ class _StreamUpload:
 
     def _run(self, fs: MegaFileSystem, path: str) -> None:
         try:
-            self._node = fs._upload_replacing(self._chunks(), self._size, path)
+            self._node = fs._upload_replacing(
+                self._chunks(), self._size, path, confirm=self._confirmed
+            )
         except BaseException as exc:  # handed to the writing thread
             self._error = exc
             # unblock a writer waiting on a full queue
@@ -259,6 +265,10 @@ class _StreamUpload:
                     self._queue.get_nowait()
                 except queue.Empty:
                     break
+
+    def _confirmed(self) -> bool:
+        self._decided.wait()
+        return self._keep
 
     def put(self, data: bytes) -> None:
         self._sent += len(data)
@@ -281,6 +291,7 @@ class _StreamUpload:
             raise ValidationError(
                 f"{self._sent} bytes were written but {self._size} were announced"
             )
+        self._keep = True
         self._end()
         if self._error is not None:
             raise self._error
@@ -291,6 +302,7 @@ class _StreamUpload:
         self._end()
 
     def _end(self) -> None:
+        self._decided.set()
         while self._thread.is_alive():
             try:
                 self._queue.put(None, timeout=0.1)

@@ -6,6 +6,7 @@ import datetime as dt
 import errno
 import io
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -351,7 +352,12 @@ class MegaFileSystem(AbstractFileSystem):
         raise ValueError(f"mode {mode!r} is not supported by mega:// (rb, wb, xb)")
 
     def _upload_replacing(
-        self, source: Any, size: int | None, path: str, progress: Any = None
+        self,
+        source: Any,
+        size: int | None,
+        path: str,
+        progress: Any = None,
+        confirm: Callable[[], bool] | None = None,
     ) -> dict[str, Any]:
         """Upload ``source`` to ``path``; a file already there is deleted once the new one
         exists (so nothing is lost when the upload fails)."""
@@ -364,7 +370,7 @@ class MegaFileSystem(AbstractFileSystem):
             old = newest([n for n in tree.children_named(parent, name) if n.get("a")])
         if old is not None and old.get("t") != 0:
             raise IsADirectoryError(errno.EISDIR, "a folder is in the way", path)
-        node = engine.upload(source, size, parent, name, progress=progress)
+        node = engine.upload(source, size, parent, name, progress=progress, confirm=confirm)
         if old is not None:
             engine.destroy(old["h"])
         return node
