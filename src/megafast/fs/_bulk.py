@@ -48,7 +48,12 @@ def bulk_copy(
 def _copy_one(src_fs: Any, src: str, dst_fs: Any, dst: str) -> str:
     from fsspec.implementations.local import LocalFileSystem  # type: ignore[import-untyped]
 
-    if src_fs == dst_fs:
+    from ._filesystem import MegaFileSystem
+
+    mega_pair = isinstance(src_fs, MegaFileSystem) and isinstance(dst_fs, MegaFileSystem)
+    if mega_pair and src_fs._engine is dst_fs._engine:  # one account, any thread
+        src_fs.cp_file(src, dst)
+    elif src_fs == dst_fs:
         src_fs.cp_file(src, dst)
     elif isinstance(dst_fs, LocalFileSystem):
         dst_fs.makedirs(dst_fs._parent(dst), exist_ok=True)
