@@ -51,9 +51,8 @@ def _copy_one(src_fs: Any, src: str, dst_fs: Any, dst: str) -> str:
     from ._filesystem import MegaFileSystem
 
     mega_pair = isinstance(src_fs, MegaFileSystem) and isinstance(dst_fs, MegaFileSystem)
-    if mega_pair and src_fs._engine is dst_fs._engine:  # one account, any thread
-        src_fs.cp_file(src, dst)
-    elif src_fs == dst_fs:
+    one_account = mega_pair and src_fs._engine is dst_fs._engine  # from any thread
+    if one_account or src_fs == dst_fs:
         src_fs.cp_file(src, dst)
     elif isinstance(dst_fs, LocalFileSystem):
         dst_fs.makedirs(dst_fs._parent(dst), exist_ok=True)
