@@ -106,20 +106,6 @@ def backend(
         native.set_kernel(previous)
 
 
-def test_buffer(n: int, start: int = 0, step: int = 1) -> bytes:
-    """qgustavor/mega's testBuffer(n, start, step): bytes (start + i*step) % 255."""
-    return bytes((start + i * step) % 255 for i in range(n))
-
-
-test_buffer.__test__ = False  # type: ignore[attr-defined]
-
-
-def salted_plaintext(size: int, salt: int) -> bytes:
-    """mega_crypto_vectors.json's file plaintext: byte i = (i*31 + salt) & 0xff."""
-    pattern = bytes((i * 31 + salt) & 0xFF for i in range(256))
-    return (pattern * (size // 256 + 1))[:size]
-
-
 # -- the emulator -----------------------------------------------------------------------------
 
 
@@ -134,20 +120,20 @@ def emu() -> Iterator[Any]:
 
 @pytest.fixture
 def client(emu: Any) -> Any:
-    """A RawClient (test_emulator_support.py), not logged in, for ``emu``."""
-    from test_emulator_support import RawClient
+    """A RawClient (tests/support/raw_client.py), not logged in, for ``emu``."""
+    from support.raw_client import RawClient
 
     return RawClient(emu.api_url)
 
 
-# -- transfer tests (helpers in test_transfer_support.py) -----------------------------------
+# -- transfer tests (helpers in tests/support/transfer.py) -----------------------------------
 
 
 @pytest.fixture(scope="module")
 def transfer_emulator() -> Iterator[Any]:
     """One emulator per test module, with the transfer tests' account."""
     from megafast.testing import MegaEmulator
-    from test_transfer_support import EMAIL
+    from support.transfer import EMAIL
 
     with MegaEmulator() as emu:
         emu.create_account(EMAIL, "pw")
@@ -160,7 +146,7 @@ def remote(
 ) -> Iterator[Any]:
     """The transfer account as a logged-in client sees it: no faults, fast back-off, upload
     sidecars in this test's own state folder (``tmp_path / "state"``)."""
-    from test_transfer_support import Remote, fast_backoff
+    from support.transfer import Remote, fast_backoff
 
     transfer_emulator.clear_faults()
     fast_backoff(monkeypatch)
@@ -185,14 +171,14 @@ def fetched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     return calls
 
 
-# -- mega:// filesystem tests (helpers in test_fsspec_support.py) ----------------------------
+# -- mega:// filesystem tests (helpers in support/megafs.py) ----------------------------
 
 
 @pytest.fixture(scope="module")
 def fs_emulator() -> Iterator[Any]:
     """One emulator per test module, with the mega:// tests' account."""
     from megafast.testing import MegaEmulator
-    from test_fsspec_support import EMAIL, PASSWORD
+    from support.megafs import EMAIL, PASSWORD
 
     with MegaEmulator() as emu:
         emu.create_account(EMAIL, PASSWORD)
@@ -202,6 +188,6 @@ def fs_emulator() -> Iterator[Any]:
 @pytest.fixture(scope="module")
 def fs_options(fs_emulator: Any) -> dict[str, Any]:
     """storage_options for that account: its session (never the password) and the API URL."""
-    from test_fsspec_support import session_options
+    from support.megafs import session_options
 
     return session_options(fs_emulator)

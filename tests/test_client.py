@@ -28,7 +28,7 @@ from megafast.errors import (
     WrongKeyError,
 )
 from megafast.testing import MegaEmulator
-from test_api import ScriptedAPI  # tests/ is on sys.path (rootdir conftest)
+from support.scripted_api import ScriptedAPI
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from megafast._links import b64encode
 from megafast._session import Credentials
 from megafast.crypto import encrypt_attr, encrypt_key
 from megafast.errors import MegaError
-from test_api import ScriptedAPI  # tests/ is on sys.path (rootdir conftest)
+from support.scripted_api import ScriptedAPI
 
 MASTER = secrets.token_bytes(16)
 USER = "UserHandle1"

@@ -9,9 +9,9 @@ import struct
 import pytest
 from Crypto.Cipher import AES
 
-from conftest import salted_plaintext, test_buffer
 from megafast import crypto
 from megafast.errors import IntegrityError
+from support.data import salted_plaintext, test_buffer
 
 
 def u32(words):

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from megafast import crypto as mc
 from megafast.testing import MegaEmulator
-from test_emulator_support import RawClient
+from support.raw_client import RawClient
 
 # --- envelope and error numbers ----------------------------------------------------------
 
@@ -644,6 +644,8 @@ _fields = [
     "c",
     "l",
     "i",
+    "ov",
+    "vb",
 ]
 _commands = st.fixed_dictionaries(
     {
@@ -665,6 +667,7 @@ _commands = st.fixed_dictionaries(
                 "u",
                 "mfag",
                 "ur",
+                "dv",
                 "zz",
             ]
         )

@@ -13,7 +13,7 @@ import requests
 
 from megafast import crypto as mc
 from megafast.testing import Faults, MegaEmulator
-from test_emulator_support import RawClient
+from support.raw_client import RawClient
 
 EMAIL = "f@example.com"
 

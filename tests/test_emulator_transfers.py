@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from megafast import crypto as mc
 from megafast.testing import MegaEmulator
-from test_emulator_support import RawClient
+from support.raw_client import RawClient
 
 EMAIL = "t@example.com"
 

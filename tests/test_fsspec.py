@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from megafast import Mega
 from megafast.errors import IntegrityError, RequestError, ValidationError, WrongKeyError
 from megafast.fs import MegaFileSystem, escape_name, unescape_name
-from test_fsspec_support import EMAIL, PASSWORD, payload
+from support.megafs import EMAIL, PASSWORD, payload
 
 
 @pytest.fixture(scope="module")
@@ -377,7 +377,6 @@ def test_mv_is_server_side(emu, fs, base):
         fs.mv(f"{base}/moved", f"{base}/moved/inside")
 
 
-@pytest.mark.xfail(strict=False, reason="emulator lacks p/h copy until the emu branch lands")
 def test_cp_file_copies_on_the_server(emu, fs, base):
     data = payload(1_200_000)
     fs.pipe_file(f"{base}/src.bin", data)

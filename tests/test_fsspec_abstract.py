@@ -32,7 +32,6 @@ class MegaFixtures(AbstractFixtures):
         return posixpath.join
 
 
-@pytest.mark.xfail(strict=False, reason="emulator lacks p/h copy until the emu branch lands")
 class TestMegaCopy(MegaFixtures, AbstractCopyTests):
     pass
 

@@ -23,7 +23,7 @@ mega_mod = pytest.importorskip("mega.mega")
 
 from megafast import crypto as mc  # noqa: E402
 from megafast.testing import MegaEmulator  # noqa: E402
-from test_emulator_support import RawClient  # noqa: E402
+from support.raw_client import RawClient  # noqa: E402
 
 LIVE_API = "https://g.api.mega.co.nz/cs"
 

@@ -19,7 +19,7 @@ from megafast.transfer import (
     open_reader,
     part_paths,
 )
-from test_transfer_support import Remote, content
+from support.transfer import Remote, content
 
 SMALL = TransferConfig(connections=4, piece_size=MiB)
 

@@ -25,7 +25,7 @@ from megafast.transfer import (
     state_dir,
     upload_file,
 )
-from test_transfer_support import Remote, content
+from support.transfer import Remote, content
 
 SLOW = TransferConfig(connections=3, piece_size=MiB, speed_limit=20e6)
 

@@ -11,7 +11,7 @@ import pytest
 from megafast import crypto as mc
 from megafast.errors import OverQuotaError, TransferError, ValidationError
 from megafast.transfer import MiB, TransferConfig, _upload, download_file, upload_file
-from test_transfer_support import Remote, content
+from support.transfer import Remote, content
 
 SMALL = TransferConfig(connections=4, piece_size=MiB)
 

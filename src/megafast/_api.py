@@ -1,7 +1,8 @@
 """HTTP transport to MEGA's API: request ids, retries with back-off, HTTP 402 hashcash.
 
-One :class:`ApiClient` owns one ``requests.Session`` (keep-alive, a connection pool) that the
-transfer engine shares. Every request has a timeout. A request id starts random and grows by
+One :class:`ApiClient` owns one ``requests.Session`` (keep-alive, a connection pool) for API
+requests; each transfer clones it into a private session of its own (see
+:mod:`megafast.transfer`). Every request has a timeout. A request id starts random and grows by
 one per new request; a retry sends the same id and the same body (the server uses the id to
 drop duplicates). ``-3``, HTTP 429/500/502/503/504, dropped connections and timeouts are
 retried with capped exponential back-off and jitter until ``retry_time`` seconds have passed,
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import secrets
 import time
 from collections.abc import Sequence
@@ -27,12 +27,14 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from ._redact import redact
 from .errors import (
     HashcashError,
     MegaError,
     RequestError,
     RetryExhaustedError,
     ServerUnreachableError,
+    UnexpectedAnswerError,
     error_for_code,
 )
 
@@ -44,15 +46,13 @@ logger = logging.getLogger("megafast.api")
 class _RedactSessionIds(logging.Filter):
     """urllib3 logs every request URL at DEBUG, and API URLs carry the session id."""
 
-    _pattern = re.compile(r"([?&]sid=)[^&\s\"']+")
-
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a broken record is urllib3's business, not ours
             return True
         if "sid=" in message:
-            record.msg, record.args = self._pattern.sub(r"\1<redacted>", message), ()
+            record.msg, record.args = redact(message), ()
         return True
 
 
@@ -171,9 +171,8 @@ class ApiClient:
         if isinstance(answer, int):
             raise error_for_code(answer)
         if not isinstance(answer, list) or len(answer) != len(commands):
-            raise RequestError(
-                "EUNKNOWN",
-                f"the server answered {len(commands)} command(s) with {_describe(answer)}",
+            raise UnexpectedAnswerError(
+                f"the server answered {len(commands)} command(s) with {_describe(answer)}"
             )
         return answer
 

@@ -14,11 +14,11 @@ not parse raises :class:`LinkError`. Both are :class:`ValueError`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from dataclasses import dataclass
 
+from ._codec import b64decode, b64encode, bytes_to_words
+from ._redact import redact_link
 from .errors import IncompleteLinkError, LinkError
 
 __all__ = ["PublicLink", "parse_link", "file_link", "folder_link", "b64decode", "b64encode"]
@@ -38,21 +38,6 @@ _LEGACY_FOLDER_RE = re.compile(
     rf"^/?#F!(?P<h>{_HANDLE})(?:!(?P<k>{_KEY}))?(?:[!?](?P<sub>{_HANDLE}))?$"
 )
 _HOST_RE = re.compile(r"^(?:https?://)?(?:www\.)?mega(?:\.co)?\.nz(?P<rest>[/#].*)$", re.I)
-
-
-def b64decode(text: str) -> bytes:
-    """Decode MEGA's base64url (no padding; accepts padding, ``+/`` and stray commas)."""
-    cleaned = text.replace(",", "").replace("=", "").strip()
-    cleaned = cleaned.replace("+", "-").replace("/", "_")
-    try:
-        return base64.urlsafe_b64decode(cleaned + "=" * (-len(cleaned) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise LinkError("not valid base64url") from exc
-
-
-def b64encode(data: bytes) -> str:
-    """Encode bytes as MEGA's base64url without padding."""
-    return base64.urlsafe_b64encode(bytes(data)).rstrip(b"=").decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -78,16 +63,7 @@ class PublicLink:
 
     def key_a32(self) -> tuple[int, ...]:
         """The key as big-endian 32-bit words (8 for files, 4 for folders)."""
-        return tuple(int.from_bytes(self.key[i : i + 4], "big") for i in range(0, len(self.key), 4))
-
-
-def _redact(url: str) -> str:
-    # Never put a key into an exception message: keep the text up to the first '#' or '!'.
-    cut = min((i for i in (url.find("#"), url.find("!")) if i >= 0), default=len(url))
-    shown = url[:cut]
-    if len(shown) > 80:
-        shown = shown[:77] + "..."
-    return shown + ("#..." if cut < len(url) else "")
+        return bytes_to_words(self.key)
 
 
 def parse_link(url: str) -> PublicLink:
@@ -103,7 +79,7 @@ def parse_link(url: str) -> PublicLink:
         handle, key_text = m.group("h"), m.group("k")
         child, child_kind = m.group("sub"), m.group("subkind")
         if child and kind != "folder":
-            raise LinkError(f"malformed MEGA link: {_redact(url)}")
+            raise LinkError(f"malformed MEGA link: {redact_link(url)}")
     else:
         m = _LEGACY_FILE_RE.match(rest)
         if m:
@@ -119,16 +95,16 @@ def parse_link(url: str) -> PublicLink:
             if not m:
                 if rest.lstrip("/").startswith("#P!"):
                     raise LinkError("password-protected links (#P!) are not supported")
-                raise LinkError(f"malformed MEGA link: {_redact(url)}")
+                raise LinkError(f"malformed MEGA link: {redact_link(url)}")
             kind, handle, key_text = "folder", m.group("h"), m.group("k")
             child, child_kind = m.group("sub"), None
     if not key_text:
-        raise IncompleteLinkError(f"the link has no key (EINCOMPLETE): {_redact(url)}")
+        raise IncompleteLinkError(f"the link has no key (EINCOMPLETE): {redact_link(url)}")
     key = b64decode(key_text)
     want = 32 if kind == "file" else 16
     if len(key) != want:
         raise LinkError(
-            f"the key of this {kind} link has {len(key)} bytes instead of {want}: {_redact(url)}"
+            f"the key of this {kind} link has {len(key)} bytes instead of {want}: {redact_link(url)}"
         )
     return PublicLink(kind, handle, key, child, child_kind)
 

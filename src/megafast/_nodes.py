@@ -11,18 +11,53 @@ from __future__ import annotations
 
 import binascii
 import contextlib
+import enum
 import gc
-import struct
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Keyring", "NodeTree", "b64_bytes", "gc_paused", "ROOT_NAMES"]
+from ._codec import (
+    B64_TABLE,
+    WORDS4,
+    WORDS8,
+    b64_bytes,
+    bytes_to_words,
+    fold,
+    unpack_node_key,
+    words_to_bytes,
+)
 
-ROOT_NAMES = {2: "Cloud Drive", 3: "Inbox", 4: "Rubbish Bin"}
-_B64_TABLE = bytes.maketrans(b"-_", b"+/")
-_WORDS4 = struct.Struct(">4I")
-_WORDS8 = struct.Struct(">8I")
+__all__ = [
+    "Keyring",
+    "NodeTree",
+    "NodeType",
+    "b64_bytes",
+    "bytes_to_words",
+    "gc_paused",
+    "words_to_bytes",
+    "ROOT_NAMES",
+]
+
+
+class NodeType(enum.IntEnum):
+    """A node's ``t``: it compares equal to the API's numbers 0-4."""
+
+    FILE = 0
+    FOLDER = 1
+    ROOT = 2  # the Cloud Drive
+    INBOX = 3
+    RUBBISH = 4
+
+
+ROOT_NAMES: dict[int, str] = {
+    NodeType.ROOT: "Cloud Drive",
+    NodeType.INBOX: "Inbox",
+    NodeType.RUBBISH: "Rubbish Bin",
+}
+_ROOT_TYPES = tuple(ROOT_NAMES)
+# plain ints for the loops that run once per node (an enum member lookup costs more)
+_FILE, _FOLDER = int(NodeType.FILE), int(NodeType.FOLDER)
 
 
 @contextlib.contextmanager
@@ -36,15 +71,6 @@ def gc_paused() -> Generator[None, None, None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def b64_bytes(text: str) -> bytes | None:
-    """Decode MEGA base64url; ``None`` when it does not decode (never raises)."""
-    try:
-        # bytes.translate with a table is ~10x faster than str.translate
-        return binascii.a2b_base64((text + "==").encode("ascii").translate(_B64_TABLE))
-    except (binascii.Error, TypeError, ValueError, UnicodeEncodeError, AttributeError):
-        return None
 
 
 @dataclass
@@ -96,17 +122,6 @@ class Keyring:
             plain = self.rsa_decrypt(raw)
             return plain[:16] if plain is not None and len(plain) >= 16 else None
         return None
-
-
-def bytes_to_words(data: bytes) -> tuple[int, ...]:
-    """Big-endian 32-bit words of ``data`` (its length a multiple of 4)."""
-    return struct.unpack(f">{len(data) // 4}I", data)
-
-
-def words_to_bytes(words: Iterable[int]) -> bytes:
-    """``words`` packed as big-endian 32-bit words."""
-    words = tuple(words)
-    return struct.pack(f">{len(words)}I", *words)
 
 
 class NodeTree:
@@ -190,7 +205,7 @@ class NodeTree:
         own_prefix = f"{keyring.user_handle}:" if keyring.user_handle and master else None
         plen = len(own_prefix) if own_prefix else 0
         a2b = binascii.a2b_base64
-        table = _B64_TABLE
+        table = B64_TABLE
         b64err = (binascii.Error, UnicodeEncodeError)
         all_master = True
         for node in raw_nodes:
@@ -201,7 +216,7 @@ class NodeTree:
             except (TypeError, KeyError, IndexError):
                 continue
             added.append(node)
-            if t == 0 or t == 1:
+            if t in (_FILE, _FOLDER):
                 k = node.get("k")
                 a = node.get("a")
                 if type(k) is not str or type(a) is not str:
@@ -236,11 +251,11 @@ class NodeTree:
                 keks.append(kek)
                 enc_keys.append(enc)  # type: ignore[arg-type]
                 enc_attrs.append(attr_bytes)
-            elif t in ROOT_NAMES:
+            elif type(t) is int and t in ROOT_NAMES:
                 node["a"] = {"n": ROOT_NAMES[t]}
-                if t == 2:
+                if t == NodeType.ROOT:
                     self.root_id = node["h"]
-                elif t == 3:
+                elif t == NodeType.INBOX:
                     self.inbox_id = node["h"]
                 else:
                     self.trash_id = node["h"]
@@ -249,18 +264,17 @@ class NodeTree:
         if pending:
             kek_arg: bytes | list[bytes] = master if all_master and master else keks  # type: ignore[assignment]
             results = decrypt_nodes(kek_arg, enc_keys, enc_attrs)
-            unpack8 = _WORDS8.unpack
-            unpack4 = _WORDS4.unpack
+            unpack8 = WORDS8.unpack
+            unpack4 = WORDS4.unpack
             # _apply inlined for the usual cases: this loop runs once per node
             for node, (key, attrs) in zip(pending, results, strict=True):
                 if key is not None and type(attrs) is dict:
-                    if node["t"] == 0:
+                    if node["t"] == _FILE:
                         if len(key) == 32:
                             w = unpack8(key)
-                            w4, w5 = w[4], w[5]
                             node["key"] = w
-                            node["k"] = (w[0] ^ w4, w[1] ^ w5, w[2] ^ w[6], w[3] ^ w[7])
-                            node["iv"] = (w4, w5, 0, 0)
+                            node["k"] = fold(w)
+                            node["iv"] = (w[4], w[5], 0, 0)
                             node["meta_mac"] = w[6:]
                             node["a"] = attrs
                             continue
@@ -309,7 +323,7 @@ class NodeTree:
             if old is not None:
                 self._unlink(old)
             existing[h] = node
-            if h in shares and node.get("t") == 1:
+            if h in shares and node.get("t") == _FOLDER:
                 node["shared_folder_key"] = bytes_to_words(shares[h])
             parent = node.get("p")
             if type(parent) is not str:
@@ -342,15 +356,15 @@ class NodeTree:
         from .crypto import decrypt_attr
 
         plain = keyring.rsa_decrypt(enc) if keyring.rsa_decrypt else None
-        want = 32 if node.get("t") == 0 else 16
+        want = 32 if node.get("t") == NodeType.FILE else 16
         attr_bytes = b64_bytes(node["a"]) if isinstance(node.get("a"), str) else None
         if plain is None or len(plain) < want or not attr_bytes:
             _mark_undecryptable(node)
             return
         key = plain[:want]
-        w = bytes_to_words(key)
-        k = w if want == 16 else tuple(w[i] ^ w[i + 4] for i in range(4))
-        attrs = decrypt_attr(attr_bytes, k)
+        fields = unpack_node_key(key, want == 32)
+        assert fields is not None  # the length was checked above
+        attrs = decrypt_attr(attr_bytes, fields["k"])
         _apply(node, key, attrs if isinstance(attrs, dict) else None)
 
     def _unlink(self, node: dict[str, Any]) -> None:
@@ -469,10 +483,10 @@ class NodeTree:
         # the first part may name a root ("Rubbish Bin/x") or an incoming share's top folder
         for h in self.by_name.get(parts[0], ()):
             node = self.nodes.get(h)
-            if node is None or (_parent(node) in self.nodes and node.get("t") not in (2, 3, 4)):
+            if node is None or (_parent(node) in self.nodes and node.get("t") not in _ROOT_TYPES):
                 continue
             if len(parts) == 1:
-                if not folders_only or node.get("t") != 0:
+                if not folders_only or node.get("t") != NodeType.FILE:
                     return node
                 continue
             found = self._walk([h], parts[1:], exclude_deleted, folders_only)
@@ -492,8 +506,8 @@ class NodeTree:
                 matches = [
                     c
                     for c in self.children_named(h, name)
-                    if (not last or not folders_only or c.get("t") != 0)
-                    and (last or c.get("t") != 0)
+                    if (not last or not folders_only or c.get("t") != _FILE)
+                    and (last or c.get("t") != _FILE)
                 ]
                 if last:
                     for c in matches:
@@ -566,18 +580,9 @@ def _apply(node: dict[str, Any], key: bytes | None, attrs: dict[str, Any] | None
     if key is None or not isinstance(attrs, dict):
         _mark_undecryptable(node)
         return
-    if node.get("t") == 0:
-        if len(key) != 32:
-            _mark_undecryptable(node)
-            return
-        w = _WORDS8.unpack(key)
-        w4, w5 = w[4], w[5]
-        node["key"] = w
-        node["k"] = (w[0] ^ w4, w[1] ^ w5, w[2] ^ w[6], w[3] ^ w[7])
-        node["iv"] = (w4, w5, 0, 0)
-        node["meta_mac"] = w[6:]
-    else:
-        w = _WORDS4.unpack(key[:16]) if len(key) == 16 else bytes_to_words(key)
-        node["key"] = w
-        node["k"] = w
+    fields = unpack_node_key(key, node.get("t") == NodeType.FILE)
+    if fields is None:
+        _mark_undecryptable(node)
+        return
+    node.update(fields)
     node["a"] = attrs

@@ -14,14 +14,14 @@ from typing import Any
 
 from ._api import ApiClient
 from ._atomic import write_private_file
-from ._links import b64encode
-from ._nodes import b64_bytes, bytes_to_words, words_to_bytes
+from ._codec import b64_bytes, b64encode, bytes_to_words, words_to_bytes
+from ._rsa import rsa_decrypt_mpi, rsa_encrypt_key, sid_from_csid
 from .errors import (
     IntegrityError,
     LoginError,
     NotFoundError,
-    RequestError,
     TwoFactorRequiredError,
+    UnexpectedAnswerError,
     ValidationError,
 )
 
@@ -69,6 +69,20 @@ class Credentials:
         }
 
     @classmethod
+    def load(cls, session: str | dict[str, Any] | os.PathLike[str]) -> Credentials:
+        """:meth:`from_saved` of JSON text, a dict, or a file written by :meth:`save` (a path
+        or a str that does not start with ``{``)."""
+        if isinstance(session, os.PathLike) or (
+            isinstance(session, str) and not session.lstrip().startswith("{")
+        ):
+            try:
+                with open(session, encoding="utf-8") as fh:
+                    session = fh.read()
+            except OSError as exc:
+                raise ValidationError(f"cannot read the session file: {exc.strerror}") from None
+        return cls.from_saved(session)
+
+    @classmethod
     def from_saved(cls, data: str | bytes | dict[str, Any]) -> Credentials:
         """Read a session made by :meth:`to_dict` (a dict or its JSON text)."""
         if isinstance(data, (str, bytes)):
@@ -113,40 +127,6 @@ class Credentials:
             return None
 
 
-def rsa_decrypt_mpi(data: bytes, privk_plain: bytes) -> bytes:
-    """Raw RSA decryption of an MPI with the private key (p, q, d, u).
-
-    MEGA encrypts ``payload || random padding`` as a number two bytes shorter than the
-    modulus; the result is that plaintext (the payload comes first)."""
-    from .crypto import decode_mpis, rsa_decrypt
-
-    p, q, d, u = decode_mpis(privk_plain, 4)
-    (c,) = decode_mpis(data, 1)
-    n = p * q
-    if p < 3 or q < 3 or not 0 < c < n:
-        raise ValueError("RSA ciphertext out of range")
-    m = rsa_decrypt(c, p, q, d, u)
-    full = m.to_bytes((n.bit_length() + 7) // 8, "big")
-    if full[1] != 0:  # as MEGA's web client: a plaintext one byte longer than usual
-        full = b"\0" + full
-    return full[2:]
-
-
-def rsa_encrypt_key(key: bytes, modulus: int, exponent: int) -> bytes:
-    """RSA-encrypt a short key for a user's public key (n, e) the way MEGA does: the number
-    ``key || random padding``, two bytes shorter than the modulus, raised to ``e``, as an
-    MPI. The recipient's :func:`rsa_decrypt_mpi` returns ``key`` first."""
-    import secrets
-
-    from .crypto import encode_mpi
-
-    nbytes = (modulus.bit_length() + 7) // 8
-    if nbytes < len(key) + 2 + 8:
-        raise ValueError("the RSA modulus is too short for this key")
-    m = int.from_bytes(key + secrets.token_bytes(nbytes - 2 - len(key)), "big")
-    return encode_mpi(pow(m, exponent, modulus))
-
-
 def _mfa_code(mfa: MfaSource) -> str | None:
     if mfa is None:
         return None
@@ -176,12 +156,12 @@ def login_user(api: ApiClient, email: str, password: str, mfa: MfaSource = None)
     except NotFoundError:
         raise LoginError(-9, "wrong email or password") from None
     if not isinstance(pre, dict):
-        raise RequestError("EUNKNOWN", "unexpected answer to us0")
+        raise UnexpectedAnswerError("unexpected answer to us0")
     version = pre.get("v", 1)
     if version == 2:
         salt = b64_bytes(pre["s"]) if isinstance(pre.get("s"), str) else None
         if not salt:
-            raise RequestError("EUNKNOWN", "a v2 account without a salt")
+            raise UnexpectedAnswerError("a v2 account without a salt")
         pwkey, uh = derive_v2(password, salt)
         pwkey = bytes(pwkey)
     elif version == 1:
@@ -189,7 +169,7 @@ def login_user(api: ApiClient, email: str, password: str, mfa: MfaSource = None)
         # str arguments use MEGA's web-client conversion (right for non-ASCII text)
         uh = stringhash(email, pwkey)
     else:
-        raise RequestError("EUNKNOWN", f"unknown account version {version!r}")
+        raise UnexpectedAnswerError(f"unknown account version {version!r}")
 
     command: dict[str, Any] = {"a": "us", "user": email, "uh": uh}
     # a code given as a value goes with the first try; a callback is asked only when needed
@@ -233,7 +213,7 @@ def _finish(answer: Any, pwkey: bytes) -> Credentials:
     from .crypto import decrypt_key, encrypt_key
 
     if not isinstance(answer, dict) or not isinstance(answer.get("k"), str):
-        raise RequestError("EUNKNOWN", "unexpected answer to us")
+        raise UnexpectedAnswerError("unexpected answer to us")
     enc_master = b64_bytes(answer["k"])
     if enc_master is None or len(enc_master) != 16:
         raise IntegrityError("the server sent a damaged master key")
@@ -243,14 +223,12 @@ def _finish(answer: Any, pwkey: bytes) -> Credentials:
         if not privk_enc or len(privk_enc) % 16:
             raise IntegrityError("the server sent a damaged private key")
         privk = words_to_bytes(decrypt_key(bytes_to_words(privk_enc), bytes_to_words(master_key)))
-        csid = b64_bytes(answer["csid"])
-        if csid is None:
+        if b64_bytes(answer["csid"]) is None:
             raise IntegrityError("the server sent a damaged session id")
         try:
-            plain = rsa_decrypt_mpi(csid, privk)
+            sid = sid_from_csid(answer["csid"], privk)
         except ValueError:
             raise IntegrityError("the session id does not decrypt with the account key") from None
-        sid = b64encode(plain[:43])
         return Credentials(sid=sid, master_key=master_key, user_handle=answer.get("u"), privk=privk)
     if isinstance(answer.get("tsid"), str):
         tsid = b64_bytes(answer["tsid"])
@@ -262,7 +240,7 @@ def _finish(answer: Any, pwkey: bytes) -> Credentials:
         return Credentials(
             sid=answer["tsid"], master_key=master_key, user_handle=answer.get("u"), ephemeral=True
         )
-    raise RequestError("EUNKNOWN", "the login answer has neither csid nor tsid")
+    raise UnexpectedAnswerError("the login answer has neither csid nor tsid")
 
 
 def login_ephemeral(api: ApiClient) -> Credentials:
@@ -278,7 +256,7 @@ def login_ephemeral(api: ApiClient) -> Credentials:
     )
     handle = api.request({"a": "up", "k": b64encode(enc_master), "ts": b64encode(ts)})
     if not isinstance(handle, str):
-        raise RequestError("EUNKNOWN", "unexpected answer to up")
+        raise UnexpectedAnswerError("unexpected answer to up")
     creds = _finish(api.request({"a": "us", "user": handle}), pwkey)
     if creds.user_handle is None:
         creds.user_handle = handle

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "MegaError",
     "RequestError",
+    "UnexpectedAnswerError",
     "ValidationError",
     "IntegrityError",
     "NotFoundError",
@@ -100,7 +101,7 @@ class RequestError(MegaError):
     ``name`` its symbolic name (``ENOENT`` ...) and ``message`` a human description.
     """
 
-    def __init__(self, code: int | str, message: str | None = None) -> None:
+    def __init__(self, code: int | str | None, message: str | None = None) -> None:
         self.code = code
         if isinstance(code, int) and code in ERROR_CODES:
             self.name, default = ERROR_CODES[code]
@@ -111,6 +112,18 @@ class RequestError(MegaError):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.code}): {self.message}"
+
+
+class UnexpectedAnswerError(RequestError):
+    """The server answered with something of the wrong shape (a missing field, a list where
+    a dict belongs...). ``code`` is ``None``: there is no API error number."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(None, message)
+        self.name = "EUNEXPECTED"
+
+    def __str__(self) -> str:
+        return f"unexpected answer from the server: {self.message}"
 
 
 class NotFoundError(RequestError):

@@ -7,8 +7,8 @@ outside it, through :mod:`megafast.transfer`, so threads (Dask's among them) tra
 parallel. The filesystem instances of one process that use the same session share one engine
 (:func:`shared_engine`): one login and one tree per process, not per task or per thread.
 
-The few private parts of :class:`~megafast.Mega` used here (its tree, its ``g`` helper and its
-node creation) are used only in this module.
+The client's internal layers used here (its tree, :mod:`megafast._sources` for ``g`` and
+public links, :mod:`megafast._nodeops` for node creation) are used only in this module.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from .. import _nodeops, _sources
 from .._links import PublicLink, parse_link
 from .._nodes import NodeTree
 from ..errors import RequestError, ValidationError, WrongKeyError
@@ -37,12 +38,15 @@ FILE_LINK_ROOT = "<file-link>"
 
 @dataclass(frozen=True)
 class ReadSource:
-    """How to fetch one file: its ``g`` command, public folder (or None), key and size."""
+    """One file to read: the client's :class:`~megafast._sources.FileSource` (its ``g``
+    command, public folder and key; it keeps the last ``g`` answer) and the size in bytes."""
 
-    command: dict[str, Any]
-    folder: str | None
-    key: tuple[int, ...]
+    file: _sources.FileSource
     size: int
+
+    @property
+    def key(self) -> tuple[int, ...]:
+        return self.file.key
 
 
 class Engine:
@@ -92,8 +96,8 @@ class Engine:
         link = self._link
         assert link is not None
         if link.kind == "folder":
-            tree = self.mega._public_folder_tree(link)
-            root = self.mega._public_root(tree, link)
+            tree = _sources.public_folder_tree(self.mega, link)
+            root = _sources.public_root(tree, link)
             if root.get("undecryptable") or "key" not in root:
                 raise WrongKeyError("the key does not decrypt this folder (wrong key?)")
             self._public_tree, self._public_root = tree, root["h"]
@@ -103,7 +107,7 @@ class Engine:
         if not isinstance(data, dict) or not isinstance(data.get("s"), int):
             raise RequestError("EUNKNOWN", "unexpected answer to g")
         key = link.key_a32()
-        attrs = self.mega._decrypt_at(data.get("at", ""), key)  # WrongKeyError before any byte
+        attrs = _sources.decrypt_at(data.get("at", ""), key)  # WrongKeyError before any byte
         if not isinstance(attrs.get("n"), str) or not attrs["n"]:
             raise WrongKeyError("the file link's attributes have no name")
         tree = NodeTree()
@@ -122,31 +126,29 @@ class Engine:
     # -- reading --------------------------------------------------------------------------
     def read_source(self, node: dict[str, Any]) -> ReadSource:
         """How to fetch the file ``node`` (WrongKeyError when it cannot be decrypted)."""
-        if node.get("undecryptable") or "key" not in node:
-            raise WrongKeyError("this file cannot be decrypted (wrong key or damaged node)")
         link = self._link
         if link is not None and link.kind == "file":
-            command: dict[str, Any] = {"a": "g", "g": 1, "p": link.handle}
+            file = _sources.link_source(link)
         else:
-            command = {"a": "g", "g": 1, "n": node["h"]}
-        folder = link.handle if link is not None and link.kind == "folder" else None
+            folder = link.handle if link is not None else None
+            file = _sources.node_source(node, folder)
         size = node.get("s")
         if type(size) is not int or size < 0:
             raise RequestError("EUNKNOWN", "the server gave this file no valid size")
-        return ReadSource(command, folder, tuple(node["key"]), size)
+        return ReadSource(file, size)
 
     def url_source(self, src: ReadSource) -> Callable[[bool], str]:
-        """``get_url(refresh)`` for the transfer engine; asks for the first URL now."""
+        """``get_url(refresh)`` for the transfer engine; asks for the first URL now (and a
+        new one, under the lock, when the engine says the last one stopped working)."""
         with self.lock:
-            first = self.mega._g(src.command, src.folder)
+            _sources.fetch(self.mega, src.file)
 
         def get_url(refresh: bool = False) -> str:
             if refresh:
                 with self.lock:
-                    state[0] = self.mega._g(src.command, src.folder)
-            return str(state[0]["g"])
+                    _sources.fetch(self.mega, src.file)
+            return str(src.file.answer["g"])
 
-        state = [first]
         return get_url
 
     def open_reader(
@@ -201,7 +203,7 @@ class Engine:
             dest,
             config=self._config(),
             progress=progress,
-            resume_id=f"megafast-fsspec\0{self.mega.api_url}\0{src.command}\0{src.folder}",
+            resume_id=src.file.resume_id,  # as Mega.download's: either resumes the other
         )
 
     # -- writing --------------------------------------------------------------------------
@@ -274,15 +276,14 @@ class Engine:
         if confirm is not None and not confirm():
             raise ValidationError("the upload was abandoned before its file was created")
         key = tuple(result.key)
-        k = tuple(key[i] ^ key[i + 4] for i in range(4))
         with self.lock:
-            item = {"h": result.token, "t": 0, "a": self.mega._encrypt_attrs(attrs, k)}
-            return self._created(self.mega._put_node(parent, item, key))
+            item = {"h": result.token, "t": 0, "a": _nodeops.encrypt_attrs(attrs, key)}
+            return self._created(_nodeops.put_node(self.mega, parent, item, key))
 
     def mkdir(self, parent: str, name: str) -> dict[str, Any]:
         """Create the folder ``name`` in ``parent`` (call under :attr:`lock`)."""
         self._writable()
-        return self._created(self.mega._mkdir(name, parent))
+        return self._created(_nodeops.mkdir(self.mega, name, parent))
 
     def destroy(self, handle: str) -> None:
         """Delete the node ``handle`` and everything below it for good (never the root)."""
@@ -298,8 +299,9 @@ class Engine:
         self._writable()
         attrs = dict(node["a"])
         attrs["n"] = name
-        item = {"h": node["h"], "t": 0, "a": self.mega._encrypt_attrs(attrs, node["k"])}
-        return self._created(self.mega._put_node(parent, item, tuple(node["key"])))
+        key = tuple(node["key"])
+        item = {"h": node["h"], "t": 0, "a": _nodeops.encrypt_attrs(attrs, key)}
+        return self._created(_nodeops.put_node(self.mega, parent, item, key))
 
     def _created(self, answer: Any) -> dict[str, Any]:
         nodes = answer.get("f") if isinstance(answer, dict) else None

@@ -49,6 +49,13 @@ class Faults:
     latency: float = 0.0
     #: lifetime of download and upload URLs (seconds)
     url_ttl: float = 24 * 3600.0
+    #: batches of more commands than this are refused whole: ``-3`` when
+    #: ``max_batch_status`` is 200, else that HTTP status (429 or 503) with an empty body
+    max_batch: int | None = None
+    max_batch_status: int = 200
+    #: connections one client address may hold open at once; requests on the ones beyond get
+    #: HTTP 429 and the connection is closed (None: no limit)
+    max_connections_per_ip: int | None = None
     #: seed of the fault dice (None: random)
     seed: int | None = None
 
@@ -92,6 +99,12 @@ class Faults:
             raise ValueError("latency must be >= 0 seconds")
         if not self.url_ttl > 0:
             raise ValueError("url_ttl must be > 0 seconds")
+        for name in ("max_batch", "max_connections_per_ip"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be None or a positive integer")
+        if self.max_batch_status not in (200, 429, 503):
+            raise ValueError("max_batch_status must be 200 (answer -3), 429 or 503")
         if not isinstance(self.over_quota_time_left, int) or self.over_quota_time_left < 0:
             raise ValueError("over_quota_time_left must be a non-negative integer")
 

@@ -6,8 +6,9 @@ import argparse
 import signal
 import sys
 import threading
+from typing import Any
 
-__all__ = ["serve_main"]
+__all__ = ["build_parser", "emulator_options", "serve_main"]
 
 
 def _parse_user(text: str) -> tuple[str, str, int]:
@@ -54,7 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="EASINESS",
         help="challenge new clients with HTTP 402 hashcash of this easiness",
     )
-    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    p.add_argument(
+        "--latency",
+        type=float,
+        default=0.0,
+        help="seconds added to every answer (API, /sc and transfer requests alike)",
+    )
     p.add_argument("--bandwidth", type=float, help="per-connection cap (bytes/s)")
     p.add_argument(
         "--eagain-rate", type=float, default=0.0, help="fraction of API requests answered -3"
@@ -72,9 +78,63 @@ def build_parser() -> argparse.ArgumentParser:
         help="fraction of transfer requests answered HTTP 500/503/429",
     )
     p.add_argument(
+        "--max-batch",
+        type=int,
+        metavar="N",
+        help="refuse /cs batches of more than N commands (see --max-batch-status)",
+    )
+    p.add_argument(
+        "--max-batch-status",
+        type=int,
+        choices=(200, 429, 503),
+        default=200,
+        help="how too big a batch is refused: 200 (answer -3, the default), 429 or 503",
+    )
+    p.add_argument(
+        "--max-connections-per-ip",
+        type=int,
+        metavar="N",
+        help="answer HTTP 429 on connections beyond N open ones per client address",
+    )
+    p.add_argument(
+        "--sc-log-size",
+        type=int,
+        default=100_000,
+        help="action packets kept for /sc (an older sn gets -6; default 100000)",
+    )
+    p.add_argument(
+        "--sc-wait-timeout",
+        type=float,
+        default=30.0,
+        help="seconds the /sc wait URL holds a request when nothing happens (<= 40)",
+    )
+    p.add_argument(
         "--fresh-rsa-keys", action="store_true", help="a new RSA key pair per account (slower)"
     )
     return p
+
+
+def emulator_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``MegaEmulator`` keyword arguments for the parsed command line."""
+    return {
+        "host": args.host,
+        "port": args.port,
+        "data_dir": args.data_dir,
+        "fresh_rsa_keys": args.fresh_rsa_keys,
+        "hashcash_easiness": args.hashcash,
+        "sc_log_size": args.sc_log_size,
+        "sc_wait_timeout": args.sc_wait_timeout,
+        "faults": {
+            "latency": args.latency,
+            "bandwidth": args.bandwidth,
+            "api_eagain_rate": args.eagain_rate,
+            "api_error_rate": args.api_error_rate,
+            "transfer_error_rate": args.error_rate,
+            "max_batch": args.max_batch,
+            "max_batch_status": args.max_batch_status,
+            "max_connections_per_ip": args.max_connections_per_ip,
+        },
+    }
 
 
 def serve_main(argv: list[str] | None = None) -> int:
@@ -86,20 +146,7 @@ def serve_main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # --help or a usage error: argparse has printed why
         return int(exc.code or 0)
     try:
-        emu = MegaEmulator(
-            args.host,
-            args.port,
-            args.data_dir,
-            fresh_rsa_keys=args.fresh_rsa_keys,
-            hashcash_easiness=args.hashcash,
-            faults={
-                "latency": args.latency,
-                "bandwidth": args.bandwidth,
-                "api_eagain_rate": args.eagain_rate,
-                "api_error_rate": args.api_error_rate,
-                "transfer_error_rate": args.error_rate,
-            },
-        )
+        emu = MegaEmulator(**emulator_options(args))
         emu.start()
     except (OSError, ValueError) as exc:
         print(f"megafast serve: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ written with ``pwrite`` at their offset, so no file is ever held in memory.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -48,6 +49,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.service = service
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
+        self.per_ip: dict[str, int] = {}  # open connections per client address
         super().__init__(address, _Handler)
 
     def close_all_connections(self) -> None:
@@ -72,14 +74,23 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        limit = self.service.faults.faults.max_connections_per_ip
         with self.server.sockets_lock:
             self.server.open_sockets.add(self.connection)
+            ip = self.client_address[0]
+            count = self.server.per_ip[ip] = self.server.per_ip.get(ip, 0) + 1
+        # a connection beyond the per-address limit gets 429 on its requests, then closes
+        self._over_limit = limit is not None and count > limit
         self._buf: bytearray | None = None
         self._entry: dict | None = None
 
     def finish(self) -> None:
         with self.server.sockets_lock:
             self.server.open_sockets.discard(self.connection)
+            ip = self.client_address[0]
+            self.server.per_ip[ip] -= 1
+            if not self.server.per_ip[ip]:
+                del self.server.per_ip[ip]
         with contextlib.suppress(OSError):
             super().finish()
 
@@ -214,6 +225,11 @@ class _Handler(BaseHTTPRequestHandler):
         """``serve(path, query)``; a fault drop, a client that went away or a bug ends
         this connection only."""
         try:
+            if self._over_limit:
+                self.service.stats.count("connections_refused")
+                self.close_connection = True
+                self._reply(429, b"", content_type="text/plain")
+                return
             parts = urlsplit(self.path)
             serve(parts.path.rstrip("/"), parts.query)
         except _Drop:
@@ -226,6 +242,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _route_post(self, path: str, query: str) -> None:
         if path == "/cs":
             self._api(query)
+        elif self._route_sc(path, query):
+            pass
         elif path.startswith("/ul/"):
             self._transfer("upload", self._upload, path[4:])
         else:
@@ -233,7 +251,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404)
 
     def _route_get(self, path: str, query: str) -> None:
-        if path.startswith("/dl/"):
+        if self._route_sc(path, query):
+            pass
+        elif path.startswith("/dl/"):
             self._transfer("download", self._download, path[4:])
         elif path in ("", "/"):
             self._reply(200, b"MEGA emulator\n", content_type="text/plain")
@@ -277,6 +297,31 @@ class _Handler(BaseHTTPRequestHandler):
             log.exception("emulator: /cs failed")
             status, headers, answer = 200, {}, b"-1"
         self._reply(status, answer, headers)
+
+    # --- /sc and its wait URL (GET or POST) ---------------------------------------------
+
+    def _route_sc(self, path: str, query: str) -> bool:
+        """Serve ``/sc`` or ``/wsc`` (action packets) and ``/wsp/<token>`` (the long poll);
+        False for other paths."""
+        changes = self.service.changes
+        if path in ("/sc", "/wsc"):
+            self._latency()
+            with contextlib.suppress(ValueError):
+                self._read_body(MAX_BODY)  # clients may POST an empty body
+            params = dict(parse_qsl(query, keep_blank_values=True))
+            answer = changes.poll(params, self.service.base_url())
+            self.service.stats.count("sc_requests")
+            self._reply(200, json.dumps(answer, separators=(",", ":")).encode())
+            return True
+        if path.startswith("/wsp/"):
+            self._latency()
+            with contextlib.suppress(ValueError):
+                self._read_body(MAX_BODY)
+            token = path[5:].partition("/")[0]
+            # an empty body: "poll /sc again" (after news, or after the wait timed out)
+            self._reply(200 if changes.wait(token) else 404, b"", content_type="text/plain")
+            return True
+        return False
 
     # --- downloads ---------------------------------------------------------------------
 

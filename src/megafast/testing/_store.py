@@ -190,8 +190,9 @@ class Store:
     def children(self, h: str) -> list[sqlite3.Row]:
         return self.all("SELECT * FROM nodes WHERE parent=? ORDER BY seq", h)
 
-    def subtree(self, h: str) -> list[sqlite3.Row]:
-        """The node and everything under it, parents before children."""
+    def subtree(self, h: str, versions: bool = False) -> list[sqlite3.Row]:
+        """The node and everything under it, parents before children; with ``versions`` the
+        old versions of files too (their parent is the newer file)."""
         with self.lock:
             top = self.node(h)
             if top is None:
@@ -199,7 +200,7 @@ class Store:
             out = [top]
             i = 0
             while i < len(out):
-                if out[i]["t"] != 0:
+                if versions or out[i]["t"] != 0:
                     out.extend(self.children(out[i]["h"]))
                 i += 1
             return out
@@ -216,9 +217,11 @@ class Store:
                 row = self.node(row["parent"])
         return out
 
-    def delete_subtree(self, h: str) -> None:
+    def delete_subtree(self, h: str, versions: bool = True) -> None:
+        """Delete the node and everything under it (with the files' old versions unless
+        ``versions`` is False), and the blobs nothing else refers to."""
         with self.transaction():
-            rows = self.subtree(h)
+            rows = self.subtree(h, versions)
             blobs = {r["blob"] for r in rows if r["blob"]}
             for r in rows:
                 self.db.execute("DELETE FROM nodes WHERE h=?", (r["h"],))

@@ -8,28 +8,33 @@
 Accounts are created the way a registering client creates them (so the emulator knows
 their master keys, only for its seeding helpers); everything a client sends afterwards is
 stored as it came: the server part never needs or sees file keys.
+
+Behind the facade: ``_server`` (HTTP: ``/cs``, ``/sc``, ``/dl``, ``/ul``), ``_api`` (the
+``/cs`` envelope) joining the command groups ``_accounts``, ``_nodes`` (listing, versions,
+copies), ``_shares`` and ``_grants`` (transfer URLs); ``_changes`` and ``_packets`` (the
+change log and MEGA's action packets); ``_store`` (SQLite and blobs); ``_seeding`` (the
+helpers below that add folders, files and links); ``_faults`` (the knobs).
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import os
 import secrets
 import shutil
-import sqlite3
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 from . import _crypto as C
 from ._api import Service
+from ._changes import encode_sn
 from ._faults import FaultInjector, Faults
+from ._seeding import Seeding
 from ._server import EmulatorHTTPServer
-from ._store import FOLDER_TYPES, Store
+from ._store import Store
 
 __all__ = ["Account", "MegaEmulator"]
 
@@ -53,13 +58,20 @@ class Account:
         return C.totp(self.mfa_secret, at)
 
 
-class MegaEmulator:
+class MegaEmulator(Seeding):
     """A faithful MEGA emulator serving HTTP on ``host`` (a free port unless ``port``).
 
     ``data_dir``: where state (SQLite) and blobs live; a temporary directory (removed on
     :meth:`stop`) when None. ``fresh_rsa_keys``: give every account its own RSA key pair
     (about 1 s each) instead of one shared per process. ``faults``: initial fault settings
     (a :class:`Faults` or a dict of its fields). ``storage_quota``: bytes per new account.
+    ``sc_log_size``: action packets kept for ``/sc`` (an older ``sn`` gets ``-6``);
+    ``sc_wait_timeout``: seconds a ``/sc`` wait URL holds the request when nothing happens
+    (at most 40). Both can change later with :meth:`configure_sc`.
+
+    Every change (from any session's ``/cs`` commands or from the seeding helpers here) is
+    logged as MEGA action packets, served by ``/sc?sn=...&sid=...``; ``f`` answers carry the
+    current ``sn``.
     """
 
     def __init__(
@@ -72,6 +84,8 @@ class MegaEmulator:
         fresh_rsa_keys: bool = False,
         hashcash_easiness: int | None = None,
         storage_quota: int = 20 * 1024**3,
+        sc_log_size: int = 100_000,
+        sc_wait_timeout: float = 30.0,
     ) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError("port must be an integer 0-65535 (0: a free port)")
@@ -85,6 +99,7 @@ class MegaEmulator:
         self._injector = FaultInjector(faults or Faults())
         self._storage_quota = storage_quota
         self._hashcash = hashcash_easiness
+        self._sc = (sc_log_size, sc_wait_timeout)
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
@@ -107,6 +122,7 @@ class MegaEmulator:
         if self._hashcash is not None:
             self._service.require_hashcash(self._hashcash)
         try:
+            self._service.changes.configure(*self._sc)
             self._server = EmulatorHTTPServer((self.host, self._requested_port), self._service)
         except BaseException:
             self._store.close()
@@ -129,6 +145,8 @@ class MegaEmulator:
         """Stop serving, close every connection, and remove a temporary data directory."""
         if self._server is None:
             return
+        assert self._service is not None
+        self._service.changes.close()  # wake the long polls
         self._server.shutdown()
         self._server.close_all_connections()
         self._server.server_close()
@@ -197,10 +215,11 @@ class MegaEmulator:
     def stats(self) -> dict:
         """Counters of what the emulator has served: api_requests, api_answered,
         api_replayed (same id), api_eagain, api_http_error (the ``api_error`` fault before the
-        batch ran), api_answers_lost (after), api_challenged (402), download_requests,
-        download_bytes, upload_requests, upload_bytes, commands ({name: count}) and
-        max_active_transfers (the most transfer requests in flight at once) and
-        active_transfers (in flight now)."""
+        batch ran), api_answers_lost (after), api_challenged (402), api_batch_refused (over
+        ``max_batch``), connections_refused (over ``max_connections_per_ip``), sc_requests
+        (``/sc`` polls), download_requests, download_bytes, upload_requests, upload_bytes,
+        commands ({name: count}) and max_active_transfers (the most transfer requests in flight
+        at once) and active_transfers (in flight now)."""
         return self.service.stats.snapshot()
 
     def wait_idle(self, timeout: float = 30.0) -> None:
@@ -225,6 +244,17 @@ class MegaEmulator:
     def expire_urls(self) -> None:
         """Make every download and upload URL issued so far expired (403 / -8)."""
         self.service.expire_urls()
+
+    def configure_sc(self, log_size: int | None = None, wait_timeout: float | None = None) -> None:
+        """Change how many action packets ``/sc`` keeps (trimming now; an ``sn`` from before
+        the kept ones gets ``-6``) and how long its wait URL holds a request (<= 40 s)."""
+        self.service.changes.configure(log_size, wait_timeout)  # validates first
+        self._sc = (log_size or self._sc[0], wait_timeout or self._sc[1])
+
+    @property
+    def sn(self) -> str:
+        """The current ``sn`` (as ``f`` and ``/sc`` give it)."""
+        return encode_sn(self.service.changes.current())
 
     # --- accounts ----------------------------------------------------------------------
 
@@ -347,192 +377,6 @@ class MegaEmulator:
             self._user(email_or_handle)["handle"],
         )
 
-    def _user(self, email_or_handle: str) -> sqlite3.Row:
-        row = self.store.user_by_email(email_or_handle) or self.store.user(email_or_handle)
-        if row is None:
-            raise KeyError(f"no such account: {email_or_handle!r}")
-        return row
-
-    def _master_key(self, handle: str) -> bytes:
-        row = self.store.one("SELECT master_key FROM helper_keys WHERE user=?", handle)
-        if row is None:
-            raise KeyError("the emulator did not create this account, so it has no key for it")
-        return C.b64decode(row["master_key"])
-
-    # --- seeding nodes -----------------------------------------------------------------
-
-    def _parent(self, owner: str, parent: str | None) -> str:
-        if parent is None:
-            return self.store.root_node(owner, 2)
-        node = self.store.node(parent)
-        if node is None or node["owner"] != owner or node["t"] not in FOLDER_TYPES:
-            raise ValueError(f"{parent!r} is not a folder of this account")
-        return parent
-
-    def _share_keys_above(self, owner: str, parent: str) -> list[tuple[str, bytes]]:
-        """(share handle, share key) for every share at or above ``parent``."""
-        mk = self._master_key(owner)
-        out = []
-        for h in [parent, *self.store.ancestors(parent)]:
-            row = self.store.one("SELECT ok FROM share_keys WHERE h=?", h)
-            if row is not None:
-                out.append((h, C.ecb_decrypt(mk, C.b64decode(row["ok"]))))
-        return out
-
-    def _add_share_keys(self, owner: str, parent: str, h: str, node_key: bytes) -> None:
-        for share, key in self._share_keys_above(owner, parent):
-            self.store.execute(
-                "INSERT OR REPLACE INTO node_keys(h, share, k) VALUES(?,?,?)",
-                h,
-                share,
-                C.b64encode(C.ecb_encrypt(key, node_key)),
-            )
-
-    def add_folder(self, email: str, name: str, parent: str | None = None) -> str:
-        """Create a folder as a client would (random key, encrypted name); returns its handle."""
-        owner = self._user(email)["handle"]
-        mk = self._master_key(owner)
-        key = secrets.token_bytes(16)
-        with self.store.transaction():
-            parent = self._parent(owner, parent)
-            h = self.store.insert_node(
-                owner,
-                parent,
-                1,
-                C.encrypt_attr({"n": name}, key),
-                C.b64encode(C.ecb_encrypt(mk, key)),
-            )
-            self._add_share_keys(owner, parent, h, key)
-        return h
-
-    def add_file(
-        self,
-        email: str,
-        data_or_path: bytes | bytearray | memoryview | str | os.PathLike | BinaryIO,
-        name: str,
-        parent: str | None = None,
-        *,
-        mtime: int | None = None,
-    ) -> tuple[str, tuple[int, ...]]:
-        """Encrypt and store a file as a client's upload would; returns (handle, packed key).
-
-        ``data_or_path``: bytes, a path, or a binary file object (streamed in 1 MiB pieces).
-        The packed key is the 8 words of the file's public link key.
-        """
-        owner = self._user(email)["handle"]
-        mk = self._master_key(owner)
-        parent = self._parent(owner, parent)
-        mtime = int(time.time()) if mtime is None else int(mtime)
-        if isinstance(data_or_path, (bytes, bytearray, memoryview)):
-            with io.BytesIO(data_or_path) as source:
-                enc, blob, fp = self._store_encrypted(source, mtime)
-        elif isinstance(data_or_path, (str, os.PathLike)):
-            with open(data_or_path, "rb") as source:
-                enc, blob, fp = self._store_encrypted(source, mtime)
-        else:
-            enc, blob, fp = self._store_encrypted(data_or_path, mtime)
-        packed = enc.packed_key()
-        attrs: dict = {"n": name, "c": fp}
-        with self.store.transaction():
-            h = self.store.insert_node(
-                owner,
-                parent,
-                0,
-                C.encrypt_attr(attrs, enc.key),
-                C.b64encode(C.ecb_encrypt(mk, C.a32_to_bytes(packed))),
-                s=enc.size,
-                blob=blob,
-                ts=mtime,
-            )
-            self._add_share_keys(owner, parent, h, C.a32_to_bytes(packed))
-        return h, packed
-
-    def _store_encrypted(self, source: BinaryIO, mtime: int) -> tuple[C.FileEncryptor, str, str]:
-        """Encrypt ``source`` (from its position to its end) into a new blob file.
-
-        Returns (the encryptor, with its key and MAC; the blob id; the fingerprint).
-        """
-        start = source.tell()
-        size = source.seek(0, os.SEEK_END) - start
-
-        def read_at(offset: int, length: int) -> bytes:
-            source.seek(start + offset)
-            return source.read(length)
-
-        fp = C.fingerprint(read_at, size, mtime)
-        source.seek(start)
-        blob = secrets.token_hex(16)
-        enc = C.FileEncryptor(size)
-        path = self.store.blob_path(blob)
-        try:
-            with open(path, "wb") as out:
-                left = size
-                while left:
-                    piece = source.read(min(1 << 20, left))
-                    if not piece:
-                        raise ValueError("the source ended before its size")
-                    out.write(enc.encrypt(piece))
-                    left -= len(piece)
-        except BaseException:
-            path.unlink(missing_ok=True)
-            raise
-        return enc, blob, fp
-
-    def node_key(self, handle: str) -> bytes:
-        """The node's key (32 bytes packed for files, 16 for folders), decrypted as its owner."""
-        node = self.store.node(handle)
-        if node is None:
-            raise KeyError(f"no such node: {handle!r}")
-        return C.ecb_decrypt(self._master_key(node["owner"]), C.b64decode(node["k"]))
-
-    def export(self, handle: str) -> str:
-        """Make a public link (``https://mega.nz/file/H#K`` or ``/folder/H#K``) as a client would.
-
-        Folders are shared with ``EXP`` first: a random share key, ``ok``/``ha``, and every
-        node below re-keyed under the share key, as MEGA's web client does.
-        """
-        node = self.store.node(handle)
-        if node is None:
-            raise KeyError(f"no such node: {handle!r}")
-        if node["t"] == 0:
-            with self.store.transaction():
-                ph = self.service.public_handle(handle)
-            return f"https://mega.nz/file/{ph}#{C.b64encode(self.node_key(handle))}"
-        if node["t"] != 1:
-            raise ValueError("only files and folders can be exported")
-        owner = node["owner"]
-        mk = self._master_key(owner)
-        with self.store.transaction():
-            row = self.store.one("SELECT ok FROM share_keys WHERE h=?", handle)
-            if row is None:
-                share_key = secrets.token_bytes(16)
-                self.store.execute(
-                    "INSERT INTO share_keys(h, owner, ok, ha) VALUES(?,?,?,?)",
-                    handle,
-                    owner,
-                    C.b64encode(C.ecb_encrypt(mk, share_key)),
-                    C.b64encode(C.ecb_encrypt(mk, (handle + handle).encode())),
-                )
-            else:
-                share_key = C.ecb_decrypt(mk, C.b64decode(row["ok"]))
-            self.store.execute(
-                "INSERT OR REPLACE INTO shares(h, u, r, k, ts) VALUES(?,?,?,?,strftime('%s','now'))",
-                handle,
-                "EXP",
-                0,
-                None,
-            )
-            for r in self.store.subtree(handle):
-                key = C.ecb_decrypt(mk, C.b64decode(r["k"]))
-                self.store.execute(
-                    "INSERT OR REPLACE INTO node_keys(h, share, k) VALUES(?,?,?)",
-                    r["h"],
-                    handle,
-                    C.b64encode(C.ecb_encrypt(share_key, key)),
-                )
-            ph = self.service.public_handle(handle)
-        return f"https://mega.nz/folder/{ph}#{C.b64encode(share_key)}"
-
     # --- transfers ---------------------------------------------------------------------
 
     def download_url(self, handle: str) -> str:
@@ -566,14 +410,3 @@ class MegaEmulator:
         return [
             dict(r) for r in self.store.all("SELECT * FROM nodes WHERE owner=? ORDER BY seq", owner)
         ]
-
-    def decrypt_attributes(self, handle: str) -> dict | None:
-        """The node's attributes decrypted with its owner's key (None when undecryptable)."""
-        node = self.store.node(handle)
-        if node is None:
-            raise KeyError(f"no such node: {handle!r}")
-        key = self.node_key(handle)
-        if len(key) == 32:
-            w = C.bytes_to_a32(key)
-            key = C.a32_to_bytes([w[i] ^ w[i + 4] for i in range(4)])
-        return C.decrypt_attr(node["a"] or "", key)

@@ -1,4 +1,5 @@
-"""Helpers of the mega:// filesystem tests (fixtures in conftest.py: fs_emulator, fs_options)."""
+"""The mega:// filesystem tests' account and data (fixtures in conftest.py: fs_emulator,
+fs_options)."""
 
 from __future__ import annotations
 

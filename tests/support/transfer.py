@@ -1,4 +1,4 @@
-"""Helpers shared by the transfer tests (no tests here).
+"""Helpers shared by the transfer tests (test_transfer_*.py).
 
 The emulator runs for real on 127.0.0.1; ``g``/``u``/``p`` go over its HTTP API with a
 session the emulator issued.
@@ -47,7 +47,7 @@ class RawApi:
         for _ in range(200):
             answer = self.http.post(
                 f"{self.api_url}/cs",
-                params={"id": self.rid, "sid": self.sid},
+                params={"id": str(self.rid), "sid": self.sid},
                 data=json.dumps([command]),
                 timeout=30,
             ).json()

@@ -1,0 +1,361 @@
+"""Changing the account's tree: create, rename, move, delete, and public links (export).
+
+Every change goes to the server first; the cached :class:`~megafast._nodes.NodeTree` is
+updated after the server accepted it. New nodes and moved subtrees carry ``cr`` keys for the
+shares above them (see :mod:`megafast._shares`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from . import _shares
+from ._codec import attr_key, b64_bytes, b64encode, bytes_to_words, words_to_bytes
+from ._links import file_link, folder_link, is_handle, parse_link
+from ._nodes import NodeTree, NodeType
+from .errors import (
+    LinkError,
+    NodeNotFoundError,
+    UnexpectedAnswerError,
+    ValidationError,
+    WrongKeyError,
+    error_for_code,
+)
+
+if TYPE_CHECKING:
+    from .client import Mega, NodeRef
+
+__all__ = ["new_handle", "folder_handle", "mkdir", "put_node", "create_folder"]
+
+_DELETE_BATCH = 500  # handles per d batch: keeps each request a sane size
+
+
+def new_handle(answer: Any) -> str:
+    """The handle of the node a ``p`` answer created."""
+    try:
+        handle = answer["f"][0]["h"]
+    except (TypeError, KeyError, IndexError):
+        handle = None
+    if not isinstance(handle, str):
+        raise UnexpectedAnswerError("the answer to p has no new node")
+    return handle
+
+
+def resolve(tree: NodeTree, ref: object, what: str) -> dict[str, Any]:
+    """The tree's node for a ``(handle, node)`` tuple, a node dict or a handle."""
+    handle: Any
+    if isinstance(ref, str):
+        handle = ref
+    elif isinstance(ref, tuple) and len(ref) == 2 and isinstance(ref[1], Mapping):
+        handle = ref[1].get("h", ref[0])
+    elif isinstance(ref, Mapping):
+        handle = ref.get("h")
+    else:
+        raise ValidationError(
+            f"not a node: expected (handle, node), a node or a handle, got {type(ref).__name__}"
+        )
+    node = tree.nodes.get(handle) if isinstance(handle, str) else None
+    if node is None:
+        raise NodeNotFoundError(f"no {what} with handle {handle!r}")
+    return node
+
+
+def node_by_type(tree: NodeTree, node_type: int) -> tuple[str, dict[str, Any]] | None:
+    """The first node of a type: a root (Cloud Drive, Inbox, Rubbish Bin) or the first
+    readable file or folder in listing order."""
+    special = {
+        int(NodeType.ROOT): tree.root_id,
+        int(NodeType.INBOX): tree.inbox_id,
+        int(NodeType.RUBBISH): tree.trash_id,
+    }.get(node_type)
+    if special is not None:
+        return special, tree.nodes[special]
+    for h, node in tree.visible().items():
+        if node.get("t") == node_type:
+            return h, node
+    return None
+
+
+def find(
+    tree: NodeTree,
+    filename: str | os.PathLike[str] | None,
+    handle: str | None,
+    exclude_deleted: bool,
+) -> Any:
+    """:meth:`Mega.find`: the node dict by ``handle``, else ``(handle, node)`` by name or
+    ``a/b/c`` path, else None."""
+    if handle:
+        return tree.nodes.get(handle)
+    if filename is None:
+        return None
+    text = os.fspath(filename)
+    if "/" in text.strip("/"):
+        node = tree.find_path(text, exclude_deleted=exclude_deleted)
+    else:
+        node = tree.find_by_name(text.strip("/"), exclude_deleted=exclude_deleted)
+    return (node["h"], node) if node is not None else None
+
+
+def id_from_public_handle(client: Mega, public_handle: str) -> str | None:
+    """:meth:`Mega.get_id_from_public_handle`: from the tree, else from the server."""
+    if not is_handle(public_handle):
+        raise LinkError("a public handle is 8 characters of base64url")
+    for h, node in client._load_tree().nodes.items():
+        if node.get("ph") == public_handle:
+            return h
+    answer = client._request({"a": "f", "f": 1, "p": public_handle})
+    if not isinstance(answer, Mapping):
+        raise UnexpectedAnswerError("the answer to f is not an object")
+    return client.get_id_from_obj(answer)
+
+
+def encrypt_attrs(attrs: Mapping[str, Any], key: tuple[int, ...]) -> str:
+    """Attributes encrypted with a node's key (4 words, or a packed 8-word file key)."""
+    from .crypto import encrypt_attr
+
+    return b64encode(encrypt_attr(dict(attrs), attr_key(key)))
+
+
+def wrap_key(client: Mega, key: tuple[int, ...]) -> str:
+    """A node key encrypted with the master key, as base64url."""
+    from .crypto import encrypt_key
+
+    return b64encode(words_to_bytes(encrypt_key(key, client.master_key)))
+
+
+def folder_handle(client: Mega, dest: Any) -> str:
+    """The handle of a destination folder: ``None`` (the Cloud Drive), a node type, a
+    handle or a node."""
+    if dest is None:
+        return client.root_id
+    if isinstance(dest, int) and not isinstance(dest, bool):
+        found = client.get_node_by_type(dest)
+        if found is None:
+            raise NodeNotFoundError(f"no node of type {dest}")
+        return found[0]
+    node = client._node(dest, "destination folder")
+    if node.get("t") == NodeType.FILE:
+        raise ValidationError("the destination is a file, not a folder")
+    return str(node["h"])
+
+
+def put_node(client: Mega, parent: str, item: dict[str, Any], key: tuple[int, ...]) -> Any:
+    """Create one node (``p``) under ``parent``: ``item`` without its ``k``, ``key`` the
+    node's key (wrapped with the master key here, and with the key of every share above
+    ``parent`` in ``cr``, so that the people it is shared with can read it)."""
+    command: dict[str, Any] = {
+        "a": "p",
+        "t": parent,
+        "n": [{**item, "k": wrap_key(client, key)}],
+        "i": client.request_id,
+    }
+    cr = _shares.keys_for_new_node(client, parent, key, item.get("h") or item.get("ph") or "")
+    if cr is not None:
+        command["cr"] = cr
+    answer = client._request(command)
+    tree, keyring = client._tree, client._keyring
+    if tree is not None and keyring is not None and isinstance(answer, dict):
+        # copies: the caller gets the API's answer untouched (mega.py's upload() result)
+        tree.add_nodes([dict(n) for n in answer.get("f") or () if isinstance(n, dict)], keyring)
+    return answer
+
+
+def mkdir(client: Mega, name: str, parent: str) -> dict[str, Any]:
+    """Create one folder ``name`` under ``parent``; the ``p`` answer."""
+    from .crypto import random_key
+
+    key = tuple(random_key(4))
+    item = {"h": "xxxxxxxx", "t": NodeType.FOLDER.value, "a": encrypt_attrs({"n": name}, key)}
+    return put_node(client, parent, item, key)  # type: ignore[no-any-return]
+
+
+def existing_or_new_folder(client: Mega, parent: str, name: str) -> str:
+    """The first folder ``name`` directly under ``parent``, created when there is none."""
+    for child in client._load_tree().children_named(parent, name):
+        if child.get("t") == NodeType.FOLDER:
+            return str(child["h"])
+    return new_handle(mkdir(client, name, parent))
+
+
+def create_folder(client: Mega, name: str, dest: Any) -> dict[str, str]:
+    """:meth:`Mega.create_folder`."""
+    parts = tuple(p for p in str(name).split("/") if p)
+    if not parts:
+        raise ValidationError("a folder name is needed")
+    parent = folder_handle(client, dest)
+    made: dict[str, str] = {}
+    for part in parts:
+        parent = existing_or_new_folder(client, parent, part)
+        made[part] = parent
+    return made
+
+
+def rename(client: Mega, file: NodeRef, new_name: str) -> Any:
+    """:meth:`Mega.rename`."""
+    if not isinstance(new_name, str) or not new_name or "/" in new_name:
+        raise ValidationError("a new name is a non-empty string without '/'")
+    node = client._node(file)
+    if node.get("undecryptable") or "key" not in node:
+        raise WrongKeyError("this node cannot be decrypted, so it cannot be renamed")
+    attrs = dict(node["a"]) if isinstance(node.get("a"), dict) else {}
+    attrs["n"] = new_name
+    result = client._request(
+        {
+            "a": "a",
+            "attr": encrypt_attrs(attrs, node["k"]),
+            "key": wrap_key(client, node["key"]),
+            "n": node["h"],
+            "i": client.request_id,
+        }
+    )
+    client._load_tree().set_attributes(node["h"], attrs)
+    return result
+
+
+def move(client: Mega, file_id: NodeRef, target: Any) -> Any:
+    """:meth:`Mega.move`."""
+    node = client._node(file_id)
+    target_id = folder_handle(client, target)
+    command: dict[str, Any] = {"a": "m", "n": node["h"], "t": target_id, "i": client.request_id}
+    cr = _shares.keys_for_moved_subtree(client, node, target_id)
+    if cr is not None:
+        command["cr"] = cr
+    result = client._request(command)
+    client._load_tree().move(node["h"], target_id)
+    return result
+
+
+def destroy(client: Mega, file_id: NodeRef) -> Any:
+    """:meth:`Mega.destroy`."""
+    node = client._node(file_id)
+    result = client._request({"a": "d", "n": node["h"], "i": client.request_id})
+    client._load_tree().remove(node["h"])
+    return result
+
+
+def handle_from_link(client: Mega, url: str) -> str:
+    """The handle of this account's node behind one of its public links."""
+    link = parse_link(url)
+    handle = client.get_id_from_public_handle(link.handle)
+    if handle is None:
+        raise NodeNotFoundError("no node of this account has that public link")
+    return handle
+
+
+def empty_trash(client: Mega) -> Any:
+    """:meth:`Mega.empty_trash`."""
+    files = client.get_files_in_node(NodeType.RUBBISH)
+    if not files:
+        return None
+    handles = list(files)
+    results: list[Any] = []
+    for start in range(0, len(handles), _DELETE_BATCH):
+        part = handles[start : start + _DELETE_BATCH]
+        results += client._batch([{"a": "d", "n": h, "i": client.request_id} for h in part])
+    tree = client._load_tree()
+    for h, result in zip(handles, results, strict=True):
+        if result in (0, None) or isinstance(result, dict):
+            tree.remove(h)
+    for result in results:
+        if isinstance(result, int) and result < 0:
+            raise error_for_code(result)
+    return results[0]
+
+
+# -- public links ------------------------------------------------------------------------------
+def _link_base(client: Mega) -> str:
+    if (client.schema, client.domain) == ("https", "mega.co.nz"):
+        return "https://mega.nz"
+    return f"{client.schema}://{client.domain}"
+
+
+def _legacy(client: Mega) -> bool:
+    return bool(client.options.get("legacy_links", False))
+
+
+def _public_handle(client: Mega, handle: str) -> str:
+    answer = client._request({"a": "l", "n": handle, "i": client.request_id})
+    if not isinstance(answer, str):
+        raise UnexpectedAnswerError("the answer to l is not a public handle")
+    node = client._tree.nodes.get(handle) if client._tree is not None else None
+    if node is not None:
+        node["ph"] = answer
+    return answer
+
+
+def get_link(client: Mega, file: NodeRef) -> str:
+    """:meth:`Mega.get_link`."""
+    node = client._node(file, "file")
+    if node.get("t") != NodeType.FILE:
+        if node.get("t") == NodeType.FOLDER:
+            return get_folder_link(client, file)
+        raise ValidationError("only files and folders have links")
+    if "key" not in node:
+        raise WrongKeyError("this file cannot be decrypted, so it has no usable link")
+    ph = _public_handle(client, node["h"])
+    return file_link(ph, words_to_bytes(node["key"]), _link_base(client), _legacy(client))
+
+
+def get_upload_link(client: Mega, file: Mapping[str, Any]) -> str:
+    """:meth:`Mega.get_upload_link`."""
+    if not isinstance(file, Mapping) or "f" not in file:
+        raise ValidationError("upload() response required as input, use get_link() for nodes")
+    raw = file["f"][0] if isinstance(file["f"], list) and file["f"] else None
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("k"), str) or "h" not in raw:
+        raise ValidationError("upload() response required as input: it has no node")
+    from .crypto import decrypt_key
+
+    enc = b64_bytes(str(raw["k"]).split("/")[0].partition(":")[2])
+    if enc is None or len(enc) != 32:
+        raise WrongKeyError("the uploaded node's key cannot be read")
+    key = decrypt_key(bytes_to_words(enc), client.master_key)
+    ph = _public_handle(client, raw["h"])
+    return file_link(ph, words_to_bytes(key), _link_base(client), _legacy(client))
+
+
+def get_folder_link(client: Mega, file: NodeRef) -> str:
+    """:meth:`Mega.get_folder_link`."""
+    node = client._node(file, "folder")
+    share_key = node.get("shared_folder_key")
+    if share_key is None:
+        raise ValidationError("this folder is not exported yet: use export()")
+    ph = _public_handle(client, node["h"])
+    return folder_link(ph, words_to_bytes(share_key), _link_base(client), _legacy(client))
+
+
+def export(client: Mega, path: str | None, node_id: str | None) -> str:
+    """:meth:`Mega.export`."""
+    tree = client._load_tree()
+    if node_id:
+        node = tree.nodes.get(node_id)
+    elif path:
+        found = client.find(path)
+        node = found[1] if found else None
+    else:
+        raise ValidationError("export() needs a path or a node_id")
+    if node is None:
+        raise NodeNotFoundError(f"nothing to export at {path or node_id!r}")
+    if node.get("t") == NodeType.FILE:
+        return get_link(client, (node["h"], node))
+    if node.get("t") != NodeType.FOLDER:
+        raise ValidationError("only files and folders can be exported")
+    if node.get("shared_folder_key") is None or node["h"] not in client._exported:
+        # a folder shared with users only keeps its share key, and gets EXP too
+        _shares.share_folder(client, node)
+    return get_folder_link(client, (node["h"], node))
+
+
+def import_public_file(
+    client: Mega, file_handle: str, file_key: str | bytes, dest: Any, dest_name: str | None
+) -> Any:
+    """:meth:`Mega.import_public_file`: a node with the public file's data (``ph``) and key."""
+    from ._sources import parse_file_key, public_file_info
+
+    key = parse_file_key(file_key)
+    parent = folder_handle(client, dest)
+    if dest_name is None:
+        dest_name = public_file_info(client, file_handle, file_key)["name"]
+    item = {"ph": file_handle, "t": NodeType.FILE.value, "a": encrypt_attrs({"n": dest_name}, key)}
+    return put_node(client, parent, item, key)

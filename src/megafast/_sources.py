@@ -1,0 +1,224 @@
+"""Resolving what a transfer reads: account nodes and public links, to one :class:`FileSource`.
+
+A file is named by a node of the account (a ``(handle, node)`` tuple, a node dict or a
+handle), a public file link, or a link to a file inside a public folder. Every download path
+(:meth:`Mega.download`, :meth:`Mega.download_url`, :meth:`Mega.download_to_fileobj`,
+:meth:`Mega.open`, folder downloads) resolves it here to a :class:`FileSource`: the ``g``
+command that yields a download URL, the public folder it belongs to (or ``None``), the packed
+file key and the id a resumed download is known by. Public folders (listing and the node a
+link names) and public file information live here too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._codec import attr_key, b64_bytes, bytes_to_words, words_to_bytes
+from ._links import PublicLink, is_handle, parse_link
+from ._nodes import Keyring, NodeTree, NodeType
+from .errors import (
+    LinkError,
+    NodeNotFoundError,
+    NotFoundError,
+    OverQuotaError,
+    UnexpectedAnswerError,
+    ValidationError,
+    WrongKeyError,
+    error_for_code,
+)
+
+if TYPE_CHECKING:
+    from .client import Mega, NodeRef
+
+__all__ = ["FileSource", "resolve_file", "node_source", "link_source"]
+
+
+@dataclass
+class FileSource:
+    """A remote file ready to be read.
+
+    ``command``: the ``g`` command (by node handle ``n`` or public handle ``p``); ``folder``:
+    the public folder handle the request goes through (``None`` for the account's own nodes
+    and public file links); ``key``: the packed 8-word file key; ``resume_id``: what an
+    interrupted download to a path is resumed by; ``answer``: the last ``g`` answer, once
+    :func:`fetch` has asked for it.
+    """
+
+    command: dict[str, Any]
+    folder: str | None
+    key: tuple[int, ...]
+    resume_id: str
+    answer: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def by_link(self) -> bool:
+        """True for a public file link (its key is only checked when the answer comes)."""
+        return "p" in self.command
+
+    @property
+    def size(self) -> int:
+        return int(self.answer.get("s") or 0)
+
+
+def node_source(node: dict[str, Any], folder: str | None = None) -> FileSource:
+    """The source of a decryptable file node (of the public folder ``folder``, or None)."""
+    if node.get("t") != NodeType.FILE:
+        raise ValidationError("this is a folder, not a file")
+    if node.get("undecryptable") or "key" not in node:
+        raise WrongKeyError("this file cannot be decrypted")
+    return FileSource({"a": "g", "g": 1, "n": node["h"]}, folder, tuple(node["key"]), node["h"])
+
+
+def link_source(link: PublicLink) -> FileSource:
+    """The source of a public file link."""
+    return FileSource({"a": "g", "g": 1, "p": link.handle}, None, link.key_a32(), link.handle)
+
+
+def resolve_file(client: Mega, file: NodeRef | str) -> FileSource:
+    """The source of a file given as a node, a handle, a public file link or a link to a
+    file inside a public folder."""
+    if isinstance(file, str) and ("#" in file or "!" in file):
+        link = parse_link(file)
+        if link.kind == "file":
+            return link_source(link)
+        tree = public_folder_tree(client, link)
+        return node_source(public_root(tree, link), link.handle)
+    return node_source(client._node(file, "file"))
+
+
+def fetch(client: Mega, source: FileSource) -> dict[str, Any]:
+    """Ask for a download URL (``g``); the answer is kept in ``source.answer``. Quota, a
+    missing URL and error numbers raise."""
+    cmd = dict(source.command)
+    if client.api_url.startswith("https:"):
+        cmd["ssl"] = 2
+    data = client._request(cmd, folder=source.folder)
+    if not isinstance(data, dict):
+        raise UnexpectedAnswerError("the answer to g is not an object")
+    if "tl" in data and not data.get("g"):
+        try:
+            left: float | None = float(data["tl"])
+        except (TypeError, ValueError):
+            left = None
+        raise OverQuotaError(-17, "transfer quota exceeded", time_left=left)
+    if isinstance(data.get("e"), int) and data["e"] < 0:
+        raise error_for_code(data["e"])
+    if not isinstance(data.get("g"), str) or not data["g"]:
+        raise UnexpectedAnswerError("the file is not accessible (no download URL)")
+    source.answer = data
+    return data
+
+
+def fetch_checked(client: Mega, source: FileSource) -> dict[str, Any]:
+    """:func:`fetch`, then, for a public file link, check the link's key against the file's
+    attributes (a wrong key fails here, clearly, before any byte is read)."""
+    data = fetch(client, source)
+    if source.by_link:
+        decrypt_at(data.get("at", ""), source.key)
+    return data
+
+
+def url_getter(client: Mega, source: FileSource) -> Callable[[bool], str]:
+    """``get_url(refresh)`` for the transfer engine: the URL of the last answer, or a new
+    one (a new ``g``) when the engine says the old one stopped working."""
+
+    def get_url(refresh: bool = False) -> str:
+        if refresh:
+            fetch(client, source)
+        return str(source.answer["g"])
+
+    return get_url
+
+
+def decrypt_at(at: Any, key: tuple[int, ...]) -> dict[str, Any]:
+    """A file's attributes from a ``g`` answer's ``at``; :class:`WrongKeyError` when the
+    key does not decrypt them."""
+    from .crypto import decrypt_attr
+
+    raw = b64_bytes(at) if isinstance(at, str) else None
+    attrs = decrypt_attr(raw, attr_key(key)) if raw else False
+    if not isinstance(attrs, dict):
+        raise WrongKeyError("the key does not decrypt this file's attributes (wrong key?)")
+    return attrs
+
+
+def parse_file_key(file_key: str | bytes | tuple[int, ...]) -> tuple[int, ...]:
+    """A packed file key given as base64url, 32 bytes or 8 words."""
+    if isinstance(file_key, tuple):
+        raw = words_to_bytes(file_key)
+    elif isinstance(file_key, bytes):
+        raw = file_key
+    else:
+        raw = b64_bytes(str(file_key)) or b""
+    if len(raw) != 32:
+        raise LinkError("a file key is 32 bytes (43 characters of base64url)")
+    return bytes_to_words(raw)
+
+
+# -- public files and folders ------------------------------------------------------------------
+def public_file_info(client: Mega, file_handle: str, file_key: str | bytes) -> dict[str, Any]:
+    """``{'size': bytes, 'name': str}`` of a public file."""
+    key = parse_file_key(file_key)
+    if not is_handle(file_handle):
+        raise LinkError("a public handle is 8 characters of base64url")
+    try:
+        data = client._request({"a": "g", "p": file_handle, "ssm": 1})
+    except NotFoundError:
+        raise NodeNotFoundError("no public file behind this link (removed?)") from None
+    if not isinstance(data, dict) or "at" not in data or "s" not in data:
+        raise UnexpectedAnswerError("the answer to g has no size or attributes")
+    attrs = decrypt_at(data["at"], key)
+    return {"size": data["s"], "name": attrs.get("n")}
+
+
+def public_url_info(client: Mega, url: str) -> dict[str, Any]:
+    """:meth:`Mega.get_public_url_info`."""
+    link = parse_link(url)
+    if link.kind == "file":
+        return public_file_info(client, link.handle, link.key_b64)
+    nodes = public_folder_tree(client, link)
+    root = public_root(nodes, link)
+    inside = [root, *nodes.descendants(root["h"])]
+    files = [n for n in inside if n.get("t") == NodeType.FILE]
+    return {
+        "size": sum(int(n.get("s") or 0) for n in files),
+        "name": nodes.name_of(root),
+        "files": len(files),
+        "folders": len(inside) - len(files),
+    }
+
+
+def public_folder_tree(client: Mega, link: PublicLink) -> NodeTree:
+    """The decrypted tree of a public folder link."""
+    answer = client._request({"a": "f", "c": 1, "r": 1, "ca": 1}, folder=link.handle)
+    if not isinstance(answer, dict):
+        raise UnexpectedAnswerError("the answer to f is not an object")
+    tree = NodeTree.from_answer(answer, Keyring(default_key=link.key))
+    if tree.nodes and all(n.get("undecryptable") for n in tree.nodes.values()):
+        raise WrongKeyError("the key does not decrypt this folder (wrong key?)")
+    return tree
+
+
+def public_root(tree: NodeTree, link: PublicLink) -> dict[str, Any]:
+    """The node a folder link names: the node inside it, or the folder's top node."""
+    if link.child:
+        node = tree.nodes.get(link.child)
+        if node is None:
+            raise NodeNotFoundError("the link names a node that is not in the folder")
+        return node
+    for node in tree.nodes.values():
+        if node.get("p") not in tree.nodes:
+            return node
+    raise NodeNotFoundError("the public folder is empty")
+
+
+def public_folder(client: Mega, url: str) -> dict[str, dict[str, Any]]:
+    """:meth:`Mega.get_public_folder`."""
+    link = parse_link(url)
+    if link.kind != "folder":
+        raise LinkError("not a folder link")
+    tree = public_folder_tree(client, link)
+    root = public_root(tree, link)
+    return {root["h"]: root, **{n["h"]: n for n in tree.descendants(root["h"])}}

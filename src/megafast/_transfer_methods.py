@@ -1,0 +1,226 @@
+"""The data half of :class:`~megafast.Mega`'s interface: public links (making and reading
+them), downloads, uploads and streams (mega.py's names and megafast's streaming ones).
+
+:class:`TransferMethods` only states the signatures and documents them; each method hands
+over to :mod:`megafast._transfers` (orchestration), :mod:`megafast._sources` (public links
+and folders) or :mod:`megafast._nodeops` (importing a public file). ``Mega`` inherits it, so
+the two halves are one class to callers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
+
+from . import _nodeops, _sources, _transfers
+from ._links import parse_link
+from .errors import LinkError
+
+if TYPE_CHECKING:
+    from .client import Mega, NodeRef
+    from .transfer import ProgressCallback, TransferConfig
+
+__all__ = ["TransferMethods"]
+
+
+class TransferMethods:
+    """Downloads, uploads and public links of :class:`~megafast.Mega` (see there)."""
+
+    def _client(self) -> Mega:
+        return cast("Mega", self)
+
+    # ------------------------------------------------------------------------------------
+    # links to the account's nodes (megafast._nodeops)
+    # ------------------------------------------------------------------------------------
+    def get_link(self, file: NodeRef) -> str:
+        """The public link of a file (creates it if needed)."""
+        return _nodeops.get_link(self._client(), file)
+
+    def get_upload_link(self, file: Mapping[str, Any]) -> str:
+        """The public link of a file just uploaded (``file`` is :meth:`upload`'s answer)."""
+        return _nodeops.get_upload_link(self._client(), file)
+
+    def get_folder_link(self, file: NodeRef) -> str:
+        """The public link of a folder that is already exported (see :meth:`export`)."""
+        return _nodeops.get_folder_link(self._client(), file)
+
+    def export(self, path: str | None = None, node_id: str | None = None) -> str:
+        """Create (or return) the public link of the file or folder at ``path`` or
+        ``node_id``. Folders are shared with a fresh key first."""
+        return _nodeops.export(self._client(), path, node_id)
+
+    # ------------------------------------------------------------------------------------
+    # public files and folders (megafast._sources)
+    # ------------------------------------------------------------------------------------
+    @staticmethod
+    def _parse_url(url: str) -> str:
+        """``handle!key`` of a public link (mega.py's helper)."""
+        link = parse_link(url)
+        return f"{link.handle}!{link.key_b64}"
+
+    def get_public_url_info(self, url: str) -> dict[str, Any]:
+        """``{'size': bytes, 'name': str}`` of a public file link; for a folder link also
+        the counts of ``files`` and ``folders`` (size is the total of its files)."""
+        return _sources.public_url_info(self._client(), url)
+
+    def get_public_file_info(self, file_handle: str, file_key: str | bytes) -> dict[str, Any]:
+        """``{'size': bytes, 'name': str}`` of a public file; a wrong key raises
+        :class:`~megafast.errors.WrongKeyError`."""
+        return _sources.public_file_info(self._client(), file_handle, file_key)
+
+    def import_public_url(
+        self, url: str, dest_node: NodeRef | None = None, dest_name: str | None = None
+    ) -> Any:
+        """Copy a public file into the account (default: the Cloud Drive)."""
+        link = parse_link(url)
+        if link.kind != "file":
+            raise LinkError("only file links can be imported")
+        return self.import_public_file(link.handle, link.key_b64, dest_node, dest_name)
+
+    def import_public_file(
+        self,
+        file_handle: str,
+        file_key: str | bytes,
+        dest_node: NodeRef | None = None,
+        dest_name: str | None = None,
+    ) -> Any:
+        """Copy a public file (handle and key) into the account; returns the ``p`` answer."""
+        return _nodeops.import_public_file(
+            self._client(), file_handle, file_key, dest_node, dest_name
+        )
+
+    def get_public_folder(self, url: str) -> dict[str, dict[str, Any]]:
+        """All nodes of a public folder link: ``{handle: node}`` like :meth:`get_files`
+        (undecryptable nodes included, marked ``undecryptable``). A link to a node inside
+        the folder lists that node and what is below it."""
+        return _sources.public_folder(self._client(), url)
+
+    # ------------------------------------------------------------------------------------
+    # transfers (megafast._transfers)
+    # ------------------------------------------------------------------------------------
+    def download(
+        self,
+        file: NodeRef | None,
+        dest_path: str | os.PathLike[str] | None = None,
+        dest_filename: str | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+    ) -> Path:
+        """Download a file (a ``(handle, node)`` from :meth:`find`) into ``dest_path``
+        (default: the current directory) and return the file's path. A folder is
+        downloaded recursively and its local path returned. The content is verified (MAC)."""
+        return _transfers.download(self._client(), file, dest_path, dest_filename, progress, config)
+
+    def download_url(
+        self,
+        url: str,
+        dest_path: str | os.PathLike[str] | None = None,
+        dest_filename: str | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+    ) -> Path:
+        """Download a public link: a file, a file or folder inside a folder link, or a
+        whole folder (recursively). Returns the local path."""
+        return _transfers.download_url(
+            self._client(), url, dest_path, dest_filename, progress, config
+        )
+
+    def download_folder_url(
+        self,
+        url: str,
+        dest_path: str | os.PathLike[str] | None = None,
+        dest_filename: str | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+    ) -> Path:
+        """Download a public folder link (or the node inside it the link names)."""
+        return _transfers.download_folder_url(
+            self._client(), url, dest_path, dest_filename, progress, config
+        )
+
+    def download_to_fileobj(
+        self,
+        file: NodeRef | str,
+        fileobj: Any,
+        *,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+    ) -> int:
+        """Write a file's verified content, in order, to a writable binary ``fileobj``;
+        ``file`` is a node, a handle or a public link. Returns the size in bytes. The MAC
+        is checked at the end: on :class:`~megafast.errors.IntegrityError` discard what
+        was written."""
+        return _transfers.download_to_fileobj(self._client(), file, fileobj, progress, config)
+
+    def open(self, file: NodeRef | str, *, config: TransferConfig | None = None) -> Any:
+        """A seekable, read-only binary file object over a remote file (a node, a handle
+        or a public link); whole MAC chunks are verified as they are read."""
+        return _transfers.open_remote(self._client(), file, config)
+
+    def upload(
+        self,
+        filename: str | os.PathLike[str],
+        dest: NodeRef | None = None,
+        dest_filename: str | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+        resume: bool = True,
+    ) -> dict[str, Any]:
+        """Upload a local file into ``dest`` (a folder handle or node; default: the Cloud
+        Drive) and return the API's answer (``{'f': [new node]}``), as mega.py does.
+
+        ``resume``: an interrupted upload of the same (unchanged) file to the same folder,
+        name, account and server continues where it stopped while its upload URL is valid
+        (a sidecar holds the URL and key; the data sent before is checked against the file
+        before anything new is sent). ``resume=False`` (or ``config.resume=False``) starts over.
+        """
+        return _transfers.upload(
+            self._client(), filename, dest, dest_filename, progress, config, resume
+        )
+
+    def upload_folder(
+        self,
+        directory: str | os.PathLike[str],
+        dest: NodeRef | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+        resume: bool = True,
+    ) -> dict[str, str]:
+        """Upload a local folder tree into ``dest`` (default: the Cloud Drive), like
+        ``cp -r``: the folder itself is created (or reused) there, with every sub-folder
+        and regular file below it (symlinks and special files are skipped).
+
+        Returns ``{relative path: handle}`` with ``"."`` for the top folder and POSIX
+        paths (``"sub/file.txt"``) below it. ``progress(done, total)`` covers the bytes of
+        the whole tree. Each file resumes like :meth:`upload`.
+        """
+        return _transfers.upload_folder(self._client(), directory, dest, progress, config, resume)
+
+    def upload_fileobj(
+        self,
+        fileobj: Any,
+        name: str,
+        dest: NodeRef | None = None,
+        *,
+        size: int | None = None,
+        mtime: float | None = None,
+        progress: ProgressCallback | None = None,
+        config: TransferConfig | None = None,
+        resume: bool = True,
+    ) -> dict[str, Any]:
+        """Upload a binary file object (or bytes, or an iterable of bytes) as ``name`` into
+        ``dest``; ``size`` in bytes is needed when it cannot be found by seeking. Returns the
+        API's answer like :meth:`upload`. A seekable source read from its start also gets a
+        fingerprint (``mtime``: seconds, default now). ``resume``: as for :meth:`upload`, for
+        bytes and seekable sources (a stream cannot be read again, so it always starts over).
+        """
+        return _transfers.upload_fileobj(
+            self._client(), fileobj, name, dest, size, mtime, progress, config, resume
+        )

@@ -1,0 +1,458 @@
+"""Transfer orchestration: which files go where, on top of the engine in :mod:`megafast.transfer`.
+
+Downloads: one file from a :class:`~megafast._sources.FileSource` to a path, and folder trees
+(the account's or a public folder's) to local folders with safe local names. Uploads: a path,
+bytes or a file object to a new node (with the attributes, the fingerprint and the identity
+an interrupted upload resumes by), and whole local folder trees. Each transfer runs on a
+private HTTP session the engine clones from the client's pooled one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import os
+import re
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import _nodeops, _sources
+from ._codec import FileKey
+from ._links import parse_link
+from ._nodes import NodeTree, NodeType
+from .errors import (
+    DestinationError,
+    LinkError,
+    SourceNotFoundError,
+    UnexpectedAnswerError,
+    ValidationError,
+    WrongKeyError,
+)
+
+if TYPE_CHECKING:
+    from .client import Mega, NodeRef
+    from .transfer import ProgressCallback, TransferConfig
+
+PathArg = str | os.PathLike[str] | None
+
+_UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]")
+
+
+def _safe_name(name: str) -> str:
+    """A node name as a single local path component (no separators, not '.' or '..')."""
+    cleaned = _UNSAFE_NAME.sub("_", name).strip()
+    if cleaned in ("", ".", ".."):
+        cleaned = "_" + cleaned
+    return cleaned
+
+
+def _config(client: Mega, config: TransferConfig | None) -> TransferConfig | None:
+    return config if config is not None else client.options.get("transfer")
+
+
+def dest_dir(dest_path: PathArg) -> Path:
+    """An existing, writable local directory (default: the current one)."""
+    directory = Path(dest_path) if dest_path not in (None, "") else Path.cwd()
+    if directory.exists() and not directory.is_dir():
+        raise DestinationError(f"the destination is not a directory: {directory}")
+    if not directory.exists():
+        raise DestinationError(f"the destination directory does not exist: {directory}")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise DestinationError(f"the destination directory is not writable: {directory}")
+    return directory
+
+
+# -- downloads ---------------------------------------------------------------------------------
+def download_source(
+    client: Mega,
+    source: _sources.FileSource,
+    target: Path,
+    *,
+    name_from_at: bool,
+    progress: ProgressCallback | None,
+    config: TransferConfig | None,
+) -> Path:
+    """Download ``source`` to ``target`` (into the directory ``target`` under the file's own
+    name when ``name_from_at``); an interrupted download resumes by ``source.resume_id``."""
+    from .transfer import download_file
+
+    data = _sources.fetch(client, source)
+    if name_from_at:
+        name = _sources.decrypt_at(data.get("at", ""), source.key).get("n")
+        if not isinstance(name, str):
+            raise WrongKeyError("the file has no name attribute")
+        target = target / _safe_name(name)
+    return download_file(
+        client.http,
+        _sources.url_getter(client, source),
+        source.size,
+        source.key,
+        target,
+        config=_config(client, config),
+        progress=progress,
+        resume_id=source.resume_id,
+    )
+
+
+def download(
+    client: Mega,
+    file: NodeRef | None,
+    dest_path: PathArg,
+    dest_filename: str | None,
+    progress: ProgressCallback | None,
+    config: TransferConfig | None,
+) -> Path:
+    """:meth:`Mega.download`."""
+    node = client._node(file, "file")
+    directory = dest_dir(dest_path)
+    if node.get("undecryptable") or "key" not in node:
+        raise WrongKeyError("this node cannot be decrypted, so it cannot be downloaded")
+    tree = client._load_tree()
+    target = directory / _safe_name(dest_filename or tree.name_of(node) or node["h"])
+    if node.get("t") == NodeType.FOLDER:
+        return download_tree(client, tree, node, target, None, progress, config)
+    if node.get("t") != NodeType.FILE:
+        raise ValidationError("only files and folders can be downloaded")
+    source = _sources.node_source(node)
+    return download_source(
+        client, source, target, name_from_at=False, progress=progress, config=config
+    )
+
+
+def download_url(
+    client: Mega,
+    url: str,
+    dest_path: PathArg,
+    dest_filename: str | None,
+    progress: ProgressCallback | None,
+    config: TransferConfig | None,
+) -> Path:
+    """:meth:`Mega.download_url`: a file link, or a folder link (or a node inside one)."""
+    link = parse_link(url)
+    directory = dest_dir(dest_path)
+    if link.kind != "file":
+        return download_folder_url(client, url, directory, dest_filename, progress, config)
+    # without dest_filename the name comes from the file's own attributes
+    return download_source(
+        client,
+        _sources.link_source(link),
+        directory / _safe_name(dest_filename) if dest_filename else directory,
+        name_from_at=not dest_filename,
+        progress=progress,
+        config=config,
+    )
+
+
+def download_folder_url(
+    client: Mega,
+    url: str,
+    dest_path: PathArg,
+    dest_filename: str | None,
+    progress: ProgressCallback | None,
+    config: TransferConfig | None,
+) -> Path:
+    """:meth:`Mega.download_folder_url`."""
+    link = parse_link(url)
+    if link.kind != "folder":
+        raise LinkError("not a folder link")
+    directory = dest_dir(dest_path)
+    tree = _sources.public_folder_tree(client, link)
+    root = _sources.public_root(tree, link)
+    target = directory / _safe_name(dest_filename or tree.name_of(root) or root["h"])
+    if root.get("undecryptable") or "key" not in root:
+        raise WrongKeyError("the key does not decrypt this folder (wrong key?)")
+    if root.get("t") == NodeType.FILE:
+        source = _sources.node_source(root, link.handle)
+        return download_source(
+            client, source, target, name_from_at=False, progress=progress, config=config
+        )
+    return download_tree(client, tree, root, target, link.handle, progress, config)
+
+
+def download_tree(
+    client: Mega,
+    tree: NodeTree,
+    root: dict[str, Any],
+    target: Path,
+    folder: str | None,
+    progress: ProgressCallback | None,
+    config: TransferConfig | None,
+) -> Path:
+    """Download the folder ``root`` of ``tree`` (of the public folder ``folder``, or None)
+    to ``target``: every sub-folder, then every file; ``progress`` covers all bytes."""
+    files = [n for n in tree.descendants(root["h"]) if n.get("t") == NodeType.FILE]
+    total = sum(int(n.get("s") or 0) for n in files)
+    done = 0
+
+    def step(n: int, _t: int) -> None:
+        if progress is not None:
+            progress(done + n, total)
+
+    for local in (target, *_local_folders(tree, root, target)):
+        try:
+            local.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise DestinationError(f"cannot create {local}: {exc.strerror}") from None
+    for node in files:
+        if node.get("undecryptable") or "key" not in node:
+            raise WrongKeyError(f"{tree.path_of(node['h'])} cannot be decrypted")
+        download_source(
+            client,
+            _sources.node_source(node, folder),
+            _local_path(tree, root, node, target),
+            name_from_at=False,
+            progress=step,
+            config=config,
+        )
+        done += int(node.get("s") or 0)
+    return target
+
+
+def _local_folders(tree: NodeTree, root: dict[str, Any], target: Path) -> Iterator[Path]:
+    for node in tree.descendants(root["h"]):
+        if node.get("t") == NodeType.FOLDER:
+            yield _local_path(tree, root, node, target)
+
+
+def _local_path(tree: NodeTree, root: dict[str, Any], node: dict[str, Any], target: Path) -> Path:
+    parts: list[str] = []
+    h: str | None = node["h"]
+    while h is not None and h != root["h"]:
+        n = tree.nodes[h]
+        parts.append(_safe_name(tree.name_of(n) or h))
+        h = n.get("p")
+    return target.joinpath(*reversed(parts))
+
+
+def download_to_fileobj(
+    client: Mega,
+    file: NodeRef | str,
+    fileobj: Any,
+    progress: ProgressCallback | None,
+    config: TransferConfig | None,
+) -> int:
+    """:meth:`Mega.download_to_fileobj`."""
+    from .transfer import download_to_fileobj as engine_download
+
+    source = _sources.resolve_file(client, file)
+    _sources.fetch_checked(client, source)
+    engine_download(
+        client.http,
+        _sources.url_getter(client, source),
+        source.size,
+        source.key,
+        fileobj,
+        config=_config(client, config),
+        progress=progress,
+    )
+    return source.size
+
+
+def open_remote(client: Mega, file: NodeRef | str, config: TransferConfig | None) -> Any:
+    """:meth:`Mega.open`."""
+    from .transfer import open_reader
+
+    source = _sources.resolve_file(client, file)
+    _sources.fetch_checked(client, source)
+    return open_reader(
+        client.http,
+        _sources.url_getter(client, source),
+        source.size,
+        source.key,
+        config=_config(client, config),
+    )
+
+
+# -- uploads -----------------------------------------------------------------------------------
+def _file_identity(path: Path, st: os.stat_result) -> str:
+    """A local file as it is now: a changed file (size, mtime, inode) is another upload."""
+    return f"path:{path}:{st.st_size}:{st.st_mtime_ns}:{st.st_dev}:{st.st_ino}"
+
+
+def _fileobj_identity(fileobj: Any, base: int, size: int | None) -> str:
+    """A seekable file object from ``base``: its file when it has one, else its sampled
+    fingerprint (a resume re-checks the data sent before, so a collision only costs time)."""
+    fileno = getattr(fileobj, "fileno", None)
+    if callable(fileno):
+        try:
+            st = os.fstat(fileno())
+        except (OSError, ValueError, io.UnsupportedOperation):
+            pass
+        else:
+            if stat.S_ISREG(st.st_mode):
+                name = getattr(fileobj, "name", "")
+                return f"{_file_identity(Path(str(name)), st)}:{base}:{size}"
+    from .crypto import fingerprint
+
+    sample = fingerprint(fileobj, 0)  # mtime 0: the same data gives the same id every time
+    end = fileobj.seek(0, os.SEEK_END)
+    fileobj.seek(base)
+    return f"fileobj:{sample}:{base}:{size}:{end}"
+
+
+def _resume_id(client: Mega, parent: str, name: str, identity: str) -> str:
+    """What makes two uploads "the same" for resuming: server, account, destination and
+    the source's identity (the transfer engine keeps only a digest of it)."""
+    creds = client._require_login()
+    who = creds.user_handle or creds.email or ""
+    return "\0".join(("megafast-upload", client.api_url, who, parent, name, identity))
+
+
+def upload(
+    client: Mega,
+    filename: str | os.PathLike[str],
+    dest: Any,
+    dest_filename: str | None,
+    progress: ProgressCallback | None,
+    config: TransferConfig | None,
+    resume: bool,
+) -> dict[str, Any]:
+    """:meth:`Mega.upload`."""
+    from .crypto import fingerprint
+
+    path = Path(filename)
+    if not path.is_file():
+        raise SourceNotFoundError(f"no such file to upload: {path}")
+    client._require_login()
+    parent = _nodeops.folder_handle(client, dest)
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise SourceNotFoundError(f"cannot read {path}: {exc.strerror}") from None
+    name = dest_filename or path.name
+    attrs = {"n": name, "c": fingerprint(path, int(st.st_mtime))}
+    resume_id = _resume_id(client, parent, name, _file_identity(path.resolve(), st))
+    return upload_source(
+        client, path, st.st_size, parent, attrs, progress, config, resume_id if resume else None
+    )
+
+
+def upload_fileobj(
+    client: Mega,
+    fileobj: Any,
+    name: str,
+    dest: Any,
+    size: int | None,
+    mtime: float | None,
+    progress: ProgressCallback | None,
+    config: TransferConfig | None,
+    resume: bool,
+) -> dict[str, Any]:
+    """:meth:`Mega.upload_fileobj`."""
+    from .crypto import fingerprint
+
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValidationError("name must be a non-empty string without '/'")
+    client._require_login()
+    parent = _nodeops.folder_handle(client, dest)
+    attrs: dict[str, Any] = {"n": name}
+    stamp = int(time.time() if mtime is None else mtime)
+    if isinstance(fileobj, (bytes, bytearray, memoryview)):
+        data = bytes(fileobj)
+        attrs["c"] = fingerprint(io.BytesIO(data), stamp)
+        digest = f"bytes:{len(data)}:{hashlib.sha256(data).hexdigest()}"
+        resume_id = _resume_id(client, parent, name, digest) if resume else None
+        return upload_source(client, data, len(data), parent, attrs, progress, config, resume_id)
+    identity: str | None = None
+    seekable = getattr(fileobj, "seekable", None)
+    if callable(seekable) and seekable():
+        base = fileobj.tell()
+        if base == 0:
+            attrs["c"] = fingerprint(fileobj, stamp)  # seeks around, then back to the start
+            fileobj.seek(0)
+        identity = _fileobj_identity(fileobj, base, size)
+    resume_id = _resume_id(client, parent, name, identity) if resume and identity else None
+    return upload_source(client, fileobj, size, parent, attrs, progress, config, resume_id)
+
+
+def upload_source(
+    client: Mega,
+    source: Any,
+    size: int | None,
+    parent: str,
+    attrs: dict[str, Any],
+    progress: ProgressCallback | None,
+    config: TransferConfig | None,
+    resume_id: str | None = None,
+) -> dict[str, Any]:
+    """Upload ``source`` with the engine, then create its node under ``parent``."""
+    from .transfer import TransferConfig, upload_file
+
+    cfg = _config(client, config)
+    if resume_id is None:
+        # no stable id: no sidecar either (the engine would key one by the path alone)
+        cfg = dataclasses.replace(cfg if cfg is not None else TransferConfig(), resume=False)
+
+    def get_upload_url(size: int) -> str:
+        answer = client._request({"a": "u", "s": size})
+        if not isinstance(answer, dict) or not isinstance(answer.get("p"), str):
+            raise UnexpectedAnswerError("the answer to u has no upload URL")
+        return str(answer["p"])
+
+    result = upload_file(
+        client.http,
+        get_upload_url,
+        source,
+        size,
+        config=cfg,
+        progress=progress,
+        resume_id=resume_id,
+    )
+    key = FileKey.unpack(result.key).packed
+    item = {"h": result.token, "t": NodeType.FILE.value, "a": _nodeops.encrypt_attrs(attrs, key)}
+    return _nodeops.put_node(client, parent, item, key)  # type: ignore[no-any-return]
+
+
+def upload_folder(
+    client: Mega,
+    directory: str | os.PathLike[str],
+    dest: Any,
+    progress: ProgressCallback | None,
+    config: TransferConfig | None,
+    resume: bool,
+) -> dict[str, str]:
+    """:meth:`Mega.upload_folder`."""
+    top = Path(directory)
+    if not top.is_dir():
+        raise SourceNotFoundError(f"no such folder to upload: {top}")
+    client._require_login()
+    files: list[tuple[Path, str]] = []
+    folders: list[str] = ["."]
+    for here, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        rel_dir = Path(here).relative_to(top)
+        folders.extend((rel_dir / d).as_posix() for d in dirnames)
+        for name in sorted(filenames):
+            path = Path(here) / name
+            if path.is_file() and not path.is_symlink():
+                files.append((path, (rel_dir / name).as_posix()))
+    sizes = [p.stat().st_size for p, _ in files]
+    total = sum(sizes)
+    handles: dict[str, str] = {}
+    for rel in folders:
+        if rel == ".":
+            parent, name = _nodeops.folder_handle(client, dest), top.resolve().name
+        else:
+            head, _, name = rel.rpartition("/")
+            parent = handles[head or "."]
+        handles[rel] = _nodeops.existing_or_new_folder(client, parent, name)
+    done_before = 0
+    for (path, rel), size in zip(files, sizes, strict=True):
+        head, _, _ = rel.rpartition("/")
+        step = None
+        if progress is not None:
+            base = done_before
+
+            def step(done: int, _total: int, base: int = base) -> None:
+                progress(base + done, total)
+
+        answer = upload(client, path, handles[head or "."], None, step, config, resume)
+        handles[rel] = _nodeops.new_handle(answer)
+        done_before += size
+    if progress is not None and not files:
+        progress(0, 0)
+    return handles

@@ -1,0 +1,208 @@
+"""The emulator's change log and its ``/sc`` channel (PROTOCOL Part 2, §2-§3).
+
+Every change the emulator makes (through ``/cs`` from any session, or through its own
+seeding helpers) appends action packets in MEGA's format to a log in SQLite, one row per
+recipient account, numbered by the store's sequence (the ``sn``). A packet added inside a
+command's transaction disappears with it when the command fails.
+
+``/sc?sn=<sn>&sid=<sid>`` (or ``&n=<public folder handle>``; also ``/wsc``) answers ``{"a": [packets], "sn": <newest>}`` when
+there is something newer than ``sn``, else ``{"w": <wait URL>, "sn": <sn>}``; the wait URL
+long-polls until a change for that account arrives or ``wait_timeout`` seconds pass (at most
+40, MEGA's client timeout), then answers an empty body, after which the client polls ``/sc``
+again. An ``sn`` older than the trimmed log gets ``-6`` (ETOOMANY: reload everything).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+import time
+from typing import Any
+
+from ._crypto import b64decode, b64encode
+from ._store import Store
+
+EARGS, ETOOMANY, ESID = -2, -6, -15
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sc_log(
+    id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL, user TEXT NOT NULL,
+    packet TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS sc_log_user ON sc_log(user, seq);
+CREATE INDEX IF NOT EXISTS sc_log_seq ON sc_log(seq);
+"""
+
+MAX_WAIT = 40.0
+_MAX_WAITS = 10_000
+
+
+def encode_sn(seq: int) -> str:
+    """An ``sn`` as MEGA sends it: 8 bytes, big-endian, base64url."""
+    return b64encode(seq.to_bytes(8, "big"))
+
+
+def decode_sn(text: str) -> int | None:
+    """The number inside an ``sn``, or None when it is not 8 bytes of base64url."""
+    try:
+        raw = b64decode(text)
+    except ValueError:
+        return None
+    return int.from_bytes(raw, "big") if len(raw) == 8 else None
+
+
+class ChangeLog:
+    """Action packets per account, with the ``/sc`` answers and the wait-URL long poll."""
+
+    def __init__(self, store: Store, size: int = 100_000, wait_timeout: float = 30.0) -> None:
+        self.store = store
+        self.size = size
+        self.wait_timeout = wait_timeout
+        self._cond = threading.Condition()
+        self._generation = 0
+        self._closed = False
+        self._waits: dict[str, tuple[str, int, float]] = {}  # token -> (user, sn, expires)
+        with store.lock:
+            store.db.executescript(_SCHEMA)
+
+    def configure(self, size: int | None = None, wait_timeout: float | None = None) -> None:
+        if size is not None:
+            if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+                raise ValueError("the change log size must be a positive integer")
+            self.size = size
+            with self.store.transaction():
+                self._trim()
+        if wait_timeout is not None:
+            if not 0 < wait_timeout <= MAX_WAIT:
+                raise ValueError(f"wait_timeout must be > 0 and <= {MAX_WAIT:g} seconds")
+            self.wait_timeout = wait_timeout
+
+    def close(self) -> None:
+        """Wake every long poll (the server is stopping)."""
+        with self._cond:
+            self._closed = True
+            self._generation += 1
+            self._cond.notify_all()
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def current(self) -> int:
+        row = self.store.one("SELECT value FROM meta WHERE key='seq'")
+        return int(row[0]) if row else 0
+
+    def add(self, packets: dict[str, dict[str, Any]]) -> None:
+        """Append one change: ``{recipient user handle: packet}`` under one new ``sn``."""
+        if not packets:
+            return
+        store = self.store
+        with store.transaction():
+            seq = store.next_seq()
+            for user, packet in packets.items():
+                store.execute(
+                    "INSERT INTO sc_log(seq, user, packet) VALUES(?,?,?)",
+                    seq,
+                    user,
+                    json.dumps(packet, separators=(",", ":")),
+                )
+            self._trim()
+        with self._cond:
+            self._generation += 1
+            self._cond.notify_all()
+
+    def _trim(self) -> None:
+        """Keep the newest ``size`` rows. Rows only ever go from the old end, so ids are
+        contiguous and the count is their span (two index lookups, no scan)."""
+        last = self.store.one("SELECT MAX(id) FROM sc_log")
+        first = self.store.one("SELECT MIN(id) FROM sc_log")
+        if last is None or first is None or last[0] is None:
+            return
+        if last[0] - first[0] + 1 <= self.size:
+            return
+        row = self.store.one(
+            "SELECT seq FROM sc_log WHERE id<=? ORDER BY id DESC LIMIT 1", last[0] - self.size
+        )
+        if row is None:
+            return
+        # everything at or below that sequence number goes (a change's packets go together)
+        self.store.execute("DELETE FROM sc_log WHERE seq <= ?", row["seq"])
+        self.store.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES('sc_floor', ?)", str(row["seq"])
+        )
+
+    def floor(self) -> int:
+        row = self.store.one("SELECT value FROM meta WHERE key='sc_floor'")
+        return int(row[0]) if row else 0
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _user_of(self, params: dict[str, str]) -> str | None:
+        """Whose packets a poll reads: the session's user, or ``n:<folder>`` for a public
+        folder's visitors (``n=<public handle>``, as folder-link sessions poll)."""
+        sid, ph = params.get("sid"), params.get("n")
+        if sid:
+            row = self.store.one("SELECT user FROM sessions WHERE sid=?", sid)
+            return row["user"] if row else None
+        if ph:
+            row = self.store.one(
+                "SELECT links.h FROM links JOIN shares ON shares.h = links.h"
+                " WHERE links.ph=? AND shares.u='EXP'",
+                ph,
+            )
+            return "n:" + row["h"] if row else None
+        return None
+
+    def poll(self, params: dict[str, str], wait_base: str) -> Any:
+        """The answer to ``/sc``: packets newer than ``sn``, a wait URL, or an error number."""
+        user = self._user_of(params)
+        if user is None:
+            return ESID
+        sn = decode_sn(params.get("sn", ""))
+        if sn is None:
+            return EARGS
+        with self.store.lock:
+            newest = self.current()
+            if sn < self.floor() or sn > newest:
+                return ETOOMANY
+            rows = self.store.all(
+                "SELECT seq, packet FROM sc_log WHERE user=? AND seq>? ORDER BY seq, id", user, sn
+            )
+        if rows:
+            return {"a": [json.loads(r["packet"]) for r in rows], "sn": encode_sn(newest)}
+        token = secrets.token_urlsafe(16)
+        with self._cond:
+            now = time.monotonic()
+            if len(self._waits) >= _MAX_WAITS:  # unused wait URLs: forget the oldest
+                self._waits = {k: v for k, v in self._waits.items() if v[2] > now}
+                while len(self._waits) >= _MAX_WAITS:
+                    self._waits.pop(next(iter(self._waits)))
+            self._waits[token] = (user, sn, now + 3600)
+        return {"w": f"{wait_base}/wsp/{token}", "sn": encode_sn(sn)}
+
+    def _pending(self, user: str, sn: int) -> bool:
+        return (
+            self.store.one("SELECT 1 FROM sc_log WHERE user=? AND seq>? LIMIT 1", user, sn)
+            is not None
+        )
+
+    def wait(self, token: str) -> bool:
+        """Block until the wait URL's account has news or the timeout passes; False for an
+        unknown or already used token."""
+        with self._cond:
+            found = self._waits.pop(token, None)  # one use, as MEGA's wait URLs
+        if found is None:
+            return False
+        user, sn, _expires = found
+        deadline = time.monotonic() + self.wait_timeout
+        while True:
+            with self._cond:
+                generation = self._generation
+                if self._closed:
+                    return True
+            if self._pending(user, sn):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return True
+            with self._cond:
+                if self._generation == generation:
+                    self._cond.wait(left)

@@ -1,0 +1,276 @@
+"""Node commands of the emulator: the ``f`` listing, ``p`` (new nodes, copies, versions),
+``a``, ``m``, ``d`` and ``dv`` (PROTOCOL Part 2, §4-§5), each sending its action packets."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from . import _crypto as C
+from ._changes import encode_sn
+from ._common import EACCESS, EARGS, ECIRCULAR, ENOENT, ApiError, Context, _get, _handle
+from ._packets import Packets
+
+
+class NodeCommands(Packets):
+    """Listing and changing nodes."""
+
+    # --- node listing ------------------------------------------------------------------
+
+    def cmd_f(self, ctx: Context, req: dict) -> Any:
+        if ctx.folder_error is not None:
+            raise ApiError(ctx.folder_error)
+        if "p" in req and ctx.user is not None:
+            # look a public handle up among the asker's own nodes
+            ph = _get(req, "p", str)
+            link = self.store.one("SELECT h FROM links WHERE ph=?", ph)
+            node = self.store.node(link["h"]) if link else None
+            if node is None or node["owner"] != ctx.user:
+                raise ApiError(ENOENT)
+            return {"f": [self.node_json(node, ctx.user)]}
+        if ctx.folder is not None:
+            keys = self._listing_keys(None, None, ctx.folder)
+            nodes = [
+                self.node_json(r, None, ctx.folder, keys) for r in self.store.subtree(ctx.folder)
+            ]
+            return {"f": nodes, "sn": self._sn()}
+        user = self._need_user(ctx)
+        keys = self._listing_keys(None, user, None)
+        out: list[dict] = []
+        for t in (2, 3, 4):
+            for row in self.store.subtree(self.store.root_node(user, t)):
+                out.append(self.node_json(row, user, None, keys))
+        listed = {n["h"] for n in out}
+        versions = self._versions_of(user)
+        listed.update(r["h"] for r in versions)
+        for r in self.store.all("SELECT h FROM nodes WHERE owner=? ORDER BY seq", user):
+            if r["h"] not in listed:  # detached nodes (should not happen)
+                detached = self.store.node(r["h"])
+                if detached is not None:
+                    out.append(self.node_json(detached, user, None, keys))
+        # incoming shares
+        contacts: dict[str, dict] = {}
+        for share in self.store.all("SELECT * FROM shares WHERE u=?", user):
+            for i, row in enumerate(self.store.subtree(share["h"])):
+                entry = self.node_json(row, user, None, keys)
+                if i == 0:
+                    entry["su"] = row["owner"]
+                    entry["sk"] = share["k"] or ""
+                    entry["r"] = share["r"]
+                out.append(entry)
+            top = self.store.node(share["h"])
+            owner = self.store.user(top["owner"]) if top is not None else None
+            if owner is not None:
+                contacts[owner["handle"]] = {
+                    "u": owner["handle"],
+                    "c": 1,
+                    "m": owner["email"] or "",
+                }
+        for c in self.store.all(
+            "SELECT users.handle, users.email FROM contacts JOIN users"
+            " ON users.handle = contacts.contact WHERE contacts.user=?",
+            user,
+        ):
+            contacts.setdefault(c["handle"], {"u": c["handle"], "c": 1, "m": c["email"] or ""})
+        me = self.store.user(user)
+        contacts[user] = {"u": user, "c": 2, "m": (me["email"] if me else "") or ""}
+        ok = [
+            {"h": r["h"], "ha": r["ha"] or "", "k": r["ok"]}
+            for r in self.store.all("SELECT * FROM share_keys WHERE owner=?", user)
+        ]
+        s = [
+            {"h": r["h"], "u": r["u"], "r": r["r"], "ts": r["ts"]}
+            for r in self.store.all(
+                "SELECT shares.* FROM shares JOIN nodes ON nodes.h = shares.h WHERE nodes.owner=?",
+                user,
+            )
+        ]
+        answer = {"f": out, "ok": ok, "s": s, "u": list(contacts.values()), "sn": self._sn()}
+        if versions:
+            answer["f2"] = [self.node_json(r, user, None, keys) for r in versions]
+        return answer
+
+    def _sn(self) -> str:
+        return encode_sn(self.changes.current())
+
+    def _versions_of(self, user: str) -> list[sqlite3.Row]:
+        """The account's old file versions (files whose parent is a file), oldest last."""
+        return self.store.all(
+            "SELECT n.* FROM nodes n JOIN nodes p ON p.h = n.parent"
+            " WHERE n.owner=? AND n.t=0 AND p.t=0 ORDER BY n.seq DESC",
+            user,
+        )
+
+    # --- node changes ------------------------------------------------------------------
+
+    def cmd_p(self, ctx: Context, req: dict) -> Any:
+        user = self._need_user(ctx)
+        target = _handle(req, "t")
+        nodes = _get(req, "n", list)
+        if not nodes:
+            raise ApiError(EARGS)
+        parent = self._writable_folder(ctx, target)  # type: ignore[arg-type]
+        owner = parent["owner"]
+        temp_to_real: dict[str, str] = {}
+        item_to_real: dict[str, str] = {}  # what cr calls the new nodes: their h (or ph)
+        created: list[str] = []
+        replaced: list[str] = []  # old versions dropped by vb:0
+        for item in nodes:
+            if not isinstance(item, dict):
+                raise ApiError(EARGS)
+            t = _get(item, "t", int)
+            a = _get(item, "a", str)
+            k = _get(item, "k", str)
+            try:
+                if not C.b64decode(k) or not C.b64decode(a):
+                    raise ApiError(EARGS)
+            except ValueError:
+                raise ApiError(EARGS) from None
+            node_parent = target
+            if "p" in item:
+                p = _get(item, "p", str)
+                if p not in temp_to_real:
+                    raise ApiError(EARGS)
+                node_parent = temp_to_real[p]
+            if t == 1:
+                temp = _get(item, "h", str, required=False)
+                h = self.store.insert_node(owner, node_parent, 1, a, k, creator=user)
+                if temp:
+                    temp_to_real[temp] = h
+            elif t == 0:
+                src = self._file_source(ctx, item)
+                h = self.store.insert_node(
+                    owner,
+                    node_parent,
+                    0,
+                    a,
+                    k,
+                    s=src["s"],
+                    blob=src["blob"],
+                    ts=src["ts"] or _get(item, "ts", int, required=False),
+                    creator=user,
+                )
+                if "ov" in item:
+                    replaced += self._new_version(ctx, item, h, node_parent)  # type: ignore[arg-type]
+            else:
+                raise ApiError(EARGS)
+            created.append(h)
+            name = item.get("h") if isinstance(item.get("h"), str) else item.get("ph")
+            if isinstance(name, str):
+                item_to_real.setdefault(name, h)
+        # cr names the new nodes as the request did (upload token or temporary handle), the
+        # way MEGA's SDK sends it; the server maps them to the handles it just made
+        self._apply_cr(req.get("cr"), owner, item_to_real)
+        for old in replaced:
+            self._delete(ctx, old, keep_versions=False)
+        versions = [r["h"] for h in created for r in self.store.subtree(h, versions=True)[1:]]
+        self.emit_nodes(created + [v for v in versions if v not in created], ctx.i, user)
+        return {"f": [self.node_json(self.store.node(h), user) for h in created]}  # type: ignore[arg-type]
+
+    def _file_source(self, ctx: Context, item: dict) -> dict[str, Any]:
+        """Size, blob and time of a new file node: an upload's completion token (``h``), a
+        public file link (``ph``), or a server-side copy of a file the asker can read (``h``
+        naming an existing node; no bytes move)."""
+        if "ph" in item:
+            ph = _get(item, "ph", str)
+            link = self.store.one("SELECT h FROM links WHERE ph=?", ph)
+            node = self.store.node(link["h"]) if link else None
+            if node is None or node["t"] != 0:
+                raise ApiError(ENOENT)
+            return {"s": node["s"], "blob": node["blob"], "ts": node["ts"]}
+        token = _get(item, "h", str)
+        if len(token) == 8:
+            node, _level = self._access(ctx, token)
+            if node["t"] != 0 or not node["blob"]:
+                raise ApiError(EACCESS)
+            return {"s": node["s"], "blob": node["blob"], "ts": node["ts"]}
+        done = self.store.one("SELECT * FROM completions WHERE token=?", token)
+        if done is None:
+            raise ApiError(EARGS)
+        if done["owner"] != ctx.user:
+            raise ApiError(EACCESS)
+        self.store.execute("DELETE FROM completions WHERE token=?", token)
+        return {"s": done["size"], "blob": done["blob"], "ts": None}
+
+    def _new_version(self, ctx: Context, item: dict, h: str, parent: str) -> list[str]:
+        """``ov``: the new file ``h`` replaces file ``ov`` in ``parent``. With versions on
+        (``vb`` 1, or omitted: the emulator's accounts keep versions) the old file and its
+        versions hang under the new one; ``vb`` 0 returns the old file for deletion."""
+        ov = _handle(item, "ov")
+        old, level = self._access(ctx, ov)  # type: ignore[arg-type]
+        if old["t"] != 0 or old["parent"] != parent or level < 2:
+            raise ApiError(EACCESS)
+        vb = item.get("vb", 1)
+        if vb not in (0, 1):
+            raise ApiError(EARGS)
+        if vb == 0:
+            return [ov]  # type: ignore[list-item]
+        self.store.execute("UPDATE nodes SET parent=? WHERE h=?", h, ov)
+        return []
+
+    def cmd_a(self, ctx: Context, req: dict) -> Any:
+        h = _handle(req, "n")
+        attr = _get(req, "attr", str)
+        key = _get(req, "key", str, required=False)
+        node, level = self._access(ctx, h)  # type: ignore[arg-type]
+        if level < 2 or node["t"] not in (0, 1):
+            raise ApiError(EACCESS)
+        self.store.execute("UPDATE nodes SET a=? WHERE h=?", attr, h)
+        if key is not None and node["owner"] == ctx.user:
+            self.store.execute("UPDATE nodes SET k=? WHERE h=?", key, h)
+        self.emit_same([h], "u", ctx.i, n=h, u=node["owner"], at=attr, ts=node["ts"])  # type: ignore[list-item]
+        return 0
+
+    def cmd_m(self, ctx: Context, req: dict) -> Any:
+        h = _handle(req, "n")
+        t = _handle(req, "t")
+        node, level = self._access(ctx, h)  # type: ignore[arg-type]
+        if node["t"] not in (0, 1) or level < 2:
+            raise ApiError(EACCESS)
+        target = self._writable_folder(ctx, t)  # type: ignore[arg-type]
+        if target["owner"] != node["owner"]:
+            raise ApiError(EACCESS)
+        if t == h or h in self.store.ancestors(t):  # type: ignore[arg-type]
+            raise ApiError(ECIRCULAR)
+        # a move is "d" (m:1) then "t" of the whole moved subtree (PROTOCOL Part 2, §3)
+        self.emit_same([h], "d", ctx.i, n=h, m=1, ou=ctx.user)  # type: ignore[list-item]
+        self.store.execute("UPDATE nodes SET parent=? WHERE h=?", t, h)
+        # keys of the moved nodes under the shares above their new place (as p does)
+        self._apply_cr(req.get("cr"), node["owner"])
+        moved = [r["h"] for r in self.store.subtree(h, versions=True)]  # type: ignore[arg-type]
+        self.emit_nodes(moved, ctx.i, ctx.user)
+        return 0
+
+    def cmd_d(self, ctx: Context, req: dict) -> Any:
+        """``d``: the node, its subtree and its older versions; with ``v`` 1 the older
+        versions stay (the next one takes the node's place)."""
+        h = _handle(req, "n")
+        node, level = self._access(ctx, h)  # type: ignore[arg-type]
+        if node["t"] not in (0, 1) or level < 2:
+            raise ApiError(EACCESS)
+        keep = req.get("v") == 1
+        if keep and node["t"] == 0:
+            newer = self.store.one(
+                "SELECT h FROM nodes WHERE parent=? AND t=0 ORDER BY seq DESC LIMIT 1", h
+            )
+            if newer is not None:
+                self.store.execute(
+                    "UPDATE nodes SET parent=? WHERE h=?", node["parent"], newer["h"]
+                )
+                self._delete(ctx, h, keep_versions=True)  # type: ignore[arg-type]
+                self.emit_nodes([newer["h"]], ctx.i, ctx.user)
+                return 0
+        self._delete(ctx, h, keep_versions=False)  # type: ignore[arg-type]
+        return 0
+
+    def _delete(self, ctx: Context, h: str, keep_versions: bool) -> None:
+        self.emit_same([h], "d", ctx.i, n=h, ou=ctx.user)
+        self.store.delete_subtree(h, versions=not keep_versions)
+
+    def cmd_dv(self, ctx: Context, req: dict) -> Any:
+        """``dv``: delete every old version in the account."""
+        user = self._need_user(ctx)
+        for row in self._versions_of(user):
+            if self.store.node(row["h"]) is not None:
+                self._delete(ctx, row["h"], keep_versions=False)
+        return 0
