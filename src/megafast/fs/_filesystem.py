@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fsspec.callbacks import DEFAULT_CALLBACK  # type: ignore[import-untyped]
+from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback  # type: ignore[import-untyped]
 from fsspec.spec import AbstractFileSystem  # type: ignore[import-untyped]
 
 from ..errors import ValidationError
@@ -438,6 +438,10 @@ class MegaFileSystem(AbstractFileSystem):
 
 
 def _progress(callback: Any) -> Any:
+    """The engine's ``progress(done, total)`` for an fsspec callback (None for a no-op one)."""
+    if isinstance(callback, NoOpCallback):
+        return None
+
     def report(done: int, total: int) -> None:
         callback.set_size(total)
         callback.absolute_update(done)
