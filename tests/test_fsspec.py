@@ -474,6 +474,10 @@ def test_public_file_link_as_filesystem_and_as_path(emu, fs, base):
     assert pub.cat_file("shared.csv") == b"a,b\n1,2\n"
     assert fs.cat_file(link) == b"a,b\n1,2\n"
     assert fs.info(link)["size"] == 8
+    fs.cp_file(link, f"{base}/imported/copy.csv")  # an import on the server
+    assert fs.cat_file(f"{base}/imported/copy.csv") == b"a,b\n1,2\n"
+    with pytest.raises(PermissionError):
+        pub.cp_file("shared.csv", "other.csv")
 
 
 def test_a_wrong_link_key_fails_before_any_byte(emu, fs, base):

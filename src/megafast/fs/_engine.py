@@ -293,15 +293,24 @@ class Engine:
                 raise PermissionError(errno.EPERM, "the root cannot be removed")
             self.mega.destroy(handle)
 
-    def copy(self, node: dict[str, Any], parent: str, name: str) -> dict[str, Any]:
+    def copy(
+        self, node: dict[str, Any], parent: str, name: str, public_handle: str | None = None
+    ) -> dict[str, Any]:
         """Copy the file ``node`` into ``parent`` as ``name`` on the server (a ``p`` command
-        naming the source handle; the copy keeps the key and fingerprint). Under the lock."""
+        naming the source: its handle, or the ``public_handle`` of a public file link, which
+        imports it); the copy keeps the key and fingerprint. Call under the lock."""
         self._writable()
         attrs = dict(node["a"])
         attrs["n"] = name
         key = tuple(node["key"])
-        item = {"h": node["h"], "t": 0, "a": _nodeops.encrypt_attrs(attrs, key)}
+        source = {"ph": public_handle} if public_handle else {"h": node["h"]}
+        item = {**source, "t": 0, "a": _nodeops.encrypt_attrs(attrs, key)}
         return self._created(_nodeops.put_node(self.mega, parent, item, key))
+
+    def public_file_handle(self) -> str | None:
+        """The public handle when this engine is a public file link, else None."""
+        link = self._link
+        return link.handle if link is not None and link.kind == "file" else None
 
     def _created(self, answer: Any) -> dict[str, Any]:
         nodes = answer.get("f") if isinstance(answer, dict) else None

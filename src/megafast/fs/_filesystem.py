@@ -300,21 +300,24 @@ class MegaFileSystem(AbstractFileSystem):
                 engine.destroy(replaced)
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
-        """Copy on the server: the copy shares the source's content and key (no transfer)."""
+        """Copy on the server: the copy shares the source's content and key (no transfer).
+        ``path1`` may be a public file link: the file is imported into the account."""
         engine, node, path1 = self._existing(path1)
         if node.get("t") != 0:
             self.makedirs(path2, exist_ok=True)
             return
-        if engine is not self._engine:
+        public = engine.public_file_handle()
+        if engine is not self._engine and public is None:
             raise ValidationError("server-side copies work inside the account; use get/put")
         path2, replaced = self._target(node, path2)
         if path2 == path1:
             return
-        with engine.lock:
-            parent = folder_handle(engine, self._parent(path2), True)
-            engine.copy(node, parent, check_name(split_path(path2)[-1]))
+        dest = self._engine
+        with dest.lock:
+            parent = folder_handle(dest, self._parent(path2), True)
+            dest.copy(node, parent, check_name(split_path(path2)[-1]), public)
             if replaced is not None:
-                engine.destroy(replaced)
+                dest.destroy(replaced)
 
     # -- file contents --------------------------------------------------------------------
     def _open(
