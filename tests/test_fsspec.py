@@ -591,3 +591,27 @@ def test_a_failed_with_block_after_the_last_streamed_byte_creates_nothing(fs, ba
             f.write(data[i : i + (1 << 20)])  # each write flushes a whole block
         raise RuntimeError("failed after the last byte")
     assert not fs.exists(f"{base}/late.bin")
+
+
+def test_concurrent_writes_into_a_new_folder_make_one_folder(fs, base):
+    errors: list[BaseException] = []
+
+    def write(i: int) -> None:
+        try:
+            fs.pipe_file(f"{base}/new/dir/f{i}", payload(100_000 + i, seed=i))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    fs.invalidate_cache()  # what the server holds, not only this process's tree
+    tree = fs._engine.tree()[0]
+    news = tree.children_named(fs.info(base)["handle"], "new")
+    assert len(news) == 1  # ls would hide a second folder of the same name
+    assert len(tree.children_named(news[0]["h"], "dir")) == 1
+    assert len(fs.ls(f"{base}/new/dir")) == 6
+    assert fs.cat_file(f"{base}/new/dir/f5") == payload(100_005, seed=5)
