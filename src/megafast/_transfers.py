@@ -13,7 +13,6 @@ import dataclasses
 import hashlib
 import io
 import os
-import re
 import stat
 import time
 from collections.abc import Iterator
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from . import _nodeops, _sources
 from ._codec import FileKey
 from ._links import parse_link
+from ._localnames import safe_local_name
 from ._nodes import NodeTree, NodeType
 from .errors import (
     DestinationError,
@@ -38,16 +38,6 @@ if TYPE_CHECKING:
     from .transfer import ProgressCallback, TransferConfig
 
 PathArg = str | os.PathLike[str] | None
-
-_UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]")
-
-
-def _safe_name(name: str) -> str:
-    """A node name as a single local path component (no separators, not '.' or '..')."""
-    cleaned = _UNSAFE_NAME.sub("_", name).strip()
-    if cleaned in ("", ".", ".."):
-        cleaned = "_" + cleaned
-    return cleaned
 
 
 def _config(client: Mega, config: TransferConfig | None) -> TransferConfig | None:
@@ -85,7 +75,7 @@ def download_source(
         name = _sources.decrypt_at(data.get("at", ""), source.key).get("n")
         if not isinstance(name, str):
             raise WrongKeyError("the file has no name attribute")
-        target = target / _safe_name(name)
+        target = target / safe_local_name(name)
     return download_file(
         client.http,
         _sources.url_getter(client, source),
@@ -112,7 +102,7 @@ def download(
     if node.get("undecryptable") or "key" not in node:
         raise WrongKeyError("this node cannot be decrypted, so it cannot be downloaded")
     tree = client._load_tree()
-    target = directory / _safe_name(dest_filename or tree.name_of(node) or node["h"])
+    target = directory / safe_local_name(dest_filename or tree.name_of(node) or node["h"])
     if node.get("t") == NodeType.FOLDER:
         return download_tree(client, tree, node, target, None, progress, config)
     if node.get("t") != NodeType.FILE:
@@ -140,7 +130,7 @@ def download_url(
     return download_source(
         client,
         _sources.link_source(link),
-        directory / _safe_name(dest_filename) if dest_filename else directory,
+        directory / safe_local_name(dest_filename) if dest_filename else directory,
         name_from_at=not dest_filename,
         progress=progress,
         config=config,
@@ -162,7 +152,7 @@ def download_folder_url(
     directory = dest_dir(dest_path)
     tree = _sources.public_folder_tree(client, link)
     root = _sources.public_root(tree, link)
-    target = directory / _safe_name(dest_filename or tree.name_of(root) or root["h"])
+    target = directory / safe_local_name(dest_filename or tree.name_of(root) or root["h"])
     if root.get("undecryptable") or "key" not in root:
         raise WrongKeyError("the key does not decrypt this folder (wrong key?)")
     if root.get("t") == NodeType.FILE:
@@ -223,7 +213,7 @@ def _local_path(tree: NodeTree, root: dict[str, Any], node: dict[str, Any], targ
     h: str | None = node["h"]
     while h is not None and h != root["h"]:
         n = tree.nodes[h]
-        parts.append(_safe_name(tree.name_of(n) or h))
+        parts.append(safe_local_name(tree.name_of(n) or h))
         h = n.get("p")
     return target.joinpath(*reversed(parts))
 
