@@ -27,8 +27,9 @@ def bulk_copy(
     account is a server-side copy; anything else streams through the worker, and a sequential
     read of a whole MEGA file is MAC-checked before its last bytes are written.
     """
-    import dask
-    from fsspec.core import url_to_fs  # type: ignore[import-untyped]
+    from dask.base import compute
+    from dask.delayed import delayed
+    from fsspec.core import url_to_fs
 
     src_fs, src_root = url_to_fs(source, **(source_options or {}))
     dst_fs, dst_root = url_to_fs(dest, **(dest_options or {}))
@@ -40,13 +41,13 @@ def bulk_copy(
         rel = path[len(src_root) :].lstrip("/") if path != src_root else path.rsplit("/", 1)[-1]
         target = f"{dst_root.rstrip('/')}/{rel}" if dst_root.rstrip("/") else rel
         targets.append(target)
-        tasks.append(dask.delayed(_copy_one, pure=False)(src_fs, path, dst_fs, target))
-    dask.compute(*tasks)
+        tasks.append(delayed(_copy_one, pure=False)(src_fs, path, dst_fs, target))
+    compute(*tasks)  # type: ignore[no-untyped-call]
     return targets
 
 
 def _copy_one(src_fs: Any, src: str, dst_fs: Any, dst: str) -> str:
-    from fsspec.implementations.local import LocalFileSystem  # type: ignore[import-untyped]
+    from fsspec.implementations.local import LocalFileSystem
 
     from ._filesystem import MegaFileSystem
 

@@ -252,7 +252,7 @@ class Engine:
             )
         elif hasattr(source, "seek") and hasattr(source, "read"):
             attrs["c"] = fingerprint(source, stamp)  # type: ignore[arg-type]
-            source.seek(0)  # type: ignore[union-attr]
+            source.seek(0)
         config = self._config() or TransferConfig()
         if resume_id is None:
             config = dataclasses.replace(config, resume=False)

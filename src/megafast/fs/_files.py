@@ -9,7 +9,7 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from fsspec.spec import AbstractBufferedFile  # type: ignore[import-untyped]
+from fsspec.spec import AbstractBufferedFile
 
 from ..errors import ValidationError
 from ..transfer import ChunkMap
@@ -29,7 +29,7 @@ SPOOL_IN_MEMORY = 16 * MiB
 EXACT_READERS = 4
 
 
-class MegaReadFile(AbstractBufferedFile):
+class MegaReadFile(AbstractBufferedFile):  # type: ignore[misc]  # fsspec has no types
     """A seekable read-only file (mode ``rb``).
 
     - Reading the whole file from its start fetches it over parallel connections and checks
@@ -153,7 +153,7 @@ def _read_into(reader: Any, start: int, out: memoryview) -> None:
         got += n
 
 
-class MegaWriteFile(AbstractBufferedFile):
+class MegaWriteFile(AbstractBufferedFile):  # type: ignore[misc]  # fsspec has no types
     """A write-only file (modes ``wb`` and ``xb``): MEGA needs a file's size before its
     first byte, so the bytes are spooled (in memory up to 16 MiB, then a temporary file of
     mode 0600) and uploaded on close, in parallel and MAC-ed. With a ``size`` hint they

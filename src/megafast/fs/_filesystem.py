@@ -10,8 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback  # type: ignore[import-untyped]
-from fsspec.spec import AbstractFileSystem  # type: ignore[import-untyped]
+from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
+from fsspec.spec import AbstractFileSystem
 
 from ..errors import ValidationError
 from ._auth import forget_login, login_once
@@ -26,7 +26,7 @@ _SECRET_OPTIONS = ("password", "mfa")
 _LINK_PREFIXES = ("https://", "http://", "mega.nz/", "mega.co.nz/")
 
 
-class MegaFileSystem(AbstractFileSystem):
+class MegaFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec has no types
     """MEGA as a filesystem: ``fsspec.filesystem("mega", ...)`` or ``mega://`` URLs.
 
     Credentials, first match wins: ``email``/``password`` (and ``mfa``, a code or a callable
@@ -123,7 +123,7 @@ class MegaFileSystem(AbstractFileSystem):
         return options
 
     @property
-    def storage_options(self) -> dict[str, Any]:  # type: ignore[override]
+    def storage_options(self) -> dict[str, Any]:
         """The constructor's options with the password replaced by the session."""
         return self._rebuild_options()
 
@@ -132,12 +132,12 @@ class MegaFileSystem(AbstractFileSystem):
         self._options = {k: v for k, v in value.items() if k not in _SECRET_OPTIONS}
 
     def __reduce__(self) -> Any:
-        from fsspec.spec import make_instance  # type: ignore[import-untyped]
+        from fsspec.spec import make_instance
 
         return make_instance, (type(self), (), self._rebuild_options())
 
     def to_dict(self, *, include_password: bool = True) -> dict[str, Any]:
-        out = super().to_dict(include_password=include_password)
+        out: dict[str, Any] = super().to_dict(include_password=include_password)
         if not include_password:
             out.pop("session", None)
         return out
