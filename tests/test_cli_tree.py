@@ -156,3 +156,26 @@ def test_tree_progress_counts_files_bytes_and_flight() -> None:
     c.state = "skipped"
     shown.on_done(c)  # never started: nothing in flight to take away
     assert (shown.files_done, shown.in_flight, shown.bar.done, shown.bar.total) == (2, 0, 130, 130)
+
+
+def test_a_file_that_fails_is_reported_and_the_rest_arrive(
+    cli: Cli, emulator: MegaEmulator, tmp_path: Path
+) -> None:
+    import json
+
+    src = tmp_path / unique("spoilt")
+    files = make_tree(src, 6)
+    rows = cli.json("put", str(src), "/")
+    bad = next(r for r in rows if r["path"].endswith("d1/f001.bin"))
+    blob = emulator.store.blob_path(emulator.node(bad["handle"])["blob"])
+    spoiled = bytearray(blob.read_bytes())
+    spoiled[:16] = bytes(b ^ 0xFF for b in spoiled[:16])
+    blob.write_bytes(bytes(spoiled))
+    out = tmp_path / "out"
+    done = cli.run("--json", "get", f"/{src.name}", "-o", f"{out}/")
+    assert done.returncode == 3, done.stderr.decode()  # partial
+    got = {Path(r["path"]).name: r for r in json.loads(done.stdout)}
+    assert got["f001.bin"]["status"] == "failed" and got["f001.bin"]["reason"]
+    assert {r["status"] for name, r in got.items() if name != "f001.bin"} == {"done"}
+    del files["d1/f001.bin"]
+    assert local_files(out / src.name) == files  # the bad file never replaced anything

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._localnames import safe_local_name
-from .errors import CommandError, UsageError
+from .errors import CommandError, ExitCode, UsageError
 from .links import cat_link, download_link, link_kind, stream_with_progress
 from .options import transfer_options
 from .progress import TransferProgress, outcome_rows, run_tree
@@ -141,14 +141,16 @@ def cmd_get(ctx: Context) -> int:
             directory, name = destination.parent, destination.name
         results += _download_node(ctx, client, view, node, directory, name)
     ctx.result(results, None)
-    return _check_failures(results)
+    return _check_failures(ctx, results)
 
 
-def _check_failures(results: list[dict[str, Any]]) -> int:
-    """0, or CommandError naming how many files failed (each was reported already)."""
+def _check_failures(ctx: Context, results: list[dict[str, Any]]) -> int:
+    """0, or the partial exit code with a line saying how many files were not transferred
+    (each was reported already)."""
     failed = sum(row.get("status") in ("failed", "cancelled") for row in results)
     if failed:
-        raise CommandError(f"{failed} of {len(results)} files were not transferred (see above)")
+        ctx.status(f"megafast: {failed} of {len(results)} files were not transferred")
+        return int(ExitCode.PARTIAL)
     return 0
 
 
@@ -268,7 +270,7 @@ def cmd_put(ctx: Context) -> int:
             remote_top = f"{base}/{local.resolve().name}"
             results += _upload_folder(ctx, client, local, target, remote_top)
     ctx.result(results, None)
-    return _check_failures(results)
+    return _check_failures(ctx, results)
 
 
 # -- cat ----------------------------------------------------------------------------------
