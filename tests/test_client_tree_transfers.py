@@ -26,6 +26,7 @@ def emu() -> Iterator[MegaEmulator]:
 
 @pytest.fixture
 def mega(emu: MegaEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Mega]:
+    """A client with millisecond back-off and its own state folder (as in test_manager)."""
     from support.transfer import FAST_RETRY, fast_config
 
     emu.clear_faults()

@@ -127,53 +127,48 @@ class TransferProgress:
 
 class TreeProgress:
     """One display for a whole tree, as a :class:`~megafast.transfer.TransferSubscriber`
-    (duck-typed, so that importing the CLI stays light): a byte bar with speed and ETA, and
-    ``files done/total, N in flight`` after it; the totals grow as files are queued. Its
-    :attr:`bar` measures the elapsed time like a :class:`TransferProgress`."""
+    (duck-typed, so that importing the CLI stays light): a byte bar with speed and ETA (the
+    bytes counted by a :class:`~megafast.transfer.BytesProgress`), and ``files done/total,
+    N in flight`` after it; the totals grow as files are queued. Its :attr:`bar` measures the
+    elapsed time like a :class:`TransferProgress`."""
 
     def __init__(self, label: str, enabled: bool) -> None:
+        from megafast.transfer import BytesProgress
+
         self.bar = TransferProgress(label, 0, enabled)
+        self._bytes = BytesProgress(self.bar)
         self._lock = threading.Lock()
         self.files_total = 0
         self.files_done = 0
-        self.in_flight = 0
-        self.bytes_total = 0
-        self._finished = 0  # bytes of files that ended
-        self._running: dict[int, int] = {}  # bytes done of the files in flight
-        self._started: set[int] = set()
+        self._started: set[int] = set()  # the files in flight
 
-    def _show(self) -> None:
-        self.bar(self._finished + sum(self._running.values()), self.bytes_total)
+    @property
+    def in_flight(self) -> int:
+        return len(self._started)
+
+    def _note(self) -> None:
         self.bar.note(f"{self.files_done}/{self.files_total} files, {self.in_flight} in flight")
 
     def on_queued(self, future: Any) -> None:
         with self._lock:
             self.files_total += 1
-            self.bytes_total += future.job.size
-            self._show()
+            self._bytes.on_queued(future)
+            self._note()
 
     def on_started(self, future: Any) -> None:
         with self._lock:
             self._started.add(id(future))  # a file re-queued after a 509 starts again
-            self.in_flight = len(self._started)
-            self._show()
+            self._note()
 
     def on_progress(self, future: Any, done: int, total: int) -> None:
-        with self._lock:
-            self._running[id(future)] = done
-            self._show()
+        self._bytes.on_progress(future, done, total)
 
     def on_done(self, future: Any) -> None:
         with self._lock:
-            self._running.pop(id(future), None)
             self._started.discard(id(future))
-            self.in_flight = len(self._started)
-            if future.state in ("done", "skipped"):
-                self._finished += future.job.size
-                self.files_done += 1
-            else:  # failed or cancelled: its bytes will not come
-                self.bytes_total -= future.job.size
-            self._show()
+            self.files_done += future.state in ("done", "skipped")
+            self._bytes.on_done(future)
+            self._note()
 
     def close(self) -> None:
         self.bar.close()
