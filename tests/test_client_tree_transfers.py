@@ -98,12 +98,12 @@ def test_an_interrupted_tree_download_resumes_through_mega(
     import _thread
 
     src = tmp_path / "tree"
-    files = make_tree(src, files=60, size=1000)
+    files = make_tree(src, files=150, size=1000)
     handles = mega.upload_folder(src)
     out = tmp_path / "out"
     out.mkdir()
-    emu.set_faults(latency=0.3)  # 60 files over 16 workers: four rounds at least
-    timer = threading.Timer(0.9, _thread.interrupt_main)
+    emu.set_faults(latency=0.3)  # 150 files over 32 workers: five rounds at least
+    timer = threading.Timer(1.0, _thread.interrupt_main)
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -116,12 +116,12 @@ def test_an_interrupted_tree_download_resumes_through_mega(
         assert time.monotonic() - stopped < 1.0, "a worker outlived Ctrl-C by a second"
         time.sleep(0.02)
     got_before = local_files(out / "tree")
-    assert len([k for k in got_before if ".megafast-" not in k]) < 60
+    assert len([k for k in got_before if ".megafast-" not in k]) < 150
     result = TransferResult()
     mega.download(handles["."], out, result=result)
     assert local_files(out / "tree") == files
     assert result.ok and result.skipped  # the files verified before the stop are not fetched
-    assert len(result.skipped) + len(result.succeeded) == 60
+    assert len(result.skipped) + len(result.succeeded) == 150
 
 
 def test_an_interrupted_upload_folder_resumes(
@@ -130,9 +130,9 @@ def test_an_interrupted_upload_folder_resumes(
     import _thread
 
     src = tmp_path / "tree"
-    make_tree(src, files=30, size=1000)
-    emu.set_faults(latency=0.05)
-    timer = threading.Timer(0.6, _thread.interrupt_main)
+    make_tree(src, files=150, size=1000)
+    emu.set_faults(latency=0.3)  # folders, then five rounds of u, POST and p: about 5 s
+    timer = threading.Timer(2.0, _thread.interrupt_main)
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -142,11 +142,11 @@ def test_an_interrupted_upload_folder_resumes(
     emu.clear_faults()
     result = TransferResult()
     handles = mega.upload_folder(src, result=result)
-    assert result.ok and result.skipped and len(result.skipped) + len(result.succeeded) == 30
+    assert result.ok and result.skipped and len(result.skipped) + len(result.succeeded) == 150
     mega.refresh()
     names = {n["a"]["n"] for n in mega.get_files().values() if n.get("t") == 0}
-    assert len(names) == 30 and not any("(1)" in n for n in names)  # nothing uploaded twice
-    assert len({handles[f"d{i % 3}/f{i:03d}.bin"] for i in range(30)}) == 30
+    assert len(names) == 150 and not any("(1)" in n for n in names)  # nothing uploaded twice
+    assert len({handles[f"d{i % 3}/f{i:03d}.bin"] for i in range(150)}) == 150
 
 
 def test_download_folder_url_goes_through_the_manager(

@@ -10,8 +10,8 @@ import pytest
 
 from megafast import Mega
 from megafast.errors import SourceNotFoundError
-from megafast.transfer import TransferResult
 from megafast.testing import MegaEmulator
+from megafast.transfer import TransferResult
 
 
 def make_tree(root: Path) -> dict[str, bytes]:

@@ -154,3 +154,8 @@ def test_a_cloned_session_reads_the_environment_once(
     plain = requests.Session()
     plain.trust_env = False  # the caller's choice is kept
     assert _http.clone_session(plain, 4).verify is True
+    unverified = requests.Session()
+    unverified.verify = False  # with a bundle variable: left to requests, as before
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/some/bundle.pem")
+    kept = _http.clone_session(unverified, 4)
+    assert kept.verify is False and kept.trust_env is True

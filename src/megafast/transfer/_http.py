@@ -123,7 +123,8 @@ def _settle_environment(session: requests.Session) -> None:
     """Read once what requests would read from the environment on every request (a scan of
     ``os.environ`` per request, the biggest fixed cost of a small transfer after the round
     trips): with no proxy variables and no netrc file, the CA bundle variable (if any)
-    becomes ``session.verify`` (where requests puts it) and the session stops looking."""
+    becomes ``session.verify`` (where requests puts it when ``verify`` is the default) and
+    the session stops looking."""
     if not session.trust_env or urllib.request.getproxies():
         return
     netrc = os.environ.get("NETRC")
@@ -132,6 +133,8 @@ def _settle_environment(session: requests.Session) -> None:
         return
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if bundle:
+        if session.verify is not True:
+            return  # the caller's own verify setting: left to requests as it was
         session.verify = bundle
     session.trust_env = False
 
