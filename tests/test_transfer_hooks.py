@@ -14,6 +14,7 @@ from megafast.transfer import (
     MiB,
     TransferCancelled,
     _http,
+    _session,
     download_file,
     part_paths,
     upload_file,
@@ -140,22 +141,22 @@ def test_a_cloned_session_reads_the_environment_once(
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NETRC", str(tmp_path / "netrc"))
-    quiet = _http.clone_session(requests.Session(), 4)
+    quiet = _session.clone_session(requests.Session(), 4)
     assert quiet.trust_env is False and quiet.verify is True
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/some/bundle.pem")
-    bundled = _http.clone_session(requests.Session(), 4)
+    bundled = _session.clone_session(requests.Session(), 4)
     assert bundled.trust_env is False and bundled.verify == "/some/bundle.pem"
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")  # per URL: keep looking
-    assert _http.clone_session(requests.Session(), 4).trust_env is True
+    assert _session.clone_session(requests.Session(), 4).trust_env is True
     monkeypatch.delenv("HTTPS_PROXY")
     (tmp_path / "netrc").write_text("machine example.com login a password b\n")
-    assert _http.clone_session(requests.Session(), 4).trust_env is True
+    assert _session.clone_session(requests.Session(), 4).trust_env is True
     (tmp_path / "netrc").unlink()
     plain = requests.Session()
     plain.trust_env = False  # the caller's choice is kept
-    assert _http.clone_session(plain, 4).verify is True
+    assert _session.clone_session(plain, 4).verify is True
     unverified = requests.Session()
     unverified.verify = False  # with a bundle variable: left to requests, as before
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/some/bundle.pem")
-    kept = _http.clone_session(unverified, 4)
+    kept = _session.clone_session(unverified, 4)
     assert kept.verify is False and kept.trust_env is True

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import http.client
 import logging
-import os
 import threading
 import time
-import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 
 from .._retry import RetryPolicy
 from ..errors import (
@@ -26,6 +23,7 @@ from ..errors import (
     error_for_code,
 )
 from ._config import TransferConfig
+from ._session import clone_session
 
 log = logging.getLogger("megafast.transfer")
 
@@ -95,48 +93,6 @@ class QuotaExceeded(Exception):
     def __init__(self, time_left: float | None):
         super().__init__(time_left)
         self.time_left = time_left
-
-
-def clone_session(http: requests.Session | None, pool: int) -> requests.Session:
-    """A private session for one transfer with a connection pool of ``pool`` connections.
-
-    It copies the caller's headers, proxies, TLS settings, auth and cookie jar, so the
-    caller's session (shared with API calls) is never changed by a transfer.
-    """
-    session = requests.Session()
-    if isinstance(http, requests.Session):
-        session.headers.update(http.headers)
-        session.proxies.update(http.proxies)
-        session.verify = http.verify
-        session.cert = http.cert
-        session.auth = http.auth
-        session.trust_env = http.trust_env
-        session.cookies = http.cookies
-    _settle_environment(session)
-    adapter = HTTPAdapter(pool_connections=2, pool_maxsize=max(1, pool), max_retries=0)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def _settle_environment(session: requests.Session) -> None:
-    """Read once what requests would read from the environment on every request (a scan of
-    ``os.environ`` per request, the biggest fixed cost of a small transfer after the round
-    trips): with no proxy variables and no netrc file, the CA bundle variable (if any)
-    becomes ``session.verify`` (where requests puts it when ``verify`` is the default) and
-    the session stops looking."""
-    if not session.trust_env or urllib.request.getproxies():
-        return
-    netrc = os.environ.get("NETRC")
-    places = [netrc] if netrc is not None else ["~/.netrc", "~/_netrc"]
-    if any(os.path.exists(os.path.expanduser(p)) for p in places):
-        return
-    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-    if bundle:
-        if session.verify is not True:
-            return  # the caller's own verify setting: left to requests as it was
-        session.verify = bundle
-    session.trust_env = False
 
 
 def _header_seconds(resp: requests.Response, name: str) -> float | None:

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import MegaError, OverQuotaError, TransferError, ValidationError
 from ._batch import CommandBatcher
 from ._config import TransferConfig
-from ._http import TransferCancelled, clone_session
+from ._http import TransferCancelled
+from ._session import clone_session
 
 if TYPE_CHECKING:
     import requests
