@@ -17,11 +17,11 @@ from .._retry import RetryPolicy
 from ._batch import CommandBatcher
 from ._config import MiB, ProgressCallback, TransferConfig
 from ._download import download_file, download_to_fileobj, part_paths
-from ._http import IO_BLOCK
+from ._http import IO_BLOCK, TransferCancelled
 from ._manager import (
     BytesProgress,
     FileOutcome,
-    TransferCancelled,
+    FileProgress,
     TransferFuture,
     TransferManager,
     TransferResult,
@@ -53,6 +53,7 @@ __all__ = [
     "TransferResult",
     "FileOutcome",
     "TransferCancelled",
+    "FileProgress",
     "CommandBatcher",
     "BytesProgress",
 ]

@@ -6,7 +6,6 @@ import contextlib
 import errno
 import mmap
 import os
-import stat
 import threading
 import time
 from bisect import bisect_left, bisect_right
@@ -21,7 +20,14 @@ from ..errors import IntegrityError, TransferError, ValidationError
 from . import _http
 from ._config import MiB, ProgressCallback, TransferConfig, balanced_piece_size
 from ._http import Controller, UrlSource, WorkerPool, check_progress, fetch_range
-from ._local import final_mode, helper_base, open_part
+from ._local import (
+    check_free_space,
+    final_mode,
+    fsync_dir,
+    helper_base,
+    open_part,
+    preallocate,
+)
 from ._plan import ChunkMap, check_size
 from ._sidecar import (
     chunk_state,
@@ -316,7 +322,7 @@ class _FileDownload:
         """Fetch (and re-verify) the ranges on ``config.connections`` threads, saving the
         sidecar now and then (``all_stopped``: False when a worker outlived a failure)."""
         cfg = self.config
-        _preallocate(self.fd, self.size)
+        preallocate(self.fd, self.size)
         self._open_direct()
         self._direct_opened = self.direct_fd
         tasks: list[tuple[Any, ...]] = [
@@ -391,7 +397,7 @@ class _FileDownload:
             os.fsync(self.fd)
             self._close_fds()
             os.replace(self.part, self.dest)
-            _fsync_dir(self.dest.parent)
+            fsync_dir(self.dest.parent)
             if keep_state:
                 remove_quietly(self.sidecar)
             self.progress.report(force=True)
@@ -408,55 +414,6 @@ class _FileDownload:
             raise
         finally:
             ctl.close()
-
-
-def check_free_space(part: Path, size: int) -> None:
-    """TransferError when the file system of ``part`` cannot take the ``size`` bytes the
-    part file still lacks (blocks of an existing part file count as had)."""
-    folder = part.parent
-    try:
-        vfs = os.statvfs(folder)
-        st = os.lstat(part) if os.path.lexists(part) else None
-    except OSError:
-        return
-    have_blocks = st.st_blocks * 512 if st is not None and stat.S_ISREG(st.st_mode) else 0
-    free = vfs.f_bavail * vfs.f_frsize
-    need = max(0, size - have_blocks)
-    if need > free:
-        raise TransferError(
-            f"not enough free disk space in {folder}: need {_human(need)}, have {_human(free)}"
-        )
-
-
-def _human(n: int) -> str:
-    value = float(n)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit} ({n} bytes)"
-        value /= 1024
-    return f"{n} bytes"
-
-
-def _preallocate(fd: int, size: int) -> None:
-    """Give the part file its full size; reserve the blocks where the file system can (an
-    early ENOSPC instead of one midway, and cheaper writes than into a sparse file)."""
-    os.ftruncate(fd, size)
-    if size and hasattr(os, "posix_fallocate"):
-        try:
-            os.posix_fallocate(fd, 0, size)
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise
-            # not supported here (tmpfs on old kernels, some network file systems): sparse
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def download_file(

@@ -18,6 +18,7 @@ link or a file of their own at those names, so:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -25,7 +26,18 @@ import secrets
 import stat
 from pathlib import Path
 
-__all__ = ["helper_base", "open_part", "set_aside", "create_private", "final_mode"]
+from ..errors import TransferError
+
+__all__ = [
+    "helper_base",
+    "open_part",
+    "set_aside",
+    "create_private",
+    "final_mode",
+    "check_free_space",
+    "preallocate",
+    "fsync_dir",
+]
 
 log = logging.getLogger("megafast.transfer")
 
@@ -118,3 +130,52 @@ def final_mode() -> int:
             if line.startswith(b"Umask:"):
                 return 0o666 & ~int(line.split()[1], 8)
     return 0o644
+
+
+def check_free_space(part: Path, size: int) -> None:
+    """TransferError when the file system of ``part`` cannot take the ``size`` bytes the
+    part file still lacks (blocks of an existing part file count as had)."""
+    folder = part.parent
+    try:
+        vfs = os.statvfs(folder)
+        st = os.lstat(part) if os.path.lexists(part) else None
+    except OSError:
+        return
+    have_blocks = st.st_blocks * 512 if st is not None and stat.S_ISREG(st.st_mode) else 0
+    free = vfs.f_bavail * vfs.f_frsize
+    need = max(0, size - have_blocks)
+    if need > free:
+        raise TransferError(
+            f"not enough free disk space in {folder}: need {_human(need)}, have {_human(free)}"
+        )
+
+
+def _human(n: int) -> str:
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit} ({n} bytes)"
+        value /= 1024
+    return f"{n} bytes"
+
+
+def preallocate(fd: int, size: int) -> None:
+    """Give the part file its full size; reserve the blocks where the file system can (an
+    early ENOSPC instead of one midway, and cheaper writes than into a sparse file)."""
+    os.ftruncate(fd, size)
+    if size and hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise
+            # not supported here (tmpfs on old kernels, some network file systems): sparse
+
+
+def fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
