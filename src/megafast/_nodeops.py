@@ -279,9 +279,8 @@ def _public_handle(client: Mega, handle: str) -> str:
     answer = client._request({"a": "l", "n": handle, "i": client.request_id})
     if not isinstance(answer, str):
         raise UnexpectedAnswerError("the answer to l is not a public handle")
-    node = client._tree.nodes.get(handle) if client._tree is not None else None
-    if node is not None:
-        node["ph"] = answer
+    if client._tree is not None:
+        client._tree.set_extra(handle, "ph", answer)
     return answer
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import MegaError
 
-__all__ = ["NodeStore", "StoreError", "ROOT_NAMES"]
+__all__ = ["NodeStore", "StoreError", "ROOT_NAMES", "attrs_columns"]
 
 ROOT_NAMES = {2: "Cloud Drive", 3: "Inbox", 4: "Rubbish Bin"}
 _WORDS4 = struct.Struct(">4I")
@@ -36,6 +36,15 @@ def _unless(name: str | None, attrs_json: bytes | None) -> str | None:
     """The name to keep beside the attributes: none when the attribute JSON (which holds it)
     is kept."""
     return name if attrs_json is None else None
+
+
+def attrs_columns(attrs: dict[str, Any]) -> tuple[str | None, bytes | None]:
+    """A decrypted attribute dict as the store keeps it: (name, JSON bytes when it holds
+    more than a name)."""
+    name = attrs.get("n") if isinstance(attrs.get("n"), str) else None
+    if len(attrs) == 1 and name is not None:
+        return name, None
+    return name, json.dumps(attrs, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class StoreError(MegaError):
@@ -93,20 +102,23 @@ class _Lookups:
         return index.get(name, [])
 
     def find_name(self, name: str) -> str | None:
-        """The first node (in slot order) called ``name`` (mega.py's ``find`` by name).
+        """The first node (in slot order) called ``name`` (mega.py's ``find`` by name)."""
+        return next(self.iter_named(name), None)
+
+    def iter_named(self, name: str) -> Iterator[str]:
+        """The handles of the nodes called ``name``, in slot order.
 
         A scan, no index: names kept as strings compare directly; a name kept only in the
         attribute JSON is looked for as a JSON string in those bytes first, then parsed."""
         needle = json.dumps(name, ensure_ascii=False).encode()
-        names, attrs, name_at = self.names, self.attrs, self.name_at
+        names, attrs, name_at, handles = self.names, self.attrs, self.name_at, self.handles
         for slot, nm in enumerate(names):
             if nm == name:
-                return self.handles[slot]
-            if nm is None:
+                yield handles[slot]  # type: ignore[misc]
+            elif nm is None:
                 text = attrs[slot]
                 if text is not None and needle in text and name_at(slot) == name:
-                    return self.handles[slot]
-        return None
+                    yield handles[slot]  # type: ignore[misc]
 
     def find_path(self, path: str, folders_only: bool = False) -> str | None:
         """The handle at ``a/b/c`` below the Cloud Drive (or below a root or a top-level

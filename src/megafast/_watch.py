@@ -32,7 +32,7 @@ import requests
 from ._cache import NodeCache
 from ._listing import add_raw_nodes
 from ._nodes import Keyring, b64_bytes
-from ._nodestore import NodeStore, StoreError
+from ._nodestore import NodeStore, StoreError, attrs_columns
 from .errors import RequestError, SessionError, ValidationError, error_for_code
 
 __all__ = ["ChangeEvent", "ScChannel", "SnTooOld", "Watcher", "apply_packet", "open_tree"]
@@ -243,15 +243,7 @@ def _apply_u(store: NodeStore, packet: dict[str, Any]) -> list[ChangeEvent]:
         raw = b64_bytes(at)
         attrs = decrypt_attr(raw, k) if raw else False
         if isinstance(attrs, dict):
-            import json
-
-            name = attrs.get("n") if isinstance(attrs.get("n"), str) else None
-            text = (
-                json.dumps(attrs, separators=(",", ":"), ensure_ascii=False).encode()
-                if len(attrs) > 1
-                else None
-            )
-            store.set_attributes(h, name, text)
+            store.set_attributes(h, *attrs_columns(attrs))
         else:
             log.warning("u packet for %s carries attributes that do not decrypt", h)
     if isinstance(packet.get("ts"), int):
