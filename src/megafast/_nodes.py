@@ -147,6 +147,7 @@ class NodeTree:
         self.store = store if store is not None else NodeStore()
         self.keyring = keyring if keyring is not None else Keyring()
         self.nodes: Mapping[str, dict[str, Any]] = _NodeView(self)
+        self.on_change: Callable[[], None] | None = None  # called after each change below
 
     @property
     def root_id(self) -> str | None:
@@ -177,6 +178,7 @@ class NodeTree:
         nodes = list(raw_nodes)
         add_raw_nodes(self.store, nodes, keyring, final=True)
         self.store.adopt_orphans()
+        self._changed()
         handles = [n["h"] for n in nodes if type(n) is dict and type(n.get("h")) is str]
         return [self._dict(h) for h in dict.fromkeys(handles) if h in self.store]
 
@@ -195,21 +197,29 @@ class NodeTree:
         """Remove a node and everything below it."""
         with contextlib.suppress(StoreError):
             self.store.remove(handle)
+        self._changed()
 
     def move(self, handle: str, new_parent: str) -> None:
         """Record that a node now lives under ``new_parent``."""
         with contextlib.suppress(StoreError):
             self.store.move(handle, new_parent)
+        self._changed()
 
     def set_attributes(self, handle: str, attrs: dict[str, Any]) -> None:
         """Record a node's new (decrypted) attributes."""
         if handle in self.store:
             self.store.set_attributes(handle, *attrs_columns(attrs))
+            self._changed()
 
     def set_extra(self, handle: str, field: str, value: Any) -> None:
         """Record a raw field of a node (``ph`` after exporting it, ...)."""
         if handle in self.store:
             self.store.set_extra(handle, field, value)
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # -- queries ------------------------------------------------------------------------------
     def visible(self) -> dict[str, dict[str, Any]]:

@@ -175,6 +175,10 @@ class NodeStore(_Lookups):
         self.children: dict[int, array[int]] = {}
         self.roots: dict[int, str] = {}  # node type (2, 3, 4) -> handle
         self.sn: str | None = None
+        # account values saved with the tree: share and folder keys (handle -> 16 bytes; the
+        # client shares this dict with its Keyring) and the folders exported ("EXP" shares)
+        self.share_keys: dict[str, bytes] = {}
+        self.exported: set[str] = set()
         self._interned: dict[str, str] = {}
         self._name_index: dict[int, dict[str, list[int]]] = {}
         self._free: list[int] = []

@@ -385,6 +385,9 @@ def open_tree(
     ``channel_for(sn)`` opens an :class:`ScChannel` from ``sn``. Returns the store and the
     changes applied since the cache was written."""
     store = cache.load() if cache is not None else None
+    if store is not None:  # the keys saved with the tree, shared with the keyring from now on
+        keyring.share_keys.update(store.share_keys)
+        store.share_keys = keyring.share_keys
     if store is None or not store.sn:
         store = list_all()
         if cache is not None:
