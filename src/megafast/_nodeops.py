@@ -72,8 +72,8 @@ def node_by_type(tree: NodeTree, node_type: int) -> tuple[str, dict[str, Any]] |
     }.get(node_type)
     if special is not None:
         return special, tree.nodes[special]
-    for h, node in tree.visible().items():
-        if node.get("t") == node_type:
+    for h, node in tree.nodes.items():  # made one by one: stops at the first match
+        if node.get("t") == node_type and node.get("a"):
             return h, node
     return None
 

@@ -124,17 +124,19 @@ class _Lookups:
         """The handle at ``a/b/c`` below the Cloud Drive (or below a root or a top-level
         node named by the first part); the first match in listing order wins."""
         parts = [p for p in path.split("/") if p]
-        starts: list[int] = []
-        if self.root_id is not None:
-            starts.append(self.slot_of[self.root_id])
+        root = self.root_id
         if not parts:
-            return self.root_id
-        # a path may start at another root or at an incoming share's top folder
-        starts.extend(s for s in self.children.get(_NO_PARENT, ()) if self.name_at(s) == parts[0])
-        for i, start in enumerate(starts):
-            found = self._walk(start, parts if i == 0 and self.root_id else parts[1:], folders_only)
+            return root
+        if root is not None:
+            found = self._walk(self.slot_of[root], parts, folders_only)
             if found is not None:
                 return self.handles[found]
+        # a path may start at another root or at an incoming share's top folder
+        for start in self.children.get(_NO_PARENT, ()):
+            if self.name_at(start) == parts[0]:
+                found = self._walk(start, parts[1:], folders_only)
+                if found is not None:
+                    return self.handles[found]
         return None
 
     def _walk(self, start: int, parts: list[str], folders_only: bool) -> int | None:
@@ -518,7 +520,7 @@ class NodeStore(_Lookups):
             node["undecryptable"] = True
             return node
         text = self.attrs[slot]
-        node["a"] = json.loads(text) if text is not None else {"n": self.names[slot]}
+        node["a"] = json.loads(text.decode()) if text is not None else {"n": self.names[slot]}
         base = slot * 32
         if n == 32:
             w = _WORDS8.unpack_from(self.keys, base)
