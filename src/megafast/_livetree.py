@@ -12,6 +12,7 @@ an older ``sn`` (replaying it on the next warm start would then meet nodes alrea
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass, field
@@ -24,14 +25,16 @@ from ._listing import load_listing
 from ._nodes import Keyring, NodeTree
 from ._nodestore import NodeStore
 from ._watch import ChangeEvent, ScChannel, Watcher, open_tree
+from .errors import MegaError, ValidationError
 
 if TYPE_CHECKING:
     import requests
 
     from .client import Mega
 
-__all__ = ["LiveTree", "cache_folder", "load", "after_change", "persist", "watcher"]
+__all__ = ["LiveTree", "cache_folder", "load", "after_change", "persist", "save_quietly", "watcher"]
 
+log = logging.getLogger("megafast.cache")
 SAVE_INTERVAL = 30.0  # seconds between cache writes after the client's own changes
 
 
@@ -45,8 +48,6 @@ def cache_folder(option: Any) -> Path | None:
         return Path(base) / "megafast"
     if isinstance(option, (str, os.PathLike)) and os.fspath(option):
         return Path(os.fspath(option))
-    from .errors import ValidationError
-
     raise ValidationError("cache must be None, True or a folder path")
 
 
@@ -87,8 +88,6 @@ def list_all(client: Mega, keyring: Keyring) -> NodeStore:
 def _channel(client: Mega, sn: str, http: requests.Session | None = None) -> ScChannel:
     sid = client.sid
     if sid is None:
-        from .errors import ValidationError
-
         raise ValidationError("not logged in: call login() first")
     return ScChannel(client.api_url, sid, sn, http=http or client.http)
 
@@ -134,7 +133,16 @@ def after_change(client: Mega) -> None:
         return
     live.dirty = True
     if time.monotonic() - live.saved_at >= SAVE_INTERVAL:
+        save_quietly(client, live)
+
+
+def save_quietly(client: Mega, live: LiveTree) -> None:
+    """:func:`persist`, a failure only logged: the change itself is done (the cache keeps
+    its older, consistent state and the next start catches up)."""
+    try:
         persist(client, live)
+    except MegaError as exc:
+        log.warning("node cache not saved: %s", exc)
 
 
 def watcher(client: Mega, live: LiveTree) -> Watcher:

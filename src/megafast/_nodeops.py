@@ -102,9 +102,9 @@ def id_from_public_handle(client: Mega, public_handle: str) -> str | None:
     """:meth:`Mega.get_id_from_public_handle`: from the tree, else from the server."""
     if not is_handle(public_handle):
         raise LinkError("a public handle is 8 characters of base64url")
-    for h, node in client._load_tree().nodes.items():
-        if node.get("ph") == public_handle:
-            return h
+    known = client._load_tree().public_handle_owner(public_handle)
+    if known is not None:
+        return known
     answer = client._request({"a": "f", "f": 1, "p": public_handle})
     if not isinstance(answer, Mapping):
         raise UnexpectedAnswerError("the answer to f is not an object")

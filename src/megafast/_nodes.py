@@ -271,6 +271,14 @@ class NodeTree:
             return None
         return self._dict(h)
 
+    def public_handle_owner(self, ph: str) -> str | None:
+        """The handle of the node whose public handle (``ph``) is ``ph``, if known."""
+        store = self.store
+        for slot, fields in store.extra.items():
+            if fields.get("ph") == ph:
+                return store.handles[slot]
+        return None
+
     def path_of(self, handle: str) -> str:
         """The ``/``-separated path of a node (roots included, e.g. ``Cloud Drive/a/b``)."""
         return self.store.path_of(handle) if handle in self.store else ""

@@ -296,7 +296,7 @@ class Mega(TransferMethods):
         if self._creds is not None:
             try:
                 if self._live is not None and self._live.dirty:
-                    _livetree.persist(self, self._live)
+                    _livetree.save_quietly(self, self._live)
                 self._request({"a": "sml"})
             finally:
                 self._creds = None
@@ -341,7 +341,8 @@ class Mega(TransferMethods):
         :class:`~megafast._watch.ChangeEvent`s (``kind``, ``handle``, ``path``, ``node``), or,
         with ``callback``, it already runs in a daemon thread calling ``callback(event)``.
         Changes are applied to this client's tree (``find``/``get_files`` see them; with a
-        cache it is saved as it goes). ``stop()`` ends it."""
+        cache it is saved as it goes). ``stop()`` ends it. The watcher's thread changes the
+        tree: while it runs, read the tree from the callback (or iterate in your own thread)."""
         self._load_tree()
         assert self._live is not None
         watcher = _livetree.watcher(self, self._live)
