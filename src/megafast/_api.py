@@ -5,7 +5,8 @@ requests; each transfer clones it into a private session of its own (see
 :mod:`megafast.transfer`). Every request has a timeout. A request id starts random and grows by
 one per new request; a retry sends the same id and the same body (the server uses the id to
 drop duplicates). ``-3``, HTTP 429/500/502/503/504, dropped connections and timeouts are
-retried with capped exponential back-off and jitter until ``retry_time`` seconds have passed,
+retried with the capped exponential back-off and jitter of a
+:class:`~megafast._retry.RetryPolicy` until ``retry_time`` seconds have passed,
 then :class:`~megafast.errors.RetryExhaustedError` is raised. A server that cannot be reached
 at all (connection refused, host name that does not resolve) gets only ``connect_retry_time``
 seconds (a few tries), then :class:`~megafast.errors.ServerUnreachableError`, so a command
@@ -30,6 +31,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from ._redact import redact
+from ._retry import DEFAULT_RETRY, RetryPolicy
 from .errors import (
     HashcashError,
     MegaError,
@@ -37,6 +39,7 @@ from .errors import (
     RetryExhaustedError,
     ServerUnreachableError,
     UnexpectedAnswerError,
+    ValidationError,
     error_for_code,
 )
 
@@ -98,11 +101,6 @@ def new_http_session(pool_size: int = 16) -> requests.Session:
     return session
 
 
-def _jitter() -> float:
-    # 0.5 .. 1.0: spreads clients that failed together (not a secret, but `secrets` is at hand)
-    return 0.5 + secrets.randbelow(1 << 16) / (1 << 17)
-
-
 class ApiClient:
     """Sends command batches to ``{api_url}/cs`` and returns their results.
 
@@ -110,7 +108,8 @@ class ApiClient:
     may spend retrying temporary errors; ``connect_retry_time``: seconds it may keep trying a
     server that refuses connections or whose name does not resolve (at most ``retry_time``);
     ``backoff_base``/``backoff_cap``: the first and the largest wait between tries, in
-    seconds; ``hashcash_threads``: threads for the 402 solver (``None``: all cores).
+    seconds; ``retry``: a :class:`~megafast._retry.RetryPolicy` that replaces those four
+    figures (and sets the jitter); ``hashcash_threads``: threads for the 402 solver (``None``: all cores).
     """
 
     def __init__(
@@ -124,21 +123,22 @@ class ApiClient:
         backoff_cap: float = 16.0,
         hashcash_threads: int | None = None,
         http: requests.Session | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        if (
-            timeout <= 0
-            or retry_time < 0
-            or connect_retry_time < 0
-            or backoff_base <= 0
-            or backoff_cap < backoff_base
-        ):
-            raise ValueError("timeout, retry_time and back-off figures must be positive")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if retry is None:
+            retry = DEFAULT_RETRY.with_changes(
+                base=backoff_base,
+                cap=backoff_cap,
+                time_budget=retry_time,
+                connect_budget=connect_retry_time,
+            )
+        elif not isinstance(retry, RetryPolicy):
+            raise ValidationError("retry must be a RetryPolicy")
+        self.retry = retry
         self.api_url = api_url.rstrip("/")
         self.timeout = float(timeout)
-        self.retry_time = float(retry_time)
-        self.connect_retry_time = float(connect_retry_time)
-        self.backoff_base = float(backoff_base)
-        self.backoff_cap = float(backoff_cap)
         self.hashcash_threads = hashcash_threads
         self.http = http if http is not None else new_http_session()
         self.sid: str | None = None
@@ -209,7 +209,8 @@ class ApiClient:
         url = f"{self.api_url}/cs"
         headers = {"Content-Type": "application/json"}
         started = time.monotonic()
-        deadline = started + self.retry_time
+        policy = self.retry
+        deadline = started + policy.time_budget
         unreachable_since: float | None = None  # start of a run of refused connections
         tries = 0
         hashcash_rounds = 0
@@ -276,13 +277,13 @@ class ApiClient:
                                 logger.debug("api %s id=%d ok after %d retries", names, rid, tries)
                             return answer
             # a temporary failure: wait and send the same id and body again
-            wait = min(self.backoff_cap, self.backoff_base * (2**tries)) * _jitter()
+            wait = policy.backoff(tries + 1)
             now = time.monotonic()
             if unreachable is not None:
                 # a server that is down answers nothing: give it a few seconds, not minutes
                 if unreachable_since is None:
                     unreachable_since = now
-                limit = min(deadline, unreachable_since + self.connect_retry_time)
+                limit = min(deadline, unreachable_since + policy.connect_budget)
                 if now + wait > limit:
                     raise ServerUnreachableError(
                         _origin(self.api_url),

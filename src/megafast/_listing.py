@@ -21,7 +21,7 @@ from typing import Any
 
 from ._nodes import Keyring, b64_bytes
 from ._nodestore import NodeStore
-from .errors import RequestError, ValidationError
+from .errors import RequestError, UnexpectedAnswerError, ValidationError
 
 __all__ = ["ListingParser", "load_listing", "add_raw_nodes"]
 
@@ -99,9 +99,9 @@ class ListingParser:
                 value = self._value()
                 if value is None:
                     return
-                raise RequestError(
-                    value if isinstance(value, int) else "EUNKNOWN", "the f command failed"
-                )
+                if isinstance(value, int):
+                    raise RequestError(value, "the f command failed")
+                raise UnexpectedAnswerError(f"f answered {type(value).__name__}, not a listing")
             elif state == "key":
                 if c == "}":
                     self._pos += 1
