@@ -47,6 +47,20 @@ def attrs_columns(attrs: dict[str, Any]) -> tuple[str | None, bytes | None]:
     return name, json.dumps(attrs, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _batch_attrs(texts: list[bytes | None]) -> list[Any]:
+    """Many attribute JSON texts parsed at once (None for one that does not parse)."""
+    from .crypto._bulk import _parse_attr_batch
+
+    return _parse_attr_batch(texts)
+
+
+def _batch_names(texts: list[bytes | None]) -> list[str | None]:
+    return [
+        a.get("n") if type(a) is dict and type(a.get("n")) is str else None
+        for a in _batch_attrs(texts)
+    ]
+
+
 class StoreError(MegaError):
     """A change that the store cannot apply: an unknown node, or a move forming a cycle."""
 
@@ -89,9 +103,13 @@ class _Lookups:
         index = self._name_index.get(parent_slot)
         if index is None:
             index = {}
-            names, name_at = self.names, self.name_at
-            for s in self.children.get(parent_slot, ()):
-                nm = names[s] or name_at(s)
+            names, attrs = self.names, self.attrs
+            slots = self.children.get(parent_slot, ())
+            # names kept only in the attribute JSON: parsed in one batch
+            hidden = [s for s in slots if names[s] is None and attrs[s] is not None]
+            found = dict(zip(hidden, _batch_names([attrs[s] for s in hidden]), strict=True))
+            for s in slots:
+                nm = names[s] or found.get(s)
                 if nm is not None:
                     same = index.get(nm)
                     if same is None:
@@ -494,7 +512,8 @@ class NodeStore(_Lookups):
         slot = self.slot_of.get(h)
         return None if slot is None else self._dict(slot)
 
-    def _dict(self, slot: int) -> dict[str, Any]:
+    def _dict(self, slot: int, attrs: Any = None) -> dict[str, Any]:
+        """The dict of one slot; ``attrs``: its attribute JSON already parsed, if it was."""
         t = self.types[slot]
         node: dict[str, Any] = {
             "h": self.handles[slot],
@@ -520,7 +539,10 @@ class NodeStore(_Lookups):
             node["undecryptable"] = True
             return node
         text = self.attrs[slot]
-        node["a"] = json.loads(text.decode()) if text is not None else {"n": self.names[slot]}
+        if text is None:
+            node["a"] = {"n": self.names[slot]}
+        else:
+            node["a"] = attrs if type(attrs) is dict else json.loads(text.decode())
         base = slot * 32
         if n == 32:
             w = _WORDS8.unpack_from(self.keys, base)
@@ -540,9 +562,12 @@ class NodeStore(_Lookups):
 
     def iter_nodes(self) -> Iterator[dict[str, Any]]:
         """Every node as a mega.py-shaped dict, in slot order (listing order for a listing)."""
-        for slot, h in enumerate(self.handles):
-            if h is not None:
-                yield self._dict(slot)
+        handles, attrs, step = self.handles, self.attrs, 4096
+        for start in range(0, len(handles), step):
+            parsed = _batch_attrs(attrs[start : start + step])
+            for slot in range(start, min(start + step, len(handles))):
+                if handles[slot] is not None:
+                    yield self._dict(slot, parsed[slot - start])
 
     def visible(self) -> dict[str, dict[str, Any]]:
         """handle -> dict for the nodes with decrypted attributes (mega.py's ``get_files``)."""
