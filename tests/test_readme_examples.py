@@ -77,3 +77,19 @@ def test_transfer_manager_example_runs(emu, tmp_path, monkeypatch):
     assert namespace["tree"].ok and len(namespace["tree"].succeeded) == 2
     assert Path("restore/photos/2026/a.jpg").read_bytes() == b"jpeg" * 100
     assert namespace["m"].find("notes.txt") is not None
+
+
+def test_cache_and_watch_example_runs(emu, tmp_path, monkeypatch):
+    email, password = "you@example.com", "your password"
+    emu.create_account(email, password)
+    emu.configure_sc(wait_timeout=1.0)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    code = python_block("Big accounts: a local cache and live updates")
+    code = code.replace("Mega(cache=True)", f"Mega(api_url={emu.api_url!r}, cache=True)")
+    # another session's change, made once the example follows the change channel
+    code = code.replace("watcher = m.watch()", "watcher = m.watch(); change_elsewhere()")
+    namespace: dict = {"change_elsewhere": lambda: emu.add_folder(email, "made elsewhere")}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["event"].path == "Cloud Drive/made elsewhere"
+    assert namespace["m"].find("made elsewhere") is not None
+    assert list((tmp_path / "megafast").glob("*.mfcache"))

@@ -18,11 +18,13 @@ The session id travels in the URL, so exception messages never include the URL.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
@@ -44,6 +46,8 @@ from .errors import (
 __all__ = ["ApiClient", "DEFAULT_API_URL", "new_http_session"]
 
 logger = logging.getLogger("megafast.api")
+STREAM_CHUNK = 1 << 20  # bytes read at a time from a streamed answer
+_OBJECT_START = re.compile(rb"\s*(\[\s*)?\{")  # an answer that is an object (not an error number)
 
 
 class _RedactSessionIds(logging.Filter):
@@ -176,8 +180,26 @@ class ApiClient:
             )
         return answer
 
+    def stream(self, command: dict[str, Any], *, folder: str | None = None) -> Iterator[bytes]:
+        """Send one command whose answer may be very large (``f``) and return its body as an
+        iterator of chunks, read from the socket as they are consumed (retries, hashcash and
+        ``-3`` as for :meth:`request`; an error number raises before anything is returned).
+        The body is the batch answer (``[{...}]``); the connection closes when the iterator
+        ends or is closed."""
+        body = json.dumps([command], separators=(",", ":"))
+        answer = self._send(body, 1, folder, [command.get("a")], stream=True)
+        if isinstance(answer, Iterator):
+            return answer
+        if isinstance(answer, list) and len(answer) == 1:
+            answer = answer[0]
+        if isinstance(answer, int):
+            raise error_for_code(answer)
+        raise UnexpectedAnswerError(f"the server answered {_describe(answer)}")
+
     # -- the loop --------------------------------------------------------------------------
-    def _send(self, body: str, count: int, folder: str | None, names: list[Any]) -> Any:
+    def _send(
+        self, body: str, count: int, folder: str | None, names: list[Any], stream: bool = False
+    ) -> Any:
         rid = self._new_request_id()
         params: dict[str, Any] = {"id": rid}
         if folder is not None:
@@ -203,6 +225,7 @@ class ApiClient:
                     data=body.encode("utf-8"),
                     headers=headers,
                     timeout=(min(self.timeout, 30.0), self.timeout),
+                    stream=stream,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 unreachable = _unreachable_reason(exc)
@@ -223,7 +246,14 @@ class ApiClient:
                     raise RequestError(f"HTTP {status}", f"the API answered HTTP {status}")
                 else:
                     # bytes, not resp.text: guessing the charset of a large body is slow
-                    raw = resp.content
+                    if stream:
+                        chunks = resp.iter_content(STREAM_CHUNK)
+                        first = next(chunks, b"")
+                        if _OBJECT_START.match(first):
+                            return _closing(resp, itertools.chain((first,), chunks))
+                        raw = first + b"".join(chunks)
+                    else:
+                        raw = resp.content
                     if not raw.strip():
                         reason = "empty answer"
                     else:
@@ -289,6 +319,16 @@ class ApiClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self.http.close()
+
+
+def _closing(resp: requests.Response, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The chunks of a streamed body; the response is closed at the end (or on close())."""
+    try:
+        yield from chunks
+    except requests.RequestException as exc:
+        raise MegaError(f"the answer broke off while it was read: {type(exc).__name__}") from None
+    finally:
+        resp.close()
 
 
 def _unreachable_reason(exc: BaseException) -> str | None:
