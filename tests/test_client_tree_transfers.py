@@ -27,15 +27,11 @@ def emu() -> Iterator[MegaEmulator]:
 @pytest.fixture
 def mega(emu: MegaEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Mega]:
     """A client with millisecond back-off and its own state folder (as in test_manager)."""
-    from support.transfer import FAST_RETRY, fast_config
+    from support.transfer import fast_client
 
     emu.clear_faults()
     monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
-    email = f"wire-{secrets.token_hex(4)}@example.com"
-    emu.create_account(email, "pw")
-    m = Mega(api_url=emu.api_url, options={"transfer": fast_config()})
-    m._api.retry = FAST_RETRY
-    yield m.login(email, "pw")
+    yield fast_client(emu, "wire")
     emu.clear_faults()
 
 

@@ -33,15 +33,11 @@ def emu() -> Iterator[MegaEmulator]:
 
 @pytest.fixture
 def mega(emu: MegaEmulator, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Mega]:
-    from support.transfer import FAST_RETRY, fast_config
+    from support.transfer import fast_client
 
     emu.clear_faults()
     monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
-    email = f"mgr-{secrets.token_hex(4)}@example.com"
-    emu.create_account(email, "pw")
-    m = Mega(api_url=emu.api_url, options={"transfer": fast_config()})
-    m._api.retry = FAST_RETRY
-    yield m.login(email, "pw")
+    yield fast_client(emu, "mgr")
     emu.clear_faults()
 
 

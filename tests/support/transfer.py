@@ -29,6 +29,18 @@ EMAIL = "transfer@example.com"
 FAST_RETRY = RetryPolicy.fast()
 
 
+def fast_client(emu: MegaEmulator, prefix: str) -> Any:
+    """A new account on ``emu`` and a ``Mega`` logged in to it with millisecond back-off
+    (API and transfers); the caller points ``MEGAFAST_STATE_DIR`` at its own folder."""
+    from megafast import Mega
+
+    email = f"{prefix}-{os.urandom(4).hex()}@example.com"
+    emu.create_account(email, "pw")
+    m = Mega(api_url=emu.api_url, options={"transfer": fast_config()})
+    m._api.retry = FAST_RETRY
+    return m.login(email, "pw")
+
+
 def fast_config(**changes: Any) -> TransferConfig:
     """A TransferConfig with the fast retry policy (and ``changes``)."""
     changes.setdefault("retry", FAST_RETRY)
