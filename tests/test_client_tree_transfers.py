@@ -185,3 +185,56 @@ def test_mega_transfers_is_a_manager_bound_to_the_client(mega: Mega, tmp_path: P
         outcome = future.result(timeout=30)
     assert outcome.status == "done" and Count.done == 1
     assert mega.find("one.txt")[0] == outcome.result
+
+
+def test_a_partial_big_file_of_a_tree_resumes_from_its_part_file(
+    mega: Mega, emu: MegaEmulator, tmp_path: Path
+) -> None:
+    import _thread
+    import json
+
+    from megafast.transfer import TransferConfig
+
+    src = tmp_path / "tree"
+    files = make_tree(src, files=4)
+    big = secrets.token_bytes(3 << 20)
+    (src / "big.bin").write_bytes(big)
+    files["big.bin"] = big
+    handles = mega.upload_folder(src)
+    out = tmp_path / "out"
+    out.mkdir()
+    sidecar = out / "tree" / "big.bin.megafast-part.json"
+    emu.set_faults(bandwidth=256 * 1024)  # about 12 s for the big file on one connection
+    config = TransferConfig(connections=1, retry=mega.options["transfer"].retry)
+
+    def interrupt_once_saved() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if json.loads(sidecar.read_text())["done"]:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.05)
+        _thread.interrupt_main()
+
+    watcher = threading.Thread(target=interrupt_once_saved)
+    watcher.start()
+    with pytest.raises(KeyboardInterrupt):
+        mega.download(handles["."], out, config=config)
+    watcher.join()
+    emu.clear_faults()
+    # spoil the server's copy inside a range the first run has: only a real resume passes
+    start, _end = json.loads(sidecar.read_text())["done"][0]
+    blob = emu.store.blob_path(emu.node(handles["big.bin"])["blob"])
+    original = blob.read_bytes()
+    spoiled = bytearray(original)
+    spoiled[start : start + 16] = bytes(b ^ 0xFF for b in spoiled[start : start + 16])
+    blob.write_bytes(bytes(spoiled))
+    try:
+        result = TransferResult()
+        mega.download(handles["."], out, config=config, result=result)
+    finally:
+        blob.write_bytes(original)
+    assert result.ok and local_files(out / "tree") == files
+    assert "big.bin" in {o.rel for o in result.succeeded}
