@@ -179,3 +179,40 @@ def test_a_file_that_fails_is_reported_and_the_rest_arrive(
     assert {r["status"] for name, r in got.items() if name != "f001.bin"} == {"done"}
     del files["d1/f001.bin"]
     assert local_files(out / src.name) == files  # the bad file never replaced anything
+
+
+def test_an_interrupted_put_of_a_folder_skips_what_arrived(
+    cli: Cli, emulator: MegaEmulator, tmp_path: Path
+) -> None:
+    src = tmp_path / unique("up")
+    make_tree(src, 150)
+    emulator.set_faults(latency=0.3)  # folders, then five rounds of u, POST and p: about 5 s
+    process = subprocess.Popen(
+        cli.command("put", str(src), "/"),
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    before = len(emulator.nodes(EMAIL))
+    try:
+        deadline = time.monotonic() + 30
+        # stop once a few files (beyond the 4 folders) exist remotely
+        while time.monotonic() < deadline and process.poll() is None:
+            if len(emulator.nodes(EMAIL)) - before >= 4 + 5:
+                break
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err.decode()
+    emulator.clear_faults()
+    rows = cli.json("put", str(src), "/")
+    statuses = [r["status"] for r in rows]
+    assert len(rows) == 150 and set(statuses) <= {"done", "skipped"}
+    assert 0 < statuses.count("skipped") < 150
+    listing = cli.json("ls", "-R", f"/{src.name}")
+    names = [e["name"] for e in listing if e["type"] == "file"]
+    assert len(names) == 150 and not any("(1)" in n for n in names)  # nothing twice
