@@ -10,7 +10,12 @@ then :class:`~megafast.errors.RetryExhaustedError` is raised. A server that cann
 at all (connection refused, host name that does not resolve) gets only ``connect_retry_time``
 seconds (a few tries), then :class:`~megafast.errors.ServerUnreachableError`, so a command
 against a server that is down fails fast. HTTP 402 with ``X-Hashcash`` is solved with the
-native solver and the request sent again.
+native solver within what is left of ``retry_time`` and the request sent again; a challenge
+easier than ``min_hashcash_easiness`` (expected work too large to finish) or one that cannot be
+solved in the time left raises :class:`~megafast.errors.HashcashError` at once. An answer is
+read up to ``max_answer_bytes`` (a batch with ``f``, a listing, up to ``max_listing_bytes``);
+a longer one, one nested too deeply, or one that is not JSON raises
+:class:`~megafast.errors.UnexpectedAnswerError`.
 
 The session id travels in the URL, so exception messages never include the URL.
 """
@@ -26,6 +31,7 @@ from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.exceptions import ChunkedEncodingError
 
 from ._redact import redact
 from .errors import (
@@ -59,6 +65,14 @@ class _RedactSessionIds(logging.Filter):
 logging.getLogger("urllib3.connectionpool").addFilter(_RedactSessionIds())
 
 DEFAULT_API_URL = "https://g.api.mega.co.nz"
+#: The largest answer read for a batch without ``f`` (bytes).
+DEFAULT_MAX_ANSWER_BYTES = 64 << 20
+#: The largest answer read for a batch with ``f``: a 1,000,000-node listing is about 300 MB.
+DEFAULT_MAX_LISTING_BYTES = 2 << 30
+#: The hardest hashcash megafast tries: easiness 128 expects 32,768 tries of 12 MiB each
+#: (minutes on one core); MEGA's own challenges are far easier (about 180-200).
+DEFAULT_MIN_HASHCASH_EASINESS = 128
+_READ_SIZE = 1 << 18
 RETRY_HTTP_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_HASHCASH_ROUNDS = 4
 
@@ -106,7 +120,9 @@ class ApiClient:
     may spend retrying temporary errors; ``connect_retry_time``: seconds it may keep trying a
     server that refuses connections or whose name does not resolve (at most ``retry_time``);
     ``backoff_base``/``backoff_cap``: the first and the largest wait between tries, in
-    seconds; ``hashcash_threads``: threads for the 402 solver (``None``: all cores).
+    seconds; ``hashcash_threads``: threads for the 402 solver (``None``: all cores);
+    ``min_hashcash_easiness``: harder challenges fail at once; ``max_answer_bytes`` /
+    ``max_listing_bytes``: the longest answer read (see the module docstring).
     """
 
     def __init__(
@@ -120,6 +136,9 @@ class ApiClient:
         backoff_cap: float = 16.0,
         hashcash_threads: int | None = None,
         http: requests.Session | None = None,
+        min_hashcash_easiness: int = DEFAULT_MIN_HASHCASH_EASINESS,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        max_listing_bytes: int = DEFAULT_MAX_LISTING_BYTES,
     ) -> None:
         if (
             timeout <= 0
@@ -129,6 +148,13 @@ class ApiClient:
             or backoff_cap < backoff_base
         ):
             raise ValueError("timeout, retry_time and back-off figures must be positive")
+        if not 0 <= min_hashcash_easiness <= 255:
+            raise ValueError("min_hashcash_easiness must be 0..255")
+        if max_answer_bytes < 1 or max_listing_bytes < 1:
+            raise ValueError("max_answer_bytes and max_listing_bytes must be positive")
+        self.min_hashcash_easiness = int(min_hashcash_easiness)
+        self.max_answer_bytes = int(max_answer_bytes)
+        self.max_listing_bytes = int(max_listing_bytes)
         self.api_url = api_url.rstrip("/")
         self.timeout = float(timeout)
         self.retry_time = float(retry_time)
@@ -167,7 +193,8 @@ class ApiClient:
         if not commands:
             return []
         body = json.dumps(list(commands), separators=(",", ":"))
-        answer = self._send(body, len(commands), folder, [c.get("a") for c in commands])
+        names = [c.get("a") for c in commands]
+        answer = self._send(body, len(commands), folder, names)
         if isinstance(answer, int):
             raise error_for_code(answer)
         if not isinstance(answer, list) or len(answer) != len(commands):
@@ -202,43 +229,34 @@ class ApiClient:
                     data=body.encode("utf-8"),
                     headers=headers,
                     timeout=(min(self.timeout, 30.0), self.timeout),
+                    stream=True,
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                with resp:
+                    status = resp.status_code
+                    raw = self._read(resp, names) if status == 200 else b""
+            except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as exc:
                 unreachable = _unreachable_reason(exc)
                 reason = unreachable or f"{type(exc).__name__} (no answer)"
             except requests.RequestException as exc:
                 raise MegaError(f"HTTP request failed: {type(exc).__name__}") from None
             else:
-                status = resp.status_code
                 if status == 402 and "X-Hashcash" in resp.headers:
                     hashcash_rounds += 1
                     if hashcash_rounds > _MAX_HASHCASH_ROUNDS:
                         raise HashcashError("the server kept asking for hashcash") from None
-                    headers["X-Hashcash"] = self._solve(resp.headers["X-Hashcash"])
+                    headers["X-Hashcash"] = self._solve(
+                        resp.headers["X-Hashcash"], deadline - time.monotonic()
+                    )
                     continue
                 if status in RETRY_HTTP_STATUS:
                     reason = f"HTTP {status}"
                 elif status != 200:
                     raise RequestError(f"HTTP {status}", f"the API answered HTTP {status}")
                 else:
-                    # bytes, not resp.text: guessing the charset of a large body is slow
-                    raw = resp.content
                     if not raw.strip():
                         reason = "empty answer"
                     else:
-                        try:
-                            if len(raw) > (1 << 20):
-                                from ._nodes import gc_paused
-
-                                with gc_paused():
-                                    answer = json.loads(raw)
-                            else:
-                                answer = json.loads(raw)
-                        except ValueError:
-                            snippet = raw[:60].decode("utf-8", "replace")
-                            raise RequestError(
-                                snippet, "the API answered with text that is not JSON"
-                            ) from None
+                        answer = _parse(raw)
                         if answer == -3 or (count == 1 and answer == [-3]):
                             reason = "EAGAIN (-3)"
                         else:
@@ -273,13 +291,54 @@ class ApiClient:
             logger.info("api %s: %s, retry %d in %.2f s", names, reason, tries, wait)
             time.sleep(wait)
 
-    def _solve(self, challenge: str) -> str:
-        from .crypto import solve_hashcash
+    def _read(self, resp: requests.Response, names: list[Any]) -> bytearray:
+        """The body of a 200 answer, at most the limit for these commands (bytes, not
+        ``resp.text``: guessing the charset of a large body is slow)."""
+        listing = "f" in names
+        limit = self.max_listing_bytes if listing else self.max_answer_bytes
+        option = "max_listing_bytes" if listing else "max_answer_bytes"
+
+        def too_long(size: str) -> UnexpectedAnswerError:
+            return UnexpectedAnswerError(
+                f"the answer to {_doing(names)} is longer than {size}, the limit of "
+                f"{limit} bytes; a larger one is read with Mega(options={{{option!r}: ...}})"
+            )
+
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_long(f"{int(declared)} bytes")
+        raw = bytearray()
+        for piece in resp.iter_content(_READ_SIZE):
+            raw += piece
+            if len(raw) > limit:
+                raise too_long("that")
+        return raw
+
+    def _solve(self, challenge: str, time_left: float) -> str:
+        from .crypto import parse_hashcash, solve_hashcash
 
         self.stats["hashcash"] += 1
         start = time.monotonic()
         try:
-            answer = solve_hashcash(challenge, threads=self.hashcash_threads)
+            easiness = parse_hashcash(challenge)[0]
+        except (ValueError, TypeError) as exc:
+            raise HashcashError(f"cannot parse the hashcash challenge: {exc}") from None
+        if easiness < self.min_hashcash_easiness:
+            raise HashcashError(
+                f"the server asks for hashcash of easiness {easiness}: about "
+                f"{_expected_tries(easiness):,} tries of 12 MiB each, more than can be done in "
+                f"time; megafast solves easiness {self.min_hashcash_easiness} or more "
+                "(option min_hashcash_easiness)"
+            )
+        if time_left <= 0:
+            raise HashcashError("no time left of retry_time to solve the server's hashcash")
+        try:
+            answer = solve_hashcash(challenge, threads=self.hashcash_threads, timeout=time_left)
+        except HashcashError as exc:
+            raise HashcashError(
+                f"{exc} (what was left of retry_time={self.retry_time:g} s; "
+                f"easiness {easiness}: about {_expected_tries(easiness):,} tries expected)"
+            ) from None
         except (ValueError, TypeError) as exc:
             raise HashcashError(f"cannot parse the hashcash challenge: {exc}") from None
         logger.info("solved a hashcash challenge in %.2f s", time.monotonic() - start)
@@ -288,6 +347,34 @@ class ApiClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self.http.close()
+
+
+def _parse(raw: bytes | bytearray) -> Any:
+    """An answer body as JSON; text that is not JSON (or NaN/Infinity, or nested too deeply
+    to parse) raises :class:`UnexpectedAnswerError`."""
+    try:
+        if len(raw) > (1 << 20):
+            from ._nodes import gc_paused
+
+            with gc_paused():
+                return json.loads(raw, parse_constant=_no_constant)
+        return json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise UnexpectedAnswerError("the answer is nested too deeply to read") from None
+    except ValueError:
+        snippet = bytes(raw[:60]).decode("utf-8", "replace")
+        raise RequestError(snippet, "the API answered with text that is not JSON") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _expected_tries(easiness: int) -> int:
+    """How many tries a hashcash challenge takes on average."""
+    from .crypto import hashcash_threshold
+
+    return (1 << 32) // (hashcash_threshold(easiness) + 1)
 
 
 def _unreachable_reason(exc: BaseException) -> str | None:

@@ -83,11 +83,18 @@ class Keyring:
     folder's key); ``rsa_decrypt``: decrypts an RSA-encrypted key (MPI bytes) or returns None.
     """
 
-    master_key: bytes | None = None
+    master_key: bytes | None = field(default=None, repr=False)
     user_handle: str | None = None
-    share_keys: dict[str, bytes] = field(default_factory=dict)
-    default_key: bytes | None = None
-    rsa_decrypt: Callable[[bytes], bytes | None] | None = None
+    share_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    default_key: bytes | None = field(default=None, repr=False)
+    rsa_decrypt: Callable[[bytes], bytes | None] | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # never show keys: only which ones are held
+        held = [n for n in ("master_key", "default_key", "rsa_decrypt") if getattr(self, n)]
+        return (
+            f"Keyring(user_handle={self.user_handle!r}, keys={held}, "
+            f"share_keys={len(self.share_keys)})"
+        )
 
     def add_share_keys(self, answer: dict[str, Any]) -> None:
         """Learn share keys from an ``f`` answer: ``ok`` entries and ``sk`` on share roots."""
