@@ -20,7 +20,9 @@ FOLDER_KEY = b64encode(secrets.token_bytes(16))
 def test_keyring_repr_hides_every_key() -> None:
     master, share, default = (secrets.token_bytes(16) for _ in range(3))
     ring = Keyring(
-        master_key=master, user_handle="UserHandle1", share_keys={"SHARE001": share},
+        master_key=master,
+        user_handle="UserHandle1",
+        share_keys={"SHARE001": share},
         default_key=default,
     )
     text = repr(ring)

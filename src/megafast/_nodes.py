@@ -13,6 +13,7 @@ import binascii
 import contextlib
 import enum
 import gc
+import logging
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from ._codec import (
     unpack_node_key,
     words_to_bytes,
 )
+from .errors import TreeError
 
 __all__ = [
     "Keyring",
@@ -38,6 +40,9 @@ __all__ = [
     "words_to_bytes",
     "ROOT_NAMES",
 ]
+
+
+logger = logging.getLogger("megafast.nodes")
 
 
 class NodeType(enum.IntEnum):
@@ -215,12 +220,15 @@ class NodeTree:
         table = B64_TABLE
         b64err = (binascii.Error, UnicodeEncodeError)
         all_master = True
+        bad = 0
         for node in raw_nodes:
             try:
                 t = node["t"]
                 if not isinstance(node["h"], str) or not node["h"]:
+                    bad += 1
                     continue
             except (TypeError, KeyError, IndexError):
+                bad += 1
                 continue
             added.append(node)
             if t in (_FILE, _FOLDER):
@@ -292,6 +300,10 @@ class NodeTree:
                         node["a"] = attrs
                         continue
                 _apply(node, key, attrs)
+        if bad:
+            logger.warning(
+                "%d entries of the listing are not nodes (no handle, no type): skipped", bad
+            )
         for node, enc in rsa_pending:
             self._apply_rsa(node, enc, keyring)
         self._insert_many(added, keyring.share_keys)
@@ -446,22 +458,29 @@ class NodeTree:
         ]
 
     def name_of(self, node: dict[str, Any]) -> str | None:
-        a = node.get("a")
-        return a.get("n") if isinstance(a, dict) else None
+        """The node's name (``None`` when it has none, or a name that is not a string)."""
+        return _name(node)
+
+    def ancestors(self, handle: str) -> Iterator[dict[str, Any]]:
+        """The node ``handle`` and its parents, nearest first, as far as the listing goes;
+        :class:`TreeError` when a folder turns out to lie inside itself."""
+        seen: dict[str, int] = {}
+        chain: list[str] = []
+        h = handle
+        while h in self.nodes:
+            if h in seen:
+                raise _cycle(chain[seen[h] :] + [h])
+            seen[h] = len(chain)
+            chain.append(h)
+            node = self.nodes[h]
+            yield node
+            h = _parent(node)
 
     def in_trash(self, handle: str) -> bool:
         """True when the node is the Rubbish Bin or lies anywhere below it."""
         if self.trash_id is None:
             return False
-        seen = 0
-        h: str | None = handle
-        while h is not None and seen < 10_000:
-            if h == self.trash_id:
-                return True
-            node = self.nodes.get(h)
-            h = (_parent(node) or None) if node is not None else None
-            seen += 1
-        return False
+        return any(node["h"] == self.trash_id for node in self.ancestors(handle))
 
     def find_by_name(self, name: str, exclude_deleted: bool = False) -> dict[str, Any] | None:
         """The first node (in listing order) called ``name``."""
@@ -528,26 +547,58 @@ class NodeTree:
 
     def path_of(self, handle: str) -> str:
         """The ``/``-separated path of a node (roots included, e.g. ``Cloud Drive/a/b``)."""
-        parts: list[str] = []
-        h: str | None = handle
-        guard = 0
-        while h is not None and h in self.nodes and guard < 10_000:
-            node = self.nodes[h]
-            parts.append(self.name_of(node) or h)
-            h = _parent(node) or None
-            guard += 1
+        parts = [_name(node) or node["h"] for node in self.ancestors(handle)]
         return "/".join(reversed(parts))
 
     def descendants(self, handle: str) -> Iterator[dict[str, Any]]:
-        """Every node below ``handle`` (depth first, parents before children)."""
+        """Every node below ``handle`` (depth first, parents before children);
+        :class:`TreeError` when ``handle`` lies below itself."""
         stack = list(reversed(self.children.get(handle, ())))
         while stack:
             h = stack.pop()
+            if h == handle:  # each node has one parent: only the start can come round again
+                raise self.cycle_error(handle)
             node = self.nodes.get(h)
             if node is None:
                 continue
             yield node
             stack.extend(reversed(self.children.get(h, ())))
+
+    def top(self) -> str:
+        """The one node whose parent is not in the listing, when all the nodes form one tree
+        below it (a public folder's listing); :class:`TreeError` naming the nodes otherwise:
+        several tops (dangling parents), or nodes in a cycle. The tree must not be empty."""
+        nodes = self.nodes
+        tops = [h for h, node in nodes.items() if _parent(node) not in nodes]
+        if len(tops) > 1:
+            shown = ", ".join(f"{h} (parent {_parent(nodes[h]) or 'none'})" for h in tops[:8])
+            raise TreeError(
+                f"the listing is not one tree: {len(tops)} nodes have a parent that is not in it: "
+                f"{shown}",
+                tuple(tops),
+            )
+        reached = {tops[0], *(n["h"] for n in self.descendants(tops[0]))} if tops else set()
+        if len(reached) < len(nodes):
+            raise self.cycle_error(next(h for h in nodes if h not in reached))
+        return tops[0]
+
+    def cycle_error(self, handle: str) -> TreeError:
+        """The error for a folder ``handle`` that lies inside its own sub-folder."""
+        try:
+            for _ in self.ancestors(handle):
+                pass
+        except TreeError as exc:
+            return exc
+        return TreeError(f"the listing is not a tree at {handle}", (handle,))
+
+
+def _cycle(handles: list[str]) -> TreeError:
+    shown = " -> ".join(handles[:8]) + (" -> ..." if len(handles) > 8 else "")
+    return TreeError(
+        f"the listing is not a tree: a folder lies inside its own sub-folder ({shown}; "
+        "each one's parent is the next)",
+        tuple(dict.fromkeys(handles)),
+    )
 
 
 def _as_list(value: Any) -> list[Any]:

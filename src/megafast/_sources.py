@@ -202,16 +202,16 @@ def public_folder_tree(client: Mega, link: PublicLink) -> NodeTree:
 
 
 def public_root(tree: NodeTree, link: PublicLink) -> dict[str, Any]:
-    """The node a folder link names: the node inside it, or the folder's top node."""
+    """The node a folder link names: the node inside it, or the folder's top node (the
+    whole listing must then be one tree below it, else :class:`~megafast.errors.TreeError`)."""
     if link.child:
         node = tree.nodes.get(link.child)
         if node is None:
             raise NodeNotFoundError("the link names a node that is not in the folder")
         return node
-    for node in tree.nodes.values():
-        if node.get("p") not in tree.nodes:
-            return node
-    raise NodeNotFoundError("the public folder is empty")
+    if not tree.nodes:
+        raise NodeNotFoundError("the public folder is empty")
+    return tree.nodes[tree.top()]
 
 
 def public_folder(client: Mega, url: str) -> dict[str, dict[str, Any]]:

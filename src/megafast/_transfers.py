@@ -12,16 +12,20 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import logging
 import os
 import re
 import stat
+import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import _nodeops, _sources
 from ._codec import FileKey
+from ._collisions import unique_names
 from ._links import parse_link
 from ._nodes import NodeTree, NodeType
 from .errors import (
@@ -38,6 +42,11 @@ if TYPE_CHECKING:
     from .transfer import ProgressCallback, TransferConfig
 
 PathArg = str | os.PathLike[str] | None
+
+logger = logging.getLogger("megafast.transfers")
+
+# the concrete Path class (PosixPath, WindowsPath): before 3.12, Path itself cannot be subclassed
+_PATH_BASE: type[Path] = Path if sys.version_info >= (3, 12) else type(Path())
 
 _UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]")
 
@@ -173,6 +182,14 @@ def download_folder_url(
     return download_tree(client, tree, root, target, link.handle, progress, config)
 
 
+class DownloadedFolder(_PATH_BASE):  # type: ignore[misc,valid-type]
+    """The local folder a folder download wrote (a :class:`~pathlib.Path`). ``renamed`` maps
+    the remote path of each entry that got another local name (names colliding in one
+    folder: ``name (1).ext``...) to its local path, both relative to this folder."""
+
+    renamed: Mapping[str, str] = MappingProxyType({})
+
+
 def download_tree(
     client: Mega,
     tree: NodeTree,
@@ -183,49 +200,69 @@ def download_tree(
     config: TransferConfig | None,
 ) -> Path:
     """Download the folder ``root`` of ``tree`` (of the public folder ``folder``, or None)
-    to ``target``: every sub-folder, then every file; ``progress`` covers all bytes."""
-    files = [n for n in tree.descendants(root["h"]) if n.get("t") == NodeType.FILE]
-    total = sum(int(n.get("s") or 0) for n in files)
+    to ``target``: every sub-folder, then every file; ``progress`` covers all bytes. Names
+    that collide in one folder get distinct local names (see :mod:`megafast._collisions`)."""
+    folders, files, renamed = _plan_tree(tree, root, target)
+    total = sum(int(n.get("s") or 0) for n, _ in files)
     done = 0
 
     def step(n: int, _t: int) -> None:
         if progress is not None:
             progress(done + n, total)
 
-    for local in (target, *_local_folders(tree, root, target)):
+    for local in (target, *folders):
         try:
             local.mkdir(exist_ok=True)
         except OSError as exc:
             raise DestinationError(f"cannot create {local}: {exc.strerror}") from None
-    for node in files:
+    for remote, local_rel in renamed.items():
+        logger.warning("%s: the name is taken in its folder; saved as %s", remote, local_rel)
+    for node, local in files:
         if node.get("undecryptable") or "key" not in node:
             raise WrongKeyError(f"{tree.path_of(node['h'])} cannot be decrypted")
         download_source(
             client,
             _sources.node_source(node, folder),
-            _local_path(tree, root, node, target),
+            local,
             name_from_at=False,
             progress=step,
             config=config,
         )
         done += int(node.get("s") or 0)
-    return target
+    result = DownloadedFolder(target)
+    result.renamed = MappingProxyType(renamed)
+    return result
 
 
-def _local_folders(tree: NodeTree, root: dict[str, Any], target: Path) -> Iterator[Path]:
-    for node in tree.descendants(root["h"]):
-        if node.get("t") == NodeType.FOLDER:
-            yield _local_path(tree, root, node, target)
-
-
-def _local_path(tree: NodeTree, root: dict[str, Any], node: dict[str, Any], target: Path) -> Path:
-    parts: list[str] = []
-    h: str | None = node["h"]
-    while h is not None and h != root["h"]:
-        n = tree.nodes[h]
-        parts.append(_safe_name(tree.name_of(n) or h))
-        h = n.get("p")
-    return target.joinpath(*reversed(parts))
+def _plan_tree(
+    tree: NodeTree, root: dict[str, Any], target: Path
+) -> tuple[list[Path], list[tuple[dict[str, Any], Path]], dict[str, str]]:
+    """Where each folder and file below ``root`` goes: (folders in creation order, (file
+    node, local path) pairs, remote path -> local path of the entries renamed), paths
+    relative to ``target`` in the last. A cycle raises :class:`TreeError`."""
+    folders: list[Path] = []
+    files: list[tuple[dict[str, Any], Path]] = []
+    renamed: dict[str, str] = {}
+    stack: list[tuple[str, PurePosixPath, PurePosixPath]] = [
+        (root["h"], PurePosixPath(), PurePosixPath())
+    ]
+    while stack:
+        h, remote_dir, local_dir = stack.pop()
+        entries = [n for n in tree.child_nodes(h) if n.get("t") in (NodeType.FILE, NodeType.FOLDER)]
+        if any(n["h"] == root["h"] for n in entries):
+            raise tree.cycle_error(root["h"])
+        wanted = [_safe_name(tree.name_of(n) or n["h"]) for n in entries]
+        for node, name, local_name in zip(entries, wanted, unique_names(wanted), strict=True):
+            remote_path = remote_dir / (tree.name_of(node) or node["h"])
+            local_path = local_dir / local_name
+            if local_name != name:
+                renamed[remote_path.as_posix()] = local_path.as_posix()
+            if node.get("t") == NodeType.FOLDER:
+                folders.append(target / local_path)
+                stack.append((node["h"], remote_path, local_path))
+            else:
+                files.append((node, target / local_path))
+    return folders, files, renamed
 
 
 def download_to_fileobj(

@@ -23,11 +23,12 @@ from megafast._codec import b64encode
 from megafast._session import Credentials
 from megafast.crypto import FileCipher, encrypt_attr, encrypt_key
 
-__all__ = ["HostileServer", "USER"]
+__all__ = ["HostileServer", "ROOT", "TRASH", "USER"]
 
 USER = "HostUser001"
 FOLDER_HANDLE = "PubFoldr"  # the public handle of the folder link
 ROOT = "ROOTnode"
+TRASH = "TRASHnod"
 
 
 def _words(data: bytes) -> tuple[int, ...]:
@@ -54,6 +55,7 @@ class HostileServer:
         self.lock = threading.Lock()
         if account:
             self.nodes.append({"h": ROOT, "p": "", "u": USER, "t": 2, "a": "", "k": "", "ts": 1})
+            self.nodes.append({"h": TRASH, "p": "", "u": USER, "t": 4, "a": "", "k": "", "ts": 1})
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -143,7 +145,9 @@ class HostileServer:
             def log_message(self, *args: object) -> None:
                 pass
 
-            def _send(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
+            def _send(
+                self, status: int, data: bytes, headers: dict[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
