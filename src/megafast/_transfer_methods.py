@@ -111,7 +111,8 @@ class TransferMethods:
     ) -> Path:
         """Download a file (a ``(handle, node)`` from :meth:`find`) into ``dest_path``
         (default: the current directory) and return the file's path. A folder is
-        downloaded recursively and its local path returned. The content is verified (MAC)."""
+        downloaded recursively and its local path returned (entries whose local name is taken
+        get ``name (1).ext``...: ``result.renamed`` lists them). The content is verified (MAC)."""
         return _transfers.download(self._client(), file, dest_path, dest_filename, progress, config)
 
     def download_url(
@@ -138,7 +139,8 @@ class TransferMethods:
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
     ) -> Path:
-        """Download a public folder link (or the node inside it the link names)."""
+        """Download a public folder link (or the node inside it the link names). Entries
+        whose local name is taken get ``name (1).ext``...: ``result.renamed`` lists them."""
         return _transfers.download_folder_url(
             self._client(), url, dest_path, dest_filename, progress, config
         )
