@@ -41,8 +41,10 @@ scalars = (
 )
 json_values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=4), inner, max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=4), inner, max_size=6)
+    ),
     max_leaves=20,
 )
 odd_nodes = st.fixed_dictionaries(
@@ -136,7 +138,7 @@ def answers(odd_for: str, odd: Any, whole: bool) -> Callable[[dict[str, Any]], A
     ("command", "call"), CALLS, ids=[f"{c}-{i}" for i, (c, _) in enumerate(CALLS)]
 )
 @settings(
-    max_examples=int(os.environ.get("MEGAFAST_FUZZ_EXAMPLES", "10")),
+    max_examples=int(os.environ.get("MEGAFAST_FUZZ_EXAMPLES", "8")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
