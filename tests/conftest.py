@@ -144,12 +144,12 @@ def transfer_emulator() -> Iterator[Any]:
 def remote(
     transfer_emulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[Any]:
-    """The transfer account as a logged-in client sees it: no faults, fast back-off, upload
-    sidecars in this test's own state folder (``tmp_path / "state"``)."""
-    from support.transfer import Remote, fast_backoff
+    """The transfer account as a logged-in client sees it: no faults, upload sidecars in
+    this test's own state folder (``tmp_path / "state"``). Tests pass
+    ``support.transfer.fast_config(...)`` for millisecond back-off."""
+    from support.transfer import Remote
 
     transfer_emulator.clear_faults()
-    fast_backoff(monkeypatch)
     monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
     yield Remote(transfer_emulator)
     transfer_emulator.clear_faults()

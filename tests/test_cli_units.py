@@ -11,9 +11,10 @@ import pytest
 
 from megafast._cli import session as session_store
 from megafast._cli.errors import CommandError, UsageError, report_error, scrub
-from megafast._cli.remote import RemoteTree, is_url, split_remote
-from megafast._cli.transfers import safe_local_name
-from megafast.cli import build_parser, main, parse_size
+from megafast._cli.options import parse_size
+from megafast._cli.remote import RemoteView, is_url, split_remote
+from megafast._localnames import safe_local_name
+from megafast.cli import build_parser, main
 
 
 @pytest.mark.parametrize(
@@ -139,7 +140,7 @@ def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     assert "Traceback" in err and err.endswith("megafast: error: boom\n")
 
 
-def _tree() -> RemoteTree:
+def _view() -> RemoteView:
     files = {
         "ROOT0000": {"h": "ROOT0000", "p": "", "t": 2, "a": {"n": "Cloud Drive"}},
         "BIN00000": {"h": "BIN00000", "p": "", "t": 4, "a": {"n": "Rubbish Bin"}},
@@ -148,26 +149,27 @@ def _tree() -> RemoteTree:
         "GONE0000": {"h": "GONE0000", "p": "BIN00000", "t": 0, "a": {"n": "old"}, "s": 1},
         "BAD00000": {"h": "BAD00000", "p": "DOCS0000", "t": 0, "a": False, "s": 3},
     }
-    return RemoteTree(files)
+    return RemoteView(files)
 
 
-def test_remote_tree_resolves_paths() -> None:
-    tree = _tree()
-    assert tree.resolve("/").handle == "ROOT0000"
-    assert tree.resolve("docs/a.txt").handle == "FILEA000"
-    assert tree.resolve("//docs//a.txt/").handle == "FILEA000"
-    assert tree.lookup("/docs/missing") is None
-    assert tree.path_of(tree.nodes["FILEA000"]) == "/docs/a.txt"
-    assert tree.path_of(tree.nodes["GONE0000"]) == "//Rubbish Bin/old"
+def test_remote_view_paths_listing_and_one_part_lookup() -> None:
+    # Paths of two or more parts go through Mega.find (tests/test_cli.py checks that against
+    # the emulator); the root and one-part paths need no client.
+    view = _view()
+    assert view.resolve(None, "/")["h"] == "ROOT0000"
+    assert view.resolve(None, "//docs/")["h"] == "DOCS0000"
+    assert view.lookup(None, "/missing") is None
+    assert view.path_of(view.nodes["FILEA000"]) == "/docs/a.txt"
+    assert view.path_of(view.nodes["GONE0000"]) == "//Rubbish Bin/old"
     with pytest.raises(CommandError, match="no such file or folder: /nope"):
-        tree.resolve("/nope")
-    with pytest.raises(CommandError, match="not a folder"):
-        tree.resolve_folder("/docs/a.txt")
+        view.resolve(None, "/nope")
     with pytest.raises(CommandError):
         split_remote("/docs/../x")
-    walked = [node.display_name for node, _ in tree.walk(tree.require_root())]
+    walked = [entry["name"] for entry in view.entries(view.require_top(), recursive=True)[0]]
     assert walked[0] == "docs" and "a.txt" in walked
     assert any(name.startswith("[undecryptable") for name in walked)
+    entries, shown = view.entries(view.nodes["DOCS0000"], recursive=False)
+    assert "a.txt" in shown and all(entry["path"].startswith("/docs/") for entry in entries)
 
 
 def test_is_url() -> None:
@@ -180,7 +182,18 @@ def test_is_url() -> None:
 
 @pytest.mark.parametrize(
     ("name", "expected"),
-    [("a.txt", "a.txt"), ("a/b", "a_b"), ("..", "__"), (".", "_"), ("", "H"), (None, "H")],
+    [
+        ("a.txt", "a.txt"),
+        ("a/b", "a_b"),
+        ("a\\b", "a_b"),
+        ("..", "_.."),
+        (".", "_."),
+        ("", "_"),
+        ("  ", "_"),
+        (" x ", "x"),
+        ("a\x00b\nc", "a_b_c"),
+        ("../../etc/passwd", ".._.._etc_passwd"),
+    ],
 )
-def test_safe_local_name(name: str | None, expected: str) -> None:
-    assert safe_local_name(name, "H") == expected
+def test_safe_local_name(name: str, expected: str) -> None:
+    assert safe_local_name(name) == expected

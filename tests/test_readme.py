@@ -22,7 +22,7 @@ def readme_commands() -> list[str]:
     return [block.strip() for block in re.findall(r"```sh\n(.*?)```", section, re.S)]
 
 
-def test_readme_has_two_commands_and_ci_runs_the_test_one():
+def test_readme_has_two_commands_and_ci_runs_both():
     commands = readme_commands()
     assert len(commands) == 2
     install_and_demo, test_command = commands
@@ -30,6 +30,10 @@ def test_readme_has_two_commands_and_ci_runs_the_test_one():
     assert "pytest" in test_command
     ci_lines = (ROOT / ".ci" / "test-command").read_text().splitlines()
     assert test_command in ci_lines, "CI must run the README's test command word for word"
+    demo_lines = (ROOT / ".ci" / "demo-command").read_text().splitlines()
+    assert install_and_demo in demo_lines, "CI must run the README's demo command word for word"
+    ci_run = (ROOT / ".ci" / "run").read_text()
+    assert "bash .ci/demo-command" in ci_run and "bash .ci/test-command" in ci_run
 
 
 @pytest.mark.slow

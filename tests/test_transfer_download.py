@@ -12,16 +12,15 @@ import pytest
 from megafast.errors import IntegrityError, OverQuotaError, RetryExhaustedError, ValidationError
 from megafast.transfer import (
     MiB,
-    TransferConfig,
     _download,
     download_file,
     download_to_fileobj,
     open_reader,
     part_paths,
 )
-from support.transfer import Remote, content
+from support.transfer import Remote, content, fast_config
 
-SMALL = TransferConfig(connections=4, piece_size=MiB)
+SMALL = fast_config(connections=4, piece_size=MiB)
 
 
 def leftovers(path) -> list[str]:
@@ -73,7 +72,7 @@ def test_ranges_are_whole_chunks_fetched_over_parallel_connections(
             with lock:
                 active -= 1
 
-    cfg = TransferConfig(connections=6, piece_size=2 * MiB)
+    cfg = fast_config(connections=6, piece_size=2 * MiB)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(_download._FileDownload, "_consume", consume)
         download_file(remote.http, remote.url_getter(h), len(data), key, tmp_path / "o", config=cfg)
@@ -90,7 +89,7 @@ def test_fifty_random_connection_drops_give_a_byte_identical_file(remote: Remote
     data = content(64 * MiB)
     h, key = remote.add_file(data)
     remote.emu.set_faults(drop_after_bytes=300_007, drop_rate=0.7, drop_limit=50, seed=5)
-    cfg = TransferConfig(connections=8, piece_size=2 * MiB, max_retries=4)
+    cfg = fast_config(connections=8, piece_size=2 * MiB, max_retries=4)
     download_file(remote.http, remote.url_getter(h), len(data), key, tmp_path / "o", config=cfg)
     assert remote.emu.fault_counts.get("drop") == 50
     assert (tmp_path / "o").read_bytes() == data
@@ -141,7 +140,7 @@ def test_url_expiring_mid_transfer_gets_a_fresh_one(remote: Remote, tmp_path) ->
             remote.emu.expire_urls()
             expired.append(done)
 
-    cfg = TransferConfig(connections=3, piece_size=MiB, speed_limit=30e6)
+    cfg = fast_config(connections=3, piece_size=MiB, speed_limit=30e6)
     download_file(
         remote.http, getter, len(data), key, tmp_path / "o", config=cfg, progress=progress
     )
@@ -165,7 +164,7 @@ def test_over_quota_is_waited_out_when_asked(remote: Remote, tmp_path) -> None:
     h, key = remote.add_file(data)
     remote.emu.set_faults(over_quota=True, over_quota_time_left=1)
     threading.Timer(0.3, lambda: remote.emu.set_faults(over_quota=False)).start()
-    cfg = TransferConfig(wait_on_quota=True)
+    cfg = fast_config(wait_on_quota=True)
     t0 = time.monotonic()
     download_file(remote.http, remote.url_getter(h), len(data), key, tmp_path / "o", config=cfg)
     assert time.monotonic() - t0 >= 0.9
@@ -196,7 +195,7 @@ def test_retry_budget_runs_out_with_a_clear_error(remote: Remote, tmp_path) -> N
     h, key = remote.add_file(data)
     remote.emu.set_faults(transfer_error_rate=1.0, transfer_error_statuses=(500,))
     getter = remote.url_getter(h)
-    cfg = TransferConfig(max_retries=2)
+    cfg = fast_config(max_retries=2)
     with pytest.raises(RetryExhaustedError) as info:
         download_file(remote.http, getter, len(data), key, tmp_path / "o", config=cfg)
     text = str(info.value)
@@ -211,7 +210,7 @@ def test_no_data_within_the_timeout_is_retried_then_fails(remote: Remote, tmp_pa
     getter = remote.url_getter(h)
     getter(False)
     remote.emu.set_faults(latency=1.0)
-    cfg = TransferConfig(max_retries=1, timeout=0.2)
+    cfg = fast_config(max_retries=1, timeout=0.2)
     t0 = time.monotonic()
     with pytest.raises(RetryExhaustedError) as info:
         download_file(remote.http, getter, len(data), key, tmp_path / "o", config=cfg)
@@ -230,7 +229,7 @@ def test_api_errors_from_get_url_propagate(remote: Remote, tmp_path) -> None:
 def test_speed_limit_is_kept(remote: Remote, tmp_path) -> None:
     data = content(2 * MiB)
     h, key = remote.add_file(data)
-    cfg = TransferConfig(connections=4, piece_size=MiB, speed_limit=4e6)
+    cfg = fast_config(connections=4, piece_size=MiB, speed_limit=4e6)
     t0 = time.monotonic()
     download_file(remote.http, remote.url_getter(h), len(data), key, tmp_path / "o", config=cfg)
     assert time.monotonic() - t0 >= 0.4  # 2 MiB at 4 MB/s: 0.52 s
@@ -245,7 +244,7 @@ def test_progress_callback_error_stops_the_download(remote: Remote, tmp_path) ->
         if done:
             raise KeyboardInterrupt
 
-    cfg = TransferConfig(connections=2, piece_size=MiB, speed_limit=20e6)
+    cfg = fast_config(connections=2, piece_size=MiB, speed_limit=20e6)
     with pytest.raises(KeyboardInterrupt):
         download_file(
             remote.http,
@@ -302,7 +301,7 @@ def test_download_into_a_file_object(remote: Remote, size: int) -> None:
     h, key = remote.add_file(data)
     out = io.BytesIO()
     seen: list[int] = []
-    cfg = TransferConfig(connections=3, piece_size=MiB)
+    cfg = fast_config(connections=3, piece_size=MiB)
     download_to_fileobj(
         remote.http,
         remote.url_getter(h),
@@ -386,7 +385,7 @@ def test_reader_refuses_corrupted_content(remote: Remote) -> None:
 def test_reader_notices_a_chunk_that_changes_between_reads(remote: Remote) -> None:
     data = content(MiB)
     h, key = remote.add_file(data)
-    r = open_reader(remote.http, remote.url_getter(h), len(data), key, config=TransferConfig())
+    r = open_reader(remote.http, remote.url_getter(h), len(data), key, config=fast_config())
     assert r.read(10) == data[:10]
     remote.emu.set_faults(corrupt_rate=1.0, corrupt_limit=1)
     r._win_len = 0  # forget the window: the next read fetches again

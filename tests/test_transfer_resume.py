@@ -18,16 +18,15 @@ import megafast
 from megafast.transfer import (
     ChunkMap,
     MiB,
-    TransferConfig,
     _upload,
     download_file,
     part_paths,
     state_dir,
     upload_file,
 )
-from support.transfer import Remote, content
+from support.transfer import Remote, content, fast_config
 
-SLOW = TransferConfig(connections=3, piece_size=MiB, speed_limit=20e6)
+SLOW = fast_config(connections=3, piece_size=MiB, speed_limit=20e6)
 
 
 class Interrupt(Exception):
@@ -38,14 +37,13 @@ class Interrupt(Exception):
 def posted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Bytes of each piece body sent (retries included)."""
     sizes: list[int] = []
-    real = _upload._Upload._post
+    real = _upload._Upload._post_once
 
-    def spy(self, begin, body, what):
-        sample = body() if callable(body) else body
-        sizes.append(len(sample))
-        return real(self, begin, body, what)
+    def spy(self, begin, body):
+        sizes.append(len(body))
+        return real(self, begin, body)
 
-    monkeypatch.setattr(_upload._Upload, "_post", spy)
+    monkeypatch.setattr(_upload._Upload, "_post_once", spy)
     return sizes
 
 
@@ -160,7 +158,7 @@ def test_resume_can_be_turned_off(remote: Remote, tmp_path) -> None:
     data = content(4 * MiB)
     h, key = remote.add_file(data)
     dest = tmp_path / "o.bin"
-    cfg = TransferConfig(connections=2, piece_size=MiB, speed_limit=20e6, resume=False)
+    cfg = fast_config(connections=2, piece_size=MiB, speed_limit=20e6, resume=False)
     interrupted_download(remote, h, data, key, dest, 0.3, config=cfg)
     assert list(tmp_path.iterdir()) == []  # no part file, no sidecar
 

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from megafast import crypto as mc
+from megafast._retry import RetryPolicy
 from megafast.errors import OverQuotaError, RetryExhaustedError, ValidationError
 from megafast.transfer import ChunkMap, MiB, TransferConfig, _http, _sidecar, part_paths
 from megafast.transfer._upload import _token_text
@@ -209,22 +210,61 @@ def test_upload_server_error_numbers_restart_or_retry() -> None:
 
 
 def test_backoff_grows_and_is_capped() -> None:
-    delays = [_http.backoff_delay(a) for a in range(1, 30)]
-    assert all(0 < d <= _http.BACKOFF_MAX for d in delays)
-    assert delays[0] <= _http.BACKOFF_INITIAL and max(delays) > 4 * _http.BACKOFF_INITIAL
+    policy = RetryPolicy(base=0.2, cap=8.0, jitter=0.5)
+    delays = [policy.backoff(a) for a in range(1, 30)]
+    assert all(0 < d <= policy.cap for d in delays)
+    assert delays[0] <= policy.base and max(delays) > 4 * policy.base
+    assert policy.backoff(10_000) <= policy.cap  # no overflow on huge attempt numbers
+
+
+def test_retry_policy_server_delays_and_validation() -> None:
+    policy = RetryPolicy(delay_429=0.5, delay_503=5.0, max_server_delay=60.0, cap=8.0)
+    assert policy.after_429(None) == 0.5 and policy.after_429(3.0) == 3.0
+    assert policy.after_429(1e6) == 8.0  # a 429 never waits longer than the cap
+    assert policy.after_503(None) == 5.0 and policy.after_503(1e6) == 60.0
+    assert RetryPolicy(jitter=0.0).backoff(3) == RetryPolicy().base * 4
+    for bad in ({"base": 0}, {"cap": -1}, {"jitter": 2}, {"base": float("inf")}, {"cap": "1"}):
+        with pytest.raises(ValidationError):
+            RetryPolicy(**bad)
+    with pytest.raises(ValidationError):
+        RetryPolicy(base=2.0, cap=1.0)
+    with pytest.raises(ValidationError):
+        TransferConfig(retry=0.5)  # type: ignore[arg-type]
+
+
+def test_the_api_client_takes_the_same_retry_policy() -> None:
+    from megafast._api import ApiClient
+    from megafast.errors import ServerUnreachableError
+
+    policy = RetryPolicy(base=0.01, cap=0.02, time_budget=5.0, connect_budget=0.15)
+    api = ApiClient("http://127.0.0.1:9", retry=policy)
+    assert api.retry is policy
+    t0 = time.monotonic()
+    with pytest.raises(ServerUnreachableError):
+        api.request({"a": "ug"})
+    assert time.monotonic() - t0 < 2.0  # the policy's connect budget, not the default 3 s
+    legacy = ApiClient("http://127.0.0.1:9", backoff_base=0.5, backoff_cap=2.0, retry_time=7)
+    assert (legacy.retry.base, legacy.retry.cap, legacy.retry.time_budget) == (0.5, 2.0, 7.0)
+    with pytest.raises(ValueError):
+        ApiClient("http://127.0.0.1:9", backoff_base=0)
+    with pytest.raises(ValidationError):
+        ApiClient("http://127.0.0.1:9", retry=0.5)  # type: ignore[arg-type]
 
 
 def _controller(**cfg) -> _http.Controller:
+    cfg.setdefault("retry", RetryPolicy.fast())
     return _http.Controller(None, TransferConfig(**cfg), 1)
 
 
-def test_retry_budget_runs_out_and_refills_on_progress(monkeypatch) -> None:
-    monkeypatch.setattr(_http, "BACKOFF_INITIAL", 0.0001)
+def test_retry_budget_counts_only_attempts_that_delivered_nothing() -> None:
     ctl = _controller(max_retries=2)
     budget = _http.RetryBudget(ctl, "bytes 0-9")
     budget.failed(ConnectionResetError())
     budget.failed(_http.RetryableError("HTTP 500", code=500))
-    budget.progressed(_http.PROGRESS_REFILL)  # a retry delivered data: budget refills
+    for _ in range(50):  # drops after some data cost nothing and do not wait
+        t0 = time.monotonic()
+        assert budget.failed(ConnectionResetError(), delivered=True) is False
+        assert time.monotonic() - t0 < 0.005
     budget.failed(ConnectionResetError())
     budget.failed(ConnectionResetError())
     with pytest.raises(RetryExhaustedError) as info:

@@ -10,10 +10,10 @@ import pytest
 
 from megafast import crypto as mc
 from megafast.errors import OverQuotaError, TransferError, ValidationError
-from megafast.transfer import MiB, TransferConfig, _upload, download_file, upload_file
-from support.transfer import Remote, content
+from megafast.transfer import MiB, _upload, download_file, upload_file
+from support.transfer import Remote, content, fast_config
 
-SMALL = TransferConfig(connections=4, piece_size=MiB)
+SMALL = fast_config(connections=4, piece_size=MiB)
 
 
 def check_round_trip(remote: Remote, result, data: bytes, tmp_path) -> None:
@@ -51,14 +51,14 @@ def test_upload_from_a_path(remote: Remote, tmp_path, size: int) -> None:
 def test_upload_of_many_pieces_in_parallel(remote: Remote, tmp_path, monkeypatch) -> None:
     data = content(20 * MiB + 1)
     posted: list[int] = []
-    real = _upload._Upload._post
+    real = _upload._Upload._post_once
 
-    def spy(self, begin, body, what):
+    def spy(self, begin, body):
         posted.append(begin)
-        return real(self, begin, body, what)
+        return real(self, begin, body)
 
-    monkeypatch.setattr(_upload._Upload, "_post", spy)
-    cfg = TransferConfig(connections=8, piece_size=2 * MiB)
+    monkeypatch.setattr(_upload._Upload, "_post_once", spy)
+    cfg = fast_config(connections=8, piece_size=2 * MiB)
     result = upload_file(remote.http, remote.upload_url_getter(), data, config=cfg)
     from megafast.transfer import ChunkMap
     from megafast.transfer._config import balanced_piece_size
@@ -171,7 +171,7 @@ def test_upload_url_expiring_mid_transfer_starts_over(remote: Remote, tmp_path) 
             remote.emu.expire_urls()
             expired.append(done)
 
-    cfg = TransferConfig(connections=2, piece_size=MiB, speed_limit=25e6)
+    cfg = fast_config(connections=2, piece_size=MiB, speed_limit=25e6)
     result = upload_file(remote.http, get, data, config=cfg, progress=progress)
     assert expired and get.calls == 2
     check_round_trip(remote, result, data, tmp_path)
@@ -200,7 +200,7 @@ def test_dead_upload_urls_are_retried_a_bounded_number_of_times(remote: Remote) 
     from megafast.errors import RetryExhaustedError
 
     with pytest.raises(RetryExhaustedError, match="upload kept failing"):
-        upload_file(remote.http, dead_url, data, config=TransferConfig(max_retries=2))
+        upload_file(remote.http, dead_url, data, config=fast_config(max_retries=2))
 
 
 def test_upload_over_quota_raises(remote: Remote) -> None:

@@ -5,7 +5,8 @@ requests; each transfer clones it into a private session of its own (see
 :mod:`megafast.transfer`). Every request has a timeout. A request id starts random and grows by
 one per new request; a retry sends the same id and the same body (the server uses the id to
 drop duplicates). ``-3``, HTTP 429/500/502/503/504, dropped connections and timeouts are
-retried with capped exponential back-off and jitter until ``retry_time`` seconds have passed,
+retried with the capped exponential back-off and jitter of a
+:class:`~megafast._retry.RetryPolicy` until ``retry_time`` seconds have passed,
 then :class:`~megafast.errors.RetryExhaustedError` is raised. A server that cannot be reached
 at all (connection refused, host name that does not resolve) gets only ``connect_retry_time``
 seconds (a few tries), then :class:`~megafast.errors.ServerUnreachableError`, so a command
@@ -34,6 +35,7 @@ from requests.adapters import HTTPAdapter
 from requests.exceptions import ChunkedEncodingError
 
 from ._redact import redact
+from ._retry import DEFAULT_RETRY, RetryPolicy
 from .errors import (
     HashcashError,
     MegaError,
@@ -41,6 +43,7 @@ from .errors import (
     RetryExhaustedError,
     ServerUnreachableError,
     UnexpectedAnswerError,
+    ValidationError,
     error_for_code,
 )
 
@@ -108,11 +111,6 @@ def new_http_session(pool_size: int = 16) -> requests.Session:
     return session
 
 
-def _jitter() -> float:
-    # 0.5 .. 1.0: spreads clients that failed together (not a secret, but `secrets` is at hand)
-    return 0.5 + secrets.randbelow(1 << 16) / (1 << 17)
-
-
 class ApiClient:
     """Sends command batches to ``{api_url}/cs`` and returns their results.
 
@@ -120,9 +118,11 @@ class ApiClient:
     may spend retrying temporary errors; ``connect_retry_time``: seconds it may keep trying a
     server that refuses connections or whose name does not resolve (at most ``retry_time``);
     ``backoff_base``/``backoff_cap``: the first and the largest wait between tries, in
-    seconds; ``hashcash_threads``: threads for the 402 solver (``None``: all cores);
-    ``min_hashcash_easiness``: harder challenges fail at once; ``max_answer_bytes`` /
-    ``max_listing_bytes``: the longest answer read (see the module docstring).
+    seconds; ``retry``: a :class:`~megafast._retry.RetryPolicy` that replaces those four
+    figures (and sets the jitter); ``hashcash_threads``: threads for the 402 solver (``None``:
+    all cores); ``min_hashcash_easiness``: harder challenges fail at once;
+    ``max_answer_bytes`` / ``max_listing_bytes``: the longest answer read (see the module
+    docstring).
     """
 
     def __init__(
@@ -136,18 +136,23 @@ class ApiClient:
         backoff_cap: float = 16.0,
         hashcash_threads: int | None = None,
         http: requests.Session | None = None,
+        retry: RetryPolicy | None = None,
         min_hashcash_easiness: int = DEFAULT_MIN_HASHCASH_EASINESS,
         max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
         max_listing_bytes: int = DEFAULT_MAX_LISTING_BYTES,
     ) -> None:
-        if (
-            timeout <= 0
-            or retry_time < 0
-            or connect_retry_time < 0
-            or backoff_base <= 0
-            or backoff_cap < backoff_base
-        ):
-            raise ValueError("timeout, retry_time and back-off figures must be positive")
+        if timeout <= 0:
+            raise ValueError("timeout must be positive")
+        if retry is None:
+            retry = DEFAULT_RETRY.with_changes(
+                base=backoff_base,
+                cap=backoff_cap,
+                time_budget=retry_time,
+                connect_budget=connect_retry_time,
+            )
+        elif not isinstance(retry, RetryPolicy):
+            raise ValidationError("retry must be a RetryPolicy")
+        self.retry = retry
         if not 0 <= min_hashcash_easiness <= 255:
             raise ValueError("min_hashcash_easiness must be 0..255")
         if max_answer_bytes < 1 or max_listing_bytes < 1:
@@ -157,10 +162,6 @@ class ApiClient:
         self.max_listing_bytes = int(max_listing_bytes)
         self.api_url = api_url.rstrip("/")
         self.timeout = float(timeout)
-        self.retry_time = float(retry_time)
-        self.connect_retry_time = float(connect_retry_time)
-        self.backoff_base = float(backoff_base)
-        self.backoff_cap = float(backoff_cap)
         self.hashcash_threads = hashcash_threads
         self.http = http if http is not None else new_http_session()
         self.sid: str | None = None
@@ -214,7 +215,8 @@ class ApiClient:
         url = f"{self.api_url}/cs"
         headers = {"Content-Type": "application/json"}
         started = time.monotonic()
-        deadline = started + self.retry_time
+        policy = self.retry
+        deadline = started + policy.time_budget
         unreachable_since: float | None = None  # start of a run of refused connections
         tries = 0
         hashcash_rounds = 0
@@ -264,13 +266,13 @@ class ApiClient:
                                 logger.debug("api %s id=%d ok after %d retries", names, rid, tries)
                             return answer
             # a temporary failure: wait and send the same id and body again
-            wait = min(self.backoff_cap, self.backoff_base * (2**tries)) * _jitter()
+            wait = policy.backoff(tries + 1)
             now = time.monotonic()
             if unreachable is not None:
                 # a server that is down answers nothing: give it a few seconds, not minutes
                 if unreachable_since is None:
                     unreachable_since = now
-                limit = min(deadline, unreachable_since + self.connect_retry_time)
+                limit = min(deadline, unreachable_since + policy.connect_budget)
                 if now + wait > limit:
                     raise ServerUnreachableError(
                         _origin(self.api_url),
@@ -336,7 +338,7 @@ class ApiClient:
             answer = solve_hashcash(challenge, threads=self.hashcash_threads, timeout=time_left)
         except HashcashError as exc:
             raise HashcashError(
-                f"{exc} (what was left of retry_time={self.retry_time:g} s; "
+                f"{exc} (what was left of retry_time={self.retry.time_budget:g} s; "
                 f"easiness {easiness}: about {_expected_tries(easiness):,} tries expected)"
             ) from None
         except (ValueError, TypeError) as exc:

@@ -94,7 +94,13 @@ def fetch(client: Mega, source: FileSource) -> dict[str, Any]:
     cmd = dict(source.command)
     if client.api_url.startswith("https:"):
         cmd["ssl"] = 2
-    data = client._request(cmd, folder=source.folder)
+    source.answer = checked_g_answer(client._request(cmd, folder=source.folder))
+    return source.answer
+
+
+def checked_g_answer(data: Any) -> dict[str, Any]:
+    """A ``g`` answer that carries a download URL (``data["g"]``); quota (``tl``), a missing
+    URL and error numbers raise (shared with the transfer manager's batched ``g``)."""
     if not isinstance(data, dict):
         raise UnexpectedAnswerError("the answer to g is not an object")
     if "tl" in data and not data.get("g"):
@@ -107,7 +113,6 @@ def fetch(client: Mega, source: FileSource) -> dict[str, Any]:
         raise error_for_code(data["e"])
     if not isinstance(data.get("g"), str) or not data["g"]:
         raise UnexpectedAnswerError("the file is not accessible (no download URL)")
-    source.answer = data
     return data
 
 

@@ -14,7 +14,6 @@ import hashlib
 import io
 import logging
 import os
-import re
 import stat
 import sys
 import time
@@ -25,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from . import _nodeops, _sources
 from ._codec import FileKey
-from ._collisions import unique_names
 from ._links import parse_link
+from ._localnames import safe_local_name, unique_names
 from ._nodes import NodeTree, NodeType
 from .errors import (
     DestinationError,
@@ -47,16 +46,6 @@ logger = logging.getLogger("megafast.transfers")
 
 # the concrete Path class (PosixPath, WindowsPath): before 3.12, Path itself cannot be subclassed
 _PATH_BASE: type[Path] = Path if sys.version_info >= (3, 12) else type(Path())
-
-_UNSAFE_NAME = re.compile(r"[/\\\x00-\x1f]")
-
-
-def _safe_name(name: str) -> str:
-    """A node name as a single local path component (no separators, not '.' or '..')."""
-    cleaned = _UNSAFE_NAME.sub("_", name).strip()
-    if cleaned in ("", ".", ".."):
-        cleaned = "_" + cleaned
-    return cleaned
 
 
 def _config(client: Mega, config: TransferConfig | None) -> TransferConfig | None:
@@ -94,7 +83,7 @@ def download_source(
         name = _sources.decrypt_at(data.get("at", ""), source.key).get("n")
         if not isinstance(name, str):
             raise WrongKeyError("the file has no name attribute")
-        target = target / _safe_name(name)
+        target = target / safe_local_name(name)
     return download_file(
         client.http,
         _sources.url_getter(client, source),
@@ -121,7 +110,7 @@ def download(
     if node.get("undecryptable") or "key" not in node:
         raise WrongKeyError("this node cannot be decrypted, so it cannot be downloaded")
     tree = client._load_tree()
-    target = directory / _safe_name(dest_filename or tree.name_of(node) or node["h"])
+    target = directory / safe_local_name(dest_filename or tree.name_of(node) or node["h"])
     if node.get("t") == NodeType.FOLDER:
         return download_tree(client, tree, node, target, None, progress, config)
     if node.get("t") != NodeType.FILE:
@@ -149,7 +138,7 @@ def download_url(
     return download_source(
         client,
         _sources.link_source(link),
-        directory / _safe_name(dest_filename) if dest_filename else directory,
+        directory / safe_local_name(dest_filename) if dest_filename else directory,
         name_from_at=not dest_filename,
         progress=progress,
         config=config,
@@ -171,7 +160,7 @@ def download_folder_url(
     directory = dest_dir(dest_path)
     tree = _sources.public_folder_tree(client, link)
     root = _sources.public_root(tree, link)
-    target = directory / _safe_name(dest_filename or tree.name_of(root) or root["h"])
+    target = directory / safe_local_name(dest_filename or tree.name_of(root) or root["h"])
     if root.get("undecryptable") or "key" not in root:
         raise WrongKeyError("the key does not decrypt this folder (wrong key?)")
     if root.get("t") == NodeType.FILE:
@@ -201,7 +190,7 @@ def download_tree(
 ) -> Path:
     """Download the folder ``root`` of ``tree`` (of the public folder ``folder``, or None)
     to ``target``: every sub-folder, then every file; ``progress`` covers all bytes. Names
-    that collide in one folder get distinct local names (see :mod:`megafast._collisions`)."""
+    that collide in one folder get distinct local names (see :func:`megafast._localnames.unique_names`)."""
     folders, files, renamed = _plan_tree(tree, root, target)
     total = sum(int(n.get("s") or 0) for n, _ in files)
     done = 0
@@ -251,7 +240,7 @@ def _plan_tree(
         entries = [n for n in tree.child_nodes(h) if n.get("t") in (NodeType.FILE, NodeType.FOLDER)]
         if any(n["h"] == root["h"] for n in entries):
             raise tree.cycle_error(root["h"])
-        wanted = [_safe_name(tree.name_of(n) or n["h"]) for n in entries]
+        wanted = [safe_local_name(tree.name_of(n) or n["h"]) for n in entries]
         for node, name, local_name in zip(entries, wanted, unique_names(wanted), strict=True):
             remote_path = remote_dir / (tree.name_of(node) or node["h"])
             local_path = local_dir / local_name

@@ -14,23 +14,25 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import pytest
 import requests
 
 from megafast import crypto as mc
+from megafast._retry import RetryPolicy
 from megafast.errors import error_for_code
 from megafast.testing import MegaEmulator
-from megafast.transfer import _http
+from megafast.transfer import TransferConfig
 
 EMAIL = "transfer@example.com"
 
 
-def fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shrink every back-off so that fault tests run in well under a second."""
-    monkeypatch.setattr(_http, "BACKOFF_INITIAL", 0.005)
-    monkeypatch.setattr(_http, "BACKOFF_MAX", 0.02)
-    monkeypatch.setattr(_http, "DELAY_429", 0.005)
-    monkeypatch.setattr(_http, "DELAY_503", 0.005)
+#: Waits of milliseconds, so that fault tests run in well under a second.
+FAST_RETRY = RetryPolicy.fast()
+
+
+def fast_config(**changes: Any) -> TransferConfig:
+    """A TransferConfig with the fast retry policy (and ``changes``)."""
+    changes.setdefault("retry", FAST_RETRY)
+    return TransferConfig(**changes)
 
 
 class RawApi:

@@ -1,4 +1,4 @@
-"""``login``, ``logout``, ``whoami``, ``df`` and resuming the stored session."""
+"""``login``, ``logout``, ``whoami`` and ``df``."""
 
 from __future__ import annotations
 
@@ -7,66 +7,16 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from . import session as session_store
-from .errors import CommandError, UsageError
+from .errors import CommandError, UsageError, describe_error, scrub
 from .progress import format_bytes
+from .registry import register
 
 if TYPE_CHECKING:
-    from .commands import Context
+    import argparse
 
-__all__ = ["cmd_login", "cmd_logout", "cmd_whoami", "cmd_df", "resume", "new_client"]
+    from .context import Context
 
-
-def api_url(ctx: Context, stored: dict[str, Any] | None = None) -> str:
-    from ..cli import DEFAULT_API_URL
-
-    if ctx.args.api_url:
-        return str(ctx.args.api_url).rstrip("/")
-    if stored and stored.get("api_url"):
-        return str(stored["api_url"])
-    return DEFAULT_API_URL
-
-
-def transfer_config(ctx: Context) -> Any:
-    """The TransferConfig from --connections / --limit / --no-resume (defaults otherwise)."""
-    from megafast.transfer import TransferConfig
-
-    options: dict[str, Any] = {}
-    connections = getattr(ctx.args, "connections", None)
-    if connections:
-        options["connections"] = connections
-    limit = getattr(ctx.args, "limit", None)
-    if limit:
-        options["speed_limit"] = float(limit)
-    if getattr(ctx.args, "no_resume", False):
-        options["resume"] = False
-    try:
-        return TransferConfig(**options)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from exc
-
-
-def new_client(api_url: str, retry_time: float | None = None) -> Any:
-    """A client (not logged in) talking to ``api_url``."""
-    from megafast.client import Mega
-
-    return Mega(api_url=api_url, retry_time=retry_time)
-
-
-def resume(ctx: Context) -> Any:
-    """The client resumed from the stored session (CommandError when not logged in)."""
-    stored = session_store.load_session()
-    if stored is None:
-        raise CommandError("not logged in (run: megafast login)")
-    from megafast.errors import RequestError
-
-    client = new_client(api_url(ctx, stored), ctx.args.retry_time)
-    try:
-        client.resume_session(stored["session"])
-    except RequestError as exc:
-        if exc.code == -15:
-            raise CommandError("the session expired or was ended (run: megafast login)") from exc
-        raise
-    return client
+__all__ = ["cmd_login", "cmd_logout", "cmd_whoami", "cmd_df"]
 
 
 def _read_password(ctx: Context) -> str:
@@ -90,6 +40,23 @@ def _ask(prompt: str, what: str) -> str:
     return answer.strip()
 
 
+def _login_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("email", nargs="?", help="account email (asked when missing)")
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from the first line of standard input instead of asking",
+    )
+    parser.add_argument("--mfa", metavar="CODE", help="two-factor code (asked when needed)")
+
+
+@register(
+    "login",
+    "log in and keep the session",
+    description="Log in and store the session (never the password) in the config directory, "
+    "mode 0600.",
+    arguments=_login_arguments,
+)
 def cmd_login(ctx: Context) -> int:
     from megafast.errors import TwoFactorRequiredError
 
@@ -100,8 +67,8 @@ def cmd_login(ctx: Context) -> int:
         email = _ask("Email: ", "email")
     email = email.strip().lower()
     password = _read_password(ctx)
-    server = api_url(ctx)
-    client = new_client(server, ctx.args.retry_time)
+    server = ctx.api_url()
+    client = ctx.new_client()
     mfa: Any = ctx.args.mfa
     if mfa is None and sys.stdin.isatty() and not ctx.args.password_stdin:
         # asked only when the server says the account needs it
@@ -133,16 +100,15 @@ def cmd_login(ctx: Context) -> int:
 def _end_server_session(ctx: Context, stored: dict[str, Any]) -> str | None:
     """Log a stored session out on its server; returns a warning when that failed."""
     try:
-        client = new_client(api_url(ctx, stored), ctx.args.retry_time)
+        client = ctx.new_client(stored)
         client.resume_session(stored["session"])
         client.logout()
     except Exception as exc:  # noqa: BLE001 - the caller drops the local session regardless
-        from .errors import describe_error, scrub
-
         return scrub(describe_error(exc))
     return None
 
 
+@register("logout", "end the session and forget it")
 def cmd_logout(ctx: Context) -> int:
     stored = session_store.load_session()
     if stored is None:
@@ -159,6 +125,7 @@ def cmd_logout(ctx: Context) -> int:
     return 0
 
 
+@register("whoami", "show the logged-in account")
 def cmd_whoami(ctx: Context) -> int:
     user = ctx.client().get_user()
     if not isinstance(user, dict):
@@ -169,6 +136,7 @@ def cmd_whoami(ctx: Context) -> int:
     return 0
 
 
+@register("df", "show storage used and available")
 def cmd_df(ctx: Context) -> int:
     space = ctx.client().get_storage_space()
     used = int(space.get("used", 0))

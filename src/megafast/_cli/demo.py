@@ -9,10 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import CommandError
+from .options import size as size_type
+from .options import transfer_options
 from .progress import TransferProgress, format_bytes, format_rate
+from .registry import register
 
 if TYPE_CHECKING:
-    from .commands import Context
+    import argparse
+
+    from .context import Context
 
 __all__ = ["cmd_demo", "write_random_file", "same_content"]
 
@@ -48,6 +53,20 @@ def same_content(first: Path, second: Path) -> bool:
                 return True
 
 
+def _demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--size", type=size_type, default=1 << 30, metavar="SIZE", help="file size (default 1G)"
+    )
+    transfer_options(parser)
+
+
+@register(
+    "demo",
+    "upload and download through an embedded emulator, and time it",
+    description="Start an embedded emulator, create an account, upload and download a "
+    "generated\nfile, verify it and print the speeds and the kernel in use. No network needed.",
+    arguments=_demo_arguments,
+)
 def cmd_demo(ctx: Context) -> int:
     import warnings
 

@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import enum
 import json
 import re
 import sys
 import traceback
 
-__all__ = ["UsageError", "CommandError", "report_error", "scrub", "describe_error"]
+__all__ = ["ExitCode", "UsageError", "CommandError", "report_error", "scrub", "describe_error"]
 
-EXIT_FAILURE = 1
-EXIT_USAGE = 2
 
-# Session ids and link keys must never reach a log line: sid=..., #key parts of links.
-_SECRET_PATTERNS = (
-    (re.compile(r"([?&]sid=)[^&\s'\"]+"), r"\1***"),
-    (re.compile(r"(mega\.(?:nz|co\.nz|io)/(?:file|folder)/[\w-]+)#[\w,-]+"), r"\1#***"),
-    (re.compile(r"(#F?![\w-]+!)[\w,-]+"), r"\1***"),
-)
+class ExitCode(enum.IntEnum):
+    """The command line's exit codes (the one table; docs/CLI.md lists them)."""
+
+    OK = 0
+    FAILURE = 1  # the command failed (a CommandError, a server or file error)
+    USAGE = 2  # the command line makes no sense (a UsageError, argparse's errors)
+    INTERRUPTED = 130  # Ctrl-C
 
 
 class UsageError(Exception):
@@ -30,10 +30,10 @@ class CommandError(Exception):
 
 
 def scrub(text: str) -> str:
-    """Remove session ids and link keys from a message."""
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    """Remove session ids and link keys from a message (megafast._redact's rule)."""
+    from .._redact import redact
+
+    return redact(text)
 
 
 def describe_error(exc: BaseException) -> str:
@@ -51,7 +51,7 @@ def describe_error(exc: BaseException) -> str:
         return f"HTTP error talking to {host}: {type(exc).__name__}"
     errors_module = sys.modules.get("megafast.errors")
     if errors_module is not None and isinstance(exc, errors_module.ServerUnreachableError):
-        return exc.message
+        return str(exc.message)
     if errors_module is not None and isinstance(exc, errors_module.RetryExhaustedError):
         return f"no usable answer from the server: {exc.message}"
     if isinstance(exc, (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)):
@@ -68,7 +68,7 @@ def describe_error(exc: BaseException) -> str:
 
 def report_error(exc: BaseException, args: argparse.Namespace) -> int:
     """Print ``exc`` as one line (or a traceback with --debug); return the exit code."""
-    code = EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILURE
+    code = ExitCode.USAGE if isinstance(exc, UsageError) else ExitCode.FAILURE
     message = scrub(describe_error(exc))
     if getattr(args, "debug", False):
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
@@ -80,4 +80,4 @@ def report_error(exc: BaseException, args: argparse.Namespace) -> int:
         print(json.dumps(payload), file=sys.stderr)
     else:
         print(f"megafast: error: {message}", file=sys.stderr)
-    return code
+    return int(code)

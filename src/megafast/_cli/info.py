@@ -21,8 +21,8 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def collect_info(api_url: str | None) -> dict[str, Any]:
-    """Facts about this installation (no network)."""
+def collect_info(api_url: str) -> dict[str, Any]:
+    """Facts about this installation (no network); ``api_url``: the server commands use."""
     import warnings
 
     import megafast
@@ -45,7 +45,6 @@ def collect_info(api_url: str | None) -> dict[str, Any]:
     versions = {name: _version(name) for name in _DISTRIBUTIONS}
     versions["megafast"] = versions["megafast"] or megafast.__version__
     import_error = getattr(_backend, "IMPORT_ERROR", None)
-    from ..cli import DEFAULT_API_URL
 
     return {
         "version": megafast.__version__,
@@ -59,7 +58,7 @@ def collect_info(api_url: str | None) -> dict[str, Any]:
         "versions": versions,
         "config_dir": str(session_store.config_dir()),
         "logged_in_as": stored.get("email") if stored else None,
-        "api_url": api_url or (stored or {}).get("api_url") or DEFAULT_API_URL,
+        "api_url": api_url,
         "env": {
             name: os.environ[name]
             for name in ("MEGAFAST_NO_EXTENSIONS", "MEGAFAST_REQUIRE_EXTENSIONS")

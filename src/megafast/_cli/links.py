@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import CommandError, scrub
 from .progress import TransferProgress
-from .remote import RemoteTree
+from .remote import RemoteView
 
 if TYPE_CHECKING:
-    from .commands import Context
+    from .context import Context
 
 __all__ = [
     "link_kind",
@@ -36,25 +36,18 @@ def link_kind(url: str) -> str:
     return "folder"
 
 
-def public_client(ctx: Context) -> Any:
-    """A client for public links: not logged in, on the chosen API server."""
-    from . import account, session
-
-    return account.new_client(account.api_url(ctx, session.load_session()), ctx.args.retry_time)
-
-
-def _public_tree(client: Any, url: str) -> tuple[RemoteTree, Any]:
+def _public_view(client: Any, url: str) -> RemoteView:
     link = _parse(url)
     files = client.get_public_folder(url)
     top = link.child or next((h for h, node in files.items() if node.get("p") not in files), None)
     if top is None or top not in files:
         raise CommandError("the public folder is empty")
-    return RemoteTree(files, root=top), link
+    return RemoteView(files, top=top)
 
 
 def list_link(ctx: Context, url: str, recursive: bool) -> list[dict[str, Any]]:
     """The entries of a public file or folder link, as ``ls --json`` gives them."""
-    client = public_client(ctx)
+    client = ctx.public_client()
     link = _parse(url)
     if link.kind == "file":
         info = client.get_public_url_info(url)
@@ -70,11 +63,8 @@ def list_link(ctx: Context, url: str, recursive: bool) -> list[dict[str, Any]]:
                 "decrypted": True,
             }
         ]
-    from .files import tree_entries
-
-    tree, _ = _public_tree(client, url)
-    assert tree.root is not None
-    entries, _ = tree_entries(tree, tree.root, recursive)
+    view = _public_view(client, url)
+    entries, _ = view.entries(view.require_top(), recursive)
     return entries
 
 
@@ -82,7 +72,7 @@ def download_link(
     ctx: Context, url: str, destination: Path, as_folder: bool
 ) -> list[dict[str, Any]]:
     """Download a public link into ``destination`` (a folder) or as ``destination`` (a file)."""
-    client = public_client(ctx)
+    client = ctx.public_client()
     if as_folder:
         destination.mkdir(parents=True, exist_ok=True)
         directory, name = destination, None
@@ -99,9 +89,7 @@ def download_link(
             config=ctx.transfer_config(),
         )
     size = progress.total or 0
-    from .transfers import report_transfer
-
-    report_transfer(ctx, "downloaded", label, size, progress)
+    ctx.report_transfer("downloaded", label, size, progress)
     return [
         {"source": label, "path": str(path), "size": size, "seconds": round(progress.elapsed, 3)}
     ]
@@ -109,7 +97,7 @@ def download_link(
 
 def cat_link(ctx: Context, url: str, out: BinaryIO) -> None:
     """Stream a public file (or a file inside a public folder link) to ``out``."""
-    client = public_client(ctx)
+    client = ctx.public_client()
     stream_with_progress(ctx, client, url.strip(), out, scrub(url.strip()))
 
 

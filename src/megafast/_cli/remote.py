@@ -1,17 +1,29 @@
-"""The remote file tree as the command line sees it: paths from the Cloud Drive root."""
+"""Remote paths on the command line, resolved by the library's own tree.
+
+A CLI path starts at the Cloud Drive root (``/docs/a.txt``; the leading ``/`` is optional).
+Paths of two or more parts are resolved by :meth:`Mega.find`, so ``megafast get a/b`` and
+``Mega().find("a/b")`` name the same node. ``Mega.find`` treats a bare name as a search of the
+whole account (mega.py's rule), so a one-part path is looked up among the Cloud Drive's own
+children, with the rule ``find`` applies to every part: the first match in listing order.
+
+:class:`RemoteView` holds the node dicts of one ``get_files`` answer (or of a public folder)
+to list folders, walk them and print paths; it never resolves a path by itself.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import CommandError
 
-__all__ = ["RemoteNode", "RemoteTree", "is_url", "split_remote"]
+__all__ = ["RemoteView", "display_path", "is_url", "split_remote"]
 
+# MEGA's node types (the "t" field).
 FILE, FOLDER, ROOT, INBOX, RUBBISH = 0, 1, 2, 3, 4
+
+Node = dict[str, Any]
 
 _URL_RE = re.compile(r"^(?:https?://)?(?:www\.)?mega(?:\.co)?\.nz[/#]|^#F?!", re.IGNORECASE)
 
@@ -30,152 +42,164 @@ def split_remote(path: str) -> list[str]:
     return parts
 
 
-@dataclass
-class RemoteNode:
-    """One node: ``kind`` is ``"file"``, ``"folder"`` or a root's name."""
-
-    handle: str
-    parent: str | None
-    type: int
-    name: str | None
-    size: int
-    mtime: int | None
-    raw: Any = field(repr=False, default=None)
-    children: list[RemoteNode] = field(default_factory=list, repr=False)
-
-    @property
-    def is_file(self) -> bool:
-        return self.type == FILE
-
-    @property
-    def is_folder(self) -> bool:
-        return self.type != FILE
-
-    @property
-    def display_name(self) -> str:
-        return self.name if self.name is not None else f"[undecryptable {self.handle}]"
-
-    @property
-    def as_tuple(self) -> tuple[str, Any]:
-        """mega.py's ``(handle, node)`` form, as ``find`` returns it."""
-        return (self.handle, self.raw)
+def display_path(path: str) -> str:
+    """``"a//b/"`` -> ``"/a/b"``."""
+    return "/" + "/".join(split_remote(path))
 
 
-def _node_from_raw(handle: str, raw: Mapping[str, Any]) -> RemoteNode:
-    attributes = raw.get("a")
+def name_of(node: Mapping[str, Any]) -> str | None:
+    """The decrypted name, or None for a node whose key or attributes do not decrypt."""
+    attributes = node.get("a")
     name = attributes.get("n") if isinstance(attributes, Mapping) else None
-    if name is not None and not isinstance(name, str):
-        name = str(name)
-    node_type = raw.get("t", FILE)
-    size = raw.get("s") or 0
-    mtime = raw.get("ts")
-    return RemoteNode(
-        handle=handle,
-        parent=raw.get("p") or None,
-        type=int(node_type) if isinstance(node_type, int) else FILE,
-        name=name,
-        size=int(size) if isinstance(size, int) else 0,
-        mtime=int(mtime) if isinstance(mtime, int) else None,
-        raw=raw,
-    )
+    return name if isinstance(name, str) else None
 
 
-class RemoteTree:
-    """An index over ``Mega.get_files()``: children, paths and lookups by path."""
+def display_name(node: Mapping[str, Any]) -> str:
+    return name_of(node) or f"[undecryptable {node.get('h')}]"
 
-    def __init__(self, files: Mapping[str, Mapping[str, Any]], root: str | None = None) -> None:
-        """``files``: ``{handle: node}``; ``root``: the handle paths start from (default: the
-        Cloud Drive root, the node of type 2), e.g. the top of a public folder."""
-        self.nodes: dict[str, RemoteNode] = {
-            handle: _node_from_raw(handle, raw) for handle, raw in files.items()
-        }
-        self.root: RemoteNode | None = self.nodes.get(root) if root is not None else None
-        self.rubbish: RemoteNode | None = None
+
+def is_file(node: Mapping[str, Any]) -> bool:
+    return bool(node.get("t", FILE) == FILE)
+
+
+def size_of(node: Mapping[str, Any]) -> int:
+    size = node.get("s")
+    return size if isinstance(size, int) and size > 0 else 0
+
+
+class RemoteView:
+    """The nodes of one listing (``{handle: node}``), for listing, walking and printing paths.
+
+    ``top``: the handle paths start from (default: the Cloud Drive root), e.g. the top
+    folder of a public folder link.
+    """
+
+    def __init__(self, files: Mapping[str, Node], top: str | None = None) -> None:
+        self.nodes: dict[str, Node] = dict(files)
+        self.children: dict[str, list[Node]] = {}
+        self.top: Node | None = self.nodes.get(top) if top is not None else None
         for node in self.nodes.values():
-            if node.type == ROOT and self.root is None:
-                self.root = node
-            elif node.type == RUBBISH and self.rubbish is None:
-                self.rubbish = node
-            parent = self.nodes.get(node.parent) if node.parent else None
-            if parent is not None:
-                parent.children.append(node)
-        for node in self.nodes.values():
-            node.children.sort(key=lambda child: (child.is_file, child.display_name))
+            if self.top is None and node.get("t") == ROOT:
+                self.top = node
+            parent = node.get("p")
+            if isinstance(parent, str) and parent in self.nodes:
+                self.children.setdefault(parent, []).append(node)
 
-    def require_root(self) -> RemoteNode:
-        if self.root is None:
+    @classmethod
+    def of_account(cls, client: Any) -> RemoteView:
+        """The account's whole tree, undecryptable nodes included (one ``f`` request)."""
+        return cls(client.get_files(include_undecryptable=True))
+
+    def require_top(self) -> Node:
+        if self.top is None:
             raise CommandError("the account has no Cloud Drive root node")
-        return self.root
+        return self.top
 
-    def lookup(self, path: str) -> RemoteNode | None:
-        """The node at ``path`` (from the Cloud Drive root), or None."""
-        node = self.require_root()
-        for part in split_remote(path):
-            matches = [child for child in node.children if child.name == part]
-            if not matches:
-                return None
-            # Names are not unique on MEGA; prefer a folder when walking into a path.
-            node = next((m for m in matches if m.is_folder), matches[0])
-        return node
+    # -- resolving (through the client) ------------------------------------------------------
+    def lookup(self, client: Any, path: str) -> Node | None:
+        """The node at ``path`` from the Cloud Drive root, or None (see the module's doc)."""
+        parts = split_remote(path)
+        if not parts:
+            return self.require_top()
+        if len(parts) == 1:
+            top = self.require_top()["h"]
+            return next((n for n in self.listed(top) if name_of(n) == parts[0]), None)
+        found = client.find("/".join(parts))
+        handle = found[0] if isinstance(found, tuple) else None
+        return self.nodes.get(handle) if isinstance(handle, str) else None
 
-    def resolve(self, path: str) -> RemoteNode:
+    def resolve(self, client: Any, path: str) -> Node:
         """The node at ``path``; CommandError when there is none."""
-        node = self.lookup(path)
+        node = self.lookup(client, path)
         if node is None:
             raise CommandError(f"no such file or folder: {display_path(path)}")
         return node
 
-    def resolve_folder(self, path: str) -> RemoteNode:
-        node = self.resolve(path)
-        if not node.is_folder:
+    def resolve_folder(self, client: Any, path: str) -> Node:
+        node = self.resolve(client, path)
+        if is_file(node):
             raise CommandError(f"not a folder: {display_path(path)}")
         return node
 
-    def path_of(self, node: RemoteNode) -> str:
-        """``/a/b`` for a node under the Cloud Drive root (``//Rubbish Bin/...`` elsewhere)."""
-        parts: list[str] = []
-        current: RemoteNode | None = node
-        seen: set[str] = set()
-        top = self.root.handle if self.root is not None else None
-        while current is not None and current.type not in (ROOT, INBOX, RUBBISH):
-            if current.handle == top or current.handle in seen:  # the top, or a damaged cycle
-                break
-            seen.add(current.handle)
-            parts.append(current.display_name)
-            current = self.nodes.get(current.parent) if current.parent else None
-        prefix = "/"
-        if current is not None and current.type in (INBOX, RUBBISH):
-            prefix = (
-                "//"
-                + (current.name or ("Rubbish Bin" if current.type == RUBBISH else "Inbox"))
-                + "/"
-            )
-        return prefix + "/".join(reversed(parts))
+    # -- listing and paths --------------------------------------------------------------------
+    def listed(self, handle: str) -> list[Node]:
+        """The nodes directly under ``handle``, in the server's listing order."""
+        return self.children.get(handle, [])
 
-    def walk(self, node: RemoteNode) -> Iterator[tuple[RemoteNode, int]]:
+    def sorted_children(self, handle: str) -> list[Node]:
+        """The nodes directly under ``handle`` as ``ls`` shows them: folders first, by name."""
+        return sorted(self.listed(handle), key=lambda n: (is_file(n), display_name(n)))
+
+    def walk(self, node: Node) -> Iterator[tuple[Node, int]]:
         """Every node under ``node`` (depth first, folders before files) with its depth."""
-        stack: list[tuple[RemoteNode, int]] = [(child, 1) for child in reversed(node.children)]
+        stack = [(child, 1) for child in reversed(self.sorted_children(node["h"]))]
         seen: set[str] = set()
         while stack:
             current, depth = stack.pop()
-            if current.handle in seen:
+            if current["h"] in seen:
                 continue
-            seen.add(current.handle)
+            seen.add(current["h"])
             yield current, depth
-            stack.extend((child, depth + 1) for child in reversed(current.children))
+            stack.extend(
+                (child, depth + 1) for child in reversed(self.sorted_children(current["h"]))
+            )
 
-    def is_inside(self, node: RemoteNode, ancestor: RemoteNode) -> bool:
-        """Whether ``node`` is ``ancestor`` or below it."""
-        current: RemoteNode | None = node
+    def path_of(self, node: Node) -> str:
+        """``/a/b`` for a node under the top (``//Rubbish Bin/...`` under another root)."""
+        parts: list[str] = []
+        current: Node | None = node
         seen: set[str] = set()
-        while current is not None and current.handle not in seen:
-            if current.handle == ancestor.handle:
+        top = self.top["h"] if self.top is not None else None
+        while current is not None and current.get("t") not in (ROOT, INBOX, RUBBISH):
+            if current["h"] == top or current["h"] in seen:  # the top, or a damaged cycle
+                break
+            seen.add(current["h"])
+            parts.append(display_name(current))
+            parent = current.get("p")
+            current = self.nodes.get(parent) if isinstance(parent, str) else None
+        prefix = "/"
+        if current is not None and current.get("t") in (INBOX, RUBBISH):
+            default = "Rubbish Bin" if current.get("t") == RUBBISH else "Inbox"
+            prefix = "//" + (name_of(current) or default) + "/"
+        return prefix + "/".join(reversed(parts))
+
+    def is_inside(self, node: Node, ancestor: Node) -> bool:
+        """Whether ``node`` is ``ancestor`` or below it."""
+        current: Node | None = node
+        seen: set[str] = set()
+        while current is not None and current["h"] not in seen:
+            if current["h"] == ancestor["h"]:
                 return True
-            seen.add(current.handle)
-            current = self.nodes.get(current.parent) if current.parent else None
+            seen.add(current["h"])
+            parent = current.get("p")
+            current = self.nodes.get(parent) if isinstance(parent, str) else None
         return False
 
+    def entries(self, node: Node, recursive: bool) -> tuple[list[dict[str, Any]], list[str]]:
+        """``ls`` entries for ``node`` (its children, or every node below with ``recursive``)
+        and the names to show (relative to ``node``, folders ending in ``/``)."""
+        if is_file(node):
+            return [self._entry(node)], [display_name(node)]
+        base = self.path_of(node).rstrip("/")
+        listed = self.walk(node) if recursive else ((c, 1) for c in self.sorted_children(node["h"]))
+        entries: list[dict[str, Any]] = []
+        shown: list[str] = []
+        for child, _depth in listed:
+            entry = self._entry(child)
+            path = entry["path"]
+            relative = path[len(base) + 1 :] if path.startswith(base + "/") else path
+            entries.append(entry)
+            shown.append(relative + ("" if is_file(child) else "/"))
+        return entries, shown
 
-def display_path(path: str) -> str:
-    """``"a//b/"`` -> ``"/a/b"``."""
-    return "/" + "/".join(split_remote(path))
+    def _entry(self, node: Node) -> dict[str, Any]:
+        mtime = node.get("ts")
+        return {
+            "name": display_name(node),
+            "path": self.path_of(node),
+            "type": "file" if is_file(node) else "folder",
+            "size": size_of(node) if is_file(node) else None,
+            "mtime": mtime if isinstance(mtime, int) else None,
+            "handle": node["h"],
+            "decrypted": name_of(node) is not None,
+        }

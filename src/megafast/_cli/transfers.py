@@ -7,63 +7,46 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._localnames import safe_local_name
 from .errors import CommandError, UsageError
-from .files import ensure_folder, load_tree
-from .progress import TransferProgress, format_bytes, format_rate
-from .remote import RemoteNode, RemoteTree, display_path, is_url, split_remote
+from .links import cat_link, download_link, link_kind, stream_with_progress
+from .options import transfer_options
+from .progress import TransferProgress
+from .registry import register
+from .remote import RemoteView, display_path, is_file, is_url, name_of, size_of, split_remote
 
 if TYPE_CHECKING:
-    from .commands import Context
+    import argparse
 
-__all__ = ["cmd_get", "cmd_put", "cmd_cat", "safe_local_name"]
+    from .context import Context
 
+__all__ = ["cmd_get", "cmd_put", "cmd_cat"]
 
-def safe_local_name(name: str | None, fallback: str) -> str:
-    """A remote name made safe as one local path component (no separators, no ``..``)."""
-    if not name:
-        return fallback
-    cleaned = name.replace("/", "_").replace("\0", "_")
-    if os.sep != "/":
-        cleaned = cleaned.replace(os.sep, "_")
-    if os.altsep:
-        cleaned = cleaned.replace(os.altsep, "_")
-    if cleaned in (".", ".."):
-        cleaned = cleaned.replace(".", "_")
-    return cleaned
-
-
-def report_transfer(
-    ctx: Context, verb: str, label: str, size: int, progress: TransferProgress
-) -> None:
-    """A status line with the size, time and speed of a finished transfer."""
-    seconds = progress.elapsed
-    ctx.status(
-        f"{verb} {label} ({format_bytes(size)}) in {seconds:.1f} s, {format_rate(size, seconds)}"
-    )
+Node = dict[str, Any]
 
 
 # -- get ----------------------------------------------------------------------------------
 
 
 def _download_node(
-    ctx: Context, client: Any, tree: RemoteTree, node: RemoteNode, directory: Path, name: str
+    ctx: Context, client: Any, view: RemoteView, node: Node, directory: Path, name: str
 ) -> dict[str, Any]:
     """Download a file or a whole folder as ``directory/name`` with one progress bar."""
-    if node.is_file:
-        size = node.size
+    if is_file(node):
+        size = size_of(node)
     else:
-        size = sum(child.size for child, _ in tree.walk(node) if child.is_file)
-    label = tree.path_of(node)
+        size = sum(size_of(child) for child, _ in view.walk(node) if is_file(child))
+    label = view.path_of(node)
     directory.mkdir(parents=True, exist_ok=True)
     with TransferProgress(label, size, ctx.progress) as progress:
         result = client.download(
-            node.as_tuple,
+            (node["h"], node),
             dest_path=str(directory),
             dest_filename=name,
             progress=progress,
             config=ctx.transfer_config(),
         )
-    report_transfer(ctx, "downloaded", label, size, progress)
+    ctx.report_transfer("downloaded", label, size, progress)
     return {
         "source": label,
         "path": str(result or directory / name),
@@ -85,78 +68,146 @@ def _destination(ctx: Context, count: int, any_folder: bool) -> tuple[Path, bool
     return path, as_folder
 
 
+def _get_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("sources", nargs="+", metavar="PATH|URL")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="DEST",
+        help="local file or folder (default: the current folder)",
+    )
+    parser.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
+    transfer_options(parser)
+
+
+@register(
+    "get",
+    "download files, folders or public links",
+    description="Download files, folders, public file and folder links. An interrupted "
+    "download\nresumes where it stopped when run again.",
+    arguments=_get_arguments,
+)
 def cmd_get(ctx: Context) -> int:
     sources: list[str] = ctx.args.sources
     client = ctx.client() if any(not is_url(source) for source in sources) else None
-    tree = load_tree(client) if client is not None else None
-    plan: list[tuple[str, RemoteNode | None]] = []
+    view = RemoteView.of_account(client) if client is not None else None
+    plan: list[tuple[str, Node | None]] = []
     for source in sources:
         if is_url(source):
             plan.append((source, None))
         else:
-            assert tree is not None
-            plan.append((source, tree.resolve(source)))
-    any_folder = any(node is not None and node.is_folder for _, node in plan) or any(
-        node is None and _is_folder_link(source) for source, node in plan
+            assert view is not None
+            plan.append((source, view.resolve(client, source)))
+    any_folder = any(node is not None and not is_file(node) for _, node in plan) or any(
+        node is None and link_kind(source) == "folder" for source, node in plan
     )
     destination, as_folder = _destination(ctx, len(sources), any_folder)
     results: list[dict[str, Any]] = []
     for source, node in plan:
         if node is None:
-            from . import links
-
-            results += links.download_link(ctx, source, destination, as_folder)
+            results += download_link(ctx, source, destination, as_folder)
             continue
-        assert tree is not None
-        if node is tree.root:
+        assert view is not None
+        if node is view.top:
             raise CommandError("name a file or folder to download, not the whole Cloud Drive")
-        if node.name is None:
+        name = name_of(node)
+        if name is None:
             raise CommandError(f"{display_path(source)} cannot be decrypted")
         if as_folder:
-            directory, name = destination, safe_local_name(node.name, node.handle)
+            directory, name = destination, safe_local_name(name)
         else:
             directory, name = destination.parent, destination.name
-        results.append(_download_node(ctx, client, tree, node, directory, name))
+        results.append(_download_node(ctx, client, view, node, directory, name))
     ctx.result(results, None)
     return 0
-
-
-def _is_folder_link(url: str) -> bool:
-    from .links import link_kind
-
-    return link_kind(url) == "folder"
 
 
 # -- put ----------------------------------------------------------------------------------
 
 
+def _new_handle(answer: Any) -> str | None:
+    if isinstance(answer, dict):
+        nodes = answer.get("f") or []
+        if nodes and isinstance(nodes[0], dict) and isinstance(nodes[0].get("h"), str):
+            return str(nodes[0]["h"])
+    return None
+
+
 def _upload_file(
-    ctx: Context, client: Any, local: Path, folder: RemoteNode, name: str, remote_path: str
+    ctx: Context, client: Any, local: Path, folder: Node, name: str, remote_path: str
 ) -> dict[str, Any]:
     size = local.stat().st_size
     with TransferProgress(remote_path, size, ctx.progress) as progress:
         answer = client.upload(
             str(local),
-            dest=folder.handle,
+            dest=folder["h"],
             dest_filename=name,
             progress=progress,
             config=ctx.transfer_config(),
         )
-    report_transfer(ctx, "uploaded", remote_path, size, progress)
-    handle = None
-    if isinstance(answer, dict):
-        nodes = answer.get("f") or []
-        if nodes and isinstance(nodes[0], dict):
-            handle = nodes[0].get("h")
+    ctx.report_transfer("uploaded", remote_path, size, progress)
     return {
         "source": str(local),
         "path": remote_path,
-        "handle": handle,
+        "handle": _new_handle(answer),
         "size": size,
         "seconds": round(progress.elapsed, 3),
     }
 
 
+def _tree_files(ctx: Context, top: Path) -> list[tuple[Path, str]]:
+    """The regular files ``Mega.upload_folder`` uploads from ``top`` (path, POSIX relative
+    path), with a warning for every entry it skips (symlinks, sockets, devices...)."""
+    found: list[tuple[Path, str]] = []
+    for directory, dirnames, filenames in os.walk(top):
+        dirnames.sort()
+        for dirname in dirnames:
+            if (Path(directory) / dirname).is_symlink():
+                ctx.status(f"megafast: warning: skipped {Path(directory) / dirname} (a symlink)")
+        for filename in sorted(filenames):
+            path = Path(directory) / filename
+            if path.is_symlink() or not path.is_file():
+                ctx.status(f"megafast: warning: skipped {path} (not a regular file)")
+                continue
+            found.append((path, path.relative_to(top).as_posix()))
+    return found
+
+
+def _upload_folder(
+    ctx: Context, client: Any, local: Path, folder: Node, remote_top: str
+) -> list[dict[str, Any]]:
+    """``local`` and everything below it into ``folder`` with ``Mega.upload_folder``."""
+    files = _tree_files(ctx, local)
+    total = sum(path.stat().st_size for path, _ in files)
+    with TransferProgress(remote_top, total, ctx.progress) as progress:
+        handles = client.upload_folder(
+            local, dest=folder["h"], progress=progress, config=ctx.transfer_config()
+        )
+    ctx.report_transfer("uploaded", remote_top, total, progress)
+    return [
+        {
+            "source": str(path),
+            "path": f"{remote_top}/{relative}",
+            "handle": handles.get(relative),
+            "size": path.stat().st_size,
+            "seconds": round(progress.elapsed, 3),
+        }
+        for path, relative in files
+    ]
+
+
+def _put_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", metavar="FILE|DIR... [DEST]")
+    transfer_options(parser)
+
+
+@register(
+    "put",
+    "upload files or folders",
+    description="Upload files or folders. With two or more arguments the last one is the "
+    "remote\ndestination folder (or, for one file, the new remote name); give / for the root.",
+    arguments=_put_arguments,
+)
 def cmd_put(ctx: Context) -> int:
     paths: list[str] = ctx.args.paths
     if len(paths) == 1:
@@ -170,47 +221,33 @@ def cmd_put(ctx: Context) -> int:
         if not (local.is_file() or local.is_dir()):
             raise CommandError(f"not a regular file or folder: {local}")
     client = ctx.client()
-    tree = load_tree(client)
-    target = tree.lookup(destination)
+    view = RemoteView.of_account(client)
+    target = view.lookup(client, destination)
     new_name: str | None = None
     if target is None:
         parts = split_remote(destination)
-        parent = tree.lookup("/".join(parts[:-1])) if parts else None
-        if len(locals_) == 1 and locals_[0].is_file() and parent is not None and parent.is_folder:
+        parent = view.lookup(client, "/".join(parts[:-1])) if parts else None
+        one_file = len(locals_) == 1 and locals_[0].is_file()
+        if one_file and parent is not None and not is_file(parent):
             target, new_name = parent, parts[-1]
-        elif Path(destination).exists():
-            raise UsageError(
-                f"{destination!r} is not a remote folder; the last argument is the remote "
-                "destination (give / to upload to the root)"
-            )
-        else:
+        if target is None:
+            if Path(destination).exists():
+                raise UsageError(
+                    f"{destination!r} is not a remote folder; the last argument is the remote "
+                    "destination (give / to upload to the root)"
+                )
             raise CommandError(f"no such remote folder: {display_path(destination)} (mkdir -p it)")
-    elif not target.is_folder:
+    elif is_file(target):
         raise CommandError(f"already exists and is not a folder: {display_path(destination)}")
     results: list[dict[str, Any]] = []
-    base = tree.path_of(target).rstrip("/")
+    base = view.path_of(target).rstrip("/")
     for local in locals_:
         if local.is_file():
             name = new_name or local.name
             results.append(_upload_file(ctx, client, local, target, name, f"{base}/{name}"))
-            continue
-        top_name = local.resolve().name
-        remote_top = f"{base}/{top_name}"
-        for directory, dirnames, filenames in os.walk(local):
-            dirnames.sort()
-            relative = Path(directory).relative_to(local).parts
-            remote_dir = "/".join([remote_top, *relative])
-            folder = ensure_folder(client, tree, remote_dir)
-            for filename in sorted(filenames):
-                file_path = Path(directory) / filename
-                if not file_path.is_file():
-                    ctx.status(f"megafast: warning: skipped {file_path} (not a regular file)")
-                    continue
-                results.append(
-                    _upload_file(
-                        ctx, client, file_path, folder, filename, f"{remote_dir}/{filename}"
-                    )
-                )
+        else:
+            remote_top = f"{base}/{local.resolve().name}"
+            results += _upload_folder(ctx, client, local, target, remote_top)
     ctx.result(results, None)
     return 0
 
@@ -218,21 +255,25 @@ def cmd_put(ctx: Context) -> int:
 # -- cat ----------------------------------------------------------------------------------
 
 
-def cmd_cat(ctx: Context) -> int:
-    from . import links
+def _cat_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("source", metavar="PATH|URL")
+    transfer_options(parser)
 
+
+@register("cat", "write a file's content to standard output", arguments=_cat_arguments)
+def cmd_cat(ctx: Context) -> int:
     source: str = ctx.args.source
     out = sys.stdout.buffer
     if is_url(source):
-        links.cat_link(ctx, source, out)
+        cat_link(ctx, source, out)
     else:
         client = ctx.client()
-        tree = load_tree(client)
-        node = tree.resolve(source)
-        if node.is_folder:
+        view = RemoteView.of_account(client)
+        node = view.resolve(client, source)
+        if not is_file(node):
             raise CommandError(f"is a folder: {display_path(source)}")
-        if "key" not in (node.raw or {}):
+        if "key" not in node:
             raise CommandError(f"{display_path(source)} cannot be decrypted")
-        links.stream_with_progress(ctx, client, node.handle, out, tree.path_of(node))
+        stream_with_progress(ctx, client, node["h"], out, view.path_of(node))
     out.flush()
     return 0

@@ -11,26 +11,31 @@ from __future__ import annotations
 import os
 import warnings
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 
 def _flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
+__all__ = ["BACKEND", "IMPORT_ERROR", "NO_EXTENSIONS", "REQUIRE_EXTENSIONS", "kernels"]
+
 NO_EXTENSIONS = _flag("MEGAFAST_NO_EXTENSIONS")
 REQUIRE_EXTENSIONS = _flag("MEGAFAST_REQUIRE_EXTENSIONS")
 IMPORT_ERROR: BaseException | None = None
 
-kernels: ModuleType
-if NO_EXTENSIONS:
-    from . import _pure as kernels
 
-    BACKEND = "python"
-else:
+def _choose() -> tuple[ModuleType, str]:
+    """The kernel module and its backend name, per the environment flags above."""
+    global IMPORT_ERROR
+    if NO_EXTENSIONS:
+        from . import _pure
+
+        return _pure, "python"
     try:
-        from . import _native as kernels  # type: ignore[attr-defined,no-redef]  # noqa: F401
+        from . import _native
 
-        BACKEND = "native"
+        return _native, "native"
     except ImportError as exc:
         if REQUIRE_EXTENSIONS:
             raise ImportError(
@@ -38,13 +43,22 @@ else:
                 f"megafast.crypto._native cannot be imported: {exc}"
             ) from exc
         IMPORT_ERROR = exc
-        from . import _pure as kernels  # type: ignore[no-redef]  # noqa: F401
-
-        BACKEND = "python"
         warnings.warn(
             "megafast: the native crypto extension is not available "
             f"({exc}); using the pure-Python backend, which is much slower. "
             "Set MEGAFAST_NO_EXTENSIONS=1 to choose it on purpose.",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
+        from . import _pure
+
+        return _pure, "python"
+
+
+BACKEND: str
+if TYPE_CHECKING:
+    # Both kernel modules honour one contract, stated in _native.pyi: callers are checked
+    # against it (tests/test_native_equivalence.py checks that _pure gives the same results).
+    from . import _native as kernels
+else:
+    kernels, BACKEND = _choose()

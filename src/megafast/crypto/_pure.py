@@ -85,12 +85,12 @@ def _nonce8(obj: Any) -> bytes:
 def _offset(offset: Any) -> int:
     if not isinstance(offset, int) or isinstance(offset, bool):
         raise TypeError(f"offset must be an int, not {type(offset).__name__}")
-    offset = int.__index__(offset)  # a plain int: a subclass cannot fake the range checks
-    if offset < 0:
-        raise ValueError(f"offset must be >= 0, got {offset}")
-    if offset > _MAX_OFFSET:
-        raise OverflowError(f"offset {offset} is beyond the 64-bit CTR counter")
-    return offset
+    value: int = int.__index__(offset)  # a plain int: a subclass cannot fake the range checks
+    if value < 0:
+        raise ValueError(f"offset must be >= 0, got {value}")
+    if value > _MAX_OFFSET:
+        raise OverflowError(f"offset {value} is beyond the 64-bit CTR counter")
+    return value
 
 
 # -- password key and login hash ------------------------------------------------------------

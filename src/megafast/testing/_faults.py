@@ -33,6 +33,11 @@ class Faults:
     drop_after_bytes: int | None = None
     drop_rate: float = 1.0
     drop_limit: int | None = None
+    #: drop every connection that is moving a transfer body every ``drop_every`` seconds
+    #: (None: never), each interval jittered by up to ``drop_every_jitter`` of itself: what
+    #: ``ss -K`` on a timer does to a real server
+    drop_every: float | None = None
+    drop_every_jitter: float = 0.5
     #: flip one byte of the body in this fraction of downloads
     corrupt_rate: float = 0.0
     corrupt_limit: int | None = None
@@ -91,6 +96,14 @@ class Faults:
             ):
                 raise ValueError(f"{name} must be HTTP error statuses (400-599)")
             setattr(self, name, statuses)
+        if self.drop_every is not None and not (
+            isinstance(self.drop_every, (int, float)) and 0 < self.drop_every < 1e9
+        ):
+            raise ValueError("drop_every must be None or a positive number of seconds")
+        if not (
+            isinstance(self.drop_every_jitter, (int, float)) and 0 <= self.drop_every_jitter < 1
+        ):
+            raise ValueError("drop_every_jitter must be a fraction in [0, 1)")
         if self.transfer_faults not in ("both", "download", "upload"):
             raise ValueError("transfer_faults must be 'both', 'download' or 'upload'")
         if self.bandwidth is not None and not self.bandwidth > 0:
@@ -153,9 +166,23 @@ class FaultInjector:
             self.counts[kind] = fired + 1
             return True
 
+    def count(self, kind: str, n: int = 1) -> None:
+        """Count ``n`` firings of ``kind`` (faults that fire without dice)."""
+        with self._lock:
+            self.counts[kind] = self.counts.get(kind, 0) + n
+
     def choice(self, options: tuple[int, ...]) -> int:
         with self._lock:
             return self._rng.choice(options)
+
+    def next_timer_drop(self, now: float) -> float | None:
+        """When the next timer drop is due (monotonic seconds), or None when it is off."""
+        f = self.faults
+        if f.drop_every is None:
+            return None
+        with self._lock:
+            spread = 1.0 + f.drop_every_jitter * (2 * self._rng.random() - 1)
+        return now + f.drop_every * spread
 
     def randrange(self, n: int) -> int:
         with self._lock:

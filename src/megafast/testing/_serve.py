@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bandwidth", type=float, help="per-connection cap (bytes/s)")
     p.add_argument(
+        "--drop-every",
+        type=float,
+        metavar="SECONDS",
+        help="drop every connection moving a transfer body on this timer (jittered +-50%%)",
+    )
+    p.add_argument(
         "--eagain-rate", type=float, default=0.0, help="fraction of API requests answered -3"
     )
     p.add_argument(
@@ -127,6 +133,7 @@ def emulator_options(args: argparse.Namespace) -> dict[str, Any]:
         "faults": {
             "latency": args.latency,
             "bandwidth": args.bandwidth,
+            "drop_every": args.drop_every,
             "api_eagain_rate": args.eagain_rate,
             "api_error_rate": args.api_error_rate,
             "transfer_error_rate": args.error_rate,

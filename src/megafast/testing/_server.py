@@ -48,9 +48,31 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], service: Service) -> None:
         self.service = service
         self.open_sockets: set[socket.socket] = set()
+        self.transfer_sockets: set[socket.socket] = set()  # moving a transfer body now
         self.sockets_lock = threading.Lock()
+        self._next_drop: float | None = None
         self.per_ip: dict[str, int] = {}  # open connections per client address
         super().__init__(address, _Handler)
+
+    def service_actions(self) -> None:
+        """Between polls of ``serve_forever``: the ``drop_every`` fault (kills every
+        connection moving a transfer body when its jittered timer runs out)."""
+        inj = self.service.faults
+        now = time.monotonic()
+        if inj.faults.drop_every is None:
+            self._next_drop = None
+            return
+        if self._next_drop is None:
+            self._next_drop = inj.next_timer_drop(now)
+        elif now >= self._next_drop:
+            with self.sockets_lock:
+                socks = list(self.transfer_sockets)
+            for s in socks:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+            if socks:
+                inj.count("timer_drop", len(socks))
+            self._next_drop = inj.next_timer_drop(now)
 
     def close_all_connections(self) -> None:
         with self.sockets_lock:
@@ -271,9 +293,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._entry = {"token": token, "where": where, "status": None, "bytes": 0}
         stats = self.service.stats
         stats.transfer_begin()
+        with self.server.sockets_lock:
+            self.server.transfer_sockets.add(self.connection)
         try:
             serve(rest)
         finally:
+            with self.server.sockets_lock:
+                self.server.transfer_sockets.discard(self.connection)
             entry, self._entry = self._entry, None
             stats.transfer_end(kind, entry)
 

@@ -13,9 +13,20 @@ proxies, TLS settings, cookies) with a connection pool of ``connections`` connec
 
 from __future__ import annotations
 
+from .._retry import RetryPolicy
+from ._batch import CommandBatcher
 from ._config import MiB, ProgressCallback, TransferConfig
 from ._download import download_file, download_to_fileobj, part_paths
 from ._http import IO_BLOCK
+from ._manager import (
+    BytesProgress,
+    FileOutcome,
+    TransferCancelled,
+    TransferFuture,
+    TransferManager,
+    TransferResult,
+    TransferSubscriber,
+)
 from ._plan import ChunkMap
 from ._reader import MegaReader, open_reader
 from ._sidecar import state_dir
@@ -23,6 +34,7 @@ from ._upload import UploadResult, upload_file
 
 __all__ = [
     "TransferConfig",
+    "RetryPolicy",
     "ProgressCallback",
     "UploadResult",
     "download_file",
@@ -35,4 +47,12 @@ __all__ = [
     "state_dir",
     "IO_BLOCK",
     "MiB",
+    "TransferManager",
+    "TransferFuture",
+    "TransferSubscriber",
+    "TransferResult",
+    "FileOutcome",
+    "TransferCancelled",
+    "CommandBatcher",
+    "BytesProgress",
 ]

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .._retry import TRANSFER_RETRY, RetryPolicy
 from ..errors import ValidationError
 
 __all__ = ["MiB", "TransferConfig", "ProgressCallback", "MAX_CHUNK", "balanced_piece_size"]
@@ -41,13 +42,14 @@ class TransferConfig:
     ``connections``: parallel HTTP connections per transfer (1-64).
     ``piece_size``: bytes per range (download) or POST (upload); ranges are made of whole MAC
     chunks of at most this size (1 MiB - 1 GiB, since a MAC chunk can be 1 MiB).
-    ``max_retries``: retries per range or piece after drops, 5xx, 429 and timeouts; the
-    budget refills once a retried request has delivered data again.
+    ``max_retries``: failed attempts in a row per range or piece (5xx, 429, timeouts,
+    drops) that delivered no data; an attempt that moved data does not count.
     ``timeout``: seconds without data before a request is abandoned and retried.
     ``speed_limit``: bytes per second for the whole transfer, or ``None``.
     ``resume``: keep and use resume sidecars.
     ``wait_on_quota``: on HTTP 509 wait the ``X-MEGA-Time-Left`` seconds instead of raising
     :class:`~megafast.errors.OverQuotaError`.
+    ``retry``: the waits between tries (a :class:`~megafast._retry.RetryPolicy`).
     """
 
     connections: int = 8
@@ -57,8 +59,11 @@ class TransferConfig:
     speed_limit: float | None = None
     resume: bool = True
     wait_on_quota: bool = False
+    retry: RetryPolicy = TRANSFER_RETRY
 
     def __post_init__(self) -> None:
+        if not isinstance(self.retry, RetryPolicy):
+            raise ValidationError("retry must be a RetryPolicy")
         _check_int("connections", self.connections, 1, 64)
         _check_int("piece_size", self.piece_size, MAX_CHUNK, 1 << 30)
         _check_int("max_retries", self.max_retries, 0, 1000)

@@ -6,8 +6,10 @@ import contextlib
 import errno
 import mmap
 import os
+import stat
 import threading
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -19,7 +21,8 @@ from ..errors import IntegrityError, TransferError, ValidationError
 from . import _http
 from ._config import MiB, ProgressCallback, TransferConfig, balanced_piece_size
 from ._http import Controller, UrlSource, WorkerPool, check_progress, fetch_range
-from ._plan import ChunkMap
+from ._local import final_mode, helper_base, open_part
+from ._plan import ChunkMap, check_size
 from ._sidecar import (
     chunk_state,
     claimed_chunks,
@@ -32,8 +35,10 @@ from ._sidecar import (
 
 __all__ = ["download_file", "download_to_fileobj", "part_paths"]
 
-#: Seconds between two sidecar writes while a download runs.
-SIDECAR_INTERVAL = 1.0
+#: Seconds between two sidecar writes while a download runs: 0.1 s, longer for files of
+#: many chunks (a sidecar lists every chunk's MAC), up to 1 s from 40 000 chunks (40 GiB).
+SIDECAR_INTERVAL = (0.1, 1.0)
+SIDECAR_SECONDS_PER_CHUNK = 25e-6
 #: Write whole blocks with O_DIRECT (files of at least DIRECT_MIN_SIZE bytes).
 DIRECT_IO = os.environ.get("MEGAFAST_NO_DIRECT_IO") != "1"
 DIRECT_MIN_SIZE = 8 * 1024 * 1024
@@ -46,15 +51,11 @@ SIDECAR_SUFFIX = ".megafast-part.json"
 
 
 def part_paths(dest: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """The temporary file and the resume sidecar of a download to ``dest``."""
+    """The temporary file and the resume sidecar of a download to ``dest``: beside it, named
+    after it (shortened with a hash when the name is long, so they fit in NAME_MAX)."""
     dest = Path(dest)
-    return dest.with_name(dest.name + PART_SUFFIX), dest.with_name(dest.name + SIDECAR_SUFFIX)
-
-
-def _check_size(size: object) -> int:
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise ValidationError(f"size must be a non-negative int (bytes), not {size!r}")
-    return size
+    base = helper_base(dest.name)
+    return dest.with_name(base + PART_SUFFIX), dest.with_name(base + SIDECAR_SUFFIX)
 
 
 def _node_cipher(key: Sequence[int], size: int) -> FileCipher:
@@ -132,15 +133,18 @@ class _FileDownload:
         self.lock = threading.Lock()
         self.done: set[int] = set()  # chunk starts decrypted, MAC-ed and written
         self.unverified: dict[int, bytes] = {}  # reused chunk -> MAC the sidecar claims
+        self.partial: dict[int, int] = {}  # chunk start -> end of its plaintext on disk
         self.fd = -1
         self.direct_fd = -1
         self._direct_opened = -1
         self.use_direct = True
-        self._saved_state: tuple[int, int] | None = None
+        self._saved_state: tuple[object, ...] | None = None
         self._last_save = 0.0
 
     # -- resume state
     def _load_reusable(self) -> dict[int, bytes]:
+        """Chunks a sidecar claims (to re-verify); sets :attr:`partial` to the chunk
+        prefixes it lists (their MAC is computed again from the part file)."""
         state = read_sidecar(self.sidecar)
         if state is None:
             return {}
@@ -150,18 +154,35 @@ class _FileDownload:
                 or state.get("size") != self.size
                 or state.get("key_id") != self.key_id
                 or state.get("resume_id") != self.resume_id
-                or self.part.stat().st_size != self.size
+                or os.fstat(self.fd).st_size != self.size
             ):
                 return {}
-            return claimed_chunks(self.chunks, state)
+            claimed = claimed_chunks(self.chunks, state)
+            self.partial = self._claimed_prefixes(state.get("partial", []), claimed)
+            return claimed
         except (OSError, KeyError, TypeError, ValueError, AttributeError):
             return {}
+
+    def _claimed_prefixes(self, items: object, claimed: dict[int, bytes]) -> dict[int, int]:
+        """Validated ``[chunk start, end]`` pairs of a sidecar's ``partial`` list."""
+        if not isinstance(items, list) or len(items) > 4096:
+            raise ValueError("partial list")
+        out: dict[int, int] = {}
+        for item in items:
+            start, end = (int(x) for x in item)
+            if start in claimed or not self.chunks.is_boundary(start) or start >= self.size:
+                raise ValueError("partial entry")
+            if not start < end < self.chunks.chunk_end(start) or (end - start) % 16:
+                raise ValueError("partial entry")
+            out[start] = end
+        return out
 
     def _save(self) -> None:
         with self.lock:
             done = set(self.done)
             unverified = dict(self.unverified)
-        key = (len(done), len(unverified))
+            partial = sorted(self.partial.items())
+        key = (len(done), len(unverified), tuple(partial))
         if key == self._saved_state:
             return
         write_sidecar(
@@ -172,6 +193,7 @@ class _FileDownload:
                 "key_id": self.key_id,
                 "resume_id": self.resume_id,
                 **chunk_state(self.chunks, self.cipher.chunk_macs, done, unverified),
+                "partial": [list(item) for item in partial],
             },
         )
         self._saved_state = key
@@ -181,18 +203,23 @@ class _FileDownload:
     def _consume(self, offset: int, view: memoryview) -> None:
         self.cipher.decrypt_into(view, view, offset)
         self._write(view, offset)
-        completed = self.chunks.completed_by(offset, offset + len(view))
+        end = offset + len(view)
+        completed = self.chunks.completed_by(offset, end)
         with self.lock:
             self.done.update(completed)
+            for c in completed:
+                self.partial.pop(c, None)
+            if not self.chunks.is_boundary(end):
+                self.partial[self.chunks.floor(end)] = end
             self.progress.done += len(view)
 
     def _open_direct(self) -> None:
         # Whole blocks bypass the page cache (O_DIRECT): no page-cache copy and no page
         # allocation for a file nobody reads yet, which is most of a download's system time.
         if DIRECT_IO and hasattr(os, "O_DIRECT") and self.size >= DIRECT_MIN_SIZE:
-            try:
+            try:  # the same open file, reopened with O_DIRECT (never by its name)
                 self.direct_fd = os.open(
-                    self.part, os.O_WRONLY | os.O_DIRECT | getattr(os, "O_CLOEXEC", 0)
+                    f"/proc/self/fd/{self.fd}", os.O_WRONLY | os.O_DIRECT | os.O_CLOEXEC
                 )
             except OSError:  # tmpfs and some network file systems refuse O_DIRECT
                 self.direct_fd = -1
@@ -241,38 +268,64 @@ class _FileDownload:
             self.done.update(good)
             self.progress.done += sum(self.chunks.chunk_end(c) - c for c in good)
         if bad:
-            others = set(self.chunks.starts) - bad
-            for rng in reversed(self.chunks.plan(self.piece_size, skip=others)):
+            for rng in reversed(self.chunks.plan(self.piece_size, only=bad)):
                 pool.push(("fetch", *rng))
+
+    def _fetch_tasks(self, ranges: list[tuple[int, int]]) -> list[tuple[Any, ...]]:
+        """Fetch tasks for ``ranges``, cut so that each chunk with a prefix on disk from an
+        earlier run (:attr:`partial`) starts a task."""
+        tasks: list[tuple[Any, ...]] = []
+        cuts = sorted(self.partial)
+        for begin, end in ranges:
+            for c in cuts[bisect_right(cuts, begin) : bisect_left(cuts, end)]:
+                tasks.append(("fetch", begin, c))
+                begin = c
+            tasks.append(("fetch", begin, end))
+        return tasks
+
+    def _adopt_prefix(self, begin: int, buf: memoryview) -> int:
+        """Where fetching ``[begin, ...)`` starts: after the prefix of the chunk at ``begin``
+        that an earlier run wrote, MAC-ed again from the part file (the meta-MAC at the
+        end covers it), else ``begin``."""
+        with self.lock:
+            end = self.partial.get(begin, begin)
+        if end == begin:
+            return begin
+        view = buf[: end - begin]
+        if pread_into(self.fd, view, begin) != len(view):
+            raise TransferError("the part file is shorter than its sidecar says")
+        self.cipher.update_mac(view, begin)
+        with self.lock:
+            self.progress.done += end - begin
+        return end
 
     # -- the whole job
     def run(self) -> Path:
         cfg = self.config
-        fd = os.open(self.part, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+        check_free_space(self.part, self.size)  # before any file is created
+        fd, adopted = open_part(self.part)  # O_EXCL | O_NOFOLLOW, 0600; unsafe files set aside
         try:
             lock_exclusive(fd, "this file")  # before anything of another run is touched
         except BaseException:
             os.close(fd)
             raise
         self.fd = fd
-        reusable = self._load_reusable() if cfg.resume else {}
+        reusable = self._load_reusable() if cfg.resume and adopted else {}
         if not cfg.resume:
             remove_quietly(self.sidecar)
         self.unverified = dict(reusable)
         ctl = Controller(self.http, cfg, cfg.connections)
         close_fd = True
         try:
-            if not reusable:
+            if not reusable and not self.partial:
                 os.ftruncate(self.fd, 0)
             _preallocate(self.fd, self.size)
             self._open_direct()
             self._direct_opened = self.direct_fd
-            everything = set(self.chunks.starts)
             tasks: list[tuple[Any, ...]] = [
-                ("verify", *r)
-                for r in self.chunks.plan(self.piece_size, skip=everything - reusable.keys())
+                ("verify", *r) for r in self.chunks.plan(self.piece_size, only=reusable.keys())
             ]
-            tasks += [("fetch", *r) for r in self.chunks.plan(self.piece_size, skip=reusable)]
+            tasks += self._fetch_tasks(self.chunks.plan(self.piece_size, skip=reusable))
             buffers: dict[int, memoryview] = {}
 
             def work(task: tuple[Any, ...], index: int) -> None:
@@ -283,11 +336,16 @@ class _FileDownload:
                 if kind == "verify":
                     self._verify(begin, end, buf, pool)
                 else:
-                    fetch_range(ctl, self.urls, begin, end, buf, self._consume)
+                    fetch_range(
+                        ctl, self.urls, self._adopt_prefix(begin, buf), end, buf, self._consume
+                    )
+
+            low, high = SIDECAR_INTERVAL
+            save_every = min(high, max(low, len(self.chunks) * SIDECAR_SECONDS_PER_CHUNK))
 
             def tick() -> None:
                 self.progress.report()
-                if cfg.resume and time.monotonic() - self._last_save >= SIDECAR_INTERVAL:
+                if cfg.resume and time.monotonic() - self._last_save >= save_every:
                     self._save()
 
             pool = WorkerPool(ctl, cfg.connections, tasks, work)
@@ -303,6 +361,7 @@ class _FileDownload:
                 self._close_fds()
                 remove_quietly(self.part, self.sidecar)
                 raise
+            os.fchmod(self.fd, final_mode())  # 0600 until now
             os.fsync(self.fd)
             self._close_fds()
             os.replace(self.part, self.dest)
@@ -322,6 +381,33 @@ class _FileDownload:
             raise
         finally:
             ctl.close()
+
+
+def check_free_space(part: Path, size: int) -> None:
+    """TransferError when the file system of ``part`` cannot take the ``size`` bytes the
+    part file still lacks (blocks of an existing part file count as had)."""
+    folder = part.parent
+    try:
+        vfs = os.statvfs(folder)
+        st = os.lstat(part) if os.path.lexists(part) else None
+    except OSError:
+        return
+    have_blocks = st.st_blocks * 512 if st is not None and stat.S_ISREG(st.st_mode) else 0
+    free = vfs.f_bavail * vfs.f_frsize
+    need = max(0, size - have_blocks)
+    if need > free:
+        raise TransferError(
+            f"not enough free disk space in {folder}: need {_human(need)}, have {_human(free)}"
+        )
+
+
+def _human(n: int) -> str:
+    value = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{n} bytes" if unit == "bytes" else f"{value:.1f} {unit} ({n} bytes)"
+        value /= 1024
+    return f"{n} bytes"
 
 
 def _preallocate(fd: int, size: int) -> None:
@@ -370,7 +456,7 @@ def download_file(
     config = config if config is not None else TransferConfig()
     if not isinstance(config, TransferConfig):
         raise ValidationError("config must be a TransferConfig")
-    size = _check_size(size)
+    size = check_size(size)
     dest = Path(os.fspath(dest))
     if dest.is_dir():
         raise ValidationError("dest is a folder: give the path of the file to write")
@@ -412,7 +498,7 @@ def download_to_fileobj(
     config = config if config is not None else TransferConfig()
     if not isinstance(config, TransferConfig):
         raise ValidationError("config must be a TransferConfig")
-    size = _check_size(size)
+    size = check_size(size)
     if not callable(getattr(fileobj, "write", None)):
         raise ValidationError("fileobj must have a write() method")
     check_progress(progress)
@@ -431,7 +517,7 @@ def download_to_fileobj(
     ready: dict[int, tuple[memoryview, int]] = {}
     written = 0  # index of the next range to write
 
-    def take_buffer() -> memoryview | None:
+    def take_buffer() -> memoryview:
         nonlocal allocated
         with cond:
             while not free and allocated >= max_buffers:
@@ -483,9 +569,13 @@ def download_to_fileobj(
                 written += 1
                 cond.notify_all()
 
+    def tick() -> None:
+        flush()
+        report.report()
+
     pool = WorkerPool(ctl, workers, [None] * workers, work)
     try:
-        pool.run(lambda: (flush(), report.report()))
+        pool.run(tick)
         flush()
     finally:
         ctl.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import random
 import threading
 import time
 from collections import deque
@@ -16,6 +15,7 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
+from .._retry import RetryPolicy
 from ..errors import (
     OverQuotaError,
     RetryExhaustedError,
@@ -27,15 +27,11 @@ from ._config import TransferConfig
 
 log = logging.getLogger("megafast.transfer")
 
-# Back-off (seconds). Module constants so tests can shorten them.
-BACKOFF_INITIAL = 0.2
-BACKOFF_MAX = 8.0
-DELAY_429 = 0.5  # MEGA's SDK waits 0.5 s after HTTP 429 ...
-DELAY_503 = 5.0  # ... and 5 s after HTTP 503
-QUOTA_WAIT_DEFAULT = 60.0  # HTTP 509 without X-MEGA-Time-Left, when waiting is asked for
+# Waits between tries come from ``TransferConfig.retry`` (a :class:`RetryPolicy`).
 CONNECT_TIMEOUT = 20.0
-#: Bytes a retried request must deliver before the retry budget of its range refills.
-PROGRESS_REFILL = 64 * 1024
+#: A buffer that fills slowly is handed on after this many seconds (whole 4 KiB blocks),
+#: so that a killed process loses little more than the last fraction of a second.
+CONSUME_INTERVAL = 0.1
 #: Size of the reused I/O blocks (bytes, a multiple of 16): each block is filled from the
 #: socket, then decrypted and MAC-ed by one kernel call and written by one positional write.
 #: One per connection, so memory stays ``connections * IO_BLOCK`` whatever the file size.
@@ -45,6 +41,7 @@ NETWORK_ERRORS: tuple[type[BaseException], ...] = (
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
     http.client.HTTPException,
     urllib3.exceptions.HTTPError,
     ConnectionError,
@@ -61,13 +58,16 @@ class Stopped(Exception):
 
 
 class RetryableError(Exception):
-    """A temporary failure: back off and try again (counts against the retry budget)."""
+    """A temporary failure: back off and try again (counts against the retry budget unless
+    the attempt delivered data). ``retry_after``: the seconds a 429/503 answer asked for."""
 
-    def __init__(self, reason: str, delay: float | None = None, code: int | str | None = None):
+    def __init__(
+        self, reason: str, code: int | str | None = None, retry_after: float | None = None
+    ):
         super().__init__(reason)
         self.reason = reason
-        self.delay = delay
         self.code = code
+        self.retry_after = retry_after
 
 
 class RefreshUrl(Exception):
@@ -105,12 +105,6 @@ def clone_session(http: requests.Session | None, pool: int) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
-
-
-def backoff_delay(attempt: int) -> float:
-    """Capped exponential back-off with jitter for the ``attempt``-th retry (seconds)."""
-    base = min(BACKOFF_MAX, BACKOFF_INITIAL * (2 ** max(0, attempt - 1)))
-    return base * (0.5 + random.random() / 2)  # jitter only: not key material
 
 
 def _header_seconds(resp: requests.Response, name: str) -> float | None:
@@ -173,12 +167,10 @@ def check_status(resp: requests.Response, *, upload: bool = False) -> None:
         if upload:
             raise RestartUpload(f"HTTP {status}")
         raise RefreshUrl(f"HTTP {status}")
-    if status == 429:
-        wait = _header_seconds(resp, "Retry-After") or 0.0
-        raise RetryableError("HTTP 429", delay=max(DELAY_429, min(wait, BACKOFF_MAX)), code=429)
-    if status == 503:
-        wait = _header_seconds(resp, "Retry-After")
-        raise RetryableError("HTTP 503", delay=min(wait, 60.0) if wait else DELAY_503, code=503)
+    if status in (429, 503):
+        raise RetryableError(
+            f"HTTP {status}", code=status, retry_after=_header_seconds(resp, "Retry-After")
+        )
     if status >= 500 or status == 408:
         raise RetryableError(f"HTTP {status}", code=status)
     raise TransferError(f"transfer server answered HTTP {status}")
@@ -215,6 +207,7 @@ class Controller:
 
     def __init__(self, http: requests.Session | None, config: TransferConfig, pool: int) -> None:
         self.config = config
+        self.retry: RetryPolicy = config.retry
         self.session = clone_session(http, pool)
         self.stop = threading.Event()
         self.limiter = RateLimiter(config.speed_limit)
@@ -263,7 +256,8 @@ class UrlSource:
 
 
 class RetryBudget:
-    """The retry budget of one range or piece (``max_retries`` failures in a row)."""
+    """The retry budget of one range or piece: ``max_retries`` failed attempts in a row
+    that delivered nothing. An attempt that moved data refills it (:meth:`progressed`)."""
 
     def __init__(self, ctl: Controller, what: str) -> None:
         self.ctl = ctl
@@ -271,13 +265,11 @@ class RetryBudget:
         self.attempts = 0
         self.refreshes = 0
         self.quota_waits = 0
-        self._since_failure = 0
 
-    def progressed(self, nbytes: int) -> None:
-        self._since_failure += nbytes
-        if self._since_failure >= PROGRESS_REFILL:
-            self.attempts = 0
-            self.refreshes = 0
+    def progressed(self) -> None:
+        """The attempt under way delivered data: the failures before it no longer count."""
+        self.attempts = 0
+        self.refreshes = 0
 
     def _exhausted(self, code: int | str | None, reason: str, count: int) -> RetryExhaustedError:
         return RetryExhaustedError(
@@ -285,11 +277,17 @@ class RetryBudget:
             f"{self.what}: gave up after {count} failed attempts (last: {reason})",
         )
 
-    def failed(self, exc: BaseException) -> bool:
+    def failed(self, exc: BaseException, *, delivered: bool = False) -> bool:
         """Account for a failed attempt and back off. Returns True when the caller must
-        refresh the URL first; raises when the budget is spent or the error is final."""
+        refresh the URL first; raises when the budget is spent or the error is final.
+        ``delivered``: the attempt moved data before it failed (a dropped connection): it
+        costs nothing and the next attempt starts at once."""
         cfg = self.ctl.config
-        self._since_failure = 0
+        policy = self.ctl.retry
+        if delivered and not isinstance(exc, (QuotaExceeded, RefreshUrl)):
+            self.progressed()
+            log.debug("%s: %s after some data, continuing", self.what, type(exc).__name__)
+            return False
         if isinstance(exc, QuotaExceeded):
             if not cfg.wait_on_quota:
                 raise OverQuotaError(
@@ -298,7 +296,7 @@ class RetryBudget:
             self.quota_waits += 1
             if self.quota_waits > max(1, cfg.max_retries):
                 raise OverQuotaError(-17, "still over transfer quota after waiting", exc.time_left)
-            wait = exc.time_left if exc.time_left is not None else QUOTA_WAIT_DEFAULT
+            wait = exc.time_left if exc.time_left is not None else policy.quota_wait
             log.info("%s: over transfer quota, waiting %.0f s", self.what, wait)
             self.ctl.sleep(wait)
             return False
@@ -308,16 +306,22 @@ class RetryBudget:
                 raise self._exhausted(None, exc.reason, self.refreshes) from None
             log.debug("%s: %s, asking for a fresh URL", self.what, exc.reason)
             if self.refreshes > 1:
-                self.ctl.sleep(backoff_delay(self.refreshes - 1))
+                self.ctl.sleep(policy.backoff(self.refreshes - 1))
             return True
+        code: int | str | None = None
         if isinstance(exc, RetryableError):
-            reason, delay, code = exc.reason, exc.delay, exc.code
+            reason, code = exc.reason, exc.code
         else:  # a network error; its text may hold the URL, so only its type is kept
-            reason, delay, code = type(exc).__name__, None, None
+            reason = type(exc).__name__
         self.attempts += 1
         if self.attempts > cfg.max_retries:
             raise self._exhausted(code, reason, self.attempts) from None
-        wait = delay if delay is not None else backoff_delay(self.attempts)
+        if code == 429:
+            wait = policy.after_429(getattr(exc, "retry_after", None))
+        elif code == 503:
+            wait = policy.after_503(getattr(exc, "retry_after", None))
+        else:
+            wait = policy.backoff(self.attempts)
         log.debug("%s: %s, retry %d in %.2f s", self.what, reason, self.attempts, wait)
         self.ctl.sleep(wait)
         return False
@@ -329,7 +333,8 @@ def body_reader(resp: requests.Response) -> Callable[[memoryview], int]:
     fp = getattr(resp.raw, "_fp", None)
     if isinstance(fp, http.client.HTTPResponse) and not resp.headers.get("Content-Encoding"):
         return fp.readinto
-    return resp.raw.readinto
+    readinto: Callable[[memoryview], int] = resp.raw.readinto
+    return readinto
 
 
 def release(resp: requests.Response, complete: bool) -> None:
@@ -338,6 +343,53 @@ def release(resp: requests.Response, complete: bool) -> None:
         resp.raw.release_conn()
     else:
         resp.close()
+
+
+#: What a range request retries after (the other errors end the transfer).
+FETCH_ERRORS: tuple[type[BaseException], ...] = (
+    RetryableError,
+    RefreshUrl,
+    QuotaExceeded,
+    *NETWORK_ERRORS,
+)
+#: What an upload POST retries after.
+POST_ERRORS: tuple[type[BaseException], ...] = (RetryableError, QuotaExceeded, *NETWORK_ERRORS)
+
+
+def _content_range_start(resp: requests.Response) -> int | None:
+    """The first byte a ``Content-Range: bytes a-b/n`` header names, else None."""
+    value = resp.headers.get("Content-Range")
+    if value is None:
+        return None
+    unit, _, spec = value.strip().partition(" ")
+    first = spec.partition("-")[0]
+    if unit != "bytes" or not first.isdigit():
+        raise RetryableError("the server sent a Content-Range we cannot read")
+    return int(first)
+
+
+def _open_range(ctl: Controller, url: str, pos: int, end: int) -> requests.Response:
+    """GET the bytes ``[pos, end)``; the answer is checked to hold exactly those bytes
+    (status, ``Content-Length`` and ``Content-Range``) before any of its body is read."""
+    resp = ctl.session.get(
+        f"{url}/{pos}-{end - 1}", stream=True, timeout=ctl.timeout, allow_redirects=False
+    )
+    try:
+        check_status(resp)
+        want = end - pos
+        length = resp.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) != want:
+            code = parse_api_error(resp.raw.read(64)) if int(length) <= 32 else None
+            if code is not None:
+                raise_for_api_error(code)
+            raise RetryableError(f"server sent {length} bytes instead of {want}")
+        first = _content_range_start(resp)
+        if first is not None and first != pos:
+            raise RetryableError(f"server sent bytes from {first} instead of {pos}")
+    except BaseException:
+        resp.close()
+        raise
+    return resp
 
 
 def fetch_range(
@@ -352,52 +404,63 @@ def fetch_range(
 ) -> None:
     """Stream the bytes ``[start, end)`` of the file at ``urls`` through ``buf``.
 
-    ``consume(offset, view)`` gets each full buffer (and the rest at ``end``), so its length is
-    a multiple of 16 whenever ``len(buf)`` is. A dropped connection keeps what arrived and the
-    next request asks only for the rest, so ``consume`` sees one contiguous stream.
+    ``consume(offset, view)`` gets the bytes in file order as one contiguous stream: each
+    full buffer, the rest at ``end``, and -- when a connection drops -- what arrived, down to
+    a multiple of 16 bytes (the AES block), so a later failure or a killed process loses at
+    most 15 bytes of it. The next request asks only for the rest. ``len(buf)`` must be a
+    multiple of 16. Bytes stay where they arrived in ``buf`` (a caller may hand in the
+    whole range as ``buf`` and use it afterwards). An attempt that delivered data does not
+    spend the retry budget.
     """
     budget = RetryBudget(ctl, f"bytes {start}-{end - 1}")
     pos = start  # next byte to ask for
-    filled = 0  # bytes in buf not yet consumed; they start at pos - filled
+    filled = 0  # bytes in buf; buf[used:filled] is not consumed yet and ends at pos
+    used = 0
     step = ctl.limiter.block(len(buf))
+    last = time.monotonic()
     while pos < end:
         ctl.check()
         url, generation = urls.get()
+        delivered = False
         try:
-            resp = ctl.session.get(f"{url}/{pos}-{end - 1}", stream=True, timeout=ctl.timeout)
+            resp = _open_range(ctl, url, pos, end)
             complete = False
             try:
-                check_status(resp)
-                want = end - pos
-                length = resp.headers.get("Content-Length")
-                exact = length is not None and length.isdigit() and int(length) == want
-                if length is not None and length.isdigit() and int(length) != want:
-                    code = parse_api_error(resp.raw.read(64)) if int(length) <= 32 else None
-                    if code is not None:
-                        raise_for_api_error(code)
-                    raise RetryableError(f"server sent {length} bytes instead of {want}")
                 readinto = body_reader(resp)
                 while pos < end:
                     n = readinto(buf[filled : filled + min(step, len(buf) - filled, end - pos)])
                     if not n:
                         raise RetryableError("connection closed early")
+                    delivered = True
                     pos += n
                     filled += n
-                    budget.progressed(n)
                     if on_bytes is not None:
                         on_bytes(n)
                     ctl.limiter.account(n, ctl)
                     if filled == len(buf) or pos == end:
-                        consume(pos - filled, buf[:filled])
-                        filled = 0
+                        consume(pos - (filled - used), buf[used:filled])
+                        filled = used = 0
+                        last = time.monotonic()
                         ctl.check()
-                # Keep the connection only when the body was exactly what we read.
-                complete = exact
+                    elif filled - used >= 65536 and time.monotonic() - last >= CONSUME_INTERVAL:
+                        keep = (filled - used) & ~4095  # whole 4 KiB blocks
+                        consume(pos - (filled - used), buf[used : used + keep])
+                        used += keep
+                        last = time.monotonic()
+                # Keep the connection only when the body was exactly what we read (a
+                # Content-Length was checked to be the bytes asked for).
+                complete = resp.headers.get("Content-Length", "").isdigit()
             finally:
                 release(resp, complete)
-        except (RetryableError, RefreshUrl, QuotaExceeded, *NETWORK_ERRORS) as exc:
-            if budget.failed(exc):
+        except FETCH_ERRORS as exc:
+            keep = (filled - used) // 16 * 16
+            if keep:  # what arrived, down to the AES block, goes on now
+                consume(pos - (filled - used), buf[used : used + keep])
+                used += keep
+            if budget.failed(exc, delivered=delivered):
                 urls.refresh(generation)
+        except requests.RequestException as exc:  # redirects, bad URLs: not worth a retry
+            raise TransferError(f"transfer request failed: {type(exc).__name__}") from None
 
 
 _NO_TASK = object()

@@ -11,9 +11,9 @@ import requests
 
 from ..errors import IntegrityError, ValidationError
 from ._config import MiB, TransferConfig
-from ._download import _check_size, _node_cipher
+from ._download import _node_cipher
 from ._http import Controller, UrlSource, fetch_range
-from ._plan import ChunkMap
+from ._plan import ChunkMap, check_size
 
 __all__ = ["MegaReader", "open_reader"]
 
@@ -42,7 +42,7 @@ class MegaReader(io.RawIOBase):
         config: TransferConfig,
     ) -> None:
         super().__init__()
-        self._size = _check_size(size)
+        self._size = check_size(size)
         self._cipher = _node_cipher(key, self._size)
         self._chunks = ChunkMap(self._size)
         self._ctl = Controller(http, config, 1)

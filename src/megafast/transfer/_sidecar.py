@@ -11,10 +11,13 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import TransferError
+from ._local import create_private
 
 if TYPE_CHECKING:
     from ._plan import ChunkMap
@@ -34,26 +37,36 @@ SIDECAR_VERSION = 1
 
 
 def write_sidecar(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON to ``path`` atomically (temporary file + rename), mode 0600."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    """Write ``data`` as JSON to ``path`` atomically: a new file (``O_EXCL | O_NOFOLLOW``,
+    mode 0600) under a random temporary name, renamed over ``path`` (a rename replaces a
+    link planted at ``path``; it never writes through it)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     payload = json.dumps({"version": SIDECAR_VERSION, **data}, separators=(",", ":")).encode()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = create_private(tmp, os.O_WRONLY)
     try:
-        os.fchmod(fd, 0o600)  # an older file of the same name may have had looser bits
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        try:
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        remove_quietly(tmp)
+        raise
 
 
 def read_sidecar(path: Path) -> dict[str, Any] | None:
-    """The sidecar at ``path``, or None when it is missing, unreadable or of another version."""
+    """The sidecar at ``path``, or None when it is missing, not a regular file of ours,
+    unreadable or of another version."""
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid():
+                return None
             data = json.loads(f.read(1 << 26))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or data.get("version") != SIDECAR_VERSION:
         return None

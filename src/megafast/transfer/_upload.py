@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import io
 import os
 import re
 import secrets
-import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -22,13 +20,12 @@ from ..crypto import FileCipher
 from ..errors import RetryExhaustedError, TransferError, ValidationError
 from . import _http
 from ._config import MAX_CHUNK, MiB, ProgressCallback, TransferConfig, balanced_piece_size
-from ._download import _Progress, pread_into
+from ._download import _Progress
 from ._http import (
     NETWORK_ERRORS,
+    POST_ERRORS,
     Controller,
-    QuotaExceeded,
     RestartUpload,
-    RetryableError,
     RetryBudget,
     WorkerPool,
     check_progress,
@@ -47,11 +44,14 @@ from ._sidecar import (
     state_dir,
     write_sidecar,
 )
+from ._sources import Source, open_source
 
 __all__ = ["UploadResult", "upload_file"]
 
 #: Largest piece held in memory for a source that cannot be re-read (bytes).
 STREAM_PIECE = 4 * MiB
+#: The smallest POST after failures: one MAC chunk (the first chunks are 128 KiB).
+MIN_PIECE = 128 * 1024
 SIDECAR_INTERVAL = 1.0
 _TOKEN_TEXT = re.compile(rb"[A-Za-z0-9_-]+={0,2}")
 
@@ -63,185 +63,6 @@ class UploadResult:
     token: str  #: completion token, base64url
     key: tuple[int, ...]  #: packed 8-word node key (k ^ iv.., iv, meta-MAC)
     size: int  #: bytes uploaded
-
-
-# -- sources -------------------------------------------------------------------------------
-
-
-class _Source:
-    """Plaintext to upload. Positional sources can be re-read at any offset; the others
-    (pipes, iterators) are read once, in order."""
-
-    size: int
-    positional: bool = True
-    identity: str | None = None  # what a resume must find unchanged
-
-    def read_at(self, offset: int, buf: memoryview) -> None:
-        raise NotImplementedError
-
-    def read_next(self, buf: memoryview) -> None:
-        raise NotImplementedError
-
-    def finish(self) -> None:
-        """Called after a successful upload (checks that a stream has no extra bytes)."""
-
-    def close(self) -> None:
-        pass
-
-
-def _short_source() -> ValidationError:
-    return ValidationError("the source ended before `size` bytes: it changed or size is wrong")
-
-
-class _FdSource(_Source):
-    """A regular file read with positional reads (no shared position, no lock)."""
-
-    def __init__(self, fd: int, base: int, size: int, own: bool) -> None:
-        self.fd, self.base, self.size, self.own = fd, base, size, own
-
-    def read_at(self, offset: int, buf: memoryview) -> None:
-        if pread_into(self.fd, buf, self.base + offset) != len(buf):
-            raise _short_source()
-
-    def close(self) -> None:
-        if self.own:
-            os.close(self.fd)
-
-
-class _SeekableSource(_Source):
-    """A seekable file object without a usable descriptor (BytesIO, ...)."""
-
-    def __init__(self, fileobj: Any, base: int, size: int) -> None:
-        self.fileobj, self.base, self.size = fileobj, base, size
-        self.lock = threading.Lock()
-
-    def read_at(self, offset: int, buf: memoryview) -> None:
-        with self.lock:
-            self.fileobj.seek(self.base + offset)
-            got = 0
-            while got < len(buf):
-                n = _read_into(self.fileobj, buf[got:])
-                if not n:
-                    raise _short_source()
-                got += n
-
-
-class _BufferSource(_Source):
-    def __init__(self, data: Any) -> None:
-        self.view = memoryview(data).cast("B")
-        self.size = len(self.view)
-
-    def read_at(self, offset: int, buf: memoryview) -> None:
-        buf[:] = self.view[offset : offset + len(buf)]
-
-
-def _read_into(fileobj: Any, buf: memoryview) -> int:
-    readinto = getattr(fileobj, "readinto", None)
-    if readinto is not None:
-        n = readinto(buf)
-        return n or 0
-    data = fileobj.read(len(buf))
-    buf[: len(data)] = data
-    return len(data)
-
-
-class _StreamSource(_Source):
-    """A pipe-like file object or an iterable of bytes, read once in order."""
-
-    positional = False
-
-    def __init__(self, src: Any, size: int) -> None:
-        self.size = size
-        self.fileobj = src if hasattr(src, "read") else None
-        self.iterator: Iterator[Any] | None = None if self.fileobj else iter(src)
-        self.left = memoryview(b"")
-
-    def _more(self, want: int) -> bool:
-        if self.fileobj is not None:
-            data = self.fileobj.read(want)
-        else:
-            assert self.iterator is not None
-            data = next(self.iterator, None)
-            while data is not None and len(data) == 0:
-                data = next(self.iterator, None)
-        if not data:
-            return False
-        if isinstance(data, str):
-            raise TypeError("the source gave text; upload bytes")
-        self.left = memoryview(data).cast("B")
-        return True
-
-    def read_next(self, buf: memoryview) -> None:
-        got = 0
-        while got < len(buf):
-            if not self.left and not self._more(len(buf) - got):
-                raise _short_source()
-            take = min(len(self.left), len(buf) - got)
-            buf[got : got + take] = self.left[:take]
-            self.left = self.left[take:]
-            got += take
-
-    def finish(self) -> None:
-        if self.left or self._more(1):
-            raise ValidationError("the source has more than `size` bytes")
-
-
-def _open_source(source: Any, size: int | None) -> _Source:
-    if isinstance(size, bool) or (size is not None and (not isinstance(size, int) or size < 0)):
-        raise ValidationError(f"size must be a non-negative int (bytes), not {size!r}")
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(os.fspath(source))
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise ValidationError("the source path is not a regular file")
-            if size is not None and size != st.st_size:
-                raise ValidationError(f"size {size} does not match the file ({st.st_size} bytes)")
-        except BaseException:
-            os.close(fd)
-            raise
-        src: _Source = _FdSource(fd, 0, st.st_size, own=True)
-        src.identity = (
-            f"path:{path.resolve()}:{st.st_size}:{st.st_mtime_ns}:{st.st_dev}:{st.st_ino}"
-        )
-        return src
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        src = _BufferSource(source)
-        if size is not None and size != src.size:
-            raise ValidationError(f"size {size} does not match the data ({src.size} bytes)")
-        return src
-    if hasattr(source, "read"):
-        seekable = False
-        with contextlib.suppress(AttributeError, OSError, ValueError):
-            seekable = bool(source.seekable())
-        if seekable:
-            base = source.tell()
-            end = source.seek(0, os.SEEK_END)
-            source.seek(base)
-            avail = end - base
-            if size is None:
-                size = avail
-            elif size > avail:
-                raise ValidationError(f"size {size} is more than the file object holds ({avail})")
-            fd = -1
-            if isinstance(source, (io.BufferedReader, io.FileIO)):
-                with contextlib.suppress(AttributeError, OSError, ValueError):
-                    fd = source.fileno()
-            if fd >= 0:
-                return _FdSource(fd, base, size, own=False)
-            return _SeekableSource(source, base, size)
-        if size is None:
-            raise ValidationError("size is needed for a file object that cannot seek")
-        return _StreamSource(source, size)
-    if isinstance(source, Iterable) and not isinstance(source, str):
-        if size is None:
-            raise ValidationError("size is needed to upload from an iterator")
-        return _StreamSource(source, size)
-    raise ValidationError(
-        f"cannot upload from {type(source).__name__}: give a path, a binary file object, "
-        "bytes or an iterable of bytes"
-    )
 
 
 # -- the upload ----------------------------------------------------------------------------
@@ -262,33 +83,69 @@ class _PieceBody:
     in ``buf`` (``ready=True``) and is only sliced."""
 
     def __init__(
-        self, job: _Upload, begin: int, end: int, buf: memoryview, ready: bool = False
+        self, job: _Upload, begin: int, end: int, buf: memoryview, piece: int, ready: bool
     ) -> None:
         self.job, self.begin, self.end, self.buf, self.ready = job, begin, end, buf, ready
+        self.piece = piece  # start of the planned piece this body is part of (MAC stream)
         self.sent = 0
 
     def __len__(self) -> int:
         return self.end - self.begin
 
     def __iter__(self) -> Iterator[memoryview]:
-        job = self.job
-        step = job.ctl.limiter.block(_http.IO_BLOCK)
+        job, ctl = self.job, self.job.ctl
+        assert ctl is not None
+        step = ctl.limiter.block(_http.IO_BLOCK)
         pos = self.begin
         while pos < self.end:
-            job.ctl.check()
+            ctl.check()
             n = min(step, self.end - pos)
             if self.ready:
                 view = self.buf[pos - self.begin : pos - self.begin + n]
             else:
                 view = self.buf[:n]
                 job.source.read_at(pos, view)
-                job.encrypt(view, pos, self.begin)
+                job.encrypt(view, pos, self.piece)
             yield view
             pos += len(view)
             self.sent += len(view)
             with job.lock:
                 job.progress.done += len(view)
-            job.ctl.limiter.account(len(view), job.ctl)
+            ctl.limiter.account(len(view), ctl)
+
+
+class _Window:
+    """How many bytes one connection puts in a POST (an upload piece is all or nothing).
+
+    The piece size while nothing fails. After a failure: half the failed POST at once (down
+    to one MAC chunk), then one more 1 MiB chunk per success, but never more than the
+    connection moves in a quarter of its mean lifetime between failures -- so on a link that
+    drops every T seconds a POST takes about T/4 and most of them get through.
+    """
+
+    def __init__(self, piece_size: int) -> None:
+        self.size = self.largest = piece_size
+        self.born = time.monotonic()
+        self.failures = 0
+        self.moved = 0  # bytes sent, and the seconds spent sending them
+        self.busy = 0.0
+
+    def _target(self) -> int:
+        if not self.failures or self.busy <= 0:
+            return self.largest
+        lifetime = (time.monotonic() - self.born) / self.failures
+        return int(self.moved / self.busy * lifetime / 4)
+
+    def record(self, size: int, sent: int, seconds: float, *, ok: bool) -> None:
+        """A POST of ``size`` bytes ended after ``sent`` bytes went out in ``seconds``."""
+        self.moved += sent
+        self.busy += seconds
+        if ok:
+            grown = min(self._target(), self.size + MAX_CHUNK)
+        else:
+            self.failures += 1
+            grown = min(self.size, size) // 2
+        self.size = max(MIN_PIECE, min(self.largest, grown))
 
 
 class _Upload:
@@ -296,7 +153,7 @@ class _Upload:
         self,
         http: requests.Session | None,
         get_upload_url: Callable[[int], str],
-        source: _Source,
+        source: Source,
         config: TransferConfig,
         progress: ProgressCallback | None,
         resume_id: str | None,
@@ -313,6 +170,7 @@ class _Upload:
         self.lock = threading.Lock()
         self.done: set[int] = set()  # chunk starts the server has
         self.mac_end: dict[int, int] = {}  # piece start -> end of the MAC-ed prefix
+        self.failed_posts = 0
         self.reused: dict[int, bytes] = {}  # chunk -> MAC a sidecar claims (to re-verify)
         self.token: str | None = None
         self.source_changed = False
@@ -327,13 +185,16 @@ class _Upload:
         self.lock_fd = -1
         if self.sidecar is not None:
             lock_path = self.sidecar.with_suffix(".lock")
-            self.lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self.lock_fd = os.open(
+                lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+            )
             try:
                 lock_exclusive(self.lock_fd, "this source")
             except BaseException:
                 self.release()
                 raise
         self.cipher = self._load_or_new_cipher()
+        self._windows = threading.local()  # each connection's _Window
 
     def release(self) -> None:
         """Drop the resume lock."""
@@ -397,12 +258,13 @@ class _Upload:
         send the same plaintext again)."""
         with self.lock:
             mac_end = self.mac_end.get(piece, piece)
-        if pos >= mac_end:
-            self.cipher.encrypt_into(view, view, pos)
+        seen = min(max(0, mac_end - pos), len(view))  # bytes of this block MAC-ed before
+        if seen:
+            self.cipher.ctr_into(view[:seen], view[:seen], pos)
+        if seen < len(view):
+            self.cipher.encrypt_into(view[seen:], view[seen:], pos + seen)
             with self.lock:
                 self.mac_end[piece] = pos + len(view)
-        else:
-            self.cipher.ctr_into(view, view, pos)
 
     def _new_url(self) -> None:
         url = self.get_upload_url(self.size)
@@ -410,50 +272,88 @@ class _Upload:
             raise TransferError("get_upload_url() did not return an http(s) URL")
         self.url = url.rstrip("/")
 
-    # -- one POST, with retries
+    # -- POSTs
+    def _post_once(self, begin: int, data: Any) -> None:
+        """One POST of the bytes at ``begin``; raises the control exceptions on failure."""
+        assert self.ctl is not None
+        try:
+            resp = self.ctl.session.post(
+                f"{self.url}/{begin}", data=data, timeout=self.ctl.timeout, allow_redirects=False
+            )
+            try:
+                check_status(resp, upload=True)
+                content = resp.content
+            finally:
+                resp.close()
+        except requests.RequestException as exc:
+            if isinstance(exc, NETWORK_ERRORS):
+                raise
+            raise TransferError(f"upload request failed: {type(exc).__name__}") from None
+        code = parse_api_error(content)
+        if code is not None:
+            raise_for_api_error(code, upload=True)
+        if content:  # the completion token may come on any piece
+            with self.lock:
+                self.token = _token_text(content)
+
     def _post(self, begin: int, body: Any, what: str) -> None:
+        """POST ``body`` at ``begin`` until it gets through (within the retry budget)."""
         assert self.ctl is not None
         budget = RetryBudget(self.ctl, what)
         while True:
             self.ctl.check()
-            data = body() if callable(body) else body
             try:
-                resp = self.ctl.session.post(
-                    f"{self.url}/{begin}", data=data, timeout=self.ctl.timeout
-                )
-                try:
-                    check_status(resp, upload=True)
-                    content = resp.content
-                finally:
-                    resp.close()
-                code = parse_api_error(content)
-                if code is not None:
-                    raise_for_api_error(code, upload=True)
-                if content:
-                    with self.lock:
-                        self.token = _token_text(content)
+                self._post_once(begin, body)
                 return
-            except (RetryableError, QuotaExceeded, *NETWORK_ERRORS) as exc:
-                if isinstance(data, _PieceBody) and data.sent:
-                    with self.lock:
-                        self.progress.done -= data.sent
+            except POST_ERRORS as exc:
                 budget.failed(exc)
 
-    def _finish_piece(self, begin: int, end: int) -> None:
-        with self.lock:
-            self.done.update(self.chunks.chunks_in(begin, end))
-            self.sends += 1
+    def _window(self) -> _Window:
+        """This connection's window (one per worker thread)."""
+        window: _Window | None = getattr(self._windows, "window", None)
+        if window is None:
+            window = self._windows.window = _Window(self.piece_size)
+        return window
 
-    def _send_positional(self, begin: int, end: int, buf: memoryview) -> None:
-        self._post(begin, lambda: _PieceBody(self, begin, end, buf), f"piece at offset {begin}")
-        self._finish_piece(begin, end)
+    def _piece_end(self, pos: int, end: int, window: int) -> int:
+        """Where a POST from ``pos`` of about ``window`` bytes ends: whole chunks, at least
+        one chunk, at most ``end``."""
+        if end - pos <= window:
+            return end
+        cut = self.chunks.floor(pos + window)
+        return cut if cut > pos else self.chunks.chunk_end(pos)
 
-    def _send_buffered(self, begin: int, end: int, view: memoryview) -> None:
-        # A streamed piece: its ciphertext stays in the buffer for retries.
-        self._post(
-            begin, lambda: _PieceBody(self, begin, end, view, ready=True), f"piece at {begin}"
-        )
-        self._finish_piece(begin, end)
+    def _send(self, begin: int, end: int, buf: memoryview, ready: bool) -> None:
+        """Send the planned piece ``[begin, end)`` as POSTs of adaptive size. ``buf``: the
+        worker's block buffer, or (``ready``) the piece's ciphertext."""
+        assert self.ctl is not None
+        budget = RetryBudget(self.ctl, f"piece at offset {begin}")
+        window = self._window()
+        pos = begin
+        while pos < end:
+            self.ctl.check()
+            cut = self._piece_end(pos, end, window.size)
+            view = buf[pos - begin : cut - begin] if ready else buf
+            body = _PieceBody(self, pos, cut, view, begin, ready)
+            started = time.monotonic()
+            try:
+                self._post_once(pos, body)
+            except POST_ERRORS as exc:
+                window.record(cut - pos, body.sent, time.monotonic() - started, ok=False)
+                with self.lock:
+                    self.progress.done -= body.sent
+                    self.failed_posts += 1
+                # A POST cut short after sending data only shrinks the next one; one that
+                # moved nothing, or was already a single chunk, spends the budget.
+                split = body.sent > 0 and cut > self.chunks.chunk_end(pos)
+                budget.failed(exc, delivered=split)
+                continue
+            budget.progressed()
+            window.record(cut - pos, body.sent, time.monotonic() - started, ok=True)
+            with self.lock:
+                self.done.update(self.chunks.chunks_in(pos, cut))
+                self.sends += 1
+            pos = cut
 
     def _verify(self, begin: int, end: int, plain: memoryview | None, buf: memoryview) -> bool:
         """Re-MAC a piece a previous run sent; True when its chunk MACs still match."""
@@ -485,12 +385,17 @@ class _Upload:
         ctl = self.ctl
         reused = set(self.reused)
         pieces: list[tuple[str, int, int]] = []
-        # A piece is either all reused or all new: a resume uses the same piece size, so
-        # ranges line up with the ones recorded.
-        for begin, end in self.chunks.plan(self.piece_size, skip=self.done):
-            kind = "verify" if set(self.chunks.chunks_in(begin, end)) <= reused else "send"
-            if kind in kinds:
-                pieces.append((kind, begin, end))
+        if kinds == {"verify"}:
+            # A positional source: check the chunks a previous run sent, whatever pieces
+            # they were sent in (a run that was split after drops leaves odd ones).
+            ranges = self.chunks.plan(self.piece_size, only=reused)
+            pieces = [("verify", begin, end) for begin, end in ranges]
+        else:
+            # A streamed source is read in order: a piece is all reused or sent whole.
+            for begin, end in self.chunks.plan(self.piece_size, skip=self.done):
+                kind = "verify" if set(self.chunks.chunks_in(begin, end)) <= reused else "send"
+                if kind in kinds:
+                    pieces.append((kind, begin, end))
         next_index = 0
         read_lock = threading.Lock()
         index_lock = threading.Lock()
@@ -527,10 +432,10 @@ class _Upload:
                     self.source_changed = True
                     raise RestartUpload("the source changed since the interrupted upload")
                 if plain is None:
-                    self._send_positional(begin, end, buf)
+                    self._send(begin, end, buf, ready=False)
                 else:
                     self.cipher.encrypt_into(plain, plain, begin)
-                    self._send_buffered(begin, end, plain)
+                    self._send(begin, end, plain, ready=True)
 
         last_save = time.monotonic()
 
@@ -636,7 +541,7 @@ def upload_file(
     if resume_id is not None and not isinstance(resume_id, str):
         raise ValidationError("resume_id must be a str")
     check_progress(progress)
-    src = _open_source(source, size)
+    src = open_source(source, size)
     try:
         job = _Upload(http, get_upload_url, src, config, progress, resume_id)
     except BaseException:

@@ -101,9 +101,12 @@ void mf_stringhash(const mf_kernel *kern, const uint8_t *data, size_t len, const
 void mf_ctr_xor(const mf_kernel *kern, const uint8_t key[16], const uint8_t nonce[8],
                 uint64_t blk, unsigned skip, const uint8_t *src, uint8_t *dst, size_t len);
 
-/* Node decryption. For item i: key_out[i*32 .. +key_len[i]] and attr_out at attr_off[i]
- * (room: attr_len[i] bytes); attr_status[i] = -1 (no attrs), else the JSON length, and the
- * JSON starts at attr_out + attr_off[i] + 4. key_len[i] = 0 when the key is unusable. */
+/* Node decryption, one mf_node per node. The node key (16 or 32 bytes; any other length
+ * leaves key_len 0 and the node skipped) is AES-ECB-decrypted under kek into key_out and
+ * key_len set to its length. The attributes (a non-zero multiple of 16 bytes) are
+ * AES-CBC-decrypted (zero IV) into attr_out under the folded key (k[0..15] ^ k[16..31] for a
+ * 32-byte file key); when they start with `MEGA{"`, attr_json_len is the length of the JSON at
+ * attr_out + 4 with the zero padding removed, else -1. */
 typedef struct {
     const uint8_t *kek;          /* 16 bytes */
     const uint8_t *enc_key;

@@ -1,0 +1,368 @@
+"""A persistent, encrypted cache of an account's decrypted node tree (a NodeStore and its ``sn``).
+
+One file per account in a cache folder. Keys come from HKDF-SHA256 over the master key (with
+the user handle and the API URL as context): an AES-128 key for the payload (CTR, a random
+nonce per write), an HMAC-SHA256 key that authenticates header and payload, and the file's
+name, so a listing of the folder tells nothing about the account. The file is written
+atomically with mode 0600 under an exclusive ``flock`` of a lock file beside it (readers take
+a shared lock), so processes sharing a folder never see half a file.
+
+Reading trusts only a regular file owned by this user with no group/other permissions, in a
+folder owned by this user that others cannot write; a cache that is truncated, corrupted,
+from another account or written by another format version is thrown away with a
+:class:`CacheWarning` and ``load()`` returns None (the caller then lists everything again).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import stat
+import struct
+import warnings
+from array import array
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from ._atomic import write_private_file
+from ._nodestore import NodeStore
+
+__all__ = ["NodeCache", "CacheWarning", "clear_cache_folder", "FORMAT_VERSION"]
+
+MAGIC = b"MFNC"
+FORMAT_VERSION = 1
+_HEADER = struct.Struct(">4sH16s8s")  # magic, format version, account tag, CTR nonce
+_TAG = 32
+_SUFFIX = ".mfcache"
+_PIECE = 4 << 20  # bytes encrypted and written at a time
+_COLUMNS = ("parent", "types", "sizes", "times", "key_len")
+
+
+class CacheWarning(UserWarning):
+    """A cache file was not used (and is rebuilt): damaged, foreign, or not safe to trust."""
+
+
+def _hkdf(secret: bytes, info: bytes, length: int) -> bytes:
+    """HKDF-SHA256 (RFC 5869) with a fixed salt."""
+    prk = hmac.new(b"megafast node cache", secret, hashlib.sha256).digest()
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.new(prk, block + info + bytes((counter,)), hashlib.sha256).digest()
+        out += block
+        counter += 1
+    return out[:length]
+
+
+class NodeCache:
+    """The cache file of one account in ``folder``."""
+
+    def __init__(
+        self, folder: str | os.PathLike[str], master_key: bytes, user_handle: str, api_url: str = ""
+    ) -> None:
+        if len(master_key) != 16:
+            raise ValueError("the master key must be 16 bytes")
+        self.folder = Path(folder)
+        material = _hkdf(master_key, f"{user_handle}\0{api_url}".encode(), 16 + 32 + 16 + 16)
+        self._enc_key = material[:16]
+        self._mac_key = material[16:48]
+        self._account_tag = material[48:64]
+        self.path = self.folder / (material[64:].hex() + _SUFFIX)
+        self._lock_path = self.folder / (material[64:].hex() + ".lock")
+
+    def __repr__(self) -> str:
+        return f"NodeCache({str(self.path)!r})"
+
+    # -- folder and locking ---------------------------------------------------------------
+    def _folder_ok(self, create: bool) -> bool:
+        try:
+            if create:
+                self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            st = os.stat(self.folder, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            warnings.warn(CacheWarning(f"node cache folder unusable: {exc}"), stacklevel=3)
+            return False
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
+            warnings.warn(
+                CacheWarning(
+                    f"node cache folder {self.folder} is not a folder of this user closed to"
+                    " others; the cache is not used"
+                ),
+                stacklevel=3,
+            )
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def _locked(self, exclusive: bool) -> Iterator[None]:
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    # -- writing --------------------------------------------------------------------------
+    def save(self, store: NodeStore) -> bool:
+        """Write the store (atomically); False when the folder cannot be trusted. The parts
+        are encrypted and written one by one (never the whole payload twice in memory)."""
+        if not self._folder_ok(create=True):
+            return False
+        nonce = secrets.token_bytes(8)
+        header = _HEADER.pack(MAGIC, FORMAT_VERSION, self._account_tag, nonce)
+        tag = hmac.new(self._mac_key, header, hashlib.sha256)
+
+        def pieces() -> Iterator[bytes | bytearray]:
+            yield header
+            offset = 0
+            for length, part in encode_store(store):
+                for plain in (struct.pack(">Q", length), *part):
+                    piece = bytearray(len(plain))
+                    _ctr(self._enc_key, nonce, offset, plain, piece)
+                    offset += len(piece)
+                    tag.update(piece)
+                    yield piece
+            yield tag.digest()
+
+        with self._locked(exclusive=True):
+            write_private_file(self.path, pieces())
+        return True
+
+    def clear(self) -> None:
+        """Remove this account's cache file."""
+        with contextlib.suppress(FileNotFoundError):
+            if self._folder_ok(create=False):
+                with self._locked(exclusive=True):
+                    self.path.unlink()
+
+    # -- reading --------------------------------------------------------------------------
+    def load(self) -> NodeStore | None:
+        """The cached store, or None (no cache, or one thrown away with a CacheWarning).
+
+        The file is read twice under the shared lock: once to check its HMAC, then part by
+        part to decrypt and decode, so memory holds the store and one part, never the file."""
+        if not self._folder_ok(create=False):
+            return None
+        try:
+            with self._locked(exclusive=False):
+                fd = self._open_trusted()
+                if fd is None:
+                    return None
+                try:
+                    result = self._load_from(fd)
+                finally:
+                    os.close(fd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            return self._discard(f"cannot be read ({exc})", remove=False)
+        # a bad cache is removed only after the shared lock is released
+        return self._discard(result) if isinstance(result, str) else result
+
+    def _load_from(self, fd: int) -> NodeStore | str:
+        """The store, or why the file is not used."""
+        size = os.fstat(fd).st_size
+        if size < _HEADER.size + _TAG:
+            return "is truncated"
+        header = os.pread(fd, _HEADER.size, 0)
+        magic, version, account, nonce = _HEADER.unpack(header)
+        if magic != MAGIC:
+            return "is not a megafast node cache"
+        if version != FORMAT_VERSION:
+            return f"was written in format {version}, not {FORMAT_VERSION}"
+        if not hmac.compare_digest(account, self._account_tag):
+            return "belongs to another account or server"
+        mac = hmac.new(self._mac_key, header, hashlib.sha256)
+        end = size - _TAG
+        for offset in range(_HEADER.size, end, _PIECE):
+            mac.update(_pread(fd, min(_PIECE, end - offset), offset))
+        if not hmac.compare_digest(mac.digest(), _pread(fd, _TAG, end)):
+            return "is corrupted or truncated (authentication failed)"
+
+        def parts() -> Iterator[bytearray]:
+            pos = _HEADER.size
+            while pos < end:
+                if pos + 8 > end:
+                    raise ValueError("a part runs past the end")
+                prefix = bytearray(_pread(fd, 8, pos))
+                _ctr(self._enc_key, nonce, pos - _HEADER.size, prefix, prefix)
+                (n,) = struct.unpack(">Q", prefix)
+                if pos + 8 + n > end:
+                    raise ValueError("a part runs past the end")
+                part = bytearray(_pread(fd, n, pos + 8))
+                _ctr(self._enc_key, nonce, pos + 8 - _HEADER.size, part, part)
+                pos += 8 + n
+                yield part
+
+        try:
+            return decode_store(parts())
+        except (ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
+            return f"does not decode ({exc})"
+
+    def _open_trusted(self) -> int | None:
+        """An open descriptor of the cache file, None (with a warning) when it is not a
+        regular file of this user closed to others; a symlink is never followed."""
+        fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o077:
+            os.close(fd)
+            warnings.warn(
+                CacheWarning(
+                    f"node cache {self.path} is not a private file of this user; not used"
+                ),
+                stacklevel=4,
+            )
+            return None
+        return fd
+
+    def _discard(self, why: str, remove: bool = True) -> NodeStore | None:
+        warnings.warn(CacheWarning(f"node cache {self.path} {why}; rebuilding it"), stacklevel=3)
+        if remove:
+            with contextlib.suppress(OSError), self._locked(exclusive=True):
+                self.path.unlink()
+        return None
+
+
+def clear_cache_folder(folder: str | os.PathLike[str]) -> int:
+    """Remove every megafast node cache in ``folder``; returns how many were removed."""
+    removed = 0
+    with contextlib.suppress(FileNotFoundError):
+        for entry in Path(folder).iterdir():
+            if entry.name.endswith(_SUFFIX) or entry.name.endswith(".lock"):
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+                    removed += entry.name.endswith(_SUFFIX)
+    return removed
+
+
+def _pread(fd: int, n: int, offset: int) -> bytes:
+    data = os.pread(fd, n, offset)
+    if len(data) != n:
+        raise OSError("the cache file changed size while being read")
+    return data
+
+
+def _ctr(key: bytes, nonce: bytes, offset: int, src: Any, dst: Any) -> None:
+    from .crypto import _backend
+
+    if len(src):
+        _backend.kernels.ctr_xor_into(key, nonce, offset, src, dst)
+
+
+# -- the store as bytes ---------------------------------------------------------------------
+def encode_store(store: NodeStore) -> Iterator[tuple[int, Iterable[Any]]]:
+    """The parts, made one at a time, as (length, pieces): columns as raw arrays, the rest as
+    JSON; the big columns are cut into pieces of a few MB (each part is written
+    length-prefixed)."""
+    owners = sorted(set(store.owners))
+    owner_index = {o: i for i, o in enumerate(owners)}
+    meta = {
+        "sn": store.sn,
+        "roots": {str(t): h for t, h in store.roots.items()},
+        "owners": owners,
+        "extra": {str(s): v for s, v in store.extra.items()},
+        "orphan": {str(s): v for s, v in store.orphan_parent.items()},
+        "undec": {str(s): v for s, v in store.undecryptable.items()},
+    }
+    for value in (meta, store.handles):
+        text = json.dumps(value, separators=(",", ":")).encode()
+        yield len(text), (text,)
+    text = json.dumps(store.names, separators=(",", ":"), ensure_ascii=False).encode()
+    yield len(text), (text,)
+    del text
+    for column in (
+        array("i", [owner_index[o] for o in store.owners]),
+        array("i", [-1 if a is None else len(a) for a in store.attrs]),
+    ):
+        yield len(column) * column.itemsize, (memoryview(column).cast("B"),)
+    attrs = store.attrs
+    step = 1 << 16
+    yield (
+        sum(len(a) for a in attrs if a is not None),
+        (
+            b"".join([a for a in attrs[i : i + step] if a is not None])
+            for i in range(0, len(attrs), step)
+        ),
+    )
+    for column in (store.keys, *(getattr(store, name) for name in _COLUMNS)):
+        view = memoryview(column).cast("B")
+        yield len(view), (view[i : i + _PIECE] for i in range(0, len(view), _PIECE))
+
+
+def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
+    """The inverse of :func:`encode_store` (its parts in order, each dropped once used);
+    ValueError (and the like) on anything inconsistent."""
+    it = iter(parts)
+
+    def part() -> bytes | bytearray:
+        value = next(it, None)
+        if value is None:
+            raise ValueError("a part is missing")
+        return value
+
+    meta = json.loads(part())
+    handles = json.loads(part())
+    names = json.loads(part())
+    count = len(handles)
+    if not isinstance(handles, list) or not isinstance(names, list) or len(names) != count:
+        raise ValueError("handles and names differ in length")
+    store = NodeStore()
+    owners_table = meta["owners"]
+    owner_ix = array("i")
+    owner_ix.frombytes(part())
+    store.owners = [owners_table[i] for i in owner_ix]
+    attr_lengths = array("i")
+    attr_lengths.frombytes(part())
+    blob = bytes(part())
+    store.attrs = [None] * len(attr_lengths)
+    pos = 0
+    for i, n in enumerate(attr_lengths):
+        if n >= 0:
+            store.attrs[i] = blob[pos : pos + n]
+            pos += n
+    if pos != len(blob) or len(store.attrs) != count:
+        raise ValueError("attribute lengths do not match")
+    store.keys = bytearray(part())
+    for name in _COLUMNS:
+        getattr(store, name).frombytes(part())
+    if next(it, None) is not None:
+        raise ValueError("more parts than expected")
+    if (
+        len(store.owners) != count
+        or len(store.keys) != 32 * count
+        or any(len(getattr(store, c)) != count for c in _COLUMNS)
+    ):
+        raise ValueError("columns differ in length")
+    store.handles = handles
+    store.names = names
+    store.sn = meta["sn"] if isinstance(meta["sn"], str) else None
+    store.roots = {int(t): h for t, h in meta["roots"].items()}
+    store.extra = {int(s): v for s, v in meta["extra"].items()}
+    store.orphan_parent = {int(s): v for s, v in meta["orphan"].items()}
+    store.undecryptable = {int(s): v for s, v in meta["undec"].items()}
+    store.slot_of = {h: i for i, h in enumerate(handles) if h is not None}
+    store._free = [i for i, h in enumerate(handles) if h is None]
+    store.count = len(store.slot_of)
+    if store.count + len(store._free) != count or not all(type(h) is str for h in store.slot_of):
+        raise ValueError("bad or repeated handles")
+    parent = store.parent
+    children = store.children
+    for slot, p in enumerate(parent):
+        if handles[slot] is None:
+            continue
+        if p < -1 or p >= count or (p >= 0 and handles[p] is None):
+            raise ValueError("a parent points outside the tree")
+        siblings = children.get(p)
+        if siblings is None:
+            children[p] = array("i", (slot,))
+        else:
+            siblings.append(slot)
+    store._interned = {o: o for o in owners_table}
+    return store

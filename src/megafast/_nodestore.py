@@ -1,0 +1,535 @@
+"""A compact store of decrypted nodes, for accounts with millions of them.
+
+Nodes live in columns indexed by a slot number: handles in a list (the handle -> slot dict
+shares the same string objects), parent slots, types, sizes and timestamps in ``array``s,
+keys packed in one ``bytearray`` (32 bytes a slot), owner handles interned, names as
+strings, and the full attribute JSON kept only for nodes whose attributes hold more than a
+name. Children are ``array``s of slots per folder; a name index per folder is built the first
+time a path goes through that folder. Nothing here decrypts: :mod:`megafast._listing` fills
+the store, :mod:`megafast._watch` changes it, :mod:`megafast._cache` saves and loads it.
+
+``node(handle)`` gives the mega.py-shaped dict that ``get_files()`` returns (see
+:mod:`megafast._nodes` for the fields), made on demand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import struct
+from array import array
+from collections.abc import Iterator
+from typing import Any
+
+from .errors import MegaError
+
+__all__ = ["NodeStore", "StoreError", "ROOT_NAMES"]
+
+ROOT_NAMES = {2: "Cloud Drive", 3: "Inbox", 4: "Rubbish Bin"}
+_WORDS4 = struct.Struct(">4I")
+_WORDS8 = struct.Struct(">8I")
+_NO_PARENT = -1
+_FREE = -2  # a parent value marking a slot whose node was removed
+
+
+def _unless(name: str | None, attrs_json: bytes | None) -> str | None:
+    """The name to keep beside the attributes: none when the attribute JSON (which holds it)
+    is kept."""
+    return name if attrs_json is None else None
+
+
+class StoreError(MegaError):
+    """A change that the store cannot apply: an unknown node, or a move forming a cycle."""
+
+
+class _Lookups:
+    """Lookups by name and path over the store's columns (NodeStore's read side)."""
+
+    handles: list[str | None]
+    slot_of: dict[str, int]
+    parent: array[int]
+    types: array[int]
+    names: list[str | None]
+    attrs: list[bytes | None]
+    children: dict[int, array[int]]
+    roots: dict[int, str]
+    _name_index: dict[int, dict[str, list[int]]]
+
+    def _slot(self, h: str) -> int:
+        raise NotImplementedError
+
+    def name_at(self, slot: int) -> str | None:
+        raise NotImplementedError
+
+    @property
+    def root_id(self) -> str | None:
+        return self.roots.get(2)
+
+    def path_of(self, h: str) -> str:
+        """``Cloud Drive/a/b`` style path of a node."""
+        parts: list[str] = []
+        slot = self._slot(h)
+        guard = 0
+        while slot >= 0 and guard <= len(self.handles):
+            parts.append(self.name_at(slot) or self.handles[slot] or "")
+            slot = self.parent[slot]
+            guard += 1
+        return "/".join(reversed(parts))
+
+    def children_named(self, parent_slot: int, name: str) -> list[int]:
+        index = self._name_index.get(parent_slot)
+        if index is None:
+            index = {}
+            names, name_at = self.names, self.name_at
+            for s in self.children.get(parent_slot, ()):
+                nm = names[s] or name_at(s)
+                if nm is not None:
+                    same = index.get(nm)
+                    if same is None:
+                        index[nm] = [s]
+                    else:
+                        same.append(s)
+            self._name_index[parent_slot] = index
+        return index.get(name, [])
+
+    def find_name(self, name: str) -> str | None:
+        """The first node (in slot order) called ``name`` (mega.py's ``find`` by name).
+
+        A scan, no index: names kept as strings compare directly; a name kept only in the
+        attribute JSON is looked for as a JSON string in those bytes first, then parsed."""
+        needle = json.dumps(name, ensure_ascii=False).encode()
+        names, attrs, name_at = self.names, self.attrs, self.name_at
+        for slot, nm in enumerate(names):
+            if nm == name:
+                return self.handles[slot]
+            if nm is None:
+                text = attrs[slot]
+                if text is not None and needle in text and name_at(slot) == name:
+                    return self.handles[slot]
+        return None
+
+    def find_path(self, path: str, folders_only: bool = False) -> str | None:
+        """The handle at ``a/b/c`` below the Cloud Drive (or below a root or a top-level
+        node named by the first part); the first match in listing order wins."""
+        parts = [p for p in path.split("/") if p]
+        starts: list[int] = []
+        if self.root_id is not None:
+            starts.append(self.slot_of[self.root_id])
+        if not parts:
+            return self.root_id
+        # a path may start at another root or at an incoming share's top folder
+        starts.extend(s for s in self.children.get(_NO_PARENT, ()) if self.name_at(s) == parts[0])
+        for i, start in enumerate(starts):
+            found = self._walk(start, parts if i == 0 and self.root_id else parts[1:], folders_only)
+            if found is not None:
+                return self.handles[found]
+        return None
+
+    def _walk(self, start: int, parts: list[str], folders_only: bool) -> int | None:
+        if not parts:
+            return start if not folders_only or self.types[start] != 0 else None
+        stack: list[tuple[int, int]] = [(start, 0)]
+        last = len(parts) - 1
+        while stack:
+            slot, depth = stack.pop()
+            matches = self.children_named(slot, parts[depth])
+            if depth == last:
+                for s in matches:
+                    if not folders_only or self.types[s] != 0:
+                        return s
+                continue
+            stack.extend((s, depth + 1) for s in reversed(matches) if self.types[s] != 0)
+        return None
+
+
+class NodeStore(_Lookups):
+    """All nodes of an account, in columns; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.handles: list[str | None] = []
+        self.slot_of: dict[str, int] = {}
+        self.parent = array("i")
+        self.types = array("b")
+        self.sizes = array("q")
+        self.times = array("q")
+        self.key_len = array("b")  # 0 (no key: undecryptable or a root), 16 or 32
+        self.keys = bytearray()
+        self.owners: list[str] = []
+        self.names: list[str | None] = []
+        self.attrs: list[bytes | None] = []  # attribute JSON when it holds more than a name
+        self.extra: dict[int, dict[str, Any]] = {}  # rare raw fields: su, sk, r, fa, ph, ...
+        self.orphan_parent: dict[int, str] = {}  # parent handle when the parent is not here
+        self.undecryptable: dict[int, str] = {}  # slot -> the encrypted "k" text
+        self.children: dict[int, array[int]] = {}
+        self.roots: dict[int, str] = {}  # node type (2, 3, 4) -> handle
+        self.sn: str | None = None
+        self._interned: dict[str, str] = {}
+        self._name_index: dict[int, dict[str, list[int]]] = {}
+        self._free: list[int] = []
+        self.count = 0
+
+    # -- writing --------------------------------------------------------------------------
+    def put(
+        self,
+        h: str,
+        p: str | None,
+        t: int,
+        owner: str,
+        size: int,
+        ts: int,
+        key: bytes | None,
+        name: str | None,
+        attrs_json: bytes | None = None,
+        extra: dict[str, Any] | None = None,
+        enc_key: str | None = None,
+    ) -> int:
+        """Insert a node, or replace the node with the same handle (moved if ``p`` changed).
+
+        ``key`` is the decrypted key (32 bytes for files, 16 for folders), ``None`` with
+        ``enc_key`` for a node that could not be decrypted. Returns its slot."""
+        slot = self.slot_of.get(h)
+        if slot is not None:
+            self._unlink(slot)
+        elif self._free:
+            slot = self._free.pop()
+            self.handles[slot] = h
+            self.slot_of[h] = slot
+        else:
+            slot = len(self.handles)
+            self.handles.append(h)
+            self.slot_of[h] = slot
+            self.parent.append(_NO_PARENT)
+            self.types.append(0)
+            self.sizes.append(0)
+            self.times.append(0)
+            self.key_len.append(0)
+            self.keys.extend(bytes(32))
+            self.owners.append("")
+            self.names.append(None)
+            self.attrs.append(None)
+        self.count += 1
+        self.types[slot] = t if -128 <= t < 128 else -1
+        self.sizes[slot] = size if 0 <= size < 1 << 62 else 0
+        self.times[slot] = ts if 0 <= ts < 1 << 62 else 0
+        self.owners[slot] = self._interned.setdefault(owner, owner)
+        self.names[slot] = ROOT_NAMES[t] if t in ROOT_NAMES else _unless(name, attrs_json)
+        if t in ROOT_NAMES:
+            self.roots[t] = h
+        if key is not None and len(key) in (16, 32):
+            self.keys[slot * 32 : slot * 32 + len(key)] = key
+            self.key_len[slot] = len(key)
+        else:
+            self.key_len[slot] = 0
+        self.attrs[slot] = attrs_json
+        self._set_optional(self.extra, slot, extra or None)
+        self._set_optional(
+            self.undecryptable, slot, enc_key if t in (0, 1) and key is None else None
+        )
+        self._link(slot, p)
+        return slot
+
+    def put_batch(
+        self,
+        handles: list[str],
+        parents: list[str],
+        types: list[int],
+        owners: list[str],
+        sizes: list[int],
+        times: list[int],
+        keys: bytes | bytearray,
+        names: list[str],
+        attrs_json: list[bytes | None],
+    ) -> None:
+        """Insert many decrypted files and folders at once (a listing's usual nodes).
+
+        ``keys`` holds 32 bytes per node (a folder's 16-byte key zero-padded); ``attrs_json``
+        holds each node's attribute JSON when it has more than a name, else None.
+        Handles already in the store, and sizes or times out of range, go through
+        :meth:`put` one by one."""
+        n = len(handles)
+        slot_of = self.slot_of
+        if any(h in slot_of for h in handles) or not all(
+            0 <= v < 1 << 62 for v in (*sizes, *times)
+        ):
+            for i in range(n):
+                folder = types[i] == 1
+                key = bytes(keys[i * 32 : i * 32 + (16 if folder else 32)])
+                self.put(
+                    handles[i],
+                    parents[i],
+                    types[i],
+                    owners[i],
+                    sizes[i],
+                    times[i],
+                    key,
+                    names[i],
+                    attrs_json[i],
+                )
+            return
+        start = len(self.handles)
+        self.handles.extend(handles)
+        slot_of.update(zip(handles, range(start, start + n), strict=True))
+        self.types.extend(types)
+        self.sizes.extend(sizes)
+        self.times.extend(times)
+        self.key_len.extend([16 if t == 1 else 32 for t in types])
+        self.keys += keys
+        interned = self._interned
+        self.owners.extend([interned.setdefault(o, o) for o in owners])
+        self.names.extend(
+            [n if a is None else None for n, a in zip(names, attrs_json, strict=True)]
+        )
+        self.attrs.extend(attrs_json)
+        self.count += n
+        get = slot_of.get
+        parent_slots = [get(p, _NO_PARENT) if p else _NO_PARENT for p in parents]
+        self.parent.extend(parent_slots)
+        children = self.children
+        index = self._name_index
+        last_parent, siblings = None, None
+        for slot, (ps, p) in enumerate(zip(parent_slots, parents, strict=True), start):
+            if ps == _NO_PARENT and p:
+                self.orphan_parent[slot] = p
+            if ps != last_parent:
+                siblings = children.get(ps)
+                if siblings is None:
+                    siblings = children[ps] = array("i")
+                index.pop(ps, None)
+                last_parent = ps
+            siblings.append(slot)  # type: ignore[union-attr]
+
+    @staticmethod
+    def _set_optional(table: dict[int, Any], slot: int, value: Any) -> None:
+        if value is None:
+            table.pop(slot, None)
+        else:
+            table[slot] = value
+
+    def _link(self, slot: int, p: str | None) -> None:
+        parent_slot = self.slot_of.get(p, _NO_PARENT) if p else _NO_PARENT
+        self.parent[slot] = parent_slot
+        if parent_slot == _NO_PARENT:
+            if p:
+                self.orphan_parent[slot] = p
+            else:
+                self.orphan_parent.pop(slot, None)
+        else:
+            self.orphan_parent.pop(slot, None)
+        siblings = self.children.get(parent_slot)
+        if siblings is None:
+            self.children[parent_slot] = array("i", (slot,))
+        else:
+            siblings.append(slot)
+        self._name_index.pop(parent_slot, None)
+
+    def _unlink(self, slot: int) -> None:
+        parent_slot = self.parent[slot]
+        siblings = self.children.get(parent_slot)
+        if siblings is not None:
+            with contextlib.suppress(ValueError):
+                siblings.remove(slot)
+            if not siblings:
+                del self.children[parent_slot]
+        self._name_index.pop(parent_slot, None)
+        self.count -= 1
+
+    def adopt_orphans(self) -> None:
+        """Link nodes listed before their parent (called once a listing is complete)."""
+        for slot, p in list(self.orphan_parent.items()):
+            if p in self.slot_of:
+                self._unlink(slot)
+                self.count += 1
+                self._link(slot, p)
+
+    def remove(self, h: str) -> list[str]:
+        """Remove a node and everything below it; returns the removed handles."""
+        slot = self.slot_of.get(h)
+        if slot is None:
+            raise StoreError(f"no node {h!r} to remove")
+        self._unlink(slot)
+        self.count += 1  # counted down again below with the rest of the subtree
+        removed: list[str] = []
+        stack = [slot]
+        while stack:
+            s = stack.pop()
+            stack.extend(self.children.pop(s, ()))
+            self._name_index.pop(s, None)
+            handle = self.handles[s]
+            if handle is None:  # met again: a cycle a hostile listing made
+                continue
+            removed.append(handle)
+            del self.slot_of[handle]
+            self.handles[s] = None
+            self.names[s] = None
+            self.parent[s] = _FREE
+            self.key_len[s] = 0
+            self.attrs[s] = None
+            for table in (self.extra, self.orphan_parent, self.undecryptable):
+                table.pop(s, None)
+            self._free.append(s)
+            self.count -= 1
+        for t, root in list(self.roots.items()):
+            if root in removed:
+                del self.roots[t]
+        return removed
+
+    def move(self, h: str, new_parent: str) -> None:
+        """Put node ``h`` under ``new_parent``; StoreError for unknown nodes or a cycle."""
+        slot = self.slot_of.get(h)
+        target = self.slot_of.get(new_parent)
+        if slot is None or target is None:
+            raise StoreError(f"move names an unknown node ({h!r} -> {new_parent!r})")
+        if self.is_below(target, slot):
+            raise StoreError(f"moving {h!r} under {new_parent!r} would form a cycle")
+        self._unlink(slot)
+        self.count += 1
+        self._link(slot, new_parent)
+
+    def is_below(self, slot: int, ancestor: int) -> bool:
+        """True when ``slot`` is ``ancestor`` or lies under it (stops on a corrupt chain)."""
+        guard = 0
+        while slot >= 0 and guard <= len(self.handles):
+            if slot == ancestor:
+                return True
+            slot = self.parent[slot]
+            guard += 1
+        return False
+
+    def in_cycle(self, h: str) -> bool:
+        """True when following parents from ``h`` comes back to a node already seen."""
+        seen: set[int] = set()
+        slot = self._slot(h)
+        while slot >= 0:
+            if slot in seen:
+                return True
+            seen.add(slot)
+            slot = self.parent[slot]
+        return False
+
+    def set_attributes(self, h: str, name: str | None, attrs_json: bytes | None) -> None:
+        slot = self._slot(h)
+        parent_slot = self.parent[slot]
+        self.names[slot] = _unless(name, attrs_json)
+        self.attrs[slot] = attrs_json
+        self.undecryptable.pop(slot, None)
+        self._name_index.pop(parent_slot, None)
+
+    def set_extra(self, h: str, field: str, value: Any) -> None:
+        """Set (or with ``None`` drop) a raw field kept for the node, e.g. ``ph``."""
+        slot = self._slot(h)
+        fields = self.extra.setdefault(slot, {})
+        if value is None:
+            fields.pop(field, None)
+        else:
+            fields[field] = value
+        if not fields:
+            del self.extra[slot]
+
+    def _slot(self, h: str) -> int:
+        slot = self.slot_of.get(h)
+        if slot is None:
+            raise StoreError(f"unknown node {h!r}")
+        return slot
+
+    # -- reading --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return self.count
+
+    def __contains__(self, h: object) -> bool:
+        return h in self.slot_of
+
+    def key_of(self, h: str) -> bytes | None:
+        slot = self._slot(h)
+        n = self.key_len[slot]
+        return bytes(self.keys[slot * 32 : slot * 32 + n]) if n else None
+
+    def parent_of(self, h: str) -> str | None:
+        slot = self._slot(h)
+        p = self.parent[slot]
+        return self.handles[p] if p >= 0 else self.orphan_parent.get(slot)
+
+    def name_of(self, h: str) -> str | None:
+        return self.name_at(self._slot(h))
+
+    def name_at(self, slot: int) -> str | None:
+        """A slot's name: kept as a string, or read from its attribute JSON when it has one
+        (a name is stored once)."""
+        name = self.names[slot]
+        if name is None:
+            text = self.attrs[slot]
+            if text is not None:
+                try:
+                    name = json.loads(text).get("n")
+                except (ValueError, AttributeError):
+                    return None
+                return name if type(name) is str else None
+        return name
+
+    def child_handles(self, h: str) -> list[str]:
+        return [self.handles[s] for s in self.children.get(self._slot(h), ())]  # type: ignore[misc]
+
+    def node(self, h: str) -> dict[str, Any]:
+        """The mega.py-shaped dict of one node."""
+        return self._dict(self._slot(h))
+
+    def get(self, h: str) -> dict[str, Any] | None:
+        slot = self.slot_of.get(h)
+        return None if slot is None else self._dict(slot)
+
+    def _dict(self, slot: int) -> dict[str, Any]:
+        t = self.types[slot]
+        node: dict[str, Any] = {
+            "h": self.handles[slot],
+            "p": self.parent_of_slot(slot),
+            "u": self.owners[slot],
+            "t": t,
+            "ts": self.times[slot],
+        }
+        if t == 0:
+            node["s"] = self.sizes[slot]
+        extra = self.extra.get(slot)
+        if extra:
+            node.update(extra)
+        if t in ROOT_NAMES:
+            node["a"] = {"n": ROOT_NAMES[t]}
+            node["k"] = ""
+            return node
+        enc = self.undecryptable.get(slot)
+        n = self.key_len[slot]
+        if enc is not None or not n:
+            node["k"] = enc or ""
+            node["a"] = False
+            node["undecryptable"] = True
+            return node
+        text = self.attrs[slot]
+        node["a"] = json.loads(text) if text is not None else {"n": self.names[slot]}
+        base = slot * 32
+        if n == 32:
+            w = _WORDS8.unpack_from(self.keys, base)
+            node["key"] = w
+            node["k"] = (w[0] ^ w[4], w[1] ^ w[5], w[2] ^ w[6], w[3] ^ w[7])
+            node["iv"] = (w[4], w[5], 0, 0)
+            node["meta_mac"] = w[6:]
+        else:
+            w = _WORDS4.unpack_from(self.keys, base)
+            node["key"] = w
+            node["k"] = w
+        return node
+
+    def parent_of_slot(self, slot: int) -> str | None:
+        p = self.parent[slot]
+        return self.handles[p] if p >= 0 else self.orphan_parent.get(slot, "")
+
+    def iter_nodes(self) -> Iterator[dict[str, Any]]:
+        """Every node as a mega.py-shaped dict, in slot order (listing order for a listing)."""
+        for slot, h in enumerate(self.handles):
+            if h is not None:
+                yield self._dict(slot)
+
+    def visible(self) -> dict[str, dict[str, Any]]:
+        """handle -> dict for the nodes with decrypted attributes (mega.py's ``get_files``)."""
+        out: dict[str, dict[str, Any]] = {}
+        for node in self.iter_nodes():
+            if node["a"]:
+                out[node["h"]] = node
+        return out

@@ -1,0 +1,403 @@
+"""Live updates: read MEGA's server-to-client channel and apply its action packets.
+
+:class:`ScChannel` polls ``POST <api>/sc?sn=<sn>&sid=<sid>``: an answer ``{"a":[...],"sn"}``
+carries packets (``ir:1``: more follow at once), ``{"w":url}`` means "nothing yet": the client
+then long-polls ``<w>`` (the server answers when something changed, or with a keep-alive) and
+polls ``/sc`` again. ``-6`` (ETOOMANY) means the ``sn`` is too old: reload everything.
+
+:func:`apply_packet` applies one packet to a :class:`NodeStore` (``t`` new or moved nodes,
+``u`` attributes, ``d`` deletions, ``s``/``s2`` shares, ``ph`` public links, ``k`` keys,
+``fa`` file attributes) and returns :class:`ChangeEvent`s; a packet naming nodes the store
+does not know, or moving a folder below itself, raises StoreError.
+
+:class:`Watcher` ties them together: iterate it (or ``run(callback)``) to receive events;
+on ``-6`` or a packet the store cannot apply it logs why, reloads the whole tree through the
+``reload`` callable it was given, and reports a ``reload`` event. Example::
+
+    for event in mega.watch():          # see Watcher
+        print(event.kind, event.handle, event.path)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import requests
+
+from ._cache import NodeCache
+from ._listing import add_raw_nodes
+from ._nodes import Keyring, b64_bytes
+from ._nodestore import NodeStore, StoreError
+from .errors import RequestError, SessionError, ValidationError, error_for_code
+
+__all__ = ["ChangeEvent", "ScChannel", "SnTooOld", "Watcher", "apply_packet", "open_tree"]
+
+log = logging.getLogger("megafast.watch")
+POLL_TIMEOUT = 45.0  # MEGA answers a poll within 40 s (a keep-alive at worst)
+
+
+class SnTooOld(RequestError):
+    """The server no longer has the changes since our ``sn`` (``-6``): reload everything."""
+
+
+@dataclass(frozen=True)
+class ChangeEvent:
+    """One change: ``kind`` is ``new``, ``move``, ``update``, ``delete``, ``share``, ``link``,
+    ``keys`` or ``reload`` (the whole tree was listed again); ``handle`` the node concerned;
+    ``path`` its path after the change (before it, for ``delete``); ``node`` the mega.py-shaped
+    dict after the change (None for ``delete``/``reload``; left out of repr: it holds keys);
+    ``packet`` the action packet's type letter(s)."""
+
+    kind: str
+    handle: str | None = None
+    path: str | None = None
+    packet: str = ""
+    node: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+
+
+class ScChannel:
+    """Polls ``/sc`` for one session; ``poll()`` returns the next packets (blocking)."""
+
+    def __init__(
+        self,
+        api_url: str,
+        sid: str,
+        sn: str,
+        *,
+        http: requests.Session | None = None,
+        timeout: float = POLL_TIMEOUT,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._sid = sid
+        self.sn = sn
+        self.http = http or requests.Session()
+        self.timeout = timeout
+        self.retry_delay = retry_delay
+        self.stop_event = threading.Event()
+
+    def __repr__(self) -> str:
+        return f"ScChannel({self.api_url!r}, sn={self.sn!r})"  # never the session id
+
+    def poll(self, wait: bool = True) -> tuple[list[dict[str, Any]], bool]:
+        """(packets, caught_up). Without ``wait``, returns ([], True) instead of long-polling
+        when nothing is pending. Raises SnTooOld on ``-6``, SessionError on ``-15``."""
+        delay = self.retry_delay
+        while not self.stop_event.is_set():
+            try:
+                response = self.http.post(
+                    f"{self.api_url}/sc",
+                    params={"sn": self.sn, "sid": self._sid},
+                    data=b"",
+                    timeout=self.timeout,
+                )
+                answer = response.json() if response.status_code == 200 else None
+            except (requests.RequestException, ValueError) as exc:
+                log.info("sc poll failed (%s); retrying", type(exc).__name__)
+                answer = None
+            if answer is None or answer in (-3, -4):
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            delay = self.retry_delay
+            if isinstance(answer, int):
+                if answer == -6:
+                    raise SnTooOld("ETOOMANY", "the change log no longer reaches our sn")
+                if answer == -15:
+                    raise SessionError("ESID", "the session ended")
+                raise error_for_code(answer, "the sc channel failed")
+            if not isinstance(answer, dict):
+                raise ValidationError("unexpected answer on the sc channel")
+            packets = answer.get("a")
+            sn = answer.get("sn")
+            if isinstance(sn, str) and sn:
+                self.sn = sn
+            if isinstance(packets, list) and (packets or answer.get("ir")):
+                return [p for p in packets if isinstance(p, dict)], not answer.get("ir")
+            wait_url = answer.get("w")
+            if not isinstance(wait_url, str):
+                if isinstance(packets, list):
+                    return [], True
+                raise ValidationError("the sc answer has neither packets nor a wait URL")
+            if not wait:
+                return [], True
+            self._wait(wait_url)
+        return [], True
+
+    def _wait(self, url: str) -> None:
+        if not url.startswith(("http://", "https://")):
+            raise ValidationError("the sc wait URL is not an HTTP URL")
+        try:
+            self.http.post(url, data=b"", timeout=self.timeout)
+        except requests.RequestException as exc:
+            log.info("sc wait failed (%s); polling again", type(exc).__name__)
+            self.stop_event.wait(self.retry_delay)
+
+    def close(self) -> None:
+        self.stop_event.set()
+
+
+# -- applying packets -------------------------------------------------------------------------
+def apply_packet(
+    store: NodeStore, keyring: Keyring, packet: dict[str, Any], self_id: str | None = None
+) -> list[ChangeEvent]:
+    """Apply one action packet; StoreError when it names unknown nodes or forms a cycle."""
+    kind = packet.get("a")
+    if kind == "t":
+        return _apply_t(store, keyring, packet)
+    if kind == "u":
+        return _apply_u(store, packet)
+    if kind == "d":
+        h = packet.get("n")
+        if self_id is not None and packet.get("i") == self_id and h not in store:
+            return []  # our own deletion, already applied
+        if not isinstance(h, str) or h not in store:
+            raise StoreError(f"d names an unknown node {h!r}")
+        path = store.path_of(h)
+        store.remove(h)
+        return [ChangeEvent("delete", h, path, "d")]
+    if kind in ("s", "s2"):
+        return _apply_share(store, keyring, packet, kind)
+    if kind == "ph":
+        h = packet.get("h")
+        if not isinstance(h, str) or h not in store:
+            raise StoreError(f"ph names an unknown node {h!r}")
+        ph = packet.get("ph")
+        store.set_extra(h, "ph", None if packet.get("d") or not isinstance(ph, str) else ph)
+        return [_event(store, "link", h, "ph")]
+    if kind == "k":
+        return [
+            ChangeEvent(
+                "keys", packet.get("h") if isinstance(packet.get("h"), str) else None, packet="k"
+            )
+        ]
+    if kind == "fa":
+        h = packet.get("n")
+        if isinstance(h, str) and h in store and isinstance(packet.get("fa"), str):
+            store.set_extra(h, "fa", packet["fa"])
+            return [_event(store, "update", h, "fa")]
+        return []
+    return []  # contacts, user attributes, alerts...: not part of the tree
+
+
+def _event(store: NodeStore, kind: str, h: str, packet: str) -> ChangeEvent:
+    return ChangeEvent(kind, h, store.path_of(h), packet, store.node(h))
+
+
+def _apply_t(store: NodeStore, keyring: Keyring, packet: dict[str, Any]) -> list[ChangeEvent]:
+    body = packet.get("t")
+    if not isinstance(body, dict):
+        raise StoreError("t packet without nodes")
+    nodes = [n for key in ("f", "f2") for n in (body.get(key) or ()) if isinstance(n, dict)]
+    listed = {n.get("h") for n in nodes}
+    before: dict[str, str | None] = {}
+    for node in nodes:
+        h, p = node.get("h"), node.get("p")
+        if not isinstance(h, str) or not h:
+            raise StoreError("t packet with a node without a handle")
+        if isinstance(node.get("sk"), str):
+            key = keyring.decrypt_share_key(node["sk"])
+            if key is not None:
+                keyring.share_keys[h] = key
+        if p and p not in store and p not in listed and "su" not in node:
+            raise StoreError(f"t packet puts {h!r} under an unknown node {p!r}")
+        if h in store:
+            before[h] = store.parent_of(h)
+            if (
+                isinstance(p, str)
+                and p in store
+                and store.is_below(store.slot_of[p], store.slot_of[h])
+            ):
+                raise StoreError(f"t packet moves {h!r} below itself")
+    add_raw_nodes(store, nodes, keyring, final=True)
+    store.adopt_orphans()
+    for node in nodes:
+        if node["h"] in store and store.in_cycle(node["h"]):
+            raise StoreError(f"t packet puts {node['h']!r} in a cycle")
+    events = []
+    for node in nodes:
+        h = node["h"]
+        if h not in store:
+            continue
+        kind = "new" if h not in before else ("move" if before[h] != node.get("p") else "update")
+        events.append(_event(store, kind, h, "t"))
+    return events
+
+
+def _apply_u(store: NodeStore, packet: dict[str, Any]) -> list[ChangeEvent]:
+    from .crypto import decrypt_attr
+
+    h = packet.get("n")
+    if not isinstance(h, str) or h not in store:
+        raise StoreError(f"u names an unknown node {h!r}")
+    at = packet.get("at")
+    key = store.key_of(h)
+    if isinstance(at, str) and key is not None:
+        w = [int.from_bytes(key[i : i + 4], "big") for i in range(0, len(key), 4)]
+        k = w if len(w) == 4 else [w[i] ^ w[i + 4] for i in range(4)]
+        raw = b64_bytes(at)
+        attrs = decrypt_attr(raw, k) if raw else False
+        if isinstance(attrs, dict):
+            import json
+
+            name = attrs.get("n") if isinstance(attrs.get("n"), str) else None
+            text = (
+                json.dumps(attrs, separators=(",", ":"), ensure_ascii=False).encode()
+                if len(attrs) > 1
+                else None
+            )
+            store.set_attributes(h, name, text)
+        else:
+            log.warning("u packet for %s carries attributes that do not decrypt", h)
+    if isinstance(packet.get("ts"), int):
+        store.times[store.slot_of[h]] = packet["ts"]
+    return [_event(store, "update", h, "u")]
+
+
+def _apply_share(
+    store: NodeStore, keyring: Keyring, packet: dict[str, Any], kind: str
+) -> list[ChangeEvent]:
+    h = packet.get("n")
+    if not isinstance(h, str):
+        raise StoreError(f"{kind} packet without a node")
+    key_text = packet.get("k")
+    if isinstance(key_text, str):
+        key = keyring.decrypt_share_key(key_text)
+        if key is not None:
+            keyring.share_keys[h] = key
+    if h not in store:
+        if isinstance(key_text, str):
+            return [ChangeEvent("share", h, None, kind)]  # a new incoming share: t follows
+        raise StoreError(f"{kind} names an unknown node {h!r}")
+    if "r" not in packet and store.owners[store.slot_of[h]] != keyring.user_handle:
+        path = store.path_of(h)
+        store.remove(h)  # an incoming share was taken away
+        return [ChangeEvent("delete", h, path, kind)]
+    return [_event(store, "share", h, kind)]
+
+
+# -- the watcher ------------------------------------------------------------------------------
+class Watcher:
+    """Follows the account's changes; iterate it for :class:`ChangeEvent`s.
+
+    ``reload()`` lists the whole tree again and returns the new store (its ``sn`` set); the
+    watcher then works on that store (read it from ``watcher.store``). With a ``cache``, the
+    store is saved at most every ``save_interval`` seconds and when the watcher stops."""
+
+    def __init__(
+        self,
+        store: NodeStore,
+        keyring: Keyring,
+        channel: ScChannel,
+        reload: Callable[[], NodeStore],
+        *,
+        cache: NodeCache | None = None,
+        save_interval: float = 30.0,
+        self_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.keyring = keyring
+        self.channel = channel
+        self._reload = reload
+        self.cache = cache
+        self.save_interval = save_interval
+        self.self_id = self_id
+        self._dirty = False
+        self._saved_at = time.monotonic()
+
+    def catch_up(self) -> list[ChangeEvent]:
+        """Apply everything the server has since ``store.sn`` without waiting (warm start)."""
+        events: list[ChangeEvent] = []
+        while True:
+            batch, caught_up = self._poll(wait=False)
+            events.extend(batch)
+            if caught_up:
+                self._save_if_due(force=True)
+                return events
+
+    def __iter__(self) -> Iterator[ChangeEvent]:
+        try:
+            while not self.channel.stop_event.is_set():
+                events, _ = self._poll(wait=True)
+                yield from events
+                self._save_if_due()
+        finally:
+            self._save_if_due(force=True)
+
+    def run(self, callback: Callable[[ChangeEvent], None]) -> None:
+        """Call ``callback`` for each event until :meth:`stop`."""
+        for event in self:
+            callback(event)
+
+    def start(self, callback: Callable[[ChangeEvent], None]) -> threading.Thread:
+        """:meth:`run` in a daemon thread."""
+        thread = threading.Thread(
+            target=self.run, args=(callback,), daemon=True, name="megafast-watch"
+        )
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self.channel.close()
+
+    def _poll(self, wait: bool) -> tuple[list[ChangeEvent], bool]:
+        self.channel.sn = self.store.sn or self.channel.sn
+        try:
+            packets, caught_up = self.channel.poll(wait=wait)
+            events: list[ChangeEvent] = []
+            for packet in packets:
+                events.extend(apply_packet(self.store, self.keyring, packet, self.self_id))
+        except SnTooOld:
+            log.warning("the server's change log no longer reaches sn %s: reloading", self.store.sn)
+            return self._full_reload(), True
+        except StoreError as exc:
+            log.warning("action packet not applicable (%s): reloading the whole tree", exc)
+            return self._full_reload(), True
+        self.store.sn = self.channel.sn
+        self._dirty = self._dirty or bool(packets)
+        return events, caught_up
+
+    def _full_reload(self) -> list[ChangeEvent]:
+        self.store = self._reload()
+        if self.store.sn:
+            self.channel.sn = self.store.sn
+        self._dirty = True
+        self._save_if_due(force=True)
+        return [ChangeEvent("reload")]
+
+    def _save_if_due(self, force: bool = False) -> None:
+        if self.cache is None or not self._dirty:
+            return
+        if force or time.monotonic() - self._saved_at >= self.save_interval:
+            self.cache.save(self.store)
+            self._dirty = False
+            self._saved_at = time.monotonic()
+
+
+def open_tree(
+    keyring: Keyring,
+    list_all: Callable[[], NodeStore],
+    channel_for: Callable[[str], ScChannel],
+    cache: NodeCache | None = None,
+) -> tuple[NodeStore, list[ChangeEvent]]:
+    """The account's tree, warm when possible: the cached store brought up to date through
+    ``/sc`` from its ``sn`` (a full listing instead when the server says the ``sn`` is too
+    old, or a packet does not apply); cold: ``list_all()``, then saved to the cache.
+
+    ``list_all`` lists everything (the streaming ``f``) and returns a store with its ``sn``;
+    ``channel_for(sn)`` opens an :class:`ScChannel` from ``sn``. Returns the store and the
+    changes applied since the cache was written."""
+    store = cache.load() if cache is not None else None
+    if store is None or not store.sn:
+        store = list_all()
+        if cache is not None:
+            cache.save(store)
+        return store, []
+    watcher = Watcher(store, keyring, channel_for(store.sn), list_all, cache=cache)
+    events = watcher.catch_up()
+    return watcher.store, events

@@ -1,0 +1,542 @@
+"""Whole trees through a :class:`~megafast.transfer._manager.TransferManager`.
+
+Uploads: the local folders are walked first and created remotely one depth level per round
+trip (one ``p`` per parent folder, carrying all its new sub-folders); then the files of each
+folder are read lazily from disk and queued. Symlinks and special files are listed in
+``result.ignored``. A name already taken remotely by another file makes the new one
+``name (1).ext`` (listed in ``result.renamed``); a remote file of the same name, size and
+fingerprint ``c`` means the file is already there (skipped).
+
+Downloads: folders are made locally as the remote tree is walked (parents first); files get
+their URLs in batched ``g`` commands and go through the engine's ``download_file`` (part file,
+MAC check, fsync, rename). Each verified file is recorded in the tree's ledger (a 0600 file
+in :func:`~megafast.transfer._sidecar.state_dir`), and a re-run skips files that the ledger
+knows with the same size and modification time. Two remote nodes whose local names collide get
+``name (1).ext``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._localnames import numbered, safe_local_name, unique_names
+from .._nodeops import encrypt_attrs, folder_handle, wrap_key
+from .._shares import keys_for_new_node
+from .._sources import checked_g_answer
+from .._transfers import _file_identity, _resume_id
+from ..errors import (
+    DestinationError,
+    RequestError,
+    SourceNotFoundError,
+    UnexpectedAnswerError,
+    ValidationError,
+    WrongKeyError,
+)
+from ._download import download_file
+from ._manager import SkipTransfer, TransferManager, TransferResult
+from ._sidecar import digest, state_dir
+from ._upload import upload_file
+
+if TYPE_CHECKING:
+    from .._nodes import NodeTree
+
+_MAX_SUFFIX = 10000
+
+
+# ---------------------------------------------------------------------------------------------
+# uploads
+# ---------------------------------------------------------------------------------------------
+class _UploadTree:
+    """Shared state of one tree upload (the remote tree is read and updated under a lock)."""
+
+    def __init__(self, manager: TransferManager, result: TransferResult) -> None:
+        self.manager = manager
+        self.mega = manager.mega
+        self.tree: NodeTree = self.mega._load_tree()
+        self.result = result
+        self.lock = threading.Lock()
+        self.claimed: set[tuple[str, str]] = set()  # names chosen by files still in flight
+        self.top = Path()  # the resolved local top folder
+        self.problems: dict[str, str] = {}  # local folder -> why it has no remote folder
+
+    def new_node_command(
+        self, parent: str, items: list[dict[str, Any]], keys: list[tuple[int, ...]]
+    ) -> dict[str, Any]:
+        """A ``p`` for ``items`` (without ``k``) under ``parent``, with share keys (``cr``)."""
+        nodes = [{**item, "k": wrap_key(self.mega, k)} for item, k in zip(items, keys, strict=True)]
+        command: dict[str, Any] = {"a": "p", "t": parent, "n": nodes, "i": self.mega.request_id}
+        shares: list[str] = []
+        names: list[str] = []
+        triples: list[Any] = []
+        for item, key in zip(items, keys, strict=True):
+            with self.lock:  # it walks the tree, which other workers add to
+                cr = keys_for_new_node(self.mega, parent, key, item["h"])
+            if cr is None:
+                continue
+            shares, _, own = cr
+            names.append(item["h"])
+            for i in range(0, len(own), 3):
+                triples += [own[i], len(names) - 1, own[i + 2]]
+        if shares:
+            command["cr"] = [shares, names, triples]
+        return command
+
+    def add_nodes(self, answer: Any) -> list[str]:
+        """The handles of the nodes a ``p`` made, after adding them to the client's tree."""
+        nodes = answer.get("f") if isinstance(answer, dict) else None
+        if not isinstance(nodes, list):
+            raise UnexpectedAnswerError("p gave no new nodes")
+        keyring = self.mega._keyring
+        if keyring is not None:
+            with self.lock:  # copies: the answer stays as the server sent it
+                self.tree.add_nodes([dict(n) for n in nodes if isinstance(n, dict)], keyring)
+        return [str(n.get("h")) for n in nodes if isinstance(n, dict)]
+
+
+def _walk_folders(top: Path, result: TransferResult) -> list[list[str]]:
+    """The local sub-folders of ``top`` by depth: ``levels[d]`` holds relative POSIX paths.
+    Symlinked folders are not followed (listed in ``result.ignored``)."""
+    levels: list[list[str]] = [["."]]
+    while levels[-1]:
+        below: list[str] = []
+        for rel in levels[-1]:
+            try:
+                entries = sorted(os.scandir(top / rel), key=lambda e: e.name)
+            except OSError as exc:
+                result.ignored.append((rel, f"cannot list: {exc.strerror}"))
+                continue
+            for entry in entries:
+                child = entry.name if rel == "." else f"{rel}/{entry.name}"
+                if entry.is_symlink() and entry.is_dir():
+                    result.ignored.append((child, "symlink (not followed)"))
+                elif entry.is_dir(follow_symlinks=False):
+                    below.append(child)
+        levels.append(below)
+    return levels[:-1]
+
+
+def _make_folders(up: _UploadTree, levels: list[list[str]], top_parent: str, top_name: str) -> None:
+    """Create missing remote folders, one batch per depth level (one ``p`` per parent)."""
+    from ..crypto import random_key
+
+    folders = up.result.folders
+    for level in levels:
+        wanted: dict[str, list[tuple[str, str]]] = defaultdict(list)  # parent -> [(rel, name)]
+        for rel in level:
+            if rel == ".":
+                parent, name = top_parent, top_name
+            else:
+                head, _, name = rel.rpartition("/")
+                parent = folders.get(head or ".", "")
+                if not parent:
+                    up.problems[rel] = up.problems.get(head or ".", "folder not created")
+                    continue
+            existing = next(
+                (c for c in up.tree.children_named(parent, name) if c.get("t") == 1), None
+            )
+            if existing is not None:
+                folders[rel] = existing["h"]
+            else:
+                wanted[parent].append((rel, name))
+        pending: list[tuple[list[str], Future[Any]]] = []
+        for parent, entries in wanted.items():
+            keys = [tuple(random_key(4)) for _ in entries]
+            items = [
+                {"h": f"x{i:07d}", "t": 1, "a": encrypt_attrs({"n": name}, key)}
+                for i, ((_, name), key) in enumerate(zip(entries, keys, strict=True))
+            ]
+            command = up.new_node_command(parent, items, keys)
+            pending.append(([rel for rel, _ in entries], up.manager.batcher.submit(command)))
+        for rels, future in pending:
+            try:
+                handles = up.add_nodes(up.manager.wait(future))
+            except RequestError as exc:
+                up.problems.update((rel, f"folder not created: {exc}") for rel in rels)
+                continue
+            folders.update(zip(rels, handles, strict=False))
+            for rel in rels[len(handles) :]:
+                up.problems[rel] = "folder not created: the server did not return it"
+        up.result.ignored.extend((rel, up.problems[rel]) for rel in level if rel in up.problems)
+
+
+class UploadJob:
+    """One local file into one remote folder."""
+
+    def __init__(self, up: _UploadTree, path: Path, rel: str, parent: str, st: os.stat_result):
+        self.up = up
+        self.path = path
+        self.rel = rel
+        self.parent = parent
+        self.size = st.st_size
+        self.mtime = int(st.st_mtime)
+        self._url: Future[Any] | None = None
+        self.problem: str | None = None  # why it cannot go (its folder was not created)
+
+    def prepare(self, manager: TransferManager) -> None:
+        if self.problem is None:
+            self._url = manager.batcher.submit({"a": "u", "s": self.size})
+
+    def _get_upload_url(self, size: int) -> str:
+        future, self._url = self._url, None
+        if future is None or size != self.size:
+            future = self.up.manager.batcher.submit({"a": "u", "s": size})
+        answer = self.up.manager.wait(future)
+        if not isinstance(answer, dict) or not isinstance(answer.get("p"), str):
+            raise UnexpectedAnswerError("u gave no upload URL")
+        url: str = answer["p"]
+        return url
+
+    def _choose_name(self, fp: str) -> str:
+        """The remote name: the file's own, or ``name (n).ext`` when another file has it;
+        SkipTransfer when the same file (size and fingerprint) is already there."""
+        up, name = self.up, self.path.name
+        n = 0
+        while True:
+            candidate = name if n == 0 else numbered(name, n)
+            same = up.tree.children_named(self.parent, candidate)
+            for node in same:
+                a = node.get("a")
+                c = a.get("c") if isinstance(a, dict) else None
+                if node.get("t") == 0 and node.get("s") == self.size and c == fp:
+                    raise SkipTransfer("already uploaded (same size and fingerprint)", node["h"])
+            if not same and (self.parent, candidate) not in up.claimed:
+                up.claimed.add((self.parent, candidate))
+                return candidate
+            n += 1
+            if n >= _MAX_SUFFIX:
+                raise ValidationError(f"no free name for {name!r}")
+
+    def run(self, manager: TransferManager, progress: Callable[[int, int], None]) -> str | None:
+        from ..crypto import fingerprint
+
+        if self.problem is not None:
+            raise DestinationError(self.problem)
+        try:
+            st = os.lstat(self.path)
+        except FileNotFoundError:
+            raise SourceNotFoundError(f"{self.rel} vanished after it was queued") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise SourceNotFoundError(f"{self.rel} is no longer a regular file")
+        if st.st_size != self.size:
+            raise SourceNotFoundError(
+                f"{self.rel} changed size after it was queued ({self.size} -> {st.st_size} bytes)"
+            )
+        fp = fingerprint(self.path, int(st.st_mtime))
+        with self.up.lock:
+            name = self._choose_name(fp)
+        try:
+            if name != self.path.name:
+                with self.up.lock:
+                    self.up.result.renamed.append((self.rel, name))
+            # the resolved top joined with the walked path equals path.resolve() (no symlink
+            # is followed below the top) without an lstat per path component
+            real = self.up.top / self.rel
+            resume_id = _resume_id(self.up.mega, self.parent, name, _file_identity(real, st))
+            done = upload_file(
+                manager.http,
+                self._get_upload_url,
+                self.path,
+                self.size,
+                config=manager.config,
+                progress=progress,
+                resume_id=resume_id,
+            )
+            key = tuple(done.key)
+            k = tuple(key[i] ^ key[i + 4] for i in range(4))
+            attrs = encrypt_attrs({"n": name, "c": fp}, k)
+            command = self.up.new_node_command(
+                self.parent, [{"h": done.token, "t": 0, "a": attrs}], [key]
+            )
+            handles = self.up.add_nodes(manager.call(command))
+        finally:
+            with self.up.lock:
+                self.up.claimed.discard((self.parent, name))
+        return handles[0] if handles else None
+
+
+def _upload_jobs(up: _UploadTree, top: Path, levels: list[list[str]]) -> Iterator[UploadJob]:
+    """The files of every created folder, read one folder at a time."""
+    for level in levels:
+        for rel in level:
+            parent = up.result.folders.get(rel, "")
+            try:
+                entries = sorted(os.scandir(top / rel), key=lambda e: e.name)
+            except OSError as exc:
+                up.result.ignored.append((rel, f"cannot list: {exc.strerror}"))
+                continue
+            for entry in entries:
+                child = entry.name if rel == "." else f"{rel}/{entry.name}"
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError as exc:
+                    up.result.ignored.append((child, f"cannot read: {exc.strerror}"))
+                    continue
+                if stat.S_ISLNK(st.st_mode):
+                    if not entry.is_dir():  # folder links were reported by the folder walk
+                        up.result.ignored.append((child, "symlink (not followed)"))
+                elif stat.S_ISREG(st.st_mode):
+                    job = UploadJob(up, Path(entry.path), child, parent, st)
+                    job.problem = None if parent else up.problems.get(rel, "folder not created")
+                    yield job
+                elif not stat.S_ISDIR(st.st_mode):
+                    up.result.ignored.append((child, "not a regular file"))
+
+
+def upload_tree(
+    manager: TransferManager, directory: str | os.PathLike[str], dest: Any = None
+) -> TransferResult:
+    """Upload the folder ``directory`` into ``dest`` (a folder handle or node; default: the
+    Cloud Drive) like ``cp -r``; ``result.folders`` maps relative paths (``"."`` = the top) to
+    remote handles, ``result.succeeded`` lists each file with its new handle."""
+    top = Path(directory)
+    if top.is_symlink() or not top.is_dir():
+        raise SourceNotFoundError(f"no such folder to upload: {top}")
+    mega = manager.mega
+    mega._require_login()
+    result = TransferResult()
+    up = _UploadTree(manager, result)
+    up.top = top.resolve()
+    levels = _walk_folders(top, result)
+    before = manager.api.stats["requests"]
+    _make_folders(up, levels, folder_handle(mega, dest), up.top.name or "_")
+    result.api_requests += manager.api.stats["requests"] - before
+    return manager.run(_upload_jobs(up, top, levels), result)
+
+
+def upload_job(manager: TransferManager, path: Path, dest: Any = None) -> UploadJob:
+    """One local file as a job for :meth:`TransferManager.submit`."""
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise SourceNotFoundError(f"cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceNotFoundError(f"not a regular file (symlinks are not followed): {path}")
+    manager.mega._require_login()
+    up = _UploadTree(manager, TransferResult())
+    up.top = path.parent.resolve()
+    return UploadJob(up, path, path.name, folder_handle(manager.mega, dest), st)
+
+
+# ---------------------------------------------------------------------------------------------
+# downloads
+# ---------------------------------------------------------------------------------------------
+class TreeLedger:
+    """The files of one tree download whose MAC was verified: (node, path, size, mtime)
+    digests, one per line in a 0600 file, so a re-run can skip them."""
+
+    def __init__(
+        self, root_handle: str, target: Path, account: str, *, keep_open: bool = True
+    ) -> None:
+        name = digest("megafast-tree", account, root_handle, str(target.resolve()))[:32]
+        self.path = state_dir() / f"tree-{name}.ledger"
+        self.known: set[str] = set()
+        try:
+            with open(self.path, encoding="ascii") as f:
+                self.known.update(line.strip() for line in f if line.strip())
+        except (OSError, ValueError):
+            pass
+        self._lock = threading.Lock()
+        self._fd = -1
+        self._keep_open = keep_open  # False: no descriptor outlives a record()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1
+
+    @staticmethod
+    def entry(handle: str, path: Path, st: os.stat_result) -> str:
+        return digest(handle, str(path), str(st.st_size), str(st.st_mtime_ns))[:32]
+
+    def verified(self, handle: str, path: Path, size: int) -> bool:
+        if not self.known:  # a first run: nothing to look at
+            return False
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError:
+            return False
+        return (
+            stat.S_ISREG(st.st_mode)
+            and st.st_size == size
+            and self.entry(handle, path, st) in self.known
+        )
+
+    def record(self, handle: str, path: Path) -> None:
+        line = self.entry(handle, path, os.stat(path, follow_symlinks=False)) + "\n"
+        with self._lock:
+            if self._fd < 0:
+                flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+                self._fd = os.open(self.path, flags, 0o600)
+                os.fchmod(self._fd, 0o600)  # it holds digests of names: private, like sidecars
+            os.write(self._fd, line.encode("ascii"))
+            if not self._keep_open:
+                os.close(self._fd)
+                self._fd = -1
+
+
+class DownloadJob:
+    """One remote file into one local path."""
+
+    def __init__(
+        self,
+        node: dict[str, Any],
+        rel: str,
+        target: Path | None,
+        ledger: TreeLedger,
+        problem: str | None = None,
+    ) -> None:
+        self.node = node
+        self.rel = rel
+        self.target = target
+        self.size = int(node.get("s") or 0)
+        self.ledger = ledger
+        self.problem = problem
+        self.https = False
+        self._g: Future[Any] | None = None
+        self._manager: TransferManager | None = None
+        self._already: bool | None = None  # complete per the ledger (checked when queued)
+
+    def prepare(self, manager: TransferManager) -> None:
+        self._manager = manager
+        self.https = manager.mega.api_url.startswith("https:")
+        self._already = self.problem is None and self._complete()
+        if self.problem is None and not self._already:
+            self._g = manager.batcher.submit(self._command())
+
+    def _command(self) -> dict[str, Any]:
+        command: dict[str, Any] = {"a": "g", "g": 1, "n": self.node["h"]}
+        if self.https:
+            command["ssl"] = 2
+        return command
+
+    def _complete(self) -> bool:
+        return self.target is not None and self.ledger.verified(
+            self.node["h"], self.target, self.size
+        )
+
+    def _get_url(self, refresh: bool) -> str:
+        future, self._g = self._g, None
+        assert self._manager is not None
+        if future is None or refresh:
+            future = self._manager.batcher.submit(self._command())
+        return str(checked_g_answer(self._manager.wait(future))["g"])
+
+    def run(self, manager: TransferManager, progress: Callable[[int, int], None]) -> str | None:
+        if self.problem is not None:
+            raise DestinationError(self.problem)
+        if "key" not in self.node or self.node.get("undecryptable"):
+            raise WrongKeyError(f"{self.rel} cannot be decrypted")
+        assert self.target is not None
+        if self._already if self._already is not None else self._complete():
+            raise SkipTransfer("already downloaded and verified", str(self.target))
+        self._manager = manager
+        path = download_file(
+            manager.http,
+            self._get_url,
+            self.size,
+            tuple(self.node["key"]),
+            self.target,
+            config=manager.config,
+            progress=progress,
+            resume_id=self.node["h"],
+        )
+        self.ledger.record(self.node["h"], path)
+        return str(path)
+
+
+def download_job(
+    manager: TransferManager, file: Any, dest_path: str | os.PathLike[str] | None = None
+) -> DownloadJob:
+    """One file node of the account as a job for :meth:`TransferManager.submit`."""
+    node = manager.mega._node(file, "file")
+    if node.get("t") != 0:
+        raise ValidationError("only a file can be queued this way (use download_tree)")
+    directory = Path(dest_path) if dest_path not in (None, "") else Path.cwd()
+    if not directory.is_dir():
+        raise DestinationError(f"the destination folder does not exist: {directory}")
+    name = safe_local_name(manager.mega._load_tree().name_of(node) or node["h"])
+    # one ledger per destination folder for the files queued one by one
+    ledger = TreeLedger("single files", directory, _account(manager), keep_open=False)
+    return DownloadJob(node, name, directory / name, ledger)
+
+
+def _account(manager: TransferManager) -> str:
+    """Whose files these are, for the ledger's name: the server and the account (or link)."""
+    creds = manager.mega._creds
+    who = manager.folder or (creds.user_handle or creds.email or "" if creds else "")
+    return f"{manager.mega.api_url}\0{who}"
+
+
+def _download_jobs(
+    tree: NodeTree,
+    root: dict[str, Any],
+    target: Path,
+    ledger: TreeLedger,
+    result: TransferResult,
+) -> Iterator[DownloadJob]:
+    local: dict[str, Path | None] = {root["h"]: target}
+    rels: dict[str, str] = {root["h"]: "."}
+    problems: dict[str, str] = {}
+    given: dict[str, dict[str, str]] = {}  # parent handle -> child handle -> local name
+    result.folders["."] = str(target)
+    for node in tree.descendants(root["h"]):
+        parent = node.get("p")
+        if parent not in local:
+            continue  # below something that is neither a file nor a folder
+        raw = tree.name_of(node) or node["h"]
+        if parent not in given:  # the names of all its entries at once: unique_names's rule
+            kids = [c for c in tree.child_nodes(parent) if c.get("t") in (0, 1)]
+            wanted = [safe_local_name(tree.name_of(c) or c["h"]) for c in kids]
+            given[parent] = dict(zip((c["h"] for c in kids), unique_names(wanted), strict=True))
+        name = given[parent].get(node["h"]) or safe_local_name(raw)
+        parent_path = local[parent]
+        rel = name if rels[parent] == "." else f"{rels[parent]}/{name}"
+        if name != raw:
+            result.renamed.append((f"{rels[parent]}/{raw}".removeprefix("./"), rel))
+        path = parent_path / name if parent_path is not None else None
+        if node.get("t") == 1:
+            rels[node["h"]] = rel
+            local[node["h"]] = path
+            if path is None:
+                problems[node["h"]] = problems[parent]
+                continue
+            try:
+                path.mkdir(exist_ok=True)
+                if path.is_symlink() or not path.is_dir():
+                    raise FileExistsError(17, "not a folder")
+            except OSError as exc:
+                local[node["h"]] = None
+                problems[node["h"]] = f"cannot create folder {rel}: {exc.strerror}"
+                result.ignored.append((rel, problems[node["h"]]))
+                continue
+            result.folders[rel] = str(path)
+        elif node.get("t") == 0:
+            yield DownloadJob(node, rel, path, ledger, problems.get(parent))
+
+
+def download_tree(
+    manager: TransferManager, tree: NodeTree, root: dict[str, Any], target: str | os.PathLike[str]
+) -> TransferResult:
+    """Download the remote folder ``root`` (a node of ``tree``) as the local folder
+    ``target`` (made if missing; its parent must exist)."""
+    target = Path(target)
+    try:
+        target.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise DestinationError(f"cannot create {target}: {exc.strerror}") from None
+    if target.is_symlink() or not target.is_dir():
+        raise DestinationError(f"the destination is not a folder: {target}")
+    ledger = TreeLedger(root["h"], target, _account(manager))
+    result = TransferResult()
+    try:
+        return manager.run(_download_jobs(tree, root, target, ledger, result), result)
+    finally:
+        ledger.close()
