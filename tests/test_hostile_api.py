@@ -120,3 +120,17 @@ def test_option_min_hashcash_easiness(scripted: ScriptedAPI) -> None:
         Mega({"api_url": scripted.url, "min_hashcash_easiness": 201})._request({"a": "uq"})
     with pytest.raises(ValueError):
         ApiClient("http://127.0.0.1:9", min_hashcash_easiness=256)
+
+
+def test_solver_bounds() -> None:
+    from megafast.crypto import solve_hashcash
+
+    started = time.monotonic()
+    with pytest.raises(HashcashError, match="easiness 0: about 477,218,588 tries"):
+        solve_hashcash(challenge(0), min_easiness=128)
+    with pytest.raises(HashcashError, match="no time left"):
+        solve_hashcash(challenge(255), timeout=0)
+    with pytest.raises(HashcashError, match="not solved within 0.3 s"):
+        solve_hashcash(challenge(128), threads=1, timeout=0.3)
+    assert time.monotonic() - started < 10
+    assert solve_hashcash(challenge(255), min_easiness=255).startswith("1:")
