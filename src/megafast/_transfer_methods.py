@@ -194,16 +194,21 @@ class TransferMethods:
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
         resume: bool = True,
+        follow_symlinks: bool = False,
     ) -> dict[str, str]:
         """Upload a local folder tree into ``dest`` (default: the Cloud Drive), like
         ``cp -r``: the folder itself is created (or reused) there, with every sub-folder
-        and regular file below it (symlinks and special files are skipped).
+        and regular file below it. Symlinks are skipped (a link inside the folder may point
+        anywhere, a private key for one) unless ``follow_symlinks``; special files and
+        folders that cannot be read are skipped too, each with a logged warning.
 
         Returns ``{relative path: handle}`` with ``"."`` for the top folder and POSIX
         paths (``"sub/file.txt"``) below it. ``progress(done, total)`` covers the bytes of
         the whole tree. Each file resumes like :meth:`upload`.
         """
-        return _transfers.upload_folder(self._client(), directory, dest, progress, config, resume)
+        return _transfers.upload_folder(
+            self._client(), directory, dest, progress, config, resume, follow_symlinks
+        )
 
     def upload_fileobj(
         self,

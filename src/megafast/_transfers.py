@@ -433,6 +433,82 @@ def upload_source(
     return _nodeops.put_node(client, parent, item, key)  # type: ignore[no-any-return]
 
 
+@dataclasses.dataclass
+class LocalTree:
+    """What a folder upload takes from a local folder: ``folders`` (POSIX paths relative to
+    the top, ``"."`` first, parents before children), ``files`` ((path, relative path) of
+    each regular file) and ``skipped`` ((path, why) of each entry left out: symlinks unless
+    followed, special files, folders that cannot be read, links that loop)."""
+
+    folders: list[str]
+    files: list[tuple[Path, str]]
+    skipped: list[tuple[Path, str]]
+
+    @property
+    def symlinks(self) -> int:
+        """How many of the skipped entries are symlinks that were not followed."""
+        return sum(1 for _, why in self.skipped if why == _SYMLINK)
+
+
+_SYMLINK = "a symlink (not followed)"
+
+
+def local_tree(top: Path, follow_symlinks: bool = False) -> LocalTree:
+    """Walk ``top`` for a folder upload (sorted, so the same folder gives the same order).
+
+    Symlinks are skipped unless ``follow_symlinks``; then a link to a folder that is already
+    part of the walk (a loop) is skipped instead of walked again."""
+    tree = LocalTree(["."], [], [])
+    seen: set[tuple[int, int]] = set()
+
+    def unreadable(exc: OSError) -> None:
+        tree.skipped.append((Path(exc.filename or top), f"cannot read it: {exc.strerror}"))
+
+    for here, dirnames, filenames in os.walk(top, onerror=unreadable, followlinks=follow_symlinks):
+        rel_dir = Path(here).relative_to(top)
+        try:
+            st = os.stat(here)
+        except OSError:
+            st = None
+        if st is not None:
+            seen.add((st.st_dev, st.st_ino))
+        keep: list[str] = []
+        for name in sorted(dirnames):
+            path = Path(here) / name
+            why = _skip_folder(path, follow_symlinks, seen)
+            if why is None:
+                keep.append(name)
+                tree.folders.append((rel_dir / name).as_posix())
+            else:
+                tree.skipped.append((path, why))
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            path = Path(here) / name
+            if path.is_symlink() and not follow_symlinks:
+                tree.skipped.append((path, _SYMLINK))
+            elif not path.is_file():
+                tree.skipped.append((path, "not a regular file (or a broken symlink)"))
+            else:
+                tree.files.append((path, (rel_dir / name).as_posix()))
+    return tree
+
+
+def _skip_folder(path: Path, follow: bool, seen: set[tuple[int, int]]) -> str | None:
+    """Why the sub-folder ``path`` is not walked, or None."""
+    if not path.is_symlink():
+        return None
+    if not follow:
+        return _SYMLINK
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return f"a symlink that cannot be followed: {exc.strerror}"
+    if (st.st_dev, st.st_ino) in seen:
+        return "a symlink to a folder already in this upload (a loop)"
+    seen.add((st.st_dev, st.st_ino))
+    return None
+
+
 def upload_folder(
     client: Mega,
     directory: str | os.PathLike[str],
@@ -440,22 +516,17 @@ def upload_folder(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     resume: bool,
+    follow_symlinks: bool = False,
 ) -> dict[str, str]:
     """:meth:`Mega.upload_folder`."""
     top = Path(directory)
     if not top.is_dir():
         raise SourceNotFoundError(f"no such folder to upload: {top}")
     client._require_login()
-    files: list[tuple[Path, str]] = []
-    folders: list[str] = ["."]
-    for here, dirnames, filenames in os.walk(top):
-        dirnames.sort()
-        rel_dir = Path(here).relative_to(top)
-        folders.extend((rel_dir / d).as_posix() for d in dirnames)
-        for name in sorted(filenames):
-            path = Path(here) / name
-            if path.is_file() and not path.is_symlink():
-                files.append((path, (rel_dir / name).as_posix()))
+    walked = local_tree(top, follow_symlinks)
+    for path, why in walked.skipped:
+        logger.warning("%s: skipped, %s", path, why)
+    files, folders = walked.files, walked.folders
     sizes = [p.stat().st_size for p, _ in files]
     total = sum(sizes)
     handles: dict[str, str] = {}
