@@ -3,8 +3,10 @@
 ``tests/`` is on ``sys.path`` while pytest runs (rootdir conftest), so tests import these as
 ``from support.transfer import Remote``.
 
+- ``megafs``: the account and data of the mega:// filesystem tests;
 - ``data``: generated plaintexts the known-answer vectors describe by formula;
 - ``raw_client``: a raw-JSON MEGA client that checks the emulator without megafast's client;
 - ``scripted_api``: a scripted API server for transport and odd-answer tests;
+- ``sync``: accounts, trees and listings for the sync tests;
 - ``transfer``: the emulator account and URL getters of the transfer-engine tests.
 """
