@@ -4,11 +4,9 @@ the emulator."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import secrets
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +15,8 @@ import pytest
 from megafast import Mega
 from megafast._cli.text import printable
 from megafast._codec import b64encode
-from megafast.cli import main
 from megafast.testing import MegaEmulator
+from support.cli_inproc import cli_login, run_cli
 
 EMAIL = "hostile-cli@example.com"
 PASSWORD = "hostile cli password"
@@ -35,24 +33,10 @@ def emulator() -> Iterator[MegaEmulator]:
 def logged_in(
     emulator: MegaEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> Mega:
-    monkeypatch.setenv("MEGAFAST_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("MEGAFAST_API_URL", emulator.api_url)
-    code, _, _ = run(capsys, "login", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
-    assert code == 0
-    return Mega(api_url=emulator.api_url).login(EMAIL, PASSWORD)
+    return cli_login(capsys, monkeypatch, tmp_path, emulator, EMAIL, PASSWORD)
 
 
-def run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = "") -> tuple[int, str, str]:
-    """Run ``megafast argv`` in this process; returns (exit code, stdout, stderr)."""
-    saved = sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    try:
-        code = main(list(argv))
-    finally:
-        sys.stdin = saved
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+run = run_cli
 
 
 def planted(tmp_path: Path) -> tuple[Path, bytes]:
