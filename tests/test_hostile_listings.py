@@ -13,7 +13,7 @@ import pytest
 
 from megafast import Mega
 from megafast.errors import MegaError, TreeError
-from support.hostile import ROOT, HostileServer
+from support.hostile import RAW_1E400, ROOT, HostileServer
 
 TOP = "TopFoldr"
 
@@ -220,6 +220,21 @@ def test_odd_names_and_handles(
     with pytest.raises(TreeError) as info:
         ends(lambda: m.get_public_folder(public.link))
     assert "ListPar1" in info.value.handles
+
+
+@pytest.mark.parametrize("size", [10**20, "12", RAW_1E400, [1], -1, 2.5])
+def test_huge_and_malformed_sizes(public: HostileServer, tmp_path: Path, size: Any) -> None:
+    public.folder(TOP, "OwnerFdr", "top")
+    public.file("OddSize1", TOP, "odd.bin", b"abc", s=size)
+    m = client(public)
+    for call in (
+        lambda: m.get_public_url_info(public.link),
+        lambda: m.download_folder_url(public.link, tmp_path),
+        lambda: m.download_url(public.link + "/file/OddSize1", tmp_path),
+    ):
+        with pytest.raises(MegaError, match="size"):
+            ends(call)
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
 
 
 @pytest.mark.parametrize("mode", ["endless", "nested", "redirect"])

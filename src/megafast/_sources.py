@@ -59,7 +59,18 @@ class FileSource:
 
     @property
     def size(self) -> int:
-        return int(self.answer.get("s") or 0)
+        """The size the ``g`` answer declares (checked: ValidationError for a string, a
+        float, a list or a number out of range)."""
+        from .transfer._plan import check_size
+
+        return check_size(self.answer.get("s", 0), "the size in the answer to g")
+
+
+def node_size(node: dict[str, Any]) -> int:
+    """A file node's declared size ``s``, checked as :attr:`FileSource.size` is."""
+    from .transfer._plan import check_size
+
+    return check_size(node.get("s", 0), f"the size of node {node.get('h')}")
 
 
 def node_source(node: dict[str, Any], folder: str | None = None) -> FileSource:
@@ -188,7 +199,7 @@ def public_url_info(client: Mega, url: str) -> dict[str, Any]:
     inside = [root, *nodes.descendants(root["h"])]
     files = [n for n in inside if n.get("t") == NodeType.FILE]
     return {
-        "size": sum(int(n.get("s") or 0) for n in files),
+        "size": sum(node_size(n) for n in files),
         "name": nodes.name_of(root),
         "files": len(files),
         "folders": len(inside) - len(files),

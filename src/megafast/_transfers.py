@@ -192,7 +192,7 @@ def download_tree(
     to ``target``: every sub-folder, then every file; ``progress`` covers all bytes. Names
     that collide in one folder get distinct local names (see :func:`megafast._localnames.unique_names`)."""
     folders, files, renamed = _plan_tree(tree, root, target)
-    total = sum(int(n.get("s") or 0) for n, _ in files)
+    total = sum(_sources.node_size(n) for n, _ in files)
     done = 0
 
     def step(n: int, _t: int) -> None:
@@ -217,7 +217,7 @@ def download_tree(
             progress=step,
             config=config,
         )
-        done += int(node.get("s") or 0)
+        done += _sources.node_size(node)
     result = DownloadedFolder(target)
     result.renamed = MappingProxyType(renamed)
     return result

@@ -23,12 +23,14 @@ from megafast._codec import b64encode
 from megafast._session import Credentials
 from megafast.crypto import FileCipher, encrypt_attr, encrypt_key
 
-__all__ = ["HostileServer", "ROOT", "TRASH", "USER"]
+__all__ = ["HostileServer", "RAW_1E400", "ROOT", "TRASH", "USER"]
 
 USER = "HostUser001"
 FOLDER_HANDLE = "PubFoldr"  # the public handle of the folder link
 ROOT = "ROOTnode"
 TRASH = "TRASHnod"
+#: A value that goes out as the JSON number 1e400 (which reads back as infinity)
+RAW_1E400 = "<the number 1e400>"
 
 
 def _words(data: bytes) -> tuple[int, ...]:
@@ -171,7 +173,8 @@ class HostileServer:
                     else:
                         batch = json.loads(body)
                         out = [outer._answer(c) for c in batch]
-                        self._send(200, json.dumps(out).encode())
+                        text = json.dumps(out).replace(f'"{RAW_1E400}"', "1e400")
+                        self._send(200, text.encode())
                 except OSError:
                     pass  # the client hung up: what a hostile server expects
 
