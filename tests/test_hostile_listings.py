@@ -246,3 +246,12 @@ def test_hostile_bodies(public: HostileServer, tmp_path: Path, mode: str) -> Non
     )
     with pytest.raises(MegaError):
         ends(lambda: m.download_folder_url(public.link, tmp_path))
+
+
+def test_redirect_loop_on_a_file_url(public: HostileServer, tmp_path: Path) -> None:
+    public.folder(TOP, "OwnerFdr", "top")
+    public.file("LoopFile", TOP, "loop.bin", b"abc")
+    public.download_mode = "redirect"
+    with pytest.raises(MegaError):
+        ends(lambda: client(public).download_folder_url(public.link, tmp_path))
+    assert not (tmp_path / "top" / "loop.bin").exists()  # only a part file, kept for resuming

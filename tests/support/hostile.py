@@ -53,6 +53,7 @@ class HostileServer:
         self.contents: dict[str, bytes] = {}  # handle -> ciphertext
         self.answers: dict[str, Any] = {}  # command name -> answer (replaces the normal one)
         self.body_mode: str | None = None  # "endless", "nested", "redirect" for /cs
+        self.download_mode: str | None = None  # "redirect": file URLs redirect to themselves
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         if account:
@@ -190,7 +191,7 @@ class HostileServer:
             def do_GET(self) -> None:  # noqa: N802
                 parts = self.path.split("/")
                 try:
-                    if outer.body_mode == "redirect":
+                    if outer.body_mode == "redirect" or outer.download_mode == "redirect":
                         self._send(302, b"", {"Location": self.path})
                         return
                     if len(parts) < 3 or parts[1] != "dl" or parts[2] not in outer.contents:
