@@ -347,13 +347,13 @@ class ApiClient:
 def _parse(raw: bytes | bytearray) -> Any:
     """An answer body as JSON; text that is not JSON (or NaN/Infinity, or nested too deeply
     to parse) raises :class:`UnexpectedAnswerError`."""
-    try:
-        if len(raw) > (1 << 20):
-            from ._nodes import gc_paused
+    from ._nodes import gc_paused
 
-            with gc_paused():
-                return json.loads(raw, parse_constant=_no_constant)
-        return json.loads(raw, parse_constant=_no_constant)
+    # the collector paused: a large answer builds millions of objects, and a deeply nested one
+    # runs at the recursion limit, where a finalizer the collector started would fail
+    try:
+        with gc_paused():
+            return json.loads(raw, parse_constant=_no_constant)
     except RecursionError:
         raise UnexpectedAnswerError("the answer is nested too deeply to read") from None
     except ValueError:
