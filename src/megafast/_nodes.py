@@ -28,7 +28,8 @@ from ._codec import (
     unpack_node_key,
     words_to_bytes,
 )
-from .errors import TreeError
+from ._treewalk import ancestors, cycle_error
+from ._treewalk import parent_of as _parent
 
 __all__ = [
     "Keyring",
@@ -461,26 +462,11 @@ class NodeTree:
         """The node's name (``None`` when it has none, or a name that is not a string)."""
         return _name(node)
 
-    def ancestors(self, handle: str) -> Iterator[dict[str, Any]]:
-        """The node ``handle`` and its parents, nearest first, as far as the listing goes;
-        :class:`TreeError` when a folder turns out to lie inside itself."""
-        seen: dict[str, int] = {}
-        chain: list[str] = []
-        h = handle
-        while h in self.nodes:
-            if h in seen:
-                raise _cycle(chain[seen[h] :] + [h])
-            seen[h] = len(chain)
-            chain.append(h)
-            node = self.nodes[h]
-            yield node
-            h = _parent(node)
-
     def in_trash(self, handle: str) -> bool:
         """True when the node is the Rubbish Bin or lies anywhere below it."""
         if self.trash_id is None:
             return False
-        return any(node["h"] == self.trash_id for node in self.ancestors(handle))
+        return any(node["h"] == self.trash_id for node in ancestors(self.nodes, handle))
 
     def find_by_name(self, name: str, exclude_deleted: bool = False) -> dict[str, Any] | None:
         """The first node (in listing order) called ``name``."""
@@ -547,7 +533,7 @@ class NodeTree:
 
     def path_of(self, handle: str) -> str:
         """The ``/``-separated path of a node (roots included, e.g. ``Cloud Drive/a/b``)."""
-        parts = [_name(node) or node["h"] for node in self.ancestors(handle)]
+        parts = [_name(node) or node["h"] for node in ancestors(self.nodes, handle)]
         return "/".join(reversed(parts))
 
     def descendants(self, handle: str) -> Iterator[dict[str, Any]]:
@@ -557,58 +543,16 @@ class NodeTree:
         while stack:
             h = stack.pop()
             if h == handle:  # each node has one parent: only the start can come round again
-                raise self.cycle_error(handle)
+                raise cycle_error(self.nodes, handle)
             node = self.nodes.get(h)
             if node is None:
                 continue
             yield node
             stack.extend(reversed(self.children.get(h, ())))
 
-    def top(self) -> str:
-        """The one node whose parent is not in the listing, when all the nodes form one tree
-        below it (a public folder's listing); :class:`TreeError` naming the nodes otherwise:
-        several tops (dangling parents), or nodes in a cycle. The tree must not be empty."""
-        nodes = self.nodes
-        tops = [h for h, node in nodes.items() if _parent(node) not in nodes]
-        if len(tops) > 1:
-            shown = ", ".join(f"{h} (parent {_parent(nodes[h]) or 'none'})" for h in tops[:8])
-            raise TreeError(
-                f"the listing is not one tree: {len(tops)} nodes have a parent that is not in it: "
-                f"{shown}",
-                tuple(tops),
-            )
-        reached = {tops[0], *(n["h"] for n in self.descendants(tops[0]))} if tops else set()
-        if len(reached) < len(nodes):
-            raise self.cycle_error(next(h for h in nodes if h not in reached))
-        return tops[0]
-
-    def cycle_error(self, handle: str) -> TreeError:
-        """The error for a folder ``handle`` that lies inside its own sub-folder."""
-        try:
-            for _ in self.ancestors(handle):
-                pass
-        except TreeError as exc:
-            return exc
-        return TreeError(f"the listing is not a tree at {handle}", (handle,))
-
-
-def _cycle(handles: list[str]) -> TreeError:
-    shown = " -> ".join(handles[:8]) + (" -> ..." if len(handles) > 8 else "")
-    return TreeError(
-        f"the listing is not a tree: a folder lies inside its own sub-folder ({shown}; "
-        "each one's parent is the next)",
-        tuple(dict.fromkeys(handles)),
-    )
-
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _parent(node: dict[str, Any]) -> str:
-    """The parent handle ("" for none or for a value that is not a handle)."""
-    p = node.get("p")
-    return p if isinstance(p, str) else ""
 
 
 def _name(node: dict[str, Any]) -> str | None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ._codec import attr_key, b64_bytes, bytes_to_words, words_to_bytes
 from ._links import PublicLink, is_handle, parse_link
 from ._nodes import Keyring, NodeTree, NodeType
+from ._treewalk import one_top
 from .errors import (
     LinkError,
     NodeNotFoundError,
@@ -227,7 +228,7 @@ def public_root(tree: NodeTree, link: PublicLink) -> dict[str, Any]:
         return node
     if not tree.nodes:
         raise NodeNotFoundError("the public folder is empty")
-    return tree.nodes[tree.top()]
+    return tree.nodes[one_top(tree.nodes, tree.descendants)]
 
 
 def public_folder(client: Mega, url: str) -> dict[str, dict[str, Any]]:

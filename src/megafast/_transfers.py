@@ -27,6 +27,7 @@ from ._codec import FileKey
 from ._links import parse_link
 from ._localnames import safe_local_name, unique_names
 from ._nodes import NodeTree, NodeType
+from ._treewalk import cycle_error
 from .errors import (
     DestinationError,
     LinkError,
@@ -239,7 +240,7 @@ def _plan_tree(
         h, remote_dir, local_dir = stack.pop()
         entries = [n for n in tree.child_nodes(h) if n.get("t") in (NodeType.FILE, NodeType.FOLDER)]
         if any(n["h"] == root["h"] for n in entries):
-            raise tree.cycle_error(root["h"])
+            raise cycle_error(tree.nodes, root["h"])
         wanted = [safe_local_name(tree.name_of(n) or n["h"]) for n in entries]
         for node, name, local_name in zip(entries, wanted, unique_names(wanted), strict=True):
             remote_path = remote_dir / (tree.name_of(node) or node["h"])
