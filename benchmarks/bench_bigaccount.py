@@ -1,4 +1,4 @@
-"""Big accounts: the streaming listing into the compact NodeStore against today's NodeTree path.
+"""Big accounts: the streaming listing into the compact NodeStore against the whole-body path.
 
     PYTHONPATH=src python benchmarks/bench_bigaccount.py --nodes 100000    # quick
     PYTHONPATH=src python benchmarks/bench_bigaccount.py --nodes 1000000
@@ -13,7 +13,8 @@ child process and reports its peak RSS (``ru_maxrss``):
   the encrypted cache;
 - ``warm``: load that cache, apply 1,000 action packets (400 new files, 300 renames, 300
   deletions), find again;
-- ``nodetree``: today's path: the whole body, ``json.loads``, ``NodeTree.from_answer``,
+- ``nodetree``: the whole body, ``json.loads``, ``NodeTree.from_answer`` (parsed dicts into
+  the same store; ``Mega`` itself streams since issue 12),
   ``visible()`` (what ``get_files`` returns), 1,000 ``find_path``.
 
 "client" time is the time spent in megafast code on answer bytes (feed/close), without the
@@ -276,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         ("warm start: cache load + 1,000 packets (s)", warm["warm"], None),
         ("peak RSS, warm start (MB)", warm["peak_mb"], None),
     ]
-    print(f"| {'work':<44} | NodeStore | NodeTree (today) |")
+    print(f"| {'work':<44} | NodeStore | whole body + NodeTree |")
     print(f"|{'-' * 46}|-----------|------------------|")
     for label, ours, theirs in rows:
         other = f"{theirs:.2f}" if theirs is not None else "-"

@@ -23,11 +23,13 @@ The session id travels in the URL, so exception messages never include the URL.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import requests
@@ -50,6 +52,8 @@ from .errors import (
 __all__ = ["ApiClient", "DEFAULT_API_URL", "new_http_session"]
 
 logger = logging.getLogger("megafast.api")
+STREAM_CHUNK = 1 << 20  # bytes read at a time from a streamed answer
+_OBJECT_START = re.compile(rb"\s*(\[\s*)?\{")  # an answer that is an object (not an error number)
 
 
 class _RedactSessionIds(logging.Filter):
@@ -204,8 +208,26 @@ class ApiClient:
             )
         return answer
 
+    def stream(self, command: dict[str, Any], *, folder: str | None = None) -> Iterator[bytes]:
+        """Send one command whose answer may be very large (``f``) and return its body as an
+        iterator of chunks, read from the socket as they are consumed (retries, hashcash and
+        ``-3`` as for :meth:`request`; an error number raises before anything is returned).
+        The body is the batch answer (``[{...}]``); the connection closes when the iterator
+        ends or is closed."""
+        body = json.dumps([command], separators=(",", ":"))
+        answer = self._send(body, 1, folder, [command.get("a")], stream=True)
+        if isinstance(answer, Iterator):
+            return answer
+        if isinstance(answer, list) and len(answer) == 1:
+            answer = answer[0]
+        if isinstance(answer, int):
+            raise error_for_code(answer)
+        raise UnexpectedAnswerError(f"the server answered {_describe(answer)}")
+
     # -- the loop --------------------------------------------------------------------------
-    def _send(self, body: str, count: int, folder: str | None, names: list[Any]) -> Any:
+    def _send(
+        self, body: str, count: int, folder: str | None, names: list[Any], stream: bool = False
+    ) -> Any:
         rid = self._new_request_id()
         params: dict[str, Any] = {"id": rid}
         if folder is not None:
@@ -233,9 +255,15 @@ class ApiClient:
                     timeout=(min(self.timeout, 30.0), self.timeout),
                     stream=True,
                 )
-                with resp:
-                    status = resp.status_code
-                    raw = self._read(resp, names) if status == 200 else b""
+                status = resp.status_code
+                raw, streamed = bytearray(), None
+                if status != 200:
+                    resp.close()
+                elif stream:
+                    streamed, raw = self._start_stream(resp, names)
+                else:
+                    with resp:
+                        raw = self._read(resp, names)
             except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as exc:
                 unreachable = _unreachable_reason(exc)
                 reason = unreachable or f"{type(exc).__name__} (no answer)"
@@ -255,6 +283,8 @@ class ApiClient:
                 elif status != 200:
                     raise RequestError(f"HTTP {status}", f"the API answered HTTP {status}")
                 else:
+                    if streamed is not None:
+                        return streamed
                     if not raw.strip():
                         reason = "empty answer"
                     else:
@@ -293,28 +323,62 @@ class ApiClient:
             logger.info("api %s: %s, retry %d in %.2f s", names, reason, tries, wait)
             time.sleep(wait)
 
-    def _read(self, resp: requests.Response, names: list[Any]) -> bytearray:
-        """The body of a 200 answer, at most the limit for these commands (bytes, not
-        ``resp.text``: guessing the charset of a large body is slow)."""
+    def _limit(self, names: list[Any]) -> tuple[int, Callable[..., UnexpectedAnswerError]]:
+        """The longest answer read for these commands, and the error for a longer one."""
         listing = "f" in names
         limit = self.max_listing_bytes if listing else self.max_answer_bytes
         option = "max_listing_bytes" if listing else "max_answer_bytes"
 
-        def too_long(size: str) -> UnexpectedAnswerError:
+        def too_long(size: str = "that") -> UnexpectedAnswerError:
             return UnexpectedAnswerError(
                 f"the answer to {_doing(names)} is longer than {size}, the limit of "
                 f"{limit} bytes; a larger one is read with Mega(options={{{option!r}: ...}})"
             )
 
+        return limit, too_long
+
+    def _read(
+        self,
+        resp: requests.Response,
+        names: list[Any],
+        head: bytes = b"",
+        rest: Iterator[bytes] | None = None,
+    ) -> bytearray:
+        """The body of a 200 answer (``head`` and the chunks ``rest`` when reading began
+        already), at most the limit for these commands (bytes, not ``resp.text``: guessing
+        the charset of a large body is slow)."""
+        limit, too_long = self._limit(names)
         declared = resp.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > limit:
             raise too_long(f"{int(declared)} bytes")
-        raw = bytearray()
-        for piece in resp.iter_content(_READ_SIZE):
+        raw = bytearray(head)
+        for piece in rest if rest is not None else resp.iter_content(_READ_SIZE):
             raw += piece
             if len(raw) > limit:
-                raise too_long("that")
+                raise too_long()
         return raw
+
+    def _start_stream(
+        self, resp: requests.Response, names: list[Any]
+    ) -> tuple[Iterator[bytes] | None, bytearray]:
+        """A streamed 200 answer: (its chunks, empty) when it is an object (read as the caller
+        consumes it, up to the limit), else (None, the whole short body: an error number)."""
+        try:
+            limit, too_long = self._limit(names)
+            declared = resp.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise too_long(f"{int(declared)} bytes")
+            chunks = resp.iter_content(STREAM_CHUNK)
+            first = next(chunks, b"")
+            if _OBJECT_START.match(first):
+                streamed = _closing(resp, itertools.chain((first,), chunks), limit, too_long)
+                return streamed, bytearray()
+            raw = self._read(resp, names, first, chunks)
+        except BaseException:
+            resp.close()
+            raise
+        resp.close()
+        return None, raw
 
     def _solve(self, challenge: str, time_left: float) -> str:
         from .crypto import solve_hashcash
@@ -363,6 +427,27 @@ def _parse(raw: bytes | bytearray) -> Any:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+def _closing(
+    resp: requests.Response,
+    chunks: Iterator[bytes],
+    limit: int,
+    too_long: Callable[[], UnexpectedAnswerError],
+) -> Iterator[bytes]:
+    """The chunks of a streamed body, at most ``limit`` bytes (``too_long()`` is raised past
+    it); the response is closed at the end (or on close())."""
+    seen = 0
+    try:
+        for chunk in chunks:
+            seen += len(chunk)
+            if seen > limit:
+                raise too_long()
+            yield chunk
+    except requests.RequestException as exc:
+        raise MegaError(f"the answer broke off while it was read: {type(exc).__name__}") from None
+    finally:
+        resp.close()
 
 
 def _unreachable_reason(exc: BaseException) -> str | None:

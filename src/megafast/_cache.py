@@ -203,7 +203,7 @@ class NodeCache:
 
         try:
             return decode_store(parts())
-        except (ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError, struct.error) as exc:
             return f"does not decode ({exc})"
 
     def _open_trusted(self) -> int | None:
@@ -270,6 +270,8 @@ def encode_store(store: NodeStore) -> Iterator[tuple[int, Iterable[Any]]]:
         "extra": {str(s): v for s, v in store.extra.items()},
         "orphan": {str(s): v for s, v in store.orphan_parent.items()},
         "undec": {str(s): v for s, v in store.undecryptable.items()},
+        "share_keys": {h: k.hex() for h, k in store.share_keys.items()},
+        "exported": sorted(store.exported),
     }
     for value in (meta, store.handles):
         text = json.dumps(value, separators=(",", ":")).encode()
@@ -347,6 +349,12 @@ def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
     store.extra = {int(s): v for s, v in meta["extra"].items()}
     store.orphan_parent = {int(s): v for s, v in meta["orphan"].items()}
     store.undecryptable = {int(s): v for s, v in meta["undec"].items()}
+    store.share_keys = {h: bytes.fromhex(k) for h, k in meta["share_keys"].items()}
+    store.exported = set(meta["exported"])
+    if any(len(k) != 16 for k in store.share_keys.values()) or not all(
+        type(h) is str for h in store.exported
+    ):
+        raise ValueError("bad share keys or exported handles")
     store.slot_of = {h: i for i, h in enumerate(handles) if h is not None}
     store._free = [i for i, h in enumerate(handles) if h is None]
     store.count = len(store.slot_of)

@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import MegaError
 
-__all__ = ["NodeStore", "StoreError", "ROOT_NAMES"]
+__all__ = ["NodeStore", "StoreError", "ROOT_NAMES", "attrs_columns"]
 
 ROOT_NAMES = {2: "Cloud Drive", 3: "Inbox", 4: "Rubbish Bin"}
 _WORDS4 = struct.Struct(">4I")
@@ -36,6 +36,29 @@ def _unless(name: str | None, attrs_json: bytes | None) -> str | None:
     """The name to keep beside the attributes: none when the attribute JSON (which holds it)
     is kept."""
     return name if attrs_json is None else None
+
+
+def attrs_columns(attrs: dict[str, Any]) -> tuple[str | None, bytes | None]:
+    """A decrypted attribute dict as the store keeps it: (name, JSON bytes when it holds
+    more than a name)."""
+    name = attrs.get("n") if isinstance(attrs.get("n"), str) else None
+    if len(attrs) == 1 and name is not None:
+        return name, None
+    return name, json.dumps(attrs, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _batch_attrs(texts: list[bytes | None]) -> list[Any]:
+    """Many attribute JSON texts parsed at once (None for one that does not parse)."""
+    from .crypto._bulk import _parse_attr_batch
+
+    return _parse_attr_batch(texts)
+
+
+def _batch_names(texts: list[bytes | None]) -> list[str | None]:
+    return [
+        a.get("n") if type(a) is dict and type(a.get("n")) is str else None
+        for a in _batch_attrs(texts)
+    ]
 
 
 class StoreError(MegaError):
@@ -80,9 +103,13 @@ class _Lookups:
         index = self._name_index.get(parent_slot)
         if index is None:
             index = {}
-            names, name_at = self.names, self.name_at
-            for s in self.children.get(parent_slot, ()):
-                nm = names[s] or name_at(s)
+            names, attrs = self.names, self.attrs
+            slots = self.children.get(parent_slot, ())
+            # names kept only in the attribute JSON: parsed in one batch
+            hidden = [s for s in slots if names[s] is None and attrs[s] is not None]
+            found = dict(zip(hidden, _batch_names([attrs[s] for s in hidden]), strict=True))
+            for s in slots:
+                nm = names[s] or found.get(s)
                 if nm is not None:
                     same = index.get(nm)
                     if same is None:
@@ -93,36 +120,41 @@ class _Lookups:
         return index.get(name, [])
 
     def find_name(self, name: str) -> str | None:
-        """The first node (in slot order) called ``name`` (mega.py's ``find`` by name).
+        """The first node (in slot order) called ``name`` (mega.py's ``find`` by name)."""
+        return next(self.iter_named(name), None)
+
+    def iter_named(self, name: str) -> Iterator[str]:
+        """The handles of the nodes called ``name``, in slot order.
 
         A scan, no index: names kept as strings compare directly; a name kept only in the
         attribute JSON is looked for as a JSON string in those bytes first, then parsed."""
         needle = json.dumps(name, ensure_ascii=False).encode()
-        names, attrs, name_at = self.names, self.attrs, self.name_at
+        names, attrs, name_at, handles = self.names, self.attrs, self.name_at, self.handles
         for slot, nm in enumerate(names):
             if nm == name:
-                return self.handles[slot]
-            if nm is None:
+                yield handles[slot]  # type: ignore[misc]
+            elif nm is None:
                 text = attrs[slot]
                 if text is not None and needle in text and name_at(slot) == name:
-                    return self.handles[slot]
-        return None
+                    yield handles[slot]  # type: ignore[misc]
 
     def find_path(self, path: str, folders_only: bool = False) -> str | None:
         """The handle at ``a/b/c`` below the Cloud Drive (or below a root or a top-level
         node named by the first part); the first match in listing order wins."""
         parts = [p for p in path.split("/") if p]
-        starts: list[int] = []
-        if self.root_id is not None:
-            starts.append(self.slot_of[self.root_id])
+        root = self.root_id
         if not parts:
-            return self.root_id
-        # a path may start at another root or at an incoming share's top folder
-        starts.extend(s for s in self.children.get(_NO_PARENT, ()) if self.name_at(s) == parts[0])
-        for i, start in enumerate(starts):
-            found = self._walk(start, parts if i == 0 and self.root_id else parts[1:], folders_only)
+            return root
+        if root is not None:
+            found = self._walk(self.slot_of[root], parts, folders_only)
             if found is not None:
                 return self.handles[found]
+        # a path may start at another root or at an incoming share's top folder
+        for start in self.children.get(_NO_PARENT, ()):
+            if self.name_at(start) == parts[0]:
+                found = self._walk(start, parts[1:], folders_only)
+                if found is not None:
+                    return self.handles[found]
         return None
 
     def _walk(self, start: int, parts: list[str], folders_only: bool) -> int | None:
@@ -163,6 +195,10 @@ class NodeStore(_Lookups):
         self.children: dict[int, array[int]] = {}
         self.roots: dict[int, str] = {}  # node type (2, 3, 4) -> handle
         self.sn: str | None = None
+        # account values saved with the tree: share and folder keys (handle -> 16 bytes; the
+        # client shares this dict with its Keyring) and the folders exported ("EXP" shares)
+        self.share_keys: dict[str, bytes] = {}
+        self.exported: set[str] = set()
         self._interned: dict[str, str] = {}
         self._name_index: dict[int, dict[str, list[int]]] = {}
         self._free: list[int] = []
@@ -476,7 +512,8 @@ class NodeStore(_Lookups):
         slot = self.slot_of.get(h)
         return None if slot is None else self._dict(slot)
 
-    def _dict(self, slot: int) -> dict[str, Any]:
+    def _dict(self, slot: int, attrs: Any = None) -> dict[str, Any]:
+        """The dict of one slot; ``attrs``: its attribute JSON already parsed, if it was."""
         t = self.types[slot]
         node: dict[str, Any] = {
             "h": self.handles[slot],
@@ -502,7 +539,10 @@ class NodeStore(_Lookups):
             node["undecryptable"] = True
             return node
         text = self.attrs[slot]
-        node["a"] = json.loads(text) if text is not None else {"n": self.names[slot]}
+        if text is None:
+            node["a"] = {"n": self.names[slot]}
+        else:
+            node["a"] = attrs if type(attrs) is dict else json.loads(text.decode())
         base = slot * 32
         if n == 32:
             w = _WORDS8.unpack_from(self.keys, base)
@@ -522,9 +562,12 @@ class NodeStore(_Lookups):
 
     def iter_nodes(self) -> Iterator[dict[str, Any]]:
         """Every node as a mega.py-shaped dict, in slot order (listing order for a listing)."""
-        for slot, h in enumerate(self.handles):
-            if h is not None:
-                yield self._dict(slot)
+        handles, attrs, step = self.handles, self.attrs, 4096
+        for start in range(0, len(handles), step):
+            parsed = _batch_attrs(attrs[start : start + step])
+            for slot in range(start, min(start + step, len(handles))):
+                if handles[slot] is not None:
+                    yield self._dict(slot, parsed[slot - start])
 
     def visible(self) -> dict[str, dict[str, Any]]:
         """handle -> dict for the nodes with decrypted attributes (mega.py's ``get_files``)."""

@@ -65,7 +65,11 @@ class Context:
         """A client (not logged in) on :meth:`api_url`."""
         from megafast.client import Mega
 
-        return Mega(api_url=self.api_url(stored), retry_time=self.args.retry_time)
+        return Mega(
+            api_url=self.api_url(stored),
+            retry_time=self.args.retry_time,
+            cache=None if self.args.no_cache else True,
+        )
 
     def client(self) -> Any:
         """The logged-in client, resumed from the stored session (once per command)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import json
 import os
 import threading
 import time
@@ -25,9 +26,10 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .. import _nodeops, _sources
+from .._codec import words_to_bytes
 from .._links import PublicLink, parse_link
 from .._nodes import NodeTree
-from ..errors import RequestError, ValidationError, WrongKeyError
+from ..errors import UnexpectedAnswerError, ValidationError, WrongKeyError
 
 __all__ = ["Engine", "shared_engine", "ReadSource"]
 
@@ -105,22 +107,25 @@ class Engine:
         # a file link: a synthetic folder holding the one file, under its own name
         data = self.mega._request({"a": "g", "p": link.handle, "ssm": 1})
         if not isinstance(data, dict) or not isinstance(data.get("s"), int):
-            raise RequestError("EUNKNOWN", "unexpected answer to g")
+            raise UnexpectedAnswerError("g gave no file size")
         key = link.key_a32()
         attrs = _sources.decrypt_at(data.get("at", ""), key)  # WrongKeyError before any byte
         if not isinstance(attrs.get("n"), str) or not attrs["n"]:
             raise WrongKeyError("the file link's attributes have no name")
         tree = NodeTree()
-        tree.nodes[FILE_LINK_ROOT] = {"h": FILE_LINK_ROOT, "t": 1, "a": {"n": ""}}
-        tree.nodes[link.handle] = {
-            "h": link.handle,
-            "p": FILE_LINK_ROOT,
-            "t": 0,
-            "s": data["s"],
-            "a": attrs,
-            "key": key,
-        }
-        tree.children[FILE_LINK_ROOT] = [link.handle]
+        tree.store.put(FILE_LINK_ROOT, None, 1, "", 0, 0, bytes(16), "")
+        attrs_json = json.dumps(attrs, separators=(",", ":")).encode()
+        tree.store.put(
+            link.handle,
+            FILE_LINK_ROOT,
+            0,
+            "",
+            data["s"],
+            0,
+            words_to_bytes(key),
+            attrs["n"],
+            attrs_json,
+        )
         self._public_tree, self._public_root = tree, FILE_LINK_ROOT
 
     # -- reading --------------------------------------------------------------------------
@@ -134,7 +139,7 @@ class Engine:
             file = _sources.node_source(node, folder)
         size = node.get("s")
         if type(size) is not int or size < 0:
-            raise RequestError("EUNKNOWN", "the server gave this file no valid size")
+            raise UnexpectedAnswerError("the server gave this file no valid size")
         return ReadSource(file, size)
 
     def url_source(self, src: ReadSource) -> Callable[[bool], str]:
@@ -261,7 +266,7 @@ class Engine:
             with self.lock:
                 answer = self.mega._request({"a": "u", "s": size})
             if not isinstance(answer, dict) or not isinstance(answer.get("p"), str):
-                raise RequestError("EUNKNOWN", "unexpected answer to u")
+                raise UnexpectedAnswerError("unexpected answer to u")
             return str(answer["p"])
 
         result = upload_file(
@@ -322,7 +327,7 @@ class Engine:
         tree, _ = self.tree()
         node = tree.nodes.get(handle) if isinstance(handle, str) else None
         if node is None:
-            raise RequestError("EUNKNOWN", "the server did not return the new node")
+            raise UnexpectedAnswerError("the server did not return the new node")
         return node
 
     def _config(self) -> Any:

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import RequestError
+from ..errors import UnexpectedAnswerError
 from ._content import Fingerprint, parse_fingerprint
 from ._ignore import IgnoreRules
 from ._names import remote_name_problem
@@ -176,10 +176,10 @@ class RemoteOps:
         answer = put_node(self.mega, parent, item, key)
         made = answer.get("f") if isinstance(answer, dict) else None
         if not isinstance(made, list) or not made or not isinstance(made[-1], dict):
-            raise RequestError("EUNKNOWN", "unexpected answer to p")
+            raise UnexpectedAnswerError("unexpected answer to p")
         node = dict(made[-1])
         if not isinstance(node.get("h"), str):
-            raise RequestError("EUNKNOWN", "unexpected answer to p (no handle)")
+            raise UnexpectedAnswerError("unexpected answer to p (no handle)")
         return node
 
     def put_upload(

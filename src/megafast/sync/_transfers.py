@@ -31,7 +31,7 @@ class EngineTransfers:
     def upload(self, path: Path, size: int, progress: ProgressCallback | None) -> UploadResult:
         import os
 
-        from ..errors import RequestError
+        from ..errors import UnexpectedAnswerError
         from ..transfer import upload_file
 
         st = os.lstat(path)
@@ -40,7 +40,7 @@ class EngineTransfers:
         def get_upload_url(size: int) -> str:
             answer = mega._request({"a": "u", "s": size})
             if not isinstance(answer, dict) or not isinstance(answer.get("p"), str):
-                raise RequestError("EUNKNOWN", "unexpected answer to u")
+                raise UnexpectedAnswerError("unexpected answer to u")
             return str(answer["p"])
 
         # an interrupted upload of the same unchanged file resumes (the engine's sidecar)
