@@ -49,6 +49,18 @@ def test_endless_body_stops_at_the_limit(hostile: HostileServer) -> None:
         api(hostile.url, max_listing_bytes=1 << 20).request({"a": "f", "c": 1})
 
 
+def test_endless_streamed_listing_stops_at_the_limit() -> None:
+    server = HostileServer(account=True)
+    try:
+        server.body_mode = "endless_listing"
+        m = Mega({"api_url": server.url, "retry_time": 2.0, "max_listing_bytes": 4 << 20})
+        with pytest.raises(UnexpectedAnswerError, match="max_listing_bytes"):
+            m.resume_session(server.credentials())
+            m.get_files()
+    finally:
+        server.close()
+
+
 def test_declared_length_over_the_limit_is_not_read(scripted: ScriptedAPI) -> None:
     scripted.default = (200, {}, json.dumps([list(range(200_000))]))
     with pytest.raises(UnexpectedAnswerError, match="longer than [0-9]+ bytes"):

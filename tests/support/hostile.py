@@ -52,7 +52,8 @@ class HostileServer:
         self.nodes: list[Any] = []
         self.contents: dict[str, bytes] = {}  # handle -> ciphertext
         self.answers: dict[str, Any] = {}  # command name -> answer (replaces the normal one)
-        self.body_mode: str | None = None  # "endless", "nested", "redirect" for /cs
+        # for /cs: "endless", "nested", "redirect"; "endless_listing": an endless f answer only
+        self.body_mode: str | None = None
         self.download_mode: str | None = None  # "redirect": file URLs redirect to themselves
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -165,8 +166,10 @@ class HostileServer:
                     outer.requests.append({"params": dict(parse_qsl(url.query)), "body": body})
                 mode = outer.body_mode
                 try:
-                    if mode == "endless":
-                        self._endless()
+                    if mode == "endless_listing" and b'"a":"f"' in body.replace(b" ", b""):
+                        self._endless(b'[{"f":[', b'{"h":"SameNode","t":9},')
+                    elif mode == "endless":
+                        self._endless(b"[", b"0,")
                     elif mode == "nested":
                         self._send(200, b"[" * 200_000 + b"]" * 200_000)
                     elif mode == "redirect":
@@ -179,11 +182,11 @@ class HostileServer:
                 except OSError:
                     pass  # the client hung up: what a hostile server expects
 
-            def _endless(self) -> None:
+            def _endless(self, start: bytes, item: bytes) -> None:
                 self.send_response(200)
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                piece = b"[" + b"0," * 32767
+                piece = start + item * (65536 // len(item))
                 chunk = f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
                 while True:  # until the client hangs up
                     self.wfile.write(chunk)
