@@ -18,6 +18,7 @@ from typing import Any
 
 from ._codec import b64_bytes, bytes_to_words, words_to_bytes
 from ._nodestore import NodeStore, StoreError, attrs_columns
+from ._treewalk import cycle_error
 
 __all__ = [
     "Keyring",
@@ -72,11 +73,18 @@ class Keyring:
     folder's key); ``rsa_decrypt``: decrypts an RSA-encrypted key (MPI bytes) or returns None.
     """
 
-    master_key: bytes | None = None
+    master_key: bytes | None = field(default=None, repr=False)
     user_handle: str | None = None
-    share_keys: dict[str, bytes] = field(default_factory=dict)
-    default_key: bytes | None = None
-    rsa_decrypt: Callable[[bytes], bytes | None] | None = None
+    share_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    default_key: bytes | None = field(default=None, repr=False)
+    rsa_decrypt: Callable[[bytes], bytes | None] | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # never show keys: only which ones are held
+        held = [n for n in ("master_key", "default_key", "rsa_decrypt") if getattr(self, n)]
+        return (
+            f"Keyring(user_handle={self.user_handle!r}, keys={held}, "
+            f"share_keys={len(self.share_keys)})"
+        )
 
     def add_share_keys(self, answer: dict[str, Any]) -> None:
         """Learn share keys from an ``f`` answer: ``ok`` entries and ``sk`` on share roots."""
@@ -245,8 +253,10 @@ class NodeTree:
         return [self._dict(handles[s]) for s in self.store.children_named(slot, name)]  # type: ignore[arg-type]
 
     def name_of(self, node: dict[str, Any]) -> str | None:
+        """The node's name (``None`` when it has none, or a name that is not a string)."""
         a = node.get("a")
-        return a.get("n") if isinstance(a, dict) else None
+        name = a.get("n") if isinstance(a, dict) else None
+        return name if isinstance(name, str) else None
 
     def in_trash(self, handle: str) -> bool:
         """True when the node is the Rubbish Bin or lies anywhere below it."""
@@ -280,11 +290,18 @@ class NodeTree:
         return None
 
     def path_of(self, handle: str) -> str:
-        """The ``/``-separated path of a node (roots included, e.g. ``Cloud Drive/a/b``)."""
-        return self.store.path_of(handle) if handle in self.store else ""
+        """The ``/``-separated path of a node (roots included, e.g. ``Cloud Drive/a/b``);
+        :class:`~megafast.errors.TreeError` naming the cycle when its parents form one."""
+        if handle not in self.store:
+            return ""
+        if self.store.in_cycle(handle):
+            raise cycle_error(self.nodes, handle)
+        return self.store.path_of(handle)
 
     def descendants(self, handle: str) -> Iterator[dict[str, Any]]:
-        """Every node below ``handle`` (depth first, parents before children)."""
+        """Every node below ``handle`` (depth first, parents before children);
+        :class:`~megafast.errors.TreeError` naming the cycle when ``handle`` lies below
+        itself (a hostile listing)."""
         store = self.store
         start = store.slot_of.get(handle)
         if start is None:
@@ -293,8 +310,10 @@ class NodeTree:
         stack = list(reversed(store.children.get(start, ())))
         while stack:
             slot = stack.pop()
+            if slot == start:  # each node has one parent: only the start can come round again
+                raise cycle_error(self.nodes, handle)
             h = store.handles[slot]
-            if h is None or slot in seen:  # a cycle a hostile listing made
+            if h is None or slot in seen:
                 continue
             seen.add(slot)
             yield self._dict(h)

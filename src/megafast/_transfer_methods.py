@@ -126,8 +126,9 @@ class TransferMethods:
         returned; pass ``result=TransferResult()`` to get every file's outcome (it is filled
         even when a file fails and :class:`~megafast.errors.TransferError` is raised after
         the others were transferred); ``subscribers``
-        (:class:`~megafast.transfer.TransferSubscriber`) watch each file of a folder. The
-        content is verified (MAC)."""
+        (:class:`~megafast.transfer.TransferSubscriber`) watch each file of a folder. Entries
+        whose local name is taken get ``name (1).ext``...: the returned folder's ``renamed``
+        lists them. The content is verified (MAC)."""
         return _transfers.download(
             self._client(), file, dest_path, dest_filename, progress, config, result, subscribers
         )
@@ -163,7 +164,8 @@ class TransferMethods:
     ) -> Path:
         """Download a public folder link (or the node inside it the link names); a folder
         goes through a :class:`~megafast.transfer.TransferManager` like :meth:`download`
-        (``result`` and ``subscribers``: the same as there)."""
+        (``result``, ``subscribers`` and the returned folder's ``renamed``: the same as
+        there)."""
         return _transfers.download_folder_url(
             self._client(), url, dest_path, dest_filename, progress, config, result, subscribers
         )
@@ -219,10 +221,13 @@ class TransferMethods:
         resume: bool = True,
         result: TransferResult | None = None,
         subscribers: Iterable[TransferSubscriber] = (),
+        follow_symlinks: bool = False,
     ) -> dict[str, str]:
         """Upload a local folder tree into ``dest`` (default: the Cloud Drive), like
         ``cp -r``: the folder itself is created (or reused) there, with every sub-folder
-        and regular file below it (symlinks and special files are skipped).
+        and regular file below it. Symlinks are skipped (a link inside the folder may point
+        anywhere, a private key for one) unless ``follow_symlinks``; special files and
+        folders that cannot be read are skipped too, each with a logged warning.
 
         Returns ``{relative path: handle}`` with ``"."`` for the top folder and POSIX
         paths (``"sub/file.txt"``) below it. ``progress(done, total)`` covers the bytes of
@@ -232,10 +237,20 @@ class TransferMethods:
         A file that fails does not stop the others: :class:`~megafast.errors.TransferError`
         is raised at the end. ``result``: a :class:`~megafast.transfer.TransferResult` to
         fill with every file's outcome, the renamed and the ignored entries; ``subscribers``
-        (:class:`~megafast.transfer.TransferSubscriber`) watch each file.
+        (:class:`~megafast.transfer.TransferSubscriber`) watch each file. With
+        ``follow_symlinks`` the files go one at a time, not through the manager (``result``
+        and ``subscribers`` are then not used).
         """
         return _transfers.upload_folder(
-            self._client(), directory, dest, progress, config, resume, result, subscribers
+            self._client(),
+            directory,
+            dest,
+            progress,
+            config,
+            resume,
+            result,
+            subscribers,
+            follow_symlinks,
         )
 
     def transfers(

@@ -12,10 +12,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import logging
 import os
 import stat
+import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import _nodeops, _sources
@@ -49,6 +53,11 @@ PathArg = str | os.PathLike[str] | None
 #: files in flight at once for Mega's folder methods: a small file spends most of its time
 #: waiting for round trips, so more of them than connections of one big file
 TREE_WORKERS = 32
+
+logger = logging.getLogger("megafast.transfers")
+
+# the concrete Path class (PosixPath, WindowsPath): before 3.12, Path itself cannot be subclassed
+_PATH_BASE: type[Path] = Path if sys.version_info >= (3, 12) else type(Path())
 
 
 def _config(client: Mega, config: TransferConfig | None) -> TransferConfig | None:
@@ -205,6 +214,14 @@ def _tree_manager(
     )
 
 
+class DownloadedFolder(_PATH_BASE):  # type: ignore[misc,valid-type]
+    """The local folder a folder download wrote (a :class:`~pathlib.Path`). ``renamed`` maps
+    the remote path of each entry that got another local name (names colliding in one
+    folder: ``name (1).ext``...) to its local path, both relative to this folder."""
+
+    renamed: Mapping[str, str] = MappingProxyType({})
+
+
 def download_tree(
     client: Mega,
     tree: NodeTree,
@@ -218,13 +235,20 @@ def download_tree(
 ) -> Path:
     """Download the folder ``root`` of ``tree`` (of the public folder ``folder``, or None)
     to ``target`` through a :class:`~megafast.transfer.TransferManager` (many files at once,
-    batched ``g``, complete files skipped on a re-run); ``progress`` covers all bytes."""
+    batched ``g``, complete files skipped on a re-run); ``progress`` covers all bytes. Names
+    that collide in one folder get distinct local names (:func:`megafast._localnames.unique_names`,
+    listed in the returned folder's ``renamed``)."""
     from .transfer._tree import download_tree as run_tree
 
     with _tree_manager(client, folder, progress, config, watchers) as manager:
         result = run_tree(manager, tree, root, target, result=out)
+    renamed = {remote: local for remote, local in result.renamed}
+    for remote, local_rel in renamed.items():
+        logger.warning("%s: saved as %s (name taken or unsafe)", remote, local_rel)
     result.raise_for_failures()  # after every other file was transferred
-    return target
+    folder_path = DownloadedFolder(target)
+    folder_path.renamed = MappingProxyType(renamed)
+    return folder_path
 
 
 def download_to_fileobj(
@@ -406,6 +430,82 @@ def upload_source(
     return _nodeops.put_node(client, parent, item, key)  # type: ignore[no-any-return]
 
 
+@dataclasses.dataclass
+class LocalTree:
+    """What a folder upload takes from a local folder: ``folders`` (POSIX paths relative to
+    the top, ``"."`` first, parents before children), ``files`` ((path, relative path) of
+    each regular file) and ``skipped`` ((path, why) of each entry left out: symlinks unless
+    followed, special files, folders that cannot be read, links that loop)."""
+
+    folders: list[str]
+    files: list[tuple[Path, str]]
+    skipped: list[tuple[Path, str]]
+
+    @property
+    def symlinks(self) -> int:
+        """How many of the skipped entries are symlinks that were not followed."""
+        return sum(1 for _, why in self.skipped if why == _SYMLINK)
+
+
+_SYMLINK = "a symlink (not followed)"
+
+
+def local_tree(top: Path, follow_symlinks: bool = False) -> LocalTree:
+    """Walk ``top`` for a folder upload (sorted, so the same folder gives the same order).
+
+    Symlinks are skipped unless ``follow_symlinks``; then a link to a folder that is already
+    part of the walk (a loop) is skipped instead of walked again."""
+    tree = LocalTree(["."], [], [])
+    seen: set[tuple[int, int]] = set()
+
+    def unreadable(exc: OSError) -> None:
+        tree.skipped.append((Path(exc.filename or top), f"cannot read it: {exc.strerror}"))
+
+    for here, dirnames, filenames in os.walk(top, onerror=unreadable, followlinks=follow_symlinks):
+        rel_dir = Path(here).relative_to(top)
+        try:
+            st = os.stat(here)
+        except OSError:
+            st = None
+        if st is not None:
+            seen.add((st.st_dev, st.st_ino))
+        keep: list[str] = []
+        for name in sorted(dirnames):
+            path = Path(here) / name
+            why = _skip_folder(path, follow_symlinks, seen)
+            if why is None:
+                keep.append(name)
+                tree.folders.append((rel_dir / name).as_posix())
+            else:
+                tree.skipped.append((path, why))
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            path = Path(here) / name
+            if path.is_symlink() and not follow_symlinks:
+                tree.skipped.append((path, _SYMLINK))
+            elif not path.is_file():
+                tree.skipped.append((path, "not a regular file (or a broken symlink)"))
+            else:
+                tree.files.append((path, (rel_dir / name).as_posix()))
+    return tree
+
+
+def _skip_folder(path: Path, follow: bool, seen: set[tuple[int, int]]) -> str | None:
+    """Why the sub-folder ``path`` is not walked, or None."""
+    if not path.is_symlink():
+        return None
+    if not follow:
+        return _SYMLINK
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return f"a symlink that cannot be followed: {exc.strerror}"
+    if (st.st_dev, st.st_ino) in seen:
+        return "a symlink to a folder already in this upload (a loop)"
+    seen.add((st.st_dev, st.st_ino))
+    return None
+
+
 def upload_folder(
     client: Mega,
     directory: str | os.PathLike[str],
@@ -415,9 +515,14 @@ def upload_folder(
     resume: bool,
     out: TransferResult | None = None,
     watchers: Iterable[TransferSubscriber] = (),
+    follow_symlinks: bool = False,
 ) -> dict[str, str]:
     """:meth:`Mega.upload_folder` through a :class:`~megafast.transfer.TransferManager`:
-    ``{relative path: handle}`` of the folders and of the files uploaded or already there."""
+    ``{relative path: handle}`` of the folders and of the files uploaded or already there.
+    ``follow_symlinks`` walks through symlinks (:func:`local_tree`) and uploads one file at
+    a time (not yet through the manager)."""
+    if follow_symlinks:
+        return _upload_folder_following(client, directory, dest, progress, config, resume)
     from .transfer import TransferConfig
     from .transfer._tree import upload_tree
 
@@ -431,4 +536,50 @@ def upload_folder(
     handles = dict(result.folders)
     handles.update((o.rel, o.result) for o in (*result.succeeded, *result.skipped) if o.result)
     result.raise_for_failures()  # after every other file was transferred
+    return handles
+
+
+def _upload_folder_following(
+    client: Mega,
+    directory: str | os.PathLike[str],
+    dest: Any,
+    progress: ProgressCallback | None,
+    config: TransferConfig | None,
+    resume: bool,
+) -> dict[str, str]:
+    """:meth:`Mega.upload_folder` with ``follow_symlinks``: the walk of :func:`local_tree`
+    (symlink cycles cut), then one file at a time."""
+    top = Path(directory)
+    if not top.is_dir():
+        raise SourceNotFoundError(f"no such folder to upload: {top}")
+    client._require_login()
+    walked = local_tree(top, True)
+    for path, why in walked.skipped:
+        logger.warning("%s: skipped, %s", path, why)
+    files, folders = walked.files, walked.folders
+    sizes = [p.stat().st_size for p, _ in files]
+    total = sum(sizes)
+    handles: dict[str, str] = {}
+    for rel in folders:
+        if rel == ".":
+            parent, name = _nodeops.folder_handle(client, dest), top.resolve().name
+        else:
+            head, _, name = rel.rpartition("/")
+            parent = handles[head or "."]
+        handles[rel] = _nodeops.existing_or_new_folder(client, parent, name)
+    done_before = 0
+    for (path, rel), size in zip(files, sizes, strict=True):
+        head, _, _ = rel.rpartition("/")
+        step = None
+        if progress is not None:
+            base = done_before
+
+            def step(done: int, _total: int, base: int = base) -> None:
+                progress(base + done, total)
+
+        answer = upload(client, path, handles[head or "."], None, step, config, resume)
+        handles[rel] = _nodeops.new_handle(answer)
+        done_before += size
+    if progress is not None and not files:
+        progress(0, 0)
     return handles

@@ -17,6 +17,7 @@ from . import _account, _livetree, _nodeops, _shares
 from ._api import DEFAULT_API_URL, ApiClient
 from ._codec import bytes_to_words
 from ._nodes import Keyring, NodeTree, NodeType
+from ._redact import redact_url
 from ._session import Credentials, MfaSource, login_ephemeral, login_user
 from ._transfer_methods import TransferMethods
 from .errors import (
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Mega", "Node", "NodeRef", "NodeType"]
 
+# options handed to the ApiClient as they are
+_API_LIMITS = ("min_hashcash_easiness", "max_answer_bytes", "max_listing_bytes")
+
 #: A node as mega.py returns it from ``find``: ``(handle, node dict)``.
 Node = tuple[str, dict[str, Any]]
 #: What methods accept as a node: a ``(handle, dict)`` tuple, a node dict or a handle.
@@ -50,10 +54,12 @@ class Mega(TransferMethods):
     temporary errors), ``connect_retry_time`` (seconds to keep trying a server that refuses
     connections, default 3), ``transfer`` (a :class:`~megafast.transfer.TransferConfig` used by
     default for downloads and uploads), ``legacy_links`` (build ``#!H!K`` links instead of
-    ``/file/H#K``), ``hashcash_threads``, ``backoff_base``/``backoff_cap`` (seconds: the
-    first and the longest wait between retries), ``cache`` (keep the decrypted node tree in
-    an encrypted local cache and start warm from it: ``True`` for ``$XDG_CACHE_HOME/megafast``,
-    or a folder; off by default).
+    ``/file/H#K``), ``hashcash_threads``, ``min_hashcash_easiness`` (harder 402 challenges
+    fail at once, default 128), ``max_answer_bytes``/``max_listing_bytes`` (the longest API
+    answer read: 64 MiB, and 2 GiB for listings), ``backoff_base``/``backoff_cap`` (seconds:
+    the first and the longest wait between retries), ``cache`` (keep the decrypted node tree
+    in an encrypted local cache and start warm from it: ``True`` for
+    ``$XDG_CACHE_HOME/megafast``, or a folder; off by default).
 
     Beyond mega.py: :meth:`refresh`, :meth:`dump_session`/:meth:`save_session`/
     :meth:`resume_session` (also ``login(session=...)``), ``login(..., mfa=...)``,
@@ -98,6 +104,7 @@ class Mega(TransferMethods):
             backoff_cap=float(self.options.get("backoff_cap", 16.0)),
             hashcash_threads=self.options.get("hashcash_threads"),
             http=http,
+            **{k: int(self.options[k]) for k in _API_LIMITS if k in self.options},
         )
         self.request_id = secrets.token_urlsafe(8)[:10]
         self._creds: Credentials | None = None
@@ -178,7 +185,7 @@ class Mega(TransferMethods):
         who = "not logged in"
         if self._creds is not None:
             who = "ephemeral" if self._creds.ephemeral else (self._creds.email or "logged in")
-        return f"<megafast.Mega {self.api_url} ({who})>"
+        return f"<megafast.Mega {redact_url(self.api_url)} ({who})>"
 
     def _require_handle(self, handle: str | None, what: str) -> str:
         if handle is None:

@@ -80,5 +80,7 @@ def report_error(exc: BaseException, args: argparse.Namespace) -> int:
             payload["code"] = api_code
         print(json.dumps(payload), file=sys.stderr)
     else:
-        print(f"megafast: error: {message}", file=sys.stderr)
+        from .text import printable
+
+        print(f"megafast: error: {printable(message)}", file=sys.stderr)
     return int(code)

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .text import printable
+
 if TYPE_CHECKING:
     from .context import Context
 
@@ -72,7 +74,7 @@ class TransferProgress:
 
             self._bar = tqdm(
                 total=total,
-                desc=_shorten(label, 40),
+                desc=_shorten(printable(label), 40),
                 unit="B",
                 unit_scale=True,
                 unit_divisor=1024,

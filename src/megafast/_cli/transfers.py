@@ -193,6 +193,8 @@ def _upload_folder(
 ) -> list[dict[str, Any]]:
     """``local`` and everything below it into ``folder`` with ``Mega.upload_folder`` (one
     tree display; files already there are skipped, each failure reported)."""
+    if ctx.args.follow_symlinks:
+        return _upload_folder_following(ctx, client, local, folder, remote_top)
     config = ctx.transfer_config()
     _, result, display = run_tree(
         ctx,
@@ -202,6 +204,12 @@ def _upload_folder(
             local, dest=folder["h"], config=config, result=result, subscribers=subs
         ),
     )
+    links = sum(why.startswith("symlink") for _, why in result.ignored)
+    if links:
+        ctx.status(
+            f"megafast: skipped {links} {'symlink' if links == 1 else 'symlinks'} in {local} "
+            "(--follow-symlinks uploads what they point to)"
+        )
     renamed = dict(result.renamed)
 
     def remote_path(outcome: Any) -> str:
@@ -217,8 +225,60 @@ def _upload_folder(
     )
 
 
+def _tree_files(ctx: Context, top: Path) -> list[tuple[Path, str]]:
+    """The regular files ``Mega.upload_folder`` uploads from ``top`` (path, POSIX relative
+    path), with a warning for every entry it skips and a count of the symlinks skipped."""
+    from .._transfers import local_tree
+
+    follow: bool = ctx.args.follow_symlinks
+    walked = local_tree(top, follow)
+    for path, why in walked.skipped:
+        ctx.status(f"megafast: warning: skipped {path}: {why}")
+    if walked.symlinks:
+        links = "symlink" if walked.symlinks == 1 else "symlinks"
+        ctx.status(
+            f"megafast: skipped {walked.symlinks} {links} in {top} "
+            "(--follow-symlinks uploads what they point to)"
+        )
+    return walked.files
+
+
+def _upload_folder_following(
+    ctx: Context, client: Any, local: Path, folder: Node, remote_top: str
+) -> list[dict[str, Any]]:
+    """``put --follow-symlinks DIR``: ``Mega.upload_folder`` with ``follow_symlinks`` (one
+    file at a time, one bar)."""
+    files = _tree_files(ctx, local)
+    total = sum(path.stat().st_size for path, _ in files)
+    with TransferProgress(remote_top, total, ctx.progress) as progress:
+        handles = client.upload_folder(
+            local,
+            dest=folder["h"],
+            progress=progress,
+            config=ctx.transfer_config(),
+            follow_symlinks=ctx.args.follow_symlinks,
+        )
+    ctx.report_transfer("uploaded", remote_top, total, progress)
+    return [
+        {
+            "source": str(path),
+            "path": f"{remote_top}/{relative}",
+            "handle": handles.get(relative),
+            "size": path.stat().st_size,
+            "status": "done",
+            "seconds": round(progress.elapsed, 3),
+        }
+        for path, relative in files
+    ]
+
+
 def _put_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="FILE|DIR... [DEST]")
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="upload what symlinks inside a folder point to (default: skip them and say so)",
+    )
     transfer_options(parser)
 
 
