@@ -242,13 +242,25 @@ def download_tree(
 
     with _tree_manager(client, folder, progress, config, watchers) as manager:
         result = run_tree(manager, tree, root, target, result=out)
-    renamed = {remote: local for remote, local in result.renamed}
+    renamed = _collisions(result.renamed)
     for remote, local_rel in renamed.items():
-        logger.warning("%s: saved as %s (name taken or unsafe)", remote, local_rel)
+        logger.warning("%s: the name is taken in its folder; saved as %s", remote, local_rel)
     result.raise_for_failures()  # after every other file was transferred
     folder_path = DownloadedFolder(target)
     folder_path.renamed = MappingProxyType(renamed)
     return folder_path
+
+
+def _collisions(renamed: list[tuple[str, str]]) -> dict[str, str]:
+    """The entries of a tree download's ``renamed`` (remote path, local path) whose name was
+    taken in its folder, not only made safe (``a/b`` -> ``a_b``)."""
+    taken: dict[str, str] = {}
+    for remote, local in renamed:
+        head, _, name = local.rpartition("/")
+        raw = remote[len(head) + 1 :] if head else remote
+        if name != safe_local_name(raw):
+            taken[remote] = local
+    return taken
 
 
 def download_to_fileobj(

@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING, Any
 from .._localnames import numbered, safe_local_name, unique_names
 from .._nodeops import encrypt_attrs, folder_handle, wrap_key
 from .._shares import keys_for_new_node
-from .._sources import checked_g_answer
+from .._sources import checked_g_answer, node_size
 from .._transfers import _file_identity, _resume_id
 from ..errors import (
     DestinationError,
+    MegaError,
     RequestError,
     SourceNotFoundError,
     UnexpectedAnswerError,
@@ -41,6 +42,7 @@ from ..errors import (
 )
 from ._download import download_file
 from ._manager import FileProgress, SkipTransfer, TransferManager, TransferResult
+from ._plan import check_size
 from ._sidecar import digest, state_dir
 from ._upload import upload_file
 
@@ -403,9 +405,13 @@ class DownloadJob:
         self.node = node
         self.rel = rel
         self.target = target
-        self.size = int(node.get("s") or 0)
         self.ledger = ledger
         self.problem = problem
+        self.size = 0
+        try:
+            self.size = node_size(node)
+        except MegaError as exc:  # a hostile listing's size: this file fails, not the tree
+            self.problem = problem or str(exc)
         self.https = False
         self._g: Future[Any] | None = None
         self._manager: TransferManager | None = None
@@ -429,12 +435,25 @@ class DownloadJob:
             self.node["h"], self.target, self.size
         )
 
-    def _get_url(self, refresh: bool) -> str:
+    def _answer(self, refresh: bool) -> dict[str, Any]:
         future, self._g = self._g, None
         assert self._manager is not None
         if future is None or refresh:
             future = self._manager.batcher.submit(self._command())
-        return str(checked_g_answer(self._manager.wait(future))["g"])
+        return checked_g_answer(self._manager.wait(future))
+
+    def _get_url(self, refresh: bool) -> str:
+        return str(self._answer(refresh)["g"])
+
+    def _first_url(self) -> str:
+        """The URL of the (prefetched) ``g``, whose size must be the listing's."""
+        answer = self._answer(False)
+        size = check_size(answer.get("s", 0), "the size in the answer to g")
+        if size != self.size:
+            raise ValidationError(
+                f"the size in the answer to g ({size}) is not the listing's ({self.size})"
+            )
+        return str(answer["g"])
 
     def run(self, manager: TransferManager, progress: FileProgress) -> str | None:
         if self.problem is not None:
@@ -445,9 +464,14 @@ class DownloadJob:
         if self._already if self._already is not None else self._complete():
             raise SkipTransfer("already downloaded and verified", str(self.target))
         self._manager = manager
+        first = [self._first_url()]
+
+        def get_url(refresh: bool) -> str:
+            return first.pop() if first and not refresh else self._get_url(True)
+
         path = download_file(
             manager.http,
-            self._get_url,
+            get_url,
             self.size,
             tuple(self.node["key"]),
             self.target,
@@ -542,6 +566,8 @@ def download_tree(
     """Download the remote folder ``root`` (a node of ``tree``) as the local folder
     ``target`` (made if missing; its parent must exist); ``result``: fill this one."""
     target = Path(target)
+    for _ in tree.descendants(root["h"]):  # a listing that is no tree raises here, before
+        pass  # anything is written (the jobs walk it again lazily)
     try:
         target.mkdir(exist_ok=True)
     except OSError as exc:
