@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -46,6 +46,25 @@ def make_tree(root: Path, files: int) -> dict[str, bytes]:
 
 def local_files(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def interrupt_when(cli: Cli, args: list[str], ready: Callable[[], bool]) -> None:
+    """Run the command line with ``args`` and press Ctrl-C once ``ready()`` (at most 30 s
+    on): it must stop with the interrupted exit code."""
+    process = subprocess.Popen(
+        cli.command(*args), env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and process.poll() is None and not ready():
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, err.decode()
 
 
 def test_put_and_get_a_folder_with_one_json_object_per_file(cli: Cli, tmp_path: Path) -> None:
@@ -86,33 +105,18 @@ def test_an_interrupted_get_of_a_folder_resumes(
     cli: Cli, emulator: MegaEmulator, tmp_path: Path
 ) -> None:
     src = tmp_path / unique("big")
-    files = make_tree(src, 60)
+    files = make_tree(src, 150)
     cli.ok("put", str(src), "/")
     out = tmp_path / "out"
     emulator.set_faults(latency=0.3)
-    process = subprocess.Popen(
-        cli.command("get", f"/{src.name}", "-o", f"{out}/"),
-        env=cli.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    interrupt_when(
+        cli,
+        ["get", f"/{src.name}", "-o", f"{out}/"],
+        lambda: out.exists() and len(list((out / src.name).rglob("*.bin"))) >= 5,
     )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            have = [p for p in (out / src.name).rglob("*.bin")] if out.exists() else []
-            if len(have) >= 5:
-                break
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 130, err.decode()
     emulator.clear_faults()
     got = local_files(out / src.name)
-    assert 5 <= len(got) < 60
+    assert 5 <= len(got) < 150
     rows = cli.json("get", f"/{src.name}", "-o", f"{out}/")
     statuses = [r["status"] for r in rows]
     assert local_files(out / src.name) == files
@@ -187,27 +191,11 @@ def test_an_interrupted_put_of_a_folder_skips_what_arrived(
     src = tmp_path / unique("up")
     make_tree(src, 150)
     emulator.set_faults(latency=0.3)  # folders, then five rounds of u, POST and p: about 5 s
-    process = subprocess.Popen(
-        cli.command("put", str(src), "/"),
-        env=cli.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
     before = len(emulator.nodes(EMAIL))
-    try:
-        deadline = time.monotonic() + 30
-        # stop once a few files (beyond the 4 folders) exist remotely
-        while time.monotonic() < deadline and process.poll() is None:
-            if len(emulator.nodes(EMAIL)) - before >= 4 + 5:
-                break
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 130, err.decode()
+    # stop once a few files (beyond the 4 folders) exist remotely
+    interrupt_when(
+        cli, ["put", str(src), "/"], lambda: len(emulator.nodes(EMAIL)) - before >= 4 + 5
+    )
     emulator.clear_faults()
     rows = cli.json("put", str(src), "/")
     statuses = [r["status"] for r in rows]
