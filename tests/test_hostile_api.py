@@ -114,7 +114,8 @@ def test_hashcash_bounded_by_retry_time(scripted: ScriptedAPI) -> None:
     scripted.default = (402, {"X-Hashcash": challenge(128)}, "")
     client = Mega({"api_url": scripted.url, "retry_time": 1.5, "hashcash_threads": 1})
     started = time.monotonic()
-    with pytest.raises(HashcashError, match="retry_time"):
+    # a lucky solve (a few per cent of runs) meets a fresh challenge: the budget still ends it
+    with pytest.raises(HashcashError, match="retry_time|kept asking"):
         client._request({"a": "us0", "user": "x@y.z"})
     assert time.monotonic() - started < 10
 

@@ -55,6 +55,8 @@ def test_mega_repr_hides_user_and_password_in_api_url() -> None:
         f"https://mega.nz/%23F%21AbCdEfGh%21{FOLDER_KEY}",
         f"https://mega.nz/%23%21AbCdEfGh%21{FILE_KEY}",
     ],
+    # fixed ids: the keys are random per process, and xdist workers must collect the same names
+    ids=["file", "file-double-encoded", "folder", "legacy-folder", "legacy-file"],
 )
 def test_percent_encoded_link_key_never_echoed(link: str) -> None:
     secret = FILE_KEY if FILE_KEY in link else FOLDER_KEY
