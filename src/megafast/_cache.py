@@ -27,6 +27,7 @@ import struct
 import warnings
 from array import array
 from collections.abc import Iterable, Iterator
+from itertools import accumulate, repeat
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,13 @@ from ._nodestore import NodeStore
 __all__ = ["NodeCache", "CacheWarning", "clear_cache_folder", "FORMAT_VERSION"]
 
 MAGIC = b"MFNC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _HEADER = struct.Struct(">4sH16s8s")  # magic, format version, account tag, CTR nonce
 _TAG = 32
 _SUFFIX = ".mfcache"
+_FREE_PARENT = -2  # the parent value of a removed node's slot (NodeStore)
 _PIECE = 4 << 20  # bytes encrypted and written at a time
-_COLUMNS = ("parent", "types", "sizes", "times", "key_len")
+_COLUMNS = ("parent", "types", "sizes", "times", "key_len", "name_hash")
 
 
 class CacheWarning(UserWarning):
@@ -271,14 +273,15 @@ def encode_store(store: NodeStore) -> Iterator[tuple[int, Iterable[Any]]]:
         "orphan": {str(s): v for s, v in store.orphan_parent.items()},
         "undec": {str(s): v for s, v in store.undecryptable.items()},
     }
-    for value in (meta, store.handles):
-        text = json.dumps(value, separators=(",", ":")).encode()
-        yield len(text), (text,)
-    text = json.dumps(store.names, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(meta, separators=(",", ":")).encode()
     yield len(text), (text,)
     del text
+    for values in (store.handles, store.names):
+        pieces = _json_list_pieces(values)
+        yield sum(map(len, pieces)), pieces
+        del pieces
     for column in (
-        array("i", [owner_index[o] for o in store.owners]),
+        array("i", map(owner_index.__getitem__, store.owners)),
         array("i", [-1 if a is None else len(a) for a in store.attrs]),
     ):
         yield len(column) * column.itemsize, (memoryview(column).cast("B"),)
@@ -294,6 +297,16 @@ def encode_store(store: NodeStore) -> Iterator[tuple[int, Iterable[Any]]]:
     for column in (store.keys, *(getattr(store, name) for name in _COLUMNS)):
         view = memoryview(column).cast("B")
         yield len(view), (view[i : i + _PIECE] for i in range(0, len(view), _PIECE))
+
+
+def _json_list_pieces(values: list[Any], step: int = 1 << 16) -> list[bytes]:
+    """A JSON list as UTF-8 pieces made a slice at a time (never one text of it all)."""
+    pieces = [b"["]
+    for i in range(0, len(values), step):
+        text = json.dumps(values[i : i + step], separators=(",", ":"), ensure_ascii=False)
+        pieces.append((text[1:-1] + ("," if i + step < len(values) else "")).encode())
+    pieces.append(b"]")
+    return pieces
 
 
 def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
@@ -317,18 +330,22 @@ def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
     owners_table = meta["owners"]
     owner_ix = array("i")
     owner_ix.frombytes(part())
-    store.owners = [owners_table[i] for i in owner_ix]
+    if owner_ix and not 0 <= min(owner_ix) <= max(owner_ix) < len(owners_table):
+        raise ValueError("an owner index points outside the table")
+    store.owners = list(map(owners_table.__getitem__, owner_ix))
     attr_lengths = array("i")
     attr_lengths.frombytes(part())
     blob = bytes(part())
-    store.attrs = [None] * len(attr_lengths)
-    pos = 0
-    for i, n in enumerate(attr_lengths):
-        if n >= 0:
-            store.attrs[i] = blob[pos : pos + n]
-            pos += n
-    if pos != len(blob) or len(store.attrs) != count:
+    if attr_lengths and min(attr_lengths) < -1:
+        raise ValueError("a negative attribute length")
+    ends = list(accumulate(map(max, attr_lengths, repeat(0))))
+    if (ends[-1] if ends else 0) != len(blob) or len(attr_lengths) != count:
         raise ValueError("attribute lengths do not match")
+    starts = [0, *ends[:-1]]
+    store.attrs = [
+        None if n < 0 else blob[a:b] for n, a, b in zip(attr_lengths, starts, ends, strict=True)
+    ]
+    del ends, starts, blob
     store.keys = bytearray(part())
     for name in _COLUMNS:
         getattr(store, name).frombytes(part())
@@ -347,22 +364,34 @@ def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
     store.extra = {int(s): v for s, v in meta["extra"].items()}
     store.orphan_parent = {int(s): v for s, v in meta["orphan"].items()}
     store.undecryptable = {int(s): v for s, v in meta["undec"].items()}
-    store.slot_of = {h: i for i, h in enumerate(handles) if h is not None}
-    store._free = [i for i, h in enumerate(handles) if h is None]
+    free = [i for i, h in enumerate(handles) if h is None] if None in handles else []
+    store.slot_of = dict(zip(handles, range(count), strict=True))
+    store.slot_of.pop(None, None)  # type: ignore[call-overload]
+    store._free = free
     store.count = len(store.slot_of)
-    if store.count + len(store._free) != count or not all(type(h) is str for h in store.slot_of):
+    if store.count + len(free) != count or set(map(type, store.slot_of)) - {str}:
         raise ValueError("bad or repeated handles")
-    parent = store.parent
-    children = store.children
-    for slot, p in enumerate(parent):
-        if handles[slot] is None:
-            continue
-        if p < -1 or p >= count or (p >= 0 and handles[p] is None):
-            raise ValueError("a parent points outside the tree")
-        siblings = children.get(p)
-        if siblings is None:
-            children[p] = array("i", (slot,))
-        else:
-            siblings.append(slot)
+    _link_all(store, free)
     store._interned = {o: o for o in owners_table}
     return store
+
+
+def _link_all(store: NodeStore, free: list[int]) -> None:
+    """The children arrays (and name index marks) from the parent column, checked: a
+    parent inside the tree, removed slots (and only those) marked free."""
+    parent, handles, count = store.parent, store.handles, len(store.handles)
+    if not count:
+        return
+    if min(parent) < _FREE_PARENT or max(parent) >= count:
+        raise ValueError("a parent points outside the tree")
+    if any(parent[s] != _FREE_PARENT for s in free) or parent.count(_FREE_PARENT) != len(free):
+        raise ValueError("removed slots do not match")
+    if free and any(handles[p] is None for p in set(parent) if p >= 0):
+        raise ValueError("a parent is a removed node")
+    live = parent
+    if free:  # the free slots have no parent: link the others only
+        slots = [s for s in range(count) if handles[s] is not None]
+        live = array("i", map(parent.__getitem__, slots))
+        store._add_children(slots, live)
+    else:
+        store._add_children(list(range(count)), live)

@@ -4,8 +4,11 @@ Nodes live in columns indexed by a slot number: handles in a list (the handle ->
 shares the same string objects), parent slots, types, sizes and timestamps in ``array``s,
 keys packed in one ``bytearray`` (32 bytes a slot), owner handles interned, names as
 strings, and the full attribute JSON kept only for nodes whose attributes hold more than a
-name. Children are ``array``s of slots per folder; a name index per folder is built the first
-time a path goes through that folder. Nothing here decrypts: :mod:`megafast._listing` fills
+name; a CRC-32 of every name is kept in a column too. Children are ``array``s of slots per
+folder. Lookups by name go through those hashes: a folder whose children are one run of
+consecutive slots (as a listing puts them) is searched in the hash column directly; any other
+folder gets a hash -> slots dict the first time a path goes through it. A hash only picks
+candidates: the name itself is always compared. Nothing here decrypts: :mod:`megafast._listing` fills
 the store, :mod:`megafast._watch` changes it, :mod:`megafast._cache` saves and loads it.
 
 ``node(handle)`` gives the mega.py-shaped dict that ``get_files()`` returns (see
@@ -17,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
+import zlib
 from array import array
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator
+from itertools import groupby, repeat
+from typing import Any, Union
 
 from .errors import MegaError
 
@@ -30,6 +35,20 @@ _WORDS4 = struct.Struct(">4I")
 _WORDS8 = struct.Struct(">8I")
 _NO_PARENT = -1
 _FREE = -2  # a parent value marking a slot whose node was removed
+_NameIndex = Union[tuple[int, int], dict[int, Union[int, list[int]]]]
+
+
+def name_hash(name: str | None) -> int:
+    """The CRC-32 of a name's UTF-8 bytes (0 for no name): the name index's key."""
+    return 0 if name is None else zlib.crc32(name.encode("utf-8", "surrogatepass"))
+
+
+def name_hashes(names: Iterable[str | None]) -> Iterator[int]:
+    """:func:`name_hash` of many names (C-level loops for the usual all-string case)."""
+    names = list(names)
+    if None in names:
+        return map(name_hash, names)
+    return map(zlib.crc32, map(str.encode, names, repeat("utf-8"), repeat("surrogatepass")))
 
 
 def _unless(name: str | None, attrs_json: bytes | None) -> str | None:
@@ -53,7 +72,8 @@ class _Lookups:
     attrs: list[bytes | None]
     children: dict[int, array[int]]
     roots: dict[int, str]
-    _name_index: dict[int, dict[str, list[int]]]
+    name_hash: array[int]
+    _name_index: dict[int, _NameIndex]
 
     def _slot(self, h: str) -> int:
         raise NotImplementedError
@@ -77,20 +97,46 @@ class _Lookups:
         return "/".join(reversed(parts))
 
     def children_named(self, parent_slot: int, name: str) -> list[int]:
+        """The children of a folder called ``name``, in the folder's order."""
         index = self._name_index.get(parent_slot)
         if index is None:
+            index = self._index_of(parent_slot)
+        h = name_hash(name)
+        if type(index) is tuple:  # the children are the slots index[0] .. index[1] - 1
+            first, end = index
+            column = memoryview(self.name_hash).cast("B")[4 * first : 4 * end].tobytes()
+            needle = self.name_hash[first : first + 1]
+            needle[0] = h
+            key = needle.tobytes()
+            candidates = []
+            at = column.find(key)
+            while at >= 0:
+                if at % 4 == 0:
+                    candidates.append(first + at // 4)
+                at = column.find(key, at + 1)
+        else:
+            found = index.get(h)  # type: ignore[union-attr]
+            candidates = [] if found is None else [found] if type(found) is int else found
+        names, name_at = self.names, self.name_at
+        return [s for s in candidates if (names[s] or name_at(s)) == name]
+
+    def _index_of(self, parent_slot: int) -> _NameIndex:
+        """A hash -> slot(s) dict of a folder's children (made on the first lookup)."""
+        children = self.children.get(parent_slot, array("i"))
+        hashes = self.name_hash
+        index: dict[int, int | list[int]] = dict(zip(map(hashes.__getitem__, children), children))
+        if len(index) != len(children):  # a repeated hash: the slots in the folder's order
             index = {}
-            names, name_at = self.names, self.name_at
-            for s in self.children.get(parent_slot, ()):
-                nm = names[s] or name_at(s)
-                if nm is not None:
-                    same = index.get(nm)
-                    if same is None:
-                        index[nm] = [s]
-                    else:
-                        same.append(s)
-            self._name_index[parent_slot] = index
-        return index.get(name, [])
+            for s in children:
+                same = index.get(hashes[s])
+                if same is None:
+                    index[hashes[s]] = s
+                elif type(same) is int:
+                    index[hashes[s]] = [same, s]
+                else:
+                    same.append(s)
+        self._name_index[parent_slot] = index
+        return index
 
     def find_name(self, name: str) -> str | None:
         """The first node (in slot order) called ``name`` (mega.py's ``find`` by name).
@@ -157,6 +203,7 @@ class NodeStore(_Lookups):
         self.owners: list[str] = []
         self.names: list[str | None] = []
         self.attrs: list[bytes | None] = []  # attribute JSON when it holds more than a name
+        self.name_hash = array("I")  # name_hash() of every slot's name
         self.extra: dict[int, dict[str, Any]] = {}  # rare raw fields: su, sk, r, fa, ph, ...
         self.orphan_parent: dict[int, str] = {}  # parent handle when the parent is not here
         self.undecryptable: dict[int, str] = {}  # slot -> the encrypted "k" text
@@ -164,7 +211,7 @@ class NodeStore(_Lookups):
         self.roots: dict[int, str] = {}  # node type (2, 3, 4) -> handle
         self.sn: str | None = None
         self._interned: dict[str, str] = {}
-        self._name_index: dict[int, dict[str, list[int]]] = {}
+        self._name_index: dict[int, _NameIndex] = {}
         self._free: list[int] = []
         self.count = 0
 
@@ -207,12 +254,14 @@ class NodeStore(_Lookups):
             self.owners.append("")
             self.names.append(None)
             self.attrs.append(None)
+            self.name_hash.append(0)
         self.count += 1
         self.types[slot] = t if -128 <= t < 128 else -1
         self.sizes[slot] = size if 0 <= size < 1 << 62 else 0
         self.times[slot] = ts if 0 <= ts < 1 << 62 else 0
         self.owners[slot] = self._interned.setdefault(owner, owner)
         self.names[slot] = ROOT_NAMES[t] if t in ROOT_NAMES else _unless(name, attrs_json)
+        self.name_hash[slot] = name_hash(ROOT_NAMES[t] if t in ROOT_NAMES else name)
         if t in ROOT_NAMES:
             self.roots[t] = h
         if key is not None and len(key) in (16, 32):
@@ -247,9 +296,15 @@ class NodeStore(_Lookups):
         Handles already in the store, and sizes or times out of range, go through
         :meth:`put` one by one."""
         n = len(handles)
+        if not n:
+            return
         slot_of = self.slot_of
-        if any(h in slot_of for h in handles) or not all(
-            0 <= v < 1 << 62 for v in (*sizes, *times)
+        if (
+            not slot_of.keys().isdisjoint(handles)
+            or min(sizes) < 0
+            or min(times) < 0
+            or max(sizes) >= 1 << 62
+            or max(times) >= 1 << 62
         ):
             for i in range(n):
                 folder = types[i] == 1
@@ -267,8 +322,9 @@ class NodeStore(_Lookups):
                 )
             return
         start = len(self.handles)
+        slots = list(range(start, start + n))
         self.handles.extend(handles)
-        slot_of.update(zip(handles, range(start, start + n), strict=True))
+        slot_of.update(zip(handles, slots, strict=True))
         self.types.extend(types)
         self.sizes.extend(sizes)
         self.times.extend(times)
@@ -280,23 +336,40 @@ class NodeStore(_Lookups):
             [n if a is None else None for n, a in zip(names, attrs_json, strict=True)]
         )
         self.attrs.extend(attrs_json)
+        self.name_hash.extend(name_hashes(names))
         self.count += n
         get = slot_of.get
         parent_slots = [get(p, _NO_PARENT) if p else _NO_PARENT for p in parents]
         self.parent.extend(parent_slots)
-        children = self.children
-        index = self._name_index
-        last_parent, siblings = None, None
-        for slot, (ps, p) in enumerate(zip(parent_slots, parents, strict=True), start):
-            if ps == _NO_PARENT and p:
-                self.orphan_parent[slot] = p
-            if ps != last_parent:
-                siblings = children.get(ps)
-                if siblings is None:
-                    siblings = children[ps] = array("i")
-                index.pop(ps, None)
-                last_parent = ps
-            siblings.append(slot)  # type: ignore[union-attr]
+        self._add_children(slots, parent_slots, parents)
+
+    def _add_children(
+        self, slots: list[int], parent_slots: Any, parents: list[str] | None = None
+    ) -> None:
+        """Append new slots (increasing) to their parents' children, a run of siblings at a
+        time; a folder whose children are one run of consecutive slots is marked as such
+        (its name index). ``parents``: the parent handles, kept for nodes whose parent is
+        not (yet) in the store."""
+        children, index = self.children, self._name_index
+        i = 0
+        for ps, run in groupby(parent_slots):
+            k = sum(1 for _ in run)
+            part = slots[i : i + k]
+            first, end = part[0], part[-1] + 1
+            if ps == _NO_PARENT and parents is not None:
+                for j in range(i, i + k):
+                    if parents[j]:
+                        self.orphan_parent[slots[j]] = parents[j]
+            siblings = children.get(ps)
+            mark = index.pop(ps, None)
+            if siblings is None:
+                children[ps] = array("i", part)
+                mark = (first, first)
+            else:
+                siblings.extend(part)
+            if end - first == k and type(mark) is tuple and mark[1] == first:
+                index[ps] = (mark[0], end)
+            i += k
 
     @staticmethod
     def _set_optional(table: dict[int, Any], slot: int, value: Any) -> None:
@@ -410,6 +483,7 @@ class NodeStore(_Lookups):
         slot = self._slot(h)
         parent_slot = self.parent[slot]
         self.names[slot] = _unless(name, attrs_json)
+        self.name_hash[slot] = name_hash(name)
         self.attrs[slot] = attrs_json
         self.undecryptable.pop(slot, None)
         self._name_index.pop(parent_slot, None)
