@@ -17,6 +17,7 @@ import codecs
 import json
 import re
 import struct
+from array import array
 from collections.abc import Iterable
 from typing import Any
 
@@ -218,18 +219,31 @@ class ListingParser:
 
     def _take_columns(self, buf: bytearray, columns: tuple[Any, ...]) -> None:
         """Store the scanner's usual nodes; one whose attributes do not parse to an object
-        with a string name (or a batch repeating a handle) goes the general way."""
+        with a string name (or a batch repeating a handle) sends the batch the general way."""
         from .crypto._bulk import _parse_attr_batch
 
-        handles, parents, owners, types, sizes, times, keys, texts, fas, spans = columns
-        parsed: list[Any] = _parse_attr_batch(texts)
-        names = [a.get("n") if a is not None else None for a in parsed]
+        handles, parents, owners, types, sizes, times, keys, texts, fas, spans, names, members = (
+            columns
+        )
+        richer: list[bytes | None] = [js if m > 1 else None for js, m in zip(texts, members)]
+        if 0 in members:  # attributes the scanner left to a real JSON parser
+            odd = [i for i, m in enumerate(members) if m == 0]
+            for i, attrs in zip(odd, _parse_attr_batch([texts[i] for i in odd]), strict=True):
+                names[i] = attrs.get("n") if attrs is not None else None
+                richer[i] = texts[i] if attrs is not None and len(attrs) > 1 else None
         if set(map(type, names)) != _STR or len(set(handles)) != len(handles):
             self._take_odd(buf, spans)
             return
-        richer = [js if n > 1 else None for js, n in zip(texts, map(len, parsed), strict=True)]
         self.store.put_batch(
-            handles, parents, list(types), owners, sizes, times, keys, names, richer
+            handles,
+            parents,
+            list(types),
+            owners,
+            array("q", sizes),
+            array("q", times),
+            keys,
+            names,
+            richer,
         )
         if fas.count(None) != len(fas):
             for h, fa in zip(handles, fas, strict=True):

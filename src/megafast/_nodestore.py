@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import struct
+import sys
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator
@@ -105,9 +106,7 @@ class _Lookups:
         if type(index) is tuple:  # the children are the slots index[0] .. index[1] - 1
             first, end = index
             column = memoryview(self.name_hash).cast("B")[4 * first : 4 * end].tobytes()
-            needle = self.name_hash[first : first + 1]
-            needle[0] = h
-            key = needle.tobytes()
+            key = h.to_bytes(4, sys.byteorder)
             candidates = []
             at = column.find(key)
             while at >= 0:

@@ -11,7 +11,7 @@ from collections.abc import Sequence as _Sequence
 import os as _os
 
 from cpython.buffer cimport PyBUF_FULL_RO, PyBuffer_IsContiguous, PyBuffer_Release, PyObject_GetBuffer
-from cpython.unicode cimport PyUnicode_DecodeASCII
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdlib cimport realloc
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
@@ -82,6 +82,8 @@ cdef extern from "mfcrypto.h" nogil:
 
     int mf_scan_node(const uint8_t *buf, size_t len, size_t pos, mf_scan_out *out)
     long mf_b64url_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t cap)
+    int mf_attr_name(const uint8_t *js, size_t len, size_t *name_start, size_t *name_len,
+                     int *members)
 
 
 mf_portable_init()
@@ -575,6 +577,8 @@ def scan_nodes(buf, pos, limit, prefix, kek):
     cdef mf_scan_out *prev = NULL
     cdef mf_node *nd
     cdef int64_t span[2]
+    cdef size_t name_at = 0, name_len = 0
+    cdef int nmembers = 0
     try:
         with nogil:
             while True:
@@ -646,8 +650,11 @@ def scan_nodes(buf, pos, limit, prefix, kek):
         if enc_attrs == NULL or attrs_out == NULL:
             raise MemoryError()
         others = []
-        handles, parents, owners, sizes, times, attrs, fas = [], [], [], [], [], [], []
+        handles, parents, owners, attrs, fas, names = [], [], [], [], [], []
         types = bytearray()
+        members = bytearray()
+        sizes = bytearray()
+        times = bytearray()
         keys = bytearray()
         spans = bytearray()
         last_owner = last_parent = None
@@ -668,19 +675,27 @@ def scan_nodes(buf, pos, limit, prefix, kek):
                     parents.append(last_parent)
                     owners.append(last_owner)
                     types.append(o.t)
-                    sizes.append(o.s)
-                    times.append(o.ts)
+                    sizes += (<char *>&o.s)[:8]
+                    times += (<char *>&o.ts)[:8]
                     memset(nd.key_out + nd.key_len, 0, 32 - nd.key_len)
                     keys += (<char *>nd.key_out)[:32]
                     attrs.append(PyBytes_FromStringAndSize(<char *>nd.attr_out + 4, nd.attr_json_len))
+                    if mf_attr_name(nd.attr_out + 4, <size_t>nd.attr_json_len, &name_at,
+                                    &name_len, &nmembers):
+                        names.append(PyUnicode_DecodeUTF8(
+                            <const char *>nd.attr_out + 4 + name_at, name_len, NULL))
+                        members.append(nmembers)
+                    else:
+                        names.append(None)
+                        members.append(0)
                     fas.append(_ascii(b, o, _S_FA) if o.has_fa else None)
                     span[0] = <int64_t>o.start
                     span[1] = <int64_t>o.end
                     spans += (<char *>span)[:16]
                     continue
             others.append((o.start, o.end))
-        columns = (handles, parents, owners, bytes(types), sizes, times, bytes(keys), attrs,
-                   fas, bytes(spans))
+        columns = (handles, parents, owners, bytes(types), bytes(sizes), bytes(times),
+                   bytes(keys), attrs, fas, bytes(spans), names, bytes(members))
         return p, stop, others, columns
     finally:
         if keys_out != NULL:

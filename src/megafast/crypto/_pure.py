@@ -444,6 +444,45 @@ def _scan_one(b: bytes, pos: int) -> tuple[int, int, int, dict[bytes, Any] | Non
     return 0, i, 0, None
 
 
+_ATTR_STRING = rb'"([^"\\\x00-\x1f]*)"'
+_ATTR_MEMBER = re.compile(
+    _JSON_WS + _ATTR_STRING + _JSON_WS + rb":" + _JSON_WS
+    + rb"(?:" + _ATTR_STRING + rb"|-?(?:0|[1-9][0-9]*)(?![0-9.eE]))" + _JSON_WS + rb"([,}])"
+)
+_ATTR_MAX_MEMBERS = 16
+
+
+def _attr_name(js: bytes) -> tuple[str, int] | None:
+    """(name, members) of attribute JSON of the simple shape (see mf_attr_name), else None."""
+    try:
+        js.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    i = _WS_ONLY.match(js).end()  # type: ignore[union-attr]
+    if js[i : i + 1] != b"{":
+        return None
+    i += 1
+    keys: set[bytes] = set()
+    name: bytes | None = None
+    while True:
+        m = _ATTR_MEMBER.match(js, i)
+        if m is None or len(keys) == _ATTR_MAX_MEMBERS or m.group(1) in keys:
+            return None
+        key, text, sep = m.groups()
+        keys.add(key)
+        if key == b"n" and text is not None:
+            name = text
+        i = m.end()
+        if sep == b"}":
+            break
+    if _WS_ONLY.match(js, i).end() != len(js) or name is None:  # type: ignore[union-attr]
+        return None
+    return name.decode("utf-8"), len(keys)
+
+
+_WS_ONLY = re.compile(_JSON_WS)
+
+
 def _b64url(text: bytes) -> bytes | None:
     if len(text) % 4 == 1 or _B64URL.fullmatch(text) is None:
         return None
@@ -499,8 +538,10 @@ def scan_nodes(
         enc_attrs.append(attrs)
     plain = dict(zip(usual, decrypt_nodes(master, enc_keys, enc_attrs), strict=True))
     others: list[tuple[int, int]] = []
-    cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [], [])
-    handles, parents, owners, types, sizes, times, keys, attrs_out, fas, spans = cols
+    cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [], [], [], [])
+    handles, parents, owners, types, sizes, times, keys, attrs_out, fas, spans, names, members = (
+        cols
+    )
     for i, (start, end, fields) in enumerate(found):
         key, js = plain.get(i, (None, None))
         if fields is None or key is None or js is None:
@@ -512,12 +553,16 @@ def scan_nodes(
         types.append(fields[b"t"])
         sizes.append(fields.get(b"s", 0))
         times.append(fields.get(b"ts", 0))
+        simple = _attr_name(js)
+        names.append(None if simple is None else simple[0])
+        members.append(0 if simple is None else simple[1])
         keys.append(key.ljust(32, b"\0"))
         attrs_out.append(js)
         fas.append(fields[b"fa"].decode() if b"fa" in fields else None)
         spans.extend((start, end))
     columns = (
-        handles, parents, owners, bytes(types), sizes, times, b"".join(keys), attrs_out, fas,
-        array("q", spans).tobytes(),
+        handles, parents, owners, bytes(types), array("q", sizes).tobytes(),
+        array("q", times).tobytes(), b"".join(keys), attrs_out, fas, array("q", spans).tobytes(),
+        names, bytes(members),
     )
     return p, stop, others, columns

@@ -144,6 +144,14 @@ int mf_scan_node(const uint8_t *buf, size_t len, size_t pos, mf_scan_out *out);
 /* Strict unpadded base64url: only A-Z a-z 0-9 - _, n % 4 != 1; trailing bits ignored.
  * Returns the decoded length, or -1 (bad text, or more than cap bytes). */
 long mf_b64url_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t cap);
+/* The name in decrypted attribute JSON of the simple shape: one object (JSON whitespace
+ * around) of 1..MF_ATTR_MAX_MEMBERS members with distinct keys, every key and string value
+ * free of '"', '\\' and bytes below 0x20, every other value a JSON integer, and an "n"
+ * member with a string value. Returns 1 with the name's span (inside the quotes) and the
+ * member count, else 0 (the caller parses the JSON itself). */
+#define MF_ATTR_MAX_MEMBERS 16
+int mf_attr_name(const uint8_t *js, size_t len, size_t *name_start, size_t *name_len,
+                 int *members);
 
 /* sha256.c */
 int mf_sha_ni_available(void);

@@ -164,3 +164,106 @@ long mf_b64url_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t cap) {
     }
     return (long)o;
 }
+
+/* A JSON string of the attribute grammar at js[i] == '"': no '"' or '\\' inside and no
+ * control byte below 0x20 (UTF-8 bytes pass: the caller decodes strictly). Returns the index
+ * after the closing quote, or 0. */
+static size_t attr_string(const uint8_t *js, size_t i, size_t len) {
+    for (size_t j = i + 1; j < len; j++) {
+        uint8_t c = js[j];
+        if (c == '"') return j + 1;
+        if (c < 0x20 || c == '\\') return 0;
+    }
+    return 0;
+}
+
+/* Strict UTF-8 (as Python decodes it): no overlong forms, no surrogates, up to U+10FFFF. */
+static int utf8_ok(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t need;
+        uint8_t lo = 0x80, hi = 0xBF;
+        if (c >= 0xC2 && c <= 0xDF) need = 1;
+        else if (c >= 0xE0 && c <= 0xEF) {
+            need = 2;
+            if (c == 0xE0) lo = 0xA0;
+            if (c == 0xED) hi = 0x9F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            need = 3;
+            if (c == 0xF0) lo = 0x90;
+            if (c == 0xF4) hi = 0x8F;
+        } else return 0;
+        if (n - i <= need) return 0;
+        if (s[i + 1] < lo || s[i + 1] > hi) return 0;
+        for (size_t k = 2; k <= need; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xBF) return 0;
+        i += need + 1;
+    }
+    return 1;
+}
+
+int mf_attr_name(const uint8_t *js, size_t len, size_t *name_start, size_t *name_len,
+                 int *members) {
+    if (!utf8_ok(js, len)) return 0;
+    size_t keys[MF_ATTR_MAX_MEMBERS][2];
+    int m = 0, found = 0;
+    size_t i = 0;
+    while (i < len && is_ws(js[i])) i++;
+    if (i >= len || js[i] != '{') return 0;
+    i++;
+    for (;;) {
+        while (i < len && is_ws(js[i])) i++;
+        if (i >= len) return 0;
+        if (m == 0 && js[i] == '}') return 0; /* an empty object has no name */
+        if (m == MF_ATTR_MAX_MEMBERS || js[i] != '"') return 0;
+        size_t kend = attr_string(js, i, len);
+        if (!kend) return 0;
+        size_t ks = i + 1, kl = kend - i - 2;
+        for (int x = 0; x < m; x++)
+            if (keys[x][1] == kl && memcmp(js + keys[x][0], js + ks, kl) == 0) return 0;
+        keys[m][0] = ks;
+        keys[m][1] = kl;
+        m++;
+        i = kend;
+        while (i < len && is_ws(js[i])) i++;
+        if (i >= len || js[i] != ':') return 0;
+        i++;
+        while (i < len && is_ws(js[i])) i++;
+        if (i >= len) return 0;
+        if (js[i] == '"') {
+            size_t vend = attr_string(js, i, len);
+            if (!vend) return 0;
+            if (kl == 1 && js[ks] == 'n') {
+                *name_start = i + 1;
+                *name_len = vend - i - 2;
+                found = 1;
+            }
+            i = vend;
+        } else {
+            size_t j = i;
+            if (js[j] == '-') j++;
+            size_t digits = j;
+            while (j < len && js[j] >= '0' && js[j] <= '9') j++;
+            if (j == digits || (js[digits] == '0' && j - digits > 1)) return 0;
+            if (j < len && (js[j] == '.' || js[j] == 'e' || js[j] == 'E')) return 0;
+            i = j;
+        }
+        while (i < len && is_ws(js[i])) i++;
+        if (i >= len) return 0;
+        if (js[i] == '}') {
+            i++;
+            break;
+        }
+        if (js[i] != ',') return 0;
+        i++;
+    }
+    while (i < len && is_ws(js[i])) i++;
+    if (i != len || !found) return 0;
+    *members = m;
+    return 1;
+}
