@@ -330,7 +330,8 @@ class NodeStore(_Lookups):
         self.key_len.extend([16 if t == 1 else 32 for t in types])
         self.keys += keys
         interned = self._interned
-        self.owners.extend([interned.setdefault(o, o) for o in owners])
+        table = {o: interned.setdefault(o, o) for o in set(owners)}
+        self.owners.extend(map(table.__getitem__, owners))
         self.names.extend(
             [n if a is None else None for n, a in zip(names, attrs_json, strict=True)]
         )
@@ -352,7 +353,7 @@ class NodeStore(_Lookups):
         children, index = self.children, self._name_index
         i = 0
         for ps, run in groupby(parent_slots):
-            k = sum(1 for _ in run)
+            k = len(list(run))
             part = slots[i : i + k]
             first, end = part[0], part[-1] + 1
             if ps == _NO_PARENT and parents is not None:

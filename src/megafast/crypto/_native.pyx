@@ -576,7 +576,14 @@ def scan_nodes(buf, pos, limit, prefix, kek):
     cdef const mf_kernel *kern = _kern
     cdef mf_scan_out *prev = NULL
     cdef mf_node *nd
-    cdef int64_t span[2]
+    cdef uint8_t *packed = NULL
+    cdef uint8_t *p_types
+    cdef uint8_t *p_members
+    cdef uint8_t *p_keys
+    cdef int64_t *p_sizes
+    cdef int64_t *p_times
+    cdef int64_t *p_spans
+    cdef size_t g = 0
     cdef size_t name_at = 0, name_len = 0
     cdef int nmembers = 0
     try:
@@ -651,12 +658,17 @@ def scan_nodes(buf, pos, limit, prefix, kek):
             raise MemoryError()
         others = []
         handles, parents, owners, attrs, fas, names = [], [], [], [], [], []
-        types = bytearray()
-        members = bytearray()
-        sizes = bytearray()
-        times = bytearray()
-        keys = bytearray()
-        spans = bytearray()
+        # packed columns, g entries each: types, members (1 byte), sizes, times (8), keys (32),
+        # spans (16)
+        packed = <uint8_t *>malloc((nusual if nusual else 1) * 66)
+        if packed == NULL:
+            raise MemoryError()
+        p_types = packed
+        p_members = p_types + nusual
+        p_sizes = <int64_t *>(p_members + nusual)
+        p_times = p_sizes + nusual
+        p_spans = p_times + nusual
+        p_keys = <uint8_t *>(p_spans + 2 * nusual)
         last_owner = last_parent = None
         prev = NULL
         j = 0
@@ -674,34 +686,46 @@ def scan_nodes(buf, pos, limit, prefix, kek):
                     prev = o
                     parents.append(last_parent)
                     owners.append(last_owner)
-                    types.append(o.t)
-                    sizes += (<char *>&o.s)[:8]
-                    times += (<char *>&o.ts)[:8]
-                    memset(nd.key_out + nd.key_len, 0, 32 - nd.key_len)
-                    keys += (<char *>nd.key_out)[:32]
+                    p_types[g] = <uint8_t>o.t
+                    p_sizes[g] = o.s
+                    p_times[g] = o.ts
+                    p_spans[2 * g] = <int64_t>o.start
+                    p_spans[2 * g + 1] = <int64_t>o.end
+                    memcpy(p_keys + 32 * g, nd.key_out, nd.key_len)
+                    memset(p_keys + 32 * g + nd.key_len, 0, 32 - nd.key_len)
                     attrs.append(PyBytes_FromStringAndSize(<char *>nd.attr_out + 4, nd.attr_json_len))
                     if mf_attr_name(nd.attr_out + 4, <size_t>nd.attr_json_len, &name_at,
                                     &name_len, &nmembers):
                         names.append(PyUnicode_DecodeUTF8(
                             <const char *>nd.attr_out + 4 + name_at, name_len, NULL))
-                        members.append(nmembers)
+                        p_members[g] = <uint8_t>nmembers
                     else:
                         names.append(None)
-                        members.append(0)
+                        p_members[g] = 0
                     fas.append(_ascii(b, o, _S_FA) if o.has_fa else None)
-                    span[0] = <int64_t>o.start
-                    span[1] = <int64_t>o.end
-                    spans += (<char *>span)[:16]
+                    g += 1
                     continue
             others.append((o.start, o.end))
-        columns = (handles, parents, owners, bytes(types), bytes(sizes), bytes(times),
-                   bytes(keys), attrs, fas, bytes(spans), names, bytes(members))
+        columns = (
+            handles, parents, owners,
+            PyBytes_FromStringAndSize(<char *>p_types, g),
+            PyBytes_FromStringAndSize(<char *>p_sizes, 8 * g),
+            PyBytes_FromStringAndSize(<char *>p_times, 8 * g),
+            PyBytes_FromStringAndSize(<char *>p_keys, 32 * g),
+            attrs, fas,
+            PyBytes_FromStringAndSize(<char *>p_spans, 16 * g),
+            names,
+            PyBytes_FromStringAndSize(<char *>p_members, g),
+        )
         return p, stop, others, columns
     finally:
         if keys_out != NULL:
             memset(keys_out, 0, (n if n else 1) * 32)
         if attrs_out != NULL:
             memset(attrs_out, 0, attr_total if attr_total else 1)
+        if packed != NULL:
+            memset(packed, 0, (nusual if nusual else 1) * 66)
+        free(packed)
         free(outs)
         free(nodes)
         free(enc_keys)
