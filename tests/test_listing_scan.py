@@ -87,13 +87,31 @@ def node_text(draw: st.DrawFn) -> str:
         field = draw(st.sampled_from(["h", "p", "u", "t", "s", "ts", "k", "a", "fa", "sk", "x"]))
         node[field] = draw(
             st.sampled_from(
-                ["", "}", '"', "\\", "\u00e9", 0, 1, 2, -1, 1.5, 10**19, None, True, [1], {"a": "}"}]
+                [
+                    "",
+                    "}",
+                    '"',
+                    "\\",
+                    "\u00e9",
+                    0,
+                    1,
+                    2,
+                    -1,
+                    1.5,
+                    10**19,
+                    None,
+                    True,
+                    [1],
+                    {"a": "}"},
+                ]
             )
             | st.sampled_from([node.get("k", "")[:-1], "zz:" + node.get("k", ""), "AAA/"])
         )
-    text = json.dumps(node, ensure_ascii=draw(st.booleans()), separators=draw(
-        st.sampled_from([(",", ":"), (", ", ": "), (",", " :\t")])
-    ))
+    text = json.dumps(
+        node,
+        ensure_ascii=draw(st.booleans()),
+        separators=draw(st.sampled_from([(",", ":"), (", ", ": "), (",", " :\t")])),
+    )
     if kind == 9:  # raw-text oddities json.dumps never writes
         text = draw(
             st.sampled_from(
@@ -113,9 +131,10 @@ def node_text(draw: st.DrawFn) -> str:
 listings = st.lists(node_text(), max_size=12).flatmap(
     lambda nodes: st.tuples(
         st.just(nodes),
-        st.lists(st.sampled_from([",", " , ", ",\n", ",,", ""]), min_size=len(nodes),
-                 max_size=len(nodes)),
-        st.sampled_from(["]", "", "],\"ok\":[]}]", " x"]),
+        st.lists(
+            st.sampled_from([",", " , ", ",\n", ",,", ""]), min_size=len(nodes), max_size=len(nodes)
+        ),
+        st.sampled_from(["]", "", '],"ok":[]}]', " x"]),
     )
 )
 
@@ -170,7 +189,9 @@ def test_usual_nodes_read_exactly_as_json(parts: Any) -> None:
         node = json.loads(text[spans_a[2 * i] : spans_a[2 * i + 1]])
         assert (node["h"], node["p"], node["u"], node["t"]) == (h, parents[i], owners[i], types[i])
         assert (node.get("s", 0), node.get("ts", 0), node.get("fa")) == (
-            sizes_a[i], times_a[i], fas[i],
+            sizes_a[i],
+            times_a[i],
+            fas[i],
         )
         if members[i]:
             parsed = json.loads(attrs[i])
@@ -179,7 +200,7 @@ def test_usual_nodes_read_exactly_as_json(parts: Any) -> None:
             assert names[i] is None
         key = keys[32 * i : 32 * i + 32]
         assert key.rstrip(b"\0") or not key
-    for start, stop_at in others:
+    for start, _ in others:
         assert text[start : start + 1] == b"{"
     assert len(handles) + len(others) <= text.count(b"{")
 
@@ -192,7 +213,8 @@ def test_crafted_strings_never_move_boundaries() -> None:
     end, stop, others, cols = both(text)
     assert stop == 1 and text[end : end + 1] == b"]"
     assert set(cols[0]) | {json.loads(text[s:e])["h"] for s, e in others} == {
-        "EVIL0000", "GOOD0000"
+        "EVIL0000",
+        "GOOD0000",
     }
 
 

@@ -198,7 +198,9 @@ class NodeCache:
                 (n,) = struct.unpack(">Q", prefix)
                 if pos + 8 + n > end:
                     raise ValueError("a part runs past the end")
-                part = bytearray(_pread(fd, n, pos + 8))
+                part = bytearray(n)
+                if n and os.preadv(fd, [part], pos + 8) != n:
+                    raise OSError("the cache file changed size while being read")
                 _ctr(self._enc_key, nonce, pos + 8 - _HEADER.size, part, part)
                 pos += 8 + n
                 yield part
@@ -259,14 +261,20 @@ def _ctr(key: bytes, nonce: bytes, offset: int, src: Any, dst: Any) -> None:
 
 
 # -- the store as bytes ---------------------------------------------------------------------
+_SLICE = 1 << 16  # nodes per slice of the handles, names and attributes parts
+
+
 def encode_store(store: NodeStore) -> Iterator[tuple[int, Iterable[Any]]]:
-    """The parts, made one at a time, as (length, pieces): columns as raw arrays, the rest as
-    JSON; the big columns are cut into pieces of a few MB (each part is written
-    length-prefixed)."""
+    """The parts, made one at a time, as (length, pieces): a JSON header, then per slice of
+    65,536 slots the handles and names (JSON lists), the attribute lengths and the attribute
+    bytes, then the columns as raw arrays cut into pieces of a few MB (each part is written
+    length-prefixed), so that writing holds the store and one slice, never a copy of it all."""
     owners = sorted(set(store.owners))
     owner_index = {o: i for i, o in enumerate(owners)}
+    count = len(store.handles)
     meta = {
         "sn": store.sn,
+        "count": count,
         "roots": {str(t): h for t, h in store.roots.items()},
         "owners": owners,
         "extra": {str(s): v for s, v in store.extra.items()},
@@ -276,37 +284,21 @@ def encode_store(store: NodeStore) -> Iterator[tuple[int, Iterable[Any]]]:
     text = json.dumps(meta, separators=(",", ":")).encode()
     yield len(text), (text,)
     del text
-    for values in (store.handles, store.names):
-        pieces = _json_list_pieces(values)
-        yield sum(map(len, pieces)), pieces
-        del pieces
-    for column in (
-        array("i", map(owner_index.__getitem__, store.owners)),
-        array("i", [-1 if a is None else len(a) for a in store.attrs]),
-    ):
-        yield len(column) * column.itemsize, (memoryview(column).cast("B"),)
-    attrs = store.attrs
-    step = 1 << 16
-    yield (
-        sum(len(a) for a in attrs if a is not None),
-        (
-            b"".join([a for a in attrs[i : i + step] if a is not None])
-            for i in range(0, len(attrs), step)
-        ),
-    )
-    for column in (store.keys, *(getattr(store, name) for name in _COLUMNS)):
+    for i in range(0, count, _SLICE):
+        for values in (store.handles[i : i + _SLICE], store.names[i : i + _SLICE]):
+            text = json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+            yield len(text), (text,)
+        attrs = store.attrs[i : i + _SLICE]
+        lengths = array("i", [-1 if a is None else len(a) for a in attrs])
+        yield len(lengths) * lengths.itemsize, (memoryview(lengths).cast("B"),)
+        blob = b"".join([a for a in attrs if a is not None])
+        yield len(blob), (blob,)
+        del attrs, lengths, blob
+    owner_column = array("i", map(owner_index.__getitem__, store.owners))
+    for column in (owner_column, store.keys, *(getattr(store, name) for name in _COLUMNS)):
         view = memoryview(column).cast("B")
         yield len(view), (view[i : i + _PIECE] for i in range(0, len(view), _PIECE))
-
-
-def _json_list_pieces(values: list[Any], step: int = 1 << 16) -> list[bytes]:
-    """A JSON list as UTF-8 pieces made a slice at a time (never one text of it all)."""
-    pieces = [b"["]
-    for i in range(0, len(values), step):
-        text = json.dumps(values[i : i + step], separators=(",", ":"), ensure_ascii=False)
-        pieces.append((text[1:-1] + ("," if i + step < len(values) else "")).encode())
-    pieces.append(b"]")
-    return pieces
+        del view
 
 
 def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
@@ -321,32 +313,44 @@ def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
         return value
 
     meta = json.loads(part())
-    handles = json.loads(part())
-    names = json.loads(part())
-    count = len(handles)
-    if not isinstance(handles, list) or not isinstance(names, list) or len(names) != count:
-        raise ValueError("handles and names differ in length")
+    count = meta["count"]
+    if type(count) is not int or count < 0:
+        raise ValueError("a bad node count")
     store = NodeStore()
+    handles: list[str | None] = []
+    names: list[str | None] = []
+    attrs: list[bytes | None] = []
+    for i in range(0, count, _SLICE):
+        n = min(_SLICE, count - i)
+        some_handles, some_names = json.loads(part()), json.loads(part())
+        if type(some_handles) is not list or type(some_names) is not list:
+            raise ValueError("handles or names are not lists")
+        handles += some_handles
+        names += some_names
+        lengths = array("i")
+        lengths.frombytes(part())
+        blob = bytes(part())
+        if len(some_handles) != n or len(some_names) != n or len(lengths) != n:
+            raise ValueError("a slice has the wrong number of nodes")
+        if min(lengths) < -1:
+            raise ValueError("a negative attribute length")
+        ends = list(accumulate(map(max, lengths, repeat(0))))
+        if ends[-1] != len(blob):
+            raise ValueError("attribute lengths do not match")
+        starts = [0, *ends[:-1]]
+        attrs += [
+            None if k < 0 else blob[a:b] for k, a, b in zip(lengths, starts, ends, strict=True)
+        ]
+        del some_handles, some_names, lengths, blob, ends, starts
     owners_table = meta["owners"]
     owner_ix = array("i")
     owner_ix.frombytes(part())
     if owner_ix and not 0 <= min(owner_ix) <= max(owner_ix) < len(owners_table):
         raise ValueError("an owner index points outside the table")
     store.owners = list(map(owners_table.__getitem__, owner_ix))
-    attr_lengths = array("i")
-    attr_lengths.frombytes(part())
-    blob = bytes(part())
-    if attr_lengths and min(attr_lengths) < -1:
-        raise ValueError("a negative attribute length")
-    ends = list(accumulate(map(max, attr_lengths, repeat(0))))
-    if (ends[-1] if ends else 0) != len(blob) or len(attr_lengths) != count:
-        raise ValueError("attribute lengths do not match")
-    starts = [0, *ends[:-1]]
-    store.attrs = [
-        None if n < 0 else blob[a:b] for n, a, b in zip(attr_lengths, starts, ends, strict=True)
-    ]
-    del ends, starts, blob
-    store.keys = bytearray(part())
+    del owner_ix
+    keys = part()
+    store.keys = keys if type(keys) is bytearray else bytearray(keys)
     for name in _COLUMNS:
         getattr(store, name).frombytes(part())
     if next(it, None) is not None:
@@ -359,14 +363,16 @@ def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
         raise ValueError("columns differ in length")
     store.handles = handles
     store.names = names
+    store.attrs = attrs
     store.sn = meta["sn"] if isinstance(meta["sn"], str) else None
     store.roots = {int(t): h for t, h in meta["roots"].items()}
     store.extra = {int(s): v for s, v in meta["extra"].items()}
     store.orphan_parent = {int(s): v for s, v in meta["orphan"].items()}
     store.undecryptable = {int(s): v for s, v in meta["undec"].items()}
     free = [i for i, h in enumerate(handles) if h is None] if None in handles else []
-    store.slot_of = dict(zip(handles, range(count), strict=True))
-    store.slot_of.pop(None, None)  # type: ignore[call-overload]
+    slot_of: dict[Any, int] = dict(zip(handles, range(count), strict=True))
+    slot_of.pop(None, None)
+    store.slot_of = slot_of
     store._free = free
     store.count = len(store.slot_of)
     if store.count + len(free) != count or set(map(type, store.slot_of)) - {str}:

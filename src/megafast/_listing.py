@@ -225,7 +225,9 @@ class ListingParser:
         handles, parents, owners, types, sizes, times, keys, texts, fas, spans, names, members = (
             columns
         )
-        richer: list[bytes | None] = [js if m > 1 else None for js, m in zip(texts, members)]
+        richer: list[bytes | None] = [
+            js if m > 1 else None for js, m in zip(texts, members, strict=True)
+        ]
         if 0 in members:  # attributes the scanner left to a real JSON parser
             odd = [i for i, m in enumerate(members) if m == 0]
             for i, attrs in zip(odd, _parse_attr_batch([texts[i] for i in odd]), strict=True):

@@ -23,9 +23,9 @@ import struct
 import sys
 import zlib
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import groupby, repeat
-from typing import Any, Union
+from typing import Any
 
 from .errors import MegaError
 
@@ -36,7 +36,7 @@ _WORDS4 = struct.Struct(">4I")
 _WORDS8 = struct.Struct(">8I")
 _NO_PARENT = -1
 _FREE = -2  # a parent value marking a slot whose node was removed
-_NameIndex = Union[tuple[int, int], dict[int, Union[int, list[int]]]]
+_NameIndex = tuple[int, int] | dict[int, int | list[int]]
 
 
 def name_hash(name: str | None) -> int:
@@ -46,10 +46,11 @@ def name_hash(name: str | None) -> int:
 
 def name_hashes(names: Iterable[str | None]) -> Iterator[int]:
     """:func:`name_hash` of many names (C-level loops for the usual all-string case)."""
-    names = list(names)
-    if None in names:
-        return map(name_hash, names)
-    return map(zlib.crc32, map(str.encode, names, repeat("utf-8"), repeat("surrogatepass")))
+    every = list(names)
+    if None in every:
+        return map(name_hash, every)
+    strings: list[str] = every  # type: ignore[assignment]
+    return map(zlib.crc32, map(str.encode, strings, repeat("utf-8"), repeat("surrogatepass")))
 
 
 def _unless(name: str | None, attrs_json: bytes | None) -> str | None:
@@ -115,7 +116,12 @@ class _Lookups:
                 at = column.find(key, at + 1)
         else:
             found = index.get(h)  # type: ignore[union-attr]
-            candidates = [] if found is None else [found] if type(found) is int else found
+            if found is None:
+                candidates = []
+            elif isinstance(found, int):
+                candidates = [found]
+            else:
+                candidates = found
         names, name_at = self.names, self.name_at
         return [s for s in candidates if (names[s] or name_at(s)) == name]
 
@@ -123,14 +129,16 @@ class _Lookups:
         """A hash -> slot(s) dict of a folder's children (made on the first lookup)."""
         children = self.children.get(parent_slot, array("i"))
         hashes = self.name_hash
-        index: dict[int, int | list[int]] = dict(zip(map(hashes.__getitem__, children), children))
+        index: dict[int, int | list[int]] = dict(
+            zip(map(hashes.__getitem__, children), children, strict=True)
+        )
         if len(index) != len(children):  # a repeated hash: the slots in the folder's order
             index = {}
             for s in children:
                 same = index.get(hashes[s])
                 if same is None:
                     index[hashes[s]] = s
-                elif type(same) is int:
+                elif isinstance(same, int):
                     index[hashes[s]] = [same, s]
                 else:
                     same.append(s)
@@ -260,7 +268,7 @@ class NodeStore(_Lookups):
         self.times[slot] = ts if 0 <= ts < 1 << 62 else 0
         self.owners[slot] = self._interned.setdefault(owner, owner)
         self.names[slot] = ROOT_NAMES[t] if t in ROOT_NAMES else _unless(name, attrs_json)
-        self.name_hash[slot] = name_hash(ROOT_NAMES[t] if t in ROOT_NAMES else name)
+        self.name_hash[slot] = name_hash(ROOT_NAMES.get(t, name))
         if t in ROOT_NAMES:
             self.roots[t] = h
         if key is not None and len(key) in (16, 32):
@@ -282,8 +290,8 @@ class NodeStore(_Lookups):
         parents: list[str],
         types: list[int],
         owners: list[str],
-        sizes: list[int],
-        times: list[int],
+        sizes: Sequence[int],
+        times: Sequence[int],
         keys: bytes | bytearray,
         names: list[str],
         attrs_json: list[bytes | None],

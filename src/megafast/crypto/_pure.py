@@ -385,8 +385,18 @@ def hashcash_search(token: Any, threshold: Any, start: Any, count: Any) -> int:
 _PLAIN = rb"[\x20\x21\x23-\x5b\x5d-\x7e]*"  # printable ASCII but '"' and '\\'
 _JSON_WS = rb"[ \t\r\n]*"
 _MEMBER = re.compile(
-    _JSON_WS + rb'"(' + _PLAIN + rb')"' + _JSON_WS + rb":" + _JSON_WS
-    + rb'(?:"(' + _PLAIN + rb')"|(0|[1-9][0-9]{0,17})(?![0-9.eE]))' + _JSON_WS + rb"([,}])"
+    _JSON_WS
+    + rb'"('
+    + _PLAIN
+    + rb')"'
+    + _JSON_WS
+    + rb":"
+    + _JSON_WS
+    + rb'(?:"('
+    + _PLAIN
+    + rb')"|(0|[1-9][0-9]{0,17})(?![0-9.eE]))'
+    + _JSON_WS
+    + rb"([,}])"
 )
 _SKIP = re.compile(rb"[ \t\r\n,]*")
 _BRACKETS = re.compile(rb'"(?:[^"\\]|\\.)*(")?|[{}\[\]]', re.S)
@@ -417,7 +427,7 @@ def _usual(b: bytes, start: int, end: int) -> dict[bytes, Any] | None:
             if i != end:
                 return None
             break
-    if not _NEEDED <= fields.keys() or fields[b"t"] > 1 or not fields[b"h"]:
+    if not fields.keys() >= _NEEDED or fields[b"t"] > 1 or not fields[b"h"]:
         return None
     return fields
 
@@ -446,8 +456,16 @@ def _scan_one(b: bytes, pos: int) -> tuple[int, int, int, dict[bytes, Any] | Non
 
 _ATTR_STRING = rb'"([^"\\\x00-\x1f]*)"'
 _ATTR_MEMBER = re.compile(
-    _JSON_WS + _ATTR_STRING + _JSON_WS + rb":" + _JSON_WS
-    + rb"(?:" + _ATTR_STRING + rb"|-?(?:0|[1-9][0-9]*)(?![0-9.eE]))" + _JSON_WS + rb"([,}])"
+    _JSON_WS
+    + _ATTR_STRING
+    + _JSON_WS
+    + rb":"
+    + _JSON_WS
+    + rb"(?:"
+    + _ATTR_STRING
+    + rb"|-?(?:0|[1-9][0-9]*)(?![0-9.eE]))"
+    + _JSON_WS
+    + rb"([,}])"
 )
 _ATTR_MAX_MEMBERS = 16
 
@@ -529,7 +547,7 @@ def scan_nodes(
         alen = len(a) // 4 * 3 + (len(a) % 4 - 1 if len(a) % 4 else 0)
         if alen == 0 or alen % 16 or len(a) % 4 == 1:
             continue
-        key = _b64url(k[len(pre):])
+        key = _b64url(k[len(pre) :])
         attrs = _b64url(a)
         if key is None or len(key) != (16 if fields[b"t"] == 1 else 32) or attrs is None:
             continue
@@ -561,8 +579,17 @@ def scan_nodes(
         fas.append(fields[b"fa"].decode() if b"fa" in fields else None)
         spans.extend((start, end))
     columns = (
-        handles, parents, owners, bytes(types), array("q", sizes).tobytes(),
-        array("q", times).tobytes(), b"".join(keys), attrs_out, fas, array("q", spans).tobytes(),
-        names, bytes(members),
+        handles,
+        parents,
+        owners,
+        bytes(types),
+        array("q", sizes).tobytes(),
+        array("q", times).tobytes(),
+        b"".join(keys),
+        attrs_out,
+        fas,
+        array("q", spans).tobytes(),
+        names,
+        bytes(members),
     )
     return p, stop, others, columns
