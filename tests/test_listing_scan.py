@@ -260,3 +260,22 @@ def test_listing_parser_gives_the_same_store_with_either_twin(
         results.append(list(store.iter_nodes()))
     assert results[0] == results[1]
     assert len(results[0]) == len(nodes) - 1
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 4096, 1 << 20])
+def test_values_around_the_nodes_in_any_chunking(chunk: int) -> None:
+    """Numbers, strings and other elements split anywhere, inside f and after it (each is
+    decoded a window at a time, so a big value after many small ones is read whole)."""
+    folder = ACCT.folder(handle(7), ACCT.root, "d\u00e9")
+    body = (
+        '[{"a":12345,"f":[1, "x\\"}" ,'
+        + json.dumps(folder)
+        + ',[{"h":"zz"}],-0],"sn":"s\u00e9","n":-987654321,"big":"'
+        + "y" * 20000
+        + '"}]'
+    ).encode()
+    store, meta = load_listing(
+        [body[i : i + chunk] for i in range(0, len(body), chunk)], Keyring(ACCT.master, ACCT.user)
+    )
+    assert meta["a"] == 12345 and meta["n"] == -987654321 and len(meta["big"]) == 20000
+    assert store.sn == "s\u00e9" and store.find_path("d\u00e9") == handle(7)

@@ -167,24 +167,32 @@ class ListingParser:
                 return
 
     def _value(self) -> Any:
-        """One JSON value at the position, or None when more text is needed."""
-        raw = bytes(self._buf[self._pos : self._pos + MAX_VALUE_CHARS + 4])
-        try:
-            text, _ = codecs.utf_8_decode(raw, "strict", self._eof)
-        except UnicodeDecodeError as exc:
-            raise ValidationError(f"the node listing is not UTF-8 text: {exc}") from None
-        try:
-            value, end = _scan(text, 0)
-        except (StopIteration, ValueError, RecursionError):
-            if self._eof:
-                raise ValidationError("malformed or truncated node listing") from None
-            if len(raw) > MAX_VALUE_CHARS:
-                raise ValidationError("a value in the node listing is too large") from None
-            return None
-        if end == len(text) and not self._eof and isinstance(value, (int, float)):
-            return None  # a number may go on in the next chunk
-        self._pos += len(text[:end].encode("utf-8", "surrogatepass"))
-        return value
+        """One JSON value at the position, or None when more text is needed. The text is
+        decoded a growing window at a time, so a value costs about its own size."""
+        window = 1 << 12
+        while True:
+            raw = bytes(self._buf[self._pos : self._pos + window])
+            whole = self._pos + window >= len(self._buf)  # the window reaches the buffer's end
+            final = whole and self._eof
+            try:
+                text, _ = codecs.utf_8_decode(raw, "strict", final)
+            except UnicodeDecodeError as exc:
+                raise ValidationError(f"the node listing is not UTF-8 text: {exc}") from None
+            try:
+                value, end = _scan(text, 0)
+                if end == len(text) and not final and isinstance(value, (int, float)):
+                    raise StopIteration  # a number may go on after the window
+            except (StopIteration, ValueError, RecursionError):
+                if len(raw) > MAX_VALUE_CHARS:
+                    raise ValidationError("a value in the node listing is too large") from None
+                if not whole:
+                    window *= 4
+                    continue
+                if self._eof:
+                    raise ValidationError("malformed or truncated node listing") from None
+                return None
+            self._pos += len(text[:end].encode("utf-8", "surrogatepass"))
+            return value
 
     def _nodes_batch(self) -> bool:
         """Take the complete node objects at the position (about BATCH_CHARS of text): the
