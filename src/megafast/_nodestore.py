@@ -122,8 +122,32 @@ class _Lookups:
                 candidates = [found]
             else:
                 candidates = found
-        names, name_at = self.names, self.name_at
-        return [s for s in candidates if (names[s] or name_at(s)) == name]
+        return [s for s in candidates if self._is_named(s, name)]
+
+    def _is_named(self, slot: int, name: str) -> bool:
+        """Whether a slot's name is ``name``. Attribute JSON kept for the slot is valid JSON
+        (checked when stored); without a backslash, with one object and one "n" in it, every
+        quote delimits a string, so finding ``"n":"name"`` proves the name without parsing."""
+        kept = self.names[slot]
+        if kept is not None:
+            return kept == name
+        text = self.attrs[slot]
+        if text is None:
+            return False
+        if (
+            b"\\" not in text
+            and text.count(b"{") == 1
+            and text.count(b'"n"') == 1
+            and '"' not in name
+            and "\\" not in name
+        ):
+            try:
+                needle = b'"n":"' + name.encode("utf-8") + b'"'
+            except UnicodeEncodeError:
+                needle = b""
+            if needle and needle in text:
+                return True
+        return self.name_at(slot) == name
 
     def _index_of(self, parent_slot: int) -> _NameIndex:
         """A hash -> slot(s) dict of a folder's children (made on the first lookup)."""
