@@ -658,17 +658,17 @@ def scan_nodes(buf, pos, limit, prefix, kek):
             raise MemoryError()
         others = []
         handles, parents, owners, attrs, fas, names = [], [], [], [], [], []
-        # packed columns, g entries each: types, members (1 byte), sizes, times (8), keys (32),
-        # spans (16)
+        # packed columns, g entries each: sizes, times (8 bytes), spans (16), keys (32), types,
+        # members (1); the 8-byte ones first, so they are aligned
         packed = <uint8_t *>malloc((nusual if nusual else 1) * 66)
         if packed == NULL:
             raise MemoryError()
-        p_types = packed
-        p_members = p_types + nusual
-        p_sizes = <int64_t *>(p_members + nusual)
+        p_sizes = <int64_t *>packed
         p_times = p_sizes + nusual
         p_spans = p_times + nusual
         p_keys = <uint8_t *>(p_spans + 2 * nusual)
+        p_types = p_keys + 32 * nusual
+        p_members = p_types + nusual
         last_owner = last_parent = None
         prev = NULL
         j = 0
