@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from megafast._listing import load_listing
 from megafast._nodes import Keyring
 from megafast.crypto import _backend, _pure
+from megafast.errors import ValidationError
 from megafast.testing import _crypto as C
 from synthetic_listing import Account, handle
 
@@ -279,3 +280,12 @@ def test_values_around_the_nodes_in_any_chunking(chunk: int) -> None:
     )
     assert meta["a"] == 12345 and meta["n"] == -987654321 and len(meta["big"]) == 20000
     assert store.sn == "s\u00e9" and store.find_path("d\u00e9") == handle(7)
+
+
+def test_a_node_too_large_is_refused() -> None:
+    parser_body = b'[{"f":[{"h":"' + b"x" * (5 << 20)
+    with pytest.raises(ValidationError, match="too large"):
+        load_listing(
+            [parser_body[i : i + (1 << 20)] for i in range(0, len(parser_body), 1 << 20)],
+            Keyring(ACCT.master, ACCT.user),
+        )

@@ -28,7 +28,8 @@ from .errors import RequestError, UnexpectedAnswerError, ValidationError
 __all__ = ["ListingParser", "load_listing", "add_raw_nodes"]
 
 BATCH_CHARS = 1 << 20  # parse and decrypt about a MiB of answer text at a time
-MAX_VALUE_CHARS = 64 << 20  # one node, or one top-level value other than f, at most
+MAX_VALUE_CHARS = 64 << 20  # one top-level value other than f (ok, s, u, f2...) at most
+MAX_NODE_BYTES = 4 << 20  # one node object at most (each feed rescans an unfinished one)
 _B64_TABLE = bytes.maketrans(b"-_", b"+/")
 _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _WS = re.compile(rb"[ \t\r\n]*")
@@ -205,7 +206,7 @@ class ListingParser:
             buf, self._pos, BATCH_CHARS, self._prefix, self._kek
         )
         if end == self._pos:
-            if len(buf) - end > MAX_VALUE_CHARS:
+            if len(buf) - end > MAX_NODE_BYTES:
                 raise ValidationError("a node in the listing is too large")
             if self._eof:
                 raise ValidationError("truncated node listing")
