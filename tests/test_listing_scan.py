@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from megafast._listing import load_listing
 from megafast._nodes import Keyring
+from megafast._nodestore import name_hash
 from megafast.crypto import _backend, _pure
 from megafast.errors import ValidationError
 from megafast.testing import _crypto as C
@@ -184,8 +185,11 @@ def test_usual_nodes_read_exactly_as_json(parts: Any) -> None:
     and every span (usual or not) is exactly one whole element of the array."""
     text = join(parts)
     end, stop, others, cols = both(text)
-    handles, parents, owners, types, sizes, times, keys, attrs, fas, spans, names, members = cols
+    handles, parents, owners, types, sizes, times, keys, attrs, fas, spans, names, members = cols[
+        :12
+    ]
     sizes_a, times_a, spans_a = (array("q", b) for b in (sizes, times, spans))
+    hashes = array("I", cols[12])
     for i, h in enumerate(handles):
         node = json.loads(text[spans_a[2 * i] : spans_a[2 * i + 1]])
         assert (node["h"], node["p"], node["u"], node["t"]) == (h, parents[i], owners[i], types[i])
@@ -196,9 +200,10 @@ def test_usual_nodes_read_exactly_as_json(parts: Any) -> None:
         )
         if members[i]:
             parsed = json.loads(attrs[i])
-            assert parsed["n"] == names[i] and len(parsed) == members[i]
+            assert len(parsed) == members[i] and hashes[i] == name_hash(parsed["n"])
+            assert names[i] == (parsed["n"] if members[i] == 1 else None)
         else:
-            assert names[i] is None
+            assert names[i] is None and hashes[i] == 0
         key = keys[32 * i : 32 * i + 32]
         assert key.rstrip(b"\0") or not key
     for start, _ in others:

@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ._nodes import Keyring, NodeTree, b64_bytes
-from ._nodestore import NodeStore
+from ._nodestore import NodeStore, name_hash
 from .errors import RequestError, UnexpectedAnswerError, ValidationError
 
 __all__ = ["ListingParser", "load_listing", "add_raw_nodes"]
@@ -232,17 +232,22 @@ class ListingParser:
         from .crypto._bulk import _parse_attr_batch
 
         handles, parents, owners, types, sizes, times, keys, texts, fas, spans, names, members = (
-            columns
+            columns[:12]
         )
+        hashes = array("I", columns[12])
         richer: list[bytes | None] = [
             js if m > 1 else None for js, m in zip(texts, members, strict=True)
         ]
+        named = True
         if 0 in members:  # attributes the scanner left to a real JSON parser
             odd = [i for i, m in enumerate(members) if m == 0]
             for i, attrs in zip(odd, _parse_attr_batch([texts[i] for i in odd]), strict=True):
-                names[i] = attrs.get("n") if attrs is not None else None
+                name = attrs.get("n") if attrs is not None else None
+                named = named and type(name) is str
+                names[i] = name
+                hashes[i] = name_hash(name if type(name) is str else None)
                 richer[i] = texts[i] if attrs is not None and len(attrs) > 1 else None
-        if set(map(type, names)) != _STR or len(set(handles)) != len(handles):
+        if not named or len(set(handles)) != len(handles):
             self._take_odd(buf, spans)
             return
         self.store.put_batch(
@@ -255,6 +260,7 @@ class ListingParser:
             keys,
             names,
             richer,
+            hashes,
         )
         if fas.count(None) != len(fas):
             for h, fa in zip(handles, fas, strict=True):

@@ -59,6 +59,17 @@ def _unless(name: str | None, attrs_json: bytes | None) -> str | None:
     return name if attrs_json is None else None
 
 
+def _name_in(attrs_json: bytes | None) -> str | None:
+    """The "n" of attribute JSON (a string), else None."""
+    if attrs_json is None:
+        return None
+    try:
+        name = json.loads(attrs_json).get("n")
+    except (ValueError, AttributeError):
+        return None
+    return name if type(name) is str else None
+
+
 class StoreError(MegaError):
     """A change that the store cannot apply: an unknown node, or a move forming a cycle."""
 
@@ -317,13 +328,16 @@ class NodeStore(_Lookups):
         sizes: Sequence[int],
         times: Sequence[int],
         keys: bytes | bytearray,
-        names: list[str],
+        names: list[str | None],
         attrs_json: list[bytes | None],
+        hashes: Sequence[int] | None = None,
     ) -> None:
         """Insert many decrypted files and folders at once (a listing's usual nodes).
 
         ``keys`` holds 32 bytes per node (a folder's 16-byte key zero-padded); ``attrs_json``
         holds each node's attribute JSON when it has more than a name, else None.
+        ``hashes``: the :func:`name_hash` of each name when the caller has them (a name may
+        then be None where its attribute JSON is given).
         Handles already in the store, and sizes or times out of range, go through
         :meth:`put` one by one."""
         n = len(handles)
@@ -348,7 +362,7 @@ class NodeStore(_Lookups):
                     sizes[i],
                     times[i],
                     key,
-                    names[i],
+                    _name_in(attrs_json[i]) if names[i] is None else names[i],
                     attrs_json[i],
                 )
             return
@@ -368,7 +382,7 @@ class NodeStore(_Lookups):
             [n if a is None else None for n, a in zip(names, attrs_json, strict=True)]
         )
         self.attrs.extend(attrs_json)
-        self.name_hash.extend(name_hashes(names))
+        self.name_hash.extend(name_hashes(names) if hashes is None else hashes)
         self.count += n
         get = slot_of.get
         parent_slots = [get(p, _NO_PARENT) if p else _NO_PARENT for p in parents]
@@ -561,15 +575,7 @@ class NodeStore(_Lookups):
         """A slot's name: kept as a string, or read from its attribute JSON when it has one
         (a name is stored once)."""
         name = self.names[slot]
-        if name is None:
-            text = self.attrs[slot]
-            if text is not None:
-                try:
-                    name = json.loads(text).get("n")
-                except (ValueError, AttributeError):
-                    return None
-                return name if type(name) is str else None
-        return name
+        return _name_in(self.attrs[slot]) if name is None else name
 
     def child_handles(self, h: str) -> list[str]:
         return [self.handles[s] for s in self.children.get(self._slot(h), ())]  # type: ignore[misc]

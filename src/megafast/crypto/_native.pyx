@@ -84,6 +84,7 @@ cdef extern from "mfcrypto.h" nogil:
     long mf_b64url_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t cap)
     int mf_attr_name(const uint8_t *js, size_t len, size_t *name_start, size_t *name_len,
                      int *members)
+    uint32_t mf_crc32(const uint8_t *data, size_t n)
 
 
 mf_portable_init()
@@ -583,6 +584,7 @@ def scan_nodes(buf, pos, limit, prefix, kek):
     cdef int64_t *p_sizes
     cdef int64_t *p_times
     cdef int64_t *p_spans
+    cdef uint32_t *p_hashes
     cdef size_t g = 0
     cdef size_t name_at = 0, name_len = 0
     cdef int nmembers = 0
@@ -660,14 +662,15 @@ def scan_nodes(buf, pos, limit, prefix, kek):
         handles, parents, owners, attrs, fas, names = [], [], [], [], [], []
         # packed columns, g entries each: sizes, times (8 bytes), spans (16), keys (32), types,
         # members (1); the 8-byte ones first, so they are aligned
-        packed = <uint8_t *>malloc((nusual if nusual else 1) * 66)
+        packed = <uint8_t *>malloc((nusual if nusual else 1) * 70)
         if packed == NULL:
             raise MemoryError()
         p_sizes = <int64_t *>packed
         p_times = p_sizes + nusual
         p_spans = p_times + nusual
         p_keys = <uint8_t *>(p_spans + 2 * nusual)
-        p_types = p_keys + 32 * nusual
+        p_hashes = <uint32_t *>(p_keys + 32 * nusual)
+        p_types = <uint8_t *>(p_hashes + nusual)
         p_members = p_types + nusual
         last_owner = last_parent = None
         prev = NULL
@@ -697,11 +700,14 @@ def scan_nodes(buf, pos, limit, prefix, kek):
                     if mf_attr_name(nd.attr_out + 4, <size_t>nd.attr_json_len, &name_at,
                                     &name_len, &nmembers):
                         names.append(PyUnicode_DecodeUTF8(
-                            <const char *>nd.attr_out + 4 + name_at, name_len, NULL))
+                            <const char *>nd.attr_out + 4 + name_at, name_len, NULL)
+                            if nmembers == 1 else None)
                         p_members[g] = <uint8_t>nmembers
+                        p_hashes[g] = mf_crc32(nd.attr_out + 4 + name_at, name_len)
                     else:
                         names.append(None)
                         p_members[g] = 0
+                        p_hashes[g] = 0
                     fas.append(_ascii(b, o, _S_FA) if o.has_fa else None)
                     g += 1
                     continue
@@ -716,6 +722,7 @@ def scan_nodes(buf, pos, limit, prefix, kek):
             PyBytes_FromStringAndSize(<char *>p_spans, 16 * g),
             names,
             PyBytes_FromStringAndSize(<char *>p_members, g),
+            PyBytes_FromStringAndSize(<char *>p_hashes, 4 * g),
         )
         return p, stop, others, columns
     finally:
@@ -724,7 +731,7 @@ def scan_nodes(buf, pos, limit, prefix, kek):
         if attrs_out != NULL:
             memset(attrs_out, 0, attr_total if attr_total else 1)
         if packed != NULL:
-            memset(packed, 0, (nusual if nusual else 1) * 66)
+            memset(packed, 0, (nusual if nusual else 1) * 70)
         free(packed)
         free(outs)
         free(nodes)

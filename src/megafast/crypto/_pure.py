@@ -13,6 +13,7 @@ import hashlib
 import re
 import struct
 import threading
+import zlib
 from array import array
 from collections.abc import Sequence
 from typing import Any
@@ -556,10 +557,22 @@ def scan_nodes(
         enc_attrs.append(attrs)
     plain = dict(zip(usual, decrypt_nodes(master, enc_keys, enc_attrs), strict=True))
     others: list[tuple[int, int]] = []
-    cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [], [], [], [])
-    handles, parents, owners, types, sizes, times, keys, attrs_out, fas, spans, names, members = (
-        cols
-    )
+    cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [], [], [], [], [])
+    (
+        handles,
+        parents,
+        owners,
+        types,
+        sizes,
+        times,
+        keys,
+        attrs_out,
+        fas,
+        spans,
+        names,
+        members,
+        hashes,
+    ) = cols
     for i, (start, end, fields) in enumerate(found):
         key, js = plain.get(i, (None, None))
         if fields is None or key is None or js is None:
@@ -572,8 +585,9 @@ def scan_nodes(
         sizes.append(fields.get(b"s", 0))
         times.append(fields.get(b"ts", 0))
         simple = _attr_name(js)
-        names.append(None if simple is None else simple[0])
+        names.append(simple[0] if simple is not None and simple[1] == 1 else None)
         members.append(0 if simple is None else simple[1])
+        hashes.append(0 if simple is None else zlib.crc32(simple[0].encode()))
         keys.append(key.ljust(32, b"\0"))
         attrs_out.append(js)
         fas.append(fields[b"fa"].decode() if b"fa" in fields else None)
@@ -591,5 +605,6 @@ def scan_nodes(
         array("q", spans).tobytes(),
         names,
         bytes(members),
+        array("I", hashes).tobytes(),
     )
     return p, stop, others, columns

@@ -150,6 +150,8 @@ long mf_b64url_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t cap);
  * member with a string value. Returns 1 with the name's span (inside the quotes) and the
  * member count, else 0 (the caller parses the JSON itself). */
 #define MF_ATTR_MAX_MEMBERS 16
+/* CRC-32 (zlib's: reflected 0xEDB88320, ~0 in and out) of n bytes. */
+uint32_t mf_crc32(const uint8_t *data, size_t n);
 int mf_attr_name(const uint8_t *js, size_t len, size_t *name_start, size_t *name_len,
                  int *members);
 

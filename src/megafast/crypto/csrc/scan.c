@@ -165,6 +165,15 @@ long mf_b64url_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t cap) {
     return (long)o;
 }
 
+uint32_t mf_crc32(const uint8_t *data, size_t n) {
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= data[i];
+        for (int b = 0; b < 8; b++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return crc ^ 0xFFFFFFFFu;
+}
+
 /* A JSON string of the attribute grammar at js[i] == '"': no '"' or '\\' inside and no
  * control byte below 0x20 (UTF-8 bytes pass: the caller decodes strictly). Returns the index
  * after the closing quote, or 0. */
