@@ -85,7 +85,8 @@ def decrypt_nodes(
 # (more text needed), 1 (buf[end] is not an object), 2 (limit reached); others: (start, end)
 # spans of the other objects; columns: (handles, parents, owners, types (1 byte each), sizes,
 # times (int64 each), keys (32 bytes each), attribute JSON, fa or None, spans (2 int64
-# each), names or None, members (1 byte each, 0: attributes not of the simple shape)).
+# each), names (str when the attributes hold only the name, else None), members (1 byte
+# each, 0: attributes not of the simple shape), name CRC-32s (uint32 each, 0 with members 0)).
 def scan_nodes(
     buf: ReadableBuffer, pos: int, limit: int, prefix: ReadableBuffer, kek: ReadableBuffer
 ) -> tuple[
@@ -104,6 +105,7 @@ def scan_nodes(
         list[str | None],
         bytes,
         list[str | None],
+        bytes,
         bytes,
     ],
 ]: ...
