@@ -105,3 +105,24 @@ def test_index_follows_changes_and_cache(tmp_path: Path) -> None:
     names = [rng.choice("abc") for _ in range(200)]
     assert list(map(name_hash, names)) == [zlib.crc32(n.encode()) for n in names]
     assert json.loads(loaded.attrs[loaded.slot_of["A2"]] or b"{}")["c"] == "renamed"
+
+
+def test_put_batch_with_hashes_and_names_only_in_the_json() -> None:
+    store = NodeStore()
+    store.put("R", None, 2, "u", 0, 0, None, None)
+    store.put("D", "R", 1, "u", 0, 0, bytes(16), "d")
+    for _ in range(2):  # the second time the handles are known: stored one by one
+        store.put_batch(
+            ["F1", "F2"],
+            ["D", "D"],
+            [0, 0],
+            ["u", "u"],
+            [1, 2],
+            [3, 4],
+            KEY * 2,
+            [None, "y"],
+            [b'{"n":"x","c":1}', None],
+            hashes=[name_hash("x"), name_hash("y")],
+        )
+        assert store.find_path("d/x") == "F1" and store.find_path("d/y") == "F2"
+        assert store.node("F1")["a"] == {"n": "x", "c": 1} and len(store) == 4
