@@ -169,3 +169,25 @@ def fetched(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
 
     monkeypatch.setattr(_download, "fetch_range", spy)
     return calls
+
+
+# -- mega:// filesystem tests (helpers in support/megafs.py) ----------------------------
+
+
+@pytest.fixture(scope="module")
+def fs_emulator() -> Iterator[Any]:
+    """One emulator per test module, with the mega:// tests' account."""
+    from megafast.testing import MegaEmulator
+    from support.megafs import EMAIL, PASSWORD
+
+    with MegaEmulator() as emu:
+        emu.create_account(EMAIL, PASSWORD)
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def fs_options(fs_emulator: Any) -> dict[str, Any]:
+    """storage_options for that account: its session (never the password) and the API URL."""
+    from support.megafs import session_options
+
+    return session_options(fs_emulator)

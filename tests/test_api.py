@@ -25,6 +25,7 @@ from megafast.errors import (
     RetryExhaustedError,
     ServerUnreachableError,
     SessionError,
+    UnexpectedAnswerError,
 )
 from support.scripted_api import ScriptedAPI
 
@@ -351,3 +352,25 @@ def test_the_gave_up_message_is_human(server: ScriptedAPI) -> None:
     assert "Reading the account and reading the quota: gave up after" in text
     assert "the last answer was HTTP 503" in text
     assert "['ug'" not in text and "uq'" not in text
+
+
+def test_stream_retries_then_hands_over_the_body_in_chunks(server: ScriptedAPI) -> None:
+    big = json.dumps([{"f": [{"h": f"{i:08d}", "t": 1} for i in range(60_000)], "sn": "x"}])
+    server.script = [(200, {}, "-3"), (503, {}, ""), (200, {}, big)]
+    api = client(server)
+    chunks = list(api.stream({"a": "f", "c": 1}))
+    assert len(chunks) > 1 and b"".join(chunks) == big.encode()
+    assert len({r["params"]["id"] for r in server.requests}) == 1
+    assert api.stats["retries"] == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [("[-9]", NotFoundError), ("-15", SessionError), ('["x"]', UnexpectedAnswerError)],
+)
+def test_stream_raises_error_numbers_and_odd_answers(
+    server: ScriptedAPI, body: str, error: type[Exception]
+) -> None:
+    server.script = [(200, {}, body)]
+    with pytest.raises(error):
+        client(server).stream({"a": "f"})

@@ -45,6 +45,7 @@ class Cli:
             "COLUMNS": "100",
         }
         self.env.pop("XDG_CONFIG_HOME", None)
+        self.env.pop("XDG_CACHE_HOME", None)  # the node cache goes to home/.cache/megafast
 
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "megafast", *args]
@@ -434,6 +435,27 @@ def test_mkdir_mv_rm(cli: Cli, emulator: MegaEmulator) -> None:
     assert cli.ok("ls", top) == ""
     assert f"{top}/a" not in [e["path"] for e in cli.json("ls", "-R", "/")]
     assert_one_line_error(cli.run("rm", "/"), 1, "root")
+
+
+def test_commands_use_the_node_cache(cli: Cli, emulator: MegaEmulator) -> None:
+    def listings() -> int:
+        return sum("f" in e.get("commands", ()) for e in emulator.request_log)
+
+    top = "/" + unique("cached")
+    cli.ok("mkdir", top)
+    cache = cli.home / ".cache" / "megafast"
+    [cached] = cache.glob("*.mfcache")
+    assert cached.stat().st_mode & 0o777 == 0o600
+    name = unique("elsewhere") + ".txt"
+    emulator.add_file(EMAIL, b"new", name)
+    emulator.reset_stats()
+    assert name in cli.ok("ls", "/")  # a warm start: the change through /sc
+    assert cli.ok("ls", top) == ""
+    assert listings() == 0
+    cli.ok("--no-cache", "ls", "/")
+    assert listings() == 1
+    assert cli.json("cache", "clear")["removed"] == 1  # type: ignore[index]
+    assert not list(cache.glob("*.mfcache"))
 
 
 # -- errors, output, progress -----------------------------------------------------------------

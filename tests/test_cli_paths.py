@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from megafast import Mega
-from megafast.cli import main
 from megafast.testing import MegaEmulator
+from support.cli_inproc import cli_login, run_cli
 
 EMAIL = "paths@example.com"
 PASSWORD = "paths password"
@@ -28,25 +26,15 @@ def emulator() -> Iterator[MegaEmulator]:
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str = "") -> tuple[int, str]:
     """Run ``megafast argv`` in this process; returns (exit code, stdout)."""
-    saved = sys.stdin
-    sys.stdin = io.StringIO(stdin)
-    try:
-        code = main(list(argv))
-    finally:
-        sys.stdin = saved
-    return code, capsys.readouterr().out
+    code, out, _ = run_cli(capsys, *argv, stdin=stdin)
+    return code, out
 
 
 @pytest.fixture
 def logged_in(
     tmp_path: Path, emulator: MegaEmulator, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> Mega:
-    monkeypatch.setenv("MEGAFAST_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setenv("MEGAFAST_API_URL", emulator.api_url)
-    code, _ = run(capsys, "login", EMAIL, "--password-stdin", stdin=PASSWORD + "\n")
-    assert code == 0
-    return Mega(api_url=emulator.api_url).login(EMAIL, PASSWORD)
+    return cli_login(capsys, monkeypatch, tmp_path, emulator, EMAIL, PASSWORD)
 
 
 def test_get_and_find_pick_the_same_node(

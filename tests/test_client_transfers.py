@@ -489,7 +489,9 @@ def test_upload_fileobj_resumes_a_seekable_source(emu: MegaEmulator, mega: Mega)
         pass
 
     def stop_midway(done: int, total: int) -> None:
-        if done >= 2 * MiB:
+        # two connections of 1 MiB pieces: at most 2 MiB are in flight, so at least 2 MiB
+        # were confirmed by the server when 4 MiB have been reported
+        if done >= 4 * MiB:
             raise Stop
 
     data = secrets.token_bytes(6 * MiB)

@@ -55,3 +55,19 @@ def test_emulator_example_runs():
     exec(compile(code, "README.md", "exec"), namespace)
     handle, node = namespace["found"]
     assert node["a"]["n"] == "hello.txt"
+
+
+def test_cache_and_watch_example_runs(emu, tmp_path, monkeypatch):
+    email, password = "you@example.com", "your password"
+    emu.create_account(email, password)
+    emu.configure_sc(wait_timeout=1.0)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    code = python_block("Big accounts: a local cache and live updates")
+    code = code.replace("Mega(cache=True)", f"Mega(api_url={emu.api_url!r}, cache=True)")
+    # another session's change, made once the example follows the change channel
+    code = code.replace("watcher = m.watch()", "watcher = m.watch(); change_elsewhere()")
+    namespace: dict = {"change_elsewhere": lambda: emu.add_folder(email, "made elsewhere")}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["event"].path == "Cloud Drive/made elsewhere"
+    assert namespace["m"].find("made elsewhere") is not None
+    assert list((tmp_path / "megafast").glob("*.mfcache"))

@@ -11,22 +11,30 @@ then :class:`~megafast.errors.RetryExhaustedError` is raised. A server that cann
 at all (connection refused, host name that does not resolve) gets only ``connect_retry_time``
 seconds (a few tries), then :class:`~megafast.errors.ServerUnreachableError`, so a command
 against a server that is down fails fast. HTTP 402 with ``X-Hashcash`` is solved with the
-native solver and the request sent again.
+native solver within what is left of ``retry_time`` and the request sent again; a challenge
+easier than ``min_hashcash_easiness`` (expected work too large to finish) or one that cannot be
+solved in the time left raises :class:`~megafast.errors.HashcashError` at once. An answer is
+read up to ``max_answer_bytes`` (a batch with ``f``, a listing, up to ``max_listing_bytes``);
+a longer one, one nested too deeply, or one that is not JSON raises
+:class:`~megafast.errors.UnexpectedAnswerError`.
 
 The session id travels in the URL, so exception messages never include the URL.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import re
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.exceptions import ChunkedEncodingError
 
 from ._redact import redact
 from ._retry import DEFAULT_RETRY, RetryPolicy
@@ -44,6 +52,8 @@ from .errors import (
 __all__ = ["ApiClient", "DEFAULT_API_URL", "new_http_session"]
 
 logger = logging.getLogger("megafast.api")
+STREAM_CHUNK = 1 << 20  # bytes read at a time from a streamed answer
+_OBJECT_START = re.compile(rb"\s*(\[\s*)?\{")  # an answer that is an object (not an error number)
 
 
 class _RedactSessionIds(logging.Filter):
@@ -62,6 +72,14 @@ class _RedactSessionIds(logging.Filter):
 logging.getLogger("urllib3.connectionpool").addFilter(_RedactSessionIds())
 
 DEFAULT_API_URL = "https://g.api.mega.co.nz"
+#: The largest answer read for a batch without ``f`` (bytes).
+DEFAULT_MAX_ANSWER_BYTES = 64 << 20
+#: The largest answer read for a batch with ``f``: a 1,000,000-node listing is about 300 MB.
+DEFAULT_MAX_LISTING_BYTES = 2 << 30
+#: The hardest hashcash megafast tries: easiness 128 expects 32,768 tries of 12 MiB each
+#: (minutes on one core); MEGA's own challenges are far easier (about 180-200).
+DEFAULT_MIN_HASHCASH_EASINESS = 128
+_READ_SIZE = 1 << 18
 RETRY_HTTP_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_HASHCASH_ROUNDS = 4
 
@@ -105,7 +123,10 @@ class ApiClient:
     server that refuses connections or whose name does not resolve (at most ``retry_time``);
     ``backoff_base``/``backoff_cap``: the first and the largest wait between tries, in
     seconds; ``retry``: a :class:`~megafast._retry.RetryPolicy` that replaces those four
-    figures (and sets the jitter); ``hashcash_threads``: threads for the 402 solver (``None``: all cores).
+    figures (and sets the jitter); ``hashcash_threads``: threads for the 402 solver (``None``:
+    all cores); ``min_hashcash_easiness``: harder challenges fail at once;
+    ``max_answer_bytes`` / ``max_listing_bytes``: the longest answer read (see the module
+    docstring).
     """
 
     def __init__(
@@ -120,6 +141,9 @@ class ApiClient:
         hashcash_threads: int | None = None,
         http: requests.Session | None = None,
         retry: RetryPolicy | None = None,
+        min_hashcash_easiness: int = DEFAULT_MIN_HASHCASH_EASINESS,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES,
+        max_listing_bytes: int = DEFAULT_MAX_LISTING_BYTES,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be positive")
@@ -133,6 +157,13 @@ class ApiClient:
         elif not isinstance(retry, RetryPolicy):
             raise ValidationError("retry must be a RetryPolicy")
         self.retry = retry
+        if not 0 <= min_hashcash_easiness <= 255:
+            raise ValueError("min_hashcash_easiness must be 0..255")
+        if max_answer_bytes < 1 or max_listing_bytes < 1:
+            raise ValueError("max_answer_bytes and max_listing_bytes must be positive")
+        self.min_hashcash_easiness = int(min_hashcash_easiness)
+        self.max_answer_bytes = int(max_answer_bytes)
+        self.max_listing_bytes = int(max_listing_bytes)
         self.api_url = api_url.rstrip("/")
         self.timeout = float(timeout)
         self.hashcash_threads = hashcash_threads
@@ -167,7 +198,8 @@ class ApiClient:
         if not commands:
             return []
         body = json.dumps(list(commands), separators=(",", ":"))
-        answer = self._send(body, len(commands), folder, [c.get("a") for c in commands])
+        names = [c.get("a") for c in commands]
+        answer = self._send(body, len(commands), folder, names)
         if isinstance(answer, int):
             raise error_for_code(answer)
         if not isinstance(answer, list) or len(answer) != len(commands):
@@ -176,8 +208,26 @@ class ApiClient:
             )
         return answer
 
+    def stream(self, command: dict[str, Any], *, folder: str | None = None) -> Iterator[bytes]:
+        """Send one command whose answer may be very large (``f``) and return its body as an
+        iterator of chunks, read from the socket as they are consumed (retries, hashcash and
+        ``-3`` as for :meth:`request`; an error number raises before anything is returned).
+        The body is the batch answer (``[{...}]``); the connection closes when the iterator
+        ends or is closed."""
+        body = json.dumps([command], separators=(",", ":"))
+        answer = self._send(body, 1, folder, [command.get("a")], stream=True)
+        if isinstance(answer, Iterator):
+            return answer
+        if isinstance(answer, list) and len(answer) == 1:
+            answer = answer[0]
+        if isinstance(answer, int):
+            raise error_for_code(answer)
+        raise UnexpectedAnswerError(f"the server answered {_describe(answer)}")
+
     # -- the loop --------------------------------------------------------------------------
-    def _send(self, body: str, count: int, folder: str | None, names: list[Any]) -> Any:
+    def _send(
+        self, body: str, count: int, folder: str | None, names: list[Any], stream: bool = False
+    ) -> Any:
         rid = self._new_request_id()
         params: dict[str, Any] = {"id": rid}
         if folder is not None:
@@ -203,43 +253,42 @@ class ApiClient:
                     data=body.encode("utf-8"),
                     headers=headers,
                     timeout=(min(self.timeout, 30.0), self.timeout),
+                    stream=True,
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+                status = resp.status_code
+                raw, streamed = bytearray(), None
+                if status != 200:
+                    resp.close()
+                elif stream:
+                    streamed, raw = self._start_stream(resp, names)
+                else:
+                    with resp:
+                        raw = self._read(resp, names)
+            except (requests.ConnectionError, requests.Timeout, ChunkedEncodingError) as exc:
                 unreachable = _unreachable_reason(exc)
                 reason = unreachable or f"{type(exc).__name__} (no answer)"
             except requests.RequestException as exc:
                 raise MegaError(f"HTTP request failed: {type(exc).__name__}") from None
             else:
-                status = resp.status_code
                 if status == 402 and "X-Hashcash" in resp.headers:
                     hashcash_rounds += 1
                     if hashcash_rounds > _MAX_HASHCASH_ROUNDS:
                         raise HashcashError("the server kept asking for hashcash") from None
-                    headers["X-Hashcash"] = self._solve(resp.headers["X-Hashcash"])
+                    headers["X-Hashcash"] = self._solve(
+                        resp.headers["X-Hashcash"], deadline - time.monotonic()
+                    )
                     continue
                 if status in RETRY_HTTP_STATUS:
                     reason = f"HTTP {status}"
                 elif status != 200:
                     raise RequestError(f"HTTP {status}", f"the API answered HTTP {status}")
                 else:
-                    # bytes, not resp.text: guessing the charset of a large body is slow
-                    raw = resp.content
+                    if streamed is not None:
+                        return streamed
                     if not raw.strip():
                         reason = "empty answer"
                     else:
-                        try:
-                            if len(raw) > (1 << 20):
-                                from ._nodes import gc_paused
-
-                                with gc_paused():
-                                    answer = json.loads(raw)
-                            else:
-                                answer = json.loads(raw)
-                        except ValueError:
-                            snippet = raw[:60].decode("utf-8", "replace")
-                            raise RequestError(
-                                snippet, "the API answered with text that is not JSON"
-                            ) from None
+                        answer = _parse(raw)
                         if answer == -3 or (count == 1 and answer == [-3]):
                             reason = "EAGAIN (-3)"
                         else:
@@ -274,13 +323,81 @@ class ApiClient:
             logger.info("api %s: %s, retry %d in %.2f s", names, reason, tries, wait)
             time.sleep(wait)
 
-    def _solve(self, challenge: str) -> str:
+    def _limit(self, names: list[Any]) -> tuple[int, Callable[..., UnexpectedAnswerError]]:
+        """The longest answer read for these commands, and the error for a longer one."""
+        listing = "f" in names
+        limit = self.max_listing_bytes if listing else self.max_answer_bytes
+        option = "max_listing_bytes" if listing else "max_answer_bytes"
+
+        def too_long(size: str = "that") -> UnexpectedAnswerError:
+            return UnexpectedAnswerError(
+                f"the answer to {_doing(names)} is longer than {size}, the limit of "
+                f"{limit} bytes; a larger one is read with Mega(options={{{option!r}: ...}})"
+            )
+
+        return limit, too_long
+
+    def _read(
+        self,
+        resp: requests.Response,
+        names: list[Any],
+        head: bytes = b"",
+        rest: Iterator[bytes] | None = None,
+    ) -> bytearray:
+        """The body of a 200 answer (``head`` and the chunks ``rest`` when reading began
+        already), at most the limit for these commands (bytes, not ``resp.text``: guessing
+        the charset of a large body is slow)."""
+        limit, too_long = self._limit(names)
+        declared = resp.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_long(f"{int(declared)} bytes")
+        raw = bytearray(head)
+        for piece in rest if rest is not None else resp.iter_content(_READ_SIZE):
+            raw += piece
+            if len(raw) > limit:
+                raise too_long()
+        return raw
+
+    def _start_stream(
+        self, resp: requests.Response, names: list[Any]
+    ) -> tuple[Iterator[bytes] | None, bytearray]:
+        """A streamed 200 answer: (its chunks, empty) when it is an object (read as the caller
+        consumes it, up to the limit), else (None, the whole short body: an error number)."""
+        try:
+            limit, too_long = self._limit(names)
+            declared = resp.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise too_long(f"{int(declared)} bytes")
+            chunks = resp.iter_content(STREAM_CHUNK)
+            first = next(chunks, b"")
+            if _OBJECT_START.match(first):
+                streamed = _closing(resp, itertools.chain((first,), chunks), limit, too_long)
+                return streamed, bytearray()
+            raw = self._read(resp, names, first, chunks)
+        except BaseException:
+            resp.close()
+            raise
+        resp.close()
+        return None, raw
+
+    def _solve(self, challenge: str, time_left: float) -> str:
         from .crypto import solve_hashcash
 
         self.stats["hashcash"] += 1
         start = time.monotonic()
         try:
-            answer = solve_hashcash(challenge, threads=self.hashcash_threads)
+            answer = solve_hashcash(
+                challenge,
+                threads=self.hashcash_threads,
+                timeout=time_left,
+                min_easiness=self.min_hashcash_easiness,
+            )
+        except HashcashError as exc:
+            raise HashcashError(
+                f"{exc} (the bounds: what was left of retry_time="
+                f"{self.retry.time_budget:g} s, and the option min_hashcash_easiness="
+                f"{self.min_hashcash_easiness})"
+            ) from None
         except (ValueError, TypeError) as exc:
             raise HashcashError(f"cannot parse the hashcash challenge: {exc}") from None
         logger.info("solved a hashcash challenge in %.2f s", time.monotonic() - start)
@@ -289,6 +406,48 @@ class ApiClient:
     def close(self) -> None:
         """Close the pooled connections."""
         self.http.close()
+
+
+def _parse(raw: bytes | bytearray) -> Any:
+    """An answer body as JSON; text that is not JSON (or NaN/Infinity, or nested too deeply
+    to parse) raises :class:`UnexpectedAnswerError`."""
+    from ._nodes import gc_paused
+
+    # the collector paused: a large answer builds millions of objects, and a deeply nested one
+    # runs at the recursion limit, where a finalizer the collector started would fail
+    try:
+        with gc_paused():
+            return json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise UnexpectedAnswerError("the answer is nested too deeply to read") from None
+    except ValueError:
+        snippet = bytes(raw[:60]).decode("utf-8", "replace")
+        raise RequestError(snippet, "the API answered with text that is not JSON") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _closing(
+    resp: requests.Response,
+    chunks: Iterator[bytes],
+    limit: int,
+    too_long: Callable[[], UnexpectedAnswerError],
+) -> Iterator[bytes]:
+    """The chunks of a streamed body, at most ``limit`` bytes (``too_long()`` is raised past
+    it); the response is closed at the end (or on close())."""
+    seen = 0
+    try:
+        for chunk in chunks:
+            seen += len(chunk)
+            if seen > limit:
+                raise too_long()
+            yield chunk
+    except requests.RequestException as exc:
+        raise MegaError(f"the answer broke off while it was read: {type(exc).__name__}") from None
+    finally:
+        resp.close()
 
 
 def _unreachable_reason(exc: BaseException) -> str | None:

@@ -207,7 +207,7 @@ class NodeCache:
 
         try:
             return decode_store(parts())
-        except (ValueError, KeyError, TypeError, IndexError, struct.error) as exc:
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError, struct.error) as exc:
             return f"does not decode ({exc})"
 
     def _open_trusted(self) -> int | None:
@@ -280,6 +280,8 @@ def encode_store(store: NodeStore) -> Iterator[tuple[int, Iterable[Any]]]:
         "extra": {str(s): v for s, v in store.extra.items()},
         "orphan": {str(s): v for s, v in store.orphan_parent.items()},
         "undec": {str(s): v for s, v in store.undecryptable.items()},
+        "share_keys": {h: k.hex() for h, k in store.share_keys.items()},
+        "exported": sorted(store.exported),
     }
     text = json.dumps(meta, separators=(",", ":")).encode()
     yield len(text), (text,)
@@ -369,6 +371,12 @@ def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
     store.extra = {int(s): v for s, v in meta["extra"].items()}
     store.orphan_parent = {int(s): v for s, v in meta["orphan"].items()}
     store.undecryptable = {int(s): v for s, v in meta["undec"].items()}
+    store.share_keys = {h: bytes.fromhex(k) for h, k in meta["share_keys"].items()}
+    store.exported = set(meta["exported"])
+    if any(len(k) != 16 for k in store.share_keys.values()) or not all(
+        type(h) is str for h in store.exported
+    ):
+        raise ValueError("bad share keys or exported handles")
     free = [i for i, h in enumerate(handles) if h is None] if None in handles else []
     slot_of: dict[Any, int] = dict(zip(handles, range(count), strict=True))
     slot_of.pop(None, None)

@@ -15,7 +15,7 @@ not parse raises :class:`LinkError`. Both are :class:`ValueError`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ._codec import b64decode, b64encode, bytes_to_words
 from ._redact import redact_link
@@ -52,7 +52,7 @@ class PublicLink:
 
     kind: str
     handle: str
-    key: bytes
+    key: bytes = field(repr=False)  # a link's key never shows in repr()
     child: str | None = None
     child_kind: str | None = None
 

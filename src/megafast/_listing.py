@@ -7,7 +7,7 @@ batch (:func:`megafast.crypto.decrypt_nodes`' kernel) and written into the store
 whole text nor a dict per node is ever held for the whole listing. Nodes under a key that is
 not known yet (a share whose key arrives later in ``ok``) wait until the end of the answer.
 The other top-level values (``ok``, ``s``, ``u``, ``sn``, ``f2`` with old file versions,
-which NodeTree does not list either) are kept as parsed in ``meta``.
+which get_files does not list either) are kept as parsed in ``meta``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from array import array
 from collections.abc import Iterable
 from typing import Any
 
-from ._nodes import Keyring, NodeTree, b64_bytes
+from ._nodes import Keyring, b64_bytes
 from ._nodestore import NodeStore, name_hash
 from .errors import RequestError, UnexpectedAnswerError, ValidationError
 
@@ -460,7 +460,7 @@ def _add_general(
         kek: bytes | None = None
         enc: bytes | None = None
         if kek is None:
-            chosen = NodeTree._choose_key(k, keyring)
+            chosen = keyring.choose_key(k)
             if chosen is None or not chosen[0]:
                 if not final:
                     later.append(node)

@@ -147,36 +147,42 @@ class _Lookups:
         return index
 
     def find_name(self, name: str) -> str | None:
-        """The first node (in slot order) called ``name`` (mega.py's ``find`` by name).
+        """The first node (in slot order) called ``name`` (mega.py's ``find`` by name)."""
+        return next(self.iter_named(name), None)
+
+    def iter_named(self, name: str) -> Iterator[str]:
+        """The handles of the nodes called ``name``, in slot order.
 
         A scan, no index: names kept as strings compare directly; a name kept only in the
         attribute JSON is looked for as a JSON string in those bytes first, then parsed."""
         needle = json.dumps(name, ensure_ascii=False).encode()
-        names, attrs, name_at = self.names, self.attrs, self.name_at
+        names, attrs, name_at, handles = self.names, self.attrs, self.name_at, self.handles
         for slot, nm in enumerate(names):
             if nm == name:
-                return self.handles[slot]
-            if nm is None:
+                yield handles[slot]  # type: ignore[misc]
+            elif nm is None:
                 text = attrs[slot]
                 if text is not None and needle in text and name_at(slot) == name:
-                    return self.handles[slot]
-        return None
+                    yield handles[slot]  # type: ignore[misc]
 
     def find_path(self, path: str, folders_only: bool = False) -> str | None:
-        """The handle at ``a/b/c`` below the Cloud Drive (or below a root or a top-level
-        node named by the first part); the first match in listing order wins."""
+        """The handle at ``a/b/c`` below the Cloud Drive, else below another root or an
+        incoming share's top folder named by the first part; the first match in listing
+        order wins."""
         parts = [p for p in path.split("/") if p]
-        starts: list[int] = []
-        if self.root_id is not None:
-            starts.append(self.slot_of[self.root_id])
+        root = self.root_id
         if not parts:
-            return self.root_id
-        # a path may start at another root or at an incoming share's top folder
-        starts.extend(s for s in self.children.get(_NO_PARENT, ()) if self.name_at(s) == parts[0])
-        for i, start in enumerate(starts):
-            found = self._walk(start, parts if i == 0 and self.root_id else parts[1:], folders_only)
+            return root
+        if root is not None:
+            found = self._walk(self.slot_of[root], parts, folders_only)
             if found is not None:
                 return self.handles[found]
+        # a path may start at another root or at an incoming share's top folder
+        for start in self.children.get(_NO_PARENT, ()):
+            if self.name_at(start) == parts[0]:
+                found = self._walk(start, parts[1:], folders_only)
+                if found is not None:
+                    return self.handles[found]
         return None
 
     def _walk(self, start: int, parts: list[str], folders_only: bool) -> int | None:

@@ -72,8 +72,8 @@ def node_by_type(tree: NodeTree, node_type: int) -> tuple[str, dict[str, Any]] |
     }.get(node_type)
     if special is not None:
         return special, tree.nodes[special]
-    for h, node in tree.visible().items():
-        if node.get("t") == node_type:
+    for h, node in tree.nodes.items():  # made one by one: stops at the first match
+        if node.get("t") == node_type and node.get("a"):
             return h, node
     return None
 
@@ -102,9 +102,9 @@ def id_from_public_handle(client: Mega, public_handle: str) -> str | None:
     """:meth:`Mega.get_id_from_public_handle`: from the tree, else from the server."""
     if not is_handle(public_handle):
         raise LinkError("a public handle is 8 characters of base64url")
-    for h, node in client._load_tree().nodes.items():
-        if node.get("ph") == public_handle:
-            return h
+    known = client._load_tree().public_handle_owner(public_handle)
+    if known is not None:
+        return known
     answer = client._request({"a": "f", "f": 1, "p": public_handle})
     if not isinstance(answer, Mapping):
         raise UnexpectedAnswerError("the answer to f is not an object")
@@ -279,9 +279,8 @@ def _public_handle(client: Mega, handle: str) -> str:
     answer = client._request({"a": "l", "n": handle, "i": client.request_id})
     if not isinstance(answer, str):
         raise UnexpectedAnswerError("the answer to l is not a public handle")
-    node = client._tree.nodes.get(handle) if client._tree is not None else None
-    if node is not None:
-        node["ph"] = answer
+    if client._tree is not None:
+        client._tree.set_extra(handle, "ph", answer)
     return answer
 
 

@@ -1,4 +1,4 @@
-"""The node tree: decrypt MEGA's ``f`` answer in bulk and index it by handle and by path.
+"""The node tree (a NodeStore behind mega.py-shaped queries) and the Keyring that decrypts it.
 
 Nodes keep mega.py's dict shape: the API's fields (``h``, ``p``, ``u``, ``t``, ``s``, ``ts``,
 ...) plus, for a decrypted node, ``a`` (attributes dict), ``k`` (4-word AES key tuple), ``key``
@@ -9,24 +9,16 @@ A node whose key or attributes cannot be decrypted keeps its encrypted ``k`` str
 
 from __future__ import annotations
 
-import binascii
 import contextlib
 import enum
 import gc
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._codec import (
-    B64_TABLE,
-    WORDS4,
-    WORDS8,
-    b64_bytes,
-    bytes_to_words,
-    fold,
-    unpack_node_key,
-    words_to_bytes,
-)
+from ._codec import b64_bytes, bytes_to_words, words_to_bytes
+from ._nodestore import NodeStore, StoreError, attrs_columns
+from ._treewalk import cycle_error
 
 __all__ = [
     "Keyring",
@@ -55,9 +47,7 @@ ROOT_NAMES: dict[int, str] = {
     NodeType.INBOX: "Inbox",
     NodeType.RUBBISH: "Rubbish Bin",
 }
-_ROOT_TYPES = tuple(ROOT_NAMES)
-# plain ints for the loops that run once per node (an enum member lookup costs more)
-_FILE, _FOLDER = int(NodeType.FILE), int(NodeType.FOLDER)
+_FOLDER = int(NodeType.FOLDER)
 
 
 @contextlib.contextmanager
@@ -83,11 +73,18 @@ class Keyring:
     folder's key); ``rsa_decrypt``: decrypts an RSA-encrypted key (MPI bytes) or returns None.
     """
 
-    master_key: bytes | None = None
+    master_key: bytes | None = field(default=None, repr=False)
     user_handle: str | None = None
-    share_keys: dict[str, bytes] = field(default_factory=dict)
-    default_key: bytes | None = None
-    rsa_decrypt: Callable[[bytes], bytes | None] | None = None
+    share_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    default_key: bytes | None = field(default=None, repr=False)
+    rsa_decrypt: Callable[[bytes], bytes | None] | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:  # never show keys: only which ones are held
+        held = [n for n in ("master_key", "default_key", "rsa_decrypt") if getattr(self, n)]
+        return (
+            f"Keyring(user_handle={self.user_handle!r}, keys={held}, "
+            f"share_keys={len(self.share_keys)})"
+        )
 
     def add_share_keys(self, answer: dict[str, Any]) -> None:
         """Learn share keys from an ``f`` answer: ``ok`` entries and ``sk`` on share roots."""
@@ -123,177 +120,9 @@ class Keyring:
             return plain[:16] if plain is not None and len(plain) >= 16 else None
         return None
 
-
-class NodeTree:
-    """All nodes of an account (or a public folder), indexed by handle, parent and name."""
-
-    def __init__(self) -> None:
-        self.nodes: dict[str, dict[str, Any]] = {}
-        self.children: dict[str, list[str]] = {}
-        self.root_id: str | None = None
-        self.inbox_id: str | None = None
-        self.trash_id: str | None = None
-        self._visible: dict[str, dict[str, Any]] | None = None
-        # name -> handles and (parent, name) -> handles, in listing order: built on the first
-        # lookup by name, not with the tree (a listing alone, like get_files, never needs
-        # them, and 100,000s of small lists cost time to build and to garbage-collect)
-        self._by_name: dict[str, list[str]] | None = None
-        self._by_parent_name: dict[tuple[str, str], list[str]] | None = None
-
-    @property
-    def by_name(self) -> dict[str, list[str]]:
-        """Handles by node name, in listing order."""
-        if self._by_name is None:
-            self._build_name_indexes()
-        assert self._by_name is not None
-        return self._by_name
-
-    @property
-    def by_parent_name(self) -> dict[tuple[str, str], list[str]]:
-        """Handles by (parent handle, node name), in listing order."""
-        if self._by_parent_name is None:
-            self._build_name_indexes()
-        assert self._by_parent_name is not None
-        return self._by_parent_name
-
-    def _build_name_indexes(self) -> None:
-        by_name: dict[str, list[str]] = {}
-        by_parent_name: dict[tuple[str, str], list[str]] = {}
-        with gc_paused():
-            for h, node in self.nodes.items():
-                a = node.get("a")
-                if type(a) is not dict:
-                    continue
-                name = a.get("n")
-                if type(name) is not str:
-                    continue
-                same = by_name.get(name)
-                if same is None:
-                    by_name[name] = [h]
-                else:
-                    same.append(h)
-                parent = node.get("p")
-                pair = (parent if type(parent) is str else "", name)
-                same = by_parent_name.get(pair)
-                if same is None:
-                    by_parent_name[pair] = [h]
-                else:
-                    same.append(h)
-        self._by_name, self._by_parent_name = by_name, by_parent_name
-
-    # -- building ----------------------------------------------------------------------------
-    @classmethod
-    def from_answer(cls, answer: dict[str, Any], keyring: Keyring) -> NodeTree:
-        """Build a tree from an ``f`` answer (absent lists are empty)."""
-        tree = cls()
-        keyring.add_share_keys(answer)
-        with gc_paused():
-            tree.add_nodes(_as_list(answer.get("f")), keyring)
-        return tree
-
-    def add_nodes(self, raw_nodes: Iterable[Any], keyring: Keyring) -> list[dict[str, Any]]:
-        """Decrypt raw API nodes (in bulk) and insert them; return the inserted nodes."""
-        from .crypto import decrypt_nodes
-
-        added: list[dict[str, Any]] = []
-        pending: list[dict[str, Any]] = []
-        keks: list[bytes] = []
-        enc_keys: list[bytes] = []
-        enc_attrs: list[bytes] = []
-        rsa_pending: list[tuple[dict[str, Any], bytes]] = []
-        master = keyring.master_key
-        own_prefix = f"{keyring.user_handle}:" if keyring.user_handle and master else None
-        plen = len(own_prefix) if own_prefix else 0
-        a2b = binascii.a2b_base64
-        table = B64_TABLE
-        b64err = (binascii.Error, UnicodeEncodeError)
-        all_master = True
-        for node in raw_nodes:
-            try:
-                t = node["t"]
-                if not isinstance(node["h"], str) or not node["h"]:
-                    continue
-            except (TypeError, KeyError, IndexError):
-                continue
-            added.append(node)
-            if t in (_FILE, _FOLDER):
-                k = node.get("k")
-                a = node.get("a")
-                if type(k) is not str or type(a) is not str:
-                    _mark_undecryptable(node)
-                    continue
-                kek: bytes | None = None
-                enc: bytes | None = None
-                # fast path: one entry under the account's own handle
-                if own_prefix is not None and k.startswith(own_prefix) and "/" not in k:
-                    try:
-                        enc = a2b((k[plen:] + "==").encode("ascii").translate(table))
-                        if len(enc) <= 32:  # longer: RSA-encrypted, see _choose_key
-                            kek = master
-                    except b64err:
-                        enc = None
-                if kek is None:
-                    chosen = self._choose_key(k, keyring)
-                    if chosen is None:
-                        _mark_undecryptable(node)
-                        continue
-                    kek, enc = chosen
-                    if not kek:  # RSA-encrypted: decrypted one by one below
-                        rsa_pending.append((node, enc))
-                        continue
-                    if kek is not master:
-                        all_master = False
-                try:
-                    attr_bytes = a2b((a + "==").encode("ascii").translate(table))
-                except b64err:
-                    attr_bytes = b""
-                pending.append(node)
-                keks.append(kek)
-                enc_keys.append(enc)  # type: ignore[arg-type]
-                enc_attrs.append(attr_bytes)
-            elif type(t) is int and t in ROOT_NAMES:
-                node["a"] = {"n": ROOT_NAMES[t]}
-                if t == NodeType.ROOT:
-                    self.root_id = node["h"]
-                elif t == NodeType.INBOX:
-                    self.inbox_id = node["h"]
-                else:
-                    self.trash_id = node["h"]
-            else:
-                _mark_undecryptable(node)
-        if pending:
-            kek_arg: bytes | list[bytes] = master if all_master and master else keks  # type: ignore[assignment]
-            results = decrypt_nodes(kek_arg, enc_keys, enc_attrs)
-            unpack8 = WORDS8.unpack
-            unpack4 = WORDS4.unpack
-            # _apply inlined for the usual cases: this loop runs once per node
-            for node, (key, attrs) in zip(pending, results, strict=True):
-                if key is not None and type(attrs) is dict:
-                    if node["t"] == _FILE:
-                        if len(key) == 32:
-                            w = unpack8(key)
-                            node["key"] = w
-                            node["k"] = fold(w)
-                            node["iv"] = (w[4], w[5], 0, 0)
-                            node["meta_mac"] = w[6:]
-                            node["a"] = attrs
-                            continue
-                    elif len(key) == 16:
-                        w = unpack4(key)
-                        node["key"] = w
-                        node["k"] = w
-                        node["a"] = attrs
-                        continue
-                _apply(node, key, attrs)
-        for node, enc in rsa_pending:
-            self._apply_rsa(node, enc, keyring)
-        self._insert_many(added, keyring.share_keys)
-        return added
-
-    @staticmethod
-    def _choose_key(k: str, keyring: Keyring) -> tuple[bytes, bytes] | None:
-        """(kek, encrypted key) for a ``k`` field; kek ``b""`` means RSA-encrypted."""
-        master = keyring.master_key
+    def choose_key(self, k: str) -> tuple[bytes, bytes] | None:
+        """(kek, encrypted key) for a node's ``k`` field; kek ``b""`` means RSA-encrypted."""
+        master = self.master_key
         for part in k.split("/"):
             handle, sep, key_text = part.partition(":")
             if not sep:
@@ -302,168 +131,144 @@ class NodeTree:
             if enc is None:
                 continue
             if len(enc) > 32:
-                if keyring.rsa_decrypt is not None:
+                if self.rsa_decrypt is not None:
                     return b"", enc
                 continue
-            if handle == keyring.user_handle and master is not None:
+            if handle == self.user_handle and master is not None:
                 return master, enc
-            kek = keyring.share_keys.get(handle, keyring.default_key)
+            kek = self.share_keys.get(handle, self.default_key)
             if kek is not None:
                 return kek, enc
         return None
 
-    def _insert_many(self, nodes: list[dict[str, Any]], shares: dict[str, bytes]) -> None:
-        existing = self.nodes
-        children = self.children
-        by_name = self._by_name  # None until a lookup by name needs them
-        by_parent_name = self._by_parent_name
-        for node in nodes:
-            h = node["h"]
-            old = existing.get(h)
-            if old is not None:
-                self._unlink(old)
-            existing[h] = node
-            if h in shares and node.get("t") == _FOLDER:
-                node["shared_folder_key"] = bytes_to_words(shares[h])
-            parent = node.get("p")
-            if type(parent) is not str:
-                parent = ""
-            siblings = children.get(parent)
-            if siblings is None:
-                children[parent] = [h]
-            else:
-                siblings.append(h)
-            if by_name is None or by_parent_name is None:
-                continue
-            a = node.get("a")
-            if type(a) is dict:
-                name = a.get("n")
-                if type(name) is str:
-                    same = by_name.get(name)
-                    if same is None:
-                        by_name[name] = [h]
-                    else:
-                        same.append(h)
-                    pair = (parent, name)
-                    same = by_parent_name.get(pair)
-                    if same is None:
-                        by_parent_name[pair] = [h]
-                    else:
-                        same.append(h)
-        self._visible = None
 
-    def _apply_rsa(self, node: dict[str, Any], enc: bytes, keyring: Keyring) -> None:
-        from .crypto import decrypt_attr
+class NodeTree:
+    """All nodes of an account (or a public folder): a :class:`NodeStore` (the one tree
+    model) behind mega.py-shaped queries.
 
-        plain = keyring.rsa_decrypt(enc) if keyring.rsa_decrypt else None
-        want = 32 if node.get("t") == NodeType.FILE else 16
-        attr_bytes = b64_bytes(node["a"]) if isinstance(node.get("a"), str) else None
-        if plain is None or len(plain) < want or not attr_bytes:
-            _mark_undecryptable(node)
-            return
-        key = plain[:want]
-        fields = unpack_node_key(key, want == 32)
-        assert fields is not None  # the length was checked above
-        attrs = decrypt_attr(attr_bytes, fields["k"])
-        _apply(node, key, attrs if isinstance(attrs, dict) else None)
+    ``nodes`` is a read-only mapping handle -> node dict, made on demand from the store;
+    change the tree only through :meth:`add_nodes`, :meth:`move`, :meth:`set_attributes`,
+    :meth:`set_extra` and :meth:`remove` (a changed dict is not written back).
+    A folder whose share key is in the keyring gets ``shared_folder_key`` (4 words)."""
 
-    def _unlink(self, node: dict[str, Any]) -> None:
-        h = node["h"]
-        siblings = self.children.get(_parent(node))
-        if siblings is not None:
-            with contextlib.suppress(ValueError):
-                siblings.remove(h)
-        name = _name(node)
-        by_name, by_parent_name = self._by_name, self._by_parent_name
-        if by_name is not None and by_parent_name is not None and name is not None:
-            _discard(by_name, name, h)
-            _discard(by_parent_name, (_parent(node), name), h)
-        self._visible = None
+    def __init__(self, store: NodeStore | None = None, keyring: Keyring | None = None) -> None:
+        self.store = store if store is not None else NodeStore()
+        self.keyring = keyring if keyring is not None else Keyring()
+        self.nodes: Mapping[str, dict[str, Any]] = _NodeView(self)
+        self.on_change: Callable[[], None] | None = None  # called after each change below
 
-    # -- changes made by this client --------------------------------------------------------
+    @property
+    def root_id(self) -> str | None:
+        return self.store.roots.get(NodeType.ROOT)
+
+    @property
+    def inbox_id(self) -> str | None:
+        return self.store.roots.get(NodeType.INBOX)
+
+    @property
+    def trash_id(self) -> str | None:
+        return self.store.roots.get(NodeType.RUBBISH)
+
+    # -- building ----------------------------------------------------------------------------
+    @classmethod
+    def from_answer(cls, answer: dict[str, Any], keyring: Keyring) -> NodeTree:
+        """Build a tree from an ``f`` answer already parsed (absent lists are empty)."""
+        tree = cls(keyring=keyring)
+        keyring.add_share_keys(answer)
+        with gc_paused():
+            tree.add_nodes(_as_list(answer.get("f")), keyring)
+        return tree
+
+    def add_nodes(self, raw_nodes: Iterable[Any], keyring: Keyring) -> list[dict[str, Any]]:
+        """Decrypt raw API nodes (in bulk) and insert them; return the inserted nodes."""
+        from ._listing import add_raw_nodes
+
+        nodes = list(raw_nodes)
+        add_raw_nodes(self.store, nodes, keyring, final=True)
+        self.store.adopt_orphans()
+        self._changed()
+        handles = [n["h"] for n in nodes if type(n) is dict and type(n.get("h")) is str]
+        return [self._dict(h) for h in dict.fromkeys(handles) if h in self.store]
+
+    def _dict(self, h: str) -> dict[str, Any]:
+        node = self.store.node(h)
+        self._add_share_key(node)
+        return node
+
+    def _add_share_key(self, node: dict[str, Any]) -> None:
+        share = self.keyring.share_keys.get(node["h"]) if node["t"] == _FOLDER else None
+        if share is not None:
+            node["shared_folder_key"] = bytes_to_words(share)
+
+    # -- changes made by this client (a node the store does not know is left alone) ------------
     def remove(self, handle: str) -> None:
         """Remove a node and everything below it."""
-        stack = [handle]
-        while stack:
-            h = stack.pop()
-            node = self.nodes.pop(h, None)
-            if node is not None:
-                self._unlink(node)
-            stack.extend(self.children.pop(h, ()))
+        with contextlib.suppress(StoreError):
+            self.store.remove(handle)
+        self._changed()
 
     def move(self, handle: str, new_parent: str) -> None:
         """Record that a node now lives under ``new_parent``."""
-        node = self.nodes.get(handle)
-        if node is None:
-            return
-        self._unlink(node)
-        node["p"] = new_parent
-        self._insert_links(node)
+        with contextlib.suppress(StoreError):
+            self.store.move(handle, new_parent)
+        self._changed()
 
     def set_attributes(self, handle: str, attrs: dict[str, Any]) -> None:
         """Record a node's new (decrypted) attributes."""
-        node = self.nodes.get(handle)
-        if node is None:
-            return
-        self._unlink(node)
-        node["a"] = attrs
-        self._insert_links(node)
+        if handle in self.store:
+            self.store.set_attributes(handle, *attrs_columns(attrs))
+            self._changed()
 
-    def _insert_links(self, node: dict[str, Any]) -> None:
-        self.children.setdefault(_parent(node), []).append(node["h"])
-        name = _name(node)
-        by_name, by_parent_name = self._by_name, self._by_parent_name
-        if by_name is not None and by_parent_name is not None and name is not None:
-            by_name.setdefault(name, []).append(node["h"])
-            by_parent_name.setdefault((_parent(node), name), []).append(node["h"])
-        self._visible = None
+    def set_extra(self, handle: str, field: str, value: Any) -> None:
+        """Record a raw field of a node (``ph`` after exporting it, ...)."""
+        if handle in self.store:
+            self.store.set_extra(handle, field, value)
+            self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     # -- queries ------------------------------------------------------------------------------
     def visible(self) -> dict[str, dict[str, Any]]:
         """Nodes with decrypted attributes, in listing order (mega.py's ``get_files``)."""
-        if self._visible is None:
-            self._visible = {h: n for h, n in self.nodes.items() if n.get("a")}
-        return self._visible
+        nodes = self.store.visible()
+        if self.keyring.share_keys:
+            for node in nodes.values():
+                self._add_share_key(node)
+        return nodes
 
     def child_nodes(self, parent: str) -> Iterator[dict[str, Any]]:
         """The nodes directly under ``parent``."""
-        for h in self.children.get(parent, ()):
-            node = self.nodes.get(h)
-            if node is not None:
-                yield node
+        if parent in self.store:
+            for h in self.store.child_handles(parent):
+                yield self._dict(h)
 
     def children_named(self, parent: str, name: str) -> list[dict[str, Any]]:
         """The nodes directly under ``parent`` called ``name`` (in listing order)."""
-        return [
-            self.nodes[h] for h in self.by_parent_name.get((parent, name), ()) if h in self.nodes
-        ]
+        slot = self.store.slot_of.get(parent)
+        if slot is None:
+            return []
+        handles = self.store.handles
+        return [self._dict(handles[s]) for s in self.store.children_named(slot, name)]  # type: ignore[arg-type]
 
     def name_of(self, node: dict[str, Any]) -> str | None:
+        """The node's name (``None`` when it has none, or a name that is not a string)."""
         a = node.get("a")
-        return a.get("n") if isinstance(a, dict) else None
+        name = a.get("n") if isinstance(a, dict) else None
+        return name if isinstance(name, str) else None
 
     def in_trash(self, handle: str) -> bool:
         """True when the node is the Rubbish Bin or lies anywhere below it."""
-        if self.trash_id is None:
-            return False
-        seen = 0
-        h: str | None = handle
-        while h is not None and seen < 10_000:
-            if h == self.trash_id:
-                return True
-            node = self.nodes.get(h)
-            h = (_parent(node) or None) if node is not None else None
-            seen += 1
-        return False
+        store = self.store
+        slot, trash = store.slot_of.get(handle), store.slot_of.get(self.trash_id or "")
+        return slot is not None and trash is not None and store.is_below(slot, trash)
 
     def find_by_name(self, name: str, exclude_deleted: bool = False) -> dict[str, Any] | None:
         """The first node (in listing order) called ``name``."""
-        for h in self.by_name.get(name, ()):
-            if exclude_deleted and self.in_trash(h):
-                continue
-            node = self.nodes.get(h)
-            if node is not None:
-                return node
+        for h in self.store.iter_named(name):
+            if not (exclude_deleted and self.in_trash(h)):
+                return self._dict(h)
         return None
 
     def find_path(
@@ -471,118 +276,70 @@ class NodeTree:
     ) -> dict[str, Any] | None:
         """Resolve ``a/b/c`` from the Cloud Drive root (or from a top-level root or incoming
         share named by the first part); the first match in listing order wins."""
-        parts = [p for p in path.split("/") if p]
-        if not parts:
-            return self.nodes.get(self.root_id) if self.root_id else None
-        starts: list[str] = []
-        if self.root_id is not None:
-            starts.append(self.root_id)
-        found = self._walk(starts, parts, exclude_deleted, folders_only)
-        if found is not None:
-            return found
-        # the first part may name a root ("Rubbish Bin/x") or an incoming share's top folder
-        for h in self.by_name.get(parts[0], ()):
-            node = self.nodes.get(h)
-            if node is None or (_parent(node) in self.nodes and node.get("t") not in _ROOT_TYPES):
-                continue
-            if len(parts) == 1:
-                if not folders_only or node.get("t") != NodeType.FILE:
-                    return node
-                continue
-            found = self._walk([h], parts[1:], exclude_deleted, folders_only)
-            if found is not None:
-                return found
-        return None
+        h = self.store.find_path(path, folders_only=folders_only)
+        if h is None or (exclude_deleted and self.in_trash(h)):
+            return None
+        return self._dict(h)
 
-    def _walk(
-        self, starts: list[str], parts: list[str], exclude_deleted: bool, folders_only: bool
-    ) -> dict[str, Any] | None:
-        for start in starts:
-            stack: list[tuple[str, int]] = [(start, 0)]
-            while stack:
-                h, depth = stack.pop()
-                name = parts[depth]
-                last = depth == len(parts) - 1
-                matches = [
-                    c
-                    for c in self.children_named(h, name)
-                    if (not last or not folders_only or c.get("t") != _FILE)
-                    and (last or c.get("t") != _FILE)
-                ]
-                if last:
-                    for c in matches:
-                        if exclude_deleted and self.in_trash(c["h"]):
-                            continue
-                        return c
-                    continue
-                for c in reversed(matches):
-                    stack.append((c["h"], depth + 1))
+    def public_handle_owner(self, ph: str) -> str | None:
+        """The handle of the node whose public handle (``ph``) is ``ph``, if known."""
+        store = self.store
+        for slot, fields in store.extra.items():
+            if fields.get("ph") == ph:
+                return store.handles[slot]
         return None
 
     def path_of(self, handle: str) -> str:
-        """The ``/``-separated path of a node (roots included, e.g. ``Cloud Drive/a/b``)."""
-        parts: list[str] = []
-        h: str | None = handle
-        guard = 0
-        while h is not None and h in self.nodes and guard < 10_000:
-            node = self.nodes[h]
-            parts.append(self.name_of(node) or h)
-            h = _parent(node) or None
-            guard += 1
-        return "/".join(reversed(parts))
+        """The ``/``-separated path of a node (roots included, e.g. ``Cloud Drive/a/b``);
+        :class:`~megafast.errors.TreeError` naming the cycle when its parents form one."""
+        if handle not in self.store:
+            return ""
+        if self.store.in_cycle(handle):
+            raise cycle_error(self.nodes, handle)
+        return self.store.path_of(handle)
 
     def descendants(self, handle: str) -> Iterator[dict[str, Any]]:
-        """Every node below ``handle`` (depth first, parents before children)."""
-        stack = list(reversed(self.children.get(handle, ())))
+        """Every node below ``handle`` (depth first, parents before children);
+        :class:`~megafast.errors.TreeError` naming the cycle when ``handle`` lies below
+        itself (a hostile listing)."""
+        store = self.store
+        start = store.slot_of.get(handle)
+        if start is None:
+            return
+        seen = {start}
+        stack = list(reversed(store.children.get(start, ())))
         while stack:
-            h = stack.pop()
-            node = self.nodes.get(h)
-            if node is None:
+            slot = stack.pop()
+            if slot == start:  # each node has one parent: only the start can come round again
+                raise cycle_error(self.nodes, handle)
+            h = store.handles[slot]
+            if h is None or slot in seen:
                 continue
-            yield node
-            stack.extend(reversed(self.children.get(h, ())))
+            seen.add(slot)
+            yield self._dict(h)
+            stack.extend(reversed(store.children.get(slot, ())))
+
+
+class _NodeView(Mapping[str, dict[str, Any]]):
+    """``NodeTree.nodes``: handle -> mega.py-shaped node dict, made from the store on demand."""
+
+    def __init__(self, tree: NodeTree) -> None:
+        self._tree = tree
+
+    def __getitem__(self, h: str) -> dict[str, Any]:
+        if not isinstance(h, str) or h not in self._tree.store:
+            raise KeyError(h)
+        return self._tree._dict(h)
+
+    def __iter__(self) -> Iterator[str]:
+        return (h for h in self._tree.store.handles if h is not None)
+
+    def __len__(self) -> int:
+        return len(self._tree.store)
+
+    def __contains__(self, h: object) -> bool:
+        return h in self._tree.store
 
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _parent(node: dict[str, Any]) -> str:
-    """The parent handle ("" for none or for a value that is not a handle)."""
-    p = node.get("p")
-    return p if isinstance(p, str) else ""
-
-
-def _name(node: dict[str, Any]) -> str | None:
-    """The node's decrypted name, or None when it has none (yet)."""
-    a = node.get("a")
-    if isinstance(a, dict) and isinstance(a.get("n"), str):
-        return a["n"]
-    return None
-
-
-def _discard(index: dict[Any, list[str]], key: Any, handle: str) -> None:
-    """Take ``handle`` out of ``index[key]``; an entry left empty goes."""
-    same = index.get(key)
-    if same is not None:
-        with contextlib.suppress(ValueError):
-            same.remove(handle)
-        if not same:
-            del index[key]
-
-
-def _mark_undecryptable(node: dict[str, Any]) -> None:
-    node["a"] = False
-    node["undecryptable"] = True
-
-
-def _apply(node: dict[str, Any], key: bytes | None, attrs: dict[str, Any] | None) -> None:
-    if key is None or not isinstance(attrs, dict):
-        _mark_undecryptable(node)
-        return
-    fields = unpack_node_key(key, node.get("t") == NodeType.FILE)
-    if fields is None:
-        _mark_undecryptable(node)
-        return
-    node.update(fields)
-    node["a"] = attrs

@@ -28,7 +28,7 @@ from typing import Any
 from ._nodelookup import _NO_PARENT, _Lookups, _name_in, _NameIndex, name_hash, name_hashes
 from .errors import MegaError
 
-__all__ = ["NodeStore", "StoreError", "ROOT_NAMES", "name_hash"]
+__all__ = ["NodeStore", "StoreError", "ROOT_NAMES", "attrs_columns", "name_hash"]
 
 ROOT_NAMES = {2: "Cloud Drive", 3: "Inbox", 4: "Rubbish Bin"}
 _WORDS4 = struct.Struct(">4I")
@@ -40,6 +40,22 @@ def _unless(name: str | None, attrs_json: bytes | None) -> str | None:
     """The name to keep beside the attributes: none when the attribute JSON (which holds it)
     is kept."""
     return name if attrs_json is None else None
+
+
+def attrs_columns(attrs: dict[str, Any]) -> tuple[str | None, bytes | None]:
+    """A decrypted attribute dict as the store keeps it: (name, JSON bytes when it holds
+    more than a name)."""
+    name = attrs.get("n") if isinstance(attrs.get("n"), str) else None
+    if len(attrs) == 1 and name is not None:
+        return name, None
+    return name, json.dumps(attrs, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _batch_attrs(texts: list[bytes | None]) -> list[Any]:
+    """Many attribute JSON texts parsed at once (None for one that does not parse)."""
+    from .crypto._bulk import _parse_attr_batch
+
+    return _parse_attr_batch(texts)
 
 
 class StoreError(MegaError):
@@ -68,6 +84,10 @@ class NodeStore(_Lookups):
         self.children: dict[int, array[int]] = {}
         self.roots: dict[int, str] = {}  # node type (2, 3, 4) -> handle
         self.sn: str | None = None
+        # account values saved with the tree: share and folder keys (handle -> 16 bytes; the
+        # client shares this dict with its Keyring) and the folders exported ("EXP" shares)
+        self.share_keys: dict[str, bytes] = {}
+        self.exported: set[str] = set()
         self._interned: dict[str, str] = {}
         self._name_index: dict[int, _NameIndex] = {}
         self._free: list[int] = []
@@ -404,7 +424,8 @@ class NodeStore(_Lookups):
         slot = self.slot_of.get(h)
         return None if slot is None else self._dict(slot)
 
-    def _dict(self, slot: int) -> dict[str, Any]:
+    def _dict(self, slot: int, attrs: Any = None) -> dict[str, Any]:
+        """The dict of one slot; ``attrs``: its attribute JSON already parsed, if it was."""
         t = self.types[slot]
         node: dict[str, Any] = {
             "h": self.handles[slot],
@@ -430,7 +451,10 @@ class NodeStore(_Lookups):
             node["undecryptable"] = True
             return node
         text = self.attrs[slot]
-        node["a"] = json.loads(text) if text is not None else {"n": self.names[slot]}
+        if text is None:
+            node["a"] = {"n": self.names[slot]}
+        else:
+            node["a"] = attrs if type(attrs) is dict else json.loads(text.decode())
         base = slot * 32
         if n == 32:
             w = _WORDS8.unpack_from(self.keys, base)
@@ -450,9 +474,12 @@ class NodeStore(_Lookups):
 
     def iter_nodes(self) -> Iterator[dict[str, Any]]:
         """Every node as a mega.py-shaped dict, in slot order (listing order for a listing)."""
-        for slot, h in enumerate(self.handles):
-            if h is not None:
-                yield self._dict(slot)
+        handles, attrs, step = self.handles, self.attrs, 4096
+        for start in range(0, len(handles), step):
+            parsed = _batch_attrs(attrs[start : start + step])
+            for slot in range(start, min(start + step, len(handles))):
+                if handles[slot] is not None:
+                    yield self._dict(slot, parsed[slot - start])
 
     def visible(self) -> dict[str, dict[str, Any]]:
         """handle -> dict for the nodes with decrypted attributes (mega.py's ``get_files``)."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ._codec import attr_key, b64_bytes, bytes_to_words, words_to_bytes
 from ._links import PublicLink, is_handle, parse_link
 from ._nodes import Keyring, NodeTree, NodeType
+from ._treewalk import one_top
 from .errors import (
     LinkError,
     NodeNotFoundError,
@@ -59,7 +60,18 @@ class FileSource:
 
     @property
     def size(self) -> int:
-        return int(self.answer.get("s") or 0)
+        """The size the ``g`` answer declares (checked: ValidationError for a string, a
+        float, a list or a number out of range)."""
+        from .transfer._plan import check_size
+
+        return check_size(self.answer.get("s", 0), "the size in the answer to g")
+
+
+def node_size(node: dict[str, Any]) -> int:
+    """A file node's declared size ``s``, checked as :attr:`FileSource.size` is."""
+    from .transfer._plan import check_size
+
+    return check_size(node.get("s", 0), f"the size of node {node.get('h')}")
 
 
 def node_source(node: dict[str, Any], folder: str | None = None) -> FileSource:
@@ -188,7 +200,7 @@ def public_url_info(client: Mega, url: str) -> dict[str, Any]:
     inside = [root, *nodes.descendants(root["h"])]
     files = [n for n in inside if n.get("t") == NodeType.FILE]
     return {
-        "size": sum(int(n.get("s") or 0) for n in files),
+        "size": sum(node_size(n) for n in files),
         "name": nodes.name_of(root),
         "files": len(files),
         "folders": len(inside) - len(files),
@@ -207,16 +219,16 @@ def public_folder_tree(client: Mega, link: PublicLink) -> NodeTree:
 
 
 def public_root(tree: NodeTree, link: PublicLink) -> dict[str, Any]:
-    """The node a folder link names: the node inside it, or the folder's top node."""
+    """The node a folder link names: the node inside it, or the folder's top node (the
+    whole listing must then be one tree below it, else :class:`~megafast.errors.TreeError`)."""
     if link.child:
         node = tree.nodes.get(link.child)
         if node is None:
             raise NodeNotFoundError("the link names a node that is not in the folder")
         return node
-    for node in tree.nodes.values():
-        if node.get("p") not in tree.nodes:
-            return node
-    raise NodeNotFoundError("the public folder is empty")
+    if not tree.nodes:
+        raise NodeNotFoundError("the public folder is empty")
+    return tree.nodes[one_top(tree.nodes, tree.descendants)]
 
 
 def public_folder(client: Mega, url: str) -> dict[str, dict[str, Any]]:

@@ -111,7 +111,8 @@ class TransferMethods:
     ) -> Path:
         """Download a file (a ``(handle, node)`` from :meth:`find`) into ``dest_path``
         (default: the current directory) and return the file's path. A folder is
-        downloaded recursively and its local path returned. The content is verified (MAC)."""
+        downloaded recursively and its local path returned (entries whose local name is taken
+        get ``name (1).ext``...: ``result.renamed`` lists them). The content is verified (MAC)."""
         return _transfers.download(self._client(), file, dest_path, dest_filename, progress, config)
 
     def download_url(
@@ -138,7 +139,8 @@ class TransferMethods:
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
     ) -> Path:
-        """Download a public folder link (or the node inside it the link names)."""
+        """Download a public folder link (or the node inside it the link names). Entries
+        whose local name is taken get ``name (1).ext``...: ``result.renamed`` lists them."""
         return _transfers.download_folder_url(
             self._client(), url, dest_path, dest_filename, progress, config
         )
@@ -192,16 +194,21 @@ class TransferMethods:
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
         resume: bool = True,
+        follow_symlinks: bool = False,
     ) -> dict[str, str]:
         """Upload a local folder tree into ``dest`` (default: the Cloud Drive), like
         ``cp -r``: the folder itself is created (or reused) there, with every sub-folder
-        and regular file below it (symlinks and special files are skipped).
+        and regular file below it. Symlinks are skipped (a link inside the folder may point
+        anywhere, a private key for one) unless ``follow_symlinks``; special files and
+        folders that cannot be read are skipped too, each with a logged warning.
 
         Returns ``{relative path: handle}`` with ``"."`` for the top folder and POSIX
         paths (``"sub/file.txt"``) below it. ``progress(done, total)`` covers the bytes of
         the whole tree. Each file resumes like :meth:`upload`.
         """
-        return _transfers.upload_folder(self._client(), directory, dest, progress, config, resume)
+        return _transfers.upload_folder(
+            self._client(), directory, dest, progress, config, resume, follow_symlinks
+        )
 
     def upload_fileobj(
         self,

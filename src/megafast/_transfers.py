@@ -12,18 +12,22 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import logging
 import os
 import stat
+import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import _nodeops, _sources
 from ._codec import FileKey
 from ._links import parse_link
-from ._localnames import safe_local_name
+from ._localnames import safe_local_name, unique_names
 from ._nodes import NodeTree, NodeType
+from ._treewalk import cycle_error
 from .errors import (
     DestinationError,
     LinkError,
@@ -38,6 +42,11 @@ if TYPE_CHECKING:
     from .transfer import ProgressCallback, TransferConfig
 
 PathArg = str | os.PathLike[str] | None
+
+logger = logging.getLogger("megafast.transfers")
+
+# the concrete Path class (PosixPath, WindowsPath): before 3.12, Path itself cannot be subclassed
+_PATH_BASE: type[Path] = Path if sys.version_info >= (3, 12) else type(Path())
 
 
 def _config(client: Mega, config: TransferConfig | None) -> TransferConfig | None:
@@ -163,6 +172,14 @@ def download_folder_url(
     return download_tree(client, tree, root, target, link.handle, progress, config)
 
 
+class DownloadedFolder(_PATH_BASE):  # type: ignore[misc,valid-type]
+    """The local folder a folder download wrote (a :class:`~pathlib.Path`). ``renamed`` maps
+    the remote path of each entry that got another local name (names colliding in one
+    folder: ``name (1).ext``...) to its local path, both relative to this folder."""
+
+    renamed: Mapping[str, str] = MappingProxyType({})
+
+
 def download_tree(
     client: Mega,
     tree: NodeTree,
@@ -173,49 +190,69 @@ def download_tree(
     config: TransferConfig | None,
 ) -> Path:
     """Download the folder ``root`` of ``tree`` (of the public folder ``folder``, or None)
-    to ``target``: every sub-folder, then every file; ``progress`` covers all bytes."""
-    files = [n for n in tree.descendants(root["h"]) if n.get("t") == NodeType.FILE]
-    total = sum(int(n.get("s") or 0) for n in files)
+    to ``target``: every sub-folder, then every file; ``progress`` covers all bytes. Names
+    that collide in one folder get distinct local names (see :func:`megafast._localnames.unique_names`)."""
+    folders, files, renamed = _plan_tree(tree, root, target)
+    total = sum(_sources.node_size(n) for n, _ in files)
     done = 0
 
     def step(n: int, _t: int) -> None:
         if progress is not None:
             progress(done + n, total)
 
-    for local in (target, *_local_folders(tree, root, target)):
+    for local in (target, *folders):
         try:
             local.mkdir(exist_ok=True)
         except OSError as exc:
             raise DestinationError(f"cannot create {local}: {exc.strerror}") from None
-    for node in files:
+    for remote, local_rel in renamed.items():
+        logger.warning("%s: the name is taken in its folder; saved as %s", remote, local_rel)
+    for node, local in files:
         if node.get("undecryptable") or "key" not in node:
             raise WrongKeyError(f"{tree.path_of(node['h'])} cannot be decrypted")
         download_source(
             client,
             _sources.node_source(node, folder),
-            _local_path(tree, root, node, target),
+            local,
             name_from_at=False,
             progress=step,
             config=config,
         )
-        done += int(node.get("s") or 0)
-    return target
+        done += _sources.node_size(node)
+    result = DownloadedFolder(target)
+    result.renamed = MappingProxyType(renamed)
+    return result
 
 
-def _local_folders(tree: NodeTree, root: dict[str, Any], target: Path) -> Iterator[Path]:
-    for node in tree.descendants(root["h"]):
-        if node.get("t") == NodeType.FOLDER:
-            yield _local_path(tree, root, node, target)
-
-
-def _local_path(tree: NodeTree, root: dict[str, Any], node: dict[str, Any], target: Path) -> Path:
-    parts: list[str] = []
-    h: str | None = node["h"]
-    while h is not None and h != root["h"]:
-        n = tree.nodes[h]
-        parts.append(safe_local_name(tree.name_of(n) or h))
-        h = n.get("p")
-    return target.joinpath(*reversed(parts))
+def _plan_tree(
+    tree: NodeTree, root: dict[str, Any], target: Path
+) -> tuple[list[Path], list[tuple[dict[str, Any], Path]], dict[str, str]]:
+    """Where each folder and file below ``root`` goes: (folders in creation order, (file
+    node, local path) pairs, remote path -> local path of the entries renamed), paths
+    relative to ``target`` in the last. A cycle raises :class:`TreeError`."""
+    folders: list[Path] = []
+    files: list[tuple[dict[str, Any], Path]] = []
+    renamed: dict[str, str] = {}
+    stack: list[tuple[str, PurePosixPath, PurePosixPath]] = [
+        (root["h"], PurePosixPath(), PurePosixPath())
+    ]
+    while stack:
+        h, remote_dir, local_dir = stack.pop()
+        entries = [n for n in tree.child_nodes(h) if n.get("t") in (NodeType.FILE, NodeType.FOLDER)]
+        if any(n["h"] == root["h"] for n in entries):
+            raise cycle_error(tree.nodes, root["h"])
+        wanted = [safe_local_name(tree.name_of(n) or n["h"]) for n in entries]
+        for node, name, local_name in zip(entries, wanted, unique_names(wanted), strict=True):
+            remote_path = remote_dir / (tree.name_of(node) or node["h"])
+            local_path = local_dir / local_name
+            if local_name != name:
+                renamed[remote_path.as_posix()] = local_path.as_posix()
+            if node.get("t") == NodeType.FOLDER:
+                folders.append(target / local_path)
+                stack.append((node["h"], remote_path, local_path))
+            else:
+                files.append((node, target / local_path))
+    return folders, files, renamed
 
 
 def download_to_fileobj(
@@ -397,6 +434,82 @@ def upload_source(
     return _nodeops.put_node(client, parent, item, key)  # type: ignore[no-any-return]
 
 
+@dataclasses.dataclass
+class LocalTree:
+    """What a folder upload takes from a local folder: ``folders`` (POSIX paths relative to
+    the top, ``"."`` first, parents before children), ``files`` ((path, relative path) of
+    each regular file) and ``skipped`` ((path, why) of each entry left out: symlinks unless
+    followed, special files, folders that cannot be read, links that loop)."""
+
+    folders: list[str]
+    files: list[tuple[Path, str]]
+    skipped: list[tuple[Path, str]]
+
+    @property
+    def symlinks(self) -> int:
+        """How many of the skipped entries are symlinks that were not followed."""
+        return sum(1 for _, why in self.skipped if why == _SYMLINK)
+
+
+_SYMLINK = "a symlink (not followed)"
+
+
+def local_tree(top: Path, follow_symlinks: bool = False) -> LocalTree:
+    """Walk ``top`` for a folder upload (sorted, so the same folder gives the same order).
+
+    Symlinks are skipped unless ``follow_symlinks``; then a link to a folder that is already
+    part of the walk (a loop) is skipped instead of walked again."""
+    tree = LocalTree(["."], [], [])
+    seen: set[tuple[int, int]] = set()
+
+    def unreadable(exc: OSError) -> None:
+        tree.skipped.append((Path(exc.filename or top), f"cannot read it: {exc.strerror}"))
+
+    for here, dirnames, filenames in os.walk(top, onerror=unreadable, followlinks=follow_symlinks):
+        rel_dir = Path(here).relative_to(top)
+        try:
+            st = os.stat(here)
+        except OSError:
+            st = None
+        if st is not None:
+            seen.add((st.st_dev, st.st_ino))
+        keep: list[str] = []
+        for name in sorted(dirnames):
+            path = Path(here) / name
+            why = _skip_folder(path, follow_symlinks, seen)
+            if why is None:
+                keep.append(name)
+                tree.folders.append((rel_dir / name).as_posix())
+            else:
+                tree.skipped.append((path, why))
+        dirnames[:] = keep
+        for name in sorted(filenames):
+            path = Path(here) / name
+            if path.is_symlink() and not follow_symlinks:
+                tree.skipped.append((path, _SYMLINK))
+            elif not path.is_file():
+                tree.skipped.append((path, "not a regular file (or a broken symlink)"))
+            else:
+                tree.files.append((path, (rel_dir / name).as_posix()))
+    return tree
+
+
+def _skip_folder(path: Path, follow: bool, seen: set[tuple[int, int]]) -> str | None:
+    """Why the sub-folder ``path`` is not walked, or None."""
+    if not path.is_symlink():
+        return None
+    if not follow:
+        return _SYMLINK
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return f"a symlink that cannot be followed: {exc.strerror}"
+    if (st.st_dev, st.st_ino) in seen:
+        return "a symlink to a folder already in this upload (a loop)"
+    seen.add((st.st_dev, st.st_ino))
+    return None
+
+
 def upload_folder(
     client: Mega,
     directory: str | os.PathLike[str],
@@ -404,22 +517,17 @@ def upload_folder(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     resume: bool,
+    follow_symlinks: bool = False,
 ) -> dict[str, str]:
     """:meth:`Mega.upload_folder`."""
     top = Path(directory)
     if not top.is_dir():
         raise SourceNotFoundError(f"no such folder to upload: {top}")
     client._require_login()
-    files: list[tuple[Path, str]] = []
-    folders: list[str] = ["."]
-    for here, dirnames, filenames in os.walk(top):
-        dirnames.sort()
-        rel_dir = Path(here).relative_to(top)
-        folders.extend((rel_dir / d).as_posix() for d in dirnames)
-        for name in sorted(filenames):
-            path = Path(here) / name
-            if path.is_file() and not path.is_symlink():
-                files.append((path, (rel_dir / name).as_posix()))
+    walked = local_tree(top, follow_symlinks)
+    for path, why in walked.skipped:
+        logger.warning("%s: skipped, %s", path, why)
+    files, folders = walked.files, walked.folders
     sizes = [p.stat().st_size for p, _ in files]
     total = sum(sizes)
     handles: dict[str, str] = {}

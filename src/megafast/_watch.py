@@ -32,7 +32,7 @@ import requests
 from ._cache import NodeCache
 from ._listing import add_raw_nodes
 from ._nodes import Keyring, b64_bytes
-from ._nodestore import NodeStore, StoreError
+from ._nodestore import NodeStore, StoreError, attrs_columns
 from .errors import RequestError, SessionError, ValidationError, error_for_code
 
 __all__ = ["ChangeEvent", "ScChannel", "SnTooOld", "Watcher", "apply_packet", "open_tree"]
@@ -243,15 +243,7 @@ def _apply_u(store: NodeStore, packet: dict[str, Any]) -> list[ChangeEvent]:
         raw = b64_bytes(at)
         attrs = decrypt_attr(raw, k) if raw else False
         if isinstance(attrs, dict):
-            import json
-
-            name = attrs.get("n") if isinstance(attrs.get("n"), str) else None
-            text = (
-                json.dumps(attrs, separators=(",", ":"), ensure_ascii=False).encode()
-                if len(attrs) > 1
-                else None
-            )
-            store.set_attributes(h, name, text)
+            store.set_attributes(h, *attrs_columns(attrs))
         else:
             log.warning("u packet for %s carries attributes that do not decrypt", h)
     if isinstance(packet.get("ts"), int):
@@ -393,6 +385,9 @@ def open_tree(
     ``channel_for(sn)`` opens an :class:`ScChannel` from ``sn``. Returns the store and the
     changes applied since the cache was written."""
     store = cache.load() if cache is not None else None
+    if store is not None:  # the keys saved with the tree, shared with the keyring from now on
+        keyring.share_keys.update(store.share_keys)
+        store.share_keys = keyring.share_keys
     if store is None or not store.sn:
         store = list_all()
         if cache is not None:

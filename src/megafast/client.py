@@ -13,25 +13,31 @@ import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _account, _nodeops, _shares
+from . import _account, _livetree, _nodeops, _shares
 from ._api import DEFAULT_API_URL, ApiClient
 from ._codec import bytes_to_words
 from ._nodes import Keyring, NodeTree, NodeType
+from ._redact import redact_url
 from ._session import Credentials, MfaSource, login_ephemeral, login_user
 from ._transfer_methods import TransferMethods
 from .errors import (
     NodeNotFoundError,
-    UnexpectedAnswerError,
     ValidationError,
     error_for_code,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import requests
 
+    from ._watch import ChangeEvent, Watcher
     from .transfer import TransferConfig
 
 __all__ = ["Mega", "Node", "NodeRef", "NodeType"]
+
+# options handed to the ApiClient as they are
+_API_LIMITS = ("min_hashcash_easiness", "max_answer_bytes", "max_listing_bytes")
 
 #: A node as mega.py returns it from ``find``: ``(handle, node dict)``.
 Node = tuple[str, dict[str, Any]]
@@ -48,13 +54,17 @@ class Mega(TransferMethods):
     temporary errors), ``connect_retry_time`` (seconds to keep trying a server that refuses
     connections, default 3), ``transfer`` (a :class:`~megafast.transfer.TransferConfig` used by
     default for downloads and uploads), ``legacy_links`` (build ``#!H!K`` links instead of
-    ``/file/H#K``), ``hashcash_threads``, ``backoff_base``/``backoff_cap`` (seconds: the
-    first and the longest wait between retries).
+    ``/file/H#K``), ``hashcash_threads``, ``min_hashcash_easiness`` (harder 402 challenges
+    fail at once, default 128), ``max_answer_bytes``/``max_listing_bytes`` (the longest API
+    answer read: 64 MiB, and 2 GiB for listings), ``backoff_base``/``backoff_cap`` (seconds:
+    the first and the longest wait between retries), ``cache`` (keep the decrypted node tree
+    in an encrypted local cache and start warm from it: ``True`` for
+    ``$XDG_CACHE_HOME/megafast``, or a folder; off by default).
 
     Beyond mega.py: :meth:`refresh`, :meth:`dump_session`/:meth:`save_session`/
     :meth:`resume_session` (also ``login(session=...)``), ``login(..., mfa=...)``,
     :meth:`logout`, :meth:`share`/:meth:`unshare` (folders with other users),
-    :meth:`get_public_folder`, :meth:`download_folder_url`,
+    :meth:`get_public_folder`, :meth:`download_folder_url`, :meth:`watch`, :meth:`clear_cache`,
     :meth:`download_to_fileobj`, :meth:`open`, :meth:`upload_fileobj`, and ``progress``/
     ``config`` keywords on every transfer.
     """
@@ -68,8 +78,12 @@ class Mega(TransferMethods):
         retry_time: float | None = None,
         transfer: TransferConfig | None = None,
         http: requests.Session | None = None,
+        cache: bool | str | os.PathLike[str] | None = None,
     ) -> None:
         self.options: dict[str, Any] = dict(options or {})
+        if cache is not None:
+            self.options["cache"] = cache
+        _livetree.cache_folder(self.options.get("cache"))  # ValidationError when malformed
         if api_url is not None:
             self.options["api_url"] = api_url
         if timeout is not None:
@@ -90,12 +104,11 @@ class Mega(TransferMethods):
             backoff_cap=float(self.options.get("backoff_cap", 16.0)),
             hashcash_threads=self.options.get("hashcash_threads"),
             http=http,
+            **{k: int(self.options[k]) for k in _API_LIMITS if k in self.options},
         )
         self.request_id = secrets.token_urlsafe(8)[:10]
         self._creds: Credentials | None = None
-        self._tree: NodeTree | None = None
-        self._keyring: Keyring | None = None
-        self._exported: set[Any] = set()  # folders shared with "EXP" (public)
+        self._live: _livetree.LiveTree | None = None  # the tree, its keyring and cache
 
     # ------------------------------------------------------------------------------------
     # configuration and state
@@ -149,6 +162,19 @@ class Mega(TransferMethods):
         return self._require_handle(self._load_tree().trash_id, "Rubbish Bin")
 
     @property
+    def _tree(self) -> NodeTree | None:
+        return self._live.tree if self._live is not None else None
+
+    @property
+    def _keyring(self) -> Keyring | None:
+        return self._live.keyring if self._live is not None else None
+
+    @property
+    def _exported(self) -> set[str]:
+        """The folders shared with "EXP" (public), kept with the tree."""
+        return self._load_tree().store.exported
+
+    @property
     def shared_keys(self) -> dict[str, tuple[int, ...]]:
         """Share keys known to this session (share handle -> 4 words)."""
         self._load_tree()
@@ -159,7 +185,7 @@ class Mega(TransferMethods):
         who = "not logged in"
         if self._creds is not None:
             who = "ephemeral" if self._creds.ephemeral else (self._creds.email or "logged in")
-        return f"<megafast.Mega {self.api_url} ({who})>"
+        return f"<megafast.Mega {redact_url(self.api_url)} ({who})>"
 
     def _require_handle(self, handle: str | None, what: str) -> str:
         if handle is None:
@@ -249,8 +275,7 @@ class Mega(TransferMethods):
         it is not known, or always with ``check`` (a resumed session may have expired)."""
         self._creds = creds
         self._api.sid = creds.sid
-        self._tree = None
-        self._keyring = None
+        self._live = None
         if check or creds.user_handle is None:
             user = self._request({"a": "ug"})  # SessionError (-15) when it expired
             if isinstance(user, dict) and isinstance(user.get("u"), str):
@@ -277,12 +302,13 @@ class Mega(TransferMethods):
         """End the session on the server and forget the keys."""
         if self._creds is not None:
             try:
+                if self._live is not None and self._live.dirty:
+                    _livetree.save_quietly(self, self._live)
                 self._request({"a": "sml"})
             finally:
                 self._creds = None
                 self._api.sid = None
-                self._tree = None
-                self._keyring = None
+                self._live = None
 
     # ------------------------------------------------------------------------------------
     # the node tree
@@ -296,25 +322,40 @@ class Mega(TransferMethods):
         )
 
     def _load_tree(self) -> NodeTree:
-        if self._tree is None:
+        if self._live is None:
             self.refresh()
-        assert self._tree is not None
-        return self._tree
+        assert self._live is not None
+        return self._live.tree
 
     def refresh(self) -> None:
-        """Fetch and decrypt the whole node tree again (after changes by other clients)."""
-        keyring = self._make_keyring()
-        answer = self._request({"a": "f", "c": 1, "r": 1})
-        if not isinstance(answer, dict):
-            raise UnexpectedAnswerError("the answer to f is not an object")
-        self._tree = NodeTree.from_answer(answer, keyring)
-        self._keyring = keyring
-        shares = answer.get("s")
-        self._exported = {
-            item.get("h")
-            for item in (shares if isinstance(shares, list) else ())
-            if isinstance(item, dict) and item.get("u") == "EXP"
-        }
+        """Bring the node tree up to date (after changes by other clients): the whole
+        listing, streamed and decrypted in bulk; with a cache, the cached tree plus the
+        changes since it was saved (read from MEGA's change channel, ``/sc``)."""
+        live = _livetree.load(self)
+        live.tree.on_change = lambda: _livetree.after_change(self)
+        self._live = live
+
+    def clear_cache(self) -> None:
+        """Remove this account's node cache file (the next login lists everything)."""
+        cache = _livetree.node_cache(self)
+        if cache is not None:
+            cache.clear()
+
+    def watch(self, callback: Callable[[ChangeEvent], None] | None = None) -> Watcher:
+        """Follow the account's changes as they happen (MEGA's ``/sc`` channel).
+
+        Returns a :class:`~megafast._watch.Watcher`: iterate it for
+        :class:`~megafast._watch.ChangeEvent`s (``kind``, ``handle``, ``path``, ``node``), or,
+        with ``callback``, it already runs in a daemon thread calling ``callback(event)``.
+        Changes are applied to this client's tree (``find``/``get_files`` see them; with a
+        cache it is saved as it goes). ``stop()`` ends it. The watcher's thread changes the
+        tree: while it runs, read the tree from the callback (or iterate in your own thread)."""
+        self._load_tree()
+        assert self._live is not None
+        watcher = _livetree.watcher(self, self._live)
+        if callback is not None:
+            watcher.start(callback)
+        return watcher
 
     def get_files(self, include_undecryptable: bool = False) -> dict[str, dict[str, Any]]:
         """All nodes with readable attributes: ``{handle: node}`` (mega.py's shape).

@@ -12,6 +12,7 @@ __all__ = [
     "MegaError",
     "RequestError",
     "UnexpectedAnswerError",
+    "TreeError",
     "ValidationError",
     "IntegrityError",
     "NotFoundError",
@@ -124,6 +125,15 @@ class UnexpectedAnswerError(RequestError):
 
     def __str__(self) -> str:
         return f"unexpected answer from the server: {self.message}"
+
+
+class TreeError(UnexpectedAnswerError):
+    """A listing whose nodes do not form a tree: a folder inside its own sub-folder (a cycle)
+    or nodes whose parent is not in the listing. ``handles`` names the nodes concerned."""
+
+    def __init__(self, message: str, handles: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.handles = handles
 
 
 class NotFoundError(RequestError):

@@ -10,6 +10,7 @@ from typing import Any
 from . import session as session_store
 from .errors import CommandError, UsageError
 from .progress import TransferProgress, format_bytes, format_rate, progress_enabled
+from .text import printable
 
 __all__ = ["Context"]
 
@@ -26,19 +27,20 @@ class Context:
 
     # -- output -------------------------------------------------------------------------
     def result(self, data: Any, text: str | list[str] | None = None) -> None:
-        """Print a command's result: JSON with --json, else the text lines (if any)."""
+        """Print a command's result: JSON with --json (exact), else the text lines (if any),
+        each one line with its control characters escaped."""
         if self.json:
             print(json.dumps(data, ensure_ascii=False))
         elif text is not None:
             lines = [text] if isinstance(text, str) else text
             for line in lines:
-                print(line)
+                print(printable(line))
         sys.stdout.flush()
 
     def status(self, message: str) -> None:
         """A human status line on stderr (not with --quiet or --json)."""
         if not self.quiet and not self.json:
-            print(message, file=sys.stderr)
+            print(printable(message), file=sys.stderr)
 
     def report_transfer(self, verb: str, label: str, size: int, progress: TransferProgress) -> None:
         """A status line with the size, time and speed of a finished transfer."""
@@ -63,7 +65,11 @@ class Context:
         """A client (not logged in) on :meth:`api_url`."""
         from megafast.client import Mega
 
-        return Mega(api_url=self.api_url(stored), retry_time=self.args.retry_time)
+        return Mega(
+            api_url=self.api_url(stored),
+            retry_time=self.args.retry_time,
+            cache=None if self.args.no_cache else True,
+        )
 
     def client(self) -> Any:
         """The logged-in client, resumed from the stored session (once per command)."""

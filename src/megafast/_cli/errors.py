@@ -18,6 +18,7 @@ class ExitCode(enum.IntEnum):
     OK = 0
     FAILURE = 1  # the command failed (a CommandError, a server or file error)
     USAGE = 2  # the command line makes no sense (a UsageError, argparse's errors)
+    PARTIAL = 3  # finished, but some paths were skipped or failed (sync lists them)
     INTERRUPTED = 130  # Ctrl-C
 
 
@@ -79,5 +80,7 @@ def report_error(exc: BaseException, args: argparse.Namespace) -> int:
             payload["code"] = api_code
         print(json.dumps(payload), file=sys.stderr)
     else:
-        print(f"megafast: error: {message}", file=sys.stderr)
+        from .text import printable
+
+        print(f"megafast: error: {printable(message)}", file=sys.stderr)
     return int(code)

@@ -91,8 +91,23 @@ def download_link(
     size = progress.total or 0
     ctx.report_transfer("downloaded", label, size, progress)
     return [
-        {"source": label, "path": str(path), "size": size, "seconds": round(progress.elapsed, 3)}
+        {
+            "source": label,
+            "path": str(path),
+            "size": size,
+            "seconds": round(progress.elapsed, 3),
+            **report_renamed(ctx, path),
+        }
     ]
+
+
+def report_renamed(ctx: Context, result: Any) -> dict[str, Any]:
+    """A status line for each entry of a folder download saved under another name (its name
+    was taken in its folder); ``{"renamed": {remote: local}}`` for the JSON result, or {}."""
+    renamed = dict(getattr(result, "renamed", None) or {})
+    for remote, local in renamed.items():
+        ctx.status(f"megafast: {remote}: the name is taken in its folder; saved as {local}")
+    return {"renamed": renamed} if renamed else {}
 
 
 def cat_link(ctx: Context, url: str, out: BinaryIO) -> None:

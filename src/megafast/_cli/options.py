@@ -102,6 +102,12 @@ def common_options(for_subcommand: bool) -> argparse.ArgumentParser:
         default=default(None),
         help="seconds an API request may keep retrying temporary errors (default 120)",
     )
+    group.add_argument(
+        "--no-cache",
+        action="store_true",
+        default=default(False),
+        help="do not use the encrypted node cache ($XDG_CACHE_HOME/megafast): list everything",
+    )
     return parser
 
 

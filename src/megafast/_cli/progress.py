@@ -8,6 +8,8 @@ import time
 from types import TracebackType
 from typing import Any
 
+from .text import printable
+
 __all__ = ["TransferProgress", "progress_enabled", "format_bytes", "format_rate"]
 
 
@@ -60,7 +62,7 @@ class TransferProgress:
 
             self._bar = tqdm(
                 total=total,
-                desc=_shorten(label, 40),
+                desc=_shorten(printable(label), 40),
                 unit="B",
                 unit_scale=True,
                 unit_divisor=1024,

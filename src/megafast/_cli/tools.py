@@ -62,7 +62,7 @@ def cmd_bench(ctx: Context) -> int:
             for row in rows
         ],
     }
-    lines = [format_table(rows, facts["columns"])]
+    lines = format_table(rows, facts["columns"]).splitlines()
     lines.append("")
     lines.append(
         f"buffer {format_bytes(facts['size'])}; in use: kernel {facts['default_kernel']}"

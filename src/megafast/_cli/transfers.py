@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._localnames import safe_local_name
 from .errors import CommandError, UsageError
-from .links import cat_link, download_link, link_kind, stream_with_progress
+from .links import cat_link, download_link, link_kind, report_renamed, stream_with_progress
 from .options import transfer_options
 from .progress import TransferProgress
 from .registry import register
@@ -52,6 +52,7 @@ def _download_node(
         "path": str(result or directory / name),
         "size": size,
         "seconds": round(progress.elapsed, 3),
+        **report_renamed(ctx, result),
     }
 
 
@@ -157,20 +158,20 @@ def _upload_file(
 
 def _tree_files(ctx: Context, top: Path) -> list[tuple[Path, str]]:
     """The regular files ``Mega.upload_folder`` uploads from ``top`` (path, POSIX relative
-    path), with a warning for every entry it skips (symlinks, sockets, devices...)."""
-    found: list[tuple[Path, str]] = []
-    for directory, dirnames, filenames in os.walk(top):
-        dirnames.sort()
-        for dirname in dirnames:
-            if (Path(directory) / dirname).is_symlink():
-                ctx.status(f"megafast: warning: skipped {Path(directory) / dirname} (a symlink)")
-        for filename in sorted(filenames):
-            path = Path(directory) / filename
-            if path.is_symlink() or not path.is_file():
-                ctx.status(f"megafast: warning: skipped {path} (not a regular file)")
-                continue
-            found.append((path, path.relative_to(top).as_posix()))
-    return found
+    path), with a warning for every entry it skips and a count of the symlinks skipped."""
+    from .._transfers import local_tree
+
+    follow: bool = ctx.args.follow_symlinks
+    walked = local_tree(top, follow)
+    for path, why in walked.skipped:
+        ctx.status(f"megafast: warning: skipped {path}: {why}")
+    if walked.symlinks:
+        links = "symlink" if walked.symlinks == 1 else "symlinks"
+        ctx.status(
+            f"megafast: skipped {walked.symlinks} {links} in {top} "
+            "(--follow-symlinks uploads what they point to)"
+        )
+    return walked.files
 
 
 def _upload_folder(
@@ -181,7 +182,11 @@ def _upload_folder(
     total = sum(path.stat().st_size for path, _ in files)
     with TransferProgress(remote_top, total, ctx.progress) as progress:
         handles = client.upload_folder(
-            local, dest=folder["h"], progress=progress, config=ctx.transfer_config()
+            local,
+            dest=folder["h"],
+            progress=progress,
+            config=ctx.transfer_config(),
+            follow_symlinks=ctx.args.follow_symlinks,
         )
     ctx.report_transfer("uploaded", remote_top, total, progress)
     return [
@@ -198,6 +203,11 @@ def _upload_folder(
 
 def _put_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="FILE|DIR... [DEST]")
+    parser.add_argument(
+        "--follow-symlinks",
+        action="store_true",
+        help="upload what symlinks inside a folder point to (default: skip them and say so)",
+    )
     transfer_options(parser)
 
 

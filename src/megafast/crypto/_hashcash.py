@@ -36,13 +36,30 @@ def parse_hashcash(header_value: str) -> tuple[int, int, bytes]:
     return easiness, stamp, token
 
 
-def solve_hashcash(header_value: str, threads: int | None = None, timeout: float = 300.0) -> str:
+def expected_tries(easiness: int) -> int:
+    """How many tries (of 12 MiB of SHA-256 each) a challenge of ``easiness`` takes on average."""
+    return (1 << 32) // (hashcash_threshold(easiness) + 1)
+
+
+def solve_hashcash(
+    header_value: str, threads: int | None = None, timeout: float = 300.0, min_easiness: int = 0
+) -> str:
     """Answer an X-Hashcash challenge: returns the value of the answer header.
 
     Searches n = 0, 1, 2, ... on ``threads`` threads (default: all cores) in ordered batches,
-    so the answer is the smallest valid n, the same for any thread count.
+    so the answer is the smallest valid n, the same for any thread count. A challenge easier
+    than ``min_easiness`` (too much work to finish) raises :class:`HashcashError` at once,
+    and so does one not solved within ``timeout`` seconds; the message says why.
     """
     easiness, _, token = parse_hashcash(header_value)
+    if easiness < min_easiness:
+        raise HashcashError(
+            f"the server asks for hashcash of easiness {easiness}: about "
+            f"{expected_tries(easiness):,} tries of 12 MiB each, more than can be done in time; "
+            f"megafast solves easiness {min_easiness} or more"
+        )
+    if not timeout > 0:
+        raise HashcashError("no time left to solve the server's hashcash")
     threshold = hashcash_threshold(easiness)
     workers = max(1, threads or os.cpu_count() or 1)
     batch = getattr(_backend.kernels, "HASHCASH_BATCH", 4)  # tries per call (SIMD width)
@@ -62,17 +79,24 @@ def solve_hashcash(header_value: str, threads: int | None = None, timeout: float
                     raise HashcashError("no hashcash answer exists in the 32-bit space")
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise HashcashError(f"hashcash not solved within {timeout:g} s")
+                    raise HashcashError(_late(timeout, easiness))
                 try:
                     n = pending[0].result(timeout=remaining)
                 except concurrent.futures.TimeoutError:
-                    raise HashcashError(f"hashcash not solved within {timeout:g} s") from None
+                    raise HashcashError(_late(timeout, easiness)) from None
                 pending.pop(0)
                 if n >= 0:
                     return f"1:{base64_url_encode(token)}:{base64_url_encode(struct.pack('<I', n))}"
         finally:
             for f in pending:
                 f.cancel()
+
+
+def _late(timeout: float, easiness: int) -> str:
+    return (
+        f"hashcash not solved within {timeout:.3g} s "
+        f"(easiness {easiness}: about {expected_tries(easiness):,} tries expected)"
+    )
 
 
 def check_hashcash(header_value: str, answer: str) -> bool:

@@ -23,10 +23,10 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._localnames import safe_local_name
+from .._localnames import numbered, safe_local_name, unique_names
 from .._nodeops import encrypt_attrs, folder_handle, wrap_key
 from .._shares import keys_for_new_node
 from .._sources import checked_g_answer
@@ -48,22 +48,6 @@ if TYPE_CHECKING:
     from .._nodes import NodeTree
 
 _MAX_SUFFIX = 10000
-
-
-def numbered(name: str, n: int) -> str:
-    """``name`` with `` (n)`` before its extension: ``a.txt`` -> ``a (1).txt``."""
-    path = PurePosixPath(name)
-    suffix = path.suffix if path.stem else ""
-    stem = name[: len(name) - len(suffix)] if suffix else name
-    return f"{stem} ({n}){suffix}"
-
-
-def _first_free(name: str, taken: Callable[[str], bool]) -> str:
-    for n in range(1, _MAX_SUFFIX):
-        candidate = numbered(name, n)
-        if not taken(candidate):
-            return candidate
-    raise ValidationError(f"no free name for {name!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -501,17 +485,18 @@ def _download_jobs(
     local: dict[str, Path | None] = {root["h"]: target}
     rels: dict[str, str] = {root["h"]: "."}
     problems: dict[str, str] = {}
-    used: dict[str, set[str]] = defaultdict(set)  # parent handle -> local names given
+    given: dict[str, dict[str, str]] = {}  # parent handle -> child handle -> local name
     result.folders["."] = str(target)
     for node in tree.descendants(root["h"]):
         parent = node.get("p")
         if parent not in local:
             continue  # below something that is neither a file nor a folder
         raw = tree.name_of(node) or node["h"]
-        name = safe_local_name(raw)
-        if name in used[parent]:
-            name = _first_free(name, used[parent].__contains__)
-        used[parent].add(name)
+        if parent not in given:  # the names of all its entries at once: unique_names's rule
+            kids = [c for c in tree.child_nodes(parent) if c.get("t") in (0, 1)]
+            wanted = [safe_local_name(tree.name_of(c) or c["h"]) for c in kids]
+            given[parent] = dict(zip((c["h"] for c in kids), unique_names(wanted), strict=True))
+        name = given[parent].get(node["h"]) or safe_local_name(raw)
         parent_path = local[parent]
         rel = name if rels[parent] == "." else f"{rels[parent]}/{name}"
         if name != raw:
