@@ -47,6 +47,23 @@ def test_round_trip_keeps_every_node_and_change(tmp_path: Path, acct: Account) -
     assert loaded.find_path("more") == "NEWHANDL"
 
 
+def test_share_keys_and_exported_folders_survive(tmp_path: Path, acct: Account) -> None:
+    store = make_store(acct)
+    folder = store.find_path("folder2")
+    assert folder is not None
+    key = secrets.token_bytes(16)
+    store.share_keys[folder] = key
+    store.exported.add(folder)
+    cache = NodeCache(tmp_path, acct.master, acct.user)
+    assert cache.save(store)
+    loaded = cache.load()
+    assert loaded is not None
+    assert loaded.share_keys == {folder: key} and loaded.exported == {folder}
+    store.share_keys[folder] = key[:15]  # a key that cannot be one is refused on load
+    assert cache.save(store)
+    load_warns(cache, "does not decode")
+
+
 def test_file_is_private_encrypted_and_named_opaquely(tmp_path: Path, acct: Account) -> None:
     cache = NodeCache(tmp_path, acct.master, acct.user)
     cache.save(make_store(acct))

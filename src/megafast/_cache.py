@@ -27,6 +27,7 @@ import struct
 import warnings
 from array import array
 from collections.abc import Iterable, Iterator
+from itertools import accumulate, repeat
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,13 @@ from ._nodestore import NodeStore
 __all__ = ["NodeCache", "CacheWarning", "clear_cache_folder", "FORMAT_VERSION"]
 
 MAGIC = b"MFNC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _HEADER = struct.Struct(">4sH16s8s")  # magic, format version, account tag, CTR nonce
 _TAG = 32
 _SUFFIX = ".mfcache"
+_FREE_PARENT = -2  # the parent value of a removed node's slot (NodeStore)
 _PIECE = 4 << 20  # bytes encrypted and written at a time
-_COLUMNS = ("parent", "types", "sizes", "times", "key_len")
+_COLUMNS = ("parent", "types", "sizes", "times", "key_len", "name_hash")
 
 
 class CacheWarning(UserWarning):
@@ -196,7 +198,9 @@ class NodeCache:
                 (n,) = struct.unpack(">Q", prefix)
                 if pos + 8 + n > end:
                     raise ValueError("a part runs past the end")
-                part = bytearray(_pread(fd, n, pos + 8))
+                part = bytearray(n)
+                if n and os.preadv(fd, [part], pos + 8) != n:
+                    raise OSError("the cache file changed size while being read")
                 _ctr(self._enc_key, nonce, pos + 8 - _HEADER.size, part, part)
                 pos += 8 + n
                 yield part
@@ -257,14 +261,20 @@ def _ctr(key: bytes, nonce: bytes, offset: int, src: Any, dst: Any) -> None:
 
 
 # -- the store as bytes ---------------------------------------------------------------------
+_SLICE = 1 << 16  # nodes per slice of the handles, names and attributes parts
+
+
 def encode_store(store: NodeStore) -> Iterator[tuple[int, Iterable[Any]]]:
-    """The parts, made one at a time, as (length, pieces): columns as raw arrays, the rest as
-    JSON; the big columns are cut into pieces of a few MB (each part is written
-    length-prefixed)."""
+    """The parts, made one at a time, as (length, pieces): a JSON header, then per slice of
+    65,536 slots the handles and names (JSON lists), the attribute lengths and the attribute
+    bytes, then the columns as raw arrays cut into pieces of a few MB (each part is written
+    length-prefixed), so that writing holds the store and one slice, never a copy of it all."""
     owners = sorted(set(store.owners))
     owner_index = {o: i for i, o in enumerate(owners)}
+    count = len(store.handles)
     meta = {
         "sn": store.sn,
+        "count": count,
         "roots": {str(t): h for t, h in store.roots.items()},
         "owners": owners,
         "extra": {str(s): v for s, v in store.extra.items()},
@@ -273,29 +283,24 @@ def encode_store(store: NodeStore) -> Iterator[tuple[int, Iterable[Any]]]:
         "share_keys": {h: k.hex() for h, k in store.share_keys.items()},
         "exported": sorted(store.exported),
     }
-    for value in (meta, store.handles):
-        text = json.dumps(value, separators=(",", ":")).encode()
-        yield len(text), (text,)
-    text = json.dumps(store.names, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(meta, separators=(",", ":")).encode()
     yield len(text), (text,)
     del text
-    for column in (
-        array("i", [owner_index[o] for o in store.owners]),
-        array("i", [-1 if a is None else len(a) for a in store.attrs]),
-    ):
-        yield len(column) * column.itemsize, (memoryview(column).cast("B"),)
-    attrs = store.attrs
-    step = 1 << 16
-    yield (
-        sum(len(a) for a in attrs if a is not None),
-        (
-            b"".join([a for a in attrs[i : i + step] if a is not None])
-            for i in range(0, len(attrs), step)
-        ),
-    )
-    for column in (store.keys, *(getattr(store, name) for name in _COLUMNS)):
+    for i in range(0, count, _SLICE):
+        for values in (store.handles[i : i + _SLICE], store.names[i : i + _SLICE]):
+            text = json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+            yield len(text), (text,)
+        attrs = store.attrs[i : i + _SLICE]
+        lengths = array("i", [-1 if a is None else len(a) for a in attrs])
+        yield len(lengths) * lengths.itemsize, (memoryview(lengths).cast("B"),)
+        blob = b"".join([a for a in attrs if a is not None])
+        yield len(blob), (blob,)
+        del attrs, lengths, blob
+    owner_column = array("i", map(owner_index.__getitem__, store.owners))
+    for column in (owner_column, store.keys, *(getattr(store, name) for name in _COLUMNS)):
         view = memoryview(column).cast("B")
         yield len(view), (view[i : i + _PIECE] for i in range(0, len(view), _PIECE))
+        del view
 
 
 def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
@@ -310,28 +315,44 @@ def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
         return value
 
     meta = json.loads(part())
-    handles = json.loads(part())
-    names = json.loads(part())
-    count = len(handles)
-    if not isinstance(handles, list) or not isinstance(names, list) or len(names) != count:
-        raise ValueError("handles and names differ in length")
+    count = meta["count"]
+    if type(count) is not int or count < 0:
+        raise ValueError("a bad node count")
     store = NodeStore()
+    handles: list[str | None] = []
+    names: list[str | None] = []
+    attrs: list[bytes | None] = []
+    for i in range(0, count, _SLICE):
+        n = min(_SLICE, count - i)
+        some_handles, some_names = json.loads(part()), json.loads(part())
+        if type(some_handles) is not list or type(some_names) is not list:
+            raise ValueError("handles or names are not lists")
+        handles += some_handles
+        names += some_names
+        lengths = array("i")
+        lengths.frombytes(part())
+        blob = bytes(part())
+        if len(some_handles) != n or len(some_names) != n or len(lengths) != n:
+            raise ValueError("a slice has the wrong number of nodes")
+        if min(lengths) < -1:
+            raise ValueError("a negative attribute length")
+        ends = list(accumulate(map(max, lengths, repeat(0))))
+        if ends[-1] != len(blob):
+            raise ValueError("attribute lengths do not match")
+        starts = [0, *ends[:-1]]
+        attrs += [
+            None if k < 0 else blob[a:b] for k, a, b in zip(lengths, starts, ends, strict=True)
+        ]
+        del some_handles, some_names, lengths, blob, ends, starts
     owners_table = meta["owners"]
     owner_ix = array("i")
     owner_ix.frombytes(part())
-    store.owners = [owners_table[i] for i in owner_ix]
-    attr_lengths = array("i")
-    attr_lengths.frombytes(part())
-    blob = bytes(part())
-    store.attrs = [None] * len(attr_lengths)
-    pos = 0
-    for i, n in enumerate(attr_lengths):
-        if n >= 0:
-            store.attrs[i] = blob[pos : pos + n]
-            pos += n
-    if pos != len(blob) or len(store.attrs) != count:
-        raise ValueError("attribute lengths do not match")
-    store.keys = bytearray(part())
+    if owner_ix and not 0 <= min(owner_ix) <= max(owner_ix) < len(owners_table):
+        raise ValueError("an owner index points outside the table")
+    store.owners = list(map(owners_table.__getitem__, owner_ix))
+    del owner_ix
+    keys = part()
+    store.keys = keys if type(keys) is bytearray else bytearray(keys)
     for name in _COLUMNS:
         getattr(store, name).frombytes(part())
     if next(it, None) is not None:
@@ -344,6 +365,7 @@ def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
         raise ValueError("columns differ in length")
     store.handles = handles
     store.names = names
+    store.attrs = attrs
     store.sn = meta["sn"] if isinstance(meta["sn"], str) else None
     store.roots = {int(t): h for t, h in meta["roots"].items()}
     store.extra = {int(s): v for s, v in meta["extra"].items()}
@@ -355,22 +377,35 @@ def decode_store(parts: Iterable[bytes | bytearray]) -> NodeStore:
         type(h) is str for h in store.exported
     ):
         raise ValueError("bad share keys or exported handles")
-    store.slot_of = {h: i for i, h in enumerate(handles) if h is not None}
-    store._free = [i for i, h in enumerate(handles) if h is None]
+    free = [i for i, h in enumerate(handles) if h is None] if None in handles else []
+    slot_of: dict[Any, int] = dict(zip(handles, range(count), strict=True))
+    slot_of.pop(None, None)
+    store.slot_of = slot_of
+    store._free = free
     store.count = len(store.slot_of)
-    if store.count + len(store._free) != count or not all(type(h) is str for h in store.slot_of):
+    if store.count + len(free) != count or set(map(type, store.slot_of)) - {str}:
         raise ValueError("bad or repeated handles")
-    parent = store.parent
-    children = store.children
-    for slot, p in enumerate(parent):
-        if handles[slot] is None:
-            continue
-        if p < -1 or p >= count or (p >= 0 and handles[p] is None):
-            raise ValueError("a parent points outside the tree")
-        siblings = children.get(p)
-        if siblings is None:
-            children[p] = array("i", (slot,))
-        else:
-            siblings.append(slot)
+    _link_all(store, free)
     store._interned = {o: o for o in owners_table}
     return store
+
+
+def _link_all(store: NodeStore, free: list[int]) -> None:
+    """The children arrays (and name index marks) from the parent column, checked: a
+    parent inside the tree, removed slots (and only those) marked free."""
+    parent, handles, count = store.parent, store.handles, len(store.handles)
+    if not count:
+        return
+    if min(parent) < _FREE_PARENT or max(parent) >= count:
+        raise ValueError("a parent points outside the tree")
+    if any(parent[s] != _FREE_PARENT for s in free) or parent.count(_FREE_PARENT) != len(free):
+        raise ValueError("removed slots do not match")
+    if free and any(handles[p] is None for p in set(parent) if p >= 0):
+        raise ValueError("a parent is a removed node")
+    live = parent
+    if free:  # the free slots have no parent: link the others only
+        slots = [s for s in range(count) if handles[s] is not None]
+        live = array("i", map(parent.__getitem__, slots))
+        store._add_children(slots, live)
+    else:
+        store._add_children(list(range(count)), live)

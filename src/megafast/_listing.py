@@ -15,21 +15,25 @@ from __future__ import annotations
 import binascii
 import codecs
 import json
+import re
 import struct
+from array import array
 from collections.abc import Iterable
 from typing import Any
 
 from ._nodes import Keyring, b64_bytes
-from ._nodestore import NodeStore
+from ._nodestore import NodeStore, name_hash
 from .errors import RequestError, UnexpectedAnswerError, ValidationError
 
 __all__ = ["ListingParser", "load_listing", "add_raw_nodes"]
 
 BATCH_CHARS = 1 << 20  # parse and decrypt about a MiB of answer text at a time
 MAX_VALUE_CHARS = 64 << 20  # one top-level value other than f (ok, s, u, f2...) at most
+MAX_NODE_BYTES = 4 << 20  # one node object at most (each feed rescans an unfinished one)
 _B64_TABLE = bytes.maketrans(b"-_", b"+/")
 _scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
-_WS = " \t\r\n"
+_WS = re.compile(rb"[ \t\r\n]*")
+_NO_KEK = bytes(16)
 
 
 class ListingParser:
@@ -43,24 +47,24 @@ class ListingParser:
         self.keyring = keyring
         self.store = store if store is not None else NodeStore()
         self.meta: dict[str, Any] = {}
-        self._decoder = codecs.getincrementaldecoder("utf-8")()
-        self._buf = ""
+        self._buf = bytearray()
         self._pos = 0
-        self._state = "start"  # start, object, key, value, nodes, after_node, end
+        self._state = "start"  # start, key, colon, value, nodes_open, nodes, end, rest
         self._key = ""
         self._deferred: list[dict[str, Any]] = []
         self._eof = False
+        if keyring.master_key is not None and keyring.user_handle:
+            self._prefix = f"{keyring.user_handle}:".encode()
+            self._kek = keyring.master_key
+        else:  # no node is usual: a quote never starts a plain string's value
+            self._prefix, self._kek = b'"', _NO_KEK
 
     # -- input ----------------------------------------------------------------------------
     def feed(self, chunk: bytes) -> None:
-        try:
-            text = self._decoder.decode(chunk)
-        except UnicodeDecodeError as exc:
-            raise ValidationError(f"the node listing is not UTF-8 text: {exc}") from None
         if self._pos > (1 << 16):
-            self._buf = self._buf[self._pos :]
+            del self._buf[: self._pos]
             self._pos = 0
-        self._buf += text
+        self._buf += chunk
         self._run()
 
     def close(self) -> NodeStore:
@@ -78,21 +82,18 @@ class ListingParser:
 
     # -- the state machine ---------------------------------------------------------------
     def _skip_ws(self) -> bool:
-        buf, pos, n = self._buf, self._pos, len(self._buf)
-        while pos < n and buf[pos] in _WS:
-            pos += 1
-        self._pos = pos
-        return pos < n
+        self._pos = _WS.match(self._buf, self._pos).end()  # type: ignore[union-attr]
+        return self._pos < len(self._buf)
 
     def _run(self) -> None:
         while self._skip_ws():
-            c = self._buf[self._pos]
+            c = self._buf[self._pos : self._pos + 1]
             state = self._state
             if state == "start":
-                if c == "[":
+                if c == b"[":
                     self._pos += 1
                     continue
-                if c == "{":
+                if c == b"{":
                     self._pos += 1
                     self._state = "key"
                     continue
@@ -103,11 +104,11 @@ class ListingParser:
                     raise RequestError(value, "the f command failed")
                 raise UnexpectedAnswerError(f"f answered {type(value).__name__}, not a listing")
             elif state == "key":
-                if c == "}":
+                if c == b"}":
                     self._pos += 1
                     self._state = "end"
                     continue
-                if c == ",":
+                if c == b",":
                     self._pos += 1
                     continue
                 key = self._value()
@@ -118,7 +119,7 @@ class ListingParser:
                 self._key = key
                 self._state = "colon"
             elif state == "colon":
-                if c != ":":
+                if c != b":":
                     raise ValidationError("malformed node listing (':' expected)")
                 self._pos += 1
                 self._state = "nodes_open" if self._key == "f" else "value"
@@ -131,7 +132,7 @@ class ListingParser:
                     self.keyring.add_share_keys({"ok": value})
                 self._state = "key"
             elif state == "nodes_open":
-                if c != "[":
+                if c != b"[":
                     value = self._value()  # f: null or similar: nothing listed
                     if value is None:
                         return
@@ -140,78 +141,81 @@ class ListingParser:
                 self._pos += 1
                 self._state = "nodes"
             elif state == "nodes":
-                if c == "]":
+                if c == b"]":
                     self._pos += 1
                     self._state = "key"
                     continue
-                if c == ",":
+                if c == b",":
                     self._pos += 1
                     continue
-                if not self._nodes_batch():
+                if c != b"{":  # not a node object: parsed alone (and skipped by _take)
+                    value = self._value()
+                    if value is None:
+                        return
+                    self._take([value])
+                elif not self._nodes_batch():
                     return
             elif state == "end":
-                if c == "]":
+                if c == b"]":
                     self._pos += 1
                     continue
-                if c == ",":  # other slots of the batch: not ours to read
+                if c == b",":  # other slots of the batch: not ours to read
                     self._state = "rest"
                     continue
                 raise ValidationError("malformed node listing (text after the answer)")
             else:  # rest
-                self._buf, self._pos = "", 0
+                self._buf, self._pos = bytearray(), 0
                 return
 
     def _value(self) -> Any:
-        """One JSON value at the position, or None when more text is needed."""
-        try:
-            value, end = _scan(self._buf, self._pos)
-        except (StopIteration, ValueError, RecursionError):
-            if self._eof:
-                raise ValidationError("malformed or truncated node listing") from None
-            if len(self._buf) - self._pos > MAX_VALUE_CHARS:
-                raise ValidationError("a value in the node listing is too large") from None
-            return None
-        if end == len(self._buf) and not self._eof and isinstance(value, (int, float)):
-            return None  # a number may go on in the next chunk
-        self._pos = end
-        return value
+        """One JSON value at the position, or None when more text is needed. The text is
+        decoded a growing window at a time, so a value costs about its own size."""
+        window = 1 << 12
+        while True:
+            raw = bytes(self._buf[self._pos : self._pos + window])
+            whole = self._pos + window >= len(self._buf)  # the window reaches the buffer's end
+            final = whole and self._eof
+            try:
+                text, _ = codecs.utf_8_decode(raw, "strict", final)
+            except UnicodeDecodeError as exc:
+                raise ValidationError(f"the node listing is not UTF-8 text: {exc}") from None
+            try:
+                value, end = _scan(text, 0)
+                if end == len(text) and not final and isinstance(value, (int, float)):
+                    raise StopIteration  # a number may go on after the window
+            except (StopIteration, ValueError, RecursionError):
+                if len(raw) > MAX_VALUE_CHARS:
+                    raise ValidationError("a value in the node listing is too large") from None
+                if not whole:
+                    window *= 4
+                    continue
+                if self._eof:
+                    raise ValidationError("malformed or truncated node listing") from None
+                return None
+            self._pos += len(text[:end].encode("utf-8", "surrogatepass"))
+            return value
 
     def _nodes_batch(self) -> bool:
-        """Parse the complete node objects in the buffer (at most ~BATCH_CHARS of text);
-        False when more text is needed."""
-        buf, pos = self._buf, self._pos
-        stop = buf.rfind("}", pos, pos + BATCH_CHARS)
-        if stop < 0:
-            if len(buf) - pos > BATCH_CHARS and "}" not in buf[pos:]:
+        """Take the complete node objects at the position (about BATCH_CHARS of text): the
+        usual ones come decrypted, in columns, from the scanner kernel; the others are
+        parsed one by one. False when more text is needed."""
+        from .crypto import _backend
+
+        buf = self._buf
+        end, stop, others, columns = _backend.kernels.scan_nodes(
+            buf, self._pos, BATCH_CHARS, self._prefix, self._kek
+        )
+        if end == self._pos:
+            if len(buf) - end > MAX_NODE_BYTES:
                 raise ValidationError("a node in the listing is too large")
             if self._eof:
                 raise ValidationError("truncated node listing")
             return False
-        nodes: list[Any] | None = None
-        try:
-            nodes = json.loads("[" + buf[pos : stop + 1] + "]")
-        except (ValueError, RecursionError):
-            nodes = None
-        if nodes is not None and all(type(n) is dict for n in nodes):
-            self._pos = stop + 1
-        else:
-            # a brace inside a string, or a nested value: one object at a time
-            nodes = []
-            while True:
-                if not self._skip_ws():
-                    break
-                if self._buf[self._pos] == ",":
-                    self._pos += 1
-                    continue
-                if self._buf[self._pos] == "]":
-                    break
-                value = self._value()
-                if value is None:
-                    break
-                nodes.append(value)
-            if not nodes:
-                return False
-        self._take(nodes)
+        self._pos = end
+        if others:
+            self._take([_node_at(buf, s, e) for s, e in others])
+        if columns[0]:
+            self._take_columns(buf, columns)
         return True
 
     def _take(self, nodes: list[Any]) -> None:
@@ -221,6 +225,60 @@ class ListingParser:
                 if key is not None:
                     self.keyring.share_keys[node["h"]] = key
         self._deferred.extend(add_raw_nodes(self.store, nodes, self.keyring, final=False))
+
+    def _take_columns(self, buf: bytearray, columns: tuple[Any, ...]) -> None:
+        """Store the scanner's usual nodes; one whose attributes do not parse to an object
+        with a string name (or a batch repeating a handle) sends the batch the general way."""
+        from .crypto._bulk import _parse_attr_batch
+
+        handles, parents, owners, types, sizes, times, keys, texts, fas, spans, names, members = (
+            columns[:12]
+        )
+        hashes = array("I", columns[12])
+        richer: list[bytes | None] = [
+            js if m > 1 else None for js, m in zip(texts, members, strict=True)
+        ]
+        named = True
+        if 0 in members:  # attributes the scanner left to a real JSON parser
+            odd = [i for i, m in enumerate(members) if m == 0]
+            for i, attrs in zip(odd, _parse_attr_batch([texts[i] for i in odd]), strict=True):
+                name = attrs.get("n") if attrs is not None else None
+                named = named and type(name) is str
+                names[i] = name
+                hashes[i] = name_hash(name if type(name) is str else None)
+                richer[i] = texts[i] if attrs is not None and len(attrs) > 1 else None
+        if not named or len(set(handles)) != len(handles):
+            self._take_odd(buf, spans)
+            return
+        self.store.put_batch(
+            handles,
+            parents,
+            list(types),
+            owners,
+            array("q", sizes),
+            array("q", times),
+            keys,
+            names,
+            richer,
+            hashes,
+        )
+        if fas.count(None) != len(fas):
+            for h, fa in zip(handles, fas, strict=True):
+                if fa is not None:
+                    self.store.set_extra(h, "fa", fa)
+
+    def _take_odd(self, buf: bytearray, spans: bytes) -> None:
+        """The whole batch the general way (rare: odd attributes or a repeated handle)."""
+        at = memoryview(spans).cast("q")
+        self._take([_node_at(buf, at[i], at[i + 1]) for i in range(0, len(at), 2)])
+
+
+def _node_at(buf: bytearray, start: int, end: int) -> Any:
+    """The JSON object at buf[start:end] (a span the scanner found), parsed on its own."""
+    try:
+        return json.loads(bytes(buf[start:end]))
+    except (ValueError, RecursionError):
+        raise ValidationError("malformed node in the listing") from None
 
 
 def _int(value: Any) -> int:

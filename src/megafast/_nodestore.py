@@ -4,8 +4,11 @@ Nodes live in columns indexed by a slot number: handles in a list (the handle ->
 shares the same string objects), parent slots, types, sizes and timestamps in ``array``s,
 keys packed in one ``bytearray`` (32 bytes a slot), owner handles interned, names as
 strings, and the full attribute JSON kept only for nodes whose attributes hold more than a
-name. Children are ``array``s of slots per folder; a name index per folder is built the first
-time a path goes through that folder. Nothing here decrypts: :mod:`megafast._listing` fills
+name; a CRC-32 of every name is kept in a column too. Children are ``array``s of slots per
+folder. Lookups by name go through those hashes: a folder whose children are one run of
+consecutive slots (as a listing puts them) is searched in the hash column directly; any other
+folder gets a hash -> slots dict the first time a path goes through it. A hash only picks
+candidates: the name itself is always compared. Nothing here decrypts: :mod:`megafast._listing` fills
 the store, :mod:`megafast._watch` changes it, :mod:`megafast._cache` saves and loads it.
 
 ``node(handle)`` gives the mega.py-shaped dict that ``get_files()`` returns (see
@@ -18,17 +21,18 @@ import contextlib
 import json
 import struct
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from itertools import groupby
 from typing import Any
 
+from ._nodelookup import _NO_PARENT, _Lookups, _name_in, _NameIndex, name_hash, name_hashes
 from .errors import MegaError
 
-__all__ = ["NodeStore", "StoreError", "ROOT_NAMES", "attrs_columns"]
+__all__ = ["NodeStore", "StoreError", "ROOT_NAMES", "attrs_columns", "name_hash"]
 
 ROOT_NAMES = {2: "Cloud Drive", 3: "Inbox", 4: "Rubbish Bin"}
 _WORDS4 = struct.Struct(">4I")
 _WORDS8 = struct.Struct(">8I")
-_NO_PARENT = -1
 _FREE = -2  # a parent value marking a slot whose node was removed
 
 
@@ -54,124 +58,8 @@ def _batch_attrs(texts: list[bytes | None]) -> list[Any]:
     return _parse_attr_batch(texts)
 
 
-def _batch_names(texts: list[bytes | None]) -> list[str | None]:
-    return [
-        a.get("n") if type(a) is dict and type(a.get("n")) is str else None
-        for a in _batch_attrs(texts)
-    ]
-
-
 class StoreError(MegaError):
     """A change that the store cannot apply: an unknown node, or a move forming a cycle."""
-
-
-class _Lookups:
-    """Lookups by name and path over the store's columns (NodeStore's read side)."""
-
-    handles: list[str | None]
-    slot_of: dict[str, int]
-    parent: array[int]
-    types: array[int]
-    names: list[str | None]
-    attrs: list[bytes | None]
-    children: dict[int, array[int]]
-    roots: dict[int, str]
-    _name_index: dict[int, dict[str, list[int]]]
-
-    def _slot(self, h: str) -> int:
-        raise NotImplementedError
-
-    def name_at(self, slot: int) -> str | None:
-        raise NotImplementedError
-
-    @property
-    def root_id(self) -> str | None:
-        return self.roots.get(2)
-
-    def path_of(self, h: str) -> str:
-        """``Cloud Drive/a/b`` style path of a node."""
-        parts: list[str] = []
-        slot = self._slot(h)
-        guard = 0
-        while slot >= 0 and guard <= len(self.handles):
-            parts.append(self.name_at(slot) or self.handles[slot] or "")
-            slot = self.parent[slot]
-            guard += 1
-        return "/".join(reversed(parts))
-
-    def children_named(self, parent_slot: int, name: str) -> list[int]:
-        index = self._name_index.get(parent_slot)
-        if index is None:
-            index = {}
-            names, attrs = self.names, self.attrs
-            slots = self.children.get(parent_slot, ())
-            # names kept only in the attribute JSON: parsed in one batch
-            hidden = [s for s in slots if names[s] is None and attrs[s] is not None]
-            found = dict(zip(hidden, _batch_names([attrs[s] for s in hidden]), strict=True))
-            for s in slots:
-                nm = names[s] or found.get(s)
-                if nm is not None:
-                    same = index.get(nm)
-                    if same is None:
-                        index[nm] = [s]
-                    else:
-                        same.append(s)
-            self._name_index[parent_slot] = index
-        return index.get(name, [])
-
-    def find_name(self, name: str) -> str | None:
-        """The first node (in slot order) called ``name`` (mega.py's ``find`` by name)."""
-        return next(self.iter_named(name), None)
-
-    def iter_named(self, name: str) -> Iterator[str]:
-        """The handles of the nodes called ``name``, in slot order.
-
-        A scan, no index: names kept as strings compare directly; a name kept only in the
-        attribute JSON is looked for as a JSON string in those bytes first, then parsed."""
-        needle = json.dumps(name, ensure_ascii=False).encode()
-        names, attrs, name_at, handles = self.names, self.attrs, self.name_at, self.handles
-        for slot, nm in enumerate(names):
-            if nm == name:
-                yield handles[slot]  # type: ignore[misc]
-            elif nm is None:
-                text = attrs[slot]
-                if text is not None and needle in text and name_at(slot) == name:
-                    yield handles[slot]  # type: ignore[misc]
-
-    def find_path(self, path: str, folders_only: bool = False) -> str | None:
-        """The handle at ``a/b/c`` below the Cloud Drive (or below a root or a top-level
-        node named by the first part); the first match in listing order wins."""
-        parts = [p for p in path.split("/") if p]
-        root = self.root_id
-        if not parts:
-            return root
-        if root is not None:
-            found = self._walk(self.slot_of[root], parts, folders_only)
-            if found is not None:
-                return self.handles[found]
-        # a path may start at another root or at an incoming share's top folder
-        for start in self.children.get(_NO_PARENT, ()):
-            if self.name_at(start) == parts[0]:
-                found = self._walk(start, parts[1:], folders_only)
-                if found is not None:
-                    return self.handles[found]
-        return None
-
-    def _walk(self, start: int, parts: list[str], folders_only: bool) -> int | None:
-        if not parts:
-            return start if not folders_only or self.types[start] != 0 else None
-        stack: list[tuple[int, int]] = [(start, 0)]
-        last = len(parts) - 1
-        while stack:
-            slot, depth = stack.pop()
-            matches = self.children_named(slot, parts[depth])
-            if depth == last:
-                for s in matches:
-                    if not folders_only or self.types[s] != 0:
-                        return s
-                continue
-            stack.extend((s, depth + 1) for s in reversed(matches) if self.types[s] != 0)
-        return None
 
 
 class NodeStore(_Lookups):
@@ -189,6 +77,7 @@ class NodeStore(_Lookups):
         self.owners: list[str] = []
         self.names: list[str | None] = []
         self.attrs: list[bytes | None] = []  # attribute JSON when it holds more than a name
+        self.name_hash = array("I")  # name_hash() of every slot's name
         self.extra: dict[int, dict[str, Any]] = {}  # rare raw fields: su, sk, r, fa, ph, ...
         self.orphan_parent: dict[int, str] = {}  # parent handle when the parent is not here
         self.undecryptable: dict[int, str] = {}  # slot -> the encrypted "k" text
@@ -200,7 +89,7 @@ class NodeStore(_Lookups):
         self.share_keys: dict[str, bytes] = {}
         self.exported: set[str] = set()
         self._interned: dict[str, str] = {}
-        self._name_index: dict[int, dict[str, list[int]]] = {}
+        self._name_index: dict[int, _NameIndex] = {}
         self._free: list[int] = []
         self.count = 0
 
@@ -243,12 +132,14 @@ class NodeStore(_Lookups):
             self.owners.append("")
             self.names.append(None)
             self.attrs.append(None)
+            self.name_hash.append(0)
         self.count += 1
         self.types[slot] = t if -128 <= t < 128 else -1
         self.sizes[slot] = size if 0 <= size < 1 << 62 else 0
         self.times[slot] = ts if 0 <= ts < 1 << 62 else 0
         self.owners[slot] = self._interned.setdefault(owner, owner)
         self.names[slot] = ROOT_NAMES[t] if t in ROOT_NAMES else _unless(name, attrs_json)
+        self.name_hash[slot] = name_hash(ROOT_NAMES.get(t, name))
         if t in ROOT_NAMES:
             self.roots[t] = h
         if key is not None and len(key) in (16, 32):
@@ -270,22 +161,31 @@ class NodeStore(_Lookups):
         parents: list[str],
         types: list[int],
         owners: list[str],
-        sizes: list[int],
-        times: list[int],
+        sizes: Sequence[int],
+        times: Sequence[int],
         keys: bytes | bytearray,
-        names: list[str],
+        names: list[str | None],
         attrs_json: list[bytes | None],
+        hashes: Sequence[int] | None = None,
     ) -> None:
         """Insert many decrypted files and folders at once (a listing's usual nodes).
 
         ``keys`` holds 32 bytes per node (a folder's 16-byte key zero-padded); ``attrs_json``
         holds each node's attribute JSON when it has more than a name, else None.
+        ``hashes``: the :func:`name_hash` of each name when the caller has them (a name may
+        then be None where its attribute JSON is given).
         Handles already in the store, and sizes or times out of range, go through
         :meth:`put` one by one."""
         n = len(handles)
+        if not n:
+            return
         slot_of = self.slot_of
-        if any(h in slot_of for h in handles) or not all(
-            0 <= v < 1 << 62 for v in (*sizes, *times)
+        if (
+            not slot_of.keys().isdisjoint(handles)
+            or min(sizes) < 0
+            or min(times) < 0
+            or max(sizes) >= 1 << 62
+            or max(times) >= 1 << 62
         ):
             for i in range(n):
                 folder = types[i] == 1
@@ -298,41 +198,60 @@ class NodeStore(_Lookups):
                     sizes[i],
                     times[i],
                     key,
-                    names[i],
+                    _name_in(attrs_json[i]) if names[i] is None else names[i],
                     attrs_json[i],
                 )
             return
         start = len(self.handles)
+        slots = list(range(start, start + n))
         self.handles.extend(handles)
-        slot_of.update(zip(handles, range(start, start + n), strict=True))
+        slot_of.update(zip(handles, slots, strict=True))
         self.types.extend(types)
         self.sizes.extend(sizes)
         self.times.extend(times)
         self.key_len.extend([16 if t == 1 else 32 for t in types])
         self.keys += keys
         interned = self._interned
-        self.owners.extend([interned.setdefault(o, o) for o in owners])
+        table = {o: interned.setdefault(o, o) for o in set(owners)}
+        self.owners.extend(map(table.__getitem__, owners))
         self.names.extend(
             [n if a is None else None for n, a in zip(names, attrs_json, strict=True)]
         )
         self.attrs.extend(attrs_json)
+        self.name_hash.extend(name_hashes(names) if hashes is None else hashes)
         self.count += n
         get = slot_of.get
         parent_slots = [get(p, _NO_PARENT) if p else _NO_PARENT for p in parents]
         self.parent.extend(parent_slots)
-        children = self.children
-        index = self._name_index
-        last_parent, siblings = None, None
-        for slot, (ps, p) in enumerate(zip(parent_slots, parents, strict=True), start):
-            if ps == _NO_PARENT and p:
-                self.orphan_parent[slot] = p
-            if ps != last_parent:
-                siblings = children.get(ps)
-                if siblings is None:
-                    siblings = children[ps] = array("i")
-                index.pop(ps, None)
-                last_parent = ps
-            siblings.append(slot)  # type: ignore[union-attr]
+        self._add_children(slots, parent_slots, parents)
+
+    def _add_children(
+        self, slots: list[int], parent_slots: Any, parents: list[str] | None = None
+    ) -> None:
+        """Append new slots (increasing) to their parents' children, a run of siblings at a
+        time; a folder whose children are one run of consecutive slots is marked as such
+        (its name index). ``parents``: the parent handles, kept for nodes whose parent is
+        not (yet) in the store."""
+        children, index = self.children, self._name_index
+        i = 0
+        for ps, run in groupby(parent_slots):
+            k = len(list(run))
+            part = slots[i : i + k]
+            first, end = part[0], part[-1] + 1
+            if ps == _NO_PARENT and parents is not None:
+                for j in range(i, i + k):
+                    if parents[j]:
+                        self.orphan_parent[slots[j]] = parents[j]
+            siblings = children.get(ps)
+            mark = index.pop(ps, None)
+            if siblings is None:
+                children[ps] = array("i", part)
+                mark = (first, first)
+            else:
+                siblings.extend(part)
+            if end - first == k and type(mark) is tuple and mark[1] == first:
+                index[ps] = (mark[0], end)
+            i += k
 
     @staticmethod
     def _set_optional(table: dict[int, Any], slot: int, value: Any) -> None:
@@ -446,6 +365,7 @@ class NodeStore(_Lookups):
         slot = self._slot(h)
         parent_slot = self.parent[slot]
         self.names[slot] = _unless(name, attrs_json)
+        self.name_hash[slot] = name_hash(name)
         self.attrs[slot] = attrs_json
         self.undecryptable.pop(slot, None)
         self._name_index.pop(parent_slot, None)
@@ -491,15 +411,7 @@ class NodeStore(_Lookups):
         """A slot's name: kept as a string, or read from its attribute JSON when it has one
         (a name is stored once)."""
         name = self.names[slot]
-        if name is None:
-            text = self.attrs[slot]
-            if text is not None:
-                try:
-                    name = json.loads(text).get("n")
-                except (ValueError, AttributeError):
-                    return None
-                return name if type(name) is str else None
-        return name
+        return _name_in(self.attrs[slot]) if name is None else name
 
     def child_handles(self, h: str) -> list[str]:
         return [self.handles[s] for s in self.children.get(self._slot(h), ())]  # type: ignore[misc]

@@ -79,6 +79,37 @@ def decrypt_nodes(
     enc_attrs: Sequence[ReadableBuffer | None],
 ) -> list[tuple[bytes | None, bytes | None]]: ...
 
+# The listing scanner: node objects of MEGA's `f` array in buf from pos (after at least
+# limit bytes it stops at the next object's end); the usual ones (plain fields, the key under
+# prefix + master kek) decrypted into columns. Returns (end, stop, others, columns): stop 0
+# (more text needed), 1 (buf[end] is not an object), 2 (limit reached); others: (start, end)
+# spans of the other objects; columns: (handles, parents, owners, types (1 byte each), sizes,
+# times (int64 each), keys (32 bytes each), attribute JSON, fa or None, spans (2 int64
+# each), names (str when the attributes hold only the name, else None), members (1 byte
+# each, 0: attributes not of the simple shape), name CRC-32s (uint32 each, 0 with members 0)).
+def scan_nodes(
+    buf: ReadableBuffer, pos: int, limit: int, prefix: ReadableBuffer, kek: ReadableBuffer
+) -> tuple[
+    int,
+    int,
+    list[tuple[int, int]],
+    tuple[
+        list[str],
+        list[str],
+        list[str],
+        bytes,
+        bytes,
+        bytes,
+        bytes,
+        list[bytes],
+        list[str | None],
+        bytes,
+        list[str | None],
+        bytes,
+        bytes,
+    ],
+]: ...
+
 # Smallest n in [start, start + count) whose SHA-256(LE32(n) || token * 262144) starts with a
 # big-endian 32-bit value <= threshold, or -1. token: 48 bytes.
 def hashcash_search(token: ReadableBuffer, threshold: int, start: int, count: int) -> int: ...

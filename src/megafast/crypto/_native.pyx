@@ -11,10 +11,12 @@ from collections.abc import Sequence as _Sequence
 import os as _os
 
 from cpython.buffer cimport PyBUF_FULL_RO, PyBuffer_IsContiguous, PyBuffer_Release, PyObject_GetBuffer
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
+from libc.stdlib cimport realloc
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 
 cdef extern from "mfcrypto.h" nogil:
     ctypedef struct mf_aes_key:
@@ -68,6 +70,21 @@ cdef extern from "mfcrypto.h" nogil:
     int64_t mf_hashcash_search(const uint8_t *token, uint32_t threshold, uint64_t start,
                                uint64_t count, int impl)
     void mf_sha256(const uint8_t *data, size_t len, uint8_t *out, int use_sha_ni)
+
+    ctypedef struct mf_scan_out:
+        size_t start, end
+        int usual
+        size_t str_start[6]
+        size_t str_len[6]
+        int t
+        int has_fa
+        int64_t s, ts
+
+    int mf_scan_node(const uint8_t *buf, size_t len, size_t pos, mf_scan_out *out)
+    long mf_b64url_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t cap)
+    int mf_attr_name(const uint8_t *js, size_t len, size_t *name_start, size_t *name_len,
+                     int *members)
+    uint32_t mf_crc32(const uint8_t *data, size_t n)
 
 
 mf_portable_init()
@@ -510,6 +527,219 @@ def decrypt_nodes(kek, enc_keys, enc_attrs):
         free(keks)
         free(views)
         free(nodes)
+
+
+# -- listing scanner -----------------------------------------------------------------------
+
+cdef enum:
+    _S_H = 0
+    _S_P = 1
+    _S_U = 2
+    _S_A = 3
+    _S_K = 4
+    _S_FA = 5
+
+
+cdef inline object _ascii(const uint8_t *buf, mf_scan_out *o, int field):
+    return PyUnicode_DecodeASCII(<const char *>buf + o.str_start[field], o.str_len[field], NULL)
+
+
+cdef inline bint _same(const uint8_t *buf, mf_scan_out *a, mf_scan_out *b, int field) nogil:
+    return a.str_len[field] == b.str_len[field] and memcmp(
+        buf + a.str_start[field], buf + b.str_start[field], a.str_len[field]) == 0
+
+
+def scan_nodes(buf, pos, limit, prefix, kek):
+    """Cut node objects out of the ``f`` array text and decrypt the usual ones (DESIGN.md)."""
+    cdef _View text = _in(buf, "buf")
+    cdef _View pre = _in(prefix, "prefix")
+    cdef uint8_t k16[16]
+    _key16(kek, k16, "kek")
+    if type(pos) is not int or type(limit) is not int:
+        raise TypeError("pos and limit must be int")
+    if pos < 0 or pos > <object>text.n or limit < 0:
+        raise ValueError(f"pos {pos} outside the text ({text.n} bytes) or a negative limit")
+    cdef size_t p = <size_t>pos, lim = <size_t>min(limit, text.n), first = p, cap = 0, n = 0
+    cdef size_t nusual = 0, attr_total = 0, j, i, alen
+    cdef int stop = 0, r = 0
+    cdef long got
+    cdef mf_scan_out *outs = NULL
+    cdef mf_scan_out *grown
+    cdef mf_scan_out *o
+    cdef mf_node *nodes = NULL
+    cdef uint8_t *enc_keys = NULL
+    cdef uint8_t *enc_attrs = NULL
+    cdef uint8_t *keys_out = NULL
+    cdef uint8_t *attrs_out = NULL
+    cdef const uint8_t *b = text.ptr
+    cdef size_t blen = text.n, plen = pre.n
+    cdef int *want = NULL
+    cdef const mf_kernel *kern = _kern
+    cdef mf_scan_out *prev = NULL
+    cdef mf_node *nd
+    cdef uint8_t *packed = NULL
+    cdef uint8_t *p_types
+    cdef uint8_t *p_members
+    cdef uint8_t *p_keys
+    cdef int64_t *p_sizes
+    cdef int64_t *p_times
+    cdef int64_t *p_spans
+    cdef uint32_t *p_hashes
+    cdef size_t g = 0
+    cdef size_t name_at = 0, name_len = 0
+    cdef int nmembers = 0
+    try:
+        with nogil:
+            while True:
+                if n == cap:
+                    cap = cap * 2 if cap else 1024
+                    grown = <mf_scan_out *>realloc(outs, cap * sizeof(mf_scan_out))
+                    if grown == NULL:
+                        r = -2
+                        break
+                    outs = grown
+                r = mf_scan_node(b, blen, p, &outs[n])
+                if r != 1:
+                    stop = 1 if r == -1 else 0
+                    if r == -1:
+                        p = outs[n].start
+                    break
+                p = outs[n].end
+                n += 1
+                if p - first >= lim:
+                    stop = 2
+                    break
+        if r == -2:
+            raise MemoryError()
+        nodes = <mf_node *>malloc((n if n else 1) * sizeof(mf_node))
+        enc_keys = <uint8_t *>malloc((n if n else 1) * 32)
+        keys_out = <uint8_t *>malloc((n if n else 1) * 32)
+        want = <int *>malloc((n if n else 1) * sizeof(int))
+        if nodes == NULL or enc_keys == NULL or keys_out == NULL or want == NULL:
+            raise MemoryError()
+        with nogil:
+            for i in range(n):
+                o = &outs[i]
+                want[i] = 0
+                if not o.usual:
+                    continue
+                alen = o.str_len[_S_A] // 4 * 3 + (o.str_len[_S_A] % 4 - 1 if o.str_len[_S_A] % 4 else 0)
+                if (o.str_len[_S_K] <= plen or memcmp(b + o.str_start[_S_K], pre.ptr, plen) != 0
+                        or alen == 0 or alen % 16 or o.str_len[_S_A] % 4 == 1):
+                    continue
+                got = mf_b64url_decode(b + o.str_start[_S_K] + plen, o.str_len[_S_K] - plen,
+                                       enc_keys + 32 * i, 32)
+                if got != (16 if o.t == 1 else 32):
+                    continue
+                want[i] = 1
+                attr_total += alen
+            enc_attrs = <uint8_t *>malloc(attr_total if attr_total else 1)
+            attrs_out = <uint8_t *>malloc(attr_total if attr_total else 1)
+            if enc_attrs != NULL and attrs_out != NULL:
+                j = 0
+                for i in range(n):
+                    if not want[i]:
+                        continue
+                    o = &outs[i]
+                    got = mf_b64url_decode(b + o.str_start[_S_A], o.str_len[_S_A],
+                                           enc_attrs + j, attr_total - j)
+                    if got <= 0:
+                        want[i] = 0
+                        continue
+                    nodes[nusual].kek = k16
+                    nodes[nusual].enc_key = enc_keys + 32 * i
+                    nodes[nusual].enc_key_len = 16 if o.t == 1 else 32
+                    nodes[nusual].enc_attr = enc_attrs + j
+                    nodes[nusual].enc_attr_len = <size_t>got
+                    nodes[nusual].key_out = keys_out + 32 * nusual
+                    nodes[nusual].attr_out = attrs_out + j
+                    j += <size_t>got
+                    nusual += 1
+                mf_decrypt_nodes(kern, nodes, nusual)
+        if enc_attrs == NULL or attrs_out == NULL:
+            raise MemoryError()
+        others = []
+        handles, parents, owners, attrs, fas, names = [], [], [], [], [], []
+        # packed columns, g entries each: sizes, times (8 bytes), spans (16), keys (32), types,
+        # members (1); the 8-byte ones first, so they are aligned
+        packed = <uint8_t *>malloc((nusual if nusual else 1) * 70)
+        if packed == NULL:
+            raise MemoryError()
+        p_sizes = <int64_t *>packed
+        p_times = p_sizes + nusual
+        p_spans = p_times + nusual
+        p_keys = <uint8_t *>(p_spans + 2 * nusual)
+        p_hashes = <uint32_t *>(p_keys + 32 * nusual)
+        p_types = <uint8_t *>(p_hashes + nusual)
+        p_members = p_types + nusual
+        last_owner = last_parent = None
+        prev = NULL
+        j = 0
+        for i in range(n):
+            o = &outs[i]
+            if want[i]:
+                nd = &nodes[j]
+                j += 1
+                if nd.key_len != 0 and nd.attr_json_len >= 0:
+                    handles.append(_ascii(b, o, _S_H))
+                    if prev == NULL or not _same(b, o, prev, _S_P):
+                        last_parent = _ascii(b, o, _S_P)
+                    if prev == NULL or not _same(b, o, prev, _S_U):
+                        last_owner = _ascii(b, o, _S_U)
+                    prev = o
+                    parents.append(last_parent)
+                    owners.append(last_owner)
+                    p_types[g] = <uint8_t>o.t
+                    p_sizes[g] = o.s
+                    p_times[g] = o.ts
+                    p_spans[2 * g] = <int64_t>o.start
+                    p_spans[2 * g + 1] = <int64_t>o.end
+                    memcpy(p_keys + 32 * g, nd.key_out, nd.key_len)
+                    memset(p_keys + 32 * g + nd.key_len, 0, 32 - nd.key_len)
+                    attrs.append(PyBytes_FromStringAndSize(<char *>nd.attr_out + 4, nd.attr_json_len))
+                    if mf_attr_name(nd.attr_out + 4, <size_t>nd.attr_json_len, &name_at,
+                                    &name_len, &nmembers):
+                        names.append(PyUnicode_DecodeUTF8(
+                            <const char *>nd.attr_out + 4 + name_at, name_len, NULL)
+                            if nmembers == 1 else None)
+                        p_members[g] = <uint8_t>nmembers
+                        p_hashes[g] = mf_crc32(nd.attr_out + 4 + name_at, name_len)
+                    else:
+                        names.append(None)
+                        p_members[g] = 0
+                        p_hashes[g] = 0
+                    fas.append(_ascii(b, o, _S_FA) if o.has_fa else None)
+                    g += 1
+                    continue
+            others.append((o.start, o.end))
+        columns = (
+            handles, parents, owners,
+            PyBytes_FromStringAndSize(<char *>p_types, g),
+            PyBytes_FromStringAndSize(<char *>p_sizes, 8 * g),
+            PyBytes_FromStringAndSize(<char *>p_times, 8 * g),
+            PyBytes_FromStringAndSize(<char *>p_keys, 32 * g),
+            attrs, fas,
+            PyBytes_FromStringAndSize(<char *>p_spans, 16 * g),
+            names,
+            PyBytes_FromStringAndSize(<char *>p_members, g),
+            PyBytes_FromStringAndSize(<char *>p_hashes, 4 * g),
+        )
+        return p, stop, others, columns
+    finally:
+        if keys_out != NULL:
+            memset(keys_out, 0, (n if n else 1) * 32)
+        if attrs_out != NULL:
+            memset(attrs_out, 0, attr_total if attr_total else 1)
+        if packed != NULL:
+            memset(packed, 0, (nusual if nusual else 1) * 70)
+        free(packed)
+        free(outs)
+        free(nodes)
+        free(enc_keys)
+        free(enc_attrs)
+        free(keys_out)
+        free(attrs_out)
+        free(want)
 
 
 # -- hashcash -------------------------------------------------------------------------------

@@ -8,9 +8,13 @@ calls (one CBC call per chunk, CTR into the caller's buffer) so that it stays re
 
 from __future__ import annotations
 
+import binascii
 import hashlib
+import re
 import struct
 import threading
+import zlib
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -375,3 +379,232 @@ def hashcash_search(token: Any, threshold: Any, start: Any, count: Any) -> int:
         if int.from_bytes(h.digest()[:4], "big") <= threshold:
             return n
     return -1
+
+
+# -- listing scanner ------------------------------------------------------------------------
+
+_PLAIN = rb"[\x20\x21\x23-\x5b\x5d-\x7e]*"  # printable ASCII but '"' and '\\'
+_JSON_WS = rb"[ \t\r\n]*"
+_MEMBER = re.compile(
+    _JSON_WS
+    + rb'"('
+    + _PLAIN
+    + rb')"'
+    + _JSON_WS
+    + rb":"
+    + _JSON_WS
+    + rb'(?:"('
+    + _PLAIN
+    + rb')"|(0|[1-9][0-9]{0,17})(?![0-9.eE]))'
+    + _JSON_WS
+    + rb"([,}])"
+)
+_SKIP = re.compile(rb"[ \t\r\n,]*")
+_BRACKETS = re.compile(rb'"(?:[^"\\]|\\.)*(")?|[{}\[\]]', re.S)
+_B64URL = re.compile(rb"[A-Za-z0-9_-]*")
+_STRING_FIELDS = (b"h", b"p", b"u", b"a", b"k", b"fa")
+_INT_FIELDS = (b"t", b"s", b"ts")
+_NEEDED = {b"h", b"p", b"u", b"a", b"k", b"t"}
+
+
+def _usual(b: bytes, start: int, end: int) -> dict[bytes, Any] | None:
+    """The members of an object of the usual shape (see mf_scan_node), else None."""
+    fields: dict[bytes, Any] = {}
+    i = start + 1
+    if not b[i : end - 1].strip(b" \t\r\n"):
+        return None  # an empty object
+    while True:
+        m = _MEMBER.match(b, i, end)
+        if m is None:
+            return None
+        key, text, number, sep = m.groups()
+        if key in fields or (key not in _STRING_FIELDS and key not in _INT_FIELDS):
+            return None
+        if (key in _STRING_FIELDS) != (text is not None):
+            return None
+        fields[key] = text if text is not None else int(number)
+        i = m.end()
+        if sep == b"}":
+            if i != end:
+                return None
+            break
+    if not fields.keys() >= _NEEDED or fields[b"t"] > 1 or not fields[b"h"]:
+        return None
+    return fields
+
+
+def _scan_one(b: bytes, pos: int) -> tuple[int, int, int, dict[bytes, Any] | None]:
+    """(result, start, end, usual fields) like mf_scan_node: 1 object, 0 more text, -1 other."""
+    i = _SKIP.match(b, pos).end()  # type: ignore[union-attr]
+    if i == len(b):
+        return 0, i, 0, None
+    if b[i] != 0x7B:  # "{"
+        return -1, i, 0, None
+    depth = 0
+    for m in _BRACKETS.finditer(b, i):
+        tok = m.group()
+        if tok[0] == 0x22:  # a string
+            if m.group(1) is None:
+                return 0, i, 0, None
+        elif tok in (b"{", b"["):
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                return 1, i, m.end(), _usual(b, i, m.end())
+    return 0, i, 0, None
+
+
+_ATTR_STRING = rb'"([^"\\\x00-\x1f]*)"'
+_ATTR_MEMBER = re.compile(
+    _JSON_WS
+    + _ATTR_STRING
+    + _JSON_WS
+    + rb":"
+    + _JSON_WS
+    + rb"(?:"
+    + _ATTR_STRING
+    + rb"|-?(?:0|[1-9][0-9]*)(?![0-9.eE]))"
+    + _JSON_WS
+    + rb"([,}])"
+)
+_ATTR_MAX_MEMBERS = 16
+
+
+def _attr_name(js: bytes) -> tuple[str, int] | None:
+    """(name, members) of attribute JSON of the simple shape (see mf_attr_name), else None."""
+    try:
+        js.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    i = _WS_ONLY.match(js).end()  # type: ignore[union-attr]
+    if js[i : i + 1] != b"{":
+        return None
+    i += 1
+    keys: set[bytes] = set()
+    name: bytes | None = None
+    while True:
+        m = _ATTR_MEMBER.match(js, i)
+        if m is None or len(keys) == _ATTR_MAX_MEMBERS or m.group(1) in keys:
+            return None
+        key, text, sep = m.groups()
+        keys.add(key)
+        if key == b"n" and text is not None:
+            name = text
+        i = m.end()
+        if sep == b"}":
+            break
+    if _WS_ONLY.match(js, i).end() != len(js) or name is None:  # type: ignore[union-attr]
+        return None
+    return name.decode("utf-8"), len(keys)
+
+
+_WS_ONLY = re.compile(_JSON_WS)
+
+
+def _b64url(text: bytes) -> bytes | None:
+    if len(text) % 4 == 1 or _B64URL.fullmatch(text) is None:
+        return None
+    return binascii.a2b_base64(text.translate(_URL_TO_STD) + b"==")
+
+
+_URL_TO_STD = bytes.maketrans(b"-_", b"+/")
+
+
+def scan_nodes(
+    buf: Any, pos: Any, limit: Any, prefix: Any, kek: Any
+) -> tuple[int, int, list[tuple[int, int]], tuple[Any, ...]]:
+    """Cut node objects out of the ``f`` array text and decrypt the usual ones (DESIGN.md)."""
+    text = bytes(_in(buf, "buf"))
+    pre = bytes(_in(prefix, "prefix"))
+    master = _key16(kek, "kek")
+    if type(pos) is not int or type(limit) is not int:
+        raise TypeError("pos and limit must be int")
+    if pos < 0 or pos > len(text) or limit < 0:
+        raise ValueError(f"pos {pos} outside the text ({len(text)} bytes) or a negative limit")
+    lim, first, p, stop = min(limit, len(text)), pos, pos, 0
+    found: list[tuple[int, int, dict[bytes, Any] | None]] = []
+    while True:
+        r, start, end, fields = _scan_one(text, p)
+        if r != 1:
+            stop = 1 if r == -1 else 0
+            if r == -1:
+                p = start
+            break
+        found.append((start, end, fields))
+        p = end
+        if p - first >= lim:
+            stop = 2
+            break
+    usual: list[int] = []
+    enc_keys: list[bytes] = []
+    enc_attrs: list[bytes] = []
+    for i, (_, _, fields) in enumerate(found):
+        if fields is None:
+            continue
+        k, a = fields[b"k"], fields[b"a"]
+        if len(k) <= len(pre) or not k.startswith(pre):
+            continue
+        alen = len(a) // 4 * 3 + (len(a) % 4 - 1 if len(a) % 4 else 0)
+        if alen == 0 or alen % 16 or len(a) % 4 == 1:
+            continue
+        key = _b64url(k[len(pre) :])
+        attrs = _b64url(a)
+        if key is None or len(key) != (16 if fields[b"t"] == 1 else 32) or attrs is None:
+            continue
+        usual.append(i)
+        enc_keys.append(key)
+        enc_attrs.append(attrs)
+    plain = dict(zip(usual, decrypt_nodes(master, enc_keys, enc_attrs), strict=True))
+    others: list[tuple[int, int]] = []
+    cols: tuple[list[Any], ...] = ([], [], [], [], [], [], [], [], [], [], [], [], [])
+    (
+        handles,
+        parents,
+        owners,
+        types,
+        sizes,
+        times,
+        keys,
+        attrs_out,
+        fas,
+        spans,
+        names,
+        members,
+        hashes,
+    ) = cols
+    for i, (start, end, fields) in enumerate(found):
+        key, js = plain.get(i, (None, None))
+        if fields is None or key is None or js is None:
+            others.append((start, end))
+            continue
+        handles.append(fields[b"h"].decode())
+        parents.append(fields[b"p"].decode())
+        owners.append(fields[b"u"].decode())
+        types.append(fields[b"t"])
+        sizes.append(fields.get(b"s", 0))
+        times.append(fields.get(b"ts", 0))
+        simple = _attr_name(js)
+        names.append(simple[0] if simple is not None and simple[1] == 1 else None)
+        members.append(0 if simple is None else simple[1])
+        hashes.append(0 if simple is None else zlib.crc32(simple[0].encode()))
+        keys.append(key.ljust(32, b"\0"))
+        attrs_out.append(js)
+        fas.append(fields[b"fa"].decode() if b"fa" in fields else None)
+        spans.extend((start, end))
+    columns = (
+        handles,
+        parents,
+        owners,
+        bytes(types),
+        array("q", sizes).tobytes(),
+        array("q", times).tobytes(),
+        b"".join(keys),
+        attrs_out,
+        fas,
+        array("q", spans).tobytes(),
+        names,
+        bytes(members),
+        array("I", hashes).tobytes(),
+    )
+    return p, stop, others, columns

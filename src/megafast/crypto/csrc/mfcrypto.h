@@ -120,6 +120,41 @@ typedef struct {
 } mf_node;
 void mf_decrypt_nodes(const mf_kernel *kern, mf_node *nodes, size_t n);
 
+/* scan.c: the node listing scanner (the `f` array of MEGA's fetch-nodes answer).
+ * mf_scan_node skips JSON whitespace and commas from pos; returns 0 when the text ends first
+ * or inside an object (more text needed), -1 when the next byte (at out->start) is not '{',
+ * 1 for an object spanning [out->start, out->end) (brackets matched, strings skipped with
+ * their backslash escapes). out->usual is 1 when the object has the usual shape: members
+ * only among h p u a k fa (strings of printable ASCII without '"' or '\\') and t s ts
+ * (non-negative integers of at most 18 digits, no leading zero), each at most once, h p u a
+ * k t present, h not empty, t 0 or 1, whitespace only where JSON allows it; then
+ * str_start/str_len give the string values (inside the quotes; order h p u a k fa), t, s,
+ * ts (0 when absent) and has_fa are set. A usual object is valid JSON; any other one is for
+ * a real JSON parser. */
+typedef struct {
+    size_t start, end;
+    int usual;
+    size_t str_start[6];
+    size_t str_len[6];
+    int t;
+    int has_fa;
+    int64_t s, ts;
+} mf_scan_out;
+int mf_scan_node(const uint8_t *buf, size_t len, size_t pos, mf_scan_out *out);
+/* Strict unpadded base64url: only A-Z a-z 0-9 - _, n % 4 != 1; trailing bits ignored.
+ * Returns the decoded length, or -1 (bad text, or more than cap bytes). */
+long mf_b64url_decode(const uint8_t *src, size_t n, uint8_t *dst, size_t cap);
+/* The name in decrypted attribute JSON of the simple shape: one object (JSON whitespace
+ * around) of 1..MF_ATTR_MAX_MEMBERS members with distinct keys, every key and string value
+ * free of '"', '\\' and bytes below 0x20, every other value a JSON integer, and an "n"
+ * member with a string value. Returns 1 with the name's span (inside the quotes) and the
+ * member count, else 0 (the caller parses the JSON itself). */
+#define MF_ATTR_MAX_MEMBERS 16
+/* CRC-32 (zlib's: reflected 0xEDB88320, ~0 in and out) of n bytes. */
+uint32_t mf_crc32(const uint8_t *data, size_t n);
+int mf_attr_name(const uint8_t *js, size_t len, size_t *name_start, size_t *name_len,
+                 int *members);
+
 /* sha256.c */
 int mf_sha_ni_available(void);
 int mf_hashcash_avx512_available(void);

@@ -1,0 +1,202 @@
+"""Name lookups over a NodeStore's columns: the CRC-32 name hash, the per-folder name index
+(a run of consecutive slots searched in the hash column, or a hash -> slots dict made on the
+first lookup), paths and finds. :class:`megafast._nodestore.NodeStore` inherits them."""
+
+from __future__ import annotations
+
+import json
+import sys
+import zlib
+from array import array
+from collections.abc import Iterable, Iterator
+from itertools import repeat
+
+_NO_PARENT = -1
+_NameIndex = tuple[int, int] | dict[int, int | list[int]]
+
+
+def name_hash(name: str | None) -> int:
+    """The CRC-32 of a name's UTF-8 bytes (0 for no name): the name index's key."""
+    return 0 if name is None else zlib.crc32(name.encode("utf-8", "surrogatepass"))
+
+
+def name_hashes(names: Iterable[str | None]) -> Iterator[int]:
+    """:func:`name_hash` of many names (C-level loops for the usual all-string case)."""
+    every = list(names)
+    if None in every:
+        return map(name_hash, every)
+    strings: list[str] = every  # type: ignore[assignment]
+    return map(zlib.crc32, map(str.encode, strings, repeat("utf-8"), repeat("surrogatepass")))
+
+
+def _name_in(attrs_json: bytes | None) -> str | None:
+    """The "n" of attribute JSON (a string), else None."""
+    if attrs_json is None:
+        return None
+    try:
+        name = json.loads(attrs_json).get("n")
+    except (ValueError, AttributeError):
+        return None
+    return name if type(name) is str else None
+
+
+class _Lookups:
+    """Lookups by name and path over the store's columns (NodeStore's read side)."""
+
+    handles: list[str | None]
+    slot_of: dict[str, int]
+    parent: array[int]
+    types: array[int]
+    names: list[str | None]
+    attrs: list[bytes | None]
+    children: dict[int, array[int]]
+    roots: dict[int, str]
+    name_hash: array[int]
+    _name_index: dict[int, _NameIndex]
+
+    def _slot(self, h: str) -> int:
+        raise NotImplementedError
+
+    def name_at(self, slot: int) -> str | None:
+        raise NotImplementedError
+
+    @property
+    def root_id(self) -> str | None:
+        return self.roots.get(2)
+
+    def path_of(self, h: str) -> str:
+        """``Cloud Drive/a/b`` style path of a node."""
+        parts: list[str] = []
+        slot = self._slot(h)
+        guard = 0
+        while slot >= 0 and guard <= len(self.handles):
+            parts.append(self.name_at(slot) or self.handles[slot] or "")
+            slot = self.parent[slot]
+            guard += 1
+        return "/".join(reversed(parts))
+
+    def children_named(self, parent_slot: int, name: str) -> list[int]:
+        """The children of a folder called ``name``, in the folder's order."""
+        index = self._name_index.get(parent_slot)
+        if index is None:
+            index = self._index_of(parent_slot)
+        h = name_hash(name)
+        if type(index) is tuple:  # the children are the slots index[0] .. index[1] - 1
+            first, end = index
+            column = memoryview(self.name_hash).cast("B")[4 * first : 4 * end].tobytes()
+            key = h.to_bytes(4, sys.byteorder)
+            candidates = []
+            at = column.find(key)
+            while at >= 0:
+                if at % 4 == 0:
+                    candidates.append(first + at // 4)
+                at = column.find(key, at + 1)
+        else:
+            found = index.get(h)  # type: ignore[union-attr]
+            if found is None:
+                candidates = []
+            elif isinstance(found, int):
+                candidates = [found]
+            else:
+                candidates = found
+        return [s for s in candidates if self._is_named(s, name)]
+
+    def _is_named(self, slot: int, name: str) -> bool:
+        """Whether a slot's name is ``name``. Attribute JSON kept for the slot is valid JSON
+        (checked when stored); without a backslash, with one object and one "n" in it, every
+        quote delimits a string, so finding ``"n":"name"`` proves the name without parsing."""
+        kept = self.names[slot]
+        if kept is not None:
+            return kept == name
+        text = self.attrs[slot]
+        if text is None:
+            return False
+        if (
+            b"\\" not in text
+            and text.count(b"{") == 1
+            and text.count(b'"n"') == 1
+            and '"' not in name
+            and "\\" not in name
+        ):
+            try:
+                needle = b'"n":"' + name.encode("utf-8") + b'"'
+            except UnicodeEncodeError:
+                needle = b""
+            if needle and needle in text:
+                return True
+        return self.name_at(slot) == name
+
+    def _index_of(self, parent_slot: int) -> _NameIndex:
+        """A hash -> slot(s) dict of a folder's children (made on the first lookup)."""
+        children = self.children.get(parent_slot, array("i"))
+        hashes = self.name_hash
+        index: dict[int, int | list[int]] = dict(
+            zip(map(hashes.__getitem__, children), children, strict=True)
+        )
+        if len(index) != len(children):  # a repeated hash: the slots in the folder's order
+            index = {}
+            for s in children:
+                same = index.get(hashes[s])
+                if same is None:
+                    index[hashes[s]] = s
+                elif isinstance(same, int):
+                    index[hashes[s]] = [same, s]
+                else:
+                    same.append(s)
+        self._name_index[parent_slot] = index
+        return index
+
+    def find_name(self, name: str) -> str | None:
+        """The first node (in slot order) called ``name`` (mega.py's ``find`` by name)."""
+        return next(self.iter_named(name), None)
+
+    def iter_named(self, name: str) -> Iterator[str]:
+        """The handles of the nodes called ``name``, in slot order.
+
+        A scan, no index: names kept as strings compare directly; a name kept only in the
+        attribute JSON is looked for as a JSON string in those bytes first, then parsed."""
+        needle = json.dumps(name, ensure_ascii=False).encode()
+        names, attrs, name_at, handles = self.names, self.attrs, self.name_at, self.handles
+        for slot, nm in enumerate(names):
+            if nm == name:
+                yield handles[slot]  # type: ignore[misc]
+            elif nm is None:
+                text = attrs[slot]
+                if text is not None and needle in text and name_at(slot) == name:
+                    yield handles[slot]  # type: ignore[misc]
+
+    def find_path(self, path: str, folders_only: bool = False) -> str | None:
+        """The handle at ``a/b/c`` below the Cloud Drive, else below another root or an
+        incoming share's top folder named by the first part; the first match in listing
+        order wins."""
+        parts = [p for p in path.split("/") if p]
+        root = self.root_id
+        if not parts:
+            return root
+        if root is not None:
+            found = self._walk(self.slot_of[root], parts, folders_only)
+            if found is not None:
+                return self.handles[found]
+        # a path may start at another root or at an incoming share's top folder
+        for start in self.children.get(_NO_PARENT, ()):
+            if self.name_at(start) == parts[0]:
+                found = self._walk(start, parts[1:], folders_only)
+                if found is not None:
+                    return self.handles[found]
+        return None
+
+    def _walk(self, start: int, parts: list[str], folders_only: bool) -> int | None:
+        if not parts:
+            return start if not folders_only or self.types[start] != 0 else None
+        stack: list[tuple[int, int]] = [(start, 0)]
+        last = len(parts) - 1
+        while stack:
+            slot, depth = stack.pop()
+            matches = self.children_named(slot, parts[depth])
+            if depth == last:
+                for s in matches:
+                    if not folders_only or self.types[s] != 0:
+                        return s
+                continue
+            stack.extend((s, depth + 1) for s in reversed(matches) if self.types[s] != 0)
+        return None
