@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from megafast import Mega
-from megafast.errors import NotFoundError, TransferError
+from megafast.errors import DestinationError, NotFoundError, TransferError
 from megafast.testing import MegaEmulator
 from megafast.transfer import TransferManager, TransferResult, TransferSubscriber
 
@@ -238,3 +238,32 @@ def test_a_partial_big_file_of_a_tree_resumes_from_its_part_file(
         blob.write_bytes(original)
     assert result.ok and local_files(out / "tree") == files
     assert "big.bin" in {o.rel for o in result.succeeded}
+
+
+def test_a_directory_symlink_where_a_folder_goes_is_not_followed(
+    mega: Mega, tmp_path: Path
+) -> None:
+    """Another local user plants a symlink at the name a downloaded folder will take: nothing
+    is written through it, and the error names it."""
+    src = tmp_path / "tree"
+    make_tree(src, files=6)
+    handles = mega.upload_folder(src)
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    out = tmp_path / "out"
+    (out / "tree").mkdir(parents=True)
+    (out / "tree" / "d1").symlink_to(victim)
+    result = TransferResult()
+    with pytest.raises(TransferError, match="d1"):
+        mega.download(handles["."], out, result=result)
+    assert list(victim.iterdir()) == []
+    assert any(rel == "d1" and "not a folder" in why for rel, why in result.ignored)
+    assert {o.rel for o in result.failed} == {"d1/f001.bin", "d1/f004.bin"}
+    assert len(result.succeeded) == 4
+    # the same link where the whole folder goes: refused before anything is written
+    out2 = tmp_path / "out2"
+    out2.mkdir()
+    (out2 / "tree").symlink_to(victim)
+    with pytest.raises(DestinationError, match="tree"):
+        mega.download(handles["."], out2)
+    assert list(victim.iterdir()) == []
