@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from megafast._listing import ListingParser, load_listing
+from megafast._listing import ListingParser, add_raw_nodes, load_listing
 from megafast._nodes import Keyring, NodeTree
 from megafast._nodestore import NodeStore, StoreError
 from megafast.errors import RequestError, ValidationError
@@ -212,3 +212,23 @@ def test_synthetic_listing_counts() -> None:
     assert h is not None and store.node(h)["s"] == 1029 and "c" in store.node(h)["a"]
     assert isinstance(NodeStore().visible(), dict)
     assert handle(5) != handle(6)
+
+
+def test_odd_sizes_and_unusable_entries_are_reported(caplog: pytest.LogCaptureFixture) -> None:
+    """A hostile listing never loses or bends an entry without a word: invalid sizes are listed
+    as 0 with a warning naming the handles, entries without a usable handle are counted."""
+    store = NodeStore()
+    odd = [
+        {"h": f"ODDSIZE{i}", "p": "ROOTROOT", "t": 0, "u": "me", "k": "x:y", "a": "zz", "s": s}
+        for i, s in enumerate(["12", 10**20, -1, 2.5])
+    ]
+    fine = {"h": "GOODSIZE", "p": "ROOTROOT", "t": 0, "u": "me", "k": "x:y", "a": "zz", "s": 7}
+    unusable: list[Any] = [{"h": ["list"], "t": 0}, {"h": "NOTYPE00"}, 5]
+    with caplog.at_level("WARNING", logger="megafast.listing"):
+        add_raw_nodes(store, [*odd, fine, *unusable], Keyring())
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "3 entries without a usable handle" in messages
+    assert "4 nodes declare an invalid size" in messages and "ODDSIZE0" in messages
+    assert "GOODSIZE" not in messages
+    assert all(store.node(f"ODDSIZE{i}")["s"] == 0 for i in range(4))
+    assert store.node("GOODSIZE")["s"] == 7

@@ -15,6 +15,7 @@ from __future__ import annotations
 import binascii
 import codecs
 import json
+import logging
 import re
 import struct
 from array import array
@@ -24,8 +25,11 @@ from typing import Any
 from ._nodes import Keyring, b64_bytes
 from ._nodestore import NodeStore, name_hash
 from .errors import RequestError, UnexpectedAnswerError, ValidationError
+from .transfer._plan import MAX_FILE_SIZE
 
 __all__ = ["ListingParser", "load_listing", "add_raw_nodes"]
+
+logger = logging.getLogger("megafast.listing")
 
 BATCH_CHARS = 1 << 20  # parse and decrypt about a MiB of answer text at a time
 MAX_VALUE_CHARS = 64 << 20  # one top-level value other than f (ok, s, u, f2...) at most
@@ -439,12 +443,19 @@ def _add_general(
     table = _B64_TABLE
     all_master = True
     put = store.put
+    unusable = 0  # entries without a string handle or an int type: left out, with a warning
+    odd_sizes: list[str] = []  # handles whose size is not a valid one: kept with size 0
     for node in nodes:
         if type(node) is not dict:
+            unusable += 1
             continue
         h, t = node.get("h"), node.get("t")
         if type(h) is not str or not h or type(t) is not int:
+            unusable += 1
             continue
+        size = node.get("s", 0)
+        if type(size) is not int or not 0 <= size <= MAX_FILE_SIZE:
+            odd_sizes.append(h)
         p = node.get("p")
         p = p if type(p) is str else None
         extra = {f: node[f] for f in ("su", "sk", "r", "fa", "ph", "sr") if f in node} or None
@@ -492,6 +503,17 @@ def _add_general(
             if attrs is not None and js is not None and len(attrs) > 1:
                 text = js
             _store_one(store, node, key, text, None, attrs)
+    if unusable:
+        logger.warning(
+            "listing: %d entries without a usable handle or type were left out", unusable
+        )
+    if odd_sizes:
+        logger.warning(
+            "listing: %d nodes declare an invalid size and are listed with size 0 (downloads of"
+            " them fail): %s",
+            len(odd_sizes),
+            ", ".join(odd_sizes[:5]) + (" ..." if len(odd_sizes) > 5 else ""),
+        )
     return later
 
 
