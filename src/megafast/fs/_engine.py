@@ -265,9 +265,7 @@ class Engine:
         def get_upload_url(size: int) -> str:
             with self.lock:
                 answer = self.mega._request({"a": "u", "s": size})
-            if not isinstance(answer, dict) or not isinstance(answer.get("p"), str):
-                raise UnexpectedAnswerError("unexpected answer to u")
-            return str(answer["p"])
+            return _sources.checked_u_answer(answer)
 
         result = upload_file(
             self.mega.http,
