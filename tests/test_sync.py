@@ -10,6 +10,7 @@ import pytest
 
 from megafast.crypto import fingerprint
 from megafast.sync import Sync, list_versions, remove_versions, sync
+from megafast.transfer import CommandBatcher
 from support.sync import (
     fresh_client,
     remote_children,
@@ -166,13 +167,13 @@ def test_a_copy_candidate_gives_the_right_content_whatever_the_server_does(
 
 def test_overwrite_asks_for_a_version_or_a_replacement(mega, tmp_path, state_dir, monkeypatch):
     sent: list[dict[str, Any]] = []
-    real = mega._request
+    real = CommandBatcher.submit  # a sync run's new nodes go through its manager's batcher
 
-    def spy(command: dict[str, Any], *args: Any, **kw: Any) -> Any:
+    def spy(self: CommandBatcher, command: dict[str, Any]) -> Any:
         sent.append(command)
-        return real(command, *args, **kw)
+        return real(self, command)
 
-    monkeypatch.setattr(mega, "_request", spy)
+    monkeypatch.setattr(CommandBatcher, "submit", spy)
     src = tmp_path / "src"
     write(src / "doc.txt", "v1")
     _up(mega, src, state_dir)

@@ -210,7 +210,7 @@ class RemoteOps:
 
         attrs = dict(node["a"]) if isinstance(node.get("a"), dict) else {}
         attrs.update(changes)
-        self.mega._request(
+        self._send(
             {
                 "a": "a",
                 "n": node["h"],
