@@ -396,3 +396,27 @@ def test_files_synced_into_a_shared_folder_are_readable_by_its_link(emu, mega, t
     (tmp_path / "visitor").mkdir()
     out = visitor.download_folder_url(link, dest_path=tmp_path / "visitor")
     assert tree_bytes(Path(out)) == tree_bytes(src)
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_a_sync_of_many_small_files_batches_its_requests(
+    emu, mega, tmp_path, state_dir, direction
+):
+    src = tmp_path / "src"
+    files = {f"d{i % 4}/f{i:03}.txt": os.urandom(100 + i) for i in range(120)}
+    for rel, data in files.items():
+        write(src / rel, data)
+    if direction == "down":
+        _up(mega, src, tmp_path / "state-up")
+    before = emu.stats()["api_requests"]
+    if direction == "up":
+        report = _up(mega, src, state_dir)
+    else:
+        report = _down(mega, tmp_path / "dst", state_dir)
+        assert tree_bytes(tmp_path / "dst") == files
+    assert report.ok and report.count(f"{'up' if direction == 'up' else 'down'}load") == 120
+    # one file at a time took 2 (u, p) or 1 (g) requests per file
+    assert emu.stats()["api_requests"] - before < 60
+    if direction == "up":
+        children = remote_children(mega, "backup/d1")
+        assert len(children) == 30 and children["f001.txt"]["s"] == 101
