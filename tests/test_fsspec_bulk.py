@@ -32,9 +32,7 @@ def base(fs) -> str:
 
 
 def _tree(root: Path) -> dict[str, bytes]:
-    return {
-        p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()
-    }
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def test_recursive_put_and_get_of_many_files_batch_their_requests(emu, fs, base, tmp_path):

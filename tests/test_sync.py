@@ -399,9 +399,7 @@ def test_files_synced_into_a_shared_folder_are_readable_by_its_link(emu, mega, t
 
 
 @pytest.mark.parametrize("direction", ["up", "down"])
-def test_a_sync_of_many_small_files_batches_its_requests(
-    emu, mega, tmp_path, state_dir, direction
-):
+def test_a_sync_of_many_small_files_batches_its_requests(emu, mega, tmp_path, state_dir, direction):
     src = tmp_path / "src"
     files = {f"d{i % 4}/f{i:03}.txt": os.urandom(100 + i) for i in range(120)}
     for rel, data in files.items():

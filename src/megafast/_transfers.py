@@ -31,7 +31,6 @@ from .errors import (
     DestinationError,
     LinkError,
     SourceNotFoundError,
-    UnexpectedAnswerError,
     ValidationError,
     WrongKeyError,
 )

@@ -171,7 +171,10 @@ class Executor:
                 result = manager.run(_ActionJob(self, a) for a in batch)
             finally:
                 with self.lock:
-                    self.ops.call, self.ops.unlocked = self.ops.mega._request, contextlib.nullcontext
+                    self.ops.call, self.ops.unlocked = (
+                        self.ops.mega._request,
+                        contextlib.nullcontext,
+                    )
         for outcome in (*result.failed, *result.cancelled):
             self.report.failed.setdefault(outcome.rel, outcome.reason or outcome.status)
 
