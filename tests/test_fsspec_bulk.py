@@ -6,22 +6,15 @@ import os
 import uuid
 from pathlib import Path
 
-import fsspec
 import pytest
 
 from megafast.errors import IntegrityError
 from megafast.fs import MegaFileSystem
-from support.megafs import EMAIL, PASSWORD
 
 
-@pytest.fixture(scope="module")
-def emu(fs_emulator):
-    return fs_emulator
-
-
-@pytest.fixture(scope="module")
-def fs(emu) -> MegaFileSystem:
-    return fsspec.filesystem("mega", email=EMAIL, password=PASSWORD, api_url=emu.api_url)
+@pytest.fixture
+def fs(fs_options) -> MegaFileSystem:
+    return MegaFileSystem(**fs_options)
 
 
 @pytest.fixture
@@ -35,21 +28,21 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def test_recursive_put_and_get_of_many_files_batch_their_requests(emu, fs, base, tmp_path):
+def test_recursive_put_and_get_of_many_files_batch_their_requests(fs_emulator, fs, base, tmp_path):
     src = tmp_path / "src"
     for i in range(90):
         path = src / f"d{i % 3}" / f"f{i:03}.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(os.urandom(50 + i))
-    before = emu.stats()["api_requests"]
+    before = fs_emulator.stats()["api_requests"]
     fs.put(str(src), f"{base}/up", recursive=True)
-    put_requests = emu.stats()["api_requests"] - before
+    put_requests = fs_emulator.stats()["api_requests"] - before
     # one file at a time: a u and a p each (180 requests and more)
     assert put_requests < 45, put_requests
     assert len(fs.find(f"{base}/up")) == 90
-    before = emu.stats()["api_requests"]
+    before = fs_emulator.stats()["api_requests"]
     fs.get(f"{base}/up", str(tmp_path / "down"), recursive=True)
-    get_requests = emu.stats()["api_requests"] - before
+    get_requests = fs_emulator.stats()["api_requests"] - before
     assert get_requests < 30, get_requests  # one g per file, one at a time
     assert _tree(tmp_path / "down") == _tree(src)
     assert not [p for p in (tmp_path / "down").rglob("*megafast-part*")]
@@ -75,11 +68,11 @@ def test_list_put_overwrites_and_refuses_with_create_mode(fs, base, tmp_path):
     assert fs.cat_file(f"{base}/r9.bin") == b"nine"  # the other file still went
 
 
-def test_bulk_get_of_corrupted_bytes_replaces_nothing(emu, fs, base, tmp_path):
+def test_bulk_get_of_corrupted_bytes_replaces_nothing(fs_emulator, fs, base, tmp_path):
     for name in ("one", "two", "three"):
         fs.pipe_file(f"{base}/{name}.txt", name.encode() * 100)
     (tmp_path / "two").write_bytes(b"kept")
-    emu.set_faults(corrupt_rate=1.0, transfer_faults="download")
+    fs_emulator.set_faults(corrupt_rate=1.0, transfer_faults="download")
     try:
         with pytest.raises(IntegrityError):
             fs.get(
@@ -87,6 +80,6 @@ def test_bulk_get_of_corrupted_bytes_replaces_nothing(emu, fs, base, tmp_path):
                 [str(tmp_path / n) for n in ("one", "two", "three")],
             )
     finally:
-        emu.clear_faults()
+        fs_emulator.clear_faults()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["two"]
     assert (tmp_path / "two").read_bytes() == b"kept"

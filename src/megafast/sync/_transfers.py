@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,12 +38,32 @@ class Transfers(Protocol):
         """Fetch the file ``node`` to ``target``, replacing it only after the MAC verified."""
 
 
-def _upload_resume_id(mega: Any, path: Path) -> str:
-    """The engine's resume key of an upload: an interrupted upload of the same unchanged
-    file (same path, size, mtime and inode) resumes from its sidecar."""
+def _upload(
+    mega: Any,
+    call: Callable[[dict[str, Any]], Any],
+    path: Path,
+    size: int,
+    progress: ProgressCallback | None,
+    **engine: Any,
+) -> UploadResult:
+    """The engine's upload of ``path`` (``call`` sends the ``u``); an interrupted upload of
+    the same unchanged file (same path, size, mtime and inode) resumes from its sidecar."""
     st = os.lstat(path)
     parts = (mega.api_url, str(mega.root_id), os.fspath(path), str(st.st_size))
-    return "\0".join(("megafast-sync-upload", *parts, str(st.st_mtime_ns), str(st.st_ino)))
+    resume_id = "\0".join(("megafast-sync-upload", *parts, str(st.st_mtime_ns), str(st.st_ino)))
+
+    def get_upload_url(size: int) -> str:
+        return checked_u_answer(call({"a": "u", "s": size}))
+
+    return upload_file(
+        engine.pop("http", mega.http),
+        get_upload_url,
+        path,
+        size,
+        progress=progress,
+        resume_id=resume_id,
+        **engine,
+    )
 
 
 class EngineTransfers:
@@ -54,20 +74,7 @@ class EngineTransfers:
         self.config = config
 
     def upload(self, path: Path, size: int, progress: ProgressCallback | None) -> UploadResult:
-        mega = self.mega
-
-        def get_upload_url(size: int) -> str:
-            return checked_u_answer(mega._request({"a": "u", "s": size}))
-
-        return upload_file(
-            mega.http,
-            get_upload_url,
-            path,
-            size,
-            config=self.config,
-            progress=progress,
-            resume_id=_upload_resume_id(mega, path),
-        )
+        return _upload(self.mega, self.mega._request, path, size, progress, config=self.config)
 
     def download(
         self, node: dict[str, Any], target: Path, progress: ProgressCallback | None
@@ -116,18 +123,14 @@ class ManagerTransfers:
 
     def upload(self, path: Path, size: int, progress: ProgressCallback | None) -> UploadResult:
         manager = self._manager()
-
-        def get_upload_url(size: int) -> str:
-            return checked_u_answer(manager.call({"a": "u", "s": size}))
-
-        return upload_file(
-            manager.http,
-            get_upload_url,
+        return _upload(
+            self.mega,
+            manager.call,
             path,
             size,
+            progress,
+            http=manager.http,
             config=manager.config,
-            progress=progress,
-            resume_id=_upload_resume_id(self.mega, path),
             shared_session=True,
             cancel=getattr(self._local, "cancel", None),
         )
