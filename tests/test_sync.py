@@ -10,6 +10,7 @@ import pytest
 
 from megafast.crypto import fingerprint
 from megafast.sync import Sync, list_versions, remove_versions, sync
+from megafast.transfer import CommandBatcher
 from support.sync import (
     fresh_client,
     remote_children,
@@ -166,13 +167,13 @@ def test_a_copy_candidate_gives_the_right_content_whatever_the_server_does(
 
 def test_overwrite_asks_for_a_version_or_a_replacement(mega, tmp_path, state_dir, monkeypatch):
     sent: list[dict[str, Any]] = []
-    real = mega._request
+    real = CommandBatcher.submit  # a sync run's new nodes go through its manager's batcher
 
-    def spy(command: dict[str, Any], *args: Any, **kw: Any) -> Any:
+    def spy(self: CommandBatcher, command: dict[str, Any]) -> Any:
         sent.append(command)
-        return real(command, *args, **kw)
+        return real(self, command)
 
-    monkeypatch.setattr(mega, "_request", spy)
+    monkeypatch.setattr(CommandBatcher, "submit", spy)
     src = tmp_path / "src"
     write(src / "doc.txt", "v1")
     _up(mega, src, state_dir)
@@ -395,3 +396,25 @@ def test_files_synced_into_a_shared_folder_are_readable_by_its_link(emu, mega, t
     (tmp_path / "visitor").mkdir()
     out = visitor.download_folder_url(link, dest_path=tmp_path / "visitor")
     assert tree_bytes(Path(out)) == tree_bytes(src)
+
+
+@pytest.mark.parametrize("direction", ["up", "down"])
+def test_a_sync_of_many_small_files_batches_its_requests(emu, mega, tmp_path, state_dir, direction):
+    src = tmp_path / "src"
+    files = {f"d{i % 4}/f{i:03}.txt": os.urandom(100 + i) for i in range(120)}
+    for rel, data in files.items():
+        write(src / rel, data)
+    if direction == "down":
+        _up(mega, src, tmp_path / "state-up")
+    before = emu.stats()["api_requests"]
+    if direction == "up":
+        report = _up(mega, src, state_dir)
+    else:
+        report = _down(mega, tmp_path / "dst", state_dir)
+        assert tree_bytes(tmp_path / "dst") == files
+    assert report.ok and report.count(f"{'up' if direction == 'up' else 'down'}load") == 120
+    # one file at a time took 2 (u, p) or 1 (g) requests per file: 240 or 120
+    assert emu.stats()["api_requests"] - before < (100 if direction == "up" else 70)
+    if direction == "up":
+        children = remote_children(mega, "backup/d1")
+        assert len(children) == 30 and children["f001.txt"]["s"] == 101

@@ -28,6 +28,7 @@ import json
 import logging
 import re
 import secrets
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -170,12 +171,16 @@ class ApiClient:
         self.http = http if http is not None else new_http_session()
         self.sid: str | None = None
         self._next_id = secrets.randbelow(1 << 32)
+        self._id_lock = threading.Lock()  # a batcher's thread and the caller's ask at once
         self.stats = {"requests": 0, "retries": 0, "hashcash": 0}
 
     # -- ids -------------------------------------------------------------------------------
     def _new_request_id(self) -> int:
-        rid = self._next_id
-        self._next_id = (self._next_id + 1) & 0xFFFFFFFF
+        """A fresh request id (never the same for two threads: a repeated id is a retry,
+        which the server answers with the earlier request's answer)."""
+        with self._id_lock:
+            rid = self._next_id
+            self._next_id = (self._next_id + 1) & 0xFFFFFFFF
         return rid
 
     # -- public calls ----------------------------------------------------------------------

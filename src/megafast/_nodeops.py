@@ -8,7 +8,7 @@ shares above them (see :mod:`megafast._shares`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from . import _shares
@@ -141,10 +141,17 @@ def folder_handle(client: Mega, dest: Any) -> str:
     return str(node["h"])
 
 
-def put_node(client: Mega, parent: str, item: dict[str, Any], key: tuple[int, ...]) -> Any:
+def put_node(
+    client: Mega,
+    parent: str,
+    item: dict[str, Any],
+    key: tuple[int, ...],
+    call: Callable[[dict[str, Any]], Any] | None = None,
+) -> Any:
     """Create one node (``p``) under ``parent``: ``item`` without its ``k``, ``key`` the
     node's key (wrapped with the master key here, and with the key of every share above
-    ``parent`` in ``cr``, so that the people it is shared with can read it)."""
+    ``parent`` in ``cr``, so that the people it is shared with can read it). ``call`` sends
+    the command (default: ``client._request``; a transfer manager's batcher)."""
     command: dict[str, Any] = {
         "a": "p",
         "t": parent,
@@ -154,7 +161,7 @@ def put_node(client: Mega, parent: str, item: dict[str, Any], key: tuple[int, ..
     cr = _shares.keys_for_new_node(client, parent, key, item.get("h") or item.get("ph") or "")
     if cr is not None:
         command["cr"] = cr
-    answer = client._request(command)
+    answer = (call or client._request)(command)
     tree, keyring = client._tree, client._keyring
     if tree is not None and keyring is not None and isinstance(answer, dict):
         # copies: the caller gets the API's answer untouched (mega.py's upload() result)

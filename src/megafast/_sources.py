@@ -128,6 +128,17 @@ def checked_g_answer(data: Any) -> dict[str, Any]:
     return data
 
 
+def checked_u_answer(data: Any) -> str:
+    """The upload URL (``data["p"]``) of a ``u`` answer; error numbers and an answer without
+    a URL raise (shared by every upload: single files, trees, sync and the filesystem)."""
+    if isinstance(data, dict) and isinstance(data.get("e"), int) and data["e"] < 0:
+        raise error_for_code(data["e"])
+    url = data.get("p") if isinstance(data, dict) else None
+    if not isinstance(url, str) or not url:
+        raise UnexpectedAnswerError("the answer to u has no upload URL")
+    return url
+
+
 def fetch_checked(client: Mega, source: FileSource) -> dict[str, Any]:
     """:func:`fetch`, then, for a public file link, check the link's key against the file's
     attributes (a wrong key fails here, clearly, before any byte is read)."""

@@ -31,7 +31,6 @@ from .errors import (
     DestinationError,
     LinkError,
     SourceNotFoundError,
-    UnexpectedAnswerError,
     ValidationError,
     WrongKeyError,
 )
@@ -423,10 +422,7 @@ def upload_source(
         cfg = dataclasses.replace(cfg if cfg is not None else TransferConfig(), resume=False)
 
     def get_upload_url(size: int) -> str:
-        answer = client._request({"a": "u", "s": size})
-        if not isinstance(answer, dict) or not isinstance(answer.get("p"), str):
-            raise UnexpectedAnswerError("the answer to u has no upload URL")
-        return str(answer["p"])
+        return _sources.checked_u_answer(client._request({"a": "u", "s": size}))
 
     result = upload_file(
         client.http,

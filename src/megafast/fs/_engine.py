@@ -23,13 +23,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import _nodeops, _sources
 from .._codec import words_to_bytes
 from .._links import PublicLink, parse_link
 from .._nodes import NodeTree
 from ..errors import UnexpectedAnswerError, ValidationError, WrongKeyError
+
+if TYPE_CHECKING:
+    from ..transfer import TransferManager
 
 __all__ = ["Engine", "shared_engine", "ReadSource"]
 
@@ -195,20 +198,31 @@ class Engine:
             progress=progress,
         )
 
-    def download(self, src: ReadSource, dest: str, progress: ProgressFn | None = None) -> None:
+    def download(
+        self,
+        src: ReadSource,
+        dest: str,
+        progress: ProgressFn | None = None,
+        *,
+        manager: TransferManager | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
         """Download to the local path ``dest``: parallel, resumable, replaced only once the
-        MAC verified."""
+        MAC verified. With ``manager`` (a bulk ``get``): its pool, its batched ``g``."""
         from ..transfer import download_file
 
+        get_url = self.url_source(src) if manager is None else _batched_url(manager, src)
         download_file(
-            self.mega.http,
-            self.url_source(src),
+            self.mega.http if manager is None else manager.http,
+            get_url,
             src.size,
             src.key,
             dest,
-            config=self._config(),
+            config=self._config() if manager is None else manager.config,
             progress=progress,
             resume_id=src.file.resume_id,  # as Mega.download's: either resumes the other
+            shared_session=manager is not None,
+            cancel=cancel,
         )
 
     # -- writing --------------------------------------------------------------------------
@@ -226,11 +240,14 @@ class Engine:
         mtime: float | None = None,
         progress: ProgressFn | None = None,
         confirm: Callable[[], bool] | None = None,
+        manager: TransferManager | None = None,
+        cancel: threading.Event | None = None,
     ) -> dict[str, Any]:
         """Upload ``source`` (a local path, a binary file object or an iterable of bytes)
         as ``name`` into the folder ``parent``; returns the new node (in the tree).
         ``confirm()``, when given, is asked once the bytes are uploaded: False abandons the
-        upload before the node is created."""
+        upload before the node is created. With ``manager`` (a bulk ``put``): its pool, its
+        batched ``u`` and ``p``."""
         import dataclasses
 
         from ..crypto import fingerprint
@@ -262,28 +279,41 @@ class Engine:
         if resume_id is None:
             config = dataclasses.replace(config, resume=False)
 
+        if manager is not None:
+            config = dataclasses.replace(config, wait_on_quota=False)
+
+        def call(command: dict[str, Any]) -> Any:
+            """One command: alone under the lock, or batched with the lock released."""
+            if manager is None:
+                with self.lock:
+                    return self.mega._request(command)
+            self.lock.release()  # held once, by the p below, or not at all (u)
+            try:
+                return manager.call(command)
+            finally:
+                self.lock.acquire()
+
         def get_upload_url(size: int) -> str:
             with self.lock:
-                answer = self.mega._request({"a": "u", "s": size})
-            if not isinstance(answer, dict) or not isinstance(answer.get("p"), str):
-                raise UnexpectedAnswerError("unexpected answer to u")
-            return str(answer["p"])
+                return _sources.checked_u_answer(call({"a": "u", "s": size}))
 
         result = upload_file(
-            self.mega.http,
+            self.mega.http if manager is None else manager.http,
             get_upload_url,
             source,
             size,
             config=config,
             progress=progress,
             resume_id=resume_id,
+            shared_session=manager is not None,
+            cancel=cancel,
         )
         if confirm is not None and not confirm():
             raise ValidationError("the upload was abandoned before its file was created")
         key = tuple(result.key)
         with self.lock:
             item = {"h": result.token, "t": 0, "a": _nodeops.encrypt_attrs(attrs, key)}
-            return self._created(_nodeops.put_node(self.mega, parent, item, key))
+            return self._created(_nodeops.put_node(self.mega, parent, item, key, call=call))
 
     def mkdir(self, parent: str, name: str) -> dict[str, Any]:
         """Create the folder ``name`` in ``parent`` (call under :attr:`lock`)."""
@@ -332,6 +362,26 @@ class Engine:
 
     def _config(self) -> Any:
         return self.mega.options.get("transfer")
+
+
+def _batched_url(manager: TransferManager, src: ReadSource) -> Callable[[bool], str]:
+    """``get_url(refresh)`` asking ``g`` through the manager's batcher (a bulk ``get``)."""
+    command = dict(src.file.command)
+    if manager.mega.api_url.startswith("https:"):
+        command["ssl"] = 2
+
+    def get_url(refresh: bool = False) -> str:
+        if refresh or not src.file.answer:
+            answer = _sources.checked_g_answer(manager.call(command))
+            if answer.get("s") != src.size:
+                raise ValidationError(
+                    f"the size in the answer to g ({answer.get('s')!r}) is not the listing's"
+                    f" ({src.size})"
+                )
+            src.file.answer = answer
+        return str(src.file.answer["g"])
+
+    return get_url
 
 
 _ENGINES: dict[tuple[int, str], Engine] = {}

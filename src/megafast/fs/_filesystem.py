@@ -8,17 +8,21 @@ import io
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fsspec.callbacks import DEFAULT_CALLBACK, NoOpCallback
 from fsspec.spec import AbstractFileSystem
 
 from ..errors import ValidationError
+from . import _many
 from ._auth import forget_login, login_once
 from ._engine import Engine, check_name, forget_engine, shared_engine
 from ._files import MegaReadFile, MegaWriteFile
 from ._lookup import checksum_of, entry, folder_handle, listing, newest, node_at
 from ._paths import PROTOCOL, split_path, strip_path
+
+if TYPE_CHECKING:
+    from ..transfer import TransferManager
 
 __all__ = ["MegaFileSystem"]
 
@@ -361,9 +365,10 @@ class MegaFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec has no
         path: str,
         progress: Any = None,
         confirm: Callable[[], bool] | None = None,
+        manager: TransferManager | None = None,
     ) -> dict[str, Any]:
         """Upload ``source`` to ``path``; a file already there is deleted once the new one
-        exists (so nothing is lost when the upload fails)."""
+        exists (so nothing is lost when the upload fails). ``manager``: a bulk put's."""
         engine = self._engine
         parts = split_path(path)
         name = check_name(parts[-1] if parts else "")
@@ -373,7 +378,17 @@ class MegaFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec has no
             old = newest([n for n in tree.children_named(parent, name) if n.get("a")])
         if old is not None and old.get("t") != 0:
             raise IsADirectoryError(errno.EISDIR, "a folder is in the way", path)
-        node = engine.upload(source, size, parent, name, progress=progress, confirm=confirm)
+        cancel = getattr(progress, "cancel", None)  # a bulk put's FileProgress
+        node = engine.upload(
+            source,
+            size,
+            parent,
+            name,
+            progress=progress,
+            confirm=confirm,
+            manager=manager,
+            cancel=cancel,
+        )
         if old is not None:
             engine.destroy(old["h"])
         return node
@@ -408,11 +423,50 @@ class MegaFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec has no
         if os.path.isdir(lpath):
             self.makedirs(rpath, exist_ok=True)
             return
+        noted = _many.pending()
+        if noted is not None:  # a bulk put: moved with the others when all are known
+            noted.puts.append((os.fspath(lpath), rpath, {"mode": mode}))
+            return
+        self._upload_file_to(os.fspath(lpath), rpath, mode, _progress(callback))
+
+    def _upload_file_to(
+        self, lpath: str, rpath: str, mode: str, progress: Any, manager: Any = None
+    ) -> dict[str, Any]:
         if mode == "create" and self.exists(rpath):
             raise FileExistsError(errno.EEXIST, "already exists on MEGA", rpath)
         size = os.path.getsize(lpath)
-        callback.set_size(size)
-        self._upload_replacing(os.fspath(lpath), size, rpath, _progress(callback))
+        if progress is not None:
+            progress(0, size)
+        return self._upload_replacing(lpath, size, rpath, progress, manager=manager)
+
+    def put(
+        self,
+        lpath: Any,
+        rpath: Any,
+        recursive: bool = False,
+        callback: Any = DEFAULT_CALLBACK,
+        maxdepth: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """fsspec's ``put`` (lists, globs, ``recursive``), its files through one transfer
+        manager: many in flight, batched commands (see :mod:`megafast.fs._many`)."""
+        with _many.collecting() as noted:
+            super().put(lpath, rpath, recursive=recursive, maxdepth=maxdepth, **kwargs)
+        _many.run_puts(self, noted, callback)
+
+    def get(
+        self,
+        rpath: Any,
+        lpath: Any,
+        recursive: bool = False,
+        callback: Any = DEFAULT_CALLBACK,
+        maxdepth: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """fsspec's ``get``, its files through one transfer manager (as :meth:`put`)."""
+        with _many.collecting() as noted:
+            super().get(rpath, lpath, recursive=recursive, maxdepth=maxdepth, **kwargs)
+        _many.run_gets(self, noted, callback)
 
     def get_file(
         self,
@@ -430,6 +484,10 @@ class MegaFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec has no
                 os.makedirs(lpath, exist_ok=True)
             return
         src = engine.read_source(node)
+        noted = _many.pending()
+        if noted is not None and outfile is None and isinstance(lpath, (str, os.PathLike)):
+            noted.gets.append((src, os.fspath(lpath)))  # a bulk get: moved with the others
+            return
         callback.set_size(src.size)
         target = outfile if outfile is not None else lpath
         if hasattr(target, "write"):

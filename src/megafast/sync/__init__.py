@@ -31,7 +31,7 @@ from ._remote import (
 )
 from ._report import Action, SyncReport
 from ._state import SyncState, default_state_dir, state_path
-from ._transfers import EngineTransfers, Transfers
+from ._transfers import EngineTransfers, ManagerTransfers, Transfers
 
 __all__ = [
     "IGNORE_FILE",
@@ -40,6 +40,8 @@ __all__ = [
     "Sync",
     "SyncReport",
     "Transfers",
+    "EngineTransfers",
+    "ManagerTransfers",
     "list_versions",
     "refresh_if_changed",
     "remove_versions",
@@ -57,7 +59,9 @@ class Sync:
     it as a version (MEGA's ``ov``); False replaces it. ``exclude``/``include``:
     gitignore-style patterns after the root's ``.megafastignore`` (``patterns``: the same
     as ordered ``("exclude"|"include", pattern)`` pairs). ``state_dir``: where the pair's
-    state file lives. ``transfers``: how bytes move (default: ``megafast.transfer``).
+    state file lives. ``transfers``: how bytes move (default: :class:`ManagerTransfers`, one
+    transfer manager per run: many files in flight, batched commands; :class:`EngineTransfers`
+    moves one file at a time).
     ``progress(done, total)``: bytes of the run's transfers.
     """
 
@@ -94,7 +98,7 @@ class Sync:
         self.patterns += [("include", p) for p in include]
         self.patterns += list(patterns)
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
-        self.transfers: Transfers = transfers or EngineTransfers(mega, config)
+        self.transfers: Transfers = transfers or ManagerTransfers(mega, config)
         self.progress = progress
 
     def _local_root(self, dry_run: bool) -> Path | None:

@@ -1,26 +1,34 @@
 """Carrying out a plan. Each action is checked again just before it runs (a local file that
 changed since it was read is read again; one that keeps changing is reported, never sent
 half-old half-new), recorded in the state when done, and the state saved every few
-seconds, so a run killed at any point leaves only what the next run re-checks."""
+seconds, so a run killed at any point leaves only what the next run re-checks.
+
+With :class:`~megafast.sync._transfers.ManagerTransfers` the uploads, downloads and copies
+(which come after every folder, move and rename) run as one transfer manager's jobs: many
+files in flight, their ``u``/``g``/``p`` batched. Each handler holds the executor's lock
+except while bytes move or a command waits for its answer, so the bookkeeping (state,
+report, the client's node tree, local folders) is done one file at a time."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import secrets
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import MegaError, RequestError
+from ..errors import MegaError, OverQuotaError, RequestError
+from ..transfer import FileProgress, TransferCancelled, TransferManager
 from ._content import ChangingFileError, mac_matches, parse_fingerprint, read_fingerprint, stat_key
 from ._local import LocalTree
 from ._names import conflict_name
 from ._remote import RemoteOps, node_c
 from ._report import Action, SyncReport
 from ._state import Agreement, SyncState
-from ._transfers import Transfers
+from ._transfers import ManagerTransfers, Transfers
 
 __all__ = ["Executor"]
 
@@ -37,6 +45,7 @@ _ORDER = {
     "delete": 5,
 }
 _TRANSFERS = ("upload", "version", "download", "conflict")
+_PARALLEL = (3, 4)  # the _ORDER of the actions a transfer manager runs side by side
 SAVE_EVERY = 2.0  # least seconds between state saves while running
 SEND_TRIES = 3
 
@@ -44,6 +53,45 @@ SEND_TRIES = 3
 def _split(rel: str) -> tuple[str, str]:
     head, _, name = rel.rpartition("/")
     return head, name
+
+
+class _Step:
+    """One action's byte progress, added to the run's total as it moves (a file sent again
+    after it changed counts once)."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+        self.seen = 0
+
+    def __call__(self, n: int, _total: int = 0) -> None:
+        ex = self.executor
+        with ex.progress_lock:
+            ex.done += n - self.seen
+            self.seen = n
+            done = ex.done
+        if ex.progress is not None:
+            ex.progress(done, ex.total)
+
+
+class _ActionJob:
+    """One transfer action as a :class:`TransferManager` job."""
+
+    def __init__(self, executor: Executor, action: Action) -> None:
+        self.executor = executor
+        self.action = action
+        self.rel = action.path
+        self.size = action.size
+
+    def prepare(self, manager: TransferManager) -> None:
+        pass  # its u/g are asked for when it runs, batched with the other workers'
+
+    def run(self, manager: TransferManager, progress: FileProgress) -> str | None:
+        ex = self.executor
+        if isinstance(ex.transfers, ManagerTransfers):
+            ex.transfers.set_cancel(progress.cancel)
+        with ex.lock:
+            ex.run_one(self.action, raising=(OverQuotaError, TransferCancelled))
+        return None
 
 
 class Executor:
@@ -71,37 +119,76 @@ class Executor:
         self.remote_changed = False
         self._saved = time.monotonic()
         self._save_every = SAVE_EVERY
+        self.lock = threading.Lock()  # held by a handler except while bytes move
+        self.progress_lock = threading.Lock()
 
     # -- running -----------------------------------------------------------------------
     def run(self, actions: list[Action]) -> None:
         ordered = sorted(actions, key=lambda a: _ORDER[a.kind])
         self.total = sum(a.size for a in ordered if a.kind in _TRANSFERS or a.kind == "copy")
-        for action in ordered:
-            handler = getattr(self, f"_{'up' if self.up else 'down'}_{action.kind}")
-            try:
-                handler(action)
-            except (OSError, MegaError, ValueError) as exc:
-                self.report.failed[action.path] = str(exc) or type(exc).__name__
-                continue
-            self.report.actions.append(action)
-            if time.monotonic() - self._saved > self._save_every:
-                began = time.monotonic()
+        together = isinstance(self.transfers, ManagerTransfers)
+        with self.lock:
+            batch: list[Action] = []
+            for action in ordered:
+                if together and _ORDER[action.kind] in _PARALLEL:
+                    batch.append(action)
+                    continue
+                if batch:
+                    self._run_together(batch)
+                    batch = []
+                self.run_one(action)
+            if batch:
+                self._run_together(batch)
+            if ordered or self.state.dirty:
                 self.state.save()
-                self._saved = time.monotonic()
-                # a large state costs time to write: never spend more than ~5% on it
-                self._save_every = max(SAVE_EVERY, 20 * (self._saved - began))
-        if ordered or self.state.dirty:
+
+    def run_one(self, action: Action, raising: tuple[type[BaseException], ...] = ()) -> None:
+        """Carry out one action (the lock held); its failure goes into the report, except
+        ``raising`` (the transfer manager's pause on quota, a cancel)."""
+        handler = getattr(self, f"_{'up' if self.up else 'down'}_{action.kind}")
+        try:
+            handler(action)
+        except raising:
+            raise
+        except (OSError, MegaError, ValueError) as exc:
+            self.report.failed[action.path] = str(exc) or type(exc).__name__
+            return
+        self.report.actions.append(action)
+        if time.monotonic() - self._saved > self._save_every:
+            began = time.monotonic()
             self.state.save()
+            self._saved = time.monotonic()
+            # a large state costs time to write: never spend more than ~5% on it
+            self._save_every = max(SAVE_EVERY, 20 * (self._saved - began))
 
-    def _step(self) -> Callable[[int, int], None] | None:
-        if self.progress is None:
-            return None
-        base, report = self.done, self.progress
+    def _run_together(self, batch: list[Action]) -> None:
+        """The transfer actions through one transfer manager (the lock held on entry)."""
+        assert isinstance(self.transfers, ManagerTransfers)
+        with self._unlocked(), self.transfers.running() as manager:
+            with self.lock:
+                self.ops.call, self.ops.unlocked = manager.call, self._unlocked
+            try:
+                result = manager.run(_ActionJob(self, a) for a in batch)
+            finally:
+                with self.lock:
+                    self.ops.call, self.ops.unlocked = (
+                        self.ops.mega._request,
+                        contextlib.nullcontext,
+                    )
+        for outcome in (*result.failed, *result.cancelled):
+            self.report.failed.setdefault(outcome.rel, outcome.reason or outcome.status)
 
-        def step(n: int, _total: int) -> None:
-            report(base + n, self.total)
+    @contextlib.contextmanager
+    def _unlocked(self) -> Iterator[None]:
+        """The lock released while bytes move or a command waits for its answer."""
+        self.lock.release()
+        try:
+            yield
+        finally:
+            self.lock.acquire()
 
-        return step
+    def _step(self) -> _Step:
+        return _Step(self)
 
     def _record(self, rel: str, st: os.stat_result, c: str, handle: str) -> None:
         self.state.files[rel] = Agreement(st.st_size, st.st_mtime_ns, c, handle)
@@ -139,9 +226,11 @@ class Executor:
         was planned, and send again when it changed while being sent (the finished upload
         is then not used)."""
         path = self.local.path(a.path)
+        step = self._step()
         for _ in range(SEND_TRIES):
             c, st = self._current_c(a)
-            result = self.transfers.upload(path, st.st_size, self._step())
+            with self._unlocked():
+                result = self.transfers.upload(path, st.st_size, step)
             if stat_key(os.lstat(path)) != stat_key(st):
                 continue  # changed while being sent: that upload is dropped
             node = self.ops.put_upload(
@@ -149,7 +238,7 @@ class Executor:
             )
             self.remote_changed = True
             self.report.bytes_uploaded += st.st_size
-            self.done += st.st_size
+            step(st.st_size)
             self._record(a.path, st, c, node["h"])
             a.size = st.st_size
             return node
@@ -192,7 +281,7 @@ class Executor:
             return
         self.remote_changed = True
         self.report.bytes_copied += a.size
-        self.done += a.size
+        self._step()(a.size)
         self._record(a.path, st, a.local_c, node["h"])
 
     def _up_move(self, a: Action) -> None:
@@ -271,10 +360,12 @@ class Executor:
         return st
 
     def _fetch(self, rel: str, target: Path, node: Node) -> None:
-        self.transfers.download(node, target, self._step())
+        step = self._step()
+        with self._unlocked():
+            self.transfers.download(node, target, step)
         size = int(node.get("s") or 0)
         self.report.bytes_downloaded += size
-        self.done += size
+        step(size)
         self._finish_local(rel, target, node)
 
     def _down_download(self, a: Action) -> None:
@@ -297,9 +388,11 @@ class Executor:
         other = conflict_name(name)
         kept = f"{head}/{other}" if head else other
         target = self._target(kept)
-        self.transfers.download(a.node, target, self._step())
+        step = self._step()
+        with self._unlocked():
+            self.transfers.download(a.node, target, step)
         self.report.bytes_downloaded += a.size
-        self.done += a.size
+        step(a.size)
         fp = parse_fingerprint(node_c(a.node))
         if fp is not None:
             os.utime(target, ns=(fp.mtime * 1_000_000_000,) * 2, follow_symlinks=False)

@@ -9,8 +9,11 @@ Deletions go to the Rubbish Bin (``Mega.delete``), never destroyed.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections import defaultdict
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,6 +159,14 @@ class RemoteOps:
     def __init__(self, mega: Any, *, versions: bool = True) -> None:
         self.mega = mega
         self.versions = versions
+        # how a new node's ``p`` is sent (a transfer manager's batcher while one runs), and
+        # what is released while it waits for the answer (the executor's lock)
+        self.call: Callable[[dict[str, Any]], Any] = mega._request
+        self.unlocked: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext
+
+    def _send(self, command: dict[str, Any]) -> Any:
+        with self.unlocked():
+            return self.call(command)
 
     def mkdir(self, parent: str, name: str) -> str:
         return str(self.mega.create_folder(name, dest=parent)[name])
@@ -173,7 +184,7 @@ class RemoteOps:
         if replaces is not None:  # the old file: kept as a version (vb 1) or replaced (vb 0)
             item["ov"] = replaces
             item["vb"] = 1 if self.versions else 0
-        answer = put_node(self.mega, parent, item, key)
+        answer = put_node(self.mega, parent, item, key, call=self._send)
         made = answer.get("f") if isinstance(answer, dict) else None
         if not isinstance(made, list) or not made or not isinstance(made[-1], dict):
             raise UnexpectedAnswerError("unexpected answer to p")
@@ -199,7 +210,7 @@ class RemoteOps:
 
         attrs = dict(node["a"]) if isinstance(node.get("a"), dict) else {}
         attrs.update(changes)
-        self.mega._request(
+        self._send(
             {
                 "a": "a",
                 "n": node["h"],

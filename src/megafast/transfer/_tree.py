@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from .._localnames import numbered, safe_local_name, unique_names
 from .._nodeops import encrypt_attrs, folder_handle, wrap_key
 from .._shares import keys_for_new_node
-from .._sources import checked_g_answer, node_size
+from .._sources import checked_g_answer, checked_u_answer, node_size
 from .._transfers import _file_identity, _resume_id
 from ..errors import (
     DestinationError,
@@ -189,11 +189,7 @@ class UploadJob:
         future, self._url = self._url, None
         if future is None or size != self.size:
             future = self.up.manager.batcher.submit({"a": "u", "s": size})
-        answer = self.up.manager.wait(future)
-        if not isinstance(answer, dict) or not isinstance(answer.get("p"), str):
-            raise UnexpectedAnswerError("u gave no upload URL")
-        url: str = answer["p"]
-        return url
+        return checked_u_answer(self.up.manager.wait(future))
 
     def _choose_name(self, fp: str) -> str:
         """The remote name: the file's own, or ``name (n).ext`` when another file has it;
