@@ -365,6 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
         inj = svc.faults
         f = inj.faults
         if f.over_quota:
+            inj.count("over_quota")
             self._reply(
                 509,
                 headers={"X-MEGA-Time-Left": str(f.over_quota_time_left)},
