@@ -241,7 +241,14 @@ def test_over_quota_pauses_the_whole_queue(
     with TransferManager(mega) as mgr:
         up = mgr.upload_tree(src)
     emu.set_faults(over_quota=True, over_quota_time_left=1, over_quota_in_g=in_g)
-    threading.Timer(0.3, emu.clear_faults).start()
+
+    def lift_after_the_first_refusal() -> None:  # however slow the machine, one is seen
+        deadline = time.monotonic() + 30
+        while not emu.fault_counts.get("over_quota") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        emu.clear_faults()
+
+    threading.Thread(target=lift_after_the_first_refusal, daemon=True).start()
     out = tmp_path / "out"
     out.mkdir()
     emu.reset_stats()

@@ -98,6 +98,7 @@ class TransferCommands(ServiceBase):
             out["fa"] = node["fa"]
         f = self.faults.faults
         if f.over_quota and f.over_quota_in_g:
+            self.faults.count("over_quota")
             out["e"] = EOVERQUOTA
             out["tl"] = f.over_quota_time_left
             return out
