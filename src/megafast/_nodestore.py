@@ -25,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from itertools import groupby
 from typing import Any
 
+from ._codec import fold
 from ._nodelookup import _NO_PARENT, _Lookups, _name_in, _NameIndex, name_hash, name_hashes
 from .errors import MegaError
 
@@ -459,7 +460,7 @@ class NodeStore(_Lookups):
         if n == 32:
             w = _WORDS8.unpack_from(self.keys, base)
             node["key"] = w
-            node["k"] = (w[0] ^ w[4], w[1] ^ w[5], w[2] ^ w[6], w[3] ^ w[7])
+            node["k"] = fold(w)
             node["iv"] = (w[4], w[5], 0, 0)
             node["meta_mac"] = w[6:]
         else:

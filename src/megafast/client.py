@@ -39,6 +39,11 @@ __all__ = ["Mega", "Node", "NodeRef", "NodeType"]
 # options handed to the ApiClient as they are
 _API_LIMITS = ("min_hashcash_easiness", "max_answer_bytes", "max_listing_bytes")
 
+
+def _api_limits(options: dict[str, Any]) -> dict[str, Any]:
+    """The ApiClient limits given in ``options`` (each one an int)."""
+    return {k: int(options[k]) for k in _API_LIMITS if k in options}
+
 #: A node as mega.py returns it from ``find``: ``(handle, node dict)``.
 Node = tuple[str, dict[str, Any]]
 #: What methods accept as a node: a ``(handle, dict)`` tuple, a node dict or a handle.
@@ -104,7 +109,7 @@ class Mega(TransferMethods):
             backoff_cap=float(self.options.get("backoff_cap", 16.0)),
             hashcash_threads=self.options.get("hashcash_threads"),
             http=http,
-            **{k: int(self.options[k]) for k in _API_LIMITS if k in self.options},
+            **_api_limits(self.options),
         )
         self.request_id = secrets.token_urlsafe(8)[:10]
         self._creds: Credentials | None = None
@@ -426,7 +431,8 @@ class Mega(TransferMethods):
     def get_user(self) -> dict[str, Any]:
         """The user record (``u`` handle, ``email``, ``name``, ...)."""
         self._require_login()
-        return self._request({"a": "ug"})
+        user: dict[str, Any] = self._request({"a": "ug"})
+        return user
 
     def get_quota(self) -> float:
         """Total storage in MiB (mega.py's figure)."""

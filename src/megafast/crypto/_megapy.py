@@ -304,9 +304,10 @@ def unpack_file_key(packed: Sequence[int]) -> tuple[A32, A32, A32]:
     """8-word node key -> (AES key 4 words, nonce 2 words, meta-MAC 2 words)."""
     if len(packed) != 8:
         raise ValidationError(f"a file key has 8 words, got {len(packed)}")
-    w = [int(x) & 0xFFFFFFFF for x in packed]
-    k = (w[0] ^ w[4], w[1] ^ w[5], w[2] ^ w[6], w[3] ^ w[7])
-    return k, (w[4], w[5]), (w[6], w[7])
+    from .._codec import fold
+
+    w = tuple(int(x) & 0xFFFFFFFF for x in packed)
+    return fold(w), (w[4], w[5]), (w[6], w[7])
 
 
 def pack_file_key(k: Sequence[int], iv: Sequence[int], meta_mac: Sequence[int]) -> A32:
