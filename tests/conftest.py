@@ -26,8 +26,9 @@ HERE = Path(__file__).resolve().parent
 
 def _vectors_dir() -> Path:
     """The in-repository copy of the known answers (tests/vectors, see its README).
-    MEGAFAST_VECTORS may point elsewhere (CI uses it to run the same tests on
-    ../shared/vectors when that exists); the suite never looks outside the checkout by itself."""
+    MEGAFAST_VECTORS may point elsewhere (CI uses it to run the same tests on the project's
+    shared vector set when one sits beside the checkout); the suite never looks outside the
+    checkout by itself."""
     env = os.environ.get("MEGAFAST_VECTORS")
     path = Path(env) if env else HERE / "vectors"
     if not (path / "external_vectors.json").is_file():

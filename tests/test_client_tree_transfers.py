@@ -148,7 +148,7 @@ def test_an_interrupted_upload_folder_resumes(
 def test_download_folder_url_goes_through_the_manager(
     mega: Mega, emu: MegaEmulator, tmp_path: Path
 ) -> None:
-    src = tmp_path / "shared"
+    src = tmp_path / "exported"
     files = make_tree(src, files=12)
     handles = mega.upload_folder(src)
     url = mega.export(node_id=handles["."])

@@ -1,4 +1,4 @@
-"""Every known answer in ../shared/vectors, on every backend (pure twin and each native kernel)."""
+"""Every known answer in tests/vectors, on every backend (pure twin and each native kernel)."""
 
 from __future__ import annotations
 

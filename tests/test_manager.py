@@ -335,7 +335,7 @@ def test_public_folder_link_downloads_through_the_manager(
     from megafast._links import parse_link
     from megafast._sources import public_folder_tree, public_root
 
-    src = tmp_path / "shared"
+    src = tmp_path / "exported"
     files = make_tree(src, files=6)
     with TransferManager(mega) as mgr:
         up = mgr.upload_tree(src)
@@ -347,7 +347,7 @@ def test_public_folder_link_downloads_through_the_manager(
     with TransferManager(anonymous, folder=link.handle) as mgr:
         res = mgr.download_tree(public_root(tree, link), out, tree=tree)
     assert res.ok and len(res.succeeded) == len(files)
-    assert local_files(out / "shared") == files
+    assert local_files(out / "exported") == files
 
 
 def test_ctrl_c_stops_every_worker_and_leaves_resumable_state(
