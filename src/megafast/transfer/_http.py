@@ -348,13 +348,49 @@ class RetryBudget:
 
 
 def body_reader(resp: requests.Response) -> Callable[[memoryview], int]:
-    """A ``readinto`` that moves the response body straight from the socket into our buffer
-    (urllib3's own ``readinto`` reads into a fresh bytes object and copies)."""
+    """A ``readinto1`` over the response body: each call makes at most one system call and
+    returns what has arrived (1 byte or more; 0 at the end of the body), so a read never
+    waits for a full buffer on a live connection.
+
+    A plain body with a ``Content-Length`` is read with ``readinto1`` of the socket's buffered
+    file straight into the caller's buffer (``recv_into``, no copy in Python), keeping
+    ``http.client``'s count of what is left so the connection can go back to the pool;
+    anything else (chunked, encoded) through ``read1``, copied in."""
     fp = getattr(resp.raw, "_fp", None)
-    if isinstance(fp, http.client.HTTPResponse) and not resp.headers.get("Content-Encoding"):
-        return fp.readinto
-    readinto: Callable[[memoryview], int] = resp.raw.readinto
-    return readinto
+    if (
+        isinstance(fp, http.client.HTTPResponse)
+        and not fp.chunked
+        and fp.length is not None
+        and not resp.headers.get("Content-Encoding")
+    ):
+        sockfile = fp.fp
+        readinto1 = getattr(sockfile, "readinto1", None)
+        if readinto1 is not None:
+
+            def read(view: memoryview) -> int:
+                left = fp.length
+                if not left or fp.fp is None:
+                    return 0
+                n: int = readinto1(view[:left] if len(view) > left else view)
+                if not n:
+                    fp._close_conn()  # what http.client does on an early end
+                    return 0
+                fp.length = left - n
+                if left == n:
+                    fp._close_conn()  # the whole body is read: the connection may be reused
+                return n
+
+            return read
+    read1 = resp.raw.read1
+
+    def read_copy(view: memoryview) -> int:
+        data = read1(len(view), decode_content=True)
+        if len(data) > len(view):
+            raise RetryableError("the server sent an encoded body we cannot read")
+        view[: len(data)] = data
+        return len(data)
+
+    return read_copy
 
 
 def release(resp: requests.Response, complete: bool) -> None:
