@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 
-__all__ = ["Faults", "FaultInjector"]
+__all__ = ["CUT_PHASES", "Faults", "FaultInjector"]
+
+#: the moments of a request ``Faults.cut_phase`` can cut at (None: off)
+CUT_PHASES = (None, "connect", "headers", "body")
 
 
 @dataclass
@@ -38,6 +43,18 @@ class Faults:
     #: ``ss -K`` on a timer does to a real server
     drop_every: float | None = None
     drop_every_jitter: float = 0.5
+    #: cut every open connection at once (API, ``/sc`` and transfers, idle or busy, even one
+    #: accepted a moment before) every ``cut_every`` seconds on one global clock, ticking at
+    #: multiples of ``cut_every`` from when it was set: a Wi-Fi hand-over, a NAT or proxy
+    #: restart, ``ss -K`` on a timer (None: never)
+    cut_every: float | None = None
+    #: cut transfer requests at one moment of their life: ``"connect"`` (right after a
+    #: connection is accepted, before its request is read: any connection), ``"headers"``
+    #: (half of the answer's headers sent) or ``"body"`` (the headers sent, no body byte);
+    #: on ``cut_phase_rate`` of them, at most ``cut_phase_limit`` times (None: off)
+    cut_phase: str | None = None
+    cut_phase_rate: float = 1.0
+    cut_phase_limit: int | None = None
     #: flip one byte of the body in this fraction of downloads
     corrupt_rate: float = 0.0
     corrupt_limit: int | None = None
@@ -71,6 +88,7 @@ class Faults:
             "transfer_error_rate",
             "drop_rate",
             "corrupt_rate",
+            "cut_phase_rate",
         ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -81,6 +99,7 @@ class Faults:
             "transfer_error_limit",
             "drop_limit",
             "corrupt_limit",
+            "cut_phase_limit",
         ):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 0):
@@ -104,6 +123,12 @@ class Faults:
             isinstance(self.drop_every_jitter, (int, float)) and 0 <= self.drop_every_jitter < 1
         ):
             raise ValueError("drop_every_jitter must be a fraction in [0, 1)")
+        if self.cut_every is not None and not (
+            isinstance(self.cut_every, (int, float)) and 0.01 <= self.cut_every < 1e9
+        ):
+            raise ValueError("cut_every must be None or a number of seconds >= 0.01")
+        if self.cut_phase not in CUT_PHASES:
+            raise ValueError("cut_phase must be None, 'connect', 'headers' or 'body'")
         if self.transfer_faults not in ("both", "download", "upload"):
             raise ValueError("transfer_faults must be 'both', 'download' or 'upload'")
         if self.bandwidth is not None and not self.bandwidth > 0:
@@ -133,6 +158,8 @@ class FaultInjector:
         self._lock = threading.Lock()
         self.faults.validate()
         self._rng = random.Random(self.faults.seed)
+        #: monotonic seconds when ``cut_every`` was set: the clock's ticks are counted from it
+        self.cut_epoch = time.monotonic()
 
     def update(self, **changes: object) -> Faults:
         with self._lock:
@@ -144,6 +171,8 @@ class FaultInjector:
             new.validate()
             if "seed" in changes:
                 self._rng = random.Random(new.seed)
+            if "cut_every" in changes:
+                self.cut_epoch = time.monotonic()
             self.faults = new
             return new
 
@@ -183,6 +212,23 @@ class FaultInjector:
         with self._lock:
             spread = 1.0 + f.drop_every_jitter * (2 * self._rng.random() - 1)
         return now + f.drop_every * spread
+
+    def next_cut(self, now: float) -> float | None:
+        """The next tick of the ``cut_every`` clock after ``now`` (monotonic seconds), or
+        None when it is off."""
+        every = self.faults.cut_every
+        if every is None:
+            return None
+        ticks = math.floor((now - self.cut_epoch) / every) + 1
+        return self.cut_epoch + ticks * every
+
+    def cut_phase(self, phase: str) -> bool:
+        """True when the ``cut_phase`` fault cuts the request now, at ``phase`` (counted as
+        ``cut_<phase>``)."""
+        f = self.faults
+        if f.cut_phase != phase:
+            return False
+        return self.fire(f"cut_{phase}", f.cut_phase_rate, f.cut_phase_limit)
 
     def randrange(self, n: int) -> int:
         with self._lock:

@@ -69,6 +69,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="drop every connection moving a transfer body on this timer (jittered +-50%%)",
     )
     p.add_argument(
+        "--cut-every",
+        type=float,
+        metavar="SECONDS",
+        help="cut every open connection at once on one global clock (as ss -K on a timer)",
+    )
+    p.add_argument(
+        "--cut-phase",
+        choices=("connect", "headers", "body"),
+        help="cut transfer requests right after connect, during the headers, or before the "
+        "first body byte (see --cut-phase-rate)",
+    )
+    p.add_argument(
+        "--cut-phase-rate",
+        type=float,
+        default=1.0,
+        help="fraction of requests --cut-phase cuts (default 1)",
+    )
+    p.add_argument(
         "--eagain-rate", type=float, default=0.0, help="fraction of API requests answered -3"
     )
     p.add_argument(
@@ -134,6 +152,9 @@ def emulator_options(args: argparse.Namespace) -> dict[str, Any]:
             "latency": args.latency,
             "bandwidth": args.bandwidth,
             "drop_every": args.drop_every,
+            "cut_every": args.cut_every,
+            "cut_phase": args.cut_phase,
+            "cut_phase_rate": args.cut_phase_rate,
             "api_eagain_rate": args.eagain_rate,
             "api_error_rate": args.api_error_rate,
             "transfer_error_rate": args.error_rate,

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,13 @@ _SENDFILE_STEP = 1 << 24
 
 class _Drop(Exception):
     """Abandon the connection without an answer (a fault, or a client that went away)."""
+
+
+def _cut(sock: socket.socket) -> None:
+    """End ``sock`` abruptly: no more bytes either way, and a reset when it is closed."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _pace(done: int, bandwidth: float | None, began: float) -> None:
@@ -53,6 +61,51 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self._next_drop: float | None = None
         self.per_ip: dict[str, int] = {}  # open connections per client address
         super().__init__(address, _Handler)
+        self._closing = threading.Event()
+        self._clock = threading.Thread(
+            target=self._cut_clock, name="megafast-emulator-cuts", daemon=True
+        )
+        self._clock.start()
+
+    def process_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        # Known to the cut clock from the moment it is accepted, before its thread runs.
+        with self.sockets_lock:
+            self.open_sockets.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        with self.sockets_lock:
+            self.open_sockets.discard(request)
+        super().shutdown_request(request)
+
+    def server_close(self) -> None:
+        self._closing.set()
+        super().server_close()
+
+    def _cut_clock(self) -> None:
+        """The ``cut_every`` fault: at each tick of its clock, cut every open connection."""
+        inj = self.service.faults
+        while not self._closing.is_set():
+            now = time.monotonic()
+            tick = inj.next_cut(now)
+            if tick is None:
+                self._closing.wait(0.05)
+                continue
+            epoch = inj.cut_epoch
+            if self._closing.wait(min(tick - now, 0.05)) or time.monotonic() < tick:
+                continue  # a short nap, so that a changed setting takes effect quickly
+            if inj.cut_epoch == epoch and inj.faults.cut_every is not None:
+                inj.count("cut_ticks")
+                inj.count("cut", self.cut_all_connections())
+
+    def cut_all_connections(self) -> int:
+        """Cut every open connection at once, as a network outage does (the peer sees a
+        reset or an early end); returns how many were cut."""
+        with self.sockets_lock:
+            socks = list(self.open_sockets)
+        for s in socks:
+            _cut(s)
+        return len(socks)
 
     def service_actions(self) -> None:
         """Between polls of ``serve_forever``: the ``drop_every`` fault (kills every
@@ -105,6 +158,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._over_limit = limit is not None and count > limit
         self._buf: bytearray | None = None
         self._entry: dict | None = None
+        if self.service.faults.cut_phase("connect"):
+            _cut(self.connection)  # the request is never read
 
     def finish(self) -> None:
         with self.server.sockets_lock:
@@ -281,6 +336,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, b"MEGA emulator\n", content_type="text/plain")
         else:
             self._reply(404)
+
+    def end_headers(self) -> None:
+        """Send the buffered headers; the ``cut_phase`` fault may cut a transfer's answer
+        half-way through them (``headers``) or right after them (``body``)."""
+        inj = self.service.faults
+        if self._entry is not None and inj.cut_phase("headers"):
+            head = b"".join(getattr(self, "_headers_buffer", []))
+            self._headers_buffer = []
+            self.wfile.write(head[: len(head) // 2])
+            raise _Drop("fault: cut during the headers")
+        super().end_headers()
+        if self._entry is not None and inj.cut_phase("body"):
+            raise _Drop("fault: cut before the first body byte")
 
     def send_response(self, code: int, message: str | None = None) -> None:
         if self._entry is not None:
