@@ -47,15 +47,19 @@ def test_download_with_a_drop_every_quarter_second_fetches_each_byte_about_once(
 def test_upload_with_drops_splits_pieces_and_completes(remote: Remote) -> None:
     size = 12 * MiB
     data = content(size)
-    sizes: list[int] = []
+    posts: list[tuple[int, bool]] = []  # (size, got through), in order (one connection)
     remote.emu.set_faults(bandwidth=RATE, drop_every=0.4, drop_every_jitter=0.2)
     from megafast.transfer import _upload
 
     real = _upload._Upload._post_once
 
     def spy(self: _upload._Upload, begin: int, body: object) -> None:
-        sizes.append(len(body))  # type: ignore[arg-type]
-        real(self, begin, body)
+        try:
+            real(self, begin, body)
+        except BaseException:
+            posts.append((len(body), False))  # type: ignore[arg-type]
+            raise
+        posts.append((len(body), True))  # type: ignore[arg-type]
 
     cfg = fast_config(connections=1, piece_size=4 * MiB)  # one piece needs ~0.8 s unbroken
     with pytest.MonkeyPatch.context() as mp:
@@ -64,7 +68,11 @@ def test_upload_with_drops_splits_pieces_and_completes(remote: Remote) -> None:
     handle = remote.create_node(result.token, result.key)
     assert remote.stored_plaintext(handle, result.key) == data
     assert remote.emu.fault_counts.get("timer_drop", 0) >= 1
-    assert max(sizes) >= 2 * MiB and min(sizes) < 2 * MiB  # split after failures
+    sizes = [n for n, _ in posts]
+    assert max(sizes) > 3 * MiB // 2  # the window grew while POSTs got through
+    failed = [i for i, (n, ok) in enumerate(posts[:-1]) if not ok and n > MiB]
+    assert failed  # the fault cut POSTs of more than one chunk ...
+    assert all(posts[i + 1][0] < posts[i][0] for i in failed)  # ... and the next was smaller
 
 
 def test_reader_reads_through_drops(remote: Remote) -> None:

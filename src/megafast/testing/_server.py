@@ -60,8 +60,11 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.sockets_lock = threading.Lock()
         self._next_drop: float | None = None
         self.per_ip: dict[str, int] = {}  # open connections per client address
-        super().__init__(address, _Handler)
+        #: connections the cut clock cut: their handlers stop at once, as the bytes a
+        #: client had queued in this kernel's buffers never crossed the emulated link
+        self.cut_sockets: set[socket.socket] = set()
         self._closing = threading.Event()
+        super().__init__(address, _Handler)
         self._clock = threading.Thread(
             target=self._cut_clock, name="megafast-emulator-cuts", daemon=True
         )
@@ -76,6 +79,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
     def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
         with self.sockets_lock:
             self.open_sockets.discard(request)
+            self.cut_sockets.discard(request)
         super().shutdown_request(request)
 
     def server_close(self) -> None:
@@ -103,6 +107,7 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         reset or an early end); returns how many were cut."""
         with self.sockets_lock:
             socks = list(self.open_sockets)
+            self.cut_sockets.update(socks)
         for s in socks:
             _cut(s)
         return len(socks)
@@ -226,12 +231,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise ValueError("negative Content-Length")
         return n
 
-    def _iter_body(self):
-        """Yield memoryviews of the request body (Content-Length or chunked), via one buffer."""
-        view = memoryview(self._buffer())
+    def _iter_body(self, step: int | None = None, pay: Callable[[int], None] | None = None):
+        """Yield memoryviews of the request body (Content-Length or chunked), via one buffer,
+        at most ``step`` bytes at a time; ``pay(n)`` runs before ``n`` bytes are read (a
+        paced upload waits for its bandwidth first, so a cut during the wait takes nothing)."""
+        view = memoryview(self._buffer())[:step]
         length = self._body_length()
         if length is not None:
-            yield from self._read_exactly(view, length)
+            yield from self._read_exactly(view, length, pay)
             return
         while True:  # chunked
             line = self.rfile.readline(1024)
@@ -247,13 +254,19 @@ class _Handler(BaseHTTPRequestHandler):
                 while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
                     pass
                 return
-            yield from self._read_exactly(view, size)
+            yield from self._read_exactly(view, size, pay)
             self.rfile.readline(8)
 
-    def _read_exactly(self, view: memoryview, left: int):
+    def _read_exactly(
+        self, view: memoryview, left: int, pay: Callable[[int], None] | None = None
+    ):
         """Yield the next ``left`` bytes of the body as slices of ``view`` (reused)."""
         while left:
-            n = self.rfile.readinto(view[: min(left, len(view))])
+            want = min(left, len(view))
+            if pay is not None:
+                pay(want)
+            self._check_cut()
+            n = self.rfile.readinto(view[:want])
             if not n:
                 raise _Drop("client closed the connection mid-body")
             left -= n
@@ -273,6 +286,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.service.stats.count("server_errors")
         log.exception("emulator: unexpected error serving %s %s", self.command, self.path)
         self._drop()
+
+    def _check_cut(self) -> None:
+        """Stop when the cut clock cut this connection (what its kernel still buffers is
+        not read: those bytes never crossed the emulated link)."""
+        if self.connection in self.server.cut_sockets:
+            raise _Drop("fault: the connection was cut")
 
     def _drop(self) -> None:
         self.close_connection = True
@@ -557,6 +576,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _Drop("file shorter than promised")
             if corrupt_at is not None and done <= corrupt_at < done + got:
                 buf[corrupt_at - done] ^= 0x5A
+            self._check_cut()
             self.wfile.write(view[:got])
             done += got
             self._count(got)
@@ -632,8 +652,16 @@ class _Handler(BaseHTTPRequestHandler):
                 fd = os.open(upload.path, os.O_WRONLY)
             except FileNotFoundError:
                 fd = None  # completed meanwhile by a parallel piece: drain, answer the token
+        step = None if bandwidth is None else max(1024, int(bandwidth / 20))
+        paid = 0
+
+        def pay(n: int) -> None:
+            nonlocal paid
+            paid += n
+            _pace(paid, bandwidth, began)
+
         try:
-            for piece in self._iter_body():
+            for piece in self._iter_body(step, pay if bandwidth is not None else None):
                 if drop_at is not None and done + len(piece) > drop_at:
                     raise _Drop("fault: connection dropped")
                 if offset + done + len(piece) > upload.size:
@@ -642,7 +670,6 @@ class _Handler(BaseHTTPRequestHandler):
                     os.pwrite(fd, piece, offset + done)
                 done += len(piece)
                 self._count(len(piece))
-                _pace(done, bandwidth, began)
         finally:
             if fd is not None:
                 os.close(fd)

@@ -52,6 +52,8 @@ __all__ = ["UploadResult", "upload_file"]
 STREAM_PIECE = 4 * MiB
 #: The smallest POST after failures: one MAC chunk (the first chunks are 128 KiB).
 MIN_PIECE = 128 * 1024
+#: The first POST of each connection (bytes); later ones double up to the piece size.
+START_PIECE = MAX_CHUNK
 SIDECAR_INTERVAL = 1.0
 _TOKEN_TEXT = re.compile(rb"[A-Za-z0-9_-]+={0,2}")
 
@@ -117,14 +119,18 @@ class _PieceBody:
 class _Window:
     """How many bytes one connection puts in a POST (an upload piece is all or nothing).
 
-    The piece size while nothing fails. After a failure: half the failed POST at once (down
-    to one MAC chunk), then one more 1 MiB chunk per success, but never more than the
-    connection moves in a quarter of its mean lifetime between failures -- so on a link that
-    drops every T seconds a POST takes about T/4 and most of them get through.
+    It starts at one MAC chunk and doubles with each POST that gets through up to the piece
+    size (a slow start: a link that drops soon loses little of its first POSTs, a fast one
+    reaches full pieces after a few). After a failure: half the failed POST at once, or
+    less when the link moves less in a quarter of its mean lifetime (down to one MAC chunk),
+    then one more 1 MiB chunk per success, but never more than the connection moves in a
+    quarter of its mean lifetime between failures -- so on a link that drops every T
+    seconds a POST takes about T/4 and most of them get through.
     """
 
     def __init__(self, piece_size: int) -> None:
-        self.size = self.largest = piece_size
+        self.largest = piece_size
+        self.size = min(piece_size, START_PIECE)
         self.born = time.monotonic()
         self.failures = 0
         self.moved = 0  # bytes sent, and the seconds spent sending them
@@ -141,10 +147,11 @@ class _Window:
         self.moved += sent
         self.busy += seconds
         if ok:
-            grown = min(self._target(), self.size + MAX_CHUNK)
+            step = self.size if not self.failures else MAX_CHUNK
+            grown = min(self._target(), self.size + step)
         else:
             self.failures += 1
-            grown = min(self.size, size) // 2
+            grown = min(min(self.size, size) // 2, self._target())
         self.size = max(MIN_PIECE, min(self.largest, grown))
 
 
