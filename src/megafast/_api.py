@@ -37,6 +37,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.exceptions import ChunkedEncodingError
 
+from ._arrived import BrokenStream, arrived_chunks, resumed
 from ._redact import redact
 from ._retry import DEFAULT_RETRY, RetryPolicy
 from .errors import (
@@ -53,7 +54,7 @@ from .errors import (
 __all__ = ["ApiClient", "DEFAULT_API_URL", "new_http_session"]
 
 logger = logging.getLogger("megafast.api")
-STREAM_CHUNK = 1 << 20  # bytes read at a time from a streamed answer
+STREAM_CHUNK = 1 << 20  # the most bytes read at a time from a streamed answer
 _OBJECT_START = re.compile(rb"\s*(\[\s*)?\{")  # an answer that is an object (not an error number)
 
 
@@ -215,19 +216,27 @@ class ApiClient:
 
     def stream(self, command: dict[str, Any], *, folder: str | None = None) -> Iterator[bytes]:
         """Send one command whose answer may be very large (``f``) and return its body as an
-        iterator of chunks, read from the socket as they are consumed (retries, hashcash and
+        iterator of chunks, each handed over as soon as it arrived (retries, hashcash and
         ``-3`` as for :meth:`request`; an error number raises before anything is returned).
         The body is the batch answer (``[{...}]``); the connection closes when the iterator
-        ends or is closed."""
+        ends or is closed. When the connection is cut mid-answer the command is sent again
+        and read on past the bytes already returned, once they are checked to be the same
+        (:func:`~megafast._arrived.resumed`)."""
         body = json.dumps([command], separators=(",", ":"))
-        answer = self._send(body, 1, folder, [command.get("a")], stream=True)
-        if isinstance(answer, Iterator):
-            return answer
-        if isinstance(answer, list) and len(answer) == 1:
-            answer = answer[0]
-        if isinstance(answer, int):
-            raise error_for_code(answer)
-        raise UnexpectedAnswerError(f"the server answered {_describe(answer)}")
+        names = [command.get("a")]
+
+        def send() -> Iterator[bytes]:
+            answer = self._send(body, 1, folder, names, stream=True)
+            if isinstance(answer, Iterator):
+                return answer
+            if isinstance(answer, list) and len(answer) == 1:
+                answer = answer[0]
+            if isinstance(answer, int):
+                raise error_for_code(answer)
+            raise UnexpectedAnswerError(f"the server answered {_describe(answer)}")
+
+        # a cut mid-answer asks again and goes on past the bytes already handed over
+        return resumed(send(), send, self.retry, _doing(names, capital=True))
 
     # -- the loop --------------------------------------------------------------------------
     def _send(
@@ -357,7 +366,7 @@ class ApiClient:
         if declared.isdigit() and int(declared) > limit:
             raise too_long(f"{int(declared)} bytes")
         raw = bytearray(head)
-        for piece in rest if rest is not None else resp.iter_content(_READ_SIZE):
+        for piece in rest if rest is not None else arrived_chunks(resp, _READ_SIZE):
             raw += piece
             if len(raw) > limit:
                 raise too_long()
@@ -373,7 +382,7 @@ class ApiClient:
             declared = resp.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > limit:
                 raise too_long(f"{int(declared)} bytes")
-            chunks = resp.iter_content(STREAM_CHUNK)
+            chunks = arrived_chunks(resp, STREAM_CHUNK)
             first = next(chunks, b"")
             if _OBJECT_START.match(first):
                 streamed = _closing(resp, itertools.chain((first,), chunks), limit, too_long)
@@ -450,7 +459,9 @@ def _closing(
                 raise too_long()
             yield chunk
     except requests.RequestException as exc:
-        raise MegaError(f"the answer broke off while it was read: {type(exc).__name__}") from None
+        raise BrokenStream(
+            f"the answer broke off while it was read: {type(exc).__name__}"
+        ) from None
     finally:
         resp.close()
 

@@ -37,6 +37,9 @@ class RetryPolicy:
     ``connect_budget``: how long it keeps trying a server that refuses connections or whose
     name does not resolve (at most ``time_budget``). ``quota_wait``: the wait after HTTP 509
     without ``X-MEGA-Time-Left`` when the caller asked to wait on quota.
+    ``reconnect_spread``: a connection that was cut after it moved data reconnects after a
+    random wait in ``[0, reconnect_spread]``, so that connections cut together (an outage
+    cuts them all at once) do not come back in one burst.
     """
 
     base: float = 0.25
@@ -48,11 +51,18 @@ class RetryPolicy:
     time_budget: float = 120.0
     connect_budget: float = 3.0
     quota_wait: float = 60.0
+    reconnect_spread: float = 0.05
 
     def __post_init__(self) -> None:
         for name in ("base", "cap", "max_server_delay", "quota_wait"):
             _positive(name, getattr(self, name))
-        for name in ("delay_429", "delay_503", "time_budget", "connect_budget"):
+        for name in (
+            "delay_429",
+            "delay_503",
+            "time_budget",
+            "connect_budget",
+            "reconnect_spread",
+        ):
             _positive(name, getattr(self, name), zero_ok=True)
         jitter = _positive("jitter", self.jitter, zero_ok=True)
         if jitter > 1:
@@ -65,6 +75,10 @@ class RetryPolicy:
         exponent = min(max(0, attempt - 1), 64)
         wait = min(self.cap, self.base * (2.0**exponent))
         return wait * (1.0 - self.jitter * random.random())  # jitter only: not key material
+
+    def reconnect(self) -> float:
+        """The wait before a connection that was cut after moving data tries again."""
+        return self.reconnect_spread * random.random()  # jitter only: not key material
 
     def after_429(self, retry_after: float | None) -> float:
         """The wait after HTTP 429 (``Retry-After`` seconds when the server sent one)."""
@@ -91,10 +105,13 @@ class RetryPolicy:
             delay_503=0.005,
             max_server_delay=0.05,
             quota_wait=0.05,
+            reconnect_spread=0.005,
         )
 
 
 #: The API client's default policy.
 DEFAULT_RETRY = RetryPolicy()
-#: The transfer engine's default: shorter waits, since a range retries on its own budget.
-TRANSFER_RETRY = RetryPolicy(base=0.2, cap=8.0)
+#: The transfer engine's default: shorter waits, since a range retries on its own budget,
+#: and full jitter (a wait anywhere in ``[0, backoff]``): the connections of one transfer
+#: fail together when a link drops, and must not retry in step.
+TRANSFER_RETRY = RetryPolicy(base=0.2, cap=8.0, jitter=1.0)

@@ -301,12 +301,17 @@ class RetryBudget:
         """Account for a failed attempt and back off. Returns True when the caller must
         refresh the URL first; raises when the budget is spent or the error is final.
         ``delivered``: the attempt moved data before it failed (a dropped connection): it
-        costs nothing and the next attempt starts at once."""
+        costs nothing and the next attempt starts after a short random wait
+        (:meth:`RetryPolicy.reconnect`), so connections cut together come back spread."""
         cfg = self.ctl.config
         policy = self.ctl.retry
         if delivered and not isinstance(exc, (QuotaExceeded, RefreshUrl)):
             self.progressed()
-            log.debug("%s: %s after some data, continuing", self.what, type(exc).__name__)
+            wait = policy.reconnect()
+            log.debug(
+                "%s: %s after some data, continuing in %.3f s", self.what, type(exc).__name__, wait
+            )
+            self.ctl.sleep(wait)
             return False
         if isinstance(exc, QuotaExceeded):
             if not cfg.wait_on_quota:
