@@ -12,7 +12,10 @@ does not know, or moving a folder below itself, raises StoreError.
 
 :class:`Watcher` ties them together: iterate it (or ``run(callback)``) to receive events;
 on ``-6`` or a packet the store cannot apply it logs why, reloads the whole tree through the
-``reload`` callable it was given, and reports a ``reload`` event. Example::
+``reload`` callable it was given, and reports a ``reload`` event. A channel that fails
+``max_failures`` polls in a row raises :class:`ScDisconnected` (a bounded catch-up); a
+watcher then reports a ``disconnected`` event (``retry_in`` seconds), waits, and keeps
+going, and reports ``reconnected`` once a poll gets through again. Example::
 
     for event in mega.watch():          # see Watcher
         print(event.kind, event.handle, event.path)
@@ -33,9 +36,24 @@ from ._cache import NodeCache
 from ._listing import add_raw_nodes
 from ._nodes import Keyring, b64_bytes
 from ._nodestore import NodeStore, StoreError, attrs_columns
-from .errors import RequestError, SessionError, ValidationError, error_for_code
+from ._retry import RetryPolicy
+from .errors import (
+    RequestError,
+    RetryExhaustedError,
+    SessionError,
+    ValidationError,
+    error_for_code,
+)
 
-__all__ = ["ChangeEvent", "ScChannel", "SnTooOld", "Watcher", "apply_packet", "open_tree"]
+__all__ = [
+    "ChangeEvent",
+    "ScChannel",
+    "ScDisconnected",
+    "SnTooOld",
+    "Watcher",
+    "apply_packet",
+    "open_tree",
+]
 
 log = logging.getLogger("megafast.watch")
 POLL_TIMEOUT = 45.0  # MEGA answers a poll within 40 s (a keep-alive at worst)
@@ -45,10 +63,22 @@ class SnTooOld(RequestError):
     """The server no longer has the changes since our ``sn`` (``-6``): reload everything."""
 
 
+class ScDisconnected(RetryExhaustedError):
+    """``/sc`` failed ``max_failures`` polls in a row (network errors, HTTP errors, ``-3``);
+    ``retry_in``: the seconds a watcher waits before it tries again."""
+
+    def __init__(self, reason: str, failures: int, retry_in: float) -> None:
+        super().__init__("network", f"the sc channel failed {failures} times in a row ({reason})")
+        self.reason = reason
+        self.retry_in = retry_in
+
+
 @dataclass(frozen=True)
 class ChangeEvent:
     """One change: ``kind`` is ``new``, ``move``, ``update``, ``delete``, ``share``, ``link``,
-    ``keys`` or ``reload`` (the whole tree was listed again); ``handle`` the node concerned;
+    ``keys`` or ``reload`` (the whole tree was listed again) -- or the state of the channel:
+    ``disconnected`` (``/sc`` cannot be reached; ``packet`` says why, ``retry_in`` in how many
+    seconds the watcher tries again) and ``reconnected``; ``handle`` the node concerned;
     ``path`` its path after the change (before it, for ``delete``); ``node`` the mega.py-shaped
     dict after the change (None for ``delete``/``reload``; left out of repr: it holds keys);
     ``packet`` the action packet's type letter(s)."""
@@ -58,10 +88,15 @@ class ChangeEvent:
     path: str | None = None
     packet: str = ""
     node: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    retry_in: float | None = None
 
 
 class ScChannel:
-    """Polls ``/sc`` for one session; ``poll()`` returns the next packets (blocking)."""
+    """Polls ``/sc`` for one session; ``poll()`` returns the next packets (blocking).
+
+    A failed poll (network error, HTTP error, ``-3``/``-4``) is tried again after
+    ``retry.backoff(n)`` seconds (default: ``retry_delay`` doubling up to 30 s, jittered);
+    after ``max_failures`` in a row :class:`ScDisconnected` is raised."""
 
     def __init__(
         self,
@@ -72,6 +107,8 @@ class ScChannel:
         http: requests.Session | None = None,
         timeout: float = POLL_TIMEOUT,
         retry_delay: float = 1.0,
+        retry: RetryPolicy | None = None,
+        max_failures: int = 6,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._sid = sid
@@ -79,6 +116,9 @@ class ScChannel:
         self.http = http or requests.Session()
         self.timeout = timeout
         self.retry_delay = retry_delay
+        self.retry = retry or RetryPolicy(base=retry_delay, cap=max(retry_delay, 30.0))
+        self.max_failures = max_failures
+        self.failures = 0  # failed polls in a row
         self.stop_event = threading.Event()
 
     def __repr__(self) -> str:
@@ -87,8 +127,8 @@ class ScChannel:
     def poll(self, wait: bool = True) -> tuple[list[dict[str, Any]], bool]:
         """(packets, caught_up). Without ``wait``, returns ([], True) instead of long-polling
         when nothing is pending. Raises SnTooOld on ``-6``, SessionError on ``-15``."""
-        delay = self.retry_delay
         while not self.stop_event.is_set():
+            reason = ""
             try:
                 response = self.http.post(
                     f"{self.api_url}/sc",
@@ -97,14 +137,13 @@ class ScChannel:
                     timeout=self.timeout,
                 )
                 answer = response.json() if response.status_code == 200 else None
+                reason = f"HTTP {response.status_code}"
             except (requests.RequestException, ValueError) as exc:
-                log.info("sc poll failed (%s); retrying", type(exc).__name__)
-                answer = None
+                answer, reason = None, type(exc).__name__  # its text may hold the URL
             if answer is None or answer in (-3, -4):
-                self.stop_event.wait(delay)
-                delay = min(delay * 2, 30.0)
+                self._failed(reason if answer is None else f"the server answered {answer}")
                 continue
-            delay = self.retry_delay
+            self.failures = 0
             if isinstance(answer, int):
                 if answer == -6:
                     raise SnTooOld("ETOOMANY", "the change log no longer reaches our sn")
@@ -129,14 +168,24 @@ class ScChannel:
             self._wait(wait_url)
         return [], True
 
+    def _failed(self, reason: str) -> None:
+        """Count a failed poll and wait before the next; raises ScDisconnected after
+        ``max_failures`` in a row."""
+        self.failures += 1
+        wait = self.retry.backoff(self.failures)
+        if self.failures > self.max_failures:
+            failures, self.failures = self.failures, 0
+            raise ScDisconnected(reason, failures, self.retry.cap)
+        log.info("sc poll failed (%s), retrying in %.1f s", reason, wait)
+        self.stop_event.wait(wait)
+
     def _wait(self, url: str) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValidationError("the sc wait URL is not an HTTP URL")
         try:
             self.http.post(url, data=b"", timeout=self.timeout)
-        except requests.RequestException as exc:
-            log.info("sc wait failed (%s); polling again", type(exc).__name__)
-            self.stop_event.wait(self.retry_delay)
+        except requests.RequestException as exc:  # counted: a dead link fails both
+            self._failed(f"the wait URL: {type(exc).__name__}")
 
     def close(self) -> None:
         self.stop_event.set()
@@ -313,9 +362,24 @@ class Watcher:
                 return events
 
     def __iter__(self) -> Iterator[ChangeEvent]:
+        stop = self.channel.stop_event
+        disconnected = False
         try:
-            while not self.channel.stop_event.is_set():
-                events, _ = self._poll(wait=True)
+            while not stop.is_set():
+                try:
+                    events, _ = self._poll(wait=True)
+                except ScDisconnected as exc:
+                    log.warning(
+                        "watch: disconnected (%s), retrying in %.3g s", exc.reason, exc.retry_in
+                    )
+                    disconnected = True
+                    yield ChangeEvent("disconnected", packet=exc.reason, retry_in=exc.retry_in)
+                    stop.wait(exc.retry_in)
+                    continue
+                if disconnected:
+                    disconnected = False
+                    log.warning("watch: reconnected")
+                    yield ChangeEvent("reconnected")
                 yield from events
                 self._save_if_due()
         finally:
