@@ -8,15 +8,18 @@ written with ``pwrite`` at their offset, so no file is ever held in memory.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import logging
 import os
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ._api import MAX_BODY, Service, Upload
@@ -32,10 +35,26 @@ class _Drop(Exception):
     """Abandon the connection without an answer (a fault, or a client that went away)."""
 
 
+def _libc_connect() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True).connect
+    except (OSError, AttributeError):  # no C library to load (not Linux)
+        return None
+
+
+_CONNECT = _libc_connect() if sys.platform.startswith("linux") else None
+_UNSPEC = struct.pack("H14x", socket.AF_UNSPEC)  # a sockaddr of family AF_UNSPEC
+
+
 def _cut(sock: socket.socket) -> None:
-    """End ``sock`` abruptly: no more bytes either way, and a reset when it is closed."""
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    """End ``sock`` abruptly, as an outage or ``ss -K`` does: on Linux a connect() to
+    AF_UNSPEC aborts the connection with a reset (the peer reads what was already queued,
+    then ECONNRESET; a thread blocked on the socket wakes with an error); elsewhere a
+    shutdown (the peer sees an early end)."""
+    with contextlib.suppress(OSError, ValueError):
+        fd = sock.fileno()
+        if fd >= 0 and _CONNECT is not None and _CONNECT(fd, _UNSPEC, len(_UNSPEC)) == 0:
+            return
         sock.shutdown(socket.SHUT_RDWR)
 
 
@@ -257,9 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
             yield from self._read_exactly(view, size, pay)
             self.rfile.readline(8)
 
-    def _read_exactly(
-        self, view: memoryview, left: int, pay: Callable[[int], None] | None = None
-    ):
+    def _read_exactly(self, view: memoryview, left: int, pay: Callable[[int], None] | None = None):
         """Yield the next ``left`` bytes of the body as slices of ``view`` (reused)."""
         while left:
             want = min(left, len(view))
