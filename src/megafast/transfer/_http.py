@@ -478,6 +478,7 @@ def fetch_range(
     filled = 0  # bytes in buf; buf[used:filled] is not consumed yet and ends at pos
     used = 0
     step = ctl.limiter.block(len(buf))
+    limited = ctl.limiter.rate is not None
     last = time.monotonic()
     while pos < end:
         ctl.check()
@@ -497,17 +498,21 @@ def fetch_range(
                     filled += n
                     if on_bytes is not None:
                         on_bytes(n)
-                    ctl.limiter.account(n, ctl)
+                    if limited:
+                        ctl.limiter.account(n, ctl)
                     if filled == len(buf) or pos == end:
                         consume(pos - (filled - used), buf[used:filled])
                         filled = used = 0
                         last = time.monotonic()
                         ctl.check()
-                    elif filled - used >= 65536 and time.monotonic() - last >= CONSUME_INTERVAL:
+                    elif (
+                        filled - used >= 65536
+                        and (now := time.monotonic()) - last >= CONSUME_INTERVAL
+                    ):
                         keep = (filled - used) & ~4095  # whole 4 KiB blocks
                         consume(pos - (filled - used), buf[used : used + keep])
                         used += keep
-                        last = time.monotonic()
+                        last = now
                 # Keep the connection only when the body was exactly what we read (a
                 # Content-Length was checked to be the bytes asked for).
                 complete = resp.headers.get("Content-Length", "").isdigit()
