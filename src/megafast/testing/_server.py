@@ -670,6 +670,13 @@ class _Handler(BaseHTTPRequestHandler):
             except FileNotFoundError:
                 fd = None  # completed meanwhile by a parallel piece: drain, answer the token
         step = None if bandwidth is None else max(1024, int(bandwidth / 20))
+        if bandwidth is not None:
+            # A kernel buffer of about 0.1 s of the link: what a client queued beyond it has
+            # not crossed the emulated link when a cut comes from outside (ss -K).
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_RCVBUF, max(65536, int(bandwidth / 10))
+                )
         paid = 0
 
         def pay(n: int) -> None:
