@@ -379,7 +379,7 @@ class _Handler(BaseHTTPRequestHandler):
         inj = self.service.faults
         if self._entry is not None and inj.cut_phase("headers"):
             head = b"".join(getattr(self, "_headers_buffer", []))
-            self._headers_buffer = []
+            self._headers_buffer: list[bytes] = []
             self.wfile.write(head[: len(head) // 2])
             raise _Drop("fault: cut during the headers")
         super().end_headers()

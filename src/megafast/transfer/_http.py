@@ -370,7 +370,8 @@ def body_reader(resp: requests.Response) -> Callable[[memoryview], int]:
     ):
         sockfile = fp.fp
         readinto1 = getattr(sockfile, "readinto1", None)
-        if readinto1 is not None:
+        close_conn: Callable[[], None] | None = getattr(fp, "_close_conn", None)
+        if readinto1 is not None and close_conn is not None:
 
             def read(view: memoryview) -> int:
                 left = fp.length
@@ -378,15 +379,15 @@ def body_reader(resp: requests.Response) -> Callable[[memoryview], int]:
                     return 0
                 n: int = readinto1(view[:left] if len(view) > left else view)
                 if not n:
-                    fp._close_conn()  # what http.client does on an early end
+                    close_conn()  # what http.client does on an early end
                     return 0
                 fp.length = left - n
                 if left == n:
-                    fp._close_conn()  # the whole body is read: the connection may be reused
+                    close_conn()  # the whole body is read: the connection may be reused
                 return n
 
             return read
-    read1 = resp.raw.read1
+    read1 = getattr(resp.raw, "read1", None) or resp.raw.read  # urllib3 1.x: no read1
 
     def read_copy(view: memoryview) -> int:
         data = read1(len(view), decode_content=True)
