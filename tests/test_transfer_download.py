@@ -396,7 +396,7 @@ def test_reader_notices_a_chunk_that_changes_between_reads(remote: Remote) -> No
     r = open_reader(remote.http, remote.url_getter(h), len(data), key, config=fast_config())
     assert r.read(10) == data[:10]
     remote.emu.set_faults(corrupt_rate=1.0, corrupt_limit=1)
-    r._win_len = 0  # forget the window: the next read fetches again
+    r._drop_window()  # forget the window: the next read fetches again
     r.seek(0)
     with pytest.raises(IntegrityError):
         r.read(MiB)

@@ -212,6 +212,38 @@ def test_wrong_length_and_offset_answers_keep_no_wrong_bytes(
         assert srv.requests[4] == (first + 70_001, end)
 
 
+def _stall_after(n: int, release: threading.Event) -> Callable[..., None]:
+    """Promise the whole range, send ``n`` bytes, then hold the connection open (no more
+    bytes) until ``release`` is set, then hang up."""
+
+    def step(h: http.server.BaseHTTPRequestHandler, blob: bytes, a: int, b: int) -> None:
+        _send(h, blob[a : a + n], b - a)
+        release.wait(30)
+        h.close_connection = True
+        h.connection.shutdown(2)
+
+    return step
+
+
+def test_a_reader_hands_over_bytes_while_the_connection_is_live(
+    plain_blob_key: tuple[bytes, bytes, tuple[int, ...]],
+) -> None:
+    data, blob, key = plain_blob_key
+    release = threading.Event()
+    got: list[bytes] = []
+    with _Hostile(blob, [_stall_after(70_001, release)]) as srv:
+        cfg = fast_config(piece_size=MiB)  # a 1 MiB window: it does not complete the file
+        with open_reader(None, _get(srv.url), len(data), key, config=cfg) as reader:
+            worker = threading.Thread(target=lambda: got.append(reader.read(65_536)))
+            worker.start()
+            worker.join(timeout=20)
+            returned_while_stalled = not worker.is_alive()  # the server still holds on
+            release.set()
+            worker.join(timeout=20)
+            assert returned_while_stalled and got == [data[:65_536]]
+            assert reader.read() == data[65_536:] and reader.verified
+
+
 def _refuse(h: http.server.BaseHTTPRequestHandler, blob: bytes, a: int, b: int) -> None:
     _send(h, b"", 0, Content_Type="text/plain")  # a 200 with no body at all
     h.close_connection = True

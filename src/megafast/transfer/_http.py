@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator, Iterable
 from typing import Any
 
 import requests
@@ -466,14 +466,34 @@ def fetch_range(
 ) -> None:
     """Stream the bytes ``[start, end)`` of the file at ``urls`` through ``buf``.
 
-    ``consume(offset, view)`` gets the bytes in file order as one contiguous stream: each
-    full buffer, the rest at ``end``, and -- when a connection drops -- what arrived, down to
-    a multiple of 16 bytes (the AES block), so a later failure or a killed process loses at
-    most 15 bytes of it. The next request asks only for the rest. ``len(buf)`` must be a
-    multiple of 16. Bytes stay where they arrived in ``buf`` (a caller may hand in the
-    whole range as ``buf`` and use it afterwards). An attempt that delivered data does not
-    spend the retry budget.
+    Each read returns what has arrived (:func:`body_reader`). ``consume(offset, view)`` gets
+    the bytes in file order as one contiguous stream: each full buffer, the rest at ``end``,
+    what waits every :data:`CONSUME_INTERVAL` seconds once 64 KiB wait (whole 4 KiB blocks),
+    and -- when a connection drops -- what arrived, down to a multiple of 16 bytes (the AES
+    block), so a later failure or a killed process loses at most 15 bytes of it. The next
+    request asks only for the rest. ``len(buf)`` must be a multiple of 16. Bytes stay where
+    they arrived in ``buf`` (a caller may hand in the whole range as ``buf`` and use it
+    afterwards). An attempt that delivered data does not spend the retry budget.
     """
+    for _ in range_steps(ctl, urls, start, end, buf, consume, on_bytes=on_bytes):
+        pass
+
+
+def range_steps(
+    ctl: Controller,
+    urls: UrlSource,
+    start: int,
+    end: int,
+    buf: memoryview,
+    consume: Callable[[int, memoryview], None],
+    *,
+    eager: bool = False,
+    on_bytes: Callable[[int], None] | None = None,
+) -> Generator[None, None, None]:
+    """:func:`fetch_range` one step at a time: a generator that yields after each
+    ``consume`` call (closing it abandons the range and its connection). ``eager``: consume
+    after every read what arrived, down to a multiple of 16 bytes (a reader hands those bytes
+    out at once)."""
     budget = RetryBudget(ctl, f"bytes {start}-{end - 1}")
     pos = start  # next byte to ask for
     filled = 0  # bytes in buf; buf[used:filled] is not consumed yet and ends at pos
@@ -505,7 +525,14 @@ def fetch_range(
                         consume(pos - (filled - used), buf[used:filled])
                         filled = used = 0
                         last = time.monotonic()
+                        yield
                         ctl.check()
+                    elif eager:
+                        keep = (filled - used) & ~15  # whole AES blocks
+                        if keep:
+                            consume(pos - (filled - used), buf[used : used + keep])
+                            used += keep
+                            yield
                     elif (
                         filled - used >= 65536
                         and (now := time.monotonic()) - last >= CONSUME_INTERVAL
@@ -514,6 +541,7 @@ def fetch_range(
                         consume(pos - (filled - used), buf[used : used + keep])
                         used += keep
                         last = now
+                        yield
                 # Keep the connection only when the body was exactly what we read (a
                 # Content-Length was checked to be the bytes asked for).
                 complete = resp.headers.get("Content-Length", "").isdigit()
@@ -526,6 +554,8 @@ def fetch_range(
                 used += keep
             if budget.failed(exc, delivered=delivered):
                 urls.refresh(generation)
+            if keep:
+                yield
         except requests.RequestException as exc:  # redirects, bad URLs: not worth a retry
             raise TransferError(f"transfer request failed: {type(exc).__name__}") from None
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
 import requests
@@ -12,13 +12,14 @@ import requests
 from ..errors import IntegrityError, ValidationError
 from ._config import MiB, TransferConfig
 from ._download import _node_cipher
-from ._http import Controller, UrlSource, fetch_range
+from ._http import Controller, UrlSource, range_steps
 from ._plan import ChunkMap, check_size
 
 __all__ = ["MegaReader", "open_reader"]
 
 #: Largest window fetched by one request of a reader (bytes of whole MAC chunks).
 READER_WINDOW = 4 * MiB
+_DONE = object()
 
 
 class MegaReader(io.RawIOBase):
@@ -26,11 +27,13 @@ class MegaReader(io.RawIOBase):
 
     Reads fetch the window of whole MAC chunks around the position (one ranged GET of up to
     4 MiB; the CTR key stream is simply started at that chunk), decrypt it and MAC every
-    chunk. MEGA keeps only the file's meta-MAC, so a chunk cannot be checked alone: the
-    reader remembers each chunk's MAC, raises :class:`~megafast.errors.IntegrityError` when a
-    chunk read again differs, and checks the meta-MAC as soon as every chunk has been read --
-    before handing out the bytes of the window that completed the set (so a whole sequential
-    read is verified before its last bytes are returned).
+    chunk, and hand bytes out as they arrive (a read returns what is there). MEGA keeps only
+    the file's meta-MAC, so a chunk cannot be checked alone: the reader remembers each
+    chunk's MAC, raises :class:`~megafast.errors.IntegrityError` when a chunk read again
+    differs (such a window is fetched whole before any of it is handed out), and checks the
+    meta-MAC as soon as every chunk has been read -- before handing out the bytes of the
+    window that completed the set (so a whole sequential read is verified before its last
+    bytes are returned).
     """
 
     def __init__(
@@ -48,8 +51,9 @@ class MegaReader(io.RawIOBase):
         self._ctl = Controller(http, config, 1)
         self._urls = UrlSource(get_url)
         self._window = memoryview(bytearray(min(config.piece_size, READER_WINDOW)))
-        self._win_start = 0
-        self._win_len = 0
+        self._win_start = self._win_end = 0
+        self._win_len = 0  # bytes of the window that arrived (decrypted and MAC-ed)
+        self._steps: Generator[None, None, None] | None = None
         self._pos = 0
         self._seen: dict[int, bytes] = {}
         self._verified = False
@@ -93,12 +97,18 @@ class MegaReader(io.RawIOBase):
         return pos
 
     def readinto(self, b: Any) -> int:
+        """Copy bytes from the position into ``b``; returns as soon as some have arrived
+        (at least 1 byte before the end of the file), without waiting for a full window."""
         self._checkClosed()
         out = memoryview(b).cast("B")
         got = 0
         while got < len(out) and self._pos < self._size:
-            if not self._win_start <= self._pos < self._win_start + self._win_len:
-                self._fill(self._pos)
+            if not self._win_start <= self._pos < self._win_end:
+                self._open_window(self._pos)
+            while self._pos >= self._win_start + self._win_len:
+                if got:
+                    return got  # hand over what is here; the rest when it has arrived
+                self._step()
             at = self._pos - self._win_start
             n = min(len(out) - got, self._win_len - at)
             out[got : got + n] = self._window[at : at + n]
@@ -118,32 +128,65 @@ class MegaReader(io.RawIOBase):
         del view
         return bytes(out[:got])
 
-    def _fill(self, pos: int) -> None:
+    def _open_window(self, pos: int) -> None:
+        """Start fetching the window of whole chunks around ``pos`` (up to the window size).
+        A window that re-reads a chunk, or that completes the set of chunks, is fetched
+        whole before any of it is handed out: its MACs are checked first."""
+        self._drop_window()
         chunks = self._chunks
         start = chunks.floor(pos)
         end = chunks.chunk_end(start)
         while end < self._size and chunks.chunk_end(end) - start <= len(self._window):
             end = chunks.chunk_end(end)
-        self._win_len = 0  # nothing valid while the window is refilled
+        self._win_start, self._win_end, self._win_len = start, end, 0
 
         def consume(offset: int, data: memoryview) -> None:
             self._cipher.decrypt_into(data, data, offset)
+            self._win_len = offset + len(data) - start
 
-        fetch_range(self._ctl, self._urls, start, end, self._window[: end - start], consume)
+        self._steps = range_steps(
+            self._ctl, self._urls, start, end, self._window[: end - start], consume, eager=True
+        )
+        inside = chunks.chunks_in(start, end)
+        rereads = any(c in self._seen for c in inside)
+        completes = len(self._seen) + len(inside) == len(chunks)
+        if rereads or completes:
+            while self._win_len < end - start:
+                self._step()
+
+    def _step(self) -> None:
+        """Move the window on by one hand-over; check its chunks when it is complete."""
+        assert self._steps is not None
+        full = self._win_end - self._win_start
+        if next(self._steps, _DONE) is not _DONE and self._win_len < full:
+            return
+        for _ in self._steps:  # the request ends: its connection goes back to the pool
+            pass
+        self._steps = None
+        self._window_done()
+
+    def _window_done(self) -> None:
         macs = self._cipher.chunk_macs
-        for c in chunks.chunks_in(start, end):
+        for c in self._chunks.chunks_in(self._win_start, self._win_end):
             mac = macs[c]
             if self._seen.setdefault(c, mac) != mac:
+                self._drop_window()  # nothing of it is handed out
                 raise IntegrityError(
                     f"the chunk at offset {c} changed between two reads: corrupted data"
                 )
-        if not self._verified and len(self._seen) == len(chunks):
+        if not self._verified and len(self._seen) == len(self._chunks):
             self._cipher.verify()
             self._verified = True
-        self._win_start, self._win_len = start, end - start
+
+    def _drop_window(self) -> None:
+        if self._steps is not None:
+            self._steps.close()  # abandons the request
+            self._steps = None
+        self._win_start = self._win_end = self._win_len = 0
 
     def close(self) -> None:
         if not self.closed:
+            self._drop_window()
             self._ctl.close()
         super().close()
 
