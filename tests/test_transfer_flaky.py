@@ -287,6 +287,46 @@ def test_a_byte_corrupted_before_a_drop_fails_the_mac_never_a_wrong_file(
             download_to_fileobj(None, _get(srv.url), len(data), key, out, config=fast_config())
 
 
+def _whole_file(h: http.server.BaseHTTPRequestHandler, blob: bytes, a: int, b: int) -> None:
+    _send(h, blob, len(blob))  # a 200 with the whole file instead of the range
+
+
+def _flipped(at: int) -> Callable[..., None]:
+    """An honest answer with the byte at ``at`` (in the body) flipped."""
+
+    def step(h: http.server.BaseHTTPRequestHandler, blob: bytes, a: int, b: int) -> None:
+        body = bytearray(blob[a:b])
+        body[at] ^= 0x40
+        _send(h, bytes(body), b - a)
+
+    return step
+
+
+def test_a_whole_file_in_place_of_a_range_keeps_no_wrong_bytes(
+    plain_blob_key: tuple[bytes, bytes, tuple[int, ...]], tmp_path: Path
+) -> None:
+    data, blob, key = plain_blob_key
+    with _Hostile(blob, [_drop_after(100_003), _whole_file, _whole_file]) as srv:
+        dest = tmp_path / "out.bin"
+        cfg = fast_config(connections=1, piece_size=MiB)
+        download_file(None, _get(srv.url), len(data), key, dest, config=cfg)
+        assert dest.read_bytes() == data
+        assert srv.requests[1][0] == srv.requests[3][0] == 100_003  # asked again from there
+
+
+def test_a_byte_corrupted_after_a_cut_fails_the_mac_and_leaves_no_file(
+    plain_blob_key: tuple[bytes, bytes, tuple[int, ...]], tmp_path: Path
+) -> None:
+    data, blob, key = plain_blob_key
+    dest = tmp_path / "out.bin"
+    cfg = fast_config(connections=1, piece_size=MiB)
+    with _Hostile(blob, [_drop_after(300_007), _flipped(12_345)]) as srv:
+        with pytest.raises(IntegrityError):
+            download_file(None, _get(srv.url), len(data), key, dest, config=cfg, resume_id="c")
+        assert srv.requests[1][0] == 300_007  # the corrupt answer came after the cut
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no file, no part, no sidecar
+
+
 def test_a_redirect_loop_on_a_transfer_url_is_a_megafast_error(
     plain_blob_key: tuple[bytes, bytes, tuple[int, ...]], tmp_path: Path
 ) -> None:
