@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from megafast._retry import RetryPolicy
-from megafast._watch import ChangeEvent, ScChannel, ScDisconnected, Watcher
+from megafast._tree.watch import ChangeEvent, ScChannel, ScDisconnected, Watcher
+from megafast._wire.retry import RetryPolicy
 from megafast.errors import RetryExhaustedError
 from synthetic_listing import Account
 from test_watch import ScServer, listing, renamed

@@ -18,8 +18,8 @@ import requests
 import urllib3
 from requests.exceptions import ChunkedEncodingError, ContentDecodingError
 
-from ._retry import RetryPolicy
-from .errors import MegaError, RetryExhaustedError
+from ..errors import MegaError, RetryExhaustedError
+from .retry import RetryPolicy
 
 __all__ = ["BrokenStream", "arrived_chunks", "resumed"]
 
