@@ -257,11 +257,11 @@ def _controller(**cfg) -> _http.Controller:
 
 
 def test_retry_budget_counts_only_attempts_that_delivered_nothing() -> None:
-    ctl = _controller(max_retries=2)
+    ctl = _controller(max_retries=2, retry=RetryPolicy.fast().with_changes(reconnect_spread=0))
     budget = _http.RetryBudget(ctl, "bytes 0-9")
     budget.failed(ConnectionResetError())
     budget.failed(_http.RetryableError("HTTP 500", code=500))
-    for _ in range(50):  # drops after some data cost nothing and do not wait
+    for _ in range(50):  # drops after some data cost nothing (and wait the spread: 0 here)
         t0 = time.monotonic()
         assert budget.failed(ConnectionResetError(), delivered=True) is False
         assert time.monotonic() - t0 < 0.005
@@ -270,6 +270,19 @@ def test_retry_budget_counts_only_attempts_that_delivered_nothing() -> None:
     with pytest.raises(RetryExhaustedError) as info:
         budget.failed(_http.RetryableError("HTTP 503", code=503))
     assert "bytes 0-9" in str(info.value) and "HTTP 503" in str(info.value)
+
+
+def test_reconnects_after_a_cut_are_spread_and_transfer_backoff_has_full_jitter() -> None:
+    policy = RetryPolicy(reconnect_spread=0.05)
+    waits = [policy.reconnect() for _ in range(200)]
+    assert all(0 <= w <= 0.05 for w in waits)
+    assert max(waits) - min(waits) > 0.025  # connections cut together come back spread
+    from megafast._wire.retry import TRANSFER_RETRY
+
+    backoffs = [TRANSFER_RETRY.backoff(3) for _ in range(200)]
+    assert min(backoffs) < 0.25 * TRANSFER_RETRY.base * 4 < max(backoffs)
+    with pytest.raises(ValidationError):
+        RetryPolicy(reconnect_spread=-1)
 
 
 def test_quota_raises_with_time_left_unless_waiting_is_asked() -> None:
