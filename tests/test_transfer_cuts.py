@@ -235,3 +235,23 @@ def test_a_link_cut_before_every_body_gives_up_within_the_budget(
         )
     assert time.monotonic() - started < 30
     assert not (tmp_path / "x").exists()
+
+
+def test_the_fsspec_reader_reads_through_cuts(remote: Remote) -> None:
+    import fsspec
+
+    fs = fsspec.filesystem(
+        "mega", email=EMAIL, password="pw", api_url=remote.emu.api_url, skip_instance_cache=True
+    )
+    data = content(3 * MiB + 5)
+    path = f"/cuts-{os.urandom(4).hex()}.bin"
+    fs.pipe_file(path, data)
+    remote.emu.set_faults(bandwidth=2e6, cut_every=0.3)
+    try:
+        with fs.open(path, "rb", block_size=MiB) as f:
+            assert f.read() == data
+        assert fs.cat_file(path, start=MiB + 7, end=2 * MiB + 100) == data[MiB + 7 : 2 * MiB + 100]
+        ticks = remote.emu.fault_counts.get("cut_ticks", 0)
+    finally:
+        remote.emu.clear_faults()
+    assert ticks >= 2
