@@ -255,3 +255,40 @@ def test_the_fsspec_reader_reads_through_cuts(remote: Remote) -> None:
     finally:
         remote.emu.clear_faults()
     assert ticks >= 2
+
+
+def test_the_cut_clock_cuts_idle_and_just_opened_connections(remote: Remote) -> None:
+    import socket
+
+    remote.emu.set_faults(cut_every=0.2)
+    try:
+        with socket.create_connection(("127.0.0.1", remote.emu.port), timeout=5) as idle:
+            idle.settimeout(5)
+            try:  # nothing sent: an idle connection, accepted a moment ago
+                ended = idle.recv(1) == b""
+            except TimeoutError:
+                ended = False  # still open after 5 s: not cut
+            except OSError:
+                ended = True  # reset
+    finally:
+        remote.emu.clear_faults()
+    assert ended
+
+
+def test_serve_options_for_cuts() -> None:
+    from megafast.testing._serve import build_parser, emulator_options
+    from megafast.testing.emulator import MegaEmulator
+
+    args = build_parser().parse_args(
+        ["--cut-every", "0.5", "--cut-phase", "headers", "--cut-phase-rate", "0.25"]
+    )
+    faults = emulator_options(args)["faults"]
+    assert (faults["cut_every"], faults["cut_phase"], faults["cut_phase_rate"]) == (
+        0.5,
+        "headers",
+        0.25,
+    )
+    with pytest.raises(ValueError):
+        MegaEmulator(faults={"cut_every": 0.001})
+    with pytest.raises(ValueError):
+        MegaEmulator(faults={"cut_phase": "later"})
