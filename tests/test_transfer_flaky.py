@@ -383,3 +383,20 @@ def test_download_killed_a_third_in_reruns_with_at_most_three_quarters(
     download_file(remote.http, remote.url_getter(handle), size, key, dest, resume_id="flaky-kill")
     assert dest.read_bytes() == data
     assert remote.emu.stats()["download_bytes"] - before <= 0.75 * size
+
+
+def test_a_reader_whose_window_failed_reads_it_again(
+    plain_blob_key: tuple[bytes, bytes, tuple[int, ...]],
+) -> None:
+    data, blob, key = plain_blob_key
+    script = [_drop_after(100_003), _bad_request]
+    with _Hostile(blob, script) as srv:
+        cfg = fast_config(piece_size=MiB, max_retries=2)
+        with open_reader(None, _get(srv.url), len(data), key, config=cfg) as reader:
+            got = bytearray()
+            with pytest.raises(TransferError):
+                while chunk := reader.read(200_000):  # what arrived before the cut, then a 400
+                    got += chunk
+            assert got == data[: len(got)] and len(got) == 100_000  # down to the AES block
+            reader.seek(50_000)
+            assert reader.read() == data[50_000:] and reader.verified

@@ -158,10 +158,14 @@ class MegaReader(io.RawIOBase):
         """Move the window on by one hand-over; check its chunks when it is complete."""
         assert self._steps is not None
         full = self._win_end - self._win_start
-        if next(self._steps, _DONE) is not _DONE and self._win_len < full:
-            return
-        for _ in self._steps:  # the request ends: its connection goes back to the pool
-            pass
+        try:
+            if next(self._steps, _DONE) is not _DONE and self._win_len < full:
+                return
+            for _ in self._steps:  # the request ends: its connection goes back to the pool
+                pass
+        except BaseException:
+            self._drop_window()  # a failed window is fetched again by the next read
+            raise
         self._steps = None
         self._window_done()
 
