@@ -96,10 +96,12 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        # Closed under the lock: the cut clock never acts on a descriptor number that was
+        # closed and given to another file meanwhile.
         with self.sockets_lock:
             self.open_sockets.discard(request)
             self.cut_sockets.discard(request)
-        super().shutdown_request(request)
+            super().shutdown_request(request)
 
     def server_close(self) -> None:
         self._closing.set()
@@ -127,8 +129,8 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         with self.sockets_lock:
             socks = list(self.open_sockets)
             self.cut_sockets.update(socks)
-        for s in socks:
-            _cut(s)
+            for s in socks:
+                _cut(s)
         return len(socks)
 
     def service_actions(self) -> None:
