@@ -179,7 +179,11 @@ class MegaReader(io.RawIOBase):
                     f"the chunk at offset {c} changed between two reads: corrupted data"
                 )
         if not self._verified and len(self._seen) == len(self._chunks):
-            self._cipher.verify()
+            try:
+                self._cipher.verify()
+            except IntegrityError:
+                self._drop_window()  # nothing of the window that failed is handed out
+                raise
             self._verified = True
 
     def _drop_window(self) -> None:
