@@ -27,9 +27,9 @@ class MegaReader(io.RawIOBase):
 
     Reads fetch the window of whole MAC chunks around the position (one ranged GET of up to
     4 MiB; the CTR key stream is simply started at that chunk), decrypt it and MAC every
-    chunk, and hand bytes out as they arrive (a read returns what is there). MEGA keeps only
-    the file's meta-MAC, so a chunk cannot be checked alone: the reader remembers each
-    chunk's MAC, raises :class:`~megafast.errors.IntegrityError` when a chunk read again
+    chunk; a read returns as soon as its own bytes have arrived, not the whole window. MEGA
+    keeps only the file's meta-MAC, so a chunk cannot be checked alone: the reader remembers
+    each chunk's MAC, raises :class:`~megafast.errors.IntegrityError` when a chunk read again
     differs (such a window is fetched whole before any of it is handed out), and checks the
     meta-MAC as soon as every chunk has been read -- before handing out the bytes of the
     window that completed the set (so a whole sequential read is verified before its last
@@ -97,23 +97,27 @@ class MegaReader(io.RawIOBase):
         return pos
 
     def readinto(self, b: Any) -> int:
-        """Copy bytes from the position into ``b``; returns as soon as some have arrived
-        (at least 1 byte before the end of the file), without waiting for a full window."""
+        """Fill ``b`` from the position (short only at the end of the file); returns as soon
+        as those bytes have arrived, without waiting for the rest of the window. On an
+        error the position is where it was."""
         self._checkClosed()
         out = memoryview(b).cast("B")
         got = 0
-        while got < len(out) and self._pos < self._size:
-            if not self._win_start <= self._pos < self._win_end:
-                self._open_window(self._pos)
-            while self._pos >= self._win_start + self._win_len:
-                if got:
-                    return got  # hand over what is here; the rest when it has arrived
-                self._step()
-            at = self._pos - self._win_start
-            n = min(len(out) - got, self._win_len - at)
-            out[got : got + n] = self._window[at : at + n]
-            self._pos += n
-            got += n
+        begin = self._pos
+        try:
+            while got < len(out) and self._pos < self._size:
+                if not self._win_start <= self._pos < self._win_end:
+                    self._open_window(self._pos)
+                while self._pos >= self._win_start + self._win_len:
+                    self._step()
+                at = self._pos - self._win_start
+                n = min(len(out) - got, self._win_len - at)
+                out[got : got + n] = self._window[at : at + n]
+                self._pos += n
+                got += n
+        except BaseException:
+            self._pos = begin
+            raise
         return got
 
     def readall(self) -> bytes:
