@@ -45,7 +45,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, int]]:
         [
             sys.executable,
             "-m",
-            "megafast.testing",
+            "megafast",
+            "serve",
             "--bandwidth",
             "4000000",
             "--data-dir",
