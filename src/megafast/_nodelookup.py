@@ -1,6 +1,6 @@
 """Name lookups over a NodeStore's columns: the CRC-32 name hash, the per-folder name index
-(a run of consecutive slots searched in the hash column, or a hash -> slots dict made on the
-first lookup), paths and finds. :class:`megafast._nodestore.NodeStore` inherits them."""
+(a short run of consecutive slots searched in the hash column, or a hash -> slots dict made
+on the first lookup), paths and finds. :class:`megafast._nodestore.NodeStore` inherits them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from itertools import repeat
 
 _NO_PARENT = -1
 _NameIndex = tuple[int, int] | dict[int, int | list[int]]
+# A run of at most this many children is searched in the hash column (no memory kept); a
+# longer one gets a hash -> slots dict on its first lookup, since scanning thousands of
+# hashes (the Cloud Drive of a big account) on every lookup costs tens of microseconds.
+_SCAN_RUN = 256
 
 
 def name_hash(name: str | None) -> int:
@@ -78,7 +82,7 @@ class _Lookups:
     def children_named(self, parent_slot: int, name: str) -> list[int]:
         """The children of a folder called ``name``, in the folder's order."""
         index = self._name_index.get(parent_slot)
-        if index is None:
+        if index is None or (type(index) is tuple and index[1] - index[0] > _SCAN_RUN):
             index = self._index_of(parent_slot)
         h = name_hash(name)
         if type(index) is tuple:  # the children are the slots index[0] .. index[1] - 1

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
 from . import _crypto as C
 from ._changes import encode_sn
+from ._encoded import OWNER_ROWS, PUBLIC_ROWS, Encoded, left_out, listing_order
 from ._common import EACCESS, EARGS, ECIRCULAR, ENOENT, ApiError, Context, _get, _handle
 from ._packets import Packets
 
@@ -29,35 +31,29 @@ class NodeCommands(Packets):
                 raise ApiError(ENOENT)
             return {"f": [self.node_json(node, ctx.user)]}
         if ctx.folder is not None:
-            keys = self._listing_keys(None, None, ctx.folder)
-            nodes = [
-                self.node_json(r, None, ctx.folder, keys) for r in self.store.subtree(ctx.folder)
-            ]
-            return {"f": nodes, "sn": self._sn()}
+            top = self.store.node(ctx.folder)
+            owner = top["owner"] if top is not None else ""
+            rows = self.store.tuples(PUBLIC_ROWS, ctx.folder, owner)
+            public = self._encoded(rows, listing_order(rows, [ctx.folder]), None, ctx.folder)
+            return {"f": public, "sn": self._sn()}
         user = self._need_user(ctx)
-        keys = self._listing_keys(None, user, None)
-        out: list[dict] = []
-        for t in (2, 3, 4):
-            for row in self.store.subtree(self.store.root_node(user, t)):
-                out.append(self.node_json(row, user, None, keys))
-        listed = {n["h"] for n in out}
-        versions = self._versions_of(user)
-        listed.update(r["h"] for r in versions)
-        for r in self.store.all("SELECT h FROM nodes WHERE owner=? ORDER BY seq", user):
-            if r["h"] not in listed:  # detached nodes (should not happen)
-                detached = self.store.node(r["h"])
-                if detached is not None:
-                    out.append(self.node_json(detached, user, None, keys))
+        rows = self.store.tuples(OWNER_ROWS, user)
+        roots = [self.store.root_node(user, t) for t in (2, 3, 4)]
+        order = listing_order(rows, roots)
+        versions, detached = left_out(rows, order)
+        out = self._encoded(rows, order + detached, user, None)
         # incoming shares
+        incoming = self.store.all("SELECT * FROM shares WHERE u=?", user)
+        keys = self._listing_keys(None, user, None) if incoming else {}
         contacts: dict[str, dict] = {}
-        for share in self.store.all("SELECT * FROM shares WHERE u=?", user):
+        for share in incoming:
             for i, row in enumerate(self.store.subtree(share["h"])):
                 entry = self.node_json(row, user, None, keys)
                 if i == 0:
                     entry["su"] = row["owner"]
                     entry["sk"] = share["k"] or ""
                     entry["r"] = share["r"]
-                out.append(entry)
+                out.append_value(entry)
             top = self.store.node(share["h"])
             owner = self.store.user(top["owner"]) if top is not None else None
             if owner is not None:
@@ -87,8 +83,24 @@ class NodeCommands(Packets):
         ]
         answer = {"f": out, "ok": ok, "s": s, "u": list(contacts.values()), "sn": self._sn()}
         if versions:
-            answer["f2"] = [self.node_json(r, user, None, keys) for r in versions]
+            answer["f2"] = self._encoded(rows, versions, user, None)
         return answer
+
+    def _encoded(
+        self, rows: list[tuple[Any, ...]], order: list[int], viewer: str | None, share: str | None
+    ) -> Encoded:
+        """The rows in ``order`` as the listing shows them: their stored JSON, or (for the
+        few nodes SQLite cannot encode, see _encoded.py) :meth:`node_json` encoded here."""
+        items = [rows[i][3] for i in order]
+        out = Encoded(items)
+        if None in items:
+            keys = self._listing_keys(None, viewer, share)
+            for n, i in enumerate(order):
+                if items[n] is None:
+                    row = self.store.node(rows[i][0])
+                    entry = self.node_json(row, viewer, share, keys)  # type: ignore[arg-type]
+                    items[n] = json.dumps(entry, separators=(",", ":")).encode()
+        return out
 
     def _sn(self) -> str:
         return encode_sn(self.changes.current())

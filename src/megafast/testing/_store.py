@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._crypto import b64encode
+from ._encoded import ENCODED_SCHEMA, FILL_ENCODED
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -71,6 +72,10 @@ class Store:
             columns = {r[1] for r in self.db.execute("PRAGMA table_info(nodes)")}
             if "creator" not in columns:  # state written by an earlier version
                 self.db.execute("ALTER TABLE nodes ADD COLUMN creator TEXT")
+            if "js" not in columns:  # each node's JSON, kept by triggers (_encoded.py)
+                self.db.execute("ALTER TABLE nodes ADD COLUMN js BLOB")
+                self.db.execute(FILL_ENCODED)  # nodes written before the column existed
+            self.db.executescript(ENCODED_SCHEMA)
             row = self.db.execute("SELECT value FROM meta WHERE key='seq'").fetchone()
             self._seq = int(row[0]) if row else 0
 
@@ -103,6 +108,13 @@ class Store:
     def all(self, sql: str, *args: Any) -> list[sqlite3.Row]:
         with self.lock:
             return self.db.execute(sql, args).fetchall()
+
+    def tuples(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Like :meth:`all`, rows as plain tuples (cheaper for a million rows)."""
+        with self.lock:
+            cursor = self.db.cursor()
+            cursor.row_factory = None
+            return cursor.execute(sql, args).fetchall()
 
     def execute(self, sql: str, *args: Any) -> None:
         with self.lock:
