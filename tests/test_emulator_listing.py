@@ -69,7 +69,8 @@ def oracle(emu: MegaEmulator, user: str | None, folder: str | None = None) -> An
     s = [
         {"h": r["h"], "u": r["u"], "r": r["r"], "ts": r["ts"]}
         for r in store.all(
-            "SELECT shares.* FROM shares JOIN nodes ON nodes.h = shares.h WHERE nodes.owner=?",
+            "SELECT shares.* FROM shares JOIN nodes ON nodes.h = shares.h WHERE nodes.owner=?"
+            " ORDER BY nodes.seq, shares.u",
             user,
         )
     ]

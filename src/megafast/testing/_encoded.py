@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable, Iterator
-from itertools import chain
+from itertools import chain, groupby
 from typing import Any, NamedTuple, Union
 
 __all__ = ["ENCODED_SCHEMA", "FILL_ENCODED", "Body", "Encoded", "Pieces", "encode_answer"]
@@ -177,28 +177,29 @@ def listing_order(rows: list[tuple[Any, ...]], tops: Iterable[str]) -> list[int]
     :meth:`~._store.Store.subtree` walks it: parents before children, each folder's
     children in creation order, files not entered (their old versions are left out).
     Every child of a node is among ``rows``: a node has its parent's owner."""
+    handles = [row[0] for row in rows]
+    parents = [row[1] for row in rows]
+    types = [row[2] for row in rows]
     children: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        parent = row[1]
+    # siblings made one after another form runs: one dict step per run, not per node
+    for parent, run in groupby(range(len(rows)), parents.__getitem__):
         if parent:
             same = children.get(parent)
             if same is None:
-                children[parent] = [i]
+                children[parent] = list(run)
             else:
-                same.append(i)
-    tops = list(tops)
-    wanted = set(tops)
-    at = {row[0]: i for i, row in enumerate(rows) if row[0] in wanted}
+                same.extend(run)
     order: list[int] = []
     for top in tops:
-        if top not in at:
+        start = next((i for i, h in enumerate(handles) if h == top), None)
+        if start is None:
             continue
         j = len(order)
-        order.append(at[top])
+        order.append(start)
         while j < len(order):
-            h, _parent, t, _js = rows[order[j]]
-            if t != 0:
-                below = children.get(h)
+            i = order[j]
+            if types[i] != 0:
+                below = children.get(handles[i])  # type: ignore[arg-type]
                 if below:
                     order.extend(below)
             j += 1

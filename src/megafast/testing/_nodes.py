@@ -77,7 +77,9 @@ class NodeCommands(Packets):
         s = [
             {"h": r["h"], "u": r["u"], "r": r["r"], "ts": r["ts"]}
             for r in self.store.all(
-                "SELECT shares.* FROM shares JOIN nodes ON nodes.h = shares.h WHERE nodes.owner=?",
+                # from the (few) shares to their nodes, not through every node of the owner
+                "SELECT shares.* FROM shares CROSS JOIN nodes ON nodes.h = shares.h"
+                " WHERE nodes.owner=? ORDER BY nodes.seq, shares.u",
                 user,
             )
         ]

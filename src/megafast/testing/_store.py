@@ -151,7 +151,8 @@ class Store:
         return self.one("SELECT * FROM nodes WHERE h=?", h)
 
     def root_node(self, owner: str, t: int = 2) -> str:
-        row = self.one("SELECT h FROM nodes WHERE owner=? AND t=?", owner, t)
+        # LIMIT 1: without it sqlite3 looks on for a second match, through every node
+        row = self.one("SELECT h FROM nodes WHERE owner=? AND t=? ORDER BY seq LIMIT 1", owner, t)
         if row is None:
             raise KeyError("account has no such root node")
         return row["h"]
