@@ -87,7 +87,7 @@ class _Lookups:
         h = name_hash(name)
         if type(index) is tuple:  # the children are the slots index[0] .. index[1] - 1
             first, end = index
-            column = memoryview(self.name_hash).cast("B")[4 * first : 4 * end].tobytes()
+            column = memoryview(self.name_hash)[first:end].tobytes()
             key = h.to_bytes(4, sys.byteorder)
             candidates = []
             at = column.find(key)
@@ -98,11 +98,10 @@ class _Lookups:
         else:
             found = index.get(h)  # type: ignore[union-attr]
             if found is None:
-                candidates = []
-            elif isinstance(found, int):
-                candidates = [found]
-            else:
-                candidates = found
+                return []
+            if type(found) is int:
+                return [found] if self._is_named(found, name) else []
+            candidates = found
         return [s for s in candidates if self._is_named(s, name)]
 
     def _is_named(self, slot: int, name: str) -> bool:
@@ -192,6 +191,25 @@ class _Lookups:
     def _walk(self, start: int, parts: list[str], folders_only: bool) -> int | None:
         if not parts:
             return start if not folders_only or self.types[start] != 0 else None
+        # the usual case first: one child of each name on the way down, nothing to go back to
+        types, slot = self.types, start
+        for part in parts[:-1]:
+            matches = self.children_named(slot, part)
+            if len(matches) != 1:
+                if not matches:
+                    return None
+                return self._search(start, parts, folders_only)
+            slot = matches[0]
+            if types[slot] == 0:
+                return None
+        for s in self.children_named(slot, parts[-1]):
+            if not folders_only or types[s] != 0:
+                return s
+        return None
+
+    def _search(self, start: int, parts: list[str], folders_only: bool) -> int | None:
+        """The first match of ``parts`` below ``start`` in listing order, trying every node
+        of a repeated name (depth first)."""
         stack: list[tuple[int, int]] = [(start, 0)]
         last = len(parts) - 1
         while stack:
