@@ -174,9 +174,10 @@ def test_nodes_sqlite_cannot_encode_are_encoded_in_python(
     assert emu.store.one("SELECT js FROM nodes WHERE h=?", h)["js"] is None
     assert_same(emu, A)
     assert_same(emu, B)
-    assert raw_f(emu, n=accounts["ph"]) == json.dumps(
-        [oracle(emu, None, accounts["top"])], separators=(",", ":")
-    ).encode()
+    assert (
+        raw_f(emu, n=accounts["ph"])
+        == json.dumps([oracle(emu, None, accounts["top"])], separators=(",", ":")).encode()
+    )
 
 
 def test_state_from_before_the_encoded_column_is_encoded_on_open(tmp_path: Any) -> None:
@@ -197,7 +198,10 @@ def test_state_from_before_the_encoded_column_is_encoded_on_open(tmp_path: Any) 
 
 
 def test_long_answers_are_sent_in_pieces_with_their_length() -> None:
-    items = [json.dumps({"h": str(i), "a": "x" * 100}, separators=(",", ":")).encode() for i in range(20000)]
+    items = [
+        json.dumps({"h": str(i), "a": "x" * 100}, separators=(",", ":")).encode()
+        for i in range(20000)
+    ]
     answer = [{"f": Encoded(items), "sn": "abc"}, 0, {"f": Encoded([])}]
     length, pieces = encode_answer(answer)
     body = b"".join(pieces)

@@ -99,7 +99,7 @@ class _Lookups:
             found = index.get(h)  # type: ignore[union-attr]
             if found is None:
                 return []
-            if type(found) is int:
+            if isinstance(found, int):
                 return [found] if self._is_named(found, name) else []
             candidates = found
         return [s for s in candidates if self._is_named(s, name)]

@@ -20,8 +20,8 @@ from typing import Any
 from . import _crypto as C
 from ._accounts import AccountCommands
 from ._changes import ChangeLog
-from ._encoded import Body, Pieces, encode_answer
 from ._common import EACCESS, EARGS, EINTERNAL, ENOENT, ESID, ApiError, Context
+from ._encoded import Body, Pieces, encode_answer
 from ._faults import FaultInjector
 from ._grants import DownloadGrant, TransferCommands, Upload
 from ._nodes import NodeCommands

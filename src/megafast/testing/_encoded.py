@@ -15,7 +15,7 @@ import json
 import secrets
 from collections.abc import Iterable, Iterator
 from itertools import chain, groupby
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 __all__ = ["ENCODED_SCHEMA", "FILL_ENCODED", "Body", "Encoded", "Pieces", "encode_answer"]
 
@@ -58,9 +58,9 @@ _PLAIN = " AND ".join(
 # The owner's view of the row (Packets.node_json with viewer == owner): the maker's key, then
 # the key under every share at or above the node, by share handle.
 _JSON = (
-    "CAST('{\"h\":\"' || h || '\",\"p\":\"' || ifnull(parent, '') || '\",\"u\":\"' || "
+    'CAST(\'{"h":"\' || h || \'","p":"\' || ifnull(parent, \'\') || \'","u":"\' || '
     + _MAKER
-    + " || '\",\"t\":' || t || ',\"a\":\"' || ifnull(a, '') || '\",\"k\":\"' || "
+    + ' || \'","t":\' || t || \',"a":"\' || ifnull(a, \'\') || \'","k":"\' || '
     "CASE WHEN t IN (0, 1) THEN " + _MAKER + " || ':' || k || ifnull(("
     "SELECT '/' || group_concat(y.share || ':' || y.k, '/') FROM ("
     "SELECT x.share, x.k FROM node_keys x WHERE x.h = nodes.h ORDER BY x.share) y), '') "
@@ -100,7 +100,7 @@ PUBLIC_ROWS = (
     "SELECT h, parent, t, CASE WHEN js IS NULL OR t NOT IN (0, 1) THEN NULL ELSE CAST("
     "substr(js, 1, instr(js, '\"k\":\"') + 4) || ifnull((SELECT x.share || ':' || x.k "
     "FROM node_keys x WHERE x.h = nodes.h AND x.share = ?), '') || "
-    "substr(js, instr(js, '\",\"ts\":')) AS BLOB) END FROM nodes WHERE owner=? ORDER BY seq"
+    'substr(js, instr(js, \'","ts":\')) AS BLOB) END FROM nodes WHERE owner=? ORDER BY seq'
 )
 
 
@@ -111,7 +111,7 @@ class Pieces(NamedTuple):
     pieces: Iterable[bytes]
 
 
-Body = Union[bytes, Pieces]
+Body = bytes | Pieces
 
 
 class Encoded:

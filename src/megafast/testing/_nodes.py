@@ -9,8 +9,8 @@ from typing import Any
 
 from . import _crypto as C
 from ._changes import encode_sn
-from ._encoded import OWNER_ROWS, PUBLIC_ROWS, Encoded, left_out, listing_order
 from ._common import EACCESS, EARGS, ECIRCULAR, ENOENT, ApiError, Context, _get, _handle
+from ._encoded import OWNER_ROWS, PUBLIC_ROWS, Encoded, left_out, listing_order
 from ._packets import Packets
 
 
