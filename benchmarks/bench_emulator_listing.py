@@ -17,7 +17,7 @@ temporary directory and kept for later runs (``--fresh`` seeds again). ``megafas
   time after the server started and the best of the next two;
 - ``cold``: ``Mega(api_url=...).login()`` and the tree loaded (``_load_tree``: the listing
   streamed and decrypted into the node store, no cache), then 1,000 ``find`` by path, the
-  first time (folder indexes made) and again, and the client's peak RSS.
+  first time (folder indexes made) and the best of five more, and the client's peak RSS.
 
 The server's peak RSS (``VmHWM``) is read at the end. On a loaded machine wall-clock
 figures include waiting for a CPU; the load average is printed with them.
@@ -87,10 +87,12 @@ def child_cold(api_url: str, paths: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {"login_s": login, "cold_s": time.perf_counter() - start}
     out["nodes"] = len(tree.store)
     out["client_peak_mb"] = _peak_mb()
-    for round_ in ("first", "again"):
+    times = []
+    for _ in range(6):
         start = time.perf_counter()
         found = sum(client.find(p) is not None for p in paths)
-        out[f"finds_{round_}_ms"] = (time.perf_counter() - start) * 1e3
+        times.append((time.perf_counter() - start) * 1e3)
+    out["finds_first_ms"], out["finds_again_ms"] = times[0], min(times[1:])
     out["found"] = found
     return out
 
@@ -175,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         ("cold login to a usable tree, end to end (s)", cold["cold_s"], TARGETS["cold_s"]),
         ("  of which the login (s)", cold["login_s"], None),
         ("1,000 find by path, first time (ms)", cold["finds_first_ms"], None),
-        ("1,000 find by path, again (ms)", cold["finds_again_ms"], TARGETS["finds_ms"]),
+        ("1,000 find by path, again: best of 5 (ms)", cold["finds_again_ms"], TARGETS["finds_ms"]),
         ("client peak RSS (MB)", cold["client_peak_mb"], None),
         ("server peak RSS (MB)", server_mb, None),
     ]

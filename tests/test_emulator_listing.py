@@ -208,3 +208,23 @@ def test_long_answers_are_sent_in_pieces_with_their_length() -> None:
     assert len(body) == length
     expected = [{"f": [json.loads(i) for i in items], "sn": "abc"}, 0, {"f": []}]
     assert body == json.dumps(expected, separators=(",", ":")).encode()
+
+
+@pytest.mark.parametrize("folder_queries", [0, 2, 64])
+def test_public_folder_folder_by_folder_or_from_the_owners_nodes(
+    emu: MegaEmulator,
+    accounts: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    folder_queries: int,
+) -> None:
+    """A public folder is listed folder by folder up to _FOLDER_QUERIES folders, else from
+    one pass over its owner's nodes: the same bytes either way."""
+    from megafast.testing import _nodes
+
+    deeper = emu.add_folder(A, "deeper", accounts["inner"])
+    emu.add_file(A, b"deep", "deep.txt", deeper)
+    monkeypatch.setattr(_nodes, "_FOLDER_QUERIES", folder_queries)
+    got = raw_f(emu, n=accounts["ph"])
+    expected = oracle(emu, None, accounts["top"])
+    assert got == json.dumps([expected], separators=(",", ":")).encode()
+    assert len(expected["f"]) == 1 + 1 + 6 + 2

@@ -95,13 +95,17 @@ FILL_ENCODED = _SET_JS
 # The owner's nodes in creation order, with their owner-view JSON (NULL: encode in Python).
 OWNER_ROWS = "SELECT h, parent, t, js FROM nodes WHERE owner=? ORDER BY seq"
 
-# The same for a public folder's visitors: the key under that folder's share alone.
-PUBLIC_ROWS = (
+# The same for a public folder's visitors (the key under that folder's share alone): the
+# rows of a node (PUBLIC_ROW), of a folder's children (PUBLIC_CHILDREN), of an owner's nodes.
+_PUBLIC = (
     "SELECT h, parent, t, CASE WHEN js IS NULL OR t NOT IN (0, 1) THEN NULL ELSE CAST("
     "substr(js, 1, instr(js, '\"k\":\"') + 4) || ifnull((SELECT x.share || ':' || x.k "
     "FROM node_keys x WHERE x.h = nodes.h AND x.share = ?), '') || "
-    'substr(js, instr(js, \'","ts":\')) AS BLOB) END FROM nodes WHERE owner=? ORDER BY seq'
+    'substr(js, instr(js, \'","ts":\')) AS BLOB) END FROM nodes'
 )
+PUBLIC_ROW = _PUBLIC + " WHERE h=?"
+PUBLIC_CHILDREN = _PUBLIC + " WHERE parent=? ORDER BY seq"
+PUBLIC_ROWS = _PUBLIC + " WHERE owner=? ORDER BY seq"
 
 
 class Pieces(NamedTuple):
