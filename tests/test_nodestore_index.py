@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from megafast._cache import NodeCache
-from megafast._nodestore import NodeStore, name_hash
+from megafast._tree.cache import NodeCache
+from megafast._tree.nodestore import NodeStore, name_hash
 
 KEY = bytes(32)
 
@@ -132,7 +132,7 @@ def test_a_long_run_gets_a_dict_and_paths_go_back_on_repeated_names() -> None:
     """A folder of more than _SCAN_RUN children laid out in one run is looked up through a
     dict made on the first lookup (scanning its run cost tens of microseconds at 10,000
     children); repeated folder names still find the first match in listing order."""
-    from megafast._nodelookup import _SCAN_RUN
+    from megafast._tree.nodelookup import _SCAN_RUN
 
     store = NodeStore()
     store.put("R", None, 2, "u", 0, 0, None, None)
