@@ -77,10 +77,10 @@ _SET_JS = f"UPDATE nodes SET js = CASE WHEN {_PLAIN} THEN {_JSON} END"
 ENCODED_SCHEMA = f"""
 CREATE INDEX IF NOT EXISTS nodes_owner_seq ON nodes(owner, seq);
 CREATE TRIGGER IF NOT EXISTS nodes_js_insert AFTER INSERT ON nodes BEGIN
-    {_SET_JS} WHERE h = NEW.h; END;
+    {_SET_JS} WHERE rowid = NEW.rowid; END;
 CREATE TRIGGER IF NOT EXISTS nodes_js_update
     AFTER UPDATE OF h, owner, parent, t, a, k, s, ts, fa, creator ON nodes BEGIN
-    {_SET_JS} WHERE h = NEW.h; END;
+    {_SET_JS} WHERE rowid = NEW.rowid; END;
 CREATE TRIGGER IF NOT EXISTS node_keys_js_insert AFTER INSERT ON node_keys BEGIN
     {_SET_JS} WHERE h = NEW.h; END;
 CREATE TRIGGER IF NOT EXISTS node_keys_js_delete AFTER DELETE ON node_keys BEGIN
