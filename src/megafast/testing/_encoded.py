@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Iterable, Iterator
-from itertools import chain, groupby
+from itertools import chain, compress, groupby
 from typing import Any, NamedTuple
 
 __all__ = ["ENCODED_SCHEMA", "FILL_ENCODED", "Body", "Encoded", "Pieces", "encode_answer"]
@@ -198,15 +198,15 @@ def listing_order(rows: list[tuple[Any, ...]], tops: Iterable[str]) -> list[int]
         start = next((i for i, h in enumerate(handles) if h == top), None)
         if start is None:
             continue
-        j = len(order)
         order.append(start)
-        while j < len(order):
-            i = order[j]
-            if types[i] != 0:
-                below = children.get(handles[i])  # type: ignore[arg-type]
-                if below:
-                    order.extend(below)
-            j += 1
+        # breadth first: the folders in the order they are listed, each adding its children
+        # (files are not entered); the loop runs per folder, the per-node work in C
+        folders = [start] if types[start] != 0 else []
+        for i in folders:
+            below = children.get(handles[i])  # type: ignore[arg-type]
+            if below:
+                order.extend(below)
+                folders.extend(compress(below, map(types.__getitem__, below)))
     return order
 
 
