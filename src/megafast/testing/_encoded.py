@@ -70,22 +70,39 @@ _JSON = (
     "|| '}' AS BLOB)"
 )
 
-_SET_JS = f"UPDATE nodes SET js = CASE WHEN {_PLAIN} THEN {_JSON} END"
+_ENCODE = f"CASE WHEN {_PLAIN} THEN {_JSON} END"
+_SET_JS = f"UPDATE nodes SET js = {_ENCODE}"
+
+# A new node written with its JSON in one step (the values as named; the subquery is called
+# "nodes" so the expression reads them). A value the column would convert (a number as text)
+# fails the checks: js is NULL and the insert trigger encodes the stored row.
+NODE_COLUMNS = ("h", "owner", "parent", "t", "a", "k", "s", "ts", "blob", "fa", "seq", "creator")
+INSERT_NODE = (
+    f"INSERT INTO nodes({', '.join(NODE_COLUMNS)}, js) SELECT *, {_ENCODE} FROM (SELECT "
+    + ", ".join(f"? AS {c}" for c in NODE_COLUMNS)
+    + ") AS nodes"
+)
 
 # Any change to a node's columns or to its share keys re-encodes it (a change to js alone
-# does not fire the update trigger, so the triggers do not recurse).
+# does not fire the update trigger, so the triggers do not recurse); made afresh on every
+# open, so state written by an earlier version gets these definitions.
 ENCODED_SCHEMA = f"""
 CREATE INDEX IF NOT EXISTS nodes_owner_seq ON nodes(owner, seq);
-CREATE TRIGGER IF NOT EXISTS nodes_js_insert AFTER INSERT ON nodes BEGIN
+DROP TRIGGER IF EXISTS nodes_js_insert;
+CREATE TRIGGER nodes_js_insert AFTER INSERT ON nodes WHEN NEW.js IS NULL BEGIN
     {_SET_JS} WHERE rowid = NEW.rowid; END;
-CREATE TRIGGER IF NOT EXISTS nodes_js_update
+DROP TRIGGER IF EXISTS nodes_js_update;
+CREATE TRIGGER nodes_js_update
     AFTER UPDATE OF h, owner, parent, t, a, k, s, ts, fa, creator ON nodes BEGIN
     {_SET_JS} WHERE rowid = NEW.rowid; END;
-CREATE TRIGGER IF NOT EXISTS node_keys_js_insert AFTER INSERT ON node_keys BEGIN
+DROP TRIGGER IF EXISTS node_keys_js_insert;
+CREATE TRIGGER node_keys_js_insert AFTER INSERT ON node_keys BEGIN
     {_SET_JS} WHERE h = NEW.h; END;
-CREATE TRIGGER IF NOT EXISTS node_keys_js_delete AFTER DELETE ON node_keys BEGIN
+DROP TRIGGER IF EXISTS node_keys_js_delete;
+CREATE TRIGGER node_keys_js_delete AFTER DELETE ON node_keys BEGIN
     {_SET_JS} WHERE h = OLD.h; END;
-CREATE TRIGGER IF NOT EXISTS node_keys_js_update AFTER UPDATE ON node_keys BEGIN
+DROP TRIGGER IF EXISTS node_keys_js_update;
+CREATE TRIGGER node_keys_js_update AFTER UPDATE ON node_keys BEGIN
     {_SET_JS} WHERE h IN (OLD.h, NEW.h); END;
 """
 

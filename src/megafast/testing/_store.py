@@ -11,13 +11,13 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from ._crypto import b64encode
-from ._encoded import ENCODED_SCHEMA, FILL_ENCODED
+from ._encoded import ENCODED_SCHEMA, FILL_ENCODED, INSERT_NODE
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -176,8 +176,7 @@ class Store:
         with self.lock:
             h = h or self.new_handle()
             self.db.execute(
-                "INSERT INTO nodes(h, owner, parent, t, a, k, s, ts, blob, fa, seq, creator)"
-                " VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+                INSERT_NODE,
                 (
                     h,
                     owner,
@@ -194,6 +193,13 @@ class Store:
                 ),
             )
             return h
+
+    def insert_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Write many nodes at once (seeding big accounts): each row holds the values of
+        ``NODE_COLUMNS`` (h, owner, parent, t, a, k, s, ts, blob, fa, seq, creator); the
+        caller keeps ``seq`` unique (see :meth:`next_seq`)."""
+        with self.transaction():
+            self.db.executemany(INSERT_NODE, rows)
 
     def create_roots(self, owner: str) -> None:
         with self.transaction():
