@@ -41,6 +41,7 @@ from ..transfer._manager import FileProgress, SkipTransfer, TransferManager, Tra
 from ..transfer._plan import check_size
 from ..transfer._sidecar import digest, state_dir
 from ..transfer._upload import upload_file
+from .core import Core
 from .nodeops import encrypt_attrs, folder_handle, wrap_key
 from .shares import keys_for_new_node
 from .sources import checked_g_answer, checked_u_answer, node_size
@@ -52,6 +53,14 @@ if TYPE_CHECKING:
 _MAX_SUFFIX = 10000
 
 
+def _core(manager: TransferManager) -> Core:
+    """The account core a manager works for (the host that handed it these jobs)."""
+    host = manager.host
+    if not isinstance(host, Core):
+        raise ValidationError("the account's tree jobs run only for a manager of that account")
+    return host
+
+
 # ---------------------------------------------------------------------------------------------
 # uploads
 # ---------------------------------------------------------------------------------------------
@@ -60,8 +69,8 @@ class _UploadTree:
 
     def __init__(self, manager: TransferManager, result: TransferResult) -> None:
         self.manager = manager
-        self.mega = manager.mega
-        self.tree: NodeTree = self.mega._load_tree()
+        self.core = _core(manager)
+        self.tree: NodeTree = self.core.tree()
         self.result = result
         self.lock = threading.Lock()
         self.claimed: set[tuple[str, str]] = set()  # names chosen by files still in flight
@@ -72,14 +81,14 @@ class _UploadTree:
         self, parent: str, items: list[dict[str, Any]], keys: list[tuple[int, ...]]
     ) -> dict[str, Any]:
         """A ``p`` for ``items`` (without ``k``) under ``parent``, with share keys (``cr``)."""
-        nodes = [{**item, "k": wrap_key(self.mega, k)} for item, k in zip(items, keys, strict=True)]
-        command: dict[str, Any] = {"a": "p", "t": parent, "n": nodes, "i": self.mega.request_id}
+        nodes = [{**item, "k": wrap_key(self.core, k)} for item, k in zip(items, keys, strict=True)]
+        command: dict[str, Any] = {"a": "p", "t": parent, "n": nodes, "i": self.core.request_id}
         shares: list[str] = []
         names: list[str] = []
         triples: list[Any] = []
         for item, key in zip(items, keys, strict=True):
             with self.lock:  # it walks the tree, which other workers add to
-                cr = keys_for_new_node(self.mega, parent, key, item["h"])
+                cr = keys_for_new_node(self.core, parent, key, item["h"])
             if cr is None:
                 continue
             shares, _, own = cr
@@ -95,7 +104,7 @@ class _UploadTree:
         nodes = answer.get("f") if isinstance(answer, dict) else None
         if not isinstance(nodes, list):
             raise UnexpectedAnswerError("p gave no new nodes")
-        keyring = self.mega._keyring
+        keyring = self.core.keyring
         if keyring is not None:
             with self.lock:  # copies: the answer stays as the server sent it
                 self.tree.add_nodes([dict(n) for n in nodes if isinstance(n, dict)], keyring)
@@ -236,7 +245,7 @@ class UploadJob:
             # the resolved top joined with the walked path equals path.resolve() (no symlink
             # is followed below the top) without an lstat per path component
             real = self.up.top / self.rel
-            resume_id = _resume_id(self.up.mega, self.parent, name, _file_identity(real, st))
+            resume_id = _resume_id(self.up.core, self.parent, name, _file_identity(real, st))
             done = upload_file(
                 manager.http,
                 self._get_upload_url,
@@ -303,14 +312,14 @@ def upload_tree(
     top = Path(directory)
     if top.is_symlink() or not top.is_dir():
         raise SourceNotFoundError(f"no such folder to upload: {top}")
-    mega = manager.mega
-    mega._require_login()
+    core = _core(manager)
+    core.require_login()
     result = result if result is not None else TransferResult()
     up = _UploadTree(manager, result)
     up.top = top.resolve()
     levels = _walk_folders(top, result)
     before = manager.api.stats["requests"]
-    _make_folders(up, levels, folder_handle(mega, dest), up.top.name or "_")
+    _make_folders(up, levels, folder_handle(core, dest), up.top.name or "_")
     result.api_requests += manager.api.stats["requests"] - before
     return manager.run(_upload_jobs(up, top, levels), result)
 
@@ -323,10 +332,10 @@ def upload_job(manager: TransferManager, path: Path, dest: Any = None) -> Upload
         raise SourceNotFoundError(f"cannot read {path}: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
         raise SourceNotFoundError(f"not a regular file (symlinks are not followed): {path}")
-    manager.mega._require_login()
+    _core(manager).require_login()
     up = _UploadTree(manager, TransferResult())
     up.top = path.parent.resolve()
-    return UploadJob(up, path, path.name, folder_handle(manager.mega, dest), st)
+    return UploadJob(up, path, path.name, folder_handle(_core(manager), dest), st)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,7 +424,7 @@ class DownloadJob:
 
     def prepare(self, manager: TransferManager) -> None:
         self._manager = manager
-        self.https = manager.mega.api_url.startswith("https:")
+        self.https = _core(manager).api_url.startswith("https:")
         self._already = self.problem is None and self._complete()
         if self.problem is None and not self._already:
             self._g = manager.batcher.submit(self._command())
@@ -485,13 +494,13 @@ def download_job(
     manager: TransferManager, file: Any, dest_path: str | os.PathLike[str] | None = None
 ) -> DownloadJob:
     """One file node of the account as a job for :meth:`TransferManager.submit`."""
-    node = manager.mega._node(file, "file")
+    node = _core(manager).node(file, "file")
     if node.get("t") != 0:
         raise ValidationError("only a file can be queued this way (use download_tree)")
     directory = Path(dest_path) if dest_path not in (None, "") else Path.cwd()
     if not directory.is_dir():
         raise DestinationError(f"the destination folder does not exist: {directory}")
-    name = safe_local_name(manager.mega._load_tree().name_of(node) or node["h"])
+    name = safe_local_name(_core(manager).tree().name_of(node) or node["h"])
     # one ledger per destination folder for the files queued one by one
     ledger = TreeLedger("single files", directory, _account(manager), keep_open=False)
     return DownloadJob(node, name, directory / name, ledger)
@@ -499,9 +508,9 @@ def download_job(
 
 def _account(manager: TransferManager) -> str:
     """Whose files these are, for the ledger's name: the server and the account (or link)."""
-    creds = manager.mega._creds
+    creds = _core(manager).credentials
     who = manager.folder or (creds.user_handle or creds.email or "" if creds else "")
-    return f"{manager.mega.api_url}\0{who}"
+    return f"{_core(manager).api_url}\0{who}"
 
 
 def _download_jobs(
