@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ValidationError
 from ..transfer._localnames import safe_local_name
-from . import treejobs
+from . import downloadjobs, treejobs
 
 if TYPE_CHECKING:
     from ..transfer._manager import TransferManager, TransferResult
@@ -32,8 +32,8 @@ class AccountTreeJobs:
 
     def download_job(
         self, manager: TransferManager, file: Any, dest: Path | None
-    ) -> treejobs.DownloadJob:
-        return treejobs.download_job(manager, file, dest)
+    ) -> downloadjobs.DownloadJob:
+        return downloadjobs.download_job(manager, file, dest)
 
     def upload_tree(self, manager: TransferManager, directory: Path, dest: Any) -> TransferResult:
         return treejobs.upload_tree(manager, directory, dest)
@@ -52,4 +52,4 @@ class AccountTreeJobs:
         if root is None or root.get("t") not in (1, 2):
             raise ValidationError("download_tree needs a folder")
         name = safe_local_name(tree.name_of(root) or root["h"])
-        return treejobs.download_tree(manager, tree, root, (dest or Path.cwd()) / name)
+        return downloadjobs.download_tree(manager, tree, root, (dest or Path.cwd()) / name)

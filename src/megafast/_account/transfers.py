@@ -239,7 +239,7 @@ def download_tree(
     batched ``g``, complete files skipped on a re-run); ``progress`` covers all bytes. Names
     that collide in one folder get distinct local names (:func:`megafast.transfer._localnames.unique_names`,
     listed in the returned folder's ``renamed``)."""
-    from .treejobs import download_tree as run_tree
+    from .downloadjobs import download_tree as run_tree
 
     with _tree_manager(core, folder, progress, config, watchers) as manager:
         result = run_tree(manager, tree, root, target, result=out)
