@@ -98,6 +98,8 @@ def test_missing_nodes_are_none_or_a_clear_error(core: Core) -> None:
         core.node("NoSuchH1")
     with pytest.raises(NodeNotFoundError):
         core.node(None)
+    with pytest.raises(ValidationError, match="node type 2"):
+        core.root(1)
 
 
 def test_operations_take_the_core(core: Core) -> None:

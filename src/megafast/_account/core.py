@@ -198,8 +198,16 @@ class Core:
     def root(self, node_type: int = 2) -> str:
         """The handle of a root: 2 Cloud Drive, 3 Inbox, 4 Rubbish Bin."""
         tree = self.tree()
-        roots = {2: (tree.root_id, "Cloud Drive"), 3: (tree.inbox_id, "Inbox")}
-        handle, what = roots.get(node_type, (tree.trash_id, "Rubbish Bin"))
+        roots = {
+            2: (tree.root_id, "Cloud Drive"),
+            3: (tree.inbox_id, "Inbox"),
+            4: (tree.trash_id, "Rubbish Bin"),
+        }
+        if node_type not in roots:
+            raise ValidationError(
+                "a root is node type 2 (Cloud Drive), 3 (Inbox) or 4 (Rubbish Bin)"
+            )
+        handle, what = roots[node_type]
         if handle is None:
             raise NodeNotFoundError(f"the account listing has no {what}")
         return handle
