@@ -8,7 +8,19 @@ from __future__ import annotations
 
 from ._api import AsyncApiClient
 from ._batch import AsyncBatcher
+from ._client import AsyncMega
 from ._listing import stream_listing
+from ._nodes import Node
+from ._transfers import AsyncReader
 from ._watch import AsyncScChannel, AsyncWatcher
 
-__all__ = ["AsyncApiClient", "AsyncBatcher", "AsyncScChannel", "AsyncWatcher", "stream_listing"]
+__all__ = [
+    "AsyncApiClient",
+    "AsyncBatcher",
+    "AsyncMega",
+    "AsyncReader",
+    "AsyncScChannel",
+    "AsyncWatcher",
+    "Node",
+    "stream_listing",
+]

@@ -1,0 +1,479 @@
+"""AsyncMega's uploads and downloads (methods of AsyncMega), on the threaded engine.
+
+The API commands of a transfer (``u`` before an upload, ``g`` before a download, ``p``
+after an upload) go through the client's batcher on the loop, so many transfers started at
+once (``asyncio.gather``) share requests. The bytes move in a worker thread through
+:func:`megafast.transfer.upload_file` / :func:`~megafast.transfer.download_file` (see
+:mod:`._bridge`: progress reaches the loop, cancelling stops the engine within about a
+second and keeps resumable state). When the engine needs a fresh URL (a dead upload URL, an
+expired download URL), it asks through the loop from its thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import io
+import os
+import time
+from collections.abc import AsyncIterable, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from .._codec import FileKey
+from .._localnames import safe_local_name, unique_names
+from .._nodeops import encrypt_attrs
+from .._nodes import NodeType
+from .._sources import (
+    FileSource,
+    checked_g_answer,
+    checked_u_answer,
+    decrypt_at,
+    link_source,
+    node_source,
+)
+from .._links import parse_link
+from .._transfers import dest_dir
+from ..errors import DestinationError, SourceNotFoundError, ValidationError, WrongKeyError
+from ..transfer import download_file, download_to_fileobj, open_reader, upload_file
+from ._bridge import LoopProgress, Progress, call_from_thread, run_in_thread
+from ._nodes import Node, NodeRef, handle_of
+
+if TYPE_CHECKING:
+    from ._client import AsyncMega
+
+PathArg = str | os.PathLike[str]
+
+
+# -- uploads -------------------------------------------------------------------------------------
+async def _upload(
+    m: AsyncMega,
+    source: Any,
+    size: int | None,
+    attrs: dict[str, Any],
+    dest: NodeRef | None,
+    progress: Progress | None,
+    resume_id: str | None,
+) -> Node:
+    from ._ops import _folder, put_node
+
+    parent = await _folder(m, dest)
+    loop = asyncio.get_running_loop()
+    first_url: list[str] = []
+    if size is not None:  # ask for the URL on the loop, batched with other uploads
+        first_url.append(checked_u_answer(await m.batcher.call({"a": "u", "s": size})))
+
+    def get_upload_url(n: int) -> str:
+        if first_url and size == n:
+            return first_url.pop()
+        answer = call_from_thread(loop, m.batcher.call({"a": "u", "s": n}))
+        return checked_u_answer(answer)
+
+    config = m.config
+    if resume_id is None:
+        config = dataclasses.replace(config, resume=False)
+    reporter = LoopProgress(loop, progress)
+    result = await run_in_thread(
+        m.executor,
+        lambda cancel: upload_file(
+            m.http,
+            get_upload_url,
+            source,
+            size,
+            config=config,
+            progress=reporter,
+            resume_id=resume_id,
+            shared_session=True,
+            cancel=cancel,
+        ),
+    )
+    reporter.flush()
+    key = FileKey.unpack(result.key).packed
+    item = {"h": result.token, "t": NodeType.FILE.value, "a": encrypt_attrs(attrs, key)}
+    return await put_node(m, parent, item, key)
+
+
+def _resume_id(m: AsyncMega, parent: str, name: str, identity: str) -> str:
+    """What makes two uploads "the same" (the engine keeps only a digest of it); the same
+    fields as the synchronous client's, so either client resumes the other's upload."""
+    creds = m._require_login()
+    who = creds.user_handle or creds.email or ""
+    return "\0".join(("megafast-upload", m.api_url, who, parent, name, identity))
+
+
+async def upload(
+    m: AsyncMega,
+    path: PathArg,
+    dest: NodeRef | None = None,
+    *,
+    name: str | None = None,
+    progress: Progress | None = None,
+    resume: bool = True,
+) -> Node:
+    """Upload the file at ``path`` into ``dest`` (default: the Cloud Drive) as ``name``
+    (default: its own name). ``progress(done, total)`` (bytes) is called on the loop (a
+    coroutine function's result is run as a task). An interrupted upload of the same
+    unchanged file to the same place resumes."""
+    from .._transfers import _file_identity
+    from ..crypto import fingerprint
+    from ._ops import _folder
+
+    m._require_login()
+    file = Path(path)
+    try:
+        st = file.stat()
+    except OSError as exc:
+        raise SourceNotFoundError(f"cannot read {file}: {exc.strerror}") from None
+    if not file.is_file():
+        raise SourceNotFoundError(f"no such file to upload: {file}")
+    name = name or file.name
+    stamp = await asyncio.get_running_loop().run_in_executor(
+        m.executor, fingerprint, file, int(st.st_mtime)
+    )
+    parent = await _folder(m, dest)
+    resume_id = _resume_id(m, parent, name, _file_identity(file.resolve(), st)) if resume else None
+    attrs = {"n": name, "c": stamp}
+    return await _upload(m, file, st.st_size, attrs, parent, progress, resume_id)
+
+
+async def upload_bytes(
+    m: AsyncMega,
+    data: bytes | bytearray | memoryview,
+    name: str,
+    dest: NodeRef | None = None,
+    *,
+    mtime: float | None = None,
+    progress: Progress | None = None,
+) -> Node:
+    """Upload ``data`` as a file called ``name`` into ``dest``."""
+    from ..crypto import fingerprint
+    from ._ops import _folder
+
+    m._require_login()
+    _check_name(name)
+    data = bytes(data)
+    stamp = int(time.time() if mtime is None else mtime)
+    attrs = {"n": name, "c": fingerprint(io.BytesIO(data), stamp)}
+    parent = await _folder(m, dest)
+    digest = f"bytes:{len(data)}:{hashlib.sha256(data).hexdigest()}"
+    return await _upload(m, data, len(data), attrs, parent, progress, _resume_id(m, parent, name, digest))
+
+
+async def upload_stream(
+    m: AsyncMega,
+    stream: BinaryIO | AsyncIterable[bytes],
+    name: str,
+    size: int,
+    dest: NodeRef | None = None,
+    *,
+    progress: Progress | None = None,
+) -> Node:
+    """Upload ``size`` bytes read from a binary file object or an async iterable of bytes
+    (an aiohttp response's ``content.iter_chunked(...)``, for instance) as ``name``. An
+    async source is read on the loop while the engine encrypts in its thread."""
+    m._require_login()
+    _check_name(name)
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise ValidationError("size must be the stream's length in bytes")
+    source: Any = stream
+    if isinstance(stream, AsyncIterable):
+        source = _thread_iter(asyncio.get_running_loop(), stream)
+    attrs = {"n": name}
+    return await _upload(m, source, size, attrs, dest, progress, None)
+
+
+def _thread_iter(loop: asyncio.AbstractEventLoop, stream: AsyncIterable[bytes]) -> Iterator[bytes]:
+    """A blocking iterator (for the engine's thread) over an async iterable on ``loop``."""
+    iterator = stream.__aiter__()
+
+    async def step() -> bytes | None:
+        try:
+            return bytes(await iterator.__anext__())
+        except StopAsyncIteration:
+            return None
+
+    while (chunk := call_from_thread(loop, step())) is not None:
+        yield chunk
+
+
+async def upload_tree(
+    m: AsyncMega,
+    directory: PathArg,
+    dest: NodeRef | None = None,
+    *,
+    progress: Progress | None = None,
+) -> Node:
+    """Upload a local folder (its regular files; symlinks are not followed) into ``dest``
+    as a folder of the same name; files go ``workers`` at a time. The new folder's Node;
+    a file that fails raises its error after the others finished."""
+    from .._transfers import local_tree
+    from ._ops import create_folder
+
+    top = Path(directory)
+    if not top.is_dir():
+        raise SourceNotFoundError(f"no such folder to upload: {top}")
+    tree = await asyncio.get_running_loop().run_in_executor(m.executor, local_tree, top)
+    root = await create_folder(m, top.resolve().name, dest)
+    folders = {".": root}
+    for rel in tree.folders:  # parents first
+        if rel != ".":
+            parent = folders[str(Path(rel).parent) if "/" in rel else "."]
+            folders[rel] = await create_folder(m, Path(rel).name, parent)
+    total = sum(p.stat().st_size for p, _ in tree.files)
+    done: dict[str, int] = {}
+
+    def file_progress(rel: str) -> Progress | None:
+        if progress is None:
+            return None
+
+        def report(n: int, _: int) -> Any:
+            done[rel] = n
+            return progress(sum(done.values()), total)
+
+        return report
+
+    limit = asyncio.Semaphore(m.workers)
+
+    async def one(path: Path, rel: str) -> Node:
+        async with limit:
+            parent = folders[str(Path(rel).parent) if "/" in rel else "."]
+            return await upload(m, path, parent, progress=file_progress(rel))
+
+    results = await asyncio.gather(*(one(p, r) for p, r in tree.files), return_exceptions=True)
+    _raise_first(results)
+    return root
+
+
+# -- downloads -----------------------------------------------------------------------------------
+async def _source(m: AsyncMega, file: NodeRef | str) -> tuple[FileSource, str | None]:
+    """The source of a node, a public file link or a link to a file in a public folder,
+    and the file's name (None when it comes from the ``g`` answer)."""
+    if isinstance(file, str) and ("#" in file or "!" in file):
+        link = parse_link(file)
+        if link.kind == "file":
+            return link_source(link), None
+        from ._ops import _folder_tree
+        from .._sources import public_root
+
+        tree = await _folder_tree(m, link.handle, link.key)
+        node = public_root(tree, link)
+        return node_source(node, link.handle), tree.name_of(node)
+    tree = await m.tree()
+    handle = handle_of(file)
+    node = tree.nodes.get(handle)
+    if node is None:
+        from ..errors import NodeNotFoundError
+
+        raise NodeNotFoundError(f"no file with handle {handle!r}")
+    return node_source(node), tree.name_of(node)
+
+
+async def _fetch(m: AsyncMega, source: FileSource) -> dict[str, Any]:
+    command = dict(source.command)
+    if m.api_url.startswith("https:"):
+        command["ssl"] = 2
+    if source.folder is None:
+        answer = await m.batcher.call(command)
+    else:
+        answer = await m.api.request(command, folder=source.folder)
+    source.answer = checked_g_answer(answer)
+    return source.answer
+
+
+def _url_getter(
+    m: AsyncMega, loop: asyncio.AbstractEventLoop, source: FileSource
+) -> Callable[[bool], str]:
+    def get_url(refresh: bool = False) -> str:
+        if refresh:
+            call_from_thread(loop, _fetch(m, source))
+        return str(source.answer["g"])
+
+    return get_url
+
+
+async def download(
+    m: AsyncMega,
+    file: NodeRef | str,
+    dest: PathArg | None = None,
+    *,
+    name: str | None = None,
+    progress: Progress | None = None,
+) -> Path:
+    """Download a file (a Node, a handle, a public file link, or a link to a file in a
+    public folder) into the folder ``dest`` (default: the current one) as ``name``
+    (default: its own, made safe); the path written. The target appears only after the
+    data's MAC verified; a cancelled or failed download keeps its ``.megafast-part`` state
+    and the same call resumes it."""
+    directory = dest_dir(dest)
+    source, known = await _source(m, file)
+    data = await _fetch(m, source)
+    if source.by_link or known is None:
+        known = decrypt_at(data.get("at", ""), source.key).get("n")
+    chosen = name or known
+    if not isinstance(chosen, str) or not chosen:
+        raise WrongKeyError("the file has no name attribute")
+    target = directory / safe_local_name(chosen)
+    loop = asyncio.get_running_loop()
+    reporter = LoopProgress(loop, progress)
+    path = await run_in_thread(
+        m.executor,
+        lambda cancel: download_file(
+            m.http,
+            _url_getter(m, loop, source),
+            source.size,
+            source.key,
+            target,
+            config=m.config,
+            progress=reporter,
+            resume_id=source.resume_id,
+            shared_session=True,
+            cancel=cancel,
+        ),
+    )
+    reporter.flush()
+    return path
+
+
+async def download_to(
+    m: AsyncMega, file: NodeRef | str, fileobj: BinaryIO, *, progress: Progress | None = None
+) -> int:
+    """Write a file's plaintext to a binary file object (from a worker thread, in order);
+    the bytes written. Verified at the end (IntegrityError on a wrong MAC)."""
+    source, _ = await _source(m, file)
+    data = await _fetch(m, source)
+    if source.by_link:
+        decrypt_at(data.get("at", ""), source.key)
+    loop = asyncio.get_running_loop()
+    reporter = LoopProgress(loop, progress)
+    await run_in_thread(
+        m.executor,
+        lambda cancel: download_to_fileobj(
+            m.http,
+            _url_getter(m, loop, source),
+            source.size,
+            source.key,
+            fileobj,
+            config=m.config,
+            progress=reporter,
+        ),
+    )
+    reporter.flush()
+    return source.size
+
+
+async def download_bytes(
+    m: AsyncMega, file: NodeRef | str, *, progress: Progress | None = None
+) -> bytes:
+    """A file's content in memory (verified)."""
+    buffer = io.BytesIO()
+    await download_to(m, file, buffer, progress=progress)
+    return buffer.getvalue()
+
+
+async def download_tree(
+    m: AsyncMega,
+    folder: NodeRef,
+    dest: PathArg | None = None,
+    *,
+    progress: Progress | None = None,
+) -> Path:
+    """Download a folder of the account into ``dest`` (a folder of its name is made
+    there); files go ``workers`` at a time, each named safely and distinctly. The folder
+    written; a file that fails raises its error after the others finished."""
+    directory = dest_dir(dest)
+    tree = await m.tree()
+    top = handle_of(folder)
+    if top not in tree.store or tree.store.types[tree.store.slot_of[top]] == NodeType.FILE:
+        raise ValidationError("download_tree() takes a folder")
+    jobs: list[tuple[str, Path, int]] = []
+    base = directory / safe_local_name(tree.store.name_of(top) or top)
+    todo = [(top, base)]
+    while todo:
+        handle, local = todo.pop()
+        if local.is_symlink():
+            raise DestinationError(f"a symlink is in the way: {local}")
+        local.mkdir(exist_ok=True)
+        kids = [h for h in tree.store.child_handles(handle) if tree.store.key_of(h)]
+        names = unique_names([safe_local_name(tree.store.name_of(h) or h) for h in kids])
+        for h, local_name in zip(kids, names, strict=True):
+            if tree.store.types[tree.store.slot_of[h]] == NodeType.FILE:
+                jobs.append((h, local, tree.store.sizes[tree.store.slot_of[h]]))
+                jobs[-1] = (h, local / local_name, jobs[-1][2])
+            else:
+                todo.append((h, local / local_name))
+    total = sum(size for _, _, size in jobs)
+    done: dict[str, int] = {}
+    limit = asyncio.Semaphore(m.workers)
+
+    async def one(handle: str, target: Path) -> Path:
+        def report(n: int, _: int) -> Any:
+            done[handle] = n
+            return progress(sum(done.values()), total) if progress is not None else None
+
+        async with limit:
+            return await download(
+                m, handle, target.parent, name=target.name, progress=report if progress else None
+            )
+
+    results = await asyncio.gather(*(one(h, t) for h, t, _ in jobs), return_exceptions=True)
+    _raise_first(results)
+    return base
+
+
+# -- open() ------------------------------------------------------------------------------------
+class AsyncReader:
+    """A remote file read like a local one, awaited: ``await r.read(n)``, ``r.seek(pos)``,
+    ``r.tell()``; ``async with``. Reads run in a worker thread (whole MAC chunks fetched,
+    decrypted and checked; see :class:`megafast.transfer.MegaReader`)."""
+
+    def __init__(self, m: AsyncMega, reader: Any) -> None:
+        self._m = m
+        self._reader = reader
+
+    @property
+    def size(self) -> int:
+        return int(self._reader.size)
+
+    def tell(self) -> int:
+        return int(self._reader.tell())
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return int(self._reader.seek(offset, whence))
+
+    async def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes from the position (all the rest for -1); b"" at the end."""
+        loop = asyncio.get_running_loop()
+        data = await loop.run_in_executor(self._m.executor, self._reader.read, size)
+        return bytes(data or b"")
+
+    async def close(self) -> None:
+        self._reader.close()
+
+    async def __aenter__(self) -> AsyncReader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def open(m: AsyncMega, file: NodeRef | str) -> AsyncReader:  # noqa: A001
+    """Open a remote file (Node, handle or public link) for reading: an :class:`AsyncReader`."""
+    source, _ = await _source(m, file)
+    data = await _fetch(m, source)
+    if source.by_link:
+        decrypt_at(data.get("at", ""), source.key)
+    loop = asyncio.get_running_loop()
+    reader = open_reader(m.http, _url_getter(m, loop, source), source.size, source.key, config=m.config)
+    return AsyncReader(m, reader)
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValidationError("name must be a non-empty string without '/'")
+
+
+def _raise_first(results: list[Any]) -> None:
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
