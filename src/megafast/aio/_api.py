@@ -31,8 +31,8 @@ from typing import Any
 import aiohttp
 
 from .._api import (
-    _OBJECT_START,
     _MAX_HASHCASH_ROUNDS,
+    _OBJECT_START,
     DEFAULT_API_URL,
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_MAX_LISTING_BYTES,

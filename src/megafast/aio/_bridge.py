@@ -13,12 +13,11 @@ half-written (a download is renamed into place only after its MAC verified).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from typing import Any, TypeVar
-
-from ..transfer import TransferCancelled
 
 __all__ = ["LoopProgress", "run_in_thread", "call_from_thread"]
 
@@ -44,10 +43,8 @@ class LoopProgress:
             pending = self._latest is not None
             self._latest = (done, total)
         if not pending:
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody listens any more
                 self._loop.call_soon_threadsafe(self._deliver)
-            except RuntimeError:  # the loop closed: nobody listens any more
-                pass
 
     def _deliver(self) -> None:
         with self._lock:
@@ -81,9 +78,7 @@ async def run_in_thread(
         if not future.cancel():  # already running: it ends within ~0.1 s of the event
             await asyncio.wait([future])
             if not future.cancelled():
-                exc = future.exception()  # retrieved: TransferCancelled is what we expect
-                if exc is not None and not isinstance(exc, TransferCancelled):
-                    pass  # the cancellation is what the caller asked about
+                future.exception()  # retrieved (TransferCancelled): the cancel is the answer
         raise
 
 

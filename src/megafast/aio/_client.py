@@ -26,6 +26,7 @@ from .._retry import RetryPolicy
 from .._session import Credentials, MfaSource, login_ephemeral, login_user
 from ..errors import MegaError, NodeNotFoundError, ValidationError
 from ..transfer import TransferConfig
+from . import _ops, _transfers
 from ._api import AsyncApiClient
 from ._batch import AsyncBatcher
 from ._bridge import call_from_thread, run_in_thread
@@ -68,9 +69,7 @@ class AsyncMega:
         self.config = config or TransferConfig()
         self.executor = ThreadPoolExecutor(workers, thread_name_prefix="megafast-aio")
         opts = dict(options or {})
-        self.api = AsyncApiClient(
-            url, timeout=timeout, retry=retry, executor=self.executor, **opts
-        )
+        self.api = AsyncApiClient(url, timeout=timeout, retry=retry, executor=self.executor, **opts)
         self.batcher = AsyncBatcher(self.api)
         self.http = new_http_session(max(workers, self.config.connections * 4))
         self.request_id = secrets.token_urlsafe(8)[:10]
@@ -166,7 +165,9 @@ class AsyncMega:
         (each call runs on the loop through aiohttp); used for logins, whose key
         derivation is CPU work, so the synchronous routines serve both clients."""
         loop = asyncio.get_running_loop()
-        return await run_in_thread(self.executor, lambda cancel: job(_ThreadApi(self, loop, cancel)))
+        return await run_in_thread(
+            self.executor, lambda cancel: job(_ThreadApi(self, loop, cancel))
+        )
 
     # -- the tree ----------------------------------------------------------------------------
     async def refresh(self) -> None:
@@ -266,31 +267,27 @@ class AsyncMega:
         if self._tree is not None:
             self._tree.store = store
 
-    # -- the rest of the interface lives in _ops and _transfers --------------------------------
-    from ._ops import (  # noqa: E402
-        create_folder,
-        delete,
-        destroy,
-        export,
-        get_link,
-        get_links,
-        import_public_file,
-        move,
-        public_folder,
-        public_info,
-        rename,
-    )
-    from ._transfers import (  # noqa: E402
-        download,
-        download_bytes,
-        download_to,
-        download_tree,
-        open,
-        upload,
-        upload_bytes,
-        upload_stream,
-        upload_tree,
-    )
+    # -- the rest of the interface: tree changes and links (_ops), transfers (_transfers) --
+    create_folder = _ops.create_folder
+    rename = _ops.rename
+    move = _ops.move
+    delete = _ops.delete
+    destroy = _ops.destroy
+    get_link = _ops.get_link
+    get_links = _ops.get_links
+    export = _ops.export
+    public_info = _ops.public_info
+    public_folder = _ops.public_folder
+    import_public_file = _ops.import_public_file
+    upload = _transfers.upload
+    upload_bytes = _transfers.upload_bytes
+    upload_stream = _transfers.upload_stream
+    upload_tree = _transfers.upload_tree
+    download = _transfers.download
+    download_to = _transfers.download_to
+    download_bytes = _transfers.download_bytes
+    download_tree = _transfers.download_tree
+    open = _transfers.open
 
 
 class _ThreadApi:

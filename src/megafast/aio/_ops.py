@@ -62,16 +62,14 @@ class _View:
 
 
 def _wrap(m: AsyncMega, key: tuple[int, ...]) -> str:
-    from ..crypto import encrypt_key
     from .._codec import bytes_to_words
+    from ..crypto import encrypt_key
 
     assert m.creds is not None
     return b64encode(words_to_bytes(encrypt_key(key, bytes_to_words(m.creds.master_key))))
 
 
-async def put_node(
-    m: AsyncMega, parent: str, item: dict[str, Any], key: tuple[int, ...]
-) -> Node:
+async def put_node(m: AsyncMega, parent: str, item: dict[str, Any], key: tuple[int, ...]) -> Node:
     """Create one node (``p``) under ``parent`` (with ``cr`` keys for shares above it)."""
     tree = await m.tree()
     command: dict[str, Any] = {
@@ -155,7 +153,9 @@ async def move(m: AsyncMega, ref: NodeRef, folder: NodeRef | NodeType) -> Node:
     node = tree.nodes.get(handle)
     if node is None:
         raise NodeNotFoundError(f"no node with handle {handle!r}")
-    target = (await m.root(folder)).handle if isinstance(folder, NodeType) else await _folder(m, folder)
+    target = (
+        (await m.root(folder)).handle if isinstance(folder, NodeType) else await _folder(m, folder)
+    )
     command: dict[str, Any] = {"a": "m", "n": handle, "t": target, "i": m.request_id}
     cr = _shares.keys_for_moved_subtree(cast(Any, _View(m)), node, target)
     if cr is not None:
@@ -275,9 +275,7 @@ async def _folder_tree(m: AsyncMega, handle: str, key: bytes) -> NodeTree:
     keyring = Keyring(default_key=key)
     store, _ = await stream_listing(m.api, keyring, m.executor, folder=handle)
     tree = NodeTree(store, keyring)
-    if len(store) and all(
-        n.get("undecryptable") for n in (tree.nodes[h] for h in store.slot_of)
-    ):
+    if len(store) and all(n.get("undecryptable") for n in (tree.nodes[h] for h in store.slot_of)):
         raise WrongKeyError("the key does not decrypt this folder (wrong key?)")
     return tree
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .._codec import FileKey
+from .._links import parse_link
 from .._localnames import safe_local_name, unique_names
 from .._nodeops import encrypt_attrs
 from .._nodes import NodeType
@@ -33,7 +34,6 @@ from .._sources import (
     link_source,
     node_source,
 )
-from .._links import parse_link
 from .._transfers import dest_dir
 from ..errors import DestinationError, SourceNotFoundError, ValidationError, WrongKeyError
 from ..transfer import download_file, download_to_fileobj, open_reader, upload_file
@@ -157,7 +157,9 @@ async def upload_bytes(
     attrs = {"n": name, "c": fingerprint(io.BytesIO(data), stamp)}
     parent = await _folder(m, dest)
     digest = f"bytes:{len(data)}:{hashlib.sha256(data).hexdigest()}"
-    return await _upload(m, data, len(data), attrs, parent, progress, _resume_id(m, parent, name, digest))
+    return await _upload(
+        m, data, len(data), attrs, parent, progress, _resume_id(m, parent, name, digest)
+    )
 
 
 async def upload_stream(
@@ -253,20 +255,20 @@ async def _source(m: AsyncMega, file: NodeRef | str) -> tuple[FileSource, str | 
         link = parse_link(file)
         if link.kind == "file":
             return link_source(link), None
-        from ._ops import _folder_tree
         from .._sources import public_root
+        from ._ops import _folder_tree
 
         tree = await _folder_tree(m, link.handle, link.key)
         node = public_root(tree, link)
         return node_source(node, link.handle), tree.name_of(node)
     tree = await m.tree()
     handle = handle_of(file)
-    node = tree.nodes.get(handle)
-    if node is None:
+    found = tree.nodes.get(handle)
+    if found is None:
         from ..errors import NodeNotFoundError
 
         raise NodeNotFoundError(f"no file with handle {handle!r}")
-    return node_source(node), tree.name_of(node)
+    return node_source(found), tree.name_of(found)
 
 
 async def _fetch(m: AsyncMega, source: FileSource) -> dict[str, Any]:
@@ -464,7 +466,9 @@ async def open(m: AsyncMega, file: NodeRef | str) -> AsyncReader:  # noqa: A001
     if source.by_link:
         decrypt_at(data.get("at", ""), source.key)
     loop = asyncio.get_running_loop()
-    reader = open_reader(m.http, _url_getter(m, loop, source), source.size, source.key, config=m.config)
+    reader = open_reader(
+        m.http, _url_getter(m, loop, source), source.size, source.key, config=m.config
+    )
     return AsyncReader(m, reader)
 
 

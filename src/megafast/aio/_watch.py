@@ -58,7 +58,9 @@ class AsyncScChannel:
             raise ValidationError("not logged in: log in before watching")
         delay = self.retry_delay
         while True:
-            answer = await self._post(f"{self.api.api_url}/sc", {"sn": self.sn, "sid": self.api.sid})
+            answer = await self._post(
+                f"{self.api.api_url}/sc", {"sn": self.sn, "sid": self.api.sid}
+            )
             if answer is None or answer in (-3, -4):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
