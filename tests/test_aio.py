@@ -87,7 +87,9 @@ async def test_wrong_password_and_two_factor(emulator: MegaEmulator, account: st
         assert (await client.find("Cloud Drive")) is not None
 
 
-async def test_sessions_resume_and_logout(emulator: MegaEmulator, m: AsyncMega, tmp_path: Path) -> None:
+async def test_sessions_resume_and_logout(
+    emulator: MegaEmulator, m: AsyncMega, tmp_path: Path
+) -> None:
     saved = m.dump_session()
     assert "sid" in saved and "sid" not in repr(m)
     # the synchronous client reads the same session
@@ -157,7 +159,9 @@ async def test_links_and_public_files_and_folders(m: AsyncMega, tmp_path: Path) 
         await m.public_info(wrong)
 
 
-async def test_many_concurrent_get_links_are_few_requests(m: AsyncMega, emulator: MegaEmulator) -> None:
+async def test_many_concurrent_get_links_are_few_requests(
+    m: AsyncMega, emulator: MegaEmulator
+) -> None:
     folder = await m.create_folder("many")
     await asyncio.gather(*(m.upload_bytes(b"%d" % i, f"f{i}.txt", folder) for i in range(50)))
     files = [n async for n in m.iter_nodes(folder)]
@@ -237,6 +241,7 @@ async def test_watch_applies_changes_made_elsewhere(m: AsyncMega, emulator: Mega
     watcher = await m.watch()
     email = m.creds.email  # type: ignore[union-attr]
     emulator.add_folder(email, "made elsewhere")
+
     async def first_new() -> Any:
         async for event in watcher:
             if event.kind == "new":
@@ -260,4 +265,3 @@ async def test_close_leaves_nothing_open(emulator: MegaEmulator, account: str) -
     assert client.api._session is None
     left = [t for t in threading.enumerate() if t.ident not in before and "megafast" in t.name]
     assert not left
-

@@ -216,7 +216,11 @@ async def test_cancelled_hashcash_leaves_no_thread(scripted: ScriptedAPI) -> Non
     finally:
         await client.close()
     for _ in range(100):
-        left = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("hashcash")]
+        left = [
+            t
+            for t in threading.enumerate()
+            if t.ident not in before and t.name.startswith("hashcash")
+        ]
         if not left:
             break
         await asyncio.sleep(0.05)

@@ -89,7 +89,9 @@ def scripted() -> Iterator[ScriptedAPI]:
 
 async def _run(url: str, call: Call, tmp: Path) -> None:
     creds = Credentials(sid="S" * 58, master_key=MASTER, user_handle=USER)
-    async with AsyncMega(url, retry=RetryPolicy.fast(), timeout=5, options={"retry_time": 0.2}) as m:
+    async with AsyncMega(
+        url, retry=RetryPolicy.fast(), timeout=5, options={"retry_time": 0.2}
+    ) as m:
         with contextlib.suppress(MegaError):
             await m.resume_session(creds.to_dict())  # asks ug: its answer may be the odd one
             await call(m, tmp)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +42,17 @@ def big(emulator: MegaEmulator) -> tuple[str, bytes]:
     return handle, data
 
 
+def in_transfer_code() -> list[str]:
+    """Names of the threads executing the transfer engine's code right now."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    busy = []
+    for ident, frame in sys._current_frames().items():
+        stack = traceback.extract_stack(frame)
+        if any(f"{os.sep}transfer{os.sep}" in entry.filename for entry in stack):
+            busy.append(names.get(ident, str(ident)))
+    return busy
+
+
 def engine_threads(before: set[int | None]) -> list[threading.Thread]:
     """Threads started since ``before`` that still run transfer work."""
     return [
@@ -68,6 +81,7 @@ async def test_cancel_stops_within_a_second_and_the_same_call_resumes(
         with pytest.raises(asyncio.CancelledError):
             await task
         assert time.monotonic() - started < 1.0
+        assert not in_transfer_code()  # the engine's thread ended before the task did
         assert not target.exists()  # never half-written
         part, sidecar = part_paths(target)
         assert part.exists() and sidecar.exists()  # what the next call resumes from
@@ -94,6 +108,7 @@ async def test_cancelled_upload_resumes(emulator: MegaEmulator, tmp_path: Path) 
         with pytest.raises(asyncio.CancelledError):
             await task
         assert time.monotonic() - started < 1.0
+        assert not in_transfer_code()
     assert await_free_of(src, data)
     emulator.reset_stats()
     async with AsyncMega(emulator.api_url, config=FAST) as m:

@@ -63,19 +63,20 @@ class LoopProgress:
 
 
 async def run_in_thread(
-    executor: Executor | None,
+    executor: Executor,
     job: Callable[[threading.Event], T],
 ) -> T:
-    """``job(cancel_event)`` in a worker thread, awaited. A cancelled task sets the event,
-    waits for the job to end, and re-raises CancelledError."""
-    loop = asyncio.get_running_loop()
+    """``job(cancel_event)`` in a worker thread of ``executor``, awaited. A cancelled task
+    sets the event, waits for the job to end (or takes it off the queue when it has not
+    started), and re-raises CancelledError."""
     cancel = threading.Event()
-    future = loop.run_in_executor(executor, job, cancel)
+    work = executor.submit(job, cancel)
+    future = asyncio.wrap_future(work)
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         cancel.set()
-        if not future.cancel():  # already running: it ends within ~0.1 s of the event
+        if not work.cancel():  # running: it ends within ~0.1 s of the event
             await asyncio.wait([future])
             if not future.cancelled():
                 future.exception()  # retrieved (TransferCancelled): the cancel is the answer

@@ -39,20 +39,22 @@ async def stream_listing(
     set; errors are :mod:`megafast.errors` classes (ValidationError for malformed text)."""
     parser = ListingParser(keyring)
     loop = asyncio.get_running_loop()
-    parsing: asyncio.Future[None] | None = None
+    parsing: asyncio.Future[Any] | None = None
 
     async def sink(chunk: bytes) -> None:
         nonlocal parsing
-        if parsing is not None:
-            await parsing  # one chunk at a time: the parser is not thread-safe
+        if parsing is not None:  # one chunk at a time: the parser is not thread-safe
+            await asyncio.shield(parsing)  # a cancel leaves the chunk in hand to finish
         parsing = loop.run_in_executor(executor, parser.feed, chunk)
 
     try:
         command = LIST_FOLDER if folder is not None else LIST_ALL
         await api.stream(dict(command), sink, folder=folder)
         if parsing is not None:
-            await parsing
-        store = await loop.run_in_executor(executor, parser.close)
+            await asyncio.shield(parsing)
+        closing = loop.run_in_executor(executor, parser.close)
+        parsing = closing
+        store = await asyncio.shield(closing)
     except BaseException:
         if parsing is not None and not parsing.done():
             await asyncio.wait([parsing])  # let the chunk in hand finish: no thread left

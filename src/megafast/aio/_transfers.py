@@ -358,6 +358,8 @@ async def download_to(
             fileobj,
             config=m.config,
             progress=reporter,
+            shared_session=True,
+            cancel=cancel,
         ),
     )
     reporter.flush()
@@ -445,8 +447,7 @@ class AsyncReader:
 
     async def read(self, size: int = -1) -> bytes:
         """Up to ``size`` bytes from the position (all the rest for -1); b"" at the end."""
-        loop = asyncio.get_running_loop()
-        data = await loop.run_in_executor(self._m.executor, self._reader.read, size)
+        data = await run_in_thread(self._m.executor, lambda cancel: self._reader.read(size))
         return bytes(data or b"")
 
     async def close(self) -> None:
