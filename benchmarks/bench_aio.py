@@ -294,8 +294,8 @@ def main(argv: list[str] | None = None) -> None:
             )
             rows.append((f"{gib} download cancelled after {after:.1f} s: stops in (s)",
                          stopped, "<= 1"))  # fmt: skip
-            rows.append(("  the same call again: part file held / took",
-                         f"{cancel['part_bytes'] / MiB:.0f} MiB / {cancel['resume_s']:.1f} s "
+            rows.append(("  the same call again: part file kept / took",
+                         f"{'yes' if cancel['part_bytes'] else 'NO'} / {cancel['resume_s']:.1f} s "
                          f"(full: {res['down']:.1f} s); no target while cancelled: "
                          f"{'yes' if not cancel['target_before_resume'] else 'NO'}", "resumes"))  # fmt: skip
             shutil.rmtree(work / "cancel-out")
