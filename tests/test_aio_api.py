@@ -210,7 +210,7 @@ async def test_cancelled_hashcash_leaves_no_thread(scripted: ScriptedAPI) -> Non
     before = {t.ident for t in threading.enumerate()}
     try:
         started = time.monotonic()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(client.request({"a": "uq"}), 0.5)
         assert time.monotonic() - started < 3
     finally:
@@ -232,7 +232,7 @@ async def test_timeouts_follow_asyncio(scripted: ScriptedAPI) -> None:
     client = api(scripted.url)
     started = time.monotonic()
     try:
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(client.request({"a": "uq"}), 0.3)
     finally:
         await client.close()

@@ -129,7 +129,7 @@ async def test_timeout_cancels_a_download(
     async with AsyncMega(emulator.api_url, config=SLOW) as m:
         await m.login(EMAIL, PASSWORD)
         started = time.monotonic()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(m.download_bytes(handle), 0.5)
         assert time.monotonic() - started < 1.5
     assert not (tmp_path / "big.bin").exists()
