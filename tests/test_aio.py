@@ -223,6 +223,17 @@ async def test_trees(m: AsyncMega, tmp_path: Path) -> None:
     written = await m.download_tree(folder, dest)
     assert (written / "2026" / "june" / "a.jpg").read_bytes() == b"a" * 5000
     assert (written / "cover.png").read_bytes() == b"c" * 70
+    again = tmp_path / "again"
+    again.mkdir()
+    assert await m.download(folder, again) == again / "album"  # a folder: the whole tree
+    assert (again / "album" / "cover.png").read_bytes() == b"c" * 70
+
+
+async def test_bad_arguments_are_validation_errors(emulator: MegaEmulator) -> None:
+    with pytest.raises(ValidationError, match="unknown options"):
+        AsyncMega(emulator.api_url, options={"retry": 1})
+    with pytest.raises(ValidationError):
+        AsyncMega(emulator.api_url, workers=0)
 
 
 async def test_open_reads_like_a_file(m: AsyncMega) -> None:

@@ -36,7 +36,17 @@ from ._watch import AsyncScChannel, AsyncWatcher
 
 __all__ = ["AsyncMega"]
 
-_YIELD_EVERY = 2048  # nodes handed out between two yields to the loop
+_YIELD_EVERY = 2048
+_API_OPTIONS = frozenset(
+    {
+        "retry_time",
+        "connections",
+        "hashcash_threads",
+        "min_hashcash_easiness",
+        "max_answer_bytes",
+        "max_listing_bytes",
+    }
+)  # nodes handed out between two yields to the loop
 
 
 class AsyncMega:
@@ -69,6 +79,9 @@ class AsyncMega:
         self.config = config or TransferConfig()
         self.executor = ThreadPoolExecutor(workers, thread_name_prefix="megafast-aio")
         opts = dict(options or {})
+        unknown = set(opts) - _API_OPTIONS
+        if unknown:
+            raise ValidationError(f"unknown options: {', '.join(sorted(unknown))}")
         self.api = AsyncApiClient(url, timeout=timeout, retry=retry, executor=self.executor, **opts)
         self.batcher = AsyncBatcher(self.api)
         self.http = new_http_session(max(workers, self.config.connections * 4))

@@ -306,8 +306,14 @@ async def download(
     public folder) into the folder ``dest`` (default: the current one) as ``name``
     (default: its own, made safe); the path written. The target appears only after the
     data's MAC verified; a cancelled or failed download keeps its ``.megafast-part`` state
-    and the same call resumes it."""
+    and the same call resumes it. A folder of the account goes to :meth:`download_tree`."""
     directory = dest_dir(dest)
+    if not isinstance(file, str) or not ("#" in file or "!" in file):
+        tree = await m.tree()
+        handle = handle_of(file)
+        slot = tree.store.slot_of.get(handle)
+        if slot is not None and tree.store.types[slot] == NodeType.FOLDER and name is None:
+            return await download_tree(m, handle, directory, progress=progress)
     source, known = await _source(m, file)
     data = await _fetch(m, source)
     if source.by_link or known is None:
