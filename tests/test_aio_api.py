@@ -301,3 +301,33 @@ async def test_closed_batcher_refuses(scripted: ScriptedAPI) -> None:
     await client.close()
     with pytest.raises(MegaError):
         await batcher.call({"a": "uq"})
+
+
+@pytest.mark.parametrize(
+    ("mode", "error"), [("nested", UnexpectedAnswerError), ("redirect", RequestError)]
+)
+async def test_hostile_bodies(hostile: HostileServer, mode: str, error: type[Exception]) -> None:
+    hostile.body_mode = mode
+    client = api(hostile.url)
+    try:
+        with pytest.raises(error):
+            await client.request({"a": "uq"})
+    finally:
+        await client.close()
+
+
+async def test_hostile_download_redirect_loop(tmp_path: object) -> None:
+    from megafast.aio import AsyncMega
+
+    server = HostileServer(account=True)
+    try:
+        server.file("LoopFil1", "ROOTnode", "loop.bin", b"data" * 100)
+        server.download_mode = "redirect"
+        async with AsyncMega(server.url, retry=RetryPolicy.fast()) as m:
+            await m.resume_session(server.credentials())
+            node = await m.find("loop.bin")
+            assert node is not None
+            with pytest.raises(MegaError):
+                await m.download_bytes(node)
+    finally:
+        server.close()
