@@ -11,7 +11,7 @@ from ._batch import AsyncBatcher
 from ._client import AsyncMega
 from ._listing import stream_listing
 from ._nodes import Node
-from ._transfers import AsyncReader
+from ._reader import AsyncReader
 from ._watch import AsyncScChannel, AsyncWatcher
 
 __all__ = [

@@ -26,7 +26,7 @@ from .._retry import RetryPolicy
 from .._session import Credentials, MfaSource, login_ephemeral, login_user
 from ..errors import MegaError, NodeNotFoundError, ValidationError
 from ..transfer import TransferConfig
-from . import _ops, _transfers
+from . import _ops, _reader, _transfers, _trees
 from ._api import AsyncApiClient
 from ._batch import AsyncBatcher
 from ._bridge import call_from_thread, run_in_thread
@@ -295,12 +295,12 @@ class AsyncMega:
     upload = _transfers.upload
     upload_bytes = _transfers.upload_bytes
     upload_stream = _transfers.upload_stream
-    upload_tree = _transfers.upload_tree
+    upload_tree = _trees.upload_tree
     download = _transfers.download
     download_to = _transfers.download_to
     download_bytes = _transfers.download_bytes
-    download_tree = _transfers.download_tree
-    open = _transfers.open
+    download_tree = _trees.download_tree
+    open = _reader.open
 
 
 class _ThreadApi:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .._codec import FileKey
 from .._links import parse_link
-from .._localnames import safe_local_name, unique_names
+from .._localnames import safe_local_name
 from .._nodeops import encrypt_attrs
 from .._nodes import NodeType
 from .._sources import (
@@ -35,8 +35,8 @@ from .._sources import (
     node_source,
 )
 from .._transfers import dest_dir
-from ..errors import DestinationError, SourceNotFoundError, ValidationError, WrongKeyError
-from ..transfer import download_file, download_to_fileobj, open_reader, upload_file
+from ..errors import SourceNotFoundError, ValidationError, WrongKeyError
+from ..transfer import download_file, download_to_fileobj, upload_file
 from ._bridge import LoopProgress, Progress, call_from_thread, run_in_thread
 from ._nodes import Node, NodeRef, handle_of
 
@@ -199,54 +199,6 @@ def _thread_iter(loop: asyncio.AbstractEventLoop, stream: AsyncIterable[bytes]) 
         yield chunk
 
 
-async def upload_tree(
-    m: AsyncMega,
-    directory: PathArg,
-    dest: NodeRef | None = None,
-    *,
-    progress: Progress | None = None,
-) -> Node:
-    """Upload a local folder (its regular files; symlinks are not followed) into ``dest``
-    as a folder of the same name; files go ``workers`` at a time. The new folder's Node;
-    a file that fails raises its error after the others finished."""
-    from .._transfers import local_tree
-    from ._ops import create_folder
-
-    top = Path(directory)
-    if not top.is_dir():
-        raise SourceNotFoundError(f"no such folder to upload: {top}")
-    tree = await asyncio.get_running_loop().run_in_executor(m.executor, local_tree, top)
-    root = await create_folder(m, top.resolve().name, dest)
-    folders = {".": root}
-    for rel in tree.folders:  # parents first
-        if rel != ".":
-            parent = folders[str(Path(rel).parent) if "/" in rel else "."]
-            folders[rel] = await create_folder(m, Path(rel).name, parent)
-    total = sum(p.stat().st_size for p, _ in tree.files)
-    done: dict[str, int] = {}
-
-    def file_progress(rel: str) -> Progress | None:
-        if progress is None:
-            return None
-
-        def report(n: int, _: int) -> Any:
-            done[rel] = n
-            return progress(sum(done.values()), total)
-
-        return report
-
-    limit = asyncio.Semaphore(m.workers)
-
-    async def one(path: Path, rel: str) -> Node:
-        async with limit:
-            parent = folders[str(Path(rel).parent) if "/" in rel else "."]
-            return await upload(m, path, parent, progress=file_progress(rel))
-
-    results = await asyncio.gather(*(one(p, r) for p, r in tree.files), return_exceptions=True)
-    _raise_first(results)
-    return root
-
-
 # -- downloads -----------------------------------------------------------------------------------
 async def _source(m: AsyncMega, file: NodeRef | str) -> tuple[FileSource, str | None]:
     """The source of a node, a public file link or a link to a file in a public folder,
@@ -313,6 +265,8 @@ async def download(
         handle = handle_of(file)
         slot = tree.store.slot_of.get(handle)
         if slot is not None and tree.store.types[slot] == NodeType.FOLDER and name is None:
+            from ._trees import download_tree
+
             return await download_tree(m, handle, directory, progress=progress)
     source, known = await _source(m, file)
     data = await _fetch(m, source)
@@ -379,104 +333,6 @@ async def download_bytes(
     buffer = io.BytesIO()
     await download_to(m, file, buffer, progress=progress)
     return buffer.getvalue()
-
-
-async def download_tree(
-    m: AsyncMega,
-    folder: NodeRef,
-    dest: PathArg | None = None,
-    *,
-    progress: Progress | None = None,
-) -> Path:
-    """Download a folder of the account into ``dest`` (a folder of its name is made
-    there); files go ``workers`` at a time, each named safely and distinctly. The folder
-    written; a file that fails raises its error after the others finished."""
-    directory = dest_dir(dest)
-    tree = await m.tree()
-    top = handle_of(folder)
-    if top not in tree.store or tree.store.types[tree.store.slot_of[top]] == NodeType.FILE:
-        raise ValidationError("download_tree() takes a folder")
-    jobs: list[tuple[str, Path, int]] = []
-    base = directory / safe_local_name(tree.store.name_of(top) or top)
-    todo = [(top, base)]
-    while todo:
-        handle, local = todo.pop()
-        if local.is_symlink():
-            raise DestinationError(f"a symlink is in the way: {local}")
-        local.mkdir(exist_ok=True)
-        kids = [h for h in tree.store.child_handles(handle) if tree.store.key_of(h)]
-        names = unique_names([safe_local_name(tree.store.name_of(h) or h) for h in kids])
-        for h, local_name in zip(kids, names, strict=True):
-            if tree.store.types[tree.store.slot_of[h]] == NodeType.FILE:
-                jobs.append((h, local, tree.store.sizes[tree.store.slot_of[h]]))
-                jobs[-1] = (h, local / local_name, jobs[-1][2])
-            else:
-                todo.append((h, local / local_name))
-    total = sum(size for _, _, size in jobs)
-    done: dict[str, int] = {}
-    limit = asyncio.Semaphore(m.workers)
-
-    async def one(handle: str, target: Path) -> Path:
-        def report(n: int, _: int) -> Any:
-            done[handle] = n
-            return progress(sum(done.values()), total) if progress is not None else None
-
-        async with limit:
-            return await download(
-                m, handle, target.parent, name=target.name, progress=report if progress else None
-            )
-
-    results = await asyncio.gather(*(one(h, t) for h, t, _ in jobs), return_exceptions=True)
-    _raise_first(results)
-    return base
-
-
-# -- open() ------------------------------------------------------------------------------------
-class AsyncReader:
-    """A remote file read like a local one, awaited: ``await r.read(n)``, ``r.seek(pos)``,
-    ``r.tell()``; ``async with``. Reads run in a worker thread (whole MAC chunks fetched,
-    decrypted and checked; see :class:`megafast.transfer.MegaReader`)."""
-
-    def __init__(self, m: AsyncMega, reader: Any) -> None:
-        self._m = m
-        self._reader = reader
-
-    @property
-    def size(self) -> int:
-        return int(self._reader.size)
-
-    def tell(self) -> int:
-        return int(self._reader.tell())
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        return int(self._reader.seek(offset, whence))
-
-    async def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes from the position (all the rest for -1); b"" at the end."""
-        data = await run_in_thread(self._m.executor, lambda cancel: self._reader.read(size))
-        return bytes(data or b"")
-
-    async def close(self) -> None:
-        self._reader.close()
-
-    async def __aenter__(self) -> AsyncReader:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-
-async def open(m: AsyncMega, file: NodeRef | str) -> AsyncReader:  # noqa: A001
-    """Open a remote file (Node, handle or public link) for reading: an :class:`AsyncReader`."""
-    source, _ = await _source(m, file)
-    data = await _fetch(m, source)
-    if source.by_link:
-        decrypt_at(data.get("at", ""), source.key)
-    loop = asyncio.get_running_loop()
-    reader = open_reader(
-        m.http, _url_getter(m, loop, source), source.size, source.key, config=m.config
-    )
-    return AsyncReader(m, reader)
 
 
 def _check_name(name: object) -> None:
