@@ -276,3 +276,13 @@ async def test_close_leaves_nothing_open(emulator: MegaEmulator, account: str) -
     assert client.api._session is None
     left = [t for t in threading.enumerate() if t.ident not in before and "megafast" in t.name]
     assert not left
+
+
+async def test_watch_catches_up_a_long_answer(m: AsyncMega, emulator: MegaEmulator) -> None:
+    watcher = await m.watch()
+    email = m.creds.email  # type: ignore[union-attr]
+    for i in range(1500):  # one /sc answer of many packets, read in many pieces
+        emulator.add_folder(email, f"folder {i:04d} " + "x" * 200)
+    events = await asyncio.wait_for(watcher.catch_up(), 60)
+    assert len([e for e in events if e.kind == "new"]) == 1500
+    assert await m.find(f"folder 1499 {'x' * 200}") is not None

@@ -102,12 +102,14 @@ class AsyncScChannel:
             ) as resp:
                 if resp.status != 200:
                     return None
-                raw = await resp.content.read(MAX_SC_ANSWER + 1)
+                raw = bytearray()
+                while piece := await resp.content.readany():
+                    raw += piece
+                    if len(raw) > MAX_SC_ANSWER:
+                        raise ValidationError(f"an sc answer is longer than {MAX_SC_ANSWER} bytes")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             log.info("sc poll failed (%s); retrying", type(exc).__name__)
             return None
-        if len(raw) > MAX_SC_ANSWER:
-            raise ValidationError(f"an sc answer is longer than {MAX_SC_ANSWER} bytes")
         if not parse:
             return True
         try:
