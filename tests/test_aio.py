@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 
 from megafast import Mega
-from megafast._nodes import NodeType
+from megafast._tree.nodes import NodeType
 from megafast.aio import AsyncMega, Node
 from megafast.errors import (
     LoginError,

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from megafast._codec import b64encode
-from megafast._retry import RetryPolicy
+from megafast._wire.codec import b64encode
+from megafast._wire.retry import RetryPolicy
 from megafast.aio import AsyncApiClient, AsyncBatcher
 from megafast.errors import (
     HashcashError,

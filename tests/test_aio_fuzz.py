@@ -18,8 +18,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from megafast._retry import RetryPolicy
-from megafast._session import Credentials
+from megafast._account.session import Credentials
+from megafast._wire.retry import RetryPolicy
 from megafast.aio import AsyncMega
 from megafast.errors import MegaError
 from support.hostile import ROOT, HostileServer

@@ -1,9 +1,9 @@
 """The asyncio transport to MEGA's API: :class:`AsyncApiClient`, over one aiohttp session.
 
-It keeps the synchronous :class:`megafast._api.ApiClient`'s contract, awaited instead of
+It keeps the synchronous :class:`megafast._wire.api.ApiClient`'s contract, awaited instead of
 blocking: a request id starts random and grows by one per new request, and a retry sends
 the same id and the same body; ``-3``, HTTP 408/429/5xx, dropped connections and timeouts
-are retried with the back-off of the one :class:`~megafast._retry.RetryPolicy` until its
+are retried with the back-off of the one :class:`~megafast._wire.retry.RetryPolicy` until its
 ``time_budget`` is spent (:class:`~megafast.errors.RetryExhaustedError`); a server that
 refuses connections gets ``connect_budget`` seconds
 (:class:`~megafast.errors.ServerUnreachableError`). HTTP 402 with ``X-Hashcash`` is solved
@@ -30,7 +30,7 @@ from typing import Any
 
 import aiohttp
 
-from .._api import (
+from .._wire.api import (
     _MAX_HASHCASH_ROUNDS,
     _OBJECT_START,
     DEFAULT_API_URL,
@@ -44,7 +44,7 @@ from .._api import (
     _parse,
     _tries,
 )
-from .._retry import DEFAULT_RETRY, RetryPolicy
+from .._wire.retry import DEFAULT_RETRY, RetryPolicy
 from ..errors import (
     HashcashError,
     MegaError,
@@ -75,10 +75,10 @@ class _Retry(Exception):
 
 class AsyncApiClient:
     """Sends command batches to ``{api_url}/cs`` with aiohttp; the async twin of
-    :class:`megafast._api.ApiClient` (same options, same errors; times in seconds).
+    :class:`megafast._wire.api.ApiClient` (same options, same errors; times in seconds).
 
     ``timeout``: seconds for connecting and for each read; ``retry``: the
-    :class:`~megafast._retry.RetryPolicy` (default: the API client's, its ``time_budget`` set
+    :class:`~megafast._wire.retry.RetryPolicy` (default: the API client's, its ``time_budget`` set
     by ``retry_time`` when given); ``connections``: the pool's size (one pool for every
     command of this client); ``executor``: where hashcash is solved (default: a thread of
     the loop's default executor); ``session``: an aiohttp session to use (left open).

@@ -2,7 +2,7 @@
 
 One client holds one aiohttp pool (:class:`AsyncApiClient`), one command batcher
 (:class:`AsyncBatcher`: concurrent commands of all tasks share ``/cs`` requests), the
-session's keys and the account's tree (a :class:`~megafast._nodestore.NodeStore`, listed
+session's keys and the account's tree (a :class:`~megafast._tree.nodestore.NodeStore`, listed
 by the streamed ``f``). Transfers run on the threaded engine through :mod:`._bridge`; tree
 changes and links are in :mod:`._ops`, uploads and downloads in :mod:`._transfers`. Use it
 as ``async with AsyncMega() as m:``; leaving the block closes the pool, the batcher and the
@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .._api import DEFAULT_API_URL, new_http_session
-from .._nodes import Keyring, NodeTree, NodeType
-from .._nodestore import NodeStore
-from .._retry import RetryPolicy
-from .._session import Credentials, MfaSource, login_ephemeral, login_user
+from .._account.session import Credentials, MfaSource, login_ephemeral, login_user
+from .._tree.nodes import Keyring, NodeTree, NodeType
+from .._tree.nodestore import NodeStore
+from .._wire.api import DEFAULT_API_URL, new_http_session
+from .._wire.retry import RetryPolicy
 from ..errors import MegaError, NodeNotFoundError, ValidationError
 from ..transfer import TransferConfig
 from . import _ops, _reader, _transfers, _trees
@@ -55,7 +55,7 @@ class AsyncMega:
     ``api_url``: the API server (default MEGA's; ``$MEGAFAST_API_URL`` when set);
     ``workers``: threads for transfers (also the most transfers in flight at once);
     ``config``: the :class:`~megafast.transfer.TransferConfig` of every transfer;
-    ``retry``: the API's :class:`~megafast._retry.RetryPolicy`; ``timeout``: seconds for a
+    ``retry``: the API's :class:`~megafast._wire.retry.RetryPolicy`; ``timeout``: seconds for a
     connection or a read; ``options``: the API client's limits (``max_answer_bytes``,
     ``max_listing_bytes``, ``min_hashcash_easiness``, ``hashcash_threads``, ``retry_time``).
     """

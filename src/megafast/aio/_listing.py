@@ -1,7 +1,7 @@
 """The streamed ``f`` listing into a NodeStore, without blocking the event loop.
 
 The answer's chunks come from :meth:`AsyncApiClient.stream` as they arrive; each (about a
-MiB) is handed to the existing :class:`~megafast._listing.ListingParser` in a worker thread,
+MiB) is handed to the existing :class:`~megafast._tree.listing.ListingParser` in a worker thread,
 one at a time, while the loop reads the next one. The parser's scanner and bulk decryption
 release the GIL, so the loop keeps running; the Python part of a chunk takes a few
 milliseconds, less than the interpreter's switch interval lets one thread hold the GIL.
@@ -15,9 +15,9 @@ import asyncio
 from concurrent.futures import Executor
 from typing import Any
 
-from .._listing import ListingParser
-from .._nodes import Keyring
-from .._nodestore import NodeStore
+from .._tree.listing import ListingParser
+from .._tree.nodes import Keyring
+from .._tree.nodestore import NodeStore
 from ._api import AsyncApiClient
 
 __all__ = ["stream_listing", "exported_folders"]
@@ -69,7 +69,7 @@ async def stream_listing(
 
 def exported_folders(meta: dict[str, Any]) -> set[str]:
     """The folders an ``f`` answer's ``s`` lists as exported (``u`` = ``EXP``).
-    (The same rule as megafast._livetree.list_all, where it is inline.)"""
+    (The same rule as megafast._account.livetree.list_all, where it is inline.)"""
     shares = meta.get("s")
     return {
         item["h"]

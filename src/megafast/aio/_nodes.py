@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .._nodes import NodeType
-from .._nodestore import NodeStore
+from .._tree.nodes import NodeType
+from .._tree.nodestore import NodeStore
 from ..errors import NodeNotFoundError, ValidationError
 
 __all__ = ["Node", "NodeRef", "node_at", "handle_of"]
@@ -18,7 +18,7 @@ __all__ = ["Node", "NodeRef", "node_at", "handle_of"]
 @dataclass(frozen=True)
 class Node:
     """One node: ``handle``; ``parent`` (handle, None for a root); ``type``
-    (:class:`~megafast._nodes.NodeType`); ``name`` (None when it cannot be decrypted);
+    (:class:`~megafast._tree.nodes.NodeType`); ``name`` (None when it cannot be decrypted);
     ``size`` (bytes, files only); ``mtime`` (the server's timestamp, seconds since the
     epoch); ``key`` (the node's raw key, 16 or 32 bytes, or
     None; left out of repr)."""

@@ -12,12 +12,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any, cast
 
-from .. import _shares
-from .._codec import b64encode, words_to_bytes
-from .._links import file_link, folder_link, parse_link
-from .._nodeops import encrypt_attrs, new_handle
-from .._nodes import Keyring, NodeTree, NodeType
-from .._sources import decrypt_at, parse_file_key, public_root
+from .._account import shares as _shares
+from .._account.nodeops import encrypt_attrs, new_handle
+from .._account.sources import decrypt_at, parse_file_key, public_root
+from .._tree.nodes import Keyring, NodeTree, NodeType
+from .._wire.codec import b64encode, words_to_bytes
+from .._wire.links import file_link, folder_link, parse_link
 from ..errors import (
     LinkError,
     NodeNotFoundError,
@@ -43,7 +43,7 @@ class _View:
 
     def __init__(self, m: AsyncMega, loop: asyncio.AbstractEventLoop | None = None) -> None:
         assert m._tree is not None and m.keyring is not None and m.creds is not None
-        from .._codec import bytes_to_words
+        from .._wire.codec import bytes_to_words
 
         self._tree = m._tree
         self._keyring = m.keyring
@@ -62,7 +62,7 @@ class _View:
 
 
 def _wrap(m: AsyncMega, key: tuple[int, ...]) -> str:
-    from .._codec import bytes_to_words
+    from .._wire.codec import bytes_to_words
     from ..crypto import encrypt_key
 
     assert m.creds is not None

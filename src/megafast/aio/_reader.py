@@ -6,7 +6,7 @@ import asyncio
 import os
 from typing import TYPE_CHECKING, Any
 
-from .._sources import decrypt_at
+from .._account.sources import decrypt_at
 from ..transfer import open_reader
 from ._bridge import run_in_thread
 from ._nodes import NodeRef

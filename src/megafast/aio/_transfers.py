@@ -21,12 +21,8 @@ from collections.abc import AsyncIterable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .._codec import FileKey
-from .._links import parse_link
-from .._localnames import safe_local_name
-from .._nodeops import encrypt_attrs
-from .._nodes import NodeType
-from .._sources import (
+from .._account.nodeops import encrypt_attrs
+from .._account.sources import (
     FileSource,
     checked_g_answer,
     checked_u_answer,
@@ -34,9 +30,13 @@ from .._sources import (
     link_source,
     node_source,
 )
-from .._transfers import dest_dir
+from .._account.transfers import dest_dir
+from .._tree.nodes import NodeType
+from .._wire.codec import FileKey
+from .._wire.links import parse_link
 from ..errors import SourceNotFoundError, ValidationError, WrongKeyError
 from ..transfer import download_file, download_to_fileobj, upload_file
+from ..transfer._localnames import safe_local_name
 from ._bridge import LoopProgress, Progress, call_from_thread, run_in_thread
 from ._nodes import Node, NodeRef, handle_of
 
@@ -115,7 +115,7 @@ async def upload(
     (default: its own name). ``progress(done, total)`` (bytes) is called on the loop (a
     coroutine function's result is run as a task). An interrupted upload of the same
     unchanged file to the same place resumes."""
-    from .._transfers import _file_identity
+    from .._account.transfers import _file_identity
     from ..crypto import fingerprint
     from ._ops import _folder
 
@@ -207,7 +207,7 @@ async def _source(m: AsyncMega, file: NodeRef | str) -> tuple[FileSource, str | 
         link = parse_link(file)
         if link.kind == "file":
             return link_source(link), None
-        from .._sources import public_root
+        from .._account.sources import public_root
         from ._ops import _folder_tree
 
         tree = await _folder_tree(m, link.handle, link.key)

@@ -11,10 +11,10 @@ import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._localnames import safe_local_name, unique_names
-from .._nodes import NodeType
-from .._transfers import dest_dir
+from .._account.transfers import dest_dir
+from .._tree.nodes import NodeType
 from ..errors import DestinationError, SourceNotFoundError, ValidationError
+from ..transfer._localnames import safe_local_name, unique_names
 from ._bridge import Progress
 from ._nodes import Node, NodeRef, handle_of
 from ._transfers import PathArg, _raise_first, download, upload
@@ -33,7 +33,7 @@ async def upload_tree(
     """Upload a local folder (its regular files; symlinks are not followed) into ``dest``
     as a folder of the same name; files go ``workers`` at a time. The new folder's Node;
     a file that fails raises its error after the others finished."""
-    from .._transfers import local_tree
+    from .._account.transfers import local_tree
     from ._ops import create_folder
 
     top = Path(directory)

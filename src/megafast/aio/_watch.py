@@ -1,11 +1,11 @@
 """Live updates for asyncio: ``/sc`` polled through aiohttp, packets applied to the store.
 
-:class:`AsyncScChannel` is the async twin of :class:`megafast._watch.ScChannel`: ``POST
+:class:`AsyncScChannel` is the async twin of :class:`megafast._tree.watch.ScChannel`: ``POST
 <api>/sc?sn=&sid=`` gives packets (``ir:1``: more follow) or a wait URL, long-polled until
-something changes; ``-6`` raises :class:`~megafast._watch.SnTooOld`, ``-15``
+something changes; ``-6`` raises :class:`~megafast._tree.watch.SnTooOld`, ``-15``
 :class:`~megafast.errors.SessionError`. :class:`AsyncWatcher` applies each packet to the
-store with the one :func:`~megafast._watch.apply_packet` and is an async iterator of
-:class:`~megafast._watch.ChangeEvent`s; on ``-6`` or a packet the store cannot apply it
+store with the one :func:`~megafast._tree.watch.apply_packet` and is an async iterator of
+:class:`~megafast._tree.watch.ChangeEvent`s; on ``-6`` or a packet the store cannot apply it
 reloads the whole tree through the ``reload`` coroutine it was given and yields a
 ``reload`` event. Packets are applied on the loop's thread, so code on the loop never sees
 a half-applied change.
@@ -21,9 +21,9 @@ from typing import Any
 
 import aiohttp
 
-from .._nodes import Keyring
-from .._nodestore import NodeStore, StoreError
-from .._watch import POLL_TIMEOUT, ChangeEvent, SnTooOld, apply_packet
+from .._tree.nodes import Keyring
+from .._tree.nodestore import NodeStore, StoreError
+from .._tree.watch import POLL_TIMEOUT, ChangeEvent, SnTooOld, apply_packet
 from ..errors import MegaError, SessionError, ValidationError, error_for_code
 from ._api import AsyncApiClient
 
@@ -93,7 +93,7 @@ class AsyncScChannel:
 
     async def _post(self, url: str, params: dict[str, str] | None, parse: bool = True) -> Any:
         """The JSON answer of one POST, or None when it failed (logged; the caller waits)."""
-        from .._api import _parse
+        from .._wire.api import _parse
 
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         try:
