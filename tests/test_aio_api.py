@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -331,3 +332,19 @@ async def test_hostile_download_redirect_loop(tmp_path: object) -> None:
                 await m.download_bytes(node)
     finally:
         server.close()
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="asyncio.timeout is Python 3.11+")
+async def test_asyncio_timeout_block(scripted: ScriptedAPI) -> None:
+    scripted.default = 5.0  # the server stalls 5 s
+    client = api(scripted.url)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):
+                await client.request({"a": "uq"})
+        scripted.default = (200, {}, "[3]")
+        assert await client.request({"a": "uq"}) == 3  # the client still works
+    finally:
+        await client.close()
+    assert time.monotonic() - started < 5
