@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -30,6 +29,7 @@ from . import _ops, _reader, _transfers, _trees
 from ._api import AsyncApiClient
 from ._batch import AsyncBatcher
 from ._bridge import call_from_thread, run_in_thread
+from ._core import LoopCore
 from ._listing import stream_listing
 from ._nodes import Node, NodeRef, handle_of, node_at
 from ._watch import AsyncScChannel, AsyncWatcher
@@ -85,10 +85,7 @@ class AsyncMega:
         self.api = AsyncApiClient(url, timeout=timeout, retry=retry, executor=self.executor, **opts)
         self.batcher = AsyncBatcher(self.api)
         self.http = new_http_session(max(workers, self.config.connections * 4))
-        self.request_id = secrets.token_urlsafe(8)[:10]
-        self.creds: Credentials | None = None
-        self.keyring: Keyring | None = None
-        self._tree: NodeTree | None = None
+        self.core = LoopCore({"api_url": url}, self.api, self.http)
         self._tree_lock = asyncio.Lock()
         self._closed = False
 
@@ -116,6 +113,21 @@ class AsyncMega:
     @property
     def api_url(self) -> str:
         return self.api.api_url
+
+    @property
+    def creds(self) -> Credentials | None:
+        """The session's credentials (None before a login)."""
+        return self.core.credentials
+
+    @property
+    def keyring(self) -> Keyring | None:
+        """The keyring of the loaded tree (None before it is listed)."""
+        return self.core.keyring
+
+    @property
+    def request_id(self) -> str:
+        """The ``i`` of this client's changing commands (its own /sc packets carry it)."""
+        return self.core.request_id
 
     # -- logins and sessions -----------------------------------------------------------------
     async def login(self, email: str, password: str, mfa: MfaSource = None) -> AsyncMega:
@@ -145,8 +157,8 @@ class AsyncMega:
         """End the session on the server and forget the keys and the tree."""
         if self.creds is not None and not self.creds.ephemeral:
             await self.api.request({"a": "sml"})
-        self.creds = self.keyring = self._tree = None
-        self.api.sid = None
+        self.core.credentials = self.core.live = None
+        self.api.sid = self.core.api_client.sid = None
 
     async def get_user(self) -> dict[str, Any]:
         """The account's user record (``u`` handle, ``email``...)."""
@@ -159,52 +171,57 @@ class AsyncMega:
         return answer
 
     def _start(self, creds: Credentials) -> None:
-        self.creds = creds
-        self.api.sid = creds.sid
-        self.keyring = Keyring(
-            master_key=creds.master_key,
-            user_handle=creds.user_handle,
-            rsa_decrypt=creds.rsa_decrypt if creds.privk else None,
-        )
-        self._tree = None
+        self.core.credentials = creds
+        self.api.sid = self.core.api_client.sid = creds.sid
+        self.core.live = None
 
     def _require_login(self) -> Credentials:
         if self.creds is None:
             raise ValidationError("not logged in: await login() first")
         return self.creds
 
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """The running loop, which the core's worker-thread calls are sent through."""
+        loop = asyncio.get_running_loop()
+        self.core.loop = loop
+        return loop
+
     async def _in_thread(self, job: Any) -> Any:
         """``job(api)`` in a worker thread, ``api`` a blocking view of this client's API
         (each call runs on the loop through aiohttp); used for logins, whose key
         derivation is CPU work, so the synchronous routines serve both clients."""
-        loop = asyncio.get_running_loop()
+        loop = self._bind()
         return await run_in_thread(
             self.executor, lambda cancel: job(_ThreadApi(self, loop, cancel))
         )
 
     # -- the tree ----------------------------------------------------------------------------
     async def refresh(self) -> None:
-        """List the whole account again (the streamed ``f``)."""
+        """List the whole account again (the streamed ``f``) into the core's live tree."""
         self._require_login()
-        assert self.keyring is not None
-        store = await self._list_all()
-        self._tree = NodeTree(store, self.keyring)
+        self._bind()
+        keyring = self.core.make_keyring()
+        store, _ = await stream_listing(self.api, keyring, self.executor)
+        self.core.live = None
+        self.core.use_store(store, keyring)
 
     async def _list_all(self) -> NodeStore:
-        assert self.keyring is not None
-        store, _ = await stream_listing(self.api, self.keyring, self.executor)
-        if self._tree is not None:
-            self._tree.store = store
+        """A new listing into the live tree, with its keyring (a watcher's reload)."""
+        keyring = self.core.keyring or self.core.make_keyring()
+        store, _ = await stream_listing(self.api, keyring, self.executor)
+        self.core.use_store(store, keyring)
         return store
 
     async def tree(self) -> NodeTree:
         """The account's tree, listed on first use (one listing however many ask at once)."""
-        if self._tree is None:
+        self._bind()
+        if self.core.loaded_tree is None:
             async with self._tree_lock:
-                if self._tree is None:
+                if self.core.loaded_tree is None:
                     await self.refresh()
-        assert self._tree is not None
-        return self._tree
+        tree = self.core.loaded_tree
+        assert tree is not None
+        return tree
 
     async def node(self, ref: NodeRef) -> Node:
         """The current :class:`Node` of a node or handle (NodeNotFoundError when gone)."""
@@ -277,8 +294,9 @@ class AsyncMega:
         )
 
     def _use_store(self, store: NodeStore) -> None:
-        if self._tree is not None:
-            self._tree.store = store
+        tree = self.core.loaded_tree
+        if tree is not None:
+            tree.store = store
 
     # -- the rest of the interface: tree changes and links (_ops), transfers (_transfers) --
     create_folder = _ops.create_folder

@@ -1,74 +1,38 @@
-"""Typed nodes for the asyncio API: :class:`Node`, a small immutable view of one NodeStore slot.
+"""The nodes AsyncMega hands out: the core's typed nodes (:class:`~megafast._tree.typed.TreeNode`).
 
-AsyncMega hands these out instead of mega.py's dicts (those stay at the ``Mega`` facade).
-A node is a snapshot: after a change, ask the client again (``await m.find(...)``).
+``megafast.aio.Node`` is that class: a small frozen view of one node of the store (handle,
+parent, type, name, size, mtime, fingerprint, key), made on demand; mega.py's dicts stay at
+the ``Mega`` facade. A node is a snapshot: after a change, ask the client again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from .._tree.nodes import NodeType
+from .._tree import typed
 from .._tree.nodestore import NodeStore
+from .._tree.typed import TreeNode
 from ..errors import NodeNotFoundError, ValidationError
 
 __all__ = ["Node", "NodeRef", "node_at", "handle_of"]
 
-
-@dataclass(frozen=True)
-class Node:
-    """One node: ``handle``; ``parent`` (handle, None for a root); ``type``
-    (:class:`~megafast._tree.nodes.NodeType`); ``name`` (None when it cannot be decrypted);
-    ``size`` (bytes, files only); ``mtime`` (the server's timestamp, seconds since the
-    epoch); ``key`` (the node's raw key, 16 or 32 bytes, or
-    None; left out of repr)."""
-
-    handle: str
-    parent: str | None
-    type: NodeType
-    name: str | None
-    size: int
-    mtime: int
-    key: bytes | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def is_file(self) -> bool:
-        return self.type == NodeType.FILE
-
-    @property
-    def is_folder(self) -> bool:
-        """A folder or one of the roots (Cloud Drive, Inbox, Rubbish Bin)."""
-        return self.type != NodeType.FILE
-
-
+Node = TreeNode
 #: what the client's methods take as a node: a Node or a handle
-NodeRef = Node | str
+NodeRef = TreeNode | str
 
 
-def node_at(store: NodeStore, handle: str) -> Node:
-    """The :class:`Node` of ``handle`` in ``store`` (NodeNotFoundError when absent)."""
-    slot = store.slot_of.get(handle)
-    if slot is None:
-        raise NodeNotFoundError(f"no node with handle {handle!r}")
-    t = store.types[slot]
+def node_at(store: NodeStore, handle: str) -> TreeNode:
+    """The node of ``handle`` in ``store`` (NodeNotFoundError when absent or unusable)."""
     try:
-        kind = NodeType(t)
-    except ValueError:
-        raise NodeNotFoundError(f"node {handle!r} has an unknown type {t}") from None
-    return Node(
-        handle=handle,
-        parent=store.parent_of_slot(slot) or None,
-        type=kind,
-        name=store.name_at(slot),
-        size=store.sizes[slot] if t == 0 else 0,
-        mtime=store.times[slot],
-        key=store.key_of(handle),
-    )
+        found = typed.node(store, handle)
+    except ValueError:  # a type the store keeps but NodeType does not know
+        found = None
+    if found is None:
+        raise NodeNotFoundError(f"no node with handle {handle!r}")
+    return found
 
 
 def handle_of(ref: object) -> str:
     """The handle a :data:`NodeRef` names."""
-    if isinstance(ref, Node):
+    if isinstance(ref, TreeNode):
         return ref.handle
     if isinstance(ref, str) and ref:
         return ref

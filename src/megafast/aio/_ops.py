@@ -3,20 +3,21 @@
 Each command goes through the client's batcher, so concurrent calls share requests; the
 tree is changed after the server accepted the change. Commands are built with the same
 pure helpers as the synchronous client (attribute encryption, key wrapping, ``cr`` keys for
-shares, link formats); a folder export (``s2``) runs the synchronous routine in a worker
-thread over the async API (rare, and its key work is CPU).
+shares, link formats), with the client's core (:class:`._core.LoopCore`) as their state; a
+folder export (``s2``) runs the core's routine in a worker thread, its request sent by the
+loop (rare, and its key work is CPU).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from .._account import shares as _shares
-from .._account.nodeops import encrypt_attrs, new_handle
+from .._account.nodeops import encrypt_attrs, new_handle, wrap_key
 from .._account.sources import decrypt_at, parse_file_key, public_root
 from .._tree.nodes import Keyring, NodeTree, NodeType
-from .._wire.codec import b64encode, words_to_bytes
+from .._wire.codec import words_to_bytes
 from .._wire.links import file_link, folder_link, parse_link
 from ..errors import (
     LinkError,
@@ -26,7 +27,7 @@ from ..errors import (
     ValidationError,
     WrongKeyError,
 )
-from ._bridge import call_from_thread, run_in_thread
+from ._bridge import run_in_thread
 from ._listing import stream_listing
 from ._nodes import Node, NodeRef, handle_of, node_at
 
@@ -36,49 +37,16 @@ if TYPE_CHECKING:
 LINK_BASE = "https://mega.nz"
 
 
-class _View:
-    """The attributes the synchronous share helpers read of a client (``_tree``,
-    ``_keyring``, ``master_key``, ``request_id``, ``_exported``, ``_load_tree``,
-    ``_request``); ``_request`` runs on the loop while a worker thread waits."""
-
-    def __init__(self, m: AsyncMega, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        assert m._tree is not None and m.keyring is not None and m.creds is not None
-        from .._wire.codec import bytes_to_words
-
-        self._tree = m._tree
-        self._keyring = m.keyring
-        self.master_key = bytes_to_words(m.creds.master_key)
-        self.request_id = m.request_id
-        self._exported = m._tree.store.exported
-        self._m = m
-        self._loop = loop
-
-    def _load_tree(self) -> NodeTree:
-        return self._tree
-
-    def _request(self, command: dict[str, Any], folder: str | None = None) -> Any:
-        assert self._loop is not None
-        return call_from_thread(self._loop, self._m.batcher.call(command))
-
-
-def _wrap(m: AsyncMega, key: tuple[int, ...]) -> str:
-    from .._wire.codec import bytes_to_words
-    from ..crypto import encrypt_key
-
-    assert m.creds is not None
-    return b64encode(words_to_bytes(encrypt_key(key, bytes_to_words(m.creds.master_key))))
-
-
 async def put_node(m: AsyncMega, parent: str, item: dict[str, Any], key: tuple[int, ...]) -> Node:
     """Create one node (``p``) under ``parent`` (with ``cr`` keys for shares above it)."""
     tree = await m.tree()
     command: dict[str, Any] = {
         "a": "p",
         "t": parent,
-        "n": [{**item, "k": _wrap(m, key)}],
+        "n": [{**item, "k": wrap_key(m.core, key)}],
         "i": m.request_id,
     }
-    cr = _shares.keys_for_new_node(cast(Any, _View(m)), parent, key, item.get("h") or "")
+    cr = _shares.keys_for_new_node(m.core, parent, key, item.get("h") or "")
     if cr is not None:
         command["cr"] = cr
     answer = await m.batcher.call(command)
@@ -137,7 +105,7 @@ async def rename(m: AsyncMega, ref: NodeRef, name: str) -> Node:
     command = {
         "a": "a",
         "attr": encrypt_attrs(attrs, node["k"]),
-        "key": _wrap(m, node["key"]),
+        "key": wrap_key(m.core, node["key"]),
         "n": node["h"],
         "i": m.request_id,
     }
@@ -157,7 +125,7 @@ async def move(m: AsyncMega, ref: NodeRef, folder: NodeRef | NodeType) -> Node:
         (await m.root(folder)).handle if isinstance(folder, NodeType) else await _folder(m, folder)
     )
     command: dict[str, Any] = {"a": "m", "n": handle, "t": target, "i": m.request_id}
-    cr = _shares.keys_for_moved_subtree(cast(Any, _View(m)), node, target)
+    cr = _shares.keys_for_moved_subtree(m.core, node, target)
     if cr is not None:
         command["cr"] = cr
     await m.batcher.call(command)
@@ -225,11 +193,10 @@ async def _public_handle(m: AsyncMega, handle: str) -> str:
 
 
 async def _share_folder(m: AsyncMega, handle: str) -> None:
+    """``s2`` by the core's routine, in a worker thread (its request goes via the loop)."""
     tree = await m.tree()
-    loop = asyncio.get_running_loop()
-    view = _View(m, loop)
     node = tree.nodes[handle]
-    await run_in_thread(m.executor, lambda cancel: _shares.share_folder(cast(Any, view), node))
+    await run_in_thread(m.executor, lambda cancel: _shares.share_folder(m.core, node))
 
 
 # -- public files and folders ------------------------------------------------------------------
