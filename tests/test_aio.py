@@ -286,3 +286,17 @@ async def test_watch_catches_up_a_long_answer(m: AsyncMega, emulator: MegaEmulat
     events = await asyncio.wait_for(watcher.catch_up(), 60)
     assert len([e for e in events if e.kind == "new"]) == 1500
     assert await m.find(f"folder 1499 {'x' * 200}") is not None
+
+
+async def test_it_stands_on_the_core(m: AsyncMega) -> None:
+    from megafast._account.core import Core
+    from megafast.errors import MegaError
+
+    assert isinstance(m.core, Core)
+    found = await m.find("docs/a.txt")
+    assert found is not None and m.core.get(found.handle) == found  # the core's typed node
+    assert m.core.credentials is m.creds and m.core.loaded_tree is await m.tree()
+    with pytest.raises(MegaError, match="event loop"):
+        m.core.request({"a": "uq"})  # a blocking call on the loop's thread refuses
+    # from a worker thread the core's request goes through the async client
+    assert "mstrg" in await asyncio.to_thread(m.core.request, {"a": "uq"})
