@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ._api import MAX_BODY, Service, Upload
 from ._crypto import b64encode
+from ._uploadcheck import PieceChecksum, expected_checksum, piece_ack, uncovered
 
 log = logging.getLogger("megafast.testing")
 
@@ -268,6 +269,9 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         elif path.startswith("/ul/"):
             self._transfer("upload", self._upload, path[4:])
+        elif path.startswith("/dl/"):  # MEGA's SDK POSTs (an empty body) to download URLs
+            self._read_body(MAX_BODY)
+            self._transfer("download", self._download, path[4:])
         else:
             self.close_connection = True
             self._reply(404)
@@ -503,11 +507,13 @@ class _Handler(BaseHTTPRequestHandler):
         svc = self.service
         token, _, off = rest.partition("/")
         upload = svc.uploads.get(token)
+        params = dict(parse_qsl(urlsplit(self.path).query))
         try:
             offset = int(off) if off else 0
             if offset < 0:
                 raise ValueError
             length = self._body_length()
+            expected = expected_checksum(params)  # ?d= (or ?c=): checked as MEGA checks it
         except ValueError:
             self._refuse_upload(b"-2", length_known=False)
             return
@@ -526,9 +532,14 @@ class _Handler(BaseHTTPRequestHandler):
         if offset > upload.size or (length is not None and offset + length > upload.size):
             self._refuse_upload(b"-2")
             return
-        received = self._receive(upload, offset, self._drop_point(faulty), f.bandwidth)
+        check = PieceChecksum() if expected is not None else None
+        received = self._receive(upload, offset, self._drop_point(faulty), f.bandwidth, check)
         if received is None:
             self._reply(200, b"-2", content_type="text/plain")
+            return
+        if check is not None and check.digest() != expected:
+            svc.stats.count("upload_checksum_mismatch")
+            self._reply(200, b"-14", content_type="text/plain")  # EKEY: send the piece again
             return
         with upload.lock:
             if upload.token is None and upload.add_range(offset, offset + received):
@@ -536,7 +547,7 @@ class _Handler(BaseHTTPRequestHandler):
             svc.save_upload(upload)  # what arrived survives a restart (with --data-dir)
             token_bytes = upload.token
         if token_bytes is None:
-            self._reply(200, b"", content_type="text/plain")
+            self._reply(200, piece_ack(params), content_type="text/plain")
             return
         body = token_bytes if upload.raw_token else b64encode(token_bytes).encode()
         self._reply(200, body, content_type="text/plain")
@@ -552,9 +563,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(status, body, content_type="text/plain")
 
     def _receive(
-        self, upload: Upload, offset: int, drop_at: int | None, bandwidth: float | None
+        self,
+        upload: Upload,
+        offset: int,
+        drop_at: int | None,
+        bandwidth: float | None,
+        check: PieceChecksum | None = None,
     ) -> int | None:
-        """Write the body at ``offset``; the number of bytes, or None when it overflows."""
+        """Write the body at ``offset`` (where no earlier piece has landed); the number of
+        bytes, or None when it overflows. ``check`` sums the body as it arrives."""
+        with upload.lock:
+            done_ranges = [r[:] for r in upload.ranges]
         done = 0
         began = time.monotonic()
         fd = None
@@ -568,10 +587,14 @@ class _Handler(BaseHTTPRequestHandler):
             for piece in self._iter_body():
                 if drop_at is not None and done + len(piece) > drop_at:
                     raise _Drop("fault: connection dropped")
-                if offset + done + len(piece) > upload.size:
+                if check is not None:
+                    check.update(piece)
+                at = offset + done
+                if at + len(piece) > upload.size:
                     overflow = True
                 elif fd is not None:
-                    os.pwrite(fd, piece, offset + done)
+                    for s, e in uncovered(done_ranges, at, at + len(piece)):
+                        os.pwrite(fd, piece[s - at : e - at], s)
                 done += len(piece)
                 self._count(len(piece))
                 _pace(done, bandwidth, began)
