@@ -29,6 +29,9 @@ def packets(client: RawClient, sn: str) -> tuple[list[dict], str]:
     answer = sc(client, sn)
     assert isinstance(answer, dict) and "a" in answer, answer
     assert list(answer)[-1] == "sn"  # sn comes last, as MEGA sends it
+    for p in answer["a"]:  # every packet carries its v3 sequence tag after a (and i)
+        keys = list(p)
+        assert keys[keys.index("st") - 1] in ("a", "i") and p.pop("st").isdigit()
     return answer["a"], answer["sn"]
 
 

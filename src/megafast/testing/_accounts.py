@@ -131,6 +131,7 @@ class AccountCommands(ServiceBase):
             out["privk"] = row["privk"]
             out["pubk"] = row["pubk"]
             out["mfa"] = 1 if row["mfa"] else 0
+        out.update(self.attrs_for_ug(row["handle"]))  # type: ignore[attr-defined]
         return out
 
     def cmd_uq(self, ctx: Context, req: dict) -> Any:

@@ -18,6 +18,9 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from ._crypto import b64decode, b64encode
@@ -51,8 +54,31 @@ def decode_sn(text: str) -> int | None:
     return int.from_bytes(raw, "big") if len(raw) == 8 else None
 
 
+@dataclass
+class CommandTag:
+    """The v3 sequence tag (``st``) of one command: set by its first change, carried by every
+    packet the command causes; ``users``: who got those packets."""
+
+    st: str | None = None
+    users: set[str] = field(default_factory=set)
+
+
+def with_st(packet: dict[str, Any], st: str) -> dict[str, Any]:
+    """``packet`` with ``st`` after ``a`` and ``i``, where MEGA's SDK looks for it."""
+    out = {k: packet[k] for k in ("a", "i") if k in packet}
+    out["st"] = st
+    out.update((k, v) for k, v in packet.items() if k not in out)
+    return out
+
+
 class ChangeLog:
-    """Action packets per account, with the ``/sc`` answers and the wait-URL long poll."""
+    """Action packets per account, with the ``/sc`` answers and the wait-URL long poll.
+
+    Every packet carries a sequence tag ``st``: the decimal number of the change that made it
+    (so tags grow by length, then lexicographically, as the SDK compares them). The packets of
+    one command (see :meth:`command`) share the tag of its first change, which the command's
+    v3 answer carries too.
+    """
 
     def __init__(self, store: Store, size: int = 100_000, wait_timeout: float = 30.0) -> None:
         self.store = store
@@ -62,6 +88,7 @@ class ChangeLog:
         self._generation = 0
         self._closed = False
         self._waits: dict[str, tuple[str, int, float]] = {}  # token -> (user, sn, expires)
+        self._local = threading.local()  # .tag: the CommandTag of the command being run
         with store.lock:
             store.db.executescript(_SCHEMA)
 
@@ -90,19 +117,36 @@ class ChangeLog:
         row = self.store.one("SELECT value FROM meta WHERE key='seq'")
         return int(row[0]) if row else 0
 
+    @contextmanager
+    def command(self) -> Iterator[CommandTag]:
+        """Run one command in this block: its changes share one sequence tag."""
+        tag = CommandTag()
+        self._local.tag = tag
+        try:
+            yield tag
+        finally:
+            self._local.tag = None
+
     def add(self, packets: dict[str, dict[str, Any]]) -> None:
         """Append one change: ``{recipient user handle: packet}`` under one new ``sn``."""
         if not packets:
             return
         store = self.store
+        tag: CommandTag | None = getattr(self._local, "tag", None)
         with store.transaction():
             seq = store.next_seq()
+            st = str(seq)
+            if tag is not None:
+                if tag.st is None:
+                    tag.st = st
+                st = tag.st
+                tag.users.update(packets)
             for user, packet in packets.items():
                 store.execute(
                     "INSERT INTO sc_log(seq, user, packet) VALUES(?,?,?)",
                     seq,
                     user,
-                    json.dumps(packet, separators=(",", ":")),
+                    json.dumps(with_st(packet, st), separators=(",", ":")),
                 )
             self._trim()
         with self._cond:

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -53,7 +54,17 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.sockets_lock = threading.Lock()
         self._next_drop: float | None = None
         self.per_ip: dict[str, int] = {}  # open connections per client address
+        self.ssl_context: ssl.SSLContext | None = None  # set: HTTPS (see _tls)
         super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        """Accept a connection; with TLS, its handshake happens in its own thread later."""
+        sock, addr = super().get_request()
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+        return sock, addr
 
     def service_actions(self) -> None:
         """Between polls of ``serve_forever``: the ``drop_every`` fault (kills every
@@ -431,7 +442,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command == "HEAD" or not count:
                 return
-            if drop_at is None and corrupt_at is None and f.bandwidth is None:
+            plain = not isinstance(self.connection, ssl.SSLSocket)  # sendfile: no TLS
+            if plain and drop_at is None and corrupt_at is None and f.bandwidth is None:
                 self._sendfile(fd, start, count)
             else:
                 self._send_loop(fd, start, count, drop_at, corrupt_at, f.bandwidth)

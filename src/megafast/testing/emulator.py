@@ -67,7 +67,9 @@ class MegaEmulator(Seeding):
     (a :class:`Faults` or a dict of its fields). ``storage_quota``: bytes per new account.
     ``sc_log_size``: action packets kept for ``/sc`` (an older ``sn`` gets ``-6``);
     ``sc_wait_timeout``: seconds a ``/sc`` wait URL holds the request when nothing happens
-    (at most 40). Both can change later with :meth:`configure_sc`.
+    (at most 40). Both can change later with :meth:`configure_sc`. ``tls``: serve HTTPS with
+    a certificate from a fresh local authority whose certificate is :attr:`ca_file` (needs the
+    ``cryptography`` package; see ``_tls``); every URL handed out is then ``https://``.
 
     Every change (from any session's ``/cs`` commands or from the seeding helpers here) is
     logged as MEGA action packets, served by ``/sc?sn=...&sid=...``; ``f`` answers carry the
@@ -86,6 +88,7 @@ class MegaEmulator(Seeding):
         storage_quota: int = 20 * 1024**3,
         sc_log_size: int = 100_000,
         sc_wait_timeout: float = 30.0,
+        tls: bool = False,
     ) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError("port must be an integer 0-65535 (0: a free port)")
@@ -100,6 +103,8 @@ class MegaEmulator(Seeding):
         self._storage_quota = storage_quota
         self._hashcash = hashcash_easiness
         self._sc = (sc_log_size, sc_wait_timeout)
+        self.tls = tls
+        self.ca_file: Path | None = None  # with tls: the authority's certificate to trust
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
@@ -124,7 +129,16 @@ class MegaEmulator(Seeding):
         try:
             self._service.changes.configure(*self._sc)
             self._server = EmulatorHTTPServer((self.host, self._requested_port), self._service)
+            if self.tls:
+                from ._tls import make_certificates, server_context
+
+                certs = make_certificates(self.data_dir / "tls", (self.host,))
+                self._server.ssl_context = server_context(certs)
+                self.ca_file = certs.ca_file
         except BaseException:
+            if self._server is not None:
+                self._server.server_close()
+                self._server = None
             self._store.close()
             self._store = self._service = None
             if self._own_dir and self.data_dir is not None:
@@ -167,9 +181,10 @@ class MegaEmulator(Seeding):
 
     @property
     def api_url(self) -> str:
-        """``http://127.0.0.1:<port>`` (no trailing slash); clients POST ``{api_url}/cs``."""
+        """``http://127.0.0.1:<port>`` (``https://`` with ``tls``; no trailing slash); clients
+        POST ``{api_url}/cs``."""
         host = self.host if self.host not in ("", "0.0.0.0") else "127.0.0.1"
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     @property
     def store(self) -> Store:
