@@ -251,3 +251,37 @@ def test_megafast_client_over_https(
     (tmp_path / "out").mkdir()
     got = m.download(m.find("src.bin"), str(tmp_path / "out"))
     assert got.read_bytes() == data
+
+
+# --- /wsc as MEGA's SDK polls it -------------------------------------------------------------
+
+
+def test_wsc_holds_the_request_until_a_change_then_answers_0_when_idle(
+    emu: MegaEmulator,
+) -> None:
+    import threading
+    import time
+
+    c = logged_in(emu, "wsc@example.com")
+    emu.configure_sc(wait_timeout=0.5)
+    sn = c.files()["sn"]
+
+    def wsc(path: str = "wsc", **extra: str) -> requests.Response:
+        return c.http.post(
+            f"{c.api_url}/{path}", params={"sn": sn, "sid": c.sid, **extra}, timeout=60
+        )
+
+    began = time.monotonic()
+    idle = wsc()
+    assert idle.content == b"0" and time.monotonic() - began >= 0.45  # keep-alive: poll again
+    assert wsc("sc/wsc").json() == {"a": [], "sn": sn}  # catch-up answers at once
+    assert c.http.post(f"{c.api_url}/sc", params={"c": "50", "sid": c.sid}).json() == {
+        "c": [],
+        "u": [],
+    }
+    emu.configure_sc(wait_timeout=20)
+    threading.Timer(0.3, lambda: emu.add_folder("wsc@example.com", "news")).start()
+    began = time.monotonic()
+    answer = wsc().json()
+    assert [p["a"] for p in answer["a"]] == ["t"] and time.monotonic() - began < 10
+    assert wsc(sid="nope").json() == -15

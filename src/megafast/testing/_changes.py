@@ -5,11 +5,17 @@ seeding helpers) appends action packets in MEGA's format to a log in SQLite, one
 recipient account, numbered by the store's sequence (the ``sn``). A packet added inside a
 command's transaction disappears with it when the command fails.
 
-``/sc?sn=<sn>&sid=<sid>`` (or ``&n=<public folder handle>``; also ``/wsc``) answers ``{"a": [packets], "sn": <newest>}`` when
-there is something newer than ``sn``, else ``{"w": <wait URL>, "sn": <sn>}``; the wait URL
-long-polls until a change for that account arrives or ``wait_timeout`` seconds pass (at most
-40, MEGA's client timeout), then answers an empty body, after which the client polls ``/sc``
-again. An ``sn`` older than the trimmed log gets ``-6`` (ETOOMANY: reload everything).
+``/sc?sn=<sn>&sid=<sid>`` (or ``&n=<public folder handle>``) answers ``{"a": [packets],
+"sn": <newest>}`` when there is something newer than ``sn``, else ``{"w": <wait URL>, "sn":
+<sn>}``; the wait URL long-polls until a change for that account arrives or ``wait_timeout``
+seconds pass (at most 40, MEGA's client timeout), then answers an empty body, after which the
+client polls ``/sc`` again (the older protocol megajs and megafast speak).
+
+``/wsc?sn=...`` (what MEGA's SDK polls today) long-polls itself: it answers the packets as
+soon as there are some, or ``0`` after ``wait_timeout`` (the SDK polls again; an empty body
+would stop its channel). ``/sc/wsc`` (its catch-up) answers at once, ``{"a": [], "sn"}`` when
+nothing is pending; ``/sc?c=50`` (its user alerts) answers ``{"c": [], "u": []}``. An ``sn``
+older than the trimmed log gets ``-6`` (ETOOMANY: reload everything).
 """
 
 from __future__ import annotations
@@ -179,7 +185,7 @@ class ChangeLog:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def _user_of(self, params: dict[str, str]) -> str | None:
+    def user_of(self, params: dict[str, str]) -> str | None:
         """Whose packets a poll reads: the session's user, or ``n:<folder>`` for a public
         folder's visitors (``n=<public handle>``, as folder-link sessions poll)."""
         sid, ph = params.get("sid"), params.get("n")
@@ -195,9 +201,9 @@ class ChangeLog:
             return "n:" + row["h"] if row else None
         return None
 
-    def poll(self, params: dict[str, str], wait_base: str) -> Any:
-        """The answer to ``/sc``: packets newer than ``sn``, a wait URL, or an error number."""
-        user = self._user_of(params)
+    def _read(self, params: dict[str, str]) -> tuple[str, int, dict[str, Any] | None] | int:
+        """(user, sn, the packets newer than sn as an answer or None), or an error number."""
+        user = self.user_of(params)
         if user is None:
             return ESID
         sn = decode_sn(params.get("sn", ""))
@@ -210,8 +216,45 @@ class ChangeLog:
             rows = self.store.all(
                 "SELECT seq, packet FROM sc_log WHERE user=? AND seq>? ORDER BY seq, id", user, sn
             )
-        if rows:
-            return {"a": [json.loads(r["packet"]) for r in rows], "sn": encode_sn(newest)}
+        if not rows:
+            return user, sn, None
+        return user, sn, {"a": [json.loads(r["packet"]) for r in rows], "sn": encode_sn(newest)}
+
+    def long_poll(self, params: dict[str, str]) -> Any:
+        """The answer to ``/wsc`` (MEGA's SDK): packets newer than ``sn`` as soon as there are
+        some, an error number, or None ("answer ``0``": nothing within ``wait_timeout``, poll
+        again)."""
+        deadline = time.monotonic() + self.wait_timeout
+        while True:
+            with self._cond:
+                generation = self._generation
+                if self._closed:
+                    return None
+            found = self._read(params)
+            if isinstance(found, int) or found[2] is not None:
+                return found if isinstance(found, int) else found[2]
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            with self._cond:
+                if self._generation == generation:
+                    self._cond.wait(left)
+
+    def catch_up(self, params: dict[str, str]) -> Any:
+        """The answer to ``/sc/wsc`` (the SDK's catch-up): what is pending, at once."""
+        found = self._read(params)
+        if isinstance(found, int):
+            return found
+        return found[2] or {"a": [], "sn": encode_sn(found[1])}
+
+    def poll(self, params: dict[str, str], wait_base: str) -> Any:
+        """The answer to ``/sc``: packets newer than ``sn``, a wait URL, or an error number."""
+        found = self._read(params)
+        if isinstance(found, int):
+            return found
+        user, sn, answer = found
+        if answer is not None:
+            return answer
         token = secrets.token_urlsafe(16)
         with self._cond:
             now = time.monotonic()

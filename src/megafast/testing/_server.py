@@ -345,14 +345,22 @@ class _Handler(BaseHTTPRequestHandler):
         """Serve ``/sc`` or ``/wsc`` (action packets) and ``/wsp/<token>`` (the long poll);
         False for other paths."""
         changes = self.service.changes
-        if path in ("/sc", "/wsc"):
+        if path in ("/sc", "/wsc", "/sc/wsc"):
             self._latency()
             with contextlib.suppress(ValueError):
                 self._read_body(MAX_BODY)  # clients may POST an empty body
             params = dict(parse_qsl(query, keep_blank_values=True))
-            answer = changes.poll(params, self.service.base_url())
             self.service.stats.count("sc_requests")
-            self._reply(200, json.dumps(answer, separators=(",", ":")).encode())
+            if path == "/wsc":  # MEGA's SDK: the request itself waits (see _changes)
+                answer = changes.long_poll(params)
+            elif path == "/sc/wsc":
+                answer = changes.catch_up(params)
+            elif "c" in params and "sn" not in params:  # the SDK's user alerts: none here
+                answer = {"c": [], "u": []} if changes.user_of(params) else -15
+            else:
+                answer = changes.poll(params, self.service.base_url())
+            body = b"0" if answer is None else json.dumps(answer, separators=(",", ":")).encode()
+            self._reply(200, body)
             return True
         if path.startswith("/wsp/"):
             self._latency()
