@@ -118,6 +118,7 @@ def persist(client: Mega, live: LiveTree) -> None:
         _channel(client, live.tree.store.sn),
         lambda: _reload(client, live),
         self_id=client.request_id,
+        own_tags=client._api.own_seqtags,
     )
     catch_up.catch_up()
     live.tree.store = catch_up.store
@@ -156,4 +157,5 @@ def watcher(client: Mega, live: LiveTree) -> Watcher:
         lambda: _reload(client, live),
         cache=live.cache,
         self_id=client.request_id,
+        own_tags=client._api.own_seqtags,
     )
