@@ -214,7 +214,7 @@ class ApiClient:
                 f"the server answered {len(commands)} command(s) with {_describe(answer)}"
             )
         results = []
-        for name, result in zip(names, answer):
+        for name, result in zip(names, answer, strict=True):
             tag, result = unwrap(name, result)  # v3: the tag of the packets it caused
             if tag is not None:
                 self.own_seqtags.add(tag)

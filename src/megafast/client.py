@@ -44,6 +44,7 @@ def _api_limits(options: dict[str, Any]) -> dict[str, Any]:
     """The ApiClient limits given in ``options`` (each one an int)."""
     return {k: int(options[k]) for k in _API_LIMITS if k in options}
 
+
 #: A node as mega.py returns it from ``find``: ``(handle, node dict)``.
 Node = tuple[str, dict[str, Any]]
 #: What methods accept as a node: a ``(handle, dict)`` tuple, a node dict or a handle.

@@ -230,9 +230,8 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands, Us
             return EARGS
         ctx.i = req["i"] if isinstance(req.get("i"), str) else None
         try:
-            with self.changes.command() as tag:
-                with self.store.transaction():
-                    result = handler(ctx, req)
+            with self.changes.command() as tag, self.store.transaction():
+                result = handler(ctx, req)
             return v3_answer(req["a"], ctx.user, result, tag) if ctx.v3 else result
         except ApiError as exc:
             return exc.code

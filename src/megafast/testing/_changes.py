@@ -71,7 +71,7 @@ class CommandTag:
 
 def with_st(packet: dict[str, Any], st: str) -> dict[str, Any]:
     """``packet`` with ``st`` after ``a`` and ``i``, where MEGA's SDK looks for it."""
-    out = {k: packet[k] for k in ("a", "i") if k in packet}
+    out: dict[str, Any] = {k: packet[k] for k in ("a", "i") if k in packet}
     out["st"] = st
     out.update((k, v) for k, v in packet.items() if k not in out)
     return out

@@ -111,9 +111,7 @@ def make_certificates(directory: str | os.PathLike, hosts: tuple[str, ...] = ())
     _write(certs.cert_file, cert.public_bytes(pem))
     _write(
         certs.key_file,
-        key.private_bytes(
-            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        ),
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
         private=True,
     )
     return certs

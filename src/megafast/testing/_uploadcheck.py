@@ -38,7 +38,7 @@ def _fold_numpy(view: memoryview) -> bytes:
             folded[:3] ^= rest
         words = folded
     raw = words.tobytes() if len(words) else bytes(24)
-    return bytes(a ^ b for a, b in zip(raw[:12], raw[12:]))
+    return bytes(a ^ b for a, b in zip(raw[:12], raw[12:], strict=True))
 
 
 def _fold_python(view: memoryview) -> bytes:
@@ -48,7 +48,9 @@ def _fold_python(view: memoryview) -> bytes:
         half = (len(view) // (2 * SIZE)) * SIZE
         if len(view) > 2 * half:
             acc ^= int.from_bytes(view[2 * half :], "little")
-        both = int.from_bytes(view[:half], "little") ^ int.from_bytes(view[half : 2 * half], "little")
+        both = int.from_bytes(view[:half], "little") ^ int.from_bytes(
+            view[half : 2 * half], "little"
+        )
         view = memoryview(both.to_bytes(half, "little"))
     acc ^= int.from_bytes(view, "little")
     return acc.to_bytes(SIZE, "little")

@@ -138,5 +138,7 @@ class UserAttrCommands(ServiceBase):
         """The user's attributes as ``ug`` shows them to the user."""
         return {
             r["name"]: {"av": r["value"], "v": r["version"]}
-            for r in self.store.all("SELECT name, value, version FROM user_attrs WHERE user=?", user)
+            for r in self.store.all(
+                "SELECT name, value, version FROM user_attrs WHERE user=?", user
+            )
         }
