@@ -75,6 +75,16 @@ def test_xor12_is_the_bytewise_fold_modulo_12(size: int) -> None:
     assert xor12(data) == reference_checksum(data)
 
 
+@pytest.mark.parametrize("size", [0, 12, 24, 36, 12 * 1001, 24 * 4097])
+def test_both_folds_agree(size: int) -> None:
+    from megafast.testing import _uploadcheck as U
+
+    data = secrets.token_bytes(size)
+    assert U._fold_python(memoryview(data)) == reference_checksum(data)
+    if U._np is not None and size % 24 == 0:
+        assert U._fold_numpy(memoryview(data)) == reference_checksum(data)
+
+
 def test_piece_checksum_fed_in_odd_parts_matches_one_pass() -> None:
     data = secrets.token_bytes(100_003)
     check = PieceChecksum()
