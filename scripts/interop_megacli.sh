@@ -25,7 +25,8 @@ fi
 [ "${1:-}" = "--" ] && shift
 repo=$(cd "$(dirname "$0")/.." && pwd)
 
-if [ ! -x "$build/megacli" ]; then
+megacli=$build/examples/megacli/megacli
+if [ ! -x "$megacli" ]; then
     mkdir -p "$build"
     (
         unset VCPKG_ROOT
@@ -39,8 +40,6 @@ if [ ! -x "$build/megacli" ]; then
         nice -n 19 cmake --build "$build" --target megacli -j "${JOBS:-2}"
     )
 fi
-megacli=$build/megacli
-[ -x "$megacli" ] || megacli=$(find "$build" -name megacli -type f -perm -u+x | head -n 1)
 echo "megacli: $megacli" >&2
 export PYTHONPATH="$repo/src${PYTHONPATH:+:$PYTHONPATH}"
 exec python3 "$repo/scripts/interop_megacli.py" --megacli "$megacli" "$@"

@@ -266,7 +266,7 @@ def test_megafast_client_over_https(
 # --- /wsc as MEGA's SDK polls it -------------------------------------------------------------
 
 
-def test_wsc_holds_the_request_until_a_change_then_answers_0_when_idle(
+def test_wsc_points_to_a_long_poll_that_answers_0_when_idle(
     emu: MegaEmulator,
 ) -> None:
     import threading
@@ -281,8 +281,10 @@ def test_wsc_holds_the_request_until_a_change_then_answers_0_when_idle(
             f"{c.api_url}/{path}", params={"sn": sn, "sid": c.sid, **extra}, timeout=60
         )
 
+    first = wsc().json()  # nothing pending: at once, where to long-poll
+    assert first == {"w": f"{emu.api_url}/wsc/lp", "sn": sn}
     began = time.monotonic()
-    idle = wsc()
+    idle = wsc("wsc/lp")
     assert idle.content == b"0" and time.monotonic() - began >= 0.45  # keep-alive: poll again
     assert wsc("sc/wsc").json() == {"a": [], "sn": sn}  # catch-up answers at once
     assert c.http.post(f"{c.api_url}/sc", params={"c": "50", "sid": c.sid}).json() == {
@@ -292,6 +294,7 @@ def test_wsc_holds_the_request_until_a_change_then_answers_0_when_idle(
     emu.configure_sc(wait_timeout=20)
     threading.Timer(0.3, lambda: emu.add_folder("wsc@example.com", "news")).start()
     began = time.monotonic()
-    answer = wsc().json()
+    answer = wsc("wsc/lp").json()
     assert [p["a"] for p in answer["a"]] == ["t"] and time.monotonic() - began < 10
     assert wsc(sid="nope").json() == -15
+    assert wsc("wsc/lp", sid="nope").json() == -15

@@ -11,11 +11,13 @@ command's transaction disappears with it when the command fails.
 seconds pass (at most 40, MEGA's client timeout), then answers an empty body, after which the
 client polls ``/sc`` again (the older protocol megajs and megafast speak).
 
-``/wsc?sn=...`` (what MEGA's SDK polls today) long-polls itself: it answers the packets as
-soon as there are some, or ``0`` after ``wait_timeout`` (the SDK polls again; an empty body
-would stop its channel). ``/sc/wsc`` (its catch-up) answers at once, ``{"a": [], "sn"}`` when
-nothing is pending; ``/sc?c=50`` (its user alerts) answers ``{"c": [], "u": []}``. An ``sn``
-older than the trimmed log gets ``-6`` (ETOOMANY: reload everything).
+``/wsc?sn=...`` (what MEGA's SDK polls today) answers at once: the pending packets, else
+``{"w": "<api>/wsc/lp", "sn"}``; the SDK keeps that ``w`` and polls ``<w>?sn=...&sid=...``
+from then on, which long-polls: the packets as soon as there are some, or ``0`` after
+``wait_timeout`` (a keep-alive: the SDK polls again; an empty body would stop its channel).
+``/sc/wsc`` (its catch-up) answers at once, ``{"a": [], "sn"}`` when nothing is pending;
+``/sc?c=50`` (its user alerts) answers ``{"c": [], "u": []}``. An ``sn`` older than the trimmed
+log gets ``-6`` (ETOOMANY: reload everything).
 """
 
 from __future__ import annotations
@@ -240,12 +242,17 @@ class ChangeLog:
                 if self._generation == generation:
                     self._cond.wait(left)
 
-    def catch_up(self, params: dict[str, str]) -> Any:
-        """The answer to ``/sc/wsc`` (the SDK's catch-up): what is pending, at once."""
+    def catch_up(self, params: dict[str, str], wait_url: str | None = None) -> Any:
+        """The answer to ``/wsc`` and ``/sc/wsc`` (MEGA's SDK), at once: the pending packets,
+        else ``{"w": wait_url, "sn"}`` (or ``{"a": [], "sn"}`` without a wait URL)."""
         found = self._read(params)
         if isinstance(found, int):
             return found
-        return found[2] or {"a": [], "sn": encode_sn(found[1])}
+        if found[2] is not None:
+            return found[2]
+        if wait_url is None:
+            return {"a": [], "sn": encode_sn(found[1])}
+        return {"w": wait_url, "sn": encode_sn(found[1])}
 
     def poll(self, params: dict[str, str], wait_base: str) -> Any:
         """The answer to ``/sc``: packets newer than ``sn``, a wait URL, or an error number."""

@@ -228,7 +228,8 @@ class _Handler(BaseHTTPRequestHandler):
         """A bug or an input we did not foresee: count it, log it, close this connection
         (the server goes on serving everyone else)."""
         self.service.stats.count("server_errors")
-        log.exception("emulator: unexpected error serving %s %s", self.command, self.path)
+        where = urlsplit(self.path).path  # not the query: it holds session ids
+        log.exception("emulator: unexpected error serving %s %s", self.command, where)
         self._drop()
 
     def _drop(self) -> None:
@@ -268,8 +269,8 @@ class _Handler(BaseHTTPRequestHandler):
             serve(parts.path.rstrip("/"), parts.query)
         except _Drop:
             self._drop()
-        except (TimeoutError, ConnectionError, BrokenPipeError):
-            self.close_connection = True
+        except (TimeoutError, ConnectionError, BrokenPipeError, ssl.SSLError):
+            self.close_connection = True  # the client went away (or broke TLS)
         except Exception:
             self._unexpected()
 
@@ -345,13 +346,15 @@ class _Handler(BaseHTTPRequestHandler):
         """Serve ``/sc`` or ``/wsc`` (action packets) and ``/wsp/<token>`` (the long poll);
         False for other paths."""
         changes = self.service.changes
-        if path in ("/sc", "/wsc", "/sc/wsc"):
+        if path in ("/sc", "/wsc", "/sc/wsc", "/wsc/lp"):
             self._latency()
             with contextlib.suppress(ValueError):
                 self._read_body(MAX_BODY)  # clients may POST an empty body
             params = dict(parse_qsl(query, keep_blank_values=True))
             self.service.stats.count("sc_requests")
-            if path == "/wsc":  # MEGA's SDK: the request itself waits (see _changes)
+            if path == "/wsc":  # MEGA's SDK: packets, or where to long-poll (see _changes)
+                answer = changes.catch_up(params, self.service.base_url() + "/wsc/lp")
+            elif path == "/wsc/lp":
                 answer = changes.long_poll(params)
             elif path == "/sc/wsc":
                 answer = changes.catch_up(params)
