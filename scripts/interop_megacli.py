@@ -123,9 +123,11 @@ class Megacli:
 class Emulator:
     """``megafast serve --tls`` in a child process."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, plain_transfers: bool = False) -> None:
         self.ca_file = data_dir / "ca.pem"
         cmd = [sys.executable, "-m", "megafast", "serve", "--tls", "--ca-file", str(self.ca_file)]
+        if plain_transfers:
+            cmd.append("--plain-transfers")
         cmd += ["--data-dir", str(data_dir / "state"), "--sc-wait-timeout", "20"]
         for (email, password), v in ((V1, ":v1"), (V2, "")):
             cmd += ["--user", f"{email}:{password}{v}"]

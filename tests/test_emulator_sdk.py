@@ -298,3 +298,18 @@ def test_wsc_points_to_a_long_poll_that_answers_0_when_idle(
     assert [p["a"] for p in answer["a"]] == ["t"] and time.monotonic() - began < 10
     assert wsc(sid="nope").json() == -15
     assert wsc("wsc/lp", sid="nope").json() == -15
+
+
+def test_plain_transfers_hand_out_http_transfer_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("cryptography")
+    with MegaEmulator(tls=True, plain_transfers=True) as emu:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(emu.ca_file))
+        monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+        emu.create_account("plain@example.com", "pw")
+        c = RawClient(emu.api_url)
+        c.login("plain@example.com", "pw")
+        url = c.one({"a": "u", "s": 10})["p"]
+        assert url.startswith("http://") and emu.api_url.startswith("https://")
+        node, _, _ = c.upload(b"plain body" * 100, "p.bin")
+        got = c.one({"a": "g", "g": 1, "n": node["h"]})["g"]
+        assert got.startswith("http://") and len(requests.get(got, timeout=30).content) == 1000

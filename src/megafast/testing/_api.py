@@ -64,6 +64,7 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands, Us
         self.store = store
         self.faults = faults
         self.base_url = base_url
+        self.transfer_base_url = base_url  # where /dl/ and /ul/ URLs point (see emulator)
         self.storage_quota = storage_quota
         self.epoch = 0
         self.grants: dict[str, DownloadGrant] = {}

@@ -72,6 +72,7 @@ class ServiceBase:
     store: Store
     faults: FaultInjector
     base_url: Callable[[], str]
+    transfer_base_url: Callable[[], str]
     storage_quota: int
     stats: Stats
     changes: ChangeLog

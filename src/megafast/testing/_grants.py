@@ -172,7 +172,7 @@ class TransferCommands(ServiceBase):
                 pruned = True
         if pruned:
             self.store.execute("DELETE FROM url_grants WHERE expires < ?", now)
-        return f"{self.base_url()}/dl/{token}"
+        return f"{self.transfer_base_url()}/dl/{token}"
 
     def cmd_u(self, ctx: Context, req: dict) -> Any:
         user = self._need_user(ctx)
@@ -220,7 +220,7 @@ class TransferCommands(ServiceBase):
             self.store.execute("DELETE FROM url_uploads WHERE token=?", key)
             if old.token is None:
                 old.path.unlink(missing_ok=True)
-        return f"{self.base_url()}/ul/{token}"
+        return f"{self.transfer_base_url()}/ul/{token}"
 
     def expire_urls(self) -> None:
         with self._lock:

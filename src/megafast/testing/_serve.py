@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve HTTPS with a certificate from a fresh local authority (see --ca-file)",
     )
     p.add_argument(
+        "--plain-transfers",
+        action="store_true",
+        help="with --tls: download and upload URLs on a second, plain HTTP port",
+    )
+    p.add_argument(
         "--ca-file",
         metavar="PATH",
         help="with --tls: also copy the authority's certificate here (clients trust it)",
@@ -142,6 +147,7 @@ def emulator_options(args: argparse.Namespace) -> dict[str, Any]:
         "sc_log_size": args.sc_log_size,
         "sc_wait_timeout": args.sc_wait_timeout,
         "tls": args.tls,
+        "plain_transfers": args.plain_transfers,
         "faults": {
             "latency": args.latency,
             "bandwidth": args.bandwidth,
@@ -164,8 +170,8 @@ def serve_main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help or a usage error: argparse has printed why
         return int(exc.code or 0)
-    if args.ca_file and not args.tls:
-        print("megafast serve: --ca-file needs --tls", file=sys.stderr)
+    if (args.ca_file or args.plain_transfers) and not args.tls:
+        print("megafast serve: --ca-file and --plain-transfers need --tls", file=sys.stderr)
         return 2
     try:
         emu = MegaEmulator(**emulator_options(args))

@@ -69,7 +69,10 @@ class MegaEmulator(Seeding):
     ``sc_wait_timeout``: seconds a ``/sc`` wait URL holds the request when nothing happens
     (at most 40). Both can change later with :meth:`configure_sc`. ``tls``: serve HTTPS with
     a certificate from a fresh local authority whose certificate is :attr:`ca_file` (needs the
-    ``cryptography`` package; see ``_tls``); every URL handed out is then ``https://``.
+    ``cryptography`` package; see ``_tls``); every URL handed out is then ``https://``, except
+    with ``plain_transfers``: download and upload URLs then point to a second, plain HTTP port
+    (file content is encrypted anyway; MEGA's storage servers long served plain HTTP), so a
+    benchmark measures the clients rather than the emulator's Python TLS.
 
     Every change (from any session's ``/cs`` commands or from the seeding helpers here) is
     logged as MEGA action packets, served by ``/sc?sn=...&sid=...``; ``f`` answers carry the
@@ -89,6 +92,7 @@ class MegaEmulator(Seeding):
         sc_log_size: int = 100_000,
         sc_wait_timeout: float = 30.0,
         tls: bool = False,
+        plain_transfers: bool = False,
     ) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError("port must be an integer 0-65535 (0: a free port)")
@@ -104,6 +108,9 @@ class MegaEmulator(Seeding):
         self._hashcash = hashcash_easiness
         self._sc = (sc_log_size, sc_wait_timeout)
         self.tls = tls
+        self.plain_transfers = plain_transfers and tls
+        self._plain: EmulatorHTTPServer | None = None  # plain_transfers: the HTTP server
+        self._plain_thread: threading.Thread | None = None
         self.ca_file: Path | None = None  # with tls: the authority's certificate to trust
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -135,10 +142,14 @@ class MegaEmulator(Seeding):
                 certs = make_certificates(self.data_dir / "tls", (self.host,))
                 self._server.ssl_context = server_context(certs)
                 self.ca_file = certs.ca_file
+            if self.plain_transfers:
+                self._plain = EmulatorHTTPServer((self.host, 0), self._service)
+                self._service.transfer_base_url = lambda: self._url("http", self._plain)
         except BaseException:
-            if self._server is not None:
-                self._server.server_close()
-                self._server = None
+            for server in (self._server, self._plain):
+                if server is not None:
+                    server.server_close()
+            self._server = self._plain = None
             self._store.close()
             self._store = self._service = None
             if self._own_dir and self.data_dir is not None:
@@ -153,6 +164,14 @@ class MegaEmulator(Seeding):
             daemon=True,
         )
         self._thread.start()
+        if self._plain is not None:
+            self._plain_thread = threading.Thread(
+                target=self._plain.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"megafast-emulator-{self.port}-plain",
+                daemon=True,
+            )
+            self._plain_thread.start()
         return self
 
     def stop(self) -> None:
@@ -161,11 +180,15 @@ class MegaEmulator(Seeding):
             return
         assert self._service is not None
         self._service.changes.close()  # wake the long polls
-        self._server.shutdown()
-        self._server.close_all_connections()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for server, thread in ((self._server, self._thread), (self._plain, self._plain_thread)):
+            if server is None:
+                continue
+            server.shutdown()
+            server.close_all_connections()
+            server.server_close()
+            if thread is not None:
+                thread.join(timeout=5)
+        self._plain = self._plain_thread = None
         assert self._store is not None
         self._store.close()
         self._server = self._thread = self._store = self._service = None
@@ -183,8 +206,12 @@ class MegaEmulator(Seeding):
     def api_url(self) -> str:
         """``http://127.0.0.1:<port>`` (``https://`` with ``tls``; no trailing slash); clients
         POST ``{api_url}/cs``."""
+        return self._url("https" if self.tls else "http", self._server)
+
+    def _url(self, scheme: str, server: EmulatorHTTPServer | None) -> str:
         host = self.host if self.host not in ("", "0.0.0.0") else "127.0.0.1"
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+        port = server.server_address[1] if server is not None else self.port
+        return f"{scheme}://{host}:{port}"
 
     @property
     def store(self) -> Store:
