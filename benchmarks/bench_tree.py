@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from megafast import Mega
-from megafast._sources import fetch, node_source
+from megafast._account.sources import fetch, node_source
 from megafast.transfer import TransferManager, download_file
 
 EMAIL, PASSWORD = "bench@example.com", "bench password"
@@ -125,7 +125,7 @@ def run_big(url: str, work: Path, mib: int) -> list:
     src.unlink()
     rows = []
     target = work / "big-engine.bin"
-    get = fetch(mega, node_source(node))
+    get = fetch(mega.core, node_source(node))
     started = time.perf_counter()
     download_file(mega.http, lambda refresh: get["g"], node["s"], node["key"], target)
     rows.append(("download 1 file", "download_file", time.perf_counter() - started, 1))

@@ -18,11 +18,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from megafast._cache import NodeCache
-from megafast._listing import load_listing
-from megafast._nodes import Keyring
-from megafast._nodestore import NodeStore
-from megafast._watch import (
+from megafast._tree.cache import NodeCache
+from megafast._tree.listing import load_listing
+from megafast._tree.nodes import Keyring
+from megafast._tree.nodestore import NodeStore
+from megafast._tree.watch import (
     ChangeEvent,
     ScChannel,
     SnTooOld,
@@ -330,7 +330,8 @@ def test_own_deletion_is_recognised_by_its_sequence_tag(acct: Account) -> None:
     commands were answered with (MEGA's SDK matches its own changes this way); another
     tag for an unknown node is a store that went wrong (StoreError: reload)."""
     from megafast._nodestore import StoreError
-    from megafast._seqtag import OwnTags
+
+    from megafast._wire.seqtag import OwnTags
 
     store, keyring = listing(acct)
     own = OwnTags()

@@ -7,8 +7,8 @@ outside it, through :mod:`megafast.transfer`, so threads (Dask's among them) tra
 parallel. The filesystem instances of one process that use the same session share one engine
 (:func:`shared_engine`): one login and one tree per process, not per task or per thread.
 
-The client's internal layers used here (its tree, :mod:`megafast._sources` for ``g`` and
-public links, :mod:`megafast._nodeops` for node creation) are used only in this module.
+The client's internal layers used here (its tree, :mod:`megafast._account.sources` for ``g`` and
+public links, :mod:`megafast._account.nodeops` for node creation) are used only in this module.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .. import _nodeops, _sources
-from .._codec import words_to_bytes
-from .._links import PublicLink, parse_link
-from .._nodes import NodeTree
+from .._account import nodeops as _nodeops
+from .._account import sources as _sources
+from .._tree.nodes import NodeTree
+from .._wire.codec import words_to_bytes
+from .._wire.links import PublicLink, parse_link
 from ..errors import UnexpectedAnswerError, ValidationError, WrongKeyError
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ FILE_LINK_ROOT = "<file-link>"
 
 @dataclass(frozen=True)
 class ReadSource:
-    """One file to read: the client's :class:`~megafast._sources.FileSource` (its ``g``
+    """One file to read: the client's :class:`~megafast._account.sources.FileSource` (its ``g``
     command, public folder and key; it keeps the last ``g`` answer) and the size in bytes."""
 
     file: _sources.FileSource
@@ -101,7 +102,7 @@ class Engine:
         link = self._link
         assert link is not None
         if link.kind == "folder":
-            tree = _sources.public_folder_tree(self.mega, link)
+            tree = _sources.public_folder_tree(self.mega.core, link)
             root = _sources.public_root(tree, link)
             if root.get("undecryptable") or "key" not in root:
                 raise WrongKeyError("the key does not decrypt this folder (wrong key?)")
@@ -149,12 +150,12 @@ class Engine:
         """``get_url(refresh)`` for the transfer engine; asks for the first URL now (and a
         new one, under the lock, when the engine says the last one stopped working)."""
         with self.lock:
-            _sources.fetch(self.mega, src.file)
+            _sources.fetch(self.mega.core, src.file)
 
         def get_url(refresh: bool = False) -> str:
             if refresh:
                 with self.lock:
-                    _sources.fetch(self.mega, src.file)
+                    _sources.fetch(self.mega.core, src.file)
             return str(src.file.answer["g"])
 
         return get_url
@@ -313,12 +314,12 @@ class Engine:
         key = tuple(result.key)
         with self.lock:
             item = {"h": result.token, "t": 0, "a": _nodeops.encrypt_attrs(attrs, key)}
-            return self._created(_nodeops.put_node(self.mega, parent, item, key, call=call))
+            return self._created(_nodeops.put_node(self.mega.core, parent, item, key, call=call))
 
     def mkdir(self, parent: str, name: str) -> dict[str, Any]:
         """Create the folder ``name`` in ``parent`` (call under :attr:`lock`)."""
         self._writable()
-        return self._created(_nodeops.mkdir(self.mega, name, parent))
+        return self._created(_nodeops.mkdir(self.mega.core, name, parent))
 
     def destroy(self, handle: str) -> None:
         """Delete the node ``handle`` and everything below it for good (never the root)."""
@@ -340,7 +341,7 @@ class Engine:
         key = tuple(node["key"])
         source = {"ph": public_handle} if public_handle else {"h": node["h"]}
         item = {**source, "t": 0, "a": _nodeops.encrypt_attrs(attrs, key)}
-        return self._created(_nodeops.put_node(self.mega, parent, item, key))
+        return self._created(_nodeops.put_node(self.mega.core, parent, item, key))
 
     def public_file_handle(self) -> str | None:
         """The public handle when this engine is a public file link, else None."""
@@ -367,7 +368,7 @@ class Engine:
 def _batched_url(manager: TransferManager, src: ReadSource) -> Callable[[bool], str]:
     """``get_url(refresh)`` asking ``g`` through the manager's batcher (a bulk ``get``)."""
     command = dict(src.file.command)
-    if manager.mega.api_url.startswith("https:"):
+    if manager.host.api_url.startswith("https:"):
         command["ssl"] = 2
 
     def get_url(refresh: bool = False) -> str:

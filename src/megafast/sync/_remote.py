@@ -177,14 +177,14 @@ class RemoteOps:
         """One file node under ``parent`` (``handle``: an upload token, or the file a
         server-side copy is made of), through the client's one ``p`` routine (which wraps
         the key, adds share keys for shared folders and files the new node in the tree)."""
-        from .._nodeops import encrypt_attrs, put_node
+        from .._account.nodeops import encrypt_attrs, put_node
 
         key = tuple(key)
         item: dict[str, Any] = {"h": handle, "t": 0, "a": encrypt_attrs({"n": name, "c": c}, key)}
         if replaces is not None:  # the old file: kept as a version (vb 1) or replaced (vb 0)
             item["ov"] = replaces
             item["vb"] = 1 if self.versions else 0
-        answer = put_node(self.mega, parent, item, key, call=self._send)
+        answer = put_node(self.mega.core, parent, item, key, call=self._send)
         made = answer.get("f") if isinstance(answer, dict) else None
         if not isinstance(made, list) or not made or not isinstance(made[-1], dict):
             raise UnexpectedAnswerError("unexpected answer to p")
@@ -206,7 +206,7 @@ class RemoteOps:
 
     def set_attributes(self, node: Node, **changes: Any) -> None:
         """Change a node's attributes (``n`` name, ``c`` fingerprint), keeping the rest."""
-        from .._nodeops import encrypt_attrs, wrap_key
+        from .._account.nodeops import encrypt_attrs, wrap_key
 
         attrs = dict(node["a"]) if isinstance(node.get("a"), dict) else {}
         attrs.update(changes)
@@ -215,7 +215,7 @@ class RemoteOps:
                 "a": "a",
                 "n": node["h"],
                 "attr": encrypt_attrs(attrs, tuple(node["key"])),
-                "key": wrap_key(self.mega, tuple(node["key"])),
+                "key": wrap_key(self.mega.core, tuple(node["key"])),
                 "i": self.mega.request_id,
             }
         )
@@ -234,7 +234,7 @@ def _older_versions(mega: Any) -> list[Node]:
     """The account's old versions, from the ``f2`` part of a fresh listing (the client's
     node tree keeps only current nodes): handle, parent, size, time and name, decrypted
     with the master key."""
-    from .._codec import attr_key
+    from .._wire.codec import attr_key
     from ..crypto import base64_to_a32, base64_url_decode, decrypt_attr, decrypt_key
 
     answer = mega._request({"a": "f", "c": 1, "r": 1})
