@@ -329,7 +329,7 @@ def test_own_deletion_is_recognised_by_its_sequence_tag(acct: Account) -> None:
     """A ``d`` for a node we already removed is ours when its v3 tag ``st`` is one our
     commands were answered with (MEGA's SDK matches its own changes this way); another
     tag for an unknown node is a store that went wrong (StoreError: reload)."""
-    from megafast._nodestore import StoreError
+    from megafast._tree.nodestore import StoreError
 
     from megafast._wire.seqtag import OwnTags
 
