@@ -294,11 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         cli.close()
         emu.close()
     failed = [name for name, ok, _ in results if not ok]
-    print(
-        f"\n{len(results) - len(failed)}/{len(results)} steps passed; megacli log: "
-        f"{work / 'megacli.log'}"
-    )
-    if not args.keep and not failed:
+    print(f"\n{len(results) - len(failed)}/{len(results)} steps passed")
+    if args.keep or failed:
+        print(f"megacli's output: {work / 'megacli.log'}; the SDK's log: {work / 'sdk.log'}")
+    else:
         shutil.rmtree(work, ignore_errors=True)
     return 1 if failed or len(results) < 6 else 0
 
