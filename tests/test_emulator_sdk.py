@@ -313,3 +313,13 @@ def test_plain_transfers_hand_out_http_transfer_urls(monkeypatch: pytest.MonkeyP
         node, _, _ = c.upload(b"plain body" * 100, "p.bin")
         got = c.one({"a": "g", "g": 1, "n": node["h"]})["g"]
         assert got.startswith("http://") and len(requests.get(got, timeout=30).content) == 1000
+
+
+def test_serve_options_for_https() -> None:
+    from megafast.testing._serve import build_parser, emulator_options, serve_main
+
+    args = build_parser().parse_args(["--tls", "--plain-transfers", "--ca-file", "ca.pem"])
+    options = emulator_options(args)
+    assert options["tls"] is True and options["plain_transfers"] is True
+    assert serve_main(["--ca-file", "ca.pem"]) == 2  # needs --tls
+    assert serve_main(["--plain-transfers"]) == 2
