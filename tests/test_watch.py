@@ -330,7 +330,6 @@ def test_own_deletion_is_recognised_by_its_sequence_tag(acct: Account) -> None:
     commands were answered with (MEGA's SDK matches its own changes this way); another
     tag for an unknown node is a store that went wrong (StoreError: reload)."""
     from megafast._tree.nodestore import StoreError
-
     from megafast._wire.seqtag import OwnTags
 
     store, keyring = listing(acct)
