@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from ._codec import b64decode, b64encode, bytes_to_words
 from ._redact import redact_link
-from .errors import IncompleteLinkError, LinkError
+from .errors import IncompleteLinkError, LinkError, PasswordRequiredError
 
 __all__ = ["PublicLink", "parse_link", "file_link", "folder_link", "b64decode", "b64encode"]
 
@@ -94,7 +94,9 @@ def parse_link(url: str) -> PublicLink:
             m = _LEGACY_FOLDER_RE.match(rest)
             if not m:
                 if rest.lstrip("/").startswith("#P!"):
-                    raise LinkError("password-protected links (#P!) are not supported")
+                    raise PasswordRequiredError(
+                        "this link is password-protected (#P!): open it with its password"
+                    )
                 raise LinkError(f"malformed MEGA link: {redact_link(url)}")
             kind, handle, key_text = "folder", m.group("h"), m.group("k")
             child, child_kind = m.group("sub"), None

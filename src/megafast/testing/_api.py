@@ -22,6 +22,7 @@ from ._accounts import AccountCommands
 from ._changes import ChangeLog
 from ._common import EACCESS, EARGS, EINTERNAL, ENOENT, ESID, ApiError, Context
 from ._faults import FaultInjector
+from ._fileattrs import FileAttrCommands
 from ._grants import DownloadGrant, TransferCommands, Upload
 from ._nodes import NodeCommands
 from ._shares import ShareCommands
@@ -48,7 +49,7 @@ def _command_names(body: bytes) -> list[str]:
     return [c["a"] if isinstance(c, dict) and isinstance(c.get("a"), str) else "?" for c in batch]
 
 
-class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
+class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands, FileAttrCommands):
     """Everything behind the HTTP front: the command API and transfer bookkeeping."""
 
     def __init__(
@@ -98,6 +99,8 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
             "g": self.cmd_g,
             "u": self.cmd_u,
             "dv": self.cmd_dv,
+            "ufa": self.cmd_ufa,
+            "pfa": self.cmd_pfa,
         }
 
     # --- the envelope ------------------------------------------------------------------
