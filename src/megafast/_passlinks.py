@@ -39,6 +39,7 @@ __all__ = [
     "is_password_link",
     "decrypt_link",
     "encrypt_link",
+    "protect",
     "unlock",
 ]
 
@@ -143,3 +144,12 @@ def unlock(url: str, password: str | None) -> str:
     if password is None:
         raise PasswordRequiredError("this link is password-protected (#P!): give its password")
     return decrypt_link(url, password)
+
+
+def protect(link: str, password: str | None) -> str:
+    """``link`` (a plain file or folder link) as a ``#P!`` link with ``password``, on the
+    same site; ``link`` itself when ``password`` is None."""
+    if password is None:
+        return link
+    m = re.match(r"^(.*?)/(?:file/|folder/|#)", link)
+    return encrypt_link(link, password, base=m.group(1) if m else "https://mega.nz")

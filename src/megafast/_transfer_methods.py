@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from . import _nodeops, _sources, _transfers
 from ._links import parse_link
+from ._passlinks import protect, unlock
 from .errors import LinkError
 
 if TYPE_CHECKING:
@@ -42,9 +43,11 @@ class TransferMethods:
     # ------------------------------------------------------------------------------------
     # links to the account's nodes (megafast._nodeops)
     # ------------------------------------------------------------------------------------
-    def get_link(self, file: NodeRef) -> str:
-        """The public link of a file (creates it if needed)."""
-        return _nodeops.get_link(self._client(), file)
+    def get_link(self, file: NodeRef, *, password: str | None = None) -> str:
+        """The public link of a file (creates it if needed); with ``password`` a
+        password-protected ``#P!`` link instead."""
+        client = self._client()
+        return protect(_nodeops.get_link(client, file), password)
 
     def get_upload_link(self, file: Mapping[str, Any]) -> str:
         """The public link of a file just uploaded (``file`` is :meth:`upload`'s answer)."""
@@ -54,10 +57,14 @@ class TransferMethods:
         """The public link of a folder that is already exported (see :meth:`export`)."""
         return _nodeops.get_folder_link(self._client(), file)
 
-    def export(self, path: str | None = None, node_id: str | None = None) -> str:
+    def export(
+        self, path: str | None = None, node_id: str | None = None, *, password: str | None = None
+    ) -> str:
         """Create (or return) the public link of the file or folder at ``path`` or
-        ``node_id``. Folders are shared with a fresh key first."""
-        return _nodeops.export(self._client(), path, node_id)
+        ``node_id``. Folders are shared with a fresh key first. With ``password``: a
+        password-protected ``#P!`` link to it (made locally; the plain link still works)."""
+        client = self._client()
+        return protect(_nodeops.export(client, path, node_id), password)
 
     # ------------------------------------------------------------------------------------
     # public files and folders (megafast._sources)
@@ -68,10 +75,11 @@ class TransferMethods:
         link = parse_link(url)
         return f"{link.handle}!{link.key_b64}"
 
-    def get_public_url_info(self, url: str) -> dict[str, Any]:
+    def get_public_url_info(self, url: str, *, password: str | None = None) -> dict[str, Any]:
         """``{'size': bytes, 'name': str}`` of a public file link; for a folder link also
-        the counts of ``files`` and ``folders`` (size is the total of its files)."""
-        return _sources.public_url_info(self._client(), url)
+        the counts of ``files`` and ``folders`` (size is the total of its files).
+        ``password``: of a ``#P!`` link (here and in every method taking a link)."""
+        return _sources.public_url_info(self._client(), unlock(url, password))
 
     def get_public_file_info(self, file_handle: str, file_key: str | bytes) -> dict[str, Any]:
         """``{'size': bytes, 'name': str}`` of a public file; a wrong key raises
@@ -79,10 +87,15 @@ class TransferMethods:
         return _sources.public_file_info(self._client(), file_handle, file_key)
 
     def import_public_url(
-        self, url: str, dest_node: NodeRef | None = None, dest_name: str | None = None
+        self,
+        url: str,
+        dest_node: NodeRef | None = None,
+        dest_name: str | None = None,
+        *,
+        password: str | None = None,
     ) -> Any:
         """Copy a public file into the account (default: the Cloud Drive)."""
-        link = parse_link(url)
+        link = parse_link(unlock(url, password))
         if link.kind != "file":
             raise LinkError("only file links can be imported")
         return self.import_public_file(link.handle, link.key_b64, dest_node, dest_name)
@@ -99,11 +112,13 @@ class TransferMethods:
             self._client(), file_handle, file_key, dest_node, dest_name
         )
 
-    def get_public_folder(self, url: str) -> dict[str, dict[str, Any]]:
+    def get_public_folder(
+        self, url: str, *, password: str | None = None
+    ) -> dict[str, dict[str, Any]]:
         """All nodes of a public folder link: ``{handle: node}`` like :meth:`get_files`
         (undecryptable nodes included, marked ``undecryptable``). A link to a node inside
         the folder lists that node and what is below it."""
-        return _sources.public_folder(self._client(), url)
+        return _sources.public_folder(self._client(), unlock(url, password))
 
     # ------------------------------------------------------------------------------------
     # transfers (megafast._transfers)
@@ -143,12 +158,22 @@ class TransferMethods:
         config: TransferConfig | None = None,
         result: TransferResult | None = None,
         subscribers: Iterable[TransferSubscriber] = (),
+        password: str | None = None,
     ) -> Path:
         """Download a public link: a file, a file or folder inside a folder link, or a
         whole folder (recursively, like :meth:`download_folder_url`; ``result`` and
-        ``subscribers`` apply to folders). Returns the local path."""
+        ``subscribers`` apply to folders). Returns the local path. ``password``: of a
+        password-protected ``#P!`` link (a wrong one raises
+        :class:`~megafast.errors.WrongPasswordError` before anything is downloaded)."""
         return _transfers.download_url(
-            self._client(), url, dest_path, dest_filename, progress, config, result, subscribers
+            self._client(),
+            unlock(url, password),
+            dest_path,
+            dest_filename,
+            progress,
+            config,
+            result,
+            subscribers,
         )
 
     def download_folder_url(
@@ -161,13 +186,21 @@ class TransferMethods:
         config: TransferConfig | None = None,
         result: TransferResult | None = None,
         subscribers: Iterable[TransferSubscriber] = (),
+        password: str | None = None,
     ) -> Path:
         """Download a public folder link (or the node inside it the link names); a folder
         goes through a :class:`~megafast.transfer.TransferManager` like :meth:`download`
         (``result``, ``subscribers`` and the returned folder's ``renamed``: the same as
         there)."""
         return _transfers.download_folder_url(
-            self._client(), url, dest_path, dest_filename, progress, config, result, subscribers
+            self._client(),
+            unlock(url, password),
+            dest_path,
+            dest_filename,
+            progress,
+            config,
+            result,
+            subscribers,
         )
 
     def download_to_fileobj(
@@ -198,6 +231,7 @@ class TransferMethods:
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
         resume: bool = True,
+        thumbnails: bool | None = None,
     ) -> dict[str, Any]:
         """Upload a local file into ``dest`` (a folder handle or node; default: the Cloud
         Drive) and return the API's answer (``{'f': [new node]}``), as mega.py does.
@@ -206,9 +240,20 @@ class TransferMethods:
         name, account and server continues where it stopped while its upload URL is valid
         (a sidecar holds the URL and key; the data sent before is checked against the file
         before anything new is sent). ``resume=False`` (or ``config.resume=False``) starts over.
+        ``thumbnails``: give an image (or a video, with ffmpeg) a thumbnail and a preview
+        (default: the ``thumbnails`` option, on when Pillow is installed); one that cannot be
+        made is logged and skipped, never failing the upload.
         """
+        client = self._client()
         return _transfers.upload(
-            self._client(), filename, dest, dest_filename, progress, config, resume
+            client,
+            filename,
+            dest,
+            dest_filename,
+            progress,
+            config,
+            resume,
+            _pics(client, thumbnails),
         )
 
     def upload_folder(
@@ -222,6 +267,7 @@ class TransferMethods:
         result: TransferResult | None = None,
         subscribers: Iterable[TransferSubscriber] = (),
         follow_symlinks: bool = False,
+        thumbnails: bool | None = None,
     ) -> dict[str, str]:
         """Upload a local folder tree into ``dest`` (default: the Cloud Drive), like
         ``cp -r``: the folder itself is created (or reused) there, with every sub-folder
@@ -239,10 +285,12 @@ class TransferMethods:
         fill with every file's outcome, the renamed and the ignored entries; ``subscribers``
         (:class:`~megafast.transfer.TransferSubscriber`) watch each file. With
         ``follow_symlinks`` the files go one at a time, not through the manager (``result``
-        and ``subscribers`` are then not used).
+        and ``subscribers`` are then not used). ``thumbnails``: as for :meth:`upload` (the
+        pictures are made on their own threads while the files upload).
         """
+        client = self._client()
         return _transfers.upload_folder(
-            self._client(),
+            client,
             directory,
             dest,
             progress,
@@ -251,6 +299,7 @@ class TransferMethods:
             result,
             subscribers,
             follow_symlinks,
+            _pics(client, thumbnails),
         )
 
     def transfers(
@@ -290,3 +339,8 @@ class TransferMethods:
         return _transfers.upload_fileobj(
             self._client(), fileobj, name, dest, size, mtime, progress, config, resume
         )
+
+
+def _pics(client: Mega, thumbnails: bool | None) -> bool:
+    """Whether an upload makes thumbnails: the keyword, else the client's option."""
+    return thumbnails if thumbnails is not None else client.options.get("thumbnails") is not False

@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from . import _nodeops, _sources
-from ._codec import FileKey
+from ._codec import FileKey, fold, words_to_bytes
 from ._links import parse_link
 from ._localnames import safe_local_name
 from ._nodes import NodeTree, NodeType
@@ -34,6 +34,7 @@ from .errors import (
     ValidationError,
     WrongKeyError,
 )
+from .media._remote import PendingPictures, start_pictures
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -344,8 +345,9 @@ def upload(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     resume: bool,
+    pictures: bool = False,
 ) -> dict[str, Any]:
-    """:meth:`Mega.upload`."""
+    """:meth:`Mega.upload`; ``pictures``: make a thumbnail and a preview (images, videos)."""
     from .crypto import fingerprint
 
     path = Path(filename)
@@ -360,9 +362,9 @@ def upload(
     name = dest_filename or path.name
     attrs = {"n": name, "c": fingerprint(path, int(st.st_mtime))}
     resume_id = _resume_id(client, parent, name, _file_identity(path.resolve(), st))
-    return upload_source(
-        client, path, st.st_size, parent, attrs, progress, config, resume_id if resume else None
-    )
+    rid = resume_id if resume else None
+    pics = start_pictures(path, pictures)
+    return upload_source(client, path, st.st_size, parent, attrs, progress, config, rid, pics)
 
 
 def upload_fileobj(
@@ -412,8 +414,10 @@ def upload_source(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     resume_id: str | None = None,
+    pictures: PendingPictures | None = None,
 ) -> dict[str, Any]:
-    """Upload ``source`` with the engine, then create its node under ``parent``."""
+    """Upload ``source`` with the engine, then create its node under ``parent`` (with the
+    thumbnail and preview of ``pictures`` when they could be made)."""
     from .transfer import TransferConfig, upload_file
 
     cfg = _config(client, config)
@@ -435,6 +439,9 @@ def upload_source(
     )
     key = FileKey.unpack(result.key).packed
     item = {"h": result.token, "t": NodeType.FILE.value, "a": _nodeops.encrypt_attrs(attrs, key)}
+    fa = pictures.store(client._batch, client.http, words_to_bytes(fold(key))) if pictures else None
+    if fa:
+        item["fa"] = fa
     return _nodeops.put_node(client, parent, item, key)  # type: ignore[no-any-return]
 
 
@@ -524,13 +531,14 @@ def upload_folder(
     out: TransferResult | None = None,
     watchers: Iterable[TransferSubscriber] = (),
     follow_symlinks: bool = False,
+    pictures: bool = False,
 ) -> dict[str, str]:
     """:meth:`Mega.upload_folder` through a :class:`~megafast.transfer.TransferManager`:
     ``{relative path: handle}`` of the folders and of the files uploaded or already there.
     ``follow_symlinks`` walks through symlinks (:func:`local_tree`) and uploads one file at
     a time (not yet through the manager)."""
     if follow_symlinks:
-        return _upload_folder_following(client, directory, dest, progress, config, resume)
+        return _upload_folder_following(client, directory, dest, progress, config, resume, pictures)
     from .transfer import TransferConfig
     from .transfer._tree import upload_tree
 
@@ -538,7 +546,7 @@ def upload_folder(
     if not resume:
         conf = dataclasses.replace(conf or TransferConfig(), resume=False)
     with _tree_manager(client, None, progress, conf, watchers) as manager:
-        result = upload_tree(manager, directory, dest, result=out)
+        result = upload_tree(manager, directory, dest, result=out, pictures=pictures)
     if progress is not None and not result.total_files:
         progress(0, 0)
     handles = dict(result.folders)
@@ -554,6 +562,7 @@ def _upload_folder_following(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     resume: bool,
+    pictures: bool = False,
 ) -> dict[str, str]:
     """:meth:`Mega.upload_folder` with ``follow_symlinks``: the walk of :func:`local_tree`
     (symlink cycles cut), then one file at a time."""
@@ -585,7 +594,7 @@ def _upload_folder_following(
             def step(done: int, _total: int, base: int = base) -> None:
                 progress(base + done, total)
 
-        answer = upload(client, path, handles[head or "."], None, step, config, resume)
+        answer = upload(client, path, handles[head or "."], None, step, config, resume, pictures)
         handles[rel] = _nodeops.new_handle(answer)
         done_before += size
     if progress is not None and not files:

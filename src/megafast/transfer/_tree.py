@@ -26,6 +26,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._codec import words_to_bytes
 from .._localnames import numbered, safe_local_name, unique_names
 from .._nodeops import encrypt_attrs, folder_handle, wrap_key
 from .._shares import keys_for_new_node
@@ -40,6 +41,7 @@ from ..errors import (
     ValidationError,
     WrongKeyError,
 )
+from ..media._remote import start_pictures
 from ._download import download_file
 from ._manager import FileProgress, SkipTransfer, TransferManager, TransferResult
 from ._plan import check_size
@@ -67,6 +69,7 @@ class _UploadTree:
         self.claimed: set[tuple[str, str]] = set()  # names chosen by files still in flight
         self.top = Path()  # the resolved local top folder
         self.problems: dict[str, str] = {}  # local folder -> why it has no remote folder
+        self.pictures = False  # make thumbnails and previews (megafast.media)
 
     def new_node_command(
         self, parent: str, items: list[dict[str, Any]], keys: list[tuple[int, ...]]
@@ -229,6 +232,7 @@ class UploadJob:
         fp = fingerprint(self.path, int(st.st_mtime))
         with self.up.lock:
             name = self._choose_name(fp)
+        pictures = start_pictures(self.path, self.up.pictures)  # made while the file uploads
         try:
             if name != self.path.name:
                 with self.up.lock:
@@ -250,10 +254,13 @@ class UploadJob:
             )
             key = tuple(done.key)
             k = tuple(key[i] ^ key[i + 4] for i in range(4))
-            attrs = encrypt_attrs({"n": name, "c": fp}, k)
-            command = self.up.new_node_command(
-                self.parent, [{"h": done.token, "t": 0, "a": attrs}], [key]
+            item = {"h": done.token, "t": 0, "a": encrypt_attrs({"n": name, "c": fp}, k)}
+            fa = (
+                pictures.store(manager.batch, manager.http, words_to_bytes(k)) if pictures else None
             )
+            if fa:
+                item["fa"] = fa
+            command = self.up.new_node_command(self.parent, [item], [key])
             handles = self.up.add_nodes(manager.call(command))
         finally:
             with self.up.lock:
@@ -295,6 +302,7 @@ def upload_tree(
     dest: Any = None,
     *,
     result: TransferResult | None = None,
+    pictures: bool | None = None,
 ) -> TransferResult:
     """Upload the folder ``directory`` into ``dest`` (a folder handle or node; default: the
     Cloud Drive) like ``cp -r``; ``result.folders`` maps relative paths (``"."`` = the top) to
@@ -308,11 +316,17 @@ def upload_tree(
     result = result if result is not None else TransferResult()
     up = _UploadTree(manager, result)
     up.top = top.resolve()
+    up.pictures = _pictures_option(mega, pictures)
     levels = _walk_folders(top, result)
     before = manager.api.stats["requests"]
     _make_folders(up, levels, folder_handle(mega, dest), up.top.name or "_")
     result.api_requests += manager.api.stats["requests"] - before
     return manager.run(_upload_jobs(up, top, levels), result)
+
+
+def _pictures_option(mega: Any, pictures: bool | None) -> bool:
+    """Thumbnails on or off: ``pictures``, else the client's ``thumbnails`` option."""
+    return pictures if pictures is not None else mega.options.get("thumbnails") is not False
 
 
 def upload_job(manager: TransferManager, path: Path, dest: Any = None) -> UploadJob:
@@ -326,6 +340,7 @@ def upload_job(manager: TransferManager, path: Path, dest: Any = None) -> Upload
     manager.mega._require_login()
     up = _UploadTree(manager, TransferResult())
     up.top = path.parent.resolve()
+    up.pictures = _pictures_option(manager.mega, None)
     return UploadJob(up, path, path.name, folder_handle(manager.mega, dest), st)
 
 
