@@ -65,6 +65,11 @@ class Engine:
         self._public_root: str | None = None
 
     @property
+    def folder(self) -> str | None:
+        """The public handle of a public folder link (requests about its nodes carry it)."""
+        return self._link.handle if self._link is not None and self._link.kind == "folder" else None
+
+    @property
     def read_only(self) -> bool:
         """True for public links: nothing can be written through them."""
         return self._link is not None
@@ -129,6 +134,8 @@ class Engine:
             attrs["n"],
             attrs_json,
         )
+        if isinstance(data.get("fa"), str):  # the file's thumbnail and preview
+            tree.store.set_extra(link.handle, "fa", data["fa"])
         self._public_tree, self._public_root = tree, FILE_LINK_ROOT
 
     # -- reading --------------------------------------------------------------------------
