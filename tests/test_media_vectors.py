@@ -45,14 +45,14 @@ def indep_open(url: str, password: str) -> str:
     enc = raw[40 : 40 + keylen]
     dk = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 100000, 64)
     assert hmac.compare_digest(_tag(alg, dk[32:], raw[: 40 + keylen]), raw[40 + keylen :])
-    key = bytes(a ^ b for a, b in zip(enc, dk))
+    key = bytes(a ^ b for a, b in zip(enc, dk, strict=False))
     return f"https://mega.nz/{'file' if kind == 1 else 'folder'}/{b64u(raw[2:8])}#{b64u(key)}"
 
 
 def indep_make(alg: int, kind: str, handle: str, key: bytes, password: str, salt: bytes) -> str:
     dk = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, 100000, 64)
     body = bytes([alg, 1 if kind == "file" else 0]) + _unb64u(handle) + salt
-    body += bytes(a ^ b for a, b in zip(key, dk))
+    body += bytes(a ^ b for a, b in zip(key, dk, strict=False))
     return "https://mega.nz/#P!" + b64u(body + _tag(alg, dk[32:], body))
 
 
