@@ -3,7 +3,8 @@
 - Thumbnail: 200x200, scaled so the shorter side is 200, then cropped: centred across, a third
   of the way down (the SDK's ``(w - 200) / 2``, ``(h - 200) / 3``). JPEG.
 - Preview: scaled to fit inside 1000x1000, never upscaled. JPEG.
-- JPEG quality 85, EXIF orientation applied, no metadata kept (the SDK strips it too).
+- JPEG quality 85 (baseline), EXIF orientation applied, no metadata kept (the SDK strips it
+  too). JPEGs are decoded at the smallest DCT scale that still covers the preview.
 
 Images are read with Pillow (the ``megafast[media]`` extra) with its decompression-bomb limit
 on; videos get one frame from ``ffmpeg`` when it is installed. :func:`make_pictures` never
@@ -117,7 +118,7 @@ def pictures_from_image(source: Any, label: str = "image") -> tuple[bytes, bytes
     """``(thumbnail, preview)`` JPEGs of an image file object, or ``None`` (logged) when it
     is not an image Pillow reads whole: truncated, unknown, or over Pillow's pixel limit."""
     try:
-        from PIL import Image, ImageOps
+        from PIL import Image
     except ImportError:
         logger.info("%s: no thumbnail (Pillow is not installed: megafast[media])", label)
         return None
@@ -128,14 +129,22 @@ def pictures_from_image(source: Any, label: str = "image") -> tuple[bytes, bytes
             with Image.open(source) as im:
                 im.draft("RGB", (PREVIEW_SIZE, PREVIEW_SIZE))  # JPEG: decode at 1/2, 1/4...
                 im.load()
-                picture = ImageOps.exif_transpose(im) or im
-                return _thumbnail(picture), _preview(picture)
+                return _both(_upright(im))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         logger.warning("%s: no thumbnail (too many pixels for Pillow's limit: %s)", label, exc)
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
         # UnidentifiedImageError and "image file is truncated" are OSErrors
         logger.info("%s: no thumbnail (not an image Pillow can read: %s)", label, exc)
     return None
+
+
+def _upright(im: Any) -> Any:
+    """``im`` turned as its EXIF orientation says (no copy when it is already upright)."""
+    from PIL import ImageOps
+
+    if im.getexif().get(0x0112, 1) in (None, 1):
+        return im
+    return ImageOps.exif_transpose(im) or im
 
 
 def _rgb(im: Any) -> Any:
@@ -154,7 +163,7 @@ def _rgb(im: Any) -> Any:
 
 def _jpeg(im: Any) -> bytes:
     out = io.BytesIO()
-    _rgb(im).save(out, "JPEG", quality=_QUALITY, optimize=True)
+    _rgb(im).save(out, "JPEG", quality=_QUALITY)
     return out.getvalue()
 
 
@@ -172,15 +181,26 @@ def _thumbnail(im: Any) -> bytes:
     return _jpeg(scaled.crop((left, top, left + side, top + side)))
 
 
-def _preview(im: Any) -> bytes:
+def _fit(im: Any) -> Any:
+    """``im`` scaled to fit inside the preview's box (``im`` itself when it fits: never
+    upscaled). A JPEG read in draft mode is at most twice the box, so a bilinear filter over
+    the whole ratio is enough."""
     from PIL import Image
 
     w, h = im.size
     if w <= PREVIEW_SIZE and h <= PREVIEW_SIZE:
-        return _jpeg(im)  # never upscaled
+        return im
     scale = min(PREVIEW_SIZE / w, PREVIEW_SIZE / h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return _jpeg(im.resize(size, Image.Resampling.BICUBIC, reducing_gap=2.0))
+    return im.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def _both(im: Any) -> tuple[bytes, bytes]:
+    """(thumbnail, preview); the thumbnail comes from the preview when that is still at
+    least the thumbnail's size on its short side (cheaper, and the same picture)."""
+    preview = _fit(im)
+    source = preview if min(preview.size) >= THUMBNAIL_SIZE else im
+    return _thumbnail(source), _jpeg(preview)
 
 
 def _video_frame(path: Path) -> bytes | None:
