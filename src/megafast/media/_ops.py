@@ -27,8 +27,13 @@ def kind_of(preview: bool) -> int:
 
 
 def _batch(client: Mega, folder: str | None) -> Batch:
+    """Commands in one request through the client's hooks (a public folder's one by one:
+    ``_request`` is the hook that carries ``&n=``; a folder rarely spans two clusters)."""
+
     def send(commands: list[dict[str, Any]]) -> list[Any]:
-        return client._sync().batch(commands, folder=folder)
+        if folder is None:
+            return client._batch(commands)
+        return [client._request(command, folder=folder) for command in commands]
 
     return send
 
