@@ -129,6 +129,7 @@ class FileAttrCommands(Packets):
         """The answer to ``POST /fa/<rest>``: ``put/<token>`` stores, ``get/<cluster>`` reads."""
         self._fa_setup()
         kind, _, arg = rest.partition("/")
+        arg = arg.split("/")[0]  # megajs appends /<type> to the upload URL
         if kind == "put":
             with self._fa_lock:
                 pending = self._fa_puts.pop(arg, None)
