@@ -12,7 +12,7 @@
    it (one API request more). Target: opening <= 0.3 s.
 
 The emulator runs in another process (``megafast serve``, ``--latency`` seconds per API
-request) with its data under ``--data-root`` (default: the system's temporary folder; the
+request, ``--bandwidth`` bytes/s per connection) with its data under ``--data-root`` (default: the system's temporary folder; the
 photos take ``photos x ~2.1 MB`` twice there). The photos are one noisy picture encoded once,
 made distinct by a trailer after the JPEG's end marker (each is decoded in full).
 """
@@ -37,11 +37,13 @@ EMAIL, PASSWORD = "bench@example.com", "bench password"
 
 
 @contextmanager
-def serve(latency: float, data_root: Path) -> Iterator[str]:
+def serve(latency: float, data_root: Path, bandwidth: float | None = None) -> Iterator[str]:
     """A ``megafast serve`` process with the bench account; yields its API URL."""
     data = Path(tempfile.mkdtemp(prefix="emu-media-", dir=data_root))
     cmd = [sys.executable, "-m", "megafast", "serve", "--data-dir", str(data)]
     cmd += ["--latency", str(latency), "--user", f"{EMAIL}:{PASSWORD}"]
+    if bandwidth:
+        cmd += ["--bandwidth", str(bandwidth)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -99,6 +101,12 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=1, help="uploads of each kind (best kept)")
     p.add_argument("--thumbs", type=int, default=1000)
     p.add_argument("--latency", type=float, default=0.0, help="seconds per API request")
+    p.add_argument(
+        "--bandwidth",
+        type=float,
+        default=None,
+        help="bytes/s per connection (the emulator's cap; default none: loopback speed)",
+    )
     p.add_argument("--data-root", type=Path, default=Path(tempfile.gettempdir()))
     args = p.parse_args()
 
@@ -108,7 +116,7 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-media-", dir=args.data_root))
     try:
-        with serve(args.latency, args.data_root) as url:
+        with serve(args.latency, args.data_root, args.bandwidth) as url:
             mega = Mega(api_url=url).login(EMAIL, PASSWORD)
             print(
                 f"1. {args.photos} photos {args.width}x{args.height} as a tree "
