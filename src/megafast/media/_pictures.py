@@ -176,15 +176,14 @@ def _thumbnail(im: Any) -> bytes:
         sw, sh = side, max(side, h * side // w)
     else:
         sw, sh = max(side, w * side // h), side
-    scaled = im.resize((sw, sh), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    scaled = im.resize((sw, sh), Image.Resampling.BILINEAR, reducing_gap=2.0)
     left, top = (sw - side) // 2, (sh - side) // 3
     return _jpeg(scaled.crop((left, top, left + side, top + side)))
 
 
 def _fit(im: Any) -> Any:
     """``im`` scaled to fit inside the preview's box (``im`` itself when it fits: never
-    upscaled). A JPEG read in draft mode is at most twice the box, so a bilinear filter over
-    the whole ratio is enough."""
+    upscaled), by area averaging (a JPEG read in draft mode is at most twice the box)."""
     from PIL import Image
 
     w, h = im.size
@@ -192,7 +191,7 @@ def _fit(im: Any) -> Any:
         return im
     scale = min(PREVIEW_SIZE / w, PREVIEW_SIZE / h)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return im.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    return im.resize(size, Image.Resampling.BOX)
 
 
 def _both(im: Any) -> tuple[bytes, bytes]:
