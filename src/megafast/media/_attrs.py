@@ -35,7 +35,7 @@ __all__ = [
 
 THUMBNAIL = 0
 PREVIEW = 1
-#: the largest attribute MEGA's SDK sends (bytes, after padding)
+#: MEGA's SDK sends attributes shorter than this (bytes, after padding)
 MAX_ATTRIBUTE = 16 * 1024 * 1024
 _HEADER = struct.Struct("<8sI")
 _ITEM_RE = re.compile(r"^(?:(?P<cluster>\d+):)?(?P<type>\d+)\*(?P<h>[A-Za-z0-9_-]{11})$")
@@ -78,8 +78,8 @@ def _cipher(key: bytes) -> object:
 def encrypt_attr_data(data: bytes, key: bytes) -> bytes:
     """``data`` zero-padded to 16 bytes and AES-128-CBC encrypted (zero IV) under ``key``."""
     padded = bytes(data) + bytes(-len(data) % 16)
-    if not data or len(padded) > MAX_ATTRIBUTE:
-        raise ValidationError(f"a file attribute is 1 byte to {MAX_ATTRIBUTE} bytes")
+    if not data or len(padded) >= MAX_ATTRIBUTE:
+        raise ValidationError(f"a file attribute is 1 byte to {MAX_ATTRIBUTE - 16} bytes")
     return _cipher(key).encrypt(padded)  # type: ignore[attr-defined,no-any-return]
 
 

@@ -159,7 +159,9 @@ def fetch_attrs(
     """The attribute ``kind`` (0 thumbnail, 1 preview) of each decrypted file in ``nodes``
     that has one: ``{node handle: plaintext}``. One API request for the URLs of every
     cluster, then one POST per cluster; files without the attribute are left out, and so are
-    the ones the server did not return (as MEGA's SDK does)."""
+    the ones the server did not return or returned in pieces that are not whole AES blocks
+    (as MEGA's SDK does). An answer whose records run past its end raises
+    :class:`~megafast.errors.UnexpectedAnswerError`."""
     clusters: dict[int, list[tuple[str, bytes, bytes]]] = {}
     for node in nodes:
         attr = find_attr(node.get("fa"), kind)
@@ -186,8 +188,12 @@ def fetch_attrs(
             )
         records = parse_records(reply.content, handles)
         for node_handle, h, key in items:
-            if h in records:
+            if h not in records:
+                continue
+            try:
                 out[node_handle] = decrypt_attr_data(records[h], key)
+            except UnexpectedAnswerError as exc:  # one bad record: that file is left out
+                logger.warning("file %s: its attribute was not usable: %s", node_handle, exc)
     return out
 
 
