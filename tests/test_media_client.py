@@ -115,10 +115,12 @@ def test_a_tree_gets_pictures_made_beside_the_transfers(
         _photo(top / ("sub" if i % 2 else ".") / f"{i}.jpg", (400, 300), i)
     (top / "readme.txt").write_text("x")
     threads: set[str] = set()
+    made: list[str] = []
     real = _remote.make_pictures
 
     def spy(path: Any) -> Any:
         threads.add(threading.current_thread().name)
+        made.append(str(path))
         return real(path)
 
     monkeypatch.setattr(_remote, "make_pictures", spy)
@@ -130,6 +132,10 @@ def test_a_tree_gets_pictures_made_beside_the_transfers(
     got = mega.get_thumbnails(photos)
     assert set(got) == set(photos)
     assert all(_jpeg_size(v) == (200, 200) for v in got.values())
+    assert len(made) == 12  # the photos only, once each
+    made.clear()
+    again = mega.upload_folder(top)  # everything is there already: no picture is made
+    assert again == handles and made == []
 
 
 def test_thumbnails_of_a_folder_in_a_few_requests(mega: Mega, tmp_path: Path) -> None:

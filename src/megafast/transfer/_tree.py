@@ -41,7 +41,7 @@ from ..errors import (
     ValidationError,
     WrongKeyError,
 )
-from ..media._remote import start_pictures
+from ..media._remote import PendingPictures, start_pictures
 from ._download import download_file
 from ._manager import FileProgress, SkipTransfer, TransferManager, TransferResult
 from ._plan import check_size
@@ -182,11 +182,22 @@ class UploadJob:
         self.size = st.st_size
         self.mtime = int(st.st_mtime)
         self._url: Future[Any] | None = None
+        self._pictures: PendingPictures | None = None
         self.problem: str | None = None  # why it cannot go (its folder was not created)
 
     def prepare(self, manager: TransferManager) -> None:
         if self.problem is None:
             self._url = manager.batcher.submit({"a": "u", "s": self.size})
+            # the pictures are made ahead, while the files before this one upload (not for
+            # a file that is probably there already: run() makes them if it is not)
+            if self.up.pictures and not self._probably_there():
+                self._pictures = start_pictures(self.path, True)
+
+    def _probably_there(self) -> bool:
+        """A remote file of this name and size is in the folder (run() checks the fingerprint)."""
+        with self.up.lock:
+            same = self.up.tree.children_named(self.parent, self.path.name)
+            return any(n.get("t") == 0 and n.get("s") == self.size for n in same)
 
     def _get_upload_url(self, size: int) -> str:
         future, self._url = self._url, None
@@ -232,7 +243,7 @@ class UploadJob:
         fp = fingerprint(self.path, int(st.st_mtime))
         with self.up.lock:
             name = self._choose_name(fp)
-        pictures = start_pictures(self.path, self.up.pictures)  # made while the file uploads
+        pictures = self._pictures or start_pictures(self.path, self.up.pictures)
         try:
             if name != self.path.name:
                 with self.up.lock:
