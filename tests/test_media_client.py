@@ -314,6 +314,8 @@ def test_fsspec_thumbnail(emu: MegaEmulator, tmp_path: Path) -> None:
     assert _jpeg_size(fs.thumbnail("f.jpg", preview=True)) == (1000, 750)
     with pytest.raises(FileNotFoundError):
         fs.thumbnail("n.txt")
+    fs.put_file(str(_photo(tmp_path / "put.jpg", (300, 200))), "put.jpg")  # fsspec's own upload
+    assert _jpeg_size(fs.thumbnail("put.jpg", preview=True)) == (300, 200)
     link = mega.get_link(mega.find("f.jpg"))
     public = MegaFileSystem(link=link, api_url=emu.api_url, skip_instance_cache=True)
     assert _jpeg_size(public.thumbnail("f.jpg")) == (200, 200)

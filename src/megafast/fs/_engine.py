@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .. import _nodeops, _sources
-from .._codec import words_to_bytes
+from .._codec import fold, words_to_bytes
 from .._links import PublicLink, parse_link
 from .._nodes import NodeTree
 from ..errors import UnexpectedAnswerError, ValidationError, WrongKeyError
+from ..media._remote import start_pictures
 
 if TYPE_CHECKING:
     from ..transfer import TransferManager
@@ -304,8 +305,19 @@ class Engine:
             with self.lock:
                 return _sources.checked_u_answer(call({"a": "u", "s": size}))
 
+        http = self.mega.http if manager is None else manager.http
+        pictures = None
+        if isinstance(source, str):  # a local image or video: its thumbnail and preview
+            pictures = start_pictures(source, self.mega.options.get("thumbnails"))
+
+        def batch(commands: list[dict[str, Any]]) -> list[Any]:
+            if manager is not None:
+                return manager.batch(commands)
+            with self.lock:
+                return self.mega._batch(commands)  # type: ignore[no-any-return]
+
         result = upload_file(
-            self.mega.http if manager is None else manager.http,
+            http,
             get_upload_url,
             source,
             size,
@@ -318,8 +330,11 @@ class Engine:
         if confirm is not None and not confirm():
             raise ValidationError("the upload was abandoned before its file was created")
         key = tuple(result.key)
+        item = {"h": result.token, "t": 0, "a": _nodeops.encrypt_attrs(attrs, key)}
+        fa = pictures.store(batch, http, words_to_bytes(fold(key))) if pictures else None
+        if fa:
+            item["fa"] = fa
         with self.lock:
-            item = {"h": result.token, "t": 0, "a": _nodeops.encrypt_attrs(attrs, key)}
             return self._created(_nodeops.put_node(self.mega, parent, item, key, call=call))
 
     def mkdir(self, parent: str, name: str) -> dict[str, Any]:
