@@ -249,8 +249,10 @@ def hostile_server() -> Iterator[tuple[str, list[bytes]]]:
 
 
 def test_a_record_overrunning_the_body_is_a_clear_error(
-    hostile_server: tuple[str, list[bytes]],
+    hostile_server: tuple[str, list[bytes]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from megafast.media import _remote
+
     url, answers = hostile_server
     handle = b"H" * 8
     node = {
@@ -271,6 +273,10 @@ def test_a_record_overrunning_the_body_is_a_clear_error(
     assert fetch_attrs(batch, http, [node], 0) == {}
     answers.append(b"")  # nothing returned: the file is left out
     assert fetch_attrs(batch, http, [node], 0) == {}
+    monkeypatch.setattr(_remote, "MAX_FETCH_ANSWER", 1000)  # an endless answer is cut off
+    answers.append(handle + struct.pack("<I", 2048) + b"x" * 2048)
+    with pytest.raises(UnexpectedAnswerError, match="over 1000 bytes"):
+        fetch_attrs(batch, http, [node], 0)
 
 
 # -- CLI and fsspec -------------------------------------------------------------------------

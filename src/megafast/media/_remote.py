@@ -53,6 +53,8 @@ logger = logging.getLogger("megafast.media")
 #: send commands in one request and return their results (negative numbers for errors)
 Batch = Callable[[list[dict[str, Any]]], list[Any]]
 _POST_TIMEOUT = 60.0
+#: the longest answer to one attribute fetch read (bytes): 1,000 previews of 250 KB fit
+MAX_FETCH_ANSWER = 256 * 1024 * 1024
 _pool_lock = threading.Lock()
 _pool: ThreadPoolExecutor | None = None
 
@@ -181,12 +183,8 @@ def fetch_attrs(
             continue
         items = clusters[cluster]
         handles = list(dict.fromkeys(h for _, h, _ in items))
-        reply = http.post(url, data=b"".join(handles), timeout=timeout)
-        if reply.status_code != 200:
-            raise UnexpectedAnswerError(
-                f"the file attribute server answered HTTP {reply.status_code}"
-            )
-        records = parse_records(reply.content, handles)
+        body = _post_capped(http, url, b"".join(handles), timeout)
+        records = parse_records(body, handles)
         for node_handle, h, key in items:
             if h not in records:
                 continue
@@ -195,6 +193,24 @@ def fetch_attrs(
             except UnexpectedAnswerError as exc:  # one bad record: that file is left out
                 logger.warning("file %s: its attribute was not usable: %s", node_handle, exc)
     return out
+
+
+def _post_capped(http: requests.Session, url: str, data: bytes, timeout: float) -> bytes:
+    """The answer to a fetch POST, read up to :data:`MAX_FETCH_ANSWER` bytes (a hostile
+    server cannot fill the memory): :class:`~megafast.errors.UnexpectedAnswerError` beyond."""
+    with http.post(url, data=data, timeout=timeout, stream=True) as reply:
+        if reply.status_code != 200:
+            raise UnexpectedAnswerError(
+                f"the file attribute server answered HTTP {reply.status_code}"
+            )
+        body = bytearray()
+        for piece in reply.iter_content(1 << 16):
+            body += piece
+            if len(body) > MAX_FETCH_ANSWER:
+                raise UnexpectedAnswerError(
+                    f"the file attribute server's answer is over {MAX_FETCH_ANSWER} bytes"
+                )
+        return bytes(body)
 
 
 def fetch_one(
