@@ -263,3 +263,20 @@ def test_cli_asks_for_the_password_without_echo(
     asked.clear()
     ctx = SimpleNamespace(args=argparse.Namespace(password="s3cret"))
     assert unlock_link(ctx, file_link) == plain and asked == []  # type: ignore[arg-type]
+
+
+def test_cli_link_password_asked_twice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+    from types import SimpleNamespace
+
+    import megafast._cli.media as media
+    from megafast._cli.errors import CommandError
+
+    answers = iter(["one", "one", "one", "two"])
+    monkeypatch.setattr(media, "_ask", lambda prompt: next(answers))
+    ctx = SimpleNamespace(args=argparse.Namespace(password=""))
+    assert media.link_password(ctx) == "one"  # type: ignore[arg-type]
+    with pytest.raises(CommandError, match="do not match"):
+        media.link_password(ctx)  # type: ignore[arg-type]
+    ctx = SimpleNamespace(args=argparse.Namespace(password=None))
+    assert media.link_password(ctx) is None  # type: ignore[arg-type]
