@@ -157,6 +157,9 @@ def test_download_url_and_public_folders(
         n["a"]["n"] for n in visitor.get_public_folder(folder_link, password="s3cret").values()
     }
     assert names == {"shared", "a.bin"}
+    owner = shared[0]
+    owner.import_public_url(file_link, password="s3cret")  # a copy in the Cloud Drive
+    assert owner.find("a.bin") is not None
     (tmp_path / "d").mkdir()
     out = visitor.download_folder_url(folder_link, tmp_path / "d", password="s3cret")
     assert (Path(out) / "a.bin").read_bytes() == data
