@@ -112,7 +112,7 @@ def main() -> None:
 
     from PIL import Image  # megafast[media]
 
-    from megafast._passlinks import decrypt_link
+    from megafast._wire.passlinks import decrypt_link
 
     work = Path(tempfile.mkdtemp(prefix="bench-media-", dir=args.data_root))
     try:

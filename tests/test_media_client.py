@@ -185,7 +185,7 @@ def test_public_folder_thumbnails(emu: MegaEmulator, mega: Mega, tmp_path: Path)
     visitor = Mega(api_url=emu.api_url)
     nodes = visitor.get_public_folder(link)
     files = [n for n in nodes.values() if n.get("t") == 0]
-    from megafast._links import parse_link
+    from megafast._wire.links import parse_link
 
     got = visitor.get_thumbnails(files, folder=parse_link(link).handle)
     assert [_jpeg_size(v) for v in got.values()] == [(200, 200)]

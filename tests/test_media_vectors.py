@@ -74,7 +74,7 @@ def test_the_independent_implementation_gives_every_link(media_vectors: dict[str
 
 
 def test_megafast_opens_every_link(media_vectors: dict[str, Any]) -> None:
-    from megafast._passlinks import decrypt_link
+    from megafast._wire.passlinks import decrypt_link
 
     published = [v for v in media_vectors["password_links"] if v["source"] != "computed"]
     assert len(published) == 2  # the two made by MEGAcmd
@@ -83,7 +83,7 @@ def test_megafast_opens_every_link(media_vectors: dict[str, Any]) -> None:
 
 
 def test_megafast_makes_the_computed_links(media_vectors: dict[str, Any]) -> None:
-    from megafast._passlinks import encrypt_link
+    from megafast._wire.passlinks import encrypt_link
 
     for v in media_vectors["password_links"]:
         if v["source"] != "computed":

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from megafast import Mega
-from megafast._passlinks import decrypt_link, encrypt_link, is_password_link, unlock
+from megafast._wire.passlinks import decrypt_link, encrypt_link, is_password_link, unlock
 from megafast.errors import LinkError, PasswordRequiredError, WrongPasswordError
 from megafast.testing import MegaEmulator
 

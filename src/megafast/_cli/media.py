@@ -36,7 +36,7 @@ def _ask(prompt: str) -> str:
 def unlock_link(ctx: Context, url: str) -> str:
     """``url`` itself, or the plain link behind a ``#P!`` link (opened with ``--password``,
     or a password asked for without echo)."""
-    from megafast._passlinks import decrypt_link, is_password_link
+    from megafast._wire.passlinks import decrypt_link, is_password_link
 
     if not is_password_link(url):
         return url

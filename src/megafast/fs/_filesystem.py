@@ -91,7 +91,7 @@ class MegaFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec has no
         self._api_url = api_url
         self._transfer = transfer
         if link is not None:  # a #P! link is opened with password= (WrongPasswordError)
-            from .._passlinks import unlock
+            from .._wire.passlinks import unlock
 
             link = unlock(link, password)
         self._link = link

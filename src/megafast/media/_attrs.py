@@ -17,7 +17,7 @@ import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from .._codec import b64_bytes, b64encode, words_to_bytes
+from .._wire.codec import b64_bytes, b64encode, words_to_bytes
 from ..errors import UnexpectedAnswerError, ValidationError
 
 __all__ = [

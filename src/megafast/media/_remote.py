@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from .._codec import b64encode
+from .._wire.codec import b64encode
 from ..errors import NotFoundError, UnexpectedAnswerError, ValidationError
 from ._attrs import (
     PREVIEW,

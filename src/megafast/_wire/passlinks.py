@@ -30,9 +30,9 @@ import hmac
 import re
 import secrets
 
-from ._codec import b64decode, b64encode
-from ._links import file_link, folder_link, parse_link
-from .errors import LinkError, PasswordRequiredError, WrongPasswordError
+from ..errors import LinkError, PasswordRequiredError, WrongPasswordError
+from .codec import b64decode, b64encode
+from .links import file_link, folder_link, parse_link
 
 __all__ = [
     "ITERATIONS",
