@@ -14,6 +14,7 @@ image, ffmpeg missing or failing).
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -82,8 +83,9 @@ VIDEO_SUFFIXES = frozenset(
 )
 
 
+@functools.lru_cache(maxsize=1)
 def available() -> bool:
-    """Whether Pillow can be imported (pictures are made only then)."""
+    """Whether Pillow can be imported (pictures are made only then; asked once)."""
     try:
         import PIL.Image  # noqa: F401
     except ImportError:
