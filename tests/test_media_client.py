@@ -325,3 +325,15 @@ def test_fsspec_thumbnail(emu: MegaEmulator, tmp_path: Path) -> None:
     link = mega.get_link(mega.find("f.jpg"))
     public = MegaFileSystem(link=link, api_url=emu.api_url, skip_instance_cache=True)
     assert _jpeg_size(public.thumbnail("f.jpg")) == (200, 200)
+
+
+def test_without_pillow_uploads_go_on_as_before(
+    emu: MegaEmulator, mega: Mega, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from megafast.media import _remote
+
+    monkeypatch.setattr(_remote, "available", lambda: False)  # as without megafast[media]
+    before = emu.stats().get("file_attrs_stored", 0)
+    node = mega.upload(_photo(tmp_path / "p.jpg"))["f"][0]
+    assert "fa" not in node
+    assert emu.stats().get("file_attrs_stored", 0) == before
