@@ -24,7 +24,9 @@ from .errors import LinkError
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .client import Mega, NodeRef
+    from ._account.core import Core
+    from ._account.nodeops import NodeRef
+    from .client import Mega
     from .transfer import (
         ProgressCallback,
         TransferConfig,
@@ -39,8 +41,8 @@ __all__ = ["TransferMethods"]
 class TransferMethods:
     """Downloads, uploads and public links of :class:`~megafast.Mega` (see there)."""
 
-    def _client(self) -> Mega:
-        return cast("Mega", self)
+    def _core(self) -> Core:
+        return cast("Mega", self).core
 
     # ------------------------------------------------------------------------------------
     # links to the account's nodes (megafast._account.nodeops)
@@ -48,16 +50,15 @@ class TransferMethods:
     def get_link(self, file: NodeRef, *, password: str | None = None) -> str:
         """The public link of a file (creates it if needed); with ``password`` a
         password-protected ``#P!`` link instead."""
-        client = self._client()
-        return protect(_nodeops.get_link(client, file), password)
+        return protect(_nodeops.get_link(self._core(), file), password)
 
     def get_upload_link(self, file: Mapping[str, Any]) -> str:
         """The public link of a file just uploaded (``file`` is :meth:`upload`'s answer)."""
-        return _nodeops.get_upload_link(self._client(), file)
+        return _nodeops.get_upload_link(self._core(), file)
 
     def get_folder_link(self, file: NodeRef) -> str:
         """The public link of a folder that is already exported (see :meth:`export`)."""
-        return _nodeops.get_folder_link(self._client(), file)
+        return _nodeops.get_folder_link(self._core(), file)
 
     def export(
         self, path: str | None = None, node_id: str | None = None, *, password: str | None = None
@@ -65,8 +66,7 @@ class TransferMethods:
         """Create (or return) the public link of the file or folder at ``path`` or
         ``node_id``. Folders are shared with a fresh key first. With ``password``: a
         password-protected ``#P!`` link to it (made locally; the plain link still works)."""
-        client = self._client()
-        return protect(_nodeops.export(client, path, node_id), password)
+        return protect(_nodeops.export(self._core(), path, node_id), password)
 
     # ------------------------------------------------------------------------------------
     # public files and folders (megafast._account.sources)
@@ -81,12 +81,12 @@ class TransferMethods:
         """``{'size': bytes, 'name': str}`` of a public file link; for a folder link also
         the counts of ``files`` and ``folders`` (size is the total of its files).
         ``password``: of a ``#P!`` link (here and in every method taking a link)."""
-        return _sources.public_url_info(self._client(), unlock(url, password))
+        return _sources.public_url_info(self._core(), unlock(url, password))
 
     def get_public_file_info(self, file_handle: str, file_key: str | bytes) -> dict[str, Any]:
         """``{'size': bytes, 'name': str}`` of a public file; a wrong key raises
         :class:`~megafast.errors.WrongKeyError`."""
-        return _sources.public_file_info(self._client(), file_handle, file_key)
+        return _sources.public_file_info(self._core(), file_handle, file_key)
 
     def import_public_url(
         self,
@@ -111,7 +111,7 @@ class TransferMethods:
     ) -> Any:
         """Copy a public file (handle and key) into the account; returns the ``p`` answer."""
         return _nodeops.import_public_file(
-            self._client(), file_handle, file_key, dest_node, dest_name
+            self._core(), file_handle, file_key, dest_node, dest_name
         )
 
     def get_public_folder(
@@ -120,7 +120,7 @@ class TransferMethods:
         """All nodes of a public folder link: ``{handle: node}`` like :meth:`get_files`
         (undecryptable nodes included, marked ``undecryptable``). A link to a node inside
         the folder lists that node and what is below it."""
-        return _sources.public_folder(self._client(), unlock(url, password))
+        return _sources.public_folder(self._core(), unlock(url, password))
 
     # ------------------------------------------------------------------------------------
     # transfers (megafast._account.transfers)
@@ -147,7 +147,7 @@ class TransferMethods:
         whose local name is taken get ``name (1).ext``...: the returned folder's ``renamed``
         lists them. The content is verified (MAC)."""
         return _transfers.download(
-            self._client(), file, dest_path, dest_filename, progress, config, result, subscribers
+            self._core(), file, dest_path, dest_filename, progress, config, result, subscribers
         )
 
     def download_url(
@@ -168,7 +168,7 @@ class TransferMethods:
         password-protected ``#P!`` link (a wrong one raises
         :class:`~megafast.errors.WrongPasswordError` before anything is downloaded)."""
         return _transfers.download_url(
-            self._client(),
+            self._core(),
             unlock(url, password),
             dest_path,
             dest_filename,
@@ -195,7 +195,7 @@ class TransferMethods:
         (``result``, ``subscribers`` and the returned folder's ``renamed``: the same as
         there)."""
         return _transfers.download_folder_url(
-            self._client(),
+            self._core(),
             unlock(url, password),
             dest_path,
             dest_filename,
@@ -217,12 +217,12 @@ class TransferMethods:
         ``file`` is a node, a handle or a public link. Returns the size in bytes. The MAC
         is checked at the end: on :class:`~megafast.errors.IntegrityError` discard what
         was written."""
-        return _transfers.download_to_fileobj(self._client(), file, fileobj, progress, config)
+        return _transfers.download_to_fileobj(self._core(), file, fileobj, progress, config)
 
     def open(self, file: NodeRef | str, *, config: TransferConfig | None = None) -> Any:
         """A seekable, read-only binary file object over a remote file (a node, a handle
         or a public link); whole MAC chunks are verified as they are read."""
-        return _transfers.open_remote(self._client(), file, config)
+        return _transfers.open_remote(self._core(), file, config)
 
     def upload(
         self,
@@ -246,16 +246,10 @@ class TransferMethods:
         (default: the ``thumbnails`` option, on when Pillow is installed); one that cannot be
         made is logged and skipped, never failing the upload.
         """
-        client = self._client()
+        core = self._core()
+        pics = _pics(core, thumbnails)
         return _transfers.upload(
-            client,
-            filename,
-            dest,
-            dest_filename,
-            progress,
-            config,
-            resume,
-            _pics(client, thumbnails),
+            core, filename, dest, dest_filename, progress, config, resume, pics
         )
 
     def upload_folder(
@@ -290,9 +284,9 @@ class TransferMethods:
         and ``subscribers`` are then not used). ``thumbnails``: as for :meth:`upload` (the
         pictures are made on their own threads while the files upload).
         """
-        client = self._client()
+        core = self._core()
         return _transfers.upload_folder(
-            client,
+            core,
             directory,
             dest,
             progress,
@@ -301,7 +295,7 @@ class TransferMethods:
             result,
             subscribers,
             follow_symlinks,
-            _pics(client, thumbnails),
+            _pics(core, thumbnails),
         )
 
     def transfers(
@@ -316,9 +310,8 @@ class TransferMethods:
         over one connection pool of ``workers`` connections; use it as a context manager."""
         from .transfer import TransferManager
 
-        return TransferManager(
-            self._client(), workers=workers, config=config, subscribers=subscribers
-        )
+        mega = cast("Mega", self)
+        return TransferManager(mega, workers=workers, config=config, subscribers=subscribers)
 
     def upload_fileobj(
         self,
@@ -339,10 +332,10 @@ class TransferMethods:
         bytes and seekable sources (a stream cannot be read again, so it always starts over).
         """
         return _transfers.upload_fileobj(
-            self._client(), fileobj, name, dest, size, mtime, progress, config, resume
+            self._core(), fileobj, name, dest, size, mtime, progress, config, resume
         )
 
 
-def _pics(client: Mega, thumbnails: bool | None) -> bool:
+def _pics(core: Core, thumbnails: bool | None) -> bool:
     """Whether an upload makes thumbnails: the keyword, else the client's option."""
-    return thumbnails if thumbnails is not None else client.options.get("thumbnails") is not False
+    return thumbnails if thumbnails is not None else core.options.get("thumbnails") is not False
