@@ -66,6 +66,7 @@ class Context:
         from megafast.client import Mega
 
         return Mega(
+            {"thumbnails": False} if getattr(self.args, "no_thumbnails", False) else None,
             api_url=self.api_url(stored),
             retry_time=self.args.retry_time,
             cache=None if self.args.no_cache else True,

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import CommandError, UsageError
 from .links import list_link
+from .media import link_password, password_option, unlock_link
 from .progress import format_bytes
 from .registry import register
 from .remote import ROOT, RemoteView, display_name, display_path, is_file, is_url, split_remote
@@ -42,13 +43,14 @@ def _ls_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="?", default="/", metavar="PATH|URL")
     parser.add_argument("-l", "--long", action="store_true", help="sizes, dates and handles")
     parser.add_argument("-R", "--recursive", action="store_true", help="list sub-folders too")
+    password_option(parser)
 
 
 @register("ls", "list a folder (or a public link)", arguments=_ls_arguments)
 def cmd_ls(ctx: Context) -> int:
     target: str = ctx.args.path
     if is_url(target):
-        entries = list_link(ctx, target, recursive=ctx.args.recursive)
+        entries = list_link(ctx, unlock_link(ctx, target), recursive=ctx.args.recursive)
         shown = [
             entry["path"].lstrip("/") + ("/" if entry["type"] == "folder" else "")
             for entry in entries
@@ -191,14 +193,26 @@ def _paths_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH")
 
 
-@register("link", "make a public link (export)", arguments=_paths_argument)
+def _link_arguments(parser: argparse.ArgumentParser) -> None:
+    _paths_argument(parser)
+    parser.add_argument(
+        "--password",
+        nargs="?",
+        const="",
+        metavar="PASSWORD",
+        help="make password-protected #P! links (without a value: asked for, without echo)",
+    )
+
+
+@register("link", "make a public link (export)", arguments=_link_arguments)
 def cmd_link(ctx: Context) -> int:
     client = ctx.client()
     view = RemoteView.of_account(client)
     nodes = [(path, _removable(client, view, path, "export")) for path in ctx.args.paths]
     results = []
+    password = link_password(ctx)
     for path, node in nodes:
-        link = client.export(node_id=node["h"])
+        link = client.export(node_id=node["h"], password=password)
         results.append({"path": display_path(path), "link": link})
     ctx.result(results, [entry["link"] for entry in results])
     return 0

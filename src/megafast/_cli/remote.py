@@ -25,7 +25,7 @@ FILE, FOLDER, ROOT, INBOX, RUBBISH = 0, 1, 2, 3, 4
 
 Node = dict[str, Any]
 
-_URL_RE = re.compile(r"^(?:https?://)?(?:www\.)?mega(?:\.co)?\.nz[/#]|^#F?!", re.IGNORECASE)
+_URL_RE = re.compile(r"^(?:https?://)?(?:www\.)?mega(?:\.co)?\.nz[/#]|^#[FP]?!", re.IGNORECASE)
 
 
 def is_url(text: str) -> bool:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..transfer._localnames import safe_local_name
 from .errors import CommandError, ExitCode, UsageError
 from .links import cat_link, download_link, link_kind, stream_with_progress
+from .media import password_option, unlock_link
 from .options import transfer_options
 from .progress import TransferProgress, outcome_rows, run_tree
 from .registry import register
@@ -100,6 +101,7 @@ def _get_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
     transfer_options(parser)
+    password_option(parser)
 
 
 @register(
@@ -116,7 +118,7 @@ def cmd_get(ctx: Context) -> int:
     plan: list[tuple[str, Node | None]] = []
     for source in sources:
         if is_url(source):
-            plan.append((source, None))
+            plan.append((unlock_link(ctx, source), None))
         else:
             assert view is not None
             plan.append((source, view.resolve(client, source)))
@@ -279,6 +281,11 @@ def _put_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="upload what symlinks inside a folder point to (default: skip them and say so)",
     )
+    parser.add_argument(
+        "--no-thumbnails",
+        action="store_true",
+        help="no thumbnails or previews for images and videos (made by default with Pillow)",
+    )
     transfer_options(parser)
 
 
@@ -339,6 +346,7 @@ def cmd_put(ctx: Context) -> int:
 def _cat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="PATH|URL")
     transfer_options(parser)
+    password_option(parser)
 
 
 @register("cat", "write a file's content to standard output", arguments=_cat_arguments)
@@ -346,7 +354,7 @@ def cmd_cat(ctx: Context) -> int:
     source: str = ctx.args.source
     out = sys.stdout.buffer
     if is_url(source):
-        cat_link(ctx, source, out)
+        cat_link(ctx, unlock_link(ctx, source), out)
     else:
         client = ctx.client()
         view = RemoteView.of_account(client)

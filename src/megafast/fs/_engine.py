@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from .._account import nodeops as _nodeops
 from .._account import sources as _sources
 from .._tree.nodes import NodeTree
-from .._wire.codec import words_to_bytes
+from .._wire.codec import fold, words_to_bytes
 from .._wire.links import PublicLink, parse_link
 from ..errors import UnexpectedAnswerError, ValidationError, WrongKeyError
+from ..media._remote import start_pictures
 
 if TYPE_CHECKING:
     from ..transfer import TransferManager
@@ -64,6 +65,11 @@ class Engine:
         self._link: PublicLink | None = parse_link(link) if link else None
         self._public_tree: NodeTree | None = None
         self._public_root: str | None = None
+
+    @property
+    def folder(self) -> str | None:
+        """The public handle of a public folder link (requests about its nodes carry it)."""
+        return self._link.handle if self._link is not None and self._link.kind == "folder" else None
 
     @property
     def read_only(self) -> bool:
@@ -130,6 +136,8 @@ class Engine:
             attrs["n"],
             attrs_json,
         )
+        if isinstance(data.get("fa"), str):  # the file's thumbnail and preview
+            tree.store.set_extra(link.handle, "fa", data["fa"])
         self._public_tree, self._public_root = tree, FILE_LINK_ROOT
 
     # -- reading --------------------------------------------------------------------------
@@ -298,8 +306,19 @@ class Engine:
             with self.lock:
                 return _sources.checked_u_answer(call({"a": "u", "s": size}))
 
+        http = self.mega.http if manager is None else manager.http
+        pictures = None
+        if isinstance(source, str):  # a local image or video: its thumbnail and preview
+            pictures = start_pictures(source, self.mega.options.get("thumbnails"))
+
+        def batch(commands: list[dict[str, Any]]) -> list[Any]:
+            if manager is not None:
+                return manager.batch(commands)
+            with self.lock:
+                return self.mega._batch(commands)  # type: ignore[no-any-return]
+
         result = upload_file(
-            self.mega.http if manager is None else manager.http,
+            http,
             get_upload_url,
             source,
             size,
@@ -312,8 +331,11 @@ class Engine:
         if confirm is not None and not confirm():
             raise ValidationError("the upload was abandoned before its file was created")
         key = tuple(result.key)
+        item = {"h": result.token, "t": 0, "a": _nodeops.encrypt_attrs(attrs, key)}
+        fa = pictures.store(batch, http, words_to_bytes(fold(key))) if pictures else None
+        if fa:
+            item["fa"] = fa
         with self.lock:
-            item = {"h": result.token, "t": 0, "a": _nodeops.encrypt_attrs(attrs, key)}
             return self._created(_nodeops.put_node(self.mega.core, parent, item, key, call=call))
 
     def mkdir(self, parent: str, name: str) -> dict[str, Any]:
