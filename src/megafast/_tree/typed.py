@@ -146,12 +146,16 @@ def node(store: NodeStore, handle: str) -> TreeNode | None:
     return None if slot is None else nodes_at(store, (slot,))[0]
 
 
-def _listed(store: NodeStore, slot: int, order: Order | None) -> list[tuple[int, TreeNode]]:
+def _listed(
+    store: NodeStore, slot: int, order: Order | None, folders_only: bool = False
+) -> list[tuple[int, TreeNode]]:
     """(slot, node) of the children of ``slot``: in ``order``, else the store's."""
     slots = store.children.get(slot)
     if not slots:
         return []
-    kids = list(slots)
+    kids = (
+        list(compress(slots, map(store.types.__getitem__, slots))) if folders_only else list(slots)
+    )
     made = nodes_at(store, kids)
     if order is None:
         return list(zip(kids, made, strict=True))
@@ -159,13 +163,16 @@ def _listed(store: NodeStore, slot: int, order: Order | None) -> list[tuple[int,
     return [(kids[i], made[i]) for i in sorted(range(len(kids)), key=keys.__getitem__)]
 
 
-def children(store: NodeStore, handle: str, order: Order | None = None) -> Iterator[TreeNode]:
+def children(
+    store: NodeStore, handle: str, order: Order | None = None, folders_only: bool = False
+) -> Iterator[TreeNode]:
     """The nodes directly inside ``handle`` (none when it is not in the store), sorted by
-    the key ``order`` when given (a stable sort: ties keep the listing's order)."""
+    the key ``order`` when given (a stable sort: ties keep the listing's order);
+    ``folders_only``: leave the files out (no node is made for them)."""
     slot = store.slot_of.get(handle)
     if slot is None:
         return
-    for _, item in _listed(store, slot, order):
+    for _, item in _listed(store, slot, order, folders_only):
         yield item
 
 
