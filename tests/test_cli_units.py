@@ -165,12 +165,12 @@ def test_remote_view_paths_listing_and_one_part_lookup() -> None:
         view.resolve("/nope")
     with pytest.raises(CommandError):
         split_remote("/docs/../x")
-    walked = [entry["name"] for entry, _ in view.entries(view.require_top(), recursive=True)]
-    assert walked[0] == "docs" and "a.txt" in walked
-    assert any(name.startswith("[undecryptable") for name in walked)
-    rows = list(view.entries(view.resolve("docs"), recursive=False))
-    assert "a.txt" in [shown for _, shown in rows]
-    assert all(entry["path"].startswith("/docs/") for entry, _ in rows)
+    walked = [shown for _, _, shown in view.rows(view.require_top(), recursive=True)]
+    assert walked[0] == "docs/" and "docs/a.txt" in walked
+    assert any(name.startswith("docs/[undecryptable") for name in walked)
+    rows = list(view.rows(view.resolve("docs"), recursive=False))
+    assert "a.txt" in [shown for _, _, shown in rows]
+    assert all(path.startswith("/docs/") for _, path, _ in rows)
 
 
 def test_is_url() -> None:

@@ -6,10 +6,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .errors import CommandError, UsageError
-from .links import list_link
+from .links import link_rows
 from .progress import format_bytes
 from .registry import register
-from .remote import RemoteView, display_name, display_path, is_url, split_remote
+from .remote import RemoteView, Row, display_name, display_path, entry, is_url, split_remote
 
 if TYPE_CHECKING:
     import argparse
@@ -29,28 +29,36 @@ class _LongLines:
     def __init__(self) -> None:
         self.times: dict[int | None, str] = {None: "-" * 16}
 
-    def __call__(self, entry: dict[str, Any], shown: str) -> str:
-        kind = "-" if entry["type"] == "file" else "d"
-        size = format_bytes(entry["size"]) if entry["size"] is not None else "-"
-        mtime = self.times.get(entry["mtime"])
+    def __call__(self, item: TreeNode | dict[str, Any], shown: str) -> str:
+        if isinstance(item, dict):
+            is_file, size, when, handle = (
+                item["type"] == "file",
+                item["size"],
+                item["mtime"],
+                item["handle"],
+            )
+        else:
+            is_file, size, when, handle = item.is_file, item.size, item.mtime, item.handle
+        mtime = self.times.get(when)
         if mtime is None:
             if len(self.times) > 100_000:
                 self.times = {None: "-" * 16}
-            mtime = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry["mtime"]))
-            self.times[entry["mtime"]] = mtime
-        return f"{kind} {size:>10}  {mtime}  {entry['handle']:<8}  {shown}"
+            mtime = time.strftime("%Y-%m-%d %H:%M", time.localtime(when))
+            self.times[when] = mtime
+        shown_size = format_bytes(size) if is_file and size is not None else "-"
+        return f"{'-' if is_file else 'd'} {shown_size:>10}  {mtime}  {handle:<8}  {shown}"
 
 
-def print_listing(ctx: Context, rows: Iterable[tuple[dict[str, Any], str]], long: bool) -> None:
-    """``ls`` output, streamed: the entries with --json, else the names (``long``: with
-    type, size, date and handle)."""
+def print_listing(ctx: Context, rows: Iterable[Row], long: bool) -> None:
+    """``ls`` output, streamed: the entries with --json (made only then), else the names
+    (``long``: with type, size, date and handle)."""
     if ctx.json:
-        ctx.stream(rows)
+        ctx.stream((entry(item, path), None) for item, path, _ in rows)
     elif long:
         line = _LongLines()
-        ctx.stream((entry, line(entry, shown)) for entry, shown in rows)
+        ctx.stream((None, line(item, shown)) for item, _, shown in rows)
     else:
-        ctx.stream(rows)
+        ctx.stream((None, shown) for _, _, shown in rows)
 
 
 def _ls_arguments(parser: argparse.ArgumentParser) -> None:
@@ -63,13 +71,10 @@ def _ls_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_ls(ctx: Context) -> int:
     target: str = ctx.args.path
     if is_url(target):
-        rows: Iterable[tuple[dict[str, Any], str]] = (
-            (entry, entry["path"].lstrip("/") + ("/" if entry["type"] == "folder" else ""))
-            for entry in list_link(ctx, target, recursive=ctx.args.recursive)
-        )
+        rows = link_rows(ctx, target, recursive=ctx.args.recursive)
     else:
         view = RemoteView.of_account(ctx.client())
-        rows = view.entries(view.resolve(target), ctx.args.recursive)
+        rows = view.rows(view.resolve(target), ctx.args.recursive)
     print_listing(ctx, rows, ctx.args.long)
     return 0
 

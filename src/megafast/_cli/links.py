@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .errors import scrub
 from .progress import TransferProgress, outcome_rows, run_tree
-from .remote import RemoteView
+from .remote import RemoteView, Row
 
 if TYPE_CHECKING:
     from .context import Context
 
 __all__ = [
     "link_kind",
-    "list_link",
+    "link_rows",
     "public_view",
     "download_link",
     "cat_link",
@@ -43,9 +43,9 @@ def public_view(ctx: Context, url: str) -> RemoteView:
     return RemoteView.of_public(ctx.public_client(), url)
 
 
-def list_link(ctx: Context, url: str, recursive: bool) -> Iterator[dict[str, Any]]:
-    """The entries of a public file or folder link, as ``ls --json`` gives them (a folder's
-    as they are read: the link is fetched before the first one)."""
+def link_rows(ctx: Context, url: str, recursive: bool) -> Iterator[Row]:
+    """The ``ls`` rows of a public file or folder link (a folder's as they are read: the
+    link is fetched before the first one)."""
     link = _parse(url)
     if link.kind == "file":
         info = ctx.public_client().get_public_url_info(url)
@@ -59,9 +59,9 @@ def list_link(ctx: Context, url: str, recursive: bool) -> Iterator[dict[str, Any
             "handle": link.handle,
             "decrypted": True,
         }
-        return iter([entry])
+        return iter([(entry, entry["path"], name)])
     view = public_view(ctx, url)
-    return (entry for entry, _ in view.entries(view.require_top(), recursive))
+    return view.rows(view.require_top(), recursive)
 
 
 def download_link(

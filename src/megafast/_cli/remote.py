@@ -25,7 +25,20 @@ if TYPE_CHECKING:
     from .._tree.nodestore import NodeStore
     from .._tree.typed import TreeNode
 
-__all__ = ["RemoteView", "display_name", "display_path", "is_url", "ls_order", "split_remote"]
+__all__ = [
+    "RemoteView",
+    "Row",
+    "display_name",
+    "display_path",
+    "entry",
+    "is_url",
+    "ls_order",
+    "split_remote",
+]
+
+#: one listed node: (the node, or the ``ls --json`` entry of a public file link; its full
+#: path; the name ``ls`` shows)
+Row = tuple["TreeNode | dict[str, Any]", str, str]
 
 _URL_RE = re.compile(r"^(?:https?://)?(?:www\.)?mega(?:\.co)?\.nz[/#]|^#F?!", re.IGNORECASE)
 _ROOT, _INBOX, _RUBBISH = 2, 3, 4
@@ -151,14 +164,14 @@ class RemoteView:
         above = self.store.slot_of.get(ancestor.handle)
         return slot is not None and above is not None and self.store.is_below(slot, above)
 
-    def entries(self, node: TreeNode, recursive: bool) -> Iterator[tuple[dict[str, Any], str]]:
-        """``ls`` entries for ``node`` (its children, or every node below with
-        ``recursive``), each with the name to show (relative to ``node``, folders ending in
-        ``/``), as they are read from the store."""
+    def rows(self, node: TreeNode, recursive: bool) -> Iterator[Row]:
+        """``ls`` rows for ``node`` (its children, or every node below with ``recursive``):
+        (node, full path, the name to show: relative to ``node``, folders ending in ``/``),
+        as they are read from the store."""
         from .._tree import typed
 
         if node.is_file:
-            yield entry(node, self.path_of(node)), display_name(node)
+            yield node, self.path_of(node), display_name(node)
             return
         base = self.path_of(node).rstrip("/") + "/"
         if recursive:
@@ -171,11 +184,14 @@ class RemoteView:
                 for child in typed.children(self.store, node.handle, ls_order)
             )
         for rel, child in listed:
-            yield entry(child, base + rel), rel if child.is_file else rel + "/"
+            yield child, base + rel, rel if child.is_file else rel + "/"
 
 
-def entry(node: TreeNode, path: str) -> dict[str, Any]:
-    """One ``ls --json`` entry: name, path, type, size (files), mtime, handle, decrypted."""
+def entry(node: TreeNode | dict[str, Any], path: str) -> dict[str, Any]:
+    """One ``ls --json`` entry: name, path, type, size (files), mtime, handle, decrypted
+    (a dict is such an entry already)."""
+    if isinstance(node, dict):
+        return node
     file = node.is_file
     return {
         "name": node.name or f"[undecryptable {node.handle}]",

@@ -22,7 +22,7 @@ from .links import public_view
 from .options import parse_size
 from .progress import format_bytes
 from .registry import register
-from .remote import RemoteView, display_name, entry, is_url, ls_order
+from .remote import RemoteView, Row, display_name, is_url, ls_order
 
 if TYPE_CHECKING:
     from .._tree.typed import Totals, TreeNode
@@ -221,11 +221,7 @@ def cmd_find(ctx: Context) -> int:
     args = ctx.args
     tests = _tests(args)
     view, top = _view(ctx, args.path)
-    rows = (
-        (found, found["path"] if found["type"] == "file" else found["path"].rstrip("/") + "/")
-        for found in find_entries(view, top, tests)
-    )
-    print_listing(ctx, rows, args.long)
+    print_listing(ctx, find_rows(view, top, tests), args.long)
     return 0
 
 
@@ -257,19 +253,21 @@ def _named(pattern: re.Pattern[str]) -> Callable[[TreeNode], bool]:
     return test
 
 
-def find_entries(
+def find_rows(
     view: RemoteView, top: TreeNode, tests: list[Callable[[TreeNode], bool]]
-) -> Iterator[dict[str, Any]]:
-    """``ls --json`` entries (full paths) of ``top`` and every node below it that passes
-    every test, depth first, each folder's children as ``ls`` sorts them."""
+) -> Iterator[Row]:
+    """``ls`` rows (node, full path, the full path shown: a folder's ends in ``/``) of
+    ``top`` and of every node below it that passes every test, depth first, each folder's
+    children as ``ls`` sorts them."""
     from .._tree import typed
 
     base = view.path_of(top)
     if all(test(top) for test in tests):
-        yield entry(top, base)
+        yield top, base, base if top.is_file else base.rstrip("/") + "/"
     if top.is_file:
         return
     prefix = base.rstrip("/") + "/"
     for rel, node in typed.walk(view.store, top.handle, ls_order, display_name):
         if all(test(node) for test in tests):
-            yield entry(node, prefix + rel)
+            path = prefix + rel
+            yield node, path, path if node.is_file else path + "/"
