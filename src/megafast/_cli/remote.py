@@ -70,7 +70,7 @@ def display_name(node: TreeNode) -> str:
 
 def ls_order(node: TreeNode) -> tuple[bool, str]:
     """How ``ls`` sorts a folder's children: folders first, then by name."""
-    return node.is_file, node.name or f"[undecryptable {node.handle}]"
+    return node.type == 0, node.name or f"[undecryptable {node.handle}]"  # 0: a file
 
 
 class RemoteView:
@@ -184,7 +184,7 @@ class RemoteView:
                 for child in typed.children(self.store, node.handle, ls_order)
             )
         for rel, child in listed:
-            yield child, base + rel, rel if child.is_file else rel + "/"
+            yield child, base + rel, rel if child.type == 0 else rel + "/"  # 0: a file
 
 
 def entry(node: TreeNode | dict[str, Any], path: str) -> dict[str, Any]:
