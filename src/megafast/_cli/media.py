@@ -10,7 +10,7 @@ from pathlib import Path
 from .context import Context
 from .errors import CommandError
 from .registry import register
-from .remote import RemoteView, display_path, is_file
+from .remote import RemoteView, display_path
 
 __all__ = ["cmd_thumbnail", "password_option", "unlock_link"]
 
@@ -74,10 +74,11 @@ def _thumbnail_arguments(parser: argparse.ArgumentParser) -> None:
 def cmd_thumbnail(ctx: Context) -> int:
     client = ctx.client()
     view = RemoteView.of_account(client)
-    node = view.resolve(client, ctx.args.path)
-    if not is_file(node):
+    node = view.resolve(ctx.args.path)
+    if not node.is_file:
         raise CommandError(f"is a folder: {display_path(ctx.args.path)}")
-    data = client.get_preview(node) if ctx.args.preview else client.get_thumbnail(node)
+    get = client.get_preview if ctx.args.preview else client.get_thumbnail
+    data = get(node.handle)
     out = Path(ctx.args.output).expanduser()
     out.write_bytes(data)
     ctx.result(

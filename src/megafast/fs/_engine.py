@@ -7,8 +7,9 @@ outside it, through :mod:`megafast.transfer`, so threads (Dask's among them) tra
 parallel. The filesystem instances of one process that use the same session share one engine
 (:func:`shared_engine`): one login and one tree per process, not per task or per thread.
 
-The client's internal layers used here (its tree, :mod:`megafast._account.sources` for ``g`` and
-public links, :mod:`megafast._account.nodeops` for node creation) are used only in this module.
+The layers below the facade are used only in this module: the client's core (``mega.core``:
+its requests and its tree), :mod:`megafast._account.sources` for ``g`` and public links,
+:mod:`megafast._account.nodeops` for node creation.
 """
 
 from __future__ import annotations
@@ -80,8 +81,8 @@ class Engine:
     def tree(self) -> tuple[NodeTree, str]:
         """The node tree and the handle of the filesystem's root (call under :attr:`lock`)."""
         if self._link is None:
-            tree = self.mega._load_tree()
-            return tree, self.mega.root_id
+            core = self.mega.core
+            return core.tree(), core.root_id
         if self._public_tree is None:
             self._load_public()
         assert self._public_tree is not None and self._public_root is not None
@@ -115,7 +116,7 @@ class Engine:
             self._public_tree, self._public_root = tree, root["h"]
             return
         # a file link: a synthetic folder holding the one file, under its own name
-        data = self.mega._request({"a": "g", "p": link.handle, "ssm": 1})
+        data = self.mega.core.request({"a": "g", "p": link.handle, "ssm": 1})
         if not isinstance(data, dict) or not isinstance(data.get("s"), int):
             raise UnexpectedAnswerError("g gave no file size")
         key = link.key_a32()
@@ -295,7 +296,7 @@ class Engine:
             """One command: alone under the lock, or batched with the lock released."""
             if manager is None:
                 with self.lock:
-                    return self.mega._request(command)
+                    return self.mega.core.request(command)
             self.lock.release()  # held once, by the p below, or not at all (u)
             try:
                 return manager.call(command)
