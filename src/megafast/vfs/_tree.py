@@ -1,0 +1,205 @@
+"""The live node tree as a POSIX-like namespace: paths of display names, entries, listings.
+
+A display name is a MEGA node name made into one path component by the filesystem's rule
+(:func:`megafast.fs._paths.escape_name`: ``/``, control characters, ``%``, ``.`` and ``..``
+escaped), then made distinct within its folder by the downloads' rule
+(:func:`megafast._localnames.unique_names`: the later of two equal names becomes
+``name (1).ext``). So the mount, the HTTP server, fsspec and downloads show one name each.
+
+Listings are read from the client's :class:`~megafast._nodestore.NodeStore` under the
+backend's lock and kept per folder until the tree changes (:meth:`TreeView.changed`), so an
+``ls`` costs no request. Paths deeper than :data:`MAX_DEPTH` are refused (a hostile tree
+cannot make a lookup run long).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from .._localnames import unique_names
+from .._nodestore import NodeStore
+from ..fs._paths import escape_name
+
+__all__ = ["Entry", "TreeView", "display_names", "fingerprint_mtime", "MAX_DEPTH"]
+
+#: Deepest path looked up (components); deeper paths do not exist for the mount.
+MAX_DEPTH = 256
+#: Folders whose display listing is kept (the rest are rebuilt from the store on use).
+LISTINGS_KEPT = 512
+#: Handles whose last display path is remembered, for kernel cache invalidation.
+PATHS_KEPT = 100_000
+
+
+def display_names(names: list[str]) -> list[str]:
+    """The display names of one folder's entries (MEGA names, in listing order)."""
+    return unique_names([escape_name(n) for n in names])
+
+
+def fingerprint_mtime(c: object) -> int | None:
+    """The mtime (seconds) held in a MEGA fingerprint (attribute ``c``), else None."""
+    if not isinstance(c, str) or len(c) > 64:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(c + "=" * (-len(c) % 4))
+    except ValueError:
+        return None
+    if len(raw) < 18 or not 1 <= raw[16] <= 8 or len(raw) < 17 + raw[16]:
+        return None
+    return int.from_bytes(raw[17 : 17 + raw[16]], "little")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One node as the mount shows it: sizes in bytes, times in seconds since the epoch."""
+
+    handle: str
+    is_dir: bool
+    size: int
+    mtime: int
+    ctime: int
+
+
+class TreeView:
+    """Paths and listings over the tree the ``source`` callable returns: ``(store, root)``.
+
+    Call every method with ``lock`` held or not: each takes it. :meth:`changed` must be called
+    after the store changed (the watcher and the write operations do)."""
+
+    def __init__(self, source: object, lock: threading.RLock) -> None:
+        self._source = source
+        self.lock = lock
+        self.generation = 0
+        self._listings: OrderedDict[str, tuple[int, dict[str, str], list[str]]] = OrderedDict()
+        self._paths: OrderedDict[str, str] = OrderedDict()
+
+    def tree(self) -> tuple[NodeStore, str]:
+        store, root = self._source()  # type: ignore[operator]
+        return store, root
+
+    def changed(self) -> None:
+        """The tree changed: listings are rebuilt on their next use."""
+        with self.lock:
+            self.generation += 1
+            self._listings.clear()
+
+    # -- entries --------------------------------------------------------------------------
+    def entry(self, handle: str) -> Entry | None:
+        with self.lock:
+            store, root = self.tree()
+            slot = store.slot_of.get(handle)
+            if slot is None:
+                return None
+            t = store.types[slot]
+            ctime = max(0, store.times[slot])
+            if t != 0:
+                return Entry(handle, True, 0, ctime, ctime)
+            mtime = ctime
+            text = store.attrs[slot]
+            if text is not None:
+                import json
+
+                try:
+                    attrs = json.loads(text)
+                except ValueError:
+                    attrs = None
+                found = fingerprint_mtime(attrs.get("c")) if isinstance(attrs, dict) else None
+                if found is not None:
+                    mtime = found
+            return Entry(handle, False, max(0, store.sizes[slot]), mtime, ctime)
+
+    def _listing(self, handle: str) -> tuple[dict[str, str], list[str]]:
+        cached = self._listings.get(handle)
+        if cached is not None and cached[0] == self.generation:
+            self._listings.move_to_end(handle)
+            return cached[1], cached[2]
+        store, _root = self.tree()
+        slot = store.slot_of.get(handle)
+        kids: list[str] = []
+        names: list[str] = []
+        if slot is not None:
+            for s in store.children.get(slot, ()):
+                h = store.handles[s]
+                name = store.name_at(s)
+                if h is None or not isinstance(name, str) or not name:
+                    continue  # undecryptable: no name to show
+                kids.append(h)
+                names.append(name)
+        shown = display_names(names)
+        by_name = dict(zip(shown, kids, strict=True))
+        self._listings[handle] = (self.generation, by_name, shown)
+        while len(self._listings) > LISTINGS_KEPT:
+            self._listings.popitem(last=False)
+        return by_name, shown
+
+    def listing(self, handle: str) -> list[tuple[str, str]]:
+        """``(display name, handle)`` of the folder's entries, in listing order."""
+        with self.lock:
+            by_name, shown = self._listing(handle)
+            return [(name, by_name[name]) for name in shown]
+
+    def child(self, parent: str, display: str) -> str | None:
+        with self.lock:
+            return self._listing(parent)[0].get(display)
+
+    # -- paths ----------------------------------------------------------------------------
+    def root(self) -> str:
+        with self.lock:
+            return self.tree()[1]
+
+    def lookup(self, path: str) -> str | None:
+        """The handle at ``path`` (``/``-separated display names from the root), or None."""
+        parts = [p for p in path.split("/") if p]
+        if len(parts) > MAX_DEPTH:
+            return None
+        with self.lock:
+            h: str | None = self.tree()[1]
+            for part in parts:
+                assert h is not None
+                h = self._listing(h)[0].get(part)
+                if h is None:
+                    return None
+            assert h is not None
+            self._remember(h, "/" + "/".join(parts))
+            return h
+
+    def _remember(self, handle: str, path: str) -> None:
+        self._paths[handle] = path
+        self._paths.move_to_end(handle)
+        while len(self._paths) > PATHS_KEPT:
+            self._paths.popitem(last=False)
+
+    def known_path(self, handle: str) -> str | None:
+        """The path ``handle`` was last looked up at (before a change moved it), if any."""
+        with self.lock:
+            return self._paths.get(handle)
+
+    def known_paths(self) -> list[str]:
+        with self.lock:
+            return list(self._paths.values())
+
+    def path_of(self, handle: str) -> str | None:
+        """The display path of ``handle`` now (None when it is not below the root)."""
+        with self.lock:
+            store, root = self.tree()
+            parts: list[str] = []
+            h: str | None = handle
+            for _ in range(MAX_DEPTH + 1):
+                if h == root:
+                    path = "/" + "/".join(reversed(parts))
+                    self._remember(handle, path)
+                    return path
+                if h is None or h not in store:
+                    return None
+                parent = store.parent_of(h)
+                if parent is None or parent not in store:
+                    return None
+                by_name, shown = self._listing(parent)
+                name = next((n for n in shown if by_name[n] == h), None)
+                if name is None:
+                    return None
+                parts.append(name)
+                h = parent
+            return None
