@@ -132,7 +132,16 @@ def mounted(cli: Cli, mountpoint: Path, *args: str) -> Iterator[Mounted]:
 def make_video(path: Path, seconds: int = 4) -> Path:
     """A small H.264/MP4 (or MPEG-4 when x264 is missing) made with ffmpeg's testsrc."""
     ffmpeg = need("ffmpeg")
-    base = [ffmpeg, "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc=duration={seconds}:size=320x240:rate=25"]
+    base = [
+        ffmpeg,
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=duration={seconds}:size=320x240:rate=25",
+    ]
     done = subprocess.run([*base, "-g", "25", str(path)], capture_output=True, timeout=120)
     if done.returncode != 0:
         done = subprocess.run(

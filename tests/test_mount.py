@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from megafast import Mega
+from megafast.testing import MegaEmulator
 from mount_helpers import (
     EMAIL,
     PASSWORD,
@@ -29,9 +32,6 @@ from mount_helpers import (
     mounted,
     need,
 )
-
-from megafast import Mega
-from megafast.testing import MegaEmulator
 
 pytestmark = pytest.mark.skipif(fuse_missing() is not None, reason=str(fuse_missing()))
 
@@ -52,7 +52,9 @@ def other(emulator: MegaEmulator) -> Mega:
 
 
 @pytest.fixture(scope="module")
-def content(emulator: MegaEmulator, other: Mega, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def content(
+    emulator: MegaEmulator, other: Mega, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
     """Files in the account: a 6 MB file, a nested tree, a video."""
     here = tmp_path_factory.mktemp("content")
     big = here / "big.bin"
@@ -79,7 +81,9 @@ def _has(program: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def mount(emulator: MegaEmulator, content: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
+def mount(
+    emulator: MegaEmulator, content: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Mounted]:
     home = tmp_path_factory.mktemp("home")
     cli = Cli(home, emulator.api_url)
     cli.login()
@@ -171,7 +175,9 @@ def test_cp_in_uploads_on_close_with_fingerprint_and_mtime(
     src = tmp_path / "in.bin"
     src.write_bytes(os.urandom(700_000))
     os.utime(src, (1_600_000_000, 1_600_000_000))
-    subprocess.run(["cp", "--preserve=timestamps", str(src), str(mount.path / "in.bin")], check=True)
+    subprocess.run(
+        ["cp", "--preserve=timestamps", str(src), str(mount.path / "in.bin")], check=True
+    )
     other.refresh()
     found = other.find("in.bin")
     assert found is not None
@@ -206,9 +212,7 @@ def test_rsync_in_and_overwrite_keep_one_current_version(
     )
 
 
-def test_mkdir_rename_unlink_rmdir_are_server_operations(
-    mount: Mounted, other: Mega
-) -> None:
+def test_mkdir_rename_unlink_rmdir_are_server_operations(mount: Mounted, other: Mega) -> None:
     d = mount.path / "work"
     d.mkdir()
     (d / "x.txt").write_text("x")

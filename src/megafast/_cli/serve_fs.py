@@ -43,9 +43,7 @@ def parse_bytes(text: str) -> int:
 
 def _cache_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="keep fetched ciphertext in this folder (0700)")
-    parser.add_argument(
-        "--cache-size", default="1G", help="size cap of --cache-dir (default 1G)"
-    )
+    parser.add_argument("--cache-size", default="1G", help="size cap of --cache-dir (default 1G)")
     parser.add_argument(
         "--memory-cache", default="96M", help="decrypted bytes kept in memory (default 96M)"
     )
@@ -55,9 +53,7 @@ def _cache_arguments(parser: argparse.ArgumentParser) -> None:
 def _mount_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="[REMOTE|LINK] MOUNTPOINT")
     parser.add_argument("--read-only", action="store_true", help="refuse every change")
-    parser.add_argument(
-        "--allow-other", action="store_true", help="let other users see the mount"
-    )
+    parser.add_argument("--allow-other", action="store_true", help="let other users see the mount")
     parser.add_argument(
         "--delete-permanently",
         action="store_true",
@@ -104,7 +100,7 @@ def _backend(ctx: Context, remote: str) -> Any:
     if remote.strip("/"):
         handle = backend.view.lookup(remote)
         entry = backend.view.entry(handle) if handle is not None else None
-        if entry is None or not entry.is_dir:
+        if handle is None or entry is None or not entry.is_dir:
             raise CommandError(f"no such folder: {remote}")
         backend.select_root(handle)
     return backend
@@ -113,7 +109,9 @@ def _backend(ctx: Context, remote: str) -> Any:
 def _queue_folder(ctx: Context, backend: Any) -> Path:
     if ctx.args.upload_queue:
         return Path(ctx.args.upload_queue)
-    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "state"
+    )
     who = hashlib.sha256(f"{backend.mega.api_url}\0{backend.view.root()}".encode()).hexdigest()
     return Path(base) / "megafast" / "mount-uploads" / who[:24]
 

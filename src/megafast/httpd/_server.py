@@ -16,6 +16,7 @@ password. The server refuses to bind a non-loopback address without one of them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hmac
 import html
 import ipaddress
@@ -124,7 +125,9 @@ class _Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
         if not self._authorized(query):
-            self._plain(401, "authorization required", {"WWW-Authenticate": 'Basic realm="megafast"'})
+            self._plain(
+                401, "authorization required", {"WWW-Authenticate": 'Basic realm="megafast"'}
+            )
             return
         raw = url.path
         parts = [urllib.parse.unquote(p, errors="surrogateescape") for p in raw.split("/") if p]
@@ -206,10 +209,8 @@ class _Handler(BaseHTTPRequestHandler):
             # The status line is gone: the only honest answer left is a cut connection.
             log.warning("GET %s failed after the headers: %s", self.path, exc)
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 class MegaHTTPServer(ThreadingHTTPServer):
@@ -229,9 +230,7 @@ class MegaHTTPServer(ThreadingHTTPServer):
         basic: str | None = None,
     ) -> None:
         if not is_loopback(host) and token is None and basic is None:
-            raise PermissionError(
-                f"serving on {host} (not loopback) needs a token or basic auth"
-            )
+            raise PermissionError(f"serving on {host} (not loopback) needs a token or basic auth")
         self.backend = backend
         self.token = token
         self.basic = basic
@@ -243,5 +242,6 @@ class MegaHTTPServer(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        text = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{text}]" if ":" in text else text
         return f"http://{shown}:{port}/"

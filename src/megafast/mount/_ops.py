@@ -56,7 +56,7 @@ def _split(path: str) -> tuple[str, str]:
     return parent or "/", name
 
 
-class MegaOperations(mfusepy.Operations):
+class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
     """MEGA as a filesystem (see the module doc). ``permanent``: unlink deletes for good
     instead of moving to the Rubbish Bin."""
 
@@ -345,7 +345,7 @@ class MegaOperations(mfusepy.Operations):
 
     @as_errno
     def fsync(self, path: str, datasync: int, fi: Any) -> int:
-        return self.flush(path, fi)  # type: ignore[no-any-return]
+        return self.flush(path, fi)
 
     @as_errno
     def release(self, path: str, fi: Any) -> int:

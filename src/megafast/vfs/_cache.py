@@ -78,7 +78,9 @@ def _folder_secret(folder: Path) -> bytes:
     """The folder's digest key (``.key``, 0600), made on first use."""
     path = folder / ".key"
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        fd = os.open(
+            path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600
+        )
     except FileExistsError:
         data = path.read_bytes()
         if len(data) == 32:
@@ -113,9 +115,7 @@ class DiskCache:
 
     def ident(self, handle: str, key: bytes) -> str:
         """The file id of a node: a keyed digest of its handle and key (hex)."""
-        return hashlib.blake2b(handle.encode() + b"\0" + key, key=self._secret).hexdigest()[
-            :40
-        ]
+        return hashlib.blake2b(handle.encode() + b"\0" + key, key=self._secret).hexdigest()[:40]
 
     def _file(self, ident: str) -> _DiskFile:
         f = self._files.get(ident)
@@ -155,7 +155,9 @@ class DiskCache:
         finally:
             os.close(fd)
 
-    def write(self, ident: str, start: int, data: memoryview, macs: list[tuple[int, int, bytes]]) -> None:
+    def write(
+        self, ident: str, start: int, data: memoryview, macs: list[tuple[int, int, bytes]]
+    ) -> None:
         """Store ciphertext ``data`` at ``start`` and record its chunks ``(start, len, mac)``."""
         if self.cap <= 0 or len(data) > self.cap:
             return

@@ -183,13 +183,12 @@ class RemoteFile:
             mine = self.chunks.chunks_in(begin, end)
             for c in mine:
                 self._inflight[c] = fut
-            fut.add_done_callback(lambda f, mine=mine: self._landed(f, mine))
+            fut.add_done_callback(self._landed)
 
-    def _landed(self, fut: Future[dict[int, bytes]], starts: list[int]) -> None:
+    def _landed(self, fut: Future[dict[int, bytes]]) -> None:
         with self._lock:
-            for c in starts:
-                if self._inflight.get(c) is fut:
-                    del self._inflight[c]
+            for c in [c for c, f in self._inflight.items() if f is fut]:
+                del self._inflight[c]
 
     # -- fetching (on a worker thread) ----------------------------------------------------
     def _fetch(self, begin: int, end: int) -> dict[int, bytes]:
@@ -205,12 +204,11 @@ class RemoteFile:
                     return self._keep(view, begin, starts, macs)
                 disk.drop(self._ident)  # damaged: fetched again below
         fetch_range(self.fetcher.ctl, self._urls, begin, end, view, _ignore)
-        if disk is not None:
-            ciphertext = bytes(view)
+        ciphertext = bytes(view) if disk is not None else b""
         macs = self._decrypt(view, begin)
         if disk is not None:
-            records = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in starts]
-            disk.write(self._ident, begin, memoryview(ciphertext), records)
+            written = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in starts]
+            disk.write(self._ident, begin, memoryview(ciphertext), written)
         return self._keep(view, begin, starts, macs)
 
     def _decrypt(self, view: memoryview, begin: int) -> dict[int, bytes]:
