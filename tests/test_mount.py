@@ -20,6 +20,7 @@ import pytest
 
 from megafast import Mega
 from megafast.testing import MegaEmulator
+from megafast.vfs._tree import fingerprint_mtime
 from mount_helpers import (
     EMAIL,
     PASSWORD,
@@ -187,7 +188,8 @@ def test_cp_in_uploads_on_close_with_fingerprint_and_mtime(
     out.mkdir()
     other.download(found, str(out))
     assert _md5(out / "in.bin") == _md5(src)
-    assert "c" in node["a"]  # MEGA's fingerprint
+    assert fingerprint_mtime(node["a"]["c"]) == 1_600_000_000  # MEGA's fingerprint, cp's mtime
+    assert (mount.path / "in.bin").stat().st_mtime == 1_600_000_000
 
 
 def test_rsync_in_and_overwrite_keep_one_current_version(
@@ -198,8 +200,17 @@ def test_rsync_in_and_overwrite_keep_one_current_version(
     local.mkdir()
     (local / "a.txt").write_text("one")
     (local / "b.txt").write_text("two")
-    subprocess.run(["rsync", "-r", str(local) + "/", str(mount.path / "synced")], check=True)
+    os.utime(local / "b.txt", (1_500_000_000, 1_500_000_000))
+    subprocess.run(["rsync", "-rt", str(local) + "/", str(mount.path / "synced")], check=True)
     assert sorted(os.listdir(mount.path / "synced")) == ["a.txt", "b.txt"]
+    assert (mount.path / "synced" / "b.txt").stat().st_mtime == 1_500_000_000  # rsync -t
+    done = subprocess.run(  # a second run finds nothing to send
+        ["rsync", "-rt", "--itemize-changes", str(local) + "/", str(mount.path / "synced")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "", done.stdout
     with open(mount.path / "synced" / "a.txt", "w") as f:
         f.write("changed")
     assert (mount.path / "synced" / "a.txt").read_text() == "changed"

@@ -14,7 +14,7 @@ from megafast.crypto import fingerprint
 from megafast.errors import IntegrityError, MegaError
 from megafast.transfer import ChunkMap
 from megafast.vfs import DiskCache, Fetcher, MemoryCache, Spool, Stream, _reader, display_names
-from megafast.vfs._tree import fingerprint_mtime
+from megafast.vfs._tree import fingerprint_mtime, fingerprint_with_mtime
 from support.transfer import fast_config
 
 MiB = 1 << 20
@@ -194,6 +194,9 @@ def test_fingerprint_mtime_reads_megas_fingerprint(tmp_path: Path) -> None:
     p = tmp_path / "f"
     p.write_bytes(b"x" * 10000)
     assert fingerprint_mtime(fingerprint(str(p), 1_600_000_123)) == 1_600_000_123
+    moved = fingerprint_with_mtime(fingerprint(str(p), 1_600_000_123), 1_700_000_000)
+    assert fingerprint_mtime(moved) == 1_700_000_000
+    assert moved is not None and moved[:20] == fingerprint(str(p), 0)[:20]  # same CRCs
     assert fingerprint_mtime("not base64 !!") is None
     assert fingerprint_mtime(12) is None
 

@@ -33,6 +33,8 @@ __all__ = ["MegaOperations"]
 
 log = logging.getLogger("megafast.mount")
 _NS = 1_000_000_000
+# utimensat's special nanosecond values, as libfuse passes them (seconds 0)
+_UTIME_NOW, _UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 #: Bytes copied at a time when a file opened for writing starts from its remote content.
 COPY_BLOCK = 4 << 20
 
@@ -372,10 +374,23 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
 
     @as_errno
     def utimens(self, path: str, times: Any = None) -> int:
+        if times is not None and times[1] == _UTIME_OMIT:
+            return 0  # only the access time: MEGA has none
+        now = times is None or times[1] == _UTIME_NOW
+        mtime = time.time() if now else times[1] / _NS
         w = self._writing.get(path)
-        if w is not None and times is not None:
-            w.mtime = times[1] / _NS
-        return 0  # an uploaded node keeps the mtime of its upload (see docs/MOUNT.md)
+        if w is not None:
+            w.mtime = mtime
+            if not w.dirty and w.replaces is not None:  # already uploaded: set it there too
+                self._check_writable()
+                self.backend.set_mtime(w.replaces, int(mtime))
+            return 0
+        self._check_writable()
+        h = self._handle(path)
+        entry = self.view.entry(h)
+        if entry is not None and not entry.is_dir and entry.mtime != int(mtime):
+            self.backend.set_mtime(h, int(mtime))
+        return 0
 
     @as_errno
     def chmod(self, path: str, mode: int) -> int:

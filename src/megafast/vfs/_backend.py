@@ -25,7 +25,7 @@ from ..fs._engine import Engine
 from ..transfer import TransferConfig
 from ._cache import DiskCache, MemoryCache
 from ._reader import Fetcher, RemoteFile
-from ._tree import TreeView
+from ._tree import TreeView, fingerprint_with_mtime
 
 __all__ = ["Backend", "Changes"]
 
@@ -123,6 +123,33 @@ class Backend:
         node = self.engine.upload(path, None, parent, name)
         self.view.changed()
         return str(node["h"])
+
+    def set_mtime(self, handle: str, mtime: int) -> None:
+        """Set a file's mtime (seconds): its fingerprint attribute ``c`` is rewritten."""
+        from .. import _nodeops
+
+        self._writable()
+        with self.lock:
+            tree, _ = self.engine.tree()
+            node = tree.nodes.get(handle)
+            if node is None or node.get("t") != 0 or not isinstance(node.get("a"), dict):
+                return
+            attrs = dict(node["a"])
+            c = fingerprint_with_mtime(attrs.get("c"), mtime)
+            if c is None or c == attrs.get("c"):
+                return
+            attrs["c"] = c
+            self.mega._request(
+                {
+                    "a": "a",
+                    "attr": _nodeops.encrypt_attrs(attrs, node["k"]),
+                    "key": _nodeops.wrap_key(self.mega, node["key"]),
+                    "n": handle,
+                    "i": self.mega.request_id,
+                }
+            )
+            tree.set_attributes(handle, attrs)
+            self.view.changed()
 
     def mkdir(self, parent: str, name: str) -> str:
         with self.lock:

@@ -23,7 +23,14 @@ from .._localnames import unique_names
 from .._nodestore import NodeStore
 from ..fs._paths import escape_name
 
-__all__ = ["Entry", "TreeView", "display_names", "fingerprint_mtime", "MAX_DEPTH"]
+__all__ = [
+    "Entry",
+    "TreeView",
+    "display_names",
+    "fingerprint_mtime",
+    "fingerprint_with_mtime",
+    "MAX_DEPTH",
+]
 
 #: Deepest path looked up (components); deeper paths do not exist for the mount.
 MAX_DEPTH = 256
@@ -49,6 +56,16 @@ def fingerprint_mtime(c: object) -> int | None:
     if len(raw) < 18 or not 1 <= raw[16] <= 8 or len(raw) < 17 + raw[16]:
         return None
     return int.from_bytes(raw[17 : 17 + raw[16]], "little")
+
+
+def fingerprint_with_mtime(c: object, mtime: int) -> str | None:
+    """The fingerprint ``c`` with its mtime replaced by ``mtime`` (seconds), else None."""
+    if fingerprint_mtime(c) is None or mtime < 0:
+        return None
+    assert isinstance(c, str)
+    raw = base64.urlsafe_b64decode(c + "=" * (-len(c) % 4))
+    stamp = mtime.to_bytes(max(1, (mtime.bit_length() + 7) // 8), "little")
+    return base64.urlsafe_b64encode(raw[:16] + bytes([len(stamp)]) + stamp).decode().rstrip("=")
 
 
 @dataclass(frozen=True)
