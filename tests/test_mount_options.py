@@ -141,3 +141,16 @@ def test_a_new_version_from_another_client_replaces_cached_bytes(
         mega.destroy(old)
         _upload(mega, tmp_path, "v.txt", b"version two!")
         assert _wait(lambda: target.exists() and target.read_bytes() == b"version two!", 5)
+
+
+def test_transfer_quota_exceeded_fails_a_read_at_once(
+    cli: Cli, mega: Mega, emulator: MegaEmulator, tmp_path: Path
+) -> None:
+    _upload(mega, tmp_path, "quota.bin", os.urandom(100_000))
+    with mounted(cli, tmp_path / "mnt") as m:
+        emulator.set_faults(over_quota=True, over_quota_time_left=3600)
+        started = time.monotonic()
+        with pytest.raises(OSError) as info:
+            (m.path / "quota.bin").read_bytes()
+        assert info.value.errno == errno.EIO
+        assert time.monotonic() - started < 30  # not the hour the server asked to wait

@@ -184,6 +184,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._plain(416, "range not satisfiable", {"Content-Range": f"bytes */{size}"})
             return
         start, end = wanted if isinstance(wanted, tuple) else (0, size)
+        try:
+            stream = Stream(self.server.backend.remote_file(handle))
+        except MegaError as exc:  # undecryptable, or a size or key we cannot use
+            log.warning("cannot serve %s: %s", self.path, exc)
+            self._plain(502, "this file cannot be read")
+            return
         ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
         self.send_response(206 if isinstance(wanted, tuple) else 200)
         self.send_header("Content-Type", ctype)
@@ -197,7 +203,6 @@ class _Handler(BaseHTTPRequestHandler):
         if head or start >= end:
             return
         try:
-            stream = Stream(self.server.backend.remote_file(handle))
             pos = start
             while pos < end:
                 data = stream.read(pos, min(SEND_BLOCK, end - pos))

@@ -23,6 +23,7 @@ from typing import Any
 import mfusepy
 from mfusepy import FuseOSError
 
+from ..errors import OverQuotaError
 from ..fs._paths import unescape_name
 from ..vfs._backend import Backend, Changes
 from ..vfs._reader import Stream
@@ -223,7 +224,11 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
         item = self._handles.get(fi.fh)
         if isinstance(item, Stream):
-            return item.read(offset, size)
+            try:
+                return item.read(offset, size)
+            except OverQuotaError as exc:  # the transfer quota: no space to speak of
+                log.warning("read of %s refused: %s", path, exc)
+                raise FuseOSError(errno.EIO) from None
         if isinstance(item, _Writing):
             return os.pread(item.fd, size, offset)
         raise FuseOSError(errno.EBADF)

@@ -12,9 +12,11 @@ module changes.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,8 @@ from ._tree import TreeView, fingerprint_with_mtime
 __all__ = ["Backend", "Changes"]
 
 log = logging.getLogger("megafast.mount")
+#: Seconds the account's storage figures are reused for ``statfs``.
+STORAGE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,11 @@ class Backend:
         self.lock = self.engine.lock
         self._root = root
         self.view = TreeView(self._tree, self.lock)
-        self.config = config or mega.options.get("transfer") or TransferConfig()
+        # a read or an upload over the transfer quota fails at once (an errno) instead of
+        # waiting for the quota to come back: a process reading a file must not hang
+        base = config or mega.options.get("transfer") or TransferConfig()
+        self.config = dataclasses.replace(base, wait_on_quota=False)
+        self._storage: tuple[float, tuple[int, int] | None] | None = None
         disk = DiskCache(cache_dir, disk_cache) if cache_dir is not None else None
         self.fetcher = Fetcher(mega.http, self.config, MemoryCache(memory_cache), disk)
         self._watch_thread: threading.Thread | None = None
@@ -183,18 +191,24 @@ class Backend:
             raise PermissionError("a public link is read-only")
 
     def storage(self) -> tuple[int, int] | None:
-        """(used, total) bytes of the account, or None when unknown."""
+        """(used, total) bytes of the account, or None when unknown; asked at most every
+        :data:`STORAGE_SECONDS` seconds (``df`` and file managers ask often)."""
         if self.read_only:
             return None
+        cached = self._storage
+        if cached is not None and time.monotonic() - cached[0] < STORAGE_SECONDS:
+            return cached[1]
+        result: tuple[int, int] | None = None
         try:
             with self.lock:
                 space = self.mega.get_storage_space()
+            used, total = space.get("used"), space.get("total")
+            if isinstance(used, int) and isinstance(total, int):
+                result = (used, total)
         except MegaError:
-            return None
-        used, total = space.get("used"), space.get("total")
-        if isinstance(used, int) and isinstance(total, int):
-            return used, total
-        return None
+            result = None
+        self._storage = (time.monotonic(), result)
+        return result
 
     # -- following changes ----------------------------------------------------------------
     def start_watching(self, on_changes: Callable[[Changes], None]) -> None:
