@@ -116,6 +116,7 @@ class RemoteFile:
         self._macs: dict[int, bytes] = {}
         self._inflight: dict[int, Future[dict[int, bytes]]] = {}
         self._lock = threading.RLock()
+        self._ahead_end = 0  # read-ahead was asked for up to here (bytes)
         self.verified = False
         self.corrupt = False
         disk = fetcher.disk
@@ -146,8 +147,11 @@ class RemoteFile:
                 elif c not in self._inflight:
                     missing.append(c)
             self._start(missing)
-            if ahead > 0 and need_end < self.size:
-                later = chunks.chunks_in(need_end, min(self.size, need_end + ahead))
+            ahead_end = min(self.size, need_end + ahead)
+            if need_end < ahead_end:
+                # chunks up to _ahead_end were asked for by an earlier read in order
+                begin = self._ahead_end if need_end <= self._ahead_end <= ahead_end else need_end
+                later = chunks.chunks_in(begin, ahead_end) if begin < ahead_end else []
                 self._start(
                     [
                         c
@@ -155,13 +159,14 @@ class RemoteFile:
                         if c not in self._inflight and memory.get(self.handle, c) is None
                     ]
                 )
+                self._ahead_end = max(begin, chunks.chunk_end(later[-1]) if later else begin)
             for c in needed:
                 if c not in got:
                     waits[c] = self._inflight[c]
         for c, fut in waits.items():
             got[c] = fut.result()[c]
-        if not self.verified and chunks.chunk_end(needed[-1]) == self.size:
-            self._verify()
+        if not self.verified and len(self._macs) == len(chunks):
+            self._verify()  # this read completed the set (whatever order the reads came in)
         if len(needed) == 1:
             data = got[first]
             return data[offset - first : end - first]
