@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +155,25 @@ def test_transfer_quota_exceeded_fails_a_read_at_once(
             (m.path / "quota.bin").read_bytes()
         assert info.value.errno == errno.EIO
         assert time.monotonic() - started < 30  # not the hour the server asked to wait
+
+
+@pytest.mark.slow
+def test_an_upload_cut_by_a_killed_mount_is_finished_by_the_next(
+    cli: Cli, mega: Mega, emulator: MegaEmulator, tmp_path: Path
+) -> None:
+    data = os.urandom(1_500_000)
+    src = tmp_path / "cut.bin"
+    src.write_bytes(data)
+    emulator.set_faults(bandwidth=150_000)  # bytes/s: the upload takes ~10 s
+    with mounted(cli, tmp_path / "mnt") as m:
+        writer = subprocess.Popen(["cp", str(src), str(m.path / "cut.bin")])
+        queues = cli.home / "xdg-state" / "megafast" / "mount-uploads"
+        assert _wait(lambda: any("cut.bin" in q.read_text() for q in queues.glob("*/queue.json")))
+        m.process.kill()  # mid-upload: no unmount, no cleanup
+        m.process.wait()
+        writer.wait(timeout=60)
+    emulator.clear_faults()
+    mega.refresh()
+    assert mega.find("cut.bin") is None
+    with mounted(cli, tmp_path / "mnt") as m:
+        assert (m.path / "cut.bin").read_bytes() == data

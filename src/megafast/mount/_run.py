@@ -23,6 +23,15 @@ def retry_pending(ops: object, spool: Spool) -> tuple[int, int]:
 
     assert isinstance(ops, MegaOperations)
     done = left = 0
+    queued = {os.path.basename(item.spool) for item in spool.pending()}
+    unclosed = [p for p in spool.folder.glob("spool-*") if p.name not in queued]
+    if unclosed:
+        log.warning(
+            "%d file(s) being written when an earlier mount stopped were never closed, so never "
+            "uploaded; kept in %s",
+            len(unclosed),
+            spool.folder,
+        )
     for item in spool.pending():
         if not os.path.exists(item.spool):
             log.error("queued upload of %r lost its spool file; dropped from the queue", item.name)
