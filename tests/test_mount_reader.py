@@ -106,7 +106,7 @@ def test_a_chunk_that_changes_between_reads_is_an_integrity_error(
 def test_memory_cache_is_bounded() -> None:
     cache = MemoryCache(3 * MiB)
     for i in range(10):
-        cache.put("h", i * MiB, bytes(MiB))
+        cache.put("h", i * MiB, memoryview(bytes(MiB)))
     assert cache.used <= 3 * MiB
     assert cache.get("h", 9 * MiB) is not None and cache.get("h", 0) is None
 

@@ -25,22 +25,23 @@ _RECORD = struct.Struct("<QQ16s")
 
 
 class MemoryCache:
-    """Decrypted chunks keyed by ``(handle, chunk start)``, at most ``cap`` bytes."""
+    """Decrypted chunks (read-only views) keyed by ``(handle, chunk start)``, at most ``cap``
+    bytes."""
 
     def __init__(self, cap: int) -> None:
         self.cap = max(0, cap)
-        self._items: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._items: OrderedDict[tuple[str, int], memoryview] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, handle: str, start: int) -> bytes | None:
+    def get(self, handle: str, start: int) -> memoryview | None:
         with self._lock:
             data = self._items.get((handle, start))
             if data is not None:
                 self._items.move_to_end((handle, start))
             return data
 
-    def put(self, handle: str, start: int, data: bytes) -> None:
+    def put(self, handle: str, start: int, data: memoryview) -> None:
         if len(data) > self.cap:
             return
         with self._lock:

@@ -114,7 +114,7 @@ class RemoteFile:
         FileCipher(self.key, size=size)  # ValidationError now for a key that is no file key
         self._urls = UrlSource(get_url)
         self._macs: dict[int, bytes] = {}
-        self._inflight: dict[int, Future[dict[int, bytes]]] = {}
+        self._inflight: dict[int, Future[dict[int, memoryview]]] = {}
         self._lock = threading.RLock()
         self._ahead_end = 0  # read-ahead was asked for up to here (bytes)
         self.verified = False
@@ -135,8 +135,8 @@ class RemoteFile:
         first = chunks.floor(offset)
         need_end = chunks.chunk_end(chunks.floor(end - 1))
         needed = chunks.chunks_in(first, need_end)
-        got: dict[int, bytes] = {}
-        waits: dict[int, Future[dict[int, bytes]]] = {}
+        got: dict[int, memoryview] = {}
+        waits: dict[int, Future[dict[int, memoryview]]] = {}
         memory = self.fetcher.memory
         with self._lock:
             missing = []
@@ -168,15 +168,14 @@ class RemoteFile:
         if not self.verified and len(self._macs) == len(chunks):
             self._verify()  # this read completed the set (whatever order the reads came in)
         if len(needed) == 1:
-            data = got[first]
-            return data[offset - first : end - first]
+            return bytes(got[first][offset - first : end - first])
         out = bytearray(end - offset)
         pos = 0
         for c in needed:
             data = got[c]
             lo = max(0, offset - c)
             hi = min(len(data), end - c)
-            out[pos : pos + hi - lo] = memoryview(data)[lo:hi]
+            out[pos : pos + hi - lo] = data[lo:hi]
             pos += hi - lo
         return bytes(out)
 
@@ -190,13 +189,13 @@ class RemoteFile:
                 self._inflight[c] = fut
             fut.add_done_callback(self._landed)
 
-    def _landed(self, fut: Future[dict[int, bytes]]) -> None:
+    def _landed(self, fut: Future[dict[int, memoryview]]) -> None:
         with self._lock:
             for c in [c for c, f in self._inflight.items() if f is fut]:
                 del self._inflight[c]
 
     # -- fetching (on a worker thread) ----------------------------------------------------
-    def _fetch(self, begin: int, end: int) -> dict[int, bytes]:
+    def _fetch(self, begin: int, end: int) -> dict[int, memoryview]:
         buf = bytearray(end - begin)
         view = memoryview(buf)
         starts = self.chunks.chunks_in(begin, end)
@@ -223,7 +222,7 @@ class RemoteFile:
 
     def _keep(
         self, view: memoryview, begin: int, starts: list[int], macs: dict[int, bytes]
-    ) -> dict[int, bytes]:
+    ) -> dict[int, memoryview]:
         with self._lock:
             for c in starts:
                 if self._macs.setdefault(c, macs[c]) != macs[c]:
@@ -231,10 +230,12 @@ class RemoteFile:
                     raise IntegrityError(
                         f"the chunk at offset {c} changed between two reads: corrupted data"
                     )
-        out: dict[int, bytes] = {}
+        out: dict[int, memoryview] = {}
         memory = self.fetcher.memory
         for c in starts:
-            data = bytes(view[c - begin : self.chunks.chunk_end(c) - begin])
+            # a read-only view into the fetch's buffer (no copy): the buffer is freed when
+            # the last of its chunks leaves the cache and no reader holds it
+            data = view[c - begin : self.chunks.chunk_end(c) - begin].toreadonly()
             memory.put(self.handle, c, data)
             out[c] = data
         return out
