@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,7 +18,7 @@ from ..errors import (
     ValidationError,
 )
 
-__all__ = ["errno_of", "as_errno"]
+__all__ = ["errno_of", "as_errno", "fail"]
 
 log = logging.getLogger("megafast.mount")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,7 +31,7 @@ def errno_of(exc: BaseException) -> int:
         return errno.ENOSPC
     if isinstance(exc, IntegrityError):
         return errno.EIO
-    if isinstance(exc, PermissionError):
+    if isinstance(exc, PermissionError) and not exc.errno:  # a read-only view refused it
         return errno.EROFS
     if isinstance(exc, AccessDeniedError):
         return errno.EACCES
@@ -45,21 +46,25 @@ def errno_of(exc: BaseException) -> int:
     return errno.EIO
 
 
+def fail(code: int) -> OSError:
+    """The exception that makes a FUSE operation answer ``-code``."""
+    return OSError(code, os.strerror(code))
+
+
 def as_errno(func: F) -> F:
-    """Run a FUSE operation; any exception becomes ``FuseOSError(errno)`` (logged unless
-    it is an ordinary answer such as ENOENT)."""
-    from mfusepy import FuseOSError
+    """Run a FUSE operation; any exception becomes an ``OSError`` with its errno (logged
+    unless it is an ordinary answer such as ENOENT)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except FuseOSError:
-            raise
         except Exception as exc:
             code = errno_of(exc)
+            if isinstance(exc, OSError) and exc.errno == code:
+                raise
             if code not in (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.EROFS):
                 log.warning("%s failed: %s (%s)", func.__name__, exc, errno.errorcode.get(code))
-            raise FuseOSError(code) from None
+            raise fail(code) from None
 
     return wrapper  # type: ignore[return-value]

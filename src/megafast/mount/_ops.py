@@ -20,15 +20,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import mfusepy
-from mfusepy import FuseOSError
-
 from ..errors import OverQuotaError
 from ..fs._paths import unescape_name
 from ..vfs._backend import Backend, Changes
 from ..vfs._reader import Stream
 from ..vfs._spool import PendingUpload, Spool
-from ._errors import as_errno
+from ._errors import as_errno, fail
 
 __all__ = ["MegaOperations"]
 
@@ -59,9 +56,10 @@ def _split(path: str) -> tuple[str, str]:
     return parent or "/", name
 
 
-class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
+class MegaOperations:
     """MEGA as a filesystem (see the module doc). ``permanent``: unlink deletes for good
-    instead of moving to the Rubbish Bin."""
+    instead of moving to the Rubbish Bin. mfusepy calls the methods it finds (it needs no
+    base class); an ``OSError`` raised here is answered with its errno."""
 
     use_ns = True
 
@@ -88,6 +86,8 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
 
     # -- setup and changes ----------------------------------------------------------------
     def init_with_config(self, conn_info: Any, config: Any) -> None:
+        import mfusepy
+
         ctx = mfusepy._libfuse.fuse_get_context()
         self._fuse = ctx.contents.fuse if ctx else None
         self.backend.start_watching(self.on_changes)
@@ -110,6 +110,8 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
         """Tell the kernel to forget its cache of ``path`` (``fuse_invalidate_path``)."""
         if self._fuse is None:
             return
+        import mfusepy
+
         fn = mfusepy._libfuse.fuse_invalidate_path
         fn(mfusepy.ctypes.c_void_p(self._fuse), path.encode("utf-8", "surrogateescape"))
 
@@ -127,14 +129,14 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
     def _handle(self, path: str) -> str:
         h = self.view.lookup(path)
         if h is None:
-            raise FuseOSError(errno.ENOENT)
+            raise fail(errno.ENOENT)
         return h
 
     def _folder(self, path: str) -> str:
         h = self._handle(path)
         entry = self.view.entry(h)
         if entry is None or not entry.is_dir:
-            raise FuseOSError(errno.ENOTDIR)
+            raise fail(errno.ENOTDIR)
         return h
 
     def _stat(self, is_dir: bool, size: int, mtime: float, ctime: float) -> dict[str, Any]:
@@ -161,7 +163,7 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
             return self._stat(False, os.fstat(w.fd).st_size, w.mtime, w.mtime)
         entry = self.view.entry(self._handle(path))
         if entry is None:
-            raise FuseOSError(errno.ENOENT)
+            raise fail(errno.ENOENT)
         return self._stat(entry.is_dir, entry.size, entry.mtime, entry.ctime)
 
     @as_errno
@@ -215,7 +217,7 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
         h = self._handle(path)
         entry = self.view.entry(h)
         if entry is None or entry.is_dir:
-            raise FuseOSError(errno.EISDIR)
+            raise fail(errno.EISDIR)
         fi.fh = self._new_fh(Stream(self.backend.remote_file(h)))
         fi.keep_cache = 1
         return 0
@@ -228,15 +230,15 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
                 return item.read(offset, size)
             except OverQuotaError as exc:  # the transfer quota: no space to speak of
                 log.warning("read of %s refused: %s", path, exc)
-                raise FuseOSError(errno.EIO) from None
+                raise fail(errno.EIO) from None
         if isinstance(item, _Writing):
             return os.pread(item.fd, size, offset)
-        raise FuseOSError(errno.EBADF)
+        raise fail(errno.EBADF)
 
     # -- writing --------------------------------------------------------------------------
     def _check_writable(self) -> Spool:
         if self.read_only or self.spool is None:
-            raise FuseOSError(errno.EROFS)
+            raise fail(errno.EROFS)
         return self.spool
 
     def _open_write(self, path: str, *, truncate: bool, create: bool = False) -> _Writing:
@@ -254,9 +256,9 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
         if existing is not None:
             entry = self.view.entry(existing)
             if entry is not None and entry.is_dir:
-                raise FuseOSError(errno.EISDIR)
+                raise fail(errno.EISDIR)
         elif not create:
-            raise FuseOSError(errno.ENOENT)
+            raise fail(errno.ENOENT)
         name = unescape_name(display)
         fd, spool_path = spool.new_file()
         w = _Writing(fd, spool_path, parent, name, existing, dirty=create or truncate)
@@ -296,7 +298,7 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
     def write(self, path: str, data: bytes, offset: int, fi: Any) -> int:
         item = self._handles.get(fi.fh)
         if not isinstance(item, _Writing):
-            raise FuseOSError(errno.EBADF)
+            raise fail(errno.EBADF)
         n = os.pwrite(item.fd, data, offset)
         item.dirty = True
         item.mtime = time.time()
@@ -414,7 +416,7 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
         parent_path, display = _split(path)
         parent = self._folder(parent_path)
         if self.view.child(parent, display) is not None:
-            raise FuseOSError(errno.EEXIST)
+            raise fail(errno.EEXIST)
         self.backend.mkdir(parent, unescape_name(display))
         return 0
 
@@ -424,7 +426,7 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
         h = self._handle(path)
         entry = self.view.entry(h)
         if entry is not None and entry.is_dir:
-            raise FuseOSError(errno.EISDIR)
+            raise fail(errno.EISDIR)
         self.backend.remove(h, permanent=self.permanent)
         return 0
 
@@ -433,9 +435,9 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
         self._check_writable()
         h = self._folder(path)
         if h == self.view.root():
-            raise FuseOSError(errno.EBUSY)
+            raise fail(errno.EBUSY)
         if self.view.listing(h):
-            raise FuseOSError(errno.ENOTEMPTY)
+            raise fail(errno.ENOTEMPTY)
         self.backend.remove(h, permanent=self.permanent)
         return 0
 
@@ -447,7 +449,7 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
         w = self._writing.get(old)
         if w is not None and self.view.lookup(old) is None:  # not uploaded yet: retarget it
             if self.view.child(parent, display) is not None or new in self._writing:
-                raise FuseOSError(errno.EEXIST)
+                raise fail(errno.EEXIST)
             del self._writing[old]
             w.parent, w.name = parent, unescape_name(display)
             self._writing[new] = w
@@ -458,10 +460,10 @@ class MegaOperations(mfusepy.Operations):  # type: ignore[misc]
             return 0
         if target is not None:
             if flags & 1:  # RENAME_NOREPLACE
-                raise FuseOSError(errno.EEXIST)
+                raise fail(errno.EEXIST)
             entry = self.view.entry(target)
             if entry is not None and entry.is_dir and self.view.listing(target):
-                raise FuseOSError(errno.ENOTEMPTY)
+                raise fail(errno.ENOTEMPTY)
             self.backend.remove(target, permanent=self.permanent)
         self.backend.move(h, parent, unescape_name(display))
         for path in (old, new):
