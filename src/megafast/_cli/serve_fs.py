@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
     from .context import Context
 
-__all__ = ["cmd_mount", "cmd_http", "parse_bytes"]
+__all__ = ["cmd_mount", "cmd_http", "cmd_webdav", "parse_bytes"]
 
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -80,6 +80,15 @@ def _logging(verbose: bool) -> None:
         level=logging.INFO if verbose else logging.WARNING,
         format="megafast: %(message)s",
     )
+
+
+def _address(args: argparse.Namespace) -> tuple[str, int]:
+    host, _, port_text = str(args.addr).rpartition(":")
+    if not host or not port_text.isdigit() or int(port_text) > 65535:
+        raise UsageError("--addr is HOST:PORT, for example 127.0.0.1:8080")
+    if args.basic_auth is not None and ":" not in args.basic_auth:
+        raise UsageError("--basic-auth is USER:PASSWORD")
+    return host.strip("[]"), int(port_text)
 
 
 def _backend(ctx: Context, remote: str) -> Any:
@@ -165,21 +174,49 @@ def cmd_http(ctx: Context) -> int:
 
     args = ctx.args
     _logging(args.verbose)
-    host, _, port_text = str(args.addr).rpartition(":")
-    if not host or not port_text.isdigit():
-        raise UsageError("--addr is HOST:PORT, for example 127.0.0.1:8080")
-    if args.basic_auth is not None and ":" not in args.basic_auth:
-        raise UsageError("--basic-auth is USER:PASSWORD")
+    host, port = _address(args)
     backend = _backend(ctx, args.remote)
     try:
-        server = MegaHTTPServer(
-            backend, host, int(port_text), token=args.token, basic=args.basic_auth
-        )
+        server = MegaHTTPServer(backend, host, port, token=args.token, basic=args.basic_auth)
     except PermissionError as exc:
         raise UsageError(str(exc)) from exc
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.addr}: {exc}") from exc
     print(server.url, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        backend.close()
+    return 0
+
+
+@register(
+    "webdav",
+    "serve the account (or a folder, or a public link) over WebDAV, read-only",
+    description="Prints its URL, then serves WebDAV (read-only; wsgidav) until Ctrl-C. Same "
+    "address and auth rules as http. Needs pip install megafast[webdav]. See docs/MOUNT.md.",
+    arguments=_http_arguments,
+)
+def cmd_webdav(ctx: Context) -> int:
+    args = ctx.args
+    _logging(args.verbose)
+    try:
+        from megafast.httpd._webdav import make_webdav_server
+    except ImportError as exc:
+        raise CommandError(f"WebDAV needs: pip install 'megafast[webdav]' ({exc})") from exc
+    host, port = _address(args)
+    backend = _backend(ctx, args.remote)
+    try:
+        server = make_webdav_server(backend, host, port, token=args.token, basic=args.basic_auth)
+    except PermissionError as exc:
+        raise UsageError(str(exc)) from exc
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {args.addr}: {exc}") from exc
+    shown = f"[{host}]" if ":" in host else host
+    print(f"http://{shown}:{server.server_port}/", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -33,7 +33,7 @@ from ..errors import MegaError
 from ..vfs._backend import Backend
 from ..vfs._reader import Stream
 
-__all__ = ["MegaHTTPServer", "parse_range", "is_loopback"]
+__all__ = ["MegaHTTPServer", "authorized", "parse_range", "is_loopback"]
 
 log = logging.getLogger("megafast.http")
 #: Bytes read from the reader and written to the socket at a time.
@@ -78,6 +78,28 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
     return start, end
 
 
+def authorized(
+    header: str, query: dict[str, list[str]], token: str | None, basic: str | None
+) -> bool:
+    """Whether a request with ``Authorization: header`` and ``query`` may pass: always without
+    ``token`` and ``basic``; else the bearer token (or ``?token=``) or the basic user:password,
+    compared in constant time."""
+    if token is None and basic is None:
+        return True
+    scheme, _, value = header.partition(" ")
+    if token is not None:
+        given = value.strip() if scheme.lower() == "bearer" else query.get("token", [""])[0]
+        if hmac.compare_digest(given.encode(), token.encode()):
+            return True
+    if basic is not None and scheme.lower() == "basic":
+        try:
+            given_b = base64.b64decode(value.strip(), validate=True)
+        except ValueError:
+            return False
+        return hmac.compare_digest(given_b, basic.encode())
+    return False
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: MegaHTTPServer
     protocol_version = "HTTP/1.1"
@@ -104,22 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _authorized(self, query: dict[str, list[str]]) -> bool:
-        token, basic = self.server.token, self.server.basic
-        if token is None and basic is None:
-            return True
-        header = self.headers.get("Authorization", "")
-        scheme, _, value = header.partition(" ")
-        if token is not None:
-            given = value.strip() if scheme.lower() == "bearer" else query.get("token", [""])[0]
-            if hmac.compare_digest(given.encode(), token.encode()):
-                return True
-        if basic is not None and scheme.lower() == "basic":
-            try:
-                given_b = base64.b64decode(value.strip(), validate=True)
-            except ValueError:
-                return False
-            return hmac.compare_digest(given_b, basic.encode())
-        return False
+        return authorized(
+            self.headers.get("Authorization", ""), query, self.server.token, self.server.basic
+        )
 
     def _serve(self, head: bool) -> None:
         url = urllib.parse.urlsplit(self.path)
