@@ -248,3 +248,15 @@ def test_errno_values(mount: Mounted) -> None:
         open(mount.path / "tree", "rb").read()  # noqa: SIM115
     with pytest.raises(FileExistsError):
         os.mkdir(mount.path / "tree")
+
+
+def test_files_renamed_or_unlinked_while_open_for_writing(mount: Mounted, other: Mega) -> None:
+    with open(mount.path / "scratch.swp", "wb") as f:  # an editor's swap file
+        f.write(b"swap")
+        os.unlink(mount.path / "scratch.swp")
+    with open(mount.path / "draft.tmp", "wb") as f:  # written, renamed over, then closed
+        f.write(b"final text")
+        os.rename(mount.path / "draft.tmp", mount.path / "tree" / "f0.txt")
+    assert (mount.path / "tree" / "f0.txt").read_bytes() == b"final text"
+    names = _remote_names(other)
+    assert "scratch.swp" not in names and "draft.tmp" not in names

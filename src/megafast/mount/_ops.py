@@ -423,6 +423,11 @@ class MegaOperations:
     @as_errno
     def unlink(self, path: str) -> int:
         self._check_writable()
+        w = self._writing.pop(path, None)
+        if w is not None:  # open for writing: its bytes will not be uploaded
+            w.dirty = False
+            if self.view.lookup(path) is None:
+                return 0
         h = self._handle(path)
         entry = self.view.entry(h)
         if entry is not None and entry.is_dir:
@@ -448,11 +453,15 @@ class MegaOperations:
         parent = self._folder(new_parent_path)
         w = self._writing.get(old)
         if w is not None and self.view.lookup(old) is None:  # not uploaded yet: retarget it
-            if self.view.child(parent, display) is not None or new in self._writing:
+            target = self.view.child(parent, display)
+            if new in self._writing or (target is not None and flags & 1):
                 raise fail(errno.EEXIST)
-            del self._writing[old]
-            w.parent, w.name = parent, unescape_name(display)
-            self._writing[new] = w
+            if target is not None:
+                entry = self.view.entry(target)
+                if entry is not None and entry.is_dir:
+                    raise fail(errno.EISDIR)
+            self._retarget(old, new, parent, display)
+            w.replaces = target  # its upload replaces what is there (that goes to the bin)
             return 0
         h = self._handle(old)
         target = self.view.child(parent, display)
@@ -466,6 +475,13 @@ class MegaOperations:
                 raise fail(errno.ENOTEMPTY)
             self.backend.remove(target, permanent=self.permanent)
         self.backend.move(h, parent, unescape_name(display))
+        if w is not None:  # still open after an upload: later uploads go to the new place
+            self._retarget(old, new, parent, display)
         for path in (old, new):
             self.invalidate(path)
         return 0
+
+    def _retarget(self, old: str, new: str, parent: str, display: str) -> None:
+        w = self._writing.pop(old)
+        w.parent, w.name = parent, unescape_name(display)
+        self._writing[new] = w
