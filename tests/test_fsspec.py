@@ -524,31 +524,6 @@ def test_local_paths_are_untouched_by_put(fs, base, tmp_path):
     assert Path(local).exists()
 
 
-def test_readme_example_runs_against_the_emulator(emu, tmp_path, monkeypatch):
-    import re
-
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    section = readme.split("## `mega://` for pandas, Dask and pyarrow (fsspec)", 1)[1]
-    section = section.split("\n## ", 1)[0]
-    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
-    emu.create_account("you@example.com", "your password")
-    owner = "publisher@example.com"
-    emu.create_account(owner, "pw")
-    shared = emu.add_folder(owner, "open data")
-    emu.add_file(owner, b"1,2\n", "numbers.csv", shared)
-    code = code.replace(
-        'fsspec.filesystem("mega", ', f'fsspec.filesystem("mega", api_url={emu.api_url!r}, '
-    )
-    code = code.replace('"https://mega.nz/folder/<H>#<K>"', repr(emu.export(shared)))
-    monkeypatch.chdir(tmp_path)
-    namespace: dict = {}
-    exec(compile(code, "README.md", "exec"), namespace)
-    assert namespace["df"]["city"].tolist() == ["Oslo", "Lima"]
-    assert (tmp_path / "local-copy" / "2026" / "cities.parquet").is_file()
-    assert namespace["public"].ls("", detail=False) == ["numbers.csv"]
-    assert "password" not in namespace["options"]
-
-
 def test_password_logins_happen_once_per_process_and_two_factor(emu):
     from megafast.errors import TwoFactorRequiredError
 

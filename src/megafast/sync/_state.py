@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._atomic import write_private_file
+from ..transfer._atomic import write_private_file
 
 __all__ = ["Agreement", "SyncState", "default_state_dir", "state_path"]
 
