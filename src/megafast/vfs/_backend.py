@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .._nodestore import NodeStore, StoreError
+from .._tree.nodestore import NodeStore, StoreError
 from ..errors import MegaError, ValidationError
 from ..fs._engine import Engine
 from ..transfer import TransferConfig
@@ -134,7 +134,7 @@ class Backend:
 
     def set_mtime(self, handle: str, mtime: int) -> None:
         """Set a file's mtime (seconds): its fingerprint attribute ``c`` is rewritten."""
-        from .. import _nodeops
+        from .._account import nodeops as _nodeops
 
         self._writable()
         with self.lock:
@@ -215,8 +215,8 @@ class Backend:
         """Follow the account's changes (``/sc``) on a daemon thread; nothing for links."""
         if self.read_only or self._watch_thread is not None:
             return
-        from .._api import new_http_session
-        from .._watch import ScChannel
+        from .._tree.watch import ScChannel
+        from .._wire.api import new_http_session
 
         with self.lock:
             store, _ = self._tree()
@@ -231,7 +231,7 @@ class Backend:
         self._watch_thread.start()
 
     def _watch(self, channel: Any, on_changes: Callable[[Changes], None]) -> None:
-        from .._watch import SnTooOld, apply_packet
+        from .._tree.watch import SnTooOld, apply_packet
 
         while not channel.stop_event.is_set():
             try:

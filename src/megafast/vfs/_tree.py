@@ -3,10 +3,10 @@
 A display name is a MEGA node name made into one path component by the filesystem's rule
 (:func:`megafast.fs._paths.escape_name`: ``/``, control characters, ``%``, ``.`` and ``..``
 escaped), then made distinct within its folder by the downloads' rule
-(:func:`megafast._localnames.unique_names`: the later of two equal names becomes
+(:func:`megafast.transfer._localnames.unique_names`: the later of two equal names becomes
 ``name (1).ext``). So the mount, the HTTP server, fsspec and downloads show one name each.
 
-Listings are read from the client's :class:`~megafast._nodestore.NodeStore` under the
+Listings are read from the client's :class:`~megafast._tree.nodestore.NodeStore` under the
 backend's lock and kept per folder until the tree changes (:meth:`TreeView.changed`), so an
 ``ls`` costs no request. Paths deeper than :data:`MAX_DEPTH` are refused (a hostile tree
 cannot make a lookup run long).
@@ -19,9 +19,9 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .._localnames import unique_names
-from .._nodestore import NodeStore
+from .._tree.nodestore import NodeStore
 from ..fs._paths import escape_name
+from ..transfer._localnames import unique_names
 
 __all__ = [
     "Entry",
