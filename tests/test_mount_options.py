@@ -177,3 +177,17 @@ def test_an_upload_cut_by_a_killed_mount_is_finished_by_the_next(
     assert mega.find("cut.bin") is None
     with mounted(cli, tmp_path / "mnt") as m:
         assert (m.path / "cut.bin").read_bytes() == data
+
+
+def test_allow_other_and_cache_options_reach_the_mount(
+    cli: Cli, mega: Mega, tmp_path: Path
+) -> None:
+    _upload(mega, tmp_path, "opt.bin", os.urandom(300_000))
+    cache = tmp_path / "disk-cache"
+    args = ("--allow-other", "--cache-dir", str(cache), "--cache-size", "8M")
+    with mounted(cli, tmp_path / "mnt", *args) as m:
+        line = next(x for x in Path("/proc/mounts").read_text().splitlines() if str(m.path) in x)
+        assert "allow_other" in line and "fuse.megafast" in line
+        assert len((m.path / "opt.bin").read_bytes()) == 300_000
+    assert oct(cache.stat().st_mode & 0o777) == "0o700"
+    assert list(cache.glob("*.bin"))  # the ciphertext was kept
