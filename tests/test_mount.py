@@ -123,6 +123,15 @@ def test_ls_and_find_show_the_tree(mount: Mounted, content: dict[str, Any]) -> N
     assert names == ["tree/f0.txt", "tree/f1.txt", "tree/sub/f2.txt"]
 
 
+def test_listing_any_folder_makes_no_request(mount: Mounted, emulator: MegaEmulator) -> None:
+    emulator.reset_stats()
+    for folder in ("", "tree", "tree/sub"):
+        subprocess.run(["ls", "-lR", str(mount.path / folder)], capture_output=True, check=True)
+    subprocess.run(["find", str(mount.path)], capture_output=True, check=True)
+    stats = emulator.stats()
+    assert stats.get("api_requests", 0) == 0 and stats.get("download_requests", 0) == 0
+
+
 def test_cp_and_rsync_out_give_the_same_bytes(
     mount: Mounted, content: dict[str, Any], tmp_path: Path
 ) -> None:
