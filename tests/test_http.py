@@ -207,3 +207,24 @@ def test_the_command_refuses_a_public_address_without_auth(
     )
     assert done.returncode != 0 and b"token or basic auth" in done.stderr
     assert time.monotonic() - started < 60
+
+
+def test_connections_are_capped_and_idle_ones_time_out(
+    mega: Mega, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from megafast.httpd import _server
+
+    monkeypatch.setattr(_server, "MAX_CONNECTIONS", 2)
+    monkeypatch.setattr(_server._Handler, "timeout", 1.0)
+    for server in _serve(Backend(mega)):
+        port = server.server_address[1]
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(2)]
+        time.sleep(0.2)
+        with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
+            urllib.request.urlopen(server.url, timeout=5).read()
+        time.sleep(1.5)  # the idle ones are dropped after the handler's timeout
+        for s in idle:
+            s.close()
+        assert get(server.url)[0] == 200

@@ -23,6 +23,7 @@ import ipaddress
 import logging
 import mimetypes
 import socket
+import threading
 import time
 import urllib.parse
 from email.utils import formatdate
@@ -38,6 +39,10 @@ __all__ = ["MegaHTTPServer", "authorized", "parse_range", "is_loopback"]
 log = logging.getLogger("megafast.http")
 #: Bytes read from the reader and written to the socket at a time.
 SEND_BLOCK = 1 << 20
+#: Seconds a connection may stay silent (reading a request) or stalled (taking a response).
+IDLE_SECONDS = 60.0
+#: Connections served at once; more are closed at once (each holds a thread).
+MAX_CONNECTIONS = 64
 
 
 def is_loopback(host: str) -> bool:
@@ -103,6 +108,7 @@ def authorized(
 class _Handler(BaseHTTPRequestHandler):
     server: MegaHTTPServer
     protocol_version = "HTTP/1.1"
+    timeout = IDLE_SECONDS  # a client that sends nothing for this long is dropped
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
         log.info("%s %s", self.address_string(), format % args)
@@ -252,6 +258,24 @@ class MegaHTTPServer(ThreadingHTTPServer):
             self.address_family = socket.AF_INET6
         super().__init__((host.strip("[]"), port), _Handler)
         self.started = time.time()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.warning("over %d connections: one from %s closed", MAX_CONNECTIONS, client_address)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     @property
     def url(self) -> str:
