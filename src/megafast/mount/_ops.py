@@ -107,7 +107,9 @@ class MegaOperations:
             self.invalidate(path)
 
     def invalidate(self, path: str) -> None:
-        """Tell the kernel to forget its cache of ``path`` (``fuse_invalidate_path``)."""
+        """Tell the kernel to forget its cache of ``path`` (``fuse_invalidate_path``). Never
+        call it while serving a request on that path or its folder (the kernel may hold
+        their locks): only from the change follower's thread."""
         if self._fuse is None:
             return
         import mfusepy
@@ -477,8 +479,8 @@ class MegaOperations:
         self.backend.move(h, parent, unescape_name(display))
         if w is not None:  # still open after an upload: later uploads go to the new place
             self._retarget(old, new, parent, display)
-        for path in (old, new):
-            self.invalidate(path)
+        # no fuse_invalidate_path here: the kernel holds the folders' locks during a rename
+        # and updates its own entries when it succeeds (invalidating would deadlock)
         return 0
 
     def _retarget(self, old: str, new: str, parent: str, display: str) -> None:
