@@ -228,3 +228,27 @@ def test_connections_are_capped_and_idle_ones_time_out(
         for s in idle:
             s.close()
         assert get(server.url)[0] == 200
+
+
+def test_command_line_mistakes_are_one_line_errors(emulator: MegaEmulator, tmp_path: Path) -> None:
+    cli = Cli(tmp_path, emulator.api_url)
+    cli.login()
+    for args, text in (
+        (["http", "--addr", "nonsense"], "--addr is HOST:PORT"),
+        (["http", "--basic-auth", "nocolon"], "USER:PASSWORD"),
+        (["http", "/no/such/folder", "--addr", "127.0.0.1:0"], "no such folder"),
+        (["mount", "a", "b", "c"], "at most REMOTE and MOUNTPOINT"),
+        (["mount", str(tmp_path / "missing")], "not a folder"),
+        (["http", "--memory-cache", "lots"], "not a size"),
+    ):
+        done = subprocess.run(cli.command(*args), env=cli.env, capture_output=True, timeout=60)
+        err = done.stderr.decode()
+        assert done.returncode != 0 and text in err and "Traceback" not in err, (args, err)
+
+
+def test_parse_bytes() -> None:
+    from megafast._cli.serve_fs import parse_bytes
+
+    assert parse_bytes("64M") == 64 << 20
+    assert parse_bytes("1.5GiB") == 3 << 29
+    assert parse_bytes("100") == 100
