@@ -149,9 +149,12 @@ class RemoteFile:
             self._start(missing)
             ahead_end = min(self.size, need_end + ahead)
             if need_end < ahead_end:
-                # chunks up to _ahead_end were asked for by an earlier read in order
+                # chunks up to _ahead_end were asked for by an earlier read in order; the rest
+                # is asked for in whole pieces (one request each: fewer, larger requests)
                 begin = self._ahead_end if need_end <= self._ahead_end <= ahead_end else need_end
-                later = chunks.chunks_in(begin, ahead_end) if begin < ahead_end else []
+                batch = min(PIECE, ahead)
+                due = ahead_end - begin >= batch or (ahead_end == self.size and begin < ahead_end)
+                later = chunks.chunks_in(begin, ahead_end) if due else []
                 self._start(
                     [
                         c
