@@ -15,6 +15,7 @@ cannot make a lookup run long).
 from __future__ import annotations
 
 import base64
+import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -36,6 +37,8 @@ __all__ = [
 MAX_DEPTH = 256
 #: Folders whose display listing is kept (the rest are rebuilt from the store on use).
 LISTINGS_KEPT = 512
+#: Entries kept between changes of the tree (all are dropped at a change, or when full).
+ENTRIES_KEPT = 200_000
 #: Handles whose last display path is remembered, for kernel cache invalidation.
 PATHS_KEPT = 100_000
 
@@ -91,6 +94,7 @@ class TreeView:
         self.generation = 0
         self._listings: OrderedDict[str, tuple[int, dict[str, str], list[str]]] = OrderedDict()
         self._paths: OrderedDict[str, str] = OrderedDict()
+        self._entries: dict[str, Entry] = {}
 
     def tree(self) -> tuple[NodeStore, str]:
         store, root = self._source()  # type: ignore[operator]
@@ -101,9 +105,22 @@ class TreeView:
         with self.lock:
             self.generation += 1
             self._listings.clear()
+            self._entries.clear()
 
     # -- entries --------------------------------------------------------------------------
     def entry(self, handle: str) -> Entry | None:
+        with self.lock:
+            cached = self._entries.get(handle)
+            if cached is not None:
+                return cached
+            found = self._entry(handle)
+            if found is not None:
+                if len(self._entries) >= ENTRIES_KEPT:
+                    self._entries.clear()
+                self._entries[handle] = found
+            return found
+
+    def _entry(self, handle: str) -> Entry | None:
         with self.lock:
             store, root = self.tree()
             slot = store.slot_of.get(handle)
@@ -116,8 +133,6 @@ class TreeView:
             mtime = ctime
             text = store.attrs[slot]
             if text is not None:
-                import json
-
                 try:
                     attrs = json.loads(text)
                 except ValueError:
