@@ -130,3 +130,36 @@ def test_the_command_prints_its_url_first(emulator: MegaEmulator, tmp_path: Path
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def test_writable_put_mkcol_move_delete(mega: Mega, tmp_path: Path) -> None:
+    from megafast.httpd._webdav import make_webdav_server
+
+    backend = Backend(mega)
+    server = make_webdav_server(backend, "127.0.0.1", 0, read_only=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}/"
+    try:
+        assert curl("-X", "MKCOL", url + "dav")[0] == 201
+        body = os.urandom(300_000)
+        (tmp_path / "up.bin").write_bytes(body)
+        assert curl("-T", str(tmp_path / "up.bin"), url + "dav/up.bin")[0] in (200, 201, 204)
+        assert curl(url + "dav/up.bin") == (200, body)
+        (tmp_path / "up.bin").write_bytes(b"second version")
+        assert curl("-T", str(tmp_path / "up.bin"), url + "dav/up.bin")[0] in (200, 201, 204)
+        assert curl(url + "dav/up.bin") == (200, b"second version")
+        status, _ = curl("-X", "MOVE", "-H", f"Destination: {url}dav/moved.bin", url + "dav/up.bin")
+        assert status in (201, 204)
+        assert curl(url + "dav/moved.bin") == (200, b"second version")
+        assert curl("-X", "DELETE", url + "dav/moved.bin")[0] == 204
+        assert curl(url + "dav/moved.bin")[0] == 404
+        assert curl("-X", "COPY", "-H", f"Destination: {url}x", url + "dav")[0] == 403
+    finally:
+        server.shutdown()
+        server.server_close()
+        backend.close()
+    mega.refresh()
+    trash = mega.get_node_by_type(4)[0]
+    in_trash = [n["a"]["n"] for n in mega.get_files().values() if n.get("a") and n["p"] == trash]
+    assert "moved.bin" in in_trash and "up.bin" in in_trash  # deleted, and the first version

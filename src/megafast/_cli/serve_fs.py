@@ -193,12 +193,22 @@ def cmd_http(ctx: Context) -> int:
     return 0
 
 
+def _webdav_arguments(parser: argparse.ArgumentParser) -> None:
+    _http_arguments(parser)
+    parser.add_argument(
+        "--writable",
+        action="store_true",
+        help="accept PUT, MKCOL, DELETE (to the Rubbish Bin) and MOVE (default: read-only)",
+    )
+
+
 @register(
     "webdav",
-    "serve the account (or a folder, or a public link) over WebDAV, read-only",
-    description="Prints its URL, then serves WebDAV (read-only; wsgidav) until Ctrl-C. Same "
-    "address and auth rules as http. Needs pip install megafast[webdav]. See docs/MOUNT.md.",
-    arguments=_http_arguments,
+    "serve the account (or a folder, or a public link) over WebDAV",
+    description="Prints its URL, then serves WebDAV (wsgidav; read-only unless --writable) "
+    "until Ctrl-C. Same address and auth rules as http. Needs pip install megafast[webdav]. "
+    "See docs/MOUNT.md.",
+    arguments=_webdav_arguments,
 )
 def cmd_webdav(ctx: Context) -> int:
     args = ctx.args
@@ -210,7 +220,14 @@ def cmd_webdav(ctx: Context) -> int:
     host, port = _address(args)
     backend = _backend(ctx, args.remote)
     try:
-        server = make_webdav_server(backend, host, port, token=args.token, basic=args.basic_auth)
+        server = make_webdav_server(
+            backend,
+            host,
+            port,
+            token=args.token,
+            basic=args.basic_auth,
+            read_only=not args.writable,
+        )
     except PermissionError as exc:
         raise UsageError(str(exc)) from exc
     except OSError as exc:
