@@ -220,11 +220,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             pos = start
             while pos < end:
-                data = stream.read(pos, min(SEND_BLOCK, end - pos))
-                if not data:
+                parts = stream.views(pos, min(SEND_BLOCK, end - pos))
+                if not parts:
                     raise MegaError("the file ended early")
-                self.wfile.write(data)
-                pos += len(data)
+                for part in parts:  # straight from the cache to the socket
+                    self.wfile.write(part)
+                    pos += len(part)
         except (MegaError, OSError) as exc:
             # The status line is gone: the only honest answer left is a cut connection.
             log.warning("GET %s failed after the headers: %s", self.path, exc)

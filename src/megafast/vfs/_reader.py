@@ -126,11 +126,16 @@ class RemoteFile:
     def read(self, offset: int, size: int, ahead: int = 0) -> bytes:
         """The plaintext bytes ``[offset, offset + size)`` (fewer at the end of the file);
         ``ahead``: bytes after them to fetch in the background."""
+        parts = self.views(offset, size, ahead)
+        return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+
+    def views(self, offset: int, size: int, ahead: int = 0) -> list[memoryview]:
+        """:meth:`read` as read-only views of the cached chunks, in order (no copy)."""
         if self.corrupt:
             raise IntegrityError("this file failed its MAC check: its bytes are not served")
         end = min(self.size, offset + size)
         if offset < 0 or offset >= end:
-            return b""
+            return []
         chunks = self.chunks
         first = chunks.floor(offset)
         need_end = chunks.chunk_end(chunks.floor(end - 1))
@@ -170,17 +175,11 @@ class RemoteFile:
             got[c] = fut.result()[c]
         if not self.verified and len(self._macs) == len(chunks):
             self._verify()  # this read completed the set (whatever order the reads came in)
-        if len(needed) == 1:
-            return bytes(got[first][offset - first : end - first])
-        out = bytearray(end - offset)
-        pos = 0
+        parts = []
         for c in needed:
             data = got[c]
-            lo = max(0, offset - c)
-            hi = min(len(data), end - c)
-            out[pos : pos + hi - lo] = data[lo:hi]
-            pos += hi - lo
-        return bytes(out)
+            parts.append(data[max(0, offset - c) : min(len(data), end - c)])
+        return parts
 
     def _start(self, starts: list[int]) -> None:
         if not starts:
@@ -272,11 +271,16 @@ class Stream:
 
     def read(self, offset: int, size: int) -> bytes:
         """Bytes ``[offset, offset + size)``; reads in order grow the read-ahead."""
+        parts = self.views(offset, size)
+        return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+
+    def views(self, offset: int, size: int) -> list[memoryview]:
+        """:meth:`read` as read-only views (no copy; see :meth:`RemoteFile.views`)."""
         if self._next >= 0 and abs(offset - self._next) <= IN_ORDER_SLACK:
             limit = self.file.fetcher.max_ahead
             self._ahead = min(limit, max(FIRST_AHEAD, self._ahead * 2))
         else:
             self._ahead = 0
-        data = self.file.read(offset, size, self._ahead)
-        self._next = offset + len(data)
-        return data
+        parts = self.file.views(offset, size, self._ahead)
+        self._next = offset + sum(len(p) for p in parts)
+        return parts
