@@ -121,7 +121,7 @@ def _queue_folder(ctx: Context, backend: Any) -> Path:
     base = os.environ.get("XDG_STATE_HOME") or os.path.join(
         os.path.expanduser("~"), ".local", "state"
     )
-    who = hashlib.sha256(f"{backend.mega.api_url}\0{backend.view.root()}".encode()).hexdigest()
+    who = hashlib.sha256(f"{backend.core.api_url}\0{backend.view.root()}".encode()).hexdigest()
     return Path(base) / "megafast" / "mount-uploads" / who[:24]
 
 

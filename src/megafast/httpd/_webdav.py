@@ -110,9 +110,9 @@ class _File(DAVNonCollection):  # type: ignore[misc]
         return self.provider.spool_for(self.path)
 
     def end_write(self, *, with_errors: bool) -> None:
-        parent = self._backend.node(self._handle)
-        folder = parent.get("p") if parent else None
-        if not isinstance(folder, str):
+        node = self._backend.get(self._handle)
+        folder = node.parent if node is not None else None
+        if folder is None:
             raise DAVError(HTTP_FORBIDDEN)
         self.provider.finish_put(self.path, folder, self.name, self._handle, with_errors)
 

@@ -15,11 +15,11 @@ cannot make a lookup run long).
 from __future__ import annotations
 
 import base64
-import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from .._tree import typed
 from .._tree.nodestore import NodeStore
 from ..fs._paths import escape_name
 from ..transfer._localnames import unique_names
@@ -122,25 +122,14 @@ class TreeView:
 
     def _entry(self, handle: str) -> Entry | None:
         with self.lock:
-            store, root = self.tree()
-            slot = store.slot_of.get(handle)
-            if slot is None:
+            node = typed.node(self.tree()[0], handle)
+            if node is None:
                 return None
-            t = store.types[slot]
-            ctime = max(0, store.times[slot])
-            if t != 0:
+            ctime = max(0, node.mtime)
+            if node.is_folder:
                 return Entry(handle, True, 0, ctime, ctime)
-            mtime = ctime
-            text = store.attrs[slot]
-            if text is not None:
-                try:
-                    attrs = json.loads(text)
-                except ValueError:
-                    attrs = None
-                found = fingerprint_mtime(attrs.get("c")) if isinstance(attrs, dict) else None
-                if found is not None:
-                    mtime = found
-            return Entry(handle, False, max(0, store.sizes[slot]), mtime, ctime)
+            mtime = fingerprint_mtime(node.fingerprint)
+            return Entry(handle, False, max(0, node.size), ctime if mtime is None else mtime, ctime)
 
     def _listing(self, handle: str) -> tuple[dict[str, str], list[str]]:
         cached = self._listings.get(handle)
@@ -148,17 +137,12 @@ class TreeView:
             self._listings.move_to_end(handle)
             return cached[1], cached[2]
         store, _root = self.tree()
-        slot = store.slot_of.get(handle)
         kids: list[str] = []
         names: list[str] = []
-        if slot is not None:
-            for s in store.children.get(slot, ()):
-                h = store.handles[s]
-                name = store.name_at(s)
-                if h is None or not isinstance(name, str) or not name:
-                    continue  # undecryptable: no name to show
-                kids.append(h)
-                names.append(name)
+        for child in typed.children(store, handle):
+            if child.name:  # undecryptable: no name to show
+                kids.append(child.handle)
+                names.append(child.name)
         shown = display_names(names)
         by_name = dict(zip(shown, kids, strict=True))
         self._listings[handle] = (self.generation, by_name, shown)
@@ -223,9 +207,8 @@ class TreeView:
                     path = "/" + "/".join(reversed(parts))
                     self._remember(handle, path)
                     return path
-                if h is None or h not in store:
-                    return None
-                parent = store.parent_of(h)
+                node = typed.node(store, h) if h is not None else None
+                parent = node.parent if node is not None else None
                 if parent is None or parent not in store:
                     return None
                 by_name, shown = self._listing(parent)
