@@ -21,14 +21,17 @@ from . import _crypto as C
 from ._accounts import AccountCommands
 from ._changes import ChangeLog
 from ._common import EACCESS, EARGS, EINTERNAL, ENOENT, ESID, ApiError, Context
+from ._encoded import Body, Pieces, encode_answer
 from ._faults import FaultInjector
 from ._grants import DownloadGrant, TransferCommands, Upload
 from ._nodes import NodeCommands
+from ._seqtags import v3_answer
 from ._shares import ShareCommands
 from ._stats import Stats
 from ._store import Store
+from ._userattrs import UserAttrCommands
 
-__all__ = ["MAX_BODY", "Service", "Upload"]
+__all__ = ["MAX_BODY", "Body", "Pieces", "Service", "Upload"]
 
 log = logging.getLogger("megafast.testing")
 
@@ -48,7 +51,7 @@ def _command_names(body: bytes) -> list[str]:
     return [c["a"] if isinstance(c, dict) and isinstance(c.get("a"), str) else "?" for c in batch]
 
 
-class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
+class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands, UserAttrCommands):
     """Everything behind the HTTP front: the command API and transfer bookkeeping."""
 
     def __init__(
@@ -62,6 +65,7 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
         self.store = store
         self.faults = faults
         self.base_url = base_url
+        self.transfer_base_url = base_url  # where /dl/ and /ul/ URLs point (see emulator)
         self.storage_quota = storage_quota
         self.epoch = 0
         self.grants: dict[str, DownloadGrant] = {}
@@ -77,6 +81,7 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
         self._hashcash_ok: set[str] = set()
         self.stats = Stats()
         self.changes = ChangeLog(store)
+        self.init_user_attrs()
         self._load_urls()
         self._commands: dict[str, Callable[[Context, dict], Any]] = {
             "us0": self.cmd_us0,
@@ -98,14 +103,18 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
             "g": self.cmd_g,
             "u": self.cmd_u,
             "dv": self.cmd_dv,
+            "upv": self.cmd_upv,
+            "up2": self.cmd_up2,
+            "uga": self.cmd_uga,
         }
 
     # --- the envelope ------------------------------------------------------------------
 
     def handle_cs(
         self, params: dict[str, str], body: bytes, hashcash: str | None, client: str
-    ) -> tuple[int, dict[str, str], bytes]:
-        """One ``/cs`` request -> (HTTP status, extra headers, body)."""
+    ) -> tuple[int, dict[str, str], Body]:
+        """One ``/cs`` request -> (HTTP status, extra headers, body: bytes, or the
+        :class:`Pieces` of a long one)."""
         rid = params.get("id")
         names = _command_names(body)
         challenge = self._check_hashcash(params, hashcash, client)
@@ -145,7 +154,7 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
         rid: str | None,
         names: list[str],
         cache_key: tuple | None,
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> tuple[int, dict[str, str], Body]:
         f = self.faults.faults
         if not f.api_error_after_processing and self._api_error_fires():
             status = self.faults.choice(f.api_error_statuses)
@@ -162,8 +171,13 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
             return f.max_batch_status, {}, b""
         self.stats.api(rid, names, "answered")
         answer = self._batch(params, body, trusted=self.hashcash_easiness is not None)
-        out = json.dumps(answer, separators=(",", ":")).encode()
-        if cache_key is not None and len(out) <= _MAX_CACHED_ANSWER:
+        length, pieces = encode_answer(answer)
+        if length > _MAX_CACHED_ANSWER:
+            # a long listing goes out in pieces, as they are joined (never one big copy)
+            out: Body = Pieces(length, pieces)
+        else:
+            out = b"".join(pieces)
+        if cache_key is not None and isinstance(out, bytes):
             # Big answers (long listings) are read-only work: recomputing them on a retry is
             # harmless, so only small ones are kept, within a memory budget.
             with self._lock:
@@ -190,7 +204,7 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
             return EARGS
         if not isinstance(batch, list):
             return EARGS
-        ctx = Context(hashcash_ok=trusted)
+        ctx = Context(hashcash_ok=trusted, v3=params.get("v") == "3")
         sid = params.get("sid")
         if sid is not None:
             row = self.store.one("SELECT user FROM sessions WHERE sid=?", sid)
@@ -224,8 +238,9 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
             return EARGS
         ctx.i = req["i"] if isinstance(req.get("i"), str) else None
         try:
-            with self.store.transaction():
-                return handler(ctx, req)
+            with self.changes.command() as tag, self.store.transaction():
+                result = handler(ctx, req)
+            return v3_answer(req["a"], ctx.user, result, tag) if ctx.v3 else result
         except ApiError as exc:
             return exc.code
         except Exception:  # a bug here must never take the server down
