@@ -86,14 +86,25 @@ class Mounted:
         self.process = process
 
 
+def is_mounted(path: Path) -> bool:
+    """Whether ``path`` is a mount point in /proc/mounts (a dead FUSE mount too, which
+    ``os.path.ismount`` cannot stat)."""
+    target = os.path.realpath(path)
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return os.path.ismount(path)
+    return any(len(f := line.split()) > 1 and f[1] == target for line in lines)
+
+
 def unmount(path: Path) -> None:
-    """``fusermount3 -u`` (lazily when busy); never raises."""
+    """``fusermount3 -u`` (lazily when busy or dead); never raises."""
     for args in (["-u"], ["-uz"]):
-        if not os.path.ismount(path):
+        if not is_mounted(path):
             return
         subprocess.run(["fusermount3", *args, str(path)], capture_output=True, timeout=60)
         for _ in range(50):
-            if not os.path.ismount(path):
+            if not is_mounted(path):
                 return
             time.sleep(0.1)
 
