@@ -141,7 +141,7 @@ def test_a_new_version_from_another_client_replaces_cached_bytes(
         assert target.read_bytes() == b"version one"  # now in the kernel's page cache
         mega.destroy(old)
         _upload(mega, tmp_path, "v.txt", b"version two!")
-        assert _wait(lambda: target.exists() and target.read_bytes() == b"version two!", 5)
+        assert _wait(lambda: target.exists() and target.read_bytes() == b"version two!", 10)
 
 
 def test_transfer_quota_exceeded_fails_a_read_at_once(
