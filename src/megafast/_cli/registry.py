@@ -20,7 +20,18 @@ __all__ = ["Command", "MODULES", "all_commands", "register"]
 
 
 # The command modules, in the order their commands appear in ``megafast --help``.
-MODULES = ("account", "files", "tree", "transfers", "media", "sync", "tools", "cache", "demo")
+MODULES = (
+    "account",
+    "files",
+    "tree",
+    "transfers",
+    "media",
+    "sync",
+    "serve_fs",
+    "tools",
+    "cache",
+    "demo",
+)
 
 
 @dataclass(frozen=True)
