@@ -142,7 +142,7 @@ class Sync:
         )
         rules = IgnoreRules.build(local_root, self.patterns)
         local = scan_local(local_root, rules) if local_root else LocalScan()
-        index = RemoteIndex(self.mega.get_files())
+        index = RemoteIndex.of(self.mega)
         remote = index.scan(remote_root, rules) if remote_root else RemoteScan()
         plan = plan_sync(self.direction, root, local, remote, index, state, delete=self.delete)
         report = SyncReport(self.direction, str(root), self.remote, dry_run=dry_run)

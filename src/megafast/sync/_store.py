@@ -1,0 +1,112 @@
+"""How sync reads the account: straight from the client's node store, by slot, never through
+``get_files()`` (which makes a mega.py dict for every node: ~2 GB at a million nodes).
+
+:func:`account_store` is the one place that reaches into the client for its store; when the
+core's typed node views land, only this module changes. The rest of sync gets small dicts
+(``h``, ``p``, ``t``, ``s``, ``ts``, ``a`` with ``n``/``c``, ``key``) made here for the nodes
+of the synced folder only, and, for server-side copies, for files of a wanted size.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+__all__ = ["account_store", "StoreView"]
+
+Node = dict[str, Any]
+_WORDS8 = struct.Struct(">8I")
+_WORDS4 = struct.Struct(">4I")
+
+
+def account_store(mega: Any) -> Any:
+    """The client's :class:`~megafast._nodestore.NodeStore` (the tree loaded if needed).
+    The one adapter between sync and the client's internals."""
+    return mega._load_tree().store
+
+
+def _parse(text: bytes | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class StoreView:
+    """Read-only reading of a node store by slot: children, names, the small node dicts."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._by_size: dict[int, list[int]] | None = None
+
+    def slot(self, handle: str) -> int | None:
+        slot = self.store.slot_of.get(handle)
+        return slot if isinstance(slot, int) else None
+
+    def children(self, handle: str) -> Iterator[int]:
+        slot = self.slot(handle)
+        if slot is None:
+            return iter(())
+        return iter(self.store.children.get(slot, ()))
+
+    def type_at(self, slot: int) -> int:
+        return int(self.store.types[slot])
+
+    def readable(self, slot: int) -> bool:
+        """Whether the node's key and attributes could be decrypted."""
+        s = self.store
+        return slot not in s.undecryptable and s.key_len[slot] != 0
+
+    def attrs_at(self, slot: int) -> dict[str, Any]:
+        """The node's attributes: ``{"n": name, ...}`` (``c`` among them for a synced file)."""
+        s = self.store
+        parsed = _parse(s.attrs[slot])
+        if parsed is not None:
+            return parsed
+        name = s.names[slot]
+        return {"n": name} if name is not None else {}
+
+    def node_at(self, slot: int, attrs: dict[str, Any] | None = None) -> Node:
+        """The small dict sync works on (no ``k``/``iv``/``meta_mac``)."""
+        s = self.store
+        t = int(s.types[slot])
+        node: Node = {
+            "h": s.handles[slot],
+            "p": s.parent_of_slot(slot),
+            "t": t,
+            "ts": int(s.times[slot]),
+            "a": attrs if attrs is not None else self.attrs_at(slot),
+        }
+        if t == 0:
+            node["s"] = int(s.sizes[slot])
+        n = s.key_len[slot]
+        if slot in s.undecryptable or not n:
+            node["undecryptable"] = True
+        elif n == 32:
+            node["key"] = _WORDS8.unpack_from(s.keys, slot * 32)
+        else:
+            node["key"] = _WORDS4.unpack_from(s.keys, slot * 32)
+        return node
+
+    def node(self, handle: str) -> Node | None:
+        slot = self.slot(handle)
+        return None if slot is None else self.node_at(slot)
+
+    def files_of_size(self, size: int) -> list[int]:
+        """Slots of the readable files of ``size`` bytes, anywhere in the account (the size
+        index is built on the first call, one pass over the size column)."""
+        if self._by_size is None:
+            s = self.store
+            by_size: dict[int, list[int]] = defaultdict(list)
+            types, sizes, key_len, handles = s.types, s.sizes, s.key_len, s.handles
+            for slot in range(len(handles)):
+                if types[slot] == 0 and key_len[slot] == 32 and handles[slot] is not None:
+                    by_size[sizes[slot]].append(slot)
+            self._by_size = dict(by_size)
+        return [x for x in self._by_size.get(size, ()) if x not in self.store.undecryptable]
