@@ -34,6 +34,7 @@ from ._remote import (
 from ._report import Action, SyncReport
 from ._state import StateFileError, SyncState, default_state_dir, state_path
 from ._transfers import EngineTransfers, ManagerTransfers, Transfers
+from ._watchloop import WatchLoop, watch_pair
 
 __all__ = [
     "IGNORE_FILE",
@@ -43,6 +44,8 @@ __all__ = [
     "Sync",
     "SyncSafetyError",
     "TwoWaySync",
+    "WatchLoop",
+    "watch_pair",
     "SyncReport",
     "Transfers",
     "EngineTransfers",

@@ -123,7 +123,7 @@ class RemoteIndex:
                 h = view.store.handles[slot]
                 rel = f"{rel_dir}/{name}" if rel_dir and isinstance(name, str) else name
                 problem = remote_name_problem(name)
-                if problem:
+                if problem or not isinstance(name, str) or not isinstance(rel, str):
                     out.skipped[f"{rel_dir}/{h}" if rel_dir else str(h)] = (
                         f"remote node {h}: {problem}"
                     )

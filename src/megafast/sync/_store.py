@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["account_store", "StoreView"]
+__all__ = ["account_store", "store_sn", "StoreView"]
 
 Node = dict[str, Any]
 _WORDS8 = struct.Struct(">8I")
@@ -110,3 +110,9 @@ class StoreView:
                     by_size[sizes[slot]].append(slot)
             self._by_size = dict(by_size)
         return [x for x in self._by_size.get(size, ()) if x not in self.store.undecryptable]
+
+
+def store_sn(mega: Any) -> str | None:
+    """The change-channel position (``sn``) the client's tree is at."""
+    sn = account_store(mega).sn
+    return sn if isinstance(sn, str) else None
