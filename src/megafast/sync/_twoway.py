@@ -184,12 +184,19 @@ def plan_two_way(
                 p.side("down", "move", rel, size, source=source, node=node)
             else:
                 p.side("down", "download", rel, size, node=node)
-    for rel in new_local:
-        got = p.local_c(rel)
-        if got is None:
-            continue
+    read = [(rel, got) for rel in new_local if (got := p.local_c(rel)) is not None]
+    gone_cs = {S[old].c for old in up_gone if old in S}
+    gone_stats = {(S[old].size, S[old].mtime_ns) for old in up_gone if old in S}
+
+    def likeness(item: tuple[str, tuple[str, Any]]) -> int:
+        lf = L[item[0]]
+        return 0 if (lf.size, lf.mtime_ns) in gone_stats else 1 if item[1][0] in gone_cs else 2
+
+    # a file with a vanished file's exact size and mtime (a rename keeps them) claims its
+    # move first, then one with its fingerprint; the others become copies or uploads
+    read.sort(key=likeness)
+    for rel, (c, fp) in read:
         lf = L[rel]
-        c, fp = got
         old = _rename_source(p, rel, lf, c, fp, up_gone)
         if old is not None:
             p.claimed.add(old)
