@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DestinationError
-from ._ignore import IGNORE_FILE, IgnoreRules
+from ._ignore import IgnoreRules
 from ._names import local_name_problem
 
 __all__ = ["TRASH_DIR", "LocalFile", "LocalScan", "scan_local", "LocalTree"]
@@ -51,6 +51,11 @@ def scan_local(root: Path, rules: IgnoreRules) -> LocalScan:
     stack = [""]
     while stack:
         rel_dir = stack.pop()
+        problem = rules.folder_problem(rel_dir)
+        if problem:
+            out.skipped[rel_dir or "."] = problem
+            out.dirs.discard(rel_dir)
+            continue
         try:
             with os.scandir(root / rel_dir if rel_dir else root) as it:
                 entries = list(it)
@@ -59,7 +64,7 @@ def scan_local(root: Path, rules: IgnoreRules) -> LocalScan:
             continue
         for entry in entries:
             name = entry.name
-            if not rel_dir and name in (TRASH_DIR, IGNORE_FILE):
+            if not rel_dir and name == TRASH_DIR:
                 continue
             rel = _join(rel_dir, name)
             try:
@@ -68,7 +73,8 @@ def scan_local(root: Path, rules: IgnoreRules) -> LocalScan:
                 out.skipped[rel] = f"cannot read: {exc.strerror}"
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
-            if rules.ignored(rel, is_dir):
+            size = st.st_size if stat.S_ISREG(st.st_mode) else None
+            if rules.ignored(rel, is_dir, size, link=stat.S_ISLNK(st.st_mode)):
                 continue
             if stat.S_ISLNK(st.st_mode):
                 out.skipped[rel] = "symbolic link (not followed)"

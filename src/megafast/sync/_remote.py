@@ -113,6 +113,12 @@ class RemoteIndex:
         stack = [("", root)]
         while stack:
             rel_dir, handle = stack.pop()
+            problem = rules.folder_problem(rel_dir)
+            if problem:
+                out.skipped[rel_dir or "."] = problem
+                if rel_dir:
+                    del out.dirs[rel_dir]
+                continue
             named: dict[str, list[Node]] = defaultdict(list)
             for slot in view.children(handle):
                 t = view.type_at(slot)
@@ -128,7 +134,7 @@ class RemoteIndex:
                         f"remote node {h}: {problem}"
                     )
                     continue
-                if rules.ignored(rel, t == 1):
+                if rules.ignored(rel, t == 1, int(view.store.sizes[slot]) if t == 0 else None):
                     continue
                 if not view.readable(slot):
                     out.skipped[rel] = "the remote node cannot be decrypted"
