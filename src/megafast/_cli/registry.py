@@ -20,7 +20,7 @@ __all__ = ["Command", "MODULES", "all_commands", "register"]
 
 
 # The command modules, in the order their commands appear in ``megafast --help``.
-MODULES = ("account", "files", "transfers", "sync", "tools", "cache", "demo")
+MODULES = ("account", "files", "transfers", "sync", "backup", "tools", "cache", "demo")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NodeNotFoundError, SourceNotFoundError, ValidationError
+from ._backup import BackupReport, Snapshot, backup, list_snapshots, restore
 from ._both import SyncSafetyError, TwoWaySync
 from ._exec import Executor
 from ._ignore import IGNORE_FILE, IgnoreRules
@@ -40,6 +41,11 @@ __all__ = [
     "IGNORE_FILE",
     "TRASH_DIR",
     "Action",
+    "BackupReport",
+    "Snapshot",
+    "backup",
+    "list_snapshots",
+    "restore",
     "StateFileError",
     "Sync",
     "SyncSafetyError",

@@ -87,6 +87,7 @@ class SyncState:
     keep: set[str] = field(default_factory=set)  # conflict copies: never deleted by the sync
     dirs: set[str] = field(default_factory=set)  # folders both sides held (two-way)
     existed: bool = False  # a state file was found and used
+    meta: dict[str, str] = field(default_factory=dict)  # backups: the snapshot it describes
     note: str | None = None  # why an existing state file was not used
     dirty: bool = False  # changed since loaded (by more than the actions, which save anyway)
 
@@ -157,6 +158,9 @@ class SyncState:
                 raise ValueError(f"a damaged entry for {rel!r}")
         state.keep = {k for k in keep if isinstance(k, str)}
         state.dirs = {d for d in dirs if isinstance(d, str)}
+        meta = data.get("meta", {})
+        if isinstance(meta, dict):
+            state.meta = {k: v for k, v in meta.items() if isinstance(v, str)}
         if strict and data.get("count", len(files)) != len(files):
             raise ValueError("truncated: fewer entries than it was written with")
         state.existed = True
@@ -171,4 +175,6 @@ class SyncState:
         }
         if self.dirs:
             payload["dirs"] = sorted(self.dirs)
+        if self.meta:
+            payload["meta"] = dict(self.meta)
         write_private_file(self.path, json.dumps(payload, separators=(",", ":")).encode())
