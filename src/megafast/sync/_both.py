@@ -23,7 +23,7 @@ from typing import Any
 from ..errors import SourceNotFoundError, ValidationError
 from ._exec import Executor
 from ._ignore import IgnoreRules
-from ._local import LocalScan, LocalTree, scan_local
+from ._local import LocalScan, LocalTree, scan_local, temp_target
 from ._remote import RemoteIndex, RemoteOps, RemoteScan, mark_changed, refresh_if_changed
 from ._report import SyncReport
 from ._state import SyncState, default_state_dir, state_path
@@ -192,8 +192,18 @@ class TwoWaySync:
             report.actions = plan.actions
             return report, False
         assert remote_root is not None
+        self._clear_temps(root, local.temps, plan)
         self._execute(root, remote.dirs, plan, state, report, local.files, remote.files)
         return report, any(a.kind == "conflict" for a in plan.actions)
+
+    def _clear_temps(self, root: Path, temps: list[str], plan: TwoWayPlan) -> None:
+        """Remove what killed downloads left that no download of this run resumes."""
+        fetching = {a.path for a in plan.actions if a.side == "down" and a.node is not None}
+        tree = LocalTree(root)
+        for rel in temps:
+            target = temp_target(rel)
+            if target not in fetching:
+                tree.clear_temp_files(tree.path(target), all_files=True)
 
     def _check(self, plan: TwoWayPlan, state: SyncState, local_any: Any, remote_any: Any) -> None:
         if self.force or not state.files:

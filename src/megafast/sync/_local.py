@@ -15,7 +15,7 @@ from ..errors import DestinationError
 from ._ignore import IgnoreRules
 from ._names import local_name_problem
 
-__all__ = ["TRASH_DIR", "LocalFile", "LocalScan", "scan_local", "LocalTree"]
+__all__ = ["TRASH_DIR", "LocalFile", "LocalScan", "scan_local", "LocalTree", "temp_target"]
 
 TRASH_DIR = ".megafast-trash"
 # what the transfer engine leaves beside a download in progress; never synced
@@ -37,6 +37,7 @@ class LocalScan:
     files: dict[str, LocalFile] = field(default_factory=dict)
     dirs: set[str] = field(default_factory=set)
     skipped: dict[str, str] = field(default_factory=dict)  # rel -> reason
+    temps: list[str] = field(default_factory=list)  # what interrupted downloads left
 
 
 def _join(parent: str, name: str) -> str:
@@ -80,6 +81,7 @@ def scan_local(root: Path, rules: IgnoreRules) -> LocalScan:
                 out.skipped[rel] = "symbolic link (not followed)"
                 continue
             if not is_dir and name.endswith(_TEMP_SUFFIXES):
+                out.temps.append(rel)
                 continue
             problem = local_name_problem(name)
             if problem:
@@ -93,6 +95,14 @@ def scan_local(root: Path, rules: IgnoreRules) -> LocalScan:
             else:
                 out.skipped[rel] = "not a regular file"
     return out
+
+
+def temp_target(rel: str) -> str:
+    """The file a download's temporary file (or its sidecar) stands beside."""
+    for suffix in sorted(_TEMP_SUFFIXES, key=len, reverse=True):
+        if rel.endswith(suffix):
+            return rel[: -len(suffix)]
+    return rel
 
 
 class LocalTree:
