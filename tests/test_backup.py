@@ -110,7 +110,7 @@ def test_an_interrupted_snapshot_never_looks_complete(mega, tmp_path, monkeypatc
 
     from megafast.sync import _transfers
 
-    monkeypatch.setattr(_transfers.EngineTransfers, "upload", broken)
+    monkeypatch.setattr(_transfers, "_upload", broken)
     report = backup(mega, src, "/bk", state_dir=tmp_path / "s", now=DAY + dt.timedelta(days=1))
     assert "d0/f0.bin" in report.skipped and not report.ok
     monkeypatch.undo()

@@ -22,18 +22,20 @@ import datetime as dt
 import os
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import MegaError, NodeNotFoundError, UnexpectedAnswerError, ValidationError
-from ._content import parse_fingerprint, read_fingerprint
+from ._content import parse_fingerprint, read_fingerprint, stat_key
 from ._ignore import IgnoreRules
 from ._local import scan_local
 from ._remote import RemoteIndex, mark_changed, refresh_if_changed
 from ._state import Agreement, SyncState, default_state_dir, state_path
 from ._store import StoreView, account_store
-from ._transfers import EngineTransfers, Transfers
+from ._transfers import SYNC_WORKERS, ManagerTransfers, Transfers
 
 __all__ = ["BackupReport", "Snapshot", "backup", "list_snapshots", "parse_when", "restore"]
 
@@ -262,36 +264,12 @@ def backup(
     folders, folder_key = _make_folders(mega, backup_root, name + PARTIAL, local_scan.dirs)
     mark_changed(mega)
     new_state = SyncState(path)
-    by_folder: dict[str, list[str]] = {}
-    for rel in copies:
-        by_folder.setdefault(rel.rpartition("/")[0], []).append(rel)
-    commands, plan = [], []
-    for head, rels in by_folder.items():
-        for i in range(0, len(rels), CHUNK):
-            part = rels[i : i + CHUNK]
-            items = []
-            for rel in part:
-                node, agreed = copies[rel]
-                items.append(
-                    {
-                        "h": node["h"],
-                        "t": 0,
-                        "a": _attrs(rel.rpartition("/")[2], agreed.c, node["key"]),
-                        "k": _wrap(mega, node["key"]),
-                    }
-                )
-            commands.append({"a": "p", "t": folders[head], "n": items, "i": mega.request_id})
-            plan.append(part)
-    for i in range(0, len(commands), 50):
-        answers = mega._batch(commands[i : i + 50])
-        for part, answer in zip(plan[i : i + 50], answers, strict=True):
-            if isinstance(answer, int):
-                raise MegaError(f"the server refused the snapshot's copies ({answer})")
-            for rel, handle in zip(part, _created(answer, len(part)), strict=True):
-                agreed = copies[rel][1]
-                new_state.files[rel] = Agreement(agreed.size, agreed.mtime_ns, agreed.c, handle)
+    entries = [(rel, node["h"], node["key"], agreed) for rel, (node, agreed) in copies.items()]
+    _put_files(mega, folders, entries, new_state)
     report.copied = len(copies)
-    _upload(mega, root, sends, folders, new_state, report, transfers or EngineTransfers(mega))
+    uploads = _upload(mega, root, sends, report, transfers or ManagerTransfers(mega))
+    _put_files(mega, folders, uploads, new_state)
+    report.uploaded = sorted(rel for rel, *_ in uploads)
     from ._remote import RemoteOps
 
     RemoteOps(mega).set_attributes(
@@ -312,34 +290,71 @@ def backup(
     return report
 
 
-def _upload(
+def _put_files(
     mega: Any,
-    root: Path,
-    sends: list[str],
     folders: dict[str, str],
+    entries: list[tuple[str, str, Sequence[int], Agreement]],
     state: SyncState,
-    report: BackupReport,
-    transfers: Transfers,
 ) -> None:
-    """The changed and new files, uploaded one by one into the snapshot."""
-    from ._remote import RemoteOps
+    """File nodes in the snapshot, one ``p`` per folder (at most :data:`CHUNK` files),
+    50 commands a request: ``(rel, source, key, agreement)`` where ``source`` is a node
+    copied on the server or an upload's token."""
+    by_folder: dict[str, list[int]] = {}
+    for i, (rel, *_) in enumerate(entries):
+        by_folder.setdefault(rel.rpartition("/")[0], []).append(i)
+    commands, plan = [], []
+    for head, picked in by_folder.items():
+        for start in range(0, len(picked), CHUNK):
+            part = picked[start : start + CHUNK]
+            items = []
+            for i in part:
+                rel, source, key, agreed = entries[i]
+                name = rel.rpartition("/")[2]
+                items.append(
+                    {"h": source, "t": 0, "a": _attrs(name, agreed.c, key), "k": _wrap(mega, key)}
+                )
+            commands.append({"a": "p", "t": folders[head], "n": items, "i": mega.request_id})
+            plan.append(part)
+    for start in range(0, len(commands), 50):
+        answers = mega._batch(commands[start : start + 50])
+        for part, answer in zip(plan[start : start + 50], answers, strict=True):
+            if isinstance(answer, int):
+                raise MegaError(f"the server refused the snapshot's files ({answer})")
+            for i, handle in zip(part, _created(answer, len(part)), strict=True):
+                rel, _, _, agreed = entries[i]
+                state.files[rel] = Agreement(agreed.size, agreed.mtime_ns, agreed.c, handle)
 
-    ops = RemoteOps(mega)
-    for rel in sends:
+
+def _upload(
+    mega: Any, root: Path, sends: list[str], report: BackupReport, transfers: Transfers
+) -> list[tuple[str, str, Sequence[int], Agreement]]:
+    """The changed and new files' bytes, several at a time (a file that changed while it
+    was sent is skipped and reported); ``(rel, token, key, agreement)`` of each sent."""
+    done: list[tuple[str, str, Sequence[int], Agreement]] = []
+
+    def send(rel: str) -> tuple[str, str, Sequence[int], Agreement] | str:
         path = root.joinpath(*rel.split("/"))
         try:
             c, st = read_fingerprint(path)
             result = transfers.upload(path, st.st_size, None)
-            if os.lstat(path).st_mtime_ns != st.st_mtime_ns:
-                raise OSError(f"{path} changed while it was sent")
-        except OSError as exc:
-            report.skipped[rel] = f"not backed up: {exc.strerror or exc}"
-            continue
-        head, _, base = rel.rpartition("/")
-        node = ops.put_upload(folders[head], base, c, result.token, result.key, None)
-        state.files[rel] = Agreement(st.st_size, st.st_mtime_ns, c, node["h"])
-        report.uploaded.append(rel)
-        report.bytes_uploaded += st.st_size
+            if stat_key(os.lstat(path)) != stat_key(st):
+                return "changed while it was sent; not backed up"
+        except (OSError, MegaError) as exc:
+            return f"not backed up: {getattr(exc, 'strerror', None) or exc}"
+        return rel, result.token, result.key, Agreement(st.st_size, st.st_mtime_ns, c, "")
+
+    if not sends:
+        return done
+    running = transfers.running() if isinstance(transfers, ManagerTransfers) else nullcontext()
+    workers = SYNC_WORKERS if isinstance(transfers, ManagerTransfers) else 1
+    with running, ThreadPoolExecutor(workers) as pool:
+        for rel, got in zip(sends, pool.map(send, sends), strict=True):
+            if isinstance(got, str):
+                report.skipped[rel] = got
+            else:
+                done.append(got)
+                report.bytes_uploaded += got[3].size
+    return done
 
 
 def parse_when(text: str) -> dt.datetime:
