@@ -93,9 +93,9 @@ def _peak_mb() -> float:
 def child_store(url: str, meta: dict[str, str], folders: int, cache_dir: str) -> dict[str, Any]:
     import requests
 
-    from megafast._cache import NodeCache
-    from megafast._listing import ListingParser
-    from megafast._nodes import Keyring
+    from megafast._tree.cache import NodeCache
+    from megafast._tree.listing import ListingParser
+    from megafast._tree.nodes import Keyring
 
     master = bytes.fromhex(meta["master"])
     base = _peak_mb()
@@ -162,9 +162,9 @@ def _packets(probe: Any, meta: dict[str, str], folders: int) -> list[dict[str, A
 
 
 def child_warm(meta: dict[str, str], folders: int, cache_dir: str) -> dict[str, Any]:
-    from megafast._cache import NodeCache
-    from megafast._nodes import Keyring
-    from megafast._watch import apply_packet
+    from megafast._tree.cache import NodeCache
+    from megafast._tree.nodes import Keyring
+    from megafast._tree.watch import apply_packet
 
     master = bytes.fromhex(meta["master"])
     keyring = Keyring(master, meta["user"])
@@ -194,7 +194,7 @@ def child_warm(meta: dict[str, str], folders: int, cache_dir: str) -> dict[str, 
 def child_nodetree(url: str, meta: dict[str, str], folders: int) -> dict[str, Any]:
     import requests
 
-    from megafast._nodes import Keyring, NodeTree
+    from megafast._tree.nodes import Keyring, NodeTree
 
     master = bytes.fromhex(meta["master"])
     t0 = time.perf_counter()

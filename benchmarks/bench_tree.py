@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from megafast import Mega
-from megafast._sources import fetch, node_source
+from megafast._account.sources import fetch, node_source
 from megafast.transfer import TransferManager, download_file
 
 EMAIL, PASSWORD = "bench@example.com", "bench password"

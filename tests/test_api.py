@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from megafast._api import ApiClient
+from megafast._wire.api import ApiClient
 from megafast.errors import (
     HashcashError,
     MegaError,

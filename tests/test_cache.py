@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from megafast._cache import FORMAT_VERSION, CacheWarning, NodeCache, clear_cache_folder
-from megafast._listing import load_listing
-from megafast._nodes import Keyring
-from megafast._nodestore import NodeStore
+from megafast._tree.cache import FORMAT_VERSION, CacheWarning, NodeCache, clear_cache_folder
+from megafast._tree.listing import load_listing
+from megafast._tree.nodes import Keyring
+from megafast._tree.nodestore import NodeStore
 from synthetic_listing import Account, big_answer_chunks
 
 

@@ -13,8 +13,8 @@ from megafast._cli import session as session_store
 from megafast._cli.errors import CommandError, UsageError, report_error, scrub
 from megafast._cli.options import parse_size
 from megafast._cli.remote import RemoteView, is_url, split_remote
-from megafast._localnames import safe_local_name
 from megafast.cli import build_parser, main
+from megafast.transfer._localnames import safe_local_name
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
-from megafast import Mega, _livetree
-from megafast._cache import CacheWarning
-from megafast._watch import ChangeEvent
+from megafast import Mega
+from megafast._account import livetree as _livetree
+from megafast._tree.cache import CacheWarning
+from megafast._tree.watch import ChangeEvent
 from megafast.errors import ValidationError
 from megafast.testing import MegaEmulator
 

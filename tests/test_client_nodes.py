@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from megafast._links import b64encode
-from megafast._nodes import Keyring, NodeTree
+from megafast._tree.nodes import Keyring, NodeTree
+from megafast._wire.links import b64encode
 from megafast.crypto import encrypt_attr, encrypt_key
 
 MASTER = secrets.token_bytes(16)
@@ -209,7 +209,7 @@ def test_any_listing_is_listed_without_a_crash(f: list[Any], ok: Any) -> None:
 def test_rsa_encrypted_node_keys() -> None:
     from Crypto.PublicKey import RSA
 
-    from megafast._session import Credentials
+    from megafast._account.session import Credentials
     from megafast.crypto import encode_mpi
 
     rsa = RSA.generate(1024)

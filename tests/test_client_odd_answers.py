@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from megafast import Mega
-from megafast._links import b64encode
-from megafast._session import Credentials
+from megafast._account.session import Credentials
+from megafast._wire.links import b64encode
 from megafast.crypto import encrypt_attr, encrypt_key
 from megafast.errors import MegaError
 from support.scripted_api import ScriptedAPI

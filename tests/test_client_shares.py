@@ -264,7 +264,7 @@ def recording_account(emu: MegaEmulator) -> tuple[Mega, list[list[dict]]]:
     """A new account logged in with a client that records every /cs batch it sends."""
     import json
 
-    from megafast._api import new_http_session
+    from megafast._wire.api import new_http_session
 
     sent: list[list[dict]] = []
     http = new_http_session()

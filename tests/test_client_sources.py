@@ -1,4 +1,4 @@
-"""The one resolved file source (megafast._sources) that every download path reads from."""
+"""The one resolved file source (megafast._account.sources) that every download path reads from."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ import secrets
 
 import pytest
 
-from megafast._codec import b64encode, bytes_to_words
-from megafast._links import parse_link
-from megafast._sources import FileSource, link_source, node_source, parse_file_key
+from megafast._account.sources import (
+    FileSource,
+    link_source,
+    node_source,
+    parse_file_key,
+)
+from megafast._wire.codec import b64encode, bytes_to_words
+from megafast._wire.links import parse_link
 from megafast.errors import LinkError, ValidationError, WrongKeyError
 
 

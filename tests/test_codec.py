@@ -12,7 +12,9 @@ import pytest
 from Crypto.Cipher import AES
 
 from megafast import crypto
-from megafast._codec import (
+from megafast._account.session import Credentials
+from megafast._tree.nodes import NodeType
+from megafast._wire.codec import (
     FileKey,
     attr_key,
     b64_bytes,
@@ -23,10 +25,8 @@ from megafast._codec import (
     unpack_node_key,
     words_to_bytes,
 )
-from megafast._nodes import NodeType
-from megafast._redact import MARK, redact, redact_link
-from megafast._rsa import rsa_decrypt_mpi, rsa_encrypt_key, sid_from_csid
-from megafast._session import Credentials
+from megafast._wire.redact import MARK, redact, redact_link
+from megafast._wire.rsa import rsa_decrypt_mpi, rsa_encrypt_key, sid_from_csid
 from megafast.client import Mega
 from megafast.errors import LinkError, RequestError, UnexpectedAnswerError
 from support.scripted_api import ScriptedAPI
@@ -137,7 +137,7 @@ def test_redact_link_cuts_at_the_key_whatever_the_shape(url: str) -> None:
 
 
 def test_link_errors_never_show_the_key() -> None:
-    from megafast._links import parse_link
+    from megafast._wire.links import parse_link
 
     with pytest.raises(LinkError) as info:
         parse_link("https://mega.nz/file/AbCdEfGh#SECRETKEYSHORT")

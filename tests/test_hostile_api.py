@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from megafast import Mega
-from megafast._api import ApiClient
-from megafast._codec import b64encode
+from megafast._wire.api import ApiClient
+from megafast._wire.codec import b64encode
 from megafast.errors import HashcashError, RequestError, UnexpectedAnswerError
 from support.hostile import HostileServer
 from support.scripted_api import ScriptedAPI

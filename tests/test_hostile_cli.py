@@ -14,7 +14,7 @@ import pytest
 
 from megafast import Mega
 from megafast._cli.text import printable
-from megafast._codec import b64encode
+from megafast._wire.codec import b64encode
 from megafast.testing import MegaEmulator
 from support.cli_inproc import cli_login, run_cli
 

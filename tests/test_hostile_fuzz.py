@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from megafast import Mega
-from megafast._codec import b64encode
-from megafast._session import Credentials
+from megafast._account.session import Credentials
+from megafast._wire.codec import b64encode
 from megafast.errors import MegaError
 from support.scripted_api import ScriptedAPI
 from test_client_odd_answers import MASTER, USER, tree_answer

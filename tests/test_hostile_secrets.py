@@ -7,10 +7,10 @@ import secrets
 import pytest
 
 from megafast import Mega
-from megafast._codec import b64encode
-from megafast._links import parse_link
-from megafast._nodes import Keyring
-from megafast._redact import MARK, redact, redact_link, redact_url
+from megafast._tree.nodes import Keyring
+from megafast._wire.codec import b64encode
+from megafast._wire.links import parse_link
+from megafast._wire.redact import MARK, redact, redact_link, redact_url
 from megafast.errors import LinkError
 
 FILE_KEY = b64encode(secrets.token_bytes(32))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from megafast._links import b64decode, file_link, folder_link, parse_link
+from megafast._wire.links import b64decode, file_link, folder_link, parse_link
 from megafast.errors import IncompleteLinkError, LinkError
 
 FILE_KEY = "Jdd26GHPF2sfj40IakU46UMNJAvInEPX4QlWT2oWYNQ"

@@ -15,9 +15,9 @@ from Crypto.Cipher import AES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from megafast._listing import load_listing
-from megafast._nodes import Keyring
-from megafast._nodestore import name_hash
+from megafast._tree.listing import load_listing
+from megafast._tree.nodes import Keyring
+from megafast._tree.nodestore import name_hash
 from megafast.crypto import _backend, _pure
 from megafast.errors import ValidationError
 from megafast.testing import _crypto as C

@@ -269,7 +269,7 @@ def test_the_source_of_jobs_is_consumed_lazily(
     src.mkdir()
     for i in range(300):
         (src / f"f{i:04d}").write_bytes(b"x")
-    from megafast.transfer import _tree
+    from megafast._account import treejobs as _tree
 
     pulled = 0
     real = _tree._upload_jobs
@@ -332,8 +332,8 @@ def test_whole_tree_byte_progress_and_raise_for_failures(mega: Mega, tmp_path: P
 def test_public_folder_link_downloads_through_the_manager(
     mega: Mega, emu: MegaEmulator, tmp_path: Path
 ) -> None:
-    from megafast._links import parse_link
-    from megafast._sources import public_folder_tree, public_root
+    from megafast._account.sources import public_folder_tree, public_root
+    from megafast._wire.links import parse_link
 
     src = tmp_path / "exported"
     files = make_tree(src, files=6)

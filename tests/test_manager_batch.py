@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from megafast import Mega
-from megafast._retry import RetryPolicy
+from megafast._wire.retry import RetryPolicy
 from megafast.errors import MegaError, NotFoundError, RetryExhaustedError
 from megafast.testing import MegaEmulator
 from megafast.transfer import CommandBatcher
@@ -168,7 +168,7 @@ def test_odd_batch_answers_fail_every_command_and_the_dispatcher_lives(answer: A
 
 
 def test_numbered_names() -> None:
-    from megafast.transfer._tree import numbered
+    from megafast._account.treejobs import numbered
 
     assert numbered("a.txt", 1) == "a (1).txt"
     assert numbered("archive.tar.gz", 2) == "archive.tar (2).gz"

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from megafast._listing import ListingParser, add_raw_nodes, load_listing
-from megafast._nodes import Keyring, NodeTree
-from megafast._nodestore import NodeStore, StoreError
+from megafast._tree.listing import ListingParser, add_raw_nodes, load_listing
+from megafast._tree.nodes import Keyring, NodeTree
+from megafast._tree.nodestore import NodeStore, StoreError
 from megafast.errors import RequestError, ValidationError
 from megafast.testing import MegaEmulator
 from megafast.testing import _crypto as C

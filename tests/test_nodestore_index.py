@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from megafast._cache import NodeCache
-from megafast._nodestore import NodeStore, name_hash
+from megafast._tree.cache import NodeCache
+from megafast._tree.nodestore import NodeStore, name_hash
 
 KEY = bytes(32)
 

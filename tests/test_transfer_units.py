@@ -10,7 +10,7 @@ import time
 import pytest
 
 from megafast import crypto as mc
-from megafast._retry import RetryPolicy
+from megafast._wire.retry import RetryPolicy
 from megafast.errors import OverQuotaError, RetryExhaustedError, ValidationError
 from megafast.transfer import ChunkMap, MiB, TransferConfig, _http, _sidecar, part_paths
 from megafast.transfer._upload import _token_text
@@ -233,7 +233,7 @@ def test_retry_policy_server_delays_and_validation() -> None:
 
 
 def test_the_api_client_takes_the_same_retry_policy() -> None:
-    from megafast._api import ApiClient
+    from megafast._wire.api import ApiClient
     from megafast.errors import ServerUnreachableError
 
     policy = RetryPolicy(base=0.01, cap=0.02, time_budget=5.0, connect_budget=0.15)

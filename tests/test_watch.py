@@ -18,11 +18,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from megafast._cache import NodeCache
-from megafast._listing import load_listing
-from megafast._nodes import Keyring
-from megafast._nodestore import NodeStore
-from megafast._watch import (
+from megafast._tree.cache import NodeCache
+from megafast._tree.listing import load_listing
+from megafast._tree.nodes import Keyring
+from megafast._tree.nodestore import NodeStore
+from megafast._tree.watch import (
     ChangeEvent,
     ScChannel,
     SnTooOld,

@@ -13,10 +13,10 @@ import pytest
 import requests
 
 from megafast import Mega
-from megafast._listing import load_listing
-from megafast._nodes import Keyring
-from megafast._nodestore import NodeStore
-from megafast._watch import ChangeEvent, ScChannel, Watcher
+from megafast._tree.listing import load_listing
+from megafast._tree.nodes import Keyring
+from megafast._tree.nodestore import NodeStore
+from megafast._tree.watch import ChangeEvent, ScChannel, Watcher
 from megafast.testing import MegaEmulator
 
 EMAIL, PASSWORD = "watcher@example.com", "watch pw"

@@ -2,8 +2,8 @@
 them), downloads, uploads and streams (mega.py's names and megafast's streaming ones).
 
 :class:`TransferMethods` only states the signatures and documents them; each method hands
-over to :mod:`megafast._transfers` (orchestration), :mod:`megafast._sources` (public links
-and folders) or :mod:`megafast._nodeops` (importing a public file). ``Mega`` inherits it, so
+over to :mod:`megafast._account.transfers` (orchestration), :mod:`megafast._account.sources` (public links
+and folders) or :mod:`megafast._account.nodeops` (importing a public file). ``Mega`` inherits it, so
 the two halves are one class to callers.
 """
 
@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from . import _nodeops, _sources, _transfers
-from ._links import parse_link
+from ._account import nodeops as _nodeops
+from ._account import sources as _sources
+from ._account import transfers as _transfers
+from ._wire.links import parse_link
 from .errors import LinkError
 
 if TYPE_CHECKING:
@@ -40,7 +42,7 @@ class TransferMethods:
         return cast("Mega", self)
 
     # ------------------------------------------------------------------------------------
-    # links to the account's nodes (megafast._nodeops)
+    # links to the account's nodes (megafast._account.nodeops)
     # ------------------------------------------------------------------------------------
     def get_link(self, file: NodeRef) -> str:
         """The public link of a file (creates it if needed)."""
@@ -60,7 +62,7 @@ class TransferMethods:
         return _nodeops.export(self._client(), path, node_id)
 
     # ------------------------------------------------------------------------------------
-    # public files and folders (megafast._sources)
+    # public files and folders (megafast._account.sources)
     # ------------------------------------------------------------------------------------
     @staticmethod
     def _parse_url(url: str) -> str:
@@ -106,7 +108,7 @@ class TransferMethods:
         return _sources.public_folder(self._client(), url)
 
     # ------------------------------------------------------------------------------------
-    # transfers (megafast._transfers)
+    # transfers (megafast._account.transfers)
     # ------------------------------------------------------------------------------------
     def download(
         self,

@@ -13,13 +13,16 @@ import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _account, _livetree, _nodeops, _shares
-from ._api import DEFAULT_API_URL, ApiClient
-from ._codec import bytes_to_words
-from ._nodes import Keyring, NodeTree, NodeType
-from ._redact import redact_url
-from ._session import Credentials, MfaSource, login_ephemeral, login_user
+from ._account import livetree as _livetree
+from ._account import nodeops as _nodeops
+from ._account import quota as _account
+from ._account import shares as _shares
+from ._account.session import Credentials, MfaSource, login_ephemeral, login_user
 from ._transfer_methods import TransferMethods
+from ._tree.nodes import Keyring, NodeTree, NodeType
+from ._wire.api import DEFAULT_API_URL, ApiClient
+from ._wire.codec import bytes_to_words
+from ._wire.redact import redact_url
 from .errors import (
     NodeNotFoundError,
     ValidationError,
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
 
     import requests
 
-    from ._watch import ChangeEvent, Watcher
+    from ._tree.watch import ChangeEvent, Watcher
     from .transfer import TransferConfig
 
 __all__ = ["Mega", "Node", "NodeRef", "NodeType"]
@@ -43,6 +46,7 @@ _API_LIMITS = ("min_hashcash_easiness", "max_answer_bytes", "max_listing_bytes")
 def _api_limits(options: dict[str, Any]) -> dict[str, Any]:
     """The ApiClient limits given in ``options`` (each one an int)."""
     return {k: int(options[k]) for k in _API_LIMITS if k in options}
+
 
 #: A node as mega.py returns it from ``find``: ``(handle, node dict)``.
 Node = tuple[str, dict[str, Any]]
@@ -349,8 +353,8 @@ class Mega(TransferMethods):
     def watch(self, callback: Callable[[ChangeEvent], None] | None = None) -> Watcher:
         """Follow the account's changes as they happen (MEGA's ``/sc`` channel).
 
-        Returns a :class:`~megafast._watch.Watcher`: iterate it for
-        :class:`~megafast._watch.ChangeEvent`s (``kind``, ``handle``, ``path``, ``node``), or,
+        Returns a :class:`~megafast._tree.watch.Watcher`: iterate it for
+        :class:`~megafast._tree.watch.ChangeEvent`s (``kind``, ``handle``, ``path``, ``node``), or,
         with ``callback``, it already runs in a daemon thread calling ``callback(event)``.
         Changes are applied to this client's tree (``find``/``get_files`` see them; with a
         cache it is saved as it goes). ``stop()`` ends it. The watcher's thread changes the
@@ -457,7 +461,7 @@ class Mega(TransferMethods):
         return _account.edit_contact(self, email, False)
 
     # ------------------------------------------------------------------------------------
-    # changing the tree (megafast._nodeops)
+    # changing the tree (megafast._account.nodeops)
     # ------------------------------------------------------------------------------------
     def create_folder(self, name: str, dest: NodeRef | None = None) -> dict[str, str]:
         """Create ``a/b/c`` like ``mkdir -p`` under ``dest`` (default: the Cloud Drive);
@@ -494,7 +498,7 @@ class Mega(TransferMethods):
         return _nodeops.empty_trash(self)
 
     # ------------------------------------------------------------------------------------
-    # shares (megafast._shares); links and transfers are in TransferMethods
+    # shares (megafast._account.shares); links and transfers are in TransferMethods
     # ------------------------------------------------------------------------------------
     def share(self, folder: NodeRef, email: str, access: int = 0) -> Any:
         """Share a folder with another MEGA user: ``access`` 0 read-only, 1 read-write, 2 full.

@@ -19,8 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from megafast._codec import b64encode
-from megafast._session import Credentials
+from megafast._account.session import Credentials
+from megafast._wire.codec import b64encode
 from megafast.crypto import FileCipher, encrypt_attr, encrypt_key
 
 __all__ = ["HostileServer", "RAW_1E400", "ROOT", "TRASH", "USER"]

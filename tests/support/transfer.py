@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from megafast import crypto as mc
-from megafast._retry import RetryPolicy
+from megafast._wire.retry import RetryPolicy
 from megafast.errors import error_for_code
 from megafast.testing import MegaEmulator
 from megafast.transfer import TransferConfig

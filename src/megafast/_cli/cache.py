@@ -26,8 +26,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     arguments=_arguments,
 )
 def cmd_cache(ctx: Context) -> int:
-    from .._cache import clear_cache_folder
-    from .._livetree import cache_folder
+    from .._account.livetree import cache_folder
+    from .._tree.cache import clear_cache_folder
 
     folder = cache_folder(True)
     assert folder is not None

@@ -53,7 +53,7 @@ class Context:
     # -- the server and the clients -------------------------------------------------------
     def api_url(self, stored: dict[str, Any] | None = None) -> str:
         """--api-url (or $MEGAFAST_API_URL), else the stored session's server, else MEGA's."""
-        from .._api import DEFAULT_API_URL
+        from .._wire.api import DEFAULT_API_URL
 
         if self.args.api_url:
             return str(self.args.api_url).rstrip("/")

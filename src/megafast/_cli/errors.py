@@ -31,8 +31,8 @@ class CommandError(Exception):
 
 
 def scrub(text: str) -> str:
-    """Remove session ids and link keys from a message (megafast._redact's rule)."""
-    from .._redact import redact
+    """Remove session ids and link keys from a message (megafast._wire.redact's rule)."""
+    from .._wire.redact import redact
 
     return redact(text)
 

@@ -22,7 +22,7 @@ __all__ = [
 
 
 def _parse(url: str) -> Any:
-    from megafast._links import parse_link
+    from megafast._wire.links import parse_link
 
     return parse_link(url.strip())
 

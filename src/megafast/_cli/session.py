@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .._atomic import write_private_file
+from ..transfer._atomic import write_private_file
 
 __all__ = ["config_dir", "session_path", "load_session", "save_session", "delete_session"]
 

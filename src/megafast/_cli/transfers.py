@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._localnames import safe_local_name
+from ..transfer._localnames import safe_local_name
 from .errors import CommandError, ExitCode, UsageError
 from .links import cat_link, download_link, link_kind, stream_with_progress
 from .options import transfer_options
@@ -228,7 +228,7 @@ def _upload_folder(
 def _tree_files(ctx: Context, top: Path) -> list[tuple[Path, str]]:
     """The regular files ``Mega.upload_folder`` uploads from ``top`` (path, POSIX relative
     path), with a warning for every entry it skips and a count of the symlinks skipped."""
-    from .._transfers import local_tree
+    from .._account.transfers import local_tree
 
     follow: bool = ctx.args.follow_symlinks
     walked = local_tree(top, follow)

@@ -269,8 +269,8 @@ def rsa_decrypt(c: int, p: int, q: int, d: int, u: int | None = None) -> int:
 
 def rsa_decrypt_csid(csid: str, privk: bytes) -> str:
     """The session id from the login's ``csid`` and the decrypted private key (p, q, d, u)
-    (mega.py's name for megafast._rsa.sid_from_csid, the one csid routine)."""
-    from .._rsa import sid_from_csid
+    (mega.py's name for megafast._wire.rsa.sid_from_csid, the one csid routine)."""
+    from .._wire.rsa import sid_from_csid
 
     return sid_from_csid(csid, privk)
 
@@ -304,7 +304,7 @@ def unpack_file_key(packed: Sequence[int]) -> tuple[A32, A32, A32]:
     """8-word node key -> (AES key 4 words, nonce 2 words, meta-MAC 2 words)."""
     if len(packed) != 8:
         raise ValidationError(f"a file key has 8 words, got {len(packed)}")
-    from .._codec import fold
+    from .._wire.codec import fold
 
     w = tuple(int(x) & 0xFFFFFFFF for x in packed)
     return fold(w), (w[4], w[5]), (w[6], w[7])

@@ -7,8 +7,8 @@ outside it, through :mod:`megafast.transfer`, so threads (Dask's among them) tra
 parallel. The filesystem instances of one process that use the same session share one engine
 (:func:`shared_engine`): one login and one tree per process, not per task or per thread.
 
-The client's internal layers used here (its tree, :mod:`megafast._sources` for ``g`` and
-public links, :mod:`megafast._nodeops` for node creation) are used only in this module.
+The client's internal layers used here (its tree, :mod:`megafast._account.sources` for ``g`` and
+public links, :mod:`megafast._account.nodeops` for node creation) are used only in this module.
 """
 
 from __future__ import annotations
@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .. import _nodeops, _sources
-from .._codec import words_to_bytes
-from .._links import PublicLink, parse_link
-from .._nodes import NodeTree
+from .._account import nodeops as _nodeops
+from .._account import sources as _sources
+from .._tree.nodes import NodeTree
+from .._wire.codec import words_to_bytes
+from .._wire.links import PublicLink, parse_link
 from ..errors import UnexpectedAnswerError, ValidationError, WrongKeyError
 
 if TYPE_CHECKING:
@@ -43,7 +44,7 @@ FILE_LINK_ROOT = "<file-link>"
 
 @dataclass(frozen=True)
 class ReadSource:
-    """One file to read: the client's :class:`~megafast._sources.FileSource` (its ``g``
+    """One file to read: the client's :class:`~megafast._account.sources.FileSource` (its ``g``
     command, public folder and key; it keeps the last ``g`` answer) and the size in bytes."""
 
     file: _sources.FileSource

@@ -7,7 +7,7 @@ import hashlib
 import logging
 from typing import Any
 
-from .._links import b64decode
+from .._wire.links import b64decode
 from ._engine import Engine, check_name
 from ._paths import join_path, split_path
 

@@ -146,13 +146,13 @@ def _kept(snapshots: Sequence[Snapshot], daily: int | None, weekly: int | None) 
 
 
 def _wrap(mega: Any, key: Sequence[int]) -> str:
-    from .._nodeops import wrap_key
+    from .._account.nodeops import wrap_key
 
     return wrap_key(mega, tuple(key))
 
 
 def _attrs(name: str, c: str, key: Sequence[int]) -> str:
-    from .._nodeops import encrypt_attrs
+    from .._account.nodeops import encrypt_attrs
 
     return encrypt_attrs({"n": name, "c": c}, tuple(key))
 
@@ -172,7 +172,7 @@ def _make_folders(
 ) -> tuple[dict[str, str], tuple[int, ...]]:
     """The snapshot folder and its sub-folders in one ``p``: (rel -> handle, the snapshot
     folder's key)."""
-    from .._nodeops import encrypt_attrs
+    from .._account.nodeops import encrypt_attrs
     from ..crypto import random_key
 
     order = ["", *sorted(dirs, key=lambda d: (d.count("/"), d))]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._nodes import b64_bytes
+from .._tree.nodes import b64_bytes
 from ..crypto import fingerprint
 from ..errors import MegaError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from .._localnames import safe_local_name
+from ..transfer._localnames import safe_local_name
 
 __all__ = ["local_name_problem", "remote_name_problem", "conflict_name", "is_conflict_name"]
 

@@ -193,7 +193,7 @@ class RemoteOps:
         """One file node under ``parent`` (``handle``: an upload token, or the file a
         server-side copy is made of), through the client's one ``p`` routine (which wraps
         the key, adds share keys for shared folders and files the new node in the tree)."""
-        from .._nodeops import encrypt_attrs, put_node
+        from .._account.nodeops import encrypt_attrs, put_node
 
         key = tuple(key)
         item: dict[str, Any] = {"h": handle, "t": 0, "a": encrypt_attrs({"n": name, "c": c}, key)}
@@ -222,7 +222,7 @@ class RemoteOps:
 
     def set_attributes(self, node: Node, **changes: Any) -> None:
         """Change a node's attributes (``n`` name, ``c`` fingerprint), keeping the rest."""
-        from .._nodeops import encrypt_attrs, wrap_key
+        from .._account.nodeops import encrypt_attrs, wrap_key
 
         attrs = dict(node["a"]) if isinstance(node.get("a"), dict) else {}
         attrs.update(changes)
@@ -250,7 +250,7 @@ def _older_versions(mega: Any) -> list[Node]:
     """The account's old versions, from the ``f2`` part of a fresh listing (the client's
     node tree keeps only current nodes): handle, parent, size, time and name, decrypted
     with the master key."""
-    from .._codec import attr_key
+    from .._wire.codec import attr_key
     from ..crypto import base64_to_a32, base64_url_decode, decrypt_attr, decrypt_key
 
     answer = mega._request({"a": "f", "c": 1, "r": 1})

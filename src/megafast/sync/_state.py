@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._atomic import write_private_file
 from ..errors import IntegrityError
+from ..transfer._atomic import write_private_file
 
 __all__ = ["Agreement", "StateFileError", "SyncState", "default_state_dir", "state_path"]
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from .._sources import checked_g_answer, checked_u_answer, node_size
+from .._account.sources import checked_g_answer, checked_u_answer, node_size
 from ..errors import ValidationError
 from ..transfer import (
     ProgressCallback,

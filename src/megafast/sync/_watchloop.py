@@ -100,7 +100,7 @@ class WatchLoop:
         return observer
 
     def _remote_thread(self) -> threading.Thread:
-        from .._watch import ScChannel
+        from .._tree.watch import ScChannel
         from ._store import store_sn
 
         mega = self.job.mega

@@ -13,7 +13,7 @@ proxies, TLS settings, cookies) with a connection pool of ``connections`` connec
 
 from __future__ import annotations
 
-from .._retry import RetryPolicy
+from .._wire.retry import RetryPolicy
 from ._batch import CommandBatcher
 from ._config import MiB, ProgressCallback, TransferConfig
 from ._download import download_file, download_to_fileobj, part_paths

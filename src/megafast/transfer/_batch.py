@@ -2,7 +2,7 @@
 
 Workers :meth:`CommandBatcher.submit` single commands (``u``, ``g``, ``p``, ``m``, ``d``...)
 and get a :class:`concurrent.futures.Future`; one dispatcher thread sends whatever is
-pending as a single batch through :meth:`megafast._api.ApiClient.batch` (which retries a
+pending as a single batch through :meth:`megafast._wire.api.ApiClient.batch` (which retries a
 batch with the same request id and body) and resolves each future from its own slot: a
 negative number (or ``{"err": N}``) fails that command only.
 
@@ -35,7 +35,7 @@ _MAX_RESENDS = 3
 
 
 class BatchApi(Protocol):
-    """What the dispatcher needs of :class:`megafast._api.ApiClient`."""
+    """What the dispatcher needs of :class:`megafast._wire.api.ApiClient`."""
 
     stats: dict[str, int]
 
@@ -68,7 +68,7 @@ class _Pending:
 class CommandBatcher:
     """Coalesce single API commands from many threads into batches.
 
-    ``api``: the :class:`~megafast._api.ApiClient` (its ``batch`` and ``stats``);
+    ``api``: the :class:`~megafast._wire.api.ApiClient` (its ``batch`` and ``stats``);
     ``folder``: a public folder handle (requests carry ``&n=`` instead of the session);
     ``max_batch``: the largest batch (commands); the cap starts at ``start_batch``.
     """

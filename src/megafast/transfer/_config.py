@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._retry import TRANSFER_RETRY, RetryPolicy
+from .._wire.retry import TRANSFER_RETRY, RetryPolicy
 from ..errors import ValidationError
 
 __all__ = ["MiB", "TransferConfig", "ProgressCallback", "MAX_CHUNK", "balanced_piece_size"]
@@ -49,7 +49,7 @@ class TransferConfig:
     ``resume``: keep and use resume sidecars.
     ``wait_on_quota``: on HTTP 509 wait the ``X-MEGA-Time-Left`` seconds instead of raising
     :class:`~megafast.errors.OverQuotaError`.
-    ``retry``: the waits between tries (a :class:`~megafast._retry.RetryPolicy`).
+    ``retry``: the waits between tries (a :class:`~megafast._wire.retry.RetryPolicy`).
     """
 
     connections: int = 8

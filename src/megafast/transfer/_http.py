@@ -14,7 +14,7 @@ from typing import Any
 import requests
 import urllib3
 
-from .._retry import RetryPolicy
+from .._wire.retry import RetryPolicy
 from ..errors import (
     OverQuotaError,
     RetryExhaustedError,

@@ -35,7 +35,7 @@ from ._session import clone_session
 if TYPE_CHECKING:
     import requests
 
-    from .._nodes import NodeTree
+    from .._tree.nodes import NodeTree
     from ..client import Mega
 
 logger = logging.getLogger("megafast.transfer")
@@ -371,7 +371,7 @@ class TransferManager:
 
     def upload(self, path: str | os.PathLike[str], dest: Any = None) -> TransferFuture:
         """Queue the upload of one local file into ``dest`` (default: the Cloud Drive)."""
-        from ._tree import upload_job
+        from .._account.treejobs import upload_job
 
         return self.submit(upload_job(self, Path(path), dest))
 
@@ -380,7 +380,7 @@ class TransferManager:
     ) -> TransferFuture:
         """Queue the download of one file node (a handle or node of the account's tree) into
         the folder ``dest_path`` (default: the current directory)."""
-        from ._tree import download_job
+        from .._account.treejobs import download_job
 
         return self.submit(download_job(self, file, dest_path))
 
@@ -430,8 +430,8 @@ class TransferManager:
 
     def upload_tree(self, directory: str | os.PathLike[str], dest: Any = None) -> TransferResult:
         """Upload the local folder ``directory`` into ``dest`` (default: the Cloud Drive), like
-        ``cp -r``; see :mod:`megafast.transfer._tree` for names, skips and resumes."""
-        from ._tree import upload_tree
+        ``cp -r``; see :mod:`megafast._account.treejobs` for names, skips and resumes."""
+        from .._account.treejobs import upload_tree
 
         self._check_open()
         return upload_tree(self, directory, dest)
@@ -446,8 +446,8 @@ class TransferManager:
         """Download the remote folder ``folder`` (a handle or node of ``tree``, default the
         account's tree) into ``dest_path`` (default: the current directory) as a folder of the
         same name."""
-        from .._localnames import safe_local_name
-        from ._tree import download_tree
+        from .._account.treejobs import download_tree
+        from ._localnames import safe_local_name
 
         self._check_open()
         root: dict[str, Any] | None

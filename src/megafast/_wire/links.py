@@ -17,9 +17,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ._codec import b64decode, b64encode, bytes_to_words
-from ._redact import redact_link
-from .errors import IncompleteLinkError, LinkError
+from ..errors import IncompleteLinkError, LinkError
+from .codec import b64decode, b64encode, bytes_to_words
+from .redact import redact_link
 
 __all__ = ["PublicLink", "parse_link", "file_link", "folder_link", "b64decode", "b64encode"]
 

@@ -6,7 +6,7 @@ requests; each transfer clones it into a private session of its own (see
 one per new request; a retry sends the same id and the same body (the server uses the id to
 drop duplicates). ``-3``, HTTP 429/500/502/503/504, dropped connections and timeouts are
 retried with the capped exponential back-off and jitter of a
-:class:`~megafast._retry.RetryPolicy` until ``retry_time`` seconds have passed,
+:class:`~megafast._wire.retry.RetryPolicy` until ``retry_time`` seconds have passed,
 then :class:`~megafast.errors.RetryExhaustedError` is raised. A server that cannot be reached
 at all (connection refused, host name that does not resolve) gets only ``connect_retry_time``
 seconds (a few tries), then :class:`~megafast.errors.ServerUnreachableError`, so a command
@@ -37,9 +37,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.exceptions import ChunkedEncodingError
 
-from ._redact import redact
-from ._retry import DEFAULT_RETRY, RetryPolicy
-from .errors import (
+from ..errors import (
     HashcashError,
     MegaError,
     RequestError,
@@ -49,6 +47,8 @@ from .errors import (
     ValidationError,
     error_for_code,
 )
+from .redact import redact
+from .retry import DEFAULT_RETRY, RetryPolicy
 
 __all__ = ["ApiClient", "DEFAULT_API_URL", "new_http_session"]
 
@@ -123,7 +123,7 @@ class ApiClient:
     may spend retrying temporary errors; ``connect_retry_time``: seconds it may keep trying a
     server that refuses connections or whose name does not resolve (at most ``retry_time``);
     ``backoff_base``/``backoff_cap``: the first and the largest wait between tries, in
-    seconds; ``retry``: a :class:`~megafast._retry.RetryPolicy` that replaces those four
+    seconds; ``retry``: a :class:`~megafast._wire.retry.RetryPolicy` that replaces those four
     figures (and sets the jitter); ``hashcash_threads``: threads for the 402 solver (``None``:
     all cores); ``min_hashcash_easiness``: harder challenges fail at once;
     ``max_answer_bytes`` / ``max_listing_bytes``: the longest answer read (see the module
@@ -386,7 +386,7 @@ class ApiClient:
         return None, raw
 
     def _solve(self, challenge: str, time_left: float) -> str:
-        from .crypto import solve_hashcash
+        from ..crypto import solve_hashcash
 
         self.stats["hashcash"] += 1
         start = time.monotonic()
@@ -416,7 +416,7 @@ class ApiClient:
 def _parse(raw: bytes | bytearray) -> Any:
     """An answer body as JSON; text that is not JSON (or NaN/Infinity, or nested too deeply
     to parse) raises :class:`UnexpectedAnswerError`."""
-    from ._nodes import gc_paused
+    from .._tree.nodes import gc_paused
 
     # the collector paused: a large answer builds millions of objects, and a deeply nested one
     # runs at the recursion limit, where a finalizer the collector started would fail

@@ -1,6 +1,6 @@
 """Name lookups over a NodeStore's columns: the CRC-32 name hash, the per-folder name index
 (a run of consecutive slots searched in the hash column, or a hash -> slots dict made on the
-first lookup), paths and finds. :class:`megafast._nodestore.NodeStore` inherits them."""
+first lookup), paths and finds. :class:`megafast._tree.nodestore.NodeStore` inherits them."""
 
 from __future__ import annotations
 

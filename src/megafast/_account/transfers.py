@@ -1,6 +1,6 @@
 """Transfer orchestration: which files go where, on top of the engine in :mod:`megafast.transfer`.
 
-Downloads: one file from a :class:`~megafast._sources.FileSource` to a path, and folder trees
+Downloads: one file from a :class:`~megafast._account.sources.FileSource` to a path, and folder trees
 (the account's or a public folder's) to local folders with safe local names. Uploads: a path,
 bytes or a file object to a new node (with the attributes, the fingerprint and the identity
 an interrupted upload resumes by), and whole local folder trees. Each transfer runs on a
@@ -22,24 +22,25 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from . import _nodeops, _sources
-from ._codec import FileKey
-from ._links import parse_link
-from ._localnames import safe_local_name
-from ._nodes import NodeTree, NodeType
-from .errors import (
+from .._tree.nodes import NodeTree, NodeType
+from .._wire.codec import FileKey
+from .._wire.links import parse_link
+from ..errors import (
     DestinationError,
     LinkError,
     SourceNotFoundError,
     ValidationError,
     WrongKeyError,
 )
+from ..transfer._localnames import safe_local_name
+from . import nodeops as _nodeops
+from . import sources as _sources
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .client import Mega, NodeRef
-    from .transfer import (
+    from ..client import Mega, NodeRef
+    from ..transfer import (
         ProgressCallback,
         TransferConfig,
         TransferManager,
@@ -87,7 +88,7 @@ def download_source(
 ) -> Path:
     """Download ``source`` to ``target`` (into the directory ``target`` under the file's own
     name when ``name_from_at``); an interrupted download resumes by ``source.resume_id``."""
-    from .transfer import download_file
+    from ..transfer import download_file
 
     data = _sources.fetch(client, source)
     if name_from_at:
@@ -199,7 +200,7 @@ def _tree_manager(
 ) -> TransferManager:
     """A :class:`~megafast.transfer.TransferManager` for one tree, reporting whole-tree bytes
     to ``progress`` and every file's events to ``watchers``."""
-    from .transfer import BytesProgress, TransferManager
+    from ..transfer import BytesProgress, TransferManager
 
     subscribers: list[TransferSubscriber] = list(watchers)
     if progress is not None:
@@ -235,9 +236,9 @@ def download_tree(
     """Download the folder ``root`` of ``tree`` (of the public folder ``folder``, or None)
     to ``target`` through a :class:`~megafast.transfer.TransferManager` (many files at once,
     batched ``g``, complete files skipped on a re-run); ``progress`` covers all bytes. Names
-    that collide in one folder get distinct local names (:func:`megafast._localnames.unique_names`,
+    that collide in one folder get distinct local names (:func:`megafast.transfer._localnames.unique_names`,
     listed in the returned folder's ``renamed``)."""
-    from .transfer._tree import download_tree as run_tree
+    from .treejobs import download_tree as run_tree
 
     with _tree_manager(client, folder, progress, config, watchers) as manager:
         result = run_tree(manager, tree, root, target, result=out)
@@ -270,7 +271,7 @@ def download_to_fileobj(
     config: TransferConfig | None,
 ) -> int:
     """:meth:`Mega.download_to_fileobj`."""
-    from .transfer import download_to_fileobj as engine_download
+    from ..transfer import download_to_fileobj as engine_download
 
     source = _sources.resolve_file(client, file)
     _sources.fetch_checked(client, source)
@@ -288,7 +289,7 @@ def download_to_fileobj(
 
 def open_remote(client: Mega, file: NodeRef | str, config: TransferConfig | None) -> Any:
     """:meth:`Mega.open`."""
-    from .transfer import open_reader
+    from ..transfer import open_reader
 
     source = _sources.resolve_file(client, file)
     _sources.fetch_checked(client, source)
@@ -320,7 +321,7 @@ def _fileobj_identity(fileobj: Any, base: int, size: int | None) -> str:
             if stat.S_ISREG(st.st_mode):
                 name = getattr(fileobj, "name", "")
                 return f"{_file_identity(Path(str(name)), st)}:{base}:{size}"
-    from .crypto import fingerprint
+    from ..crypto import fingerprint
 
     sample = fingerprint(fileobj, 0)  # mtime 0: the same data gives the same id every time
     end = fileobj.seek(0, os.SEEK_END)
@@ -346,7 +347,7 @@ def upload(
     resume: bool,
 ) -> dict[str, Any]:
     """:meth:`Mega.upload`."""
-    from .crypto import fingerprint
+    from ..crypto import fingerprint
 
     path = Path(filename)
     if not path.is_file():
@@ -377,7 +378,7 @@ def upload_fileobj(
     resume: bool,
 ) -> dict[str, Any]:
     """:meth:`Mega.upload_fileobj`."""
-    from .crypto import fingerprint
+    from ..crypto import fingerprint
 
     if not isinstance(name, str) or not name or "/" in name:
         raise ValidationError("name must be a non-empty string without '/'")
@@ -414,7 +415,7 @@ def upload_source(
     resume_id: str | None = None,
 ) -> dict[str, Any]:
     """Upload ``source`` with the engine, then create its node under ``parent``."""
-    from .transfer import TransferConfig, upload_file
+    from ..transfer import TransferConfig, upload_file
 
     cfg = _config(client, config)
     if resume_id is None:
@@ -531,8 +532,8 @@ def upload_folder(
     a time (not yet through the manager)."""
     if follow_symlinks:
         return _upload_folder_following(client, directory, dest, progress, config, resume)
-    from .transfer import TransferConfig
-    from .transfer._tree import upload_tree
+    from ..transfer import TransferConfig
+    from .treejobs import upload_tree
 
     conf = _config(client, config)
     if not resume:

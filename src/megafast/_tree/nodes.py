@@ -16,9 +16,9 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._codec import b64_bytes, bytes_to_words, words_to_bytes
-from ._nodestore import NodeStore, StoreError, attrs_columns
-from ._treewalk import cycle_error
+from .._wire.codec import b64_bytes, bytes_to_words, words_to_bytes
+from .nodestore import NodeStore, StoreError, attrs_columns
+from .treewalk import cycle_error
 
 __all__ = [
     "Keyring",
@@ -88,7 +88,7 @@ class Keyring:
 
     def add_share_keys(self, answer: dict[str, Any]) -> None:
         """Learn share keys from an ``f`` answer: ``ok`` entries and ``sk`` on share roots."""
-        from .crypto import decrypt_key
+        from ..crypto import decrypt_key
 
         for item in _as_list(answer.get("ok")):
             if not isinstance(item, dict):
@@ -108,7 +108,7 @@ class Keyring:
 
     def decrypt_share_key(self, sk: str) -> bytes | None:
         """A share key from an ``sk`` field: AES under the master key if short, else RSA."""
-        from .crypto import decrypt_key
+        from ..crypto import decrypt_key
 
         raw = b64_bytes(sk)
         if raw is None:
@@ -181,7 +181,7 @@ class NodeTree:
 
     def add_nodes(self, raw_nodes: Iterable[Any], keyring: Keyring) -> list[dict[str, Any]]:
         """Decrypt raw API nodes (in bulk) and insert them; return the inserted nodes."""
-        from ._listing import add_raw_nodes
+        from .listing import add_raw_nodes
 
         nodes = list(raw_nodes)
         add_raw_nodes(self.store, nodes, keyring, final=True)

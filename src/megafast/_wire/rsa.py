@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 
-from ._codec import b64_bytes, b64encode
+from .codec import b64_bytes, b64encode
 
 __all__ = ["rsa_decrypt_mpi", "rsa_encrypt_key", "sid_from_csid"]
 
@@ -21,7 +21,7 @@ SID_BYTES = 43
 def rsa_decrypt_mpi(data: bytes, privk_plain: bytes) -> bytes:
     """Raw RSA decryption of an MPI with the private key (p, q, d, u as MPIs); the plaintext
     without MEGA's two leading bytes. ``ValueError`` when the key or the number is unusable."""
-    from .crypto import decode_mpis, rsa_decrypt
+    from ..crypto import decode_mpis, rsa_decrypt
 
     p, q, d, u = decode_mpis(privk_plain, 4)
     (c,) = decode_mpis(data, 1)
@@ -51,7 +51,7 @@ def rsa_encrypt_key(key: bytes, modulus: int, exponent: int) -> bytes:
     """RSA-encrypt a short key for a user's public key (n, e) the way MEGA does: the number
     ``key || random padding``, two bytes shorter than the modulus, raised to ``e``, as an
     MPI. The recipient's :func:`rsa_decrypt_mpi` returns ``key`` first."""
-    from .crypto import encode_mpi
+    from ..crypto import encode_mpi
 
     nbytes = (modulus.bit_length() + 7) // 8
     if nbytes < len(key) + 2 + 8:

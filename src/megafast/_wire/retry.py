@@ -12,7 +12,7 @@ import math
 import random
 from dataclasses import dataclass, replace
 
-from .errors import ValidationError
+from ..errors import ValidationError
 
 __all__ = ["RetryPolicy", "DEFAULT_RETRY", "TRANSFER_RETRY"]
 

@@ -1,6 +1,6 @@
 """The account's tree kept current: the streaming ``f``, the node cache and ``/sc`` (issue 12).
 
-:func:`load` gives ``Mega`` its :class:`~megafast._nodes.NodeTree`: with a cache, the cached
+:func:`load` gives ``Mega`` its :class:`~megafast._tree.nodes.NodeTree`: with a cache, the cached
 store brought up to date through ``/sc`` (a warm start), else the whole listing streamed into
 a NodeStore. :func:`after_change` keeps the cache current after the client's own changes, and
 :func:`watcher` follows the account's changes live.
@@ -19,18 +19,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._api import new_http_session
-from ._cache import NodeCache
-from ._listing import load_listing
-from ._nodes import Keyring, NodeTree
-from ._nodestore import NodeStore
-from ._watch import ChangeEvent, ScChannel, Watcher, open_tree
-from .errors import MegaError, ValidationError
+from .._tree.cache import NodeCache
+from .._tree.listing import load_listing
+from .._tree.nodes import Keyring, NodeTree
+from .._tree.nodestore import NodeStore
+from .._tree.watch import ChangeEvent, ScChannel, Watcher, open_tree
+from .._wire.api import new_http_session
+from ..errors import MegaError, ValidationError
 
 if TYPE_CHECKING:
     import requests
 
-    from .client import Mega
+    from ..client import Mega
 
 __all__ = ["LiveTree", "cache_folder", "load", "after_change", "persist", "save_quietly", "watcher"]
 

@@ -4,7 +4,7 @@ A node names its parent by handle (``p``), so a listing can put a folder inside 
 sub-folder (a cycle) or name parents that are not in it. :func:`ancestors` climbs from a node
 and raises :class:`~megafast.errors.TreeError` naming the handles of a cycle; :func:`one_top`
 checks that a public folder's listing is one tree; :func:`cycle_error` names the cycle a
-walk came round. :class:`~megafast._nodes.NodeTree` walks through these.
+walk came round. :class:`~megafast._tree.nodes.NodeTree` walks through these.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from .errors import TreeError
+from ..errors import TreeError
 
 __all__ = ["ancestors", "cycle_error", "one_top", "parent_of"]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._shares import EMAIL_RE
-from .errors import UnexpectedAnswerError, ValidationError
+from ..errors import UnexpectedAnswerError, ValidationError
+from .shares import EMAIL_RE
 
 if TYPE_CHECKING:
-    from .client import Mega
+    from ..client import Mega
 
 __all__ = ["quota_mib", "storage_space", "balance", "edit_contact"]
 

@@ -1,8 +1,8 @@
 """Changing the account's tree: create, rename, move, delete, and public links (export).
 
-Every change goes to the server first; the cached :class:`~megafast._nodes.NodeTree` is
+Every change goes to the server first; the cached :class:`~megafast._tree.nodes.NodeTree` is
 updated after the server accepted it. New nodes and moved subtrees carry ``cr`` keys for the
-shares above them (see :mod:`megafast._shares`).
+shares above them (see :mod:`megafast._account.shares`).
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ import os
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import _shares
-from ._codec import attr_key, b64_bytes, b64encode, bytes_to_words, words_to_bytes
-from ._links import file_link, folder_link, is_handle, parse_link
-from ._nodes import NodeTree, NodeType
-from .errors import (
+from .._tree.nodes import NodeTree, NodeType
+from .._wire.codec import attr_key, b64_bytes, b64encode, bytes_to_words, words_to_bytes
+from .._wire.links import file_link, folder_link, is_handle, parse_link
+from ..errors import (
     LinkError,
     NodeNotFoundError,
     UnexpectedAnswerError,
@@ -23,9 +22,10 @@ from .errors import (
     WrongKeyError,
     error_for_code,
 )
+from . import shares as _shares
 
 if TYPE_CHECKING:
-    from .client import Mega, NodeRef
+    from ..client import Mega, NodeRef
 
 __all__ = ["new_handle", "folder_handle", "mkdir", "put_node", "create_folder"]
 
@@ -113,14 +113,14 @@ def id_from_public_handle(client: Mega, public_handle: str) -> str | None:
 
 def encrypt_attrs(attrs: Mapping[str, Any], key: tuple[int, ...]) -> str:
     """Attributes encrypted with a node's key (4 words, or a packed 8-word file key)."""
-    from .crypto import encrypt_attr
+    from ..crypto import encrypt_attr
 
     return b64encode(encrypt_attr(dict(attrs), attr_key(key)))
 
 
 def wrap_key(client: Mega, key: tuple[int, ...]) -> str:
     """A node key encrypted with the master key, as base64url."""
-    from .crypto import encrypt_key
+    from ..crypto import encrypt_key
 
     return b64encode(words_to_bytes(encrypt_key(key, client.master_key)))
 
@@ -171,7 +171,7 @@ def put_node(
 
 def mkdir(client: Mega, name: str, parent: str) -> dict[str, Any]:
     """Create one folder ``name`` under ``parent``; the ``p`` answer."""
-    from .crypto import random_key
+    from ..crypto import random_key
 
     key = tuple(random_key(4))
     item = {"h": "xxxxxxxx", "t": NodeType.FOLDER.value, "a": encrypt_attrs({"n": name}, key)}
@@ -311,7 +311,7 @@ def get_upload_link(client: Mega, file: Mapping[str, Any]) -> str:
     raw = file["f"][0] if isinstance(file["f"], list) and file["f"] else None
     if not isinstance(raw, Mapping) or not isinstance(raw.get("k"), str) or "h" not in raw:
         raise ValidationError("upload() response required as input: it has no node")
-    from .crypto import decrypt_key
+    from ..crypto import decrypt_key
 
     enc = b64_bytes(str(raw["k"]).split("/")[0].partition(":")[2])
     if enc is None or len(enc) != 32:
@@ -357,7 +357,7 @@ def import_public_file(
     client: Mega, file_handle: str, file_key: str | bytes, dest: Any, dest_name: str | None
 ) -> Any:
     """:meth:`Mega.import_public_file`: a node with the public file's data (``ph``) and key."""
-    from ._sources import parse_file_key, public_file_info
+    from .sources import parse_file_key, public_file_info
 
     key = parse_file_key(file_key)
     parent = folder_handle(client, dest)

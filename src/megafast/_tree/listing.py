@@ -22,10 +22,10 @@ from array import array
 from collections.abc import Iterable
 from typing import Any
 
-from ._nodes import Keyring, b64_bytes
-from ._nodestore import NodeStore, name_hash
-from .errors import RequestError, UnexpectedAnswerError, ValidationError
-from .transfer._plan import MAX_FILE_SIZE
+from ..errors import RequestError, UnexpectedAnswerError, ValidationError
+from ..transfer._plan import MAX_FILE_SIZE
+from .nodes import Keyring, b64_bytes
+from .nodestore import NodeStore, name_hash
 
 __all__ = ["ListingParser", "load_listing", "add_raw_nodes"]
 
@@ -203,7 +203,7 @@ class ListingParser:
         """Take the complete node objects at the position (about BATCH_CHARS of text): the
         usual ones come decrypted, in columns, from the scanner kernel; the others are
         parsed one by one. False when more text is needed."""
-        from .crypto import _backend
+        from ..crypto import _backend
 
         buf = self._buf
         end, stop, others, columns = _backend.kernels.scan_nodes(
@@ -233,7 +233,7 @@ class ListingParser:
     def _take_columns(self, buf: bytearray, columns: tuple[Any, ...]) -> None:
         """Store the scanner's usual nodes; one whose attributes do not parse to an object
         with a string name (or a batch repeating a handle) sends the batch the general way."""
-        from .crypto._bulk import _parse_attr_batch
+        from ..crypto._bulk import _parse_attr_batch
 
         handles, parents, owners, types, sizes, times, keys, texts, fas, spans, names, members = (
             columns[:12]
@@ -388,8 +388,8 @@ def _add_fast(
 ) -> bool:
     """Store a batch of usual nodes column-wise; False (nothing stored) when a node needs
     the general path (a key or attributes that do not decrypt, an RSA key, bad base64)."""
-    from .crypto import _backend
-    from .crypto._bulk import _parse_attr_batch
+    from ..crypto import _backend
+    from ..crypto._bulk import _parse_attr_batch
 
     a2b = binascii.a2b_base64
     table = _B64_TABLE
@@ -430,8 +430,8 @@ def _add_fast(
 def _add_general(
     store: NodeStore, nodes: list[Any], keyring: Keyring, *, final: bool = True
 ) -> list[dict[str, Any]]:
-    from .crypto import _backend
-    from .crypto._bulk import _parse_attr_batch
+    from ..crypto import _backend
+    from ..crypto._bulk import _parse_attr_batch
 
     later: list[dict[str, Any]] = []
     pending: list[dict[str, Any]] = []
@@ -577,7 +577,7 @@ def _rsa_key(
     node: dict[str, Any], enc: bytes, keyring: Keyring
 ) -> tuple[bytes | None, bytes | None]:
     """The key and attribute JSON of a node whose key is RSA-encrypted (rare: one by one)."""
-    from .crypto import decrypt_attr
+    from ..crypto import decrypt_attr
 
     plain = keyring.rsa_decrypt(enc) if keyring.rsa_decrypt else None
     want = 32 if node.get("t") == 0 else 16

@@ -26,11 +26,6 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._localnames import numbered, safe_local_name, unique_names
-from .._nodeops import encrypt_attrs, folder_handle, wrap_key
-from .._shares import keys_for_new_node
-from .._sources import checked_g_answer, checked_u_answer, node_size
-from .._transfers import _file_identity, _resume_id
 from ..errors import (
     DestinationError,
     MegaError,
@@ -40,14 +35,19 @@ from ..errors import (
     ValidationError,
     WrongKeyError,
 )
-from ._download import download_file
-from ._manager import FileProgress, SkipTransfer, TransferManager, TransferResult
-from ._plan import check_size
-from ._sidecar import digest, state_dir
-from ._upload import upload_file
+from ..transfer._download import download_file
+from ..transfer._localnames import numbered, safe_local_name, unique_names
+from ..transfer._manager import FileProgress, SkipTransfer, TransferManager, TransferResult
+from ..transfer._plan import check_size
+from ..transfer._sidecar import digest, state_dir
+from ..transfer._upload import upload_file
+from .nodeops import encrypt_attrs, folder_handle, wrap_key
+from .shares import keys_for_new_node
+from .sources import checked_g_answer, checked_u_answer, node_size
+from .transfers import _file_identity, _resume_id
 
 if TYPE_CHECKING:
-    from .._nodes import NodeTree
+    from .._tree.nodes import NodeTree
 
 _MAX_SUFFIX = 10000
 

@@ -15,11 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ._codec import attr_key, b64_bytes, bytes_to_words, words_to_bytes
-from ._links import PublicLink, is_handle, parse_link
-from ._nodes import Keyring, NodeTree, NodeType
-from ._treewalk import one_top
-from .errors import (
+from .._tree.nodes import Keyring, NodeTree, NodeType
+from .._tree.treewalk import one_top
+from .._wire.codec import attr_key, b64_bytes, bytes_to_words, words_to_bytes
+from .._wire.links import PublicLink, is_handle, parse_link
+from ..errors import (
     LinkError,
     NodeNotFoundError,
     NotFoundError,
@@ -31,7 +31,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .client import Mega, NodeRef
+    from ..client import Mega, NodeRef
 
 __all__ = ["FileSource", "resolve_file", "node_source", "link_source"]
 
@@ -62,14 +62,14 @@ class FileSource:
     def size(self) -> int:
         """The size the ``g`` answer declares (checked: ValidationError for a string, a
         float, a list or a number out of range)."""
-        from .transfer._plan import check_size
+        from ..transfer._plan import check_size
 
         return check_size(self.answer.get("s", 0), "the size in the answer to g")
 
 
 def node_size(node: dict[str, Any]) -> int:
     """A file node's declared size ``s``, checked as :attr:`FileSource.size` is."""
-    from .transfer._plan import check_size
+    from ..transfer._plan import check_size
 
     return check_size(node.get("s", 0), f"the size of node {node.get('h')}")
 
@@ -163,7 +163,7 @@ def url_getter(client: Mega, source: FileSource) -> Callable[[bool], str]:
 def decrypt_at(at: Any, key: tuple[int, ...]) -> dict[str, Any]:
     """A file's attributes from a ``g`` answer's ``at``; :class:`WrongKeyError` when the
     key does not decrypt them."""
-    from .crypto import decrypt_attr
+    from ..crypto import decrypt_attr
 
     raw = b64_bytes(at) if isinstance(at, str) else None
     attrs = decrypt_attr(raw, attr_key(key)) if raw else False

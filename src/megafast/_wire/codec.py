@@ -18,7 +18,7 @@ import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import LinkError
+from ..errors import LinkError
 
 __all__ = [
     "FileKey",

@@ -12,11 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ._api import ApiClient
-from ._atomic import write_private_file
-from ._codec import b64_bytes, b64encode, bytes_to_words, words_to_bytes
-from ._rsa import rsa_decrypt_mpi, rsa_encrypt_key, sid_from_csid
-from .errors import (
+from .._wire.api import ApiClient
+from .._wire.codec import b64_bytes, b64encode, bytes_to_words, words_to_bytes
+from .._wire.rsa import rsa_decrypt_mpi, rsa_encrypt_key, sid_from_csid
+from ..errors import (
     IntegrityError,
     LoginError,
     NotFoundError,
@@ -24,6 +23,7 @@ from .errors import (
     UnexpectedAnswerError,
     ValidationError,
 )
+from ..transfer._atomic import write_private_file
 
 __all__ = [
     "Credentials",
@@ -144,7 +144,7 @@ def _mfa_code(mfa: MfaSource) -> str | None:
 
 def login_user(api: ApiClient, email: str, password: str, mfa: MfaSource = None) -> Credentials:
     """Log in with email and password (v1 or v2 account, two-factor when needed)."""
-    from .crypto import derive_v2, prepare_key, stringhash
+    from ..crypto import derive_v2, prepare_key, stringhash
 
     if not isinstance(email, str) or not email.strip():
         raise ValidationError("an email address is needed to log in")
@@ -202,7 +202,7 @@ def _us(api: ApiClient, command: dict[str, Any]) -> Any:
         # MEGA answers a wrong two-factor code with EFAILED
         raise TwoFactorRequiredError(result, "the two-factor code was not accepted")
     if isinstance(result, int) and result < 0 and result != -26:
-        from .errors import error_for_code
+        from ..errors import error_for_code
 
         raise error_for_code(result)
     return result
@@ -210,7 +210,7 @@ def _us(api: ApiClient, command: dict[str, Any]) -> Any:
 
 def _finish(answer: Any, pwkey: bytes) -> Credentials:
     """The credentials in a ``us`` answer, whose master key ``k`` is encrypted with ``pwkey``."""
-    from .crypto import decrypt_key, encrypt_key
+    from ..crypto import decrypt_key, encrypt_key
 
     if not isinstance(answer, dict) or not isinstance(answer.get("k"), str):
         raise UnexpectedAnswerError("unexpected answer to us")
@@ -245,7 +245,7 @@ def _finish(answer: Any, pwkey: bytes) -> Credentials:
 
 def login_ephemeral(api: ApiClient) -> Credentials:
     """Create an anonymous (ephemeral) account and log in to it; keys from ``secrets``."""
-    from .crypto import encrypt_key
+    from ..crypto import encrypt_key
 
     master_key = secrets.token_bytes(16)
     pwkey = secrets.token_bytes(16)

@@ -31,8 +31,8 @@ from itertools import accumulate, repeat
 from pathlib import Path
 from typing import Any
 
-from ._atomic import write_private_file
-from ._nodestore import NodeStore
+from ..transfer._atomic import write_private_file
+from .nodestore import NodeStore
 
 __all__ = ["NodeCache", "CacheWarning", "clear_cache_folder", "FORMAT_VERSION"]
 
@@ -254,7 +254,7 @@ def _pread(fd: int, n: int, offset: int) -> bytes:
 
 
 def _ctr(key: bytes, nonce: bytes, offset: int, src: Any, dst: Any) -> None:
-    from .crypto import _backend
+    from ..crypto import _backend
 
     if len(src):
         _backend.kernels.ctr_xor_into(key, nonce, offset, src, dst)

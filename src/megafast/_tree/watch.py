@@ -29,11 +29,11 @@ from typing import Any
 
 import requests
 
-from ._cache import NodeCache
-from ._listing import add_raw_nodes
-from ._nodes import Keyring, b64_bytes
-from ._nodestore import NodeStore, StoreError, attrs_columns
-from .errors import RequestError, SessionError, ValidationError, error_for_code
+from ..errors import RequestError, SessionError, ValidationError, error_for_code
+from .cache import NodeCache
+from .listing import add_raw_nodes
+from .nodes import Keyring, b64_bytes
+from .nodestore import NodeStore, StoreError, attrs_columns
 
 __all__ = ["ChangeEvent", "ScChannel", "SnTooOld", "Watcher", "apply_packet", "open_tree"]
 
@@ -230,7 +230,7 @@ def _apply_t(store: NodeStore, keyring: Keyring, packet: dict[str, Any]) -> list
 
 
 def _apply_u(store: NodeStore, packet: dict[str, Any]) -> list[ChangeEvent]:
-    from .crypto import decrypt_attr
+    from ..crypto import decrypt_attr
 
     h = packet.get("n")
     if not isinstance(h, str) or h not in store:

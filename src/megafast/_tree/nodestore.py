@@ -8,11 +8,11 @@ name; a CRC-32 of every name is kept in a column too. Children are ``array``s of
 folder. Lookups by name go through those hashes: a folder whose children are one run of
 consecutive slots (as a listing puts them) is searched in the hash column directly; any other
 folder gets a hash -> slots dict the first time a path goes through it. A hash only picks
-candidates: the name itself is always compared. Nothing here decrypts: :mod:`megafast._listing` fills
-the store, :mod:`megafast._watch` changes it, :mod:`megafast._cache` saves and loads it.
+candidates: the name itself is always compared. Nothing here decrypts: :mod:`megafast._tree.listing` fills
+the store, :mod:`megafast._tree.watch` changes it, :mod:`megafast._tree.cache` saves and loads it.
 
 ``node(handle)`` gives the mega.py-shaped dict that ``get_files()`` returns (see
-:mod:`megafast._nodes` for the fields), made on demand.
+:mod:`megafast._tree.nodes` for the fields), made on demand.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from collections.abc import Iterator, Sequence
 from itertools import groupby
 from typing import Any
 
-from ._codec import fold
-from ._nodelookup import _NO_PARENT, _Lookups, _name_in, _NameIndex, name_hash, name_hashes
-from .errors import MegaError
+from .._wire.codec import fold
+from ..errors import MegaError
+from .nodelookup import _NO_PARENT, _Lookups, _name_in, _NameIndex, name_hash, name_hashes
 
 __all__ = ["NodeStore", "StoreError", "ROOT_NAMES", "attrs_columns", "name_hash"]
 
@@ -54,7 +54,7 @@ def attrs_columns(attrs: dict[str, Any]) -> tuple[str | None, bytes | None]:
 
 def _batch_attrs(texts: list[bytes | None]) -> list[Any]:
     """Many attribute JSON texts parsed at once (None for one that does not parse)."""
-    from .crypto._bulk import _parse_attr_batch
+    from ..crypto._bulk import _parse_attr_batch
 
     return _parse_attr_batch(texts)
 

@@ -16,13 +16,13 @@ import re
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from ._codec import b64_bytes, b64encode, bytes_to_words, words_to_bytes
-from ._nodes import NodeType
-from ._rsa import rsa_encrypt_key
-from .errors import UnexpectedAnswerError, ValidationError, WrongKeyError, error_for_code
+from .._tree.nodes import NodeType
+from .._wire.codec import b64_bytes, b64encode, bytes_to_words, words_to_bytes
+from .._wire.rsa import rsa_encrypt_key
+from ..errors import UnexpectedAnswerError, ValidationError, WrongKeyError, error_for_code
 
 if TYPE_CHECKING:
-    from .client import Mega
+    from ..client import Mega
 
 __all__ = ["keys_for_new_node", "keys_for_moved_subtree", "share", "unshare", "share_folder"]
 
@@ -32,7 +32,7 @@ _GUARD = 10_000  # a parent chain longer than this is a loop in a hostile listin
 
 def _wrapped(key: tuple[int, ...], under: tuple[int, ...]) -> str:
     """``key`` AES-encrypted with the 4-word ``under``, as base64url."""
-    from .crypto import encrypt_key
+    from ..crypto import encrypt_key
 
     return b64encode(words_to_bytes(encrypt_key(key, under)))
 
@@ -104,7 +104,7 @@ def _folder(client: Mega, folder: Any) -> dict[str, Any]:
 
 def _public_key(client: Mega, email: str) -> tuple[int, int]:
     """A user's RSA public key (n, e) from ``uk``; a key of a silly size is refused."""
-    from .crypto import decode_mpis
+    from ..crypto import decode_mpis
 
     answer = client._request({"a": "uk", "u": email})
     pubk = answer.get("pubk") if isinstance(answer, dict) else None

@@ -1,0 +1,1 @@
+"""The account layer: session, live tree, operations on nodes, shares, sources, transfers."""

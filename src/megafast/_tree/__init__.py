@@ -1,0 +1,1 @@
+"""The account's tree: node store, lookups, listing parser, cache, live updates."""
