@@ -11,6 +11,7 @@ import pytest
 
 from megafast import Mega
 from megafast.sync import StateFileError, SyncSafetyError, TwoWaySync, sync
+from megafast.sync._transfers import EngineTransfers
 from support.sync import PASSWORD, new_account, running_emulator, tree_bytes, write
 
 emu = pytest.fixture(scope="module", name="emu")(running_emulator)
@@ -298,3 +299,33 @@ def test_a_dry_run_changes_nothing(mega, tmp_path):
     report = TwoWaySync(mega, a, "/pair", state_dir=tmp_path / "s").run(dry_run=True)
     assert kinds(report) == [("up", "upload", "x.txt")]
     assert mega.find_path_descriptor("pair") is None
+
+
+class _ChangingTransfers(EngineTransfers):
+    """The first upload's file is appended to right after its bytes were sent."""
+
+    def __init__(self, mega: Any) -> None:
+        super().__init__(mega)
+        self.uploads = 0
+
+    def upload(self, path: Path, size: int, progress: Any) -> Any:
+        result = super().upload(path, size, progress)
+        self.uploads += 1
+        if self.uploads == 1:
+            with open(path, "ab") as f:
+                f.write(b" and more")
+            st = os.stat(path)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        return result
+
+
+def test_a_file_changing_while_it_is_read_is_sent_again_never_half_old(mega, tmp_path):
+    a = tmp_path / "a"
+    write(a / "log.txt", "first part")
+    transfers = _ChangingTransfers(mega)
+    report = TwoWaySync(mega, a, "/pair", state_dir=tmp_path / "s", transfers=transfers).run()
+    assert report.ok and transfers.uploads == 2
+    b = tmp_path / "b"
+    both(mega, b, tmp_path / "sb")
+    assert (b / "log.txt").read_text() == "first part and more"
+    assert both(mega, a, tmp_path / "s").actions == []

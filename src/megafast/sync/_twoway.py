@@ -105,17 +105,23 @@ class _TwoWay(_Planner):
             self.side("down", "version", rel, size, node=node)
             self.plan.actions[-1].local_stat = (lf.size, lf.mtime_ns)
 
-    def case_problem(self, rel: str) -> str | None:
-        """On a case-insensitive local disk: a remote name that another name in the same
-        folder (remote, or local) matches when case is ignored."""
-        if not self.case_insensitive:
-            return None
-        folded = rel.casefold()
-        head = rel.rpartition("/")[0]
-        for other in (*self.remote.files, *self.remote.dirs, *self.local.files, *self.local.dirs):
-            if other != rel and other.casefold() == folded and other.rpartition("/")[0] == head:
-                return f"the local disk ignores case: {rel!r} and {other!r} would be one name"
-        return None
+    def case_problems(self) -> None:
+        """On a case-insensitive local disk: remote names that another name in the same
+        folder (remote or local) matches when case is ignored are skipped."""
+        local, remote = self.local, self.remote
+        folded: dict[str, set[str]] = {}
+        for rel in (*remote.files, *remote.dirs, *local.files, *local.dirs):
+            if rel:
+                folded.setdefault(rel.casefold(), set()).add(rel)
+        for rel in sorted({*remote.files, *remote.dirs} - {*local.files, *local.dirs, ""}):
+            others = sorted(folded[rel.casefold()] - {rel})
+            if others:
+                self.plan.skipped[rel] = (
+                    f"the local disk ignores case: {rel!r} and {others[0]!r} would be one name"
+                )
+                for other in others:  # the other remote name cannot come down either
+                    if other in remote.files or other in remote.dirs:
+                        self.plan.skipped.setdefault(other, self.plan.skipped[rel])
 
 
 def plan_two_way(
@@ -134,10 +140,7 @@ def plan_two_way(
     assert isinstance(plan, TwoWayPlan)
     L, R, S = local.files, remote.files, state.files
     if p.case_insensitive:
-        for rel in sorted({*R, *remote.dirs} - {*L, *local.dirs, ""}, key=_depth):
-            problem = p.case_problem(rel)
-            if problem:
-                plan.skipped[rel] = problem
+        p.case_problems()
     for rel in sorted({*L, *R, *local.dirs, *remote.dirs}, key=_depth):
         problem = p.clash(rel)
         if problem and rel not in plan.skipped:
