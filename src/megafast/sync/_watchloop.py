@@ -58,15 +58,21 @@ class WatchLoop:
         self._lock = threading.Lock()
         self._last_change = 0.0
         self._channel: Any = None
+        self._announced: set[str] = set()
         self.passes = 0
 
     # -- signals ------------------------------------------------------------------------
     def _changed(self, where: str, path: str = "") -> None:
+        """A change seen: the loop wakes; the first change of each side between two passes
+        is logged (a copy of many files is one event, not one per file)."""
         with self._lock:
             self._last_change = time.monotonic()
+            first = where not in self._announced
+            self._announced.add(where)
         if where == "remote":
             self._remote_pending.set()
-        self._event({"event": "change", "side": where, **({"path": path} if path else {})})
+        if first:
+            self._event({"event": "change", "side": where, **({"path": path} if path else {})})
         self._wake.set()
 
     def _event(self, event: dict[str, Any]) -> None:
@@ -133,9 +139,16 @@ class WatchLoop:
         refresh_if_changed(mega)
         if self._remote_pending.is_set():
             self._remote_pending.clear()
-            mega.watch().catch_up()
+            watcher = mega.watch()
+            try:
+                watcher.catch_up()
+            finally:
+                watcher.stop()
+                watcher.channel.http.close()
 
     def run_pass(self) -> SyncReport | None:
+        with self._lock:
+            self._announced.clear()
         self._catch_up()
         report = self.job.run()
         self.passes += 1
