@@ -237,12 +237,15 @@ class TwoWaySync:
         remote_files: Any,
     ) -> None:
         state.files.update(plan.agreed)
-        for rel in [r for r in state.files if r not in local_files and r not in remote_files]:
+        gone = [r for r in state.files if r not in local_files and r not in remote_files]
+        for rel in gone:
             del state.files[rel]
-        state.dirs = set(plan.dirs)
-        state.dirs.update(a.path for a in plan.actions if a.kind == "mkdir")
-        state.dirs -= {a.path for a in plan.actions if a.kind == "delete" and a.is_dir}
-        state.dirty = True
+        dirs = set(plan.dirs)
+        dirs.update(a.path for a in plan.actions if a.kind == "mkdir")
+        dirs -= {a.path for a in plan.actions if a.kind == "delete" and a.is_dir}
+        # saved when anything moved (a re-run with nothing to do writes nothing)
+        state.dirty = bool(plan.agreed or gone or dirs != state.dirs or not state.existed)
+        state.dirs = dirs
         tree = LocalTree(root, permanent_delete=self.delete_permanently)
         ups = [a for a in plan.actions if a.side == "up"]
         downs = [a for a in plan.actions if a.side == "down"]
