@@ -329,3 +329,32 @@ def test_a_file_changing_while_it_is_read_is_sent_again_never_half_old(mega, tmp
     both(mega, b, tmp_path / "sb")
     assert (b / "log.txt").read_text() == "first part and more"
     assert both(mega, a, tmp_path / "s").actions == []
+
+
+def test_folder_renames_on_either_side_move_everything_and_leave_no_old_folder(
+    emu, mega, other, tmp_path
+):
+    a = tmp_path / "a"
+    for i in range(3):
+        write(a / "old" / f"f{i}.bin", os.urandom(5000))
+        write(a / "keep" / f"k{i}.bin", os.urandom(5000))
+    both(mega, a, tmp_path / "s")
+    up, down = _uploaded(emu), _downloaded(emu)
+    os.rename(a / "old", a / "new-local")
+    report = both(mega, a, tmp_path / "s")
+    assert sorted(x.kind for x in report.actions) == ["delete", "mkdir", "move", "move", "move"]
+    other.rename(other.find("pair/keep"), "renamed-remotely")
+    mega.refresh()
+    report = both(mega, a, tmp_path / "s")
+    assert sorted(x.kind for x in report.actions) == ["delete", "mkdir", "move", "move", "move"]
+    assert (_uploaded(emu), _downloaded(emu)) == (up, down)
+    assert sorted(p.name for p in a.iterdir() if p.name != ".megafast-trash") == [
+        "new-local",
+        "renamed-remotely",
+    ]
+    mega.refresh()
+    remote = {
+        n["a"]["n"] for n in mega.get_files_in_node(mega.find_path_descriptor("pair")).values()
+    }
+    assert remote == {"new-local", "renamed-remotely"}
+    assert both(mega, a, tmp_path / "s").actions == []

@@ -153,6 +153,8 @@ def plan_two_way(
     for rel in sorted({*L, *R}):
         if _covered(rel, plan.skipped) or _covered(rel, local.skipped):
             continue
+        if _covered(rel, remote.skipped):
+            continue
         lf, node = L.get(rel), R.get(rel)
         known = S.get(rel)
         if lf is not None and node is not None:
@@ -223,8 +225,8 @@ def _folders(p: _TwoWay, up_gone: dict[str, Node], down_gone: dict[str, LocalFil
             return False
         if _under(d, (*local.skipped, *remote.skipped, *plan.skipped)):
             return False
-        if any(f not in gone or f in p.claimed for f in _under(d, files)):
-            return False
+        if any(f not in gone and f not in p.claimed for f in _under(d, files)):
+            return False  # a file stays in it (one moved or deleted away does not)
         return not any(s in plan.dirs or s in state.keep for s in _under(d, dirs))
 
     kept_up = {d for d in remote.dirs if d} - local.dirs
