@@ -38,6 +38,48 @@ def _parse(text: bytes | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _key_of(store: Any, handle: str) -> tuple[int, ...] | None:
+    slot = store.slot_of.get(handle)
+    n = store.key_len[slot] if slot is not None else 0
+    if not n or slot in store.undecryptable:
+        return None
+    return (_WORDS8 if n == 32 else _WORDS4).unpack_from(store.keys, slot * 32)
+
+
+class StoreNode(dict[str, Any]):
+    """A node dict whose ``key`` (a tuple of 8 words costs ~350 bytes; a re-run over
+    100,000 unchanged files needs none) is read from the store, by handle, when first
+    asked for; ``"key" in node`` and ``node.get("key")`` behave as for a plain dict."""
+
+    __slots__ = ("_store",)
+
+    def __init__(self, fields: dict[str, Any], store: Any) -> None:
+        super().__init__(fields)
+        self._store = store
+
+    def _load_key(self) -> tuple[int, ...] | None:
+        if dict.get(self, "undecryptable") or self._store is None:
+            return None
+        key = _key_of(self._store, str(dict.get(self, "h")))
+        self._store = None
+        if key is not None:
+            dict.__setitem__(self, "key", key)
+        return key
+
+    def __missing__(self, name: str) -> Any:
+        if name == "key" and self._load_key() is not None:
+            return dict.__getitem__(self, "key")
+        raise KeyError(name)
+
+    def __contains__(self, name: object) -> bool:
+        if dict.__contains__(self, name):
+            return True
+        return name == "key" and self._load_key() is not None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self else default  # noqa: SIM401 (the lazy key)
+
+
 class StoreView:
     """Read-only reading of a node store by slot: children, names, the small node dicts."""
 
@@ -73,10 +115,11 @@ class StoreView:
         return {"n": name} if name is not None else {}
 
     def node_at(self, slot: int, attrs: dict[str, Any] | None = None) -> Node:
-        """The small dict sync works on (no ``k``/``iv``/``meta_mac``)."""
+        """The small dict sync works on (no ``k``/``iv``/``meta_mac``; ``key`` read from the
+        store when first asked for)."""
         s = self.store
         t = int(s.types[slot])
-        node: Node = {
+        fields: Node = {
             "h": s.handles[slot],
             "p": s.parent_of_slot(slot),
             "t": t,
@@ -84,15 +127,10 @@ class StoreView:
             "a": attrs if attrs is not None else self.attrs_at(slot),
         }
         if t == 0:
-            node["s"] = int(s.sizes[slot])
-        n = s.key_len[slot]
-        if slot in s.undecryptable or not n:
-            node["undecryptable"] = True
-        elif n == 32:
-            node["key"] = _WORDS8.unpack_from(s.keys, slot * 32)
-        else:
-            node["key"] = _WORDS4.unpack_from(s.keys, slot * 32)
-        return node
+            fields["s"] = int(s.sizes[slot])
+        if slot in s.undecryptable or not s.key_len[slot]:
+            fields["undecryptable"] = True
+        return StoreNode(fields, s)
 
     def node(self, handle: str) -> Node | None:
         slot = self.slot(handle)
