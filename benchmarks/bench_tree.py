@@ -125,7 +125,7 @@ def run_big(url: str, work: Path, mib: int) -> list:
     src.unlink()
     rows = []
     target = work / "big-engine.bin"
-    get = fetch(mega, node_source(node))
+    get = fetch(mega.core, node_source(node))
     started = time.perf_counter()
     download_file(mega.http, lambda refresh: get["g"], node["s"], node["key"], target)
     rows.append(("download 1 file", "download_file", time.perf_counter() - started, 1))

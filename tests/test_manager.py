@@ -341,7 +341,7 @@ def test_public_folder_link_downloads_through_the_manager(
         up = mgr.upload_tree(src)
     link = parse_link(mega.export(node_id=up.folders["."]))
     anonymous = Mega(api_url=emu.api_url)
-    tree = public_folder_tree(anonymous, link)
+    tree = public_folder_tree(anonymous.core, link)
     out = tmp_path / "out"
     out.mkdir()
     with TransferManager(anonymous, folder=link.handle) as mgr:

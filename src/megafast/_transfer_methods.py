@@ -23,7 +23,9 @@ from .errors import LinkError
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .client import Mega, NodeRef
+    from ._account.core import Core
+    from ._account.nodeops import NodeRef
+    from .client import Mega
     from .transfer import (
         ProgressCallback,
         TransferConfig,
@@ -38,28 +40,28 @@ __all__ = ["TransferMethods"]
 class TransferMethods:
     """Downloads, uploads and public links of :class:`~megafast.Mega` (see there)."""
 
-    def _client(self) -> Mega:
-        return cast("Mega", self)
+    def _core(self) -> Core:
+        return cast("Mega", self).core
 
     # ------------------------------------------------------------------------------------
     # links to the account's nodes (megafast._account.nodeops)
     # ------------------------------------------------------------------------------------
     def get_link(self, file: NodeRef) -> str:
         """The public link of a file (creates it if needed)."""
-        return _nodeops.get_link(self._client(), file)
+        return _nodeops.get_link(self._core(), file)
 
     def get_upload_link(self, file: Mapping[str, Any]) -> str:
         """The public link of a file just uploaded (``file`` is :meth:`upload`'s answer)."""
-        return _nodeops.get_upload_link(self._client(), file)
+        return _nodeops.get_upload_link(self._core(), file)
 
     def get_folder_link(self, file: NodeRef) -> str:
         """The public link of a folder that is already exported (see :meth:`export`)."""
-        return _nodeops.get_folder_link(self._client(), file)
+        return _nodeops.get_folder_link(self._core(), file)
 
     def export(self, path: str | None = None, node_id: str | None = None) -> str:
         """Create (or return) the public link of the file or folder at ``path`` or
         ``node_id``. Folders are shared with a fresh key first."""
-        return _nodeops.export(self._client(), path, node_id)
+        return _nodeops.export(self._core(), path, node_id)
 
     # ------------------------------------------------------------------------------------
     # public files and folders (megafast._account.sources)
@@ -73,12 +75,12 @@ class TransferMethods:
     def get_public_url_info(self, url: str) -> dict[str, Any]:
         """``{'size': bytes, 'name': str}`` of a public file link; for a folder link also
         the counts of ``files`` and ``folders`` (size is the total of its files)."""
-        return _sources.public_url_info(self._client(), url)
+        return _sources.public_url_info(self._core(), url)
 
     def get_public_file_info(self, file_handle: str, file_key: str | bytes) -> dict[str, Any]:
         """``{'size': bytes, 'name': str}`` of a public file; a wrong key raises
         :class:`~megafast.errors.WrongKeyError`."""
-        return _sources.public_file_info(self._client(), file_handle, file_key)
+        return _sources.public_file_info(self._core(), file_handle, file_key)
 
     def import_public_url(
         self, url: str, dest_node: NodeRef | None = None, dest_name: str | None = None
@@ -98,14 +100,14 @@ class TransferMethods:
     ) -> Any:
         """Copy a public file (handle and key) into the account; returns the ``p`` answer."""
         return _nodeops.import_public_file(
-            self._client(), file_handle, file_key, dest_node, dest_name
+            self._core(), file_handle, file_key, dest_node, dest_name
         )
 
     def get_public_folder(self, url: str) -> dict[str, dict[str, Any]]:
         """All nodes of a public folder link: ``{handle: node}`` like :meth:`get_files`
         (undecryptable nodes included, marked ``undecryptable``). A link to a node inside
         the folder lists that node and what is below it."""
-        return _sources.public_folder(self._client(), url)
+        return _sources.public_folder(self._core(), url)
 
     # ------------------------------------------------------------------------------------
     # transfers (megafast._account.transfers)
@@ -132,7 +134,7 @@ class TransferMethods:
         whose local name is taken get ``name (1).ext``...: the returned folder's ``renamed``
         lists them. The content is verified (MAC)."""
         return _transfers.download(
-            self._client(), file, dest_path, dest_filename, progress, config, result, subscribers
+            self._core(), file, dest_path, dest_filename, progress, config, result, subscribers
         )
 
     def download_url(
@@ -150,7 +152,7 @@ class TransferMethods:
         whole folder (recursively, like :meth:`download_folder_url`; ``result`` and
         ``subscribers`` apply to folders). Returns the local path."""
         return _transfers.download_url(
-            self._client(), url, dest_path, dest_filename, progress, config, result, subscribers
+            self._core(), url, dest_path, dest_filename, progress, config, result, subscribers
         )
 
     def download_folder_url(
@@ -169,7 +171,7 @@ class TransferMethods:
         (``result``, ``subscribers`` and the returned folder's ``renamed``: the same as
         there)."""
         return _transfers.download_folder_url(
-            self._client(), url, dest_path, dest_filename, progress, config, result, subscribers
+            self._core(), url, dest_path, dest_filename, progress, config, result, subscribers
         )
 
     def download_to_fileobj(
@@ -184,12 +186,12 @@ class TransferMethods:
         ``file`` is a node, a handle or a public link. Returns the size in bytes. The MAC
         is checked at the end: on :class:`~megafast.errors.IntegrityError` discard what
         was written."""
-        return _transfers.download_to_fileobj(self._client(), file, fileobj, progress, config)
+        return _transfers.download_to_fileobj(self._core(), file, fileobj, progress, config)
 
     def open(self, file: NodeRef | str, *, config: TransferConfig | None = None) -> Any:
         """A seekable, read-only binary file object over a remote file (a node, a handle
         or a public link); whole MAC chunks are verified as they are read."""
-        return _transfers.open_remote(self._client(), file, config)
+        return _transfers.open_remote(self._core(), file, config)
 
     def upload(
         self,
@@ -210,7 +212,7 @@ class TransferMethods:
         before anything new is sent). ``resume=False`` (or ``config.resume=False``) starts over.
         """
         return _transfers.upload(
-            self._client(), filename, dest, dest_filename, progress, config, resume
+            self._core(), filename, dest, dest_filename, progress, config, resume
         )
 
     def upload_folder(
@@ -244,7 +246,7 @@ class TransferMethods:
         and ``subscribers`` are then not used).
         """
         return _transfers.upload_folder(
-            self._client(),
+            self._core(),
             directory,
             dest,
             progress,
@@ -267,9 +269,8 @@ class TransferMethods:
         over one connection pool of ``workers`` connections; use it as a context manager."""
         from .transfer import TransferManager
 
-        return TransferManager(
-            self._client(), workers=workers, config=config, subscribers=subscribers
-        )
+        mega = cast("Mega", self)
+        return TransferManager(mega, workers=workers, config=config, subscribers=subscribers)
 
     def upload_fileobj(
         self,
@@ -290,5 +291,5 @@ class TransferMethods:
         bytes and seekable sources (a stream cannot be read again, so it always starts over).
         """
         return _transfers.upload_fileobj(
-            self._client(), fileobj, name, dest, size, mtime, progress, config, resume
+            self._core(), fileobj, name, dest, size, mtime, progress, config, resume
         )

@@ -9,7 +9,6 @@ every public link format, public folders, and parallel verified transfers.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -17,14 +16,16 @@ from ._account import livetree as _livetree
 from ._account import nodeops as _nodeops
 from ._account import quota as _account
 from ._account import shares as _shares
-from ._account.session import Credentials, MfaSource, login_ephemeral, login_user
+from ._account.core import Core
+from ._account.livetree import LiveTree
+from ._account.nodeops import Node, NodeRef
+from ._account.session import Credentials, MfaSource
 from ._transfer_methods import TransferMethods
 from ._tree.nodes import Keyring, NodeTree, NodeType
-from ._wire.api import DEFAULT_API_URL, ApiClient
+from ._wire.api import ApiClient
 from ._wire.codec import bytes_to_words
 from ._wire.redact import redact_url
 from .errors import (
-    NodeNotFoundError,
     ValidationError,
     error_for_code,
 )
@@ -38,20 +39,6 @@ if TYPE_CHECKING:
     from .transfer import TransferConfig
 
 __all__ = ["Mega", "Node", "NodeRef", "NodeType"]
-
-# options handed to the ApiClient as they are
-_API_LIMITS = ("min_hashcash_easiness", "max_answer_bytes", "max_listing_bytes")
-
-
-def _api_limits(options: dict[str, Any]) -> dict[str, Any]:
-    """The ApiClient limits given in ``options`` (each one an int)."""
-    return {k: int(options[k]) for k in _API_LIMITS if k in options}
-
-
-#: A node as mega.py returns it from ``find``: ``(handle, node dict)``.
-Node = tuple[str, dict[str, Any]]
-#: What methods accept as a node: a ``(handle, dict)`` tuple, a node dict or a handle.
-NodeRef = Node | Mapping[str, Any] | str
 
 
 class Mega(TransferMethods):
@@ -89,137 +76,154 @@ class Mega(TransferMethods):
         http: requests.Session | None = None,
         cache: bool | str | os.PathLike[str] | None = None,
     ) -> None:
-        self.options: dict[str, Any] = dict(options or {})
-        if cache is not None:
-            self.options["cache"] = cache
-        _livetree.cache_folder(self.options.get("cache"))  # ValidationError when malformed
-        if api_url is not None:
-            self.options["api_url"] = api_url
-        if timeout is not None:
-            self.options["timeout"] = timeout
-        if retry_time is not None:
-            self.options["retry_time"] = retry_time
-        if transfer is not None:
-            self.options["transfer"] = transfer
-        self.schema = "https"
-        self.domain = "mega.co.nz"
-        self.timeout = float(self.options.get("timeout", 60.0))
-        self._api = ApiClient(
-            self.api_url,
-            timeout=self.timeout,
-            retry_time=float(self.options.get("retry_time", 120.0)),
-            connect_retry_time=float(self.options.get("connect_retry_time", 3.0)),
-            backoff_base=float(self.options.get("backoff_base", 0.25)),
-            backoff_cap=float(self.options.get("backoff_cap", 16.0)),
-            hashcash_threads=self.options.get("hashcash_threads"),
-            http=http,
-            **_api_limits(self.options),
-        )
-        self.request_id = secrets.token_urlsafe(8)[:10]
-        self._creds: Credentials | None = None
-        self._live: _livetree.LiveTree | None = None  # the tree, its keyring and cache
+        opts: dict[str, Any] = dict(options or {})
+        for name, value in (
+            ("cache", cache),
+            ("api_url", api_url),
+            ("timeout", timeout),
+            ("retry_time", retry_time),
+            ("transfer", transfer),
+        ):
+            if value is not None:
+                opts[name] = value
+        #: the core this facade stands on (the session, the keyring, the live tree)
+        self.core = Core(opts, http=http)
 
     # ------------------------------------------------------------------------------------
-    # configuration and state
+    # configuration and state (held by the core; mega.py's attribute names)
     # ------------------------------------------------------------------------------------
+    @property
+    def options(self) -> dict[str, Any]:
+        """The options given at creation (mega.py's attribute)."""
+        return self.core.options
+
+    @options.setter
+    def options(self, value: dict[str, Any]) -> None:
+        self.core.options = value
+
+    @property
+    def schema(self) -> str:
+        return self.core.schema
+
+    @schema.setter
+    def schema(self, value: str) -> None:
+        self.core.schema = value
+
+    @property
+    def domain(self) -> str:
+        return self.core.domain
+
+    @domain.setter
+    def domain(self, value: str) -> None:
+        self.core.domain = value
+
+    @property
+    def timeout(self) -> float:
+        """Seconds per HTTP request."""
+        return self.core.timeout
+
+    @timeout.setter
+    def timeout(self, value: float) -> None:
+        self.core.timeout = value
+
+    @property
+    def request_id(self) -> str:
+        return self.core.request_id
+
+    @request_id.setter
+    def request_id(self, value: str) -> None:
+        self.core.request_id = value
+
     @property
     def api_url(self) -> str:
         """The API server (no trailing slash); requests go to ``{api_url}/cs``."""
-        explicit = self.options.get("api_url") or os.environ.get("MEGAFAST_API_URL")
-        if explicit:
-            return str(explicit).rstrip("/")
-        schema = getattr(self, "schema", "https")
-        domain = getattr(self, "domain", "mega.co.nz")
-        if (schema, domain) == ("https", "mega.co.nz"):
-            return DEFAULT_API_URL
-        return f"{schema}://g.api.{domain}"
+        return self.core.api_url
 
     @property
     def http(self) -> requests.Session:
         """The pooled ``requests.Session`` of API calls; each transfer clones it into a
         private session of its own (same headers, proxies and certificates)."""
-        return self._api.http
+        return self.core.http
 
     @property
     def sid(self) -> str | None:
         """The session id (``None`` before logging in)."""
-        return self._creds.sid if self._creds else None
+        return self.core.sid
 
     @property
     def sequence_num(self) -> int:
         """The id the next API request will carry (mega.py's name)."""
-        return self._api._next_id
+        return self.core.api_client._next_id
 
     @property
     def master_key(self) -> tuple[int, ...]:
         """The account's master key as 4 words (mega.py's attribute)."""
-        return bytes_to_words(self._require_login().master_key)
+        return self.core.master_key
 
     @property
     def root_id(self) -> str:
         """Handle of the Cloud Drive root."""
-        return self._require_handle(self._load_tree().root_id, "Cloud Drive")
+        return self.core.root(NodeType.ROOT)
 
     @property
     def inbox_id(self) -> str:
         """Handle of the Inbox."""
-        return self._require_handle(self._load_tree().inbox_id, "Inbox")
+        return self.core.root(NodeType.INBOX)
 
     @property
     def trashbin_id(self) -> str:
         """Handle of the Rubbish Bin."""
-        return self._require_handle(self._load_tree().trash_id, "Rubbish Bin")
-
-    @property
-    def _tree(self) -> NodeTree | None:
-        return self._live.tree if self._live is not None else None
-
-    @property
-    def _keyring(self) -> Keyring | None:
-        return self._live.keyring if self._live is not None else None
-
-    @property
-    def _exported(self) -> set[str]:
-        """The folders shared with "EXP" (public), kept with the tree."""
-        return self._load_tree().store.exported
+        return self.core.root(NodeType.RUBBISH)
 
     @property
     def shared_keys(self) -> dict[str, tuple[int, ...]]:
         """Share keys known to this session (share handle -> 4 words)."""
-        self._load_tree()
-        assert self._keyring is not None
-        return {h: bytes_to_words(k) for h, k in self._keyring.share_keys.items()}
+        self.core.tree()
+        assert self.core.keyring is not None
+        return {h: bytes_to_words(k) for h, k in self.core.keyring.share_keys.items()}
 
     def __repr__(self) -> str:
         who = "not logged in"
-        if self._creds is not None:
-            who = "ephemeral" if self._creds.ephemeral else (self._creds.email or "logged in")
+        creds = self.core.credentials
+        if creds is not None:
+            who = "ephemeral" if creds.ephemeral else (creds.email or "logged in")
         return f"<megafast.Mega {redact_url(self.api_url)} ({who})>"
 
-    def _require_handle(self, handle: str | None, what: str) -> str:
-        if handle is None:
-            raise NodeNotFoundError(f"the account listing has no {what}")
-        return handle
+    # the stable internal hooks (tests and older scripts use them): each is the core's
+    @property
+    def _api(self) -> ApiClient:
+        return self.core.api_client
+
+    @property
+    def _creds(self) -> Credentials | None:
+        return self.core.credentials
+
+    @property
+    def _live(self) -> LiveTree | None:
+        return self.core.live
+
+    @property
+    def _tree(self) -> NodeTree | None:
+        return self.core.loaded_tree
+
+    @property
+    def _keyring(self) -> Keyring | None:
+        return self.core.keyring
 
     def _require_login(self) -> Credentials:
-        if self._creds is None:
-            raise ValidationError("not logged in: call login() first")
-        return self._creds
+        return self.core.require_login()
 
     def _sync(self) -> ApiClient:
-        # mega.py users may change schema/domain/timeout on the object after creating it
-        self._api.api_url = self.api_url
-        if self.timeout != self._api.timeout:
-            if not self.timeout > 0:
-                raise ValidationError("timeout must be a positive number of seconds")
-            self._api.timeout = float(self.timeout)
-        return self._api
+        return self.core.api()
 
     def _request(self, command: dict[str, Any], folder: str | None = None) -> Any:
-        return self._sync().request(command, folder=folder)
+        return self.core.request(command, folder=folder)
 
     def _batch(self, commands: list[dict[str, Any]]) -> list[Any]:
-        return self._sync().batch(commands)
+        return self.core.batch(commands)
+
+    def _load_tree(self) -> NodeTree:
+        return self.core.tree()
 
     # mega.py's private helpers that scripts are known to call
     def _api_request(self, data: dict[str, Any] | list[dict[str, Any]]) -> Any:
@@ -266,29 +270,15 @@ class Mega(TransferMethods):
         if email:
             if password is None:
                 raise ValidationError("a password is needed with an email")
-            creds = login_user(self._sync(), email, password, mfa=mfa)
-            self._set_credentials(creds)
+            self.core.login(email, password, mfa=mfa)
         else:
             self.login_anonymous()
         return self
 
     def login_anonymous(self) -> Mega:
         """Create an anonymous (ephemeral) account, log in to it and return ``self``."""
-        self._sync().sid = None
-        creds = login_ephemeral(self._api)
-        self._set_credentials(creds)
+        self.core.login_anonymous()
         return self
-
-    def _set_credentials(self, creds: Credentials, check: bool = False) -> None:
-        """Use ``creds`` from now on (a new tree); ask the server for the user handle when
-        it is not known, or always with ``check`` (a resumed session may have expired)."""
-        self._creds = creds
-        self._api.sid = creds.sid
-        self._live = None
-        if check or creds.user_handle is None:
-            user = self._request({"a": "ug"})  # SessionError (-15) when it expired
-            if isinstance(user, dict) and isinstance(user.get("u"), str):
-                creds.user_handle = user["u"]
 
     def dump_session(self) -> str:
         """The session as JSON text: resume it with ``login(session=...)`` without the
@@ -304,49 +294,25 @@ class Mega(TransferMethods):
     def resume_session(self, session: str | dict[str, Any] | os.PathLike[str]) -> Mega:
         """Resume a saved session (JSON text, a dict, or a file written by
         :meth:`save_session`); checks it with the server and returns ``self``."""
-        self._set_credentials(Credentials.load(session), check=True)
+        self.core.resume(session)
         return self
 
     def logout(self) -> None:
         """End the session on the server and forget the keys."""
-        if self._creds is not None:
-            try:
-                if self._live is not None and self._live.dirty:
-                    _livetree.save_quietly(self, self._live)
-                self._request({"a": "sml"})
-            finally:
-                self._creds = None
-                self._api.sid = None
-                self._live = None
+        self.core.logout()
 
     # ------------------------------------------------------------------------------------
     # the node tree
     # ------------------------------------------------------------------------------------
-    def _make_keyring(self) -> Keyring:
-        creds = self._require_login()
-        return Keyring(
-            master_key=creds.master_key,
-            user_handle=creds.user_handle,
-            rsa_decrypt=creds.rsa_decrypt if creds.privk else None,
-        )
-
-    def _load_tree(self) -> NodeTree:
-        if self._live is None:
-            self.refresh()
-        assert self._live is not None
-        return self._live.tree
-
     def refresh(self) -> None:
         """Bring the node tree up to date (after changes by other clients): the whole
         listing, streamed and decrypted in bulk; with a cache, the cached tree plus the
         changes since it was saved (read from MEGA's change channel, ``/sc``)."""
-        live = _livetree.load(self)
-        live.tree.on_change = lambda: _livetree.after_change(self)
-        self._live = live
+        self.core.refresh()
 
     def clear_cache(self) -> None:
         """Remove this account's node cache file (the next login lists everything)."""
-        cache = _livetree.node_cache(self)
+        cache = _livetree.node_cache(self.core)
         if cache is not None:
             cache.clear()
 
@@ -359,9 +325,9 @@ class Mega(TransferMethods):
         Changes are applied to this client's tree (``find``/``get_files`` see them; with a
         cache it is saved as it goes). ``stop()`` ends it. The watcher's thread changes the
         tree: while it runs, read the tree from the callback (or iterate in your own thread)."""
-        self._load_tree()
-        assert self._live is not None
-        watcher = _livetree.watcher(self, self._live)
+        self.core.tree()
+        assert self.core.live is not None
+        watcher = _livetree.watcher(self.core, self.core.live)
         if callback is not None:
             watcher.start(callback)
         return watcher
@@ -380,9 +346,7 @@ class Mega(TransferMethods):
 
     def _node(self, ref: object, what: str = "node") -> dict[str, Any]:
         """Resolve a ``(handle, node)`` tuple, a node dict or a handle to the tree's node."""
-        if ref is None:
-            raise NodeNotFoundError(f"no {what} given (did find() return None?)")
-        return _nodeops.resolve(self._load_tree(), ref, what)
+        return self.core.node(ref, what)
 
     def find_path_descriptor(self, path: str, files: Any = ()) -> str | None:
         """The handle of the folder at ``path`` (``a/b/c`` from the Cloud Drive), or None."""
@@ -398,7 +362,7 @@ class Mega(TransferMethods):
         """Find a node: by ``handle`` (returns the node dict) or by name or ``a/b/c`` path
         (returns ``(handle, node)``); ``None`` when nothing matches. A bare name matches
         anywhere in the account; ``exclude_deleted`` skips the Rubbish Bin."""
-        return _nodeops.find(self._load_tree(), filename, handle, exclude_deleted)
+        return _nodeops.find(self.core.tree(), filename, handle, exclude_deleted)
 
     def get_files_in_node(self, target: int | str | NodeRef) -> dict[str, dict[str, Any]]:
         """The readable nodes directly inside ``target`` (a handle, a node, or a node type
@@ -415,19 +379,15 @@ class Mega(TransferMethods):
 
     def get_node_by_type(self, type: int) -> Node | None:  # noqa: A002 (mega.py's name)
         """The first node of a type: 0 file, 1 folder, 2 Cloud Drive, 3 Inbox, 4 Rubbish Bin."""
-        return _nodeops.node_by_type(self._load_tree(), type)
+        return _nodeops.node_by_type(self.core.tree(), type)
 
     def get_id_from_public_handle(self, public_handle: str) -> str | None:
         """The node handle behind one of this account's public handles."""
-        return _nodeops.id_from_public_handle(self, public_handle)
+        return _nodeops.id_from_public_handle(self.core, public_handle)
 
     def get_id_from_obj(self, node_data: Mapping[str, Any]) -> str | None:
         """The last non-empty handle in an answer's ``f`` list (mega.py's helper)."""
-        node_id = None
-        for item in node_data.get("f") or ():
-            if isinstance(item, Mapping) and item.get("h"):
-                node_id = item["h"]
-        return node_id
+        return _nodeops.last_handle(node_data)
 
     # ------------------------------------------------------------------------------------
     # account
@@ -440,25 +400,25 @@ class Mega(TransferMethods):
 
     def get_quota(self) -> float:
         """Total storage in MiB (mega.py's figure)."""
-        return _account.quota_mib(self)
+        return _account.quota_mib(self.core)
 
     def get_storage_space(
         self, giga: bool = False, mega: bool = False, kilo: bool = False
     ) -> dict[str, float]:
         """``{'used': ..., 'total': ...}`` in bytes, or in GiB/MiB/KiB with one flag."""
-        return _account.storage_space(self, giga, mega, kilo)
+        return _account.storage_space(self.core, giga, mega, kilo)
 
     def get_balance(self) -> Any:
         """The account balance (Pro accounts), or None."""
-        return _account.balance(self)
+        return _account.balance(self.core)
 
     def add_contact(self, email: str) -> Any:
         """Add a user to the contact list."""
-        return _account.edit_contact(self, email, True)
+        return _account.edit_contact(self.core, email, True)
 
     def remove_contact(self, email: str) -> Any:
         """Remove a user from the contact list."""
-        return _account.edit_contact(self, email, False)
+        return _account.edit_contact(self.core, email, False)
 
     # ------------------------------------------------------------------------------------
     # changing the tree (megafast._account.nodeops)
@@ -466,16 +426,16 @@ class Mega(TransferMethods):
     def create_folder(self, name: str, dest: NodeRef | None = None) -> dict[str, str]:
         """Create ``a/b/c`` like ``mkdir -p`` under ``dest`` (default: the Cloud Drive);
         returns ``{folder name: handle}`` for every part, existing or new."""
-        return _nodeops.create_folder(self, name, dest)
+        return _nodeops.create_folder(self.core, name, dest)
 
     def rename(self, file: NodeRef, new_name: str) -> Any:
         """Rename a file or folder (other attributes such as the fingerprint are kept)."""
-        return _nodeops.rename(self, file, new_name)
+        return _nodeops.rename(self.core, file, new_name)
 
     def move(self, file_id: NodeRef, target: int | NodeRef) -> Any:
         """Move a node under ``target``: a node type (2 Cloud Drive, 3 Inbox, 4 Rubbish Bin),
         a folder handle or a ``(handle, node)`` tuple."""
-        return _nodeops.move(self, file_id, target)
+        return _nodeops.move(self.core, file_id, target)
 
     def delete(self, public_handle: NodeRef) -> Any:
         """Move a node (by handle, as in mega.py) to the Rubbish Bin."""
@@ -483,19 +443,19 @@ class Mega(TransferMethods):
 
     def delete_url(self, url: str) -> Any:
         """Move the node behind one of this account's public links to the Rubbish Bin."""
-        return self.move(_nodeops.handle_from_link(self, url), NodeType.RUBBISH)
+        return self.move(_nodeops.handle_from_link(self.core, url), NodeType.RUBBISH)
 
     def destroy(self, file_id: NodeRef) -> Any:
         """Delete a node (and everything in it) for good."""
-        return _nodeops.destroy(self, file_id)
+        return _nodeops.destroy(self.core, file_id)
 
     def destroy_url(self, url: str) -> Any:
         """Delete the node behind one of this account's public links for good."""
-        return self.destroy(_nodeops.handle_from_link(self, url))
+        return self.destroy(_nodeops.handle_from_link(self.core, url))
 
     def empty_trash(self) -> Any:
         """Delete everything in the Rubbish Bin for good; ``None`` when it was empty."""
-        return _nodeops.empty_trash(self)
+        return _nodeops.empty_trash(self.core)
 
     # ------------------------------------------------------------------------------------
     # shares (megafast._account.shares); links and transfers are in TransferMethods
@@ -507,8 +467,8 @@ class Mega(TransferMethods):
         RSA-encrypted with the user's public key (``uk``) and sent with ``s2``, along with
         every node's key under the share key. :class:`~megafast.errors.NotFoundError` when
         no account with a public key has that email."""
-        return _shares.share(self, folder, email, access)
+        return _shares.share(self.core, folder, email, access)
 
     def unshare(self, folder: NodeRef, email: str) -> Any:
         """Stop sharing a folder with a user (the share key stays for other users and links)."""
-        return _shares.unshare(self, folder, email)
+        return _shares.unshare(self.core, folder, email)

@@ -30,7 +30,7 @@ from ..errors import MegaError, ValidationError
 if TYPE_CHECKING:
     import requests
 
-    from ..client import Mega
+    from .core import Core
 
 __all__ = ["LiveTree", "cache_folder", "load", "after_change", "persist", "save_quietly", "watcher"]
 
@@ -63,18 +63,18 @@ class LiveTree:
     dirty: bool = False
 
 
-def node_cache(client: Mega) -> NodeCache | None:
-    folder = cache_folder(client.options.get("cache"))
-    creds = client._creds
+def node_cache(core: Core) -> NodeCache | None:
+    folder = cache_folder(core.options.get("cache"))
+    creds = core.credentials
     if folder is None or creds is None or not creds.user_handle:
         return None
-    return NodeCache(folder, creds.master_key, creds.user_handle, client.api_url)
+    return NodeCache(folder, creds.master_key, creds.user_handle, core.api_url)
 
 
-def list_all(client: Mega, keyring: Keyring) -> NodeStore:
+def list_all(core: Core, keyring: Keyring) -> NodeStore:
     """The whole tree: ``f`` streamed into a NodeStore (its ``sn``, share keys and exported
     folders set)."""
-    store, meta = load_listing(client._sync().stream({"a": "f", "c": 1, "r": 1}), keyring)
+    store, meta = load_listing(core.api().stream({"a": "f", "c": 1, "r": 1}), keyring)
     store.share_keys = keyring.share_keys
     shares = meta.get("s")
     store.exported = {
@@ -85,39 +85,39 @@ def list_all(client: Mega, keyring: Keyring) -> NodeStore:
     return store
 
 
-def _channel(client: Mega, sn: str, http: requests.Session | None = None) -> ScChannel:
-    sid = client.sid
+def _channel(core: Core, sn: str, http: requests.Session | None = None) -> ScChannel:
+    sid = core.sid
     if sid is None:
         raise ValidationError("not logged in: call login() first")
-    return ScChannel(client.api_url, sid, sn, http=http or client.http)
+    return ScChannel(core.api_url, sid, sn, http=http or core.http)
 
 
-def load(client: Mega) -> LiveTree:
+def load(core: Core) -> LiveTree:
     """The account's tree, warm from the cache when there is one (see the module doc)."""
-    keyring = client._make_keyring()
-    cache = node_cache(client)
+    keyring = core.make_keyring()
+    cache = node_cache(core)
     store, events = open_tree(
-        keyring, lambda: list_all(client, keyring), lambda sn: _channel(client, sn), cache
+        keyring, lambda: list_all(core, keyring), lambda sn: _channel(core, sn), cache
     )
     return LiveTree(NodeTree(store, keyring), keyring, cache, events)
 
 
-def _reload(client: Mega, live: LiveTree) -> NodeStore:
-    store = list_all(client, live.keyring)
+def _reload(core: Core, live: LiveTree) -> NodeStore:
+    store = list_all(core, live.keyring)
     live.tree.store = store
     return store
 
 
-def persist(client: Mega, live: LiveTree) -> None:
+def persist(core: Core, live: LiveTree) -> None:
     """Catch up through ``/sc`` (our own changes come back as packets) and save the cache."""
     if live.cache is None or live.tree.store.sn is None:
         return
     catch_up = Watcher(
         live.tree.store,
         live.keyring,
-        _channel(client, live.tree.store.sn),
-        lambda: _reload(client, live),
-        self_id=client.request_id,
+        _channel(core, live.tree.store.sn),
+        lambda: _reload(core, live),
+        self_id=core.request_id,
     )
     catch_up.catch_up()
     live.tree.store = catch_up.store
@@ -126,34 +126,34 @@ def persist(client: Mega, live: LiveTree) -> None:
     live.dirty = False
 
 
-def after_change(client: Mega) -> None:
+def after_change(core: Core) -> None:
     """The client changed its tree: save the cache when the last save is old enough."""
-    live = client._live
+    live = core.live
     if live is None or live.cache is None:
         return
     live.dirty = True
     if time.monotonic() - live.saved_at >= SAVE_INTERVAL:
-        save_quietly(client, live)
+        save_quietly(core, live)
 
 
-def save_quietly(client: Mega, live: LiveTree) -> None:
+def save_quietly(core: Core, live: LiveTree) -> None:
     """:func:`persist`, a failure only logged: the change itself is done (the cache keeps
     its older, consistent state and the next start catches up)."""
     try:
-        persist(client, live)
+        persist(core, live)
     except MegaError as exc:
         log.warning("node cache not saved: %s", exc)
 
 
-def watcher(client: Mega, live: LiveTree) -> Watcher:
+def watcher(core: Core, live: LiveTree) -> Watcher:
     """A Watcher on the client's own store (its finds see the changes), with a session of
     its own for the long poll."""
     store = live.tree.store
     return Watcher(
         store,
         live.keyring,
-        _channel(client, store.sn or "", http=new_http_session(2)),
-        lambda: _reload(client, live),
+        _channel(core, store.sn or "", http=new_http_session(2)),
+        lambda: _reload(core, live),
         cache=live.cache,
-        self_id=client.request_id,
+        self_id=core.request_id,
     )

@@ -25,9 +25,14 @@ from ..errors import (
 from . import shares as _shares
 
 if TYPE_CHECKING:
-    from ..client import Mega, NodeRef
+    from .core import Core
 
-__all__ = ["new_handle", "folder_handle", "mkdir", "put_node", "create_folder"]
+__all__ = ["Node", "NodeRef", "new_handle", "folder_handle", "mkdir", "put_node", "create_folder"]
+
+#: A node as mega.py returns it from ``find``: ``(handle, node dict)``.
+Node = tuple[str, dict[str, Any]]
+#: What methods accept as a node: a ``(handle, dict)`` tuple, a node dict or a handle.
+NodeRef = Node | Mapping[str, Any] | str
 
 _DELETE_BATCH = 500  # handles per d batch: keeps each request a sane size
 
@@ -98,17 +103,26 @@ def find(
     return (node["h"], node) if node is not None else None
 
 
-def id_from_public_handle(client: Mega, public_handle: str) -> str | None:
+def id_from_public_handle(core: Core, public_handle: str) -> str | None:
     """:meth:`Mega.get_id_from_public_handle`: from the tree, else from the server."""
     if not is_handle(public_handle):
         raise LinkError("a public handle is 8 characters of base64url")
-    known = client._load_tree().public_handle_owner(public_handle)
+    known = core.tree().public_handle_owner(public_handle)
     if known is not None:
         return known
-    answer = client._request({"a": "f", "f": 1, "p": public_handle})
+    answer = core.request({"a": "f", "f": 1, "p": public_handle})
     if not isinstance(answer, Mapping):
         raise UnexpectedAnswerError("the answer to f is not an object")
-    return client.get_id_from_obj(answer)
+    return last_handle(answer)
+
+
+def last_handle(answer: Mapping[str, Any]) -> str | None:
+    """The last non-empty handle in an answer's ``f`` list (mega.py's ``get_id_from_obj``)."""
+    node_id = None
+    for item in answer.get("f") or ():
+        if isinstance(item, Mapping) and item.get("h"):
+            node_id = item["h"]
+    return node_id
 
 
 def encrypt_attrs(attrs: Mapping[str, Any], key: tuple[int, ...]) -> str:
@@ -118,31 +132,31 @@ def encrypt_attrs(attrs: Mapping[str, Any], key: tuple[int, ...]) -> str:
     return b64encode(encrypt_attr(dict(attrs), attr_key(key)))
 
 
-def wrap_key(client: Mega, key: tuple[int, ...]) -> str:
+def wrap_key(core: Core, key: tuple[int, ...]) -> str:
     """A node key encrypted with the master key, as base64url."""
     from ..crypto import encrypt_key
 
-    return b64encode(words_to_bytes(encrypt_key(key, client.master_key)))
+    return b64encode(words_to_bytes(encrypt_key(key, core.master_key)))
 
 
-def folder_handle(client: Mega, dest: Any) -> str:
+def folder_handle(core: Core, dest: Any) -> str:
     """The handle of a destination folder: ``None`` (the Cloud Drive), a node type, a
     handle or a node."""
     if dest is None:
-        return client.root_id
+        return core.root_id
     if isinstance(dest, int) and not isinstance(dest, bool):
-        found = client.get_node_by_type(dest)
+        found = node_by_type(core.tree(), dest)
         if found is None:
             raise NodeNotFoundError(f"no node of type {dest}")
         return found[0]
-    node = client._node(dest, "destination folder")
+    node = core.node(dest, "destination folder")
     if node.get("t") == NodeType.FILE:
         raise ValidationError("the destination is a file, not a folder")
     return str(node["h"])
 
 
 def put_node(
-    client: Mega,
+    core: Core,
     parent: str,
     item: dict[str, Any],
     key: tuple[int, ...],
@@ -155,113 +169,113 @@ def put_node(
     command: dict[str, Any] = {
         "a": "p",
         "t": parent,
-        "n": [{**item, "k": wrap_key(client, key)}],
-        "i": client.request_id,
+        "n": [{**item, "k": wrap_key(core, key)}],
+        "i": core.request_id,
     }
-    cr = _shares.keys_for_new_node(client, parent, key, item.get("h") or item.get("ph") or "")
+    cr = _shares.keys_for_new_node(core, parent, key, item.get("h") or item.get("ph") or "")
     if cr is not None:
         command["cr"] = cr
-    answer = (call or client._request)(command)
-    tree, keyring = client._tree, client._keyring
+    answer = (call or core.request)(command)
+    tree, keyring = core.loaded_tree, core.keyring
     if tree is not None and keyring is not None and isinstance(answer, dict):
         # copies: the caller gets the API's answer untouched (mega.py's upload() result)
         tree.add_nodes([dict(n) for n in answer.get("f") or () if isinstance(n, dict)], keyring)
     return answer
 
 
-def mkdir(client: Mega, name: str, parent: str) -> dict[str, Any]:
+def mkdir(core: Core, name: str, parent: str) -> dict[str, Any]:
     """Create one folder ``name`` under ``parent``; the ``p`` answer."""
     from ..crypto import random_key
 
     key = tuple(random_key(4))
     item = {"h": "xxxxxxxx", "t": NodeType.FOLDER.value, "a": encrypt_attrs({"n": name}, key)}
-    return put_node(client, parent, item, key)  # type: ignore[no-any-return]
+    return put_node(core, parent, item, key)  # type: ignore[no-any-return]
 
 
-def existing_or_new_folder(client: Mega, parent: str, name: str) -> str:
+def existing_or_new_folder(core: Core, parent: str, name: str) -> str:
     """The first folder ``name`` directly under ``parent``, created when there is none."""
-    for child in client._load_tree().children_named(parent, name):
+    for child in core.tree().children_named(parent, name):
         if child.get("t") == NodeType.FOLDER:
             return str(child["h"])
-    return new_handle(mkdir(client, name, parent))
+    return new_handle(mkdir(core, name, parent))
 
 
-def create_folder(client: Mega, name: str, dest: Any) -> dict[str, str]:
+def create_folder(core: Core, name: str, dest: Any) -> dict[str, str]:
     """:meth:`Mega.create_folder`."""
     parts = tuple(p for p in str(name).split("/") if p)
     if not parts:
         raise ValidationError("a folder name is needed")
-    parent = folder_handle(client, dest)
+    parent = folder_handle(core, dest)
     made: dict[str, str] = {}
     for part in parts:
-        parent = existing_or_new_folder(client, parent, part)
+        parent = existing_or_new_folder(core, parent, part)
         made[part] = parent
     return made
 
 
-def rename(client: Mega, file: NodeRef, new_name: str) -> Any:
+def rename(core: Core, file: NodeRef, new_name: str) -> Any:
     """:meth:`Mega.rename`."""
     if not isinstance(new_name, str) or not new_name or "/" in new_name:
         raise ValidationError("a new name is a non-empty string without '/'")
-    node = client._node(file)
+    node = core.node(file)
     if node.get("undecryptable") or "key" not in node:
         raise WrongKeyError("this node cannot be decrypted, so it cannot be renamed")
     attrs = dict(node["a"]) if isinstance(node.get("a"), dict) else {}
     attrs["n"] = new_name
-    result = client._request(
+    result = core.request(
         {
             "a": "a",
             "attr": encrypt_attrs(attrs, node["k"]),
-            "key": wrap_key(client, node["key"]),
+            "key": wrap_key(core, node["key"]),
             "n": node["h"],
-            "i": client.request_id,
+            "i": core.request_id,
         }
     )
-    client._load_tree().set_attributes(node["h"], attrs)
+    core.tree().set_attributes(node["h"], attrs)
     return result
 
 
-def move(client: Mega, file_id: NodeRef, target: Any) -> Any:
+def move(core: Core, file_id: NodeRef, target: Any) -> Any:
     """:meth:`Mega.move`."""
-    node = client._node(file_id)
-    target_id = folder_handle(client, target)
-    command: dict[str, Any] = {"a": "m", "n": node["h"], "t": target_id, "i": client.request_id}
-    cr = _shares.keys_for_moved_subtree(client, node, target_id)
+    node = core.node(file_id)
+    target_id = folder_handle(core, target)
+    command: dict[str, Any] = {"a": "m", "n": node["h"], "t": target_id, "i": core.request_id}
+    cr = _shares.keys_for_moved_subtree(core, node, target_id)
     if cr is not None:
         command["cr"] = cr
-    result = client._request(command)
-    client._load_tree().move(node["h"], target_id)
+    result = core.request(command)
+    core.tree().move(node["h"], target_id)
     return result
 
 
-def destroy(client: Mega, file_id: NodeRef) -> Any:
+def destroy(core: Core, file_id: NodeRef) -> Any:
     """:meth:`Mega.destroy`."""
-    node = client._node(file_id)
-    result = client._request({"a": "d", "n": node["h"], "i": client.request_id})
-    client._load_tree().remove(node["h"])
+    node = core.node(file_id)
+    result = core.request({"a": "d", "n": node["h"], "i": core.request_id})
+    core.tree().remove(node["h"])
     return result
 
 
-def handle_from_link(client: Mega, url: str) -> str:
+def handle_from_link(core: Core, url: str) -> str:
     """The handle of this account's node behind one of its public links."""
     link = parse_link(url)
-    handle = client.get_id_from_public_handle(link.handle)
+    handle = id_from_public_handle(core, link.handle)
     if handle is None:
         raise NodeNotFoundError("no node of this account has that public link")
     return handle
 
 
-def empty_trash(client: Mega) -> Any:
+def empty_trash(core: Core) -> Any:
     """:meth:`Mega.empty_trash`."""
-    files = client.get_files_in_node(NodeType.RUBBISH)
-    if not files:
+    trash = core.tree().trash_id
+    handles = [c.handle for c in core.children(trash) if c.key is not None] if trash else []
+    if not handles:
         return None
-    handles = list(files)
     results: list[Any] = []
     for start in range(0, len(handles), _DELETE_BATCH):
         part = handles[start : start + _DELETE_BATCH]
-        results += client._batch([{"a": "d", "n": h, "i": client.request_id} for h in part])
-    tree = client._load_tree()
+        results += core.batch([{"a": "d", "n": h, "i": core.request_id} for h in part])
+    tree = core.tree()
     for h, result in zip(handles, results, strict=True):
         if result in (0, None) or isinstance(result, dict):
             tree.remove(h)
@@ -272,39 +286,39 @@ def empty_trash(client: Mega) -> Any:
 
 
 # -- public links ------------------------------------------------------------------------------
-def _link_base(client: Mega) -> str:
-    if (client.schema, client.domain) == ("https", "mega.co.nz"):
+def _link_base(core: Core) -> str:
+    if (core.schema, core.domain) == ("https", "mega.co.nz"):
         return "https://mega.nz"
-    return f"{client.schema}://{client.domain}"
+    return f"{core.schema}://{core.domain}"
 
 
-def _legacy(client: Mega) -> bool:
-    return bool(client.options.get("legacy_links", False))
+def _legacy(core: Core) -> bool:
+    return bool(core.options.get("legacy_links", False))
 
 
-def _public_handle(client: Mega, handle: str) -> str:
-    answer = client._request({"a": "l", "n": handle, "i": client.request_id})
+def _public_handle(core: Core, handle: str) -> str:
+    answer = core.request({"a": "l", "n": handle, "i": core.request_id})
     if not isinstance(answer, str):
         raise UnexpectedAnswerError("the answer to l is not a public handle")
-    if client._tree is not None:
-        client._tree.set_extra(handle, "ph", answer)
+    if core.loaded_tree is not None:
+        core.loaded_tree.set_extra(handle, "ph", answer)
     return answer
 
 
-def get_link(client: Mega, file: NodeRef) -> str:
+def get_link(core: Core, file: NodeRef) -> str:
     """:meth:`Mega.get_link`."""
-    node = client._node(file, "file")
+    node = core.node(file, "file")
     if node.get("t") != NodeType.FILE:
         if node.get("t") == NodeType.FOLDER:
-            return get_folder_link(client, file)
+            return get_folder_link(core, file)
         raise ValidationError("only files and folders have links")
     if "key" not in node:
         raise WrongKeyError("this file cannot be decrypted, so it has no usable link")
-    ph = _public_handle(client, node["h"])
-    return file_link(ph, words_to_bytes(node["key"]), _link_base(client), _legacy(client))
+    ph = _public_handle(core, node["h"])
+    return file_link(ph, words_to_bytes(node["key"]), _link_base(core), _legacy(core))
 
 
-def get_upload_link(client: Mega, file: Mapping[str, Any]) -> str:
+def get_upload_link(core: Core, file: Mapping[str, Any]) -> str:
     """:meth:`Mega.get_upload_link`."""
     if not isinstance(file, Mapping) or "f" not in file:
         raise ValidationError("upload() response required as input, use get_link() for nodes")
@@ -316,52 +330,52 @@ def get_upload_link(client: Mega, file: Mapping[str, Any]) -> str:
     enc = b64_bytes(str(raw["k"]).split("/")[0].partition(":")[2])
     if enc is None or len(enc) != 32:
         raise WrongKeyError("the uploaded node's key cannot be read")
-    key = decrypt_key(bytes_to_words(enc), client.master_key)
-    ph = _public_handle(client, raw["h"])
-    return file_link(ph, words_to_bytes(key), _link_base(client), _legacy(client))
+    key = decrypt_key(bytes_to_words(enc), core.master_key)
+    ph = _public_handle(core, raw["h"])
+    return file_link(ph, words_to_bytes(key), _link_base(core), _legacy(core))
 
 
-def get_folder_link(client: Mega, file: NodeRef) -> str:
+def get_folder_link(core: Core, file: NodeRef) -> str:
     """:meth:`Mega.get_folder_link`."""
-    node = client._node(file, "folder")
+    node = core.node(file, "folder")
     share_key = node.get("shared_folder_key")
     if share_key is None:
         raise ValidationError("this folder is not exported yet: use export()")
-    ph = _public_handle(client, node["h"])
-    return folder_link(ph, words_to_bytes(share_key), _link_base(client), _legacy(client))
+    ph = _public_handle(core, node["h"])
+    return folder_link(ph, words_to_bytes(share_key), _link_base(core), _legacy(core))
 
 
-def export(client: Mega, path: str | None, node_id: str | None) -> str:
+def export(core: Core, path: str | None, node_id: str | None) -> str:
     """:meth:`Mega.export`."""
-    tree = client._load_tree()
+    tree = core.tree()
     if node_id:
         node = tree.nodes.get(node_id)
     elif path:
-        found = client.find(path)
+        found = find(core.tree(), path, None, False)
         node = found[1] if found else None
     else:
         raise ValidationError("export() needs a path or a node_id")
     if node is None:
         raise NodeNotFoundError(f"nothing to export at {path or node_id!r}")
     if node.get("t") == NodeType.FILE:
-        return get_link(client, (node["h"], node))
+        return get_link(core, (node["h"], node))
     if node.get("t") != NodeType.FOLDER:
         raise ValidationError("only files and folders can be exported")
-    if node.get("shared_folder_key") is None or node["h"] not in client._exported:
+    if node.get("shared_folder_key") is None or node["h"] not in core.exported:
         # a folder shared with users only keeps its share key, and gets EXP too
-        _shares.share_folder(client, node)
-    return get_folder_link(client, (node["h"], node))
+        _shares.share_folder(core, node)
+    return get_folder_link(core, (node["h"], node))
 
 
 def import_public_file(
-    client: Mega, file_handle: str, file_key: str | bytes, dest: Any, dest_name: str | None
+    core: Core, file_handle: str, file_key: str | bytes, dest: Any, dest_name: str | None
 ) -> Any:
     """:meth:`Mega.import_public_file`: a node with the public file's data (``ph``) and key."""
     from .sources import parse_file_key, public_file_info
 
     key = parse_file_key(file_key)
-    parent = folder_handle(client, dest)
+    parent = folder_handle(core, dest)
     if dest_name is None:
-        dest_name = public_file_info(client, file_handle, file_key)["name"]
+        dest_name = public_file_info(core, file_handle, file_key)["name"]
     item = {"ph": file_handle, "t": NodeType.FILE.value, "a": encrypt_attrs({"n": dest_name}, key)}
-    return put_node(client, parent, item, key)
+    return put_node(core, parent, item, key)

@@ -8,7 +8,7 @@ from ..errors import UnexpectedAnswerError, ValidationError
 from .shares import EMAIL_RE
 
 if TYPE_CHECKING:
-    from ..client import Mega
+    from .core import Core
 
 __all__ = ["quota_mib", "storage_space", "balance", "edit_contact"]
 
@@ -23,39 +23,37 @@ def _number(answer: Any, field: str) -> float:
     return value
 
 
-def quota_mib(client: Mega) -> float:
+def quota_mib(core: Core) -> float:
     """Total storage in MiB (mega.py's figure)."""
-    client._require_login()
-    answer = client._request({"a": "uq", "xfer": 1, "strg": 1, "v": 1})
+    core.require_login()
+    answer = core.request({"a": "uq", "xfer": 1, "strg": 1, "v": 1})
     return _number(answer, "mstrg") / _UNITS["mega"]
 
 
-def storage_space(client: Mega, giga: bool, mega: bool, kilo: bool) -> dict[str, float]:
+def storage_space(core: Core, giga: bool, mega: bool, kilo: bool) -> dict[str, float]:
     """``{'used': ..., 'total': ...}`` in bytes, or in GiB/MiB/KiB with one flag."""
     flags = {"giga": giga, "mega": mega, "kilo": kilo}
     chosen = [name for name, on in flags.items() if on]
     if len(chosen) > 1:
         raise ValidationError("Only one unit prefix can be specified")
     unit = _UNITS[chosen[0]] if chosen else 1
-    client._require_login()
-    answer = client._request({"a": "uq", "xfer": 1, "strg": 1})
+    core.require_login()
+    answer = core.request({"a": "uq", "xfer": 1, "strg": 1})
     return {"used": _number(answer, "cstrg") / unit, "total": _number(answer, "mstrg") / unit}
 
 
-def balance(client: Mega) -> Any:
+def balance(core: Core) -> Any:
     """The account balance (Pro accounts), or None."""
-    client._require_login()
-    answer = client._request({"a": "uq", "pro": 1})
+    core.require_login()
+    answer = core.request({"a": "uq", "pro": 1})
     return answer.get("balance") if isinstance(answer, dict) else None
 
 
-def edit_contact(client: Mega, email: str, add: bool) -> Any:
+def edit_contact(core: Core, email: str, add: bool) -> Any:
     """Add (``add``) or remove a contact by email."""
     if not isinstance(add, bool):
         raise ValidationError("add parameter must be of type bool")
     if not isinstance(email, str) or not EMAIL_RE.match(email):
         raise ValidationError("add_contact requires a valid email address")
-    client._require_login()
-    return client._request(
-        {"a": "ur", "u": email, "l": "1" if add else "0", "i": client.request_id}
-    )
+    core.require_login()
+    return core.request({"a": "ur", "u": email, "l": "1" if add else "0", "i": core.request_id})

@@ -22,7 +22,7 @@ from .._wire.rsa import rsa_encrypt_key
 from ..errors import UnexpectedAnswerError, ValidationError, WrongKeyError, error_for_code
 
 if TYPE_CHECKING:
-    from ..client import Mega
+    from .core import Core
 
 __all__ = ["keys_for_new_node", "keys_for_moved_subtree", "share", "unshare", "share_folder"]
 
@@ -37,9 +37,9 @@ def _wrapped(key: tuple[int, ...], under: tuple[int, ...]) -> str:
     return b64encode(words_to_bytes(encrypt_key(key, under)))
 
 
-def share_handles_above(client: Mega, handle: str | None) -> list[str]:
+def share_handles_above(core: Core, handle: str | None) -> list[str]:
     """Handles of the shares (with a known key) at or above ``handle``."""
-    tree, keyring = client._tree, client._keyring
+    tree, keyring = core.loaded_tree, core.keyring
     found: list[str] = []
     guard = 0
     while handle and tree is not None and keyring is not None and guard < _GUARD:
@@ -51,37 +51,35 @@ def share_handles_above(client: Mega, handle: str | None) -> list[str]:
     return found
 
 
-def _share_words(client: Mega, share: str) -> tuple[int, ...]:
-    assert client._keyring is not None
-    return bytes_to_words(client._keyring.share_keys[share])
+def _share_words(core: Core, share: str) -> tuple[int, ...]:
+    assert core.keyring is not None
+    return bytes_to_words(core.keyring.share_keys[share])
 
 
-def keys_for_new_node(
-    client: Mega, parent: str, key: tuple[int, ...], item: str
-) -> list[Any] | None:
+def keys_for_new_node(core: Core, parent: str, key: tuple[int, ...], item: str) -> list[Any] | None:
     """``cr`` for a new node under ``parent``: [[share handles], [item], [s, 0, key]...]
     (the item is the upload token or temporary handle, as MEGA's SDK sends it)."""
-    if client._keyring is None:
+    if core.keyring is None:
         return None
-    shares = share_handles_above(client, parent)
+    shares = share_handles_above(core, parent)
     triples: list[Any] = []
     for si, share in enumerate(shares):
-        triples += [si, 0, _wrapped(key, _share_words(client, share))]
+        triples += [si, 0, _wrapped(key, _share_words(core, share))]
     return [shares, [item], triples] if shares else None
 
 
-def keys_for_moved_subtree(client: Mega, node: dict[str, Any], target: str) -> list[Any] | None:
+def keys_for_moved_subtree(core: Core, node: dict[str, Any], target: str) -> list[Any] | None:
     """``cr`` for a subtree moved under shares it was not in yet: every node's key under
     each new share key, so that the people it is shared with can read them."""
-    assert client._tree is not None and client._keyring is not None
-    old = set(share_handles_above(client, node.get("p")))
-    new = [h for h in share_handles_above(client, target) if h not in old]
+    assert core.loaded_tree is not None and core.keyring is not None
+    old = set(share_handles_above(core, node.get("p")))
+    new = [h for h in share_handles_above(core, target) if h not in old]
     if not new:
         return None
-    items = [n for n in (node, *client._tree.descendants(node["h"])) if "key" in n]
+    items = [n for n in (node, *core.loaded_tree.descendants(node["h"])) if "key" in n]
     triples: list[Any] = []
     for si, share in enumerate(new):
-        share_words = _share_words(client, share)
+        share_words = _share_words(core, share)
         for ni, item in enumerate(items):
             triples += [si, ni, _wrapped(item["key"], share_words)]
     return [new, [n["h"] for n in items], triples]
@@ -95,18 +93,18 @@ def check_share_results(answer: Any) -> None:
             raise error_for_code(code)
 
 
-def _folder(client: Mega, folder: Any) -> dict[str, Any]:
-    node = client._node(folder, "folder")
+def _folder(core: Core, folder: Any) -> dict[str, Any]:
+    node = core.node(folder, "folder")
     if node.get("t") != NodeType.FOLDER:
         raise ValidationError("only folders can be shared")
     return node
 
 
-def _public_key(client: Mega, email: str) -> tuple[int, int]:
+def _public_key(core: Core, email: str) -> tuple[int, int]:
     """A user's RSA public key (n, e) from ``uk``; a key of a silly size is refused."""
     from ..crypto import decode_mpis
 
-    answer = client._request({"a": "uk", "u": email})
+    answer = core.request({"a": "uk", "u": email})
     pubk = answer.get("pubk") if isinstance(answer, dict) else None
     raw = b64_bytes(pubk) if isinstance(pubk, str) else None
     try:
@@ -120,31 +118,31 @@ def _public_key(client: Mega, email: str) -> tuple[int, int]:
     return modulus, exponent
 
 
-def share(client: Mega, folder: Any, email: str, access: int) -> Any:
+def share(core: Core, folder: Any, email: str, access: int) -> Any:
     """:meth:`Mega.share`."""
     if isinstance(access, bool) or access not in (0, 1, 2):
         raise ValidationError("access must be 0 (read-only), 1 (read-write) or 2 (full)")
     if not isinstance(email, str) or not EMAIL_RE.match(email):
         raise ValidationError("share() needs the email address of a MEGA user")
-    node = _folder(client, folder)
-    public_key = _public_key(client, email.lower())
-    return share_folder(client, node, {"u": email.lower(), "r": access}, public_key=public_key)
+    node = _folder(core, folder)
+    public_key = _public_key(core, email.lower())
+    return share_folder(core, node, {"u": email.lower(), "r": access}, public_key=public_key)
 
 
-def unshare(client: Mega, folder: Any, email: str) -> Any:
+def unshare(core: Core, folder: Any, email: str) -> Any:
     """:meth:`Mega.unshare`."""
     if not isinstance(email, str) or not EMAIL_RE.match(email):
         raise ValidationError("unshare() needs the email address of a MEGA user")
-    node = _folder(client, folder)
-    answer = client._request(
-        {"a": "s2", "n": node["h"], "s": [{"u": email.lower()}], "i": client.request_id}
+    node = _folder(core, folder)
+    answer = core.request(
+        {"a": "s2", "n": node["h"], "s": [{"u": email.lower()}], "i": core.request_id}
     )
     check_share_results(answer)
     return answer
 
 
 def share_folder(
-    client: Mega,
+    core: Core,
     node: dict[str, Any],
     target: dict[str, Any] | None = None,
     public_key: tuple[int, int] | None = None,
@@ -153,8 +151,8 @@ def share_folder(
     goes to a user RSA-encrypted with ``public_key`` (n, e)."""
     if "key" not in node:
         raise WrongKeyError("this folder cannot be decrypted, so it cannot be shared")
-    tree = client._load_tree()
-    master = client.master_key
+    tree = core.tree()
+    master = core.master_key
     existing = node.get("shared_folder_key")
     share_key = words_to_bytes(existing) if existing is not None else secrets.token_bytes(16)
     share_words = bytes_to_words(share_key)
@@ -170,21 +168,21 @@ def share_folder(
     target = dict(target) if target is not None else {"u": "EXP", "r": 0}
     if public_key is not None:
         target["k"] = b64encode(rsa_encrypt_key(share_key, *public_key))
-    answer = client._request(
+    answer = core.request(
         {
             "a": "s2",
             "n": h,
             "s": [target],
-            "i": client.request_id,
+            "i": core.request_id,
             "ok": _wrapped(share_words, master),
             "ha": _wrapped(bytes_to_words((h + h).encode("ascii")), master),
             "cr": [[h], handles, cr_keys],
         }
     )
     check_share_results(answer)
-    assert client._keyring is not None
-    client._keyring.share_keys[h] = share_key
+    assert core.keyring is not None
+    core.keyring.share_keys[h] = share_key
     node["shared_folder_key"] = share_words
     if target["u"] == "EXP":
-        client._exported.add(h)
+        core.exported.add(h)
     return answer

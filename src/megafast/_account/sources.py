@@ -31,7 +31,8 @@ from ..errors import (
 )
 
 if TYPE_CHECKING:
-    from ..client import Mega, NodeRef
+    from .core import Core
+    from .nodeops import NodeRef
 
 __all__ = ["FileSource", "resolve_file", "node_source", "link_source"]
 
@@ -88,25 +89,25 @@ def link_source(link: PublicLink) -> FileSource:
     return FileSource({"a": "g", "g": 1, "p": link.handle}, None, link.key_a32(), link.handle)
 
 
-def resolve_file(client: Mega, file: NodeRef | str) -> FileSource:
+def resolve_file(core: Core, file: NodeRef | str) -> FileSource:
     """The source of a file given as a node, a handle, a public file link or a link to a
     file inside a public folder."""
     if isinstance(file, str) and ("#" in file or "!" in file):
         link = parse_link(file)
         if link.kind == "file":
             return link_source(link)
-        tree = public_folder_tree(client, link)
+        tree = public_folder_tree(core, link)
         return node_source(public_root(tree, link), link.handle)
-    return node_source(client._node(file, "file"))
+    return node_source(core.node(file, "file"))
 
 
-def fetch(client: Mega, source: FileSource) -> dict[str, Any]:
+def fetch(core: Core, source: FileSource) -> dict[str, Any]:
     """Ask for a download URL (``g``); the answer is kept in ``source.answer``. Quota, a
     missing URL and error numbers raise."""
     cmd = dict(source.command)
-    if client.api_url.startswith("https:"):
+    if core.api_url.startswith("https:"):
         cmd["ssl"] = 2
-    source.answer = checked_g_answer(client._request(cmd, folder=source.folder))
+    source.answer = checked_g_answer(core.request(cmd, folder=source.folder))
     return source.answer
 
 
@@ -139,22 +140,22 @@ def checked_u_answer(data: Any) -> str:
     return url
 
 
-def fetch_checked(client: Mega, source: FileSource) -> dict[str, Any]:
+def fetch_checked(core: Core, source: FileSource) -> dict[str, Any]:
     """:func:`fetch`, then, for a public file link, check the link's key against the file's
     attributes (a wrong key fails here, clearly, before any byte is read)."""
-    data = fetch(client, source)
+    data = fetch(core, source)
     if source.by_link:
         decrypt_at(data.get("at", ""), source.key)
     return data
 
 
-def url_getter(client: Mega, source: FileSource) -> Callable[[bool], str]:
+def url_getter(core: Core, source: FileSource) -> Callable[[bool], str]:
     """``get_url(refresh)`` for the transfer engine: the URL of the last answer, or a new
     one (a new ``g``) when the engine says the old one stopped working."""
 
     def get_url(refresh: bool = False) -> str:
         if refresh:
-            fetch(client, source)
+            fetch(core, source)
         return str(source.answer["g"])
 
     return get_url
@@ -186,13 +187,13 @@ def parse_file_key(file_key: str | bytes | tuple[int, ...]) -> tuple[int, ...]:
 
 
 # -- public files and folders ------------------------------------------------------------------
-def public_file_info(client: Mega, file_handle: str, file_key: str | bytes) -> dict[str, Any]:
+def public_file_info(core: Core, file_handle: str, file_key: str | bytes) -> dict[str, Any]:
     """``{'size': bytes, 'name': str}`` of a public file."""
     key = parse_file_key(file_key)
     if not is_handle(file_handle):
         raise LinkError("a public handle is 8 characters of base64url")
     try:
-        data = client._request({"a": "g", "p": file_handle, "ssm": 1})
+        data = core.request({"a": "g", "p": file_handle, "ssm": 1})
     except NotFoundError:
         raise NodeNotFoundError("no public file behind this link (removed?)") from None
     if not isinstance(data, dict) or "at" not in data or "s" not in data:
@@ -201,12 +202,12 @@ def public_file_info(client: Mega, file_handle: str, file_key: str | bytes) -> d
     return {"size": data["s"], "name": attrs.get("n")}
 
 
-def public_url_info(client: Mega, url: str) -> dict[str, Any]:
+def public_url_info(core: Core, url: str) -> dict[str, Any]:
     """:meth:`Mega.get_public_url_info`."""
     link = parse_link(url)
     if link.kind == "file":
-        return public_file_info(client, link.handle, link.key_b64)
-    nodes = public_folder_tree(client, link)
+        return public_file_info(core, link.handle, link.key_b64)
+    nodes = public_folder_tree(core, link)
     root = public_root(nodes, link)
     inside = [root, *nodes.descendants(root["h"])]
     files = [n for n in inside if n.get("t") == NodeType.FILE]
@@ -218,9 +219,9 @@ def public_url_info(client: Mega, url: str) -> dict[str, Any]:
     }
 
 
-def public_folder_tree(client: Mega, link: PublicLink) -> NodeTree:
+def public_folder_tree(core: Core, link: PublicLink) -> NodeTree:
     """The decrypted tree of a public folder link."""
-    answer = client._request({"a": "f", "c": 1, "r": 1, "ca": 1}, folder=link.handle)
+    answer = core.request({"a": "f", "c": 1, "r": 1, "ca": 1}, folder=link.handle)
     if not isinstance(answer, dict):
         raise UnexpectedAnswerError("the answer to f is not an object")
     tree = NodeTree.from_answer(answer, Keyring(default_key=link.key))
@@ -242,11 +243,11 @@ def public_root(tree: NodeTree, link: PublicLink) -> dict[str, Any]:
     return tree.nodes[one_top(tree.nodes, tree.descendants)]
 
 
-def public_folder(client: Mega, url: str) -> dict[str, dict[str, Any]]:
+def public_folder(core: Core, url: str) -> dict[str, dict[str, Any]]:
     """:meth:`Mega.get_public_folder`."""
     link = parse_link(url)
     if link.kind != "folder":
         raise LinkError("not a folder link")
-    tree = public_folder_tree(client, link)
+    tree = public_folder_tree(core, link)
     root = public_root(tree, link)
     return {root["h"]: root, **{n["h"]: n for n in tree.descendants(root["h"])}}

@@ -39,7 +39,6 @@ from . import sources as _sources
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ..client import Mega, NodeRef
     from ..transfer import (
         ProgressCallback,
         TransferConfig,
@@ -47,6 +46,8 @@ if TYPE_CHECKING:
         TransferResult,
         TransferSubscriber,
     )
+    from .core import Core
+    from .nodeops import NodeRef
 
 PathArg = str | os.PathLike[str] | None
 
@@ -60,8 +61,8 @@ logger = logging.getLogger("megafast.transfers")
 _PATH_BASE: type[Path] = Path if sys.version_info >= (3, 12) else type(Path())
 
 
-def _config(client: Mega, config: TransferConfig | None) -> TransferConfig | None:
-    return config if config is not None else client.options.get("transfer")
+def _config(core: Core, config: TransferConfig | None) -> TransferConfig | None:
+    return config if config is not None else core.options.get("transfer")
 
 
 def dest_dir(dest_path: PathArg) -> Path:
@@ -78,7 +79,7 @@ def dest_dir(dest_path: PathArg) -> Path:
 
 # -- downloads ---------------------------------------------------------------------------------
 def download_source(
-    client: Mega,
+    core: Core,
     source: _sources.FileSource,
     target: Path,
     *,
@@ -90,26 +91,26 @@ def download_source(
     name when ``name_from_at``); an interrupted download resumes by ``source.resume_id``."""
     from ..transfer import download_file
 
-    data = _sources.fetch(client, source)
+    data = _sources.fetch(core, source)
     if name_from_at:
         name = _sources.decrypt_at(data.get("at", ""), source.key).get("n")
         if not isinstance(name, str):
             raise WrongKeyError("the file has no name attribute")
         target = target / safe_local_name(name)
     return download_file(
-        client.http,
-        _sources.url_getter(client, source),
+        core.http,
+        _sources.url_getter(core, source),
         source.size,
         source.key,
         target,
-        config=_config(client, config),
+        config=_config(core, config),
         progress=progress,
         resume_id=source.resume_id,
     )
 
 
 def download(
-    client: Mega,
+    core: Core,
     file: NodeRef | None,
     dest_path: PathArg,
     dest_filename: str | None,
@@ -119,24 +120,24 @@ def download(
     watchers: Iterable[TransferSubscriber] = (),
 ) -> Path:
     """:meth:`Mega.download`."""
-    node = client._node(file, "file")
+    node = core.node(file, "file")
     directory = dest_dir(dest_path)
     if node.get("undecryptable") or "key" not in node:
         raise WrongKeyError("this node cannot be decrypted, so it cannot be downloaded")
-    tree = client._load_tree()
+    tree = core.tree()
     target = directory / safe_local_name(dest_filename or tree.name_of(node) or node["h"])
     if node.get("t") == NodeType.FOLDER:
-        return download_tree(client, tree, node, target, None, progress, config, out, watchers)
+        return download_tree(core, tree, node, target, None, progress, config, out, watchers)
     if node.get("t") != NodeType.FILE:
         raise ValidationError("only files and folders can be downloaded")
     source = _sources.node_source(node)
     return download_source(
-        client, source, target, name_from_at=False, progress=progress, config=config
+        core, source, target, name_from_at=False, progress=progress, config=config
     )
 
 
 def download_url(
-    client: Mega,
+    core: Core,
     url: str,
     dest_path: PathArg,
     dest_filename: str | None,
@@ -150,11 +151,11 @@ def download_url(
     directory = dest_dir(dest_path)
     if link.kind != "file":
         return download_folder_url(
-            client, url, directory, dest_filename, progress, config, out, watchers
+            core, url, directory, dest_filename, progress, config, out, watchers
         )
     # without dest_filename the name comes from the file's own attributes
     return download_source(
-        client,
+        core,
         _sources.link_source(link),
         directory / safe_local_name(dest_filename) if dest_filename else directory,
         name_from_at=not dest_filename,
@@ -164,7 +165,7 @@ def download_url(
 
 
 def download_folder_url(
-    client: Mega,
+    core: Core,
     url: str,
     dest_path: PathArg,
     dest_filename: str | None,
@@ -178,7 +179,7 @@ def download_folder_url(
     if link.kind != "folder":
         raise LinkError("not a folder link")
     directory = dest_dir(dest_path)
-    tree = _sources.public_folder_tree(client, link)
+    tree = _sources.public_folder_tree(core, link)
     root = _sources.public_root(tree, link)
     target = directory / safe_local_name(dest_filename or tree.name_of(root) or root["h"])
     if root.get("undecryptable") or "key" not in root:
@@ -186,13 +187,13 @@ def download_folder_url(
     if root.get("t") == NodeType.FILE:
         source = _sources.node_source(root, link.handle)
         return download_source(
-            client, source, target, name_from_at=False, progress=progress, config=config
+            core, source, target, name_from_at=False, progress=progress, config=config
         )
-    return download_tree(client, tree, root, target, link.handle, progress, config, out, watchers)
+    return download_tree(core, tree, root, target, link.handle, progress, config, out, watchers)
 
 
 def _tree_manager(
-    client: Mega,
+    core: Core,
     folder: str | None,
     progress: ProgressCallback | None,
     config: TransferConfig | None,
@@ -206,9 +207,9 @@ def _tree_manager(
     if progress is not None:
         subscribers.append(BytesProgress(progress))
     return TransferManager(
-        client,
+        core,
         workers=TREE_WORKERS,
-        config=_config(client, config),
+        config=_config(core, config),
         folder=folder,
         subscribers=subscribers,
     )
@@ -223,7 +224,7 @@ class DownloadedFolder(_PATH_BASE):  # type: ignore[misc,valid-type]
 
 
 def download_tree(
-    client: Mega,
+    core: Core,
     tree: NodeTree,
     root: dict[str, Any],
     target: Path,
@@ -238,9 +239,9 @@ def download_tree(
     batched ``g``, complete files skipped on a re-run); ``progress`` covers all bytes. Names
     that collide in one folder get distinct local names (:func:`megafast.transfer._localnames.unique_names`,
     listed in the returned folder's ``renamed``)."""
-    from .treejobs import download_tree as run_tree
+    from .downloadjobs import download_tree as run_tree
 
-    with _tree_manager(client, folder, progress, config, watchers) as manager:
+    with _tree_manager(core, folder, progress, config, watchers) as manager:
         result = run_tree(manager, tree, root, target, result=out)
     renamed = _collisions(result.renamed)
     for remote, local_rel in renamed.items():
@@ -264,7 +265,7 @@ def _collisions(renamed: list[tuple[str, str]]) -> dict[str, str]:
 
 
 def download_to_fileobj(
-    client: Mega,
+    core: Core,
     file: NodeRef | str,
     fileobj: Any,
     progress: ProgressCallback | None,
@@ -273,32 +274,32 @@ def download_to_fileobj(
     """:meth:`Mega.download_to_fileobj`."""
     from ..transfer import download_to_fileobj as engine_download
 
-    source = _sources.resolve_file(client, file)
-    _sources.fetch_checked(client, source)
+    source = _sources.resolve_file(core, file)
+    _sources.fetch_checked(core, source)
     engine_download(
-        client.http,
-        _sources.url_getter(client, source),
+        core.http,
+        _sources.url_getter(core, source),
         source.size,
         source.key,
         fileobj,
-        config=_config(client, config),
+        config=_config(core, config),
         progress=progress,
     )
     return source.size
 
 
-def open_remote(client: Mega, file: NodeRef | str, config: TransferConfig | None) -> Any:
+def open_remote(core: Core, file: NodeRef | str, config: TransferConfig | None) -> Any:
     """:meth:`Mega.open`."""
     from ..transfer import open_reader
 
-    source = _sources.resolve_file(client, file)
-    _sources.fetch_checked(client, source)
+    source = _sources.resolve_file(core, file)
+    _sources.fetch_checked(core, source)
     return open_reader(
-        client.http,
-        _sources.url_getter(client, source),
+        core.http,
+        _sources.url_getter(core, source),
         source.size,
         source.key,
-        config=_config(client, config),
+        config=_config(core, config),
     )
 
 
@@ -329,16 +330,16 @@ def _fileobj_identity(fileobj: Any, base: int, size: int | None) -> str:
     return f"fileobj:{sample}:{base}:{size}:{end}"
 
 
-def _resume_id(client: Mega, parent: str, name: str, identity: str) -> str:
+def _resume_id(core: Core, parent: str, name: str, identity: str) -> str:
     """What makes two uploads "the same" for resuming: server, account, destination and
     the source's identity (the transfer engine keeps only a digest of it)."""
-    creds = client._require_login()
+    creds = core.require_login()
     who = creds.user_handle or creds.email or ""
-    return "\0".join(("megafast-upload", client.api_url, who, parent, name, identity))
+    return "\0".join(("megafast-upload", core.api_url, who, parent, name, identity))
 
 
 def upload(
-    client: Mega,
+    core: Core,
     filename: str | os.PathLike[str],
     dest: Any,
     dest_filename: str | None,
@@ -352,22 +353,22 @@ def upload(
     path = Path(filename)
     if not path.is_file():
         raise SourceNotFoundError(f"no such file to upload: {path}")
-    client._require_login()
-    parent = _nodeops.folder_handle(client, dest)
+    core.require_login()
+    parent = _nodeops.folder_handle(core, dest)
     try:
         st = path.stat()
     except OSError as exc:
         raise SourceNotFoundError(f"cannot read {path}: {exc.strerror}") from None
     name = dest_filename or path.name
     attrs = {"n": name, "c": fingerprint(path, int(st.st_mtime))}
-    resume_id = _resume_id(client, parent, name, _file_identity(path.resolve(), st))
+    resume_id = _resume_id(core, parent, name, _file_identity(path.resolve(), st))
     return upload_source(
-        client, path, st.st_size, parent, attrs, progress, config, resume_id if resume else None
+        core, path, st.st_size, parent, attrs, progress, config, resume_id if resume else None
     )
 
 
 def upload_fileobj(
-    client: Mega,
+    core: Core,
     fileobj: Any,
     name: str,
     dest: Any,
@@ -382,16 +383,16 @@ def upload_fileobj(
 
     if not isinstance(name, str) or not name or "/" in name:
         raise ValidationError("name must be a non-empty string without '/'")
-    client._require_login()
-    parent = _nodeops.folder_handle(client, dest)
+    core.require_login()
+    parent = _nodeops.folder_handle(core, dest)
     attrs: dict[str, Any] = {"n": name}
     stamp = int(time.time() if mtime is None else mtime)
     if isinstance(fileobj, (bytes, bytearray, memoryview)):
         data = bytes(fileobj)
         attrs["c"] = fingerprint(io.BytesIO(data), stamp)
         digest = f"bytes:{len(data)}:{hashlib.sha256(data).hexdigest()}"
-        resume_id = _resume_id(client, parent, name, digest) if resume else None
-        return upload_source(client, data, len(data), parent, attrs, progress, config, resume_id)
+        resume_id = _resume_id(core, parent, name, digest) if resume else None
+        return upload_source(core, data, len(data), parent, attrs, progress, config, resume_id)
     identity: str | None = None
     seekable = getattr(fileobj, "seekable", None)
     if callable(seekable) and seekable():
@@ -400,12 +401,12 @@ def upload_fileobj(
             attrs["c"] = fingerprint(fileobj, stamp)  # seeks around, then back to the start
             fileobj.seek(0)
         identity = _fileobj_identity(fileobj, base, size)
-    resume_id = _resume_id(client, parent, name, identity) if resume and identity else None
-    return upload_source(client, fileobj, size, parent, attrs, progress, config, resume_id)
+    resume_id = _resume_id(core, parent, name, identity) if resume and identity else None
+    return upload_source(core, fileobj, size, parent, attrs, progress, config, resume_id)
 
 
 def upload_source(
-    client: Mega,
+    core: Core,
     source: Any,
     size: int | None,
     parent: str,
@@ -417,16 +418,16 @@ def upload_source(
     """Upload ``source`` with the engine, then create its node under ``parent``."""
     from ..transfer import TransferConfig, upload_file
 
-    cfg = _config(client, config)
+    cfg = _config(core, config)
     if resume_id is None:
         # no stable id: no sidecar either (the engine would key one by the path alone)
         cfg = dataclasses.replace(cfg if cfg is not None else TransferConfig(), resume=False)
 
     def get_upload_url(size: int) -> str:
-        return _sources.checked_u_answer(client._request({"a": "u", "s": size}))
+        return _sources.checked_u_answer(core.request({"a": "u", "s": size}))
 
     result = upload_file(
-        client.http,
+        core.http,
         get_upload_url,
         source,
         size,
@@ -436,7 +437,7 @@ def upload_source(
     )
     key = FileKey.unpack(result.key).packed
     item = {"h": result.token, "t": NodeType.FILE.value, "a": _nodeops.encrypt_attrs(attrs, key)}
-    return _nodeops.put_node(client, parent, item, key)  # type: ignore[no-any-return]
+    return _nodeops.put_node(core, parent, item, key)  # type: ignore[no-any-return]
 
 
 @dataclasses.dataclass
@@ -516,7 +517,7 @@ def _skip_folder(path: Path, follow: bool, seen: set[tuple[int, int]]) -> str | 
 
 
 def upload_folder(
-    client: Mega,
+    core: Core,
     directory: str | os.PathLike[str],
     dest: Any,
     progress: ProgressCallback | None,
@@ -531,14 +532,14 @@ def upload_folder(
     ``follow_symlinks`` walks through symlinks (:func:`local_tree`) and uploads one file at
     a time (not yet through the manager)."""
     if follow_symlinks:
-        return _upload_folder_following(client, directory, dest, progress, config, resume)
+        return _upload_folder_following(core, directory, dest, progress, config, resume)
     from ..transfer import TransferConfig
     from .treejobs import upload_tree
 
-    conf = _config(client, config)
+    conf = _config(core, config)
     if not resume:
         conf = dataclasses.replace(conf or TransferConfig(), resume=False)
-    with _tree_manager(client, None, progress, conf, watchers) as manager:
+    with _tree_manager(core, None, progress, conf, watchers) as manager:
         result = upload_tree(manager, directory, dest, result=out)
     if progress is not None and not result.total_files:
         progress(0, 0)
@@ -549,7 +550,7 @@ def upload_folder(
 
 
 def _upload_folder_following(
-    client: Mega,
+    core: Core,
     directory: str | os.PathLike[str],
     dest: Any,
     progress: ProgressCallback | None,
@@ -561,7 +562,7 @@ def _upload_folder_following(
     top = Path(directory)
     if not top.is_dir():
         raise SourceNotFoundError(f"no such folder to upload: {top}")
-    client._require_login()
+    core.require_login()
     walked = local_tree(top, True)
     for path, why in walked.skipped:
         logger.warning("%s: skipped, %s", path, why)
@@ -571,11 +572,11 @@ def _upload_folder_following(
     handles: dict[str, str] = {}
     for rel in folders:
         if rel == ".":
-            parent, name = _nodeops.folder_handle(client, dest), top.resolve().name
+            parent, name = _nodeops.folder_handle(core, dest), top.resolve().name
         else:
             head, _, name = rel.rpartition("/")
             parent = handles[head or "."]
-        handles[rel] = _nodeops.existing_or_new_folder(client, parent, name)
+        handles[rel] = _nodeops.existing_or_new_folder(core, parent, name)
     done_before = 0
     for (path, rel), size in zip(files, sizes, strict=True):
         head, _, _ = rel.rpartition("/")
@@ -586,7 +587,7 @@ def _upload_folder_following(
             def step(done: int, _total: int, base: int = base) -> None:
                 progress(base + done, total)
 
-        answer = upload(client, path, handles[head or "."], None, step, config, resume)
+        answer = upload(core, path, handles[head or "."], None, step, config, resume)
         handles[rel] = _nodeops.new_handle(answer)
         done_before += size
     if progress is not None and not files:

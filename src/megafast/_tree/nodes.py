@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import gc
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._wire.codec import b64_bytes, bytes_to_words, words_to_bytes
+from .._wire.gc import gc_paused
 from .nodestore import NodeStore, StoreError, attrs_columns
 from .treewalk import cycle_error
 
@@ -48,19 +48,6 @@ ROOT_NAMES: dict[int, str] = {
     NodeType.RUBBISH: "Rubbish Bin",
 }
 _FOLDER = int(NodeType.FOLDER)
-
-
-@contextlib.contextmanager
-def gc_paused() -> Generator[None, None, None]:
-    """Pause the cyclic garbage collector while building many small objects (a 100,000-node
-    listing allocates millions; the collector would rescan them all again and again)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclass

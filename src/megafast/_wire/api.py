@@ -416,7 +416,7 @@ class ApiClient:
 def _parse(raw: bytes | bytearray) -> Any:
     """An answer body as JSON; text that is not JSON (or NaN/Infinity, or nested too deeply
     to parse) raises :class:`UnexpectedAnswerError`."""
-    from .._tree.nodes import gc_paused
+    from .gc import gc_paused
 
     # the collector paused: a large answer builds millions of objects, and a deeply nested one
     # runs at the recursion limit, where a finalizer the collector started would fail

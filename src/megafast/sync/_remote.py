@@ -200,7 +200,7 @@ class RemoteOps:
         if replaces is not None:  # the old file: kept as a version (vb 1) or replaced (vb 0)
             item["ov"] = replaces
             item["vb"] = 1 if self.versions else 0
-        answer = put_node(self.mega, parent, item, key, call=self._send)
+        answer = put_node(self.mega.core, parent, item, key, call=self._send)
         made = answer.get("f") if isinstance(answer, dict) else None
         if not isinstance(made, list) or not made or not isinstance(made[-1], dict):
             raise UnexpectedAnswerError("unexpected answer to p")
@@ -231,7 +231,7 @@ class RemoteOps:
                 "a": "a",
                 "n": node["h"],
                 "attr": encrypt_attrs(attrs, tuple(node["key"])),
-                "key": wrap_key(self.mega, tuple(node["key"])),
+                "key": wrap_key(self.mega.core, tuple(node["key"])),
                 "i": self.mega.request_id,
             }
         )

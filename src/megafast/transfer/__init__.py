@@ -17,6 +17,7 @@ from .._wire.retry import RetryPolicy
 from ._batch import CommandBatcher
 from ._config import MiB, ProgressCallback, TransferConfig
 from ._download import download_file, download_to_fileobj, part_paths
+from ._host import TransferHost, TreeJobs
 from ._http import IO_BLOCK, TransferCancelled
 from ._manager import (
     BytesProgress,
@@ -33,6 +34,8 @@ from ._sidecar import state_dir
 from ._upload import UploadResult, upload_file
 
 __all__ = [
+    "TransferHost",
+    "TreeJobs",
     "TransferConfig",
     "RetryPolicy",
     "ProgressCallback",

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from ..errors import MegaError, OverQuotaError, TransferError, ValidationError
+from ..errors import MegaError, OverQuotaError, TransferError
 from ._batch import CommandBatcher
 from ._config import TransferConfig
 from ._http import TransferCancelled
@@ -35,8 +35,7 @@ from ._session import clone_session
 if TYPE_CHECKING:
     import requests
 
-    from .._tree.nodes import NodeTree
-    from ..client import Mega
+    from ._host import HasTransferHost, TransferHost
 
 logger = logging.getLogger("megafast.transfer")
 
@@ -254,7 +253,9 @@ class TransferFuture:
 
 
 class TransferManager:
-    """Run many transfers at once for ``mega`` (a logged-in :class:`~megafast.Mega`).
+    """Run many transfers at once for ``mega``: a :class:`~megafast.transfer.TransferHost`
+    (the account core), or a front end holding one as ``.core`` (a logged-in
+    :class:`~megafast.Mega`). The host hands in the tree jobs (:class:`TreeJobs`).
 
     ``workers``: files in flight at once, and the size of the shared connection pool; a big
     file (over ``config.piece_size``) takes ``config.connections`` of that budget while it
@@ -264,7 +265,7 @@ class TransferManager:
 
     def __init__(
         self,
-        mega: Mega,
+        mega: TransferHost | HasTransferHost,
         *,
         workers: int = 16,
         config: TransferConfig | None = None,
@@ -273,15 +274,16 @@ class TransferManager:
     ) -> None:
         if not isinstance(workers, int) or not 1 <= workers <= 256:
             raise ValueError("workers must be an int from 1 to 256")
-        self.mega = mega
+        self.mega = mega  # as given (a front end or the host)
+        self.host: TransferHost = mega.core if hasattr(mega, "core") else mega
         self.workers = workers
-        base = config if config is not None else mega.options.get("transfer") or TransferConfig()
+        base = config if config is not None else self.host.transfer_config or TransferConfig()
         # a 509 pauses the whole queue here, so the engine must hand it over, not wait itself
         self.config: TransferConfig = dataclasses.replace(base, wait_on_quota=False)
         self.folder = folder
         self.subscribers = list(subscribers)
-        self.api = mega._sync()
-        self.http: requests.Session = clone_session(mega.http, workers)
+        self.api = self.host.api()
+        self.http: requests.Session = clone_session(self.host.http, workers)
         self.batcher = CommandBatcher(self.api, folder=folder)
         self._cancel = threading.Event()
         self._budget = threading.Condition()
@@ -371,18 +373,15 @@ class TransferManager:
 
     def upload(self, path: str | os.PathLike[str], dest: Any = None) -> TransferFuture:
         """Queue the upload of one local file into ``dest`` (default: the Cloud Drive)."""
-        from .._account.treejobs import upload_job
-
-        return self.submit(upload_job(self, Path(path), dest))
+        return self.submit(self.host.tree_jobs.upload_job(self, Path(path), dest))
 
     def download(
         self, file: Any, dest_path: str | os.PathLike[str] | None = None
     ) -> TransferFuture:
         """Queue the download of one file node (a handle or node of the account's tree) into
         the folder ``dest_path`` (default: the current directory)."""
-        from .._account.treejobs import download_job
-
-        return self.submit(download_job(self, file, dest_path))
+        dest = Path(dest_path) if dest_path not in (None, "") else None
+        return self.submit(self.host.tree_jobs.download_job(self, file, dest))
 
     def join(self) -> TransferResult:
         """Wait for everything :meth:`submit` queued and return the outcomes (the next
@@ -431,36 +430,22 @@ class TransferManager:
     def upload_tree(self, directory: str | os.PathLike[str], dest: Any = None) -> TransferResult:
         """Upload the local folder ``directory`` into ``dest`` (default: the Cloud Drive), like
         ``cp -r``; see :mod:`megafast._account.treejobs` for names, skips and resumes."""
-        from .._account.treejobs import upload_tree
-
         self._check_open()
-        return upload_tree(self, directory, dest)
+        return self.host.tree_jobs.upload_tree(self, Path(directory), dest)
 
     def download_tree(
         self,
         folder: Any,
         dest_path: str | os.PathLike[str] | None = None,
         *,
-        tree: NodeTree | None = None,
+        tree: Any = None,
     ) -> TransferResult:
         """Download the remote folder ``folder`` (a handle or node of ``tree``, default the
         account's tree) into ``dest_path`` (default: the current directory) as a folder of the
         same name."""
-        from .._account.treejobs import download_tree
-        from ._localnames import safe_local_name
-
         self._check_open()
-        root: dict[str, Any] | None
-        if tree is None:
-            tree = self.mega._load_tree()
-            root = self.mega._node(folder, "folder")
-        else:
-            root = tree.nodes.get(folder if isinstance(folder, str) else folder.get("h"))
-        if root is None or root.get("t") not in (1, 2):
-            raise ValidationError("download_tree needs a folder")
-        base = Path(dest_path) if dest_path not in (None, "") else Path.cwd()
-        name = safe_local_name(tree.name_of(root) or root["h"])
-        return download_tree(self, tree, root, base / name)
+        dest = Path(dest_path) if dest_path not in (None, "") else None
+        return self.host.tree_jobs.download_tree(self, folder, dest, tree)
 
     @property
     def cancelled(self) -> bool:
