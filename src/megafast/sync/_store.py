@@ -1,8 +1,8 @@
 """How sync reads the account: straight from the client's node store, by slot, never through
 ``get_files()`` (which makes a mega.py dict for every node: ~2 GB at a million nodes).
 
-:func:`account_store` is the one place that reaches into the client for its store; when the
-core's typed node views land, only this module changes. The rest of sync gets small dicts
+:func:`account_store` is the one place that reaches into the client (its core) for the
+store. The rest of sync gets small dicts
 (``h``, ``p``, ``t``, ``s``, ``ts``, ``a`` with ``n``/``c``, ``key``) made here for the nodes
 of the synced folder only, and, for server-side copies, for files of a wanted size.
 """
@@ -23,9 +23,15 @@ _WORDS4 = struct.Struct(">4I")
 
 
 def account_store(mega: Any) -> Any:
-    """The client's :class:`~megafast._nodestore.NodeStore` (the tree loaded if needed).
-    The one adapter between sync and the client's internals."""
-    return mega._load_tree().store
+    """The account's :class:`~megafast._tree.nodestore.NodeStore`, through the client's core
+    (``mega.core``; the tree loaded if needed). The one adapter between sync and the tree.
+
+    Sync reads the store's columns rather than the core's typed nodes
+    (:class:`~megafast._tree.typed.TreeNode`) for two things those do not carry: the whole
+    attribute set (renaming a file with ``a`` must keep the attributes other clients set)
+    and a pass over the size column (the files a server-side copy may be made of)."""
+    core = getattr(mega, "core", None)
+    return (core.tree() if core is not None else mega._load_tree()).store
 
 
 def _parse(text: bytes | None) -> dict[str, Any] | None:
