@@ -105,6 +105,8 @@ def test_an_include_rule_beats_a_size_rule_only_for_names_it_matches(tmp_path):
         "-f",  # no ':'
         "-:",  # an empty pattern
         "-r:(unclosed",  # a bad regular expression
+        "-r:(a+)+$",  # nested quantifiers: exponential time on a name made for it
+        "-R:(x|y*){2,}",
         "exclude-larger:10q",  # an unknown unit
         "exclude-larger:-5",  # a sign
         "exclude-larger:10 ",  # a space before the end (the SDK refuses it)

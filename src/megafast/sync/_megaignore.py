@@ -41,6 +41,11 @@ MEGA_IGNORE_FILE = ".megaignore"
 _UNITS = {"k": 10, "m": 20, "g": 30, "t": 40}
 _SIZE_RULE = re.compile(r"(exclude-larger|exclude-smaller):[ \t\v\f\r]*([0-9]+)(.*)", re.DOTALL)
 _SPACE = " \t\n\v\f\r"
+# a group holding a quantifier, itself quantified: (a+)+, (x*y)*, (a|b+){2,}: such patterns
+# can take exponential time on a name made for it (a .megaignore may come from a shared
+# folder), so they are refused
+_NESTED = re.compile(r"\((?:[^()\\]|\\.)*(?:[*+]|\{\d*,?\d*\})(?:[^()\\]|\\.)*\)[*+{]")
+_MAX_PATTERN = 1000
 
 
 class MegaIgnoreError(ValueError):
@@ -145,6 +150,8 @@ def _string_rule(line: str, f: MegaFilter) -> None:
     if strategy in ("g", "G"):
         regex = _glob(pattern, case)
     else:
+        if _NESTED.search(pattern) or len(pattern) > _MAX_PATTERN:
+            raise MegaIgnoreError(f"a regular expression that may take too long: {line!r}")
         try:
             regex = re.compile(pattern, 0 if case else re.IGNORECASE)
         except re.error as exc:
