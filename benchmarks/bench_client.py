@@ -90,11 +90,7 @@ def seed_nodes(emu: MegaEmulator, email: str, count: int, per_folder: int = 100)
         paths.append(f"{folder_name}/{name}")
         n += 1
     with store.transaction():
-        store.db.executemany(
-            "INSERT INTO nodes(h, owner, parent, t, a, k, s, ts, blob, fa, seq)"
-            " VALUES(?,?,?,?,?,?,?,?,?,?,?)",
-            rows,
-        )
+        store.insert_rows(row + (None,) for row in rows)  # each node's JSON written with it
         store._seq = seq + n
         store.db.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES('seq', ?)", (str(seq + n),)

@@ -126,3 +126,42 @@ def test_put_batch_with_hashes_and_names_only_in_the_json() -> None:
         )
         assert store.find_path("d/x") == "F1" and store.find_path("d/y") == "F2"
         assert store.node("F1")["a"] == {"n": "x", "c": 1} and len(store) == 4
+
+
+def test_a_long_run_gets_a_dict_and_paths_go_back_on_repeated_names() -> None:
+    """A folder of more than _SCAN_RUN children laid out in one run is looked up through a
+    dict made on the first lookup (scanning its run cost tens of microseconds at 10,000
+    children); repeated folder names still find the first match in listing order."""
+    from megafast._tree.nodelookup import _SCAN_RUN
+
+    store = NodeStore()
+    store.put("R", None, 2, "u", 0, 0, None, None)
+    n = _SCAN_RUN * 4
+    store.put_batch(
+        [f"D{i}" for i in range(n)],
+        ["R"] * n,
+        [1] * n,
+        ["u"] * n,
+        [0] * n,
+        [0] * n,
+        bytes(16) * n,
+        [f"d{i % (n // 2)}" for i in range(n)],  # every name twice
+        [None] * n,
+    )
+    root = store.slot_of["R"]
+    assert type(store._name_index[root]) is tuple
+    assert store.find_path("d7") == "D7"
+    assert type(store._name_index[root]) is dict
+    for name in ("d0", "d7", f"d{n // 2 - 1}", "missing"):
+        want = plain_lookup(store, "R", name)
+        assert [store.handles[s] for s in store.children_named(root, name)] == want
+    # d3 twice: only the second one has a "leaf" inside, so the path goes back to it
+    batch(store, f"D{3 + n // 2}", [("L", "leaf", None)])
+    assert store.find_path("d3/leaf") == "L"
+    assert store.find_path("d3/missing") is None
+    batch(store, "D3", [("L0", "leaf", None)])
+    assert store.find_path("d3/leaf") == "L0"  # the first d3 in listing order wins
+    store.put("F", "D5", 0, "u", 1, 2, KEY, "f")
+    assert store.find_path("d5/f/x") is None  # a file on the way down
+    assert store.find_path("d5/f") == "F"
+    assert store.find_path("d5/f", folders_only=True) is None

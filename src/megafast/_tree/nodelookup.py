@@ -1,6 +1,6 @@
 """Name lookups over a NodeStore's columns: the CRC-32 name hash, the per-folder name index
-(a run of consecutive slots searched in the hash column, or a hash -> slots dict made on the
-first lookup), paths and finds. :class:`megafast._tree.nodestore.NodeStore` inherits them."""
+(a short run of consecutive slots searched in the hash column, or a hash -> slots dict made
+on the first lookup), paths and finds. :class:`megafast._tree.nodestore.NodeStore` inherits them."""
 
 from __future__ import annotations
 
@@ -13,6 +13,10 @@ from itertools import repeat
 
 _NO_PARENT = -1
 _NameIndex = tuple[int, int] | dict[int, int | list[int]]
+# A run of at most this many children is searched in the hash column (no memory kept); a
+# longer one gets a hash -> slots dict on its first lookup, since scanning thousands of
+# hashes (the Cloud Drive of a big account) on every lookup costs tens of microseconds.
+_SCAN_RUN = 256
 
 
 def name_hash(name: str | None) -> int:
@@ -78,12 +82,12 @@ class _Lookups:
     def children_named(self, parent_slot: int, name: str) -> list[int]:
         """The children of a folder called ``name``, in the folder's order."""
         index = self._name_index.get(parent_slot)
-        if index is None:
+        if index is None or (type(index) is tuple and index[1] - index[0] > _SCAN_RUN):
             index = self._index_of(parent_slot)
         h = name_hash(name)
         if type(index) is tuple:  # the children are the slots index[0] .. index[1] - 1
             first, end = index
-            column = memoryview(self.name_hash).cast("B")[4 * first : 4 * end].tobytes()
+            column = memoryview(self.name_hash)[first:end].tobytes()
             key = h.to_bytes(4, sys.byteorder)
             candidates = []
             at = column.find(key)
@@ -94,11 +98,10 @@ class _Lookups:
         else:
             found = index.get(h)  # type: ignore[union-attr]
             if found is None:
-                candidates = []
-            elif isinstance(found, int):
-                candidates = [found]
-            else:
-                candidates = found
+                return []
+            if isinstance(found, int):
+                return [found] if self._is_named(found, name) else []
+            candidates = found
         return [s for s in candidates if self._is_named(s, name)]
 
     def _is_named(self, slot: int, name: str) -> bool:
@@ -188,6 +191,25 @@ class _Lookups:
     def _walk(self, start: int, parts: list[str], folders_only: bool) -> int | None:
         if not parts:
             return start if not folders_only or self.types[start] != 0 else None
+        # the usual case first: one child of each name on the way down, nothing to go back to
+        types, slot = self.types, start
+        for part in parts[:-1]:
+            matches = self.children_named(slot, part)
+            if len(matches) != 1:
+                if not matches:
+                    return None
+                return self._search(start, parts, folders_only)
+            slot = matches[0]
+            if types[slot] == 0:
+                return None
+        for s in self.children_named(slot, parts[-1]):
+            if not folders_only or types[s] != 0:
+                return s
+        return None
+
+    def _search(self, start: int, parts: list[str], folders_only: bool) -> int | None:
+        """The first match of ``parts`` below ``start`` in listing order, trying every node
+        of a repeated name (depth first)."""
         stack: list[tuple[int, int]] = [(start, 0)]
         last = len(parts) - 1
         while stack:

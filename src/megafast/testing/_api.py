@@ -21,6 +21,7 @@ from . import _crypto as C
 from ._accounts import AccountCommands
 from ._changes import ChangeLog
 from ._common import EACCESS, EARGS, EINTERNAL, ENOENT, ESID, ApiError, Context
+from ._encoded import Body, Pieces, encode_answer
 from ._faults import FaultInjector
 from ._grants import DownloadGrant, TransferCommands, Upload
 from ._nodes import NodeCommands
@@ -28,7 +29,7 @@ from ._shares import ShareCommands
 from ._stats import Stats
 from ._store import Store
 
-__all__ = ["MAX_BODY", "Service", "Upload"]
+__all__ = ["MAX_BODY", "Body", "Pieces", "Service", "Upload"]
 
 log = logging.getLogger("megafast.testing")
 
@@ -104,8 +105,9 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
 
     def handle_cs(
         self, params: dict[str, str], body: bytes, hashcash: str | None, client: str
-    ) -> tuple[int, dict[str, str], bytes]:
-        """One ``/cs`` request -> (HTTP status, extra headers, body)."""
+    ) -> tuple[int, dict[str, str], Body]:
+        """One ``/cs`` request -> (HTTP status, extra headers, body: bytes, or the
+        :class:`Pieces` of a long one)."""
         rid = params.get("id")
         names = _command_names(body)
         challenge = self._check_hashcash(params, hashcash, client)
@@ -145,7 +147,7 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
         rid: str | None,
         names: list[str],
         cache_key: tuple | None,
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> tuple[int, dict[str, str], Body]:
         f = self.faults.faults
         if not f.api_error_after_processing and self._api_error_fires():
             status = self.faults.choice(f.api_error_statuses)
@@ -162,8 +164,13 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
             return f.max_batch_status, {}, b""
         self.stats.api(rid, names, "answered")
         answer = self._batch(params, body, trusted=self.hashcash_easiness is not None)
-        out = json.dumps(answer, separators=(",", ":")).encode()
-        if cache_key is not None and len(out) <= _MAX_CACHED_ANSWER:
+        length, pieces = encode_answer(answer)
+        if length > _MAX_CACHED_ANSWER:
+            # a long listing goes out in pieces, as they are joined (never one big copy)
+            out: Body = Pieces(length, pieces)
+        else:
+            out = b"".join(pieces)
+        if cache_key is not None and isinstance(out, bytes):
             # Big answers (long listings) are read-only work: recomputing them on a retry is
             # harmless, so only small ones are kept, within a memory budget.
             with self._lock:

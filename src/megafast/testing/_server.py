@@ -18,7 +18,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-from ._api import MAX_BODY, Service, Upload
+from ._api import MAX_BODY, Body, Pieces, Service, Upload
 from ._crypto import b64encode
 
 log = logging.getLogger("megafast.testing")
@@ -133,13 +133,15 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(
         self,
         status: int,
-        body: bytes = b"",
+        body: Body = b"",
         headers: dict[str, str] | None = None,
         content_type: str = "application/json",
     ) -> None:
+        """Send an answer; a :class:`Pieces` body goes out piece by piece."""
+        length, pieces = body if isinstance(body, Pieces) else (len(body), (body,))
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         self.send_header("Access-Control-Allow-Origin", "*")
         self.send_header("Access-Control-Expose-Headers", "X-Hashcash, X-MEGA-Time-Left")
         for name, value in (headers or {}).items():
@@ -147,8 +149,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
-        if body and self.command != "HEAD":
-            self.wfile.write(body)
+        if self.command != "HEAD":
+            for piece in pieces:
+                if piece:
+                    self.wfile.write(piece)
 
     def _count(self, n: int) -> None:
         if self._entry is not None:
