@@ -152,6 +152,19 @@ def test_the_megaignore_file_is_synced_only_when_it_says_so(tmp_path):
     assert r.ignored(".megafastignore", False) and r.ignored("sub/.megafastignore", False)
 
 
+def test_a_remote_megaignore_may_come_down_where_there_is_no_local_one(tmp_path):
+    r = rules_for(tmp_path, {"sub/x.txt": "x", "bad/.megaignore": "oops\n"})
+    assert not r.ignored(".megaignore", False) and not r.ignored("sub/.megaignore", False)
+    assert r.ignored("bad/.megaignore", False)
+
+
+def test_files_megas_sdk_never_syncs(tmp_path):
+    r = rules_for(tmp_path, {})
+    for name in ("desktop.ini", ".DS_Store", ".Spotlight-V100", "Icon\r"):
+        assert r.ignored(name, False) and r.ignored(f"sub/{name}", False)
+    assert not r.ignored("Icon", False)
+
+
 def test_megafastignore_in_every_folder_is_relative_to_it(tmp_path):
     r = rules_for(
         tmp_path,

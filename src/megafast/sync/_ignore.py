@@ -26,6 +26,8 @@ __all__ = ["IGNORE_FILE", "IgnoreRules", "Rule"]
 
 IGNORE_FILE = ".megafastignore"
 _MAX_RULES_FILE = 1 << 20
+# what MEGA's SDK never syncs (isDoNotSyncFileName): made by Windows Explorer and macOS
+NEVER_SYNCED = frozenset({"desktop.ini", ".DS_Store", ".Spotlight-V100", "Icon\r"})
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class _Folder:
     git: list[Rule]
     mega: MegaFilter | None
     problem: str | None = None
+    has_mega_file: bool = False
 
 
 class IgnoreRules:
@@ -173,6 +176,7 @@ class IgnoreRules:
                 lines = text.decode("utf-8", "replace").splitlines()
                 found.git = [r for r in map(compile_rule, lines) if r is not None]
             data = _read_private(base / MEGA_IGNORE_FILE)
+            found.has_mega_file = data is not None
             if data is not None:
                 try:
                     if len(data) > _MAX_RULES_FILE:
@@ -189,14 +193,18 @@ class IgnoreRules:
         return self._folder(rel_dir).problem
 
     def is_rules_file(self, rel: str) -> bool:
-        """Whether ``rel`` is an ignore file that is not synced: every ``.megafastignore``,
-        and a ``.megaignore`` unless it says ``+sync:.megaignore``."""
+        """Whether ``rel`` is never synced: every ``.megafastignore``; a ``.megaignore``
+        whose local copy does not say ``+sync:.megaignore`` (with no local copy, a remote
+        one may come down, as MEGA's SDK allows); the files MEGA's SDK never syncs
+        (``desktop.ini``, ``.DS_Store``, ``.Spotlight-V100``, ``Icon\r``)."""
         head, _, name = rel.rpartition("/")
-        if name == IGNORE_FILE:
+        if name == IGNORE_FILE or name in NEVER_SYNCED:
             return True
         if name == MEGA_IGNORE_FILE:
-            mega = self._folder(head).mega
-            return mega is None or not mega.sync_self
+            folder = self._folder(head)
+            if folder.mega is None:
+                return folder.has_mega_file
+            return not folder.mega.sync_self
         return False
 
     def _mega_verdict(self, rel: str, kind: str, size: int | None) -> bool | None:
