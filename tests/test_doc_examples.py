@@ -224,6 +224,25 @@ def test_media_examples_run_against_the_emulator(emu, tmp_path, monkeypatch):
     assert namespace["mega"].get_thumbnail(namespace["mega"].find("scan.png"))  # attached later
 
 
+@example("docs/SYNC.md", "Two-way, backups and restore from Python")
+def test_two_way_and_backup_example_runs_against_the_emulator(emu, tmp_path, monkeypatch):
+    emu.create_account("you@example.com", "your password")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("buy milk")
+    code = block("docs/SYNC.md", "Two-way, backups and restore from Python")
+    code = code.replace(
+        "Mega().login(...)",
+        f"Mega(api_url={emu.api_url!r}).login('you@example.com', 'your password')",
+    )
+    namespace = run(code)
+    m = namespace["m"]
+    assert namespace["report"].direction == "both" and m.find("notes/todo.txt") is not None
+    assert len(namespace["snap"].uploaded) == 1
+    assert (tmp_path / "notes-restored" / "todo.txt").read_text() == "buy milk"
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_relative_links_resolve(doc):
     """Every relative link in the README and docs/ names a file of the checkout."""

@@ -131,11 +131,6 @@ def test_a_public_folder_link_is_listed_without_node_dicts(
     assert len(dicts) < 5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync's remote index leaves get_files() on the bisync branch (sync/_store.py): "
-    "this mark goes when that branch is merged",
-)
 def test_sync_runs_without_the_accounts_dicts(
     emulator: MegaEmulator, dicts: list[int], tmp_path: Path
 ) -> None:

@@ -27,6 +27,7 @@ MODULES = (
     "transfers",
     "media",
     "sync",
+    "backup",
     "serve_fs",
     "tools",
     "cache",
