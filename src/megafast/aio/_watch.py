@@ -125,7 +125,8 @@ class AsyncWatcher:
     ``store``: the NodeStore the packets are applied to (read the current one from
     :attr:`store`: a reload replaces it); ``reload``: a coroutine function listing the whole
     tree again (a new store with its ``sn``); ``self_id``: this client's request id (its own
-    deletions, already applied, are not reported twice). :meth:`catch_up` applies what is
+    deletions, already applied, are not reported twice, nor are those whose v3 tag the
+    API client's ``own_seqtags`` holds). :meth:`catch_up` applies what is
     pending without waiting. Stop by leaving the loop (or :meth:`aclose`)."""
 
     def __init__(
@@ -183,7 +184,11 @@ class AsyncWatcher:
             packets, caught_up = await self.channel.poll(wait=wait)
             events: list[ChangeEvent] = []
             for packet in packets:
-                events.extend(apply_packet(self.store, self.keyring, packet, self.self_id))
+                events.extend(
+                    apply_packet(
+                        self.store, self.keyring, packet, self.self_id, self.channel.api.own_seqtags
+                    )
+                )
         except SnTooOld:
             log.warning("the server's change log no longer reaches sn %s: reloading", self.store.sn)
             return await self._full_reload(), True
