@@ -10,7 +10,6 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -30,20 +29,6 @@ from support.hostile import HostileServer
 from support.scripted_api import ScriptedAPI
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("error")]
-
-
-@pytest.fixture
-def scripted() -> Iterator[ScriptedAPI]:
-    server = ScriptedAPI()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def hostile() -> Iterator[HostileServer]:
-    server = HostileServer()
-    yield server
-    server.close()
 
 
 def api(url: str, **kw: object) -> AsyncApiClient:
