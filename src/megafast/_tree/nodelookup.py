@@ -35,7 +35,8 @@ def name_hashes(names: Iterable[str | None]) -> Iterator[int]:
     return map(zlib.crc32, map(str.encode, strings, repeat("utf-8"), repeat("surrogatepass")))
 
 
-_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # json.loads's own scanner
+# json.loads's own scanner (typeshed types its argument as the scanner class itself)
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 def parse_attrs(text: bytes) -> Any:
