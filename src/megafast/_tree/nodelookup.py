@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import json.scanner
-import sys
+import struct
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator
@@ -19,6 +19,7 @@ _NameIndex = tuple[int, int] | dict[int, int | list[int]]
 # longer one gets a hash -> slots dict on its first lookup, since scanning thousands of
 # hashes (the Cloud Drive of a big account) on every lookup costs tens of microseconds.
 _SCAN_RUN = 256
+_HASH = struct.Struct("=I")  # one slot of the hash column (array "I", native order)
 
 
 def name_hash(name: str | None) -> int:
@@ -101,6 +102,9 @@ class _Lookups:
         """The children of a folder called ``name``, in the folder's order."""
         candidates = self._candidates(parent_slot, name)
         if len(candidates) == 1:
+            kept = self.names[candidates[0]]  # the usual folder: its name kept as a string
+            if kept is not None:
+                return candidates if kept == name else []
             return candidates if self._is_named(candidates[0], name) else []
         return [s for s in candidates if self._is_named(s, name)]
 
@@ -114,11 +118,11 @@ class _Lookups:
         if type(index) is tuple:  # the children are the slots index[0] .. index[1] - 1
             first, end = index
             column = memoryview(self.name_hash)[first:end].tobytes()
-            key = h.to_bytes(4, sys.byteorder)
+            key = _HASH.pack(h)
             at = column.find(key)
             if at < 0:
                 return []
-            if at % 4 == 0 and column.find(key, at + 1) < 0:  # the usual case: one match
+            if not at & 3 and column.find(key, at + 1) < 0:  # the usual case: one match
                 return [first + at // 4]
             candidates = []
             while at >= 0:
