@@ -167,9 +167,20 @@ def test_malformed_hashcash_challenge_raises(server: ScriptedAPI) -> None:
 def test_batches_return_every_result(server: ScriptedAPI) -> None:
     server.script = [(200, {}, '[0, -9, {"h": "x"}, "text", -3]')]
     api = client(server)
-    cmds = [{"a": "d", "n": str(i)} for i in range(5)]
+    cmds = [{"a": "uq", "n": str(i)} for i in range(5)]
     assert api.batch(cmds) == [0, -9, {"h": "x"}, "text", -3]
     assert len(server.requests) == 1
+
+
+def test_v3_sequence_tags_are_unwrapped_and_remembered(server: ScriptedAPI) -> None:
+    server.script = [(200, {}, '["12", ["13", {"f": []}], [0, "ph"], "ph2", -9, "14"]')]
+    api = client(server)
+    names = ["d", "p", "l", "l", "m", "uq"]
+    got = api.batch([{"a": a} for a in names])
+    # d's "12" is its tag (0 without v3); p and l come in [tag, answer]; uq is left alone
+    assert got == [0, {"f": []}, "ph", "ph2", -9, "14"]
+    assert "12" in api.own_seqtags and "13" in api.own_seqtags and "14" not in api.own_seqtags
+    assert server.requests[0]["params"]["v"] == "3"
 
 
 def test_batch_with_wrong_length_raises(server: ScriptedAPI) -> None:

@@ -213,3 +213,6 @@ def test_readme_is_a_front_door():
     assert len(readme.splitlines()) <= 200
     for page in sorted((ROOT / "docs").glob("*.md")):
         assert f"(docs/{page.name})" in readme, f"README does not link docs/{page.name}"
+
+
+import test_aio_docs  # noqa: E402,F401 (registers docs/ASYNC.md's examples)

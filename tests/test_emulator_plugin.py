@@ -22,5 +22,5 @@ def test_plugin_fixture_starts_an_emulator_and_sets_the_api_url(pytester) -> Non
             assert r.json() == [-9]
         """
     )
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:asyncio")
     result.assert_outcomes(passed=2)

@@ -29,6 +29,9 @@ def packets(client: RawClient, sn: str) -> tuple[list[dict], str]:
     answer = sc(client, sn)
     assert isinstance(answer, dict) and "a" in answer, answer
     assert list(answer)[-1] == "sn"  # sn comes last, as MEGA sends it
+    for p in answer["a"]:  # every packet carries its v3 sequence tag after a (and i)
+        keys = list(p)
+        assert keys[keys.index("st") - 1] in ("a", "i") and p.pop("st").isdigit()
     return answer["a"], answer["sn"]
 
 
@@ -165,7 +168,7 @@ def test_wait_url_times_out_with_an_empty_body_and_get_works(emu: MegaEmulator) 
     c = logged_in(emu, "idlewait@example.com")
     emu.configure_sc(wait_timeout=0.3)
     sn = c.files()["sn"]
-    w = sc(c, sn, method="get", path="wsc")["w"]
+    w = sc(c, sn, method="get", path="sc")["w"]
     began = time.monotonic()
     resp = requests.get(w, timeout=60)
     assert resp.status_code == 200 and resp.content == b""

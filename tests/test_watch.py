@@ -323,3 +323,19 @@ def test_open_tree_cold_then_warm_then_too_old(
     store, events = open_tree(Keyring(acct.master, acct.user), list_all, channel_for, cache)
     assert listed == [1, 1] and [e.kind for e in events] == ["reload"]
     assert store.find_path("c") is None
+
+
+def test_own_deletion_is_recognised_by_its_sequence_tag(acct: Account) -> None:
+    """A ``d`` for a node we already removed is ours when its v3 tag ``st`` is one our
+    commands were answered with (MEGA's SDK matches its own changes this way); another
+    tag for an unknown node is a store that went wrong (StoreError: reload)."""
+    from megafast._tree.nodestore import StoreError
+    from megafast._wire.seqtag import OwnTags
+
+    store, keyring = listing(acct)
+    own = OwnTags()
+    own.add("41")
+    packet = {"a": "d", "st": "41", "n": "GONE0000"}
+    assert apply_packet(store, keyring, packet, own_tags=own) == []
+    with pytest.raises(StoreError):
+        apply_packet(store, keyring, {**packet, "st": "42"}, own_tags=own)

@@ -118,6 +118,7 @@ def persist(core: Core, live: LiveTree) -> None:
         _channel(core, live.tree.store.sn),
         lambda: _reload(core, live),
         self_id=core.request_id,
+        own_tags=core.api_client.own_seqtags,
     )
     catch_up.catch_up()
     live.tree.store = catch_up.store
@@ -156,4 +157,5 @@ def watcher(core: Core, live: LiveTree) -> Watcher:
         lambda: _reload(core, live),
         cache=live.cache,
         self_id=core.request_id,
+        own_tags=core.api_client.own_seqtags,
     )

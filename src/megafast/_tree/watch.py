@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,9 +144,15 @@ class ScChannel:
 
 # -- applying packets -------------------------------------------------------------------------
 def apply_packet(
-    store: NodeStore, keyring: Keyring, packet: dict[str, Any], self_id: str | None = None
+    store: NodeStore,
+    keyring: Keyring,
+    packet: dict[str, Any],
+    self_id: str | None = None,
+    own_tags: Container[Any] = (),
 ) -> list[ChangeEvent]:
-    """Apply one action packet; StoreError when it names unknown nodes or forms a cycle."""
+    """Apply one action packet; StoreError when it names unknown nodes or forms a cycle.
+    A packet is our own change when its ``i`` is ``self_id`` or its v3 sequence tag ``st``
+    is in ``own_tags`` (the tags our commands were answered with)."""
     kind = packet.get("a")
     if kind == "t":
         return _apply_t(store, keyring, packet)
@@ -154,7 +160,8 @@ def apply_packet(
         return _apply_u(store, packet)
     if kind == "d":
         h = packet.get("n")
-        if self_id is not None and packet.get("i") == self_id and h not in store:
+        own = (self_id is not None and packet.get("i") == self_id) or packet.get("st") in own_tags
+        if own and h not in store:
             return []  # our own deletion, already applied
         if not isinstance(h, str) or h not in store:
             raise StoreError(f"d names an unknown node {h!r}")
@@ -291,6 +298,7 @@ class Watcher:
         cache: NodeCache | None = None,
         save_interval: float = 30.0,
         self_id: str | None = None,
+        own_tags: Container[Any] = (),
     ) -> None:
         self.store = store
         self.keyring = keyring
@@ -299,6 +307,7 @@ class Watcher:
         self.cache = cache
         self.save_interval = save_interval
         self.self_id = self_id
+        self.own_tags = own_tags
         self._dirty = False
         self._saved_at = time.monotonic()
 
@@ -343,7 +352,9 @@ class Watcher:
             packets, caught_up = self.channel.poll(wait=wait)
             events: list[ChangeEvent] = []
             for packet in packets:
-                events.extend(apply_packet(self.store, self.keyring, packet, self.self_id))
+                events.extend(
+                    apply_packet(self.store, self.keyring, packet, self.self_id, self.own_tags)
+                )
         except SnTooOld:
             log.warning("the server's change log no longer reaches sn %s: reloading", self.store.sn)
             return self._full_reload(), True

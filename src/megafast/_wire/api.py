@@ -49,6 +49,7 @@ from ..errors import (
 )
 from .redact import redact
 from .retry import DEFAULT_RETRY, RetryPolicy
+from .seqtag import OwnTags, unwrap
 
 __all__ = ["ApiClient", "DEFAULT_API_URL", "new_http_session"]
 
@@ -173,6 +174,7 @@ class ApiClient:
         self._next_id = secrets.randbelow(1 << 32)
         self._id_lock = threading.Lock()  # a batcher's thread and the caller's ask at once
         self.stats = {"requests": 0, "retries": 0, "hashcash": 0}
+        self.own_seqtags = OwnTags()  # v3 tags of our own changes (see seqtag)
 
     # -- ids -------------------------------------------------------------------------------
     def _new_request_id(self) -> int:
@@ -211,7 +213,13 @@ class ApiClient:
             raise UnexpectedAnswerError(
                 f"the server answered {len(commands)} command(s) with {_describe(answer)}"
             )
-        return answer
+        results = []
+        for name, result in zip(names, answer, strict=True):
+            tag, result = unwrap(name, result)  # v3: the tag of the packets it caused
+            if tag is not None:
+                self.own_seqtags.add(tag)
+            results.append(result)
+        return results
 
     def stream(self, command: dict[str, Any], *, folder: str | None = None) -> Iterator[bytes]:
         """Send one command whose answer may be very large (``f``) and return its body as an
@@ -239,6 +247,7 @@ class ApiClient:
             params["n"] = folder
         elif self.sid:
             params["sid"] = self.sid
+        params["v"] = 3  # sequence tags in answers, as MEGA's SDK asks (see seqtag)
         url = f"{self.api_url}/cs"
         headers = {"Content-Type": "application/json"}
         started = time.monotonic()

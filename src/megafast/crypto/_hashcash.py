@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import struct
+import threading
 import time
 
 from ..errors import HashcashError, ValidationError
@@ -42,7 +43,11 @@ def expected_tries(easiness: int) -> int:
 
 
 def solve_hashcash(
-    header_value: str, threads: int | None = None, timeout: float = 300.0, min_easiness: int = 0
+    header_value: str,
+    threads: int | None = None,
+    timeout: float = 300.0,
+    min_easiness: int = 0,
+    cancel: threading.Event | None = None,
 ) -> str:
     """Answer an X-Hashcash challenge: returns the value of the answer header.
 
@@ -50,6 +55,7 @@ def solve_hashcash(
     so the answer is the smallest valid n, the same for any thread count. A challenge easier
     than ``min_easiness`` (too much work to finish) raises :class:`HashcashError` at once,
     and so does one not solved within ``timeout`` seconds; the message says why.
+    ``cancel``: an event that stops the search within one batch of tries (HashcashError).
     """
     easiness, _, token = parse_hashcash(header_value)
     if easiness < min_easiness:
@@ -78,6 +84,8 @@ def solve_hashcash(
                 if not pending:
                     raise HashcashError("no hashcash answer exists in the 32-bit space")
                 remaining = deadline - time.monotonic()
+                if cancel is not None and cancel.is_set():
+                    raise HashcashError("the hashcash search was cancelled")
                 if remaining <= 0:
                     raise HashcashError(_late(timeout, easiness))
                 try:

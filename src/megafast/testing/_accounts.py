@@ -25,8 +25,14 @@ class AccountCommands(ServiceBase):
     """``us0``, ``us``, ``up``, ``ug``, ``uq``, ``sml``, ``mfag``, ``ur``, ``uk``."""
 
     def new_session(self, user: str, hashcash_ok: bool = False) -> str:
+        """A session id as MEGA makes them: 43 bytes, 16 random ones, the user handle as its
+        11 base64url characters, 16 more random ones (MEGA's SDK checks the handle is there
+        after it decrypts ``csid``, CommandLogin::procresult); first byte non-zero."""
+        handle = user.encode("ascii")
+        if len(handle) != 11:
+            raise ValueError("a user handle is 11 base64url characters")
         while True:
-            raw = secrets.token_bytes(43)
+            raw = secrets.token_bytes(16) + handle + secrets.token_bytes(16)
             if raw[0]:
                 break
         sid = C.b64encode(raw)
@@ -125,6 +131,7 @@ class AccountCommands(ServiceBase):
             out["privk"] = row["privk"]
             out["pubk"] = row["pubk"]
             out["mfa"] = 1 if row["mfa"] else 0
+        out.update(self.attrs_for_ug(row["handle"]))  # type: ignore[attr-defined]
         return out
 
     def cmd_uq(self, ctx: Context, req: dict) -> Any:

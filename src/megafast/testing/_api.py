@@ -25,9 +25,11 @@ from ._encoded import Body, Pieces, encode_answer
 from ._faults import FaultInjector
 from ._grants import DownloadGrant, TransferCommands, Upload
 from ._nodes import NodeCommands
+from ._seqtags import v3_answer
 from ._shares import ShareCommands
 from ._stats import Stats
 from ._store import Store
+from ._userattrs import UserAttrCommands
 
 __all__ = ["MAX_BODY", "Body", "Pieces", "Service", "Upload"]
 
@@ -49,7 +51,7 @@ def _command_names(body: bytes) -> list[str]:
     return [c["a"] if isinstance(c, dict) and isinstance(c.get("a"), str) else "?" for c in batch]
 
 
-class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
+class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands, UserAttrCommands):
     """Everything behind the HTTP front: the command API and transfer bookkeeping."""
 
     def __init__(
@@ -63,6 +65,7 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
         self.store = store
         self.faults = faults
         self.base_url = base_url
+        self.transfer_base_url = base_url  # where /dl/ and /ul/ URLs point (see emulator)
         self.storage_quota = storage_quota
         self.epoch = 0
         self.grants: dict[str, DownloadGrant] = {}
@@ -78,6 +81,7 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
         self._hashcash_ok: set[str] = set()
         self.stats = Stats()
         self.changes = ChangeLog(store)
+        self.init_user_attrs()
         self._load_urls()
         self._commands: dict[str, Callable[[Context, dict], Any]] = {
             "us0": self.cmd_us0,
@@ -99,6 +103,9 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
             "g": self.cmd_g,
             "u": self.cmd_u,
             "dv": self.cmd_dv,
+            "upv": self.cmd_upv,
+            "up2": self.cmd_up2,
+            "uga": self.cmd_uga,
         }
 
     # --- the envelope ------------------------------------------------------------------
@@ -197,7 +204,7 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
             return EARGS
         if not isinstance(batch, list):
             return EARGS
-        ctx = Context(hashcash_ok=trusted)
+        ctx = Context(hashcash_ok=trusted, v3=params.get("v") == "3")
         sid = params.get("sid")
         if sid is not None:
             row = self.store.one("SELECT user FROM sessions WHERE sid=?", sid)
@@ -231,8 +238,9 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands):
             return EARGS
         ctx.i = req["i"] if isinstance(req.get("i"), str) else None
         try:
-            with self.store.transaction():
-                return handler(ctx, req)
+            with self.changes.command() as tag, self.store.transaction():
+                result = handler(ctx, req)
+            return v3_answer(req["a"], ctx.user, result, tag) if ctx.v3 else result
         except ApiError as exc:
             return exc.code
         except Exception:  # a bug here must never take the server down

@@ -36,6 +36,7 @@ class Context:
     folder_error: int | None = None
     i: str | None = None  # the running command's ``i``, echoed on the packets it causes
     hashcash_ok: bool = False  # the request passed the hashcash gate: its new sessions pass too
+    v3: bool = False  # the request asked ``v=3``: answers carry sequence tags (_seqtags)
 
 
 def _get(req: dict, name: str, kind: type | tuple[type, ...], required: bool = True) -> Any:
@@ -71,6 +72,7 @@ class ServiceBase:
     store: Store
     faults: FaultInjector
     base_url: Callable[[], str]
+    transfer_base_url: Callable[[], str]
     storage_quota: int
     stats: Stats
     changes: ChangeLog

@@ -172,7 +172,7 @@ class TransferCommands(ServiceBase):
                 pruned = True
         if pruned:
             self.store.execute("DELETE FROM url_grants WHERE expires < ?", now)
-        return f"{self.base_url()}/dl/{token}"
+        return f"{self.transfer_base_url()}/dl/{token}"
 
     def cmd_u(self, ctx: Context, req: dict) -> Any:
         user = self._need_user(ctx)
@@ -182,7 +182,10 @@ class TransferCommands(ServiceBase):
         row = self.store.user(user)
         if row is not None and self.store.used_storage(user) + size > row["mstrg"]:
             raise ApiError(EOVERQUOTA)
-        return {"p": self.grant_upload(user, size, raw_token=req.get("v") == 2)}
+        # v 2 and 3 (MEGA's SDK asks v 3) get the token as its 36 raw bytes; older clients
+        # (no v) as base64url text
+        raw = req.get("v") in (2, 3) and not isinstance(req.get("v"), bool)
+        return {"p": self.grant_upload(user, size, raw_token=raw)}
 
     def grant_upload(self, owner: str, size: int, raw_token: bool = False) -> str:
         token = C.b64encode(secrets.token_bytes(24))
@@ -217,7 +220,7 @@ class TransferCommands(ServiceBase):
             self.store.execute("DELETE FROM url_uploads WHERE token=?", key)
             if old.token is None:
                 old.path.unlink(missing_ok=True)
-        return f"{self.base_url()}/ul/{token}"
+        return f"{self.transfer_base_url()}/ul/{token}"
 
     def expire_urls(self) -> None:
         with self._lock:

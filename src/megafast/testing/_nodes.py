@@ -249,7 +249,8 @@ class NodeCommands(Packets):
 
     def cmd_a(self, ctx: Context, req: dict) -> Any:
         h = _handle(req, "n")
-        attr = _get(req, "attr", str)
+        # "at" as MEGA's SDK, web client and megajs send it; "attr" as mega.py does
+        attr = _get(req, "at" if "at" in req else "attr", str)
         key = _get(req, "key", str, required=False)
         node, level = self._access(ctx, h)  # type: ignore[arg-type]
         if level < 2 or node["t"] not in (0, 1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import threading
@@ -117,6 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fresh-rsa-keys", action="store_true", help="a new RSA key pair per account (slower)"
     )
+    p.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate from a fresh local authority (see --ca-file)",
+    )
+    p.add_argument(
+        "--plain-transfers",
+        action="store_true",
+        help="with --tls: download and upload URLs on a second, plain HTTP port",
+    )
+    p.add_argument(
+        "--ca-file",
+        metavar="PATH",
+        help="with --tls: also copy the authority's certificate here (clients trust it)",
+    )
     return p
 
 
@@ -130,6 +146,8 @@ def emulator_options(args: argparse.Namespace) -> dict[str, Any]:
         "hashcash_easiness": args.hashcash,
         "sc_log_size": args.sc_log_size,
         "sc_wait_timeout": args.sc_wait_timeout,
+        "tls": args.tls,
+        "plain_transfers": args.plain_transfers,
         "faults": {
             "latency": args.latency,
             "bandwidth": args.bandwidth,
@@ -152,10 +170,13 @@ def serve_main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help or a usage error: argparse has printed why
         return int(exc.code or 0)
+    if (args.ca_file or args.plain_transfers) and not args.tls:
+        print("megafast serve: --ca-file and --plain-transfers need --tls", file=sys.stderr)
+        return 2
     try:
         emu = MegaEmulator(**emulator_options(args))
         emu.start()
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RuntimeError) as exc:
         print(f"megafast serve: {exc}", file=sys.stderr)
         return 1
     stop = threading.Event()
@@ -168,6 +189,10 @@ def serve_main(argv: list[str] | None = None) -> int:
         for email, password, version in args.user:
             if emu.store.user_by_email(email) is None:
                 emu.create_account(email, password, version=version)
+        if emu.ca_file is not None:
+            if args.ca_file:
+                shutil.copyfile(emu.ca_file, args.ca_file)
+            print(f"CA certificate: {args.ca_file or emu.ca_file}", file=sys.stderr, flush=True)
         print(emu.api_url, flush=True)
         while not stop.wait(0.5):
             pass

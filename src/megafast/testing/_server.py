@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ._api import MAX_BODY, Body, Pieces, Service, Upload
 from ._crypto import b64encode
+from ._uploadcheck import PieceChecksum, expected_checksum, piece_ack, uncovered
 
 log = logging.getLogger("megafast.testing")
 
@@ -52,7 +54,17 @@ class EmulatorHTTPServer(ThreadingHTTPServer):
         self.sockets_lock = threading.Lock()
         self._next_drop: float | None = None
         self.per_ip: dict[str, int] = {}  # open connections per client address
+        self.ssl_context: ssl.SSLContext | None = None  # set: HTTPS (see _tls)
         super().__init__(address, _Handler)
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        """Accept a connection; with TLS, its handshake happens in its own thread later."""
+        sock, addr = super().get_request()
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(
+                sock, server_side=True, do_handshake_on_connect=False
+            )
+        return sock, addr
 
     def service_actions(self) -> None:
         """Between polls of ``serve_forever``: the ``drop_every`` fault (kills every
@@ -220,7 +232,8 @@ class _Handler(BaseHTTPRequestHandler):
         """A bug or an input we did not foresee: count it, log it, close this connection
         (the server goes on serving everyone else)."""
         self.service.stats.count("server_errors")
-        log.exception("emulator: unexpected error serving %s %s", self.command, self.path)
+        where = urlsplit(self.path).path  # not the query: it holds session ids
+        log.exception("emulator: unexpected error serving %s %s", self.command, where)
         self._drop()
 
     def _drop(self) -> None:
@@ -260,8 +273,8 @@ class _Handler(BaseHTTPRequestHandler):
             serve(parts.path.rstrip("/"), parts.query)
         except _Drop:
             self._drop()
-        except (TimeoutError, ConnectionError, BrokenPipeError):
-            self.close_connection = True
+        except (TimeoutError, ConnectionError, BrokenPipeError, ssl.SSLError):
+            self.close_connection = True  # the client went away (or broke TLS)
         except Exception:
             self._unexpected()
 
@@ -272,6 +285,9 @@ class _Handler(BaseHTTPRequestHandler):
             pass
         elif path.startswith("/ul/"):
             self._transfer("upload", self._upload, path[4:])
+        elif path.startswith("/dl/"):  # MEGA's SDK POSTs (an empty body) to download URLs
+            self._read_body(MAX_BODY)
+            self._transfer("download", self._download, path[4:])
         else:
             self.close_connection = True
             self._reply(404)
@@ -334,14 +350,24 @@ class _Handler(BaseHTTPRequestHandler):
         """Serve ``/sc`` or ``/wsc`` (action packets) and ``/wsp/<token>`` (the long poll);
         False for other paths."""
         changes = self.service.changes
-        if path in ("/sc", "/wsc"):
+        if path in ("/sc", "/wsc", "/sc/wsc", "/wsc/lp"):
             self._latency()
             with contextlib.suppress(ValueError):
                 self._read_body(MAX_BODY)  # clients may POST an empty body
             params = dict(parse_qsl(query, keep_blank_values=True))
-            answer = changes.poll(params, self.service.base_url())
             self.service.stats.count("sc_requests")
-            self._reply(200, json.dumps(answer, separators=(",", ":")).encode())
+            if path == "/wsc":  # MEGA's SDK: packets, or where to long-poll (see _changes)
+                answer = changes.catch_up(params, self.service.base_url() + "/wsc/lp")
+            elif path == "/wsc/lp":
+                answer = changes.long_poll(params)
+            elif path == "/sc/wsc":
+                answer = changes.catch_up(params)
+            elif "c" in params and "sn" not in params:  # the SDK's user alerts: none here
+                answer = {"c": [], "u": []} if changes.user_of(params) else -15
+            else:
+                answer = changes.poll(params, self.service.base_url())
+            body = b"0" if answer is None else json.dumps(answer, separators=(",", ":")).encode()
+            self._reply(200, body)
             return True
         if path.startswith("/wsp/"):
             self._latency()
@@ -431,7 +457,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if self.command == "HEAD" or not count:
                 return
-            if drop_at is None and corrupt_at is None and f.bandwidth is None:
+            plain = not isinstance(self.connection, ssl.SSLSocket)  # sendfile: no TLS
+            if plain and drop_at is None and corrupt_at is None and f.bandwidth is None:
                 self._sendfile(fd, start, count)
             else:
                 self._send_loop(fd, start, count, drop_at, corrupt_at, f.bandwidth)
@@ -507,11 +534,13 @@ class _Handler(BaseHTTPRequestHandler):
         svc = self.service
         token, _, off = rest.partition("/")
         upload = svc.uploads.get(token)
+        params = dict(parse_qsl(urlsplit(self.path).query))
         try:
             offset = int(off) if off else 0
             if offset < 0:
                 raise ValueError
             length = self._body_length()
+            expected = expected_checksum(params)  # ?d= (or ?c=): checked as MEGA checks it
         except ValueError:
             self._refuse_upload(b"-2", length_known=False)
             return
@@ -530,9 +559,14 @@ class _Handler(BaseHTTPRequestHandler):
         if offset > upload.size or (length is not None and offset + length > upload.size):
             self._refuse_upload(b"-2")
             return
-        received = self._receive(upload, offset, self._drop_point(faulty), f.bandwidth)
+        check = PieceChecksum() if expected is not None else None
+        received = self._receive(upload, offset, self._drop_point(faulty), f.bandwidth, check)
         if received is None:
             self._reply(200, b"-2", content_type="text/plain")
+            return
+        if check is not None and check.digest() != expected:
+            svc.stats.count("upload_checksum_mismatch")
+            self._reply(200, b"-14", content_type="text/plain")  # EKEY: send the piece again
             return
         with upload.lock:
             if upload.token is None and upload.add_range(offset, offset + received):
@@ -540,7 +574,7 @@ class _Handler(BaseHTTPRequestHandler):
             svc.save_upload(upload)  # what arrived survives a restart (with --data-dir)
             token_bytes = upload.token
         if token_bytes is None:
-            self._reply(200, b"", content_type="text/plain")
+            self._reply(200, piece_ack(params), content_type="text/plain")
             return
         body = token_bytes if upload.raw_token else b64encode(token_bytes).encode()
         self._reply(200, body, content_type="text/plain")
@@ -556,9 +590,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(status, body, content_type="text/plain")
 
     def _receive(
-        self, upload: Upload, offset: int, drop_at: int | None, bandwidth: float | None
+        self,
+        upload: Upload,
+        offset: int,
+        drop_at: int | None,
+        bandwidth: float | None,
+        check: PieceChecksum | None = None,
     ) -> int | None:
-        """Write the body at ``offset``; the number of bytes, or None when it overflows."""
+        """Write the body at ``offset`` (where no earlier piece has landed); the number of
+        bytes, or None when it overflows. ``check`` sums the body as it arrives."""
+        with upload.lock:
+            done_ranges = [r[:] for r in upload.ranges]
         done = 0
         began = time.monotonic()
         fd = None
@@ -572,10 +614,14 @@ class _Handler(BaseHTTPRequestHandler):
             for piece in self._iter_body():
                 if drop_at is not None and done + len(piece) > drop_at:
                     raise _Drop("fault: connection dropped")
-                if offset + done + len(piece) > upload.size:
+                if check is not None:
+                    check.update(piece)
+                at = offset + done
+                if at + len(piece) > upload.size:
                     overflow = True
                 elif fd is not None:
-                    os.pwrite(fd, piece, offset + done)
+                    for s, e in uncovered(done_ranges, at, at + len(piece)):
+                        os.pwrite(fd, piece[s - at : e - at], s)
                 done += len(piece)
                 self._count(len(piece))
                 _pace(done, bandwidth, began)

@@ -67,7 +67,12 @@ class MegaEmulator(Seeding):
     (a :class:`Faults` or a dict of its fields). ``storage_quota``: bytes per new account.
     ``sc_log_size``: action packets kept for ``/sc`` (an older ``sn`` gets ``-6``);
     ``sc_wait_timeout``: seconds a ``/sc`` wait URL holds the request when nothing happens
-    (at most 40). Both can change later with :meth:`configure_sc`.
+    (at most 40). Both can change later with :meth:`configure_sc`. ``tls``: serve HTTPS with
+    a certificate from a fresh local authority whose certificate is :attr:`ca_file` (needs the
+    ``cryptography`` package; see ``_tls``); every URL handed out is then ``https://``, except
+    with ``plain_transfers``: download and upload URLs then point to a second, plain HTTP port
+    (file content is encrypted anyway; MEGA's storage servers long served plain HTTP), so a
+    benchmark measures the clients rather than the emulator's Python TLS.
 
     Every change (from any session's ``/cs`` commands or from the seeding helpers here) is
     logged as MEGA action packets, served by ``/sc?sn=...&sid=...``; ``f`` answers carry the
@@ -86,6 +91,8 @@ class MegaEmulator(Seeding):
         storage_quota: int = 20 * 1024**3,
         sc_log_size: int = 100_000,
         sc_wait_timeout: float = 30.0,
+        tls: bool = False,
+        plain_transfers: bool = False,
     ) -> None:
         if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
             raise ValueError("port must be an integer 0-65535 (0: a free port)")
@@ -100,6 +107,11 @@ class MegaEmulator(Seeding):
         self._storage_quota = storage_quota
         self._hashcash = hashcash_easiness
         self._sc = (sc_log_size, sc_wait_timeout)
+        self.tls = tls
+        self.plain_transfers = plain_transfers and tls
+        self._plain: EmulatorHTTPServer | None = None  # plain_transfers: the HTTP server
+        self._plain_thread: threading.Thread | None = None
+        self.ca_file: Path | None = None  # with tls: the authority's certificate to trust
         self._server: EmulatorHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._store: Store | None = None
@@ -124,7 +136,20 @@ class MegaEmulator(Seeding):
         try:
             self._service.changes.configure(*self._sc)
             self._server = EmulatorHTTPServer((self.host, self._requested_port), self._service)
+            if self.tls:
+                from ._tls import make_certificates, server_context
+
+                certs = make_certificates(self.data_dir / "tls", (self.host,))
+                self._server.ssl_context = server_context(certs)
+                self.ca_file = certs.ca_file
+            if self.plain_transfers:
+                self._plain = EmulatorHTTPServer((self.host, 0), self._service)
+                self._service.transfer_base_url = lambda: self._url("http", self._plain)
         except BaseException:
+            for server in (self._server, self._plain):
+                if server is not None:
+                    server.server_close()
+            self._server = self._plain = None
             self._store.close()
             self._store = self._service = None
             if self._own_dir and self.data_dir is not None:
@@ -139,6 +164,14 @@ class MegaEmulator(Seeding):
             daemon=True,
         )
         self._thread.start()
+        if self._plain is not None:
+            self._plain_thread = threading.Thread(
+                target=self._plain.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"megafast-emulator-{self.port}-plain",
+                daemon=True,
+            )
+            self._plain_thread.start()
         return self
 
     def stop(self) -> None:
@@ -147,11 +180,15 @@ class MegaEmulator(Seeding):
             return
         assert self._service is not None
         self._service.changes.close()  # wake the long polls
-        self._server.shutdown()
-        self._server.close_all_connections()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        for server, thread in ((self._server, self._thread), (self._plain, self._plain_thread)):
+            if server is None:
+                continue
+            server.shutdown()
+            server.close_all_connections()
+            server.server_close()
+            if thread is not None:
+                thread.join(timeout=5)
+        self._plain = self._plain_thread = None
         assert self._store is not None
         self._store.close()
         self._server = self._thread = self._store = self._service = None
@@ -167,9 +204,14 @@ class MegaEmulator(Seeding):
 
     @property
     def api_url(self) -> str:
-        """``http://127.0.0.1:<port>`` (no trailing slash); clients POST ``{api_url}/cs``."""
+        """``http://127.0.0.1:<port>`` (``https://`` with ``tls``; no trailing slash); clients
+        POST ``{api_url}/cs``."""
+        return self._url("https" if self.tls else "http", self._server)
+
+    def _url(self, scheme: str, server: EmulatorHTTPServer | None) -> str:
         host = self.host if self.host not in ("", "0.0.0.0") else "127.0.0.1"
-        return f"http://{host}:{self.port}"
+        port = server.server_address[1] if server is not None else self.port
+        return f"{scheme}://{host}:{port}"
 
     @property
     def store(self) -> Store:

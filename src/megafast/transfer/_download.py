@@ -481,6 +481,8 @@ def download_to_fileobj(
     *,
     config: TransferConfig | None = None,
     progress: ProgressCallback | None = None,
+    shared_session: bool = False,
+    cancel: threading.Event | None = None,
 ) -> None:
     """Download a node's content into the writable ``fileobj``, in order.
 
@@ -488,6 +490,8 @@ def download_to_fileobj(
     4 MiB and written in file order from the calling thread. The
     meta-MAC can only be checked once everything has been written: on a mismatch
     :class:`~megafast.errors.IntegrityError` is raised after the data was written.
+    ``shared_session`` and ``cancel`` as for :func:`download_file` (a cancelled download
+    raises :class:`~megafast.transfer.TransferCancelled`; what was written stays written).
     """
     config = config if config is not None else TransferConfig()
     if not isinstance(config, TransferConfig):
@@ -501,7 +505,7 @@ def download_to_fileobj(
     ranges = chunks.plan(min(balanced_piece_size(size, config), FILEOBJ_PIECE))
     report = _Progress(progress, size)
     workers = min(config.connections, max(1, len(ranges)))
-    ctl = Controller(http, config, workers)
+    ctl = Controller(http, config, workers, shared_session=shared_session, cancel=cancel)
     urls = UrlSource(get_url)
     cond = threading.Condition()
     free: list[memoryview] = []
