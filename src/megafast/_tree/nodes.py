@@ -267,10 +267,16 @@ class NodeTree:
     ) -> dict[str, Any] | None:
         """Resolve ``a/b/c`` from the Cloud Drive root (or from a top-level root or incoming
         share named by the first part); the first match in listing order wins."""
-        h = self.store.find_path(path, folders_only=folders_only)
-        if h is None or (exclude_deleted and self.in_trash(h)):
+        store = self.store
+        slot, attrs = store.find_path_match(path, folders_only)
+        if slot < 0:
             return None
-        return self._dict(h)
+        node = store._dict(slot, attrs)
+        if exclude_deleted and self.in_trash(node["h"]):
+            return None
+        if node["t"] == _FOLDER and self.keyring.share_keys:
+            self._add_share_key(node)
+        return node
 
     def public_handle_owner(self, ph: str) -> str | None:
         """The handle of the node whose public handle (``ph``) is ``ph``, if known."""
