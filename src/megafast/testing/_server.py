@@ -287,7 +287,12 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/ul/"):
             self._transfer("upload", self._upload, path[4:])
         elif path.startswith("/dl/"):  # MEGA's SDK POSTs (an empty body) to download URLs
-            self._read_body(MAX_BODY)
+            try:
+                self._read_body(MAX_BODY)
+            except ValueError:  # a malformed Content-Length, or a body past the limit
+                self.close_connection = True
+                self._reply(400)
+                return
             self._transfer("download", self._download, path[4:])
         elif path.startswith("/fa/"):
             self._file_attr(path[4:])
