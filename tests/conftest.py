@@ -192,3 +192,19 @@ def fs_options(fs_emulator: Any) -> dict[str, Any]:
     from support.megafs import session_options
 
     return session_options(fs_emulator)
+
+
+@pytest.fixture
+def scripted() -> Iterator[Any]:
+    """A scripted API server (support.scripted_api) for one test."""
+    from support.servers import scripted_server
+
+    yield from scripted_server()
+
+
+@pytest.fixture
+def hostile() -> Iterator[Any]:
+    """A hostile HTTP server (support.hostile) for one test."""
+    from support.servers import hostile_server
+
+    yield from hostile_server()

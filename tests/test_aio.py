@@ -300,3 +300,20 @@ async def test_it_stands_on_the_core(m: AsyncMega) -> None:
         m.core.request({"a": "uq"})  # a blocking call on the loop's thread refuses
     # from a worker thread the core's request goes through the async client
     assert "mstrg" in await asyncio.to_thread(m.core.request, {"a": "uq"})
+
+
+async def test_own_changes_are_known_by_their_sequence_tags(m: AsyncMega) -> None:
+    """The async client asks ``v=3`` as the sync one does: a command's answer gives the tag
+    its packets carry, and the watcher takes a packet with one of those tags as our own
+    (here a deletion already applied, which is not reported again nor forces a reload)."""
+    folder = await m.create_folder("tagged")
+    watcher = await m.watch()
+    await watcher.catch_up()
+    watcher.self_id = None  # only the tag tells it is ours
+    await m.delete(folder)
+    if folder.handle in watcher.store:
+        watcher.store.remove(folder.handle)  # as a client that applied its own change
+    assert len(m.api.own_seqtags._tags) >= 2  # p and d were answered with their tags
+    events = await asyncio.wait_for(watcher.catch_up(), 20)
+    assert [e.kind for e in events if e.kind in ("reload", "delete")] == []
+    await watcher.aclose()

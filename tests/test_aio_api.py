@@ -10,7 +10,6 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -30,20 +29,6 @@ from support.hostile import HostileServer
 from support.scripted_api import ScriptedAPI
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.filterwarnings("error")]
-
-
-@pytest.fixture
-def scripted() -> Iterator[ScriptedAPI]:
-    server = ScriptedAPI()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def hostile() -> Iterator[HostileServer]:
-    server = HostileServer()
-    yield server
-    server.close()
 
 
 def api(url: str, **kw: object) -> AsyncApiClient:
@@ -348,3 +333,18 @@ async def test_asyncio_timeout_block(scripted: ScriptedAPI) -> None:
     finally:
         await client.close()
     assert time.monotonic() - started < 5
+
+
+async def test_v3_sequence_tags_are_unwrapped_and_remembered(scripted: ScriptedAPI) -> None:
+    """The same answers as the sync client's test: v=3 is sent, tags come off and are kept."""
+    scripted.script = [(200, {}, '["12", ["13", {"f": []}], [0, "ph"], "ph2", -9, "14"]')]
+    client = api(scripted.url)
+    names = ["d", "p", "l", "l", "m", "uq"]
+    try:
+        got = await client.batch([{"a": a} for a in names])
+    finally:
+        await client.close()
+    assert got == [0, {"f": []}, "ph", "ph2", -9, "14"]
+    assert "12" in client.own_seqtags and "13" in client.own_seqtags
+    assert "14" not in client.own_seqtags
+    assert scripted.requests[0]["params"]["v"] == "3"

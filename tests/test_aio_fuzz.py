@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import tempfile
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from megafast._account.session import Credentials
@@ -24,6 +23,7 @@ from megafast.aio import AsyncMega
 from megafast.errors import MegaError
 from support.hostile import ROOT, HostileServer
 from support.scripted_api import ScriptedAPI
+from support.servers import FUZZ_SETTINGS, scripted_per_module  # noqa: F401 (a fixture)
 from test_client_odd_answers import MASTER, USER
 from test_hostile_fuzz import FOLDER_LINK, LINK, answers, json_values, listings
 
@@ -80,13 +80,6 @@ async def _then(m: AsyncMega, path: str, action: Callable[[Any], Awaitable[Any]]
     return None
 
 
-@pytest.fixture(scope="module")
-def scripted() -> Iterator[ScriptedAPI]:
-    server = ScriptedAPI()
-    yield server
-    server.close()
-
-
 async def _run(url: str, call: Call, tmp: Path) -> None:
     creds = Credentials(sid="S" * 58, master_key=MASTER, user_handle=USER)
     async with AsyncMega(
@@ -100,11 +93,7 @@ async def _run(url: str, call: Call, tmp: Path) -> None:
 @pytest.mark.parametrize(
     ("command", "call"), CALLS, ids=[f"{c}-{i}" for i, (c, _) in enumerate(CALLS)]
 )
-@settings(
-    max_examples=int(os.environ.get("MEGAFAST_FUZZ_EXAMPLES", "8")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@FUZZ_SETTINGS
 @given(data=st.data())
 def test_random_answers_raise_only_megafast_errors(
     scripted: ScriptedAPI, command: str, call: Call, data: st.DataObject

@@ -13,6 +13,7 @@ from megafast._cli import session as session_store
 from megafast._cli.errors import CommandError, UsageError, report_error, scrub
 from megafast._cli.options import parse_size
 from megafast._cli.remote import RemoteView, is_url, split_remote
+from megafast._tree.nodestore import NodeStore
 from megafast.cli import build_parser, main
 from megafast.transfer._localnames import safe_local_name
 
@@ -141,35 +142,35 @@ def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def _view() -> RemoteView:
-    files = {
-        "ROOT0000": {"h": "ROOT0000", "p": "", "t": 2, "a": {"n": "Cloud Drive"}},
-        "BIN00000": {"h": "BIN00000", "p": "", "t": 4, "a": {"n": "Rubbish Bin"}},
-        "DOCS0000": {"h": "DOCS0000", "p": "ROOT0000", "t": 1, "a": {"n": "docs"}},
-        "FILEA000": {"h": "FILEA000", "p": "DOCS0000", "t": 0, "a": {"n": "a.txt"}, "s": 5},
-        "GONE0000": {"h": "GONE0000", "p": "BIN00000", "t": 0, "a": {"n": "old"}, "s": 1},
-        "BAD00000": {"h": "BAD00000", "p": "DOCS0000", "t": 0, "a": False, "s": 3},
-    }
-    return RemoteView(files)
+    store = NodeStore()
+    store.put("ROOT0000", None, 2, "", 0, 0, None, None)
+    store.put("BIN00000", None, 4, "", 0, 0, None, None)
+    store.put("DOCS0000", "ROOT0000", 1, "", 0, 0, bytes(16), "docs")
+    store.put("FILEA000", "DOCS0000", 0, "", 5, 0, bytes(32), "a.txt")
+    store.put("GONE0000", "BIN00000", 0, "", 1, 0, bytes(32), "old")
+    store.put("BAD00000", "DOCS0000", 0, "", 3, 0, None, None, enc_key="x:AAAA")
+    return RemoteView(store)
 
 
 def test_remote_view_paths_listing_and_one_part_lookup() -> None:
-    # Paths of two or more parts go through Mega.find (tests/test_cli.py checks that against
-    # the emulator); the root and one-part paths need no client.
+    # Paths of two or more parts resolve as Mega.find does (tests/test_cli.py checks that
+    # against the emulator); the root and one-part paths look at the Cloud Drive only.
     view = _view()
-    assert view.resolve(None, "/")["h"] == "ROOT0000"
-    assert view.resolve(None, "//docs/")["h"] == "DOCS0000"
-    assert view.lookup(None, "/missing") is None
-    assert view.path_of(view.nodes["FILEA000"]) == "/docs/a.txt"
-    assert view.path_of(view.nodes["GONE0000"]) == "//Rubbish Bin/old"
+    assert view.resolve("/").handle == "ROOT0000"
+    assert view.resolve("//docs/").handle == "DOCS0000"
+    assert view.lookup("/missing") is None
+    assert view.path_of(view.resolve("docs/a.txt")) == "/docs/a.txt"
+    assert view.path_of(view.get("GONE0000")) == "//Rubbish Bin/old"  # type: ignore[arg-type]
     with pytest.raises(CommandError, match="no such file or folder: /nope"):
-        view.resolve(None, "/nope")
+        view.resolve("/nope")
     with pytest.raises(CommandError):
         split_remote("/docs/../x")
-    walked = [entry["name"] for entry in view.entries(view.require_top(), recursive=True)[0]]
-    assert walked[0] == "docs" and "a.txt" in walked
-    assert any(name.startswith("[undecryptable") for name in walked)
-    entries, shown = view.entries(view.nodes["DOCS0000"], recursive=False)
-    assert "a.txt" in shown and all(entry["path"].startswith("/docs/") for entry in entries)
+    walked = [shown for _, _, shown in view.rows(view.require_top(), recursive=True)]
+    assert walked[0] == "docs/" and "docs/a.txt" in walked
+    assert any(name.startswith("docs/[undecryptable") for name in walked)
+    rows = list(view.rows(view.resolve("docs"), recursive=False))
+    assert "a.txt" in [shown for _, _, shown in rows]
+    assert all(path.startswith("/docs/") for _, path, _ in rows)
 
 
 def test_is_url() -> None:

@@ -7,7 +7,7 @@ import contextlib
 import json
 import secrets
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from megafast._wire.links import b64encode
 from megafast.crypto import encrypt_attr, encrypt_key
 from megafast.errors import MegaError
 from support.scripted_api import ScriptedAPI
+from support.servers import scripted_per_module  # noqa: F401 (a fixture)
 
 MASTER = secrets.token_bytes(16)
 USER = "UserHandle1"
@@ -62,13 +63,6 @@ def tree_answer() -> dict[str, Any]:
         "ok": [],
         "s": [],
     }
-
-
-@pytest.fixture(scope="module")
-def scripted() -> Iterator[ScriptedAPI]:
-    s = ScriptedAPI()
-    yield s
-    s.close()
 
 
 def client_with(scripted: ScriptedAPI, odd_for: str, odd: Any) -> Mega:

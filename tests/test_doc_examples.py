@@ -197,6 +197,52 @@ def test_sync_example_runs_against_the_emulator(emu, tmp_path, monkeypatch):
     assert (photos / "2026" / "a.jpg").read_bytes() == b"jpeg" * 100
 
 
+@example("docs/MEDIA.md", "Thumbnails and previews")
+@example("docs/MEDIA.md", "Reading them")
+@example("docs/MEDIA.md", "Password-protected links")
+def test_media_examples_run_against_the_emulator(emu, tmp_path, monkeypatch):
+    image = pytest.importorskip("PIL.Image")
+    emu.create_account("you@example.com", "your password")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
+    image.new("RGB", (1200, 900), (10, 120, 200)).save("photo.jpg")
+    image.new("RGBA", (300, 300), (0, 0, 0, 0)).save("scan.png")
+    Path("downloads").mkdir()
+    namespace: dict[str, Any] = {}
+    for heading in ("Thumbnails and previews", "Reading them", "Password-protected links"):
+        code = block("docs/MEDIA.md", heading).replace("Mega()", f"Mega(api_url={emu.api_url!r})")
+        code = code.replace(
+            'Mega({"thumbnails": False})', f'Mega({{"thumbnails": False}}, api_url={emu.api_url!r})'
+        )
+        run(code, namespace, name="docs/MEDIA.md")
+    assert namespace["many"] == {namespace["node"][0]: namespace["jpeg"]}
+    assert namespace["jpeg"].startswith(b"\xff\xd8") and namespace["preview"].startswith(
+        b"\xff\xd8"
+    )
+    assert "#P!" in namespace["link"] and namespace["info"]["name"] == "photo.jpg"
+    assert Path("downloads/photo.jpg").read_bytes() == Path("photo.jpg").read_bytes()
+    assert namespace["mega"].get_thumbnail(namespace["mega"].find("scan.png"))  # attached later
+
+
+@example("docs/SYNC.md", "Two-way, backups and restore from Python")
+def test_two_way_and_backup_example_runs_against_the_emulator(emu, tmp_path, monkeypatch):
+    emu.create_account("you@example.com", "your password")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("MEGAFAST_STATE_DIR", str(tmp_path / "state"))
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("buy milk")
+    code = block("docs/SYNC.md", "Two-way, backups and restore from Python")
+    code = code.replace(
+        "Mega().login(...)",
+        f"Mega(api_url={emu.api_url!r}).login('you@example.com', 'your password')",
+    )
+    namespace = run(code)
+    m = namespace["m"]
+    assert namespace["report"].direction == "both" and m.find("notes/todo.txt") is not None
+    assert len(namespace["snap"].uploaded) == 1
+    assert (tmp_path / "notes-restored" / "todo.txt").read_text() == "buy milk"
+
+
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.relative_to(ROOT).as_posix())
 def test_relative_links_resolve(doc):
     """Every relative link in the README and docs/ names a file of the checkout."""

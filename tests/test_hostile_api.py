@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -16,20 +15,6 @@ from megafast._wire.codec import b64encode
 from megafast.errors import HashcashError, RequestError, UnexpectedAnswerError
 from support.hostile import HostileServer
 from support.scripted_api import ScriptedAPI
-
-
-@pytest.fixture
-def scripted() -> Iterator[ScriptedAPI]:
-    server = ScriptedAPI()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def hostile() -> Iterator[HostileServer]:
-    server = HostileServer()
-    yield server
-    server.close()
 
 
 def api(url: str, **kw: object) -> ApiClient:

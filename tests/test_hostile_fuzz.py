@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from megafast import Mega
@@ -21,6 +20,7 @@ from megafast._account.session import Credentials
 from megafast._wire.codec import b64encode
 from megafast.errors import MegaError
 from support.scripted_api import ScriptedAPI
+from support.servers import FUZZ_SETTINGS, scripted_per_module  # noqa: F401 (a fixture)
 from test_client_odd_answers import MASTER, USER, tree_answer
 
 KEYS = [
@@ -102,13 +102,6 @@ CALLS: list[tuple[str, Callable[[Mega, Path], Any]]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def scripted() -> Iterator[ScriptedAPI]:
-    server = ScriptedAPI()
-    yield server
-    server.close()
-
-
 def answers(odd_for: str, odd: Any, whole: bool) -> Callable[[dict[str, Any]], Any]:
     tree = tree_answer()
 
@@ -137,11 +130,7 @@ def answers(odd_for: str, odd: Any, whole: bool) -> Callable[[dict[str, Any]], A
 @pytest.mark.parametrize(
     ("command", "call"), CALLS, ids=[f"{c}-{i}" for i, (c, _) in enumerate(CALLS)]
 )
-@settings(
-    max_examples=int(os.environ.get("MEGAFAST_FUZZ_EXAMPLES", "8")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@FUZZ_SETTINGS
 @given(data=st.data())
 def test_random_answers_raise_only_megafast_errors(
     scripted: ScriptedAPI, command: str, call: Callable[[Mega, Path], Any], data: st.DataObject

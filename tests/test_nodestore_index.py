@@ -165,3 +165,38 @@ def test_a_long_run_gets_a_dict_and_paths_go_back_on_repeated_names() -> None:
     assert store.find_path("d5/f/x") is None  # a file on the way down
     assert store.find_path("d5/f") == "F"
     assert store.find_path("d5/f", folders_only=True) is None
+
+
+def test_node_dicts_match_the_general_builder_and_json_loads() -> None:
+    """The one-display dict of a usual file or folder has the same keys, order and values as
+    the general builder; find by path hands over the JSON it parsed for the name, equal to a
+    fresh dict; parse_attrs gives what json.loads gives (whitespace, errors)."""
+    from megafast._tree.nodelookup import parse_attrs
+    from megafast._tree.nodes import Keyring, NodeTree
+
+    store = make_store()
+    store.put("W", "D", 0, "u", 5, 6, bytes(range(32)), "w", b' {"n":"w", "c":2} ')
+    store.put("X", "D", 0, "u", 5, 6, bytes(range(32)), "x", None, extra={"ph": "PH"})
+    store.put("U", "D", 0, "u", 5, 6, None, None, None, enc_key="R:abc")
+    store.put("O", "gone", 1, "u", 0, 7, bytes(range(16)), "orphan")
+    store.put("F", "D", 1, "u", 0, 7, bytes(range(16)), "f", b'{"n":"f","x":[1]}')
+    for h in store.slot_of:
+        slot = store.slot_of[h]
+        fast, general = store._dict(slot), store._dict_general(slot, None)
+        assert list(fast.items()) == list(general.items()), h
+    tree = NodeTree(store, Keyring(share_keys={"F": bytes(16)}))
+    for path, h in (("d/w", "W"), ("d/x", "X"), ("d/f", "F"), ("d/b", "A2"), ("d/a", "A1")):
+        node = tree.find_path(path)
+        assert node is not None and node == tree.nodes[h] and node["h"] == h, path
+        assert node["a"] is not tree.find_path(path)["a"]  # type: ignore[index]
+    assert tree.find_path("d/f")["shared_folder_key"] == (0, 0, 0, 0)  # type: ignore[index]
+    for text in (b'{"n":"a"}', b' {"n":"a"} ', b'{"n":"a"}x', b"[1]", b'"s"', b"", b"{"):
+        try:
+            want: object = json.loads(text.decode())
+        except ValueError as exc:
+            want = type(exc)
+        try:
+            got: object = parse_attrs(text)
+        except ValueError as exc:
+            got = type(exc)
+        assert got == want, text

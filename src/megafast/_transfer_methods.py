@@ -18,6 +18,7 @@ from ._account import nodeops as _nodeops
 from ._account import sources as _sources
 from ._account import transfers as _transfers
 from ._wire.links import parse_link
+from ._wire.passlinks import protect, unlock
 from .errors import LinkError
 
 if TYPE_CHECKING:
@@ -46,9 +47,10 @@ class TransferMethods:
     # ------------------------------------------------------------------------------------
     # links to the account's nodes (megafast._account.nodeops)
     # ------------------------------------------------------------------------------------
-    def get_link(self, file: NodeRef) -> str:
-        """The public link of a file (creates it if needed)."""
-        return _nodeops.get_link(self._core(), file)
+    def get_link(self, file: NodeRef, *, password: str | None = None) -> str:
+        """The public link of a file (creates it if needed); with ``password`` a
+        password-protected ``#P!`` link instead."""
+        return protect(_nodeops.get_link(self._core(), file), password)
 
     def get_upload_link(self, file: Mapping[str, Any]) -> str:
         """The public link of a file just uploaded (``file`` is :meth:`upload`'s answer)."""
@@ -58,10 +60,13 @@ class TransferMethods:
         """The public link of a folder that is already exported (see :meth:`export`)."""
         return _nodeops.get_folder_link(self._core(), file)
 
-    def export(self, path: str | None = None, node_id: str | None = None) -> str:
+    def export(
+        self, path: str | None = None, node_id: str | None = None, *, password: str | None = None
+    ) -> str:
         """Create (or return) the public link of the file or folder at ``path`` or
-        ``node_id``. Folders are shared with a fresh key first."""
-        return _nodeops.export(self._core(), path, node_id)
+        ``node_id``. Folders are shared with a fresh key first. With ``password``: a
+        password-protected ``#P!`` link to it (made locally; the plain link still works)."""
+        return protect(_nodeops.export(self._core(), path, node_id), password)
 
     # ------------------------------------------------------------------------------------
     # public files and folders (megafast._account.sources)
@@ -72,10 +77,11 @@ class TransferMethods:
         link = parse_link(url)
         return f"{link.handle}!{link.key_b64}"
 
-    def get_public_url_info(self, url: str) -> dict[str, Any]:
+    def get_public_url_info(self, url: str, *, password: str | None = None) -> dict[str, Any]:
         """``{'size': bytes, 'name': str}`` of a public file link; for a folder link also
-        the counts of ``files`` and ``folders`` (size is the total of its files)."""
-        return _sources.public_url_info(self._core(), url)
+        the counts of ``files`` and ``folders`` (size is the total of its files).
+        ``password``: of a ``#P!`` link (here and in every method taking a link)."""
+        return _sources.public_url_info(self._core(), unlock(url, password))
 
     def get_public_file_info(self, file_handle: str, file_key: str | bytes) -> dict[str, Any]:
         """``{'size': bytes, 'name': str}`` of a public file; a wrong key raises
@@ -83,10 +89,15 @@ class TransferMethods:
         return _sources.public_file_info(self._core(), file_handle, file_key)
 
     def import_public_url(
-        self, url: str, dest_node: NodeRef | None = None, dest_name: str | None = None
+        self,
+        url: str,
+        dest_node: NodeRef | None = None,
+        dest_name: str | None = None,
+        *,
+        password: str | None = None,
     ) -> Any:
         """Copy a public file into the account (default: the Cloud Drive)."""
-        link = parse_link(url)
+        link = parse_link(unlock(url, password))
         if link.kind != "file":
             raise LinkError("only file links can be imported")
         return self.import_public_file(link.handle, link.key_b64, dest_node, dest_name)
@@ -103,11 +114,13 @@ class TransferMethods:
             self._core(), file_handle, file_key, dest_node, dest_name
         )
 
-    def get_public_folder(self, url: str) -> dict[str, dict[str, Any]]:
+    def get_public_folder(
+        self, url: str, *, password: str | None = None
+    ) -> dict[str, dict[str, Any]]:
         """All nodes of a public folder link: ``{handle: node}`` like :meth:`get_files`
         (undecryptable nodes included, marked ``undecryptable``). A link to a node inside
         the folder lists that node and what is below it."""
-        return _sources.public_folder(self._core(), url)
+        return _sources.public_folder(self._core(), unlock(url, password))
 
     # ------------------------------------------------------------------------------------
     # transfers (megafast._account.transfers)
@@ -147,12 +160,22 @@ class TransferMethods:
         config: TransferConfig | None = None,
         result: TransferResult | None = None,
         subscribers: Iterable[TransferSubscriber] = (),
+        password: str | None = None,
     ) -> Path:
         """Download a public link: a file, a file or folder inside a folder link, or a
         whole folder (recursively, like :meth:`download_folder_url`; ``result`` and
-        ``subscribers`` apply to folders). Returns the local path."""
+        ``subscribers`` apply to folders). Returns the local path. ``password``: of a
+        password-protected ``#P!`` link (a wrong one raises
+        :class:`~megafast.errors.WrongPasswordError` before anything is downloaded)."""
         return _transfers.download_url(
-            self._core(), url, dest_path, dest_filename, progress, config, result, subscribers
+            self._core(),
+            unlock(url, password),
+            dest_path,
+            dest_filename,
+            progress,
+            config,
+            result,
+            subscribers,
         )
 
     def download_folder_url(
@@ -165,13 +188,21 @@ class TransferMethods:
         config: TransferConfig | None = None,
         result: TransferResult | None = None,
         subscribers: Iterable[TransferSubscriber] = (),
+        password: str | None = None,
     ) -> Path:
         """Download a public folder link (or the node inside it the link names); a folder
         goes through a :class:`~megafast.transfer.TransferManager` like :meth:`download`
         (``result``, ``subscribers`` and the returned folder's ``renamed``: the same as
         there)."""
         return _transfers.download_folder_url(
-            self._core(), url, dest_path, dest_filename, progress, config, result, subscribers
+            self._core(),
+            unlock(url, password),
+            dest_path,
+            dest_filename,
+            progress,
+            config,
+            result,
+            subscribers,
         )
 
     def download_to_fileobj(
@@ -202,6 +233,7 @@ class TransferMethods:
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
         resume: bool = True,
+        thumbnails: bool | None = None,
     ) -> dict[str, Any]:
         """Upload a local file into ``dest`` (a folder handle or node; default: the Cloud
         Drive) and return the API's answer (``{'f': [new node]}``), as mega.py does.
@@ -210,9 +242,14 @@ class TransferMethods:
         name, account and server continues where it stopped while its upload URL is valid
         (a sidecar holds the URL and key; the data sent before is checked against the file
         before anything new is sent). ``resume=False`` (or ``config.resume=False``) starts over.
+        ``thumbnails``: give an image (or a video, with ffmpeg) a thumbnail and a preview
+        (default: the ``thumbnails`` option, on when Pillow is installed); one that cannot be
+        made is logged and skipped, never failing the upload.
         """
+        core = self._core()
+        pics = _pics(core, thumbnails)
         return _transfers.upload(
-            self._core(), filename, dest, dest_filename, progress, config, resume
+            core, filename, dest, dest_filename, progress, config, resume, pics
         )
 
     def upload_folder(
@@ -226,6 +263,7 @@ class TransferMethods:
         result: TransferResult | None = None,
         subscribers: Iterable[TransferSubscriber] = (),
         follow_symlinks: bool = False,
+        thumbnails: bool | None = None,
     ) -> dict[str, str]:
         """Upload a local folder tree into ``dest`` (default: the Cloud Drive), like
         ``cp -r``: the folder itself is created (or reused) there, with every sub-folder
@@ -243,10 +281,12 @@ class TransferMethods:
         fill with every file's outcome, the renamed and the ignored entries; ``subscribers``
         (:class:`~megafast.transfer.TransferSubscriber`) watch each file. With
         ``follow_symlinks`` the files go one at a time, not through the manager (``result``
-        and ``subscribers`` are then not used).
+        and ``subscribers`` are then not used). ``thumbnails``: as for :meth:`upload` (the
+        pictures are made on their own threads while the files upload).
         """
+        core = self._core()
         return _transfers.upload_folder(
-            self._core(),
+            core,
             directory,
             dest,
             progress,
@@ -255,6 +295,7 @@ class TransferMethods:
             result,
             subscribers,
             follow_symlinks,
+            _pics(core, thumbnails),
         )
 
     def transfers(
@@ -293,3 +334,8 @@ class TransferMethods:
         return _transfers.upload_fileobj(
             self._core(), fileobj, name, dest, size, mtime, progress, config, resume
         )
+
+
+def _pics(core: Core, thumbnails: bool | None) -> bool:
+    """Whether an upload makes thumbnails: the keyword, else the client's option."""
+    return thumbnails if thumbnails is not None else core.options.get("thumbnails") is not False

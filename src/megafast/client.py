@@ -29,6 +29,7 @@ from .errors import (
     ValidationError,
     error_for_code,
 )
+from .media._methods import MediaMethods
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["Mega", "Node", "NodeRef", "NodeType"]
 
 
-class Mega(TransferMethods):
+class Mega(TransferMethods, MediaMethods):
     """A MEGA client with mega.py's interface.
 
     ``options`` (mega.py's argument) and the keyword arguments accept: ``api_url`` (the API
@@ -55,14 +56,17 @@ class Mega(TransferMethods):
     answer read: 64 MiB, and 2 GiB for listings), ``backoff_base``/``backoff_cap`` (seconds:
     the first and the longest wait between retries), ``cache`` (keep the decrypted node tree
     in an encrypted local cache and start warm from it: ``True`` for
-    ``$XDG_CACHE_HOME/megafast``, or a folder; off by default).
+    ``$XDG_CACHE_HOME/megafast``, or a folder; off by default), ``thumbnails`` (uploads of
+    images, and of videos when ffmpeg is installed, get a thumbnail and a preview as MEGA's
+    apps make them: on by default when Pillow is installed, ``False`` turns it off).
 
     Beyond mega.py: :meth:`refresh`, :meth:`dump_session`/:meth:`save_session`/
     :meth:`resume_session` (also ``login(session=...)``), ``login(..., mfa=...)``,
     :meth:`logout`, :meth:`share`/:meth:`unshare` (folders with other users),
     :meth:`get_public_folder`, :meth:`download_folder_url`, :meth:`watch`, :meth:`clear_cache`,
-    :meth:`download_to_fileobj`, :meth:`open`, :meth:`upload_fileobj`, and ``progress``/
-    ``config`` keywords on every transfer.
+    :meth:`download_to_fileobj`, :meth:`open`, :meth:`upload_fileobj`, ``progress``/
+    ``config`` keywords on every transfer, thumbnails and previews (:meth:`get_thumbnail`,
+    :meth:`get_thumbnails`...), and password-protected ``#P!`` links (``password=``).
     """
 
     def __init__(

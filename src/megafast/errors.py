@@ -28,6 +28,8 @@ __all__ = [
     "TransferError",
     "SessionError",
     "IncompleteLinkError",
+    "PasswordRequiredError",
+    "WrongPasswordError",
     "WrongKeyError",
     "NodeNotFoundError",
     "DestinationError",
@@ -202,6 +204,17 @@ class IncompleteLinkError(LinkError):
     """A public link without its key (MEGA's -13, EINCOMPLETE)."""
 
     code = -13
+
+
+class PasswordRequiredError(LinkError):
+    """A password-protected link (``#P!``) was given without its password."""
+
+
+class WrongPasswordError(LinkError):
+    """The password does not open a password-protected link (its HMAC does not match: a wrong
+    password, or a damaged link). Neither the password nor the derived key is in the message."""
+
+    code = -14
 
 
 class WrongKeyError(IntegrityError):

@@ -231,13 +231,19 @@ class Core:
         """The typed node with ``handle``, or ``None``."""
         return typed.node(self.tree().store, handle)
 
-    def children(self, handle: str) -> Iterator[TreeNode]:
-        """The typed nodes directly inside ``handle``."""
-        return typed.children(self.tree().store, handle)
+    def children(self, handle: str, order: typed.Order | None = None) -> Iterator[TreeNode]:
+        """The typed nodes directly inside ``handle`` (sorted by the key ``order``, if given)."""
+        return typed.children(self.tree().store, handle, order)
 
-    def walk(self, handle: str) -> Iterator[tuple[str, TreeNode]]:
-        """Every typed node below ``handle`` with its path relative to it (depth first)."""
-        return typed.walk(self.tree().store, handle)
+    def walk(self, handle: str, order: typed.Order | None = None) -> Iterator[tuple[str, TreeNode]]:
+        """Every typed node below ``handle`` with its path relative to it (depth first; each
+        folder's children sorted by the key ``order``, if given)."""
+        return typed.walk(self.tree().store, handle, order)
+
+    def totals(self, handle: str, depth: int = 0) -> dict[str, typed.Totals]:
+        """Size (bytes), files and folders below ``handle``, and below each folder down to
+        ``depth`` levels: handle -> :class:`~megafast._tree.typed.Totals`."""
+        return typed.totals(self.tree().store, handle, depth)
 
     def path(self, handle: str) -> str:
         """``Cloud Drive/a/b``: the node's path from its root."""

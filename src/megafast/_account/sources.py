@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._tree import typed
 from .._tree.nodes import Keyring, NodeTree, NodeType
 from .._tree.treewalk import one_top
 from .._wire.codec import attr_key, b64_bytes, bytes_to_words, words_to_bytes
@@ -225,22 +226,40 @@ def public_folder_tree(core: Core, link: PublicLink) -> NodeTree:
     if not isinstance(answer, dict):
         raise UnexpectedAnswerError("the answer to f is not an object")
     tree = NodeTree.from_answer(answer, Keyring(default_key=link.key))
-    if tree.nodes and all(n.get("undecryptable") for n in tree.nodes.values()):
+    store = tree.store
+    if len(store) and not any(  # (a root or) one node the key decrypts
+        2 <= store.types[s] <= 4 or (store.key_len[s] and s not in store.undecryptable)
+        for s in store.slot_of.values()
+    ):
         raise WrongKeyError("the key does not decrypt this folder (wrong key?)")
     return tree
 
 
-def public_root(tree: NodeTree, link: PublicLink) -> dict[str, Any]:
-    """The node a folder link names: the node inside it, or the folder's top node (the
-    whole listing must then be one tree below it, else :class:`~megafast.errors.TreeError`)."""
+def public_top(tree: NodeTree, link: PublicLink) -> str:
+    """The handle of the node a folder link names: the node inside it, or the folder's top
+    node (the whole listing must then be one tree below it, else
+    :class:`~megafast.errors.TreeError`). Checked on the store's columns; node dicts are
+    made only to name what is wrong."""
+    store = tree.store
     if link.child:
-        node = tree.nodes.get(link.child)
-        if node is None:
+        if link.child not in store:
             raise NodeNotFoundError("the link names a node that is not in the folder")
-        return node
-    if not tree.nodes:
+        return link.child
+    if not len(store):
         raise NodeNotFoundError("the public folder is empty")
-    return tree.nodes[one_top(tree.nodes, tree.descendants)]
+    tops = store.children.get(-1)  # the nodes whose parent is not in the listing
+    if tops is not None and len(tops) == 1:
+        top = store.handles[tops[0]]
+        assert top is not None
+        held = typed.totals(store, top)[top]
+        if 1 + held.files + held.folders == len(store):
+            return top
+    return one_top(tree.nodes, tree.descendants)  # raises TreeError naming the nodes
+
+
+def public_root(tree: NodeTree, link: PublicLink) -> dict[str, Any]:
+    """The node a folder link names, as a dict (see :func:`public_top`)."""
+    return tree.nodes[public_top(tree, link)]
 
 
 def public_folder(core: Core, url: str) -> dict[str, dict[str, Any]]:

@@ -23,7 +23,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from .._tree.nodes import NodeTree, NodeType
-from .._wire.codec import FileKey
+from .._wire.codec import FileKey, fold, words_to_bytes
 from .._wire.links import parse_link
 from ..errors import (
     DestinationError,
@@ -32,6 +32,7 @@ from ..errors import (
     ValidationError,
     WrongKeyError,
 )
+from ..media._remote import PendingPictures, start_pictures
 from ..transfer._localnames import safe_local_name
 from . import nodeops as _nodeops
 from . import sources as _sources
@@ -346,8 +347,9 @@ def upload(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     resume: bool,
+    pictures: bool = False,
 ) -> dict[str, Any]:
-    """:meth:`Mega.upload`."""
+    """:meth:`Mega.upload`; ``pictures``: make a thumbnail and a preview (images, videos)."""
     from ..crypto import fingerprint
 
     path = Path(filename)
@@ -362,9 +364,9 @@ def upload(
     name = dest_filename or path.name
     attrs = {"n": name, "c": fingerprint(path, int(st.st_mtime))}
     resume_id = _resume_id(core, parent, name, _file_identity(path.resolve(), st))
-    return upload_source(
-        core, path, st.st_size, parent, attrs, progress, config, resume_id if resume else None
-    )
+    rid = resume_id if resume else None
+    pics = start_pictures(path, pictures)
+    return upload_source(core, path, st.st_size, parent, attrs, progress, config, rid, pics)
 
 
 def upload_fileobj(
@@ -414,8 +416,10 @@ def upload_source(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     resume_id: str | None = None,
+    pictures: PendingPictures | None = None,
 ) -> dict[str, Any]:
-    """Upload ``source`` with the engine, then create its node under ``parent``."""
+    """Upload ``source`` with the engine, then create its node under ``parent`` (with the
+    thumbnail and preview of ``pictures`` when they could be made)."""
     from ..transfer import TransferConfig, upload_file
 
     cfg = _config(core, config)
@@ -437,6 +441,9 @@ def upload_source(
     )
     key = FileKey.unpack(result.key).packed
     item = {"h": result.token, "t": NodeType.FILE.value, "a": _nodeops.encrypt_attrs(attrs, key)}
+    fa = pictures.store(core.batch, core.http, words_to_bytes(fold(key))) if pictures else None
+    if fa:
+        item["fa"] = fa
     return _nodeops.put_node(core, parent, item, key)  # type: ignore[no-any-return]
 
 
@@ -526,13 +533,14 @@ def upload_folder(
     out: TransferResult | None = None,
     watchers: Iterable[TransferSubscriber] = (),
     follow_symlinks: bool = False,
+    pictures: bool = False,
 ) -> dict[str, str]:
     """:meth:`Mega.upload_folder` through a :class:`~megafast.transfer.TransferManager`:
     ``{relative path: handle}`` of the folders and of the files uploaded or already there.
     ``follow_symlinks`` walks through symlinks (:func:`local_tree`) and uploads one file at
     a time (not yet through the manager)."""
     if follow_symlinks:
-        return _upload_folder_following(core, directory, dest, progress, config, resume)
+        return _upload_folder_following(core, directory, dest, progress, config, resume, pictures)
     from ..transfer import TransferConfig
     from .treejobs import upload_tree
 
@@ -540,7 +548,7 @@ def upload_folder(
     if not resume:
         conf = dataclasses.replace(conf or TransferConfig(), resume=False)
     with _tree_manager(core, None, progress, conf, watchers) as manager:
-        result = upload_tree(manager, directory, dest, result=out)
+        result = upload_tree(manager, directory, dest, result=out, pictures=pictures)
     if progress is not None and not result.total_files:
         progress(0, 0)
     handles = dict(result.folders)
@@ -556,6 +564,7 @@ def _upload_folder_following(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     resume: bool,
+    pictures: bool = False,
 ) -> dict[str, str]:
     """:meth:`Mega.upload_folder` with ``follow_symlinks``: the walk of :func:`local_tree`
     (symlink cycles cut), then one file at a time."""
@@ -587,7 +596,7 @@ def _upload_folder_following(
             def step(done: int, _total: int, base: int = base) -> None:
                 progress(base + done, total)
 
-        answer = upload(core, path, handles[head or "."], None, step, config, resume)
+        answer = upload(core, path, handles[head or "."], None, step, config, resume, pictures)
         handles[rel] = _nodeops.new_handle(answer)
         done_before += size
     if progress is not None and not files:

@@ -20,6 +20,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .._wire.codec import words_to_bytes
 from ..errors import (
     DestinationError,
     RequestError,
@@ -27,6 +28,7 @@ from ..errors import (
     UnexpectedAnswerError,
     ValidationError,
 )
+from ..media._remote import PendingPictures, start_pictures
 from ..transfer._localnames import numbered
 from ..transfer._manager import FileProgress, SkipTransfer, TransferManager, TransferResult
 from ..transfer._upload import upload_file
@@ -65,6 +67,7 @@ class _UploadTree:
         self.claimed: set[tuple[str, str]] = set()  # names chosen by files still in flight
         self.top = Path()  # the resolved local top folder
         self.problems: dict[str, str] = {}  # local folder -> why it has no remote folder
+        self.pictures = False  # make thumbnails and previews (megafast.media)
 
     def new_node_command(
         self, parent: str, items: list[dict[str, Any]], keys: list[tuple[int, ...]]
@@ -177,11 +180,22 @@ class UploadJob:
         self.size = st.st_size
         self.mtime = int(st.st_mtime)
         self._url: Future[Any] | None = None
+        self._pictures: PendingPictures | None = None
         self.problem: str | None = None  # why it cannot go (its folder was not created)
 
     def prepare(self, manager: TransferManager) -> None:
         if self.problem is None:
             self._url = manager.batcher.submit({"a": "u", "s": self.size})
+            # the pictures are made ahead, while the files before this one upload (not for
+            # a file that is probably there already: run() makes them if it is not)
+            if self.up.pictures and not self._probably_there():
+                self._pictures = start_pictures(self.path, True)
+
+    def _probably_there(self) -> bool:
+        """A remote file of this name and size is in the folder (run() checks the fingerprint)."""
+        with self.up.lock:
+            same = self.up.tree.children_named(self.parent, self.path.name)
+            return any(n.get("t") == 0 and n.get("s") == self.size for n in same)
 
     def _get_upload_url(self, size: int) -> str:
         future, self._url = self._url, None
@@ -227,6 +241,7 @@ class UploadJob:
         fp = fingerprint(self.path, int(st.st_mtime))
         with self.up.lock:
             name = self._choose_name(fp)
+        pictures = self._pictures or start_pictures(self.path, self.up.pictures)
         try:
             if name != self.path.name:
                 with self.up.lock:
@@ -248,10 +263,13 @@ class UploadJob:
             )
             key = tuple(done.key)
             k = tuple(key[i] ^ key[i + 4] for i in range(4))
-            attrs = encrypt_attrs({"n": name, "c": fp}, k)
-            command = self.up.new_node_command(
-                self.parent, [{"h": done.token, "t": 0, "a": attrs}], [key]
+            item = {"h": done.token, "t": 0, "a": encrypt_attrs({"n": name, "c": fp}, k)}
+            fa = (
+                pictures.store(manager.batch, manager.http, words_to_bytes(k)) if pictures else None
             )
+            if fa:
+                item["fa"] = fa
+            command = self.up.new_node_command(self.parent, [item], [key])
             handles = self.up.add_nodes(manager.call(command))
         finally:
             with self.up.lock:
@@ -293,11 +311,13 @@ def upload_tree(
     dest: Any = None,
     *,
     result: TransferResult | None = None,
+    pictures: bool | None = None,
 ) -> TransferResult:
     """Upload the folder ``directory`` into ``dest`` (a folder handle or node; default: the
     Cloud Drive) like ``cp -r``; ``result.folders`` maps relative paths (``"."`` = the top) to
     remote handles, ``result.succeeded`` lists each file with its new handle (``result``: fill
-    this one instead of a new one)."""
+    this one instead of a new one); ``pictures``: thumbnails and previews for images (None:
+    the client's ``thumbnails`` option)."""
     top = Path(directory)
     if top.is_symlink() or not top.is_dir():
         raise SourceNotFoundError(f"no such folder to upload: {top}")
@@ -306,11 +326,17 @@ def upload_tree(
     result = result if result is not None else TransferResult()
     up = _UploadTree(manager, result)
     up.top = top.resolve()
+    up.pictures = _pictures_option(core, pictures)
     levels = _walk_folders(top, result)
     before = manager.api.stats["requests"]
     _make_folders(up, levels, folder_handle(core, dest), up.top.name or "_")
     result.api_requests += manager.api.stats["requests"] - before
     return manager.run(_upload_jobs(up, top, levels), result)
+
+
+def _pictures_option(core: Core, pictures: bool | None) -> bool:
+    """Thumbnails on or off: ``pictures``, else the client's ``thumbnails`` option."""
+    return pictures if pictures is not None else core.options.get("thumbnails") is not False
 
 
 def upload_job(manager: TransferManager, path: Path, dest: Any = None) -> UploadJob:
@@ -324,4 +350,5 @@ def upload_job(manager: TransferManager, path: Path, dest: Any = None) -> Upload
     core_of(manager).require_login()
     up = _UploadTree(manager, TransferResult())
     up.top = path.parent.resolve()
+    up.pictures = _pictures_option(core_of(manager), None)
     return UploadJob(up, path, path.name, folder_handle(core_of(manager), dest), st)

@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from . import session as session_store
 from .errors import CommandError, UsageError
 from .progress import TransferProgress, format_bytes, format_rate, progress_enabled
-from .text import printable
+from .text import printable, printable_lines
 
 __all__ = ["Context"]
+
+_JSON = json.JSONEncoder(ensure_ascii=False)  # json.dumps(data, ensure_ascii=False)'s text
+_BATCH = 4096  # lines or JSON values written at a time by Context.stream
 
 
 class Context:
@@ -35,6 +39,32 @@ class Context:
             lines = [text] if isinstance(text, str) else text
             for line in lines:
                 print(printable(line))
+        sys.stdout.flush()
+
+    def stream(self, rows: Iterable[tuple[Any, str | None]]) -> None:
+        """Print many results as they are made (a million of them never held in a list):
+        with --json the text :meth:`result` gives for the list of the data, else each
+        text line (``None``: none) made printable. Written a few thousand at a time."""
+        write = sys.stdout.write
+        pending: list[str] = []
+        if self.json:
+            encode = _JSON.encode
+            write("[")
+            sep = ""
+            for data, _ in rows:
+                pending.append(encode(data))
+                if len(pending) >= _BATCH:
+                    write(sep + ", ".join(pending))
+                    sep, pending = ", ", []
+            write((sep + ", ".join(pending) if pending else "") + "]\n")
+        else:
+            for _, line in rows:
+                if line is not None:
+                    pending.append(line)
+                    if len(pending) >= _BATCH:
+                        write(printable_lines(pending))
+                        pending = []
+            write(printable_lines(pending))
         sys.stdout.flush()
 
     def status(self, message: str) -> None:
@@ -66,6 +96,7 @@ class Context:
         from megafast.client import Mega
 
         return Mega(
+            {"thumbnails": False} if getattr(self.args, "no_thumbnails", False) else None,
             api_url=self.api_url(stored),
             retry_time=self.args.retry_time,
             cache=None if self.args.no_cache else True,

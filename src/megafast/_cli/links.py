@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .errors import CommandError, scrub
+from .errors import scrub
 from .progress import TransferProgress, outcome_rows, run_tree
-from .remote import RemoteView
+from .remote import RemoteView, Row
 
 if TYPE_CHECKING:
     from .context import Context
 
 __all__ = [
     "link_kind",
-    "list_link",
+    "link_rows",
+    "public_view",
     "download_link",
     "cat_link",
     "stream_with_progress",
@@ -36,36 +38,30 @@ def link_kind(url: str) -> str:
     return "folder"
 
 
-def _public_view(client: Any, url: str) -> RemoteView:
-    link = _parse(url)
-    files = client.get_public_folder(url)
-    top = link.child or next((h for h, node in files.items() if node.get("p") not in files), None)
-    if top is None or top not in files:
-        raise CommandError("the public folder is empty")
-    return RemoteView(files, top=top)
+def public_view(ctx: Context, url: str) -> RemoteView:
+    """The tree of a public folder link, from the node the link names."""
+    return RemoteView.of_public(ctx.public_client(), url)
 
 
-def list_link(ctx: Context, url: str, recursive: bool) -> list[dict[str, Any]]:
-    """The entries of a public file or folder link, as ``ls --json`` gives them."""
-    client = ctx.public_client()
+def link_rows(ctx: Context, url: str, recursive: bool) -> Iterator[Row]:
+    """The ``ls`` rows of a public file or folder link (a folder's as they are read: the
+    link is fetched before the first one)."""
     link = _parse(url)
     if link.kind == "file":
-        info = client.get_public_url_info(url)
+        info = ctx.public_client().get_public_url_info(url)
         name = info.get("name") or link.handle
-        return [
-            {
-                "name": name,
-                "path": "/" + name,
-                "type": "file",
-                "size": int(info.get("size") or 0),
-                "mtime": None,
-                "handle": link.handle,
-                "decrypted": True,
-            }
-        ]
-    view = _public_view(client, url)
-    entries, _ = view.entries(view.require_top(), recursive)
-    return entries
+        entry = {
+            "name": name,
+            "path": "/" + name,
+            "type": "file",
+            "size": int(info.get("size") or 0),
+            "mtime": None,
+            "handle": link.handle,
+            "decrypted": True,
+        }
+        return iter([(entry, entry["path"], name)])
+    view = public_view(ctx, url)
+    return view.rows(view.require_top(), recursive)
 
 
 def download_link(

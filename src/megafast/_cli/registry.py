@@ -20,7 +20,19 @@ __all__ = ["Command", "MODULES", "all_commands", "register"]
 
 
 # The command modules, in the order their commands appear in ``megafast --help``.
-MODULES = ("account", "files", "transfers", "sync", "tools", "cache", "demo")
+MODULES = (
+    "account",
+    "files",
+    "tree",
+    "transfers",
+    "media",
+    "sync",
+    "backup",
+    "serve_fs",
+    "tools",
+    "cache",
+    "demo",
+)
 
 
 @dataclass(frozen=True)

@@ -1,31 +1,47 @@
 """Remote paths on the command line, resolved by the library's own tree.
 
 A CLI path starts at the Cloud Drive root (``/docs/a.txt``; the leading ``/`` is optional).
-Paths of two or more parts are resolved by :meth:`Mega.find`, so ``megafast get a/b`` and
-``Mega().find("a/b")`` name the same node. ``Mega.find`` treats a bare name as a search of the
-whole account (mega.py's rule), so a one-part path is looked up among the Cloud Drive's own
-children, with the rule ``find`` applies to every part: the first match in listing order.
+Paths of two or more parts are resolved as :meth:`Mega.find` resolves them (the node store's
+``find_path``), so ``megafast get a/b`` and ``Mega().find("a/b")`` name the same node.
+``Mega.find`` treats a bare name as a search of the whole account (mega.py's rule), so a
+one-part path is looked up among the Cloud Drive's own children, with the rule ``find``
+applies to every part: the first match in listing order.
 
-:class:`RemoteView` holds the node dicts of one ``get_files`` answer (or of a public folder)
-to list folders, walk them and print paths; it never resolves a path by itself.
+:class:`RemoteView` reads the node store of the account's core (or of a public folder) to
+resolve paths, list folders, walk them and print paths, with typed nodes
+(:class:`~megafast._tree.typed.TreeNode`): no mega.py dict is made, and a listing streams
+(one folder's children in memory at a time per level).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from .errors import CommandError
 
-__all__ = ["RemoteView", "display_path", "is_url", "split_remote"]
+if TYPE_CHECKING:
+    from .._tree.nodestore import NodeStore
+    from .._tree.typed import TreeNode
 
-# MEGA's node types (the "t" field).
-FILE, FOLDER, ROOT, INBOX, RUBBISH = 0, 1, 2, 3, 4
+__all__ = [
+    "RemoteView",
+    "Row",
+    "display_name",
+    "display_path",
+    "entry",
+    "is_url",
+    "ls_order",
+    "split_remote",
+]
 
-Node = dict[str, Any]
+#: one listed node: (the node, or the ``ls --json`` entry of a public file link; its full
+#: path; the name ``ls`` shows)
+Row = tuple["TreeNode | dict[str, Any]", str, str]
 
-_URL_RE = re.compile(r"^(?:https?://)?(?:www\.)?mega(?:\.co)?\.nz[/#]|^#F?!", re.IGNORECASE)
+_URL_RE = re.compile(r"^(?:https?://)?(?:www\.)?mega(?:\.co)?\.nz[/#]|^#[FP]?!", re.IGNORECASE)
+_ROOT, _INBOX, _RUBBISH = 2, 3, 4
 
 
 def is_url(text: str) -> bool:
@@ -47,159 +63,142 @@ def display_path(path: str) -> str:
     return "/" + "/".join(split_remote(path))
 
 
-def name_of(node: Mapping[str, Any]) -> str | None:
-    """The decrypted name, or None for a node whose key or attributes do not decrypt."""
-    attributes = node.get("a")
-    name = attributes.get("n") if isinstance(attributes, Mapping) else None
-    return name if isinstance(name, str) else None
+def display_name(node: TreeNode) -> str:
+    """The decrypted name, or ``[undecryptable HANDLE]``."""
+    return node.name or f"[undecryptable {node.handle}]"
 
 
-def display_name(node: Mapping[str, Any]) -> str:
-    return name_of(node) or f"[undecryptable {node.get('h')}]"
-
-
-def is_file(node: Mapping[str, Any]) -> bool:
-    return bool(node.get("t", FILE) == FILE)
-
-
-def size_of(node: Mapping[str, Any]) -> int:
-    size = node.get("s")
-    return size if isinstance(size, int) and size > 0 else 0
+def ls_order(node: TreeNode) -> tuple[bool, str]:
+    """How ``ls`` sorts a folder's children: folders first, then by name."""
+    return node.type == 0, node.name or f"[undecryptable {node.handle}]"  # 0: a file
 
 
 class RemoteView:
-    """The nodes of one listing (``{handle: node}``), for listing, walking and printing paths.
+    """The nodes of one store (an account's, or a public folder's) for resolving, listing,
+    walking and printing paths. ``top``: the handle paths start from (default: the Cloud
+    Drive root), e.g. the top folder of a public folder link."""
 
-    ``top``: the handle paths start from (default: the Cloud Drive root), e.g. the top
-    folder of a public folder link.
-    """
-
-    def __init__(self, files: Mapping[str, Node], top: str | None = None) -> None:
-        self.nodes: dict[str, Node] = dict(files)
-        self.children: dict[str, list[Node]] = {}
-        self.top: Node | None = self.nodes.get(top) if top is not None else None
-        for node in self.nodes.values():
-            if self.top is None and node.get("t") == ROOT:
-                self.top = node
-            parent = node.get("p")
-            if isinstance(parent, str) and parent in self.nodes:
-                self.children.setdefault(parent, []).append(node)
+    def __init__(self, store: NodeStore, top: str | None = None) -> None:
+        self.store = store
+        self.top: str | None = top if top is not None else store.roots.get(_ROOT)
 
     @classmethod
     def of_account(cls, client: Any) -> RemoteView:
-        """The account's whole tree, undecryptable nodes included (one ``f`` request)."""
-        return cls(client.get_files(include_undecryptable=True))
+        """The account's tree, undecryptable nodes included (loaded once per session)."""
+        return cls(client.core.tree().store)
 
-    def require_top(self) -> Node:
-        if self.top is None:
+    @classmethod
+    def of_public(cls, client: Any, url: str) -> RemoteView:
+        """The tree of a public folder link (one ``f``), from the node the link names."""
+        from .._account import sources
+        from .._wire.links import parse_link
+
+        link = parse_link(url.strip())
+        if link.kind != "folder":
+            raise CommandError("not a folder link")
+        tree = sources.public_folder_tree(client.core, link)
+        return cls(tree.store, sources.public_top(tree, link))
+
+    def get(self, handle: str) -> TreeNode | None:
+        from .._tree import typed
+
+        return typed.node(self.store, handle)
+
+    def require_top(self) -> TreeNode:
+        node = self.get(self.top) if self.top is not None else None
+        if node is None:
             raise CommandError("the account has no Cloud Drive root node")
-        return self.top
+        return node
 
-    # -- resolving (through the client) ------------------------------------------------------
-    def lookup(self, client: Any, path: str) -> Node | None:
+    # -- resolving ---------------------------------------------------------------------------
+    def lookup(self, path: str) -> TreeNode | None:
         """The node at ``path`` from the Cloud Drive root, or None (see the module's doc)."""
         parts = split_remote(path)
         if not parts:
             return self.require_top()
         if len(parts) == 1:
-            top = self.require_top()["h"]
-            return next((n for n in self.listed(top) if name_of(n) == parts[0]), None)
-        found = client.find("/".join(parts))
-        handle = found[0] if isinstance(found, tuple) else None
-        return self.nodes.get(handle) if isinstance(handle, str) else None
+            top = self.store.slot_of.get(self.require_top().handle)
+            assert top is not None
+            matches = self.store.children_named(top, parts[0])
+            return self.get(self.store.handles[matches[0]] or "") if matches else None
+        handle = self.store.find_path("/".join(parts))
+        return self.get(handle) if handle is not None else None
 
-    def resolve(self, client: Any, path: str) -> Node:
+    def resolve(self, path: str) -> TreeNode:
         """The node at ``path``; CommandError when there is none."""
-        node = self.lookup(client, path)
+        node = self.lookup(path)
         if node is None:
             raise CommandError(f"no such file or folder: {display_path(path)}")
         return node
 
-    def resolve_folder(self, client: Any, path: str) -> Node:
-        node = self.resolve(client, path)
-        if is_file(node):
+    def resolve_folder(self, path: str) -> TreeNode:
+        node = self.resolve(path)
+        if node.is_file:
             raise CommandError(f"not a folder: {display_path(path)}")
         return node
 
     # -- listing and paths --------------------------------------------------------------------
-    def listed(self, handle: str) -> list[Node]:
-        """The nodes directly under ``handle``, in the server's listing order."""
-        return self.children.get(handle, [])
-
-    def sorted_children(self, handle: str) -> list[Node]:
-        """The nodes directly under ``handle`` as ``ls`` shows them: folders first, by name."""
-        return sorted(self.listed(handle), key=lambda n: (is_file(n), display_name(n)))
-
-    def walk(self, node: Node) -> Iterator[tuple[Node, int]]:
-        """Every node under ``node`` (depth first, folders before files) with its depth."""
-        stack = [(child, 1) for child in reversed(self.sorted_children(node["h"]))]
-        seen: set[str] = set()
-        while stack:
-            current, depth = stack.pop()
-            if current["h"] in seen:
-                continue
-            seen.add(current["h"])
-            yield current, depth
-            stack.extend(
-                (child, depth + 1) for child in reversed(self.sorted_children(current["h"]))
-            )
-
-    def path_of(self, node: Node) -> str:
+    def path_of(self, node: TreeNode) -> str:
         """``/a/b`` for a node under the top (``//Rubbish Bin/...`` under another root)."""
+        store = self.store
         parts: list[str] = []
-        current: Node | None = node
-        seen: set[str] = set()
-        top = self.top["h"] if self.top is not None else None
-        while current is not None and current.get("t") not in (ROOT, INBOX, RUBBISH):
-            if current["h"] == top or current["h"] in seen:  # the top, or a damaged cycle
+        slot = store.slot_of.get(node.handle, -1)
+        top = store.slot_of.get(self.top or "", -1)
+        seen: set[int] = set()
+        while slot >= 0 and store.types[slot] not in (_ROOT, _INBOX, _RUBBISH):
+            if slot == top or slot in seen:  # the top, or a damaged cycle
                 break
-            seen.add(current["h"])
-            parts.append(display_name(current))
-            parent = current.get("p")
-            current = self.nodes.get(parent) if isinstance(parent, str) else None
+            seen.add(slot)
+            key_len = store.key_len[slot]
+            name = store.name_at(slot) if key_len and slot not in store.undecryptable else None
+            parts.append(name or f"[undecryptable {store.handles[slot]}]")
+            slot = store.parent[slot]
         prefix = "/"
-        if current is not None and current.get("t") in (INBOX, RUBBISH):
-            default = "Rubbish Bin" if current.get("t") == RUBBISH else "Inbox"
-            prefix = "//" + (name_of(current) or default) + "/"
+        if slot >= 0 and store.types[slot] in (_INBOX, _RUBBISH):
+            prefix = "//" + (store.name_at(slot) or "Rubbish Bin") + "/"
         return prefix + "/".join(reversed(parts))
 
-    def is_inside(self, node: Node, ancestor: Node) -> bool:
+    def is_inside(self, node: TreeNode, ancestor: TreeNode) -> bool:
         """Whether ``node`` is ``ancestor`` or below it."""
-        current: Node | None = node
-        seen: set[str] = set()
-        while current is not None and current["h"] not in seen:
-            if current["h"] == ancestor["h"]:
-                return True
-            seen.add(current["h"])
-            parent = current.get("p")
-            current = self.nodes.get(parent) if isinstance(parent, str) else None
-        return False
+        slot = self.store.slot_of.get(node.handle)
+        above = self.store.slot_of.get(ancestor.handle)
+        return slot is not None and above is not None and self.store.is_below(slot, above)
 
-    def entries(self, node: Node, recursive: bool) -> tuple[list[dict[str, Any]], list[str]]:
-        """``ls`` entries for ``node`` (its children, or every node below with ``recursive``)
-        and the names to show (relative to ``node``, folders ending in ``/``)."""
-        if is_file(node):
-            return [self._entry(node)], [display_name(node)]
-        base = self.path_of(node).rstrip("/")
-        listed = self.walk(node) if recursive else ((c, 1) for c in self.sorted_children(node["h"]))
-        entries: list[dict[str, Any]] = []
-        shown: list[str] = []
-        for child, _depth in listed:
-            entry = self._entry(child)
-            path = entry["path"]
-            relative = path[len(base) + 1 :] if path.startswith(base + "/") else path
-            entries.append(entry)
-            shown.append(relative + ("" if is_file(child) else "/"))
-        return entries, shown
+    def rows(self, node: TreeNode, recursive: bool) -> Iterator[Row]:
+        """``ls`` rows for ``node`` (its children, or every node below with ``recursive``):
+        (node, full path, the name to show: relative to ``node``, folders ending in ``/``),
+        as they are read from the store."""
+        from .._tree import typed
 
-    def _entry(self, node: Node) -> dict[str, Any]:
-        mtime = node.get("ts")
-        return {
-            "name": display_name(node),
-            "path": self.path_of(node),
-            "type": "file" if is_file(node) else "folder",
-            "size": size_of(node) if is_file(node) else None,
-            "mtime": mtime if isinstance(mtime, int) else None,
-            "handle": node["h"],
-            "decrypted": name_of(node) is not None,
-        }
+        if node.is_file:
+            yield node, self.path_of(node), display_name(node)
+            return
+        base = self.path_of(node).rstrip("/") + "/"
+        if recursive:
+            listed: Iterator[tuple[str, TreeNode]] = typed.walk(
+                self.store, node.handle, ls_order, display_name
+            )
+        else:
+            listed = (
+                (display_name(child), child)
+                for child in typed.children(self.store, node.handle, ls_order)
+            )
+        for rel, child in listed:
+            yield child, base + rel, rel if child.type == 0 else rel + "/"  # 0: a file
+
+
+def entry(node: TreeNode | dict[str, Any], path: str) -> dict[str, Any]:
+    """One ``ls --json`` entry: name, path, type, size (files), mtime, handle, decrypted
+    (a dict is such an entry already)."""
+    if isinstance(node, dict):
+        return node
+    file = node.is_file
+    return {
+        "name": node.name or f"[undecryptable {node.handle}]",
+        "path": path,
+        "type": "file" if file else "folder",
+        "size": node.size if file else None,
+        "mtime": node.mtime,
+        "handle": node.handle,
+        "decrypted": node.name is not None,
+    }

@@ -27,11 +27,13 @@ EXIT_PARTIAL = ExitCode.PARTIAL
 REMOTE_PREFIX = "mega:"
 
 _SYNC_HELP = """\
-One-way sync, moving only what changed (MEGA's fingerprint and the size decide; an
+Sync, moving only what changed (MEGA's fingerprint and the size decide; an
 unchanged size and mtime skip reading a file).
 
   megafast sync ~/photos /backup/photos       up: make the MEGA folder match the local one
   megafast sync /backup/photos ~/photos       down: make the local folder match MEGA
+  megafast sync --both ~/photos /photos       two-way: changes on either side go across
+  megafast sync --both --watch ~/photos /photos   two-way, and keep running
 
 The side that exists as a local folder is the local side; write the remote one as
 mega:/path when both exist locally. A changed remote file is kept as a version
@@ -41,6 +43,12 @@ Bin, local ones to LOCAL/.megafast-trash/<date>/ (--delete-permanently: removed)
 Patterns are gitignore-style, after LOCAL/.megafastignore, last match wins.
 When both sides changed a file since the last run, both are kept (the remote copy gets a
 "(conflict <date>)" name). Exit code 3: finished, but some paths were skipped or failed.
+
+Two-way (--both LOCAL REMOTE): what changed on either side since the last agreed state
+goes to the other; a deletion only where the other side did not change; renames become
+moves; both changed: both kept. A first run merges and deletes nothing. A run that would
+delete more than --max-delete percent of a side, or finds a side empty or missing, stops
+(--force to go on). --watch keeps running (local changes and MEGA's live updates).
 """
 
 
@@ -83,6 +91,31 @@ def _sync_arguments(p: argparse.ArgumentParser) -> None:
         help="take matching paths back in (after the excludes before it)",
     )
     p.add_argument("--state-dir", metavar="DIR", help="where the pair's state file lives")
+    both = p.add_argument_group("two-way sync")
+    both.add_argument(
+        "--both", action="store_true", help="two-way: LOCAL REMOTE, changes on either side"
+    )
+    both.add_argument(
+        "--max-delete",
+        type=float,
+        default=50.0,
+        metavar="PCT",
+        help="stop when a run would delete more than PCT%% of either side (default 50)",
+    )
+    both.add_argument("--force", action="store_true", help="run past the safety checks")
+    both.add_argument(
+        "--resync", action="store_true", help="forget the last agreed state: merge, delete nothing"
+    )
+    both.add_argument(
+        "--watch", action="store_true", help="keep running, syncing as changes arrive"
+    )
+    both.add_argument(
+        "--debounce",
+        type=float,
+        default=0.5,
+        metavar="SECONDS",
+        help="with --watch: wait this long after the last change (default 0.5)",
+    )
     transfer_options(p)
 
 
@@ -110,7 +143,7 @@ def split_direction(first: str, second: str) -> tuple[str, str, str]:
 
 @register(
     "sync",
-    "one-way sync of a folder up to MEGA or down from it",
+    "sync a folder up to MEGA, down from it, or both ways (--both)",
     description=_SYNC_HELP,
     arguments=_sync_arguments,
 )
@@ -118,6 +151,8 @@ def cmd_sync(ctx: Context) -> int:
     from megafast.sync import Sync
 
     args = ctx.args
+    if args.both or args.watch:
+        return _two_way(ctx)
     direction, local, remote = split_direction(args.first, args.second)
     if not remote.startswith("/"):
         remote = "/" + remote
@@ -145,11 +180,53 @@ def cmd_sync(ctx: Context) -> int:
     return 0 if report.ok else EXIT_PARTIAL
 
 
+def _two_way(ctx: Context) -> int:
+    from megafast.sync import StateFileError, SyncSafetyError, TwoWaySync
+
+    args = ctx.args
+    if not args.both:
+        raise UsageError("--watch runs a two-way sync: add --both")
+    if args.delete:
+        raise UsageError("--delete is one-way only: a two-way sync applies deletions itself")
+    local, remote = args.first, args.second
+    if remote.startswith(REMOTE_PREFIX):
+        remote = remote[len(REMOTE_PREFIX) :]
+    if not remote.startswith("/"):
+        remote = "/" + remote
+    client = ctx.client()
+    job = TwoWaySync(
+        client,
+        local,
+        remote,
+        delete_permanently=args.delete_permanently,
+        versions=not args.replace,
+        patterns=args.patterns or (),
+        state_dir=args.state_dir,
+        config=ctx.transfer_config(),
+        max_delete=args.max_delete,
+        force=args.force,
+        resync=args.resync,
+    )
+    try:
+        if args.watch:
+            from megafast.sync import watch_pair
+
+            return watch_pair(job, debounce=args.debounce, json_lines=ctx.json)
+        report = job.run(dry_run=args.dry_run)
+    except (StateFileError, SyncSafetyError) as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"{exc.filename or local}: {exc.strerror or exc}") from None
+    ctx.result(report.to_dict(), report_lines(report))
+    return 0 if report.ok else EXIT_PARTIAL
+
+
 def report_lines(report: Any) -> list[str]:
     """The report for people: one line per action, then skipped and failed paths, totals."""
     out: list[str] = []
     for a in report.actions:
-        text = f"{a.kind:<9} {a.path}" + (f"  (from {a.source})" if a.source else "")
+        side = {"up": "MEGA  ", "down": "local "}.get(a.side, "")
+        text = f"{side}{a.kind:<9} {a.path}" + (f"  (from {a.source})" if a.source else "")
         if a.size and a.kind not in ("mkdir", "touch"):
             text += f"  {format_bytes(a.size)}"
         out.append(text + (f"  [{a.detail}]" if a.detail else ""))

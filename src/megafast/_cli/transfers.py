@@ -10,38 +10,38 @@ from typing import TYPE_CHECKING, Any
 from ..transfer._localnames import safe_local_name
 from .errors import CommandError, ExitCode, UsageError
 from .links import cat_link, download_link, link_kind, stream_with_progress
+from .media import password_option, unlock_link
 from .options import transfer_options
 from .progress import TransferProgress, outcome_rows, run_tree
 from .registry import register
-from .remote import RemoteView, display_path, is_file, is_url, name_of, size_of, split_remote
+from .remote import RemoteView, display_path, is_url, split_remote
 
 if TYPE_CHECKING:
     import argparse
 
+    from .._tree.typed import TreeNode
     from .context import Context
 
 __all__ = ["cmd_get", "cmd_put", "cmd_cat"]
-
-Node = dict[str, Any]
 
 
 # -- get ----------------------------------------------------------------------------------
 
 
 def _download_node(
-    ctx: Context, client: Any, view: RemoteView, node: Node, directory: Path, name: str
+    ctx: Context, client: Any, view: RemoteView, node: TreeNode, directory: Path, name: str
 ) -> list[dict[str, Any]]:
     """Download a file (one bar) or a whole folder (one tree display) as ``directory/name``."""
     label = view.path_of(node)
     directory.mkdir(parents=True, exist_ok=True)
     config = ctx.transfer_config()
-    if not is_file(node):
+    if not node.is_file:
         _, result, display = run_tree(
             ctx,
             label,
             "downloaded",
             lambda result, subs: client.download(
-                (node["h"], node),
+                node.handle,
                 str(directory),
                 name,
                 config=config,
@@ -56,10 +56,10 @@ def _download_node(
             lambda o: o.result or str(top / o.rel),
             display.bar.elapsed,
         )
-    size = size_of(node)
+    size = node.size
     with TransferProgress(label, size, ctx.progress) as progress:
         path = client.download(
-            (node["h"], node),
+            node.handle,
             dest_path=str(directory),
             dest_filename=name,
             progress=progress,
@@ -100,6 +100,7 @@ def _get_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--no-resume", action="store_true", help="start over instead of resuming")
     transfer_options(parser)
+    password_option(parser)
 
 
 @register(
@@ -113,14 +114,14 @@ def cmd_get(ctx: Context) -> int:
     sources: list[str] = ctx.args.sources
     client = ctx.client() if any(not is_url(source) for source in sources) else None
     view = RemoteView.of_account(client) if client is not None else None
-    plan: list[tuple[str, Node | None]] = []
+    plan: list[tuple[str, TreeNode | None]] = []
     for source in sources:
         if is_url(source):
-            plan.append((source, None))
+            plan.append((unlock_link(ctx, source), None))
         else:
             assert view is not None
-            plan.append((source, view.resolve(client, source)))
-    any_folder = any(node is not None and not is_file(node) for _, node in plan) or any(
+            plan.append((source, view.resolve(source)))
+    any_folder = any(node is not None and not node.is_file for _, node in plan) or any(
         node is None and link_kind(source) == "folder" for source, node in plan
     )
     destination, as_folder = _destination(ctx, len(sources), any_folder)
@@ -130,9 +131,9 @@ def cmd_get(ctx: Context) -> int:
             results += download_link(ctx, source, destination, as_folder)
             continue
         assert view is not None
-        if node is view.top:
+        if node.handle == view.top:
             raise CommandError("name a file or folder to download, not the whole Cloud Drive")
-        name = name_of(node)
+        name = node.name
         if name is None:
             raise CommandError(f"{display_path(source)} cannot be decrypted")
         if as_folder:
@@ -166,13 +167,13 @@ def _new_handle(answer: Any) -> str | None:
 
 
 def _upload_file(
-    ctx: Context, client: Any, local: Path, folder: Node, name: str, remote_path: str
+    ctx: Context, client: Any, local: Path, folder: TreeNode, name: str, remote_path: str
 ) -> dict[str, Any]:
     size = local.stat().st_size
     with TransferProgress(remote_path, size, ctx.progress) as progress:
         answer = client.upload(
             str(local),
-            dest=folder["h"],
+            dest=folder.handle,
             dest_filename=name,
             progress=progress,
             config=ctx.transfer_config(),
@@ -189,7 +190,7 @@ def _upload_file(
 
 
 def _upload_folder(
-    ctx: Context, client: Any, local: Path, folder: Node, remote_top: str
+    ctx: Context, client: Any, local: Path, folder: TreeNode, remote_top: str
 ) -> list[dict[str, Any]]:
     """``local`` and everything below it into ``folder`` with ``Mega.upload_folder`` (one
     tree display; files already there are skipped, each failure reported)."""
@@ -201,7 +202,7 @@ def _upload_folder(
         remote_top,
         "uploaded",
         lambda result, subs: client.upload_folder(
-            local, dest=folder["h"], config=config, result=result, subscribers=subs
+            local, dest=folder.handle, config=config, result=result, subscribers=subs
         ),
     )
     links = sum(why.startswith("symlink") for _, why in result.ignored)
@@ -244,7 +245,7 @@ def _tree_files(ctx: Context, top: Path) -> list[tuple[Path, str]]:
 
 
 def _upload_folder_following(
-    ctx: Context, client: Any, local: Path, folder: Node, remote_top: str
+    ctx: Context, client: Any, local: Path, folder: TreeNode, remote_top: str
 ) -> list[dict[str, Any]]:
     """``put --follow-symlinks DIR``: ``Mega.upload_folder`` with ``follow_symlinks`` (one
     file at a time, one bar)."""
@@ -253,7 +254,7 @@ def _upload_folder_following(
     with TransferProgress(remote_top, total, ctx.progress) as progress:
         handles = client.upload_folder(
             local,
-            dest=folder["h"],
+            dest=folder.handle,
             progress=progress,
             config=ctx.transfer_config(),
             follow_symlinks=ctx.args.follow_symlinks,
@@ -279,6 +280,11 @@ def _put_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="upload what symlinks inside a folder point to (default: skip them and say so)",
     )
+    parser.add_argument(
+        "--no-thumbnails",
+        action="store_true",
+        help="no thumbnails or previews for images and videos (made by default with Pillow)",
+    )
     transfer_options(parser)
 
 
@@ -303,13 +309,13 @@ def cmd_put(ctx: Context) -> int:
             raise CommandError(f"not a regular file or folder: {local}")
     client = ctx.client()
     view = RemoteView.of_account(client)
-    target = view.lookup(client, destination)
+    target = view.lookup(destination)
     new_name: str | None = None
     if target is None:
         parts = split_remote(destination)
-        parent = view.lookup(client, "/".join(parts[:-1])) if parts else None
+        parent = view.lookup("/".join(parts[:-1])) if parts else None
         one_file = len(locals_) == 1 and locals_[0].is_file()
-        if one_file and parent is not None and not is_file(parent):
+        if one_file and parent is not None and not parent.is_file:
             target, new_name = parent, parts[-1]
         if target is None:
             if Path(destination).exists():
@@ -318,7 +324,7 @@ def cmd_put(ctx: Context) -> int:
                     "destination (give / to upload to the root)"
                 )
             raise CommandError(f"no such remote folder: {display_path(destination)} (mkdir -p it)")
-    elif is_file(target):
+    elif target.is_file:
         raise CommandError(f"already exists and is not a folder: {display_path(destination)}")
     results: list[dict[str, Any]] = []
     base = view.path_of(target).rstrip("/")
@@ -339,6 +345,7 @@ def cmd_put(ctx: Context) -> int:
 def _cat_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="PATH|URL")
     transfer_options(parser)
+    password_option(parser)
 
 
 @register("cat", "write a file's content to standard output", arguments=_cat_arguments)
@@ -346,15 +353,15 @@ def cmd_cat(ctx: Context) -> int:
     source: str = ctx.args.source
     out = sys.stdout.buffer
     if is_url(source):
-        cat_link(ctx, source, out)
+        cat_link(ctx, unlock_link(ctx, source), out)
     else:
         client = ctx.client()
         view = RemoteView.of_account(client)
-        node = view.resolve(client, source)
-        if not is_file(node):
+        node = view.resolve(source)
+        if not node.is_file:
             raise CommandError(f"is a folder: {display_path(source)}")
-        if "key" not in node:
+        if node.key is None:
             raise CommandError(f"{display_path(source)} cannot be decrypted")
-        stream_with_progress(ctx, client, node["h"], out, view.path_of(node))
+        stream_with_progress(ctx, client, node.handle, out, view.path_of(node))
     out.flush()
     return 0

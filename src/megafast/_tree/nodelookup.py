@@ -5,11 +5,13 @@ on the first lookup), paths and finds. :class:`megafast._tree.nodestore.NodeStor
 from __future__ import annotations
 
 import json
-import sys
+import json.scanner
+import struct
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator
 from itertools import repeat
+from typing import Any
 
 _NO_PARENT = -1
 _NameIndex = tuple[int, int] | dict[int, int | list[int]]
@@ -17,6 +19,7 @@ _NameIndex = tuple[int, int] | dict[int, int | list[int]]
 # longer one gets a hash -> slots dict on its first lookup, since scanning thousands of
 # hashes (the Cloud Drive of a big account) on every lookup costs tens of microseconds.
 _SCAN_RUN = 256
+_HASH = struct.Struct("=I")  # one slot of the hash column (array "I", native order)
 
 
 def name_hash(name: str | None) -> int:
@@ -33,12 +36,28 @@ def name_hashes(names: Iterable[str | None]) -> Iterator[int]:
     return map(zlib.crc32, map(str.encode, strings, repeat("utf-8"), repeat("surrogatepass")))
 
 
+# json.loads's own scanner (typeshed types its argument as the scanner class itself)
+_scan_json = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def parse_attrs(text: bytes) -> Any:
+    """Attribute JSON text parsed as ``json.loads`` does (same values, same errors), calling
+    the decoder's scanner directly when the text has no surrounding whitespace (the stored
+    texts), which skips ``json.loads``'s encoding checks and whitespace matching."""
+    s = text.decode()
+    try:
+        value, end = _scan_json(s, 0)
+    except StopIteration:
+        return json.loads(s)
+    return value if end == len(s) else json.loads(s)
+
+
 def _name_in(attrs_json: bytes | None) -> str | None:
     """The "n" of attribute JSON (a string), else None."""
     if attrs_json is None:
         return None
     try:
-        name = json.loads(attrs_json).get("n")
+        name = parse_attrs(attrs_json).get("n")
     except (ValueError, AttributeError):
         return None
     return name if type(name) is str else None
@@ -81,28 +100,64 @@ class _Lookups:
 
     def children_named(self, parent_slot: int, name: str) -> list[int]:
         """The children of a folder called ``name``, in the folder's order."""
+        candidates = self._candidates(parent_slot, name)
+        if len(candidates) == 1:
+            kept = self.names[candidates[0]]  # the usual folder: its name kept as a string
+            if kept is not None:
+                return candidates if kept == name else []
+            return candidates if self._is_named(candidates[0], name) else []
+        return [s for s in candidates if self._is_named(s, name)]
+
+    def _candidates(self, parent_slot: int, name: str) -> list[int]:
+        """The children of a folder whose name hash is ``name``'s, in the folder's order (the
+        names themselves still to be compared)."""
         index = self._name_index.get(parent_slot)
         if index is None or (type(index) is tuple and index[1] - index[0] > _SCAN_RUN):
             index = self._index_of(parent_slot)
-        h = name_hash(name)
+        h = zlib.crc32(name.encode("utf-8", "surrogatepass"))
         if type(index) is tuple:  # the children are the slots index[0] .. index[1] - 1
             first, end = index
             column = memoryview(self.name_hash)[first:end].tobytes()
-            key = h.to_bytes(4, sys.byteorder)
-            candidates = []
+            key = _HASH.pack(h)
             at = column.find(key)
+            if at < 0:
+                return []
+            if not at & 3 and column.find(key, at + 1) < 0:  # the usual case: one match
+                return [first + at // 4]
+            candidates = []
             while at >= 0:
                 if at % 4 == 0:
                     candidates.append(first + at // 4)
                 at = column.find(key, at + 1)
-        else:
-            found = index.get(h)  # type: ignore[union-attr]
-            if found is None:
-                return []
-            if isinstance(found, int):
-                return [found] if self._is_named(found, name) else []
-            candidates = found
-        return [s for s in candidates if self._is_named(s, name)]
+            return candidates
+        found = index.get(h)  # type: ignore[union-attr]
+        if found is None:
+            return []
+        return [found] if type(found) is int else list(found)  # type: ignore[arg-type]
+
+    def _named_last(self, parent_slot: int, name: str, folders_only: bool) -> tuple[int, Any]:
+        """The first child of a folder called ``name`` (a folder with ``folders_only``), and
+        its attribute JSON parsed when the name had to be read from it (else None), so the
+        node's dict is made without parsing it again; (-1, None) when there is none."""
+        names, texts, types = self.names, self.attrs, self.types
+        for s in self._candidates(parent_slot, name):
+            if folders_only and types[s] == 0:
+                continue
+            kept = names[s]
+            if kept is not None:
+                if kept == name:
+                    return s, None
+                continue
+            text = texts[s]
+            if text is None:
+                continue
+            try:
+                parsed = parse_attrs(text)
+            except ValueError:
+                continue
+            if type(parsed) is dict and parsed.get("n") == name:
+                return s, parsed
+        return -1, None
 
     def _is_named(self, slot: int, name: str) -> bool:
         """Whether a slot's name is ``name``. Attribute JSON kept for the slot is valid JSON
@@ -172,40 +227,50 @@ class _Lookups:
         """The handle at ``a/b/c`` below the Cloud Drive, else below another root or an
         incoming share's top folder named by the first part; the first match in listing
         order wins."""
-        parts = [p for p in path.split("/") if p]
-        root = self.root_id
+        slot = self.find_path_slot(path, folders_only)
+        return None if slot < 0 else self.handles[slot]
+
+    def find_path_slot(self, path: str, folders_only: bool = False) -> int:
+        """:meth:`find_path` as a slot (-1 when nothing matches)."""
+        return self.find_path_match(path, folders_only)[0]
+
+    def find_path_match(self, path: str, folders_only: bool = False) -> tuple[int, Any]:
+        """:meth:`find_path` as (slot, its attribute JSON parsed if the walk parsed it, else
+        None); (-1, None) when nothing matches."""
+        parts = path.split("/")
+        if "" in parts:
+            parts = [p for p in parts if p]
+        root = self.roots.get(2)
         if not parts:
-            return root
+            return (-1 if root is None else self.slot_of[root]), None
         if root is not None:
             found = self._walk(self.slot_of[root], parts, folders_only)
-            if found is not None:
-                return self.handles[found]
+            if found[0] >= 0:
+                return found
         # a path may start at another root or at an incoming share's top folder
         for start in self.children.get(_NO_PARENT, ()):
             if self.name_at(start) == parts[0]:
                 found = self._walk(start, parts[1:], folders_only)
-                if found is not None:
-                    return self.handles[found]
-        return None
+                if found[0] >= 0:
+                    return found
+        return -1, None
 
-    def _walk(self, start: int, parts: list[str], folders_only: bool) -> int | None:
+    def _walk(self, start: int, parts: list[str], folders_only: bool) -> tuple[int, Any]:
         if not parts:
-            return start if not folders_only or self.types[start] != 0 else None
+            return (start if not folders_only or self.types[start] != 0 else -1), None
         # the usual case first: one child of each name on the way down, nothing to go back to
-        types, slot = self.types, start
-        for part in parts[:-1]:
-            matches = self.children_named(slot, part)
+        types, slot, named = self.types, start, self.children_named
+        for i in range(len(parts) - 1):
+            matches = named(slot, parts[i])
             if len(matches) != 1:
                 if not matches:
-                    return None
-                return self._search(start, parts, folders_only)
+                    return -1, None
+                found = self._search(start, parts, folders_only)
+                return (-1 if found is None else found), None
             slot = matches[0]
             if types[slot] == 0:
-                return None
-        for s in self.children_named(slot, parts[-1]):
-            if not folders_only or types[s] != 0:
-                return s
-        return None
+                return -1, None
+        return self._named_last(slot, parts[-1], folders_only)
 
     def _search(self, start: int, parts: list[str], folders_only: bool) -> int | None:
         """The first match of ``parts`` below ``start`` in listing order, trying every node

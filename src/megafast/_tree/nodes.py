@@ -163,19 +163,23 @@ class NodeTree:
         tree = cls(keyring=keyring)
         keyring.add_share_keys(answer)
         with gc_paused():
-            tree.add_nodes(_as_list(answer.get("f")), keyring)
+            tree._insert(_as_list(answer.get("f")), keyring)  # no dict made per node
         return tree
 
     def add_nodes(self, raw_nodes: Iterable[Any], keyring: Keyring) -> list[dict[str, Any]]:
         """Decrypt raw API nodes (in bulk) and insert them; return the inserted nodes."""
+        nodes = self._insert(raw_nodes, keyring)
+        handles = [n["h"] for n in nodes if type(n) is dict and type(n.get("h")) is str]
+        return [self._dict(h) for h in dict.fromkeys(handles) if h in self.store]
+
+    def _insert(self, raw_nodes: Iterable[Any], keyring: Keyring) -> list[Any]:
         from .listing import add_raw_nodes
 
         nodes = list(raw_nodes)
         add_raw_nodes(self.store, nodes, keyring, final=True)
         self.store.adopt_orphans()
         self._changed()
-        handles = [n["h"] for n in nodes if type(n) is dict and type(n.get("h")) is str]
-        return [self._dict(h) for h in dict.fromkeys(handles) if h in self.store]
+        return nodes
 
     def _dict(self, h: str) -> dict[str, Any]:
         node = self.store.node(h)
@@ -263,10 +267,16 @@ class NodeTree:
     ) -> dict[str, Any] | None:
         """Resolve ``a/b/c`` from the Cloud Drive root (or from a top-level root or incoming
         share named by the first part); the first match in listing order wins."""
-        h = self.store.find_path(path, folders_only=folders_only)
-        if h is None or (exclude_deleted and self.in_trash(h)):
+        store = self.store
+        slot, attrs = store.find_path_match(path, folders_only)
+        if slot < 0:
             return None
-        return self._dict(h)
+        node = store._dict(slot, attrs)
+        if exclude_deleted and self.in_trash(node["h"]):
+            return None
+        if node["t"] == _FOLDER and self.keyring.share_keys:
+            self._add_share_key(node)
+        return node
 
     def public_handle_owner(self, ph: str) -> str | None:
         """The handle of the node whose public handle (``ph``) is ``ph``, if known."""

@@ -27,7 +27,15 @@ from typing import Any
 
 from .._wire.codec import fold
 from ..errors import MegaError
-from .nodelookup import _NO_PARENT, _Lookups, _name_in, _NameIndex, name_hash, name_hashes
+from .nodelookup import (
+    _NO_PARENT,
+    _Lookups,
+    _name_in,
+    _NameIndex,
+    name_hash,
+    name_hashes,
+    parse_attrs,
+)
 
 __all__ = ["NodeStore", "StoreError", "ROOT_NAMES", "attrs_columns", "name_hash"]
 
@@ -426,7 +434,51 @@ class NodeStore(_Lookups):
         return None if slot is None else self._dict(slot)
 
     def _dict(self, slot: int, attrs: Any = None) -> dict[str, Any]:
-        """The dict of one slot; ``attrs``: its attribute JSON already parsed, if it was."""
+        """The dict of one slot; ``attrs``: its attribute JSON already parsed, if it was.
+
+        A decrypted file or folder without extra fields (the usual node) is made in one dict
+        display, keys in the order the general case below writes them."""
+        t = self.types[slot]
+        n = self.key_len[slot]
+        if (
+            (n == 32 if t == 0 else t == 1 and n == 16)
+            and slot not in self.extra
+            and slot not in self.undecryptable
+        ):
+            p = self.parent[slot]
+            text = self.attrs[slot]
+            if type(attrs) is not dict:
+                attrs = {"n": self.names[slot]} if text is None else parse_attrs(text)
+            if t == 0:
+                w = _WORDS8.unpack_from(self.keys, slot * 32)
+                return {
+                    "h": self.handles[slot],
+                    "p": self.handles[p] if p >= 0 else self.orphan_parent.get(slot, ""),
+                    "u": self.owners[slot],
+                    "t": 0,
+                    "ts": self.times[slot],
+                    "s": self.sizes[slot],
+                    "a": attrs,
+                    "key": w,
+                    "k": (w[0] ^ w[4], w[1] ^ w[5], w[2] ^ w[6], w[3] ^ w[7]),
+                    "iv": (w[4], w[5], 0, 0),
+                    "meta_mac": w[6:],
+                }
+            w = _WORDS4.unpack_from(self.keys, slot * 32)
+            return {
+                "h": self.handles[slot],
+                "p": self.handles[p] if p >= 0 else self.orphan_parent.get(slot, ""),
+                "u": self.owners[slot],
+                "t": 1,
+                "ts": self.times[slot],
+                "a": attrs,
+                "key": w,
+                "k": w,
+            }
+        return self._dict_general(slot, attrs)
+
+    def _dict_general(self, slot: int, attrs: Any) -> dict[str, Any]:
+        """The dict of any slot: roots, undecryptable nodes, nodes with extra fields."""
         t = self.types[slot]
         node: dict[str, Any] = {
             "h": self.handles[slot],
@@ -455,7 +507,7 @@ class NodeStore(_Lookups):
         if text is None:
             node["a"] = {"n": self.names[slot]}
         else:
-            node["a"] = attrs if type(attrs) is dict else json.loads(text.decode())
+            node["a"] = attrs if type(attrs) is dict else parse_attrs(text)
         base = slot * 32
         if n == 32:
             w = _WORDS8.unpack_from(self.keys, base)

@@ -33,17 +33,12 @@ from typing import Any
 import requests
 
 from .._wire.retry import RetryPolicy
-from ..errors import (
-    RequestError,
-    RetryExhaustedError,
-    SessionError,
-    ValidationError,
-    error_for_code,
-)
+from ..errors import RetryExhaustedError
 from .cache import NodeCache
 from .listing import add_raw_nodes
 from .nodes import Keyring, b64_bytes
 from .nodestore import NodeStore, StoreError, attrs_columns
+from .scanswer import SnTooOld, read_sc_answer
 
 __all__ = [
     "ChangeEvent",
@@ -57,10 +52,6 @@ __all__ = [
 
 log = logging.getLogger("megafast.watch")
 POLL_TIMEOUT = 45.0  # MEGA answers a poll within 40 s (a keep-alive at worst)
-
-
-class SnTooOld(RequestError):
-    """The server no longer has the changes since our ``sn`` (``-6``): reload everything."""
 
 
 class ScDisconnected(RetryExhaustedError):
@@ -140,32 +131,17 @@ class ScChannel:
                 reason = f"HTTP {response.status_code}"
             except (requests.RequestException, ValueError) as exc:
                 answer, reason = None, type(exc).__name__  # its text may hold the URL
-            if answer is None or answer in (-3, -4):
+            step = read_sc_answer(answer, wait)
+            if step.retry:
                 self._failed(reason if answer is None else f"the server answered {answer}")
                 continue
             self.failures = 0
-            if isinstance(answer, int):
-                if answer == -6:
-                    raise SnTooOld("ETOOMANY", "the change log no longer reaches our sn")
-                if answer == -15:
-                    raise SessionError("ESID", "the session ended")
-                raise error_for_code(answer, "the sc channel failed")
-            if not isinstance(answer, dict):
-                raise ValidationError("unexpected answer on the sc channel")
-            packets = answer.get("a")
-            sn = answer.get("sn")
-            if isinstance(sn, str) and sn:
-                self.sn = sn
-            if isinstance(packets, list) and (packets or answer.get("ir")):
-                return [p for p in packets if isinstance(p, dict)], not answer.get("ir")
-            wait_url = answer.get("w")
-            if not isinstance(wait_url, str):
-                if isinstance(packets, list):
-                    return [], True
-                raise ValidationError("the sc answer has neither packets nor a wait URL")
-            if not wait:
-                return [], True
-            self._wait(wait_url)
+            if step.sn is not None:
+                self.sn = step.sn
+            if step.packets is not None:
+                return step.packets, step.caught_up
+            assert step.wait_url is not None
+            self._wait(step.wait_url)
         return [], True
 
     def _failed(self, reason: str) -> None:
@@ -180,8 +156,6 @@ class ScChannel:
         self.stop_event.wait(wait)
 
     def _wait(self, url: str) -> None:
-        if not url.startswith(("http://", "https://")):
-            raise ValidationError("the sc wait URL is not an HTTP URL")
         try:
             self.http.post(url, data=b"", timeout=self.timeout)
         except requests.RequestException as exc:  # counted: a dead link fails both

@@ -41,16 +41,23 @@ from ..errors import (
     HashcashError,
     MegaError,
     RequestError,
-    RetryExhaustedError,
-    ServerUnreachableError,
     UnexpectedAnswerError,
     ValidationError,
     error_for_code,
 )
 from .arrived import BrokenStream, arrived_chunks, resumed
+from .protocol import (
+    RetryClock,
+    answer_limit,
+    batch_results,
+    describe,
+    doing,
+    hashcash_error,
+    is_eagain,
+)
 from .redact import redact
 from .retry import DEFAULT_RETRY, RetryPolicy
-from .seqtag import OwnTags, unwrap
+from .seqtag import OwnTags
 
 __all__ = ["ApiClient", "DEFAULT_API_URL", "new_http_session"]
 
@@ -84,28 +91,6 @@ DEFAULT_MAX_LISTING_BYTES = 2 << 30
 DEFAULT_MIN_HASHCASH_EASINESS = 128
 _READ_SIZE = 1 << 18
 RETRY_HTTP_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-_MAX_HASHCASH_ROUNDS = 4
-
-# What a request was doing, for messages (the API's command names mean nothing to users).
-_COMMAND_WORDS = {
-    "us0": "logging in",
-    "us": "logging in",
-    "up": "creating an account",
-    "ug": "reading the account",
-    "uq": "reading the quota",
-    "uk": "reading a user's public key",
-    "ur": "changing contacts",
-    "f": "listing the files",
-    "g": "asking for a download URL",
-    "u": "asking for an upload URL",
-    "p": "creating files or folders",
-    "m": "moving",
-    "d": "deleting",
-    "a": "renaming",
-    "l": "creating a public link",
-    "s2": "sharing a folder",
-    "sml": "logging out",
-}
 
 
 def new_http_session(pool_size: int = 16) -> requests.Session:
@@ -208,19 +193,7 @@ class ApiClient:
         body = json.dumps(list(commands), separators=(",", ":"))
         names = [c.get("a") for c in commands]
         answer = self._send(body, len(commands), folder, names)
-        if isinstance(answer, int):
-            raise error_for_code(answer)
-        if not isinstance(answer, list) or len(answer) != len(commands):
-            raise UnexpectedAnswerError(
-                f"the server answered {len(commands)} command(s) with {_describe(answer)}"
-            )
-        results = []
-        for name, result in zip(names, answer, strict=True):
-            tag, result = unwrap(name, result)  # v3: the tag of the packets it caused
-            if tag is not None:
-                self.own_seqtags.add(tag)
-            results.append(result)
-        return results
+        return batch_results(names, answer, self.own_seqtags)
 
     def stream(self, command: dict[str, Any], *, folder: str | None = None) -> Iterator[bytes]:
         """Send one command whose answer may be very large (``f``) and return its body as an
@@ -241,10 +214,10 @@ class ApiClient:
                 answer = answer[0]
             if isinstance(answer, int):
                 raise error_for_code(answer)
-            raise UnexpectedAnswerError(f"the server answered {_describe(answer)}")
+            raise UnexpectedAnswerError(f"the server answered {describe(answer)}")
 
         # a cut mid-answer asks again and goes on past the bytes already handed over
-        return resumed(send(), send, self.retry, _doing(names, capital=True))
+        return resumed(send(), send, self.retry, doing(names, capital=True))
 
     # -- the loop --------------------------------------------------------------------------
     def _send(
@@ -259,12 +232,7 @@ class ApiClient:
         params["v"] = 3  # sequence tags in answers, as MEGA's SDK asks (see seqtag)
         url = f"{self.api_url}/cs"
         headers = {"Content-Type": "application/json"}
-        started = time.monotonic()
-        policy = self.retry
-        deadline = started + policy.time_budget
-        unreachable_since: float | None = None  # start of a run of refused connections
-        tries = 0
-        hashcash_rounds = 0
+        clock = RetryClock(self.retry, _origin(self.api_url), names)
         self.stats["requests"] += 1
         while True:
             reason: str
@@ -294,11 +262,9 @@ class ApiClient:
                 raise MegaError(f"HTTP request failed: {type(exc).__name__}") from None
             else:
                 if status == 402 and "X-Hashcash" in resp.headers:
-                    hashcash_rounds += 1
-                    if hashcash_rounds > _MAX_HASHCASH_ROUNDS:
-                        raise HashcashError("the server kept asking for hashcash") from None
+                    clock.hashcash()
                     headers["X-Hashcash"] = self._solve(
-                        resp.headers["X-Hashcash"], deadline - time.monotonic()
+                        resp.headers["X-Hashcash"], clock.deadline - time.monotonic()
                     )
                     continue
                 if status in RETRY_HTTP_STATUS:
@@ -312,53 +278,23 @@ class ApiClient:
                         reason = "empty answer"
                     else:
                         answer = _parse(raw)
-                        if answer == -3 or (count == 1 and answer == [-3]):
+                        if is_eagain(answer, count):
                             reason = "EAGAIN (-3)"
                         else:
                             if logger.isEnabledFor(logging.DEBUG):
-                                logger.debug("api %s id=%d ok after %d retries", names, rid, tries)
+                                logger.debug(
+                                    "api %s id=%d ok after %d retries", names, rid, clock.tries
+                                )
                             return answer
             # a temporary failure: wait and send the same id and body again
-            wait = policy.backoff(tries + 1)
-            now = time.monotonic()
-            if unreachable is not None:
-                # a server that is down answers nothing: give it a few seconds, not minutes
-                if unreachable_since is None:
-                    unreachable_since = now
-                limit = min(deadline, unreachable_since + policy.connect_budget)
-                if now + wait > limit:
-                    raise ServerUnreachableError(
-                        _origin(self.api_url),
-                        f"cannot connect to {_origin(self.api_url)}: {unreachable} "
-                        f"({_tries(tries + 1)} in {now - started:.1f} s, while {_doing(names)})",
-                    ) from None
-            else:
-                unreachable_since = None
-            if now + wait > deadline:
-                code: int | str = -3 if reason.startswith("EAGAIN") else reason
-                raise RetryExhaustedError(
-                    code,
-                    f"{_doing(names, capital=True)}: gave up after {_tries(tries + 1)} in "
-                    f"{now - started:.0f} s; the last answer was {reason}",
-                ) from None
-            tries += 1
+            wait = clock.next_wait(reason, unreachable is not None)
             self.stats["retries"] += 1
-            logger.info("api %s: %s, retry %d in %.2f s", names, reason, tries, wait)
+            logger.info("api %s: %s, retry %d in %.2f s", names, reason, clock.tries, wait)
             time.sleep(wait)
 
     def _limit(self, names: list[Any]) -> tuple[int, Callable[..., UnexpectedAnswerError]]:
         """The longest answer read for these commands, and the error for a longer one."""
-        listing = "f" in names
-        limit = self.max_listing_bytes if listing else self.max_answer_bytes
-        option = "max_listing_bytes" if listing else "max_answer_bytes"
-
-        def too_long(size: str = "that") -> UnexpectedAnswerError:
-            return UnexpectedAnswerError(
-                f"the answer to {_doing(names)} is longer than {size}, the limit of "
-                f"{limit} bytes; a larger one is read with Mega(options={{{option!r}: ...}})"
-            )
-
-        return limit, too_long
+        return answer_limit(names, self.max_answer_bytes, self.max_listing_bytes)
 
     def _read(
         self,
@@ -415,14 +351,8 @@ class ApiClient:
                 timeout=time_left,
                 min_easiness=self.min_hashcash_easiness,
             )
-        except HashcashError as exc:
-            raise HashcashError(
-                f"{exc} (the bounds: what was left of retry_time="
-                f"{self.retry.time_budget:g} s, and the option min_hashcash_easiness="
-                f"{self.min_hashcash_easiness})"
-            ) from None
-        except (ValueError, TypeError) as exc:
-            raise HashcashError(f"cannot parse the hashcash challenge: {exc}") from None
+        except (HashcashError, ValueError, TypeError) as exc:
+            raise hashcash_error(exc, self.retry, self.min_hashcash_easiness) from None
         logger.info("solved a hashcash challenge in %.2f s", time.monotonic() - start)
         return answer
 
@@ -507,20 +437,3 @@ def _origin(url: str) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rpartition("@")[2]  # never show user:password@
     return f"{parts.scheme}://{netloc}" if netloc else "the API server"
-
-
-def _doing(names: Sequence[Any], capital: bool = False) -> str:
-    """What a batch was doing, in words ("listing the files")."""
-    words = list(dict.fromkeys(_COMMAND_WORDS.get(n, "sending a request") for n in names))
-    text = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
-    return text[0].upper() + text[1:] if capital else text
-
-
-def _tries(n: int) -> str:
-    return "1 try" if n == 1 else f"{n} tries"
-
-
-def _describe(answer: Any) -> str:
-    if isinstance(answer, list):
-        return f"a list of {len(answer)}"
-    return f"a {type(answer).__name__}"

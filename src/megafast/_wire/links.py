@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ..errors import IncompleteLinkError, LinkError
+from ..errors import IncompleteLinkError, LinkError, PasswordRequiredError
 from .codec import b64decode, b64encode, bytes_to_words
 from .redact import redact_link
 
@@ -94,7 +94,9 @@ def parse_link(url: str) -> PublicLink:
             m = _LEGACY_FOLDER_RE.match(rest)
             if not m:
                 if rest.lstrip("/").startswith("#P!"):
-                    raise LinkError("password-protected links (#P!) are not supported")
+                    raise PasswordRequiredError(
+                        "this link is password-protected (#P!): open it with its password"
+                    )
                 raise LinkError(f"malformed MEGA link: {redact_link(url)}")
             kind, handle, key_text = "folder", m.group("h"), m.group("k")
             child, child_kind = m.group("sub"), None

@@ -31,26 +31,30 @@ from typing import Any
 import aiohttp
 
 from .._wire.api import (
-    _MAX_HASHCASH_ROUNDS,
     _OBJECT_START,
     DEFAULT_API_URL,
     DEFAULT_MAX_ANSWER_BYTES,
     DEFAULT_MAX_LISTING_BYTES,
     DEFAULT_MIN_HASHCASH_EASINESS,
     RETRY_HTTP_STATUS,
-    _describe,
-    _doing,
     _origin,
     _parse,
-    _tries,
+)
+from .._wire.protocol import (
+    RetryClock,
+    answer_limit,
+    batch_results,
+    describe,
+    hashcash_error,
+    is_eagain,
+    is_error_number,
 )
 from .._wire.retry import DEFAULT_RETRY, RetryPolicy
+from .._wire.seqtag import OwnTags
 from ..errors import (
     HashcashError,
     MegaError,
     RequestError,
-    RetryExhaustedError,
-    ServerUnreachableError,
     UnexpectedAnswerError,
     ValidationError,
     error_for_code,
@@ -125,6 +129,7 @@ class AsyncApiClient:
         self.executor = executor
         self.sid: str | None = None
         self.stats = {"requests": 0, "retries": 0, "hashcash": 0}
+        self.own_seqtags = OwnTags()  # v3 tags of our own changes (see _wire.seqtag)
         self._session = session
         self._own_session = session is None
         self._next_id = secrets.randbelow(1 << 32)
@@ -182,13 +187,7 @@ class AsyncApiClient:
         body = json.dumps(list(commands), separators=(",", ":")).encode()
         names = [c.get("a") for c in commands]
         answer = await self._send(body, len(commands), folder, names, None)
-        if isinstance(answer, int) and not isinstance(answer, bool):
-            raise error_for_code(answer)
-        if not isinstance(answer, list) or len(answer) != len(commands):
-            raise UnexpectedAnswerError(
-                f"the server answered {len(commands)} command(s) with {_describe(answer)}"
-            )
-        return answer
+        return batch_results(names, answer, self.own_seqtags)
 
     async def stream(
         self, command: dict[str, Any], sink: Sink, *, folder: str | None = None
@@ -203,9 +202,9 @@ class AsyncApiClient:
             return
         if isinstance(answer, list) and len(answer) == 1:
             answer = answer[0]
-        if isinstance(answer, int) and not isinstance(answer, bool):
+        if is_error_number(answer):
             raise error_for_code(answer)
-        raise UnexpectedAnswerError(f"the server answered {_describe(answer)}")
+        raise UnexpectedAnswerError(f"the server answered {describe(answer)}")
 
     # -- the loop --------------------------------------------------------------------------
     async def _send(
@@ -217,53 +216,29 @@ class AsyncApiClient:
             params["n"] = folder
         elif self.sid:
             params["sid"] = self.sid
+        params["v"] = "3"  # sequence tags in answers, as the sync client asks (_wire.seqtag)
         headers = {"Content-Type": "application/json"}
-        policy = self.retry
-        started = time.monotonic()
-        deadline = started + policy.time_budget
-        unreachable_since: float | None = None
-        tries = hashcash_rounds = 0
+        clock = RetryClock(self.retry, _origin(self.api_url), names)
         self.stats["requests"] += 1
         while True:
             try:
                 status, challenge, answer = await self._post(body, params, headers, names, sink)
                 if status == 402 and challenge is not None:
-                    hashcash_rounds += 1
-                    if hashcash_rounds > _MAX_HASHCASH_ROUNDS:
-                        raise HashcashError("the server kept asking for hashcash")
-                    headers["X-Hashcash"] = await self._solve(challenge, deadline)
+                    clock.hashcash()
+                    headers["X-Hashcash"] = await self._solve(challenge, clock.deadline)
                     continue
                 if status in RETRY_HTTP_STATUS:
                     raise _Retry(f"HTTP {status}")
                 if status != 200:
                     raise RequestError(f"HTTP {status}", f"the API answered HTTP {status}")
-                if answer == -3 or (count == 1 and answer == [-3]):
+                if is_eagain(answer, count):
                     raise _Retry("EAGAIN (-3)")
                 return answer
             except _Retry as retry:
                 reason, unreachable = retry.reason, retry.unreachable
-            wait = policy.backoff(tries + 1)
-            now = time.monotonic()
-            if unreachable:  # a server that is down answers nothing: a few seconds, not minutes
-                unreachable_since = unreachable_since or now
-                if now + wait > min(deadline, unreachable_since + policy.connect_budget):
-                    raise ServerUnreachableError(
-                        _origin(self.api_url),
-                        f"cannot connect to {_origin(self.api_url)}: {reason} "
-                        f"({_tries(tries + 1)} in {now - started:.1f} s, while {_doing(names)})",
-                    )
-            else:
-                unreachable_since = None
-            if now + wait > deadline:
-                code: int | str = -3 if reason.startswith("EAGAIN") else reason
-                raise RetryExhaustedError(
-                    code,
-                    f"{_doing(names, capital=True)}: gave up after {_tries(tries + 1)} in "
-                    f"{now - started:.0f} s; the last answer was {reason}",
-                )
-            tries += 1
+            wait = clock.next_wait(reason, unreachable)
             self.stats["retries"] += 1
-            logger.info("api %s: %s, retry %d in %.2f s", names, reason, tries, wait)
+            logger.info("api %s: %s, retry %d in %.2f s", names, reason, clock.tries, wait)
             await asyncio.sleep(wait)
 
     async def _post(
@@ -323,19 +298,8 @@ class AsyncApiClient:
         return 200, None, _parse(raw)
 
     def _limit(self, names: list[Any]) -> tuple[int, Callable[..., UnexpectedAnswerError]]:
-        """The longest answer read for these commands, and the error for a longer one.
-        (The same figures and words as ApiClient._limit, which is a method there.)"""
-        listing = "f" in names
-        limit = self.max_listing_bytes if listing else self.max_answer_bytes
-        option = "max_listing_bytes" if listing else "max_answer_bytes"
-
-        def too_long(size: str = "that") -> UnexpectedAnswerError:
-            return UnexpectedAnswerError(
-                f"the answer to {_doing(names)} is longer than {size}, the limit of "
-                f"{limit} bytes; a larger one is read with AsyncMega(options={{{option!r}: ...}})"
-            )
-
-        return limit, too_long
+        """The longest answer read for these commands, and the error for a longer one."""
+        return answer_limit(names, self.max_answer_bytes, self.max_listing_bytes, "AsyncMega")
 
     async def _solve(self, challenge: str, deadline: float) -> str:
         """The answer to a hashcash challenge, found in a worker thread; cancelling the
@@ -359,14 +323,8 @@ class AsyncApiClient:
             stop.set()
             await asyncio.wait([future])  # the search ends within one batch
             raise
-        except HashcashError as exc:
-            raise HashcashError(
-                f"{exc} (the bounds: what was left of retry_time="
-                f"{self.retry.time_budget:g} s, and the option min_hashcash_easiness="
-                f"{self.min_hashcash_easiness})"
-            ) from None
-        except (ValueError, TypeError) as exc:
-            raise HashcashError(f"cannot parse the hashcash challenge: {exc}") from None
+        except (HashcashError, ValueError, TypeError) as exc:
+            raise hashcash_error(exc, self.retry, self.min_hashcash_easiness) from None
 
 
 class _StreamedMarker:

@@ -19,7 +19,7 @@ from collections import deque
 from typing import Any
 
 from ..errors import MegaError, UnexpectedAnswerError
-from ..transfer._batch import _MAX_RESENDS, _READ_ONLY, _pushed_back, slot_error
+from ..transfer._batch import BatchRules, slot_error
 from ._api import AsyncApiClient
 
 __all__ = ["AsyncBatcher"]
@@ -36,7 +36,7 @@ class _Pending:
         self.resends = 0
 
 
-class AsyncBatcher:
+class AsyncBatcher(BatchRules):
     """Coalesce single commands from many tasks of one event loop into batches.
 
     ``api``: the :class:`AsyncApiClient`; ``folder``: a public folder handle (requests carry
@@ -52,13 +52,9 @@ class AsyncBatcher:
         max_batch: int = 1000,
         start_batch: int = 200,
     ) -> None:
-        if not 1 <= start_batch <= max_batch:
-            raise ValueError("need 1 <= start_batch <= max_batch")
+        super().__init__(max_batch, start_batch)
         self.api = api
         self.folder = folder
-        self.max_batch = max_batch
-        self.cap = start_batch
-        self.stats = {"batches": 0, "commands": 0, "shrinks": 0}
         self._queue: deque[_Pending] = deque()
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -131,12 +127,7 @@ class AsyncBatcher:
         if len(results) != len(batch):
             _fail(batch, UnexpectedAnswerError(f"a batch of {len(batch)} got a malformed answer"))
             return
-        self.stats["batches"] += 1
-        self.stats["commands"] += len(batch)
-        if self.api.stats.get("retries", 0) > retries_before:
-            self._shrink()
-        elif self.cap < self.max_batch:
-            self.cap += 1
+        self._sent(len(batch), self.api.stats.get("retries", 0) > retries_before)
         for item, result in zip(batch, results, strict=True):
             if item.future.done():
                 continue
@@ -147,24 +138,11 @@ class AsyncBatcher:
                 item.future.set_result(result)
 
     def _failed(self, batch: list[_Pending], exc: BaseException) -> None:
-        if not _pushed_back(exc) or len(batch) == 1:
-            _fail(batch, exc)
-            return
-        self._shrink()
-        again: list[_Pending] = []
-        for item in batch:
-            if item.command.get("a") in _READ_ONLY and item.resends < _MAX_RESENDS:
-                item.resends += 1
-                again.append(item)
-            elif not item.future.done():  # it may have been done: never send a change twice
-                item.future.set_exception(exc)
+        again: list[_Pending] = self._resendable(batch, exc) or []
+        _fail([item for item in batch if item not in again], exc)  # never a change twice
         if again:
             logger.info("batch of %d pushed back (%s); resending %d", len(batch), exc, len(again))
             self._queue.extendleft(reversed(again))
-
-    def _shrink(self) -> None:
-        self.cap = max(1, self.cap // 2)
-        self.stats["shrinks"] += 1
 
 
 def _fail(batch: list[_Pending], exc: BaseException) -> None:

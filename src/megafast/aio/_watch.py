@@ -23,8 +23,9 @@ import aiohttp
 
 from .._tree.nodes import Keyring
 from .._tree.nodestore import NodeStore, StoreError
-from .._tree.watch import POLL_TIMEOUT, ChangeEvent, SnTooOld, apply_packet
-from ..errors import MegaError, SessionError, ValidationError, error_for_code
+from .._tree.scanswer import SnTooOld, read_sc_answer
+from .._tree.watch import POLL_TIMEOUT, ChangeEvent, apply_packet
+from ..errors import MegaError, ValidationError
 from ._api import AsyncApiClient
 
 __all__ = ["AsyncScChannel", "AsyncWatcher"]
@@ -61,34 +62,18 @@ class AsyncScChannel:
             answer = await self._post(
                 f"{self.api.api_url}/sc", {"sn": self.sn, "sid": self.api.sid}
             )
-            if answer is None or answer in (-3, -4):
+            step = read_sc_answer(answer, wait)
+            if step.retry:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
                 continue
             delay = self.retry_delay
-            if isinstance(answer, int) and not isinstance(answer, bool):
-                if answer == -6:
-                    raise SnTooOld("ETOOMANY", "the change log no longer reaches our sn")
-                if answer == -15:
-                    raise SessionError("ESID", "the session ended")
-                raise error_for_code(answer, "the sc channel failed")
-            if not isinstance(answer, dict):
-                raise ValidationError("unexpected answer on the sc channel")
-            packets, sn = answer.get("a"), answer.get("sn")
-            if isinstance(sn, str) and sn:
-                self.sn = sn
-            if isinstance(packets, list) and (packets or answer.get("ir")):
-                return [p for p in packets if isinstance(p, dict)], not answer.get("ir")
-            wait_url = answer.get("w")
-            if not isinstance(wait_url, str):
-                if isinstance(packets, list):
-                    return [], True
-                raise ValidationError("the sc answer has neither packets nor a wait URL")
-            if not wait:
-                return [], True
-            if not wait_url.startswith(("http://", "https://")):
-                raise ValidationError("the sc wait URL is not an HTTP URL")
-            if await self._post(wait_url, None, parse=False) is None:
+            if step.sn is not None:
+                self.sn = step.sn
+            if step.packets is not None:
+                return step.packets, step.caught_up
+            assert step.wait_url is not None
+            if await self._post(step.wait_url, None, parse=False) is None:
                 await asyncio.sleep(self.retry_delay)
 
     async def _post(self, url: str, params: dict[str, str] | None, parse: bool = True) -> Any:
@@ -125,7 +110,8 @@ class AsyncWatcher:
     ``store``: the NodeStore the packets are applied to (read the current one from
     :attr:`store`: a reload replaces it); ``reload``: a coroutine function listing the whole
     tree again (a new store with its ``sn``); ``self_id``: this client's request id (its own
-    deletions, already applied, are not reported twice). :meth:`catch_up` applies what is
+    deletions, already applied, are not reported twice, nor are those whose v3 tag the
+    API client's ``own_seqtags`` holds). :meth:`catch_up` applies what is
     pending without waiting. Stop by leaving the loop (or :meth:`aclose`)."""
 
     def __init__(
@@ -183,7 +169,11 @@ class AsyncWatcher:
             packets, caught_up = await self.channel.poll(wait=wait)
             events: list[ChangeEvent] = []
             for packet in packets:
-                events.extend(apply_packet(self.store, self.keyring, packet, self.self_id))
+                events.extend(
+                    apply_packet(
+                        self.store, self.keyring, packet, self.self_id, self.channel.api.own_seqtags
+                    )
+                )
         except SnTooOld:
             log.warning("the server's change log no longer reaches sn %s: reloading", self.store.sn)
             return await self._full_reload(), True

@@ -7,8 +7,9 @@ outside it, through :mod:`megafast.transfer`, so threads (Dask's among them) tra
 parallel. The filesystem instances of one process that use the same session share one engine
 (:func:`shared_engine`): one login and one tree per process, not per task or per thread.
 
-The client's internal layers used here (its tree, :mod:`megafast._account.sources` for ``g`` and
-public links, :mod:`megafast._account.nodeops` for node creation) are used only in this module.
+The layers below the facade are used only in this module: the client's core (``mega.core``:
+its requests and its tree), :mod:`megafast._account.sources` for ``g`` and public links,
+:mod:`megafast._account.nodeops` for node creation.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from .._account import nodeops as _nodeops
 from .._account import sources as _sources
 from .._tree.nodes import NodeTree
-from .._wire.codec import words_to_bytes
+from .._wire.codec import fold, words_to_bytes
 from .._wire.links import PublicLink, parse_link
 from ..errors import UnexpectedAnswerError, ValidationError, WrongKeyError
+from ..media._remote import start_pictures
 
 if TYPE_CHECKING:
     from ..transfer import TransferManager
@@ -66,6 +68,11 @@ class Engine:
         self._public_root: str | None = None
 
     @property
+    def folder(self) -> str | None:
+        """The public handle of a public folder link (requests about its nodes carry it)."""
+        return self._link.handle if self._link is not None and self._link.kind == "folder" else None
+
+    @property
     def read_only(self) -> bool:
         """True for public links: nothing can be written through them."""
         return self._link is not None
@@ -74,8 +81,8 @@ class Engine:
     def tree(self) -> tuple[NodeTree, str]:
         """The node tree and the handle of the filesystem's root (call under :attr:`lock`)."""
         if self._link is None:
-            tree = self.mega._load_tree()
-            return tree, self.mega.root_id
+            core = self.mega.core
+            return core.tree(), core.root_id
         if self._public_tree is None:
             self._load_public()
         assert self._public_tree is not None and self._public_root is not None
@@ -109,7 +116,7 @@ class Engine:
             self._public_tree, self._public_root = tree, root["h"]
             return
         # a file link: a synthetic folder holding the one file, under its own name
-        data = self.mega._request({"a": "g", "p": link.handle, "ssm": 1})
+        data = self.mega.core.request({"a": "g", "p": link.handle, "ssm": 1})
         if not isinstance(data, dict) or not isinstance(data.get("s"), int):
             raise UnexpectedAnswerError("g gave no file size")
         key = link.key_a32()
@@ -130,6 +137,8 @@ class Engine:
             attrs["n"],
             attrs_json,
         )
+        if isinstance(data.get("fa"), str):  # the file's thumbnail and preview
+            tree.store.set_extra(link.handle, "fa", data["fa"])
         self._public_tree, self._public_root = tree, FILE_LINK_ROOT
 
     # -- reading --------------------------------------------------------------------------
@@ -287,7 +296,7 @@ class Engine:
             """One command: alone under the lock, or batched with the lock released."""
             if manager is None:
                 with self.lock:
-                    return self.mega._request(command)
+                    return self.mega.core.request(command)
             self.lock.release()  # held once, by the p below, or not at all (u)
             try:
                 return manager.call(command)
@@ -298,8 +307,19 @@ class Engine:
             with self.lock:
                 return _sources.checked_u_answer(call({"a": "u", "s": size}))
 
+        http = self.mega.http if manager is None else manager.http
+        pictures = None
+        if isinstance(source, str):  # a local image or video: its thumbnail and preview
+            pictures = start_pictures(source, self.mega.options.get("thumbnails"))
+
+        def batch(commands: list[dict[str, Any]]) -> list[Any]:
+            if manager is not None:
+                return manager.batch(commands)
+            with self.lock:
+                return self.mega._batch(commands)  # type: ignore[no-any-return]
+
         result = upload_file(
-            self.mega.http if manager is None else manager.http,
+            http,
             get_upload_url,
             source,
             size,
@@ -312,8 +332,11 @@ class Engine:
         if confirm is not None and not confirm():
             raise ValidationError("the upload was abandoned before its file was created")
         key = tuple(result.key)
+        item = {"h": result.token, "t": 0, "a": _nodeops.encrypt_attrs(attrs, key)}
+        fa = pictures.store(batch, http, words_to_bytes(fold(key))) if pictures else None
+        if fa:
+            item["fa"] = fa
         with self.lock:
-            item = {"h": result.token, "t": 0, "a": _nodeops.encrypt_attrs(attrs, key)}
             return self._created(_nodeops.put_node(self.mega.core, parent, item, key, call=call))
 
     def mkdir(self, parent: str, name: str) -> dict[str, Any]:

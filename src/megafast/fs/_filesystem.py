@@ -90,6 +90,10 @@ class MegaFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec has no
                 raise ValidationError(f"cannot read the session file: {exc.strerror}") from None
         self._api_url = api_url
         self._transfer = transfer
+        if link is not None:  # a #P! link is opened with password= (WrongPasswordError)
+            from .._wire.passlinks import unlock
+
+            link = unlock(link, password)
         self._link = link
         self._session: str | None = session
         if email is not None:
@@ -119,7 +123,9 @@ class MegaFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec has no
 
     def _rebuild_options(self) -> dict[str, Any]:
         options = {k: v for k, v in self._options.items() if k not in _SECRET_OPTIONS}
-        if self._link is None:
+        if self._link is not None:
+            options["link"] = self._link  # a #P! link's plain link: no password needed
+        else:
             options.pop("email", None)
             options["session"] = self._session
         if self._api_url is not None:
@@ -196,6 +202,21 @@ class MegaFileSystem(AbstractFileSystem):  # type: ignore[misc]  # fsspec has no
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         _, node, path = self._existing(path)
         return entry(path, node)
+
+    def thumbnail(self, path: str, preview: bool = False) -> bytes:
+        """The thumbnail (200x200) or, with ``preview``, the preview (up to 1000x1000) of
+        the file at ``path``, as JPEG bytes; FileNotFoundError when it has none."""
+        from ..errors import NotFoundError
+
+        engine, node, path = self._existing(path)
+        try:
+            with engine.lock:
+                if preview:
+                    return bytes(engine.mega.get_preview(node, folder=engine.folder))
+                return bytes(engine.mega.get_thumbnail(node, folder=engine.folder))
+        except NotFoundError:
+            what = "preview" if preview else "thumbnail"
+            raise FileNotFoundError(errno.ENOENT, f"this file has no {what}", path) from None
 
     def modified(self, path: str) -> dt.datetime:
         """The file's modification time (from its fingerprint; else when it was stored)."""

@@ -1,4 +1,5 @@
-"""One-way sync between a local folder and a MEGA folder, moving only what changed.
+"""Sync between a local folder and a MEGA folder, moving only what changed: one way, or
+both ways (``direction="both"``, :class:`TwoWaySync`).
 
 ``Sync(mega, local, remote, direction="up")`` makes the MEGA folder ``remote`` (a path from
 the Cloud Drive, ``"/backups/photos"``) match the local folder; ``direction="down"`` makes
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import NodeNotFoundError, SourceNotFoundError, ValidationError
+from ._backup import BackupReport, Snapshot, backup, list_snapshots, restore
+from ._both import SyncSafetyError, TwoWaySync
 from ._exec import Executor
 from ._ignore import IGNORE_FILE, IgnoreRules
 from ._local import TRASH_DIR, LocalScan, LocalTree, scan_local
@@ -30,14 +33,25 @@ from ._remote import (
     remove_versions,
 )
 from ._report import Action, SyncReport
-from ._state import SyncState, default_state_dir, state_path
+from ._state import StateFileError, SyncState, default_state_dir, state_path
 from ._transfers import EngineTransfers, ManagerTransfers, Transfers
+from ._watchloop import WatchLoop, watch_pair
 
 __all__ = [
     "IGNORE_FILE",
     "TRASH_DIR",
     "Action",
+    "BackupReport",
+    "Snapshot",
+    "backup",
+    "list_snapshots",
+    "restore",
+    "StateFileError",
     "Sync",
+    "SyncSafetyError",
+    "TwoWaySync",
+    "WatchLoop",
+    "watch_pair",
     "SyncReport",
     "Transfers",
     "EngineTransfers",
@@ -142,7 +156,7 @@ class Sync:
         )
         rules = IgnoreRules.build(local_root, self.patterns)
         local = scan_local(local_root, rules) if local_root else LocalScan()
-        index = RemoteIndex(self.mega.get_files())
+        index = RemoteIndex.of(self.mega)
         remote = index.scan(remote_root, rules) if remote_root else RemoteScan()
         plan = plan_sync(self.direction, root, local, remote, index, state, delete=self.delete)
         report = SyncReport(self.direction, str(root), self.remote, dry_run=dry_run)
@@ -190,5 +204,8 @@ def sync(
     dry_run: bool = False,
     **options: Any,
 ) -> SyncReport:
-    """One run of :class:`Sync` (same options); returns its report."""
+    """One run of :class:`Sync` (same options), or of :class:`TwoWaySync` with
+    ``direction="both"``; returns its report."""
+    if direction == "both":
+        return TwoWaySync(mega, local, remote, **options).run(dry_run=dry_run)
     return Sync(mega, local, remote, direction=direction, **options).run(dry_run=dry_run)

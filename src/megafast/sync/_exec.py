@@ -378,7 +378,12 @@ class Executor:
     def _down_version(self, a: Action) -> None:
         assert a.node is not None
         target = self._target(a.path)
-        if a.local_c is not None:
+        moved = (
+            a.local_stat is not None
+            and os.path.lexists(target)
+            and stat_key(os.lstat(target)) != a.local_stat
+        )
+        if a.local_c is not None or moved:
             self.local.preserve(a.path)  # local changes are kept in the trash
         self._fetch(a.path, target, a.node)
 

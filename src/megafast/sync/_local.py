@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import DestinationError
-from ._ignore import IGNORE_FILE, IgnoreRules
+from ._ignore import IgnoreRules
 from ._names import local_name_problem
 
-__all__ = ["TRASH_DIR", "LocalFile", "LocalScan", "scan_local", "LocalTree"]
+__all__ = ["TRASH_DIR", "LocalFile", "LocalScan", "scan_local", "LocalTree", "temp_target"]
 
 TRASH_DIR = ".megafast-trash"
 # what the transfer engine leaves beside a download in progress; never synced
@@ -37,6 +37,7 @@ class LocalScan:
     files: dict[str, LocalFile] = field(default_factory=dict)
     dirs: set[str] = field(default_factory=set)
     skipped: dict[str, str] = field(default_factory=dict)  # rel -> reason
+    temps: list[str] = field(default_factory=list)  # what interrupted downloads left
 
 
 def _join(parent: str, name: str) -> str:
@@ -51,6 +52,11 @@ def scan_local(root: Path, rules: IgnoreRules) -> LocalScan:
     stack = [""]
     while stack:
         rel_dir = stack.pop()
+        problem = rules.folder_problem(rel_dir)
+        if problem:
+            out.skipped[rel_dir or "."] = problem
+            out.dirs.discard(rel_dir)
+            continue
         try:
             with os.scandir(root / rel_dir if rel_dir else root) as it:
                 entries = list(it)
@@ -59,7 +65,7 @@ def scan_local(root: Path, rules: IgnoreRules) -> LocalScan:
             continue
         for entry in entries:
             name = entry.name
-            if not rel_dir and name in (TRASH_DIR, IGNORE_FILE):
+            if not rel_dir and name == TRASH_DIR:
                 continue
             rel = _join(rel_dir, name)
             try:
@@ -68,12 +74,14 @@ def scan_local(root: Path, rules: IgnoreRules) -> LocalScan:
                 out.skipped[rel] = f"cannot read: {exc.strerror}"
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
-            if rules.ignored(rel, is_dir):
+            size = st.st_size if stat.S_ISREG(st.st_mode) else None
+            if rules.ignored(rel, is_dir, size, link=stat.S_ISLNK(st.st_mode)):
                 continue
             if stat.S_ISLNK(st.st_mode):
                 out.skipped[rel] = "symbolic link (not followed)"
                 continue
             if not is_dir and name.endswith(_TEMP_SUFFIXES):
+                out.temps.append(rel)
                 continue
             problem = local_name_problem(name)
             if problem:
@@ -87,6 +95,14 @@ def scan_local(root: Path, rules: IgnoreRules) -> LocalScan:
             else:
                 out.skipped[rel] = "not a regular file"
     return out
+
+
+def temp_target(rel: str) -> str:
+    """The file a download's temporary file (or its sidecar) stands beside."""
+    for suffix in sorted(_TEMP_SUFFIXES, key=len, reverse=True):
+        if rel.endswith(suffix):
+            return rel[: -len(suffix)]
+    return rel
 
 
 class LocalTree:

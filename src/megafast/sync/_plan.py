@@ -232,7 +232,7 @@ def _rename_source(
     best: str | None = None
     for node in p.index.same_content(lf.size, fp):
         for old, gone_node in gone.items():
-            if gone_node is node and old not in p.claimed and not p.protected(old):
+            if gone_node["h"] == node["h"] and old not in p.claimed and not p.protected(old):
                 known = p.state.files.get(old)
                 if known is not None and known.c == c:
                     return old
@@ -242,7 +242,9 @@ def _rename_source(
 
 def _send(p: _Planner, rel: str, lf: LocalFile, c: str, fp: Fingerprint, node: Node | None) -> None:
     kind = "version" if node is not None else "upload"
-    candidates = [n for n in p.index.same_content(lf.size, fp) if node is None or n is not node]
+    candidates = [
+        n for n in p.index.same_content(lf.size, fp) if node is None or n["h"] != node["h"]
+    ]
     if candidates:
         p.add(
             "copy",

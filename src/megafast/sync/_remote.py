@@ -21,6 +21,7 @@ from ..errors import UnexpectedAnswerError
 from ._content import Fingerprint, parse_fingerprint
 from ._ignore import IgnoreRules
 from ._names import remote_name_problem
+from ._store import StoreView, account_store
 
 __all__ = [
     "RemoteIndex",
@@ -75,28 +76,30 @@ class RemoteScan:
 
 
 class RemoteIndex:
-    """The account's readable nodes indexed by parent and by content (size, CRC samples)."""
+    """The account's nodes as sync reads them: straight from the client's node store (see
+    :mod:`._store`); node dicts are made only for the synced folder's nodes and for the
+    files a server-side copy may be made of."""
 
-    def __init__(self, nodes: dict[str, Node]) -> None:
-        self.nodes = nodes
-        self.children: dict[str, list[Node]] = defaultdict(list)
-        self._by_content: dict[tuple[int, bytes], list[Node]] | None = None
-        for node in nodes.values():
-            parent = node.get("p")
-            if isinstance(parent, str):
-                self.children[parent].append(node)
+    def __init__(self, view: StoreView) -> None:
+        self.view = view
+        self._by_content: dict[tuple[int, bytes], list[Node]] = {}
+        self._sizes_done: set[int] = set()
+
+    @classmethod
+    def of(cls, mega: Any) -> RemoteIndex:
+        return cls(StoreView(account_store(mega)))
 
     def same_content(self, size: int, fp: Fingerprint) -> list[Node]:
-        """Files anywhere in the account (versions and the Rubbish Bin too) whose size and
-        CRC samples are ``size`` and ``fp``'s: candidates for a server-side copy. (The
-        index is built on the first call: a run with nothing new never needs it.)"""
-        if self._by_content is None:
-            self._by_content = defaultdict(list)
-            for node in self.nodes.values():
-                if node.get("t") == 0 and isinstance(node.get("key"), (tuple, list)):
-                    found = node_fingerprint(node)
-                    if found is not None and isinstance(node.get("s"), int):
-                        self._by_content[(node["s"], found.crc)].append(node)
+        """Files anywhere in the account whose size and CRC samples are ``size`` and
+        ``fp``'s: candidates for a server-side copy (the files of that size are read from
+        the store on the first ask for it)."""
+        if size not in self._sizes_done:
+            self._sizes_done.add(size)
+            for slot in self.view.files_of_size(size):
+                node = self.view.node_at(slot)
+                found = node_fingerprint(node)
+                if found is not None and "key" in node:
+                    self._by_content.setdefault((size, found.crc), []).append(node)
         return list(self._by_content.get((size, fp.crc), ()))
 
     def scan(self, root: str, rules: IgnoreRules) -> RemoteScan:
@@ -104,29 +107,42 @@ class RemoteIndex:
         gives the local ones. Versions (files under files) are not walked. Two files of one
         name in one folder (MEGA keeps old versions out of the folder, so this is another
         client's doing): the newest is used, on a tie the later listed, and it is noted."""
+        view = self.view
         out = RemoteScan()
         out.dirs[""] = root
         stack = [("", root)]
         while stack:
             rel_dir, handle = stack.pop()
+            problem = rules.folder_problem(rel_dir)
+            if problem:
+                out.skipped[rel_dir or "."] = problem
+                if rel_dir:
+                    del out.dirs[rel_dir]
+                continue
             named: dict[str, list[Node]] = defaultdict(list)
-            for child in self.children.get(handle, ()):
-                if child.get("t") not in (0, 1):
+            for slot in view.children(handle):
+                t = view.type_at(slot)
+                if t not in (0, 1):
                     continue
-                name = _name(child)
+                attrs = view.attrs_at(slot)
+                name = attrs.get("n")
+                h = view.store.handles[slot]
                 rel = f"{rel_dir}/{name}" if rel_dir and isinstance(name, str) else name
                 problem = remote_name_problem(name)
-                if problem:
-                    out.skipped[f"{rel_dir}/{child['h']}" if rel_dir else child["h"]] = (
-                        f"remote node {child['h']}: {problem}"
+                if problem or not isinstance(name, str) or not isinstance(rel, str):
+                    out.skipped[f"{rel_dir}/{h}" if rel_dir else str(h)] = (
+                        f"remote node {h}: {problem}"
                     )
                     continue
-                if rules.ignored(rel, child.get("t") == 1):
+                if rules.ignored(rel, t == 1, int(view.store.sizes[slot]) if t == 0 else None):
                     continue
-                if child.get("undecryptable") or "key" not in child:
+                if not view.readable(slot):
                     out.skipped[rel] = "the remote node cannot be decrypted"
                     continue
-                named[name].append(child)
+                if t == 1:
+                    named[name].append({"h": h, "t": 1})
+                else:
+                    named[name].append(view.node_at(slot, attrs))
             for name, group in named.items():
                 rel = f"{rel_dir}/{name}" if rel_dir else name
                 folders = [n for n in group if n.get("t") == 1]
@@ -259,13 +275,16 @@ def list_versions(mega: Any, file: Any) -> list[Node]:
     theirs, as MEGA stores them (PROTOCOL.md Part 2 §4). ``file``: a handle or a node."""
     handle = file if isinstance(file, str) else file["h"]
     refresh_if_changed(mega)
-    nodes = dict(mega.get_files())
-    nodes.update((n["h"], n) for n in _older_versions(mega) if isinstance(n.get("h"), str))
-    index = RemoteIndex(nodes)
+    view = StoreView(account_store(mega))
+    children: dict[str, list[Node]] = defaultdict(list)
+    for node in _older_versions(mega):
+        if isinstance(node.get("p"), str):
+            children[node["p"]].append(node)
     found: list[Node] = []
     seen = {handle}
     while True:
-        older = [n for n in index.children.get(handle, ()) if n.get("t") == 0]
+        older = [view.node_at(s) for s in view.children(handle) if view.type_at(s) == 0]
+        older += [n for n in children.get(handle, ()) if n.get("t") == 0]
         if not older or older[0]["h"] in seen:
             return found
         found.append(older[0])

@@ -40,9 +40,12 @@ class Action:
     source_node: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     local_stat: tuple[int, int] | None = field(default=None, repr=False, compare=False)
     is_dir: bool = False
+    side: str = ""  # two-way sync: "up" changes MEGA, "down" the local folder
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action": self.kind, "path": self.path, "size": self.size}
+        if self.side:
+            out["side"] = "remote" if self.side == "up" else "local"
         if self.source is not None:
             out["source"] = self.source
         if self.detail:
@@ -52,7 +55,7 @@ class Action:
 
 @dataclass
 class SyncReport:
-    direction: str  # "up" (local -> MEGA) or "down" (MEGA -> local)
+    direction: str  # "up" (local -> MEGA), "down" (MEGA -> local) or "both" (two-way)
     local: str
     remote: str
     dry_run: bool = False

@@ -18,11 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import IntegrityError
 from ..transfer._atomic import write_private_file
 
-__all__ = ["Agreement", "SyncState", "default_state_dir", "state_path"]
+__all__ = ["Agreement", "StateFileError", "SyncState", "default_state_dir", "state_path"]
 
 _VERSION = 1
+
+
+class StateFileError(IntegrityError):
+    """A two-way sync's state file cannot be trusted (damaged, truncated, not a regular
+    file, not the user's own or readable by others): the run stops rather than taking it
+    as "nothing was agreed" (which could delete or resurrect files)."""
 
 
 @dataclass(frozen=True)
@@ -58,12 +65,18 @@ def default_state_dir() -> Path:
 
 
 def state_path(
-    state_dir: Path, api_url: str, account: str, remote_root: str, local_root: Path
+    state_dir: Path,
+    api_url: str,
+    account: str,
+    remote_root: str,
+    local_root: Path,
+    kind: str = "megafast-sync-v1",
 ) -> Path:
-    """The state file of one pair: server, account, remote folder handle, local folder."""
+    """The state file of one pair: server, account, remote folder handle, local folder
+    (``kind``: one-way and two-way pairs keep separate files)."""
     from ..transfer._sidecar import digest
 
-    name = digest("megafast-sync-v1", api_url, account, remote_root, os.fsencode(local_root))
+    name = digest(kind, api_url, account, remote_root, os.fsencode(local_root))
     return state_dir / f"{name[:32]}.json"
 
 
@@ -72,43 +85,85 @@ class SyncState:
     path: Path
     files: dict[str, Agreement] = field(default_factory=dict)
     keep: set[str] = field(default_factory=set)  # conflict copies: never deleted by the sync
+    dirs: set[str] = field(default_factory=set)  # folders both sides held (two-way)
+    existed: bool = False  # a state file was found and used
+    meta: dict[str, str] = field(default_factory=dict)  # backups: the snapshot it describes
     note: str | None = None  # why an existing state file was not used
     dirty: bool = False  # changed since loaded (by more than the actions, which save anyway)
 
     @classmethod
-    def load(cls, path: Path) -> SyncState:
+    def load(cls, path: Path, strict: bool = False) -> SyncState:
         """The state at ``path``; an empty one when there is none. A file that is not ours
         (not a regular file, unreadable, other version, damaged) is not used: the run then
-        compares everything, and says why in ``note``."""
+        compares everything, and says why in ``note``; with ``strict`` (two-way sync) it
+        raises :class:`StateFileError` instead, and a file owned by another user or
+        readable by others is refused too."""
         state = cls(path)
         try:
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        except FileNotFoundError:
-            return state
-        except OSError as exc:
-            state.note = f"state file {path} not used: {exc.strerror}"
-            return state
-        try:
-            with os.fdopen(fd, "rb") as handle:
-                if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                    raise ValueError("not a regular file")
-                data = json.loads(handle.read())
-            if not isinstance(data, dict) or data.get("version") != _VERSION:
-                raise ValueError("unknown format")
-            files = data.get("files")
-            keep = data.get("keep")
-            if not isinstance(files, dict) or not isinstance(keep, list):
-                raise ValueError("unknown format")
-            for rel, value in files.items():
-                entry = Agreement.from_json(value)
-                if isinstance(rel, str) and entry is not None:
-                    state.files[rel] = entry
-            state.keep = {k for k in keep if isinstance(k, str)}
+            state._read(path, strict)
+        except StateFileError:
+            raise
         except (OSError, ValueError) as exc:
             state.files.clear()
             state.keep.clear()
+            state.dirs.clear()
+            if strict:
+                raise StateFileError(
+                    f"the sync state file {path} cannot be used ({exc}); nothing was changed. "
+                    "Move it away and run with --resync to merge both sides again "
+                    "(nothing is deleted by a resync)"
+                ) from None
             state.note = f"state file {path} not used ({exc}); everything is compared"
         return state
+
+    def _read(self, path: Path, strict: bool) -> None:
+        state = self
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            if strict and os.path.lexists(path):
+                raise ValueError("a dangling symbolic link") from None
+            return
+        except OSError as exc:
+            if strict:
+                raise ValueError(exc.strerror or str(exc)) from None
+            state.note = f"state file {path} not used: {exc.strerror}"
+            return
+        with os.fdopen(fd, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise ValueError("not a regular file")
+            if strict and hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+                raise ValueError("owned by another user")
+            if strict and st.st_mode & 0o077:
+                raise ValueError(f"mode {stat.S_IMODE(st.st_mode):o}: others may write it")
+            try:
+                data = json.loads(handle.read())
+            except (ValueError, UnicodeDecodeError):
+                raise ValueError("damaged or truncated") from None
+        if not isinstance(data, dict) or data.get("version") != _VERSION:
+            raise ValueError("unknown format")
+        files = data.get("files")
+        keep = data.get("keep")
+        dirs = data.get("dirs", [])
+        if not isinstance(files, dict) or not isinstance(keep, list):
+            raise ValueError("unknown format")
+        if not isinstance(dirs, list):
+            raise ValueError("unknown format")
+        for rel, value in files.items():
+            entry = Agreement.from_json(value)
+            if isinstance(rel, str) and entry is not None:
+                state.files[rel] = entry
+            elif strict:
+                raise ValueError(f"a damaged entry for {rel!r}")
+        state.keep = {k for k in keep if isinstance(k, str)}
+        state.dirs = {d for d in dirs if isinstance(d, str)}
+        meta = data.get("meta", {})
+        if isinstance(meta, dict):
+            state.meta = {k: v for k, v in meta.items() if isinstance(v, str)}
+        if strict and data.get("count", len(files)) != len(files):
+            raise ValueError("truncated: fewer entries than it was written with")
+        state.existed = True
 
     def save(self) -> None:
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -116,5 +171,10 @@ class SyncState:
             "version": _VERSION,
             "files": {rel: entry.to_json() for rel, entry in self.files.items()},
             "keep": sorted(self.keep),
+            "count": len(self.files),
         }
+        if self.dirs:
+            payload["dirs"] = sorted(self.dirs)
+        if self.meta:
+            payload["meta"] = dict(self.meta)
         write_private_file(self.path, json.dumps(payload, separators=(",", ":")).encode())

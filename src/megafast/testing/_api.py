@@ -23,6 +23,7 @@ from ._changes import ChangeLog
 from ._common import EACCESS, EARGS, EINTERNAL, ENOENT, ESID, ApiError, Context
 from ._encoded import Body, Pieces, encode_answer
 from ._faults import FaultInjector
+from ._fileattrs import FileAttrCommands
 from ._grants import DownloadGrant, TransferCommands, Upload
 from ._nodes import NodeCommands
 from ._seqtags import v3_answer
@@ -51,7 +52,14 @@ def _command_names(body: bytes) -> list[str]:
     return [c["a"] if isinstance(c, dict) and isinstance(c.get("a"), str) else "?" for c in batch]
 
 
-class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands, UserAttrCommands):
+class Service(
+    AccountCommands,
+    NodeCommands,
+    ShareCommands,
+    TransferCommands,
+    UserAttrCommands,
+    FileAttrCommands,
+):
     """Everything behind the HTTP front: the command API and transfer bookkeeping."""
 
     def __init__(
@@ -106,6 +114,8 @@ class Service(AccountCommands, NodeCommands, ShareCommands, TransferCommands, Us
             "upv": self.cmd_upv,
             "up2": self.cmd_up2,
             "uga": self.cmd_uga,
+            "ufa": self.cmd_ufa,
+            "pfa": self.cmd_pfa,
         }
 
     # --- the envelope ------------------------------------------------------------------

@@ -187,6 +187,7 @@ class NodeCommands(Packets):
                     s=src["s"],
                     blob=src["blob"],
                     ts=src["ts"] or _get(item, "ts", int, required=False),
+                    fa=self.new_node_fa(item),  # type: ignore[attr-defined]
                     creator=user,
                 )
                 if "ov" in item:

@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ._api import MAX_BODY, Body, Pieces, Service, Upload
 from ._crypto import b64encode
+from ._fileattrs import MAX_FILE_ATTRIBUTE
 from ._uploadcheck import PieceChecksum, expected_checksum, piece_ack, uncovered
 
 log = logging.getLogger("megafast.testing")
@@ -379,8 +380,15 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith("/ul/"):
             self._transfer("upload", self._upload, path[4:])
         elif path.startswith("/dl/"):  # MEGA's SDK POSTs (an empty body) to download URLs
-            self._read_body(MAX_BODY)
+            try:
+                self._read_body(MAX_BODY)
+            except ValueError:  # a malformed Content-Length, or a body past the limit
+                self.close_connection = True
+                self._reply(400)
+                return
             self._transfer("download", self._download, path[4:])
+        elif path.startswith("/fa/"):
+            self._file_attr(path[4:])
         else:
             self.close_connection = True
             self._reply(404)
@@ -407,6 +415,16 @@ class _Handler(BaseHTTPRequestHandler):
         super().end_headers()
         if self._entry is not None and inj.cut_phase("body"):
             raise _Drop("fault: cut before the first body byte")
+
+    def _file_attr(self, rest: str) -> None:
+        """The attribute servers (thumbnails, previews): see :mod:`._fileattrs`."""
+        try:
+            body = self._read_body(MAX_FILE_ATTRIBUTE)
+        except ValueError:
+            self.close_connection = True
+            self._reply(200, b"-2")
+            return
+        self._reply(200, self.service.serve_fa(rest, body), content_type="application/octet-stream")
 
     def send_response(self, code: int, message: str | None = None) -> None:
         if self._entry is not None:

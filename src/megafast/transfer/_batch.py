@@ -56,6 +56,47 @@ def _pushed_back(exc: BaseException) -> bool:
     return isinstance(exc, RetryExhaustedError) or code in (-3, -4, "HTTP 429", "HTTP 503")
 
 
+class BatchRules:
+    """The batching rules without I/O, shared by CommandBatcher (threads) and aio's
+    AsyncBatcher: the cap (commands per batch) starts at ``start_batch``, grows by one per
+    batch sent without retries up to ``max_batch`` and halves when a batch was retried or
+    pushed back; a pushed-back batch resends its read-only commands (``u``, ``g``) up to
+    ``_MAX_RESENDS`` times each, never a change."""
+
+    def __init__(self, max_batch: int, start_batch: int) -> None:
+        if not 1 <= start_batch <= max_batch:
+            raise ValueError("need 1 <= start_batch <= max_batch")
+        self.max_batch = max_batch
+        self.cap = start_batch
+        self.stats = {"batches": 0, "commands": 0, "shrinks": 0}
+
+    def _sent(self, count: int, retried: bool) -> None:
+        """Count a batch of ``count`` commands that was answered (``retried``: on a retry)."""
+        self.stats["batches"] += 1
+        self.stats["commands"] += count
+        if retried:
+            self._shrink()
+        elif self.cap < self.max_batch:
+            self.cap += 1
+
+    def _shrink(self) -> None:
+        self.cap = max(1, self.cap // 2)
+        self.stats["shrinks"] += 1
+
+    def _resendable(self, batch: list[Any], exc: BaseException) -> list[Any] | None:
+        """After a batch failed with ``exc``: None when every command fails with it, else the
+        commands to send again (their ``resends`` counted; the others fail with ``exc``)."""
+        if not _pushed_back(exc) or len(batch) == 1:
+            return None
+        self._shrink()
+        again = []
+        for item in batch:
+            if item.command.get("a") in _READ_ONLY and item.resends < _MAX_RESENDS:
+                item.resends += 1
+                again.append(item)
+        return again
+
+
 class _Pending:
     __slots__ = ("command", "future", "resends")
 
@@ -65,7 +106,7 @@ class _Pending:
         self.resends = 0
 
 
-class CommandBatcher:
+class CommandBatcher(BatchRules):
     """Coalesce single API commands from many threads into batches.
 
     ``api``: the :class:`~megafast._wire.api.ApiClient` (its ``batch`` and ``stats``);
@@ -81,13 +122,9 @@ class CommandBatcher:
         max_batch: int = 1000,
         start_batch: int = 200,
     ) -> None:
-        if not 1 <= start_batch <= max_batch:
-            raise ValueError("need 1 <= start_batch <= max_batch")
+        super().__init__(max_batch, start_batch)
         self.api = api
         self.folder = folder
-        self.max_batch = max_batch
-        self.cap = start_batch
-        self.stats = {"batches": 0, "commands": 0, "shrinks": 0}
         self._queue: deque[_Pending] = deque()
         self._cond = threading.Condition()
         self._closed = False
@@ -168,12 +205,7 @@ class CommandBatcher:
             for item in batch:
                 item.future.set_exception(bad)
             return
-        self.stats["batches"] += 1
-        self.stats["commands"] += len(batch)
-        if self.api.stats.get("retries", 0) > retries_before:
-            self._shrink()
-        elif self.cap < self.max_batch:
-            self.cap += 1
+        self._sent(len(batch), self.api.stats.get("retries", 0) > retries_before)
         for item, result in zip(batch, results, strict=True):
             error = slot_error(result)
             if error is not None:
@@ -182,17 +214,9 @@ class CommandBatcher:
                 item.future.set_result(result)
 
     def _failed(self, batch: list[_Pending], exc: BaseException) -> None:
-        if not _pushed_back(exc) or len(batch) == 1:
-            for item in batch:
-                item.future.set_exception(exc)
-            return
-        self._shrink()
-        again: list[_Pending] = []
+        again: list[_Pending] = self._resendable(batch, exc) or []
         for item in batch:
-            if item.command.get("a") in _READ_ONLY and item.resends < _MAX_RESENDS:
-                item.resends += 1
-                again.append(item)
-            else:  # it may have been done: never send a change twice in another batch
+            if item not in again:  # it may have been done: never send a change twice
                 item.future.set_exception(exc)
         if again:
             logger.info("batch of %d pushed back (%s); resending %d", len(batch), exc, len(again))
@@ -203,10 +227,6 @@ class CommandBatcher:
                     fresh.resends = item.resends
                     fresh.future.add_done_callback(_chain(item.future))
                     self._queue.appendleft(fresh)
-
-    def _shrink(self) -> None:
-        self.cap = max(1, self.cap // 2)
-        self.stats["shrinks"] += 1
 
 
 def _chain(target: Future[Any]) -> Any:

@@ -462,6 +462,11 @@ class TransferManager:
         up with :class:`TransferCancelled` when the transfer is cancelled."""
         return self.wait(self.batcher.submit(command), future)
 
+    def batch(self, commands: list[dict[str, Any]]) -> list[Any]:
+        """Send ``commands`` through the batcher (together when they can be) and wait for
+        their results in order; the first error raises."""
+        return [self.wait(pending) for pending in [self.batcher.submit(c) for c in commands]]
+
     def wait(self, pending: Future[Any], future: TransferFuture | None = None) -> Any:
         """The result of a batched command, waited for in steps so that a cancel is seen."""
         while True:

@@ -1,0 +1,286 @@
+"""``megafast http``: files and folders served over HTTP, streamed through the shared reader.
+
+GET and HEAD; one byte range per request (``Range: bytes=a-b``, ``a-`` or ``-n``) answered
+with 206, an unsatisfiable one with 416 (``Content-Range: bytes */size``); several ranges
+are answered with the whole file (200), as RFC 9110 allows. Every file answer carries
+``Accept-Ranges: bytes``, an ``ETag`` (the node handle and size: MEGA never changes a node's
+bytes, a new version is a new node), ``Last-Modified`` and a ``Content-Type`` guessed from
+the name. A folder is an HTML index (its URL ends in ``/``; without it, a redirect).
+
+URL path segments are the mount's display names, percent-encoded. A path that names
+nothing below the served root -- ``..`` included -- gets 404. With a token, a request must
+carry ``Authorization: Bearer <token>`` or ``?token=<token>``; with basic auth, the user and
+password. The server refuses to bind a non-loopback address without one of them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hmac
+import html
+import ipaddress
+import logging
+import mimetypes
+import socket
+import threading
+import time
+import urllib.parse
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from ..errors import MegaError
+from ..vfs._backend import Backend
+from ..vfs._reader import Stream
+
+__all__ = ["MegaHTTPServer", "authorized", "parse_range", "is_loopback"]
+
+log = logging.getLogger("megafast.http")
+#: Bytes read from the reader and written to the socket at a time.
+SEND_BLOCK = 1 << 20
+#: Seconds a connection may stay silent (reading a request) or stalled (taking a response).
+IDLE_SECONDS = 60.0
+#: Connections served at once; more are closed at once (each holds a thread).
+MAX_CONNECTIONS = 64
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None | str:
+    """The half-open byte range one ``Range`` header asks for: None for the whole file
+    (no header, several ranges, another unit, or a header we do not read), ``"416"`` when
+    it cannot be satisfied."""
+    if not header:
+        return None
+    unit, _, spec = header.strip().partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first, dash, last = spec.strip().partition("-")
+    if not dash:
+        return None
+    first, last = first.strip(), last.strip()
+    if not (first.isdigit() or first == "") or not (last.isdigit() or last == ""):
+        return None
+    if first == "":
+        if last == "" or int(last) == 0:
+            return "416"
+        return max(0, size - int(last)), size
+    start = int(first)
+    if start >= size:
+        return "416"
+    end = size if last == "" else min(size, int(last) + 1)
+    if end <= start:
+        return None
+    return start, end
+
+
+def authorized(
+    header: str, query: dict[str, list[str]], token: str | None, basic: str | None
+) -> bool:
+    """Whether a request with ``Authorization: header`` and ``query`` may pass: always without
+    ``token`` and ``basic``; else the bearer token (or ``?token=``) or the basic user:password,
+    compared in constant time."""
+    if token is None and basic is None:
+        return True
+    scheme, _, value = header.partition(" ")
+    if token is not None:
+        given = value.strip() if scheme.lower() == "bearer" else query.get("token", [""])[0]
+        if hmac.compare_digest(given.encode(), token.encode()):
+            return True
+    if basic is not None and scheme.lower() == "basic":
+        try:
+            given_b = base64.b64decode(value.strip(), validate=True)
+        except ValueError:
+            return False
+        return hmac.compare_digest(given_b, basic.encode())
+    return False
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: MegaHTTPServer
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_SECONDS  # a client that sends nothing for this long is dropped
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
+        log.info("%s %s", self.address_string(), format % args)
+
+    def do_HEAD(self) -> None:
+        self._serve(head=True)
+
+    def do_GET(self) -> None:
+        self._serve(head=False)
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _plain(self, code: int, text: str, headers: dict[str, str] | None = None) -> None:
+        body = (text + "\n").encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _authorized(self, query: dict[str, list[str]]) -> bool:
+        return authorized(
+            self.headers.get("Authorization", ""), query, self.server.token, self.server.basic
+        )
+
+    def _serve(self, head: bool) -> None:
+        url = urllib.parse.urlsplit(self.path)
+        query = urllib.parse.parse_qs(url.query)
+        if not self._authorized(query):
+            self._plain(
+                401, "authorization required", {"WWW-Authenticate": 'Basic realm="megafast"'}
+            )
+            return
+        raw = url.path
+        parts = [urllib.parse.unquote(p, errors="surrogateescape") for p in raw.split("/") if p]
+        if any(p in (".", "..") or "/" in p or "\0" in p for p in parts):
+            self._plain(404, "not found")
+            return
+        view = self.server.backend.view
+        handle = view.lookup("/" + "/".join(parts))
+        entry = view.entry(handle) if handle is not None else None
+        if handle is None or entry is None:
+            self._plain(404, "not found")
+            return
+        if entry.is_dir:
+            if not raw.endswith("/"):
+                self._plain(301, "moved", {"Location": raw + "/"})
+                return
+            self._index(handle, parts, head)
+            return
+        self._file(handle, parts[-1] if parts else "file", entry.size, entry.mtime, head)
+
+    def _index(self, handle: str, parts: list[str], head: bool) -> None:
+        view = self.server.backend.view
+        title = html.escape("/" + "/".join(parts) + ("/" if parts else ""))
+        rows = ['<li><a href="../">../</a></li>'] if parts else []
+        for name, h in view.listing(handle):
+            entry = view.entry(h)
+            slash = "/" if entry is not None and entry.is_dir else ""
+            href = urllib.parse.quote(name, safe="", errors="surrogateescape") + slash
+            rows.append(f'<li><a href="{href}">{html.escape(name)}{slash}</a></li>')
+        body = (
+            f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head>"
+            f"<body><h1>{title}</h1><ul>{''.join(rows)}</ul></body></html>\n"
+        ).encode("utf-8", "surrogateescape")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _file(self, handle: str, name: str, size: int, mtime: int, head: bool) -> None:
+        etag = f'"{handle}-{size}"'
+        if self.headers.get("If-None-Match") == etag:
+            self.send_response(304)
+            self.send_header("ETag", etag)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        wanted = parse_range(self.headers.get("Range"), size)
+        if_range = self.headers.get("If-Range")
+        if if_range is not None and if_range != etag:
+            wanted = None
+        if wanted == "416":
+            self._plain(416, "range not satisfiable", {"Content-Range": f"bytes */{size}"})
+            return
+        start, end = wanted if isinstance(wanted, tuple) else (0, size)
+        try:
+            stream = Stream(self.server.backend.remote_file(handle))
+        except MegaError as exc:  # undecryptable, or a size or key we cannot use
+            log.warning("cannot serve %s: %s", self.path, exc)
+            self._plain(502, "this file cannot be read")
+            return
+        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        self.send_response(206 if isinstance(wanted, tuple) else 200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(end - start))
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("ETag", etag)
+        self.send_header("Last-Modified", formatdate(mtime, usegmt=True))
+        if isinstance(wanted, tuple):
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
+        self.end_headers()
+        if head or start >= end:
+            return
+        try:
+            pos = start
+            while pos < end:
+                parts = stream.views(pos, min(SEND_BLOCK, end - pos))
+                if not parts:
+                    raise MegaError("the file ended early")
+                for part in parts:  # straight from the cache to the socket
+                    self.wfile.write(part)
+                    pos += len(part)
+        except (MegaError, OSError) as exc:
+            # The status line is gone: the only honest answer left is a cut connection.
+            log.warning("GET %s failed after the headers: %s", self.path, exc)
+            self.close_connection = True
+            with contextlib.suppress(OSError):
+                self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class MegaHTTPServer(ThreadingHTTPServer):
+    """Serves ``backend``'s tree on ``(host, port)``; ``token`` / ``basic`` (``user:password``)
+    protect it (required unless ``host`` is a loopback address)."""
+
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(
+        self,
+        backend: Backend,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        token: str | None = None,
+        basic: str | None = None,
+    ) -> None:
+        if not is_loopback(host) and token is None and basic is None:
+            raise PermissionError(f"serving on {host} (not loopback) needs a token or basic auth")
+        self.backend = backend
+        self.token = token
+        self.basic = basic
+        if ":" in host and not host.startswith("["):
+            self.address_family = socket.AF_INET6
+        super().__init__((host.strip("[]"), port), _Handler)
+        self.started = time.time()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            log.warning("over %d connections: one from %s closed", MAX_CONNECTIONS, client_address)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        text = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{text}]" if ":" in text else text
+        return f"http://{shown}:{port}/"

@@ -1,0 +1,489 @@
+"""The FUSE operations of ``megafast mount`` (mfusepy, libfuse 3's high-level API).
+
+Paths are display paths (:mod:`megafast.vfs._tree`). Reads stream through the shared
+:class:`~megafast.vfs._reader.Stream`; a file's bytes never change under one handle (MEGA
+makes a new node for new content), so the kernel may keep its page cache (``keep_cache``)
+and a re-read is served from memory. Writes go to a private spool file and are uploaded when
+the file is flushed (``close``), with MEGA's fingerprint and the file's mtime; the node they
+replace goes to the Rubbish Bin. Until the upload succeeds, the spool file is listed in the
+upload queue (:class:`~megafast.vfs._spool.Spool`).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import stat
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import OverQuotaError
+from ..fs._paths import unescape_name
+from ..vfs._backend import Backend, Changes
+from ..vfs._reader import Stream
+from ..vfs._spool import PendingUpload, Spool
+from ._errors import as_errno, fail
+
+__all__ = ["MegaOperations"]
+
+log = logging.getLogger("megafast.mount")
+_NS = 1_000_000_000
+# utimensat's special nanosecond values, as libfuse passes them (seconds 0)
+_UTIME_NOW, _UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+#: Bytes copied at a time when a file opened for writing starts from its remote content.
+COPY_BLOCK = 4 << 20
+
+
+@dataclass
+class _Writing:
+    """A file open for writing: its spool file and where it goes."""
+
+    fd: int
+    spool: str
+    parent: str
+    name: str
+    replaces: str | None
+    mtime: float = field(default_factory=time.time)
+    dirty: bool = False
+    opens: int = 1
+
+
+def _split(path: str) -> tuple[str, str]:
+    parent, _, name = path.rstrip("/").rpartition("/")
+    return parent or "/", name
+
+
+class MegaOperations:
+    """MEGA as a filesystem (see the module doc). ``permanent``: unlink deletes for good
+    instead of moving to the Rubbish Bin. mfusepy calls the methods it finds (it needs no
+    base class); an ``OSError`` raised here is answered with its errno."""
+
+    use_ns = True
+
+    def __init__(
+        self,
+        backend: Backend,
+        spool: Spool | None,
+        *,
+        read_only: bool = False,
+        permanent: bool = False,
+    ) -> None:
+        self.backend = backend
+        self.view = backend.view
+        self.spool = spool
+        self.read_only = read_only or backend.read_only or spool is None
+        self.permanent = permanent
+        self._lock = threading.Lock()
+        self._handles: dict[int, Stream | _Writing] = {}
+        self._next_fh = 1
+        self._writing: dict[str, _Writing] = {}
+        self._fuse: Any = None
+        self.uid, self.gid = os.getuid(), os.getgid()
+        self.started = time.time()
+
+    # -- setup and changes ----------------------------------------------------------------
+    def init_with_config(self, conn_info: Any, config: Any) -> None:
+        import mfusepy
+
+        ctx = mfusepy._libfuse.fuse_get_context()
+        self._fuse = ctx.contents.fuse if ctx else None
+        self.backend.start_watching(self.on_changes)
+
+    def on_changes(self, changes: Changes) -> None:
+        """Drop the kernel's cached entries and pages of what changed (old and new paths)."""
+        if changes.reload:
+            paths = set(self.view.known_paths())
+        else:
+            paths = set()
+            for h in changes.handles:
+                for path in (self.view.known_path(h), self.view.path_of(h)):
+                    if path:
+                        paths.add(path)
+                        paths.add(_split(path)[0])
+        for path in sorted(paths, key=len, reverse=True):
+            self.invalidate(path)
+
+    def invalidate(self, path: str) -> None:
+        """Tell the kernel to forget its cache of ``path`` (``fuse_invalidate_path``). Never
+        call it while serving a request on that path or its folder (the kernel may hold
+        their locks): only from the change follower's thread."""
+        if self._fuse is None:
+            return
+        import mfusepy
+
+        fn = mfusepy._libfuse.fuse_invalidate_path
+        fn(mfusepy.ctypes.c_void_p(self._fuse), path.encode("utf-8", "surrogateescape"))
+
+    def destroy(self, path: str) -> None:
+        """Unmount: upload what is still open for writing (kept queued if that fails)."""
+        for w in list(self._writing.values()):
+            if w.dirty:
+                try:
+                    self._upload(w)
+                except Exception as exc:  # noqa: BLE001 - kept in the queue, reported
+                    log.error("upload of %s not finished; kept for the next mount: %s", w.name, exc)
+        self.backend.close()
+
+    # -- lookups --------------------------------------------------------------------------
+    def _handle(self, path: str) -> str:
+        h = self.view.lookup(path)
+        if h is None:
+            raise fail(errno.ENOENT)
+        return h
+
+    def _folder(self, path: str) -> str:
+        h = self._handle(path)
+        entry = self.view.entry(h)
+        if entry is None or not entry.is_dir:
+            raise fail(errno.ENOTDIR)
+        return h
+
+    def _stat(self, is_dir: bool, size: int, mtime: float, ctime: float) -> dict[str, Any]:
+        mode = (stat.S_IFDIR | 0o755) if is_dir else (stat.S_IFREG | 0o644)
+        if self.read_only:
+            mode &= ~0o222
+        return {
+            "st_mode": mode,
+            "st_nlink": 2 if is_dir else 1,
+            "st_size": size,
+            "st_blocks": (size + 511) // 512,
+            "st_blksize": 1 << 20,
+            "st_mtime": int(mtime * _NS),
+            "st_ctime": int(ctime * _NS),
+            "st_atime": int(mtime * _NS),
+            "st_uid": self.uid,
+            "st_gid": self.gid,
+        }
+
+    @as_errno
+    def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
+        w = self._writing.get(path)
+        if w is not None:
+            return self._stat(False, os.fstat(w.fd).st_size, w.mtime, w.mtime)
+        entry = self.view.entry(self._handle(path))
+        if entry is None:
+            raise fail(errno.ENOENT)
+        return self._stat(entry.is_dir, entry.size, entry.mtime, entry.ctime)
+
+    @as_errno
+    def readdir(self, path: str, fh: Any) -> list[str]:
+        h = self._folder(path)
+        names = [".", ".."] + [name for name, _ in self.view.listing(h)]
+        prefix = path.rstrip("/") + "/"
+        shown = set(names)
+        for p in list(self._writing):
+            if p.startswith(prefix) and "/" not in p[len(prefix) :]:
+                name = p[len(prefix) :]
+                if name not in shown:
+                    names.append(name)
+        return names
+
+    @as_errno
+    def statfs(self, path: str) -> dict[str, int]:
+        space = self.backend.storage()
+        used, total = space if space is not None else (0, 1 << 50)
+        block = 4096
+        free = max(0, total - used) // block
+        return {
+            "f_bsize": block,
+            "f_frsize": block,
+            "f_blocks": total // block,
+            "f_bfree": free,
+            "f_bavail": free,
+            "f_namemax": 255,
+        }
+
+    # -- reading --------------------------------------------------------------------------
+    def _new_fh(self, item: Stream | _Writing) -> int:
+        with self._lock:
+            fh = self._next_fh
+            self._next_fh += 1
+            self._handles[fh] = item
+            return fh
+
+    @as_errno
+    def open(self, path: str, fi: Any) -> int:
+        flags = fi.flags
+        writing = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
+        if writing:
+            fi.fh = self._new_fh(self._open_write(path, truncate=bool(flags & os.O_TRUNC)))
+            return 0
+        w = self._writing.get(path)
+        if w is not None:  # read back a file still being written
+            w.opens += 1
+            fi.fh = self._new_fh(w)
+            return 0
+        h = self._handle(path)
+        entry = self.view.entry(h)
+        if entry is None or entry.is_dir:
+            raise fail(errno.EISDIR)
+        fi.fh = self._new_fh(Stream(self.backend.remote_file(h)))
+        fi.keep_cache = 1
+        return 0
+
+    @as_errno
+    def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
+        item = self._handles.get(fi.fh)
+        if isinstance(item, Stream):
+            try:
+                return item.read(offset, size)
+            except OverQuotaError as exc:  # the transfer quota: no space to speak of
+                log.warning("read of %s refused: %s", path, exc)
+                raise fail(errno.EIO) from None
+        if isinstance(item, _Writing):
+            return os.pread(item.fd, size, offset)
+        raise fail(errno.EBADF)
+
+    # -- writing --------------------------------------------------------------------------
+    def _check_writable(self) -> Spool:
+        if self.read_only or self.spool is None:
+            raise fail(errno.EROFS)
+        return self.spool
+
+    def _open_write(self, path: str, *, truncate: bool, create: bool = False) -> _Writing:
+        spool = self._check_writable()
+        w = self._writing.get(path)
+        if w is not None:
+            w.opens += 1
+            if truncate:
+                os.ftruncate(w.fd, 0)
+                w.dirty = True
+            return w
+        parent_path, display = _split(path)
+        parent = self._folder(parent_path)
+        existing = self.view.child(parent, display)
+        if existing is not None:
+            entry = self.view.entry(existing)
+            if entry is not None and entry.is_dir:
+                raise fail(errno.EISDIR)
+        elif not create:
+            raise fail(errno.ENOENT)
+        name = unescape_name(display)
+        fd, spool_path = spool.new_file()
+        w = _Writing(fd, spool_path, parent, name, existing, dirty=create or truncate)
+        try:
+            if existing is not None and not truncate:
+                self._copy_remote(existing, fd)
+                entry = self.view.entry(existing)
+                if entry is not None:
+                    w.mtime = entry.mtime
+        except BaseException:
+            os.close(fd)
+            spool.discard(spool_path)
+            raise
+        self._writing[path] = w
+        return w
+
+    def _copy_remote(self, handle: str, fd: int) -> None:
+        """Fill a spool file with the remote file's bytes (verified as they are read)."""
+        stream = Stream(self.backend.remote_file(handle))
+        pos = 0
+        while True:
+            data = stream.read(pos, COPY_BLOCK)
+            if not data:
+                return
+            os.pwrite(fd, data, pos)
+            pos += len(data)
+
+    @as_errno
+    def create(self, path: str, mode: int, fi: Any = None) -> int:
+        w = self._open_write(path, truncate=True, create=True)
+        fh = self._new_fh(w)
+        if fi is not None:
+            fi.fh = fh
+        return 0 if fi is not None else fh
+
+    @as_errno
+    def write(self, path: str, data: bytes, offset: int, fi: Any) -> int:
+        item = self._handles.get(fi.fh)
+        if not isinstance(item, _Writing):
+            raise fail(errno.EBADF)
+        n = os.pwrite(item.fd, data, offset)
+        item.dirty = True
+        item.mtime = time.time()
+        return n
+
+    @as_errno
+    def truncate(self, path: str, length: int, fh: Any = None) -> int:
+        item = self._handles.get(fh.fh) if fh is not None else None
+        if isinstance(item, _Writing):
+            w = item
+        elif path in self._writing:
+            w = self._writing[path]
+        else:
+            w = self._open_write(path, truncate=length == 0)
+            try:
+                os.ftruncate(w.fd, length)
+                w.dirty = True
+                self._upload(w)
+            finally:
+                self._close_write(path, w)
+            return 0
+        os.ftruncate(w.fd, length)
+        w.dirty = True
+        w.mtime = time.time()
+        return 0
+
+    def _upload(self, w: _Writing) -> None:
+        assert self.spool is not None
+        os.fsync(w.fd)
+        item = self.spool.enqueue(w.spool, w.parent, w.name, w.mtime, w.replaces)
+        new = self._finish(item)
+        w.replaces = new
+        w.dirty = False
+
+    def _finish(self, item: PendingUpload) -> str:
+        """Upload one queued file, then move the node it replaces to the Rubbish Bin."""
+        assert self.spool is not None
+        new = self.backend.upload(item.spool, item.parent, item.name, item.mtime)
+        if item.replaces is not None and item.replaces != new:
+            try:
+                self.backend.remove(item.replaces, permanent=False)
+            except Exception as exc:  # noqa: BLE001 - the new node is there; say so
+                log.warning("the previous version of %s stays beside it: %s", item.name, exc)
+        self.spool.dequeue(item)
+        return new
+
+    @as_errno
+    def flush(self, path: str, fi: Any) -> int:
+        item = self._handles.get(fi.fh)
+        if isinstance(item, _Writing) and item.dirty:
+            self._upload(item)
+        return 0
+
+    @as_errno
+    def fsync(self, path: str, datasync: int, fi: Any) -> int:
+        return self.flush(path, fi)
+
+    @as_errno
+    def release(self, path: str, fi: Any) -> int:
+        with self._lock:
+            item = self._handles.pop(fi.fh, None)
+        if isinstance(item, _Writing):
+            try:
+                if item.dirty and item.opens == 1:
+                    self._upload(item)
+            finally:
+                item.opens -= 1
+                if item.opens <= 0:
+                    self._close_write(None, item)
+        return 0
+
+    def _close_write(self, path: str | None, w: _Writing) -> None:
+        for p, other in list(self._writing.items()):
+            if other is w and (path is None or p == path):
+                del self._writing[p]
+        os.close(w.fd)
+        assert self.spool is not None
+        if not w.dirty:
+            self.spool.discard(w.spool)
+
+    @as_errno
+    def utimens(self, path: str, times: Any = None) -> int:
+        if times is not None and times[1] == _UTIME_OMIT:
+            return 0  # only the access time: MEGA has none
+        now = times is None or times[1] == _UTIME_NOW
+        mtime = time.time() if now else times[1] / _NS
+        w = self._writing.get(path)
+        if w is not None:
+            w.mtime = mtime
+            if not w.dirty and w.replaces is not None:  # already uploaded: set it there too
+                self._check_writable()
+                self.backend.set_mtime(w.replaces, int(mtime))
+            return 0
+        self._check_writable()
+        h = self._handle(path)
+        entry = self.view.entry(h)
+        if entry is not None and not entry.is_dir and entry.mtime != int(mtime):
+            self.backend.set_mtime(h, int(mtime))
+        return 0
+
+    @as_errno
+    def chmod(self, path: str, mode: int) -> int:
+        self._handle(path) if path not in self._writing else None
+        return 0
+
+    @as_errno
+    def chown(self, path: str, uid: int, gid: int) -> int:
+        self._handle(path) if path not in self._writing else None
+        return 0
+
+    # -- the namespace --------------------------------------------------------------------
+    @as_errno
+    def mkdir(self, path: str, mode: int) -> int:
+        self._check_writable()
+        parent_path, display = _split(path)
+        parent = self._folder(parent_path)
+        if self.view.child(parent, display) is not None:
+            raise fail(errno.EEXIST)
+        self.backend.mkdir(parent, unescape_name(display))
+        return 0
+
+    @as_errno
+    def unlink(self, path: str) -> int:
+        self._check_writable()
+        w = self._writing.pop(path, None)
+        if w is not None:  # open for writing: its bytes will not be uploaded
+            w.dirty = False
+            if self.view.lookup(path) is None:
+                return 0
+        h = self._handle(path)
+        entry = self.view.entry(h)
+        if entry is not None and entry.is_dir:
+            raise fail(errno.EISDIR)
+        self.backend.remove(h, permanent=self.permanent)
+        return 0
+
+    @as_errno
+    def rmdir(self, path: str) -> int:
+        self._check_writable()
+        h = self._folder(path)
+        if h == self.view.root():
+            raise fail(errno.EBUSY)
+        if self.view.listing(h):
+            raise fail(errno.ENOTEMPTY)
+        self.backend.remove(h, permanent=self.permanent)
+        return 0
+
+    @as_errno
+    def rename(self, old: str, new: str, flags: int = 0) -> int:
+        self._check_writable()
+        new_parent_path, display = _split(new)
+        parent = self._folder(new_parent_path)
+        w = self._writing.get(old)
+        if w is not None and self.view.lookup(old) is None:  # not uploaded yet: retarget it
+            target = self.view.child(parent, display)
+            if new in self._writing or (target is not None and flags & 1):
+                raise fail(errno.EEXIST)
+            if target is not None:
+                entry = self.view.entry(target)
+                if entry is not None and entry.is_dir:
+                    raise fail(errno.EISDIR)
+            self._retarget(old, new, parent, display)
+            w.replaces = target  # its upload replaces what is there (that goes to the bin)
+            return 0
+        h = self._handle(old)
+        target = self.view.child(parent, display)
+        if target == h:
+            return 0
+        if target is not None:
+            if flags & 1:  # RENAME_NOREPLACE
+                raise fail(errno.EEXIST)
+            entry = self.view.entry(target)
+            if entry is not None and entry.is_dir and self.view.listing(target):
+                raise fail(errno.ENOTEMPTY)
+            self.backend.remove(target, permanent=self.permanent)
+        self.backend.move(h, parent, unescape_name(display))
+        if w is not None:  # still open after an upload: later uploads go to the new place
+            self._retarget(old, new, parent, display)
+        # no fuse_invalidate_path here: the kernel holds the folders' locks during a rename
+        # and updates its own entries when it succeeds (invalidating would deadlock)
+        return 0
+
+    def _retarget(self, old: str, new: str, parent: str, display: str) -> None:
+        w = self._writing.pop(old)
+        w.parent, w.name = parent, unescape_name(display)
+        self._writing[new] = w

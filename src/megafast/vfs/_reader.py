@@ -1,0 +1,286 @@
+"""Streaming, verified reads of remote files, shared by the mount and the HTTP server.
+
+:class:`Fetcher` owns what every read shares: one transfer :class:`Controller` (a private
+connection pool of ``config.connections``), a thread pool of as many fetch workers, the
+memory cache and the optional disk cache. :class:`RemoteFile` is one node's state: the MAC of
+every chunk read so far, the fetches in flight and whether the meta-MAC was checked.
+:class:`Stream` is one reader's position (an open file, an HTTP response).
+
+Reads are planned in MEGA's MAC chunks (:class:`~megafast.transfer.ChunkMap`): a read
+fetches only the chunks it touches, through the engine's ranged fetch
+(:func:`megafast.transfer._http.fetch_range`: retries, URL refresh, back-off, timeouts). A
+stream reading in order gets read-ahead that doubles from :data:`FIRST_AHEAD` up to
+``connections`` pieces of :data:`PIECE` bytes, fetched in parallel.
+
+Integrity: each fetched range is decrypted and MAC-ed; a chunk read twice must give the same
+MAC (else :class:`~megafast.errors.IntegrityError`). When the MACs of every chunk are known
+the meta-MAC is checked, before the read that completed the set returns: a file read in
+order is checked before its last bytes are handed out; a mismatch raises IntegrityError
+(EIO in the mount, a dropped connection in the server) and so does every later read of the
+file. Bytes of a file read only in part cannot be checked (MEGA keeps no per-chunk MAC).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import requests
+
+from ..crypto import FileCipher
+from ..errors import IntegrityError
+from ..transfer import ChunkMap, MiB, TransferConfig
+from ..transfer._http import Controller, UrlSource, fetch_range
+from ._cache import DiskCache, MemoryCache
+
+__all__ = ["Fetcher", "RemoteFile", "Stream", "PIECE", "FIRST_AHEAD"]
+
+#: Largest range one fetch asks for (bytes, whole chunks).
+PIECE = 4 * MiB
+#: Read-ahead after the first two reads in order (bytes); it doubles on each further one.
+FIRST_AHEAD = 1 * MiB
+#: A read this close to where the last one ended still counts as in order (bytes): the
+#: kernel sends its read-ahead requests from several threads, slightly out of order.
+IN_ORDER_SLACK = 2 * MiB
+#: Remote files whose state (chunk MACs) is kept.
+FILES_KEPT = 256
+
+
+class Fetcher:
+    """What every read shares: connections, fetch workers and caches (see the module doc)."""
+
+    def __init__(
+        self,
+        http: requests.Session | None,
+        config: TransferConfig,
+        memory: MemoryCache,
+        disk: DiskCache | None = None,
+    ) -> None:
+        self.config = config
+        self.memory = memory
+        self.disk = disk
+        self.ctl = Controller(http, config, config.connections)
+        self.pool = ThreadPoolExecutor(config.connections, thread_name_prefix="megafast-read")
+        #: Largest read-ahead of one stream (bytes): the connections, and a third of the
+        #: memory cache (what was read ahead must still be there when it is asked for).
+        self.max_ahead = max(FIRST_AHEAD, min(config.connections * PIECE, memory.cap // 3))
+        self._files: OrderedDict[str, RemoteFile] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def file(
+        self,
+        handle: str,
+        size: int,
+        key: Sequence[int],
+        get_url: Callable[[bool], str],
+    ) -> RemoteFile:
+        """The shared state of node ``handle`` (made on first use; ``get_url(refresh)`` is
+        called only when bytes must be fetched)."""
+        with self._lock:
+            f = self._files.get(handle)
+            if f is None or f.size != size or tuple(f.key) != tuple(key):
+                f = RemoteFile(self, handle, size, key, get_url)
+                self._files[handle] = f
+            self._files.move_to_end(handle)
+            while len(self._files) > FILES_KEPT:
+                self._files.popitem(last=False)
+            return f
+
+    def close(self) -> None:
+        """Stop fetches in flight (their readers get an error) and close the connections."""
+        self.ctl.stop.set()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.ctl.close()
+
+
+class RemoteFile:
+    """One node's bytes: chunk MACs seen, fetches in flight, verification (module doc)."""
+
+    def __init__(
+        self,
+        fetcher: Fetcher,
+        handle: str,
+        size: int,
+        key: Sequence[int],
+        get_url: Callable[[bool], str],
+    ) -> None:
+        self.fetcher = fetcher
+        self.handle = handle
+        self.size = size
+        self.key = tuple(key)
+        self.chunks = ChunkMap(size)
+        FileCipher(self.key, size=size)  # ValidationError now for a key that is no file key
+        self._urls = UrlSource(get_url)
+        self._macs: dict[int, bytes] = {}
+        self._inflight: dict[int, Future[dict[int, memoryview]]] = {}
+        self._lock = threading.RLock()
+        self._ahead_end = 0  # read-ahead was asked for up to here (bytes)
+        self.verified = False
+        self.corrupt = False
+        disk = fetcher.disk
+        self._ident = disk.ident(handle, bytes(str(self.key), "ascii")) if disk else ""
+
+    # -- reading --------------------------------------------------------------------------
+    def read(self, offset: int, size: int, ahead: int = 0) -> bytes:
+        """The plaintext bytes ``[offset, offset + size)`` (fewer at the end of the file);
+        ``ahead``: bytes after them to fetch in the background."""
+        parts = self.views(offset, size, ahead)
+        return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+
+    def views(self, offset: int, size: int, ahead: int = 0) -> list[memoryview]:
+        """:meth:`read` as read-only views of the cached chunks, in order (no copy)."""
+        if self.corrupt:
+            raise IntegrityError("this file failed its MAC check: its bytes are not served")
+        end = min(self.size, offset + size)
+        if offset < 0 or offset >= end:
+            return []
+        chunks = self.chunks
+        first = chunks.floor(offset)
+        need_end = chunks.chunk_end(chunks.floor(end - 1))
+        needed = chunks.chunks_in(first, need_end)
+        got: dict[int, memoryview] = {}
+        waits: dict[int, Future[dict[int, memoryview]]] = {}
+        memory = self.fetcher.memory
+        with self._lock:
+            missing = []
+            for c in needed:
+                data = memory.get(self.handle, c)
+                if data is not None:
+                    got[c] = data
+                elif c not in self._inflight:
+                    missing.append(c)
+            self._start(missing)
+            ahead_end = min(self.size, need_end + ahead)
+            if need_end < ahead_end:
+                # chunks up to _ahead_end were asked for by an earlier read in order; the rest
+                # is asked for in whole pieces (one request each: fewer, larger requests)
+                begin = self._ahead_end if need_end <= self._ahead_end <= ahead_end else need_end
+                batch = min(PIECE, ahead)
+                due = ahead_end - begin >= batch or (ahead_end == self.size and begin < ahead_end)
+                later = chunks.chunks_in(begin, ahead_end) if due else []
+                self._start(
+                    [
+                        c
+                        for c in later
+                        if c not in self._inflight and memory.get(self.handle, c) is None
+                    ]
+                )
+                self._ahead_end = max(begin, chunks.chunk_end(later[-1]) if later else begin)
+            for c in needed:
+                if c not in got:
+                    waits[c] = self._inflight[c]
+        for c, fut in waits.items():
+            got[c] = fut.result()[c]
+        if not self.verified and len(self._macs) == len(chunks):
+            self._verify()  # this read completed the set (whatever order the reads came in)
+        parts = []
+        for c in needed:
+            data = got[c]
+            parts.append(data[max(0, offset - c) : min(len(data), end - c)])
+        return parts
+
+    def _start(self, starts: list[int]) -> None:
+        if not starts:
+            return
+        for begin, end in self.chunks.plan(PIECE, only=starts):
+            fut = self.fetcher.pool.submit(self._fetch, begin, end)
+            mine = self.chunks.chunks_in(begin, end)
+            for c in mine:
+                self._inflight[c] = fut
+            fut.add_done_callback(self._landed)
+
+    def _landed(self, fut: Future[dict[int, memoryview]]) -> None:
+        with self._lock:
+            for c in [c for c, f in self._inflight.items() if f is fut]:
+                del self._inflight[c]
+
+    # -- fetching (on a worker thread) ----------------------------------------------------
+    def _fetch(self, begin: int, end: int) -> dict[int, memoryview]:
+        buf = bytearray(end - begin)
+        view = memoryview(buf)
+        starts = self.chunks.chunks_in(begin, end)
+        disk = self.fetcher.disk
+        if disk is not None:
+            records = disk.lookup(self._ident, starts)
+            if records is not None and disk.read(self._ident, begin, view):
+                macs = self._decrypt(view, begin)
+                if all(macs[c] == rec[1] for c, rec in zip(starts, records, strict=True)):
+                    return self._keep(view, begin, starts, macs)
+                disk.drop(self._ident)  # damaged: fetched again below
+        fetch_range(self.fetcher.ctl, self._urls, begin, end, view, _ignore)
+        ciphertext = bytes(view) if disk is not None else b""
+        macs = self._decrypt(view, begin)
+        if disk is not None:
+            written = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in starts]
+            disk.write(self._ident, begin, memoryview(ciphertext), written)
+        return self._keep(view, begin, starts, macs)
+
+    def _decrypt(self, view: memoryview, begin: int) -> dict[int, bytes]:
+        cipher = FileCipher(self.key, size=self.size)
+        cipher.decrypt_into(view, view, begin)
+        return cipher.chunk_macs
+
+    def _keep(
+        self, view: memoryview, begin: int, starts: list[int], macs: dict[int, bytes]
+    ) -> dict[int, memoryview]:
+        with self._lock:
+            for c in starts:
+                if self._macs.setdefault(c, macs[c]) != macs[c]:
+                    self.corrupt = True
+                    raise IntegrityError(
+                        f"the chunk at offset {c} changed between two reads: corrupted data"
+                    )
+        out: dict[int, memoryview] = {}
+        memory = self.fetcher.memory
+        for c in starts:
+            # a read-only view into the fetch's buffer (no copy): the buffer is freed when
+            # the last of its chunks leaves the cache and no reader holds it
+            data = view[c - begin : self.chunks.chunk_end(c) - begin].toreadonly()
+            memory.put(self.handle, c, data)
+            out[c] = data
+        return out
+
+    def _verify(self) -> None:
+        """Check the meta-MAC once every chunk's MAC is known (IntegrityError on mismatch)."""
+        with self._lock:
+            if self.verified or len(self._macs) < len(self.chunks):
+                return
+            cipher = FileCipher(self.key, size=self.size)
+            cipher.add_chunk_macs(self._macs)
+            try:
+                cipher.verify()
+            except IntegrityError:
+                self.corrupt = True
+                raise
+            self.verified = True
+
+
+def _ignore(_offset: int, _view: memoryview) -> None:
+    """The fetch leaves the bytes in the buffer; they are decrypted once all arrived."""
+
+
+class Stream:
+    """One reader's position in a :class:`RemoteFile`, with its read-ahead."""
+
+    def __init__(self, file: RemoteFile) -> None:
+        self.file = file
+        self._next = -1
+        self._ahead = 0
+
+    def read(self, offset: int, size: int) -> bytes:
+        """Bytes ``[offset, offset + size)``; reads in order grow the read-ahead."""
+        parts = self.views(offset, size)
+        return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+
+    def views(self, offset: int, size: int) -> list[memoryview]:
+        """:meth:`read` as read-only views (no copy; see :meth:`RemoteFile.views`)."""
+        if self._next >= 0 and abs(offset - self._next) <= IN_ORDER_SLACK:
+            limit = self.file.fetcher.max_ahead
+            self._ahead = min(limit, max(FIRST_AHEAD, self._ahead * 2))
+        else:
+            self._ahead = 0
+        parts = self.file.views(offset, size, self._ahead)
+        self._next = offset + sum(len(p) for p in parts)
+        return parts

@@ -1,0 +1,216 @@
+"""The shared reader of the mount and the HTTP server (megafast.vfs): which ranges it fetches,
+read-ahead, integrity, and its memory and disk caches; against the emulator's transfers."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from megafast.crypto import fingerprint
+from megafast.errors import IntegrityError, MegaError
+from megafast.transfer import ChunkMap
+from megafast.vfs import DiskCache, Fetcher, MemoryCache, Spool, Stream, _reader, display_names
+from megafast.vfs._tree import fingerprint_mtime, fingerprint_with_mtime
+from support.transfer import fast_config
+
+MiB = 1 << 20
+
+
+@pytest.fixture
+def ranges(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Every (start, end) range the reader asked the server for."""
+    calls: list[tuple[int, int]] = []
+    real = _reader.fetch_range
+
+    def spy(ctl: Any, urls: Any, start: int, end: int, *args: Any, **kwargs: Any) -> Any:
+        calls.append((start, end))
+        return real(ctl, urls, start, end, *args, **kwargs)
+
+    monkeypatch.setattr(_reader, "fetch_range", spy)
+    return calls
+
+
+def _open(remote: Any, data: bytes, memory: int = 64 * MiB, disk: DiskCache | None = None) -> Any:
+    handle, key = remote.add_file(data)
+    fetcher = Fetcher(remote.http, fast_config(connections=4), MemoryCache(memory), disk)
+    return fetcher, fetcher.file(handle, len(data), key, remote.url_getter(handle))
+
+
+def test_a_random_read_fetches_only_its_chunks(remote: Any, ranges: list[Any]) -> None:
+    data = os.urandom(10 * MiB)
+    fetcher, f = _open(remote, data)
+    try:
+        offset = 7 * MiB + 5000
+        assert f.read(offset, 65536) == data[offset : offset + 65536]
+        chunks = ChunkMap(len(data))
+        start = chunks.floor(offset)
+        assert ranges == [(start, chunks.chunk_end(start))]
+        assert not f.verified
+    finally:
+        fetcher.close()
+
+
+def test_reading_in_order_reads_ahead_and_verifies(remote: Any, ranges: list[Any]) -> None:
+    data = os.urandom(12 * MiB + 12345)
+    fetcher, f = _open(remote, data)
+    try:
+        stream = Stream(f)
+        out = bytearray()
+        while len(out) < len(data):
+            piece = stream.read(len(out), 128 * 1024)
+            assert piece
+            out += piece
+        assert bytes(out) == data
+        assert f.verified
+        assert max(end - start for start, end in ranges) > 1 * MiB  # read-ahead in pieces
+        covered = sorted(ranges)
+        assert sum(e - s for s, e in covered) == len(data)  # every byte fetched once
+    finally:
+        fetcher.close()
+
+
+def test_a_corrupted_download_gives_an_error_never_wrong_bytes(
+    remote: Any, transfer_emulator: Any
+) -> None:
+    data = os.urandom(300_000)
+    fetcher, f = _open(remote, data)
+    transfer_emulator.set_faults(corrupt_rate=1.0)
+    try:
+        with pytest.raises(IntegrityError):
+            Stream(f).read(0, len(data))
+        transfer_emulator.clear_faults()
+        with pytest.raises(IntegrityError):  # and every later read of that file
+            f.read(0, 10)
+    finally:
+        fetcher.close()
+
+
+def test_a_chunk_that_changes_between_reads_is_an_integrity_error(
+    remote: Any, transfer_emulator: Any
+) -> None:
+    data = os.urandom(6 * MiB)
+    fetcher, f = _open(remote, data, memory=0)  # nothing kept: every read fetches
+    try:
+        assert f.read(5 * MiB, 100) == data[5 * MiB : 5 * MiB + 100]
+        transfer_emulator.set_faults(corrupt_rate=1.0)
+        with pytest.raises(IntegrityError):
+            f.read(5 * MiB, 100)
+    finally:
+        fetcher.close()
+
+
+def test_memory_cache_is_bounded() -> None:
+    cache = MemoryCache(3 * MiB)
+    for i in range(10):
+        cache.put("h", i * MiB, memoryview(bytes(MiB)))
+    assert cache.used <= 3 * MiB
+    assert cache.get("h", 9 * MiB) is not None and cache.get("h", 0) is None
+
+
+def test_disk_cache_holds_private_ciphertext_and_serves_rereads(
+    remote: Any, ranges: list[Any], tmp_path: Path
+) -> None:
+    data = b"plaintext marker " * 400_000  # 6.8 MB of a recognisable pattern
+    folder = tmp_path / "cache"
+    fetcher, f = _open(remote, data, memory=0, disk=DiskCache(folder, 64 * MiB))
+    try:
+        assert Stream(f).read(0, len(data)) == data
+        fetched = len(ranges)
+        assert f.read(2 * MiB, 1000) == data[2 * MiB : 2 * MiB + 1000]
+        assert len(ranges) == fetched  # from the disk, not the network
+    finally:
+        fetcher.close()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    files = list(folder.iterdir())
+    assert files
+    for p in files:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600
+        assert b"plaintext marker" not in p.read_bytes()
+
+
+def test_a_damaged_disk_cache_is_fetched_again(
+    remote: Any, ranges: list[Any], tmp_path: Path
+) -> None:
+    data = os.urandom(2 * MiB)
+    folder = tmp_path / "cache"
+    fetcher, f = _open(remote, data, memory=0, disk=DiskCache(folder, 64 * MiB))
+    try:
+        assert f.read(0, len(data)) == data
+        blob = next(folder.glob("*.bin"))
+        raw = bytearray(blob.read_bytes())
+        raw[1000] ^= 0xFF
+        blob.write_bytes(bytes(raw))
+        before = len(ranges)
+        assert f.read(0, 4096) == data[:4096]
+        assert len(ranges) > before
+    finally:
+        fetcher.close()
+
+
+def test_disk_cache_stays_under_its_cap(remote: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    disk = DiskCache(folder, 3 * MiB)
+    for _ in range(3):
+        data = os.urandom(2 * MiB)
+        fetcher, f = _open(remote, data, memory=0, disk=disk)
+        try:
+            assert f.read(0, len(data)) == data
+        finally:
+            fetcher.close()
+        assert disk.used <= 3 * MiB
+    assert sum(p.stat().st_blocks * 512 for p in folder.glob("*.bin")) <= 4 * MiB
+
+
+def test_a_hostile_declared_size_fails_without_hanging_or_allocating(remote: Any) -> None:
+    data = os.urandom(1000)
+    handle, key = remote.add_file(data)
+    fetcher = Fetcher(remote.http, fast_config(connections=2), MemoryCache(8 * MiB))
+    try:
+        f = fetcher.file(handle, 1 << 50, key, remote.url_getter(handle))
+        with pytest.raises(MegaError):  # the server has no such bytes
+            f.read((1 << 49) + 7, 65536)
+    finally:
+        fetcher.close()
+
+
+def test_display_names_escape_and_number() -> None:
+    names = ["a/b", ".", "..", "nul\x00x", "same.txt", "same.txt", "100%"]
+    assert display_names(names) == [
+        "a%2Fb",
+        "%2E",
+        "%2E%2E",
+        "nul%00x",
+        "same.txt",
+        "same (1).txt",
+        "100%25",
+    ]
+
+
+def test_fingerprint_mtime_reads_megas_fingerprint(tmp_path: Path) -> None:
+    p = tmp_path / "f"
+    p.write_bytes(b"x" * 10000)
+    assert fingerprint_mtime(fingerprint(str(p), 1_600_000_123)) == 1_600_000_123
+    moved = fingerprint_with_mtime(fingerprint(str(p), 1_600_000_123), 1_700_000_000)
+    assert fingerprint_mtime(moved) == 1_700_000_000
+    assert moved is not None and moved[:20] == fingerprint(str(p), 0)[:20]  # same CRCs
+    assert fingerprint_mtime("not base64 !!") is None
+    assert fingerprint_mtime(12) is None
+
+
+def test_spool_is_private_and_its_queue_survives(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    fd, path = spool.new_file()
+    os.close(fd)
+    assert stat.S_IMODE((tmp_path / "spool").stat().st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    item = spool.enqueue(path, "parent", "name", 1.0, None)
+    assert stat.S_IMODE((tmp_path / "spool" / "queue.json").stat().st_mode) == 0o600
+    assert Spool(tmp_path / "spool").pending() == [item]
+    spool.dequeue(item)
+    assert spool.pending() == []
+    (tmp_path / "spool" / "queue.json").write_text("{damaged")
+    assert spool.pending() == []
