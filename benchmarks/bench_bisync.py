@@ -252,7 +252,8 @@ def run(files: int, backup_files: int, restore_files: int) -> list[Row]:
     try:
         rows = two_way(work, files)
         rows += watch(work)
-        rows += backups(work, backup_files, restore_files)
+        if backup_files:  # 0: only the two-way and watch rows
+            rows += backups(work, backup_files, restore_files)
         return rows
     finally:
         shutil.rmtree(work, ignore_errors=True)
