@@ -334,6 +334,10 @@ class MegaOperations:
         new = self._finish(item)
         w.replaces = new
         w.dirty = False
+        # a utimens that came while the upload ran (rsync -t, cp -p from another FUSE
+        # thread) only set w.mtime: carry it to the new node
+        if int(w.mtime) != int(item.mtime):
+            self.backend.set_mtime(new, int(w.mtime))
 
     def _finish(self, item: PendingUpload) -> str:
         """Upload one queued file, then move the node it replaces to the Rubbish Bin."""
