@@ -3,22 +3,68 @@
 ``POST <api>/sc?sn=&sid=`` answers ``{"a": [packets], "sn": ..., "ir": 1?}`` (``ir``: more
 follow), ``{"w": <wait URL>, "sn": ...}`` (nothing new: long-poll that URL), or an error
 number. :func:`read_sc_answer` turns one answer into the channel's next step
-(:class:`ScStep`); :class:`~megafast._tree.watch.ScChannel` (requests) and
+(:class:`ScStep`); :class:`ScFailures` counts the failed polls in a row, gives the wait
+before the next and raises :class:`ScDisconnected` past ``max_failures`` (the bounded
+catch-up). :class:`~megafast._tree.watch.ScChannel` (requests) and
 :class:`~megafast.aio.AsyncScChannel` (aiohttp) only send, wait and sleep.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import RequestError, SessionError, ValidationError, error_for_code
+from .._wire.retry import RetryPolicy
+from ..errors import (
+    RequestError,
+    RetryExhaustedError,
+    SessionError,
+    ValidationError,
+    error_for_code,
+)
 
-__all__ = ["ScStep", "SnTooOld", "read_sc_answer"]
+__all__ = ["ScDisconnected", "ScFailures", "ScStep", "SnTooOld", "read_sc_answer"]
+
+log = logging.getLogger("megafast.watch")
 
 
 class SnTooOld(RequestError):
     """The server no longer has the changes since our ``sn`` (``-6``): reload everything."""
+
+
+class ScDisconnected(RetryExhaustedError):
+    """``/sc`` failed ``max_failures`` polls in a row (network errors, HTTP errors, ``-3``);
+    ``retry_in``: the seconds a watcher waits before it tries again."""
+
+    def __init__(self, reason: str, failures: int, retry_in: float) -> None:
+        super().__init__("network", f"the sc channel failed {failures} times in a row ({reason})")
+        self.reason = reason
+        self.retry_in = retry_in
+
+
+class ScFailures:
+    """The failed polls of one channel in a row: :meth:`failed` counts one and gives the
+    seconds to wait before the next (``retry.backoff(n)``), or raises :class:`ScDisconnected`
+    (``retry_in``: ``retry.cap``) when it is the ``max_failures + 1``-th, and starts counting
+    again; :meth:`succeeded` resets the count."""
+
+    def __init__(self, retry: RetryPolicy, max_failures: int) -> None:
+        self.retry = retry
+        self.max_failures = max_failures
+        self.count = 0
+
+    def failed(self, reason: str) -> float:
+        self.count += 1
+        if self.count > self.max_failures:
+            failures, self.count = self.count, 0
+            raise ScDisconnected(reason, failures, self.retry.cap)
+        wait = self.retry.backoff(self.count)
+        log.info("sc poll failed (%s), retrying in %.1f s", reason, wait)
+        return wait
+
+    def succeeded(self) -> None:
+        self.count = 0
 
 
 @dataclass

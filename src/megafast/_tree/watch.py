@@ -33,12 +33,11 @@ from typing import Any
 import requests
 
 from .._wire.retry import RetryPolicy
-from ..errors import RetryExhaustedError
 from .cache import NodeCache
 from .listing import add_raw_nodes
 from .nodes import Keyring, b64_bytes
 from .nodestore import NodeStore, StoreError, attrs_columns
-from .scanswer import SnTooOld, read_sc_answer
+from .scanswer import ScDisconnected, ScFailures, SnTooOld, read_sc_answer
 
 __all__ = [
     "ChangeEvent",
@@ -52,16 +51,6 @@ __all__ = [
 
 log = logging.getLogger("megafast.watch")
 POLL_TIMEOUT = 45.0  # MEGA answers a poll within 40 s (a keep-alive at worst)
-
-
-class ScDisconnected(RetryExhaustedError):
-    """``/sc`` failed ``max_failures`` polls in a row (network errors, HTTP errors, ``-3``);
-    ``retry_in``: the seconds a watcher waits before it tries again."""
-
-    def __init__(self, reason: str, failures: int, retry_in: float) -> None:
-        super().__init__("network", f"the sc channel failed {failures} times in a row ({reason})")
-        self.reason = reason
-        self.retry_in = retry_in
 
 
 @dataclass(frozen=True)
@@ -108,12 +97,16 @@ class ScChannel:
         self.timeout = timeout
         self.retry_delay = retry_delay
         self.retry = retry or RetryPolicy(base=retry_delay, cap=max(retry_delay, 30.0))
-        self.max_failures = max_failures
-        self.failures = 0  # failed polls in a row
+        self._failures = ScFailures(self.retry, max_failures)
         self.stop_event = threading.Event()
 
     def __repr__(self) -> str:
         return f"ScChannel({self.api_url!r}, sn={self.sn!r})"  # never the session id
+
+    @property
+    def failures(self) -> int:
+        """Failed polls in a row."""
+        return self._failures.count
 
     def poll(self, wait: bool = True) -> tuple[list[dict[str, Any]], bool]:
         """(packets, caught_up). Without ``wait``, returns ([], True) instead of long-polling
@@ -135,7 +128,7 @@ class ScChannel:
             if step.retry:
                 self._failed(reason if answer is None else f"the server answered {answer}")
                 continue
-            self.failures = 0
+            self._failures.succeeded()
             if step.sn is not None:
                 self.sn = step.sn
             if step.packets is not None:
@@ -147,13 +140,7 @@ class ScChannel:
     def _failed(self, reason: str) -> None:
         """Count a failed poll and wait before the next; raises ScDisconnected after
         ``max_failures`` in a row."""
-        self.failures += 1
-        wait = self.retry.backoff(self.failures)
-        if self.failures > self.max_failures:
-            failures, self.failures = self.failures, 0
-            raise ScDisconnected(reason, failures, self.retry.cap)
-        log.info("sc poll failed (%s), retrying in %.1f s", reason, wait)
-        self.stop_event.wait(wait)
+        self.stop_event.wait(self._failures.failed(reason))
 
     def _wait(self, url: str) -> None:
         try:
@@ -304,6 +291,27 @@ def _apply_share(
 
 
 # -- the watcher ------------------------------------------------------------------------------
+class LinkState:
+    """The channel's state as a watcher reports it: :meth:`lost` gives the ``disconnected``
+    event for a :class:`ScDisconnected`, :meth:`polled` the ``reconnected`` event for the
+    first poll that gets through after it (None otherwise); both log at WARNING."""
+
+    def __init__(self) -> None:
+        self.down = False
+
+    def lost(self, exc: ScDisconnected) -> ChangeEvent:
+        log.warning("watch: disconnected (%s), retrying in %.3g s", exc.reason, exc.retry_in)
+        self.down = True
+        return ChangeEvent("disconnected", packet=exc.reason, retry_in=exc.retry_in)
+
+    def polled(self) -> ChangeEvent | None:
+        if not self.down:
+            return None
+        self.down = False
+        log.warning("watch: reconnected")
+        return ChangeEvent("reconnected")
+
+
 class Watcher:
     """Follows the account's changes; iterate it for :class:`ChangeEvent`s.
 
@@ -346,23 +354,18 @@ class Watcher:
 
     def __iter__(self) -> Iterator[ChangeEvent]:
         stop = self.channel.stop_event
-        disconnected = False
+        link = LinkState()
         try:
             while not stop.is_set():
                 try:
                     events, _ = self._poll(wait=True)
                 except ScDisconnected as exc:
-                    log.warning(
-                        "watch: disconnected (%s), retrying in %.3g s", exc.reason, exc.retry_in
-                    )
-                    disconnected = True
-                    yield ChangeEvent("disconnected", packet=exc.reason, retry_in=exc.retry_in)
+                    yield link.lost(exc)
                     stop.wait(exc.retry_in)
                     continue
-                if disconnected:
-                    disconnected = False
-                    log.warning("watch: reconnected")
-                    yield ChangeEvent("reconnected")
+                back = link.polled()
+                if back is not None:
+                    yield back
                 yield from events
                 self._save_if_due()
         finally:

@@ -7,8 +7,12 @@ something changes; ``-6`` raises :class:`~megafast._tree.watch.SnTooOld`, ``-15`
 store with the one :func:`~megafast._tree.watch.apply_packet` and is an async iterator of
 :class:`~megafast._tree.watch.ChangeEvent`s; on ``-6`` or a packet the store cannot apply it
 reloads the whole tree through the ``reload`` coroutine it was given and yields a
-``reload`` event. Packets are applied on the loop's thread, so code on the loop never sees
-a half-applied change.
+``reload`` event. A channel that fails ``max_failures`` polls in a row raises
+:class:`~megafast._tree.scanswer.ScDisconnected` (the count and the waits are the sync
+channel's :class:`~megafast._tree.scanswer.ScFailures`); the watcher then yields a
+``disconnected`` event (``retry_in`` seconds), waits, keeps going, and yields
+``reconnected`` once a poll gets through again. Packets are applied on the loop's thread,
+so code on the loop never sees a half-applied change.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ import aiohttp
 
 from .._tree.nodes import Keyring
 from .._tree.nodestore import NodeStore, StoreError
-from .._tree.scanswer import SnTooOld, read_sc_answer
-from .._tree.watch import POLL_TIMEOUT, ChangeEvent, apply_packet
+from .._tree.scanswer import ScDisconnected, ScFailures, SnTooOld, read_sc_answer
+from .._tree.watch import POLL_TIMEOUT, ChangeEvent, LinkState, apply_packet
+from .._wire.retry import RetryPolicy
 from ..errors import MegaError, ValidationError
 from ._api import AsyncApiClient
 
@@ -35,7 +40,11 @@ MAX_SC_ANSWER = 64 << 20  # bytes: one /sc answer at most
 
 
 class AsyncScChannel:
-    """Polls ``/sc`` for the session of ``api`` (its pool and its ``sid``) from ``sn``."""
+    """Polls ``/sc`` for the session of ``api`` (its pool and its ``sid``) from ``sn``.
+
+    A failed poll (network error, HTTP error, ``-3``/``-4``, a failed wait URL) is tried
+    again after ``retry.backoff(n)`` seconds (default: ``retry_delay`` doubling up to 30 s,
+    jittered); after ``max_failures`` in a row :class:`ScDisconnected` is raised."""
 
     def __init__(
         self,
@@ -44,11 +53,20 @@ class AsyncScChannel:
         *,
         timeout: float = POLL_TIMEOUT,
         retry_delay: float = 1.0,
+        retry: RetryPolicy | None = None,
+        max_failures: int = 6,
     ) -> None:
         self.api = api
         self.sn = sn
         self.timeout = timeout
         self.retry_delay = retry_delay
+        self.retry = retry or RetryPolicy(base=retry_delay, cap=max(retry_delay, 30.0))
+        self._failures = ScFailures(self.retry, max_failures)
+
+    @property
+    def failures(self) -> int:
+        """Failed polls in a row."""
+        return self._failures.count
 
     def __repr__(self) -> str:
         return f"AsyncScChannel(sn={self.sn!r})"  # never the session id
@@ -57,27 +75,29 @@ class AsyncScChannel:
         """(packets, caught_up). Without ``wait``: ([], True) when nothing is pending."""
         if not self.api.sid:
             raise ValidationError("not logged in: log in before watching")
-        delay = self.retry_delay
         while True:
-            answer = await self._post(
+            answer, reason = await self._post(
                 f"{self.api.api_url}/sc", {"sn": self.sn, "sid": self.api.sid}
             )
             step = read_sc_answer(answer, wait)
             if step.retry:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                reason = reason if answer is None else f"the server answered {answer}"
+                await asyncio.sleep(self._failures.failed(reason))
                 continue
-            delay = self.retry_delay
+            self._failures.succeeded()
             if step.sn is not None:
                 self.sn = step.sn
             if step.packets is not None:
                 return step.packets, step.caught_up
             assert step.wait_url is not None
-            if await self._post(step.wait_url, None, parse=False) is None:
-                await asyncio.sleep(self.retry_delay)
+            done, reason = await self._post(step.wait_url, None, parse=False)
+            if done is None:  # counted: a dead link fails both
+                await asyncio.sleep(self._failures.failed(f"the wait URL: {reason}"))
 
-    async def _post(self, url: str, params: dict[str, str] | None, parse: bool = True) -> Any:
-        """The JSON answer of one POST, or None when it failed (logged; the caller waits)."""
+    async def _post(
+        self, url: str, params: dict[str, str] | None, parse: bool = True
+    ) -> tuple[Any, str]:
+        """(the JSON answer of one POST, or None when it failed; why it failed)."""
         from .._wire.api import _parse
 
         timeout = aiohttp.ClientTimeout(total=self.timeout)
@@ -86,22 +106,20 @@ class AsyncScChannel:
                 url, params=params, data=b"", timeout=timeout, allow_redirects=False
             ) as resp:
                 if resp.status != 200:
-                    return None
+                    return None, f"HTTP {resp.status}"
                 raw = bytearray()
                 while piece := await resp.content.readany():
                     raw += piece
                     if len(raw) > MAX_SC_ANSWER:
                         raise ValidationError(f"an sc answer is longer than {MAX_SC_ANSWER} bytes")
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            log.info("sc poll failed (%s); retrying", type(exc).__name__)
-            return None
+            return None, type(exc).__name__  # its text may hold the URL
         if not parse:
-            return True
+            return True, ""
         try:
-            return _parse(raw) if raw.strip() else None
+            return (_parse(raw) if raw.strip() else None), "an empty answer"
         except MegaError:
-            log.info("sc answer is not JSON; retrying")
-            return None
+            return None, "an answer that is not JSON"
 
 
 class AsyncWatcher:
@@ -132,15 +150,27 @@ class AsyncWatcher:
         self.self_id = self_id
         self._ready: deque[ChangeEvent] = deque()
         self._closed = False
+        self._link = LinkState()
+        self._pause = 0.0  # seconds to wait before the next poll (after a disconnect)
 
     def __aiter__(self) -> AsyncWatcher:
         return self
 
     async def __anext__(self) -> ChangeEvent:
         while not self._ready:
+            if self._pause:
+                pause, self._pause = self._pause, 0.0
+                await asyncio.sleep(pause)
             if self._closed:
                 raise StopAsyncIteration
-            events, _ = await self._poll(wait=True)
+            try:
+                events, _ = await self._poll(wait=True)
+            except ScDisconnected as exc:
+                self._pause = exc.retry_in
+                return self._link.lost(exc)
+            back = self._link.polled()
+            if back is not None:
+                self._ready.append(back)
             self._ready.extend(events)
         return self._ready.popleft()
 
