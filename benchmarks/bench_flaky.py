@@ -24,6 +24,8 @@ is its own). Put the temporary files in tmpfs (``TMPDIR=/dev/shm``): the emulato
 the downloads then measure megafast, not the disk.
 
     TMPDIR=/dev/shm PYTHONPATH=src python benchmarks/bench_flaky.py --baseline ../main/src
+    TMPDIR=/dev/shm PYTHONPATH=src python benchmarks/bench_flaky.py --cpu-only --rounds 4 \
+        --baseline ../main/src                                    # only the no-cuts rows
     PYTHONPATH=src python benchmarks/bench_flaky.py --quick        # small, to see it runs
 """
 
@@ -347,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         "--baseline-cuts", action="store_true", help="also run the cut rows with --baseline"
     )
     p.add_argument("--no-ss", action="store_true", help="skip the ss -K rows")
+    p.add_argument("--cpu-only", action="store_true", help="only the no-cuts rows")
     p.add_argument("--quick", action="store_true", help="small sizes: check that it runs")
     args = p.parse_args(argv)
     if args.quick:
@@ -368,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
         if reason is not None:
             print(f"(no ss -K rows: {reason})")
         head = f"{'work':52} {'moved':>8} {'seconds':>8} {'attempts':>8} {'cuts':>5} {'ok':>4}"
-        for label, src in engines if args.baseline_cuts else engines[:1]:
+        cut_engines = [] if args.cpu_only else engines if args.baseline_cuts else engines[:1]
+        for label, src in cut_engines:
             print(f"\n{label}\n{head}")
             for how in hows:
                 for name, row in (

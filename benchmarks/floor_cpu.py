@@ -77,9 +77,7 @@ def socket_cpu(size: int, source: str | None) -> float:
     receive = source is not None
     with socket.create_server(("127.0.0.1", 0)) as server:
         port = server.getsockname()[1]
-        peer = multiprocessing.get_context("fork").Process(
-            target=_peer, args=(port, size, source)
-        )
+        peer = multiprocessing.get_context("fork").Process(target=_peer, args=(port, size, source))
         peer.start()
         conn, _ = server.accept()
         buf = memoryview(bytearray(BLOCK))
