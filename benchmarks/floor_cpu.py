@@ -10,6 +10,9 @@ thread doing the work: ``getrusage(RUSAGE_THREAD)``) of
   bytes are copied out of pages no cache holds; and on loopback part of the peer's TCP work
   runs in whichever process sends or acknowledges);
 * ``send``: sending them to such a process with ``sendall`` of one reused block;
+* ``recv (socket timeout)``, ``send (socket timeout)``: the same with the socket in Python's
+  timeout mode (what ``requests`` and ``http.client`` do with a read timeout: the socket is
+  non-blocking and each call waits in ``poll``): not part of the floor, the price of it;
 * ``read``: reading that file back with ``preadv`` into one reused block, and ``read
   (mmap)``: touching every page of it mapped (what a client that maps the source pays);
 * ``decrypt`` / ``encrypt``: the native kernels (CTR and the chunk MACs in one pass) through
@@ -68,10 +71,11 @@ def _peer(port: int, size: int, source: str | None) -> None:
             os.close(fd)
 
 
-def socket_cpu(size: int, source: str | None) -> float:
+def socket_cpu(size: int, source: str | None, timeout: float | None = None) -> float:
     """CPU seconds of this end receiving (``recv_into`` one reused block) the file
     ``source`` sent by the peer, or (None) sending ``size`` bytes (``sendall`` of one reused
-    block) over loopback TCP."""
+    block) over loopback TCP; ``timeout``: the socket in Python's timeout mode (non-blocking,
+    a ``poll`` before each call), as HTTP clients with a read timeout use it."""
     import multiprocessing
 
     receive = source is not None
@@ -98,6 +102,7 @@ def socket_cpu(size: int, source: str | None) -> float:
                 left -= n
 
         with conn:
+            conn.settimeout(timeout)
             seconds = measure(recv_all if receive else send_all)
         peer.join()
     return seconds
@@ -177,6 +182,8 @@ def one_round(size: int, folder: str) -> dict[str, float]:
     row["write"] = write_file(path, size, fallocate=True)
     row["recv"] = socket_cpu(size, path)
     row["send"] = socket_cpu(size, None)
+    row["recv (socket timeout)"] = socket_cpu(size, path, timeout=60.0)
+    row["send (socket timeout)"] = socket_cpu(size, None, timeout=60.0)
     row["read"] = read_file(path, size)
     row["read (mmap)"] = read_mapped(path, size)
     os.unlink(path)
