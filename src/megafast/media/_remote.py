@@ -14,11 +14,13 @@ in one API request) and one POST per cluster, however many files.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._wire.codec import b64encode
@@ -33,7 +35,7 @@ from ._attrs import (
     node_aes_key,
     parse_records,
 )
-from ._pictures import available, make_pictures, wanted
+from ._pictures import IMAGE_SUFFIXES, available, make_pictures, pictures_from_image, wanted
 
 if TYPE_CHECKING:
     import requests
@@ -43,6 +45,7 @@ __all__ = [
     "attach_attrs",
     "fetch_attrs",
     "fetch_one",
+    "fileobj_pictures",
     "pictures_on",
     "start_pictures",
     "store_attrs",
@@ -78,11 +81,29 @@ def pictures_on(option: object) -> bool:
 
 class PendingPictures:
     """The thumbnail and preview of one file, being made on the pictures' threads while the
-    file uploads; :meth:`store` then encrypts and stores them once the file's key is known."""
+    file uploads (or already made); :meth:`store` then encrypts and stores them once the
+    file's key is known."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        made: Future[tuple[bytes, bytes] | None] | None = None,
+    ) -> None:
         self.name = os.path.basename(os.fspath(path))
-        self._made: Future[tuple[bytes, bytes] | None] = _executor().submit(make_pictures, path)
+        self._made = made if made is not None else _executor().submit(make_pictures, path)
+
+    @classmethod
+    def of_image(cls, name: str, data: bytes) -> PendingPictures:
+        """The pictures of the image ``data`` (a file named ``name``), made on the
+        pictures' threads."""
+        return cls(name, _executor().submit(pictures_from_image, io.BytesIO(data), name))
+
+    @classmethod
+    def made(cls, name: str, made: tuple[bytes, bytes] | None) -> PendingPictures:
+        """Pictures made already (``None``: none could be made)."""
+        done: Future[tuple[bytes, bytes] | None] = Future()
+        done.set_result(made)
+        return cls(name, done)
 
     def store(self, batch: Batch, http: requests.Session, aes_key: bytes) -> str | None:
         """The ``fa`` for the new node's ``p`` (``"0*<h>/1*<h>"``), or ``None`` when the
@@ -108,6 +129,26 @@ def start_pictures(path: str | os.PathLike[str], option: object) -> PendingPictu
     if not pictures_on(option) or not wanted(path):
         return None
     return PendingPictures(path)
+
+
+def fileobj_pictures(name: str, source: Any, option: object) -> PendingPictures | None:
+    """The pictures of an upload from memory or a file object, when uploads make them and
+    ``name`` is an image's (videos need a file for ffmpeg): ``bytes`` are read on the
+    pictures' threads while they upload; a seekable file object at its start is read here,
+    before it uploads, and put back at its start. Other sources get none (a stream cannot be
+    read twice). ``None`` when none are made."""
+    if not pictures_on(option) or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+        return None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return PendingPictures.of_image(name, bytes(source))
+    seekable = getattr(source, "seekable", None)
+    if not callable(seekable) or not seekable() or source.tell() != 0:
+        return None
+    try:
+        made = pictures_from_image(source, name)
+    finally:
+        source.seek(0)
+    return PendingPictures.made(name, made)
 
 
 def store_attrs(
