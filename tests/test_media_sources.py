@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -159,3 +160,48 @@ async def test_async_uploads_make_pictures(emu: MegaEmulator, account: str, tmp_
     for name in ("e.jpg", "g.jpg", "f.jpg"):
         assert _has_pictures(mega, _remote(emu, account, name)), name
     assert "fa" not in _remote(emu, account, "h.jpg")
+
+
+# -- stored while the file uploads -----------------------------------------------------------
+def test_pictures_are_stored_while_the_file_uploads(
+    emu: MegaEmulator, account: str, tmp_path: Path
+) -> None:
+    from megafast.transfer import MiB, TransferConfig
+
+    # a photo followed by 3 MiB of other bytes (Pillow reads up to the JPEG's end), sent
+    # at 3 MiB/s: the pictures' POSTs come back before the file's last piece does
+    path = tmp_path / "slow.jpg"
+    path.write_bytes(_photo_bytes(seed=12) + bytes(3 * MiB))
+    mega = _login(emu, account)
+    stored: list[float] = []  # when each picture's POST was answered
+    mega.http.hooks["response"].append(
+        lambda r, *a, **k: stored.append(time.monotonic()) if "/fa/put/" in r.url else None
+    )
+    sent: list[float] = []  # when the file's last byte was acknowledged
+
+    def progress(done: int, total: int) -> None:
+        if done == total and not sent:
+            sent.append(time.monotonic())
+
+    config = TransferConfig(connections=1, piece_size=1 * MiB, speed_limit=3 * MiB)
+    node = mega.upload(path, config=config, progress=progress)["f"][0]
+    assert _has_pictures(mega, node)
+    assert len(stored) == 2 and len(sent) == 1
+    assert max(stored) < sent[0]
+
+
+def test_on_key_gives_the_key_the_node_key_folds_to(
+    emu: MegaEmulator, account: str, tmp_path: Path
+) -> None:
+    from megafast._wire.codec import fold, words_to_bytes
+    from megafast.transfer import upload_file
+
+    mega = _login(emu, account)
+    given: list[bytes] = []
+    result = upload_file(
+        mega.http,
+        lambda size: str(mega._request({"a": "u", "s": size})["p"]),
+        b"x" * 5000,
+        on_key=given.append,
+    )
+    assert given == [words_to_bytes(fold(tuple(result.key)))]

@@ -32,7 +32,7 @@ from ..errors import (
     ValidationError,
     WrongKeyError,
 )
-from ..media._remote import PendingPictures, fileobj_pictures, start_pictures
+from ..media._remote import PendingPictures, fileobj_pictures, start_pictures, store_ahead
 from ..transfer._localnames import safe_local_name
 from . import nodeops as _nodeops
 from . import sources as _sources
@@ -444,6 +444,7 @@ def upload_source(
         config=cfg,
         progress=progress,
         resume_id=resume_id,
+        on_key=store_ahead(pictures, core.batch, core.http),
     )
     key = FileKey.unpack(result.key).packed
     item = {"h": result.token, "t": NodeType.FILE.value, "a": _nodeops.encrypt_attrs(attrs, key)}

@@ -35,7 +35,7 @@ from .._tree.nodes import NodeType
 from .._wire.codec import FileKey, fold, words_to_bytes
 from .._wire.links import parse_link
 from ..errors import SourceNotFoundError, ValidationError, WrongKeyError
-from ..media._remote import PendingPictures, fileobj_pictures, start_pictures
+from ..media._remote import PendingPictures, fileobj_pictures, start_pictures, store_ahead
 from ..transfer import download_file, download_to_fileobj, upload_file
 from ..transfer._localnames import safe_local_name
 from ._bridge import LoopProgress, Progress, call_from_thread, run_in_thread
@@ -78,6 +78,7 @@ async def _upload(
     if resume_id is None:
         config = dataclasses.replace(config, resume=False)
     reporter = LoopProgress(loop, progress)
+    on_key = store_ahead(pictures, _thread_batch(m, loop), m.http)
     result = await run_in_thread(
         m.executor,
         lambda cancel: upload_file(
@@ -90,6 +91,7 @@ async def _upload(
             resume_id=resume_id,
             shared_session=True,
             cancel=cancel,
+            on_key=on_key,
         ),
     )
     reporter.flush()
@@ -102,10 +104,10 @@ async def _upload(
     return await put_node(m, parent, item, key)
 
 
-async def _store_pictures(m: AsyncMega, pictures: PendingPictures, aes_key: bytes) -> str | None:
-    """Store ``pictures`` (waited for in a worker thread; their ``ufa`` commands go through
-    the client's batcher on the loop) and return the new node's ``fa`` (None: not stored)."""
-    loop = asyncio.get_running_loop()
+def _thread_batch(
+    m: AsyncMega, loop: asyncio.AbstractEventLoop
+) -> Callable[[list[dict[str, Any]]], list[Any]]:
+    """Commands sent from a worker thread through the client's batcher on ``loop``."""
 
     def batch(commands: list[dict[str, Any]]) -> list[Any]:
         async def all_of() -> list[Any]:
@@ -113,6 +115,15 @@ async def _store_pictures(m: AsyncMega, pictures: PendingPictures, aes_key: byte
 
         return call_from_thread(loop, all_of())
 
+    return batch
+
+
+async def _store_pictures(m: AsyncMega, pictures: PendingPictures, aes_key: bytes) -> str | None:
+    """The new node's ``fa`` (None: not stored): the pictures stored while the file
+    uploaded, waited for in a worker thread (or stored now, their ``ufa`` commands through
+    the client's batcher)."""
+    loop = asyncio.get_running_loop()
+    batch = _thread_batch(m, loop)
     return await loop.run_in_executor(m.executor, pictures.store, batch, m.http, aes_key)
 
 

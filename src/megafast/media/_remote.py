@@ -48,6 +48,7 @@ __all__ = [
     "fileobj_pictures",
     "pictures_on",
     "start_pictures",
+    "store_ahead",
     "store_attrs",
 ]
 
@@ -58,19 +59,27 @@ Batch = Callable[[list[dict[str, Any]]], list[Any]]
 _POST_TIMEOUT = 60.0
 #: the longest answer to one attribute fetch read (bytes): 1,000 previews of 250 KB fit
 MAX_FETCH_ANSWER = 256 * 1024 * 1024
+#: threads storing pictures ahead (network waits, no CPU to speak of)
+_STORE_THREADS = 8
 _pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
+_pools: dict[str, ThreadPoolExecutor] = {}
+
+
+def _pool(name: str, workers: int) -> ThreadPoolExecutor:
+    with _pool_lock:
+        if name not in _pools:
+            _pools[name] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        return _pools[name]
 
 
 def _executor() -> ThreadPoolExecutor:
     """The pictures' worker threads, shared by every upload (one per core)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="megafast-pictures"
-            )
-        return _pool
+    return _pool("megafast-pictures", max(1, os.cpu_count() or 1))
+
+
+def _storers() -> ThreadPoolExecutor:
+    """The threads that store pictures while their files upload."""
+    return _pool("megafast-pictures-store", _STORE_THREADS)
 
 
 def pictures_on(option: object) -> bool:
@@ -91,6 +100,7 @@ class PendingPictures:
     ) -> None:
         self.name = os.path.basename(os.fspath(path))
         self._made = made if made is not None else _executor().submit(make_pictures, path)
+        self._ahead: tuple[bytes, Future[str | None]] | None = None
 
     @classmethod
     def of_image(cls, name: str, data: bytes) -> PendingPictures:
@@ -105,9 +115,31 @@ class PendingPictures:
         done.set_result(made)
         return cls(name, done)
 
+    def store_ahead(self, batch: Batch, http: requests.Session, aes_key: bytes) -> None:
+        """Store the pictures under the file's AES key as soon as they are made, on the
+        storing threads, while the file uploads (``upload_file``'s ``on_key``); :meth:`store`
+        with the same key then returns that outcome. Stored pictures of an upload that fails
+        are never attached (the server drops them)."""
+        ahead: Future[str | None] = Future()
+        self._ahead = (aes_key, ahead)
+
+        def run() -> None:
+            try:
+                ahead.set_result(self._store(batch, http, aes_key))
+            except BaseException as exc:  # TransferCancelled: store() raises it
+                ahead.set_exception(exc)
+
+        self._made.add_done_callback(lambda _: _storers().submit(run))
+
     def store(self, batch: Batch, http: requests.Session, aes_key: bytes) -> str | None:
         """The ``fa`` for the new node's ``p`` (``"0*<h>/1*<h>"``), or ``None`` when the
         pictures could not be made or stored (logged; the upload goes on without them)."""
+        ahead = self._ahead
+        if ahead is not None and ahead[0] == aes_key:
+            return ahead[1].result()
+        return self._store(batch, http, aes_key)
+
+    def _store(self, batch: Batch, http: requests.Session, aes_key: bytes) -> str | None:
         from ..transfer import TransferCancelled
 
         try:
@@ -121,6 +153,16 @@ class PendingPictures:
         except Exception as exc:  # a picture never fails the upload
             logger.warning("%s: thumbnail and preview not stored: %s", self.name, exc)
             return None
+
+
+def store_ahead(
+    pictures: PendingPictures | None, batch: Batch, http: requests.Session
+) -> Callable[[bytes], None] | None:
+    """``upload_file``'s ``on_key`` that stores ``pictures`` while their file uploads
+    (``None`` when there are none)."""
+    if pictures is None:
+        return None
+    return lambda aes_key: pictures.store_ahead(batch, http, aes_key)
 
 
 def start_pictures(path: str | os.PathLike[str], option: object) -> PendingPictures | None:
