@@ -45,6 +45,7 @@ THUMBNAIL_SIZE = 200
 PREVIEW_SIZE = 1000
 _QUALITY = 85
 _FFMPEG_TIMEOUT = 60.0  # seconds for one frame
+_READ_AT_ONCE = 64 * 1024 * 1024  # bytes of an image file handed to its decoder at a time
 
 #: file name endings read with Pillow
 IMAGE_SUFFIXES = frozenset(
@@ -138,6 +139,9 @@ def pictures_from_image(source: Any, label: str = "image") -> tuple[bytes, bytes
                 # JPEG: decoded once, at the smallest DCT scale (1/2, 1/4, 1/8) that still
                 # covers the preview; other formats ignore it
                 im.draft("RGB", size)
+                # read and decoded in one call (Pillow's default is 64 KB at a time): the
+                # GIL is let go once, not taken back ~30 times from busy transfer threads
+                im.decodermaxblock = _READ_AT_ONCE
                 im.load()
                 return _both(im, size, turn)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
