@@ -91,6 +91,11 @@ def _sync_arguments(p: argparse.ArgumentParser) -> None:
         help="take matching paths back in (after the excludes before it)",
     )
     p.add_argument("--state-dir", metavar="DIR", help="where the pair's state file lives")
+    p.add_argument(
+        "--no-thumbnails",
+        action="store_true",
+        help="no thumbnails or previews for uploaded images and videos (made by default)",
+    )
     both = p.add_argument_group("two-way sync")
     both.add_argument(
         "--both", action="store_true", help="two-way: LOCAL REMOTE, changes on either side"
