@@ -205,3 +205,24 @@ def test_on_key_gives_the_key_the_node_key_folds_to(
         on_key=given.append,
     )
     assert given == [words_to_bytes(fold(tuple(result.key)))]
+
+
+def test_sync_cli_no_thumbnails(emu: MegaEmulator, account: str, tmp_path: Path) -> None:
+    from megafast._cli.context import Context
+    from megafast._cli.registry import all_commands
+    from megafast.cli import build_parser
+
+    local = tmp_path / "cli"
+    local.mkdir()
+    (local / "i.jpg").write_bytes(_photo_bytes(seed=13))
+    mega = _login(emu, account)
+    for flags, name in (((), "/cli-on"), (("--no-thumbnails",), "/cli-off")):
+        argv = ["--progress", "never", "sync", str(local), name, *flags]
+        args = build_parser().parse_args([*argv, "--state-dir", str(tmp_path / name[1:])])
+        ctx = Context(args)
+        ctx._client = mega
+        assert all_commands()[args.command].handler(ctx) == 0
+    reader = _login(emu, account)
+    on, off = reader.find("cli-on/i.jpg"), reader.find("cli-off/i.jpg")
+    assert on is not None and off is not None
+    assert _has_pictures(reader, dict(on[1])) and "fa" not in off[1]

@@ -176,6 +176,7 @@ def cmd_sync(ctx: Context) -> int:
             state_dir=args.state_dir,
             config=ctx.transfer_config(),
             progress=bar,
+            thumbnails=False if args.no_thumbnails else None,
         ).run(dry_run=args.dry_run)
     except OSError as exc:
         raise CommandError(f"{exc.filename or local}: {exc.strerror or exc}") from None
@@ -211,6 +212,7 @@ def _two_way(ctx: Context) -> int:
         max_delete=args.max_delete,
         force=args.force,
         resync=args.resync,
+        thumbnails=False if args.no_thumbnails else None,
     )
     try:
         if args.watch:
