@@ -15,10 +15,12 @@
 The emulator runs in another process (``megafast serve``, ``--latency`` seconds per API
 request, ``--bandwidth`` bytes/s per connection) with its data under ``--data-root``
 (default: the system's temporary folder; the photos take ``photos x ~2.1 MB`` twice there).
-On loopback the upload itself is CPU-bound, so the pictures' CPU shows in full; with
-``--bandwidth`` the link is the limit (a tree upload runs 32 files at once, a 2 MB photo on
-two or three connections: 5e5 caps it near 30 MB/s) and the pictures are made while it
-waits. Each row also prints the client's CPU time, and the CPU time of one photo's pictures.
+On loopback the upload itself is CPU-bound (client and emulator share the cores), so the
+pictures' CPU shows in full; with ``--bandwidth`` the link is the limit and the pictures are
+made while it waits. The cap is per connection: a tree upload runs 32 files at once, a 2 MB
+photo on two or three connections, so 5e5 caps the whole near 30 MB/s (a fast home uplink),
+while 4e6 (about 250 MB/s in all) is no cap on loopback. Each row also prints the client's
+CPU time, and the CPU time of one photo's pictures.
 The photos are one noisy picture encoded once, made distinct by a trailer after the JPEG's
 end marker (each is decoded in full).
 """
