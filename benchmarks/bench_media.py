@@ -2,6 +2,7 @@
 
     PYTHONPATH=src python benchmarks/bench_media.py                 # the issue's table
     PYTHONPATH=src python benchmarks/bench_media.py --photos 50 --thumbs 100   # a quick check
+    PYTHONPATH=src python benchmarks/bench_media.py --thumbs 0 --bandwidth 4e6 --link-bandwidth 25e6
 
 1. ``--photos`` JPEG photos of ``--width`` x ``--height`` uploaded as one tree with
    ``Mega.upload_folder``, without pictures and then with them (``--rounds`` times each,
@@ -12,9 +13,18 @@
    it (one API request more). Target: opening <= 0.3 s.
 
 The emulator runs in another process (``megafast serve``, ``--latency`` seconds per API
-request, ``--bandwidth`` bytes/s per connection) with its data under ``--data-root`` (default: the system's temporary folder; the
-photos take ``photos x ~2.1 MB`` twice there). The photos are one noisy picture encoded once,
-made distinct by a trailer after the JPEG's end marker (each is decoded in full).
+request, ``--bandwidth`` bytes/s per connection, ``--link-bandwidth`` bytes/s shared by all
+connections, as a home line) with its data under ``--data-root``
+(default: the system's temporary folder; the photos take ``photos x ~2.1 MB`` twice there).
+On loopback the upload itself is CPU-bound (client and emulator share the cores), so the
+pictures' CPU shows in full; with a cap the link is the limit and the pictures are made
+while it waits. ``--bandwidth`` alone is per connection: a tree upload runs 32 files at once,
+a 2 MB photo on two or three connections, so 4e6 (about 250 MB/s in all) is no cap on
+loopback and 5e5 caps the whole near 30 MB/s; ``--link-bandwidth 25e6`` (200 Mbit/s) caps
+the whole whatever the connections. Each row also prints the client's CPU time, and the
+CPU time of one photo's pictures.
+The photos are one noisy picture encoded once, made distinct by a trailer after the JPEG's
+end marker (each is decoded in full).
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -37,13 +48,17 @@ EMAIL, PASSWORD = "bench@example.com", "bench password"
 
 
 @contextmanager
-def serve(latency: float, data_root: Path, bandwidth: float | None = None) -> Iterator[str]:
+def serve(
+    latency: float, data_root: Path, bandwidth: float | None = None, link: float | None = None
+) -> Iterator[str]:
     """A ``megafast serve`` process with the bench account; yields its API URL."""
     data = Path(tempfile.mkdtemp(prefix="emu-media-", dir=data_root))
     cmd = [sys.executable, "-m", "megafast", "serve", "--data-dir", str(data)]
     cmd += ["--latency", str(latency), "--user", f"{EMAIL}:{PASSWORD}"]
     if bandwidth:
         cmd += ["--bandwidth", str(bandwidth)]
+    if link:
+        cmd += ["--link-bandwidth", str(link)]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
     try:
@@ -79,16 +94,35 @@ def make_photos(top: Path, count: int, data: bytes) -> None:
         (top / f"IMG_{i:05d}.jpg").write_bytes(data + b"\0trailer" + str(i).encode())
 
 
+def _cpu() -> float:
+    """CPU seconds of this process (every thread) so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def picture_cpu(path: Path, rounds: int = 5) -> float:
+    """CPU seconds to make one photo's thumbnail and preview (the best of ``rounds``)."""
+    from megafast.media import make_pictures
+
+    best = float("inf")
+    for _ in range(rounds):
+        began = time.thread_time()
+        if make_pictures(path) is None:
+            raise SystemExit(f"no pictures could be made from {path}")
+        best = min(best, time.thread_time() - began)
+    return best
+
+
 def timed_upload(mega: Mega, top: Path, dest_name: str, thumbnails: bool) -> float:
     dest = mega.create_folder(dest_name)[dest_name]
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), _cpu()
     handles = mega.upload_folder(top, dest, thumbnails=thumbnails)
-    took = time.perf_counter() - began
+    took, cpu = time.perf_counter() - began, _cpu() - cpu
     files = [rel for rel in handles if rel != "."]
     with_fa = sum(1 for rel in files if "fa" in (mega.find(handle=handles[rel]) or {}))
     print(
-        f"    {'with' if thumbnails else 'without'} pictures: {took:7.2f} s "
-        f"({len(files)} files, {with_fa} with thumbnails)"
+        f"    {'with' if thumbnails else 'without'} pictures: {took:7.2f} s, "
+        f"client CPU {cpu:6.2f} s ({len(files)} files, {with_fa} with thumbnails)"
     )
     return took
 
@@ -99,13 +133,19 @@ def main() -> None:
     p.add_argument("--width", type=int, default=3000)
     p.add_argument("--height", type=int, default=2000)
     p.add_argument("--rounds", type=int, default=1, help="uploads of each kind (best kept)")
-    p.add_argument("--thumbs", type=int, default=1000)
+    p.add_argument("--thumbs", type=int, default=1000, help="0: the photos' row alone")
     p.add_argument("--latency", type=float, default=0.0, help="seconds per API request")
     p.add_argument(
         "--bandwidth",
         type=float,
         default=None,
         help="bytes/s per connection (the emulator's cap; default none: loopback speed)",
+    )
+    p.add_argument(
+        "--link-bandwidth",
+        type=float,
+        default=None,
+        help="bytes/s all uploads share (the emulator's line; default none)",
     )
     p.add_argument("--data-root", type=Path, default=Path(tempfile.gettempdir()))
     args = p.parse_args()
@@ -116,16 +156,22 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="bench-media-", dir=args.data_root))
     try:
-        with serve(args.latency, args.data_root, args.bandwidth) as url:
+        with serve(args.latency, args.data_root, args.bandwidth, args.link_bandwidth) as url:
             mega = Mega(api_url=url).login(EMAIL, PASSWORD)
+            caps = [f"{args.bandwidth / 1e6:g} MB/s per connection"] if args.bandwidth else []
+            if args.link_bandwidth:
+                caps.append(f"{args.link_bandwidth / 1e6:g} MB/s in all")
+            cap = ", ".join(caps) or "none"
             print(
                 f"1. {args.photos} photos {args.width}x{args.height} as a tree "
-                f"(latency {args.latency} s)"
+                f"(latency {args.latency} s, bandwidth cap {cap})"
             )
             data = photo_bytes(args.width, args.height)
             print(f"    one photo: {len(data) / 1e6:.1f} MB")
             top = work / "photos"
             make_photos(top, args.photos, data)
+            one = picture_cpu(next(top.iterdir()))
+            print(f"    thumbnail + preview of one photo: {one * 1e3:.1f} ms CPU")
             best = {False: float("inf"), True: float("inf")}
             for r in range(args.rounds):
                 for pics in (False, True):
@@ -136,6 +182,8 @@ def main() -> None:
                 f"{'OK' if ratio <= 1.3 else 'MISSED'}"
             )
             shutil.rmtree(top)
+            if args.thumbs <= 0:
+                return
 
             print(f"2. thumbnails of {args.thumbs} files of one folder")
             small = work / "small"

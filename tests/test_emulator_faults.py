@@ -193,6 +193,30 @@ def test_bandwidth_cap_per_connection(emu: MegaEmulator) -> None:
     assert time.monotonic() - t0 >= 0.15
 
 
+def test_link_bandwidth_is_shared_by_every_connection(emu: MegaEmulator) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [_file(emu, 300_000) for _ in range(2)]
+    uploads = [emu.upload_url(EMAIL, 200_000) for _ in range(2)]
+    emu.set_faults(link_bandwidth=1_000_000)
+    with ThreadPoolExecutor(2) as pool:
+        # two downloads at once share 1 MB/s: 600 KB take at least 0.6 s (each alone on
+        # a per-connection cap of 1 MB/s would take 0.3 s)
+        t0 = time.monotonic()
+        got = list(pool.map(lambda f: requests.get(f[0], timeout=10).content, files))
+        assert time.monotonic() - t0 >= 0.5
+        assert got == [blob for _, blob in files]
+        t0 = time.monotonic()
+        answers = list(
+            pool.map(
+                lambda up: requests.post(f"{up}/0", data=os.urandom(200_000), timeout=10),
+                uploads,
+            )
+        )
+        assert time.monotonic() - t0 >= 0.35
+        assert all(a.status_code == 200 for a in answers)
+
+
 def test_added_latency(emu: MegaEmulator) -> None:
     emu.set_faults(latency=0.2)
     c = RawClient(emu.api_url)
@@ -210,6 +234,7 @@ def test_added_latency(emu: MegaEmulator) -> None:
         {"transfer_error_statuses": (200,)},
         {"drop_after_bytes": -1},
         {"bandwidth": 0},
+        {"link_bandwidth": -5},
         {"transfer_faults": "sideways"},
         {"no_such_knob": 1},
     ],

@@ -50,7 +50,7 @@ def test_photo_sizes(tmp_path: Path) -> None:
     assert made is not None
     thumb, preview = map(_open, made)
     assert thumb.size == (200, 200)
-    assert preview.size == (1000, 667)
+    assert preview.size == (1000, 666)  # the SDK: 2000 * 1000 // 3000
 
 
 def test_portrait_thumbnail_is_cropped_a_third_down(tmp_path: Path) -> None:
@@ -220,3 +220,42 @@ def test_node_key_only_for_decrypted_files() -> None:
     for bad in ({"t": 1, "k": (1, 2, 3, 4)}, {"t": 0}, {"t": 0, "k": False}):
         with pytest.raises(ValidationError):
             node_aes_key(bad)
+
+
+def _mean_difference(a: Image.Image, b: Image.Image) -> float:
+    from PIL import ImageChops, ImageStat
+
+    return max(ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB"))).mean)
+
+
+@pytest.mark.parametrize("size", [(3000, 2000), (2000, 3000), (4000, 3000), (1200, 900)])
+def test_thumbnail_is_the_sdk_crop_of_the_preview(tmp_path: Path, size: tuple[int, int]) -> None:
+    """The thumbnail (only its region resampled) against the crop made the long way, from
+    the whole image decoded at full size: scaled to fit 1000x1000 with the SDK's integer
+    sizes, then to 200 on the short side, cut (w - 200) / 2 across and (h - 200) / 3 down."""
+    path = tmp_path / "g.jpg"
+    across = Image.linear_gradient("L").rotate(90)  # changes across, as down changes down
+    down = Image.linear_gradient("L")
+    bands = (across.resize(size), down.resize(size), Image.new("L", size, 90))
+    Image.merge("RGB", bands).save(path, quality=95)
+    made = make_pictures(path)
+    assert made is not None
+    thumb, preview = map(_open, made)
+    w, h = size
+    fit = (1000, h * 1000 // w) if w >= h else (w * 1000 // h, 1000)
+    assert preview.size == fit
+    full = Image.open(path).convert("RGB").resize(fit, Image.Resampling.BOX)
+    pw, ph = fit
+    sw, sh = (pw * 200 // ph, 200) if pw >= ph else (200, ph * 200 // pw)
+    left, top = (sw - 200) // 2, (sh - 200) // 3
+    reference = full.resize((sw, sh), Image.Resampling.BILINEAR).crop(
+        (left, top, left + 200, top + 200)
+    )
+    assert thumb.size == (200, 200)
+    assert _mean_difference(thumb, reference) < 4
+    assert _mean_difference(preview, full) < 4
+    # a crop off by 10 pixels is far from it (the gradient shows where it was cut)
+    shifted = full.resize((sw, sh), Image.Resampling.BILINEAR).crop(
+        (left + 10, top + 10, left + 210, top + 210)
+    )
+    assert _mean_difference(thumb, shifted) > 4 * _mean_difference(thumb, reference)

@@ -324,15 +324,21 @@ class TransferMethods:
         progress: ProgressCallback | None = None,
         config: TransferConfig | None = None,
         resume: bool = True,
+        thumbnails: bool | None = None,
     ) -> dict[str, Any]:
         """Upload a binary file object (or bytes, or an iterable of bytes) as ``name`` into
         ``dest``; ``size`` in bytes is needed when it cannot be found by seeking. Returns the
         API's answer like :meth:`upload`. A seekable source read from its start also gets a
         fingerprint (``mtime``: seconds, default now). ``resume``: as for :meth:`upload`, for
         bytes and seekable sources (a stream cannot be read again, so it always starts over).
+        ``thumbnails``: as for :meth:`upload`, for an image ``name`` given as bytes (made
+        while they upload) or as a seekable file object at its start (read once before it
+        uploads); a stream gets none (it cannot be read twice).
         """
+        core = self._core()
+        pics = _pics(core, thumbnails)
         return _transfers.upload_fileobj(
-            self._core(), fileobj, name, dest, size, mtime, progress, config, resume
+            core, fileobj, name, dest, size, mtime, progress, config, resume, pics
         )
 
 

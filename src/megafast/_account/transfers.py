@@ -32,7 +32,7 @@ from ..errors import (
     ValidationError,
     WrongKeyError,
 )
-from ..media._remote import PendingPictures, start_pictures
+from ..media._remote import PendingPictures, fileobj_pictures, start_pictures, store_ahead
 from ..transfer._localnames import safe_local_name
 from . import nodeops as _nodeops
 from . import sources as _sources
@@ -379,8 +379,10 @@ def upload_fileobj(
     progress: ProgressCallback | None,
     config: TransferConfig | None,
     resume: bool,
+    pictures: bool = False,
 ) -> dict[str, Any]:
-    """:meth:`Mega.upload_fileobj`."""
+    """:meth:`Mega.upload_fileobj`; ``pictures``: a thumbnail and a preview for an image
+    (see :func:`~megafast.media._remote.fileobj_pictures`)."""
     from ..crypto import fingerprint
 
     if not isinstance(name, str) or not name or "/" in name:
@@ -394,7 +396,10 @@ def upload_fileobj(
         attrs["c"] = fingerprint(io.BytesIO(data), stamp)
         digest = f"bytes:{len(data)}:{hashlib.sha256(data).hexdigest()}"
         resume_id = _resume_id(core, parent, name, digest) if resume else None
-        return upload_source(core, data, len(data), parent, attrs, progress, config, resume_id)
+        pics = fileobj_pictures(name, data, pictures)
+        return upload_source(
+            core, data, len(data), parent, attrs, progress, config, resume_id, pics
+        )
     identity: str | None = None
     seekable = getattr(fileobj, "seekable", None)
     if callable(seekable) and seekable():
@@ -404,7 +409,8 @@ def upload_fileobj(
             fileobj.seek(0)
         identity = _fileobj_identity(fileobj, base, size)
     resume_id = _resume_id(core, parent, name, identity) if resume and identity else None
-    return upload_source(core, fileobj, size, parent, attrs, progress, config, resume_id)
+    pics = fileobj_pictures(name, fileobj, pictures)
+    return upload_source(core, fileobj, size, parent, attrs, progress, config, resume_id, pics)
 
 
 def upload_source(
@@ -438,6 +444,7 @@ def upload_source(
         config=cfg,
         progress=progress,
         resume_id=resume_id,
+        on_key=store_ahead(pictures, core.batch, core.http),
     )
     key = FileKey.unpack(result.key).packed
     item = {"h": result.token, "t": NodeType.FILE.value, "a": _nodeops.encrypt_attrs(attrs, key)}

@@ -29,6 +29,7 @@ from ..errors import (
     ValidationError,
 )
 from ..media._remote import PendingPictures, start_pictures
+from ..media._remote import store_ahead as _store_ahead
 from ..transfer._localnames import numbered
 from ..transfer._manager import FileProgress, SkipTransfer, TransferManager, TransferResult
 from ..transfer._upload import upload_file
@@ -260,6 +261,7 @@ class UploadJob:
                 resume_id=resume_id,
                 shared_session=True,
                 cancel=progress.cancel,
+                on_key=_store_ahead(pictures, manager.batch, manager.http),
             )
             key = tuple(done.key)
             k = tuple(key[i] ^ key[i + 4] for i in range(4))

@@ -91,6 +91,11 @@ def _sync_arguments(p: argparse.ArgumentParser) -> None:
         help="take matching paths back in (after the excludes before it)",
     )
     p.add_argument("--state-dir", metavar="DIR", help="where the pair's state file lives")
+    p.add_argument(
+        "--no-thumbnails",
+        action="store_true",
+        help="no thumbnails or previews for uploaded images and videos (made by default)",
+    )
     both = p.add_argument_group("two-way sync")
     both.add_argument(
         "--both", action="store_true", help="two-way: LOCAL REMOTE, changes on either side"
@@ -171,6 +176,7 @@ def cmd_sync(ctx: Context) -> int:
             state_dir=args.state_dir,
             config=ctx.transfer_config(),
             progress=bar,
+            thumbnails=False if args.no_thumbnails else None,
         ).run(dry_run=args.dry_run)
     except OSError as exc:
         raise CommandError(f"{exc.filename or local}: {exc.strerror or exc}") from None
@@ -206,6 +212,7 @@ def _two_way(ctx: Context) -> int:
         max_delete=args.max_delete,
         force=args.force,
         resync=args.resync,
+        thumbnails=False if args.no_thumbnails else None,
     )
     try:
         if args.watch:

@@ -32,9 +32,10 @@ from .._account.sources import (
 )
 from .._account.transfers import dest_dir
 from .._tree.nodes import NodeType
-from .._wire.codec import FileKey
+from .._wire.codec import FileKey, fold, words_to_bytes
 from .._wire.links import parse_link
 from ..errors import SourceNotFoundError, ValidationError, WrongKeyError
+from ..media._remote import PendingPictures, fileobj_pictures, start_pictures, store_ahead
 from ..transfer import download_file, download_to_fileobj, upload_file
 from ..transfer._localnames import safe_local_name
 from ._bridge import LoopProgress, Progress, call_from_thread, run_in_thread
@@ -55,7 +56,10 @@ async def _upload(
     dest: NodeRef | None,
     progress: Progress | None,
     resume_id: str | None,
+    pictures: PendingPictures | None = None,
 ) -> Node:
+    """The engine's upload in a worker thread, then the node (with ``pictures`` stored and
+    attached when they could be made: they are made on their own threads meanwhile)."""
     from ._ops import _folder, put_node
 
     parent = await _folder(m, dest)
@@ -74,6 +78,7 @@ async def _upload(
     if resume_id is None:
         config = dataclasses.replace(config, resume=False)
     reporter = LoopProgress(loop, progress)
+    on_key = store_ahead(pictures, _thread_batch(m, loop), m.http)
     result = await run_in_thread(
         m.executor,
         lambda cancel: upload_file(
@@ -86,12 +91,40 @@ async def _upload(
             resume_id=resume_id,
             shared_session=True,
             cancel=cancel,
+            on_key=on_key,
         ),
     )
     reporter.flush()
     key = FileKey.unpack(result.key).packed
     item = {"h": result.token, "t": NodeType.FILE.value, "a": encrypt_attrs(attrs, key)}
+    if pictures is not None:
+        fa = await _store_pictures(m, pictures, words_to_bytes(fold(key)))
+        if fa:
+            item["fa"] = fa
     return await put_node(m, parent, item, key)
+
+
+def _thread_batch(
+    m: AsyncMega, loop: asyncio.AbstractEventLoop
+) -> Callable[[list[dict[str, Any]]], list[Any]]:
+    """Commands sent from a worker thread through the client's batcher on ``loop``."""
+
+    def batch(commands: list[dict[str, Any]]) -> list[Any]:
+        async def all_of() -> list[Any]:
+            return list(await asyncio.gather(*(m.batcher.call(c) for c in commands)))
+
+        return call_from_thread(loop, all_of())
+
+    return batch
+
+
+async def _store_pictures(m: AsyncMega, pictures: PendingPictures, aes_key: bytes) -> str | None:
+    """The new node's ``fa`` (None: not stored): the pictures stored while the file
+    uploaded, waited for in a worker thread (or stored now, their ``ufa`` commands through
+    the client's batcher)."""
+    loop = asyncio.get_running_loop()
+    batch = _thread_batch(m, loop)
+    return await loop.run_in_executor(m.executor, pictures.store, batch, m.http, aes_key)
 
 
 def _resume_id(m: AsyncMega, parent: str, name: str, identity: str) -> str:
@@ -110,11 +143,14 @@ async def upload(
     name: str | None = None,
     progress: Progress | None = None,
     resume: bool = True,
+    thumbnails: bool | None = None,
 ) -> Node:
     """Upload the file at ``path`` into ``dest`` (default: the Cloud Drive) as ``name``
     (default: its own name). ``progress(done, total)`` (bytes) is called on the loop (a
     coroutine function's result is run as a task). An interrupted upload of the same
-    unchanged file to the same place resumes."""
+    unchanged file to the same place resumes. ``thumbnails``: an image (or a video, with
+    ffmpeg) gets a thumbnail and a preview, made while it uploads (default: on when Pillow
+    is installed; ``False``: none); one that cannot be made is logged and skipped."""
     from .._account.transfers import _file_identity
     from ..crypto import fingerprint
     from ._ops import _folder
@@ -134,7 +170,8 @@ async def upload(
     parent = await _folder(m, dest)
     resume_id = _resume_id(m, parent, name, _file_identity(file.resolve(), st)) if resume else None
     attrs = {"n": name, "c": stamp}
-    return await _upload(m, file, st.st_size, attrs, parent, progress, resume_id)
+    pics = start_pictures(file, thumbnails)
+    return await _upload(m, file, st.st_size, attrs, parent, progress, resume_id, pics)
 
 
 async def upload_bytes(
@@ -145,8 +182,10 @@ async def upload_bytes(
     *,
     mtime: float | None = None,
     progress: Progress | None = None,
+    thumbnails: bool | None = None,
 ) -> Node:
-    """Upload ``data`` as a file called ``name`` into ``dest``."""
+    """Upload ``data`` as a file called ``name`` into ``dest``; ``thumbnails`` as for
+    :func:`upload`, for an image ``name``."""
     from ..crypto import fingerprint
     from ._ops import _folder
 
@@ -157,9 +196,9 @@ async def upload_bytes(
     attrs = {"n": name, "c": fingerprint(io.BytesIO(data), stamp)}
     parent = await _folder(m, dest)
     digest = f"bytes:{len(data)}:{hashlib.sha256(data).hexdigest()}"
-    return await _upload(
-        m, data, len(data), attrs, parent, progress, _resume_id(m, parent, name, digest)
-    )
+    resume_id = _resume_id(m, parent, name, digest)
+    pics = fileobj_pictures(name, data, thumbnails)
+    return await _upload(m, data, len(data), attrs, parent, progress, resume_id, pics)
 
 
 async def upload_stream(

@@ -29,10 +29,12 @@ async def upload_tree(
     dest: NodeRef | None = None,
     *,
     progress: Progress | None = None,
+    thumbnails: bool | None = None,
 ) -> Node:
     """Upload a local folder (its regular files; symlinks are not followed) into ``dest``
-    as a folder of the same name; files go ``workers`` at a time. The new folder's Node;
-    a file that fails raises its error after the others finished."""
+    as a folder of the same name; files go ``workers`` at a time (``thumbnails``: as for
+    :func:`~megafast.aio._transfers.upload`). The new folder's Node; a file that fails
+    raises its error after the others finished."""
     from .._account.transfers import local_tree
     from ._ops import create_folder
 
@@ -64,7 +66,7 @@ async def upload_tree(
     async def one(path: Path, rel: str) -> Node:
         async with limit:
             parent = folders[str(Path(rel).parent) if "/" in rel else "."]
-            return await upload(m, path, parent, progress=file_progress(rel))
+            return await upload(m, path, parent, progress=file_progress(rel), thumbnails=thumbnails)
 
     results = await asyncio.gather(*(one(p, r) for p, r in tree.files), return_exceptions=True)
     _raise_first(results)

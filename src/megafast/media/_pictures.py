@@ -3,8 +3,12 @@
 - Thumbnail: 200x200, scaled so the shorter side is 200, then cropped: centred across, a third
   of the way down (the SDK's ``(w - 200) / 2``, ``(h - 200) / 3``). JPEG.
 - Preview: scaled to fit inside 1000x1000, never upscaled. JPEG.
+- The SDK's arithmetic: a 3000x2000 photo's preview is 1000x666, and the thumbnail is cut
+  from the preview.
 - JPEG quality 85 (baseline), EXIF orientation applied, no metadata kept (the SDK strips it
-  too). JPEGs are decoded at the smallest DCT scale that still covers the preview.
+  too). A JPEG is decoded once, at the smallest DCT scale that still covers the preview;
+  the preview is scaled from that by area averaging, and the thumbnail's region alone from
+  the preview.
 
 Images are read with Pillow (the ``megafast[media]`` extra) with its decompression-bomb limit
 on; videos get one frame from ``ffmpeg`` when it is installed. :func:`make_pictures` never
@@ -41,6 +45,7 @@ THUMBNAIL_SIZE = 200
 PREVIEW_SIZE = 1000
 _QUALITY = 85
 _FFMPEG_TIMEOUT = 60.0  # seconds for one frame
+_READ_AT_ONCE = 64 * 1024 * 1024  # bytes of an image file handed to its decoder at a time
 
 #: file name endings read with Pillow
 IMAGE_SUFFIXES = frozenset(
@@ -129,9 +134,16 @@ def pictures_from_image(source: Any, label: str = "image") -> tuple[bytes, bytes
             # over MAX_IMAGE_PIXELS Pillow warns, over twice that it raises: both are a skip
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(source) as im:
-                im.draft("RGB", (PREVIEW_SIZE, PREVIEW_SIZE))  # JPEG: decode at 1/2, 1/4...
+                turn = _TURNS.get(im.getexif().get(0x0112, 1) or 1)
+                size = preview_size(im.size)
+                # JPEG: decoded once, at the smallest DCT scale (1/2, 1/4, 1/8) that still
+                # covers the preview; other formats ignore it
+                im.draft("RGB", size)
+                # read and decoded in one call (Pillow's default is 64 KB at a time): the
+                # GIL is let go once, not taken back ~30 times from busy transfer threads
+                im.decodermaxblock = _READ_AT_ONCE
                 im.load()
-                return _both(_upright(im))
+                return _both(im, size, turn)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         logger.warning("%s: no thumbnail (too many pixels for Pillow's limit: %s)", label, exc)
     except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
@@ -140,13 +152,23 @@ def pictures_from_image(source: Any, label: str = "image") -> tuple[bytes, bytes
     return None
 
 
-def _upright(im: Any) -> Any:
-    """``im`` turned as its EXIF orientation says (no copy when it is already upright)."""
-    from PIL import ImageOps
+#: EXIF orientation -> the turn that shows the picture upright (Image.Transpose values:
+#: 0 flip left-right, 1 flip top-bottom, 2 rotate 90, 3 rotate 180, 4 rotate 270,
+#: 5 transpose, 6 transverse)
+_TURNS = {2: 0, 3: 3, 4: 1, 5: 5, 6: 4, 7: 6, 8: 2}
 
-    if im.getexif().get(0x0112, 1) in (None, 1):
-        return im
-    return ImageOps.exif_transpose(im) or im
+
+def preview_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The preview's size for an image of ``size``: the image's own when both sides are
+    under 1000, else scaled to fit inside 1000x1000 with the SDK's integer arithmetic
+    (3000x2000 gives 1000x666)."""
+    w, h = size
+    box = PREVIEW_SIZE
+    if w < box and h < box:
+        return w, h
+    if h > w:
+        return max(1, w * box // h), box
+    return box, max(1, h * box // w)
 
 
 def _rgb(im: Any) -> Any:
@@ -170,6 +192,8 @@ def _jpeg(im: Any) -> bytes:
 
 
 def _thumbnail(im: Any) -> bytes:
+    """The 200x200 crop: ``im`` as if scaled so its short side is 200, cut ``(w - 200) / 2``
+    across and ``(h - 200) / 3`` down; only the cut region is resampled."""
     from PIL import Image
 
     w, h = im.size
@@ -178,29 +202,46 @@ def _thumbnail(im: Any) -> bytes:
         sw, sh = side, max(side, h * side // w)
     else:
         sw, sh = max(side, w * side // h), side
-    scaled = im.resize((sw, sh), Image.Resampling.BILINEAR, reducing_gap=2.0)
     left, top = (sw - side) // 2, (sh - side) // 3
-    return _jpeg(scaled.crop((left, top, left + side, top + side)))
+    fx, fy = w / sw, h / sh
+    box = (left * fx, top * fy, (left + side) * fx, (top + side) * fy)
+    # area averaging when shrinking (cheaper, as smooth), bilinear when a small image grows
+    shrink = Image.Resampling.BOX if fx >= 1 else Image.Resampling.BILINEAR
+    return _jpeg(im.resize((side, side), shrink, box=box))
 
 
-def _fit(im: Any) -> Any:
-    """``im`` scaled to fit inside the preview's box (``im`` itself when it fits: never
-    upscaled), by area averaging (a JPEG read in draft mode is at most twice the box)."""
+def _resizable(im: Any) -> Any:
+    """``im``, palette and bilevel images as RGB (Pillow resizes those by nearest pixel)."""
+    return _rgb(im) if im.mode in ("P", "1") else im
+
+
+def _fit(im: Any, size: tuple[int, int]) -> Any:
+    """``im`` at the preview's ``size`` (``im`` itself when it already is): whole multiples
+    by :meth:`Image.reduce`, others by area averaging (a JPEG read in draft mode is under
+    twice the size)."""
     from PIL import Image
 
+    im = _resizable(im)
     w, h = im.size
-    if w <= PREVIEW_SIZE and h <= PREVIEW_SIZE:
+    if (w, h) == size:
         return im
-    scale = min(PREVIEW_SIZE / w, PREVIEW_SIZE / h)
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    n = w // size[0]
+    if n > 1 and (w, h) == (size[0] * n, size[1] * n):
+        return im.reduce(n)
     return im.resize(size, Image.Resampling.BOX)
 
 
-def _both(im: Any) -> tuple[bytes, bytes]:
-    """(thumbnail, preview); the thumbnail comes from the preview when that is still at
-    least the thumbnail's size on its short side (cheaper, and the same picture)."""
-    preview = _fit(im)
-    source = preview if min(preview.size) >= THUMBNAIL_SIZE else im
+def _both(im: Any, size: tuple[int, int], turn: int | None) -> tuple[bytes, bytes]:
+    """(thumbnail, preview) of the decoded ``im``. The preview is made at ``size`` as the
+    image is stored, then turned upright (the box is square: the same as turning first). The
+    thumbnail is cut from the preview, as the SDK does, unless the preview is under 200 on
+    its short side (then from the image read)."""
+    preview = _fit(im, size)
+    small = min(preview.size) < THUMBNAIL_SIZE
+    source = _resizable(im) if small else preview
+    if turn is not None:
+        preview = preview.transpose(turn)
+        source = source.transpose(turn) if small else preview
     return _thumbnail(source), _jpeg(preview)
 
 

@@ -14,11 +14,13 @@ in one API request) and one POST per cluster, however many files.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._wire.codec import b64encode
@@ -33,7 +35,7 @@ from ._attrs import (
     node_aes_key,
     parse_records,
 )
-from ._pictures import available, make_pictures, wanted
+from ._pictures import IMAGE_SUFFIXES, available, make_pictures, pictures_from_image, wanted
 
 if TYPE_CHECKING:
     import requests
@@ -43,8 +45,10 @@ __all__ = [
     "attach_attrs",
     "fetch_attrs",
     "fetch_one",
+    "fileobj_pictures",
     "pictures_on",
     "start_pictures",
+    "store_ahead",
     "store_attrs",
 ]
 
@@ -55,19 +59,27 @@ Batch = Callable[[list[dict[str, Any]]], list[Any]]
 _POST_TIMEOUT = 60.0
 #: the longest answer to one attribute fetch read (bytes): 1,000 previews of 250 KB fit
 MAX_FETCH_ANSWER = 256 * 1024 * 1024
+#: threads storing pictures ahead (network waits, no CPU to speak of)
+_STORE_THREADS = 8
 _pool_lock = threading.Lock()
-_pool: ThreadPoolExecutor | None = None
+_pools: dict[str, ThreadPoolExecutor] = {}
+
+
+def _pool(name: str, workers: int) -> ThreadPoolExecutor:
+    with _pool_lock:
+        if name not in _pools:
+            _pools[name] = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        return _pools[name]
 
 
 def _executor() -> ThreadPoolExecutor:
     """The pictures' worker threads, shared by every upload (one per core)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(
-                max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="megafast-pictures"
-            )
-        return _pool
+    return _pool("megafast-pictures", max(1, os.cpu_count() or 1))
+
+
+def _storers() -> ThreadPoolExecutor:
+    """The threads that store pictures while their files upload."""
+    return _pool("megafast-pictures-store", _STORE_THREADS)
 
 
 def pictures_on(option: object) -> bool:
@@ -78,15 +90,56 @@ def pictures_on(option: object) -> bool:
 
 class PendingPictures:
     """The thumbnail and preview of one file, being made on the pictures' threads while the
-    file uploads; :meth:`store` then encrypts and stores them once the file's key is known."""
+    file uploads (or already made); :meth:`store` then encrypts and stores them once the
+    file's key is known."""
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        made: Future[tuple[bytes, bytes] | None] | None = None,
+    ) -> None:
         self.name = os.path.basename(os.fspath(path))
-        self._made: Future[tuple[bytes, bytes] | None] = _executor().submit(make_pictures, path)
+        self._made = made if made is not None else _executor().submit(make_pictures, path)
+        self._ahead: tuple[bytes, Future[str | None]] | None = None
+
+    @classmethod
+    def of_image(cls, name: str, data: bytes) -> PendingPictures:
+        """The pictures of the image ``data`` (a file named ``name``), made on the
+        pictures' threads."""
+        return cls(name, _executor().submit(pictures_from_image, io.BytesIO(data), name))
+
+    @classmethod
+    def made(cls, name: str, made: tuple[bytes, bytes] | None) -> PendingPictures:
+        """Pictures made already (``None``: none could be made)."""
+        done: Future[tuple[bytes, bytes] | None] = Future()
+        done.set_result(made)
+        return cls(name, done)
+
+    def store_ahead(self, batch: Batch, http: requests.Session, aes_key: bytes) -> None:
+        """Store the pictures under the file's AES key as soon as they are made, on the
+        storing threads, while the file uploads (``upload_file``'s ``on_key``); :meth:`store`
+        with the same key then returns that outcome. Stored pictures of an upload that fails
+        are never attached (the server drops them)."""
+        ahead: Future[str | None] = Future()
+        self._ahead = (aes_key, ahead)
+
+        def run() -> None:
+            try:
+                ahead.set_result(self._store(batch, http, aes_key))
+            except BaseException as exc:  # TransferCancelled: store() raises it
+                ahead.set_exception(exc)
+
+        self._made.add_done_callback(lambda _: _storers().submit(run))
 
     def store(self, batch: Batch, http: requests.Session, aes_key: bytes) -> str | None:
         """The ``fa`` for the new node's ``p`` (``"0*<h>/1*<h>"``), or ``None`` when the
         pictures could not be made or stored (logged; the upload goes on without them)."""
+        ahead = self._ahead
+        if ahead is not None and ahead[0] == aes_key:
+            return ahead[1].result()
+        return self._store(batch, http, aes_key)
+
+    def _store(self, batch: Batch, http: requests.Session, aes_key: bytes) -> str | None:
         from ..transfer import TransferCancelled
 
         try:
@@ -102,12 +155,42 @@ class PendingPictures:
             return None
 
 
+def store_ahead(
+    pictures: PendingPictures | None, batch: Batch, http: requests.Session
+) -> Callable[[bytes], None] | None:
+    """``upload_file``'s ``on_key`` that stores ``pictures`` while their file uploads
+    (``None`` when there are none)."""
+    if pictures is None:
+        return None
+    return lambda aes_key: pictures.store_ahead(batch, http, aes_key)
+
+
 def start_pictures(path: str | os.PathLike[str], option: object) -> PendingPictures | None:
     """Start making the pictures of the file at ``path`` when uploads make them (``option``,
     see :func:`pictures_on`) and the file is an image (or a video, with ffmpeg)."""
     if not pictures_on(option) or not wanted(path):
         return None
     return PendingPictures(path)
+
+
+def fileobj_pictures(name: str, source: Any, option: object) -> PendingPictures | None:
+    """The pictures of an upload from memory or a file object, when uploads make them and
+    ``name`` is an image's (videos need a file for ffmpeg): ``bytes`` are read on the
+    pictures' threads while they upload; a seekable file object at its start is read here,
+    before it uploads, and put back at its start. Other sources get none (a stream cannot be
+    read twice). ``None`` when none are made."""
+    if not pictures_on(option) or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+        return None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return PendingPictures.of_image(name, bytes(source))
+    seekable = getattr(source, "seekable", None)
+    if not callable(seekable) or not seekable() or source.tell() != 0:
+        return None
+    try:
+        made = pictures_from_image(source, name)
+    finally:
+        source.seek(0)
+    return PendingPictures.made(name, made)
 
 
 def store_attrs(

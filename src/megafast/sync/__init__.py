@@ -76,7 +76,9 @@ class Sync:
     state file lives. ``transfers``: how bytes move (default: :class:`ManagerTransfers`, one
     transfer manager per run: many files in flight, batched commands; :class:`EngineTransfers`
     moves one file at a time).
-    ``progress(done, total)``: bytes of the run's transfers.
+    ``progress(done, total)``: bytes of the run's transfers. ``thumbnails``: uploaded
+    images (and videos, with ffmpeg) get a thumbnail and a preview, made while they upload
+    (None: the client's ``thumbnails`` option, on when Pillow is installed).
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class Sync:
         transfers: Transfers | None = None,
         config: Any = None,
         progress: Callable[[int, int], None] | None = None,
+        thumbnails: bool | None = None,
     ) -> None:
         if direction not in ("up", "down"):
             raise ValidationError(f"direction is 'up' or 'down', not {direction!r}")
@@ -114,6 +117,7 @@ class Sync:
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         self.transfers: Transfers = transfers or ManagerTransfers(mega, config)
         self.progress = progress
+        self.thumbnails = thumbnails
 
     def _local_root(self, dry_run: bool) -> Path | None:
         """The local folder (made when missing going down); None for a dry run down into a
@@ -179,7 +183,7 @@ class Sync:
         executor = Executor(
             self.direction,
             tree,
-            RemoteOps(self.mega, versions=self.versions),
+            RemoteOps(self.mega, versions=self.versions, thumbnails=self.thumbnails),
             self.transfers,
             state,
             report,

@@ -67,7 +67,7 @@ class TwoWaySync:
     """A two-way sync pair: changes on either side since the last agreed state go to the
     other. Options as :class:`~megafast.sync.Sync` (``delete_permanently``, ``versions``,
     ``exclude``/``include``/``patterns``, ``state_dir``, ``transfers``, ``config``,
-    ``progress``), plus ``max_delete`` (percent, default 50), ``force`` and ``resync``;
+    ``progress``, ``thumbnails``), plus ``max_delete`` (percent, default 50), ``force`` and ``resync``;
     ``case_insensitive``: whether the local disk ignores case (None: found out)."""
 
     def __init__(
@@ -85,6 +85,7 @@ class TwoWaySync:
         transfers: Transfers | None = None,
         config: Any = None,
         progress: Callable[[int, int], None] | None = None,
+        thumbnails: bool | None = None,
         max_delete: float = 50.0,
         force: bool = False,
         resync: bool = False,
@@ -105,6 +106,7 @@ class TwoWaySync:
         self.state_dir = Path(state_dir) if state_dir is not None else default_state_dir()
         self.transfers: Transfers = transfers or ManagerTransfers(mega, config)
         self.progress = progress
+        self.thumbnails = thumbnails
         self.max_delete = max_delete
         self.force = force
         self.resync = resync
@@ -256,7 +258,7 @@ class TwoWaySync:
                 executor = Executor(
                     direction,
                     tree,
-                    RemoteOps(self.mega, versions=self.versions),
+                    RemoteOps(self.mega, versions=self.versions, thumbnails=self.thumbnails),
                     self.transfers,
                     state,
                     report,

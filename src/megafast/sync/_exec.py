@@ -229,12 +229,14 @@ class Executor:
         step = self._step()
         for _ in range(SEND_TRIES):
             c, st = self._current_c(a)
+            pictures = self.ops.start_pictures(path)  # made while the file uploads
             with self._unlocked():
                 result = self.transfers.upload(path, st.st_size, step)
             if stat_key(os.lstat(path)) != stat_key(st):
                 continue  # changed while being sent: that upload is dropped
+            name = _split(a.path)[1]
             node = self.ops.put_upload(
-                self._parent(a.path), _split(a.path)[1], c, result.token, result.key, replaces
+                self._parent(a.path), name, c, result.token, result.key, replaces, pictures
             )
             self.remote_changed = True
             self.report.bytes_uploaded += st.st_size

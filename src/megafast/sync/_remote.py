@@ -15,9 +15,12 @@ from collections import defaultdict
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from .._wire.codec import fold, words_to_bytes
 from ..errors import UnexpectedAnswerError
+from ..media._remote import PendingPictures, start_pictures
 from ._content import Fingerprint, parse_fingerprint
 from ._ignore import IgnoreRules
 from ._names import remote_name_problem
@@ -172,9 +175,13 @@ class RemoteIndex:
 class RemoteOps:
     """The remote changes a sync makes, through one logged-in ``Mega``."""
 
-    def __init__(self, mega: Any, *, versions: bool = True) -> None:
+    def __init__(self, mega: Any, *, versions: bool = True, thumbnails: bool | None = None) -> None:
         self.mega = mega
         self.versions = versions
+        # images (and videos, with ffmpeg) get a thumbnail and a preview: ``thumbnails``,
+        # else the client's option (on by default when Pillow is installed)
+        option = mega.options.get("thumbnails") if thumbnails is None else thumbnails
+        self.pictures = option is not False
         # how a new node's ``p`` is sent (a transfer manager's batcher while one runs), and
         # what is released while it waits for the answer (the executor's lock)
         self.call: Callable[[dict[str, Any]], Any] = mega._request
@@ -187,16 +194,35 @@ class RemoteOps:
     def mkdir(self, parent: str, name: str) -> str:
         return str(self.mega.create_folder(name, dest=parent)[name])
 
+    def start_pictures(self, path: Path) -> PendingPictures | None:
+        """Start making the thumbnail and preview of the local file ``path`` (on the
+        pictures' threads, while it uploads) when the sync makes them and it is an image."""
+        return start_pictures(path, self.pictures)
+
     def _put(
-        self, parent: str, name: str, c: str, key: Any, handle: str, replaces: str | None
+        self,
+        parent: str,
+        name: str,
+        c: str,
+        key: Any,
+        handle: str,
+        replaces: str | None,
+        pictures: PendingPictures | None = None,
     ) -> Node:
         """One file node under ``parent`` (``handle``: an upload token, or the file a
         server-side copy is made of), through the client's one ``p`` routine (which wraps
-        the key, adds share keys for shared folders and files the new node in the tree)."""
+        the key, adds share keys for shared folders and files the new node in the tree),
+        with ``pictures`` stored and attached when they could be made."""
         from .._account.nodeops import encrypt_attrs, put_node
 
         key = tuple(key)
         item: dict[str, Any] = {"h": handle, "t": 0, "a": encrypt_attrs({"n": name, "c": c}, key)}
+        if pictures is not None:
+            core = self.mega.core
+            with self.unlocked():
+                fa = pictures.store(core.batch, core.http, words_to_bytes(fold(key)))
+            if fa:
+                item["fa"] = fa
         if replaces is not None:  # the old file: kept as a version (vb 1) or replaced (vb 0)
             item["ov"] = replaces
             item["vb"] = 1 if self.versions else 0
@@ -210,11 +236,19 @@ class RemoteOps:
         return node
 
     def put_upload(
-        self, parent: str, name: str, c: str, token: str, key: Any, replaces: str | None
+        self,
+        parent: str,
+        name: str,
+        c: str,
+        token: str,
+        key: Any,
+        replaces: str | None,
+        pictures: PendingPictures | None = None,
     ) -> Node:
         """A file node from a finished upload (``token``, packed 8-word ``key``); with
-        ``replaces``, the old file becomes a version of it (or is replaced: ``versions``)."""
-        return self._put(parent, name, c, key, token, replaces)
+        ``replaces``, the old file becomes a version of it (or is replaced: ``versions``);
+        ``pictures``: from :meth:`start_pictures`."""
+        return self._put(parent, name, c, key, token, replaces, pictures)
 
     def put_copy(self, parent: str, name: str, c: str, source: Node, replaces: str | None) -> Node:
         """A server-side copy of the file ``source`` (same key, new name and ``c``)."""

@@ -67,6 +67,9 @@ class Faults:
     over_quota_in_g: bool = False
     #: per-connection bandwidth cap for transfer bodies (bytes/s), None for no cap
     bandwidth: float | None = None
+    #: one cap shared by every connection's transfer bodies (bytes/s) in each direction: the
+    #: uploads share one such link and the downloads another (a home line), None for none
+    link_bandwidth: float | None = None
     #: seconds added before every answer (API and transfers)
     latency: float = 0.0
     #: lifetime of download and upload URLs (seconds)
@@ -131,8 +134,10 @@ class Faults:
             raise ValueError("cut_phase must be None, 'connect', 'headers' or 'body'")
         if self.transfer_faults not in ("both", "download", "upload"):
             raise ValueError("transfer_faults must be 'both', 'download' or 'upload'")
-        if self.bandwidth is not None and not self.bandwidth > 0:
-            raise ValueError("bandwidth must be None or a positive number of bytes/s")
+        for name in ("bandwidth", "link_bandwidth"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be None or a positive number of bytes/s")
         if not self.latency >= 0:
             raise ValueError("latency must be >= 0 seconds")
         if not self.url_ttl > 0:
@@ -160,6 +165,8 @@ class FaultInjector:
         self._rng = random.Random(self.faults.seed)
         #: monotonic seconds when ``cut_every`` was set: the clock's ticks are counted from it
         self.cut_epoch = time.monotonic()
+        #: direction -> monotonic seconds when the shared link has moved what it was given
+        self._link_free: dict[str, float] = {}
 
     def update(self, **changes: object) -> Faults:
         with self._lock:
@@ -233,6 +240,20 @@ class FaultInjector:
     def randrange(self, n: int) -> int:
         with self._lock:
             return self._rng.randrange(n)
+
+    def link_wait(self, direction: str, n: int) -> float:
+        """Seconds ``n`` more body bytes in ``direction`` ("upload" or "download") take on
+        the link every connection shares (``link_bandwidth``; 0 with none): it moves the
+        bytes it is given one after another at its rate, so the caller waits for its own
+        and for those queued before them."""
+        rate = self.faults.link_bandwidth
+        if rate is None:
+            return 0.0
+        with self._lock:
+            now = time.monotonic()
+            free = max(self._link_free.get(direction, now), now) + n / rate
+            self._link_free[direction] = free
+        return free - now
 
     def applies(self, direction: str) -> bool:
         mode = self.faults.transfer_faults

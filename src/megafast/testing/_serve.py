@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bandwidth", type=float, help="per-connection cap (bytes/s)")
     p.add_argument(
+        "--link-bandwidth",
+        type=float,
+        help="one cap all connections share (bytes/s), for uploads and again for downloads",
+    )
+    p.add_argument(
         "--drop-every",
         type=float,
         metavar="SECONDS",
@@ -169,6 +174,7 @@ def emulator_options(args: argparse.Namespace) -> dict[str, Any]:
         "faults": {
             "latency": args.latency,
             "bandwidth": args.bandwidth,
+            "link_bandwidth": args.link_bandwidth,
             "drop_every": args.drop_every,
             "cut_every": args.cut_every,
             "cut_phase": args.cut_phase,

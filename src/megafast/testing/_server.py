@@ -582,7 +582,8 @@ class _Handler(BaseHTTPRequestHandler):
             if self.command == "HEAD" or not count:
                 return
             plain = not isinstance(self.connection, ssl.SSLSocket)  # sendfile: no TLS
-            if plain and drop_at is None and corrupt_at is None and f.bandwidth is None:
+            paced = f.bandwidth is not None or f.link_bandwidth is not None
+            if plain and drop_at is None and corrupt_at is None and not paced:
                 self._sendfile(fd, start, count)
             else:
                 self._send_loop(fd, start, count, drop_at, corrupt_at, f.bandwidth)
@@ -617,6 +618,21 @@ class _Handler(BaseHTTPRequestHandler):
             sent_total += sent
             self._count(sent)
 
+    def _step(self, most: int | None, bandwidth: float | None) -> int | None:
+        """Body bytes moved at a time when a cap paces them (a twentieth of a second of the
+        tightest), at most ``most``; None when nothing paces them."""
+        rates = [r for r in (bandwidth, self.service.faults.faults.link_bandwidth) if r]
+        if not rates:
+            return None
+        step = max(1024, int(min(rates) / 20))
+        return step if most is None else min(most, step)
+
+    def _cross_link(self, direction: str, n: int) -> None:
+        """Wait while ``n`` body bytes cross the link all connections share (if any)."""
+        wait = self.service.faults.link_wait(direction, n)
+        if wait > 0:
+            time.sleep(wait)
+
     def _send_loop(
         self,
         fd: int,
@@ -628,9 +644,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         buf = self._buffer()
         view = memoryview(buf)
-        step = len(buf)
-        if bandwidth is not None:
-            step = max(1024, min(step, int(bandwidth / 20)))
+        step = self._step(len(buf), bandwidth) or len(buf)
         began = time.monotonic()
         done = 0
         while done < count:
@@ -649,6 +663,7 @@ class _Handler(BaseHTTPRequestHandler):
             done += got
             self._count(got)
             _pace(done, bandwidth, began)
+            self._cross_link("download", got)
         if drop_at is not None and done >= drop_at:
             raise _Drop("fault: connection dropped")
 
@@ -735,7 +750,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fd = os.open(upload.path, os.O_WRONLY)
             except FileNotFoundError:
                 fd = None  # completed meanwhile by a parallel piece: drain, answer the token
-        step = None if bandwidth is None else max(1024, int(bandwidth / 20))
+        step = self._step(None, bandwidth)
         if bandwidth is not None:
             # A kernel buffer of about 0.1 s of the link: what a client queued beyond it has
             # not crossed the emulated link when a cut comes from outside (ss -K).
@@ -749,9 +764,10 @@ class _Handler(BaseHTTPRequestHandler):
             nonlocal paid
             paid += n
             _pace(paid, bandwidth, began)
+            self._cross_link("upload", n)
 
         try:
-            for piece in self._iter_body(step, pay if bandwidth is not None else None):
+            for piece in self._iter_body(step, pay if step is not None else None):
                 if drop_at is not None and done + len(piece) > drop_at:
                     raise _Drop("fault: connection dropped")
                 if check is not None:

@@ -547,6 +547,7 @@ def upload_file(
     resume_id: str | None = None,
     shared_session: bool = False,
     cancel: threading.Event | None = None,
+    on_key: Callable[[bytes], None] | None = None,
 ) -> UploadResult:
     """Encrypt and upload ``source``; returns the completion token and the packed node key.
 
@@ -564,7 +565,10 @@ def upload_file(
     sidecar (an interrupted one starts over). ``shared_session``: use ``http`` as it is (a
     pool shared with other transfers, left open) instead of a private copy. ``cancel``: an
     event that stops the upload within about 0.1 s with
-    :class:`~megafast.transfer.TransferCancelled` (the sidecar is kept).
+    :class:`~megafast.transfer.TransferCancelled` (the sidecar is kept). ``on_key``: called
+    with the file's 16-byte AES key (the folded node key) before any byte is sent; it stays
+    the file's key through retries and restarts (a file attribute can be encrypted and
+    stored with it while the upload runs).
     """
     config = config if config is not None else TransferConfig()
     if not isinstance(config, TransferConfig):
@@ -580,4 +584,11 @@ def upload_file(
     except BaseException:
         src.close()
         raise
+    if on_key is not None:
+        try:
+            on_key(job.cipher.key)
+        except BaseException:
+            src.close()
+            job.release()
+            raise
     return job.run()
