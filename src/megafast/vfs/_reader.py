@@ -22,6 +22,7 @@ file. Bytes of a file read only in part cannot be checked (MEGA keeps no per-chu
 
 from __future__ import annotations
 
+import mmap
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -48,6 +49,58 @@ IN_ORDER_SLACK = 2 * MiB
 FILES_KEPT = 256
 
 
+def _unused(buf: mmap.mmap | bytearray) -> bool:
+    """True when no view of ``buf`` is alive (no cached chunk, no reader holds its bytes):
+    neither an mmap nor a bytearray can be resized while a view of it lives, so a resize
+    that changes nothing (the map to its own size; the array one byte shorter and back,
+    which never moves it) raises BufferError exactly then."""
+    try:
+        if isinstance(buf, mmap.mmap):
+            buf.resize(len(buf))
+        else:
+            del buf[-1:]
+            buf.append(0)
+    except BufferError:
+        return False
+    return True
+
+
+def _new_buffer(size: int) -> mmap.mmap | bytearray:
+    """An anonymous map (its pages are zeroed by the kernel as they are first written, by
+    ``recv_into`` outside the GIL), or a bytearray where a map cannot be resized."""
+    try:
+        buf = mmap.mmap(-1, size)
+        buf.resize(size)
+        return buf
+    except (OSError, ValueError, SystemError, AttributeError):
+        return bytearray(size)
+
+
+class Buffers:
+    """Fetch buffers of :data:`PIECE` bytes, reused once nothing refers to them: fresh memory
+    for every fetch costs page faults and zeroing, more than the bytes' own copy. At most
+    ``keep`` are kept; a fetch of half a piece or less gets its own buffer (a small cached
+    chunk must not pin a whole piece)."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._all: list[mmap.mmap | bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> memoryview:
+        """A writable view of ``size`` bytes (its contents are undefined)."""
+        if size <= PIECE // 2 or size > PIECE:
+            return memoryview(bytearray(size))
+        with self._lock:  # the view is made under the lock: the buffer is then in use
+            for buf in self._all:
+                if _unused(buf):
+                    return memoryview(buf)[:size]
+            buf = _new_buffer(PIECE)
+            if len(self._all) < self.keep:
+                self._all.append(buf)
+            return memoryview(buf)[:size]
+
+
 class Fetcher:
     """What every read shares: connections, fetch workers and caches (see the module doc)."""
 
@@ -63,6 +116,8 @@ class Fetcher:
         self.disk = disk
         self.ctl = Controller(http, config, config.connections)
         self.pool = ThreadPoolExecutor(config.connections, thread_name_prefix="megafast-read")
+        #: what the memory cache can hold, what is in flight, and some held by readers
+        self.buffers = Buffers(memory.cap // PIECE + 2 * config.connections + 4)
         #: Largest read-ahead of one stream (bytes): the connections, and a third of the
         #: memory cache (what was read ahead must still be there when it is asked for).
         self.max_ahead = max(FIRST_AHEAD, min(config.connections * PIECE, memory.cap // 3))
@@ -198,8 +253,7 @@ class RemoteFile:
 
     # -- fetching (on a worker thread) ----------------------------------------------------
     def _fetch(self, begin: int, end: int) -> dict[int, memoryview]:
-        buf = bytearray(end - begin)
-        view = memoryview(buf)
+        view = self.fetcher.buffers.take(end - begin)
         starts = self.chunks.chunks_in(begin, end)
         disk = self.fetcher.disk
         if disk is not None:
