@@ -214,3 +214,40 @@ def test_spool_is_private_and_its_queue_survives(tmp_path: Path) -> None:
     assert spool.pending() == []
     (tmp_path / "spool" / "queue.json").write_text("{damaged")
     assert spool.pending() == []
+
+
+# -- fetch buffers --------------------------------------------------------------------------
+def test_a_fetch_buffer_is_reused_only_once_no_view_of_it_lives() -> None:
+    buffers = _reader.Buffers(keep=4)
+    first = buffers.take(_reader.PIECE)
+    first[:5] = b"held!"
+    held = first[:5].toreadonly()  # a reader still holds these bytes
+    del first
+    second = buffers.take(_reader.PIECE)
+    second[:5] = b"other"
+    assert bytes(held) == b"held!"  # not handed out again while a view lives
+    held.release()
+    del second
+    third = buffers.take(_reader.PIECE - 100)
+    assert len(third) == _reader.PIECE - 100
+    assert len(buffers._all) == 2  # the first one again: no third buffer was made
+    small = buffers.take(_reader.PIECE // 4)  # small fetches never pin a whole piece
+    assert len(small) == _reader.PIECE // 4 and len(buffers._all) == 2
+
+
+def test_views_held_across_cache_eviction_keep_their_bytes(remote: Any) -> None:
+    # a cache of two pieces, a file of six: buffers are reused while the read goes on, but
+    # never the one under a view a reader still holds
+    data = os.urandom(24 * MiB + 777)
+    fetcher, f = _open(remote, data, memory=2 * _reader.PIECE)
+    try:
+        stream = Stream(f)
+        held = stream.views(5 * MiB, 1000)
+        out = bytearray()
+        while len(out) < len(data):
+            out += stream.read(len(out), MiB)
+        assert out == data and f.verified
+        assert b"".join(held) == data[5 * MiB : 5 * MiB + 1000]
+        assert len(fetcher.buffers._all) < 24 * MiB // _reader.PIECE  # some were reused
+    finally:
+        fetcher.close()

@@ -10,11 +10,17 @@ straight into libfuse's buffer: one copy instead of two each way.
 from __future__ import annotations
 
 import ctypes
+import logging
+import os
+import threading
+import time
 from typing import Any
 
 import mfusepy
 
-__all__ = ["FastFUSE"]
+__all__ = ["FastFUSE", "raise_read_ahead", "raise_read_ahead_when_mounted"]
+
+log = logging.getLogger("megafast.mount")
 
 
 def _view(buf: Any, size: int) -> memoryview:
@@ -56,7 +62,7 @@ class FastFUSE(mfusepy.FUSE):  # type: ignore[misc]
 #: Read-ahead asked of the kernel for the mount (KiB): reads of 1 MiB then reach the
 #: operations as one request (``max_pages`` is 256 pages) instead of eight of 128 KiB, and a
 #: random read of 64 KiB still asks for only 128 KiB.
-READ_AHEAD_KB = 16384
+READ_AHEAD_KB = 1024
 
 
 def raise_read_ahead(mountpoint: str, kib: int = READ_AHEAD_KB) -> bool:
@@ -83,3 +89,22 @@ def raise_read_ahead(mountpoint: str, kib: int = READ_AHEAD_KB) -> bool:
     except OSError:
         return False
     return True
+
+
+def raise_read_ahead_when_mounted(mountpoint: str, timeout: float = 30.0) -> threading.Thread:
+    """:func:`raise_read_ahead` on a thread of its own once the mount answers: the kernel
+    sets the read-ahead from libfuse's answer to its INIT, after the ``init`` operation
+    returns, so it is raised only once a ``stat`` of the mount point gets through."""
+
+    def run() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if os.path.ismount(mountpoint):
+                if not raise_read_ahead(mountpoint):
+                    log.debug("the kernel's read-ahead of the mount stays at its default")
+                return
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=run, daemon=True, name="megafast-mount-read-ahead")
+    thread.start()
+    return thread

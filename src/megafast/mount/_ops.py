@@ -94,12 +94,12 @@ class MegaOperations:
     def init_with_config(self, conn_info: Any, config: Any) -> None:
         import mfusepy
 
-        from ._fuse import raise_read_ahead
+        from ._fuse import raise_read_ahead_when_mounted
 
         ctx = mfusepy._libfuse.fuse_get_context()
         self._fuse = ctx.contents.fuse if ctx else None
-        if self.mountpoint and not raise_read_ahead(self.mountpoint):
-            log.debug("the kernel's read-ahead of the mount stays at its default")
+        if self.mountpoint:
+            raise_read_ahead_when_mounted(self.mountpoint)
         self.backend.start_watching(self.on_changes)
 
     def on_changes(self, changes: Changes) -> None:
