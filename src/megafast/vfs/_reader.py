@@ -117,7 +117,7 @@ class Fetcher:
         self.ctl = Controller(http, config, config.connections)
         self.pool = ThreadPoolExecutor(config.connections, thread_name_prefix="megafast-read")
         #: what the memory cache can hold, what is in flight, and some held by readers
-        self.buffers = Buffers(memory.cap // PIECE + 2 * config.connections + 4)
+        self.buffers = Buffers(memory.cap // PIECE + config.connections + 2)
         #: Largest read-ahead of one stream (bytes): the connections, and a third of the
         #: memory cache (what was read ahead must still be there when it is asked for).
         self.max_ahead = max(FIRST_AHEAD, min(config.connections * PIECE, memory.cap // 3))
