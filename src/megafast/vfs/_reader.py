@@ -33,7 +33,7 @@ import requests
 from ..crypto import FileCipher
 from ..errors import IntegrityError
 from ..transfer import ChunkMap, MiB, TransferConfig
-from ..transfer._http import Controller, UrlSource, fetch_range
+from ..transfer._http import Controller, UrlSource, fetch_range, range_steps
 from ._cache import DiskCache, MemoryCache
 
 __all__ = ["Fetcher", "RemoteFile", "Stream", "PIECE", "FIRST_AHEAD"]
@@ -170,6 +170,7 @@ class RemoteFile:
         self._urls = UrlSource(get_url)
         self._macs: dict[int, bytes] = {}
         self._inflight: dict[int, Future[dict[int, memoryview]]] = {}
+        self._arriving: dict[int, _Arriving] = {}  # chunks of fetches that hand out early
         self._lock = threading.RLock()
         self._ahead_end = 0  # read-ahead was asked for up to here (bytes)
         self.verified = False
@@ -206,7 +207,15 @@ class RemoteFile:
                     got[c] = data
                 elif c not in self._inflight:
                     missing.append(c)
-            self._start(missing)
+            # a read out of order (a seek) may get its bytes as they arrive, before its chunks
+            # are whole: unless a chunk is read again (its MAC must match first) or these
+            # fetches may complete the file (the meta-MAC is checked before the last bytes)
+            early = (
+                ahead == 0
+                and not any(c in self._macs for c in needed)
+                and len(self._macs) + len(self._inflight) + len(missing) < len(chunks)
+            )
+            self._start(missing, early=early)
             ahead_end = min(self.size, need_end + ahead)
             if need_end < ahead_end:
                 # chunks up to _ahead_end were asked for by an earlier read in order; the rest
@@ -223,11 +232,16 @@ class RemoteFile:
                     ]
                 )
                 self._ahead_end = max(begin, chunks.chunk_end(later[-1]) if later else begin)
+            arriving: dict[int, _Arriving] = {}
             for c in needed:
                 if c not in got:
                     waits[c] = self._inflight[c]
+                    if early and c in self._arriving:
+                        arriving[c] = self._arriving[c]
         for c, fut in waits.items():
-            got[c] = fut.result()[c]
+            part = arriving.get(c)
+            data = part.wait(min(end, chunks.chunk_end(c))) if part is not None else None
+            got[c] = data[c - part.begin :] if data is not None and part else fut.result()[c]
         if not self.verified and len(self._macs) == len(chunks):
             self._verify()  # this read completed the set (whatever order the reads came in)
         parts = []
@@ -236,23 +250,60 @@ class RemoteFile:
             parts.append(data[max(0, offset - c) : min(len(data), end - c)])
         return parts
 
-    def _start(self, starts: list[int]) -> None:
+    def _start(self, starts: list[int], *, early: bool = False) -> None:
+        """Fetch the chunks ``starts`` (call under the lock); ``early``: decrypt the bytes as
+        they arrive and let readers have them then (:class:`_Arriving`)."""
         if not starts:
             return
         for begin, end in self.chunks.plan(PIECE, only=starts):
-            fut = self.fetcher.pool.submit(self._fetch, begin, end)
+            part = _Arriving(self.fetcher.buffers.take(end - begin), begin) if early else None
+            fut = self.fetcher.pool.submit(self._fetch, begin, end, part)
             mine = self.chunks.chunks_in(begin, end)
             for c in mine:
                 self._inflight[c] = fut
+                if part is not None:
+                    self._arriving[c] = part
             fut.add_done_callback(self._landed)
 
     def _landed(self, fut: Future[dict[int, memoryview]]) -> None:
         with self._lock:
             for c in [c for c, f in self._inflight.items() if f is fut]:
                 del self._inflight[c]
+                self._arriving.pop(c, None)
 
     # -- fetching (on a worker thread) ----------------------------------------------------
-    def _fetch(self, begin: int, end: int) -> dict[int, memoryview]:
+    def _fetch(self, begin: int, end: int, part: _Arriving | None) -> dict[int, memoryview]:
+        if part is None:
+            return self._fetch_whole(begin, end)
+        try:
+            return self._fetch_arriving(begin, end, part)
+        finally:
+            part.finish()  # wakes readers still waiting (they then take the result)
+
+    def _fetch_arriving(self, begin: int, end: int, part: _Arriving) -> dict[int, memoryview]:
+        """Fetch ``[begin, end)`` into ``part``'s buffer, decrypting each piece as it arrives
+        (readers waiting on :meth:`_Arriving.wait` get its bytes then)."""
+        view = part.view
+        starts = self.chunks.chunks_in(begin, end)
+        disk = self.fetcher.disk
+        cipher = FileCipher(self.key, size=self.size)
+        saved: list[bytes] = []
+
+        def consume(offset: int, data: memoryview) -> None:
+            if disk is not None:
+                saved.append(bytes(data))  # the ciphertext, for the disk cache
+            cipher.decrypt_into(data, data, offset)
+            part.arrived(offset + len(data))
+
+        for _ in range_steps(self.fetcher.ctl, self._urls, begin, end, view, consume, eager=True):
+            pass
+        macs = cipher.chunk_macs
+        if disk is not None:
+            written = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in starts]
+            disk.write(self._ident, begin, memoryview(b"".join(saved)), written)
+        return self._keep(view, begin, starts, macs)
+
+    def _fetch_whole(self, begin: int, end: int) -> dict[int, memoryview]:
         view = self.fetcher.buffers.take(end - begin)
         starts = self.chunks.chunks_in(begin, end)
         disk = self.fetcher.disk
@@ -309,6 +360,38 @@ class RemoteFile:
                 self.corrupt = True
                 raise
             self.verified = True
+
+
+class _Arriving:
+    """The buffer of a fetch whose bytes readers may take as they arrive: ``wait(upto)``
+    returns a read-only view of the buffer from its start once the bytes before ``upto`` (a
+    file offset) are decrypted, or None when the fetch ended first (failed or done: the
+    reader then takes the fetch's result)."""
+
+    def __init__(self, view: memoryview, begin: int) -> None:
+        self.view = view
+        self.begin = begin
+        self._done = begin  # bytes before this file offset are decrypted
+        self._ended = False
+        self._cond = threading.Condition()
+
+    def arrived(self, upto: int) -> None:
+        with self._cond:
+            self._done = upto
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def wait(self, upto: int) -> memoryview | None:
+        with self._cond:
+            while self._done < upto and not self._ended:
+                self._cond.wait()
+            if self._done < upto:
+                return None
+        return self.view[: upto - self.begin].toreadonly()
 
 
 def _ignore(_offset: int, _view: memoryview) -> None:
