@@ -80,6 +80,9 @@ def run_mount(
         "attr_timeout": CACHE_SECONDS,
         "entry_timeout": CACHE_SECONDS,
         "negative_timeout": 0,
+        # MEGA keeps no access time; without this the kernel asks for the attributes again
+        # after every read (it drops its cached atime)
+        "noatime": True,
     }
     if read_only:
         options["ro"] = True
