@@ -25,13 +25,13 @@ from __future__ import annotations
 import mmap
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import requests
 
 from ..crypto import FileCipher
-from ..errors import IntegrityError
+from ..errors import IntegrityError, TransferError
 from ..transfer import ChunkMap, MiB, TransferConfig
 from ..transfer._http import Controller, UrlSource, fetch_range, range_steps
 from ._cache import DiskCache, MemoryCache
@@ -215,7 +215,7 @@ class RemoteFile:
                 and not any(c in self._macs for c in needed)
                 and len(self._macs) + len(self._inflight) + len(missing) < len(chunks)
             )
-            self._start(missing, early=early)
+            driven = self._start(missing, early=early)
             ahead_end = min(self.size, need_end + ahead)
             if need_end < ahead_end:
                 # chunks up to _ahead_end were asked for by an earlier read in order; the rest
@@ -238,6 +238,9 @@ class RemoteFile:
                     waits[c] = self._inflight[c]
                     if early and c in self._arriving:
                         arriving[c] = self._arriving[c]
+        for own in driven:  # this read's own fetches: it moves them until its bytes are in
+            if not _run_steps(own, min(end, own.end)):
+                self._finish_later(own)
         for c, fut in waits.items():
             part = arriving.get(c)
             data = part.wait(min(end, chunks.chunk_end(c))) if part is not None else None
@@ -250,20 +253,46 @@ class RemoteFile:
             parts.append(data[max(0, offset - c) : min(len(data), end - c)])
         return parts
 
-    def _start(self, starts: list[int], *, early: bool = False) -> None:
-        """Fetch the chunks ``starts`` (call under the lock); ``early``: decrypt the bytes as
-        they arrive and let readers have them then (:class:`_Arriving`)."""
-        if not starts:
-            return
-        for begin, end in self.chunks.plan(PIECE, only=starts):
-            part = _Arriving(self.fetcher.buffers.take(end - begin), begin) if early else None
-            fut = self.fetcher.pool.submit(self._fetch, begin, end, part)
+    def _start(self, starts: list[int], *, early: bool = False) -> list[_Arriving]:
+        """Fetch the chunks ``starts`` (call under the lock) on the fetch workers. With
+        ``early`` (and no copy in the disk cache) the fetches are returned instead, not yet
+        started: the reader that asked moves them itself until its bytes are in (no hand-over
+        between threads), decrypting as they arrive, then leaves the rest to a worker
+        (:meth:`_finish_later`); other readers may take their bytes as they arrive too."""
+        driven: list[_Arriving] = []
+        disk = self.fetcher.disk
+        for begin, end in self.chunks.plan(PIECE, only=starts) if starts else ():
             mine = self.chunks.chunks_in(begin, end)
+            fut: Future[dict[int, memoryview]]
+            if early and (disk is None or disk.lookup(self._ident, mine) is None):
+                part = _Arriving(self.fetcher.buffers.take(end - begin), begin)
+                part.steps = self._arriving_steps(begin, end, part)
+                fut = part.future
+                driven.append(part)
+                for c in mine:
+                    self._arriving[c] = part
+            else:
+                fut = self.fetcher.pool.submit(self._fetch_whole, begin, end)
             for c in mine:
                 self._inflight[c] = fut
-                if part is not None:
-                    self._arriving[c] = part
             fut.add_done_callback(self._landed)
+        return driven
+
+    def _finish_later(self, part: _Arriving) -> None:
+        """The rest of a fetch a reader moved, on a fetch worker."""
+        try:
+            task = self.fetcher.pool.submit(_run_steps, part, None)
+        except RuntimeError:  # closed: the fetch ends here
+            part.steps.close()
+            _end(part, error=TransferError("the reader was closed"))
+            return
+
+        def dropped(task: Future[bool]) -> None:
+            if task.cancelled():  # closed before a worker took it
+                part.steps.close()
+                _end(part, error=TransferError("the reader was closed"))
+
+        task.add_done_callback(dropped)
 
     def _landed(self, fut: Future[dict[int, memoryview]]) -> None:
         with self._lock:
@@ -271,18 +300,13 @@ class RemoteFile:
                 del self._inflight[c]
                 self._arriving.pop(c, None)
 
-    # -- fetching (on a worker thread) ----------------------------------------------------
-    def _fetch(self, begin: int, end: int, part: _Arriving | None) -> dict[int, memoryview]:
-        if part is None:
-            return self._fetch_whole(begin, end)
-        try:
-            return self._fetch_arriving(begin, end, part)
-        finally:
-            part.finish()  # wakes readers still waiting (they then take the result)
-
-    def _fetch_arriving(self, begin: int, end: int, part: _Arriving) -> dict[int, memoryview]:
-        """Fetch ``[begin, end)`` into ``part``'s buffer, decrypting each piece as it arrives
-        (readers waiting on :meth:`_Arriving.wait` get its bytes then)."""
+    # -- fetching ---------------------------------------------------------------------------
+    def _arriving_steps(
+        self, begin: int, end: int, part: _Arriving
+    ) -> Generator[None, None, dict[int, memoryview]]:
+        """Fetch ``[begin, end)`` into ``part``'s buffer one step at a time, decrypting each
+        piece as it arrives (readers waiting on :meth:`_Arriving.wait` get its bytes then);
+        returns what :meth:`_keep` returns."""
         view = part.view
         starts = self.chunks.chunks_in(begin, end)
         disk = self.fetcher.disk
@@ -295,8 +319,7 @@ class RemoteFile:
             cipher.decrypt_into(data, data, offset)
             part.arrived(offset + len(data))
 
-        for _ in range_steps(self.fetcher.ctl, self._urls, begin, end, view, consume, eager=True):
-            pass
+        yield from range_steps(self.fetcher.ctl, self._urls, begin, end, view, consume, eager=True)
         macs = cipher.chunk_macs
         if disk is not None:
             written = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in starts]
@@ -363,21 +386,25 @@ class RemoteFile:
 
 
 class _Arriving:
-    """The buffer of a fetch whose bytes readers may take as they arrive: ``wait(upto)``
-    returns a read-only view of the buffer from its start once the bytes before ``upto`` (a
-    file offset) are decrypted, or None when the fetch ended first (failed or done: the
-    reader then takes the fetch's result)."""
+    """A fetch whose bytes readers may take as they arrive: its buffer, its steps (a
+    generator, moved by one thread at a time) and its future. ``wait(upto)`` returns a
+    read-only view of the buffer from its start once the bytes before ``upto`` (a file
+    offset) are decrypted, or None when the fetch ended first (failed or done: the reader
+    then takes the future's result)."""
 
     def __init__(self, view: memoryview, begin: int) -> None:
         self.view = view
         self.begin = begin
-        self._done = begin  # bytes before this file offset are decrypted
+        self.end = begin + len(view)
+        self.steps: Generator[None, None, dict[int, memoryview]] = _no_steps()
+        self.future: Future[dict[int, memoryview]] = Future()
+        self.done = begin  # bytes before this file offset are decrypted
         self._ended = False
         self._cond = threading.Condition()
 
     def arrived(self, upto: int) -> None:
         with self._cond:
-            self._done = upto
+            self.done = upto
             self._cond.notify_all()
 
     def finish(self) -> None:
@@ -387,11 +414,43 @@ class _Arriving:
 
     def wait(self, upto: int) -> memoryview | None:
         with self._cond:
-            while self._done < upto and not self._ended:
+            while self.done < upto and not self._ended:
                 self._cond.wait()
-            if self._done < upto:
+            if self.done < upto:
                 return None
         return self.view[: upto - self.begin].toreadonly()
+
+
+def _no_steps() -> Generator[None, None, dict[int, memoryview]]:
+    return {}
+    yield  # a generator that ends at once
+
+
+def _end(
+    part: _Arriving, result: dict[int, memoryview] | None = None, error: Exception | None = None
+) -> None:
+    """Settle ``part``'s future and wake the readers waiting on its bytes."""
+    if not part.future.done():
+        if error is not None:
+            part.future.set_exception(error)
+        else:
+            part.future.set_result(result or {})
+    part.finish()
+
+
+def _run_steps(part: _Arriving, upto: int | None) -> bool:
+    """Move ``part``'s fetch until the bytes before ``upto`` are in (None: to its end);
+    True when the fetch ended (its future is then settled)."""
+    try:
+        while upto is None or part.done < upto:
+            next(part.steps)
+    except StopIteration as stop:
+        _end(part, result=stop.value)
+        return True
+    except Exception as exc:  # the readers get it from the future
+        _end(part, error=exc)
+        return True
+    return False
 
 
 def _ignore(_offset: int, _view: memoryview) -> None:
