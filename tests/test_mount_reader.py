@@ -312,3 +312,19 @@ def test_a_failed_fetch_fails_the_read_that_waits_on_its_bytes(
     finally:
         transfer_emulator.clear_faults()
         fetcher.close()
+
+
+def test_a_reader_in_order_leaves_behind_it_no_cached_chunks(remote: Any) -> None:
+    data = os.urandom(20 * MiB + 99)
+    fetcher, f = _open(remote, data, memory=64 * MiB)  # room for the whole file
+    try:
+        stream = Stream(f)
+        out = bytearray()
+        while len(out) < len(data):
+            out += stream.read(len(out), MiB)
+        assert out == data and f.verified
+        # what the reader passed went (its buffers are reused); the last few MiB stay
+        assert fetcher.memory.used <= _reader.IN_ORDER_SLACK + 2 * _reader.PIECE
+        assert f.read(0, 1000) == data[:1000]  # fetched again when asked for
+    finally:
+        fetcher.close()

@@ -47,6 +47,9 @@ FIRST_AHEAD = 1 * MiB
 IN_ORDER_SLACK = 2 * MiB
 #: Remote files whose state (chunk MACs) is kept.
 FILES_KEPT = 256
+#: Chunks before a reader in order that it drops from the memory cache at each read (those
+#: further back went at earlier reads).
+_DROP_BACK = 4
 
 
 def _unused(buf: mmap.mmap | bytearray) -> bool:
@@ -252,6 +255,16 @@ class RemoteFile:
             data = got[c]
             parts.append(data[max(0, offset - c) : min(len(data), end - c)])
         return parts
+
+    def forget_before(self, offset: int) -> None:
+        """Drop the cached chunks that end at or before ``offset`` from the memory cache: a
+        reader in order is past them (the kernel keeps the pages it got), so their buffers
+        are reused at once instead of fresh memory for the read-ahead."""
+        chunks = self.chunks
+        if offset <= 0:
+            return
+        end = chunks.floor(min(offset, self.size - 1))
+        self.fetcher.memory.drop(self.handle, chunks.chunks_in(0, end)[-_DROP_BACK:])
 
     def _start(self, starts: list[int], *, early: bool = False) -> list[_Arriving]:
         """Fetch the chunks ``starts`` (call under the lock) on the fetch workers. With
@@ -475,6 +488,7 @@ class Stream:
         if self._next >= 0 and abs(offset - self._next) <= IN_ORDER_SLACK:
             limit = self.file.fetcher.max_ahead
             self._ahead = min(limit, max(FIRST_AHEAD, self._ahead * 2))
+            self.file.forget_before(offset - IN_ORDER_SLACK)
         else:
             self._ahead = 0
         parts = self.file.views(offset, size, self._ahead)
