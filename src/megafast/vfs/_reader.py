@@ -33,6 +33,7 @@ import requests
 from ..crypto import FileCipher
 from ..errors import IntegrityError, TransferError
 from ..transfer import ChunkMap, MiB, TransferConfig
+from ..transfer._config import MAX_CHUNK
 from ..transfer._http import Controller, UrlSource, fetch_range, range_steps
 from ._cache import DiskCache, MemoryCache
 
@@ -264,7 +265,8 @@ class RemoteFile:
         if offset <= 0:
             return
         end = chunks.floor(min(offset, self.size - 1))
-        self.fetcher.memory.drop(self.handle, chunks.chunks_in(0, end)[-_DROP_BACK:])
+        begin = chunks.floor(max(0, end - _DROP_BACK * MAX_CHUNK))
+        self.fetcher.memory.drop(self.handle, chunks.chunks_in(begin, end))
 
     def _start(self, starts: list[int], *, early: bool = False) -> list[_Arriving]:
         """Fetch the chunks ``starts`` (call under the lock) on the fetch workers. With
