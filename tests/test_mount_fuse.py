@@ -57,3 +57,10 @@ def test_large_and_odd_writes_and_reads_round_trip(mount: Path) -> None:
         while chunk := f.read(3 << 20):
             got += chunk
     assert got == data
+
+
+def test_the_mount_keeps_no_access_times(mount: Path) -> None:
+    # MEGA has none; with them the kernel asks for the attributes again after every read
+    fields = [line.split() for line in Path("/proc/self/mounts").read_text().splitlines()]
+    options = next(f[3] for f in fields if len(f) > 3 and f[1] == str(mount))
+    assert "noatime" in options.split(",")
