@@ -465,6 +465,10 @@ def _run_steps(part: _Arriving, upto: int | None) -> bool:
     except Exception as exc:  # the readers get it from the future
         _end(part, error=exc)
         return True
+    except BaseException:  # an interrupt: the others waiting on it must not hang
+        part.steps.close()
+        _end(part, error=TransferError("the fetch was interrupted"))
+        raise
     return False
 
 
