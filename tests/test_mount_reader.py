@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,16 @@ MiB = 1 << 20
 def ranges(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """Every (start, end) range the reader asked the server for."""
     calls: list[tuple[int, int]] = []
-    real = _reader.fetch_range
+    for name in ("fetch_range", "range_steps"):  # whole fetches, and those read as they come
+        real = getattr(_reader, name)
 
-    def spy(ctl: Any, urls: Any, start: int, end: int, *args: Any, **kwargs: Any) -> Any:
-        calls.append((start, end))
-        return real(ctl, urls, start, end, *args, **kwargs)
+        def spy(
+            ctl: Any, urls: Any, start: int, end: int, *args: Any, real: Any = real, **kw: Any
+        ) -> Any:
+            calls.append((start, end))
+            return real(ctl, urls, start, end, *args, **kw)
 
-    monkeypatch.setattr(_reader, "fetch_range", spy)
+        monkeypatch.setattr(_reader, name, spy)
     return calls
 
 
@@ -38,6 +42,14 @@ def _open(remote: Any, data: bytes, memory: int = 64 * MiB, disk: DiskCache | No
     handle, key = remote.add_file(data)
     fetcher = Fetcher(remote.http, fast_config(connections=4), MemoryCache(memory), disk)
     return fetcher, fetcher.file(handle, len(data), key, remote.url_getter(handle))
+
+
+def _landed(f: Any) -> None:
+    """Wait until no fetch of ``f`` is in flight."""
+    deadline = time.monotonic() + 10
+    while f._inflight and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not f._inflight
 
 
 def test_a_random_read_fetches_only_its_chunks(remote: Any, ranges: list[Any]) -> None:
@@ -96,6 +108,7 @@ def test_a_chunk_that_changes_between_reads_is_an_integrity_error(
     fetcher, f = _open(remote, data, memory=0)  # nothing kept: every read fetches
     try:
         assert f.read(5 * MiB, 100) == data[5 * MiB : 5 * MiB + 100]
+        _landed(f)  # the read had its bytes before its chunk was whole
         transfer_emulator.set_faults(corrupt_rate=1.0)
         with pytest.raises(IntegrityError):
             f.read(5 * MiB, 100)
@@ -214,3 +227,104 @@ def test_spool_is_private_and_its_queue_survives(tmp_path: Path) -> None:
     assert spool.pending() == []
     (tmp_path / "spool" / "queue.json").write_text("{damaged")
     assert spool.pending() == []
+
+
+# -- fetch buffers --------------------------------------------------------------------------
+def test_a_fetch_buffer_is_reused_only_once_no_view_of_it_lives() -> None:
+    buffers = _reader.Buffers(keep=4)
+    first = buffers.take(_reader.PIECE)
+    first[:5] = b"held!"
+    held = first[:5].toreadonly()  # a reader still holds these bytes
+    del first
+    second = buffers.take(_reader.PIECE)
+    second[:5] = b"other"
+    assert bytes(held) == b"held!"  # not handed out again while a view lives
+    held.release()
+    del second
+    third = buffers.take(_reader.PIECE - 100)
+    assert len(third) == _reader.PIECE - 100
+    assert len(buffers._all) == 2  # the first one again: no third buffer was made
+    small = buffers.take(_reader.PIECE // 4)  # small fetches never pin a whole piece
+    assert len(small) == _reader.PIECE // 4 and len(buffers._all) == 2
+
+
+def test_views_held_across_cache_eviction_keep_their_bytes(remote: Any) -> None:
+    # a cache of two pieces, a file of six: buffers are reused while the read goes on, but
+    # never the one under a view a reader still holds
+    data = os.urandom(24 * MiB + 777)
+    fetcher, f = _open(remote, data, memory=2 * _reader.PIECE)
+    try:
+        stream = Stream(f)
+        held = stream.views(5 * MiB, 1000)
+        out = bytearray()
+        while len(out) < len(data):
+            out += stream.read(len(out), MiB)
+        assert out == data and f.verified
+        assert b"".join(held) == data[5 * MiB : 5 * MiB + 1000]
+        assert len(fetcher.buffers._all) < 24 * MiB // _reader.PIECE  # some were reused
+    finally:
+        fetcher.close()
+
+
+# -- bytes handed out as they arrive ----------------------------------------------------------
+def test_a_random_read_returns_before_its_chunk_is_whole(
+    remote: Any, transfer_emulator: Any
+) -> None:
+    data = os.urandom(10 * MiB)
+    fetcher, f = _open(remote, data)
+    transfer_emulator.set_faults(bandwidth=1_000_000)  # a 1 MiB chunk takes a second
+    try:
+        offset = 7 * MiB + 5000
+        assert f.read(offset, 1000) == data[offset : offset + 1000]
+        assert f._inflight  # its chunk is still arriving
+        transfer_emulator.clear_faults()
+        _landed(f)
+        assert f.read(offset, 65536) == data[offset : offset + 65536]
+    finally:
+        transfer_emulator.clear_faults()
+        fetcher.close()
+
+
+def test_a_read_that_may_complete_the_file_waits_for_its_check(
+    remote: Any, transfer_emulator: Any
+) -> None:
+    data = os.urandom(100_000)  # one chunk: its first read completes the set of MACs
+    fetcher, f = _open(remote, data)
+    transfer_emulator.set_faults(bandwidth=200_000)
+    try:
+        assert f.read(0, 100) == data[:100]
+        assert f.verified  # checked before its first bytes were handed out
+    finally:
+        transfer_emulator.clear_faults()
+        fetcher.close()
+
+
+def test_a_failed_fetch_fails_the_read_that_waits_on_its_bytes(
+    remote: Any, transfer_emulator: Any
+) -> None:
+    data = os.urandom(10 * MiB)
+    fetcher, f = _open(remote, data)
+    transfer_emulator.set_faults(transfer_error_rate=1.0)
+    try:
+        with pytest.raises(MegaError):
+            f.read(6 * MiB + 3, 1000)
+        assert not f._inflight
+    finally:
+        transfer_emulator.clear_faults()
+        fetcher.close()
+
+
+def test_a_reader_in_order_leaves_behind_it_no_cached_chunks(remote: Any) -> None:
+    data = os.urandom(20 * MiB + 99)
+    fetcher, f = _open(remote, data, memory=64 * MiB)  # room for the whole file
+    try:
+        stream = Stream(f)
+        out = bytearray()
+        while len(out) < len(data):
+            out += stream.read(len(out), MiB)
+        assert out == data and f.verified
+        # what the reader passed went (its buffers are reused); the last few MiB stay
+        assert fetcher.memory.used <= _reader.IN_ORDER_SLACK + 2 * _reader.PIECE
+        assert f.read(0, 1000) == data[:1000]  # fetched again when asked for
+    finally:
+        fetcher.close()

@@ -37,8 +37,8 @@ from ..vfs._reader import Stream
 __all__ = ["MegaHTTPServer", "authorized", "parse_range", "is_loopback"]
 
 log = logging.getLogger("megafast.http")
-#: Bytes read from the reader and written to the socket at a time.
-SEND_BLOCK = 1 << 20
+#: Bytes read from the reader and written to the socket at a time (views of cached chunks).
+SEND_BLOCK = 4 << 20
 #: Seconds a connection may stay silent (reading a request) or stalled (taking a response).
 IDLE_SECONDS = 60.0
 #: Connections served at once; more are closed at once (each holds a thread).

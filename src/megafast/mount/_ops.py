@@ -17,6 +17,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,9 @@ from ..vfs._spool import PendingUpload, Spool
 from ._errors import as_errno, fail
 
 __all__ = ["MegaOperations"]
+
+#: What a FUSE read answers with and a write gets: any bytes-like object.
+Buffer = bytes | bytearray | memoryview
 
 log = logging.getLogger("megafast.mount")
 _NS = 1_000_000_000
@@ -83,13 +87,19 @@ class MegaOperations:
         self._fuse: Any = None
         self.uid, self.gid = os.getuid(), os.getgid()
         self.started = time.time()
+        #: where it is mounted (absolute); set by :func:`~megafast.mount.run_mount`
+        self.mountpoint = ""
 
     # -- setup and changes ----------------------------------------------------------------
     def init_with_config(self, conn_info: Any, config: Any) -> None:
         import mfusepy
 
+        from ._fuse import raise_read_ahead_when_mounted
+
         ctx = mfusepy._libfuse.fuse_get_context()
         self._fuse = ctx.contents.fuse if ctx else None
+        if self.mountpoint:
+            raise_read_ahead_when_mounted(self.mountpoint)
         self.backend.start_watching(self.on_changes)
 
     def on_changes(self, changes: Changes) -> None:
@@ -222,19 +232,28 @@ class MegaOperations:
             raise fail(errno.EISDIR)
         fi.fh = self._new_fh(Stream(self.backend.remote_file(h)))
         fi.keep_cache = 1
+        if hasattr(fi, "noflush"):  # libfuse >= 3.11: a close of a reader sends no flush
+            fi.noflush = 1
         return 0
 
     @as_errno
     def read(self, path: str, size: int, offset: int, fi: Any) -> bytes:
+        parts = self.read_parts(path, size, offset, fi)
+        return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
+
+    @as_errno
+    def read_parts(self, path: str, size: int, offset: int, fi: Any) -> Sequence[Buffer]:
+        """:meth:`read` as buffers in order (views of the cached chunks: no copy); the FUSE
+        layer (:mod:`._fuse`) copies them straight into the kernel's buffer."""
         item = self._handles.get(fi.fh)
         if isinstance(item, Stream):
             try:
-                return item.read(offset, size)
+                return item.views(offset, size)
             except OverQuotaError as exc:  # the transfer quota: no space to speak of
                 log.warning("read of %s refused: %s", path, exc)
                 raise fail(errno.EIO) from None
         if isinstance(item, _Writing):
-            return os.pread(item.fd, size, offset)
+            return [os.pread(item.fd, size, offset)]
         raise fail(errno.EBADF)
 
     # -- writing --------------------------------------------------------------------------
@@ -297,7 +316,7 @@ class MegaOperations:
         return 0 if fi is not None else fh
 
     @as_errno
-    def write(self, path: str, data: bytes, offset: int, fi: Any) -> int:
+    def write(self, path: str, data: Buffer, offset: int, fi: Any) -> int:
         item = self._handles.get(fi.fh)
         if not isinstance(item, _Writing):
             raise fail(errno.EBADF)

@@ -61,8 +61,7 @@ def run_mount(
 ) -> None:
     """Mount ``backend`` at ``mountpoint`` and serve until unmounted (``fusermount3 -u``)
     or interrupted (Ctrl-C, SIGTERM); returns after the unmount."""
-    import mfusepy
-
+    from ._fuse import FastFUSE
     from ._ops import MegaOperations
 
     read_only = read_only or backend.read_only
@@ -81,6 +80,9 @@ def run_mount(
         "attr_timeout": CACHE_SECONDS,
         "entry_timeout": CACHE_SECONDS,
         "negative_timeout": 0,
+        # MEGA keeps no access time; without this the kernel asks for the attributes again
+        # after every read (it drops its cached atime)
+        "noatime": True,
     }
     if read_only:
         options["ro"] = True
@@ -89,5 +91,6 @@ def run_mount(
     path = Path(mountpoint)
     if not path.is_dir():
         raise NotADirectoryError(f"the mount point {mountpoint} is not a folder")
+    ops.mountpoint = str(path.resolve())
     log.info("mounting on %s", path)
-    mfusepy.FUSE(ops, str(path), raw_fi=True, **options)
+    FastFUSE(ops, str(path), raw_fi=True, **options)

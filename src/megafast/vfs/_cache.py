@@ -54,6 +54,14 @@ class MemoryCache:
                 _, gone = self._items.popitem(last=False)
                 self._bytes -= len(gone)
 
+    def drop(self, handle: str, starts: list[int]) -> None:
+        """Forget the chunks ``starts`` of ``handle`` (those not held are skipped)."""
+        with self._lock:
+            for start in starts:
+                gone = self._items.pop((handle, start), None)
+                if gone is not None:
+                    self._bytes -= len(gone)
+
     @property
     def used(self) -> int:
         """Bytes held now."""

@@ -22,17 +22,19 @@ file. Bytes of a file read only in part cannot be checked (MEGA keeps no per-chu
 
 from __future__ import annotations
 
+import mmap
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import requests
 
 from ..crypto import FileCipher
-from ..errors import IntegrityError
+from ..errors import IntegrityError, TransferError
 from ..transfer import ChunkMap, MiB, TransferConfig
-from ..transfer._http import Controller, UrlSource, fetch_range
+from ..transfer._config import MAX_CHUNK
+from ..transfer._http import Controller, UrlSource, fetch_range, range_steps
 from ._cache import DiskCache, MemoryCache
 
 __all__ = ["Fetcher", "RemoteFile", "Stream", "PIECE", "FIRST_AHEAD"]
@@ -46,6 +48,61 @@ FIRST_AHEAD = 1 * MiB
 IN_ORDER_SLACK = 2 * MiB
 #: Remote files whose state (chunk MACs) is kept.
 FILES_KEPT = 256
+#: Chunks before a reader in order that it drops from the memory cache at each read (those
+#: further back went at earlier reads).
+_DROP_BACK = 4
+
+
+def _unused(buf: mmap.mmap | bytearray) -> bool:
+    """True when no view of ``buf`` is alive (no cached chunk, no reader holds its bytes):
+    neither an mmap nor a bytearray can be resized while a view of it lives, so a resize
+    that changes nothing (the map to its own size; the array one byte shorter and back,
+    which never moves it) raises BufferError exactly then."""
+    try:
+        if isinstance(buf, mmap.mmap):
+            buf.resize(len(buf))
+        else:
+            del buf[-1:]
+            buf.append(0)
+    except BufferError:
+        return False
+    return True
+
+
+def _new_buffer(size: int) -> mmap.mmap | bytearray:
+    """An anonymous map (its pages are zeroed by the kernel as they are first written, by
+    ``recv_into`` outside the GIL), or a bytearray where a map cannot be resized."""
+    try:
+        buf = mmap.mmap(-1, size)
+        buf.resize(size)
+        return buf
+    except (OSError, ValueError, SystemError, AttributeError):
+        return bytearray(size)
+
+
+class Buffers:
+    """Fetch buffers of :data:`PIECE` bytes, reused once nothing refers to them: fresh memory
+    for every fetch costs page faults and zeroing, more than the bytes' own copy. At most
+    ``keep`` are kept; a fetch of half a piece or less gets its own buffer (a small cached
+    chunk must not pin a whole piece)."""
+
+    def __init__(self, keep: int) -> None:
+        self.keep = keep
+        self._all: list[mmap.mmap | bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> memoryview:
+        """A writable view of ``size`` bytes (its contents are undefined)."""
+        if size <= PIECE // 2 or size > PIECE:
+            return memoryview(bytearray(size))
+        with self._lock:  # the view is made under the lock: the buffer is then in use
+            for buf in self._all:
+                if _unused(buf):
+                    return memoryview(buf)[:size]
+            buf = _new_buffer(PIECE)
+            if len(self._all) < self.keep:
+                self._all.append(buf)
+            return memoryview(buf)[:size]
 
 
 class Fetcher:
@@ -63,6 +120,8 @@ class Fetcher:
         self.disk = disk
         self.ctl = Controller(http, config, config.connections)
         self.pool = ThreadPoolExecutor(config.connections, thread_name_prefix="megafast-read")
+        #: what the memory cache can hold, what is in flight, and some held by readers
+        self.buffers = Buffers(memory.cap // PIECE + config.connections + 2)
         #: Largest read-ahead of one stream (bytes): the connections, and a third of the
         #: memory cache (what was read ahead must still be there when it is asked for).
         self.max_ahead = max(FIRST_AHEAD, min(config.connections * PIECE, memory.cap // 3))
@@ -115,6 +174,7 @@ class RemoteFile:
         self._urls = UrlSource(get_url)
         self._macs: dict[int, bytes] = {}
         self._inflight: dict[int, Future[dict[int, memoryview]]] = {}
+        self._arriving: dict[int, _Arriving] = {}  # chunks of fetches that hand out early
         self._lock = threading.RLock()
         self._ahead_end = 0  # read-ahead was asked for up to here (bytes)
         self.verified = False
@@ -151,7 +211,15 @@ class RemoteFile:
                     got[c] = data
                 elif c not in self._inflight:
                     missing.append(c)
-            self._start(missing)
+            # a read out of order (a seek) may get its bytes as they arrive, before its chunks
+            # are whole: unless a chunk is read again (its MAC must match first) or these
+            # fetches may complete the file (the meta-MAC is checked before the last bytes)
+            early = (
+                ahead == 0
+                and not any(c in self._macs for c in needed)
+                and len(self._macs) + len(self._inflight) + len(missing) < len(chunks)
+            )
+            driven = self._start(missing, early=early)
             ahead_end = min(self.size, need_end + ahead)
             if need_end < ahead_end:
                 # chunks up to _ahead_end were asked for by an earlier read in order; the rest
@@ -168,11 +236,19 @@ class RemoteFile:
                     ]
                 )
                 self._ahead_end = max(begin, chunks.chunk_end(later[-1]) if later else begin)
+            arriving: dict[int, _Arriving] = {}
             for c in needed:
                 if c not in got:
                     waits[c] = self._inflight[c]
+                    if early and c in self._arriving:
+                        arriving[c] = self._arriving[c]
+        for own in driven:  # this read's own fetches: it moves them until its bytes are in
+            if not _run_steps(own, min(end, own.end)):
+                self._finish_later(own)
         for c, fut in waits.items():
-            got[c] = fut.result()[c]
+            part = arriving.get(c)
+            data = part.wait(min(end, chunks.chunk_end(c))) if part is not None else None
+            got[c] = data[c - part.begin :] if data is not None and part else fut.result()[c]
         if not self.verified and len(self._macs) == len(chunks):
             self._verify()  # this read completed the set (whatever order the reads came in)
         parts = []
@@ -181,25 +257,92 @@ class RemoteFile:
             parts.append(data[max(0, offset - c) : min(len(data), end - c)])
         return parts
 
-    def _start(self, starts: list[int]) -> None:
-        if not starts:
+    def forget_before(self, offset: int) -> None:
+        """Drop the cached chunks that end at or before ``offset`` from the memory cache: a
+        reader in order is past them (the kernel keeps the pages it got), so their buffers
+        are reused at once instead of fresh memory for the read-ahead."""
+        chunks = self.chunks
+        if offset <= 0:
             return
-        for begin, end in self.chunks.plan(PIECE, only=starts):
-            fut = self.fetcher.pool.submit(self._fetch, begin, end)
+        end = chunks.floor(min(offset, self.size - 1))
+        begin = chunks.floor(max(0, end - _DROP_BACK * MAX_CHUNK))
+        self.fetcher.memory.drop(self.handle, chunks.chunks_in(begin, end))
+
+    def _start(self, starts: list[int], *, early: bool = False) -> list[_Arriving]:
+        """Fetch the chunks ``starts`` (call under the lock) on the fetch workers. With
+        ``early`` (and no copy in the disk cache) the fetches are returned instead, not yet
+        started: the reader that asked moves them itself until its bytes are in (no hand-over
+        between threads), decrypting as they arrive, then leaves the rest to a worker
+        (:meth:`_finish_later`); other readers may take their bytes as they arrive too."""
+        driven: list[_Arriving] = []
+        disk = self.fetcher.disk
+        for begin, end in self.chunks.plan(PIECE, only=starts) if starts else ():
             mine = self.chunks.chunks_in(begin, end)
+            fut: Future[dict[int, memoryview]]
+            if early and (disk is None or disk.lookup(self._ident, mine) is None):
+                part = _Arriving(self.fetcher.buffers.take(end - begin), begin)
+                part.steps = self._arriving_steps(begin, end, part)
+                fut = part.future
+                driven.append(part)
+                for c in mine:
+                    self._arriving[c] = part
+            else:
+                fut = self.fetcher.pool.submit(self._fetch_whole, begin, end)
             for c in mine:
                 self._inflight[c] = fut
             fut.add_done_callback(self._landed)
+        return driven
+
+    def _finish_later(self, part: _Arriving) -> None:
+        """The rest of a fetch a reader moved, on a fetch worker."""
+        try:
+            task = self.fetcher.pool.submit(_run_steps, part, None)
+        except RuntimeError:  # closed: the fetch ends here
+            part.steps.close()
+            _end(part, error=TransferError("the reader was closed"))
+            return
+
+        def dropped(task: Future[bool]) -> None:
+            if task.cancelled():  # closed before a worker took it
+                part.steps.close()
+                _end(part, error=TransferError("the reader was closed"))
+
+        task.add_done_callback(dropped)
 
     def _landed(self, fut: Future[dict[int, memoryview]]) -> None:
         with self._lock:
             for c in [c for c, f in self._inflight.items() if f is fut]:
                 del self._inflight[c]
+                self._arriving.pop(c, None)
 
-    # -- fetching (on a worker thread) ----------------------------------------------------
-    def _fetch(self, begin: int, end: int) -> dict[int, memoryview]:
-        buf = bytearray(end - begin)
-        view = memoryview(buf)
+    # -- fetching ---------------------------------------------------------------------------
+    def _arriving_steps(
+        self, begin: int, end: int, part: _Arriving
+    ) -> Generator[None, None, dict[int, memoryview]]:
+        """Fetch ``[begin, end)`` into ``part``'s buffer one step at a time, decrypting each
+        piece as it arrives (readers waiting on :meth:`_Arriving.wait` get its bytes then);
+        returns what :meth:`_keep` returns."""
+        view = part.view
+        starts = self.chunks.chunks_in(begin, end)
+        disk = self.fetcher.disk
+        cipher = FileCipher(self.key, size=self.size)
+        saved: list[bytes] = []
+
+        def consume(offset: int, data: memoryview) -> None:
+            if disk is not None:
+                saved.append(bytes(data))  # the ciphertext, for the disk cache
+            cipher.decrypt_into(data, data, offset)
+            part.arrived(offset + len(data))
+
+        yield from range_steps(self.fetcher.ctl, self._urls, begin, end, view, consume, eager=True)
+        macs = cipher.chunk_macs
+        if disk is not None:
+            written = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in starts]
+            disk.write(self._ident, begin, memoryview(b"".join(saved)), written)
+        return self._keep(view, begin, starts, macs)
+
+    def _fetch_whole(self, begin: int, end: int) -> dict[int, memoryview]:
+        view = self.fetcher.buffers.take(end - begin)
         starts = self.chunks.chunks_in(begin, end)
         disk = self.fetcher.disk
         if disk is not None:
@@ -257,6 +400,78 @@ class RemoteFile:
             self.verified = True
 
 
+class _Arriving:
+    """A fetch whose bytes readers may take as they arrive: its buffer, its steps (a
+    generator, moved by one thread at a time) and its future. ``wait(upto)`` returns a
+    read-only view of the buffer from its start once the bytes before ``upto`` (a file
+    offset) are decrypted, or None when the fetch ended first (failed or done: the reader
+    then takes the future's result)."""
+
+    def __init__(self, view: memoryview, begin: int) -> None:
+        self.view = view
+        self.begin = begin
+        self.end = begin + len(view)
+        self.steps: Generator[None, None, dict[int, memoryview]] = _no_steps()
+        self.future: Future[dict[int, memoryview]] = Future()
+        self.done = begin  # bytes before this file offset are decrypted
+        self._ended = False
+        self._cond = threading.Condition()
+
+    def arrived(self, upto: int) -> None:
+        with self._cond:
+            self.done = upto
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def wait(self, upto: int) -> memoryview | None:
+        with self._cond:
+            while self.done < upto and not self._ended:
+                self._cond.wait()
+            if self.done < upto:
+                return None
+        return self.view[: upto - self.begin].toreadonly()
+
+
+def _no_steps() -> Generator[None, None, dict[int, memoryview]]:
+    return {}
+    yield  # a generator that ends at once
+
+
+def _end(
+    part: _Arriving, result: dict[int, memoryview] | None = None, error: Exception | None = None
+) -> None:
+    """Settle ``part``'s future and wake the readers waiting on its bytes."""
+    if not part.future.done():
+        if error is not None:
+            part.future.set_exception(error)
+        else:
+            part.future.set_result(result or {})
+    part.finish()
+
+
+def _run_steps(part: _Arriving, upto: int | None) -> bool:
+    """Move ``part``'s fetch until the bytes before ``upto`` are in (None: to its end);
+    True when the fetch ended (its future is then settled)."""
+    try:
+        while upto is None or part.done < upto:
+            next(part.steps)
+    except StopIteration as stop:
+        _end(part, result=stop.value)
+        return True
+    except Exception as exc:  # the readers get it from the future
+        _end(part, error=exc)
+        return True
+    except BaseException:  # an interrupt: the others waiting on it must not hang
+        part.steps.close()
+        _end(part, error=TransferError("the fetch was interrupted"))
+        raise
+    return False
+
+
 def _ignore(_offset: int, _view: memoryview) -> None:
     """The fetch leaves the bytes in the buffer; they are decrypted once all arrived."""
 
@@ -279,6 +494,7 @@ class Stream:
         if self._next >= 0 and abs(offset - self._next) <= IN_ORDER_SLACK:
             limit = self.file.fetcher.max_ahead
             self._ahead = min(limit, max(FIRST_AHEAD, self._ahead * 2))
+            self.file.forget_before(offset - IN_ORDER_SLACK)
         else:
             self._ahead = 0
         parts = self.file.views(offset, size, self._ahead)
