@@ -98,6 +98,7 @@ class Backend:
         self._watch_thread: threading.Thread | None = None
         self._channel: Any = None
         self._saved_at = time.monotonic()
+        self._unsaved = False  # packets applied since the node cache was last saved
 
     @property
     def read_only(self) -> bool:
@@ -353,6 +354,7 @@ class Backend:
                                 handles.append(event.handle)
                     store.sn = channel.sn
                     self.view.changed()
+                    self._unsaved = True
                     self._save_cache(force=False)
             except StoreError as exc:
                 log.warning("a change could not be applied (%s): listing everything again", exc)
@@ -361,13 +363,17 @@ class Backend:
             on_changes(Changes(tuple(dict.fromkeys(handles))))
 
     def _save_cache(self, force: bool) -> None:
-        """Save the node cache (call under the lock, with the store matching its ``sn``)."""
+        """Save the node cache when packets were applied since the last save (call under
+        the lock, with the store matching its ``sn``): at most every
+        :data:`CACHE_SAVE_SECONDS` seconds, or now with ``force``. An unchanged tree is
+        never written again (a million nodes take a second to save)."""
         live = self.core.live
-        if live is None or live.cache is None:
+        if live is None or live.cache is None or not self._unsaved:
             return
         if force or time.monotonic() - self._saved_at >= CACHE_SAVE_SECONDS:
             try:
                 live.cache.save(live.tree.store)
+                self._unsaved = False
             except (MegaError, OSError) as exc:
                 log.warning("node cache not saved: %s", exc)
             self._saved_at = time.monotonic()
