@@ -226,3 +226,33 @@ def test_sync_cli_no_thumbnails(emu: MegaEmulator, account: str, tmp_path: Path)
     on, off = reader.find("cli-on/i.jpg"), reader.find("cli-off/i.jpg")
     assert on is not None and off is not None
     assert _has_pictures(reader, dict(on[1])) and "fa" not in off[1]
+
+
+def test_pictures_stored_ahead_when_no_storing_thread_can_start(
+    emu: MegaEmulator, account: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # at interpreter shutdown no new pool work is taken: the pictures are stored on the
+    # thread that made them, and store() returns instead of waiting forever
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from megafast.media import _remote
+    from megafast.media._pictures import pictures_from_image
+
+    closed = ThreadPoolExecutor(1)
+    closed.shutdown()
+    monkeypatch.setattr(_remote, "_storers", lambda: closed)
+    mega = _login(emu, account)
+    made = pictures_from_image(io.BytesIO(_photo_bytes(seed=14)), "ahead.jpg")
+    pictures = _remote.PendingPictures.made("ahead.jpg", made)
+    key = secrets.token_bytes(16)
+    pictures.store_ahead(mega.core.batch, mega.http, key)
+    got: list[str | None] = []
+    waiter = threading.Thread(
+        target=lambda: got.append(pictures.store(mega.core.batch, mega.http, key)), daemon=True
+    )
+    waiter.start()
+    waiter.join(20)
+    assert not waiter.is_alive(), "store() waits forever"
+    assert got and got[0] is not None
+    assert sorted(a.type for a in parse_fa(got[0])) == [0, 1]

@@ -129,7 +129,13 @@ class PendingPictures:
             except BaseException as exc:  # TransferCancelled: store() raises it
                 ahead.set_exception(exc)
 
-        self._made.add_done_callback(lambda _: _storers().submit(run))
+        def schedule(_made: object) -> None:
+            try:
+                _storers().submit(run)
+            except RuntimeError:  # no new pool work (interpreter shutdown): stored here
+                run()
+
+        self._made.add_done_callback(schedule)
 
     def store(self, batch: Batch, http: requests.Session, aes_key: bytes) -> str | None:
         """The ``fa`` for the new node's ``p`` (``"0*<h>/1*<h>"``), or ``None`` when the
