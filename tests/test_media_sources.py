@@ -256,3 +256,23 @@ def test_pictures_stored_ahead_when_no_storing_thread_can_start(
     assert not waiter.is_alive(), "store() waits forever"
     assert got and got[0] is not None
     assert sorted(a.type for a in parse_fa(got[0])) == [0, 1]
+
+
+def test_an_upload_makes_its_pictures_when_no_pictures_thread_can_start(
+    emu: MegaEmulator, account: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # at interpreter shutdown (a thread still uploading after the main one ended) no pool
+    # takes new work: the pictures are made on the uploading thread, the upload goes on
+    from concurrent.futures import ThreadPoolExecutor
+
+    from megafast.media import _remote
+
+    closed = ThreadPoolExecutor(1)
+    closed.shutdown()
+    monkeypatch.setattr(_remote, "_executor", lambda: closed)
+    monkeypatch.setattr(_remote, "_storers", lambda: closed)
+    path = tmp_path / "late.jpg"
+    path.write_bytes(_photo_bytes(seed=15))
+    mega = _login(emu, account)
+    assert _has_pictures(mega, mega.upload(path)["f"][0])
+    assert _has_pictures(mega, mega.upload_fileobj(_photo_bytes(seed=16), "late2.jpg")["f"][0])

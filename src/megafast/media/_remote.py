@@ -82,6 +82,19 @@ def _storers() -> ThreadPoolExecutor:
     return _pool("megafast-pictures-store", _STORE_THREADS)
 
 
+def _make(
+    make: Callable[..., tuple[bytes, bytes] | None], *args: Any
+) -> Future[tuple[bytes, bytes] | None]:
+    """``make(*args)`` on the pictures' threads, or here when the pool takes no new work
+    (interpreter shutdown: a thread still uploading after the main one ended)."""
+    try:
+        return _executor().submit(make, *args)
+    except RuntimeError:
+        done: Future[tuple[bytes, bytes] | None] = Future()
+        done.set_result(make(*args))  # never raises for a bad file
+        return done
+
+
 def pictures_on(option: object) -> bool:
     """Whether uploads make pictures: ``option`` (``True``/``False``; ``None`` means the
     default, on) and Pillow importable."""
@@ -99,14 +112,14 @@ class PendingPictures:
         made: Future[tuple[bytes, bytes] | None] | None = None,
     ) -> None:
         self.name = os.path.basename(os.fspath(path))
-        self._made = made if made is not None else _executor().submit(make_pictures, path)
+        self._made = made if made is not None else _make(make_pictures, path)
         self._ahead: tuple[bytes, Future[str | None]] | None = None
 
     @classmethod
     def of_image(cls, name: str, data: bytes) -> PendingPictures:
         """The pictures of the image ``data`` (a file named ``name``), made on the
         pictures' threads."""
-        return cls(name, _executor().submit(pictures_from_image, io.BytesIO(data), name))
+        return cls(name, _make(pictures_from_image, io.BytesIO(data), name))
 
     @classmethod
     def made(cls, name: str, made: tuple[bytes, bytes] | None) -> PendingPictures:
