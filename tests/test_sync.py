@@ -39,6 +39,8 @@ def _down(mega: Any, local: Path, state_dir: Path, **kw: Any) -> Any:
 
 
 def _uploaded(emu: Any) -> int:
+    """Bytes the emulator received (it counts a piece after its answer is sent: wait for that)."""
+    emu.wait_idle()
     return int(emu.stats().get("upload_bytes", 0))
 
 
