@@ -48,6 +48,8 @@ FIRST_AHEAD = 1 * MiB
 IN_ORDER_SLACK = 2 * MiB
 #: Remote files whose state (chunk MACs) is kept.
 FILES_KEPT = 256
+#: Least a reader moving its own fetch receives at a time (bytes).
+STEP_FLOOR = 16 * 1024
 #: Chunks before a reader in order that it drops from the memory cache at each read (those
 #: further back went at earlier reads).
 _DROP_BACK = 4
@@ -70,39 +72,110 @@ def _unused(buf: mmap.mmap | bytearray) -> bool:
 
 
 def _new_buffer(size: int) -> mmap.mmap | bytearray:
-    """An anonymous map (its pages are zeroed by the kernel as they are first written, by
-    ``recv_into`` outside the GIL), or a bytearray where a map cannot be resized."""
+    """An anonymous map with its pages already in (``MAP_POPULATE``: one call instead of a
+    page fault per page as ``recv_into`` first writes them, about twice as fast), or a
+    bytearray where a map cannot be resized."""
     try:
-        buf = mmap.mmap(-1, size)
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+        buf = mmap.mmap(-1, size, flags=flags)
         buf.resize(size)
         return buf
     except (OSError, ValueError, SystemError, AttributeError):
         return bytearray(size)
 
 
+#: Smallest fetch buffer kept for reuse (bytes): MEGA's first MAC chunk.
+SMALLEST_BUFFER = 128 * 1024
+#: Fresh buffers of each size up to :data:`MAX_CHUNK` made ahead, in the background: a random
+#: read's chunk stays in the memory cache, so its buffer is fresh memory, which costs page
+#: faults; a spare made ahead has its pages in already.
+SPARES = 2
+
+
 class Buffers:
-    """Fetch buffers of :data:`PIECE` bytes, reused once nothing refers to them: fresh memory
-    for every fetch costs page faults and zeroing, more than the bytes' own copy. At most
-    ``keep`` are kept; a fetch of half a piece or less gets its own buffer (a small cached
-    chunk must not pin a whole piece)."""
+    """Fetch buffers, reused once nothing refers to them: fresh memory for every fetch costs
+    page faults and zeroing, more than the bytes' own copy. A fetch gets a buffer of the
+    smallest power of two from :data:`SMALLEST_BUFFER` up to :data:`PIECE` that holds it, so
+    a small cached chunk pins at most twice its bytes; larger fetches get their own. At most
+    ``keep`` pieces' worth of buffers are kept: past that, an unused buffer of another size
+    goes first, else the new one is not kept. A buffer that must be fresh comes from the
+    :data:`SPARES` made ahead when there is one (sizes up to a MAC chunk: random reads)."""
 
     def __init__(self, keep: int) -> None:
-        self.keep = keep
-        self._all: list[mmap.mmap | bytearray] = []
+        self.budget = keep * PIECE
+        self.kept = 0  # bytes of the buffers in _all
+        self._all: dict[int, list[mmap.mmap | bytearray]] = {}
+        self._spares: dict[int, list[mmap.mmap | bytearray]] = {}
+        self._wanted: set[int] = set()  # sizes whose spares are to be made
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._maker: threading.Thread | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop making spares (those made are let go)."""
+        with self._lock:
+            self._closed = True
+            self._spares.clear()
+        self._wake.set()
 
     def take(self, size: int) -> memoryview:
         """A writable view of ``size`` bytes (its contents are undefined)."""
-        if size <= PIECE // 2 or size > PIECE:
+        if size > PIECE or size <= 0:
             return memoryview(bytearray(size))
+        room = max(SMALLEST_BUFFER, 1 << (size - 1).bit_length())
         with self._lock:  # the view is made under the lock: the buffer is then in use
-            for buf in self._all:
+            same = self._all.setdefault(room, [])
+            for buf in same:
                 if _unused(buf):
                     return memoryview(buf)[:size]
-            buf = _new_buffer(PIECE)
-            if len(self._all) < self.keep:
-                self._all.append(buf)
+            spares = self._spares.get(room)
+            spare = spares.pop() if spares else None
+            if room <= MAX_CHUNK and not self._closed:
+                self._wanted.add(room)
+                self._start_maker()
+            buf = spare if spare is not None else _new_buffer(room)
+            if self.kept + room > self.budget:
+                self._free(self.kept + room - self.budget, room)
+            if self.kept + room <= self.budget:
+                same.append(buf)
+                self.kept += room
             return memoryview(buf)[:size]
+
+    def _free(self, wanted: int, keep_room: int) -> None:
+        """Stop keeping unused buffers of other sizes until ``wanted`` bytes are let go."""
+        for room, bufs in self._all.items():
+            if room == keep_room:
+                continue
+            for buf in [b for b in bufs if _unused(b)]:
+                bufs.remove(buf)
+                self.kept -= room
+                wanted -= room
+                if wanted <= 0:
+                    return
+
+    def _start_maker(self) -> None:
+        """Wake the thread that makes spares (started on first use; under the lock)."""
+        self._wake.set()
+        if self._maker is None:
+            self._maker = threading.Thread(
+                target=self._make_spares, daemon=True, name="megafast-read-buffers"
+            )
+            self._maker.start()
+
+    def _make_spares(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            while not self._closed:
+                with self._lock:
+                    short = [r for r in self._wanted if len(self._spares.get(r, ())) < SPARES]
+                if not short:
+                    break
+                buf = _new_buffer(short[0])  # the page faults, outside the lock
+                with self._lock:
+                    if not self._closed:
+                        self._spares.setdefault(short[0], []).append(buf)
 
 
 class Fetcher:
@@ -150,6 +223,7 @@ class Fetcher:
     def close(self) -> None:
         """Stop fetches in flight (their readers get an error) and close the connections."""
         self.ctl.stop.set()
+        self.buffers.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.ctl.close()
 
@@ -334,7 +408,9 @@ class RemoteFile:
             cipher.decrypt_into(data, data, offset)
             part.arrived(offset + len(data))
 
-        yield from range_steps(self.fetcher.ctl, self._urls, begin, end, view, consume, eager=True)
+        yield from range_steps(
+            self.fetcher.ctl, self._urls, begin, end, view, consume, eager=True, limit=part.limit
+        )
         macs = cipher.chunk_macs
         if disk is not None:
             written = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in starts]
@@ -414,8 +490,17 @@ class _Arriving:
         self.steps: Generator[None, None, dict[int, memoryview]] = _no_steps()
         self.future: Future[dict[int, memoryview]] = Future()
         self.done = begin  # bytes before this file offset are decrypted
+        self.goal: int | None = None  # the thread moving the steps waits for bytes up to here
         self._ended = False
         self._cond = threading.Condition()
+
+    def limit(self, pos: int) -> int:
+        """Bytes the next receive may take (from file offset ``pos``): a reader moving the
+        fetch takes only what it waits for (at least :data:`STEP_FLOOR`), so it decrypts only
+        those before it returns; a worker moving it, all it can."""
+        if self.goal is None:
+            return self.end - pos
+        return max(STEP_FLOOR, -(-(self.goal - pos) // 16) * 16)
 
     def arrived(self, upto: int) -> None:
         with self._cond:
@@ -456,6 +541,7 @@ def _end(
 def _run_steps(part: _Arriving, upto: int | None) -> bool:
     """Move ``part``'s fetch until the bytes before ``upto`` are in (None: to its end);
     True when the fetch ended (its future is then settled)."""
+    part.goal = upto
     try:
         while upto is None or part.done < upto:
             next(part.steps)
