@@ -22,6 +22,7 @@ file. Bytes of a file read only in part cannot be checked (MEGA keeps no per-chu
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import threading
 from collections import OrderedDict
@@ -193,6 +194,12 @@ class Fetcher:
         self.disk = disk
         self.ctl = Controller(http, config, config.connections)
         self.pool = ThreadPoolExecutor(config.connections, thread_name_prefix="megafast-read")
+        # the workers start now, in the background: a first read that hands its chunk to a
+        # worker would otherwise wait for a thread to start
+        self._gate = threading.Barrier(config.connections)
+        threading.Thread(
+            target=self._start_workers, daemon=True, name="megafast-read-start"
+        ).start()
         #: what the memory cache can hold, what is in flight, and some held by readers
         self.buffers = Buffers(memory.cap // PIECE + config.connections + 2)
         #: Largest read-ahead of one stream (bytes): the connections, and a third of the
@@ -220,8 +227,23 @@ class Fetcher:
                 self._files.popitem(last=False)
             return f
 
+    def _start_workers(self) -> None:
+        """One task per worker, each waiting for the others: the pool starts every thread."""
+
+        def wait() -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self._gate.wait(timeout=10)
+
+        for _ in range(self._gate.parties):
+            try:
+                self.pool.submit(wait)
+            except RuntimeError:  # closed already
+                self._gate.abort()
+                return
+
     def close(self) -> None:
         """Stop fetches in flight (their readers get an error) and close the connections."""
+        self._gate.abort()
         self.ctl.stop.set()
         self.buffers.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
