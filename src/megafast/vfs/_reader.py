@@ -202,9 +202,10 @@ class Fetcher:
         ).start()
         #: what the memory cache can hold, what is in flight, and some held by readers
         self.buffers = Buffers(memory.cap // PIECE + config.connections + 2)
-        #: Largest read-ahead of one stream (bytes): the connections, and a third of the
-        #: memory cache (what was read ahead must still be there when it is asked for).
-        self.max_ahead = max(FIRST_AHEAD, min(config.connections * PIECE, memory.cap // 3))
+        #: Largest read-ahead of one stream (bytes): the connections, and half the memory
+        #: cache (what was read ahead must still be there when it is asked for; a reader in
+        #: order drops what it passed, so the cache holds mostly its read-ahead).
+        self.max_ahead = max(FIRST_AHEAD, min(config.connections * PIECE, memory.cap // 2))
         self._files: OrderedDict[str, RemoteFile] = OrderedDict()
         self._lock = threading.Lock()
 
