@@ -334,8 +334,8 @@ class MegaHTTPServer(HTTPServer):
             finally:
                 self.shutdown_request(request)
                 self._slots.release()
-                with self._count_lock:
-                    self._idle += 1
+            with self._count_lock:  # not after a BaseException: this thread ends then
+                self._idle += 1
 
     def server_close(self) -> None:
         super().server_close()
