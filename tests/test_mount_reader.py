@@ -333,6 +333,35 @@ def test_a_random_read_decrypts_only_up_to_its_bytes_before_it_returns(
         fetcher.close()
 
 
+def test_a_chunk_read_again_is_fetched_whole_by_the_reading_thread(
+    remote: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its MAC is known, so the read waits for the whole chunk: it fetches it itself (no
+    # hand-over to a worker and back), and the bytes are checked against the MAC first
+    data = os.urandom(10 * MiB)
+    fetcher, f = _open(remote, data)
+    threads: list[int] = []
+    real = _reader.RemoteFile._fetch_whole
+
+    def spy(self: Any, begin: int, end: int) -> Any:
+        threads.append(threading.get_ident())
+        return real(self, begin, end)
+
+    monkeypatch.setattr(_reader.RemoteFile, "_fetch_whole", spy)
+    try:
+        chunks = ChunkMap(len(data))
+        offset = chunks.floor(7 * MiB) + 100
+        assert f.read(offset, 1000) == data[offset : offset + 1000]
+        _landed(f)
+        assert chunks.floor(offset) in f._macs
+        fetcher.memory.drop(f.handle, [chunks.floor(offset)])  # evicted
+        assert f.read(offset, 65536) == data[offset : offset + 65536]
+        assert threads == [threading.get_ident()]
+        assert not f._inflight
+    finally:
+        fetcher.close()
+
+
 def test_a_read_that_may_complete_the_file_waits_for_its_check(
     remote: Any, transfer_emulator: Any
 ) -> None:

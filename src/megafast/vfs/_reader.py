@@ -316,7 +316,10 @@ class RemoteFile:
                 and not any(c in self._macs for c in needed)
                 and len(self._macs) + len(self._inflight) + len(missing) < len(chunks)
             )
-            driven = self._start(missing, early=early)
+            # a read with no read-ahead that must wait for its chunks whole fetches them in
+            # its own thread (no hand-over to a worker and back)
+            whole: list[tuple[int, int, Future[dict[int, memoryview]]]] = []
+            driven = self._start(missing, early=early, own=whole if ahead == 0 else None)
             ahead_end = min(self.size, need_end + ahead)
             if need_end < ahead_end:
                 # chunks up to _ahead_end were asked for by an earlier read in order; the rest
@@ -339,6 +342,8 @@ class RemoteFile:
                     waits[c] = self._inflight[c]
                     if early and c in self._arriving:
                         arriving[c] = self._arriving[c]
+        for start, stop, task in whole:
+            self._run_whole(start, stop, task)
         for own in driven:  # this read's own fetches: it moves them until its bytes are in
             if not _run_steps(own, min(end, own.end)):
                 self._finish_later(own)
@@ -365,18 +370,30 @@ class RemoteFile:
         begin = chunks.floor(max(0, end - _DROP_BACK * MAX_CHUNK))
         self.fetcher.memory.drop(self.handle, chunks.chunks_in(begin, end))
 
-    def _start(self, starts: list[int], *, early: bool = False) -> list[_Arriving]:
+    def _start(
+        self,
+        starts: list[int],
+        *,
+        early: bool = False,
+        own: list[tuple[int, int, Future[dict[int, memoryview]]]] | None = None,
+    ) -> list[_Arriving]:
         """Fetch the chunks ``starts`` (call under the lock) on the fetch workers. With
         ``early`` (and no copy in the disk cache) the fetches are returned instead, not yet
         started: the reader that asked moves them itself until its bytes are in (no hand-over
         between threads), decrypting as they arrive, then leaves the rest to a worker
-        (:meth:`_finish_later`); other readers may take their bytes as they arrive too."""
+        (:meth:`_finish_later`); other readers may take their bytes as they arrive too. With
+        ``own`` and a single fetch to make, that fetch is not started but listed there
+        (range, future): the reader that asked runs it whole itself (:meth:`_run_whole`)."""
         driven: list[_Arriving] = []
         disk = self.fetcher.disk
-        for begin, end in self.chunks.plan(PIECE, only=starts) if starts else ():
+        plan = self.chunks.plan(PIECE, only=starts) if starts else []
+        for begin, end in plan:
             mine = self.chunks.chunks_in(begin, end)
             fut: Future[dict[int, memoryview]]
-            if early and (disk is None or disk.lookup(self._ident, mine) is None):
+            if own is not None and len(plan) == 1 and not early:
+                fut = Future()
+                own.append((begin, end, fut))
+            elif early and (disk is None or disk.lookup(self._ident, mine) is None):
                 part = _Arriving(self.fetcher.buffers.take(end - begin), begin)
                 part.steps = self._arriving_steps(begin, end, part)
                 fut = part.future
@@ -389,6 +406,17 @@ class RemoteFile:
                 self._inflight[c] = fut
             fut.add_done_callback(self._landed)
         return driven
+
+    def _run_whole(self, begin: int, end: int, fut: Future[dict[int, memoryview]]) -> None:
+        """Fetch ``[begin, end)`` whole in this thread and settle ``fut`` (others may wait
+        on it: it is settled whatever happens, an interrupt included)."""
+        try:
+            fut.set_result(self._fetch_whole(begin, end))
+        except Exception as exc:  # the readers get it from the future
+            fut.set_exception(exc)
+        except BaseException:
+            fut.set_exception(TransferError("the fetch was interrupted"))
+            raise
 
     def _finish_later(self, part: _Arriving) -> None:
         """The rest of a fetch a reader moved, on a fetch worker."""
