@@ -252,3 +252,27 @@ def test_parse_bytes() -> None:
     assert parse_bytes("64M") == 64 << 20
     assert parse_bytes("1.5GiB") == 3 << 29
     assert parse_bytes("100") == 100
+
+
+def test_serving_threads_stay_for_the_next_connection(server: MegaHTTPServer) -> None:
+    # no thread start per connection: one after another, they are served by the same thread
+    url = server.url + "docs/note.txt"
+    before = {t.ident for t in threading.enumerate() if t.name == "megafast-http"}
+    for _ in range(5):
+        status, _, body = get(url, {"Range": "bytes=2-5"})
+        assert (status, body) == (206, b"note")
+    after = {t.ident for t in threading.enumerate() if t.name == "megafast-http"}
+    assert after and len(after - before) <= 1
+
+
+def test_a_file_failing_its_mac_before_any_byte_is_sent_gets_502(
+    emulator: MegaEmulator, mega: Mega
+) -> None:
+    # the whole small file is checked before its bytes go out: the status line is still ours
+    for server in _serve(Backend(mega)):
+        emulator.set_faults(corrupt_rate=1.0)
+        try:
+            status, _, body = get(server.url + "docs/note.txt")
+        finally:
+            emulator.clear_faults()
+        assert status == 502 and b"a note" not in body

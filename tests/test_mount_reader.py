@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -243,9 +244,27 @@ def test_a_fetch_buffer_is_reused_only_once_no_view_of_it_lives() -> None:
     del second
     third = buffers.take(_reader.PIECE - 100)
     assert len(third) == _reader.PIECE - 100
-    assert len(buffers._all) == 2  # the first one again: no third buffer was made
-    small = buffers.take(_reader.PIECE // 4)  # small fetches never pin a whole piece
-    assert len(small) == _reader.PIECE // 4 and len(buffers._all) == 2
+    assert len(buffers._all[_reader.PIECE]) == 2  # the first one again: no third was made
+
+
+def test_small_fetch_buffers_are_reused_in_their_own_size() -> None:
+    buffers = _reader.Buffers(keep=1)  # room for one piece's worth of kept buffers
+    small = buffers.take(_reader.PIECE // 4 - 100)  # a 1 MiB chunk never pins a whole piece
+    assert len(small) == _reader.PIECE // 4 - 100
+    assert small.obj is not None and len(small.obj) == _reader.PIECE // 4
+    small[:5] = b"first"
+    del small
+    again = buffers.take(_reader.PIECE // 4)
+    assert bytes(again[:5]) == b"first"  # the same buffer, reused
+    tiny = buffers.take(1000)  # smaller than the first MAC chunk: its size
+    assert len(tiny.obj) == _reader.SMALLEST_BUFFER
+    del again, tiny
+    assert buffers.kept == _reader.PIECE // 4 + _reader.SMALLEST_BUFFER
+    # a piece needs the whole budget: the unused small buffers are let go for it
+    piece = buffers.take(_reader.PIECE)
+    assert buffers.kept == _reader.PIECE and len(buffers._all[_reader.PIECE]) == 1
+    held = buffers.take(_reader.PIECE)  # the first is in use: a new one, not kept
+    assert held.obj is not piece.obj and buffers.kept == _reader.PIECE
 
 
 def test_views_held_across_cache_eviction_keep_their_bytes(remote: Any) -> None:
@@ -261,7 +280,7 @@ def test_views_held_across_cache_eviction_keep_their_bytes(remote: Any) -> None:
             out += stream.read(len(out), MiB)
         assert out == data and f.verified
         assert b"".join(held) == data[5 * MiB : 5 * MiB + 1000]
-        assert len(fetcher.buffers._all) < 24 * MiB // _reader.PIECE  # some were reused
+        assert len(fetcher.buffers._all[_reader.PIECE]) < 24 * MiB // _reader.PIECE  # reused
     finally:
         fetcher.close()
 
@@ -282,6 +301,64 @@ def test_a_random_read_returns_before_its_chunk_is_whole(
         assert f.read(offset, 65536) == data[offset : offset + 65536]
     finally:
         transfer_emulator.clear_faults()
+        fetcher.close()
+
+
+def test_a_random_read_decrypts_only_up_to_its_bytes_before_it_returns(
+    remote: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the reading thread receives and decrypts only what it waits for (the 1 MiB chunk may
+    # be in the socket's buffer whole); a worker does the rest, and the chunk lands whole
+    data = os.urandom(10 * MiB)
+    fetcher, f = _open(remote, data)
+    mine: list[int] = []
+    reader = threading.get_ident()
+
+    class Spy(_reader.FileCipher):  # type: ignore[misc, valid-type]
+        def decrypt_into(self, src: Any, dst: Any, offset: int) -> Any:
+            if threading.get_ident() == reader:
+                mine.append(len(src))
+            return super().decrypt_into(src, dst, offset)
+
+    monkeypatch.setattr(_reader, "FileCipher", Spy)
+    try:
+        chunks = ChunkMap(len(data))
+        offset = chunks.floor(7 * MiB) + 100
+        assert f.read(offset, 1000) == data[offset : offset + 1000]
+        assert 0 < sum(mine) <= 2 * _reader.STEP_FLOOR
+        _landed(f)
+        assert chunks.floor(offset) in f._macs  # a worker finished the chunk: its MAC
+        assert f.read(offset, 65536) == data[offset : offset + 65536]
+    finally:
+        fetcher.close()
+
+
+def test_a_chunk_read_again_is_fetched_whole_by_the_reading_thread(
+    remote: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # its MAC is known, so the read waits for the whole chunk: it fetches it itself (no
+    # hand-over to a worker and back), and the bytes are checked against the MAC first
+    data = os.urandom(10 * MiB)
+    fetcher, f = _open(remote, data)
+    threads: list[int] = []
+    real = _reader.RemoteFile._fetch_whole
+
+    def spy(self: Any, begin: int, end: int) -> Any:
+        threads.append(threading.get_ident())
+        return real(self, begin, end)
+
+    monkeypatch.setattr(_reader.RemoteFile, "_fetch_whole", spy)
+    try:
+        chunks = ChunkMap(len(data))
+        offset = chunks.floor(7 * MiB) + 100
+        assert f.read(offset, 1000) == data[offset : offset + 1000]
+        _landed(f)
+        assert chunks.floor(offset) in f._macs
+        fetcher.memory.drop(f.handle, [chunks.floor(offset)])  # evicted
+        assert f.read(offset, 65536) == data[offset : offset + 65536]
+        assert threads == [threading.get_ident()]
+        assert not f._inflight
+    finally:
         fetcher.close()
 
 

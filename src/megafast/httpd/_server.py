@@ -22,12 +22,13 @@ import html
 import ipaddress
 import logging
 import mimetypes
+import queue
 import socket
 import threading
 import time
 import urllib.parse
 from email.utils import formatdate
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 from ..errors import MegaError
@@ -109,9 +110,12 @@ class _Handler(BaseHTTPRequestHandler):
     server: MegaHTTPServer
     protocol_version = "HTTP/1.1"
     timeout = IDLE_SECONDS  # a client that sends nothing for this long is dropped
+    # each response is written whole (headers with the first body bytes): no wait for an ACK
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
-        log.info("%s %s", self.address_string(), format % args)
+        if log.isEnabledFor(logging.INFO):
+            log.info("%s %s", self.address_string(), format % args)
 
     def do_HEAD(self) -> None:
         self._serve(head=True)
@@ -214,32 +218,59 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Last-Modified", formatdate(mtime, usegmt=True))
         if isinstance(wanted, tuple):
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{size}")
-        self.end_headers()
         if head or start >= end:
+            self.end_headers()
             return
+        block = self._header_block()  # sent with the first bytes: one send, not two
         try:
             pos = start
             while pos < end:
-                parts = stream.views(pos, min(SEND_BLOCK, end - pos))
+                parts: list[bytes | memoryview] = list(
+                    stream.views(pos, min(SEND_BLOCK, end - pos))
+                )
                 if not parts:
                     raise MegaError("the file ended early")
-                for part in parts:  # straight from the cache to the socket
-                    self.wfile.write(part)
-                    pos += len(part)
+                pos += sum(len(p) for p in parts)
+                if block:
+                    parts.insert(0, block)
+                    block = b""
+                self._send(parts)  # straight from the cache to the socket
         except (MegaError, OSError) as exc:
+            self.close_connection = True
+            if block:  # nothing was sent yet: an honest error answer
+                log.warning("GET %s failed: %s", self.path, exc)
+                with contextlib.suppress(OSError):
+                    self._plain(502, "this file cannot be read")
+                return
             # The status line is gone: the only honest answer left is a cut connection.
             log.warning("GET %s failed after the headers: %s", self.path, exc)
-            self.close_connection = True
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
 
+    def _header_block(self) -> bytes:
+        """The response headers so far and their blank line, taken from the handler's buffer
+        (what ``end_headers`` would send)."""
+        lines: list[bytes] = getattr(self, "_headers_buffer", [])
+        lines.append(b"\r\n")
+        self._headers_buffer: list[bytes] = []
+        return b"".join(lines)
 
-class MegaHTTPServer(ThreadingHTTPServer):
+    def _send(self, parts: list[bytes | memoryview]) -> None:
+        """Write ``parts`` to the socket in as few ``sendmsg`` calls as it takes."""
+        sock = self.connection
+        views = [memoryview(p) for p in parts]
+        while views:
+            sent = sock.sendmsg(views)
+            while views and sent >= len(views[0]):
+                sent -= len(views.pop(0))
+            if views and sent:
+                views[0] = views[0][sent:]
+
+
+class MegaHTTPServer(HTTPServer):
     """Serves ``backend``'s tree on ``(host, port)``; ``token`` / ``basic`` (``user:password``)
-    protect it (required unless ``host`` is a loopback address)."""
-
-    daemon_threads = True
-    block_on_close = False
+    protect it (required unless ``host`` is a loopback address). Connections are served by
+    threads that stay for the next one (daemon threads: the server never waits for them)."""
 
     def __init__(
         self,
@@ -260,23 +291,57 @@ class MegaHTTPServer(ThreadingHTTPServer):
         super().__init__((host.strip("[]"), port), _Handler)
         self.started = time.time()
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._jobs: queue.SimpleQueue[tuple[Any, Any] | None] = queue.SimpleQueue()
+        self._idle = 0  # threads waiting for a connection
+        self._threads = 0
+        self._count_lock = threading.Lock()
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        """Hand the connection to an idle serving thread (a new one only when none is idle:
+        no thread start per connection), or close it when :data:`MAX_CONNECTIONS` are served."""
         if not self._slots.acquire(blocking=False):
             log.warning("over %d connections: one from %s closed", MAX_CONNECTIONS, client_address)
             self.shutdown_request(request)
             return
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._slots.release()
-            raise
+        with self._count_lock:
+            start = self._idle == 0
+            if start:
+                self._threads += 1
+            else:
+                self._idle -= 1
+        self._jobs.put((request, client_address))
+        if start:
+            try:
+                threading.Thread(
+                    target=self._serve_connections, daemon=True, name="megafast-http"
+                ).start()
+            except BaseException:
+                with self._count_lock:
+                    self._threads -= 1
+                raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._slots.release()
+    def _serve_connections(self) -> None:
+        """A serving thread: one connection after another, until the server closes."""
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            request, client_address = job
+            try:
+                self.finish_request(request, client_address)
+            except Exception:  # noqa: BLE001 - one connection's failure, as socketserver does
+                self.handle_error(request, client_address)
+            finally:
+                self.shutdown_request(request)
+                self._slots.release()
+            with self._count_lock:  # not after a BaseException: this thread ends then
+                self._idle += 1
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._count_lock:
+            for _ in range(self._threads):
+                self._jobs.put(None)  # idle threads end; busy ones end after their connection
 
     @property
     def url(self) -> str:

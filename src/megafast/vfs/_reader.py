@@ -22,6 +22,7 @@ file. Bytes of a file read only in part cannot be checked (MEGA keeps no per-chu
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import threading
 from collections import OrderedDict
@@ -48,6 +49,8 @@ FIRST_AHEAD = 1 * MiB
 IN_ORDER_SLACK = 2 * MiB
 #: Remote files whose state (chunk MACs) is kept.
 FILES_KEPT = 256
+#: Least a reader moving its own fetch receives at a time (bytes).
+STEP_FLOOR = 16 * 1024
 #: Chunks before a reader in order that it drops from the memory cache at each read (those
 #: further back went at earlier reads).
 _DROP_BACK = 4
@@ -70,39 +73,110 @@ def _unused(buf: mmap.mmap | bytearray) -> bool:
 
 
 def _new_buffer(size: int) -> mmap.mmap | bytearray:
-    """An anonymous map (its pages are zeroed by the kernel as they are first written, by
-    ``recv_into`` outside the GIL), or a bytearray where a map cannot be resized."""
+    """An anonymous map with its pages already in (``MAP_POPULATE``: one call instead of a
+    page fault per page as ``recv_into`` first writes them, about twice as fast), or a
+    bytearray where a map cannot be resized."""
     try:
-        buf = mmap.mmap(-1, size)
+        flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | getattr(mmap, "MAP_POPULATE", 0)
+        buf = mmap.mmap(-1, size, flags=flags)
         buf.resize(size)
         return buf
     except (OSError, ValueError, SystemError, AttributeError):
         return bytearray(size)
 
 
+#: Smallest fetch buffer kept for reuse (bytes): MEGA's first MAC chunk.
+SMALLEST_BUFFER = 128 * 1024
+#: Fresh buffers of each size up to :data:`MAX_CHUNK` made ahead, in the background: a random
+#: read's chunk stays in the memory cache, so its buffer is fresh memory, which costs page
+#: faults; a spare made ahead has its pages in already.
+SPARES = 2
+
+
 class Buffers:
-    """Fetch buffers of :data:`PIECE` bytes, reused once nothing refers to them: fresh memory
-    for every fetch costs page faults and zeroing, more than the bytes' own copy. At most
-    ``keep`` are kept; a fetch of half a piece or less gets its own buffer (a small cached
-    chunk must not pin a whole piece)."""
+    """Fetch buffers, reused once nothing refers to them: fresh memory for every fetch costs
+    page faults and zeroing, more than the bytes' own copy. A fetch gets a buffer of the
+    smallest power of two from :data:`SMALLEST_BUFFER` up to :data:`PIECE` that holds it, so
+    a small cached chunk pins at most twice its bytes; larger fetches get their own. At most
+    ``keep`` pieces' worth of buffers are kept: past that, an unused buffer of another size
+    goes first, else the new one is not kept. A buffer that must be fresh comes from the
+    :data:`SPARES` made ahead when there is one (sizes up to a MAC chunk: random reads)."""
 
     def __init__(self, keep: int) -> None:
-        self.keep = keep
-        self._all: list[mmap.mmap | bytearray] = []
+        self.budget = keep * PIECE
+        self.kept = 0  # bytes of the buffers in _all
+        self._all: dict[int, list[mmap.mmap | bytearray]] = {}
+        self._spares: dict[int, list[mmap.mmap | bytearray]] = {}
+        self._wanted: set[int] = set()  # sizes whose spares are to be made
         self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._maker: threading.Thread | None = None
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop making spares (those made are let go)."""
+        with self._lock:
+            self._closed = True
+            self._spares.clear()
+        self._wake.set()
 
     def take(self, size: int) -> memoryview:
         """A writable view of ``size`` bytes (its contents are undefined)."""
-        if size <= PIECE // 2 or size > PIECE:
+        if size > PIECE or size <= 0:
             return memoryview(bytearray(size))
+        room = max(SMALLEST_BUFFER, 1 << (size - 1).bit_length())
         with self._lock:  # the view is made under the lock: the buffer is then in use
-            for buf in self._all:
+            same = self._all.setdefault(room, [])
+            for buf in same:
                 if _unused(buf):
                     return memoryview(buf)[:size]
-            buf = _new_buffer(PIECE)
-            if len(self._all) < self.keep:
-                self._all.append(buf)
+            spares = self._spares.get(room)
+            spare = spares.pop() if spares else None
+            if room <= MAX_CHUNK and not self._closed:
+                self._wanted.add(room)
+                self._start_maker()
+            buf = spare if spare is not None else _new_buffer(room)
+            if self.kept + room > self.budget:
+                self._free(self.kept + room - self.budget, room)
+            if self.kept + room <= self.budget:
+                same.append(buf)
+                self.kept += room
             return memoryview(buf)[:size]
+
+    def _free(self, wanted: int, keep_room: int) -> None:
+        """Stop keeping unused buffers of other sizes until ``wanted`` bytes are let go."""
+        for room, bufs in self._all.items():
+            if room == keep_room:
+                continue
+            for buf in [b for b in bufs if _unused(b)]:
+                bufs.remove(buf)
+                self.kept -= room
+                wanted -= room
+                if wanted <= 0:
+                    return
+
+    def _start_maker(self) -> None:
+        """Wake the thread that makes spares (started on first use; under the lock)."""
+        self._wake.set()
+        if self._maker is None:
+            self._maker = threading.Thread(
+                target=self._make_spares, daemon=True, name="megafast-read-buffers"
+            )
+            self._maker.start()
+
+    def _make_spares(self) -> None:
+        while not self._closed:
+            self._wake.wait()
+            self._wake.clear()
+            while not self._closed:
+                with self._lock:
+                    short = [r for r in self._wanted if len(self._spares.get(r, ())) < SPARES]
+                if not short:
+                    break
+                buf = _new_buffer(short[0])  # the page faults, outside the lock
+                with self._lock:
+                    if not self._closed:
+                        self._spares.setdefault(short[0], []).append(buf)
 
 
 class Fetcher:
@@ -120,11 +194,18 @@ class Fetcher:
         self.disk = disk
         self.ctl = Controller(http, config, config.connections)
         self.pool = ThreadPoolExecutor(config.connections, thread_name_prefix="megafast-read")
+        # the workers start now, in the background: a first read that hands its chunk to a
+        # worker would otherwise wait for a thread to start
+        self._gate = threading.Barrier(config.connections)
+        threading.Thread(
+            target=self._start_workers, daemon=True, name="megafast-read-start"
+        ).start()
         #: what the memory cache can hold, what is in flight, and some held by readers
         self.buffers = Buffers(memory.cap // PIECE + config.connections + 2)
-        #: Largest read-ahead of one stream (bytes): the connections, and a third of the
-        #: memory cache (what was read ahead must still be there when it is asked for).
-        self.max_ahead = max(FIRST_AHEAD, min(config.connections * PIECE, memory.cap // 3))
+        #: Largest read-ahead of one stream (bytes): the connections, and half the memory
+        #: cache (what was read ahead must still be there when it is asked for; a reader in
+        #: order drops what it passed, so the cache holds mostly its read-ahead).
+        self.max_ahead = max(FIRST_AHEAD, min(config.connections * PIECE, memory.cap // 2))
         self._files: OrderedDict[str, RemoteFile] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -147,9 +228,25 @@ class Fetcher:
                 self._files.popitem(last=False)
             return f
 
+    def _start_workers(self) -> None:
+        """One task per worker, each waiting for the others: the pool starts every thread."""
+
+        def wait() -> None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                self._gate.wait(timeout=10)
+
+        for _ in range(self._gate.parties):
+            try:
+                self.pool.submit(wait)
+            except RuntimeError:  # closed already
+                self._gate.abort()
+                return
+
     def close(self) -> None:
         """Stop fetches in flight (their readers get an error) and close the connections."""
+        self._gate.abort()
         self.ctl.stop.set()
+        self.buffers.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.ctl.close()
 
@@ -219,7 +316,10 @@ class RemoteFile:
                 and not any(c in self._macs for c in needed)
                 and len(self._macs) + len(self._inflight) + len(missing) < len(chunks)
             )
-            driven = self._start(missing, early=early)
+            # a read with no read-ahead that must wait for its chunks whole fetches them in
+            # its own thread (no hand-over to a worker and back)
+            whole: list[tuple[int, int, Future[dict[int, memoryview]]]] = []
+            driven = self._start(missing, early=early, own=whole if ahead == 0 else None)
             ahead_end = min(self.size, need_end + ahead)
             if need_end < ahead_end:
                 # chunks up to _ahead_end were asked for by an earlier read in order; the rest
@@ -242,6 +342,8 @@ class RemoteFile:
                     waits[c] = self._inflight[c]
                     if early and c in self._arriving:
                         arriving[c] = self._arriving[c]
+        for start, stop, task in whole:
+            self._run_whole(start, stop, task)
         for own in driven:  # this read's own fetches: it moves them until its bytes are in
             if not _run_steps(own, min(end, own.end)):
                 self._finish_later(own)
@@ -268,18 +370,30 @@ class RemoteFile:
         begin = chunks.floor(max(0, end - _DROP_BACK * MAX_CHUNK))
         self.fetcher.memory.drop(self.handle, chunks.chunks_in(begin, end))
 
-    def _start(self, starts: list[int], *, early: bool = False) -> list[_Arriving]:
+    def _start(
+        self,
+        starts: list[int],
+        *,
+        early: bool = False,
+        own: list[tuple[int, int, Future[dict[int, memoryview]]]] | None = None,
+    ) -> list[_Arriving]:
         """Fetch the chunks ``starts`` (call under the lock) on the fetch workers. With
         ``early`` (and no copy in the disk cache) the fetches are returned instead, not yet
         started: the reader that asked moves them itself until its bytes are in (no hand-over
         between threads), decrypting as they arrive, then leaves the rest to a worker
-        (:meth:`_finish_later`); other readers may take their bytes as they arrive too."""
+        (:meth:`_finish_later`); other readers may take their bytes as they arrive too. With
+        ``own`` and a single fetch to make, that fetch is not started but listed there
+        (range, future): the reader that asked runs it whole itself (:meth:`_run_whole`)."""
         driven: list[_Arriving] = []
         disk = self.fetcher.disk
-        for begin, end in self.chunks.plan(PIECE, only=starts) if starts else ():
+        plan = self.chunks.plan(PIECE, only=starts) if starts else []
+        for begin, end in plan:
             mine = self.chunks.chunks_in(begin, end)
             fut: Future[dict[int, memoryview]]
-            if early and (disk is None or disk.lookup(self._ident, mine) is None):
+            if own is not None and len(plan) == 1 and not early:
+                fut = Future()
+                own.append((begin, end, fut))
+            elif early and (disk is None or disk.lookup(self._ident, mine) is None):
                 part = _Arriving(self.fetcher.buffers.take(end - begin), begin)
                 part.steps = self._arriving_steps(begin, end, part)
                 fut = part.future
@@ -292,6 +406,17 @@ class RemoteFile:
                 self._inflight[c] = fut
             fut.add_done_callback(self._landed)
         return driven
+
+    def _run_whole(self, begin: int, end: int, fut: Future[dict[int, memoryview]]) -> None:
+        """Fetch ``[begin, end)`` whole in this thread and settle ``fut`` (others may wait
+        on it: it is settled whatever happens, an interrupt included)."""
+        try:
+            fut.set_result(self._fetch_whole(begin, end))
+        except Exception as exc:  # the readers get it from the future
+            fut.set_exception(exc)
+        except BaseException:
+            fut.set_exception(TransferError("the fetch was interrupted"))
+            raise
 
     def _finish_later(self, part: _Arriving) -> None:
         """The rest of a fetch a reader moved, on a fetch worker."""
@@ -334,7 +459,9 @@ class RemoteFile:
             cipher.decrypt_into(data, data, offset)
             part.arrived(offset + len(data))
 
-        yield from range_steps(self.fetcher.ctl, self._urls, begin, end, view, consume, eager=True)
+        yield from range_steps(
+            self.fetcher.ctl, self._urls, begin, end, view, consume, eager=True, limit=part.limit
+        )
         macs = cipher.chunk_macs
         if disk is not None:
             written = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in starts]
@@ -414,8 +541,17 @@ class _Arriving:
         self.steps: Generator[None, None, dict[int, memoryview]] = _no_steps()
         self.future: Future[dict[int, memoryview]] = Future()
         self.done = begin  # bytes before this file offset are decrypted
+        self.goal: int | None = None  # the thread moving the steps waits for bytes up to here
         self._ended = False
         self._cond = threading.Condition()
+
+    def limit(self, pos: int) -> int:
+        """Bytes the next receive may take (from file offset ``pos``): a reader moving the
+        fetch takes only what it waits for (at least :data:`STEP_FLOOR`), so it decrypts only
+        those before it returns; a worker moving it, all it can."""
+        if self.goal is None:
+            return self.end - pos
+        return max(STEP_FLOOR, -(-(self.goal - pos) // 16) * 16)
 
     def arrived(self, upto: int) -> None:
         with self._cond:
@@ -456,6 +592,7 @@ def _end(
 def _run_steps(part: _Arriving, upto: int | None) -> bool:
     """Move ``part``'s fetch until the bytes before ``upto`` are in (None: to its end);
     True when the fetch ended (its future is then settled)."""
+    part.goal = upto
     try:
         while upto is None or part.done < upto:
             next(part.steps)
