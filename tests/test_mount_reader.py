@@ -405,3 +405,25 @@ def test_a_reader_in_order_leaves_behind_it_no_cached_chunks(remote: Any) -> Non
         assert f.read(0, 1000) == data[:1000]  # fetched again when asked for
     finally:
         fetcher.close()
+
+
+def test_a_file_whose_state_was_pushed_out_is_still_verified(remote: Any) -> None:
+    # its chunk stays in the memory cache, but its MAC went with the pushed-out state: the
+    # new state must not serve that chunk unchecked (a read in order must end verified)
+    data = os.urandom(6 * MiB)
+    fetcher, f = _open(remote, data)
+    try:
+        assert f.read(2 * MiB, 1000) == data[2 * MiB : 2 * MiB + 1000]
+        _landed(f)
+        for i in range(_reader.FILES_KEPT):
+            fetcher.file(f"other{i}", 1000, f.key, remote.url_getter(f.handle))
+        again = fetcher.file(f.handle, len(data), f.key, remote.url_getter(f.handle))
+        assert again is not f
+        stream = Stream(again)
+        out = bytearray()
+        while len(out) < len(data):
+            out += stream.read(len(out), MiB)
+        assert out == data
+        assert again.verified
+    finally:
+        fetcher.close()

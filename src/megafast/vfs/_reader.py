@@ -299,11 +299,10 @@ class RemoteFile:
         needed = chunks.chunks_in(first, need_end)
         got: dict[int, memoryview] = {}
         waits: dict[int, Future[dict[int, memoryview]]] = {}
-        memory = self.fetcher.memory
         with self._lock:
             missing = []
             for c in needed:
-                data = memory.get(self.handle, c)
+                data = self._cached(c)
                 if data is not None:
                     got[c] = data
                 elif c not in self._inflight:
@@ -329,11 +328,7 @@ class RemoteFile:
                 due = ahead_end - begin >= batch or (ahead_end == self.size and begin < ahead_end)
                 later = chunks.chunks_in(begin, ahead_end) if due else []
                 self._start(
-                    [
-                        c
-                        for c in later
-                        if c not in self._inflight and memory.get(self.handle, c) is None
-                    ]
+                    [c for c in later if c not in self._inflight and self._cached(c) is None]
                 )
                 self._ahead_end = max(begin, chunks.chunk_end(later[-1]) if later else begin)
             arriving: dict[int, _Arriving] = {}
@@ -358,6 +353,12 @@ class RemoteFile:
             data = got[c]
             parts.append(data[max(0, offset - c) : min(len(data), end - c)])
         return parts
+
+    def _cached(self, c: int) -> memoryview | None:
+        """Chunk ``c`` from the memory cache, only when its MAC is in :attr:`_macs` (the cache
+        is keyed by handle: a chunk another :class:`RemoteFile` of this node fetched, one pushed
+        out of :class:`Fetcher`, say, is fetched again so that its MAC joins this file's)."""
+        return self.fetcher.memory.get(self.handle, c) if c in self._macs else None
 
     def forget_before(self, offset: int) -> None:
         """Drop the cached chunks that end at or before ``offset`` from the memory cache: a
