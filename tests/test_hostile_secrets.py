@@ -78,3 +78,9 @@ def test_redact_url() -> None:
     assert redact_url("https://u:p@h.test/cs") == f"https://{MARK}@h.test/cs"
     assert redact_url("https://h.test/cs?sid=SECRET") == f"https://h.test/cs?sid={MARK}"
     assert redact_url("http://[::1") == MARK
+
+
+def test_redact_hides_a_url_token() -> None:
+    line = '"GET /a.bin?x=1&token=SECRET&y=2 HTTP/1.1" 200; /b?Token=SECRET2'
+    out = redact(line)
+    assert "SECRET" not in out and "x=1" in out and "y=2" in out and out.count(MARK) == 2

@@ -4,7 +4,9 @@ ffprobe/ffmpeg reading and seeking a video over HTTP; against the emulator, for 
 from __future__ import annotations
 
 import base64
+import logging
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 
 from megafast import Mega
+from megafast.errors import MegaError
 from megafast.httpd import MegaHTTPServer, parse_range
 from megafast.testing import MegaEmulator
 from megafast.vfs import Backend
@@ -145,6 +148,28 @@ def test_auth_token_and_basic(mega: Mega) -> None:
         bad = {"Authorization": "Basic " + base64.b64encode(b"me:no").decode()}
         assert get(server.url, bad)[0] == 401
         assert get(server.url, good)[0] == 200
+
+
+def test_a_query_token_never_reaches_the_log(
+    mega: Mega, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    backend = Backend(mega)
+    for server in _serve(backend, token="TOPSECRET"):
+        assert get(server.url + "data.bin?token=TOPSECRET", method="HEAD")[0] == 200
+        assert get(server.url + "data.bin?a=1&token=TOPSECRETX")[0] == 401
+        with socket.create_connection((server.server_address[0], server.server_port)) as s:
+            s.sendall(b"GET /data.bin?token=TOPSECRET BAD/9\r\n\r\n")  # a 400
+            s.recv(4096)
+
+        def fail(handle: Any) -> Any:
+            raise MegaError("cannot read")
+
+        monkeypatch.setattr(backend, "remote_file", fail)  # the failure path logs the path
+        assert get(server.url + "data.bin?token=TOPSECRET")[0] == 502
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "data.bin" in text and "400" in text and "cannot serve" in text
+    assert "TOPSECRET" not in text
 
 
 def test_non_loopback_needs_auth(mega: Mega) -> None:

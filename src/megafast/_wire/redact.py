@@ -1,8 +1,8 @@
-"""Keeping secrets out of messages and logs: session ids and link keys.
+"""Keeping secrets out of messages and logs: session ids, URL tokens and link keys.
 
 :func:`redact` is the one place that knows what a secret looks like in text: the value of a
-``sid=`` URL parameter, and the key of a MEGA link (``/file/H#KEY``, ``/folder/H#KEY``,
-``#!H!KEY``, ``#F!H!KEY``; handles stay readable). :func:`redact_link` is for a string that
+``sid=`` or ``token=`` URL parameter, and the key of a MEGA link (``/file/H#KEY``,
+``/folder/H#KEY``, ``#!H!KEY``, ``#F!H!KEY``; handles stay readable). :func:`redact_link` is for a string that
 was given as a link and may be malformed: it keeps only what comes before the first ``#`` or
 ``!``, so no part of a key can show whatever the shape; :func:`redact_url` is for a server
 URL (no ``user:password@``). They know the separators written
@@ -27,6 +27,8 @@ _SEPARATOR = re.compile(rf"{_HASH}|{_BANG}", re.IGNORECASE)
 _PATTERNS = (
     # a session id in a URL (the API sends it as a query parameter)
     (re.compile(r"([?&]sid=)[^&\s'\"]+"), rf"\1{MARK}"),
+    # an access token in a URL (the HTTP server takes ``?token=``)
+    (re.compile(r"([?&]token=)[^&\s'\"]+", re.IGNORECASE), rf"\1{MARK}"),
     # new-style links: /file/H#KEY, /folder/H#KEY[/file/H2], /embed/H#KEY
     (
         re.compile(rf"(/(?:file|folder|embed)/[\w-]+{_HASH})[\w,=+-]+", re.IGNORECASE),
@@ -38,7 +40,7 @@ _PATTERNS = (
 
 
 def redact(text: str) -> str:
-    """``text`` with every session id and link key replaced by :data:`MARK`."""
+    """``text`` with every session id, URL token and link key replaced by :data:`MARK`."""
     for pattern, replacement in _PATTERNS:
         text = pattern.sub(replacement, text)
     return text

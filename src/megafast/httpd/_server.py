@@ -31,6 +31,7 @@ from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
+from .._wire.redact import redact
 from ..errors import MegaError
 from ..vfs._backend import Backend
 from ..vfs._reader import Stream
@@ -115,7 +116,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib's name
         if log.isEnabledFor(logging.INFO):
-            log.info("%s %s", self.address_string(), format % args)
+            log.info("%s %s", self.address_string(), redact(format % args))
 
     def do_HEAD(self) -> None:
         self._serve(head=True)
@@ -206,7 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             stream = Stream(self.server.backend.remote_file(handle))
         except MegaError as exc:  # undecryptable, or a size or key we cannot use
-            log.warning("cannot serve %s: %s", self.path, exc)
+            log.warning("cannot serve %s: %s", redact(self.path), exc)
             self._plain(502, "this file cannot be read")
             return
         ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
@@ -238,12 +239,12 @@ class _Handler(BaseHTTPRequestHandler):
         except (MegaError, OSError) as exc:
             self.close_connection = True
             if block:  # nothing was sent yet: an honest error answer
-                log.warning("GET %s failed: %s", self.path, exc)
+                log.warning("GET %s failed: %s", redact(self.path), exc)
                 with contextlib.suppress(OSError):
                     self._plain(502, "this file cannot be read")
                 return
             # The status line is gone: the only honest answer left is a cut connection.
-            log.warning("GET %s failed after the headers: %s", self.path, exc)
+            log.warning("GET %s failed after the headers: %s", redact(self.path), exc)
             with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
 
