@@ -4,6 +4,7 @@ the client (PROPFIND, ranged GET), auth, paths outside the root, and the command
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import shutil
 import subprocess
@@ -163,3 +164,17 @@ def test_writable_put_mkcol_move_delete(mega: Mega, tmp_path: Path) -> None:
     trash = mega.get_node_by_type(4)[0]
     in_trash = [n["a"]["n"] for n in mega.get_files().values() if n.get("a") and n["p"] == trash]
     assert "moved.bin" in in_trash and "up.bin" in in_trash  # deleted, and the first version
+
+
+def test_a_query_token_never_reaches_the_log(
+    mega: Mega, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    for url in serve(Backend(mega), token="TOPSECRET"):
+        assert curl(url + "movie%20file.bin?token=TOPSECRET")[0] == 200
+        assert curl(url + "nothing.bin?token=TOPSECRET")[0] == 404
+        assert curl("-X", "PROPFIND", "-H", "Depth: 1", url + "?token=TOPSECRET")[0] == 207
+        assert curl(url + "?token=TOPSECRETX")[0] == 401
+    assert "TOPSECRET" not in "\n".join(r.getMessage() for r in caplog.records)
+    out, err = capfd.readouterr()
+    assert "TOPSECRET" not in out + err
