@@ -427,3 +427,71 @@ def test_a_file_whose_state_was_pushed_out_is_still_verified(remote: Any) -> Non
         assert again.verified
     finally:
         fetcher.close()
+
+
+def _in_thread(call: Any, timeout: float = 20) -> Any:
+    """``call()`` in a thread: its result, or its exception raised here; fails on a hang."""
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(("ok", call()))
+        except BaseException as exc:  # noqa: BLE001 - handed back to the test
+            out.append(("error", exc))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert out, "the read hung"
+    kind, value = out[0]
+    if kind == "error":
+        raise value
+    return value
+
+
+def test_a_read_that_fails_while_starting_its_fetches_leaves_none_hanging(
+    remote: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a read out of order spanning two pieces: the first fetch is made (not yet moved) when
+    # making the second fails; a later read of the first one's bytes must not wait forever
+    data = os.urandom(10 * MiB)
+    fetcher, f = _open(remote, data)
+    real = fetcher.buffers.take
+    calls: list[int] = []
+
+    def take(size: int) -> Any:
+        calls.append(size)
+        if len(calls) == 2:
+            raise MemoryError("no room")
+        return real(size)
+
+    monkeypatch.setattr(fetcher.buffers, "take", take)
+    try:
+        with pytest.raises(MemoryError):
+            f.read(0, 6 * MiB)
+        assert len(calls) == 2
+        assert not f._inflight and not f._arriving
+        assert _in_thread(lambda: f.read(0, 1000)) == data[:1000]
+    finally:
+        fetcher.close()
+
+
+def test_a_fetch_that_fails_before_its_read_waits_on_it_fails_that_read(
+    remote: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the fetch ended (and left the in-flight table) before the read looked it up
+    data = os.urandom(10 * MiB)
+    fetcher, f = _open(remote, data)
+
+    def submit(fn: Any, *args: Any) -> Any:
+        fut: Any = _reader.Future()
+        fut.set_exception(_reader.TransferError("the fetch failed"))
+        return fut
+
+    monkeypatch.setattr(fetcher.pool, "submit", submit)
+    try:
+        with pytest.raises(MegaError):
+            _in_thread(lambda: f.views(0, 1000, ahead=MiB))
+        assert not f._inflight
+    finally:
+        fetcher.close()

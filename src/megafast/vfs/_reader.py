@@ -318,7 +318,10 @@ class RemoteFile:
             # a read with no read-ahead that must wait for its chunks whole fetches them in
             # its own thread (no hand-over to a worker and back)
             whole: list[tuple[int, int, Future[dict[int, memoryview]]]] = []
-            driven = self._start(missing, early=early, own=whole if ahead == 0 else None)
+            placed: dict[int, Future[dict[int, memoryview]]] = {}
+            driven = self._start(
+                missing, early=early, own=whole if ahead == 0 else None, placed=placed
+            )
             ahead_end = min(self.size, need_end + ahead)
             if need_end < ahead_end:
                 # chunks up to _ahead_end were asked for by an earlier read in order; the rest
@@ -328,20 +331,26 @@ class RemoteFile:
                 due = ahead_end - begin >= batch or (ahead_end == self.size and begin < ahead_end)
                 later = chunks.chunks_in(begin, ahead_end) if due else []
                 self._start(
-                    [c for c in later if c not in self._inflight and self._cached(c) is None]
+                    [c for c in later if c not in self._inflight and self._cached(c) is None],
+                    placed=placed,
                 )
                 self._ahead_end = max(begin, chunks.chunk_end(later[-1]) if later else begin)
             arriving: dict[int, _Arriving] = {}
             for c in needed:
                 if c not in got:
-                    waits[c] = self._inflight[c]
+                    waits[c] = self._inflight.get(c) or placed[c]
                     if early and c in self._arriving:
                         arriving[c] = self._arriving[c]
         for start, stop, task in whole:
             self._run_whole(start, stop, task)
-        for own in driven:  # this read's own fetches: it moves them until its bytes are in
-            if not _run_steps(own, min(end, own.end)):
-                self._finish_later(own)
+        # this read's own fetches: it moves them until its bytes are in
+        for i, own in enumerate(driven):
+            try:
+                if not _run_steps(own, min(end, own.end)):
+                    self._finish_later(own)
+            except BaseException as exc:  # an interrupt: those not moved yet end too
+                self._abandon([p.future for p in driven[i + 1 :]], driven[i + 1 :], exc)
+                raise
         for c, fut in waits.items():
             part = arriving.get(c)
             data = part.wait(min(end, chunks.chunk_end(c))) if part is not None else None
@@ -377,6 +386,7 @@ class RemoteFile:
         *,
         early: bool = False,
         own: list[tuple[int, int, Future[dict[int, memoryview]]]] | None = None,
+        placed: dict[int, Future[dict[int, memoryview]]] | None = None,
     ) -> list[_Arriving]:
         """Fetch the chunks ``starts`` (call under the lock) on the fetch workers. With
         ``early`` (and no copy in the disk cache) the fetches are returned instead, not yet
@@ -384,29 +394,61 @@ class RemoteFile:
         between threads), decrypting as they arrive, then leaves the rest to a worker
         (:meth:`_finish_later`); other readers may take their bytes as they arrive too. With
         ``own`` and a single fetch to make, that fetch is not started but listed there
-        (range, future): the reader that asked runs it whole itself (:meth:`_run_whole`)."""
+        (range, future): the reader that asked runs it whole itself (:meth:`_run_whole`).
+        ``placed`` gets each chunk's future (a fetch that ends at once leaves the in-flight
+        table before its reader looks). Fetches made before one fails are ended with its error
+        (:meth:`_abandon`), so none is left that no thread moves."""
         driven: list[_Arriving] = []
+        made: list[Future[dict[int, memoryview]]] = []  # futures only this call can settle
         disk = self.fetcher.disk
         plan = self.chunks.plan(PIECE, only=starts) if starts else []
-        for begin, end in plan:
-            mine = self.chunks.chunks_in(begin, end)
-            fut: Future[dict[int, memoryview]]
-            if own is not None and len(plan) == 1 and not early:
-                fut = Future()
-                own.append((begin, end, fut))
-            elif early and (disk is None or disk.lookup(self._ident, mine) is None):
-                part = _Arriving(self.fetcher.buffers.take(end - begin), begin)
-                part.steps = self._arriving_steps(begin, end, part)
-                fut = part.future
-                driven.append(part)
+        try:
+            for begin, end in plan:
+                mine = self.chunks.chunks_in(begin, end)
+                fut: Future[dict[int, memoryview]]
+                if own is not None and len(plan) == 1 and not early:
+                    fut = Future()
+                    made.append(fut)
+                    own.append((begin, end, fut))
+                elif early and (disk is None or disk.lookup(self._ident, mine) is None):
+                    part = _Arriving(self.fetcher.buffers.take(end - begin), begin)
+                    part.steps = self._arriving_steps(begin, end, part)
+                    fut = part.future
+                    made.append(fut)
+                    driven.append(part)
+                    for c in mine:
+                        self._arriving[c] = part
+                else:
+                    fut = self.fetcher.pool.submit(self._fetch_whole, begin, end)
                 for c in mine:
-                    self._arriving[c] = part
-            else:
-                fut = self.fetcher.pool.submit(self._fetch_whole, begin, end)
-            for c in mine:
-                self._inflight[c] = fut
-            fut.add_done_callback(self._landed)
+                    self._inflight[c] = fut
+                    if placed is not None:
+                        placed[c] = fut
+                fut.add_done_callback(self._landed)
+        except BaseException as exc:
+            self._abandon(made, driven, exc)
+            raise
         return driven
+
+    def _abandon(
+        self,
+        futures: list[Future[dict[int, memoryview]]],
+        parts: list[_Arriving],
+        exc: BaseException,
+    ) -> None:
+        """End fetches made but never to be moved (the read that made them failed first):
+        they leave the in-flight table and their waiters get an error (none waits forever)."""
+        error = exc if isinstance(exc, Exception) else TransferError("the read was interrupted")
+        with self._lock:
+            for c in [c for c, f in self._inflight.items() if f in futures]:
+                del self._inflight[c]
+                self._arriving.pop(c, None)
+        for part in parts:
+            part.steps.close()
+            _end(part, error=error)
+        for fut in futures:
+            if not fut.done():
+                fut.set_exception(error)
 
     def _run_whole(self, begin: int, end: int, fut: Future[dict[int, memoryview]]) -> None:
         """Fetch ``[begin, end)`` whole in this thread and settle ``fut`` (others may wait
