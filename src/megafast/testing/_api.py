@@ -78,6 +78,7 @@ class Service(
         self.epoch = 0
         self.grants: dict[str, DownloadGrant] = {}
         self.uploads: dict[str, Upload] = {}
+        self._sweep_at = 1000
         self._lock = threading.Lock()
         self._answers: OrderedDict[tuple, tuple[float, bytes]] = OrderedDict()
         self._answers_bytes = 0

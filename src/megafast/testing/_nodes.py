@@ -154,6 +154,7 @@ class NodeCommands(Packets):
         item_to_real: dict[str, str] = {}  # what cr calls the new nodes: their h (or ph)
         created: list[str] = []
         replaced: list[str] = []  # old versions dropped by vb:0
+        may_hold: list[str] = []  # new files that an old version was put under
         for item in nodes:
             if not isinstance(item, dict):
                 raise ApiError(EARGS)
@@ -192,6 +193,7 @@ class NodeCommands(Packets):
                 )
                 if "ov" in item:
                     replaced += self._new_version(ctx, item, h, node_parent)  # type: ignore[arg-type]
+                    may_hold.append(h)
             else:
                 raise ApiError(EARGS)
             created.append(h)
@@ -203,9 +205,14 @@ class NodeCommands(Packets):
         self._apply_cr(req.get("cr"), owner, item_to_real)
         for old in replaced:
             self._delete(ctx, old, keep_versions=False)
-        versions = [r["h"] for h in created for r in self.store.subtree(h, versions=True)[1:]]
-        self.emit_nodes(created + [v for v in versions if v not in created], ctx.i, user)
-        return {"f": [self.node_json(self.store.node(h), user) for h in created]}  # type: ignore[arg-type]
+        # what hangs under the new nodes: the old versions an ``ov`` kept (a new folder's
+        # nodes are all among those made here; a new file without ``ov`` has nothing)
+        made = set(created)
+        versions = [r["h"] for h in may_hold for r in self.store.subtree(h, versions=True)[1:]]
+        self.emit_nodes(created + [v for v in versions if v not in made], ctx.i, user)
+        rows = self.store.nodes(created)
+        keys = self._listing_keys(created, user, None)
+        return {"f": [self.node_json(rows[h], user, None, keys) for h in created]}
 
     def _file_source(self, ctx: Context, item: dict) -> dict[str, Any]:
         """Size, blob and time of a new file node: an upload's completion token (``h``), a

@@ -19,6 +19,9 @@ from typing import Any
 from ._crypto import b64encode
 from ._encoded import ENCODED_SCHEMA, FILL_ENCODED, INSERT_NODE
 
+# handles a ``WHERE h IN (...)`` query names at most (well below SQLite's variable limit)
+_IN_CHUNK = 500
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS users(
@@ -190,6 +193,18 @@ class Store:
 
     def node(self, h: str) -> sqlite3.Row | None:
         return self.one("SELECT * FROM nodes WHERE h=?", h)
+
+    def nodes(self, handles: Iterable[str]) -> dict[str, sqlite3.Row]:
+        """The rows of many nodes by handle, a few hundred a query (unknown ones left out)."""
+        wanted = list(dict.fromkeys(handles))
+        out: dict[str, sqlite3.Row] = {}
+        with self.lock:
+            for start in range(0, len(wanted), _IN_CHUNK):
+                part = wanted[start : start + _IN_CHUNK]
+                marks = ",".join("?" * len(part))
+                for row in self.db.execute(f"SELECT * FROM nodes WHERE h IN ({marks})", part):
+                    out[row["h"]] = row
+        return out
 
     def root_node(self, owner: str, t: int = 2) -> str:
         # LIMIT 1: without it sqlite3 looks on for a second match, through every node
