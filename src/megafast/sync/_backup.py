@@ -33,7 +33,7 @@ from ._content import parse_fingerprint, read_fingerprint, stat_key
 from ._ignore import IgnoreRules
 from ._local import scan_local
 from ._remote import RemoteIndex, mark_changed, refresh_if_changed
-from ._snapshot import Entry, make_folders, put_files
+from ._snapshot import Entry, make_snapshot
 from ._state import Agreement, SyncState, default_state_dir, state_path
 from ._store import StoreView, account_store
 from ._transfers import SYNC_WORKERS, ManagerTransfers, Transfers
@@ -214,24 +214,24 @@ def backup(
                 continue
         sends.append(rel)
     unfinished = _partials(mega, backup_root)
-    folders, folder_key = make_folders(mega, backup_root, name + PARTIAL, local_scan.dirs)
-    mark_changed(mega)
-    new_state = SyncState(path)
-    entries = [(rel, node["h"], node["key"], agreed) for rel, (node, agreed) in copies.items()]
-    put_files(mega, folders, entries, new_state)
-    report.copied = len(copies)
     uploads = _upload(mega, root, sends, report, transfers or ManagerTransfers(mega))
-    put_files(mega, folders, uploads, new_state)
     report.uploaded = sorted(rel for rel, *_ in uploads)
+    report.copied = len(copies)
+    entries = [(rel, node["h"], node["key"], agreed) for rel, (node, agreed) in copies.items()]
+    new_state = SyncState(path)
+    mark_changed(mega)
+    handle, folder_key = make_snapshot(
+        mega, backup_root, name + PARTIAL, local_scan.dirs, entries + uploads, new_state
+    )
     from ._remote import RemoteOps
 
     RemoteOps(mega).set_attributes(
-        {"h": folders[""], "a": {"n": name + PARTIAL}, "key": folder_key}, n=name
+        {"h": handle, "a": {"n": name + PARTIAL}, "key": folder_key}, n=name
     )
-    new_state.meta["snapshot"] = folders[""]
+    new_state.meta["snapshot"] = handle
     new_state.save()
     report.files = len(new_state.files)
-    snapshots = [*previous, Snapshot(name, folders[""], when.replace(microsecond=0))]
+    snapshots = [*previous, Snapshot(name, handle, when.replace(microsecond=0))]
     keep = _kept(snapshots, keep_daily, keep_weekly)
     for handle in unfinished:  # to the Rubbish Bin, as every deletion here
         mega.delete(handle)
