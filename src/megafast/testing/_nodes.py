@@ -155,6 +155,16 @@ class NodeCommands(Packets):
         created: list[str] = []
         replaced: list[str] = []  # old versions dropped by vb:0
         may_hold: list[str] = []  # new files that an old version was put under
+        # the nodes copied here (h naming a node), read in a few queries
+        sources = self.store.nodes(
+            n["h"]
+            for n in nodes
+            if isinstance(n, dict)
+            and isinstance(n.get("h"), str)
+            and len(n["h"]) == 8
+            and n.get("t") == 0
+            and "ph" not in n
+        )
         for item in nodes:
             if not isinstance(item, dict):
                 raise ApiError(EARGS)
@@ -178,7 +188,7 @@ class NodeCommands(Packets):
                 if temp:
                     temp_to_real[temp] = h
             elif t == 0:
-                src = self._file_source(ctx, item)
+                src = self._file_source(ctx, item, sources)
                 h = self.store.insert_node(
                     owner,
                     node_parent,
@@ -209,15 +219,21 @@ class NodeCommands(Packets):
         # nodes are all among those made here; a new file without ``ov`` has nothing)
         made = set(created)
         versions = [r["h"] for h in may_hold for r in self.store.subtree(h, versions=True)[1:]]
-        self.emit_nodes(created + [v for v in versions if v not in made], ctx.i, user)
         rows = self.store.nodes(created)
-        keys = self._listing_keys(created, user, None)
-        return {"f": [self.node_json(rows[h], user, None, keys) for h in created]}
+        seen = self.emit_nodes(
+            created + [v for v in versions if v not in made], ctx.i, user, rows=rows
+        )
+        if any(h not in seen for h in created):  # the asker does not hear of them all
+            keys = self._listing_keys(created, user, None)
+            seen = {h: self.node_json(rows[h], user, None, keys) for h in created}
+        return {"f": [seen[h] for h in created]}
 
-    def _file_source(self, ctx: Context, item: dict) -> dict[str, Any]:
+    def _file_source(
+        self, ctx: Context, item: dict, rows: dict[str, sqlite3.Row] | None = None
+    ) -> dict[str, Any]:
         """Size, blob and time of a new file node: an upload's completion token (``h``), a
         public file link (``ph``), or a server-side copy of a file the asker can read (``h``
-        naming an existing node; no bytes move)."""
+        naming an existing node, maybe among ``rows`` read beforehand; no bytes move)."""
         if "ph" in item:
             ph = _get(item, "ph", str)
             link = self.store.one("SELECT h FROM links WHERE ph=?", ph)
@@ -227,7 +243,7 @@ class NodeCommands(Packets):
             return {"s": node["s"], "blob": node["blob"], "ts": node["ts"]}
         token = _get(item, "h", str)
         if len(token) == 8:
-            node, _level = self._access(ctx, token)
+            node, _level = self._access(ctx, token, rows)
             if node["t"] != 0 or not node["blob"]:
                 raise ApiError(EACCESS)
             return {"s": node["s"], "blob": node["blob"], "ts": node["ts"]}

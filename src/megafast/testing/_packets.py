@@ -179,16 +179,21 @@ class Packets(ServiceBase):
         actor: str | None,
         only: Iterable[str] = (),
         top: dict[str, Any] | None = None,
-    ) -> None:
+        rows: dict[str, sqlite3.Row] | None = None,
+    ) -> dict[str, dict]:
         """A ``t`` packet listing ``handles`` (parents first) to each user who can see them,
         each node as that user sees it (its keys); ``only``: limit to these users; ``top``:
-        fields added to the first node (``su``/``sk``/``r`` of a new incoming share)."""
+        fields added to the first node (``su``/``sk``/``r`` of a new incoming share);
+        ``rows``: some of the nodes, read beforehand (handle -> row). Returns the nodes as
+        ``actor`` sees them (handle -> node JSON), for a command's answer."""
         limit = set(only)
         cache: dict[str, list[str]] = {}
         per_user: dict[str, list[dict]] = {}
         per_user_v: dict[str, list[dict]] = {}
+        seen_by_actor: dict[str, dict] = {}
         # the nodes, their parents, their shares and their keys read in a few queries
-        rows = self.store.nodes(handles)
+        rows = dict(rows or {})
+        rows.update(self.store.nodes(h for h in handles if h not in rows))
         rows.update(self.store.nodes({r["parent"] for r in rows.values()} - rows.keys() - {None}))
         listed = list(rows)
         shared = self._shares_of(listed)
@@ -210,6 +215,8 @@ class Packets(ServiceBase):
                 if top and h == handles[0]:
                     entry.update(top)
                 target.setdefault(user, []).append(entry)
+                if user == actor:
+                    seen_by_actor[h] = entry
         users = list(dict.fromkeys([*per_user, *per_user_v]))
         packets = {}
         for user in users:
@@ -221,3 +228,4 @@ class Packets(ServiceBase):
                 fields["ou"] = actor
             packets[user] = packet("t", i, **fields)
         self.changes.add(packets)
+        return seen_by_actor
