@@ -195,3 +195,22 @@ def test_a_tree_of_big_and_small_folders_is_made_in_few_whole_subtree_commands(
     assert restore(mega, "/bk", "2026-12-02T12:00", back, state_dir=tmp_path / "r").ok
     assert tree_bytes(back) == tree_bytes(src)
     assert (back / "empty" / "inner").is_dir()
+
+
+def test_a_snapshot_in_a_shared_folder_carries_its_keys_for_the_share(emu, mega, tmp_path):
+    src = tmp_path / "src"
+    _tree(src, 6)
+    mega.create_folder("bk")
+    link = mega.export("bk")
+    backup(mega, src, "/bk", state_dir=tmp_path / "s", now=DAY)
+    write(src / "d1" / "f1.bin", b"changed")
+    backup(mega, src, "/bk", state_dir=tmp_path / "s", now=DAY + dt.timedelta(1))
+    # a link holder reads every node of both snapshots (the copies and the uploads)
+    visitor = Mega(api_url=emu.api_url).get_public_folder(link)
+    assert not [n for n in visitor.values() if n.get("undecryptable")]
+    names = sorted(n["a"]["n"] for n in visitor.values())
+    expected = ["bk", "2026-12-01T090000Z", "2026-12-02T090000Z"] + 2 * [
+        *("d0", "d1", "d2"),
+        *(f"f{i}.bin" for i in range(6)),
+    ]
+    assert names == sorted(expected)

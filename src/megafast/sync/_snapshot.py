@@ -10,9 +10,10 @@ the snapshot folder and every folder whose sub-tree holds more than :data:`NODES
 at most :data:`NODES` nodes under those folders. A tree of many small folders thus costs a
 few large commands, not one command per folder.
 
-The keys of a command are wrapped with the master key in one AES-ECB pass, and each request
-is sent from a helper thread while the next one is encrypted, so the client's work and the
-server's overlap.
+The keys of a command are wrapped with the master key in one AES-ECB pass (and, when the
+backup folder is shared or exported, with each share's key, sent as ``cr`` so that those it
+is shared with can read the snapshot), and each request is sent from a helper thread while
+the next one is encrypted, so the client's work and the server's overlap.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._account.nodeops import encrypt_attrs
-from .._wire.codec import b64encode, words_to_bytes
+from .._account.shares import share_handles_above
+from .._wire.codec import b64encode, bytes_to_words, words_to_bytes
 from ..crypto import encrypt_key, random_key
 from ..errors import MegaError, UnexpectedAnswerError
 from ._state import Agreement, SyncState
@@ -71,13 +73,13 @@ def _tree(dirs: Iterable[str], entries: list[Entry]) -> dict[str, _Dir]:
     return tree
 
 
-def _wrap_all(mega: Any, keys: Sequence[Sequence[int]]) -> list[str]:
-    """Each key encrypted with the master key (AES-ECB, so one pass over all of them gives
-    each key's own ciphertext), as base64url."""
+def _wrap_all(keys: Sequence[Sequence[int]], under: tuple[int, ...]) -> list[str]:
+    """Each key encrypted with the 4-word key ``under`` (AES-ECB, so one pass over all of
+    them gives each key's own ciphertext), as base64url."""
     if not keys:
         return []
     flat = [w for key in keys for w in key]
-    wrapped = words_to_bytes(encrypt_key(flat, tuple(mega.master_key)))
+    wrapped = words_to_bytes(encrypt_key(flat, under))
     out, at = [], 0
     for key in keys:
         out.append(b64encode(wrapped[at : at + 4 * len(key)]))
@@ -106,6 +108,16 @@ class _Builder:
         self.tree = tree
         self.temp: dict[str, str] = {rel: f"t{i:07d}" for i, rel in enumerate(sorted(tree))}
         self.keys: dict[str, tuple[int, ...]] = {}  # folder rel -> its key
+        self.master = tuple(mega.master_key)
+        self.shares: list[tuple[str, tuple[int, ...]]] = []  # (handle, key) of shares above
+
+    def under_shares(self, root: str) -> None:
+        """Give every new node its key under each share at or above the folder ``root``
+        too (``cr``), so that the people the folder is shared with can read the snapshot."""
+        core = self.mega.core
+        if core.keyring is not None:
+            for share in share_handles_above(core, root):
+                self.shares.append((share, bytes_to_words(core.keyring.share_keys[share])))
 
     def command(self, target: str, items: list[Item], under: str | None) -> dict[str, Any]:
         """A ``p`` of ``items`` into the folder handle ``target``; a node whose folder is
@@ -118,7 +130,7 @@ class _Builder:
             else:
                 keys.append(self.entries[what][2])
         nodes = []
-        for (kind, what), wrapped in zip(items, _wrap_all(self.mega, keys), strict=True):
+        for (kind, what), wrapped in zip(items, _wrap_all(keys, self.master), strict=True):
             if kind == "dir":
                 rel = what
                 name = rel.rpartition("/")[2] if rel else self.name
@@ -136,7 +148,14 @@ class _Builder:
             if folder is not None and folder != under:
                 node["p"] = self.temp[folder]
             nodes.append(node)
-        return {"a": "p", "t": target, "n": nodes, "i": self.mega.request_id}
+        command = {"a": "p", "t": target, "n": nodes, "i": self.mega.request_id}
+        if self.shares:  # [[shares], [the nodes as named here], [share, node, key]...]
+            triples: list[Any] = []
+            for si, (_, share_key) in enumerate(self.shares):
+                for ni, wrapped in enumerate(_wrap_all(keys, share_key)):
+                    triples += [si, ni, wrapped]
+            command["cr"] = [[h for h, _ in self.shares], [n["h"] for n in nodes], triples]
+        return command
 
     def subtree(self, rel: str) -> list[Item]:
         """A folder, its files and everything below it, each folder before its contents."""
@@ -197,6 +216,7 @@ def make_snapshot(
     handle); returns the snapshot folder's handle and key."""
     tree = _tree(dirs, entries)
     build = _Builder(mega, name, entries, tree)
+    build.under_shares(root)
     spine = {rel for rel, d in tree.items() if not rel or d.size + len(d.files) > NODES}
     order = sorted(spine, key=lambda d: (d.count("/") if d else -1, d))
     top = build.command(root, [("dir", rel) for rel in order], None)
