@@ -182,14 +182,12 @@ def backup(
         raise ValidationError(f"a snapshot {previous[-1].name} exists already; try again later")
     report = BackupReport(snapshot=name)
     rules = IgnoreRules.build(root, [("exclude", p) for p in exclude])
+    local_scan = scan_local(root, rules)
+    report.skipped.update(local_scan.skipped)
     sdir = Path(state_dir) if state_dir is not None else default_state_dir()
     path = state_path(sdir, mega.api_url, str(mega.root_id), remote, root, "megafast-backup-v1")
-    with ThreadPoolExecutor(1, thread_name_prefix="megafast-scan") as pool:
-        scanning = pool.submit(scan_local, root, rules)  # the disk, while the rest is read
-        state = SyncState.load(path)
-        last = RemoteIndex.of(mega).scan(previous[-1].handle, IgnoreRules()) if previous else None
-        local_scan = scanning.result()
-    report.skipped.update(local_scan.skipped)
+    state = SyncState.load(path)
+    last = RemoteIndex.of(mega).scan(previous[-1].handle, IgnoreRules()) if previous else None
     trusted = last is not None and state.meta.get("snapshot") == previous[-1].handle
     copies: dict[str, tuple[dict[str, Any], Agreement]] = {}
     sends: list[str] = []
