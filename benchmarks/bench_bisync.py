@@ -9,10 +9,12 @@
     PYTHONPATH=src python benchmarks/bench_bisync.py --files 2000 --backup-files 2000 \\
         --restore-files 200                                       # a quick check
     PYTHONPATH=src python benchmarks/bench_bisync.py              # 100,000 / 100,000 / 1,000
+    PYTHONPATH=src python benchmarks/bench_bisync.py --files 0    # the backup rows only
 
 The two-way pair's remote side is seeded into the emulator (see bench_sync.py); the first
 two-way run finds every file on both sides (it reads each fingerprint once) and is setup.
-The backup's first run uploads B files (setup, reported); the timed run is the second.
+The backup's first run uploads B files (setup, reported); the timed run is the second, and
+its snapshot is then listed by a fresh login and compared with the disk (names and sizes).
 ``--watch`` runs in its own small emulator so its passes are not those of a big tree.
 Bytes moved are the emulator's own counters.
 """
@@ -183,6 +185,22 @@ def _small_tree(root: Path, count: int) -> None:
         os.utime(path, (1_700_000_000 + i,) * 2)
 
 
+def _local_files(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*.bin")}
+
+
+def _snapshot_files(api_url: str, remote: str, name: str) -> dict[str, int]:
+    """The files of snapshot ``name`` (path -> size) as a fresh login lists them."""
+    from megafast.sync._ignore import IgnoreRules
+    from megafast.sync._remote import RemoteIndex
+
+    mega = _login(api_url)
+    handle = mega.find_path_descriptor(f"{remote.strip('/')}/{name}")
+    assert handle is not None, f"no snapshot {name} in {remote}"
+    scan = RemoteIndex.of(mega).scan(str(handle), IgnoreRules())
+    return {rel: int(node["s"]) for rel, node in scan.files.items()}
+
+
 def backups(work: Path, count: int, restore_count: int) -> list[Row]:
     from megafast.sync import backup, list_snapshots, restore
 
@@ -206,16 +224,20 @@ def backups(work: Path, count: int, restore_count: int) -> list[Row]:
         for i in range(0, count, max(1, count // 10))[:10]:
             path = src / f"d{i // 100:04d}" / f"f{i:06d}.bin"
             path.write_bytes(secrets.token_bytes(100))
+        before = server.moved()
         t = time.perf_counter()
         second = backup(mega, src, "/bk", state_dir=work / "state-bk", now=day + dt.timedelta(1))
         seconds = time.perf_counter() - t
-        complete = second.files == count and not second.skipped
+        sent = server.moved() - before
+        listed = _snapshot_files(server.api_url, "/bk", second.snapshot)
+        complete = listed == _local_files(src) and not second.skipped
         rows.append(
             (
                 f"backup of {count:,} files, 10 changed",
                 f"{seconds:.2f} s",
-                f"{len(second.uploaded)} uploaded, {second.copied:,} copied; "
-                f"snapshot {'complete' if complete else 'INCOMPLETE'}; peak {_peak_mb():.0f} MB",
+                f"{len(second.uploaded)} uploaded ({sent:,} B), {second.copied:,} copied; "
+                f"snapshot {'complete' if complete else 'INCOMPLETE'} ({len(listed):,} files,"
+                f" names and sizes as on disk); peak {_peak_mb():.0f} MB",
                 "<= 15 s, 10 uploads, complete",
             )
         )
@@ -250,8 +272,7 @@ def run(files: int, backup_files: int, restore_files: int) -> list[Row]:
     work = Path(tempfile.mkdtemp(prefix="bench-bisync-"))
     os.environ.setdefault("MEGAFAST_STATE_DIR", str(work / "megafast-state"))
     try:
-        rows = two_way(work, files)
-        rows += watch(work)
+        rows = two_way(work, files) + watch(work) if files else []  # 0: the backup rows only
         if backup_files:  # 0: only the two-way and watch rows
             rows += backups(work, backup_files, restore_files)
         return rows
@@ -261,7 +282,9 @@ def run(files: int, backup_files: int, restore_files: int) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=100_000, help="two-way pair's files")
+    parser.add_argument(
+        "--files", type=int, default=100_000, help="two-way pair's files (0: no two-way rows)"
+    )
     parser.add_argument("--backup-files", type=int, default=100_000)
     parser.add_argument("--restore-files", type=int, default=1_000)
     args = parser.parse_args(argv)

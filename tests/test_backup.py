@@ -154,3 +154,63 @@ def test_backup_never_calls_get_files(mega, tmp_path, monkeypatch):
     backup(mega, src, "/bk", state_dir=tmp_path / "s", now=DAY)
     backup(mega, src, "/bk", state_dir=tmp_path / "s", now=DAY + dt.timedelta(1))
     restore(mega, "/bk", "2026-12-03", tmp_path / "r", state_dir=tmp_path / "r")
+
+
+def test_a_tree_of_big_and_small_folders_is_made_in_few_whole_subtree_commands(
+    emu, mega, tmp_path, monkeypatch
+):
+    """With NODES at 8: a folder whose sub-tree holds more is made first (the spine); the
+    others go whole, folders and files together, several to a command."""
+    from megafast.sync import _snapshot
+
+    monkeypatch.setattr(_snapshot, "NODES", 8)
+    src = tmp_path / "src"
+    for i in range(12):  # big/ (12 files): spine; its own files go 8 + 4
+        write(src / "big" / f"b{i}.bin", os.urandom(100 + i), mtime=1_600_000_000 + i)
+    for d in range(5):  # small/s<d>/ (2 files, one sub-folder of 1 file): 5 nodes each
+        write(src / "small" / f"s{d}" / "x.bin", os.urandom(50 + d))
+        write(src / "small" / f"s{d}" / "y.bin", os.urandom(60 + d))
+        write(src / "small" / f"s{d}" / "deep" / "z.bin", os.urandom(70 + d))
+    (src / "empty" / "inner").mkdir(parents=True)
+    write(src / "top.txt", "top")
+    sent: list[list[dict[str, Any]]] = []
+    real = mega._batch
+
+    def counting(commands: list[dict[str, Any]]) -> list[Any]:
+        sent.append(commands)
+        return real(commands)
+
+    monkeypatch.setattr(mega, "_batch", counting)
+    first = backup(mega, src, "/bk", state_dir=tmp_path / "s", now=DAY)
+    assert first.ok and len(first.uploaded) == 28
+    commands = [c for request in sent for c in request if c.get("a") == "p"]
+    assert all(len(c["n"]) <= 8 for c in commands)
+    # 28 files and 12 folders below the spine (the snapshot, big, small; made by one p
+    # before): 40 nodes in 8 commands, where one command per folder would take 13
+    assert sum(len(c["n"]) for c in commands) == 40 and len(commands) == 8
+    write(src / "small" / "s1" / "deep" / "z.bin", b"changed")
+    second = backup(mega, src, "/bk", state_dir=tmp_path / "s", now=DAY + dt.timedelta(1))
+    assert second.uploaded == ["small/s1/deep/z.bin"] and second.copied == 27
+    back = tmp_path / "back"
+    assert restore(mega, "/bk", "2026-12-02T12:00", back, state_dir=tmp_path / "r").ok
+    assert tree_bytes(back) == tree_bytes(src)
+    assert (back / "empty" / "inner").is_dir()
+
+
+def test_a_snapshot_in_a_shared_folder_carries_its_keys_for_the_share(emu, mega, tmp_path):
+    src = tmp_path / "src"
+    _tree(src, 6)
+    mega.create_folder("bk")
+    link = mega.export("bk")
+    backup(mega, src, "/bk", state_dir=tmp_path / "s", now=DAY)
+    write(src / "d1" / "f1.bin", b"changed")
+    backup(mega, src, "/bk", state_dir=tmp_path / "s", now=DAY + dt.timedelta(1))
+    # a link holder reads every node of both snapshots (the copies and the uploads)
+    visitor = Mega(api_url=emu.api_url).get_public_folder(link)
+    assert not [n for n in visitor.values() if n.get("undecryptable")]
+    names = sorted(n["a"]["n"] for n in visitor.values())
+    expected = ["bk", "2026-12-01T090000Z", "2026-12-02T090000Z"] + 2 * [
+        *("d0", "d1", "d2"),
+        *(f"f{i}.bin" for i in range(6)),
+    ]
+    assert names == sorted(expected)

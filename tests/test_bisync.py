@@ -358,3 +358,32 @@ def test_folder_renames_on_either_side_move_everything_and_leave_no_old_folder(
     }
     assert remote == {"new-local", "renamed-remotely"}
     assert both(mega, a, tmp_path / "s").actions == []
+
+
+def test_new_remote_content_already_on_the_disk_is_copied_not_downloaded(
+    emu, mega, other, tmp_path
+):
+    a = tmp_path / "a"
+    same, tricky = os.urandom(300_000), os.urandom(200_000)
+    write(a / "orig.bin", same, mtime=1_600_000_000)
+    write(a / "tricky.bin", tricky, mtime=1_600_000_000)
+    both(mega, a, tmp_path / "s")
+    # another client uploads the same bytes under new names (other mtimes)
+    folder = other.find_path_descriptor("pair")
+    for name, data in (("dup.bin", same), ("dup-tricky.bin", tricky)):
+        write(tmp_path / "up" / name, data, mtime=1_650_000_000)
+        other.upload(str(tmp_path / "up" / name), folder)
+    # tricky.bin changes on the disk with its size and mtime kept: the state still calls it
+    # unchanged, so it is picked as the source, and the MAC check sends it to a download
+    changed = bytes([tricky[0] ^ 1]) + tricky[1:]
+    write(a / "tricky.bin", changed, mtime=1_600_000_000)
+    down = _downloaded(emu)
+    mega.refresh()
+    report = both(mega, a, tmp_path / "s")
+    assert report.ok, report.to_dict()
+    assert kinds(report) == [("down", "copy", "dup.bin"), ("down", "download", "dup-tricky.bin")]
+    assert _downloaded(emu) - down == len(tricky)
+    got = tree_bytes(a)
+    assert got["dup.bin"] == same and got["dup-tricky.bin"] == tricky
+    assert got["orig.bin"] == same and got["tricky.bin"] == changed
+    assert both(mega, a, tmp_path / "s").actions == []

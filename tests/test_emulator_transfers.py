@@ -89,6 +89,23 @@ def test_download_urls_expire(emu: MegaEmulator) -> None:
     assert requests.get(url, timeout=10).status_code == 403
 
 
+def test_expired_upload_urls_are_refused_and_swept_when_the_table_doubled(
+    emu: MegaEmulator,
+) -> None:
+    svc = emu.service
+    svc._sweep_at = 4  # as if 4 uploads had been left after the last sweep
+    emu.set_faults(url_ttl=0.2)
+    old = [emu.upload_url(EMAIL, 10) for _ in range(4)]
+    time.sleep(0.3)
+    # expired, not swept yet (the table has not grown past 4): refused all the same
+    assert requests.post(old[0], data=b"x" * 10, timeout=10).text == "-8"
+    emu.set_faults(url_ttl=60.0)
+    fresh = emu.upload_url(EMAIL, 10)  # the 5th: the expired 4 go, their files too
+    assert len(svc.uploads) == 1 and svc._sweep_at == 1000
+    assert not any((svc.store.upload_dir / u.rpartition("/")[2]).exists() for u in old)
+    assert requests.post(fresh, data=b"y" * 10, timeout=10).status_code == 200
+
+
 def test_g_returns_url_size_and_attributes(emu: MegaEmulator) -> None:
     data = os.urandom(70_000)
     h, packed = emu.add_file(EMAIL, data, "g.bin")

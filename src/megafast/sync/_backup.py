@@ -28,11 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import MegaError, NodeNotFoundError, UnexpectedAnswerError, ValidationError
+from ..errors import MegaError, NodeNotFoundError, ValidationError
 from ._content import parse_fingerprint, read_fingerprint, stat_key
 from ._ignore import IgnoreRules
 from ._local import scan_local
 from ._remote import RemoteIndex, mark_changed, refresh_if_changed
+from ._snapshot import Entry, make_snapshot
 from ._state import Agreement, SyncState, default_state_dir, state_path
 from ._store import StoreView, account_store
 from ._transfers import SYNC_WORKERS, ManagerTransfers, Transfers
@@ -41,7 +42,6 @@ __all__ = ["BackupReport", "Snapshot", "backup", "list_snapshots", "parse_when",
 
 STAMP = "%Y-%m-%dT%H%M%SZ"
 PARTIAL = ".partial"
-CHUNK = 2000  # files per p command
 
 
 @dataclass(frozen=True)
@@ -145,53 +145,6 @@ def _kept(snapshots: Sequence[Snapshot], daily: int | None, weekly: int | None) 
     return keep
 
 
-def _wrap(mega: Any, key: Sequence[int]) -> str:
-    from .._account.nodeops import wrap_key
-
-    return wrap_key(mega, tuple(key))
-
-
-def _attrs(name: str, c: str, key: Sequence[int]) -> str:
-    from .._account.nodeops import encrypt_attrs
-
-    return encrypt_attrs({"n": name, "c": c}, tuple(key))
-
-
-def _created(answer: Any, count: int) -> list[str]:
-    made = answer.get("f") if isinstance(answer, dict) else None
-    if not isinstance(made, list) or len(made) != count:
-        raise UnexpectedAnswerError("unexpected answer to p")
-    handles = [n.get("h") if isinstance(n, dict) else None for n in made]
-    if not all(isinstance(h, str) for h in handles):
-        raise UnexpectedAnswerError("unexpected answer to p (no handle)")
-    return [str(h) for h in handles]
-
-
-def _make_folders(
-    mega: Any, root: str, name: str, dirs: Iterable[str]
-) -> tuple[dict[str, str], tuple[int, ...]]:
-    """The snapshot folder and its sub-folders in one ``p``: (rel -> handle, the snapshot
-    folder's key)."""
-    from .._account.nodeops import encrypt_attrs
-    from ..crypto import random_key
-
-    order = ["", *sorted(dirs, key=lambda d: (d.count("/"), d))]
-    temp = {rel: f"t{i:07d}" for i, rel in enumerate(order)}
-    items = []
-    keys = []
-    for rel in order:
-        key = tuple(random_key(4))
-        keys.append(key)
-        head, _, base = rel.rpartition("/")
-        item = {"h": temp[rel], "t": 1, "a": encrypt_attrs({"n": base if rel else name}, key)}
-        item["k"] = _wrap(mega, key)
-        if rel:
-            item["p"] = temp[head]
-        items.append(item)
-    answer = mega._request({"a": "p", "t": root, "n": items, "i": mega.request_id})
-    return dict(zip(order, _created(answer, len(items)), strict=True)), keys[0]
-
-
 def _partials(mega: Any, root: str) -> list[str]:
     """Snapshot folders an interrupted run left unfinished."""
     view = StoreView(account_store(mega))
@@ -261,24 +214,24 @@ def backup(
                 continue
         sends.append(rel)
     unfinished = _partials(mega, backup_root)
-    folders, folder_key = _make_folders(mega, backup_root, name + PARTIAL, local_scan.dirs)
-    mark_changed(mega)
-    new_state = SyncState(path)
-    entries = [(rel, node["h"], node["key"], agreed) for rel, (node, agreed) in copies.items()]
-    _put_files(mega, folders, entries, new_state)
-    report.copied = len(copies)
     uploads = _upload(mega, root, sends, report, transfers or ManagerTransfers(mega))
-    _put_files(mega, folders, uploads, new_state)
     report.uploaded = sorted(rel for rel, *_ in uploads)
+    report.copied = len(copies)
+    entries = [(rel, node["h"], node["key"], agreed) for rel, (node, agreed) in copies.items()]
+    new_state = SyncState(path)
+    mark_changed(mega)
+    handle, folder_key = make_snapshot(
+        mega, backup_root, name + PARTIAL, local_scan.dirs, entries + uploads, new_state
+    )
     from ._remote import RemoteOps
 
     RemoteOps(mega).set_attributes(
-        {"h": folders[""], "a": {"n": name + PARTIAL}, "key": folder_key}, n=name
+        {"h": handle, "a": {"n": name + PARTIAL}, "key": folder_key}, n=name
     )
-    new_state.meta["snapshot"] = folders[""]
+    new_state.meta["snapshot"] = handle
     new_state.save()
     report.files = len(new_state.files)
-    snapshots = [*previous, Snapshot(name, folders[""], when.replace(microsecond=0))]
+    snapshots = [*previous, Snapshot(name, handle, when.replace(microsecond=0))]
     keep = _kept(snapshots, keep_daily, keep_weekly)
     for handle in unfinished:  # to the Rubbish Bin, as every deletion here
         mega.delete(handle)
@@ -290,49 +243,14 @@ def backup(
     return report
 
 
-def _put_files(
-    mega: Any,
-    folders: dict[str, str],
-    entries: list[tuple[str, str, Sequence[int], Agreement]],
-    state: SyncState,
-) -> None:
-    """File nodes in the snapshot, one ``p`` per folder (at most :data:`CHUNK` files),
-    50 commands a request: ``(rel, source, key, agreement)`` where ``source`` is a node
-    copied on the server or an upload's token."""
-    by_folder: dict[str, list[int]] = {}
-    for i, (rel, *_) in enumerate(entries):
-        by_folder.setdefault(rel.rpartition("/")[0], []).append(i)
-    commands, plan = [], []
-    for head, picked in by_folder.items():
-        for start in range(0, len(picked), CHUNK):
-            part = picked[start : start + CHUNK]
-            items = []
-            for i in part:
-                rel, source, key, agreed = entries[i]
-                name = rel.rpartition("/")[2]
-                items.append(
-                    {"h": source, "t": 0, "a": _attrs(name, agreed.c, key), "k": _wrap(mega, key)}
-                )
-            commands.append({"a": "p", "t": folders[head], "n": items, "i": mega.request_id})
-            plan.append(part)
-    for start in range(0, len(commands), 50):
-        answers = mega._batch(commands[start : start + 50])
-        for part, answer in zip(plan[start : start + 50], answers, strict=True):
-            if isinstance(answer, int):
-                raise MegaError(f"the server refused the snapshot's files ({answer})")
-            for i, handle in zip(part, _created(answer, len(part)), strict=True):
-                rel, _, _, agreed = entries[i]
-                state.files[rel] = Agreement(agreed.size, agreed.mtime_ns, agreed.c, handle)
-
-
 def _upload(
     mega: Any, root: Path, sends: list[str], report: BackupReport, transfers: Transfers
-) -> list[tuple[str, str, Sequence[int], Agreement]]:
+) -> list[Entry]:
     """The changed and new files' bytes, several at a time (a file that changed while it
     was sent is skipped and reported); ``(rel, token, key, agreement)`` of each sent."""
-    done: list[tuple[str, str, Sequence[int], Agreement]] = []
+    done: list[Entry] = []
 
-    def send(rel: str) -> tuple[str, str, Sequence[int], Agreement] | str:
+    def send(rel: str) -> Entry | str:
         path = root.joinpath(*rel.split("/"))
         try:
             c, st = read_fingerprint(path)

@@ -10,7 +10,9 @@ For every path either side holds (or the state remembers):
 - one side holds it, the state does not: new. A remote node whose handle the state knows
   under another path is a remote move (the local file is renamed); a new local file whose
   content is that of a remote file going away is a local move (the node is moved). Content
-  already in the account is a server-side copy.
+  already in the account is a server-side copy; a new remote file whose content an
+  unchanged local file holds (size and fingerprint, from the state: nothing is read to
+  plan it) is copied from that file on the disk, its MAC checked, instead of downloaded.
 
 Folders: the state remembers folders both sides held; one missing on one side is deleted on
 the other only when nothing inside it stays. Every action carries ``side``: ``up`` changes
@@ -150,6 +152,7 @@ def plan_two_way(
     up_gone: dict[str, Node] = {}  # remote files whose local copy was deleted
     down_gone: dict[str, LocalFile] = {}
     new_local: list[str] = []
+    fetch: list[tuple[str, Node]] = []  # remote files to bring down (copied or downloaded)
     for rel in sorted({*L, *R}):
         if _covered(rel, plan.skipped) or _covered(rel, local.skipped):
             continue
@@ -174,7 +177,7 @@ def plan_two_way(
                 if p.remote_unchanged(rel, node):
                     up_gone[rel] = node
                 else:
-                    p.side("down", "download", rel, size, node=node)
+                    fetch.append((rel, node))
                 continue
             source = by_handle.get(node["h"])
             if (
@@ -188,7 +191,8 @@ def plan_two_way(
                 p.claimed.add(source)
                 p.side("down", "move", rel, size, source=source, node=node)
             else:
-                p.side("down", "download", rel, size, node=node)
+                fetch.append((rel, node))
+    _fetch(p, fetch)
     read = [(rel, got) for rel in new_local if (got := p.local_c(rel)) is not None]
     gone_cs = {S[old].c for old in up_gone if old in S}
     gone_stats = {(S[old].size, S[old].mtime_ns) for old in up_gone if old in S}
@@ -211,6 +215,35 @@ def plan_two_way(
         plan.actions[-1].side = "up"
     _folders(p, up_gone, down_gone)
     return plan
+
+
+def _fetch(p: _TwoWay, fetch: list[tuple[str, Node]]) -> None:
+    """Remote files to bring down: a copy of a local file of the same size and fingerprint
+    (the executor checks its MAC, and downloads when it differs), else a download. A source
+    is a file unchanged on both sides since the state, so no action of this run moves or
+    rewrites it."""
+    known: dict[tuple[int, bytes], list[str]] = {}
+    if fetch:
+        for rel, lf in p.local.files.items():
+            agreed = p.state.files.get(rel)
+            node = p.remote.files.get(rel)
+            fp = parse_fingerprint(agreed.c) if agreed is not None else None
+            if (
+                fp is not None
+                and node is not None
+                and p.local_unchanged(rel, lf)
+                and p.remote_unchanged(rel, node)
+            ):
+                known.setdefault((lf.size, fp.crc), []).append(rel)
+    for rel, node in fetch:
+        size = int(node.get("s") or 0)
+        fp = parse_fingerprint(node_c(node))
+        found = known.get((size, fp.crc), []) if fp is not None else []
+        source = next((s for s in found if s not in p.claimed), None)
+        if source is not None:
+            p.side("down", "copy", rel, size, source=source, node=node)
+        else:
+            p.side("down", "download", rel, size, node=node)
 
 
 def _folders(p: _TwoWay, up_gone: dict[str, Node], down_gone: dict[str, LocalFile]) -> None:

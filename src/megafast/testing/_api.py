@@ -78,6 +78,7 @@ class Service(
         self.epoch = 0
         self.grants: dict[str, DownloadGrant] = {}
         self.uploads: dict[str, Upload] = {}
+        self._sweep_at = 1000
         self._lock = threading.Lock()
         self._answers: OrderedDict[tuple, tuple[float, bytes]] = OrderedDict()
         self._answers_bytes = 0
@@ -231,16 +232,16 @@ class Service(
                 ctx.folder_error = EACCESS
             else:
                 ctx.folder = node["h"]
-        results = []
-        for req in batch:
-            results.append(self._command(ctx, req))
-        return results
+        # a lone surrogate can only come from a \u escape (UTF-8 bytes cannot hold one)
+        escaped = b"\\u" in body
+        return [self._command(ctx, req, escaped) for req in batch]
 
-    def _command(self, ctx: Context, req: Any) -> Any:
+    def _command(self, ctx: Context, req: Any, escaped: bool = True) -> Any:
         if not isinstance(req, dict) or not isinstance(req.get("a"), str):
             return EARGS
         try:  # JSON may carry lone surrogates (\ud800): not text MEGA would accept
-            json.dumps(req, ensure_ascii=False).encode("utf-8")
+            if escaped:
+                json.dumps(req, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             return EARGS
         handler = self._commands.get(req["a"])

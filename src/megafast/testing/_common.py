@@ -91,12 +91,16 @@ class ServiceBase:
 
     # --- access ------------------------------------------------------------------------
 
-    def _access(self, ctx: Context, h: str) -> tuple[sqlite3.Row, int]:
+    def _access(
+        self, ctx: Context, h: str, rows: dict[str, sqlite3.Row] | None = None
+    ) -> tuple[sqlite3.Row, int]:
         """(node, level) for the asker: 2 full (owner or full share), 1 read-write, 0 read.
+        ``rows``: nodes read beforehand (handle -> row) for a command that asks for many.
 
         Raises -9 when the node does not exist or cannot be seen.
         """
-        node = self.store.node(h)
+        node = rows.get(h) if rows is not None else None
+        node = node if node is not None else self.store.node(h)
         if node is None:
             raise ApiError(ENOENT)
         if ctx.folder is not None:

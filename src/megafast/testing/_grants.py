@@ -76,6 +76,7 @@ class TransferCommands(ServiceBase):
     epoch: int
     grants: dict[str, DownloadGrant]
     uploads: dict[str, Upload]
+    _sweep_at: int  # the size of ``uploads`` at which expired ones are swept next
 
     def cmd_g(self, ctx: Context, req: dict) -> Any:
         if "p" in req and ctx.folder is None:
@@ -212,10 +213,14 @@ class TransferCommands(ServiceBase):
         stale: list[tuple[str, Upload]] = []
         with self._lock:  # never take the store's lock inside this one (cmd_* hold it first)
             self.uploads[token] = upload
-            if len(self.uploads) > 1000:
+            # expired uploads are dropped when the table has doubled since the last sweep
+            # (a sweep reads every upload: once per grant, 100,000 uploads took minutes);
+            # one not swept yet is still refused, its expiry is checked on every use
+            if len(self.uploads) > self._sweep_at:
                 now = time.time()
                 for key in [k for k, u in self.uploads.items() if u.expires < now]:
                     stale.append((key, self.uploads.pop(key)))
+                self._sweep_at = max(1000, 2 * len(self.uploads))
         for key, old in stale:
             self.store.execute("DELETE FROM url_uploads WHERE token=?", key)
             if old.token is None:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from typing import Any
 
@@ -23,6 +24,13 @@ from ._packets import Packets
 
 # A public folder of more folders than this is listed from one pass over its owner's nodes.
 _FOLDER_QUERIES = 64
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _plain_b64(text: str) -> bool:
+    """Whether ``text`` is non-empty plain base64url that decodes (what clients send)."""
+    return len(text) % 4 != 1 and _BASE64URL.fullmatch(text) is not None
 
 
 class NodeCommands(Packets):
@@ -154,17 +162,29 @@ class NodeCommands(Packets):
         item_to_real: dict[str, str] = {}  # what cr calls the new nodes: their h (or ph)
         created: list[str] = []
         replaced: list[str] = []  # old versions dropped by vb:0
+        may_hold: list[str] = []  # new files that an old version was put under
+        # the nodes copied here (h naming a node), read in a few queries
+        sources = self.store.nodes(
+            n["h"]
+            for n in nodes
+            if isinstance(n, dict)
+            and isinstance(n.get("h"), str)
+            and len(n["h"]) == 8
+            and n.get("t") == 0
+            and "ph" not in n
+        )
         for item in nodes:
             if not isinstance(item, dict):
                 raise ApiError(EARGS)
             t = _get(item, "t", int)
             a = _get(item, "a", str)
             k = _get(item, "k", str)
-            try:
-                if not C.b64decode(k) or not C.b64decode(a):
-                    raise ApiError(EARGS)
-            except ValueError:
-                raise ApiError(EARGS) from None
+            if not (_plain_b64(k) and _plain_b64(a)):  # else the full check (+, /, =, ...)
+                try:
+                    if not C.b64decode(k) or not C.b64decode(a):
+                        raise ApiError(EARGS)
+                except ValueError:
+                    raise ApiError(EARGS) from None
             node_parent = target
             if "p" in item:
                 p = _get(item, "p", str)
@@ -177,7 +197,7 @@ class NodeCommands(Packets):
                 if temp:
                     temp_to_real[temp] = h
             elif t == 0:
-                src = self._file_source(ctx, item)
+                src = self._file_source(ctx, item, sources)
                 h = self.store.insert_node(
                     owner,
                     node_parent,
@@ -192,6 +212,7 @@ class NodeCommands(Packets):
                 )
                 if "ov" in item:
                     replaced += self._new_version(ctx, item, h, node_parent)  # type: ignore[arg-type]
+                    may_hold.append(h)
             else:
                 raise ApiError(EARGS)
             created.append(h)
@@ -203,14 +224,25 @@ class NodeCommands(Packets):
         self._apply_cr(req.get("cr"), owner, item_to_real)
         for old in replaced:
             self._delete(ctx, old, keep_versions=False)
-        versions = [r["h"] for h in created for r in self.store.subtree(h, versions=True)[1:]]
-        self.emit_nodes(created + [v for v in versions if v not in created], ctx.i, user)
-        return {"f": [self.node_json(self.store.node(h), user) for h in created]}  # type: ignore[arg-type]
+        # what hangs under the new nodes: the old versions an ``ov`` kept (a new folder's
+        # nodes are all among those made here; a new file without ``ov`` has nothing)
+        made = set(created)
+        versions = [r["h"] for h in may_hold for r in self.store.subtree(h, versions=True)[1:]]
+        rows = self.store.nodes(created)
+        seen = self.emit_nodes(
+            created + [v for v in versions if v not in made], ctx.i, user, rows=rows
+        )
+        if any(h not in seen for h in created):  # the asker does not hear of them all
+            keys = self._listing_keys(created, user, None)
+            seen = {h: self.node_json(rows[h], user, None, keys) for h in created}
+        return {"f": [seen[h] for h in created]}
 
-    def _file_source(self, ctx: Context, item: dict) -> dict[str, Any]:
+    def _file_source(
+        self, ctx: Context, item: dict, rows: dict[str, sqlite3.Row] | None = None
+    ) -> dict[str, Any]:
         """Size, blob and time of a new file node: an upload's completion token (``h``), a
         public file link (``ph``), or a server-side copy of a file the asker can read (``h``
-        naming an existing node; no bytes move)."""
+        naming an existing node, maybe among ``rows`` read beforehand; no bytes move)."""
         if "ph" in item:
             ph = _get(item, "ph", str)
             link = self.store.one("SELECT h FROM links WHERE ph=?", ph)
@@ -220,7 +252,7 @@ class NodeCommands(Packets):
             return {"s": node["s"], "blob": node["blob"], "ts": node["ts"]}
         token = _get(item, "h", str)
         if len(token) == 8:
-            node, _level = self._access(ctx, token)
+            node, _level = self._access(ctx, token, rows)
             if node["t"] != 0 or not node["blob"]:
                 raise ApiError(EACCESS)
             return {"s": node["s"], "blob": node["blob"], "ts": node["ts"]}
