@@ -19,6 +19,7 @@ folder through the mount (time and API requests, counted by the emulator).
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import random
@@ -29,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -368,7 +370,9 @@ def measure(api_url: str, work: Path, args: argparse.Namespace) -> dict[str, Any
         read_file(m.path / "big.bin")
         r["rss_mb"] = m.peak_rss_mb()
 
-    # HTTP: a sequential GET and 64 KiB Range GETs
+    # HTTP: 64 KiB Range GETs on a fresh server (cold, as the mount's random reads), a
+    # sequential GET, then the same Range GETs again (re-reads: each chunk's MAC is known
+    # from the sequential GET, so the server checks the whole chunk before its first byte)
     server = env.popen("http", "--addr", "127.0.0.1:0", stdout=subprocess.PIPE)
     try:
         assert server.stdout is not None
@@ -379,22 +383,34 @@ def measure(api_url: str, work: Path, args: argparse.Namespace) -> dict[str, Any
                 while resp.read(MiB):
                     pass
 
+        def range_gets(tag: str) -> None:
+            # one connection kept open (HTTP/1.1), as a player keeps it and as the direct
+            # reader keeps its own
+            ranged: list[float] = []
+            direct_http: list[float] = []
+            reader = direct_reader()
+            parts = urllib.parse.urlsplit(url)
+            conn = http.client.HTTPConnection(parts.hostname or "", parts.port)
+            cpu = cpu_seconds(server.pid)
+            for off in offsets:
+                read_direct(reader, off, direct_http)
+                t = time.perf_counter()
+                conn.request("GET", parts.path, headers={"Range": f"bytes={off}-{off + 65535}"})
+                resp = conn.getresponse()
+                assert resp.status == 206 and len(resp.read()) == 65536
+                ranged.append(time.perf_counter() - t)
+            r[f"http_{tag}_cpu_ms"] = (cpu_seconds(server.pid) - cpu) / len(offsets) * 1000
+            conn.close()
+            reader.close()
+            r[f"http_{tag}_ms"] = statistics.mean(ranged) * 1000
+            r[f"http_{tag}_direct_ms"] = statistics.mean(direct_http) * 1000
+
+        first = urllib.request.Request(url, headers={"Range": "bytes=0-0"})
+        with urllib.request.urlopen(first) as resp:  # the server is serving, the URL fetched
+            resp.read()
+        range_gets("range")
         r["http_mb_s"] = size / timed(get_all) / 1e6
-        ranged: list[float] = []
-        direct_http: list[float] = []
-        reader = direct_reader()
-        cpu = cpu_seconds(server.pid)
-        for off in offsets:
-            read_direct(reader, off, direct_http)
-            req = urllib.request.Request(url, headers={"Range": f"bytes={off}-{off + 65535}"})
-            t = time.perf_counter()
-            with urllib.request.urlopen(req) as resp:
-                assert len(resp.read()) == 65536
-            ranged.append(time.perf_counter() - t)
-        r["http_range_cpu_ms"] = (cpu_seconds(server.pid) - cpu) / len(offsets) * 1000
-        reader.close()
-        r["http_range_ms"] = statistics.mean(ranged) * 1000
-        r["http_direct_ms"] = statistics.mean(direct_http) * 1000
+        range_gets("reread")
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -473,13 +489,24 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
             ">= 70 %",
         ),
         (
-            "HTTP: sequential GET / 64 KiB Range GET",
-            f"{r['http_mb_s']:.0f} MB/s = {r['http_mb_s'] / dl:.0%} / {r['http_range_ms']:.1f} ms = "
-            f"{r['http_range_ms'] / r['http_direct_ms']:.2f}x direct {r['http_direct_ms']:.1f} ms "
-            f"(server CPU {r['http_range_cpu_ms']:.1f} ms a request)",
-            ">= 85 % / <= 1.2x",
+            "HTTP: sequential GET",
+            f"{r['http_mb_s']:.0f} MB/s = {r['http_mb_s'] / dl:.0%}",
+            ">= 85 %",
         ),
     ]
+    for tag, what in (
+        ("range", "HTTP: a 64 KiB Range GET, cold"),
+        ("reread", "HTTP: the same after a full GET (MAC-checked re-reads)"),
+    ):
+        ms, direct = r[f"http_{tag}_ms"], r[f"http_{tag}_direct_ms"]
+        rows.append(
+            (
+                what,
+                f"{ms:.1f} ms = {ms / direct:.2f}x direct {direct:.1f} ms "
+                f"(server CPU {r[f'http_{tag}_cpu_ms']:.1f} ms a request)",
+                "<= 1.2x",
+            )
+        )
     return table(rows)
 
 
