@@ -24,9 +24,11 @@ from typing import Any
 from ..errors import OverQuotaError
 from ..fs._paths import unescape_name
 from ..vfs._backend import Backend, Changes
+from ..vfs._growing import StreamedUpload
 from ..vfs._reader import Stream
 from ..vfs._spool import PendingUpload, Spool
 from ._errors import as_errno, fail
+from ._hint import guess_size
 
 __all__ = ["MegaOperations"]
 
@@ -39,6 +41,8 @@ _NS = 1_000_000_000
 _UTIME_NOW, _UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 #: Bytes copied at a time when a file opened for writing starts from its remote content.
 COPY_BLOCK = 4 << 20
+#: A file guessed to grow to at least this many bytes is uploaded while it is written.
+STREAM_MIN = 8 << 20
 
 
 @dataclass
@@ -53,6 +57,8 @@ class _Writing:
     mtime: float = field(default_factory=time.time)
     dirty: bool = False
     opens: int = 1
+    #: the upload started while the file is written (a guess of its size), or None
+    stream: StreamedUpload | None = None
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -219,7 +225,9 @@ class MegaOperations:
         flags = fi.flags
         writing = (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC
         if writing:
-            fi.fh = self._new_fh(self._open_write(path, truncate=bool(flags & os.O_TRUNC)))
+            opened = self._open_write(path, truncate=bool(flags & os.O_TRUNC))
+            fi.fh = self._new_fh(opened)
+            self._writing_opened(opened, fi)
             return 0
         w = self._writing.get(path)
         if w is not None:  # read back a file still being written
@@ -268,6 +276,7 @@ class MegaOperations:
         if w is not None:
             w.opens += 1
             if truncate:
+                self._drop_stream(w, "truncated")
                 os.ftruncate(w.fd, 0)
                 w.dirty = True
             return w
@@ -311,9 +320,34 @@ class MegaOperations:
     def create(self, path: str, mode: int, fi: Any = None) -> int:
         w = self._open_write(path, truncate=True, create=True)
         fh = self._new_fh(w)
-        if fi is not None:
-            fi.fh = fh
-        return 0 if fi is not None else fh
+        if fi is None:
+            return fh
+        fi.fh = fh
+        self._writing_opened(w, fi)
+        return 0
+
+    def _writing_opened(self, w: _Writing, fi: Any) -> None:
+        """A file opened for writing: a write-only open bypasses the kernel's page cache
+        (``direct_io``: no second copy of the bytes; such an open cannot be mapped), and an
+        empty file the writer is guessed to fill starts its upload now (:mod:`._hint`)."""
+        if (fi.flags & os.O_ACCMODE) == os.O_WRONLY:
+            fi.direct_io = 1
+        if w.opens == 1 and w.stream is None and os.fstat(w.fd).st_size == 0:
+            import mfusepy
+
+            guess = guess_size(mfusepy.fuse_get_context()[2], self.mountpoint)
+            if guess is not None:
+                self._start_stream(w, guess)
+
+    def _start_stream(self, w: _Writing, size: int) -> None:
+        if size >= STREAM_MIN:
+            w.stream = self.backend.stream_upload(w.fd, size)
+
+    def _drop_stream(self, w: _Writing, reason: str) -> None:
+        if w.stream is not None:
+            w.stream.abandon(reason)
+            w.stream.close()
+            w.stream = None
 
     @as_errno
     def write(self, path: str, data: Buffer, offset: int, fi: Any) -> int:
@@ -321,6 +355,8 @@ class MegaOperations:
         if not isinstance(item, _Writing):
             raise fail(errno.EBADF)
         n = os.pwrite(item.fd, data, offset)
+        if item.stream is not None:
+            item.stream.wrote(offset, n)
         item.dirty = True
         item.mtime = time.time()
         return n
@@ -341,32 +377,67 @@ class MegaOperations:
             finally:
                 self._close_write(path, w)
             return 0
+        empty = os.fstat(w.fd).st_size == 0
+        if w.stream is not None and length != w.stream.source.size:
+            self._drop_stream(w, "truncated")  # before the file shrinks under its upload
         os.ftruncate(w.fd, length)
+        if w.stream is None and empty and w.opens == 1:
+            self._start_stream(w, length)  # a program that sets the size first says it
         w.dirty = True
         w.mtime = time.time()
         return 0
 
     def _upload(self, w: _Writing) -> None:
         assert self.spool is not None
-        os.fsync(w.fd)
-        item = self.spool.enqueue(w.spool, w.parent, w.name, w.mtime, w.replaces)
-        new = self._finish(item)
+        new = self._finish_stream(w)
+        if new is None:
+            os.fsync(w.fd)
+            item = self.spool.enqueue(w.spool, w.parent, w.name, w.mtime, w.replaces)
+            new = self._finish(item)
+            mtime = item.mtime
+        else:
+            mtime = w.mtime
         w.replaces = new
         w.dirty = False
         # a utimens that came while the upload ran (rsync -t, cp -p from another FUSE
         # thread) only set w.mtime: carry it to the new node
-        if int(w.mtime) != int(item.mtime):
+        if int(w.mtime) != int(mtime):
             self.backend.set_mtime(new, int(w.mtime))
+
+    def _finish_stream(self, w: _Writing) -> str | None:
+        """The node of a file whose upload started while it was written, or None when
+        there is none (no guess, a wrong guess, a failure): the spool file is then
+        uploaded. The node is made before the queue would list the file, so a crash
+        before this point uploads the spool file on the next mount."""
+        stream, w.stream = w.stream, None
+        if stream is None:
+            return None
+        result = stream.finish(os.fstat(w.fd).st_size)
+        if result is None:
+            return None
+        try:
+            new = self.backend.put_uploaded(result, w.spool, w.parent, w.name, w.mtime)
+        except Exception as exc:  # noqa: BLE001 - the spool file is uploaded instead
+            log.warning(
+                "%s: the node of its upload was not made (%s); uploading again", w.name, exc
+            )
+            return None
+        self._drop_replaced(w.replaces, new, w.name)
+        return new
+
+    def _drop_replaced(self, replaces: str | None, new: str, name: str) -> None:
+        """Move the node a new upload replaces to the Rubbish Bin."""
+        if replaces is not None and replaces != new:
+            try:
+                self.backend.remove(replaces, permanent=False)
+            except Exception as exc:  # noqa: BLE001 - the new node is there; say so
+                log.warning("the previous version of %s stays beside it: %s", name, exc)
 
     def _finish(self, item: PendingUpload) -> str:
         """Upload one queued file, then move the node it replaces to the Rubbish Bin."""
         assert self.spool is not None
         new = self.backend.upload(item.spool, item.parent, item.name, item.mtime)
-        if item.replaces is not None and item.replaces != new:
-            try:
-                self.backend.remove(item.replaces, permanent=False)
-            except Exception as exc:  # noqa: BLE001 - the new node is there; say so
-                log.warning("the previous version of %s stays beside it: %s", item.name, exc)
+        self._drop_replaced(item.replaces, new, item.name)
         self.spool.dequeue(item)
         return new
 
@@ -399,6 +470,7 @@ class MegaOperations:
         for p, other in list(self._writing.items()):
             if other is w and (path is None or p == path):
                 del self._writing[p]
+        self._drop_stream(w, "closed")
         os.close(w.fd)
         assert self.spool is not None
         if not w.dirty:

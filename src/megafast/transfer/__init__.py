@@ -31,6 +31,7 @@ from ._manager import (
 from ._plan import ChunkMap
 from ._reader import MegaReader, open_reader
 from ._sidecar import state_dir
+from ._sources import Source
 from ._upload import UploadResult, upload_file
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "RetryPolicy",
     "ProgressCallback",
     "UploadResult",
+    "Source",
     "download_file",
     "download_to_fileobj",
     "open_reader",

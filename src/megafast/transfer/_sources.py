@@ -32,6 +32,11 @@ class Source:
     def read_next(self, buf: memoryview) -> None:
         raise NotImplementedError
 
+    def wait_ready(self, begin: int, end: int) -> None:
+        """Return once the bytes ``[begin, end)`` can be read. A positional source that
+        grows while it is uploaded (a file still being written) waits here, before the
+        piece's POST starts; the others are ready at once."""
+
     def finish(self) -> None:
         """Called after a successful upload (checks that a stream has no extra bytes)."""
 
@@ -139,6 +144,10 @@ class _StreamSource(Source):
 def open_source(source: Any, size: int | None) -> Source:
     if size is not None:
         check_size(size)
+    if isinstance(source, Source):
+        if size is not None and size != source.size:
+            raise ValidationError(f"size {size} does not match the source ({source.size} bytes)")
+        return source
     if isinstance(source, (str, os.PathLike)):
         path = Path(os.fspath(source))
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))

@@ -430,6 +430,7 @@ class _Upload:
                             return
                         kind, begin, end = pieces[next_index]
                         next_index += 1
+                    self.source.wait_ready(begin, end)
                 else:
                     with read_lock:  # claim and read in file order
                         if next_index == len(pieces):
@@ -539,7 +540,7 @@ class _Upload:
 def upload_file(
     http: requests.Session | None,
     get_upload_url: Callable[[int], str],
-    source: str | os.PathLike[str] | BinaryIO | Iterable[bytes],
+    source: str | os.PathLike[str] | BinaryIO | Iterable[bytes] | Source,
     size: int | None = None,
     *,
     config: TransferConfig | None = None,

@@ -37,8 +37,9 @@ from .._tree.typed import TreeNode
 from .._wire.codec import FileKey, bytes_to_words, words_to_bytes
 from .._wire.links import PublicLink, parse_link
 from ..errors import MegaError, UnexpectedAnswerError, ValidationError, WrongKeyError
-from ..transfer import TransferConfig
+from ..transfer import TransferConfig, UploadResult
 from ._cache import DiskCache, MemoryCache
+from ._growing import GrowingFile, StreamedUpload
 from ._reader import Fetcher, RemoteFile
 from ._tree import TreeView, fingerprint_with_mtime
 
@@ -195,27 +196,54 @@ class Backend:
         if self.read_only:
             raise PermissionError("a public link is read-only")
 
+    def _get_upload_url(self, size: int) -> str:
+        return _sources.checked_u_answer(self.core.request({"a": "u", "s": size}))
+
     def upload(self, path: str, parent: str, name: str, mtime: float) -> str:
         """Upload the local file ``path`` as ``name`` into ``parent`` with ``mtime``
         (seconds; in MEGA's fingerprint); returns the new node's handle. The bytes move
         outside the lock; only the node's creation (``p``) holds it."""
-        from ..crypto import fingerprint
         from ..transfer import upload_file
 
         self._writable()
         os.utime(path, (mtime, mtime))
         st = os.stat(path)
-        attrs = {"n": name, "c": fingerprint(path, int(mtime))}
         identity = f"{Path(path).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
         resume_id = "\0".join(("megafast-mount-upload", self.core.api_url, parent, name, identity))
-        core = self.core
-
-        def get_upload_url(size: int) -> str:
-            return _sources.checked_u_answer(core.request({"a": "u", "s": size}))
-
         result = upload_file(
-            core.http, get_upload_url, path, st.st_size, config=self.config, resume_id=resume_id
+            self.core.http,
+            self._get_upload_url,
+            path,
+            st.st_size,
+            config=self.config,
+            resume_id=resume_id,
         )
+        return self.put_uploaded(result, path, parent, name, mtime)
+
+    def stream_upload(self, fd: int, size: int) -> StreamedUpload:
+        """Start uploading the spool file ``fd`` while it is written, guessing that it ends
+        at ``size`` bytes (see :mod:`megafast.vfs._growing`); :meth:`put_uploaded` makes
+        the node once :meth:`StreamedUpload.finish` gives the result."""
+        from ..transfer import upload_file
+
+        self._writable()
+        config = dataclasses.replace(self.config, resume=False)
+
+        def run(source: GrowingFile, cancel: threading.Event) -> UploadResult:
+            return upload_file(
+                self.core.http, self._get_upload_url, source, config=config, cancel=cancel
+            )
+
+        return StreamedUpload(fd, size, run)
+
+    def put_uploaded(
+        self, result: UploadResult, path: str, parent: str, name: str, mtime: float
+    ) -> str:
+        """Make the node of the uploaded bytes ``result`` (the local file ``path``, as
+        ``name`` in ``parent``, MEGA's fingerprint with ``mtime``); its handle."""
+        from ..crypto import fingerprint
+
+        attrs = {"n": name, "c": fingerprint(path, int(mtime))}
         key = FileKey.unpack(result.key).packed
         item = {
             "h": result.token,
@@ -223,7 +251,7 @@ class Backend:
             "a": _nodeops.encrypt_attrs(attrs, key),
         }
         with self.lock:
-            answer = _nodeops.put_node(core, parent, item, key)
+            answer = _nodeops.put_node(self.core, parent, item, key)
             self.view.changed()
         return _nodeops.new_handle(answer)
 

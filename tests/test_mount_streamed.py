@@ -1,0 +1,202 @@
+"""Uploads that start while a file is written into the mount (a guess of its final size).
+
+Real programs write into a real FUSE mount: ``cp``, and a writer process of our own that
+holds its source open (as ``cp`` does) or sets the size first with ``ftruncate``, and can
+pause half-way, so that the test sees bytes reach the emulator before the file is closed.
+Wrong guesses (a shorter or longer file, a write out of order) must still give the right
+file, and ``ss -K`` cutting every connection from outside must not lose a byte. Skipped,
+with the reason, where /dev/fuse or fusermount3 (or, for the cut, ``ss -K``) is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from megafast import Mega
+from megafast.testing import MegaEmulator
+from megafast.vfs._tree import fingerprint_mtime
+from mount_helpers import EMAIL, PASSWORD, Cli, Mounted, fuse_missing, mounted
+from support.cuts import OutsideCutter, ss_kill_unavailable
+
+pytestmark = pytest.mark.skipif(fuse_missing() is not None, reason=str(fuse_missing()))
+
+MiB = 1 << 20
+SIZE = 24 * MiB
+
+# A writer process: it opens its source for reading first (the mount's guess of the size,
+# as with cp), or with "truncate" opens none and sets the size with ftruncate. "pause"
+# modes stop after three quarters, say so on stdout and go on at a line on stdin.
+WRITER = r"""
+import os, sys
+src, dst, mode = sys.argv[1], sys.argv[2], sys.argv[3]
+fin = None if mode.startswith("truncate") else open(src, "rb")
+data = open(src, "rb").read() if fin is None else fin.read()
+fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+if mode.startswith("truncate"):
+    os.ftruncate(fd, len(data))
+body = data
+if mode == "short":
+    body = data[: len(data) // 2]
+elif mode == "long":
+    body = data + b"more" * 300_000
+stop = len(body) * 3 // 4 if mode.endswith("pause") else len(body)
+step = 1 << 20
+for pos in range(0, stop, step):
+    os.pwrite(fd, body[pos : min(pos + step, stop)], pos)
+if mode.endswith("pause"):
+    print("paused", flush=True)
+    sys.stdin.readline()
+for pos in range(stop, len(body), step):
+    os.pwrite(fd, body[pos : pos + step], pos)
+if mode == "rewrite":
+    os.pwrite(fd, b"\x00" * 4096, 5 * step + 100)  # back over bytes already sent
+os.close(fd)
+"""
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[MegaEmulator]:
+    # 8 MB/s a connection: a 24 MiB file takes a moment, so uploads overlap the writes
+    with MegaEmulator(faults={"bandwidth": 8e6}) as emu:
+        emu.create_account(EMAIL, PASSWORD)
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def other(emulator: MegaEmulator) -> Mega:
+    mega = Mega(api_url=emulator.api_url)
+    mega.login(EMAIL, PASSWORD)
+    return mega
+
+
+@pytest.fixture(scope="module")
+def mount(emulator: MegaEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
+    home = tmp_path_factory.mktemp("home")
+    cli = Cli(home, emulator.api_url)
+    cli.login()
+    with mounted(cli, home / "mnt") as m:
+        yield m
+
+
+def _source(tmp_path: Path, name: str, size: int = SIZE) -> Path:
+    path = tmp_path / name
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def _remote_bytes(mega: Mega, name: str, tmp_path: Path) -> bytes:
+    mega.refresh()
+    found = mega.find(name)
+    assert found is not None, f"{name} is not in the account"
+    out = tmp_path / "back"
+    out.mkdir(exist_ok=True)
+    mega.download(found, str(out), dest_filename=name)
+    return (out / name).read_bytes()
+
+
+def _writer(src: Path, dst: Path, mode: str, **kwargs: Any) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(src), str(dst), mode], text=True, **kwargs
+    )
+
+
+def _uploaded_while_paused(emulator: MegaEmulator, src: Path, dst: Path, mode: str) -> int:
+    """Run the writer in a ``pause`` mode: the bytes the emulator received for uploads
+    while the file was three quarters written and still open."""
+    emulator.reset_stats()
+    proc = _writer(src, dst, mode, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        assert proc.stdout.readline().strip() == "paused"
+        deadline = time.monotonic() + 30
+        while emulator.stats().get("upload_bytes", 0) < 8 * MiB and time.monotonic() < deadline:
+            time.sleep(0.05)
+        received = int(emulator.stats().get("upload_bytes", 0))
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return received
+
+
+def test_upload_starts_while_the_file_is_written(
+    mount: Mounted, emulator: MegaEmulator, other: Mega, tmp_path: Path
+) -> None:
+    src = _source(tmp_path, "streamed.bin")
+    received = _uploaded_while_paused(emulator, src, mount.path / "streamed.bin", "pause")
+    assert received >= 8 * MiB  # bytes went out before the file was closed
+    assert _remote_bytes(other, "streamed.bin", tmp_path) == src.read_bytes()
+
+
+def test_a_size_set_first_with_ftruncate_is_a_guess_too(
+    mount: Mounted, emulator: MegaEmulator, other: Mega, tmp_path: Path
+) -> None:
+    src = _source(tmp_path, "sized.bin")
+    received = _uploaded_while_paused(emulator, src, mount.path / "sized.bin", "truncate-pause")
+    assert received >= 8 * MiB
+    assert _remote_bytes(other, "sized.bin", tmp_path) == src.read_bytes()
+
+
+@pytest.mark.parametrize("mode", ["short", "long", "rewrite"])
+def test_a_wrong_guess_still_gives_the_written_file(
+    mount: Mounted, other: Mega, tmp_path: Path, mode: str
+) -> None:
+    src = _source(tmp_path, f"{mode}.src")
+    dst = mount.path / f"{mode}.bin"
+    assert _writer(src, dst, mode).wait(timeout=120) == 0
+    data = src.read_bytes()
+    want = {
+        "short": data[: len(data) // 2],
+        "long": data + b"more" * 300_000,
+        "rewrite": data[: 5 * MiB + 100] + b"\x00" * 4096 + data[5 * MiB + 100 + 4096 :],
+    }[mode]
+    got = _remote_bytes(other, f"{mode}.bin", tmp_path)
+    assert len(got) == len(want)
+    assert hashlib.sha256(got).digest() == hashlib.sha256(want).digest()
+    assert dst.stat().st_size == len(want)
+
+
+def test_cp_of_a_big_file_keeps_its_bytes_fingerprint_and_mtime(
+    mount: Mounted, other: Mega, tmp_path: Path
+) -> None:
+    src = _source(tmp_path, "cp.bin")
+    os.utime(src, (1_600_000_000, 1_600_000_000))
+    subprocess.run(
+        ["cp", "--preserve=timestamps", str(src), str(mount.path / "cp.bin")],
+        check=True,
+        timeout=120,
+    )
+    assert _remote_bytes(other, "cp.bin", tmp_path) == src.read_bytes()
+    node = other.find("cp.bin")
+    assert node is not None
+    assert fingerprint_mtime(node[1]["a"]["c"]) == 1_600_000_000
+    assert (mount.path / "cp.bin").stat().st_mtime == 1_600_000_000
+
+
+_SS_REASON = ss_kill_unavailable()
+
+
+@pytest.mark.skipif(_SS_REASON is not None, reason=_SS_REASON or "")
+def test_cp_survives_ss_kill_of_every_connection(
+    mount: Mounted, emulator: MegaEmulator, other: Mega, tmp_path: Path
+) -> None:
+    """Every TCP connection to the emulator (uploads, API, /sc) cut from outside while cp
+    writes and its upload streams."""
+    src = _source(tmp_path, "cut.bin", 32 * MiB)
+    port = int(emulator.api_url.rsplit(":", 1)[1].split("/")[0])
+    with OutsideCutter(port, 0.3) as cutter:
+        subprocess.run(["cp", str(src), str(mount.path / "cut.bin")], check=True, timeout=300)
+    assert cutter.cuts >= 1
+    assert _remote_bytes(other, "cut.bin", tmp_path) == src.read_bytes()
