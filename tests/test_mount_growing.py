@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from megafast import Mega
+from megafast.crypto import fingerprint
 from megafast.testing import MegaEmulator
 from megafast.vfs._backend import Backend
 from megafast.vfs._growing import Abandoned, GrowingFile
@@ -102,9 +103,11 @@ def test_a_streamed_upload_makes_the_file_as_written(
             os.pwrite(fd, data[pos : pos + MiB], pos)
             stream.wrote(pos, len(data[pos : pos + MiB]))
             time.sleep(0.002)
-        result = stream.finish(len(data))
+        assert stream.close_at(len(data))
+        result = stream.result()
         assert result is not None
-        handle = back.put_uploaded(result, str(path), back.core.root(), "grown.bin", 1.7e9)
+        c = fingerprint(str(path), 1_700_000_000)
+        handle = back.put_uploaded(result, back.core.root(), "grown.bin", c)
     finally:
         os.close(fd)
     mega.refresh()
@@ -122,7 +125,8 @@ def test_a_file_closed_at_another_size_gives_no_result(
         os.pwrite(fd, b"z" * MiB, 0)
         stream.wrote(0, MiB)
         started = time.monotonic()
-        assert stream.finish(MiB) is None  # the guess was wrong: the caller uploads the spool
+        assert not stream.close_at(MiB)  # the guess was wrong: the caller uploads the spool
+        assert stream.result() is None
         assert time.monotonic() - started < 10
         assert stream.source.reason is not None
     finally:

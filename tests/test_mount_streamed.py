@@ -200,3 +200,23 @@ def test_cp_survives_ss_kill_of_every_connection(
         subprocess.run(["cp", str(src), str(mount.path / "cut.bin")], check=True, timeout=300)
     assert cutter.cuts >= 1
     assert _remote_bytes(other, "cut.bin", tmp_path) == src.read_bytes()
+
+
+def test_a_source_on_a_fuse_mount_gives_no_guess(mount: Mounted, other: Mega) -> None:
+    """A file the writer reads through a FUSE mount (this one, seen under another path, as
+    a bind mount would show it) is never looked at: its stat could come back here."""
+    from megafast.mount._hint import guess_size
+
+    (mount.path / "held.bin").write_bytes(b"h" * 5000)
+    hold = "import sys, time\nf = open(sys.argv[1], 'rb')\nprint(1, flush=True)\ntime.sleep(60)\n"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", hold, str(mount.path / "held.bin")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "1"
+        assert guess_size(proc.pid, "/some/other/path") is None
+    finally:
+        proc.kill()
+        proc.wait()

@@ -18,7 +18,6 @@ import stat
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OverQuotaError
@@ -29,6 +28,7 @@ from ..vfs._reader import Stream
 from ..vfs._spool import PendingUpload, Spool
 from ._errors import as_errno, fail
 from ._hint import guess_size
+from ._writes import STREAM_MAX, Closing, Writing
 
 __all__ = ["MegaOperations"]
 
@@ -41,24 +41,6 @@ _NS = 1_000_000_000
 _UTIME_NOW, _UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
 #: Bytes copied at a time when a file opened for writing starts from its remote content.
 COPY_BLOCK = 4 << 20
-#: A file guessed to grow to at least this many bytes is uploaded while it is written.
-STREAM_MIN = 8 << 20
-
-
-@dataclass
-class _Writing:
-    """A file open for writing: its spool file and where it goes."""
-
-    fd: int
-    spool: str
-    parent: str
-    name: str
-    replaces: str | None
-    mtime: float = field(default_factory=time.time)
-    dirty: bool = False
-    opens: int = 1
-    #: the upload started while the file is written (a guess of its size), or None
-    stream: StreamedUpload | None = None
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -87,9 +69,9 @@ class MegaOperations:
         self.read_only = read_only or backend.read_only or spool is None
         self.permanent = permanent
         self._lock = threading.Lock()
-        self._handles: dict[int, Stream | _Writing] = {}
+        self._handles: dict[int, Stream | Writing] = {}
         self._next_fh = 1
-        self._writing: dict[str, _Writing] = {}
+        self._writing: dict[str, Writing] = {}
         self._fuse: Any = None
         self.uid, self.gid = os.getuid(), os.getgid()
         self.started = time.time()
@@ -136,11 +118,11 @@ class MegaOperations:
     def destroy(self, path: str) -> None:
         """Unmount: upload what is still open for writing (kept queued if that fails)."""
         for w in list(self._writing.values()):
-            if w.dirty:
-                try:
-                    self._upload(w)
-                except Exception as exc:  # noqa: BLE001 - kept in the queue, reported
-                    log.error("upload of %s not finished; kept for the next mount: %s", w.name, exc)
+            try:
+                self._upload(w)
+            except Exception as exc:  # noqa: BLE001 - kept in the queue, reported
+                log.error("upload of %s not finished; kept for the next mount: %s", w.name, exc)
+            w.drop_stream("unmounted")
         self.backend.close()
 
     # -- lookups --------------------------------------------------------------------------
@@ -213,7 +195,7 @@ class MegaOperations:
         }
 
     # -- reading --------------------------------------------------------------------------
-    def _new_fh(self, item: Stream | _Writing) -> int:
+    def _new_fh(self, item: Stream | Writing) -> int:
         with self._lock:
             fh = self._next_fh
             self._next_fh += 1
@@ -260,7 +242,7 @@ class MegaOperations:
             except OverQuotaError as exc:  # the transfer quota: no space to speak of
                 log.warning("read of %s refused: %s", path, exc)
                 raise fail(errno.EIO) from None
-        if isinstance(item, _Writing):
+        if isinstance(item, Writing):
             return [os.pread(item.fd, size, offset)]
         raise fail(errno.EBADF)
 
@@ -270,15 +252,13 @@ class MegaOperations:
             raise fail(errno.EROFS)
         return self.spool
 
-    def _open_write(self, path: str, *, truncate: bool, create: bool = False) -> _Writing:
+    def _open_write(self, path: str, *, truncate: bool, create: bool = False) -> Writing:
         spool = self._check_writable()
         w = self._writing.get(path)
         if w is not None:
             w.opens += 1
             if truncate:
-                self._drop_stream(w, "truncated")
-                os.ftruncate(w.fd, 0)
-                w.dirty = True
+                w.truncate(0)
             return w
         parent_path, display = _split(path)
         parent = self._folder(parent_path)
@@ -291,7 +271,7 @@ class MegaOperations:
             raise fail(errno.ENOENT)
         name = unescape_name(display)
         fd, spool_path = spool.new_file()
-        w = _Writing(fd, spool_path, parent, name, existing, dirty=create or truncate)
+        w = Writing(fd, spool_path, parent, name, existing, dirty=create or truncate)
         try:
             if existing is not None and not truncate:
                 self._copy_remote(existing, fd)
@@ -326,103 +306,107 @@ class MegaOperations:
         self._writing_opened(w, fi)
         return 0
 
-    def _writing_opened(self, w: _Writing, fi: Any) -> None:
+    def _writing_opened(self, w: Writing, fi: Any) -> None:
         """A file opened for writing: a write-only open bypasses the kernel's page cache
         (``direct_io``: no second copy of the bytes; such an open cannot be mapped), and an
-        empty file the writer is guessed to fill starts its upload now (:mod:`._hint`)."""
+        empty file gets a guess of its final size from its writer (:mod:`._hint`); its
+        upload starts at the first write. Nothing here fails the open."""
         if (fi.flags & os.O_ACCMODE) == os.O_WRONLY:
             fi.direct_io = 1
-        if w.opens == 1 and w.stream is None and os.fstat(w.fd).st_size == 0:
-            import mfusepy
+        try:
+            with w.lock:
+                if w.opens != 1 or w.stream is not None or w.writes:
+                    return
+                if os.fstat(w.fd).st_size == 0:
+                    import mfusepy
 
-            guess = guess_size(mfusepy.fuse_get_context()[2], self.mountpoint)
-            if guess is not None:
-                self._start_stream(w, guess)
+                    w.guess = guess_size(mfusepy.fuse_get_context()[2], self.mountpoint)
+        except Exception as exc:  # noqa: BLE001 - no guess: uploaded at close
+            log.debug("no size guessed for %s: %s", w.name, exc)
 
-    def _start_stream(self, w: _Writing, size: int) -> None:
-        if size >= STREAM_MIN:
-            w.stream = self.backend.stream_upload(w.fd, size)
-
-    def _drop_stream(self, w: _Writing, reason: str) -> None:
-        if w.stream is not None:
-            w.stream.abandon(reason)
-            w.stream.close()
-            w.stream = None
+    def _start_stream(self, fd: int, size: int) -> StreamedUpload | None:
+        """Start the upload of a file being written, guessed at ``size`` bytes: not over
+        the account's free storage, nor when it cannot start (then uploaded at close)."""
+        space = self.backend.storage()
+        if space is not None and size > min(STREAM_MAX, space[1] - space[0]):
+            return None
+        try:
+            return self.backend.stream_upload(fd, size)
+        except Exception as exc:  # noqa: BLE001 - uploaded at close instead
+            log.debug("the upload while writing did not start: %s", exc)
+            return None
 
     @as_errno
     def write(self, path: str, data: Buffer, offset: int, fi: Any) -> int:
         item = self._handles.get(fi.fh)
-        if not isinstance(item, _Writing):
+        if not isinstance(item, Writing):
             raise fail(errno.EBADF)
-        n = os.pwrite(item.fd, data, offset)
-        if item.stream is not None:
-            item.stream.wrote(offset, n)
-        item.dirty = True
-        item.mtime = time.time()
-        return n
+        return item.write(data, offset, self._start_stream)
 
     @as_errno
     def truncate(self, path: str, length: int, fh: Any = None) -> int:
         item = self._handles.get(fh.fh) if fh is not None else None
-        if isinstance(item, _Writing):
+        if isinstance(item, Writing):
             w = item
         elif path in self._writing:
             w = self._writing[path]
         else:
             w = self._open_write(path, truncate=length == 0)
             try:
-                os.ftruncate(w.fd, length)
-                w.dirty = True
+                w.truncate(length)
                 self._upload(w)
             finally:
                 self._close_write(path, w)
             return 0
-        empty = os.fstat(w.fd).st_size == 0
-        if w.stream is not None and length != w.stream.source.size:
-            self._drop_stream(w, "truncated")  # before the file shrinks under its upload
-        os.ftruncate(w.fd, length)
-        if w.stream is None and empty and w.opens == 1:
-            self._start_stream(w, length)  # a program that sets the size first says it
-        w.dirty = True
-        w.mtime = time.time()
+        w.truncate(length)
         return 0
 
-    def _upload(self, w: _Writing) -> None:
+    def _upload(self, w: Writing) -> None:
+        """Upload the file if it changed since its last upload (one upload of a file at a
+        time). Its spool file is listed in the queue first (nothing is lost if the mount
+        dies); an upload that started while it was written is used when it is the file,
+        else the spool file is uploaded."""
         assert self.spool is not None
-        new = self._finish_stream(w)
-        if new is None:
-            os.fsync(w.fd)
-            item = self.spool.enqueue(w.spool, w.parent, w.name, w.mtime, w.replaces)
-            new = self._finish(item)
-            mtime = item.mtime
-        else:
-            mtime = w.mtime
-        w.replaces = new
-        w.dirty = False
+        with w.upload_lock:
+            if not w.dirty:
+                return
+            seen = w.closing()
+            try:
+                os.fsync(w.fd)
+                item = self.spool.enqueue(w.spool, w.parent, w.name, seen.mtime, w.replaces)
+            except BaseException:
+                if seen.stream is not None:
+                    seen.stream.abandon("the file could not be queued")
+                raise
+            new = self._put_streamed(w, seen, item)
+            if new is None:
+                new = self._finish(item)
+            w.replaces = new
+            with w.lock:
+                w.dirty = w.writes != seen.writes  # a write during the upload: again later
         # a utimens that came while the upload ran (rsync -t, cp -p from another FUSE
         # thread) only set w.mtime: carry it to the new node
-        if int(w.mtime) != int(mtime):
+        if int(w.mtime) != int(seen.mtime):
             self.backend.set_mtime(new, int(w.mtime))
 
-    def _finish_stream(self, w: _Writing) -> str | None:
-        """The node of a file whose upload started while it was written, or None when
-        there is none (no guess, a wrong guess, a failure): the spool file is then
-        uploaded. The node is made before the queue would list the file, so a crash
-        before this point uploads the spool file on the next mount."""
-        stream, w.stream = w.stream, None
-        if stream is None:
+    def _put_streamed(self, w: Writing, seen: Closing, item: PendingUpload) -> str | None:
+        """The node of the upload that started while the file was written, or None when
+        there is none (no guess, a wrong guess, a failure)."""
+        if seen.stream is None or seen.fingerprint is None:
             return None
-        result = stream.finish(os.fstat(w.fd).st_size)
+        result = seen.stream.result()
         if result is None:
             return None
         try:
-            new = self.backend.put_uploaded(result, w.spool, w.parent, w.name, w.mtime)
+            new = self.backend.put_uploaded(result, w.parent, w.name, seen.fingerprint)
         except Exception as exc:  # noqa: BLE001 - the spool file is uploaded instead
             log.warning(
                 "%s: the node of its upload was not made (%s); uploading again", w.name, exc
             )
             return None
-        self._drop_replaced(w.replaces, new, w.name)
+        self._drop_replaced(item.replaces, new, w.name)
+        assert self.spool is not None
+        self.spool.dequeue(item)
         return new
 
     def _drop_replaced(self, replaces: str | None, new: str, name: str) -> None:
@@ -444,7 +428,7 @@ class MegaOperations:
     @as_errno
     def flush(self, path: str, fi: Any) -> int:
         item = self._handles.get(fi.fh)
-        if isinstance(item, _Writing) and item.dirty:
+        if isinstance(item, Writing) and item.dirty:
             self._upload(item)
         return 0
 
@@ -456,7 +440,7 @@ class MegaOperations:
     def release(self, path: str, fi: Any) -> int:
         with self._lock:
             item = self._handles.pop(fi.fh, None)
-        if isinstance(item, _Writing):
+        if isinstance(item, Writing):
             try:
                 if item.dirty and item.opens == 1:
                     self._upload(item)
@@ -466,11 +450,11 @@ class MegaOperations:
                     self._close_write(None, item)
         return 0
 
-    def _close_write(self, path: str | None, w: _Writing) -> None:
+    def _close_write(self, path: str | None, w: Writing) -> None:
         for p, other in list(self._writing.items()):
             if other is w and (path is None or p == path):
                 del self._writing[p]
-        self._drop_stream(w, "closed")
+        w.drop_stream("closed")
         os.close(w.fd)
         assert self.spool is not None
         if not w.dirty:

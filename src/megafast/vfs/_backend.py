@@ -203,10 +203,12 @@ class Backend:
         """Upload the local file ``path`` as ``name`` into ``parent`` with ``mtime``
         (seconds; in MEGA's fingerprint); returns the new node's handle. The bytes move
         outside the lock; only the node's creation (``p``) holds it."""
+        from ..crypto import fingerprint
         from ..transfer import upload_file
 
         self._writable()
         os.utime(path, (mtime, mtime))
+        c = fingerprint(path, int(mtime))
         st = os.stat(path)
         identity = f"{Path(path).resolve()}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
         resume_id = "\0".join(("megafast-mount-upload", self.core.api_url, parent, name, identity))
@@ -218,12 +220,12 @@ class Backend:
             config=self.config,
             resume_id=resume_id,
         )
-        return self.put_uploaded(result, path, parent, name, mtime)
+        return self.put_uploaded(result, parent, name, c)
 
     def stream_upload(self, fd: int, size: int) -> StreamedUpload:
         """Start uploading the spool file ``fd`` while it is written, guessing that it ends
         at ``size`` bytes (see :mod:`megafast.vfs._growing`); :meth:`put_uploaded` makes
-        the node once :meth:`StreamedUpload.finish` gives the result."""
+        the node once :meth:`StreamedUpload.result` gives it."""
         from ..transfer import upload_file
 
         self._writable()
@@ -236,14 +238,10 @@ class Backend:
 
         return StreamedUpload(fd, size, run)
 
-    def put_uploaded(
-        self, result: UploadResult, path: str, parent: str, name: str, mtime: float
-    ) -> str:
-        """Make the node of the uploaded bytes ``result`` (the local file ``path``, as
-        ``name`` in ``parent``, MEGA's fingerprint with ``mtime``); its handle."""
-        from ..crypto import fingerprint
-
-        attrs = {"n": name, "c": fingerprint(path, int(mtime))}
+    def put_uploaded(self, result: UploadResult, parent: str, name: str, c: str) -> str:
+        """Make the node of the uploaded bytes ``result`` as ``name`` in ``parent``, with
+        MEGA's fingerprint ``c`` (:func:`~megafast.crypto.fingerprint`); its handle."""
+        attrs = {"n": name, "c": c}
         key = FileKey.unpack(result.key).packed
         item = {
             "h": result.token,

@@ -15,6 +15,7 @@ sent in vain, never a wrong file.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable
 
@@ -94,8 +95,11 @@ class GrowingFile(Source):
 class StreamedUpload:
     """The upload of a file being written, on a thread of its own.
 
-    ``run(source)`` uploads ``source`` (a :class:`GrowingFile`) and returns its result; it is
-    called on the thread with a cancel event (``cancel``) that :meth:`abandon` sets."""
+    ``run(source, cancel)`` uploads ``source`` (a :class:`GrowingFile` over a duplicate of
+    the spool file's descriptor, closed by the thread when it ends) and returns its result;
+    :meth:`abandon` sets ``cancel`` and returns at once. The writer reports each write with
+    :meth:`wrote`; at close, :meth:`close_at` says whether the upload is the file, and
+    :meth:`result` waits for it."""
 
     def __init__(
         self,
@@ -103,20 +107,27 @@ class StreamedUpload:
         size: int,
         run: Callable[[GrowingFile, threading.Event], UploadResult],
     ) -> None:
-        self.source = GrowingFile(fd, size)
+        own = os.dup(fd)
+        self.source = GrowingFile(own, size)
         self.cancel = threading.Event()
         self._result: UploadResult | None = None
         self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run, args=(run,), daemon=True, name="megafast-mount-stream"
         )
-        self._thread.start()
+        try:
+            self._thread.start()
+        except BaseException:
+            os.close(own)
+            raise
 
     def _run(self, run: Callable[[GrowingFile, threading.Event], UploadResult]) -> None:
         try:
             self._result = run(self.source, self.cancel)
-        except BaseException as exc:  # noqa: BLE001 - kept for finish(), which falls back
+        except BaseException as exc:  # noqa: BLE001 - kept for result(), which falls back
             self._error = exc
+        finally:
+            os.close(self.source.fd)
 
     def wrote(self, offset: int, length: int) -> None:
         self.source.wrote(offset, length)
@@ -126,19 +137,21 @@ class StreamedUpload:
         self.source.abandon(reason)
         self.cancel.set()
 
-    def finish(self, size: int) -> UploadResult | None:
-        """The file is closed at ``size`` bytes: the upload's result once it is done, or
-        None when the upload was abandoned or failed (the caller uploads the spool file)."""
-        if size != self.source.size or self.source.written != size:
-            self.abandon(f"closed at {size} bytes, {self.source.size} were guessed")
-        self._thread.join()
+    def close_at(self, size: int) -> bool:
+        """The file is closed at ``size`` bytes: True when the upload is that file (written
+        in order to the guessed size); otherwise it is abandoned."""
+        if self.source.reason is None and size == self.source.size == self.source.written:
+            return True
+        self.abandon(f"closed at {size} bytes, {self.source.size} were guessed")
+        return False
+
+    def result(self) -> UploadResult | None:
+        """The upload's result once it is done, or None when it was abandoned or failed
+        (the caller then uploads the spool file)."""
+        if self.source.reason is None:
+            self._thread.join()
         if self._result is not None and self.source.reason is None:
             return self._result
         why = self.source.reason or f"{type(self._error).__name__}: {self._error}"
         log.debug("the upload started while writing was dropped (%s)", why)
         return None
-
-    def close(self) -> None:
-        """Abandon the upload if it runs, and wait for its thread."""
-        self.abandon("the file was closed without an upload")
-        self._thread.join()

@@ -1,0 +1,117 @@
+"""A file open for writing in the mount: its spool file, and the upload that may start while
+it is written (:mod:`megafast.vfs._growing`).
+
+Every write, truncate and the look a close takes at the file (its size, writes and mtime,
+whether the streamed upload is the file, MEGA's fingerprint) run under the file's lock, so
+the look sees no write half done. Uploads of one file run one at a time (``upload_lock``):
+a write that lands while one runs makes the file dirty again, and it is uploaded again.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..crypto import fingerprint
+from ..vfs._growing import StreamedUpload
+
+__all__ = ["Writing", "Closing", "STREAM_MIN", "STREAM_MAX"]
+
+#: A file guessed to grow to at least this many bytes is uploaded while it is written.
+STREAM_MIN = 8 << 20
+#: Nor is a guess above this taken (a sparse source, an ``ftruncate`` to a huge size).
+STREAM_MAX = 1 << 40
+
+#: What a write gets: any bytes-like object.
+Buffer = bytes | bytearray | memoryview
+
+
+@dataclass(frozen=True)
+class Closing:
+    """What a close saw, under the file's lock: the writes so far, the mtime, and the
+    streamed upload with the file's fingerprint when the upload is the file (else None)."""
+
+    writes: int
+    mtime: float
+    stream: StreamedUpload | None
+    fingerprint: str | None
+
+
+@dataclass
+class Writing:
+    """A file open for writing: its spool file and where it goes."""
+
+    fd: int
+    spool: str
+    parent: str
+    name: str
+    replaces: str | None
+    mtime: float = field(default_factory=time.time)
+    dirty: bool = False
+    opens: int = 1
+    #: the upload started while the file is written, or None
+    stream: StreamedUpload | None = None
+    #: the guessed final size, until the first write starts the upload (or None)
+    guess: int | None = None
+    writes: int = 0
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    upload_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def write(
+        self, data: Buffer, offset: int, start: Callable[[int, int], StreamedUpload | None]
+    ) -> int:
+        """Write ``data`` at ``offset`` to the spool file. The first write, at the start of
+        a file with a guessed size, first starts its upload: ``start(fd, size)``."""
+        with self.lock:
+            if self.guess is not None:
+                guess, self.guess = self.guess, None
+                if offset == 0 and not self.writes and STREAM_MIN <= guess <= STREAM_MAX:
+                    self.stream = start(self.fd, guess)
+            n = os.pwrite(self.fd, data, offset)
+            if self.stream is not None:
+                self.stream.wrote(offset, n)
+            self.writes += 1
+            self.dirty = True
+            self.mtime = time.time()
+            return n
+
+    def truncate(self, length: int) -> None:
+        """Truncate (or extend) the spool file. An empty file set to a size says how big it
+        will be: that is its guess. Any other size drops the streamed upload first."""
+        with self.lock:
+            empty = os.fstat(self.fd).st_size == 0
+            stream = self.stream
+            if stream is not None and length != stream.source.size:
+                self.drop_stream("truncated")
+            os.ftruncate(self.fd, length)
+            if self.stream is None and empty and not self.writes and self.opens == 1:
+                self.guess = length
+            self.dirty = True
+            self.mtime = time.time()
+
+    def drop_stream(self, reason: str) -> None:
+        """Stop the streamed upload, if any (returns at once; its thread ends by itself)."""
+        with self.lock:
+            stream, self.stream = self.stream, None
+            self.guess = None
+        if stream is not None:
+            stream.abandon(reason)
+
+    def closing(self) -> Closing:
+        """Look at the file as a close finds it (see :class:`Closing`); the streamed upload
+        is taken off the file (later writes only make it dirty again)."""
+        with self.lock:
+            stream, self.stream = self.stream, None
+            self.guess = None
+            size = os.fstat(self.fd).st_size
+            kept = stream is not None and stream.close_at(size)
+            try:
+                c = fingerprint(self.spool, int(self.mtime)) if kept else None
+            except BaseException:
+                if stream is not None:
+                    stream.abandon("no fingerprint")
+                raise
+            return Closing(self.writes, self.mtime, stream if kept else None, c)
