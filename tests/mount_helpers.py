@@ -11,10 +11,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import megafast
+from megafast.testing import MegaEmulator
 
 SRC = str(Path(megafast.__file__).resolve().parent.parent)
 EMAIL = "mount@example.com"
@@ -138,6 +140,30 @@ def mounted(cli: Cli, mountpoint: Path, *args: str) -> Iterator[Mounted]:
             process.kill()
             process.wait()
         err.close()
+
+
+@contextlib.contextmanager
+def account_emulator(**kwargs: Any) -> Iterator[MegaEmulator]:
+    """The emulator (``kwargs`` as for :class:`MegaEmulator`) with the test account."""
+    with MegaEmulator(**kwargs) as emu:
+        emu.create_account(EMAIL, PASSWORD)
+        yield emu
+
+
+def second_client(emu: MegaEmulator) -> megafast.Mega:
+    """Another client of the test account (its changes reach a mount through /sc)."""
+    mega = megafast.Mega(api_url=emu.api_url)
+    mega.login(EMAIL, PASSWORD)
+    return mega
+
+
+@contextlib.contextmanager
+def account_mount(emu: MegaEmulator, home: Path) -> Iterator[Mounted]:
+    """``megafast mount`` of the test account, logged in from the private ``home``."""
+    cli = Cli(home, emu.api_url)
+    cli.login()
+    with mounted(cli, home / "mnt") as m:
+        yield m
 
 
 def make_video(path: Path, seconds: int = 4) -> Path:

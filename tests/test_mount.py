@@ -22,16 +22,15 @@ from megafast import Mega
 from megafast.testing import MegaEmulator
 from megafast.vfs._tree import fingerprint_mtime
 from mount_helpers import (
-    EMAIL,
-    PASSWORD,
-    Cli,
     Mounted,
+    account_emulator,
+    account_mount,
     ffmpeg_seek_frame,
     ffprobe_duration,
     fuse_missing,
     make_video,
-    mounted,
     need,
+    second_client,
 )
 
 pytestmark = pytest.mark.skipif(fuse_missing() is not None, reason=str(fuse_missing()))
@@ -39,17 +38,13 @@ pytestmark = pytest.mark.skipif(fuse_missing() is not None, reason=str(fuse_miss
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[MegaEmulator]:
-    with MegaEmulator() as emu:
-        emu.create_account(EMAIL, PASSWORD)
+    with account_emulator() as emu:
         yield emu
 
 
 @pytest.fixture(scope="module")
 def other(emulator: MegaEmulator) -> Mega:
-    """Another client of the same account (its changes reach the mount through /sc)."""
-    mega = Mega(api_url=emulator.api_url)
-    mega.login(EMAIL, PASSWORD)
-    return mega
+    return second_client(emulator)
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +80,7 @@ def _has(program: str) -> bool:
 def mount(
     emulator: MegaEmulator, content: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Mounted]:
-    home = tmp_path_factory.mktemp("home")
-    cli = Cli(home, emulator.api_url)
-    cli.login()
-    with mounted(cli, home / "mnt") as m:
+    with account_mount(emulator, tmp_path_factory.mktemp("home")) as m:
         yield m
 
 

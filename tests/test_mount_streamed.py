@@ -24,7 +24,7 @@ import pytest
 from megafast import Mega
 from megafast.testing import MegaEmulator
 from megafast.vfs._tree import fingerprint_mtime
-from mount_helpers import EMAIL, PASSWORD, Cli, Mounted, fuse_missing, mounted
+from mount_helpers import Mounted, account_emulator, account_mount, fuse_missing, second_client
 from support.cuts import OutsideCutter, ss_kill_unavailable
 
 pytestmark = pytest.mark.skipif(fuse_missing() is not None, reason=str(fuse_missing()))
@@ -66,24 +66,18 @@ os.close(fd)
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[MegaEmulator]:
     # 8 MB/s a connection: a 24 MiB file takes a moment, so uploads overlap the writes
-    with MegaEmulator(faults={"bandwidth": 8e6}) as emu:
-        emu.create_account(EMAIL, PASSWORD)
+    with account_emulator(faults={"bandwidth": 8e6}) as emu:
         yield emu
 
 
 @pytest.fixture(scope="module")
 def other(emulator: MegaEmulator) -> Mega:
-    mega = Mega(api_url=emulator.api_url)
-    mega.login(EMAIL, PASSWORD)
-    return mega
+    return second_client(emulator)
 
 
 @pytest.fixture(scope="module")
 def mount(emulator: MegaEmulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Mounted]:
-    home = tmp_path_factory.mktemp("home")
-    cli = Cli(home, emulator.api_url)
-    cli.login()
-    with mounted(cli, home / "mnt") as m:
+    with account_mount(emulator, tmp_path_factory.mktemp("home")) as m:
         yield m
 
 

@@ -43,6 +43,20 @@ def _fi(flags: int = os.O_WRONLY) -> SimpleNamespace:
     return SimpleNamespace(flags=flags, fh=0, direct_io=0)
 
 
+def _written(fs: Any, path: str, data: bytes, guess: int) -> tuple[SimpleNamespace, Any]:
+    """Create ``path`` with a guessed size (what the writer's open source file would say)
+    and write ``data`` in order, 1 MiB at a time: its open file and its state."""
+    fi = _fi()
+    fs.create(path, 0o644, fi)
+    w = fs._handles[fi.fh]
+    w.guess = guess
+    for pos in range(0, len(data), MiB):
+        assert fs.write(path, memoryview(data)[pos : pos + MiB], pos, fi) == len(
+            data[pos : pos + MiB]
+        )
+    return fi, w
+
+
 def _content(mega: Mega, name: str, tmp_path: Path) -> bytes:
     mega.refresh()
     found = mega.find(name)
@@ -55,13 +69,8 @@ def test_the_upload_started_while_writing_becomes_the_node(
     ops: tuple[Any, Mega], tmp_path: Path
 ) -> None:
     fs, mega = ops
-    fi = _fi()
-    fs.create("/a.bin", 0o644, fi)
-    w = fs._handles[fi.fh]
-    w.guess = 12 * MiB  # what the writer's open source file would say
     data = os.urandom(12 * MiB)
-    for pos in range(0, len(data), MiB):
-        assert fs.write("/a.bin", memoryview(data)[pos : pos + MiB], pos, fi) == MiB
+    fi, w = _written(fs, "/a.bin", data, guess=len(data))
     assert w.stream is not None  # started by the first write
     fs.flush("/a.bin", fi)
     fs.release("/a.bin", fi)
@@ -73,13 +82,8 @@ def test_a_write_while_the_upload_runs_is_uploaded_after(
     ops: tuple[Any, Mega], tmp_path: Path
 ) -> None:
     fs, mega = ops
-    fi = _fi()
-    fs.create("/b.bin", 0o644, fi)
-    w = fs._handles[fi.fh]
-    w.guess = 4 * MiB
     first = os.urandom(4 * MiB)
-    for pos in range(0, len(first), MiB):
-        fs.write("/b.bin", first[pos : pos + MiB], pos, fi)
+    fi, w = _written(fs, "/b.bin", first, guess=len(first))
     flushing = threading.Thread(target=fs.flush, args=("/b.bin", fi))
     flushing.start()
     deadline = time.monotonic() + 10
@@ -97,13 +101,8 @@ def test_a_file_that_outgrows_its_guess_is_uploaded_from_the_spool(
     ops: tuple[Any, Mega], tmp_path: Path
 ) -> None:
     fs, mega = ops
-    fi = _fi()
-    fs.create("/c.bin", 0o644, fi)
-    w = fs._handles[fi.fh]
-    w.guess = 9 * MiB
     data = os.urandom(10 * MiB)
-    for pos in range(0, len(data), MiB):
-        fs.write("/c.bin", data[pos : pos + MiB], pos, fi)
+    fi, w = _written(fs, "/c.bin", data, guess=9 * MiB)
     assert w.stream is not None and w.stream.source.reason is not None  # abandoned
     fs.release("/c.bin", fi)
     assert _content(mega, "c.bin", tmp_path) == data
