@@ -139,6 +139,8 @@ def mounted(cli: Cli, mountpoint: Path, *args: str) -> Iterator[Mounted]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
         err.close()
 
 

@@ -286,6 +286,11 @@ def test_serving_threads_stay_for_the_next_connection(server: MegaHTTPServer) ->
     for _ in range(5):
         status, _, body = get(url, {"Range": "bytes=2-5"})
         assert (status, body) == (206, b"note")
+        # the serving thread is idle again once it has closed the connection (a moment after
+        # the client has read the answer): the next connection goes to it
+        deadline = time.monotonic() + 5
+        while not server._idle and time.monotonic() < deadline:
+            time.sleep(0.001)
     after = {t.ident for t in threading.enumerate() if t.name == "megafast-http"}
     assert after and len(after - before) <= 1
 

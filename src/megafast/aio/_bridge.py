@@ -13,11 +13,15 @@ half-written (a download is renamed into place only after its MAC verified).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
 from typing import Any, TypeVar
+
+from ..transfer import TransferCancelled
 
 __all__ = ["LoopProgress", "run_in_thread", "call_from_thread"]
 
@@ -83,9 +87,35 @@ async def run_in_thread(
         raise
 
 
+#: Seconds between two looks at whether the loop still runs, while a thread waits on it.
+LOOP_CHECK_SECONDS = 0.5
+
+
 def call_from_thread(
     loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T], timeout: float | None = None
 ) -> T:
     """Run ``coro`` on ``loop`` from a worker thread and wait for its result (an engine's
-    ``get_url(refresh=True)`` asks the API through the client's batcher this way)."""
-    return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout)
+    ``get_url(refresh=True)`` asks the API through the client's batcher this way).
+
+    A loop that stops or closes before it runs ``coro`` (the program is ending) would leave
+    the thread waiting for good: it is looked at every :data:`LOOP_CHECK_SECONDS`, and then
+    the call raises :class:`~megafast.transfer.TransferCancelled`. ``timeout`` (seconds)
+    raises :class:`TimeoutError`."""
+    if loop.is_closed():
+        coro.close()
+        raise TransferCancelled("the event loop is closed")
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait = LOOP_CHECK_SECONDS
+        if deadline is not None:
+            wait = min(wait, max(0.0, deadline - time.monotonic()))
+        try:
+            return future.result(wait)
+        except concurrent.futures.TimeoutError:
+            if deadline is not None and time.monotonic() >= deadline:
+                future.cancel()
+                raise TimeoutError(f"the event loop did not answer within {timeout:g} s") from None
+            if loop.is_closed() or not loop.is_running():
+                future.cancel()
+                raise TransferCancelled("the event loop stopped before it answered") from None
