@@ -361,12 +361,9 @@ def measure(api_url: str, work: Path, args: argparse.Namespace) -> dict[str, Any
         copies: list[float] = []
         uploads: list[float] = []
         for i in range(args.rounds):
-            start = time.perf_counter()
-            subprocess.run(["cp", str(local), str(m.path / f"copy{i}.bin")], check=True)
-            copies.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            mega.upload(str(local), dest_filename=f"api{i}.bin")
-            uploads.append(time.perf_counter() - start)
+            target = str(m.path / f"copy{i}.bin")
+            copies.append(timed(lambda t=target: subprocess.run(["cp", str(local), t], check=True)))
+            uploads.append(timed(lambda i=i: mega.upload(str(local), dest_filename=f"api{i}.bin")))
         pairs = list(zip(uploads, copies, strict=True))
         r["cp_s"], r["upload_s"] = statistics.median(copies), statistics.median(uploads)
         r["cp_ratio_rounds"] = [round(u / c * 100) for u, c in pairs]
