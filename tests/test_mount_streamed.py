@@ -214,3 +214,25 @@ def test_a_source_on_a_fuse_mount_gives_no_guess(mount: Mounted, other: Mega) ->
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_big_files_copied_one_after_another_reuse_the_spool_space(
+    mount: Mounted, other: Mega, tmp_path: Path
+) -> None:
+    """An uploaded big file's spool file is kept (0600), and the next big file is spooled
+    over it: a shorter one after it still has only its own bytes, a longer one grows it."""
+    home = mount.path.parent
+    sources = [
+        _source(tmp_path, f"reuse{i}.bin", size * MiB) for i, size in enumerate((20, 12, 28))
+    ]
+    seen: list[set[str]] = []
+    for src in sources:
+        subprocess.run(["cp", str(src), str(mount.path / src.name)], check=True, timeout=120)
+        kept = list(home.rglob("kept-*"))
+        assert kept and all(p.stat().st_mode & 0o777 == 0o600 for p in kept)
+        seen.append({p.name for p in kept})
+    for before, after in zip(seen[:-1], seen[1:], strict=True):
+        assert len(after) == len(before) and after != before  # took one, gave one back
+    for src in sources:
+        assert (mount.path / src.name).stat().st_size == src.stat().st_size
+        assert _remote_bytes(other, src.name, tmp_path) == src.read_bytes()

@@ -5,6 +5,7 @@ that started while writing is used only when it is the file."""
 from __future__ import annotations
 
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -119,3 +120,86 @@ def test_a_huge_guess_starts_no_upload(ops: tuple[Any, Mega]) -> None:
     assert w.stream is None
     fs.truncate("/d.bin", MiB, fi)
     fs.release("/d.bin", fi)
+
+
+def _kept(fs: Any) -> list[Path]:
+    return sorted(fs.spool.folder.glob("kept-*"))
+
+
+def _closed(fs: Any, path: str, fi: SimpleNamespace) -> None:
+    fs.flush(path, fi)
+    fs.release(path, fi)
+
+
+def test_a_file_spooled_over_a_kept_one_has_only_its_own_bytes(
+    ops: tuple[Any, Mega], tmp_path: Path
+) -> None:
+    """The second file (guessed at the kept file's size, then written shorter) takes the
+    first one's spool file: what it reads, stats and uploads is its own bytes."""
+    fs, mega = ops
+    first = os.urandom(12 * MiB)
+    fi, _ = _written(fs, "/k1.bin", first, guess=len(first))
+    _closed(fs, "/k1.bin", fi)
+    assert [p.stat().st_size for p in _kept(fs)] == [12 * MiB]
+    second = os.urandom(10 * MiB)
+    fi, w = _written(fs, "/k2.bin", second, guess=12 * MiB)
+    assert _kept(fs) == [] and w.stale == 12 * MiB  # it took the kept file
+    assert fs.getattr("/k2.bin")["st_size"] == len(second)
+    assert fs.read("/k2.bin", MiB, len(second) - 10, fi) == second[-10:]
+    _closed(fs, "/k2.bin", fi)
+    assert _content(mega, "k2.bin", tmp_path) == second
+    assert _content(mega, "k1.bin", tmp_path) == first
+
+
+def test_gaps_in_a_file_over_a_kept_one_read_as_zeros(
+    ops: tuple[Any, Mega], tmp_path: Path
+) -> None:
+    """A write past the end and a truncate up leave zeros behind, never the earlier
+    file's bytes."""
+    fs, mega = ops
+    fi, _ = _written(fs, "/g1.bin", b"\xff" * 12 * MiB, guess=12 * MiB)
+    _closed(fs, "/g1.bin", fi)
+    head, tail = os.urandom(MiB), os.urandom(MiB)
+    fi, w = _written(fs, "/g2.bin", head, guess=9 * MiB)
+    assert w.stale == 9 * MiB
+    assert fs.write("/g2.bin", tail, 3 * MiB, fi) == MiB  # a gap of 2 MiB
+    fs.truncate("/g2.bin", 6 * MiB, fi)  # and 2 MiB more, set by the size
+    want = head + bytes(2 * MiB) + tail + bytes(2 * MiB)
+    assert fs.read("/g2.bin", 8 * MiB, 0, fi) == want
+    _closed(fs, "/g2.bin", fi)
+    assert _content(mega, "g2.bin", tmp_path) == want
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 MiB tmpfs of its own (needs root, as mount does)."""
+    path = tmp_path / "small"
+    path.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", str(path)],
+        capture_output=True,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
+
+
+def test_kept_spool_files_make_room_when_the_disk_is_full(
+    ops: tuple[Any, Mega], tmp_path: Path, small_disk: Path
+) -> None:
+    """A write that finds no space deletes the kept files and is tried again once."""
+    from megafast.mount._ops import MegaOperations
+
+    base, mega = ops
+    fs = MegaOperations(base.backend, Spool(small_disk / "spool"))
+    fi, _ = _written(fs, "/d1.bin", os.urandom(24 * MiB), guess=24 * MiB)
+    _closed(fs, "/d1.bin", fi)
+    assert len(_kept(fs)) == 1
+    data = os.urandom(50 * MiB)  # no guess: a new spool file, beside the kept 24 MiB
+    fi, _ = _written(fs, "/d2.bin", data, guess=0)
+    assert _kept(fs) == []
+    _closed(fs, "/d2.bin", fi)
+    assert _content(mega, "d2.bin", tmp_path) == data

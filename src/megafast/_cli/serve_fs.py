@@ -62,6 +62,12 @@ def _mount_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--upload-queue", help="folder of files waiting for upload (default: per account)"
     )
+    parser.add_argument(
+        "--keep-spool",
+        default="1G",
+        metavar="SIZE",
+        help="spool space of uploaded big files kept for the next ones (default 1G; 0: none)",
+    )
     parser.add_argument("--fuse-debug", action="store_true", help="libfuse's debug output")
     _cache_arguments(parser)
 
@@ -151,6 +157,7 @@ def cmd_mount(ctx: Context) -> int:
             backend,
             mountpoint,
             spool_dir=None if read_only else _queue_folder(ctx, backend),
+            keep_spool=parse_bytes(ctx.args.keep_spool),
             read_only=read_only,
             allow_other=ctx.args.allow_other,
             permanent=ctx.args.delete_permanently,

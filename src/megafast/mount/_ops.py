@@ -123,6 +123,8 @@ class MegaOperations:
             except Exception as exc:  # noqa: BLE001 - kept in the queue, reported
                 log.error("upload of %s not finished; kept for the next mount: %s", w.name, exc)
             w.drop_stream("unmounted")
+        if self.spool is not None:
+            self.spool.drop_kept()
         self.backend.close()
 
     # -- lookups --------------------------------------------------------------------------
@@ -160,7 +162,7 @@ class MegaOperations:
     def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
         w = self._writing.get(path)
         if w is not None:
-            return self._stat(False, os.fstat(w.fd).st_size, w.mtime, w.mtime)
+            return self._stat(False, w.size, w.mtime, w.mtime)
         entry = self.view.entry(self._handle(path))
         if entry is None:
             raise fail(errno.ENOENT)
@@ -243,7 +245,7 @@ class MegaOperations:
                 log.warning("read of %s refused: %s", path, exc)
                 raise fail(errno.EIO) from None
         if isinstance(item, Writing):
-            return [os.pread(item.fd, size, offset)]
+            return [item.read(size, offset)]
         raise fail(errno.EBADF)
 
     # -- writing --------------------------------------------------------------------------
@@ -274,7 +276,7 @@ class MegaOperations:
         w = Writing(fd, spool_path, parent, name, existing, dirty=create or truncate)
         try:
             if existing is not None and not truncate:
-                self._copy_remote(existing, fd)
+                w.size = self._copy_remote(existing, fd)
                 entry = self.view.entry(existing)
                 if entry is not None:
                     w.mtime = entry.mtime
@@ -285,14 +287,15 @@ class MegaOperations:
         self._writing[path] = w
         return w
 
-    def _copy_remote(self, handle: str, fd: int) -> None:
-        """Fill a spool file with the remote file's bytes (verified as they are read)."""
+    def _copy_remote(self, handle: str, fd: int) -> int:
+        """Fill a spool file with the remote file's bytes (verified as they are read);
+        returns their number."""
         stream = Stream(self.backend.remote_file(handle))
         pos = 0
         while True:
             data = stream.read(pos, COPY_BLOCK)
             if not data:
-                return
+                return pos
             os.pwrite(fd, data, pos)
             pos += len(data)
 
@@ -317,21 +320,29 @@ class MegaOperations:
             with w.lock:
                 if w.opens != 1 or w.stream is not None or w.writes:
                     return
-                if os.fstat(w.fd).st_size == 0:
+                if w.size == 0:
                     import mfusepy
 
                     w.guess = guess_size(mfusepy.fuse_get_context()[2], self.mountpoint)
         except Exception as exc:  # noqa: BLE001 - no guess: uploaded at close
             log.debug("no size guessed for %s: %s", w.name, exc)
 
-    def _start_stream(self, fd: int, size: int) -> StreamedUpload | None:
+    def _start_stream(self, w: Writing, size: int) -> StreamedUpload | None:
         """Start the upload of a file being written, guessed at ``size`` bytes: not over
-        the account's free storage, nor when it cannot start (then uploaded at close)."""
+        the account's free storage, nor when it cannot start (then uploaded at close). A
+        kept spool file, if any, takes the bytes of a file still empty (:meth:`Spool.reuse`;
+        one set to its size with ``ftruncate`` holds zeros, not a kept file's bytes)."""
         space = self.backend.storage()
         if space is not None and size > min(STREAM_MAX, space[1] - space[0]):
             return None
+        spool = self.spool
+        kept = spool.reuse(size) if spool is not None and w.size == 0 else None
+        if spool is not None and kept is not None:
+            fd, path = w.adopt(*kept)
+            os.close(fd)
+            spool.discard(path)
         try:
-            return self.backend.stream_upload(fd, size)
+            return self.backend.stream_upload(w.fd, size)
         except Exception as exc:  # noqa: BLE001 - uploaded at close instead
             log.debug("the upload while writing did not start: %s", exc)
             return None
@@ -341,7 +352,20 @@ class MegaOperations:
         item = self._handles.get(fi.fh)
         if not isinstance(item, Writing):
             raise fail(errno.EBADF)
-        return item.write(data, offset, self._start_stream)
+        try:
+            n = item.write(data, offset, self._start_stream)
+            if n == len(data):
+                return n
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            n = 0
+        # out of space (an error, or a short write): free the kept spool files, once
+        if self.spool is None or not self.spool.drop_kept():
+            if n:
+                return n
+            raise fail(errno.ENOSPC)
+        return n + item.write(memoryview(data)[n:], offset + n, self._start_stream)
 
     @as_errno
     def truncate(self, path: str, length: int, fh: Any = None) -> int:
@@ -458,7 +482,7 @@ class MegaOperations:
         os.close(w.fd)
         assert self.spool is not None
         if not w.dirty:
-            self.spool.discard(w.spool)
+            self.spool.recycle(w.spool)
 
     @as_errno
     def utimens(self, path: str, times: Any = None) -> int:

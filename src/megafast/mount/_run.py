@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..vfs._backend import Backend
-from ..vfs._spool import Spool
+from ..vfs._spool import KEEP_DEFAULT, Spool
 
 __all__ = ["run_mount", "retry_pending"]
 
@@ -54,18 +54,20 @@ def run_mount(
     mountpoint: str | os.PathLike[str],
     *,
     spool_dir: str | os.PathLike[str] | None,
+    keep_spool: int = KEEP_DEFAULT,
     read_only: bool = False,
     allow_other: bool = False,
     permanent: bool = False,
     debug: bool = False,
 ) -> None:
     """Mount ``backend`` at ``mountpoint`` and serve until unmounted (``fusermount3 -u``)
-    or interrupted (Ctrl-C, SIGTERM); returns after the unmount."""
+    or interrupted (Ctrl-C, SIGTERM); returns after the unmount. Up to ``keep_spool`` bytes
+    of spool files are kept for reuse while it runs (:class:`~megafast.vfs._spool.Spool`)."""
     from ._fuse import FastFUSE
     from ._ops import MegaOperations
 
     read_only = read_only or backend.read_only
-    spool = None if read_only or spool_dir is None else Spool(spool_dir)
+    spool = None if read_only or spool_dir is None else Spool(spool_dir, keep_spool)
     backend.load()
     ops = MegaOperations(backend, spool, read_only=read_only, permanent=permanent)
     if spool is not None:

@@ -5,6 +5,12 @@ Every write, truncate and the look a close takes at the file (its size, writes a
 whether the streamed upload is the file, MEGA's fingerprint) run under the file's lock, so
 the look sees no write half done. Uploads of one file run one at a time (``upload_lock``):
 a write that lands while one runs makes the file dirty again, and it is uploaded again.
+
+A file whose upload starts while it is written may be spooled over a kept spool file
+(:meth:`megafast.vfs._spool.Spool.reuse`): the file is its first ``size`` bytes, and any
+bytes after them (up to ``stale``) are an earlier file's. Nothing reads past ``size``; a
+write past it zeroes the gap first, a truncate cuts them off, and the close cuts them off
+before the file is fingerprinted or queued.
 """
 
 from __future__ import annotations
@@ -57,20 +63,28 @@ class Writing:
     #: the guessed final size, until the first write starts the upload (or None)
     guess: int | None = None
     writes: int = 0
+    #: the file's length (the spool file may hold an earlier file's bytes after it)
+    size: int = 0
+    #: the end of an earlier file's bytes in the spool file (0 when there are none)
+    stale: int = 0
     lock: threading.RLock = field(default_factory=threading.RLock)
     upload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def write(
-        self, data: Buffer, offset: int, start: Callable[[int, int], StreamedUpload | None]
+        self, data: Buffer, offset: int, start: Callable[[Writing, int], StreamedUpload | None]
     ) -> int:
         """Write ``data`` at ``offset`` to the spool file. The first write, at the start of
-        a file with a guessed size, first starts its upload: ``start(fd, size)``."""
+        a file with a guessed size, first starts its upload: ``start(self, size)`` (which
+        may give the file a kept spool file first, :meth:`adopt`)."""
         with self.lock:
             if self.guess is not None:
                 guess, self.guess = self.guess, None
                 if offset == 0 and not self.writes and STREAM_MIN <= guess <= STREAM_MAX:
-                    self.stream = start(self.fd, guess)
+                    self.stream = start(self, guess)
+            if offset > self.size and self.stale > self.size:
+                self._zero(self.size, min(offset, self.stale))
             n = os.pwrite(self.fd, data, offset)
+            self.size = max(self.size, offset + n)
             if self.stream is not None:
                 self.stream.wrote(offset, n)
             self.writes += 1
@@ -78,15 +92,42 @@ class Writing:
             self.mtime = time.time()
             return n
 
+    def _zero(self, begin: int, end: int) -> None:
+        block = bytes(min(end - begin, 1 << 20))
+        while begin < end:
+            begin += os.pwrite(self.fd, memoryview(block)[: end - begin], begin)
+
+    def _cut_stale(self) -> None:
+        """Cut an earlier file's bytes off the spool file."""
+        if self.stale > self.size:
+            os.ftruncate(self.fd, self.size)
+        self.stale = 0
+
+    def adopt(self, fd: int, spool: str, stale: int) -> tuple[int, str]:
+        """Spool the file, still empty, to ``fd`` at ``spool`` instead (a kept spool file
+        holding ``stale`` bytes of an earlier file); returns the spool file it had."""
+        with self.lock:
+            assert self.size == 0 and not self.writes and self.stream is None
+            old = self.fd, self.spool
+            self.fd, self.spool, self.stale = fd, spool, stale
+            return old
+
+    def read(self, size: int, offset: int) -> bytes:
+        """Up to ``size`` bytes of the file at ``offset``."""
+        with self.lock:
+            return os.pread(self.fd, max(0, min(size, self.size - offset)), offset)
+
     def truncate(self, length: int) -> None:
         """Truncate (or extend) the spool file. An empty file set to a size says how big it
         will be: that is its guess. Any other size drops the streamed upload first."""
         with self.lock:
-            empty = os.fstat(self.fd).st_size == 0
+            empty = self.size == 0
             stream = self.stream
             if stream is not None and length != stream.source.size:
                 self.drop_stream("truncated")
+            self._cut_stale()
             os.ftruncate(self.fd, length)
+            self.size = length
             if self.stream is None and empty and not self.writes and self.opens == 1:
                 self.guess = length
             self.dirty = True
@@ -106,7 +147,8 @@ class Writing:
         with self.lock:
             stream, self.stream = self.stream, None
             self.guess = None
-            size = os.fstat(self.fd).st_size
+            self._cut_stale()
+            size = self.size
             kept = stream is not None and stream.close_at(size)
             try:
                 c = fingerprint(self.spool, int(self.mtime)) if kept else None
