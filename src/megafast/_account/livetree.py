@@ -99,7 +99,9 @@ def load(core: Core) -> LiveTree:
     store, events = open_tree(
         keyring, lambda: list_all(core, keyring), lambda sn: _channel(core, sn), cache
     )
-    return LiveTree(NodeTree(store, keyring), keyring, cache, events)
+    tree = NodeTree(store, keyring)
+    tree.own_clock = core.api_client.own_seqtags.latest
+    return LiveTree(tree, keyring, cache, events)
 
 
 def _reload(core: Core, live: LiveTree) -> NodeStore:

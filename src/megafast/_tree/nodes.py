@@ -143,6 +143,9 @@ class NodeTree:
         self.keyring = keyring if keyring is not None else Keyring()
         self.nodes: Mapping[str, dict[str, Any]] = _NodeView(self)
         self.on_change: Callable[[], None] | None = None  # called after each change below
+        #: the place of the newest own answer (``OwnTags.latest``): each change below marks
+        #: its nodes with it, so that older echoes of this client's own commands skip them
+        self.own_clock: Callable[[], int] | None = None
 
     @property
     def root_id(self) -> str | None:
@@ -170,6 +173,7 @@ class NodeTree:
         """Decrypt raw API nodes (in bulk) and insert them; return the inserted nodes."""
         nodes = self._insert(raw_nodes, keyring)
         handles = [n["h"] for n in nodes if type(n) is dict and type(n.get("h")) is str]
+        self._mark(handles)
         return [self._dict(h) for h in dict.fromkeys(handles) if h in self.store]
 
     def _insert(self, raw_nodes: Iterable[Any], keyring: Keyring) -> list[Any]:
@@ -194,12 +198,15 @@ class NodeTree:
     # -- changes made by this client (a node the store does not know is left alone) ------------
     def remove(self, handle: str) -> None:
         """Remove a node and everything below it."""
+        removed: list[str] = []
         with contextlib.suppress(StoreError):
-            self.store.remove(handle)
+            removed = self.store.remove(handle)
+        self._mark([handle, *removed])
         self._changed()
 
     def move(self, handle: str, new_parent: str) -> None:
         """Record that a node now lives under ``new_parent``."""
+        self._mark([handle])
         with contextlib.suppress(StoreError):
             self.store.move(handle, new_parent)
         self._changed()
@@ -207,14 +214,23 @@ class NodeTree:
     def set_attributes(self, handle: str, attrs: dict[str, Any]) -> None:
         """Record a node's new (decrypted) attributes."""
         if handle in self.store:
+            self._mark([handle])
             self.store.set_attributes(handle, *attrs_columns(attrs))
             self._changed()
 
     def set_extra(self, handle: str, field: str, value: Any) -> None:
         """Record a raw field of a node (``ph`` after exporting it, ...)."""
         if handle in self.store:
+            self._mark([handle])
             self.store.set_extra(handle, field, value)
             self._changed()
+
+    def _mark(self, handles: Iterable[str]) -> None:
+        if self.own_clock is not None:
+            now = self.own_clock()
+            marks = self.store.own_marks
+            for h in handles:
+                marks[h] = now
 
     def _changed(self) -> None:
         if self.on_change is not None:

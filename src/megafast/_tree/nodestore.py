@@ -97,6 +97,10 @@ class NodeStore(_Lookups):
         # client shares this dict with its Keyring) and the folders exported ("EXP" shares)
         self.share_keys: dict[str, bytes] = {}
         self.exported: set[str] = set()
+        # handle -> the place (OwnTags.order) of the newest answer when this client last
+        # changed the node itself; an echo of an older own command must not undo it
+        self.own_marks: dict[str, int] = {}
+        self.own_marks_left = 0  # how many the last sweep kept (see watch.apply_packet)
         self._interned: dict[str, str] = {}
         self._name_index: dict[int, _NameIndex] = {}
         self._free: list[int] = []

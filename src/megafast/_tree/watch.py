@@ -33,6 +33,7 @@ from typing import Any
 import requests
 
 from .._wire.retry import RetryPolicy
+from .._wire.seqtag import OwnTags
 from .cache import NodeCache
 from .listing import add_raw_nodes
 from .nodes import Keyring, b64_bytes
@@ -153,6 +154,10 @@ class ScChannel:
 
 
 # -- applying packets -------------------------------------------------------------------------
+#: Marks of nodes changed here (NodeStore.own_marks) kept before old ones are swept out.
+_MARKS_KEPT = 4096
+
+
 def apply_packet(
     store: NodeStore,
     keyring: Keyring,
@@ -162,19 +167,38 @@ def apply_packet(
 ) -> list[ChangeEvent]:
     """Apply one action packet; StoreError when it names unknown nodes or forms a cycle.
     A packet is our own change when its ``i`` is ``self_id`` or its v3 sequence tag ``st``
-    is in ``own_tags`` (the tags our commands were answered with)."""
+    is in ``own_tags`` (the tags our commands were answered with).
+
+    Our own changes are in the tree already (the client applies each command's answer).
+    With ``own_tags`` an :class:`~megafast._wire.seqtag.OwnTags`, an own packet leaves
+    alone every node this client changed again after the packet's command was answered
+    (``store.own_marks``): the echo of an upload moved, renamed or deleted since never
+    undoes that. And our own move's ``d`` (``m``: 1) leaves the node where it is: the ``t``
+    after it places it (the node never vanishes in between)."""
     kind = packet.get("a")
+    order = own_tags.order(packet.get("st")) if isinstance(own_tags, OwnTags) else None
+    own = (self_id is not None and packet.get("i") == self_id) or (
+        order is not None or packet.get("st") in own_tags
+    )
+    target = packet.get("n") if kind in ("u", "d", "fa") else packet.get("h")
+    if order is not None:
+        _forget_marks_up_to(store, order)
+        if isinstance(target, str):
+            if store.own_marks.get(target, 0) > order:
+                return []  # changed here again since: this echo is older than the tree
+            store.own_marks.pop(target, None)
     if kind == "t":
-        return _apply_t(store, keyring, packet)
+        return _apply_t(store, keyring, packet, order)
     if kind == "u":
         return _apply_u(store, packet)
     if kind == "d":
         h = packet.get("n")
-        own = (self_id is not None and packet.get("i") == self_id) or packet.get("st") in own_tags
         if own and h not in store:
             return []  # our own deletion, already applied
         if not isinstance(h, str) or h not in store:
             raise StoreError(f"d names an unknown node {h!r}")
+        if own and packet.get("m") == 1:
+            return []  # our own move, already applied: its t follows
         path = store.path_of(h)
         store.remove(h)
         return [ChangeEvent("delete", h, path, "d")]
@@ -202,15 +226,40 @@ def apply_packet(
     return []  # contacts, user attributes, alerts...: not part of the tree
 
 
+def _forget_marks_up_to(store: NodeStore, order: int) -> None:
+    """Drop the marks no packet can be older than any more (packets come in order) when
+    they have piled up (a deleted folder marks everything below it)."""
+    marks = store.own_marks
+    if len(marks) > max(_MARKS_KEPT, 2 * store.own_marks_left):
+        store.own_marks = {h: m for h, m in marks.items() if m > order}
+        store.own_marks_left = len(store.own_marks)
+
+
 def _event(store: NodeStore, kind: str, h: str, packet: str) -> ChangeEvent:
     return ChangeEvent(kind, h, store.path_of(h), packet, store.node(h))
 
 
-def _apply_t(store: NodeStore, keyring: Keyring, packet: dict[str, Any]) -> list[ChangeEvent]:
+def _apply_t(
+    store: NodeStore, keyring: Keyring, packet: dict[str, Any], order: int | None
+) -> list[ChangeEvent]:
+    """A ``t`` packet; ``order``: the place of its tag among our own answers (then nodes
+    changed here since it was answered are left as they are, see :func:`apply_packet`)."""
     body = packet.get("t")
     if not isinstance(body, dict):
         raise StoreError("t packet without nodes")
     nodes = [n for key in ("f", "f2") for n in (body.get(key) or ()) if isinstance(n, dict)]
+    if order is not None:
+        marks = store.own_marks
+        kept: list[dict[str, Any]] = []
+        skipped: set[str] = set()
+        for n in nodes:  # parents come first: what hangs under a node skipped and gone goes too
+            handle = str(n.get("h"))
+            if marks.get(handle, 0) > order or (n.get("p") in skipped and n.get("p") not in store):
+                skipped.add(handle)
+            else:
+                kept.append(n)
+                marks.pop(handle, None)  # its echo has come
+        nodes = kept
     listed = {n.get("h") for n in nodes}
     before: dict[str, str | None] = {}
     for node in nodes:

@@ -40,19 +40,34 @@ def unwrap(name: Any, result: Any) -> tuple[str | None, Any]:
 
 
 class OwnTags:
-    """The sequence tags of this client's recent commands (the newest ``limit``)."""
+    """The sequence tags of this client's recent commands (the newest ``limit``), each with
+    its place in the order their answers came (1, 2, ...)."""
 
     def __init__(self, limit: int = 4096) -> None:
-        self._tags: OrderedDict[str, None] = OrderedDict()
+        self._tags: OrderedDict[str, int] = OrderedDict()
         self._limit = limit
+        self._count = 0
         self._lock = threading.Lock()
 
     def add(self, tag: str) -> None:
         with self._lock:
-            self._tags[tag] = None
+            if tag in self._tags:
+                return
+            self._count += 1
+            self._tags[tag] = self._count
             while len(self._tags) > self._limit:
                 self._tags.popitem(last=False)
 
     def __contains__(self, tag: object) -> bool:
         with self._lock:
             return tag in self._tags
+
+    def order(self, tag: object) -> int | None:
+        """The place of ``tag`` among the answers (None when it is not ours, or too old)."""
+        with self._lock:
+            return self._tags.get(tag) if isinstance(tag, str) else None
+
+    def latest(self) -> int:
+        """The place of the newest tag (0 before any)."""
+        with self._lock:
+            return self._count

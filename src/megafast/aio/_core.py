@@ -55,7 +55,9 @@ class LoopCore(Core):
         if self.live is not None and self.live.keyring is keyring:
             self.live.tree.store = store
             return
-        self.live = LiveTree(NodeTree(store, keyring), keyring, None)
+        tree = NodeTree(store, keyring)
+        tree.own_clock = self.async_api.own_seqtags.latest
+        self.live = LiveTree(tree, keyring, None)
 
     def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
         loop = self.loop

@@ -375,7 +375,10 @@ class Backend:
                     keyring = self.core.keyring
                     assert keyring is not None
                     for packet in packets:
-                        for event in apply_packet(store, keyring, packet, self.core.request_id):
+                        own = self.core.api_client.own_seqtags
+                        for event in apply_packet(
+                            store, keyring, packet, self.core.request_id, own
+                        ):
                             if event.handle:
                                 handles.append(event.handle)
                     store.sn = channel.sn
