@@ -180,7 +180,10 @@ def apply_packet(
     own = (self_id is not None and packet.get("i") == self_id) or (
         order is not None or packet.get("st") in own_tags
     )
-    target = packet.get("n") if kind in ("u", "d", "fa") else packet.get("h")
+    # the node a u, d, fa or ph packet changes (a t lists its nodes: see _apply_t)
+    target = (
+        packet.get("n") if kind in ("u", "d", "fa") else packet.get("h") if kind == "ph" else None
+    )
     if order is not None:
         _forget_marks_up_to(store, order)
         if isinstance(target, str):
