@@ -236,3 +236,97 @@ def test_big_files_copied_one_after_another_reuse_the_spool_space(
     for src in sources:
         assert (mount.path / src.name).stat().st_size == src.stat().st_size
         assert _remote_bytes(other, src.name, tmp_path) == src.read_bytes()
+
+
+def test_a_file_removed_while_written_stays_removed(
+    mount: Mounted, other: Mega, tmp_path: Path
+) -> None:
+    """A program writes, the file is removed (``rm`` from another process), the program
+    writes on and closes: the file does not come back, in the mount or the account."""
+    src = _source(tmp_path, "removed.src", 12 * MiB)
+    dst = mount.path / "removed.bin"
+    proc = _writer(src, dst, "pause", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        assert proc.stdout.readline().strip() == "paused"
+        subprocess.run(["rm", str(dst)], check=True, timeout=30)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not dst.exists()
+    other.refresh()
+    names = [n["a"]["n"] for n in other.get_files().values() if n.get("a")]
+    assert not any(n == "removed.bin" or n.startswith(".fuse_hidden") for n in names), names
+
+
+def test_an_open_file_removed_stays_usable_and_is_never_uploaded(
+    mount: Mounted, other: Mega
+) -> None:
+    """The temporary-file pattern: open, write, unlink, write, fstat, read back, close."""
+    script = (
+        "import os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)\n"
+        "os.write(fd, b'x' * 5000)\n"
+        "os.unlink(sys.argv[1])\n"
+        "os.write(fd, b'y' * 100)\n"
+        "print(os.fstat(fd).st_size, len(os.pread(fd, 10000, 0)), os.path.exists(sys.argv[1]))\n"
+        "os.close(fd)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(mount.path / "scratch.tmp")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["5100", "5100", "False"]
+    other.refresh()
+    names = [n["a"]["n"] for n in other.get_files().values() if n.get("a")]
+    assert not any(n == "scratch.tmp" or n.startswith(".fuse_hidden") for n in names), names
+
+
+def test_a_file_removed_while_open_for_reading_goes_to_the_bin_by_its_name(
+    mount: Mounted, other: Mega, tmp_path: Path
+) -> None:
+    """``rm`` of a file a program is reading: the program reads on to the end, and the
+    Rubbish Bin holds the file under its own name (never libfuse's ``.fuse_hidden…``)."""
+    data = os.urandom(3 * MiB)
+    (mount.path / "reading.bin").write_bytes(data)
+    reader = (
+        "import sys\n"
+        "f = open(sys.argv[1], 'rb')\n"
+        "head = f.read(1000)\n"
+        "print('open', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "rest = f.read()\n"
+        "f.close()\n"
+        "print(len(head) + len(rest))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", reader, str(mount.path / "reading.bin")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        subprocess.run(["rm", str(mount.path / "reading.bin")], check=True, timeout=30)
+        assert not (mount.path / "reading.bin").exists()
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == str(len(data))
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    other.refresh()
+    trash = other.get_node_by_type(4)[0]
+    nodes = [n for n in other.get_files().values() if n.get("a")]
+    assert any(n["a"]["n"] == "reading.bin" and n["p"] == trash for n in nodes)
+    assert not any(n["a"]["n"].startswith(".fuse_hidden") for n in nodes)

@@ -203,3 +203,23 @@ def test_kept_spool_files_make_room_when_the_disk_is_full(
     assert _kept(fs) == []
     _closed(fs, "/d2.bin", fi)
     assert _content(mega, "d2.bin", tmp_path) == data
+
+
+def test_a_file_unlinked_while_open_is_never_uploaded(
+    ops: tuple[Any, Mega], tmp_path: Path
+) -> None:
+    """rm while a program writes: later writes and the close do not bring it back (its
+    upload stops too), and its spool file does not stay behind."""
+    fs, mega = ops
+    fi, w = _written(fs, "/u.bin", os.urandom(9 * MiB), guess=10 * MiB)
+    stream = w.stream
+    assert stream is not None
+    fs.unlink("/u.bin")
+    assert stream.source.reason is not None  # the upload was dropped
+    assert fs.write("/u.bin", b"more", 9 * MiB, fi) == 4
+    assert fs.read("/u.bin", 4, 9 * MiB, fi) == b"more"  # still readable through its handle
+    _closed(fs, "/u.bin", fi)
+    mega.refresh()
+    assert mega.find("u.bin") is None
+    assert list(fs.spool.folder.glob("spool-*")) == []
+    assert fs.spool.pending() == []

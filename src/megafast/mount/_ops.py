@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import stat
 import threading
 import time
@@ -39,6 +40,9 @@ log = logging.getLogger("megafast.mount")
 _NS = 1_000_000_000
 # utimensat's special nanosecond values, as libfuse passes them (seconds 0)
 _UTIME_NOW, _UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+#: libfuse renames an open file that is removed to such a name in its folder (``hidden_name``
+#: in its fuse.c), and removes that name when the last open of the file is released
+_HIDDEN = re.compile(r"\.fuse_hidden[0-9a-f]{16}")
 #: Bytes copied at a time when a file opened for writing starts from its remote content.
 COPY_BLOCK = 4 << 20
 
@@ -72,6 +76,8 @@ class MegaOperations:
         self._handles: dict[int, Stream | Writing] = {}
         self._next_fh = 1
         self._writing: dict[str, Writing] = {}
+        #: removed files still open for reading, by the name libfuse hid them under
+        self._hidden: dict[str, Any] = {}
         self._fuse: Any = None
         self.uid, self.gid = os.getuid(), os.getgid()
         self.started = time.time()
@@ -128,7 +134,9 @@ class MegaOperations:
         self.backend.close()
 
     # -- lookups --------------------------------------------------------------------------
-    def _handle(self, path: str) -> str:
+    def _handle(self, path: str | None) -> str:
+        if path is None:  # an open file removed since: no path any more
+            raise fail(errno.ENOENT)
         h = self.view.lookup(path)
         if h is None:
             raise fail(errno.ENOENT)
@@ -159,11 +167,14 @@ class MegaOperations:
         }
 
     @as_errno
-    def getattr(self, path: str, fh: Any = None) -> dict[str, Any]:
-        w = self._writing.get(path)
+    def getattr(self, path: str | None, fh: Any = None) -> dict[str, Any]:
+        item = self._handles.get(fh.fh) if fh is not None else None
+        w = item if isinstance(item, Writing) else self._writing.get(path) if path else None
         if w is not None:
             return self._stat(False, w.size, w.mtime, w.mtime)
-        entry = self.view.entry(self._handle(path))
+        entry = self._hidden.get(path) if path else None
+        if entry is None:
+            entry = self.view.entry(self._handle(path))
         if entry is None:
             raise fail(errno.ENOENT)
         return self._stat(entry.is_dir, entry.size, entry.mtime, entry.ctime)
@@ -372,6 +383,8 @@ class MegaOperations:
         item = self._handles.get(fh.fh) if fh is not None else None
         if isinstance(item, Writing):
             w = item
+        elif path is None:
+            raise fail(errno.ENOENT)
         elif path in self._writing:
             w = self._writing[path]
         else:
@@ -392,7 +405,7 @@ class MegaOperations:
         else the spool file is uploaded."""
         assert self.spool is not None
         with w.upload_lock:
-            if not w.dirty:
+            if not w.dirty or w.unlinked:
                 return
             seen = w.closing()
             try:
@@ -481,7 +494,7 @@ class MegaOperations:
         w.drop_stream("closed")
         os.close(w.fd)
         assert self.spool is not None
-        if not w.dirty:
+        if not w.dirty or w.unlinked:
             self.spool.recycle(w.spool)
 
     @as_errno
@@ -528,17 +541,26 @@ class MegaOperations:
     @as_errno
     def unlink(self, path: str) -> int:
         self._check_writable()
-        w = self._writing.pop(path, None)
-        if w is not None:  # open for writing: its bytes will not be uploaded
-            w.dirty = False
-            if self.view.lookup(path) is None:
-                return 0
+        if self._hidden.pop(path, None) is not None:
+            return 0  # removed already, when libfuse hid it
+        if self._forget_open(path) and self.view.lookup(path) is None:
+            return 0
         h = self._handle(path)
         entry = self.view.entry(h)
         if entry is not None and entry.is_dir:
             raise fail(errno.EISDIR)
         self.backend.remove(h, permanent=self.permanent)
         return 0
+
+    def _forget_open(self, path: str) -> bool:
+        """A file open for writing at ``path`` is unlinked (or replaced by a rename): its
+        bytes are never uploaded, now or after later writes. False when none is open."""
+        w = self._writing.pop(path, None)
+        if w is None:
+            return False
+        w.unlinked = True
+        w.drop_stream("unlinked")
+        return True
 
     @as_errno
     def rmdir(self, path: str) -> int:
@@ -555,11 +577,17 @@ class MegaOperations:
     def rename(self, old: str, new: str, flags: int = 0) -> int:
         self._check_writable()
         new_parent_path, display = _split(new)
+        if not flags and _HIDDEN.fullmatch(display) and self._hide(old, new):
+            return 0
         parent = self._folder(new_parent_path)
+        if new != old and new in self._writing:  # replacing a file open for writing
+            if flags & 1:  # RENAME_NOREPLACE
+                raise fail(errno.EEXIST)
+            self._forget_open(new)
         w = self._writing.get(old)
         if w is not None and self.view.lookup(old) is None:  # not uploaded yet: retarget it
             target = self.view.child(parent, display)
-            if new in self._writing or (target is not None and flags & 1):
+            if target is not None and flags & 1:
                 raise fail(errno.EEXIST)
             if target is not None:
                 entry = self.view.entry(target)
@@ -585,6 +613,29 @@ class MegaOperations:
         # no fuse_invalidate_path here: the kernel holds the folders' locks during a rename
         # and updates its own entries when it succeeds (invalidating would deadlock)
         return 0
+
+    def _hide(self, old: str, new: str) -> bool:
+        """libfuse's stand-in for removing a file that is open (see ``_HIDDEN``): the file
+        is removed as :meth:`unlink` removes it, under its own name, and what has it open
+        goes on under ``new`` until libfuse removes that name. A file open for writing is
+        never uploaded. False when ``old`` is not open (the rename is then a rename)."""
+        w = self._writing.get(old)
+        h = self.view.lookup(old)
+        reading = h is not None and any(
+            isinstance(i, Stream) and i.file.handle == h for i in list(self._handles.values())
+        )
+        if w is None and not reading:
+            return False
+        self._check_writable()
+        if w is not None:
+            self._forget_open(old)
+            self._writing[new] = w  # its handles still stat it, by the new name
+        if h is not None:
+            entry = self.view.entry(h)
+            if w is None and entry is not None:
+                self._hidden[new] = entry
+            self.backend.remove(h, permanent=self.permanent)
+        return True
 
     def _retarget(self, old: str, new: str, parent: str, display: str) -> None:
         w = self._writing.pop(old)

@@ -57,6 +57,8 @@ class Writing:
     replaces: str | None
     mtime: float = field(default_factory=time.time)
     dirty: bool = False
+    #: unlinked while open: its bytes are never uploaded (writes may go on, as POSIX allows)
+    unlinked: bool = False
     opens: int = 1
     #: the upload started while the file is written, or None
     stream: StreamedUpload | None = None
