@@ -412,8 +412,8 @@ class MegaOperations:
                 os.fsync(w.fd)
                 item = self.spool.enqueue(w.spool, w.parent, w.name, seen.mtime, w.replaces)
             except BaseException:
-                if seen.stream is not None:
-                    seen.stream.abandon("the file could not be queued")
+                if seen.streamed is not None:
+                    seen.streamed.upload.abandon("the file could not be queued")
                 raise
             new = self._put_streamed(w, seen, item)
             if new is None:
@@ -429,13 +429,13 @@ class MegaOperations:
     def _put_streamed(self, w: Writing, seen: Closing, item: PendingUpload) -> str | None:
         """The node of the upload that started while the file was written, or None when
         there is none (no guess, a wrong guess, a failure)."""
-        if seen.stream is None or seen.fingerprint is None:
+        if seen.streamed is None:
             return None
-        result = seen.stream.result()
+        result = seen.streamed.upload.result()
         if result is None:
             return None
         try:
-            new = self.backend.put_uploaded(result, w.parent, w.name, seen.fingerprint)
+            new = self.backend.put_uploaded(result, w.parent, w.name, seen.streamed.fingerprint)
         except Exception as exc:  # noqa: BLE001 - the spool file is uploaded instead
             log.warning(
                 "%s: the node of its upload was not made (%s); uploading again", w.name, exc

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from ..crypto import fingerprint
 from ..vfs._growing import StreamedUpload
 
-__all__ = ["Writing", "Closing", "STREAM_MIN", "STREAM_MAX"]
+__all__ = ["Writing", "Closing", "Streamed", "STREAM_MIN", "STREAM_MAX"]
 
 #: A file guessed to grow to at least this many bytes is uploaded while it is written.
 STREAM_MIN = 8 << 20
@@ -36,14 +36,21 @@ Buffer = bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
+class Streamed:
+    """A streamed upload that is the file as closed, with the file's fingerprint."""
+
+    upload: StreamedUpload
+    fingerprint: str
+
+
+@dataclass(frozen=True)
 class Closing:
     """What a close saw, under the file's lock: the writes so far, the mtime, and the
-    streamed upload with the file's fingerprint when the upload is the file (else None)."""
+    streamed upload when it is the file (else None)."""
 
     writes: int
     mtime: float
-    stream: StreamedUpload | None
-    fingerprint: str | None
+    streamed: Streamed | None
 
 
 @dataclass
@@ -151,11 +158,11 @@ class Writing:
             self.guess = None
             self._cut_stale()
             size = self.size
-            kept = stream is not None and stream.close_at(size)
+            if stream is None or not stream.close_at(size):
+                return Closing(self.writes, self.mtime, None)
             try:
-                c = fingerprint(self.spool, int(self.mtime)) if kept else None
+                c = fingerprint(self.spool, int(self.mtime))
             except BaseException:
-                if stream is not None:
-                    stream.abandon("no fingerprint")
+                stream.abandon("no fingerprint")
                 raise
-            return Closing(self.writes, self.mtime, stream if kept else None, c)
+            return Closing(self.writes, self.mtime, Streamed(stream, c))
