@@ -223,3 +223,25 @@ def test_a_file_unlinked_while_open_is_never_uploaded(
     assert mega.find("u.bin") is None
     assert list(fs.spool.folder.glob("spool-*")) == []
     assert fs.spool.pending() == []
+
+
+def test_a_file_removed_while_its_upload_runs_does_not_come_back(
+    ops: tuple[Any, Mega], tmp_path: Path
+) -> None:
+    """rm lands after the close took its look and while the upload is still sending: the
+    node the upload makes is removed too."""
+    fs, mega = ops
+    fi, w = _written(fs, "/late.bin", os.urandom(4 * MiB), guess=4 * MiB)
+    flushing = threading.Thread(target=fs.flush, args=("/late.bin", fi))
+    flushing.start()
+    deadline = time.monotonic() + 10
+    while w.stream is not None and time.monotonic() < deadline:
+        time.sleep(0.001)  # the close has taken its look: the upload is on its way
+    assert flushing.is_alive()
+    fs.unlink("/late.bin")
+    flushing.join(60)
+    assert not flushing.is_alive()
+    fs.release("/late.bin", fi)
+    mega.refresh()
+    assert mega.find("late.bin", exclude_deleted=True) is None  # in the Rubbish Bin at most
+    assert fs.spool.pending() == []

@@ -418,9 +418,14 @@ class MegaOperations:
             new = self._put_streamed(w, seen, item)
             if new is None:
                 new = self._finish(item)
-            w.replaces = new
             with w.lock:
+                removed = w.unlinked
+                if not removed:
+                    w.replaces = new
                 w.dirty = w.writes != seen.writes  # a write during the upload: again later
+            if removed:  # removed while it was uploaded: what the upload made goes too
+                self.backend.remove(new, permanent=self.permanent)
+                return
         # a utimens that came while the upload ran (rsync -t, cp -p from another FUSE
         # thread) only set w.mtime: carry it to the new node
         if int(w.mtime) != int(seen.mtime):
@@ -448,7 +453,7 @@ class MegaOperations:
 
     def _drop_replaced(self, replaces: str | None, new: str, name: str) -> None:
         """Move the node a new upload replaces to the Rubbish Bin."""
-        if replaces is not None and replaces != new:
+        if replaces is not None and replaces != new and self.view.entry(replaces) is not None:
             try:
                 self.backend.remove(replaces, permanent=False)
             except Exception as exc:  # noqa: BLE001 - the new node is there; say so
@@ -482,15 +487,18 @@ class MegaOperations:
                 if item.dirty and item.opens == 1:
                     self._upload(item)
             finally:
-                item.opens -= 1
-                if item.opens <= 0:
+                with self._lock:  # as the hidden name of a removed file is given (_hide)
+                    item.opens -= 1
+                    last = item.opens <= 0
+                if last:
                     self._close_write(None, item)
         return 0
 
     def _close_write(self, path: str | None, w: Writing) -> None:
-        for p, other in list(self._writing.items()):
-            if other is w and (path is None or p == path):
-                del self._writing[p]
+        with self._lock:
+            for p, other in list(self._writing.items()):
+                if other is w and (path is None or p == path):
+                    del self._writing[p]
         w.drop_stream("closed")
         os.close(w.fd)
         assert self.spool is not None
@@ -506,7 +514,8 @@ class MegaOperations:
         w = self._writing.get(path)
         if w is not None:
             w.mtime = mtime
-            if not w.dirty and w.replaces is not None:  # already uploaded: set it there too
+            if not w.dirty and not w.unlinked and w.replaces is not None:
+                # already uploaded: set it there too
                 self._check_writable()
                 self.backend.set_mtime(w.replaces, int(mtime))
             return 0
@@ -543,24 +552,29 @@ class MegaOperations:
         self._check_writable()
         if self._hidden.pop(path, None) is not None:
             return 0  # removed already, when libfuse hid it
-        if self._forget_open(path) and self.view.lookup(path) is None:
-            return 0
-        h = self._handle(path)
-        entry = self.view.entry(h)
-        if entry is not None and entry.is_dir:
-            raise fail(errno.EISDIR)
-        self.backend.remove(h, permanent=self.permanent)
+        w = self._writing.get(path)
+        if w is None or self.view.lookup(path) is not None:
+            h = self._handle(path)
+            entry = self.view.entry(h)
+            if entry is not None and entry.is_dir:
+                raise fail(errno.EISDIR)
+            self.backend.remove(h, permanent=self.permanent)
+        if w is not None:
+            self._drop_open(w)
         return 0
 
-    def _forget_open(self, path: str) -> bool:
-        """A file open for writing at ``path`` is unlinked (or replaced by a rename): its
-        bytes are never uploaded, now or after later writes. False when none is open."""
-        w = self._writing.pop(path, None)
-        if w is None:
-            return False
-        w.unlinked = True
+    def _drop_open(self, w: Writing) -> None:
+        """A file open for writing was removed (or replaced by a rename): its bytes are
+        never uploaded, now or after later writes, and it leaves the upload queue."""
+        with self._lock:
+            for p, other in list(self._writing.items()):
+                if other is w:
+                    del self._writing[p]
+        with w.lock:
+            w.unlinked = True
         w.drop_stream("unlinked")
-        return True
+        if self.spool is not None:
+            self.spool.forget(w.spool)
 
     @as_errno
     def rmdir(self, path: str) -> int:
@@ -580,10 +594,9 @@ class MegaOperations:
         if not flags and _HIDDEN.fullmatch(display) and self._hide(old, new):
             return 0
         parent = self._folder(new_parent_path)
-        if new != old and new in self._writing:  # replacing a file open for writing
-            if flags & 1:  # RENAME_NOREPLACE
-                raise fail(errno.EEXIST)
-            self._forget_open(new)
+        replaced = self._writing.get(new) if new != old else None  # open for writing
+        if replaced is not None and flags & 1:  # RENAME_NOREPLACE
+            raise fail(errno.EEXIST)
         w = self._writing.get(old)
         if w is not None and self.view.lookup(old) is None:  # not uploaded yet: retarget it
             target = self.view.child(parent, display)
@@ -593,6 +606,8 @@ class MegaOperations:
                 entry = self.view.entry(target)
                 if entry is not None and entry.is_dir:
                     raise fail(errno.EISDIR)
+            if replaced is not None:
+                self._drop_open(replaced)
             self._retarget(old, new, parent, display)
             w.replaces = target  # its upload replaces what is there (that goes to the bin)
             return 0
@@ -608,6 +623,8 @@ class MegaOperations:
                 raise fail(errno.ENOTEMPTY)
             self.backend.remove(target, permanent=self.permanent)
         self.backend.move(h, parent, unescape_name(display))
+        if replaced is not None:
+            self._drop_open(replaced)
         if w is not None:  # still open after an upload: later uploads go to the new place
             self._retarget(old, new, parent, display)
         # no fuse_invalidate_path here: the kernel holds the folders' locks during a rename
@@ -627,14 +644,16 @@ class MegaOperations:
         if w is None and not reading:
             return False
         self._check_writable()
-        if w is not None:
-            self._forget_open(old)
-            self._writing[new] = w  # its handles still stat it, by the new name
+        entry = self.view.entry(h) if h is not None else None
         if h is not None:
-            entry = self.view.entry(h)
-            if w is None and entry is not None:
-                self._hidden[new] = entry
             self.backend.remove(h, permanent=self.permanent)
+        if w is not None:
+            self._drop_open(w)
+            with self._lock:
+                if w.opens > 0:  # its handles still stat it, by the new name
+                    self._writing[new] = w
+        elif entry is not None:
+            self._hidden[new] = entry
         return True
 
     def _retarget(self, old: str, new: str, parent: str, display: str) -> None:

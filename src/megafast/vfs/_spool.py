@@ -110,6 +110,7 @@ class Spool:
             fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
         except OSError:
             self.discard(pick[0])
+            self.discard(path)
             return None
         try:
             if pick[1] > size:
@@ -169,6 +170,13 @@ class Spool:
             items.append(item)
             self._write(items)
         return item
+
+    def forget(self, spool: str) -> None:
+        """Drop the queued uploads of spool file ``spool`` (its file was removed)."""
+        with self._lock:
+            items = self._read()
+            if any(i.spool == spool for i in items):
+                self._write([i for i in items if i.spool != spool])
 
     def dequeue(self, item: PendingUpload) -> None:
         """The upload succeeded: drop it from the queue (the spool file stays)."""
