@@ -137,7 +137,44 @@ def test_old_marks_are_swept_once_their_echoes_have_passed() -> None:
     for st in ("1", "2", "3"):
         tags.add(st)
     store = NodeStore()
-    store.own_marks = {f"h{i}": 1 for i in range(5000)}
-    store.own_marks["later"] = 3
+    store.own_marks = {f"h{i}": (1, "1") for i in range(5000)}
+    store.own_marks["later"] = (1, "3")
     apply_packet(store, Keyring(b"\0" * 16, "me"), {"a": "k", "st": "2"}, None, tags)
-    assert store.own_marks == {"later": 3}
+    assert store.own_marks == {"later": (1, "3")}
+
+
+def test_a_change_is_marked_with_the_tag_of_its_own_threads_command() -> None:
+    """Two threads' commands answered in one order and applied in the other: each mark is
+    its own command's tag (never a later command's), and a mark never goes back."""
+    import threading
+
+    from megafast._tree.nodes import Keyring, NodeTree
+    from megafast._wire.seqtag import OwnTags
+
+    tags = OwnTags()
+    tree = NodeTree(keyring=Keyring(b"\0" * 16, "me"))
+    tree.own_clock = tags.latest
+    answered = threading.Event()
+    seen: dict[str, tuple[int, str]] = {}
+
+    def command(tag: str, wait: bool) -> None:
+        tags.add(tag)  # this thread's answer
+        if wait:
+            answered.wait(5)  # applied only after the other thread's later answer
+        else:
+            answered.set()
+        seen[tag] = tags.latest()
+        tree._mark(["x"])
+
+    older = threading.Thread(target=command, args=("5", True))
+    older.start()
+    newer = threading.Thread(target=command, args=("6", False))
+    newer.start()
+    older.join(5)
+    newer.join(5)
+    assert seen == {"5": (1, "5"), "6": (1, "6")}
+    assert tree.store.own_marks["x"] == (1, "6")  # the older command's apply kept the newer
+    assert tags.latest() == (1, "6")  # a thread without commands: the newest
+    assert tags.order("10") is None
+    tags.add("10")
+    assert tags.order("10") == (2, "10")  # after "6": longer tags come later

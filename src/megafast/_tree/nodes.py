@@ -143,9 +143,9 @@ class NodeTree:
         self.keyring = keyring if keyring is not None else Keyring()
         self.nodes: Mapping[str, dict[str, Any]] = _NodeView(self)
         self.on_change: Callable[[], None] | None = None  # called after each change below
-        #: the place of the newest own answer (``OwnTags.latest``): each change below marks
-        #: its nodes with it, so that older echoes of this client's own commands skip them
-        self.own_clock: Callable[[], int] | None = None
+        #: the sequence tag of the own command a change applies (``OwnTags.latest``): each
+        #: change below marks its nodes with it, so that older own echoes skip them
+        self.own_clock: Callable[[], tuple[int, str]] | None = None
 
     @property
     def root_id(self) -> str | None:
@@ -230,7 +230,8 @@ class NodeTree:
             now = self.own_clock()
             marks = self.store.own_marks
             for h in handles:
-                marks[h] = now
+                if marks.get(h, now) <= now:
+                    marks[h] = now
 
     def _changed(self) -> None:
         if self.on_change is not None:

@@ -97,9 +97,9 @@ class NodeStore(_Lookups):
         # client shares this dict with its Keyring) and the folders exported ("EXP" shares)
         self.share_keys: dict[str, bytes] = {}
         self.exported: set[str] = set()
-        # handle -> the place (OwnTags.order) of the newest answer when this client last
-        # changed the node itself; an echo of an older own command must not undo it
-        self.own_marks: dict[str, int] = {}
+        # handle -> the sequence tag (as OwnTags.order gives it) of the newest own command
+        # whose answer this client applied to the node; an older own echo must not undo it
+        self.own_marks: dict[str, tuple[int, str]] = {}
         self.own_marks_left = 0  # how many the last sweep kept (see watch.apply_packet)
         self._interned: dict[str, str] = {}
         self._name_index: dict[int, _NameIndex] = {}

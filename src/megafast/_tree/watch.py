@@ -33,7 +33,7 @@ from typing import Any
 import requests
 
 from .._wire.retry import RetryPolicy
-from .._wire.seqtag import OwnTags
+from .._wire.seqtag import NO_TAG, OwnTags, TagKey
 from .cache import NodeCache
 from .listing import add_raw_nodes
 from .nodes import Keyring, b64_bytes
@@ -171,9 +171,8 @@ def apply_packet(
 
     Our own changes are in the tree already (the client applies each command's answer).
     With ``own_tags`` an :class:`~megafast._wire.seqtag.OwnTags`, an own packet leaves
-    alone every node this client changed again after the packet's command was answered
-    (``store.own_marks``): the echo of an upload moved, renamed or deleted since never
-    undoes that. And our own move's ``d`` (``m``: 1) leaves the node where it is: the ``t``
+    alone every node a later own command changed here (``store.own_marks``, by sequence
+    tag): the echo of an upload moved, renamed or deleted since never undoes that. And our own move's ``d`` (``m``: 1) leaves the node where it is: the ``t``
     after it places it (the node never vanishes in between)."""
     kind = packet.get("a")
     order = own_tags.order(packet.get("st")) if isinstance(own_tags, OwnTags) else None
@@ -187,7 +186,7 @@ def apply_packet(
     if order is not None:
         _forget_marks_up_to(store, order)
         if isinstance(target, str):
-            if store.own_marks.get(target, 0) > order:
+            if store.own_marks.get(target, NO_TAG) > order:
                 return []  # changed here again since: this echo is older than the tree
             store.own_marks.pop(target, None)
     if kind == "t":
@@ -229,7 +228,7 @@ def apply_packet(
     return []  # contacts, user attributes, alerts...: not part of the tree
 
 
-def _forget_marks_up_to(store: NodeStore, order: int) -> None:
+def _forget_marks_up_to(store: NodeStore, order: TagKey) -> None:
     """Drop the marks no packet can be older than any more (packets come in order) when
     they have piled up (a deleted folder marks everything below it)."""
     marks = store.own_marks
@@ -243,10 +242,10 @@ def _event(store: NodeStore, kind: str, h: str, packet: str) -> ChangeEvent:
 
 
 def _apply_t(
-    store: NodeStore, keyring: Keyring, packet: dict[str, Any], order: int | None
+    store: NodeStore, keyring: Keyring, packet: dict[str, Any], order: TagKey | None
 ) -> list[ChangeEvent]:
-    """A ``t`` packet; ``order``: the place of its tag among our own answers (then nodes
-    changed here since it was answered are left as they are, see :func:`apply_packet`)."""
+    """A ``t`` packet; ``order``: where its tag stands when it is our own (then the nodes a
+    later own command changed here are left as they are, see :func:`apply_packet`)."""
     body = packet.get("t")
     if not isinstance(body, dict):
         raise StoreError("t packet without nodes")
@@ -257,7 +256,9 @@ def _apply_t(
         skipped: set[str] = set()
         for n in nodes:  # parents come first: what hangs under a node skipped and gone goes too
             handle = str(n.get("h"))
-            if marks.get(handle, 0) > order or (n.get("p") in skipped and n.get("p") not in store):
+            if marks.get(handle, NO_TAG) > order or (
+                n.get("p") in skipped and n.get("p") not in store
+            ):
                 skipped.add(handle)
             else:
                 kept.append(n)

@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-__all__ = ["OwnTags", "unwrap"]
+__all__ = ["OwnTags", "TagKey", "NO_TAG", "tag_key", "unwrap"]
 
 # commands answered ["<st>", answer] (the SDK's mSeqtagArray ones, src/commands.cpp)
 SEQTAG_ARRAY = frozenset(
@@ -39,35 +39,50 @@ def unwrap(name: Any, result: Any) -> tuple[str | None, Any]:
     return None, result
 
 
+#: Where a sequence tag stands in the server's order: tags compare by length, then as text
+#: (MEGA's SDK, Request::processSeqTag).
+TagKey = tuple[int, str]
+#: Before any tag.
+NO_TAG: TagKey = (0, "")
+
+
+def tag_key(tag: str) -> TagKey:
+    return (len(tag), tag)
+
+
 class OwnTags:
-    """The sequence tags of this client's recent commands (the newest ``limit``), each with
-    its place in the order their answers came (1, 2, ...)."""
+    """The sequence tags of this client's recent commands (the newest ``limit``)."""
 
     def __init__(self, limit: int = 4096) -> None:
-        self._tags: OrderedDict[str, int] = OrderedDict()
+        self._tags: OrderedDict[str, None] = OrderedDict()
         self._limit = limit
-        self._count = 0
+        self._newest = NO_TAG
+        self._mine = threading.local()  # the tag of this thread's last tagged answer
         self._lock = threading.Lock()
 
     def add(self, tag: str) -> None:
+        key = tag_key(tag)
         with self._lock:
-            if tag in self._tags:
-                return
-            self._count += 1
-            self._tags[tag] = self._count
+            self._tags[tag] = None
             while len(self._tags) > self._limit:
                 self._tags.popitem(last=False)
+            self._newest = max(self._newest, key)
+        self._mine.key = key
 
     def __contains__(self, tag: object) -> bool:
         with self._lock:
             return tag in self._tags
 
-    def order(self, tag: object) -> int | None:
-        """The place of ``tag`` among the answers (None when it is not ours, or too old)."""
+    def order(self, tag: object) -> TagKey | None:
+        """Where our own ``tag`` stands in the server's order (None when it is not ours)."""
         with self._lock:
-            return self._tags.get(tag) if isinstance(tag, str) else None
+            return tag_key(tag) if isinstance(tag, str) and tag in self._tags else None
 
-    def latest(self) -> int:
-        """The place of the newest tag (0 before any)."""
+    def latest(self) -> TagKey:
+        """Where this thread's last tagged answer stands (a change the thread applies after
+        its command's answer is that command's), else the newest of all."""
+        mine: TagKey | None = getattr(self._mine, "key", None)
+        if mine is not None:
+            return mine
         with self._lock:
-            return self._count
+            return self._newest
