@@ -178,3 +178,17 @@ def test_a_change_is_marked_with_the_tag_of_its_own_threads_command() -> None:
     assert tags.order("10") is None
     tags.add("10")
     assert tags.order("10") == (2, "10")  # after "6": longer tags come later
+
+
+def test_marks_stay_bounded_without_a_watcher() -> None:
+    from megafast._tree import nodes
+    from megafast._tree.nodes import Keyring, NodeTree
+    from megafast._wire.seqtag import tag_key
+
+    clock = (str(n) for n in range(1, 1_000_000))
+    tree = NodeTree(keyring=Keyring(b"\0" * 16, "me"))
+    tree.own_clock = lambda: tag_key(next(clock))
+    for i in range(nodes._MARKS_MAX + 10):
+        tree._mark([f"h{i}"])
+    assert len(tree.store.own_marks) <= nodes._MARKS_MAX
+    assert f"h{nodes._MARKS_MAX + 9}" in tree.store.own_marks  # the newest stay
