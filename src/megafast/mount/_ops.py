@@ -415,9 +415,14 @@ class MegaOperations:
                 if seen.streamed is not None:
                     seen.streamed.upload.abandon("the file could not be queued")
                 raise
-            new = self._put_streamed(w, seen, item)
-            if new is None:
-                new = self._finish(item)
+            try:
+                new = self._put_streamed(w, seen, item)
+                if new is None:
+                    new = self._finish(item)
+            except BaseException:
+                if w.unlinked:  # removed meanwhile: not to be uploaded by the next mount
+                    self.spool.forget(w.spool)
+                raise
             with w.lock:
                 removed = w.unlinked
                 if not removed:
