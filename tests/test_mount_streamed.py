@@ -15,9 +15,9 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -31,6 +31,7 @@ pytestmark = pytest.mark.skipif(fuse_missing() is not None, reason=str(fuse_miss
 
 MiB = 1 << 20
 SIZE = 24 * MiB
+T = TypeVar("T")
 
 # A writer process: it opens its source for reading first (the mount's guess of the size,
 # as with cp), or with "truncate" opens none and sets the size with ftruncate. "pause"
@@ -103,18 +104,15 @@ def _writer(src: Path, dst: Path, mode: str, **kwargs: Any) -> subprocess.Popen[
     )
 
 
-def _uploaded_while_paused(emulator: MegaEmulator, src: Path, dst: Path, mode: str) -> int:
-    """Run the writer in a ``pause`` mode: the bytes the emulator received for uploads
-    while the file was three quarters written and still open."""
-    emulator.reset_stats()
+def _while_paused(src: Path, dst: Path, mode: str, during: Callable[[], T]) -> T:
+    """Run the writer in a ``pause`` mode and ``during()`` while it is paused (the file
+    three quarters written and still open); the writer then finishes. Returns what
+    ``during`` gave."""
     proc = _writer(src, dst, mode, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     assert proc.stdout is not None and proc.stdin is not None
     try:
         assert proc.stdout.readline().strip() == "paused"
-        deadline = time.monotonic() + 30
-        while emulator.stats().get("upload_bytes", 0) < 8 * MiB and time.monotonic() < deadline:
-            time.sleep(0.05)
-        received = int(emulator.stats().get("upload_bytes", 0))
+        result = during()
         proc.stdin.write("go\n")
         proc.stdin.flush()
         assert proc.wait(timeout=120) == 0
@@ -122,7 +120,20 @@ def _uploaded_while_paused(emulator: MegaEmulator, src: Path, dst: Path, mode: s
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    return received
+    return result
+
+
+def _uploaded_while_paused(emulator: MegaEmulator, src: Path, dst: Path, mode: str) -> int:
+    """The bytes the emulator received for uploads while the writer was paused."""
+
+    def received() -> int:
+        deadline = time.monotonic() + 30
+        while emulator.stats().get("upload_bytes", 0) < 8 * MiB and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return int(emulator.stats().get("upload_bytes", 0))
+
+    emulator.reset_stats()
+    return _while_paused(src, dst, mode, received)
 
 
 def test_upload_starts_while_the_file_is_written(
@@ -245,18 +256,7 @@ def test_a_file_removed_while_written_stays_removed(
     writes on and closes: the file does not come back, in the mount or the account."""
     src = _source(tmp_path, "removed.src", 12 * MiB)
     dst = mount.path / "removed.bin"
-    proc = _writer(src, dst, "pause", stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    assert proc.stdout is not None and proc.stdin is not None
-    try:
-        assert proc.stdout.readline().strip() == "paused"
-        subprocess.run(["rm", str(dst)], check=True, timeout=30)
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        assert proc.wait(timeout=120) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    _while_paused(src, dst, "pause", lambda: subprocess.run(["rm", str(dst)], check=True))
     assert not dst.exists()
     other.refresh()
     names = [n["a"]["n"] for n in other.get_files().values() if n.get("a")]
@@ -326,7 +326,9 @@ def test_a_file_removed_while_open_for_reading_goes_to_the_bin_by_its_name(
             proc.kill()
             proc.wait()
     other.refresh()
-    trash = other.get_node_by_type(4)[0]
+    bin_node = other.get_node_by_type(4)
+    assert bin_node is not None
+    trash = bin_node[0]
     nodes = [n for n in other.get_files().values() if n.get("a")]
     assert any(n["a"]["n"] == "reading.bin" and n["p"] == trash for n in nodes)
     assert not any(n["a"]["n"].startswith(".fuse_hidden") for n in nodes)
