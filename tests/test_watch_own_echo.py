@@ -181,14 +181,14 @@ def test_a_change_is_marked_with_the_tag_of_its_own_threads_command() -> None:
 
 
 def test_marks_stay_bounded_without_a_watcher() -> None:
-    from megafast._tree import nodes
+    from megafast._tree import nodestore
     from megafast._tree.nodes import Keyring, NodeTree
     from megafast._wire.seqtag import tag_key
 
     clock = (str(n) for n in range(1, 1_000_000))
     tree = NodeTree(keyring=Keyring(b"\0" * 16, "me"))
     tree.own_clock = lambda: tag_key(next(clock))
-    for i in range(nodes._MARKS_MAX + 10):
+    for i in range(nodestore._MARKS_MAX + 10):
         tree._mark([f"h{i}"])
-    assert len(tree.store.own_marks) <= nodes._MARKS_MAX
-    assert f"h{nodes._MARKS_MAX + 9}" in tree.store.own_marks  # the newest stay
+    assert len(tree.store.own_marks) <= nodestore._MARKS_MAX
+    assert f"h{nodestore._MARKS_MAX + 9}" in tree.store.own_marks  # the newest stay

@@ -129,11 +129,6 @@ class Keyring:
         return None
 
 
-#: Marks of nodes this client changed (NodeStore.own_marks) kept at most: a client that
-#: reads no echoes (no watcher) never sweeps them otherwise.
-_MARKS_MAX = 65536
-
-
 class NodeTree:
     """All nodes of an account (or a public folder): a :class:`NodeStore` (the one tree
     model) behind mega.py-shaped queries.
@@ -232,14 +227,7 @@ class NodeTree:
 
     def _mark(self, handles: Iterable[str]) -> None:
         if self.own_clock is not None:
-            now = self.own_clock()
-            marks = self.store.own_marks
-            for h in handles:
-                if marks.get(h, now) <= now:
-                    marks[h] = now
-            if len(marks) > _MARKS_MAX:  # no echoes read (no watcher): keep the newer half
-                newest = sorted(marks.items(), key=lambda item: item[1])[len(marks) // 2 :]
-                self.store.own_marks = dict(newest)
+            self.store.mark_own(handles, self.own_clock())
 
     def _changed(self) -> None:
         if self.on_change is not None:

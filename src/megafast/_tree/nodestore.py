@@ -21,7 +21,7 @@ import contextlib
 import json
 import struct
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import groupby
 from typing import Any
 
@@ -43,6 +43,10 @@ ROOT_NAMES = {2: "Cloud Drive", 3: "Inbox", 4: "Rubbish Bin"}
 _WORDS4 = struct.Struct(">4I")
 _WORDS8 = struct.Struct(">8I")
 _FREE = -2  # a parent value marking a slot whose node was removed
+#: Marks of this client's own changes (NodeStore.own_marks) before echoes sweep old ones.
+_MARKS_KEPT = 4096
+#: At most this many marks: a client that reads no echoes (no watcher) never sweeps them.
+_MARKS_MAX = 65536
 
 
 def _unless(name: str | None, attrs_json: bytes | None) -> str | None:
@@ -100,7 +104,7 @@ class NodeStore(_Lookups):
         # handle -> the sequence tag (as OwnTags.order gives it) of the newest own command
         # whose answer this client applied to the node; an older own echo must not undo it
         self.own_marks: dict[str, tuple[int, str]] = {}
-        self.own_marks_left = 0  # how many the last sweep kept (see watch.apply_packet)
+        self.own_marks_left = 0  # how many the last sweep kept (forget_own_marks_up_to)
         self._interned: dict[str, str] = {}
         self._name_index: dict[int, _NameIndex] = {}
         self._free: list[int] = []
@@ -393,6 +397,28 @@ class NodeStore(_Lookups):
             fields[field] = value
         if not fields:
             del self.extra[slot]
+
+    # -- marks of this client's own changes (see watch.apply_packet) ----------------------
+    def mark_own(self, handles: Iterable[str], tag: tuple[int, str]) -> None:
+        """This client applied its own command (sequence tag ``tag``) to ``handles``; a
+        mark never goes back. A client that reads no echoes never sweeps them: past
+        ``_MARKS_MAX`` the newer half is kept."""
+        marks = self.own_marks
+        for h in handles:
+            if marks.get(h, tag) <= tag:
+                marks[h] = tag
+        if len(marks) > _MARKS_MAX:
+            newest = sorted(marks.items(), key=lambda item: item[1])[len(marks) // 2 :]
+            self.own_marks = dict(newest)
+
+    def forget_own_marks_up_to(self, tag: tuple[int, str]) -> None:
+        """An own echo of ``tag`` came: no later one is older than the marks up to it
+        (packets come in order). They are dropped when more than ``_MARKS_KEPT`` have piled
+        up (a deleted folder marks everything below it)."""
+        marks = self.own_marks
+        if len(marks) > max(_MARKS_KEPT, 2 * self.own_marks_left):
+            self.own_marks = {h: m for h, m in marks.items() if m > tag}
+            self.own_marks_left = len(self.own_marks)
 
     def _slot(self, h: str) -> int:
         slot = self.slot_of.get(h)

@@ -154,10 +154,6 @@ class ScChannel:
 
 
 # -- applying packets -------------------------------------------------------------------------
-#: Marks of nodes changed here (NodeStore.own_marks) kept before old ones are swept out.
-_MARKS_KEPT = 4096
-
-
 def apply_packet(
     store: NodeStore,
     keyring: Keyring,
@@ -172,19 +168,18 @@ def apply_packet(
     Our own changes are in the tree already (the client applies each command's answer).
     With ``own_tags`` an :class:`~megafast._wire.seqtag.OwnTags`, an own packet leaves
     alone every node a later own command changed here (``store.own_marks``, by sequence
-    tag): the echo of an upload moved, renamed or deleted since never undoes that. And our own move's ``d`` (``m``: 1) leaves the node where it is: the ``t``
-    after it places it (the node never vanishes in between)."""
+    tag): the echo of an upload moved, renamed or deleted since never undoes that. And our
+    own move's ``d`` (``m``: 1) leaves the node where it is: the ``t`` after it places it
+    (the node never vanishes in between)."""
     kind = packet.get("a")
     order = own_tags.order(packet.get("st")) if isinstance(own_tags, OwnTags) else None
-    own = (self_id is not None and packet.get("i") == self_id) or (
-        order is not None or packet.get("st") in own_tags
-    )
+    own = (self_id is not None and packet.get("i") == self_id) or packet.get("st") in own_tags
     # the node a u, d, fa or ph packet changes (a t lists its nodes: see _apply_t)
     target = (
         packet.get("n") if kind in ("u", "d", "fa") else packet.get("h") if kind == "ph" else None
     )
     if order is not None:
-        _forget_marks_up_to(store, order)
+        store.forget_own_marks_up_to(order)
         if isinstance(target, str):
             if store.own_marks.get(target, NO_TAG) > order:
                 return []  # changed here again since: this echo is older than the tree
@@ -226,15 +221,6 @@ def apply_packet(
             return [_event(store, "update", h, "fa")]
         return []
     return []  # contacts, user attributes, alerts...: not part of the tree
-
-
-def _forget_marks_up_to(store: NodeStore, order: TagKey) -> None:
-    """Drop the marks no packet can be older than any more (packets come in order) when
-    they have piled up (a deleted folder marks everything below it)."""
-    marks = store.own_marks
-    if len(marks) > max(_MARKS_KEPT, 2 * store.own_marks_left):
-        store.own_marks = {h: m for h, m in marks.items() if m > order}
-        store.own_marks_left = len(store.own_marks)
 
 
 def _event(store: NodeStore, kind: str, h: str, packet: str) -> ChangeEvent:

@@ -374,8 +374,8 @@ class Backend:
                     store, _ = self._tree()
                     keyring = self.core.keyring
                     assert keyring is not None
+                    own = self.core.api_client.own_seqtags
                     for packet in packets:
-                        own = self.core.api_client.own_seqtags
                         for event in apply_packet(
                             store, keyring, packet, self.core.request_id, own
                         ):
