@@ -499,11 +499,15 @@ class MegaOperations:
                     self._close_write(None, item)
         return 0
 
-    def _close_write(self, path: str | None, w: Writing) -> None:
+    def _unregister(self, w: Writing, path: str | None = None) -> None:
+        """Forget the paths of an open file (only ``path``, when given)."""
         with self._lock:
             for p, other in list(self._writing.items()):
                 if other is w and (path is None or p == path):
                     del self._writing[p]
+
+    def _close_write(self, path: str | None, w: Writing) -> None:
+        self._unregister(w, path)
         w.drop_stream("closed")
         os.close(w.fd)
         assert self.spool is not None
@@ -571,10 +575,7 @@ class MegaOperations:
     def _drop_open(self, w: Writing) -> None:
         """A file open for writing was removed (or replaced by a rename): its bytes are
         never uploaded, now or after later writes, and it leaves the upload queue."""
-        with self._lock:
-            for p, other in list(self._writing.items()):
-                if other is w:
-                    del self._writing[p]
+        self._unregister(w)
         with w.lock:
             w.unlinked = True
         w.drop_stream("unlinked")
