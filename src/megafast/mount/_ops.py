@@ -347,8 +347,7 @@ class MegaOperations:
         if space is not None and size > min(STREAM_MAX, space[1] - space[0]):
             return None
         spool = self.spool
-        kept = spool.reuse(size) if spool is not None and w.size == 0 else None
-        if spool is not None and kept is not None:
+        if spool is not None and w.size == 0 and (kept := spool.reuse(size)) is not None:
             fd, path = w.adopt(*kept)
             os.close(fd)
             spool.discard(path)
