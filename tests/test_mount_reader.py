@@ -15,6 +15,7 @@ import pytest
 from megafast.crypto import fingerprint
 from megafast.errors import IntegrityError, MegaError
 from megafast.transfer import ChunkMap
+from megafast.transfer._config import MAX_CHUNK
 from megafast.vfs import DiskCache, Fetcher, MemoryCache, Spool, Stream, _reader, display_names
 from megafast.vfs._tree import fingerprint_mtime, fingerprint_with_mtime
 from support.transfer import fast_config
@@ -249,17 +250,17 @@ def test_a_fetch_buffer_is_reused_only_once_no_view_of_it_lives() -> None:
 
 def test_small_fetch_buffers_are_reused_in_their_own_size() -> None:
     buffers = _reader.Buffers(keep=1)  # room for one piece's worth of kept buffers
-    small = buffers.take(_reader.PIECE // 4 - 100)  # a 1 MiB chunk never pins a whole piece
-    assert len(small) == _reader.PIECE // 4 - 100
-    assert small.obj is not None and len(small.obj) == _reader.PIECE // 4
+    small = buffers.take(MAX_CHUNK - 100)  # a 1 MiB chunk never pins a whole piece
+    assert len(small) == MAX_CHUNK - 100
+    assert small.obj is not None and len(small.obj) == MAX_CHUNK
     small[:5] = b"first"
     del small
-    again = buffers.take(_reader.PIECE // 4)
+    again = buffers.take(MAX_CHUNK)
     assert bytes(again[:5]) == b"first"  # the same buffer, reused
     tiny = buffers.take(1000)  # smaller than the first MAC chunk: its size
     assert len(tiny.obj) == _reader.SMALLEST_BUFFER
     del again, tiny
-    assert buffers.kept == _reader.PIECE // 4 + _reader.SMALLEST_BUFFER
+    assert buffers.kept == MAX_CHUNK + _reader.SMALLEST_BUFFER
     # a piece needs the whole budget: the unused small buffers are let go for it
     piece = buffers.take(_reader.PIECE)
     assert buffers.kept == _reader.PIECE and len(buffers._all[_reader.PIECE]) == 1
@@ -454,7 +455,7 @@ def test_a_read_that_fails_while_starting_its_fetches_leaves_none_hanging(
 ) -> None:
     # a read out of order spanning two pieces: the first fetch is made (not yet moved) when
     # making the second fails; a later read of the first one's bytes must not wait forever
-    data = os.urandom(10 * MiB)
+    data = os.urandom(2 * _reader.PIECE + 2 * MiB)
     fetcher, f = _open(remote, data)
     real = fetcher.buffers.take
     calls: list[int] = []
@@ -468,7 +469,7 @@ def test_a_read_that_fails_while_starting_its_fetches_leaves_none_hanging(
     monkeypatch.setattr(fetcher.buffers, "take", take)
     try:
         with pytest.raises(MemoryError):
-            f.read(0, 6 * MiB)
+            f.read(0, _reader.PIECE + 2 * MiB)
         assert len(calls) == 2
         assert not f._inflight and not f._arriving
         assert _in_thread(lambda: f.read(0, 1000)) == data[:1000]

@@ -45,7 +45,7 @@ def _cache_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="keep fetched ciphertext in this folder (0700)")
     parser.add_argument("--cache-size", default="1G", help="size cap of --cache-dir (default 1G)")
     parser.add_argument(
-        "--memory-cache", default="64M", help="decrypted bytes kept in memory (default 64M)"
+        "--memory-cache", default="128M", help="decrypted bytes kept in memory (default 128M)"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log requests to stderr")
 

@@ -77,7 +77,7 @@ class Backend:
         link: str | None = None,
         *,
         config: TransferConfig | None = None,
-        memory_cache: int = 64 << 20,
+        memory_cache: int = 128 << 20,
         cache_dir: str | os.PathLike[str] | None = None,
         disk_cache: int = 1 << 30,
         root: str | None = None,

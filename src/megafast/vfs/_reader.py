@@ -40,8 +40,10 @@ from ._cache import DiskCache, MemoryCache
 
 __all__ = ["Fetcher", "RemoteFile", "Stream", "PIECE", "FIRST_AHEAD"]
 
-#: Largest range one fetch asks for (bytes, whole chunks).
-PIECE = 4 * MiB
+#: Largest range one fetch asks for (bytes, whole chunks), as the engine's ranges for a file of
+#: 256 MiB: each request has a fixed cost in the client (about 1 ms of CPU here, most of it in
+#: ``requests``), so fewer, larger ones save CPU on a sequential read.
+PIECE = 8 * MiB
 #: Read-ahead after the first two reads in order (bytes); it doubles on each further one.
 FIRST_AHEAD = 1 * MiB
 #: A read this close to where the last one ended still counts as in order (bytes): the
