@@ -23,6 +23,7 @@ from ..errors import (
     error_for_code,
 )
 from ._config import TransferConfig
+from ._lean import Answer, lean_get
 from ._session import clone_session
 
 log = logging.getLogger("megafast.transfer")
@@ -97,7 +98,7 @@ class QuotaExceeded(Exception):
         self.time_left = time_left
 
 
-def _header_seconds(resp: requests.Response, name: str) -> float | None:
+def _header_seconds(resp: Answer, name: str) -> float | None:
     value = resp.headers.get(name)
     if value is None:
         return None
@@ -146,7 +147,7 @@ def check_progress(progress: object) -> None:
         raise ValidationError("progress must be a callable(bytes_done, total) or None")
 
 
-def check_status(resp: requests.Response, *, upload: bool = False) -> None:
+def check_status(resp: Answer, *, upload: bool = False) -> None:
     """Raise the control exception for a non-success HTTP status."""
     status = resp.status_code
     if status in (200, 206):
@@ -354,7 +355,7 @@ class RetryBudget:
         return False
 
 
-def body_reader(resp: requests.Response) -> Callable[[memoryview], int]:
+def body_reader(resp: Answer) -> Callable[[memoryview], int]:
     """A ``readinto1`` over the response body: each call makes at most one system call and
     returns what has arrived (1 byte or more; 0 at the end of the body), so a read never
     waits for a full buffer on a live connection.
@@ -401,7 +402,7 @@ def body_reader(resp: requests.Response) -> Callable[[memoryview], int]:
     return read_copy
 
 
-def release(resp: requests.Response, complete: bool) -> None:
+def release(resp: Answer, complete: bool) -> None:
     """Give a fully read connection back to the pool; drop any other."""
     if complete:
         resp.raw.release_conn()
@@ -420,7 +421,7 @@ FETCH_ERRORS: tuple[type[BaseException], ...] = (
 POST_ERRORS: tuple[type[BaseException], ...] = (RetryableError, QuotaExceeded, *NETWORK_ERRORS)
 
 
-def _content_range_start(resp: requests.Response) -> int | None:
+def _content_range_start(resp: Answer) -> int | None:
     """The first byte a ``Content-Range: bytes a-b/n`` header names, else None."""
     value = resp.headers.get("Content-Range")
     if value is None:
@@ -432,12 +433,14 @@ def _content_range_start(resp: requests.Response) -> int | None:
     return int(first)
 
 
-def _open_range(ctl: Controller, url: str, pos: int, end: int) -> requests.Response:
+def _open_range(ctl: Controller, url: str, pos: int, end: int) -> Answer:
     """GET the bytes ``[pos, end)``; the answer is checked to hold exactly those bytes
-    (status, ``Content-Length`` and ``Content-Range``) before any of its body is read."""
-    resp = ctl.session.get(
-        f"{url}/{pos}-{end - 1}", stream=True, timeout=ctl.timeout, allow_redirects=False
-    )
+    (status, ``Content-Length`` and ``Content-Range``) before any of its body is read.
+    The GET skips requests' own work when the session needs none of it (:mod:`._lean`)."""
+    ranged = f"{url}/{pos}-{end - 1}"
+    resp: Answer | None = lean_get(ctl.session, ranged, ctl.timeout)
+    if resp is None:
+        resp = ctl.session.get(ranged, stream=True, timeout=ctl.timeout, allow_redirects=False)
     try:
         check_status(resp)
         want = end - pos
