@@ -66,7 +66,7 @@ def test_a_proxy_from_the_environment_is_left_to_requests(monkeypatch: pytest.Mo
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    session = requests.Session()
+    session = requests.Session()  # reads the environment (trust_env): left to requests
     assert lean_get(session, "http://127.0.0.1:9/dl/x/0-15", TIMEOUT) is None
     session.trust_env = False  # the environment is not read: nothing stops the lean GET
     with pytest.raises(requests.ConnectionError):
@@ -123,6 +123,7 @@ def test_downloads_verify_on_either_path(
     data = content(5 * MiB + 3)
     h, key = remote.add_file(data)
     session = requests.Session()
+    session.trust_env = False  # as a transfer's own session, once the environment was read
     hooked: list[int] = []
     if not lean:  # a response hook: every GET goes through requests
         session.hooks["response"].append(lambda r, *a, **k: hooked.append(r.status_code))
