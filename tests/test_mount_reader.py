@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from megafast.crypto import fingerprint
+from megafast.crypto import FileCipher, fingerprint
 from megafast.errors import IntegrityError, MegaError
 from megafast.transfer import ChunkMap
 from megafast.transfer._config import MAX_CHUNK
@@ -54,15 +54,28 @@ def _landed(f: Any) -> None:
     assert not f._inflight
 
 
-def test_a_random_read_fetches_only_its_chunks(remote: Any, ranges: list[Any]) -> None:
+def test_a_random_read_fetches_from_its_chunk_start_to_its_own_end(
+    remote: Any, ranges: list[Any]
+) -> None:
+    # the chunk's start is needed for its MAC; the rest of the chunk is fetched only when a
+    # later read needs it, and then only the rest: the MAC goes on from where it stopped
     data = os.urandom(10 * MiB)
     fetcher, f = _open(remote, data)
     try:
         offset = 7 * MiB + 5000
         assert f.read(offset, 65536) == data[offset : offset + 65536]
         chunks = ChunkMap(len(data))
-        start = chunks.floor(offset)
-        assert ranges == [(start, chunks.chunk_end(start))]
+        start, stop = chunks.floor(offset), -(-(offset + 65536) // 16) * 16  # AES blocks
+        assert ranges == [(start, stop)]
+        assert f._macs == {} and not f._inflight  # nothing runs on in the background
+        assert f.read(start + 100, 1000) == data[start + 100 : start + 1100]
+        assert ranges == [(start, stop)]  # bytes fetched before: no request
+        assert f.read(stop - 10, 100) == data[stop - 10 : stop + 90]
+        assert ranges == [(start, stop), (stop, chunks.chunk_end(start))]
+        assert start in f._macs  # the chunk is whole: its MAC, as if fetched in one go
+        expected = FileCipher(f.key, size=len(data))  # the chunk's MAC from its plaintext
+        expected.encrypt(data[start : chunks.chunk_end(start)], start)
+        assert f._macs[start] == expected.chunk_macs[start]
         assert not f.verified
     finally:
         fetcher.close()
@@ -109,11 +122,11 @@ def test_a_chunk_that_changes_between_reads_is_an_integrity_error(
     data = os.urandom(6 * MiB)
     fetcher, f = _open(remote, data, memory=0)  # nothing kept: every read fetches
     try:
-        assert f.read(5 * MiB, 100) == data[5 * MiB : 5 * MiB + 100]
-        _landed(f)  # the read had its bytes before its chunk was whole
+        c = ChunkMap(len(data)).floor(5 * MiB)
+        assert f.read(c, MiB) == data[c : c + MiB]  # the whole chunk: its MAC is known
         transfer_emulator.set_faults(corrupt_rate=1.0)
         with pytest.raises(IntegrityError):
-            f.read(5 * MiB, 100)
+            f.read(c + 100, 100)
     finally:
         fetcher.close()
 
@@ -287,8 +300,105 @@ def test_views_held_across_cache_eviction_keep_their_bytes(remote: Any) -> None:
 
 
 # -- bytes handed out as they arrive ----------------------------------------------------------
-def test_a_random_read_returns_before_its_chunk_is_whole(
-    remote: Any, transfer_emulator: Any
+def test_chunks_fetched_in_part_are_bounded_and_follow_the_memory_cap(remote: Any) -> None:
+    data = os.urandom(40 * MiB)
+    chunks = ChunkMap(len(data))
+    starts = [c for c in chunks.chunks_in(0, len(data)) if chunks.chunk_end(c) - c == MiB]
+    fetcher, f = _open(remote, data)
+    try:
+        read = starts[:30]
+        for c in read:  # one small read at the start of each chunk
+            assert f.read(c + 10, 100) == data[c + 10 : c + 110]
+        assert len(fetcher._partials) == _reader.PARTIALS_KEPT  # the latest ones
+        assert sorted(c for _, c in fetcher._partials) == read[-_reader.PARTIALS_KEPT :]
+    finally:
+        fetcher.close()
+    fetcher, f = _open(remote, data, memory=0)  # nothing kept, parts neither
+    try:
+        assert f.read(starts[3] + 10, 100) == data[starts[3] + 10 : starts[3] + 110]
+        assert not fetcher._partials
+    finally:
+        fetcher.close()
+
+
+def test_a_read_across_two_chunks_keeps_the_first_whole_and_not_the_part(
+    remote: Any, ranges: list[Any]
+) -> None:
+    data = os.urandom(10 * MiB)
+    chunks = ChunkMap(len(data))
+    fetcher, f = _open(remote, data)
+    try:
+        second = chunks.floor(7 * MiB)
+        first = chunks.floor(second - 1)
+        assert f.read(second - 500, 1000) == data[second - 500 : second + 500]
+        assert ranges == [(first, second + 512)]
+        assert first in f._macs and second not in f._macs
+        assert not fetcher._partials  # it shares its buffer with a whole chunk: not kept
+    finally:
+        fetcher.close()
+
+
+def test_readers_at_once_in_one_chunk_get_their_bytes(remote: Any) -> None:
+    # reads out of order that start together: one may wait on a fetch another read made,
+    # which stops at that read's end; it then plans again (continuing the part)
+    data = os.urandom(10 * MiB)
+    chunks = ChunkMap(len(data))
+    starts = [c for c in chunks.chunks_in(0, len(data)) if chunks.chunk_end(c) - c == MiB]
+    fetcher, f = _open(remote, data)
+    try:
+        for c in starts[:4]:
+            spans = [(c + 64, 4096), (c + 300_000, 70_000), (c + 900_000, 100_000), (c, MiB)]
+            got: dict[int, bytes] = {}
+            barrier = threading.Barrier(len(spans))
+
+            def read(
+                i: int, at: int, n: int, got: dict[int, bytes], barrier: threading.Barrier
+            ) -> None:
+                barrier.wait()
+                got[i] = f.read(at, n)
+
+            threads = [
+                threading.Thread(target=read, args=(i, at, n, got, barrier))
+                for i, (at, n) in enumerate(spans)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(timeout=30)
+            assert all(got[i] == data[at : at + n] for i, (at, n) in enumerate(spans))
+            _landed(f)
+            assert c in f._macs  # the whole-chunk read completed it
+    finally:
+        fetcher.close()
+
+
+def test_a_read_waiting_on_a_shorter_read_fetches_the_rest_after_it(
+    remote: Any, transfer_emulator: Any, ranges: list[Any]
+) -> None:
+    # the second read finds the chunk in flight, fetched by the first up to its own end
+    # (0.5 s on this link): it waits for it, then fetches only the rest
+    data = os.urandom(10 * MiB)
+    c = ChunkMap(len(data)).floor(7 * MiB)
+    fetcher, f = _open(remote, data)
+    transfer_emulator.set_faults(bandwidth=1_000_000)
+    try:
+        first = threading.Thread(target=lambda: f.read(c + 500_000, 1000), daemon=True)
+        first.start()
+        deadline = time.monotonic() + 10
+        while not f._inflight and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert f._inflight  # the first read's fetch is arriving
+        assert f.read(c + 900_000, 1000) == data[c + 900_000 : c + 901_000]
+        first.join(timeout=10)
+        assert ranges == [(c, c + 501_008), (c + 501_008, c + MiB)]
+        assert c in f._macs
+    finally:
+        transfer_emulator.clear_faults()
+        fetcher.close()
+
+
+def test_a_random_read_on_a_slow_link_leaves_no_fetch_behind_it(
+    remote: Any, transfer_emulator: Any, ranges: list[Any]
 ) -> None:
     data = os.urandom(10 * MiB)
     fetcher, f = _open(remote, data)
@@ -296,9 +406,10 @@ def test_a_random_read_returns_before_its_chunk_is_whole(
     try:
         offset = 7 * MiB + 5000
         assert f.read(offset, 1000) == data[offset : offset + 1000]
-        assert f._inflight  # its chunk is still arriving
+        assert not f._inflight  # nothing of its chunk is still arriving
+        start = ChunkMap(len(data)).floor(offset)
+        assert ranges == [(start, -(-(offset + 1000) // 16) * 16)]
         transfer_emulator.clear_faults()
-        _landed(f)
         assert f.read(offset, 65536) == data[offset : offset + 65536]
     finally:
         transfer_emulator.clear_faults()
@@ -308,8 +419,7 @@ def test_a_random_read_returns_before_its_chunk_is_whole(
 def test_a_random_read_decrypts_only_up_to_its_bytes_before_it_returns(
     remote: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the reading thread receives and decrypts only what it waits for (the 1 MiB chunk may
-    # be in the socket's buffer whole); a worker does the rest, and the chunk lands whole
+    # the reading thread fetches and decrypts the chunk up to its own bytes, and no more
     data = os.urandom(10 * MiB)
     fetcher, f = _open(remote, data)
     mine: list[int] = []
@@ -326,10 +436,10 @@ def test_a_random_read_decrypts_only_up_to_its_bytes_before_it_returns(
         chunks = ChunkMap(len(data))
         offset = chunks.floor(7 * MiB) + 100
         assert f.read(offset, 1000) == data[offset : offset + 1000]
-        assert 0 < sum(mine) <= 2 * _reader.STEP_FLOOR
-        _landed(f)
-        assert chunks.floor(offset) in f._macs  # a worker finished the chunk: its MAC
-        assert f.read(offset, 65536) == data[offset : offset + 65536]
+        assert sum(mine) == 1104  # up to the end of its last AES block
+        assert not f._inflight and chunks.floor(offset) not in f._macs
+        assert f.read(offset, 65536) == data[offset : offset + 65536]  # the rest of it now
+        assert chunks.floor(offset) in f._macs
     finally:
         fetcher.close()
 
@@ -352,9 +462,10 @@ def test_a_chunk_read_again_is_fetched_whole_by_the_reading_thread(
     try:
         chunks = ChunkMap(len(data))
         offset = chunks.floor(7 * MiB) + 100
-        assert f.read(offset, 1000) == data[offset : offset + 1000]
+        assert f.read(offset - 100, MiB) == data[offset - 100 : offset - 100 + MiB]
         _landed(f)
         assert chunks.floor(offset) in f._macs
+        threads.clear()
         fetcher.memory.drop(f.handle, [chunks.floor(offset)])  # evicted
         assert f.read(offset, 65536) == data[offset : offset + 65536]
         assert threads == [threading.get_ident()]

@@ -494,13 +494,11 @@ def range_steps(
     *,
     eager: bool = False,
     on_bytes: Callable[[int], None] | None = None,
-    limit: Callable[[int], int] | None = None,
 ) -> Generator[None, None, None]:
     """:func:`fetch_range` one step at a time: a generator that yields after each
     ``consume`` call (closing it abandons the range and its connection). ``eager``: consume
     after every read what arrived, down to a multiple of 16 bytes (a reader hands those bytes
-    out at once). ``limit(pos)``: at most how many bytes the next read (starting at file
-    offset ``pos``) may take, so that a reader waiting for some bytes handles only those."""
+    out at once)."""
     budget = RetryBudget(ctl, f"bytes {start}-{end - 1}")
     pos = start  # next byte to ask for
     filled = 0  # bytes in buf; buf[used:filled] is not consumed yet and ends at pos
@@ -519,8 +517,6 @@ def range_steps(
                 readinto = body_reader(resp)
                 while pos < end:
                     room = min(step, len(buf) - filled, end - pos)
-                    if limit is not None:
-                        room = max(1, min(room, limit(pos)))
                     n = readinto(buf[filled : filled + room])
                     if not n:
                         raise RetryableError("connection closed early")

@@ -8,8 +8,10 @@ every chunk read so far, the fetches in flight and whether the meta-MAC was chec
 
 Reads are planned in MEGA's MAC chunks (:class:`~megafast.transfer.ChunkMap`): a read
 fetches only the chunks it touches, through the engine's ranged fetch
-(:func:`megafast.transfer._http.fetch_range`: retries, URL refresh, back-off, timeouts). A
-stream reading in order gets read-ahead that doubles from :data:`FIRST_AHEAD` up to
+(:func:`megafast.transfer._http.fetch_range`: retries, URL refresh, back-off, timeouts); a
+read out of order stops at its own end, and the chunk it ends in is kept fetched in part
+(:class:`_Partial`, its MAC state with it) until a later read needs the rest. A stream
+reading in order gets read-ahead that doubles from :data:`FIRST_AHEAD` up to
 ``connections`` pieces of :data:`PIECE` bytes, fetched in parallel.
 
 Integrity: each fetched range is decrypted and MAC-ed; a chunk read twice must give the same
@@ -23,6 +25,7 @@ file. Bytes of a file read only in part cannot be checked (MEGA keeps no per-chu
 from __future__ import annotations
 
 import contextlib
+import functools
 import mmap
 import threading
 from collections import OrderedDict
@@ -51,11 +54,14 @@ FIRST_AHEAD = 1 * MiB
 IN_ORDER_SLACK = 2 * MiB
 #: Remote files whose state (chunk MACs) is kept.
 FILES_KEPT = 256
-#: Least a reader moving its own fetch receives at a time (bytes).
-STEP_FLOOR = 16 * 1024
 #: Chunks before a reader in order that it drops from the memory cache at each read (those
 #: further back went at earlier reads).
 _DROP_BACK = 4
+#: Chunks kept fetched only in part, all files together (a read out of order stops at its
+#: own end); no more than the memory cache holds in 1 MiB chunks.
+PARTIALS_KEPT = 16
+#: Times a read plans its fetches again when a fetch it waited on ended short of its bytes.
+_REPLANS = 8
 
 
 def _unused(buf: mmap.mmap | bytearray) -> bool:
@@ -210,6 +216,11 @@ class Fetcher:
         self.max_ahead = max(FIRST_AHEAD, min(config.connections * PIECE, memory.cap // 2))
         self._files: OrderedDict[str, RemoteFile] = OrderedDict()
         self._lock = threading.Lock()
+        #: chunks fetched in part (:class:`_Partial`), least recently used first; a leaf
+        #: lock (nothing else is locked while it is held)
+        self._partials: OrderedDict[tuple[RemoteFile, int], _Partial] = OrderedDict()
+        self._partials_cap = min(PARTIALS_KEPT, memory.cap // MAX_CHUNK)
+        self._partials_lock = threading.Lock()
 
     def file(
         self,
@@ -229,6 +240,23 @@ class Fetcher:
             while len(self._files) > FILES_KEPT:
                 self._files.popitem(last=False)
             return f
+
+    def partial(self, f: RemoteFile, c: int, *, take: bool = False) -> _Partial | None:
+        """Chunk ``c`` of ``f`` fetched in part, if kept (``take``: no longer kept)."""
+        with self._partials_lock:
+            if take:
+                return self._partials.pop((f, c), None)
+            part = self._partials.get((f, c))
+            if part is not None:
+                self._partials.move_to_end((f, c))
+            return part
+
+    def keep_partial(self, f: RemoteFile, c: int, part: _Partial) -> None:
+        """Keep chunk ``c`` of ``f`` fetched in part (the oldest such chunk goes past the cap)."""
+        with self._partials_lock:
+            self._partials[(f, c)] = part
+            while len(self._partials) > self._partials_cap:
+                self._partials.popitem(last=False)
 
     def _start_workers(self) -> None:
         """One task per worker, each waiting for the others: the pool starts every thread."""
@@ -290,6 +318,14 @@ class RemoteFile:
 
     def views(self, offset: int, size: int, ahead: int = 0) -> list[memoryview]:
         """:meth:`read` as read-only views of the cached chunks, in order (no copy)."""
+        for _ in range(_REPLANS):
+            try:
+                return self._views(offset, size, ahead)
+            except _Short:
+                continue  # another read's fetch stopped short of these bytes: plan again
+        raise TransferError("a read found its bytes fetched only in part, again and again")
+
+    def _views(self, offset: int, size: int, ahead: int) -> list[memoryview]:
         if self.corrupt:
             raise IntegrityError("this file failed its MAC check: its bytes are not served")
         end = min(self.size, offset + size)
@@ -305,6 +341,8 @@ class RemoteFile:
             missing = []
             for c in needed:
                 data = self._cached(c)
+                if data is None:
+                    data = self._from_partial(c, min(end, chunks.chunk_end(c)))
                 if data is not None:
                     got[c] = data
                 elif c not in self._inflight:
@@ -319,10 +357,14 @@ class RemoteFile:
             )
             # a read with no read-ahead that must wait for its chunks whole fetches them in
             # its own thread (no hand-over to a worker and back)
-            whole: list[tuple[int, int, Future[dict[int, memoryview]]]] = []
-            placed: dict[int, Future[dict[int, memoryview]]] = {}
+            whole: list[tuple[Callable[[], dict[int, memoryview]], _Result]] = []
+            placed: dict[int, _Result] = {}
             driven = self._start(
-                missing, early=early, own=whole if ahead == 0 else None, placed=placed
+                missing,
+                early=early,
+                own=whole if ahead == 0 else None,
+                placed=placed,
+                stop=end if early else None,
             )
             ahead_end = min(self.size, need_end + ahead)
             if need_end < ahead_end:
@@ -343,20 +385,24 @@ class RemoteFile:
                     waits[c] = self._inflight.get(c) or placed[c]
                     if early and c in self._arriving:
                         arriving[c] = self._arriving[c]
-        for start, stop, task in whole:
-            self._run_whole(start, stop, task)
-        # this read's own fetches: it moves them until its bytes are in
+        for run, task in whole:
+            self._run_whole(run, task)
+        # this read's own fetches (they end with its bytes): it moves them itself
         for i, own in enumerate(driven):
             try:
-                if not _run_steps(own, min(end, own.end)):
-                    self._finish_later(own)
+                _run_steps(own)
             except BaseException as exc:  # an interrupt: those not moved yet end too
                 self._abandon([p.future for p in driven[i + 1 :]], driven[i + 1 :], exc)
                 raise
         for c, fut in waits.items():
             part = arriving.get(c)
             data = part.wait(min(end, chunks.chunk_end(c))) if part is not None else None
-            got[c] = data[c - part.begin :] if data is not None and part else fut.result()[c]
+            if data is not None and part is not None:
+                got[c] = data[c - part.begin :]
+            elif c in (result := fut.result()):
+                got[c] = result[c]
+            else:  # that fetch stopped before this chunk's end (a read out of order's own)
+                raise _Short()
         if not self.verified and len(self._macs) == len(chunks):
             self._verify()  # this read completed the set (whatever order the reads came in)
         parts = []
@@ -370,6 +416,14 @@ class RemoteFile:
         is keyed by handle: a chunk another :class:`RemoteFile` of this node fetched, one pushed
         out of :class:`Fetcher`, say, is fetched again so that its MAC joins this file's)."""
         return self.fetcher.memory.get(self.handle, c) if c in self._macs else None
+
+    def _from_partial(self, c: int, upto: int) -> memoryview | None:
+        """Chunk ``c``'s bytes fetched so far, when they reach ``upto`` (call under the
+        lock): an earlier read out of order fetched the chunk only up to its own end."""
+        part = self.fetcher.partial(self, c)
+        if part is None or part.upto < upto:
+            return None
+        return part.view[: part.upto - c].toreadonly()
 
     def forget_before(self, offset: int) -> None:
         """Drop the cached chunks that end at or before ``offset`` from the memory cache: a
@@ -387,50 +441,69 @@ class RemoteFile:
         starts: list[int],
         *,
         early: bool = False,
-        own: list[tuple[int, int, Future[dict[int, memoryview]]]] | None = None,
-        placed: dict[int, Future[dict[int, memoryview]]] | None = None,
+        own: list[tuple[Callable[[], dict[int, memoryview]], _Result]] | None = None,
+        placed: dict[int, _Result] | None = None,
+        stop: int | None = None,
     ) -> list[_Arriving]:
         """Fetch the chunks ``starts`` (call under the lock) on the fetch workers. With
         ``early`` (and no copy in the disk cache) the fetches are returned instead, not yet
-        started: the reader that asked moves them itself until its bytes are in (no hand-over
-        between threads), decrypting as they arrive, then leaves the rest to a worker
-        (:meth:`_finish_later`); other readers may take their bytes as they arrive too. With
-        ``own`` and a single fetch to make, that fetch is not started but listed there
-        (range, future): the reader that asked runs it whole itself (:meth:`_run_whole`).
-        ``placed`` gets each chunk's future (a fetch that ends at once leaves the in-flight
-        table before its reader looks). Fetches made before one fails are ended with its error
-        (:meth:`_abandon`), so none is left that no thread moves."""
+        started: the reader that asked moves them itself (no hand-over between threads),
+        decrypting as they arrive; other readers may take their bytes as they arrive too. Such a
+        fetch ends at ``stop`` (the read's end, up to the AES block) when that is inside its
+        last chunk: the chunk is kept fetched in part, with its MAC state
+        (:class:`_Partial`), and a later read that needs more of it fetches only the rest
+        (:meth:`_continue`). With ``own`` and a single fetch to make, that fetch is not
+        started but listed there (what to run, future): the reader that asked runs it whole
+        itself (:meth:`_run_whole`). ``placed`` gets each chunk's future (a fetch that ends at
+        once leaves the in-flight table before its reader looks). Fetches made before one
+        fails are ended with its error (:meth:`_abandon`), so none is left that no thread
+        moves."""
         driven: list[_Arriving] = []
-        made: list[Future[dict[int, memoryview]]] = []  # futures only this call can settle
+        made: list[_Result] = []  # futures only this call can settle
         disk = self.fetcher.disk
-        plan = self.chunks.plan(PIECE, only=starts) if starts else []
+        rest: list[int] = []
+        tasks: list[tuple[list[int], Callable[[], dict[int, memoryview]]]] = []
+        for c in starts:
+            kept = self.fetcher.partial(self, c, take=True)
+            if kept is None:
+                rest.append(c)
+            else:
+                tasks.append(([c], functools.partial(self._continue, c, kept)))
         try:
-            for begin, end in plan:
+            for begin, end in self.chunks.plan(PIECE, only=rest) if rest else []:
                 mine = self.chunks.chunks_in(begin, end)
-                fut: Future[dict[int, memoryview]]
-                if own is not None and len(plan) == 1 and not early:
-                    fut = Future()
-                    made.append(fut)
-                    own.append((begin, end, fut))
-                elif early and (disk is None or disk.lookup(self._ident, mine) is None):
-                    part = _Arriving(self.fetcher.buffers.take(end - begin), begin)
+                if early and (disk is None or disk.lookup(self._ident, mine) is None):
+                    until = end if stop is None else min(end, -(-stop // 16) * 16)
+                    part = _Arriving(self.fetcher.buffers.take(end - begin), begin, until)
                     part.steps = self._arriving_steps(begin, end, part)
-                    fut = part.future
-                    made.append(fut)
+                    made.append(part.future)
                     driven.append(part)
                     for c in mine:
                         self._arriving[c] = part
+                    self._place(mine, part.future, placed)
                 else:
-                    fut = self.fetcher.pool.submit(self._fetch_whole, begin, end)
-                for c in mine:
-                    self._inflight[c] = fut
-                    if placed is not None:
-                        placed[c] = fut
-                fut.add_done_callback(self._landed)
+                    tasks.append((mine, functools.partial(self._fetch_whole, begin, end)))
+            for mine, run in tasks:
+                fut: _Result
+                if own is not None and len(tasks) == 1 and not driven:
+                    fut = Future()
+                    made.append(fut)
+                    own.append((run, fut))
+                else:
+                    fut = self.fetcher.pool.submit(run)
+                self._place(mine, fut, placed)
         except BaseException as exc:
             self._abandon(made, driven, exc)
             raise
         return driven
+
+    def _place(self, mine: list[int], fut: _Result, placed: dict[int, _Result] | None) -> None:
+        """Chunks ``mine`` are in flight in ``fut`` (under the lock)."""
+        for c in mine:
+            self._inflight[c] = fut
+            if placed is not None:
+                placed[c] = fut
+        fut.add_done_callback(self._landed)
 
     def _abandon(
         self,
@@ -452,32 +525,16 @@ class RemoteFile:
             if not fut.done():
                 fut.set_exception(error)
 
-    def _run_whole(self, begin: int, end: int, fut: Future[dict[int, memoryview]]) -> None:
-        """Fetch ``[begin, end)`` whole in this thread and settle ``fut`` (others may wait
-        on it: it is settled whatever happens, an interrupt included)."""
+    def _run_whole(self, run: Callable[[], dict[int, memoryview]], fut: _Result) -> None:
+        """Run a fetch whole in this thread and settle ``fut`` (others may wait on it: it is
+        settled whatever happens, an interrupt included)."""
         try:
-            fut.set_result(self._fetch_whole(begin, end))
+            fut.set_result(run())
         except Exception as exc:  # the readers get it from the future
             fut.set_exception(exc)
         except BaseException:
             fut.set_exception(TransferError("the fetch was interrupted"))
             raise
-
-    def _finish_later(self, part: _Arriving) -> None:
-        """The rest of a fetch a reader moved, on a fetch worker."""
-        try:
-            task = self.fetcher.pool.submit(_run_steps, part, None)
-        except RuntimeError:  # closed: the fetch ends here
-            part.steps.close()
-            _end(part, error=TransferError("the reader was closed"))
-            return
-
-        def dropped(task: Future[bool]) -> None:
-            if task.cancelled():  # closed before a worker took it
-                part.steps.close()
-                _end(part, error=TransferError("the reader was closed"))
-
-        task.add_done_callback(dropped)
 
     def _landed(self, fut: Future[dict[int, memoryview]]) -> None:
         with self._lock:
@@ -489,11 +546,12 @@ class RemoteFile:
     def _arriving_steps(
         self, begin: int, end: int, part: _Arriving
     ) -> Generator[None, None, dict[int, memoryview]]:
-        """Fetch ``[begin, end)`` into ``part``'s buffer one step at a time, decrypting each
-        piece as it arrives (readers waiting on :meth:`_Arriving.wait` get its bytes then);
-        returns what :meth:`_keep` returns."""
+        """Fetch the chunks ``[begin, end)`` up to ``part.end`` into ``part``'s buffer one step
+        at a time, decrypting each piece as it arrives (readers waiting on
+        :meth:`_Arriving.wait` get its bytes then); returns what :meth:`_keep` returns for
+        the whole chunks. A last chunk fetched in part is kept as a :class:`_Partial`."""
         view = part.view
-        starts = self.chunks.chunks_in(begin, end)
+        starts = self.chunks.chunks_in(begin, part.end)
         disk = self.fetcher.disk
         cipher = FileCipher(self.key, size=self.size)
         saved: list[bytes] = []
@@ -504,14 +562,36 @@ class RemoteFile:
             cipher.decrypt_into(data, data, offset)
             part.arrived(offset + len(data))
 
+        until = part.end
         yield from range_steps(
-            self.fetcher.ctl, self._urls, begin, end, view, consume, eager=True, limit=part.limit
+            self.fetcher.ctl,
+            self._urls,
+            begin,
+            until,
+            view[: until - begin],
+            consume,
+            eager=True,
         )
         macs = cipher.chunk_macs
-        if disk is not None:
+        if until < end:  # the last chunk in part: its bytes so far and its MAC state
+            last = starts.pop()
+            if not starts:  # kept only when it has its own buffer (it pins the whole buffer)
+                self.fetcher.keep_partial(self, last, _Partial(view, until, cipher))
+        if disk is not None and starts:
+            whole_end = self.chunks.chunk_end(starts[-1])
             written = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in starts]
-            disk.write(self._ident, begin, memoryview(b"".join(saved)), written)
+            ciphertext = b"".join(saved)[: whole_end - begin]
+            disk.write(self._ident, begin, memoryview(ciphertext), written)
         return self._keep(view, begin, starts, macs)
+
+    def _continue(self, c: int, part: _Partial) -> dict[int, memoryview]:
+        """Fetch the rest of chunk ``c``, fetched in part before, into the same buffer; its
+        MAC goes on from where the part ended (the disk cache does not get this chunk)."""
+        end = self.chunks.chunk_end(c)
+        rest = part.view[part.upto - c :]
+        fetch_range(self.fetcher.ctl, self._urls, part.upto, end, rest, _ignore)
+        part.cipher.decrypt_into(rest, rest, part.upto)
+        return self._keep(part.view, c, [c], part.cipher.chunk_macs)
 
     def _fetch_whole(self, begin: int, end: int) -> dict[int, memoryview]:
         view = self.fetcher.buffers.take(end - begin)
@@ -579,24 +659,15 @@ class _Arriving:
     offset) are decrypted, or None when the fetch ended first (failed or done: the reader
     then takes the future's result)."""
 
-    def __init__(self, view: memoryview, begin: int) -> None:
+    def __init__(self, view: memoryview, begin: int, end: int | None = None) -> None:
         self.view = view
         self.begin = begin
-        self.end = begin + len(view)
+        self.end = begin + len(view) if end is None else end  # the fetch ends here
         self.steps: Generator[None, None, dict[int, memoryview]] = _no_steps()
         self.future: Future[dict[int, memoryview]] = Future()
         self.done = begin  # bytes before this file offset are decrypted
-        self.goal: int | None = None  # the thread moving the steps waits for bytes up to here
         self._ended = False
         self._cond = threading.Condition()
-
-    def limit(self, pos: int) -> int:
-        """Bytes the next receive may take (from file offset ``pos``): a reader moving the
-        fetch takes only what it waits for (at least :data:`STEP_FLOOR`), so it decrypts only
-        those before it returns; a worker moving it, all it can."""
-        if self.goal is None:
-            return self.end - pos
-        return max(STEP_FLOOR, -(-(self.goal - pos) // 16) * 16)
 
     def arrived(self, upto: int) -> None:
         with self._cond:
@@ -617,6 +688,27 @@ class _Arriving:
         return self.view[: upto - self.begin].toreadonly()
 
 
+_Result = Future[dict[int, memoryview]]
+
+
+class _Partial:
+    """A chunk fetched only up to ``upto`` by a read out of order: ``view`` is its buffer
+    (room for the whole chunk), the bytes before ``upto`` decrypted; ``cipher`` holds the
+    chunk's MAC state at ``upto``, so fetching the rest completes its MAC."""
+
+    __slots__ = ("view", "upto", "cipher")
+
+    def __init__(self, view: memoryview, upto: int, cipher: FileCipher) -> None:
+        self.view = view
+        self.upto = upto
+        self.cipher = cipher
+
+
+class _Short(Exception):
+    """A fetch a read waited on stopped before that read's bytes (it was another read's,
+    out of order): the read plans again."""
+
+
 def _no_steps() -> Generator[None, None, dict[int, memoryview]]:
     return {}
     yield  # a generator that ends at once
@@ -634,24 +726,19 @@ def _end(
     part.finish()
 
 
-def _run_steps(part: _Arriving, upto: int | None) -> bool:
-    """Move ``part``'s fetch until the bytes before ``upto`` are in (None: to its end);
-    True when the fetch ended (its future is then settled)."""
-    part.goal = upto
+def _run_steps(part: _Arriving) -> None:
+    """Move ``part``'s fetch to its end (its future is then settled)."""
     try:
-        while upto is None or part.done < upto:
+        while True:
             next(part.steps)
     except StopIteration as stop:
         _end(part, result=stop.value)
-        return True
     except Exception as exc:  # the readers get it from the future
         _end(part, error=exc)
-        return True
     except BaseException:  # an interrupt: the others waiting on it must not hang
         part.steps.close()
         _end(part, error=TransferError("the fetch was interrupted"))
         raise
-    return False
 
 
 def _ignore(_offset: int, _view: memoryview) -> None:
