@@ -124,6 +124,26 @@ def test_index_pages_and_redirect(server: MegaHTTPServer) -> None:
         assert resp.url.endswith("/docs/") and b"note.txt" in resp.read()
 
 
+def test_a_file_read_again_is_served_without_a_look_at_the_tree(
+    server: MegaHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = server.backend
+    first = get(server.url + "data.bin", {"Range": "bytes=0-99"})
+    looks: list[str] = []
+    real = Backend.get
+
+    def spy(self: Backend, handle: str) -> Any:
+        looks.append(handle)
+        return real(self, handle)
+
+    monkeypatch.setattr(Backend, "get", spy)
+    again = get(server.url + "data.bin", {"Range": "bytes=0-99"})
+    assert again[2] == first[2] == DATA[:100]
+    assert looks == []  # the reader state was known: no node parsed again
+    handle = backend.view.lookup("/data.bin")
+    assert handle is not None and backend.remote_file(handle) is backend.remote_file(handle)
+
+
 def test_paths_outside_the_root_get_404(mega: Mega) -> None:
     docs = mega.find("docs")[0]
     backend = Backend(mega)

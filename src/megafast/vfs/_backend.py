@@ -166,7 +166,12 @@ class Backend:
     # -- reading --------------------------------------------------------------------------
     def remote_file(self, handle: str) -> RemoteFile:
         """The shared reader state of the file ``handle`` (WrongKeyError when it cannot be
-        decrypted); the first ``g`` is asked only when bytes are read."""
+        decrypted); the first ``g`` is asked only when bytes are read. A handle's bytes, size
+        and key never change (a new version is a new node), so a file already known to the
+        fetcher is returned as it is, without a look at the tree."""
+        known = self.fetcher.known(handle)
+        if known is not None:
+            return known
         node = self.get(handle)
         if node is None or not node.is_file:
             raise ValidationError("not a file")

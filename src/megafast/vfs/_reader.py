@@ -241,6 +241,14 @@ class Fetcher:
                 self._files.popitem(last=False)
             return f
 
+    def known(self, handle: str) -> RemoteFile | None:
+        """The shared state of node ``handle`` when it is kept, else None."""
+        with self._lock:
+            f = self._files.get(handle)
+            if f is not None:
+                self._files.move_to_end(handle)
+            return f
+
     def partial(self, f: RemoteFile, c: int, *, take: bool = False) -> _Partial | None:
         """Chunk ``c`` of ``f`` fetched in part, if kept (``take``: no longer kept)."""
         with self._partials_lock:
