@@ -144,6 +144,51 @@ def test_a_file_read_again_is_served_without_a_look_at_the_tree(
     assert handle is not None and backend.remote_file(handle) is backend.remote_file(handle)
 
 
+def _raw(server: MegaHTTPServer, request: bytes) -> bytes:
+    """Send ``request`` as it is; everything the server answers until it closes (5 s)."""
+    host, port = server.server_address[:2]
+    with socket.create_connection((str(host), port), timeout=5) as sock:
+        sock.sendall(request)
+        out = b""
+        try:
+            while chunk := sock.recv(65536):
+                out += chunk
+        except TimeoutError:
+            out += b"<still open>"
+    return out
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /data.bin\r\n\r\n", b"400"),  # HTTP/0.9's form
+        (b"GET /data.bin HTTP/x.1\r\n\r\n", b"400"),
+        (b"GET /data.bin HTTP/2.0\r\n\r\n", b"505"),
+        (b"GET /data.bin HTTP/1.1\r\nHost x\r\n\r\n", b"400"),  # no colon
+        (b"GET /data.bin HTTP/1.1\r\n: x\r\n\r\n", b"400"),  # no name
+        (b"GET /data.bin HTTP/1.1\r\nA: b\r\n folded\r\n\r\n", b"400"),
+        (b"GET /data.bin HTTP/1.1\r\n" + b"A: b\r\n" * 101 + b"\r\n", b"431"),
+        (b"GET /data.bin HTTP/1.1\r\nA: " + b"b" * 70000 + b"\r\n\r\n", b"431"),
+    ],
+)
+def test_bad_requests_get_an_error_and_a_closed_connection(
+    server: MegaHTTPServer, request_bytes: bytes, status: bytes
+) -> None:
+    answer = _raw(server, request_bytes)
+    assert answer.startswith(b"HTTP/1.1 " + status)
+    assert not answer.endswith(b"<still open>")
+
+
+def test_connections_stay_open_as_http_1_0_and_1_1_say(server: MegaHTTPServer) -> None:
+    get_range = b"GET /data.bin HTTP/1.1\r\nRange: bytes=0-9\r\nX-Case: y\r\n\r\n"
+    two = _raw(server, get_range + get_range.replace(b"X-Case: y", b"connection: Close"))
+    assert two.count(b"HTTP/1.1 206") == 2 and two.endswith(DATA[:10])  # then closed
+    old = _raw(server, b"GET /data.bin HTTP/1.0\r\nrange: BYTES=0-9\r\n\r\n")
+    assert old.startswith(b"HTTP/1.1 206") and old.endswith(DATA[:10])  # closed after one
+    kept = _raw(server, b"GET /data.bin HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+    assert kept.endswith(b"<still open>")
+
+
 def test_paths_outside_the_root_get_404(mega: Mega) -> None:
     docs = mega.find("docs")[0]
     backend = Backend(mega)
