@@ -116,6 +116,23 @@ def test_a_corrupted_download_gives_an_error_never_wrong_bytes(
         fetcher.close()
 
 
+def test_a_first_read_where_the_stream_expects_it_reads_ahead(
+    remote: Any, ranges: list[Any]
+) -> None:
+    data = os.urandom(10 * MiB)
+    fetcher, f = _open(remote, data)
+    try:
+        assert Stream(f).read(0, MiB) == data[:MiB]  # from the start: in order at once
+        assert ranges and ranges[0][0] == 0 and max(e for _, e in ranges) > MiB
+        assert not fetcher._partials  # no chunk left in part, to be fetched again
+        ranges.clear()
+        start = 5 * MiB + 3
+        assert Stream(f, at=None).read(start, 1000) == data[start : start + 1000]
+        assert len(ranges) == 1 and ranges[0][1] == -(-(start + 1000) // 16) * 16
+    finally:
+        fetcher.close()
+
+
 def test_a_chunk_that_changes_between_reads_is_an_integrity_error(
     remote: Any, transfer_emulator: Any
 ) -> None:

@@ -252,7 +252,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         start, end = wanted if isinstance(wanted, tuple) else (0, size)
         try:
-            stream = Stream(self.server.backend.remote_file(handle))
+            remote = self.server.backend.remote_file(handle)
+            stream = Stream(remote, at=start if end - start > SEND_BLOCK else None)
         except MegaError as exc:  # undecryptable, or a size or key we cannot use
             log.warning("cannot serve %s: %s", redact(self.path), exc)
             self._plain(502, "this file cannot be read")

@@ -754,11 +754,14 @@ def _ignore(_offset: int, _view: memoryview) -> None:
 
 
 class Stream:
-    """One reader's position in a :class:`RemoteFile`, with its read-ahead."""
+    """One reader's position in a :class:`RemoteFile`, with its read-ahead. ``at``: where
+    the first read is expected (one there counts as in order and gets read-ahead at once:
+    a reader from the start, an HTTP answer longer than one send); None when the first read
+    may be anywhere (it then fetches only up to its own end)."""
 
-    def __init__(self, file: RemoteFile) -> None:
+    def __init__(self, file: RemoteFile, at: int | None = 0) -> None:
         self.file = file
-        self._next = -1
+        self._next = -1 if at is None else at
         self._ahead = 0
 
     def read(self, offset: int, size: int) -> bytes:
