@@ -317,10 +317,15 @@ def test_views_held_across_cache_eviction_keep_their_bytes(remote: Any) -> None:
 
 
 # -- bytes handed out as they arrive ----------------------------------------------------------
+def _mib_chunks(size: int) -> list[int]:
+    """Starts of the 1 MiB MAC chunks of a file of ``size`` bytes."""
+    chunks = ChunkMap(size)
+    return [c for c in chunks.chunks_in(0, size) if chunks.chunk_end(c) - c == MiB]
+
+
 def test_chunks_fetched_in_part_are_bounded_and_follow_the_memory_cap(remote: Any) -> None:
     data = os.urandom(40 * MiB)
-    chunks = ChunkMap(len(data))
-    starts = [c for c in chunks.chunks_in(0, len(data)) if chunks.chunk_end(c) - c == MiB]
+    starts = _mib_chunks(len(data))
     fetcher, f = _open(remote, data)
     try:
         read = starts[:30]
@@ -359,8 +364,7 @@ def test_readers_at_once_in_one_chunk_get_their_bytes(remote: Any) -> None:
     # reads out of order that start together: one may wait on a fetch another read made,
     # which stops at that read's end; it then plans again (continuing the part)
     data = os.urandom(10 * MiB)
-    chunks = ChunkMap(len(data))
-    starts = [c for c in chunks.chunks_in(0, len(data)) if chunks.chunk_end(c) - c == MiB]
+    starts = _mib_chunks(len(data))
     fetcher, f = _open(remote, data)
     try:
         for c in starts[:4]:
