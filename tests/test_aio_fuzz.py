@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from megafast._account.session import Credentials
 from megafast._wire.retry import RetryPolicy
 from megafast.aio import AsyncMega
-from megafast.errors import MegaError
+from megafast.errors import MegaError, TreeError
 from support.hostile import ROOT, HostileServer
 from support.scripted_api import ScriptedAPI
 from support.servers import FUZZ_SETTINGS, scripted_per_module  # noqa: F401 (a fixture)
@@ -143,5 +143,28 @@ def test_hostile_listings_give_megafast_errors(shape: str, tmp_path: Path) -> No
                         raise AssertionError("an endless listing was read to its end")
 
         asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        server.close()
+
+
+def test_a_walk_that_comes_back_to_its_top_is_a_tree_error() -> None:
+    # the root's parent is its own sub-folder: the walk from the root would go round forever
+    server = HostileServer(account=True)
+    try:
+        server.folder("LoopDir1", ROOT, "loop")
+        server.file("LoopFil1", "LoopDir1", "f.txt", b"data")
+        server.nodes[0]["p"] = "LoopDir1"
+
+        async def scenario() -> int:
+            async with AsyncMega(server.url, retry=RetryPolicy.fast()) as m:
+                await m.resume_session(server.credentials())
+                seen = 0
+                with pytest.raises(TreeError, match="inside its own sub-folder"):
+                    async for _ in m.iter_nodes(recursive=True):
+                        seen += 1
+                        assert seen < 100, "the walk went round the cycle"
+                return seen
+
+        assert asyncio.run(asyncio.wait_for(scenario(), 60)) <= 2
     finally:
         server.close()

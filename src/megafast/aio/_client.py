@@ -21,6 +21,7 @@ from typing import Any
 from .._account.session import Credentials, MfaSource, login_ephemeral, login_user
 from .._tree.nodes import Keyring, NodeTree, NodeType
 from .._tree.nodestore import NodeStore
+from .._tree.treewalk import cycle_error
 from .._wire.api import DEFAULT_API_URL, new_http_session
 from .._wire.retry import RetryPolicy
 from ..errors import MegaError, NodeNotFoundError, ValidationError
@@ -258,8 +259,11 @@ class AsyncMega:
     ) -> AsyncIterator[Node]:
         """The nodes in ``folder`` (default: the Cloud Drive) as an async iterator; with
         ``recursive``, everything below it, parents before children. The loop gets a turn
-        every few thousand nodes, so a million-node walk does not stall other tasks."""
-        store = (await self.tree()).store
+        every few thousand nodes, so a million-node walk does not stall other tasks.
+        :class:`~megafast.errors.TreeError` when the walk comes back to ``folder`` (a hostile
+        listing that puts it below itself)."""
+        tree = await self.tree()
+        store = tree.store
         top = handle_of(folder) if folder is not None else store.root_id
         if top is None or top not in store:
             raise NodeNotFoundError("no such folder")
@@ -270,6 +274,8 @@ class AsyncMega:
             for h in store.child_handles(current) if current in store else ():
                 if h not in store:
                     continue  # removed by a change applied while we yielded
+                if h == top:  # each node has one parent: only the top can come round
+                    raise cycle_error(tree.nodes, top)
                 yield node_at(store, h)
                 given += 1
                 if recursive and store.types[store.slot_of[h]] != NodeType.FILE:
