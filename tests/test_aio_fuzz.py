@@ -168,3 +168,23 @@ def test_a_walk_that_comes_back_to_its_top_is_a_tree_error() -> None:
         assert asyncio.run(asyncio.wait_for(scenario(), 60)) <= 2
     finally:
         server.close()
+
+
+def test_a_folder_download_that_comes_back_to_its_folder_is_a_tree_error(tmp_path: Path) -> None:
+    # a folder whose parent is its own sub-folder, downloaded by handle: no endless nesting
+    server = HostileServer(account=True)
+    try:
+        server.folder("CycleA01", "CycleB01", "a")
+        server.folder("CycleB01", "CycleA01", "b")
+        server.file("CycleF01", "CycleB01", "f.txt", b"data")
+
+        async def scenario() -> None:
+            async with AsyncMega(server.url, retry=RetryPolicy.fast()) as m:
+                await m.resume_session(server.credentials())
+                with pytest.raises(TreeError, match="inside its own sub-folder"):
+                    await m.download_tree("CycleA01", tmp_path)
+
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+        assert len(list(tmp_path.rglob("*"))) <= 3  # a/, a/b/ at most: no endless nesting
+    finally:
+        server.close()

@@ -253,3 +253,16 @@ def test_redirect_loop_on_a_file_url(public: HostileServer, tmp_path: Path) -> N
     with pytest.raises(MegaError):
         ends(lambda: client(public).download_folder_url(public.link, tmp_path))
     assert not (tmp_path / "top" / "loop.bin").exists()  # only a part file, kept for resuming
+
+
+def test_a_sync_scan_of_a_folder_inside_its_own_sub_folder_is_a_tree_error(
+    account: HostileServer,
+) -> None:
+    from megafast.sync._ignore import IgnoreRules
+    from megafast.sync._remote import RemoteIndex
+
+    cyclic_account(account)
+    m = client(account)
+    index = RemoteIndex.of(m)
+    with pytest.raises(TreeError, match="the synced folder lies inside"):
+        ends(lambda: index.scan("Loop0001", IgnoreRules()))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._account.transfers import dest_dir
 from .._tree.nodes import NodeType
+from .._tree.treewalk import cycle_error
 from ..errors import DestinationError, SourceNotFoundError, ValidationError
 from ..transfer._localnames import safe_local_name, unique_names
 from ._bridge import Progress
@@ -97,6 +98,8 @@ async def download_tree(
             raise DestinationError(f"a symlink is in the way: {local}")
         local.mkdir(exist_ok=True)
         kids = [h for h in tree.store.child_handles(handle) if tree.store.key_of(h)]
+        if top in kids:  # each node has one parent: only the top can come round
+            raise cycle_error(tree.nodes, top)
         names = unique_names([safe_local_name(tree.store.name_of(h) or h) for h in kids])
         for h, local_name in zip(kids, names, strict=True):
             if tree.store.types[tree.store.slot_of[h]] == NodeType.FILE:

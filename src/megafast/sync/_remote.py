@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._wire.codec import fold, words_to_bytes
-from ..errors import UnexpectedAnswerError
+from ..errors import TreeError, UnexpectedAnswerError
 from ..media._remote import PendingPictures, start_pictures
 from ._content import Fingerprint, parse_fingerprint
 from ._ignore import IgnoreRules
@@ -157,6 +157,11 @@ class RemoteIndex:
                     out.skipped[rel] = "several remote folders have this name"
                     continue
                 if folders:
+                    if folders[0]["h"] == root:  # each node has one parent: only root comes round
+                        raise TreeError(
+                            f"the listing is not a tree: the synced folder lies inside {rel}",
+                            (root,),
+                        )
                     out.dirs[rel] = folders[0]["h"]
                     stack.append((rel, folders[0]["h"]))
                     continue
