@@ -258,9 +258,14 @@ def test_a_file_removed_while_written_stays_removed(
     dst = mount.path / "removed.bin"
     _while_paused(src, dst, "pause", lambda: subprocess.run(["rm", str(dst)], check=True))
     assert not dst.exists()
+    _assert_not_in_account(other, "removed.bin")
+
+
+def _assert_not_in_account(other: Mega, name: str) -> None:
+    """Neither ``name`` nor a libfuse stand-in name (``.fuse_hidden…``) is in the account."""
     other.refresh()
     names = [n["a"]["n"] for n in other.get_files().values() if n.get("a")]
-    assert not any(n == "removed.bin" or n.startswith(".fuse_hidden") for n in names), names
+    assert not any(n == name or n.startswith(".fuse_hidden") for n in names), names
 
 
 def test_an_open_file_removed_stays_usable_and_is_never_uploaded(
@@ -284,9 +289,7 @@ def test_an_open_file_removed_stays_usable_and_is_never_uploaded(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["5100", "5100", "False"]
-    other.refresh()
-    names = [n["a"]["n"] for n in other.get_files().values() if n.get("a")]
-    assert not any(n == "scratch.tmp" or n.startswith(".fuse_hidden") for n in names), names
+    _assert_not_in_account(other, "scratch.tmp")
 
 
 def test_a_file_removed_while_open_for_reading_goes_to_the_bin_by_its_name(
