@@ -139,7 +139,8 @@ class _Handler(BaseHTTPRequestHandler):
         if len(number) != 2 or not all(n.isdigit() and len(n) <= 10 for n in number):
             self.send_error(400, "Bad request line")
             return False
-        if int(number[0]) >= 2:
+        major, minor = int(number[0]), int(number[1])
+        if major >= 2:
             self.send_error(505)
             return False
         self.request_version = version
@@ -161,7 +162,7 @@ class _Handler(BaseHTTPRequestHandler):
             headers[name] = value.strip()
         self.headers = headers
         keep = headers.get("Connection", "").lower()
-        older = (int(number[0]), int(number[1])) < (1, 1)
+        older = (major, minor) < (1, 1)
         self.close_connection = keep == "close" or (older and keep != "keep-alive")
         return True
 
