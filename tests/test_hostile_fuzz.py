@@ -145,3 +145,17 @@ def test_random_answers_raise_only_megafast_errors(
         with contextlib.suppress(MegaError):
             m.resume_session(creds.to_dict())  # asks ug: its answer may be the odd one
             call(m, Path(tmp))
+
+
+@pytest.mark.parametrize("made", [True, 5, "x", {"h": "AAAAAAAA"}, [True]])
+def test_a_p_answer_whose_nodes_are_no_list_is_an_unexpected_answer(
+    scripted: ScriptedAPI, made: Any
+) -> None:
+    # the fuzz case that once reached a TypeError: {"f": True} for a new folder
+    from megafast.errors import UnexpectedAnswerError
+
+    scripted.default = answers("p", {"f": made}, False)
+    m = Mega(api_url=scripted.url, retry_time=0.2, timeout=5)
+    m.resume_session(Credentials(sid="S" * 58, master_key=MASTER, user_handle=USER).to_dict())
+    with pytest.raises(UnexpectedAnswerError):
+        m.create_folder("new")

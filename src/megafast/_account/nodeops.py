@@ -179,7 +179,9 @@ def put_node(
     tree, keyring = core.loaded_tree, core.keyring
     if tree is not None and keyring is not None and isinstance(answer, dict):
         # copies: the caller gets the API's answer untouched (mega.py's upload() result)
-        tree.add_nodes([dict(n) for n in answer.get("f") or () if isinstance(n, dict)], keyring)
+        made = answer.get("f")
+        nodes = made if isinstance(made, list) else []  # a hostile answer: new_handle says so
+        tree.add_nodes([dict(n) for n in nodes if isinstance(n, dict)], keyring)
     return answer
 
 
