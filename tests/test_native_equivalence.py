@@ -126,11 +126,11 @@ def test_ctr_matches_pycryptodome_at_unaligned_offsets() -> None:
 MAC_FUNCS = ["mac", "decrypt_mac_into", "mac_encrypt_into"]
 
 
-def call(mod: object, name: str, key, nonce, offset, src, dst, mac_in, final):  # noqa: ANN001, ANN201
+def call(mod: object, name: str, key, nonce, offset, src, dst, mac_in, final, marks=None):  # noqa: ANN001, ANN201
     fn = getattr(mod, name)
     if name == "mac":
-        return fn(key, nonce, offset, src, mac_in, final)
-    return fn(key, nonce, offset, src, dst, mac_in, final)
+        return fn(key, nonce, offset, src, mac_in, final, marks)
+    return fn(key, nonce, offset, src, dst, mac_in, final, marks)
 
 
 @slowish
@@ -224,6 +224,64 @@ def test_many_chunks_in_one_call_match_pure(name: str) -> None:
     assert got == want
     assert len(got[0]) == 18  # 6 growing chunks from 384K, 12 of 1 MiB, the tail
     assert got_dst == want_dst
+
+
+@slowish
+@given(
+    key=keys,
+    nonce=nonces,
+    offset=aligned_offsets,
+    size=st.one_of(sizes, st.integers(0, 10 * MIB)),
+    seed=st.integers(0, 2**32),
+    final=st.booleans(),
+    name=st.sampled_from(MAC_FUNCS),
+)
+@pytest.mark.usefixtures("kernel")
+def test_marks_match_pure_and_change_nothing_else(
+    key: bytes, nonce: bytes, offset: int, size: int, seed: int, final: bool, name: str
+) -> None:
+    size = min(size, MAX_OFFSET + 1 - offset)
+    if not final:
+        size -= size % 16
+    src = data_of(size, seed)
+    mac_in = mac_in_for(offset, seed)
+    plain = call(native, name, key, nonce, offset, src, bytearray(size), mac_in, final)
+    want_marks: list[tuple[int, bytes]] = []
+    got_marks: list[tuple[int, bytes]] = [(-1, b"kept")]  # marks are added after what is there
+    want = call(_pure, name, key, nonce, offset, src, bytearray(size), mac_in, final, want_marks)
+    got = call(native, name, key, nonce, offset, src, bytearray(size), mac_in, final, got_marks)
+    assert got == want == plain
+    assert got_marks == [(-1, b"kept"), *want_marks]
+
+
+@pytest.mark.usefixtures("kernel")
+def test_marks_are_the_running_macs_every_64_kib_into_a_chunk() -> None:
+    """Each mark is the running MAC from its chunk's start, at every MARK into the chunk
+    where the chunk goes on (not at a chunk's start or end, nor at the end of the file)."""
+    key, nonce = bytes(range(16)), bytes(range(8))
+    size = 6 * MIB + 100  # growing chunks, a 1 MiB one, then a ragged last chunk
+    src = data_of(size, 11)
+    marks: list[tuple[int, bytes]] = []
+    done, running = native.mac(key, nonce, 0, src, None, True, marks)
+    assert running is None and len(done) == 10
+    assert native.MARK == _pure.MARK == 64 * KIB
+    want_at = [
+        p
+        for start, end in zip([c for c, _ in done], [c for c, _ in done[1:]] + [size], strict=True)
+        for p in range(start + native.MARK, end, native.MARK)
+    ]
+    assert [p for p, _ in marks] == want_at
+    assert 4608 * KIB + MIB - 64 * KIB in want_at and 4608 * KIB + MIB not in want_at
+    for p, state in marks:
+        start = chunk_start(p - 16)
+        assert _pure.mac(key, nonce, start, src[start:p], None, False) == ([], state)
+
+
+def test_marks_must_be_a_list() -> None:
+    key, nonce = bytes(16), bytes(8)
+    for mod in (native, _pure):
+        with pytest.raises(TypeError, match="marks must be a list or None, not tuple"):
+            mod.mac(key, nonce, 0, bytes(16), None, True, ())
 
 
 @pytest.mark.usefixtures("kernel")

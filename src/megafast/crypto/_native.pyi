@@ -34,9 +34,14 @@ def ctr_xor_into(
     dst: WriteableBuffer,
 ) -> None: ...
 
+# Bytes between two MAC marks within a chunk (64 KiB).
+MARK: int
+
 # MEGA chunk MACs over plaintext at a 16-byte aligned offset. mac_in: the running MAC of the
 # chunk holding offset (None on a chunk boundary); final: the data ends the file. Returns
 # (completed chunks as (start offset, 16-byte MAC), running MAC of the open chunk or None).
+# marks: a list that gets (file offset, running MAC there), in file order, for each mark the
+# data passes: every MARK bytes into a chunk, past its start, where the chunk's MAC goes on.
 def mac(
     key: ReadableBuffer,
     nonce: ReadableBuffer,
@@ -44,6 +49,7 @@ def mac(
     src: ReadableBuffer,
     mac_in: ReadableBuffer | None,
     final: bool,
+    marks: list[tuple[int, bytes]] | None = None,
 ) -> tuple[list[tuple[int, bytes]], bytes | None]: ...
 
 # CTR-decrypt src into dst (may be src), then MAC the plaintext (download).
@@ -55,6 +61,7 @@ def decrypt_mac_into(
     dst: WriteableBuffer,
     mac_in: ReadableBuffer | None,
     final: bool,
+    marks: list[tuple[int, bytes]] | None = None,
 ) -> tuple[list[tuple[int, bytes]], bytes | None]: ...
 
 # MAC the plaintext src, then CTR-encrypt it into dst (may be src) (upload).
@@ -66,6 +73,7 @@ def mac_encrypt_into(
     dst: WriteableBuffer,
     mac_in: ReadableBuffer | None,
     final: bool,
+    marks: list[tuple[int, bytes]] | None = None,
 ) -> tuple[list[tuple[int, bytes]], bytes | None]: ...
 
 # The 8-byte meta-MAC from the concatenated 16-byte chunk MACs in file order (b"" -> zeros).

@@ -55,7 +55,7 @@ cdef extern from "mfcrypto.h" nogil:
     size_t mf_chunk_macs(const mf_kernel *kern, const uint8_t *key, const uint8_t *nonce,
                          int mode, uint64_t blk, const uint8_t *src, uint8_t *dst, size_t len,
                          const uint8_t *mac_in, int final, mf_done *done, uint8_t *mac_out,
-                         int *has_out)
+                         int *has_out, uint64_t mark_blk, mf_done *marks, size_t *nmarks)
     void mf_fold_meta_mac(const mf_kernel *kern, const uint8_t *key, const uint8_t *macs,
                           size_t nmacs, uint8_t *out)
     int mf_prepare_key(const mf_kernel *kern, const uint8_t *pw, size_t len, uint8_t *out)
@@ -90,6 +90,8 @@ cdef extern from "mfcrypto.h" nogil:
 mf_portable_init()
 
 _MAX_OFFSET = (1 << 64) * 16 - 1  # CTR block index is 64 bits
+# Bytes between two MAC marks within a chunk (a divisor of the smallest chunk, 128 KiB).
+MARK = 65536
 
 cdef const mf_kernel *_kern = &mf_kernel_portable
 
@@ -293,7 +295,7 @@ def ctr_xor_into(key, nonce, offset, src, dst):
 
 
 cdef object _mac_work(int mode, object key, object nonce, object offset, object src, object dst,
-                      object mac_in, object final):
+                      object mac_in, object final, object marks):
     cdef uint8_t k16[16]
     cdef uint8_t n8[8]
     cdef uint8_t running[16]
@@ -304,9 +306,10 @@ cdef object _mac_work(int mode, object key, object nonce, object offset, object 
     cdef uint8_t *dptr = NULL
     cdef bint fin
     cdef int has_out = 0
-    cdef size_t ndone, npieces, i
+    cdef size_t ndone, npieces, i, nmarks = 0
     cdef mf_done *done
-    cdef uint64_t blk
+    cdef mf_done *mk = NULL
+    cdef uint64_t blk, mark_blk = 0
 
     _key16(key, k16)
     _nonce8(nonce, n8)
@@ -343,38 +346,51 @@ cdef object _mac_work(int mode, object key, object nonce, object offset, object 
         memcpy(running, mv.ptr, 16)
         mac_in_ptr = running
 
+    if marks is not None and not isinstance(marks, list):
+        raise TypeError(f"marks must be a list or None, not {type(marks).__name__}")
     npieces = mf_count_pieces(blk, s.n)
     done = <mf_done *>malloc(npieces * sizeof(mf_done))
     if done == NULL:
         raise MemoryError()
     try:
+        if marks is not None:
+            mark_blk = MARK // 16
+            mk = <mf_done *>malloc((s.n // MARK + 1) * sizeof(mf_done))
+            if mk == NULL:
+                raise MemoryError()
         with nogil:
             ndone = mf_chunk_macs(k, k16, n8, mode, blk, s.ptr, dptr, s.n, mac_in_ptr, fin,
-                                  done, mac_out, &has_out)
+                                  done, mac_out, &has_out, mark_blk, mk, &nmarks)
         result = [
             ((<object>done[i].start) * 16, PyBytes_FromStringAndSize(<char *>done[i].mac, 16))
             for i in range(ndone)
         ]
+        if nmarks:
+            marks.extend(sorted(
+                ((<object>mk[i].start) * 16, PyBytes_FromStringAndSize(<char *>mk[i].mac, 16))
+                for i in range(nmarks)
+            ))
     finally:
         free(done)
+        free(mk)
     if has_out:
         return result, PyBytes_FromStringAndSize(<char *>mac_out, 16)
     return result, None
 
 
-def mac(key, nonce, offset, src, mac_in, final):
+def mac(key, nonce, offset, src, mac_in, final, marks=None):
     """Chunk MACs over plaintext ``src`` at ``offset``: (done, mac_out), see DESIGN.md."""
-    return _mac_work(MF_MODE_MAC, key, nonce, offset, src, None, mac_in, final)
+    return _mac_work(MF_MODE_MAC, key, nonce, offset, src, None, mac_in, final, marks)
 
 
-def decrypt_mac_into(key, nonce, offset, src, dst, mac_in, final):
+def decrypt_mac_into(key, nonce, offset, src, dst, mac_in, final, marks=None):
     """CTR-decrypt ``src`` into ``dst`` and MAC the plaintext (download): (done, mac_out)."""
-    return _mac_work(MF_MODE_DEC, key, nonce, offset, src, dst, mac_in, final)
+    return _mac_work(MF_MODE_DEC, key, nonce, offset, src, dst, mac_in, final, marks)
 
 
-def mac_encrypt_into(key, nonce, offset, src, dst, mac_in, final):
+def mac_encrypt_into(key, nonce, offset, src, dst, mac_in, final, marks=None):
     """MAC the plaintext ``src``, then CTR-encrypt it into ``dst`` (upload): (done, mac_out)."""
-    return _mac_work(MF_MODE_ENC, key, nonce, offset, src, dst, mac_in, final)
+    return _mac_work(MF_MODE_ENC, key, nonce, offset, src, dst, mac_in, final, marks)
 
 
 def fold_meta_mac(key, chunk_macs):

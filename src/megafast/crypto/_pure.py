@@ -31,6 +31,8 @@ _SMALL_STARTS = tuple(_KIB128 * i * (i + 1) // 2 for i in range(9))
 _BIG_START = _SMALL_STARTS[-1]  # 4608 KiB
 _HASHCASH_REPEAT = 262144
 _MAX_OFFSET = (1 << 64) * 16 - 1  # CTR block index is 64 bits
+#: Bytes between two MAC marks within a chunk (a divisor of the smallest chunk, 128 KiB).
+MARK = 65536
 
 
 def available_kernels() -> list[str]:
@@ -206,8 +208,20 @@ def _mac_args(offset: int, n: int, mac_in: Any, final: Any) -> bytes | None:
     return running
 
 
+def _marks_arg(marks: Any) -> list[tuple[int, bytes]] | None:
+    if marks is not None and not isinstance(marks, list):
+        raise TypeError(f"marks must be a list or None, not {type(marks).__name__}")
+    return marks
+
+
 def _mac(
-    key: bytes, nonce: bytes, offset: int, src: memoryview, running: bytes | None, final: bool
+    key: bytes,
+    nonce: bytes,
+    offset: int,
+    src: memoryview,
+    running: bytes | None,
+    final: bool,
+    marks: list[tuple[int, bytes]] | None = None,
 ) -> tuple[list[tuple[int, bytes]], bytes | None]:
     done: list[tuple[int, bytes]] = []
     n = len(src)
@@ -221,6 +235,8 @@ def _mac(
     while pos < end:
         cstart, cend = chunk_span(pos)
         stop = min(cend, end)
+        if marks is not None:  # a step ends on the chunk's next mark
+            stop = min(stop, cstart + ((pos - cstart) // MARK + 1) * MARK)
         seg = src[pos - offset : stop - offset]
         if len(seg) % 16:
             seg = memoryview(bytes(seg) + bytes(16 - len(seg) % 16))
@@ -229,20 +245,23 @@ def _mac(
         if stop == cend or (final and stop == end):
             done.append((cstart, running))
             running = None
+        elif marks is not None and (stop - cstart) % MARK == 0:
+            marks.append((stop, running))
         pos = stop
     return done, None if final else running
 
 
 def mac(
-    key: Any, nonce: Any, offset: Any, src: Any, mac_in: Any, final: Any
+    key: Any, nonce: Any, offset: Any, src: Any, mac_in: Any, final: Any, marks: Any = None
 ) -> tuple[list[tuple[int, bytes]], bytes | None]:
-    """Chunk MACs over plaintext ``src`` at ``offset`` (see DESIGN.md)."""
+    """Chunk MACs over plaintext ``src`` at ``offset`` (see DESIGN.md); ``marks``: a list
+    that gets (offset, running MAC) at each :data:`MARK` into a chunk."""
     k = _key16(key)
     n8 = _nonce8(nonce)
     off = _offset(offset)
     s = _in(src, "src")
     running = _mac_args(off, len(s), mac_in, final)
-    return _mac(k, n8, off, s, running, bool(final))
+    return _mac(k, n8, off, s, running, bool(final), _marks_arg(marks))
 
 
 def _fused_args(
@@ -260,22 +279,37 @@ def _fused_args(
 
 
 def decrypt_mac_into(
-    key: Any, nonce: Any, offset: Any, src: Any, dst: Any, mac_in: Any, final: Any
+    key: Any,
+    nonce: Any,
+    offset: Any,
+    src: Any,
+    dst: Any,
+    mac_in: Any,
+    final: Any,
+    marks: Any = None,
 ) -> tuple[list[tuple[int, bytes]], bytes | None]:
     """CTR-decrypt ``src`` into ``dst`` and MAC the plaintext (download)."""
     k, n8, off, s, d = _fused_args(key, nonce, offset, src, dst)
     running = _mac_args(off, len(s), mac_in, final)
+    out = _marks_arg(marks)
     _ctr(k, n8, off, s, d)
-    return _mac(k, n8, off, d, running, bool(final))
+    return _mac(k, n8, off, d, running, bool(final), out)
 
 
 def mac_encrypt_into(
-    key: Any, nonce: Any, offset: Any, src: Any, dst: Any, mac_in: Any, final: Any
+    key: Any,
+    nonce: Any,
+    offset: Any,
+    src: Any,
+    dst: Any,
+    mac_in: Any,
+    final: Any,
+    marks: Any = None,
 ) -> tuple[list[tuple[int, bytes]], bytes | None]:
     """MAC the plaintext ``src``, then CTR-encrypt it into ``dst`` (upload)."""
     k, n8, off, s, d = _fused_args(key, nonce, offset, src, dst)
     running = _mac_args(off, len(s), mac_in, final)
-    result = _mac(k, n8, off, s, running, bool(final))
+    result = _mac(k, n8, off, s, running, bool(final), _marks_arg(marks))
     _ctr(k, n8, off, s, d)
     return result
 

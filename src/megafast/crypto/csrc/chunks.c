@@ -76,12 +76,22 @@ static void finish_tail(const mf_kernel *kern, const mf_aes_key *ak, const uint8
     memset(buf, 0, sizeof buf);
 }
 
+/* The chain of lane l stands on a mark: a multiple of mark_blk blocks into its chunk, past
+ * the chunk's start, with more of the chunk's MAC still to come. */
+static int on_mark(const mf_lane *ln, const lane_meta *mt, uint64_t mark_blk)
+{
+    uint64_t into = ln->ctr - mt->chunk;
+    if (into == 0 || into % mark_blk) return 0;
+    return mt->rem || mt->tail || !mt->completes;
+}
+
 size_t mf_chunk_macs(const mf_kernel *kern, const uint8_t key[16], const uint8_t nonce[8],
                      int mode, uint64_t blk, const uint8_t *src, uint8_t *dst, size_t len,
                      const uint8_t *mac_in, int final, mf_done *done, uint8_t mac_out[16],
-                     int *has_out)
+                     int *has_out, uint64_t mark_blk, mf_done *marks, size_t *nmarks)
 {
     *has_out = 0;
+    if (nmarks) *nmarks = 0;
     if (len == 0) {
         if (!mac_in) return 0;
         if (final) {
@@ -128,9 +138,21 @@ size_t mf_chunk_macs(const mf_kernel *kern, const uint8_t key[16], const uint8_t
         size_t m = (size_t)-1;
         for (int l = 0; l < nact; l++)
             if (meta[l].rem < m) m = meta[l].rem;
+        if (mark_blk) /* every chain stops at its next mark */
+            for (int l = 0; l < nact; l++) {
+                uint64_t to = mark_blk - (act[l].ctr - meta[l].chunk) % mark_blk;
+                if (to < m) m = to;
+            }
         if (m > 0) {
             kern->lanes(&ak, nonce, mode, nact, act, m);
             for (int l = 0; l < nact; l++) meta[l].rem -= m;
+            if (mark_blk) /* the chains have moved: those on a mark record it */
+                for (int l = 0; l < nact; l++)
+                    if (on_mark(&act[l], &meta[l], mark_blk)) {
+                        marks[*nmarks].start = act[l].ctr;
+                        memcpy(marks[*nmarks].mac, act[l].mac, 16);
+                        (*nmarks)++;
+                    }
         }
         for (int l = 0; l < nact;) {
             if (meta[l].rem) {

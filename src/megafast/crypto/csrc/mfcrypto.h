@@ -87,11 +87,16 @@ size_t mf_count_pieces(uint64_t blk, size_t len);
 /* Chunk MAC work over len bytes from block blk; len % 16 == 0 unless final.
  * mac_in NULL: the chain starts from nonce||nonce (blk must be a chunk start).
  * done: room for mf_count_pieces(blk, len) entries. Returns the number of completed
- * chunks; *has_out tells whether mac_out holds a running MAC. */
+ * chunks; *has_out tells whether mac_out holds a running MAC.
+ * mark_blk > 0 (a divisor of 8192, the smallest chunk) also records the running MAC (start:
+ * the file block it stands before) at each mark: every mark_blk blocks into a chunk, past its
+ * start, where its MAC goes on; marks
+ * needs room for len / (16 * mark_blk) + 1 entries and *nmarks gets their number (the
+ * order is not the file's: chains run side by side). mark_blk 0: marks and nmarks unused. */
 size_t mf_chunk_macs(const mf_kernel *kern, const uint8_t key[16], const uint8_t nonce[8],
                      int mode, uint64_t blk, const uint8_t *src, uint8_t *dst, size_t len,
                      const uint8_t *mac_in, int final, mf_done *done, uint8_t mac_out[16],
-                     int *has_out);
+                     int *has_out, uint64_t mark_blk, mf_done *marks, size_t *nmarks);
 
 void mf_fold_meta_mac(const mf_kernel *kern, const uint8_t key[16], const uint8_t *macs,
                       size_t nmacs, uint8_t out[8]);
