@@ -279,3 +279,51 @@ def test_int_subclasses_cannot_fake_range_checks(backend):
         backend.hashcash_search(bytes(48), _LyingInt(-1), 0, 1)
     with pytest.raises(ValueError, match="within"):
         backend.hashcash_search(bytes(48), 0, _LyingInt(-5), 1)
+
+
+def running_macs(plain: bytes, step: int) -> dict[int, bytes]:
+    """The running MAC every ``step`` bytes into each chunk, from the definition."""
+    from Crypto.Cipher import AES
+
+    k, n = crypto.a32_to_str(KEY), crypto.a32_to_str(NONCE)
+    out = {}
+    for start, length in crypto.chunk_bounds(len(plain)):
+        for p in range(start + step, start + length, step):
+            out[p] = AES.new(k, AES.MODE_CBC, iv=n + n).encrypt(plain[start:p])[-16:]
+    return out
+
+
+@given(size=st.integers(0, 1_500_000), cuts=st.lists(st.integers(0, 1_500_000), max_size=6))
+def test_marks_are_the_running_macs_wherever_the_pieces_end(size, cuts):
+    # pieces that end inside an AES block too: their bytes wait for the next piece
+    plain = bytes(range(251)) * (size // 251) + bytes(size % 251)
+    points = sorted({0, size, *(c for c in cuts if c < size)})
+    dec = crypto.FileCipher(KEY, NONCE, size=size, marks=True)
+    ct, macs, _ = reference(plain)
+    got = b"".join(dec.decrypt(ct[a:b], a) for a, b in zip(points, points[1:], strict=False))
+    assert got == plain and dec.chunk_macs == macs
+    assert dec.marks == running_macs(plain, crypto.MAC_MARK)
+    assert crypto.FileCipher(KEY, NONCE, size=size).marks == {}  # kept only when asked
+
+
+def test_a_window_between_two_marks_is_checked_from_the_first(backend):
+    size = 3 << 20
+    plain = secrets.token_bytes(size)
+    ct, macs, _ = reference(plain)
+    whole = crypto.FileCipher(KEY, NONCE, size=size, marks=True)
+    whole.decrypt(ct)
+    marks = whole.marks
+    step = crypto.MAC_MARK
+    a, b = 1280 * 1024 + step, 1280 * 1024 + 3 * step  # inside the chunk at 1280 KiB
+    window = crypto.FileCipher(KEY, NONCE, size=size)
+    window.continue_from(a, marks[a])
+    assert window.decrypt(ct[a:b], a) == plain[a:b]
+    assert window.running_mac(b) == marks[b]
+    assert window.running_mac(b - 16) is None  # no stream ended there
+    c = 1920 * 1024  # to the chunk's end: its MAC
+    window.continue_from(c - step, marks[c - step])
+    window.decrypt(ct[c - step : c], c - step)
+    assert window.chunk_macs == {1280 * 1024: macs[1280 * 1024]}
+    for offset, running in ((a + 8, marks[a]), (128 * 1024, marks[a]), (a, b"short")):
+        with pytest.raises(ValidationError):
+            window.continue_from(offset, running)

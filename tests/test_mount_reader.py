@@ -465,7 +465,88 @@ def test_a_random_read_decrypts_only_up_to_its_bytes_before_it_returns(
         fetcher.close()
 
 
-def test_a_chunk_read_again_is_fetched_whole_by_the_reading_thread(
+def _flip(remote: Any, handle: str, offset: int) -> None:
+    """Change one stored byte of a file on the emulator (what a later request serves)."""
+    path = remote.emu.store.blob_path(remote.emu.node(handle)["blob"])
+    with open(path, "r+b") as fh:
+        fh.seek(offset)
+        byte = fh.read(1)[0]
+        fh.seek(offset)
+        fh.write(bytes([byte ^ 1]))
+
+
+def _read_whole_then_evict(fetcher: Any, f: Any, data: bytes) -> ChunkMap:
+    """Read ``f`` in order (every chunk's MAC and marks known), then empty the memory cache."""
+    assert Stream(f).read(0, len(data)) == data
+    _landed(f)
+    assert f.verified
+    chunks = ChunkMap(len(data))
+    fetcher.memory.drop(f.handle, chunks.chunks_in(0, len(data)))
+    return chunks
+
+
+def test_a_chunk_read_again_fetches_only_between_its_marks(
+    remote: Any, ranges: list[Any]
+) -> None:
+    # its MAC and its running MACs every 64 KiB are known: a read fetches and checks the
+    # 64 KiB steps it touches, not the whole chunk, in its own thread
+    data = os.urandom(10 * MiB + 1000)  # a ragged last chunk
+    fetcher, f = _open(remote, data)
+    try:
+        chunks = _read_whole_then_evict(fetcher, f, data)
+        ranges.clear()
+        c = chunks.floor(7 * MiB)
+        assert f.read(c + 70000, 65536) == data[c + 70000 : c + 70000 + 65536]
+        assert ranges == [(c + 65536, c + 3 * 65536)]
+        ranges.clear()
+        end = chunks.chunk_end(c)  # across two chunks: the end of one, the start of the next
+        assert f.read(end - 1000, 5000) == data[end - 1000 : end + 4000]
+        assert ranges == [(end - 65536, end + 65536)]
+        ranges.clear()
+        last = chunks.floor(len(data) - 1)  # up to the end of the file
+        assert f.read(len(data) - 500, 500) == data[-500:]
+        assert ranges == [(last + (len(data) - 500 - last) // 65536 * 65536, len(data))]
+        ranges.clear()
+        assert f.read(c, 100) == data[c : c + 100]  # from the chunk's own start
+        assert ranges == [(c, c + 65536)]
+        assert not f._inflight and not fetcher._partials and not f.corrupt
+    finally:
+        fetcher.close()
+
+
+def test_a_byte_changed_in_a_marked_step_is_an_integrity_error(remote: Any) -> None:
+    data = os.urandom(6 * MiB)
+    fetcher, f = _open(remote, data)
+    try:
+        chunks = _read_whole_then_evict(fetcher, f, data)
+        c = chunks.floor(5 * MiB)
+        _flip(remote, f.handle, c + 3 * 65536 + 7)  # in the fourth step of the chunk
+        # a read of other steps is checked against their own marks: right bytes
+        assert f.read(c + 100, 1000) == data[c + 100 : c + 1100]
+        assert f.read(c + 5 * 65536, 65536) == data[c + 5 * 65536 : c + 6 * 65536]
+        # a read in that step, even of bytes after the changed one, gets an error
+        with pytest.raises(IntegrityError):
+            f.read(c + 3 * 65536 + 100, 10)
+        assert f.corrupt
+        with pytest.raises(IntegrityError):  # and so does every later read of the file
+            f.read(0, 10)
+    finally:
+        fetcher.close()
+
+
+def test_marks_are_bounded_by_the_memory_cache() -> None:
+    fetcher = Fetcher(None, fast_config(connections=2), MemoryCache(2 * MiB))
+    try:
+        cap = 2 * _reader.MARKED_PER_MIB
+        for c in range(cap + 10):
+            fetcher.keep_marks(None, c, b"m")  # type: ignore[arg-type]
+        assert len(fetcher._marks) == cap
+        assert fetcher.marks(None, 9) is None and fetcher.marks(None, 10) == b"m"  # type: ignore[arg-type]
+    finally:
+        fetcher.close()
+
+
+def test_a_chunk_read_again_without_its_marks_is_fetched_whole_by_the_reading_thread(
     remote: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # its MAC is known, so the read waits for the whole chunk: it fetches it itself (no
@@ -488,6 +569,7 @@ def test_a_chunk_read_again_is_fetched_whole_by_the_reading_thread(
         assert chunks.floor(offset) in f._macs
         threads.clear()
         fetcher.memory.drop(f.handle, [chunks.floor(offset)])  # evicted
+        fetcher._marks.clear()  # pushed out by other files' marks
         assert f.read(offset, 65536) == data[offset : offset + 65536]
         assert threads == [threading.get_ident()]
         assert not f._inflight

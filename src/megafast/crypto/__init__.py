@@ -62,6 +62,7 @@ __all__ = [
     "A32",
     "BACKEND",
     "KERNEL",
+    "MAC_MARK",
     "FileCipher",
     "a32_to_base64",
     "a32_to_str",
@@ -103,6 +104,8 @@ __all__ = [
 ]
 
 BACKEND: str = _backend.BACKEND
+#: Bytes between two running MACs a :class:`FileCipher` with ``marks`` keeps in a chunk.
+MAC_MARK: int = _backend.kernels.MARK
 
 
 def __getattr__(name: str) -> Any:

@@ -63,9 +63,16 @@ class FileCipher:
     chunk boundary or exactly where an earlier MAC-ing call ended; several such streams may be
     in flight at once, from several threads (ranges made of whole chunks are independent).
     ``ctr``/``ctr_into`` only en/decrypt (random access, no MAC).
+
+    With ``marks`` the MAC-ing calls also keep the running MAC at every
+    :data:`~megafast.crypto._pure.MARK` bytes into a chunk (:attr:`marks`): a later read of
+    part of a chunk is checked from the mark before it to the mark after it
+    (:meth:`continue_from`, :meth:`running_mac`), without the rest of the chunk.
     """
 
-    def __init__(self, key: Any, nonce: Any = None, *, size: int | None = None) -> None:
+    def __init__(
+        self, key: Any, nonce: Any = None, *, size: int | None = None, marks: bool = False
+    ) -> None:
         words = _key_words(key, "key")
         self.expected_meta_mac: bytes | None = None
         if len(words) == 8:
@@ -93,6 +100,7 @@ class FileCipher:
         self._chunk_macs: dict[int, bytes] = {}
         # next offset of an unfinished stream -> (running MAC or None, pending plaintext < 16 bytes)
         self._streams: dict[int, tuple[bytes | None, bytes]] = {}
+        self._marks: dict[int, bytes] | None = {} if marks else None
 
     # -- public properties
     @property
@@ -108,6 +116,26 @@ class FileCipher:
         """Completed chunks: start offset -> 16-byte chunk MAC."""
         with self._lock:
             return dict(sorted(self._chunk_macs.items()))
+
+    @property
+    def marks(self) -> dict[int, bytes]:
+        """Running MACs kept at the marks passed so far (``marks=True``): offset -> 16 bytes."""
+        with self._lock:
+            return dict(sorted((self._marks or {}).items()))
+
+    def continue_from(self, offset: int, running: bytes) -> None:
+        """Start a MAC stream at ``offset`` inside a chunk (a multiple of 16, not a chunk
+        start) from ``running``, the chunk's running MAC there (a mark kept earlier)."""
+        if offset % 16 or offset < 0 or _is_chunk_start(offset) or len(running) != 16:
+            raise ValidationError(f"no MAC stream can continue at offset {offset}")
+        with self._lock:
+            self._streams[offset] = (bytes(running), b"")
+
+    def running_mac(self, offset: int) -> bytes | None:
+        """The running MAC of the stream that ended at ``offset`` on a whole block, if any."""
+        with self._lock:
+            running, pending = self._streams.get(offset, (None, b""))
+        return None if pending else running
 
     def add_chunk_macs(self, macs: Mapping[int, bytes]) -> None:
         """Adopt chunk MACs computed elsewhere (for example by another FileCipher, or a resume)."""
@@ -193,6 +221,7 @@ class FileCipher:
             raise ValueError(f"data runs past the end of the file ({end} > {size} bytes)")
         running, pending = self._take_stream(offset)
         k = _backend.kernels
+        marks: list[tuple[int, bytes]] | None = [] if self._marks is not None else None
         key, nonce = self.key, self.nonce
         done_all: list[tuple[int, bytes]] = []
         pos = offset
@@ -216,7 +245,9 @@ class FileCipher:
             i, pos = take, offset + take
             block_final = size is not None and pos == size
             if len(block) == 16 or block_final:
-                done, running = k.mac(key, nonce, pos - len(block), block, running, block_final)
+                done, running = k.mac(
+                    key, nonce, pos - len(block), block, running, block_final, marks
+                )
                 done_all.extend(done)
                 pending = b""
             else:
@@ -228,14 +259,14 @@ class FileCipher:
                 seg = sv[i : i + body]
                 if mode == "dec":
                     done, running = k.decrypt_mac_into(
-                        key, nonce, pos, seg, dv[i : i + body], running, final_at_end
+                        key, nonce, pos, seg, dv[i : i + body], running, final_at_end, marks
                     )
                 elif mode == "enc":
                     done, running = k.mac_encrypt_into(
-                        key, nonce, pos, seg, dv[i : i + body], running, final_at_end
+                        key, nonce, pos, seg, dv[i : i + body], running, final_at_end, marks
                     )
                 else:
-                    done, running = k.mac(key, nonce, pos, seg, running, final_at_end)
+                    done, running = k.mac(key, nonce, pos, seg, running, final_at_end, marks)
                 done_all.extend(done)
                 i += body
                 pos += body
@@ -248,6 +279,9 @@ class FileCipher:
         with self._lock:
             for start, m in done_all:
                 self._chunk_macs[start] = m
+            if marks:
+                assert self._marks is not None
+                self._marks.update(marks)
             if pending or running is not None:
                 self._streams[pos] = (running, pending)
 

@@ -15,7 +15,10 @@ reading in order gets read-ahead that doubles from :data:`FIRST_AHEAD` up to
 ``connections`` pieces of :data:`PIECE` bytes, fetched in parallel.
 
 Integrity: each fetched range is decrypted and MAC-ed; a chunk read twice must give the same
-MAC (else :class:`~megafast.errors.IntegrityError`). When the MACs of every chunk are known
+MAC (else :class:`~megafast.errors.IntegrityError`). A chunk's first MAC also keeps its running
+MAC every :data:`~megafast.crypto.MAC_MARK` bytes (its marks); a later read out of order of
+part of it fetches and checks only from the mark before the read to the mark (or the chunk's
+MAC) after it. When the MACs of every chunk are known
 the meta-MAC is checked, before the read that completed the set returns: a file read in
 order is checked before its last bytes are handed out; a mismatch raises IntegrityError
 (EIO in the mount, a dropped connection in the server) and so does every later read of the
@@ -34,7 +37,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import requests
 
-from ..crypto import FileCipher
+from ..crypto import MAC_MARK, FileCipher
 from ..errors import IntegrityError, TransferError
 from ..transfer import ChunkMap, MiB, TransferConfig
 from ..transfer._config import MAX_CHUNK
@@ -60,6 +63,9 @@ _DROP_BACK = 4
 #: Chunks kept fetched only in part, all files together (a read out of order stops at its
 #: own end); no more than the memory cache holds in 1 MiB chunks.
 PARTIALS_KEPT = 16
+#: Chunks whose marks are kept, all files together, per MiB of the memory cache (a 1 MiB
+#: chunk's marks take 240 bytes: 16 MiB of memory cache keep those of 1 GiB of file).
+MARKED_PER_MIB = 64
 #: Times a read plans its fetches again when a fetch it waited on ended short of its bytes.
 _REPLANS = 8
 
@@ -221,6 +227,10 @@ class Fetcher:
         self._partials: OrderedDict[tuple[RemoteFile, int], _Partial] = OrderedDict()
         self._partials_cap = min(PARTIALS_KEPT, memory.cap // MAX_CHUNK)
         self._partials_lock = threading.Lock()
+        #: each chunk's marks (its running MACs, concatenated), least recently used first;
+        #: under the partials' leaf lock
+        self._marks: OrderedDict[tuple[RemoteFile, int], bytes] = OrderedDict()
+        self._marks_cap = memory.cap // MiB * MARKED_PER_MIB
 
     def file(
         self,
@@ -265,6 +275,22 @@ class Fetcher:
             self._partials[(f, c)] = part
             while len(self._partials) > self._partials_cap:
                 self._partials.popitem(last=False)
+
+    def marks(self, f: RemoteFile, c: int) -> bytes | None:
+        """The marks of chunk ``c`` of ``f``, if kept."""
+        with self._partials_lock:
+            marks = self._marks.get((f, c))
+            if marks is not None:
+                self._marks.move_to_end((f, c))
+            return marks
+
+    def keep_marks(self, f: RemoteFile, c: int, marks: bytes) -> None:
+        """Keep the marks of chunk ``c`` of ``f`` (the oldest go past the cap)."""
+        with self._partials_lock:
+            self._marks[(f, c)] = marks
+            self._marks.move_to_end((f, c))
+            while len(self._marks) > self._marks_cap:
+                self._marks.popitem(last=False)
 
     def _start_workers(self) -> None:
         """One task per worker, each waiting for the others: the pool starts every thread."""
@@ -343,6 +369,10 @@ class RemoteFile:
         first = chunks.floor(offset)
         need_end = chunks.chunk_end(chunks.floor(end - 1))
         needed = chunks.chunks_in(first, need_end)
+        if ahead == 0:
+            marked = self._marked(offset, end, needed)
+            if marked:
+                return self._read_marked(offset, end, marked)
         got: dict[int, memoryview] = {}
         waits: dict[int, Future[dict[int, memoryview]]] = {}
         with self._lock:
@@ -418,6 +448,53 @@ class RemoteFile:
             data = got[c]
             parts.append(data[max(0, offset - c) : min(len(data), end - c)])
         return parts
+
+    def _marked(self, offset: int, end: int, needed: list[int]) -> list[_Window] | None:
+        """The windows to fetch for the bytes ``[offset, end)`` when every chunk they touch
+        has its MAC and marks known, and none is cached or in flight; else None."""
+        chunks = self.chunks
+        windows = []
+        with self._lock:
+            for c in needed:
+                mac = self._macs.get(c)
+                if mac is None or c in self._inflight or self._cached(c) is not None:
+                    return None
+                marks = self.fetcher.marks(self, c)
+                if marks is None:
+                    return None
+                chunk_end = chunks.chunk_end(c)
+                # from the mark at or before the read's first byte in this chunk to the mark
+                # (or the chunk's end) at or after its last
+                a = (max(offset, c) - c) // MAC_MARK
+                b = -(-(min(end, chunk_end) - c) // MAC_MARK)
+                begin, stop = c + a * MAC_MARK, min(chunk_end, c + b * MAC_MARK)
+                state = marks[16 * (a - 1) : 16 * a] if a else None
+                expect = mac if stop == chunk_end else marks[16 * (b - 1) : 16 * b]
+                windows.append(_Window(c, begin, stop, state, expect))
+        return windows
+
+    def _read_marked(self, offset: int, end: int, windows: list[_Window]) -> list[memoryview]:
+        """Fetch ``windows`` (adjacent: one range) in this thread, check each against its
+        marks and return the bytes ``[offset, end)`` (IntegrityError on a mismatch)."""
+        begin, stop = windows[0].begin, windows[-1].end
+        view = self.fetcher.buffers.take(stop - begin)
+        fetch_range(self.fetcher.ctl, self._urls, begin, stop, view, _ignore)
+        parts = []
+        for w in windows:
+            cipher = FileCipher(self.key, size=self.size)
+            if w.state is not None:
+                cipher.continue_from(w.begin, w.state)
+            data = view[w.begin - begin : w.end - begin]
+            cipher.decrypt_into(data, data, w.begin)
+            whole = w.end == self.chunks.chunk_end(w.chunk)
+            got = cipher.chunk_macs.get(w.chunk) if whole else cipher.running_mac(w.end)
+            if got != w.expect:
+                self.corrupt = True
+                raise IntegrityError(
+                    f"the chunk at offset {w.chunk} changed between two reads: corrupted data"
+                )
+            parts.append(data[max(0, offset - w.begin) : min(len(data), end - w.begin)])
+        return [p.toreadonly() for p in parts]
 
     def _cached(self, c: int) -> memoryview | None:
         """Chunk ``c`` from the memory cache, only when its MAC is in :attr:`_macs` (the cache
@@ -561,7 +638,7 @@ class RemoteFile:
         view = part.view
         starts = self.chunks.chunks_in(begin, part.end)
         disk = self.fetcher.disk
-        cipher = FileCipher(self.key, size=self.size)
+        cipher = FileCipher(self.key, size=self.size, marks=True)
         saved: list[bytes] = []
 
         def consume(offset: int, data: memoryview) -> None:
@@ -580,17 +657,17 @@ class RemoteFile:
             consume,
             eager=True,
         )
-        macs = cipher.chunk_macs
         if until < end:  # the last chunk in part: its bytes so far and its MAC state
             last = starts.pop()
             if not starts:  # kept only when it has its own buffer (it pins the whole buffer)
                 self.fetcher.keep_partial(self, last, _Partial(view, until, cipher))
         if disk is not None and starts:
             whole_end = self.chunks.chunk_end(starts[-1])
+            macs = cipher.chunk_macs
             written = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in starts]
             ciphertext = b"".join(saved)[: whole_end - begin]
             disk.write(self._ident, begin, memoryview(ciphertext), written)
-        return self._keep(view, begin, starts, macs)
+        return self._keep(view, begin, starts, cipher)
 
     def _continue(self, c: int, part: _Partial) -> dict[int, memoryview]:
         """Fetch the rest of chunk ``c``, fetched in part before, into the same buffer; its
@@ -599,7 +676,7 @@ class RemoteFile:
         rest = part.view[part.upto - c :]
         fetch_range(self.fetcher.ctl, self._urls, part.upto, end, rest, _ignore)
         part.cipher.decrypt_into(rest, rest, part.upto)
-        return self._keep(part.view, c, [c], part.cipher.chunk_macs)
+        return self._keep(part.view, c, [c], part.cipher)
 
     def _fetch_whole(self, begin: int, end: int) -> dict[int, memoryview]:
         view = self.fetcher.buffers.take(end - begin)
@@ -608,33 +685,46 @@ class RemoteFile:
         if disk is not None:
             records = disk.lookup(self._ident, starts)
             if records is not None and disk.read(self._ident, begin, view):
-                macs = self._decrypt(view, begin)
+                cipher = self._decrypt(view, begin)
+                macs = cipher.chunk_macs
                 if all(macs[c] == rec[1] for c, rec in zip(starts, records, strict=True)):
-                    return self._keep(view, begin, starts, macs)
+                    return self._keep(view, begin, starts, cipher)
                 disk.drop(self._ident)  # damaged: fetched again below
         fetch_range(self.fetcher.ctl, self._urls, begin, end, view, _ignore)
         ciphertext = bytes(view) if disk is not None else b""
-        macs = self._decrypt(view, begin)
+        cipher = self._decrypt(view, begin)
         if disk is not None:
+            macs = cipher.chunk_macs
             written = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in starts]
             disk.write(self._ident, begin, memoryview(ciphertext), written)
-        return self._keep(view, begin, starts, macs)
+        return self._keep(view, begin, starts, cipher)
 
-    def _decrypt(self, view: memoryview, begin: int) -> dict[int, bytes]:
-        cipher = FileCipher(self.key, size=self.size)
+    def _decrypt(self, view: memoryview, begin: int) -> FileCipher:
+        cipher = FileCipher(self.key, size=self.size, marks=True)
         cipher.decrypt_into(view, view, begin)
-        return cipher.chunk_macs
+        return cipher
 
     def _keep(
-        self, view: memoryview, begin: int, starts: list[int], macs: dict[int, bytes]
+        self, view: memoryview, begin: int, starts: list[int], cipher: FileCipher
     ) -> dict[int, memoryview]:
+        """Check and record the MACs of the whole chunks ``starts`` (their bytes in ``view``
+        from file offset ``begin``, MAC-ed by ``cipher``), keep their marks the first time,
+        and put them in the memory cache."""
+        macs = cipher.chunk_macs
         with self._lock:
+            first = [c for c in starts if c not in self._macs]
             for c in starts:
                 if self._macs.setdefault(c, macs[c]) != macs[c]:
                     self.corrupt = True
                     raise IntegrityError(
                         f"the chunk at offset {c} changed between two reads: corrupted data"
                     )
+        if first:
+            marks = cipher.marks
+            for c in first:
+                ends = range(c + MAC_MARK, self.chunks.chunk_end(c), MAC_MARK)
+                if all(p in marks for p in ends):
+                    self.fetcher.keep_marks(self, c, b"".join(marks[p] for p in ends))
         out: dict[int, memoryview] = {}
         memory = self.fetcher.memory
         for c in starts:
@@ -697,6 +787,22 @@ class _Arriving:
 
 
 _Result = Future[dict[int, memoryview]]
+
+
+class _Window:
+    """Part of chunk ``chunk`` to fetch and check: ``[begin, end)``, from the chunk's running
+    MAC ``state`` at ``begin`` (None at the chunk's start) to ``expect`` at ``end``."""
+
+    __slots__ = ("chunk", "begin", "end", "state", "expect")
+
+    def __init__(
+        self, chunk: int, begin: int, end: int, state: bytes | None, expect: bytes
+    ) -> None:
+        self.chunk = chunk
+        self.begin = begin
+        self.end = end
+        self.state = state
+        self.expect = expect
 
 
 class _Partial:
