@@ -485,9 +485,7 @@ def _read_whole_then_evict(fetcher: Any, f: Any, data: bytes) -> ChunkMap:
     return chunks
 
 
-def test_a_chunk_read_again_fetches_only_between_its_marks(
-    remote: Any, ranges: list[Any]
-) -> None:
+def test_a_chunk_read_again_fetches_only_between_its_marks(remote: Any, ranges: list[Any]) -> None:
     # its MAC and its running MACs every 64 KiB are known: a read fetches and checks the
     # 64 KiB steps it touches, not the whole chunk, in its own thread
     data = os.urandom(10 * MiB + 1000)  # a ragged last chunk
