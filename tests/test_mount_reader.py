@@ -16,7 +16,16 @@ from megafast.crypto import FileCipher, fingerprint
 from megafast.errors import IntegrityError, MegaError
 from megafast.transfer import ChunkMap
 from megafast.transfer._config import MAX_CHUNK
-from megafast.vfs import DiskCache, Fetcher, MemoryCache, Spool, Stream, _reader, display_names
+from megafast.vfs import (
+    DiskCache,
+    Fetcher,
+    MemoryCache,
+    Spool,
+    Stream,
+    _buffers,
+    _reader,
+    display_names,
+)
 from megafast.vfs._tree import fingerprint_mtime, fingerprint_with_mtime
 from support.transfer import fast_config
 
@@ -263,7 +272,7 @@ def test_spool_is_private_and_its_queue_survives(tmp_path: Path) -> None:
 
 # -- fetch buffers --------------------------------------------------------------------------
 def test_a_fetch_buffer_is_reused_only_once_no_view_of_it_lives() -> None:
-    buffers = _reader.Buffers(keep=4)
+    buffers = _buffers.Buffers(keep=4 * _reader.PIECE, largest=_reader.PIECE)
     first = buffers.take(_reader.PIECE)
     first[:5] = b"held!"
     held = first[:5].toreadonly()  # a reader still holds these bytes
@@ -279,7 +288,9 @@ def test_a_fetch_buffer_is_reused_only_once_no_view_of_it_lives() -> None:
 
 
 def test_small_fetch_buffers_are_reused_in_their_own_size() -> None:
-    buffers = _reader.Buffers(keep=1)  # room for one piece's worth of kept buffers
+    buffers = _buffers.Buffers(
+        keep=_reader.PIECE, largest=_reader.PIECE
+    )  # room for one piece's worth of kept buffers
     small = buffers.take(MAX_CHUNK - 100)  # a 1 MiB chunk never pins a whole piece
     assert len(small) == MAX_CHUNK - 100
     assert small.obj is not None and len(small.obj) == MAX_CHUNK
@@ -288,9 +299,9 @@ def test_small_fetch_buffers_are_reused_in_their_own_size() -> None:
     again = buffers.take(MAX_CHUNK)
     assert bytes(again[:5]) == b"first"  # the same buffer, reused
     tiny = buffers.take(1000)  # smaller than the first MAC chunk: its size
-    assert len(tiny.obj) == _reader.SMALLEST_BUFFER
+    assert len(tiny.obj) == _buffers.SMALLEST_BUFFER
     del again, tiny
-    assert buffers.kept == MAX_CHUNK + _reader.SMALLEST_BUFFER
+    assert buffers.kept == MAX_CHUNK + _buffers.SMALLEST_BUFFER
     # a piece needs the whole budget: the unused small buffers are let go for it
     piece = buffers.take(_reader.PIECE)
     assert buffers.kept == _reader.PIECE and len(buffers._all[_reader.PIECE]) == 1
