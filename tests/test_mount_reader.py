@@ -133,7 +133,7 @@ def test_a_first_read_where_the_stream_expects_it_reads_ahead(
     try:
         assert Stream(f).read(0, MiB) == data[:MiB]  # from the start: in order at once
         assert ranges and ranges[0][0] == 0 and max(e for _, e in ranges) > MiB
-        assert not fetcher._partials  # no chunk left in part, to be fetched again
+        assert not fetcher.partials  # no chunk left in part, to be fetched again
         ranges.clear()
         start = 5 * MiB + 3
         assert Stream(f, at=None).read(start, 1000) == data[start : start + 1000]
@@ -342,14 +342,14 @@ def test_chunks_fetched_in_part_are_bounded_and_follow_the_memory_cap(remote: An
         read = starts[:30]
         for c in read:  # one small read at the start of each chunk
             assert f.read(c + 10, 100) == data[c + 10 : c + 110]
-        assert len(fetcher._partials) == _reader.PARTIALS_KEPT  # the latest ones
-        assert sorted(c for _, c in fetcher._partials) == read[-_reader.PARTIALS_KEPT :]
+        assert len(fetcher.partials) == _reader.PARTIALS_KEPT  # the latest ones
+        assert sorted(c for _, c in fetcher.partials) == read[-_reader.PARTIALS_KEPT :]
     finally:
         fetcher.close()
     fetcher, f = _open(remote, data, memory=0)  # nothing kept, parts neither
     try:
         assert f.read(starts[3] + 10, 100) == data[starts[3] + 10 : starts[3] + 110]
-        assert not fetcher._partials
+        assert not fetcher.partials
     finally:
         fetcher.close()
 
@@ -366,7 +366,7 @@ def test_a_read_across_two_chunks_keeps_the_first_whole_and_not_the_part(
         assert f.read(second - 500, 1000) == data[second - 500 : second + 500]
         assert ranges == [(first, second + 512)]
         assert first in f._macs and second not in f._macs
-        assert not fetcher._partials  # it shares its buffer with a whole chunk: not kept
+        assert not fetcher.partials  # it shares its buffer with a whole chunk: not kept
     finally:
         fetcher.close()
 
@@ -518,7 +518,7 @@ def test_a_chunk_read_again_fetches_only_between_its_marks(remote: Any, ranges: 
         ranges.clear()
         assert f.read(c, 100) == data[c : c + 100]  # from the chunk's own start
         assert ranges == [(c, c + 65536)]
-        assert not f._inflight and not fetcher._partials and not f.corrupt
+        assert not f._inflight and not fetcher.partials and not f.corrupt
     finally:
         fetcher.close()
 
@@ -548,9 +548,10 @@ def test_marks_are_bounded_by_the_memory_cache() -> None:
     try:
         cap = 2 * _reader.MARKED_PER_MIB
         for c in range(cap + 10):
-            fetcher.keep_marks(None, c, b"m")  # type: ignore[arg-type]
-        assert len(fetcher._marks) == cap
-        assert fetcher.marks(None, 9) is None and fetcher.marks(None, 10) == b"m"  # type: ignore[arg-type]
+            fetcher.marks.put((None, c), b"m")  # type: ignore[arg-type]
+        assert len(fetcher.marks) == cap
+        assert fetcher.marks.get((None, 9)) is None  # type: ignore[arg-type]
+        assert fetcher.marks.get((None, 10)) == b"m"  # type: ignore[arg-type]
     finally:
         fetcher.close()
 
@@ -578,7 +579,7 @@ def test_a_chunk_read_again_without_its_marks_is_fetched_whole_by_the_reading_th
         assert chunks.floor(offset) in f._macs
         threads.clear()
         fetcher.memory.drop(f.handle, [chunks.floor(offset)])  # evicted
-        fetcher._marks.clear()  # pushed out by other files' marks
+        fetcher.marks.clear()  # pushed out by other files' marks
         assert f.read(offset, 65536) == data[offset : offset + 65536]
         assert threads == [threading.get_ident()]
         assert not f._inflight

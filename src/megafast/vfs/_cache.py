@@ -17,11 +17,54 @@ import os
 import struct
 import threading
 from collections import OrderedDict
+from collections.abc import Hashable, Iterator
 from pathlib import Path
+from typing import Generic, TypeVar
 
-__all__ = ["MemoryCache", "DiskCache"]
+__all__ = ["MemoryCache", "DiskCache", "Recent"]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 _RECORD = struct.Struct("<QQ16s")
+
+
+class Recent(Generic[K, V]):
+    """At most ``cap`` entries, the least recently used going first. Its lock is a leaf:
+    nothing else is locked while it is held."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = max(0, cap)
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K, *, take: bool = False) -> V | None:
+        """The entry ``key``, now the most recently used (``take``: no longer kept)."""
+        with self._lock:
+            if take:
+                return self._items.pop(key, None)
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.cap:
+                self._items.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[K]:
+        with self._lock:
+            return iter(list(self._items))
 
 
 class MemoryCache:

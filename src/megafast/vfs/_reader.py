@@ -42,7 +42,7 @@ from ..transfer import ChunkMap, MiB, TransferConfig
 from ..transfer._config import MAX_CHUNK
 from ..transfer._http import Controller, UrlSource, fetch_range, range_steps
 from ._buffers import Buffers
-from ._cache import DiskCache, MemoryCache
+from ._cache import DiskCache, MemoryCache, Recent
 
 __all__ = ["Fetcher", "RemoteFile", "Stream", "PIECE", "FIRST_AHEAD"]
 
@@ -99,15 +99,14 @@ class Fetcher:
         self.max_ahead = max(FIRST_AHEAD, min(config.connections * PIECE, memory.cap // 2))
         self._files: OrderedDict[str, RemoteFile] = OrderedDict()
         self._lock = threading.Lock()
-        #: chunks fetched in part (:class:`_Partial`), least recently used first; a leaf
-        #: lock (nothing else is locked while it is held)
-        self._partials: OrderedDict[tuple[RemoteFile, int], _Partial] = OrderedDict()
-        self._partials_cap = min(PARTIALS_KEPT, memory.cap // MAX_CHUNK)
-        self._partials_lock = threading.Lock()
-        #: each chunk's marks (its running MACs, concatenated), least recently used first;
-        #: under the partials' leaf lock
-        self._marks: OrderedDict[tuple[RemoteFile, int], bytes] = OrderedDict()
-        self._marks_cap = memory.cap // MiB * MARKED_PER_MIB
+        #: chunks fetched in part (:class:`_Partial`), by (file, chunk start)
+        self.partials: Recent[tuple[RemoteFile, int], _Partial] = Recent(
+            min(PARTIALS_KEPT, memory.cap // MAX_CHUNK)
+        )
+        #: each chunk's marks (its running MACs, concatenated), by (file, chunk start)
+        self.marks: Recent[tuple[RemoteFile, int], bytes] = Recent(
+            memory.cap // MiB * MARKED_PER_MIB
+        )
 
     def file(
         self,
@@ -135,39 +134,6 @@ class Fetcher:
             if f is not None:
                 self._files.move_to_end(handle)
             return f
-
-    def partial(self, f: RemoteFile, c: int, *, take: bool = False) -> _Partial | None:
-        """Chunk ``c`` of ``f`` fetched in part, if kept (``take``: no longer kept)."""
-        with self._partials_lock:
-            if take:
-                return self._partials.pop((f, c), None)
-            part = self._partials.get((f, c))
-            if part is not None:
-                self._partials.move_to_end((f, c))
-            return part
-
-    def keep_partial(self, f: RemoteFile, c: int, part: _Partial) -> None:
-        """Keep chunk ``c`` of ``f`` fetched in part (the oldest such chunk goes past the cap)."""
-        with self._partials_lock:
-            self._partials[(f, c)] = part
-            while len(self._partials) > self._partials_cap:
-                self._partials.popitem(last=False)
-
-    def marks(self, f: RemoteFile, c: int) -> bytes | None:
-        """The marks of chunk ``c`` of ``f``, if kept."""
-        with self._partials_lock:
-            marks = self._marks.get((f, c))
-            if marks is not None:
-                self._marks.move_to_end((f, c))
-            return marks
-
-    def keep_marks(self, f: RemoteFile, c: int, marks: bytes) -> None:
-        """Keep the marks of chunk ``c`` of ``f`` (the oldest go past the cap)."""
-        with self._partials_lock:
-            self._marks[(f, c)] = marks
-            self._marks.move_to_end((f, c))
-            while len(self._marks) > self._marks_cap:
-                self._marks.popitem(last=False)
 
     def _start_workers(self) -> None:
         """One task per worker, each waiting for the others: the pool starts every thread."""
@@ -336,7 +302,7 @@ class RemoteFile:
                 mac = self._macs.get(c)
                 if mac is None or c in self._inflight or self._cached(c) is not None:
                     return None
-                marks = self.fetcher.marks(self, c)
+                marks = self.fetcher.marks.get((self, c))
                 if marks is None:
                     return None
                 chunk_end = chunks.chunk_end(c)
@@ -382,7 +348,7 @@ class RemoteFile:
     def _from_partial(self, c: int, upto: int) -> memoryview | None:
         """Chunk ``c``'s bytes fetched so far, when they reach ``upto`` (call under the
         lock): an earlier read out of order fetched the chunk only up to its own end."""
-        part = self.fetcher.partial(self, c)
+        part = self.fetcher.partials.get((self, c))
         if part is None or part.upto < upto:
             return None
         return part.view[: part.upto - c].toreadonly()
@@ -426,7 +392,7 @@ class RemoteFile:
         rest: list[int] = []
         tasks: list[tuple[list[int], Callable[[], dict[int, memoryview]]]] = []
         for c in starts:
-            kept = self.fetcher.partial(self, c, take=True)
+            kept = self.fetcher.partials.get((self, c), take=True)
             if kept is None:
                 rest.append(c)
             else:
@@ -537,7 +503,7 @@ class RemoteFile:
         if until < end:  # the last chunk in part: its bytes so far and its MAC state
             last = starts.pop()
             if not starts:  # kept only when it has its own buffer (it pins the whole buffer)
-                self.fetcher.keep_partial(self, last, _Partial(view, until, cipher))
+                self.fetcher.partials.put((self, last), _Partial(view, until, cipher))
         if disk is not None and starts:
             whole_end = self.chunks.chunk_end(starts[-1])
             macs = cipher.chunk_macs
@@ -601,7 +567,7 @@ class RemoteFile:
             for c in first:
                 ends = range(c + MAC_MARK, self.chunks.chunk_end(c), MAC_MARK)
                 if all(p in marks for p in ends):
-                    self.fetcher.keep_marks(self, c, b"".join(marks[p] for p in ends))
+                    self.fetcher.marks.put((self, c), b"".join(marks[p] for p in ends))
         out: dict[int, memoryview] = {}
         memory = self.fetcher.memory
         for c in starts:
