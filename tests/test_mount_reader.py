@@ -36,16 +36,13 @@ MiB = 1 << 20
 def ranges(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """Every (start, end) range the reader asked the server for."""
     calls: list[tuple[int, int]] = []
-    for name in ("fetch_range", "range_steps"):  # whole fetches, and those read as they come
-        real = getattr(_reader, name)
+    real = _reader.fetch_range
 
-        def spy(
-            ctl: Any, urls: Any, start: int, end: int, *args: Any, real: Any = real, **kw: Any
-        ) -> Any:
-            calls.append((start, end))
-            return real(ctl, urls, start, end, *args, **kw)
+    def spy(ctl: Any, urls: Any, start: int, end: int, *args: Any, **kw: Any) -> Any:
+        calls.append((start, end))
+        return real(ctl, urls, start, end, *args, **kw)
 
-        monkeypatch.setattr(_reader, name, spy)
+    monkeypatch.setattr(_reader, "fetch_range", spy)
     return calls
 
 
@@ -63,29 +60,19 @@ def _landed(f: Any) -> None:
     assert not f._inflight
 
 
-def test_a_random_read_fetches_from_its_chunk_start_to_its_own_end(
-    remote: Any, ranges: list[Any]
-) -> None:
-    # the chunk's start is needed for its MAC; the rest of the chunk is fetched only when a
-    # later read needs it, and then only the rest: the MAC goes on from where it stopped
+def test_a_random_read_fetches_only_its_own_bytes(remote: Any, ranges: list[Any]) -> None:
+    # a seek: the bytes asked for, out to whole AES blocks, in the reading thread; the MACs
+    # of the chunks it touches in part stay unknown (nothing of them can be checked)
     data = os.urandom(10 * MiB)
     fetcher, f = _open(remote, data)
     try:
         offset = 7 * MiB + 5000
         assert f.read(offset, 65536) == data[offset : offset + 65536]
-        chunks = ChunkMap(len(data))
-        start, stop = chunks.floor(offset), -(-(offset + 65536) // 16) * 16  # AES blocks
-        assert ranges == [(start, stop)]
+        assert ranges == [(offset // 16 * 16, -(-(offset + 65536) // 16) * 16)]
         assert f._macs == {} and not f._inflight  # nothing runs on in the background
-        assert f.read(start + 100, 1000) == data[start + 100 : start + 1100]
-        assert ranges == [(start, stop)]  # bytes fetched before: no request
-        assert f.read(stop - 10, 100) == data[stop - 10 : stop + 90]
-        assert ranges == [(start, stop), (stop, chunks.chunk_end(start))]
-        assert start in f._macs  # the chunk is whole: its MAC, as if fetched in one go
-        expected = FileCipher(f.key, size=len(data))  # the chunk's MAC from its plaintext
-        expected.encrypt(data[start : chunks.chunk_end(start)], start)
-        assert f._macs[start] == expected.chunk_macs[start]
-        assert not f.verified
+        assert f.read(len(data) - 100, 100) == data[-100:]  # the last bytes of the file
+        assert ranges[-1] == ((len(data) - 100) // 16 * 16, len(data))
+        assert f._macs == {} and not f.verified
     finally:
         fetcher.close()
 
@@ -133,11 +120,11 @@ def test_a_first_read_where_the_stream_expects_it_reads_ahead(
     try:
         assert Stream(f).read(0, MiB) == data[:MiB]  # from the start: in order at once
         assert ranges and ranges[0][0] == 0 and max(e for _, e in ranges) > MiB
-        assert not fetcher.partials  # no chunk left in part, to be fetched again
+        _landed(f)
         ranges.clear()
-        start = 5 * MiB + 3
+        start = 9 * MiB + 3  # past what was read ahead
         assert Stream(f, at=None).read(start, 1000) == data[start : start + 1000]
-        assert len(ranges) == 1 and ranges[0][1] == -(-(start + 1000) // 16) * 16
+        assert ranges == [(start - 3, -(-(start + 1000) // 16) * 16)]  # only its own bytes
     finally:
         fetcher.close()
 
@@ -146,10 +133,11 @@ def test_a_chunk_that_changes_between_reads_is_an_integrity_error(
     remote: Any, transfer_emulator: Any
 ) -> None:
     data = os.urandom(6 * MiB)
-    fetcher, f = _open(remote, data, memory=0)  # nothing kept: every read fetches
+    fetcher, f = _open(remote, data, memory=0)  # nothing kept (marks neither): reads fetch
     try:
         c = ChunkMap(len(data)).floor(5 * MiB)
         assert f.read(c, MiB) == data[c : c + MiB]  # the whole chunk: its MAC is known
+        assert c in f._macs
         transfer_emulator.set_faults(corrupt_rate=1.0)
         with pytest.raises(IntegrityError):
             f.read(c + 100, 100)
@@ -327,36 +315,15 @@ def test_views_held_across_cache_eviction_keep_their_bytes(remote: Any) -> None:
         fetcher.close()
 
 
-# -- bytes handed out as they arrive ----------------------------------------------------------
+# -- reads out of order ------------------------------------------------------------------------
 def _mib_chunks(size: int) -> list[int]:
     """Starts of the 1 MiB MAC chunks of a file of ``size`` bytes."""
     chunks = ChunkMap(size)
     return [c for c in chunks.chunks_in(0, size) if chunks.chunk_end(c) - c == MiB]
 
 
-def test_chunks_fetched_in_part_are_bounded_and_follow_the_memory_cap(remote: Any) -> None:
-    data = os.urandom(40 * MiB)
-    starts = _mib_chunks(len(data))
-    fetcher, f = _open(remote, data)
-    try:
-        read = starts[:30]
-        for c in read:  # one small read at the start of each chunk
-            assert f.read(c + 10, 100) == data[c + 10 : c + 110]
-        assert len(fetcher.partials) == _reader.PARTIALS_KEPT  # the latest ones
-        assert sorted(c for _, c in fetcher.partials) == read[-_reader.PARTIALS_KEPT :]
-    finally:
-        fetcher.close()
-    fetcher, f = _open(remote, data, memory=0)  # nothing kept, parts neither
-    try:
-        assert f.read(starts[3] + 10, 100) == data[starts[3] + 10 : starts[3] + 110]
-        assert not fetcher.partials
-    finally:
-        fetcher.close()
-
-
-def test_a_read_across_two_chunks_keeps_the_first_whole_and_not_the_part(
-    remote: Any, ranges: list[Any]
-) -> None:
+def test_a_random_read_macs_the_chunks_it_covers_whole(remote: Any, ranges: list[Any]) -> None:
+    # a reader that goes on in order from a seek then has every chunk's MAC
     data = os.urandom(10 * MiB)
     chunks = ChunkMap(len(data))
     fetcher, f = _open(remote, data)
@@ -364,16 +331,25 @@ def test_a_read_across_two_chunks_keeps_the_first_whole_and_not_the_part(
         second = chunks.floor(7 * MiB)
         first = chunks.floor(second - 1)
         assert f.read(second - 500, 1000) == data[second - 500 : second + 500]
-        assert ranges == [(first, second + 512)]
-        assert first in f._macs and second not in f._macs
-        assert not fetcher.partials  # it shares its buffer with a whole chunk: not kept
+        assert ranges == [(second - 512, second + 512)] and f._macs == {}
+        assert f.read(first, second + 500 - first) == data[first : second + 500]
+        assert ranges[-1] == (first, second + 512)
+        assert list(f._macs) == [first]  # the first chunk was fetched whole, the second not
+        expected = FileCipher(f.key, size=len(data))  # the chunk's MAC from its plaintext
+        expected.encrypt(data[first:second], first)
+        assert f._macs[first] == expected.chunk_macs[first]
+        stream = Stream(f, at=None)
+        assert stream.read(0, MiB) == data[:MiB]  # a seek back to the start, then in order
+        out = bytearray(data[:MiB])
+        while len(out) < len(data):
+            out += stream.read(len(out), MiB)
+        assert out == data and f.verified
     finally:
         fetcher.close()
 
 
 def test_readers_at_once_in_one_chunk_get_their_bytes(remote: Any) -> None:
-    # reads out of order that start together: one may wait on a fetch another read made,
-    # which stops at that read's end; it then plans again (continuing the part)
+    # reads out of order that start together each fetch their own bytes
     data = os.urandom(10 * MiB)
     starts = _mib_chunks(len(data))
     fetcher, f = _open(remote, data)
@@ -404,31 +380,6 @@ def test_readers_at_once_in_one_chunk_get_their_bytes(remote: Any) -> None:
         fetcher.close()
 
 
-def test_a_read_waiting_on_a_shorter_read_fetches_the_rest_after_it(
-    remote: Any, transfer_emulator: Any, ranges: list[Any]
-) -> None:
-    # the second read finds the chunk in flight, fetched by the first up to its own end
-    # (0.5 s on this link): it waits for it, then fetches only the rest
-    data = os.urandom(10 * MiB)
-    c = ChunkMap(len(data)).floor(7 * MiB)
-    fetcher, f = _open(remote, data)
-    transfer_emulator.set_faults(bandwidth=1_000_000)
-    try:
-        first = threading.Thread(target=lambda: f.read(c + 500_000, 1000), daemon=True)
-        first.start()
-        deadline = time.monotonic() + 10
-        while not f._inflight and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert f._inflight  # the first read's fetch is arriving
-        assert f.read(c + 900_000, 1000) == data[c + 900_000 : c + 901_000]
-        first.join(timeout=10)
-        assert ranges == [(c, c + 501_008), (c + 501_008, c + MiB)]
-        assert c in f._macs
-    finally:
-        transfer_emulator.clear_faults()
-        fetcher.close()
-
-
 def test_a_random_read_on_a_slow_link_leaves_no_fetch_behind_it(
     remote: Any, transfer_emulator: Any, ranges: list[Any]
 ) -> None:
@@ -439,40 +390,11 @@ def test_a_random_read_on_a_slow_link_leaves_no_fetch_behind_it(
         offset = 7 * MiB + 5000
         assert f.read(offset, 1000) == data[offset : offset + 1000]
         assert not f._inflight  # nothing of its chunk is still arriving
-        start = ChunkMap(len(data)).floor(offset)
-        assert ranges == [(start, -(-(offset + 1000) // 16) * 16)]
+        assert ranges == [(offset // 16 * 16, -(-(offset + 1000) // 16) * 16)]
         transfer_emulator.clear_faults()
         assert f.read(offset, 65536) == data[offset : offset + 65536]
     finally:
         transfer_emulator.clear_faults()
-        fetcher.close()
-
-
-def test_a_random_read_decrypts_only_up_to_its_bytes_before_it_returns(
-    remote: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # the reading thread fetches and decrypts the chunk up to its own bytes, and no more
-    data = os.urandom(10 * MiB)
-    fetcher, f = _open(remote, data)
-    mine: list[int] = []
-    reader = threading.get_ident()
-
-    class Spy(_reader.FileCipher):  # type: ignore[misc, valid-type]
-        def decrypt_into(self, src: Any, dst: Any, offset: int) -> Any:
-            if threading.get_ident() == reader:
-                mine.append(len(src))
-            return super().decrypt_into(src, dst, offset)
-
-    monkeypatch.setattr(_reader, "FileCipher", Spy)
-    try:
-        chunks = ChunkMap(len(data))
-        offset = chunks.floor(7 * MiB) + 100
-        assert f.read(offset, 1000) == data[offset : offset + 1000]
-        assert sum(mine) == 1104  # up to the end of its last AES block
-        assert not f._inflight and chunks.floor(offset) not in f._macs
-        assert f.read(offset, 65536) == data[offset : offset + 65536]  # the rest of it now
-        assert chunks.floor(offset) in f._macs
-    finally:
         fetcher.close()
 
 
@@ -518,7 +440,7 @@ def test_a_chunk_read_again_fetches_only_between_its_marks(remote: Any, ranges: 
         ranges.clear()
         assert f.read(c, 100) == data[c : c + 100]  # from the chunk's own start
         assert ranges == [(c, c + 65536)]
-        assert not f._inflight and not fetcher.partials and not f.corrupt
+        assert not f._inflight and not f.corrupt
     finally:
         fetcher.close()
 
@@ -674,28 +596,26 @@ def _in_thread(call: Any, timeout: float = 20) -> Any:
     return value
 
 
-def test_a_read_that_fails_while_starting_its_fetches_leaves_none_hanging(
+def test_a_read_that_fails_before_its_fetch_leaves_none_hanging(
     remote: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # a read out of order spanning two pieces: the first fetch is made (not yet moved) when
-    # making the second fails; a later read of the first one's bytes must not wait forever
+    # no buffer for a read out of order, then for a read with read-ahead: nothing is left in
+    # flight, and a later read of the same bytes gets them
     data = os.urandom(2 * _reader.PIECE + 2 * MiB)
     fetcher, f = _open(remote, data)
     real = fetcher.buffers.take
-    calls: list[int] = []
 
     def take(size: int) -> Any:
-        calls.append(size)
-        if len(calls) == 2:
-            raise MemoryError("no room")
-        return real(size)
+        raise MemoryError("no room")
 
     monkeypatch.setattr(fetcher.buffers, "take", take)
     try:
         with pytest.raises(MemoryError):
-            f.read(0, _reader.PIECE + 2 * MiB)
-        assert len(calls) == 2
-        assert not f._inflight and not f._arriving
+            f.read(MiB, _reader.PIECE + MiB)
+        with pytest.raises(MemoryError):
+            _in_thread(lambda: f.views(0, 1000, ahead=MiB))
+        _landed(f)
+        monkeypatch.setattr(fetcher.buffers, "take", real)
         assert _in_thread(lambda: f.read(0, 1000)) == data[:1000]
     finally:
         fetcher.close()

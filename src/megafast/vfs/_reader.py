@@ -6,13 +6,11 @@ memory cache and the optional disk cache. :class:`RemoteFile` is one node's stat
 every chunk read so far, the fetches in flight and whether the meta-MAC was checked.
 :class:`Stream` is one reader's position (an open file, an HTTP response).
 
-Reads are planned in MEGA's MAC chunks (:class:`~megafast.transfer.ChunkMap`): a read
-fetches only the chunks it touches, through the engine's ranged fetch
-(:func:`megafast.transfer._http.fetch_range`: retries, URL refresh, back-off, timeouts); a
-read out of order stops at its own end, and the chunk it ends in is kept fetched in part
-(:class:`_Partial`, its MAC state with it) until a later read needs the rest. A stream
-reading in order gets read-ahead that doubles from :data:`FIRST_AHEAD` up to
-``connections`` pieces of :data:`PIECE` bytes, fetched in parallel.
+Reads go through the engine's ranged fetch (:func:`megafast.transfer._http.fetch_range`:
+retries, URL refresh, back-off, timeouts). A stream reading in order fetches whole MAC chunks
+(:class:`~megafast.transfer.ChunkMap`) and gets read-ahead that doubles from
+:data:`FIRST_AHEAD` up to ``connections`` pieces of :data:`PIECE` bytes, fetched in
+parallel. A read out of order (a seek) fetches only its own bytes, in its own thread.
 
 Integrity: each fetched range is decrypted and MAC-ed; a chunk read twice must give the same
 MAC (else :class:`~megafast.errors.IntegrityError`). A chunk's first MAC also keeps its running
@@ -31,7 +29,7 @@ import contextlib
 import functools
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import requests
@@ -40,7 +38,7 @@ from ..crypto import MAC_MARK, FileCipher
 from ..errors import IntegrityError, TransferError
 from ..transfer import ChunkMap, MiB, TransferConfig
 from ..transfer._config import MAX_CHUNK
-from ..transfer._http import Controller, UrlSource, fetch_range, range_steps
+from ..transfer._http import Controller, UrlSource, fetch_range
 from ._buffers import Buffers
 from ._cache import DiskCache, MemoryCache, Recent
 
@@ -60,14 +58,9 @@ FILES_KEPT = 256
 #: Chunks before a reader in order that it drops from the memory cache at each read (those
 #: further back went at earlier reads).
 _DROP_BACK = 4
-#: Chunks kept fetched only in part, all files together (a read out of order stops at its
-#: own end); no more than the memory cache holds in 1 MiB chunks.
-PARTIALS_KEPT = 16
 #: Chunks whose marks are kept, all files together, per MiB of the memory cache (a 1 MiB
 #: chunk's marks take 240 bytes: 16 MiB of memory cache keep those of 1 GiB of file).
 MARKED_PER_MIB = 64
-#: Times a read plans its fetches again when a fetch it waited on ended short of its bytes.
-_REPLANS = 8
 
 
 class Fetcher:
@@ -99,10 +92,6 @@ class Fetcher:
         self.max_ahead = max(FIRST_AHEAD, min(config.connections * PIECE, memory.cap // 2))
         self._files: OrderedDict[str, RemoteFile] = OrderedDict()
         self._lock = threading.Lock()
-        #: chunks fetched in part (:class:`_Partial`), by (file, chunk start)
-        self.partials: Recent[tuple[RemoteFile, int], _Partial] = Recent(
-            min(PARTIALS_KEPT, memory.cap // MAX_CHUNK)
-        )
         #: each chunk's marks (its running MACs, concatenated), by (file, chunk start)
         self.marks: Recent[tuple[RemoteFile, int], bytes] = Recent(
             memory.cap // MiB * MARKED_PER_MIB
@@ -178,7 +167,6 @@ class RemoteFile:
         self._urls = UrlSource(get_url)
         self._macs: dict[int, bytes] = {}
         self._inflight: dict[int, Future[dict[int, memoryview]]] = {}
-        self._arriving: dict[int, _Arriving] = {}  # chunks of fetches that hand out early
         self._lock = threading.RLock()
         self._ahead_end = 0  # read-ahead was asked for up to here (bytes)
         self.verified = False
@@ -194,59 +182,36 @@ class RemoteFile:
         return bytes(parts[0]) if len(parts) == 1 else b"".join(parts)
 
     def views(self, offset: int, size: int, ahead: int = 0) -> list[memoryview]:
-        """:meth:`read` as read-only views of the cached chunks, in order (no copy)."""
-        for _ in range(_REPLANS):
-            try:
-                return self._views(offset, size, ahead)
-            except _Short:
-                continue  # another read's fetch stopped short of these bytes: plan again
-        raise TransferError("a read found its bytes fetched only in part, again and again")
-
-    def _views(self, offset: int, size: int, ahead: int) -> list[memoryview]:
+        """:meth:`read` as read-only views of the fetched bytes, in order (no copy)."""
         if self.corrupt:
             raise IntegrityError("this file failed its MAC check: its bytes are not served")
         end = min(self.size, offset + size)
         if offset < 0 or offset >= end:
             return []
         chunks = self.chunks
-        first = chunks.floor(offset)
         need_end = chunks.chunk_end(chunks.floor(end - 1))
-        needed = chunks.chunks_in(first, need_end)
-        if ahead == 0:
+        needed = chunks.chunks_in(chunks.floor(offset), need_end)
+        if ahead == 0:  # a read out of order: its own bytes, fetched in this thread
             marked = self._marked(offset, end, needed)
             if marked:
                 return self._read_marked(offset, end, marked)
+            if self._unknown(needed):
+                return self._read_plain(offset, end, needed)
         got: dict[int, memoryview] = {}
-        waits: dict[int, Future[dict[int, memoryview]]] = {}
+        waits: dict[int, _Result] = {}
         with self._lock:
             missing = []
             for c in needed:
                 data = self._cached(c)
-                if data is None:
-                    data = self._from_partial(c, min(end, chunks.chunk_end(c)))
                 if data is not None:
                     got[c] = data
                 elif c not in self._inflight:
                     missing.append(c)
-            # a read out of order (a seek) may get its bytes as they arrive, before its chunks
-            # are whole: unless a chunk is read again (its MAC must match first) or these
-            # fetches may complete the file (the meta-MAC is checked before the last bytes)
-            early = (
-                ahead == 0
-                and not any(c in self._macs for c in needed)
-                and len(self._macs) + len(self._inflight) + len(missing) < len(chunks)
-            )
             # a read with no read-ahead that must wait for its chunks whole fetches them in
             # its own thread (no hand-over to a worker and back)
             whole: list[tuple[Callable[[], dict[int, memoryview]], _Result]] = []
             placed: dict[int, _Result] = {}
-            driven = self._start(
-                missing,
-                early=early,
-                own=whole if ahead == 0 else None,
-                placed=placed,
-                stop=end if early else None,
-            )
+            self._start(missing, own=whole if ahead == 0 else None, placed=placed)
             ahead_end = min(self.size, need_end + ahead)
             if need_end < ahead_end:
                 # chunks up to _ahead_end were asked for by an earlier read in order; the rest
@@ -260,30 +225,13 @@ class RemoteFile:
                     placed=placed,
                 )
                 self._ahead_end = max(begin, chunks.chunk_end(later[-1]) if later else begin)
-            arriving: dict[int, _Arriving] = {}
             for c in needed:
                 if c not in got:
                     waits[c] = self._inflight.get(c) or placed[c]
-                    if early and c in self._arriving:
-                        arriving[c] = self._arriving[c]
         for run, task in whole:
             self._run_whole(run, task)
-        # this read's own fetches (they end with its bytes): it moves them itself
-        for i, own in enumerate(driven):
-            try:
-                _run_steps(own)
-            except BaseException as exc:  # an interrupt: those not moved yet end too
-                self._abandon([p.future for p in driven[i + 1 :]], driven[i + 1 :], exc)
-                raise
         for c, fut in waits.items():
-            part = arriving.get(c)
-            data = part.wait(min(end, chunks.chunk_end(c))) if part is not None else None
-            if data is not None and part is not None:
-                got[c] = data[c - part.begin :]
-            elif c in (result := fut.result()):
-                got[c] = result[c]
-            else:  # that fetch stopped before this chunk's end (a read out of order's own)
-                raise _Short()
+            got[c] = fut.result()[c]
         if not self.verified and len(self._macs) == len(chunks):
             self._verify()  # this read completed the set (whatever order the reads came in)
         parts = []
@@ -291,6 +239,37 @@ class RemoteFile:
             data = got[c]
             parts.append(data[max(0, offset - c) : min(len(data), end - c)])
         return parts
+
+    def _unknown(self, needed: list[int]) -> bool:
+        """True when no chunk of ``needed`` has a known MAC or a copy in the disk cache, and
+        fetching them whole could not complete the file's set of MACs (a read that may
+        complete it waits for its chunks whole: the meta-MAC check comes first)."""
+        with self._lock:
+            if any(c in self._macs for c in needed):
+                return False
+            if len(self._macs) + len(needed) >= len(self.chunks):
+                return False
+        disk = self.fetcher.disk
+        return disk is None or disk.lookup(self._ident, needed) is None
+
+    def _read_plain(self, offset: int, end: int, needed: list[int]) -> list[memoryview]:
+        """Fetch just the bytes ``[offset, end)`` (out to whole AES blocks) in this thread and
+        decrypt them. The chunks of ``needed`` wholly inside are MAC-ed and kept, as any
+        fetch of whole chunks (a reader that goes on in order from here then has every
+        chunk's MAC); the bytes of the others are not checked (nor can those of a file read
+        only in part be), add no MAC and are not cached."""
+        begin, stop = offset // 16 * 16, min(self.size, -(-end // 16) * 16)
+        view = self.fetcher.buffers.take(stop - begin)
+        fetch_range(self.fetcher.ctl, self._urls, begin, stop, view, _ignore)
+        whole = [c for c in needed if begin <= c and self.chunks.chunk_end(c) <= stop]
+        a, b = (whole[0], self.chunks.chunk_end(whole[-1])) if whole else (stop, stop)
+        cipher = FileCipher(self.key, size=self.size, marks=True)
+        cipher.ctr_into(view[: a - begin], view[: a - begin], begin)
+        cipher.ctr_into(view[b - begin :], view[b - begin :], b)
+        if whole:
+            cipher.decrypt_into(view[a - begin : b - begin], view[a - begin : b - begin], a)
+            self._keep(view, begin, whole, cipher)
+        return [view[offset - begin : end - begin].toreadonly()]
 
     def _marked(self, offset: int, end: int, needed: list[int]) -> list[_Window] | None:
         """The windows to fetch for the bytes ``[offset, end)`` when every chunk they touch
@@ -345,14 +324,6 @@ class RemoteFile:
         out of :class:`Fetcher`, say, is fetched again so that its MAC joins this file's)."""
         return self.fetcher.memory.get(self.handle, c) if c in self._macs else None
 
-    def _from_partial(self, c: int, upto: int) -> memoryview | None:
-        """Chunk ``c``'s bytes fetched so far, when they reach ``upto`` (call under the
-        lock): an earlier read out of order fetched the chunk only up to its own end."""
-        part = self.fetcher.partials.get((self, c))
-        if part is None or part.upto < upto:
-            return None
-        return part.view[: part.upto - c].toreadonly()
-
     def forget_before(self, offset: int) -> None:
         """Drop the cached chunks that end at or before ``offset`` from the memory cache: a
         reader in order is past them (the kernel keeps the pages it got), so their buffers
@@ -368,62 +339,24 @@ class RemoteFile:
         self,
         starts: list[int],
         *,
-        early: bool = False,
         own: list[tuple[Callable[[], dict[int, memoryview]], _Result]] | None = None,
         placed: dict[int, _Result] | None = None,
-        stop: int | None = None,
-    ) -> list[_Arriving]:
-        """Fetch the chunks ``starts`` (call under the lock) on the fetch workers. With
-        ``early`` (and no copy in the disk cache) the fetches are returned instead, not yet
-        started: the reader that asked moves them itself (no hand-over between threads),
-        decrypting as they arrive; other readers may take their bytes as they arrive too. Such a
-        fetch ends at ``stop`` (the read's end, up to the AES block) when that is inside its
-        last chunk: the chunk is kept fetched in part, with its MAC state
-        (:class:`_Partial`), and a later read that needs more of it fetches only the rest
-        (:meth:`_continue`). With ``own`` and a single fetch to make, that fetch is not
-        started but listed there (what to run, future): the reader that asked runs it whole
-        itself (:meth:`_run_whole`). ``placed`` gets each chunk's future (a fetch that ends at
-        once leaves the in-flight table before its reader looks). Fetches made before one
-        fails are ended with its error (:meth:`_abandon`), so none is left that no thread
-        moves."""
-        driven: list[_Arriving] = []
-        made: list[_Result] = []  # futures only this call can settle
-        disk = self.fetcher.disk
-        rest: list[int] = []
-        tasks: list[tuple[list[int], Callable[[], dict[int, memoryview]]]] = []
-        for c in starts:
-            kept = self.fetcher.partials.get((self, c), take=True)
-            if kept is None:
-                rest.append(c)
+    ) -> None:
+        """Fetch the chunks ``starts`` (call under the lock) whole, in pieces of up to
+        :data:`PIECE` bytes, on the fetch workers. With ``own`` and a single fetch to make,
+        that fetch is not started but listed there (what to run, future): the reader that
+        asked runs it whole itself (:meth:`_run_whole`). ``placed`` gets each chunk's future
+        (a fetch that ends at once leaves the in-flight table before its reader looks)."""
+        plans = self.chunks.plan(PIECE, only=starts) if starts else []
+        for begin, end in plans:
+            run = functools.partial(self._fetch_whole, begin, end)
+            fut: _Result
+            if own is not None and len(plans) == 1:
+                fut = Future()
+                own.append((run, fut))
             else:
-                tasks.append(([c], functools.partial(self._continue, c, kept)))
-        try:
-            for begin, end in self.chunks.plan(PIECE, only=rest) if rest else []:
-                mine = self.chunks.chunks_in(begin, end)
-                if early and (disk is None or disk.lookup(self._ident, mine) is None):
-                    until = end if stop is None else min(end, -(-stop // 16) * 16)
-                    part = _Arriving(self.fetcher.buffers.take(end - begin), begin, until)
-                    part.steps = self._arriving_steps(begin, end, part)
-                    made.append(part.future)
-                    driven.append(part)
-                    for c in mine:
-                        self._arriving[c] = part
-                    self._place(mine, part.future, placed)
-                else:
-                    tasks.append((mine, functools.partial(self._fetch_whole, begin, end)))
-            for mine, run in tasks:
-                fut: _Result
-                if own is not None and len(tasks) == 1 and not driven:
-                    fut = Future()
-                    made.append(fut)
-                    own.append((run, fut))
-                else:
-                    fut = self.fetcher.pool.submit(run)
-                self._place(mine, fut, placed)
-        except BaseException as exc:
-            self._abandon(made, driven, exc)
-            raise
-        return driven
+                fut = self.fetcher.pool.submit(run)
+            self._place(self.chunks.chunks_in(begin, end), fut, placed)
 
     def _place(self, mine: list[int], fut: _Result, placed: dict[int, _Result] | None) -> None:
         """Chunks ``mine`` are in flight in ``fut`` (under the lock)."""
@@ -432,26 +365,6 @@ class RemoteFile:
             if placed is not None:
                 placed[c] = fut
         fut.add_done_callback(self._landed)
-
-    def _abandon(
-        self,
-        futures: list[Future[dict[int, memoryview]]],
-        parts: list[_Arriving],
-        exc: BaseException,
-    ) -> None:
-        """End fetches made but never to be moved (the read that made them failed first):
-        they leave the in-flight table and their waiters get an error (none waits forever)."""
-        error = exc if isinstance(exc, Exception) else TransferError("the read was interrupted")
-        with self._lock:
-            for c in [c for c, f in self._inflight.items() if f in futures]:
-                del self._inflight[c]
-                self._arriving.pop(c, None)
-        for part in parts:
-            part.steps.close()
-            _end(part, error=error)
-        for fut in futures:
-            if not fut.done():
-                fut.set_exception(error)
 
     def _run_whole(self, run: Callable[[], dict[int, memoryview]], fut: _Result) -> None:
         """Run a fetch whole in this thread and settle ``fut`` (others may wait on it: it is
@@ -468,59 +381,8 @@ class RemoteFile:
         with self._lock:
             for c in [c for c, f in self._inflight.items() if f is fut]:
                 del self._inflight[c]
-                self._arriving.pop(c, None)
 
     # -- fetching ---------------------------------------------------------------------------
-    def _arriving_steps(
-        self, begin: int, end: int, part: _Arriving
-    ) -> Generator[None, None, dict[int, memoryview]]:
-        """Fetch the chunks ``[begin, end)`` up to ``part.end`` into ``part``'s buffer one step
-        at a time, decrypting each piece as it arrives (readers waiting on
-        :meth:`_Arriving.wait` get its bytes then); returns what :meth:`_keep` returns for
-        the whole chunks. A last chunk fetched in part is kept as a :class:`_Partial`."""
-        view = part.view
-        starts = self.chunks.chunks_in(begin, part.end)
-        disk = self.fetcher.disk
-        cipher = FileCipher(self.key, size=self.size, marks=True)
-        saved: list[bytes] = []
-
-        def consume(offset: int, data: memoryview) -> None:
-            if disk is not None:
-                saved.append(bytes(data))  # the ciphertext, for the disk cache
-            cipher.decrypt_into(data, data, offset)
-            part.arrived(offset + len(data))
-
-        until = part.end
-        yield from range_steps(
-            self.fetcher.ctl,
-            self._urls,
-            begin,
-            until,
-            view[: until - begin],
-            consume,
-            eager=True,
-        )
-        if until < end:  # the last chunk in part: its bytes so far and its MAC state
-            last = starts.pop()
-            if not starts:  # kept only when it has its own buffer (it pins the whole buffer)
-                self.fetcher.partials.put((self, last), _Partial(view, until, cipher))
-        if disk is not None and starts:
-            whole_end = self.chunks.chunk_end(starts[-1])
-            macs = cipher.chunk_macs
-            written = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in starts]
-            ciphertext = b"".join(saved)[: whole_end - begin]
-            disk.write(self._ident, begin, memoryview(ciphertext), written)
-        return self._keep(view, begin, starts, cipher)
-
-    def _continue(self, c: int, part: _Partial) -> dict[int, memoryview]:
-        """Fetch the rest of chunk ``c``, fetched in part before, into the same buffer; its
-        MAC goes on from where the part ended (the disk cache does not get this chunk)."""
-        end = self.chunks.chunk_end(c)
-        rest = part.view[part.upto - c :]
-        fetch_range(self.fetcher.ctl, self._urls, part.upto, end, rest, _ignore)
-        part.cipher.decrypt_into(rest, rest, part.upto)
-        return self._keep(part.view, c, [c], part.cipher)
-
     def _fetch_whole(self, begin: int, end: int) -> dict[int, memoryview]:
         view = self.fetcher.buffers.take(end - begin)
         starts = self.chunks.chunks_in(begin, end)
@@ -593,42 +455,6 @@ class RemoteFile:
             self.verified = True
 
 
-class _Arriving:
-    """A fetch whose bytes readers may take as they arrive: its buffer, its steps (a
-    generator, moved by one thread at a time) and its future. ``wait(upto)`` returns a
-    read-only view of the buffer from its start once the bytes before ``upto`` (a file
-    offset) are decrypted, or None when the fetch ended first (failed or done: the reader
-    then takes the future's result)."""
-
-    def __init__(self, view: memoryview, begin: int, end: int | None = None) -> None:
-        self.view = view
-        self.begin = begin
-        self.end = begin + len(view) if end is None else end  # the fetch ends here
-        self.steps: Generator[None, None, dict[int, memoryview]] = _no_steps()
-        self.future: Future[dict[int, memoryview]] = Future()
-        self.done = begin  # bytes before this file offset are decrypted
-        self._ended = False
-        self._cond = threading.Condition()
-
-    def arrived(self, upto: int) -> None:
-        with self._cond:
-            self.done = upto
-            self._cond.notify_all()
-
-    def finish(self) -> None:
-        with self._cond:
-            self._ended = True
-            self._cond.notify_all()
-
-    def wait(self, upto: int) -> memoryview | None:
-        with self._cond:
-            while self.done < upto and not self._ended:
-                self._cond.wait()
-            if self.done < upto:
-                return None
-        return self.view[: upto - self.begin].toreadonly()
-
-
 _Result = Future[dict[int, memoryview]]
 
 
@@ -646,56 +472,6 @@ class _Window:
         self.end = end
         self.state = state
         self.expect = expect
-
-
-class _Partial:
-    """A chunk fetched only up to ``upto`` by a read out of order: ``view`` is its buffer
-    (room for the whole chunk), the bytes before ``upto`` decrypted; ``cipher`` holds the
-    chunk's MAC state at ``upto``, so fetching the rest completes its MAC."""
-
-    __slots__ = ("view", "upto", "cipher")
-
-    def __init__(self, view: memoryview, upto: int, cipher: FileCipher) -> None:
-        self.view = view
-        self.upto = upto
-        self.cipher = cipher
-
-
-class _Short(Exception):
-    """A fetch a read waited on stopped before that read's bytes (it was another read's,
-    out of order): the read plans again."""
-
-
-def _no_steps() -> Generator[None, None, dict[int, memoryview]]:
-    return {}
-    yield  # a generator that ends at once
-
-
-def _end(
-    part: _Arriving, result: dict[int, memoryview] | None = None, error: Exception | None = None
-) -> None:
-    """Settle ``part``'s future and wake the readers waiting on its bytes."""
-    if not part.future.done():
-        if error is not None:
-            part.future.set_exception(error)
-        else:
-            part.future.set_result(result or {})
-    part.finish()
-
-
-def _run_steps(part: _Arriving) -> None:
-    """Move ``part``'s fetch to its end (its future is then settled)."""
-    try:
-        while True:
-            next(part.steps)
-    except StopIteration as stop:
-        _end(part, result=stop.value)
-    except Exception as exc:  # the readers get it from the future
-        _end(part, error=exc)
-    except BaseException:  # an interrupt: the others waiting on it must not hang
-        part.steps.close()
-        _end(part, error=TransferError("the fetch was interrupted"))
-        raise
 
 
 def _ignore(_offset: int, _view: memoryview) -> None:
