@@ -12,7 +12,7 @@ retries, URL refresh, back-off, timeouts). A stream reading in order fetches who
 :data:`FIRST_AHEAD` up to ``connections`` pieces of :data:`PIECE` bytes, fetched in
 parallel. A read out of order (a seek) fetches only its own bytes, in its own thread.
 
-Integrity: each fetched range is decrypted and MAC-ed; a chunk read twice must give the same
+Integrity: each chunk fetched whole is decrypted and MAC-ed; a chunk read twice must give the same
 MAC (else :class:`~megafast.errors.IntegrityError`). A chunk's first MAC also keeps its running
 MAC every :data:`~megafast.crypto.MAC_MARK` bytes (its marks); a later read out of order of
 part of it fetches and checks only from the mark before the read to the mark (or the chunk's
