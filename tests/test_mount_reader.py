@@ -174,6 +174,29 @@ def test_disk_cache_holds_private_ciphertext_and_serves_rereads(
         assert b"plaintext marker" not in p.read_bytes()
 
 
+def test_a_seek_keeps_the_chunks_it_covers_whole_in_the_disk_cache(
+    remote: Any, ranges: list[Any], tmp_path: Path
+) -> None:
+    # a later mount (a new fetcher on the same folder) reads them from the disk
+    data = os.urandom(6 * MiB)
+    c = ChunkMap(len(data)).floor(5 * MiB)
+    handle, key = remote.add_file(data)
+    for i in range(2):
+        disk = DiskCache(tmp_path / "cache", 64 * MiB)
+        fetcher = Fetcher(remote.http, fast_config(connections=2), MemoryCache(0), disk)
+        try:
+            f = fetcher.file(handle, len(data), key, remote.url_getter(handle))
+            if i == 0:
+                assert f.read(c - 100, MiB + 100) == data[c - 100 : c + MiB]  # a seek
+                assert ranges == [(c - 112, c + MiB)] and list(f._macs) == [c]
+            else:
+                assert f.read(c + 300_000, 1000) == data[c + 300_000 : c + 301_000]
+                assert len(ranges) == 1  # from the disk, checked against its MAC
+                assert list(f._macs) == [c]
+        finally:
+            fetcher.close()
+
+
 def test_a_damaged_disk_cache_is_fetched_again(
     remote: Any, ranges: list[Any], tmp_path: Path
 ) -> None:

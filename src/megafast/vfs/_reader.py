@@ -263,12 +263,15 @@ class RemoteFile:
         fetch_range(self.fetcher.ctl, self._urls, begin, stop, view, _ignore)
         whole = [c for c in needed if begin <= c and self.chunks.chunk_end(c) <= stop]
         a, b = (whole[0], self.chunks.chunk_end(whole[-1])) if whole else (stop, stop)
-        cipher = FileCipher(self.key, size=self.size, marks=True)
+        cipher = FileCipher(self.key, size=self.size)
         cipher.ctr_into(view[: a - begin], view[: a - begin], begin)
         cipher.ctr_into(view[b - begin :], view[b - begin :], b)
         if whole:
-            cipher.decrypt_into(view[a - begin : b - begin], view[a - begin : b - begin], a)
-            self._keep(view, begin, whole, cipher)
+            inside = view[a - begin : b - begin]
+            ciphertext = bytes(inside) if self.fetcher.disk is not None else b""
+            self._keep(inside, a, whole, self._decrypt(inside, a, ciphertext))
+            if not self.verified and len(self._macs) == len(self.chunks):
+                self._verify()
         return [view[offset - begin : end - begin].toreadonly()]
 
     def _marked(self, offset: int, end: int, needed: list[int]) -> list[_Window] | None:
@@ -397,16 +400,18 @@ class RemoteFile:
                 disk.drop(self._ident)  # damaged: fetched again below
         fetch_range(self.fetcher.ctl, self._urls, begin, end, view, _ignore)
         ciphertext = bytes(view) if disk is not None else b""
-        cipher = self._decrypt(view, begin)
-        if disk is not None:
-            macs = cipher.chunk_macs
-            written = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in starts]
-            disk.write(self._ident, begin, memoryview(ciphertext), written)
-        return self._keep(view, begin, starts, cipher)
+        return self._keep(view, begin, starts, self._decrypt(view, begin, ciphertext))
 
-    def _decrypt(self, view: memoryview, begin: int) -> FileCipher:
+    def _decrypt(self, view: memoryview, begin: int, ciphertext: bytes = b"") -> FileCipher:
+        """Decrypt and MAC the whole chunks in ``view`` (from file offset ``begin``) in place;
+        ``ciphertext``, their bytes as fetched, goes to the disk cache with their MACs."""
         cipher = FileCipher(self.key, size=self.size, marks=True)
         cipher.decrypt_into(view, view, begin)
+        disk = self.fetcher.disk
+        if disk is not None and ciphertext:
+            macs = cipher.chunk_macs
+            written = [(c, self.chunks.chunk_end(c) - c, macs[c]) for c in sorted(macs)]
+            disk.write(self._ident, begin, memoryview(ciphertext), written)
         return cipher
 
     def _keep(
