@@ -65,7 +65,7 @@ class FileCipher:
     ``ctr``/``ctr_into`` only en/decrypt (random access, no MAC).
 
     With ``marks`` the MAC-ing calls also keep the running MAC at every
-    :data:`~megafast.crypto._pure.MARK` bytes into a chunk (:attr:`marks`): a later read of
+    :data:`~megafast.crypto.MAC_MARK` bytes into a chunk (:attr:`marks`): a later read of
     part of a chunk is checked from the mark before it to the mark after it
     (:meth:`continue_from`, :meth:`running_mac`), without the rest of the chunk.
     """

@@ -17,7 +17,7 @@ import os
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -38,11 +38,9 @@ class Recent(Generic[K, V]):
         self._items: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: K, *, take: bool = False) -> V | None:
-        """The entry ``key``, now the most recently used (``take``: no longer kept)."""
+    def get(self, key: K) -> V | None:
+        """The entry ``key``, now the most recently used."""
         with self._lock:
-            if take:
-                return self._items.pop(key, None)
             value = self._items.get(key)
             if value is not None:
                 self._items.move_to_end(key)
@@ -61,10 +59,6 @@ class Recent(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._items)
-
-    def __iter__(self) -> Iterator[K]:
-        with self._lock:
-            return iter(list(self._items))
 
 
 class MemoryCache:
