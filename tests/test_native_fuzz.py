@@ -59,6 +59,8 @@ def build(spec: tuple) -> Any:
         return spec[1]
     if kind == "list_ints":
         return list(range(spec[1]))
+    if kind == "list":
+        return []
     if kind == "dict":
         return {"a": 1}
     if kind == "object":
@@ -88,6 +90,8 @@ def outcome(fn: Callable[..., Any], args: list[Any]) -> tuple[Any, ...]:
 
 
 def snapshot(obj: Any) -> Any:
+    if isinstance(obj, list):
+        return list(obj)
     try:
         return bytes(memoryview(obj).cast("B")) if obj is not None else None
     except (TypeError, ValueError):
@@ -118,6 +122,7 @@ offsets = st.one_of(
             st.integers((1 << 68) - 4096, (1 << 68) + 10),
             st.integers(1 << 68, 1 << 200),
             st.sampled_from([0, 16, 131072, 131072 - 16, 393216, 4718592, 2**64, 2**64 * 16 - 16]),
+            st.sampled_from([65536 - 32, 4718592 + 65536 - 48]),  # just before a mark
         ),
     ),
     JUNK,
@@ -128,6 +133,8 @@ mac_ins = st.one_of(st.just(("none",)), buffer_spec(st.sampled_from([16, 16, 0, 
 finals = st.one_of(
     st.tuples(st.just("value"), st.booleans()), st.just(("value", 0)), st.just(("value", 1))
 )
+# marks: a list to fill (its contents compared after the call), None, or junk
+marks_args = st.one_of(st.just(("list",)), st.just(("list",)), JUNK)
 
 
 def dst_for(src_spec: tuple) -> st.SearchStrategy[tuple]:
@@ -158,7 +165,11 @@ def test_mac_functions_bad_input(d: st.DataObject, name: str) -> None:
     if name != "mac":
         specs.append(d.draw(dst_for(src)))
     specs += [d.draw(mac_ins), d.draw(finals)]
-    compare(name, specs, (3, 4) if name != "mac" else (3,))
+    outputs = (3, 4) if name != "mac" else (3,)
+    if d.draw(st.booleans()):  # with marks
+        specs.append(d.draw(marks_args))
+        outputs += (len(specs) - 1,)
+    compare(name, specs, outputs)
 
 
 @DEFAULT
