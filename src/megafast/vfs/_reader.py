@@ -28,9 +28,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 import requests
 
@@ -90,7 +90,7 @@ class Fetcher:
         #: cache (what was read ahead must still be there when it is asked for; a reader in
         #: order drops what it passed, so the cache holds mostly its read-ahead).
         self.max_ahead = max(FIRST_AHEAD, min(config.connections * PIECE, memory.cap // 2))
-        self._files: OrderedDict[str, RemoteFile] = OrderedDict()
+        self._files: Recent[str, RemoteFile] = Recent(FILES_KEPT)
         self._lock = threading.Lock()
         #: each chunk's marks (its running MACs, concatenated), by (file, chunk start)
         self.marks: Recent[tuple[RemoteFile, int], bytes] = Recent(
@@ -106,23 +106,16 @@ class Fetcher:
     ) -> RemoteFile:
         """The shared state of node ``handle`` (made on first use; ``get_url(refresh)`` is
         called only when bytes must be fetched)."""
-        with self._lock:
+        with self._lock:  # one RemoteFile a node, however many ask at once
             f = self._files.get(handle)
             if f is None or f.size != size or tuple(f.key) != tuple(key):
                 f = RemoteFile(self, handle, size, key, get_url)
-                self._files[handle] = f
-            self._files.move_to_end(handle)
-            while len(self._files) > FILES_KEPT:
-                self._files.popitem(last=False)
+                self._files.put(handle, f)
             return f
 
     def known(self, handle: str) -> RemoteFile | None:
         """The shared state of node ``handle`` when it is kept, else None."""
-        with self._lock:
-            f = self._files.get(handle)
-            if f is not None:
-                self._files.move_to_end(handle)
-            return f
+        return self._files.get(handle)
 
     def _start_workers(self) -> None:
         """One task per worker, each waiting for the others: the pool starts every thread."""
@@ -463,20 +456,16 @@ class RemoteFile:
 _Result = Future[dict[int, memoryview]]
 
 
+@dataclass(frozen=True, slots=True)
 class _Window:
     """Part of chunk ``chunk`` to fetch and check: ``[begin, end)``, from the chunk's running
     MAC ``state`` at ``begin`` (None at the chunk's start) to ``expect`` at ``end``."""
 
-    __slots__ = ("chunk", "begin", "end", "state", "expect")
-
-    def __init__(
-        self, chunk: int, begin: int, end: int, state: bytes | None, expect: bytes
-    ) -> None:
-        self.chunk = chunk
-        self.begin = begin
-        self.end = end
-        self.state = state
-        self.expect = expect
+    chunk: int
+    begin: int
+    end: int
+    state: bytes | None
+    expect: bytes
 
 
 def _ignore(_offset: int, _view: memoryview) -> None:
