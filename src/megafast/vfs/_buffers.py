@@ -42,9 +42,10 @@ def _new_buffer(size: int) -> mmap.mmap | bytearray:
 
 #: Smallest fetch buffer kept for reuse (bytes): MEGA's first MAC chunk.
 SMALLEST_BUFFER = 128 * 1024
-#: Fresh buffers of each size up to :data:`MAX_CHUNK` made ahead, in the background: a random
-#: read's chunk stays in the memory cache, so its buffer is fresh memory, which costs page
-#: faults; a spare made ahead has its pages in already.
+#: Fresh buffers of each size up to :data:`MAX_CHUNK` made ahead, in the background: a seek
+#: that covers whole chunks (a kernel read-ahead of 1 MiB does) keeps them in the memory
+#: cache, so the next one needs fresh memory, which costs page faults; a spare made ahead has
+#: its pages in already.
 SPARES = 2
 
 
@@ -55,7 +56,7 @@ class Buffers:
     a small cached chunk pins at most twice its bytes; larger fetches get their own. At most
     ``keep`` bytes of buffers are kept: past that, an unused buffer of another size goes
     first, else the new one is not kept. A buffer that must be fresh comes from the
-    :data:`SPARES` made ahead when there is one (sizes up to a MAC chunk: random reads)."""
+    :data:`SPARES` made ahead when there is one (sizes up to a MAC chunk: seeks)."""
 
     def __init__(self, keep: int, largest: int) -> None:
         self.budget = keep
