@@ -299,9 +299,8 @@ def test_a_fetch_buffer_is_reused_only_once_no_view_of_it_lives() -> None:
 
 
 def test_small_fetch_buffers_are_reused_in_their_own_size() -> None:
-    buffers = _buffers.Buffers(
-        keep=_reader.PIECE, largest=_reader.PIECE
-    )  # room for one piece's worth of kept buffers
+    # room for one piece's worth of kept buffers
+    buffers = _buffers.Buffers(keep=_reader.PIECE, largest=_reader.PIECE)
     small = buffers.take(MAX_CHUNK - 100)  # a 1 MiB chunk never pins a whole piece
     assert len(small) == MAX_CHUNK - 100
     assert small.obj is not None and len(small.obj) == MAX_CHUNK
